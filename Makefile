@@ -1,0 +1,43 @@
+# recsys: the two commands of the Quick start are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# BLAS threads pinned before numpy loads (implicit and numba do their own threading)
+export OPENBLAS_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
+# no telemetry from the stack's libraries (offline machines retry forever otherwise)
+export GX_ANALYTICS_ENABLED ?= false
+export MLFLOW_DISABLE_TELEMETRY ?= true
+export DO_NOT_TRACK ?= 1
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+
+.PHONY: install run test test-unit test-stack lint stack-up stack-down bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[dev,bench]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install recsys with its test tools
+
+run: install  ## train on the embedded default (synthetic data, local MLflow, ephemeral Prefect)
+	$(BIN)/recsys train
+
+test: install  ## the whole test suite, the loopback stack included
+	$(BIN)/python -m pytest -q
+
+test-unit: install  ## tests that need no server
+	$(BIN)/python -m pytest -q -m "not stack"
+
+lint: install
+	$(BIN)/ruff check recsys_core tasks flows recsys_cli tests benchmarks
+
+bench: install  ## our models against Surprise and implicit on the same splits
+	$(BIN)/python benchmarks/run.py --data synthetic:100k
+
+clean:
+	rm -rf .recsys .pytest_cache

@@ -1,0 +1,181 @@
+"""Local files (CSV, TSV, MovieLens ``::`` files, Parquet) and ``s3://`` objects through boto3."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from recsys_core.data.schema import Collected, normalize_interactions
+from recsys_core.exceptions import DataError, DataSourceError
+
+log = logging.getLogger(__name__)
+
+_NUMERIC_HEADER = {"user", "item", "rating", "timestamp"}
+
+
+def parse_column_map(spec: str | dict[str, str] | None) -> dict[str, str]:
+    """Parse ``"user=userId,item=movieId"`` into ``{"user": "userId", "item": "movieId"}``."""
+    if not spec:
+        return {}
+    if isinstance(spec, dict):
+        pairs = spec.items()
+    else:
+        pairs = []
+        for part in spec.split(","):
+            if "=" not in part:
+                raise DataError(
+                    f"bad column mapping {part!r} in {spec!r}; expected name=column pairs such as "
+                    "user=userId,item=movieId"
+                )
+            key, value = part.split("=", 1)
+            pairs.append((key.strip(), value.strip()))
+    out = {}
+    for key, value in pairs:
+        if key not in _NUMERIC_HEADER:
+            raise DataError(
+                f"unknown canonical column {key!r} in the column mapping; use user, item, rating "
+                "or timestamp"
+            )
+        out[key] = value
+    return out
+
+
+def read_table(path: str | Path, columns: dict[str, str] | None = None) -> pd.DataFrame:
+    """Read an interaction table from a local file, format detected from name and content."""
+    path = Path(path)
+    if not path.exists():
+        raise DataSourceError(f"file not found: {str(path)!r}")
+    if path.is_dir():
+        raise DataSourceError(f"{str(path)!r} is a folder; give the path of a ratings file")
+    try:
+        raw = _read_raw(path)
+    except DataError:
+        raise
+    except Exception as exc:  # pandas/pyarrow raise many types on malformed files
+        raise DataError(
+            f"cannot read {str(path)!r} as CSV, TSV, '::'-separated or Parquet: {exc}"
+        ) from exc
+    if raw.empty and len(raw.columns) == 0:
+        raise DataError(f"{str(path)!r} is empty")
+    return normalize_interactions(raw, columns, origin=repr(str(path)))
+
+
+def _read_raw(path: Path) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    with open(path, "rb") as fh:
+        head = fh.read(64 * 1024)
+    if head.startswith(b"PAR1"):
+        return pd.read_parquet(path)
+    if not head.strip():
+        raise DataError(f"{str(path)!r} is empty")
+    if b"\x00" in head:
+        raise DataError(
+            f"{str(path)!r} is not a text table (binary content); give a CSV, TSV, '::'-separated "
+            "or Parquet file"
+        )
+    text = head.decode("utf-8", errors="replace")
+    first = text.splitlines()[0]
+    names = ["user", "item", "rating", "timestamp"]
+    if "::" in first:
+        from recsys_core.data.movielens import _read_double_colon
+
+        parts = first.split("::")
+        cols = names[: len(parts)] if len(parts) <= 4 else None
+        if cols is None:
+            raise DataError(f"{str(path)!r}: '::' rows with {len(parts)} fields; expected 3 or 4")
+        return _read_double_colon(path.read_bytes(), cols)
+    try:
+        dialect = csv.Sniffer().sniff(text.splitlines()[0] if "\n" not in text else text[:4096],
+                                      delimiters=",\t;| ")
+        sep = dialect.delimiter
+    except csv.Error:
+        sep = "\t" if "\t" in first else ","
+    fields = [f.strip() for f in first.split(sep)]
+    has_header = not all(_is_number(f) for f in fields)
+    if has_header:
+        return pd.read_csv(path, sep=sep)
+    return pd.read_csv(path, sep=sep, header=None, names=names[: len(fields)] if len(fields) <= 4
+                       else None)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def load_file(path: str | Path, columns: dict[str, str] | None = None,
+              rating_scale: tuple[float, float] = (1.0, 5.0)) -> Collected:
+    """Collect interactions from a local file."""
+    frame = read_table(path, columns)
+    return Collected(frame, None, source=str(path), rating_scale=rating_scale)
+
+
+def s3_client(endpoint_url: str | None = None):
+    """A boto3 S3 client; the endpoint comes from the argument, ``RECSYS_S3_ENDPOINT_URL``,
+    ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL`` (MinIO and other S3-compatible stores)."""
+    import boto3
+    from botocore.config import Config
+
+    endpoint = (
+        endpoint_url
+        or os.environ.get("RECSYS_S3_ENDPOINT_URL")
+        or os.environ.get("AWS_ENDPOINT_URL_S3")
+        or os.environ.get("AWS_ENDPOINT_URL")
+    )
+    cfg = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5,
+                 read_timeout=30)
+    return boto3.client("s3", endpoint_url=endpoint, config=cfg)
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://"):
+        raise DataError(f"not an s3:// URI: {uri!r}")
+    bucket, _, key = uri[5:].partition("/")
+    if not bucket or not key:
+        raise DataError(f"an S3 URI needs a bucket and a key, such as s3://bucket/ratings.csv; "
+                        f"got {uri!r}")
+    return bucket, key
+
+
+def load_s3(uri: str, columns: dict[str, str] | None = None, *, endpoint_url: str | None = None,
+            rating_scale: tuple[float, float] = (1.0, 5.0)) -> Collected:
+    """Collect interactions from an ``s3://bucket/key`` object."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = split_s3_uri(uri)
+    client = s3_client(endpoint_url)
+    endpoint = client.meta.endpoint_url
+    suffix = Path(key).suffix or ".csv"
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / f"object{suffix}"
+        try:
+            client.download_file(bucket, key, str(local))
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("404", "NoSuchKey", "NoSuchBucket"):
+                raise DataSourceError(f"{uri} does not exist on S3 endpoint {endpoint}") from exc
+            raise DataSourceError(f"S3 error reading {uri} from {endpoint}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise DataSourceError(
+                f"cannot reach S3 at {endpoint} to read {uri}: {exc}. Check AWS_ENDPOINT_URL and "
+                "the credentials."
+            ) from exc
+        frame = read_table(local, columns)
+    return Collected(frame, None, source=uri, rating_scale=rating_scale)
+
+
+def write_s3_bytes(uri: str, data: bytes, *, endpoint_url: str | None = None) -> None:
+    """Upload bytes to an ``s3://`` URI."""
+    bucket, key = split_s3_uri(uri)
+    s3_client(endpoint_url).upload_fileobj(io.BytesIO(data), bucket, key)

@@ -1,0 +1,140 @@
+"""The canonical interaction table every source is normalized into.
+
+Columns: ``user`` (string id), ``item`` (string id), ``rating`` (float64), ``timestamp`` (int64,
+seconds since the epoch, UTC). Item metadata, when a source has it, is a second table with
+``item`` (string id), ``title`` (string) and ``genres`` (``|``-separated string).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from recsys_core.exceptions import DataError
+
+COLUMNS = ("user", "item", "rating", "timestamp")
+ITEM_COLUMNS = ("item", "title", "genres")
+
+
+@dataclass
+class Collected:
+    """What a source returns: interactions, optional item metadata, and where it came from."""
+
+    interactions: pd.DataFrame
+    items: pd.DataFrame | None = None
+    source: str = ""
+    rating_scale: tuple[float, float] = (1.0, 5.0)
+    extra: dict = field(default_factory=dict)
+
+
+def normalize_interactions(
+    frame: pd.DataFrame,
+    columns: dict[str, str] | None = None,
+    *,
+    origin: str = "data",
+) -> pd.DataFrame:
+    """Rename, type and order columns into the canonical interaction table.
+
+    Parameters
+    ----------
+    frame
+        The raw table.
+    columns
+        Mapping canonical name -> column name in ``frame`` (for example ``{"user": "userId"}``).
+        Canonical names missing from the mapping are looked up under their own name and a few
+        common aliases (``userId``, ``movieId``, ``item_id``, ...).
+    origin
+        Where the table came from, used in error messages.
+    """
+    columns = dict(columns or {})
+    aliases = {
+        "user": ("user", "user_id", "userid", "userId", "uid"),
+        "item": ("item", "item_id", "itemid", "movieId", "movie_id", "iid"),
+        "rating": ("rating", "ratings", "score", "value"),
+        "timestamp": ("timestamp", "ts", "time", "datetime"),
+    }
+    rename = {}
+    for canon in COLUMNS:
+        if canon in columns:
+            src = columns[canon]
+            if src not in frame.columns:
+                raise DataError(
+                    f"column {src!r} (mapped to {canon!r}) is not in {origin}; "
+                    f"its columns are {list(map(str, frame.columns))!r}"
+                )
+            rename[src] = canon
+            continue
+        for alias in aliases[canon]:
+            if alias in frame.columns:
+                rename[alias] = canon
+                break
+    out = frame.rename(columns=rename)
+    missing = [c for c in ("user", "item") if c not in out.columns]
+    if missing:
+        raise DataError(
+            f"{origin} has no {' and no '.join(repr(m) for m in missing)} column; its columns are "
+            f"{list(map(str, frame.columns))!r}. Map them with a column mapping such as "
+            "user=userId,item=movieId,rating=rating,timestamp=timestamp"
+        )
+    if "rating" not in out.columns:
+        # implicit feedback (clicks, purchases): every row is one positive interaction
+        out["rating"] = 1.0
+    if "timestamp" not in out.columns:
+        out["timestamp"] = 0
+    out = out[list(COLUMNS)].copy()
+    out["user"] = _as_id(out["user"])
+    out["item"] = _as_id(out["item"])
+    out["rating"] = _as_number(out["rating"], "rating", origin).astype("float64")
+    ts = out["timestamp"]
+    if pd.api.types.is_datetime64_any_dtype(ts):
+        out["timestamp"] = (ts.astype("datetime64[s]").astype("int64")).astype("int64")
+    else:
+        ts = _as_number(ts, "timestamp", origin)
+        out["timestamp"] = ts.fillna(0).astype("int64")
+    return out.reset_index(drop=True)
+
+
+def _as_id(col: pd.Series) -> pd.Series:
+    if pd.api.types.is_float_dtype(col):
+        # ids read as float because of missing values: 12.0 -> "12"
+        ints = col.astype("Int64")
+        return ints.astype("string").astype(object).where(col.notna(), None)
+    return col.astype("string").astype(object).where(col.notna(), None)
+
+
+def _as_number(col: pd.Series, name: str, origin: str) -> pd.Series:
+    converted = pd.to_numeric(col, errors="coerce")
+    bad = converted.isna() & col.notna()
+    if bad.any():
+        sample = col[bad].head(3).tolist()
+        raise DataError(
+            f"column {name!r} of {origin} must be numeric; {int(bad.sum())} value(s) are not, "
+            f"for example {sample!r}"
+        )
+    return converted
+
+
+def normalize_items(frame: pd.DataFrame) -> pd.DataFrame:
+    """Item metadata table with ``item``, ``title``, ``genres`` as strings."""
+    out = frame.copy()
+    for col in ITEM_COLUMNS:
+        if col not in out.columns:
+            out[col] = ""
+    out = out[list(ITEM_COLUMNS)]
+    out["item"] = _as_id(out["item"])
+    out["title"] = out["title"].fillna("").astype(str)
+    out["genres"] = out["genres"].fillna("").astype(str)
+    return out.drop_duplicates("item").reset_index(drop=True)
+
+
+def empty_interactions() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "user": pd.Series([], dtype=object),
+            "item": pd.Series([], dtype=object),
+            "rating": np.array([], dtype="float64"),
+            "timestamp": np.array([], dtype="int64"),
+        }
+    )

@@ -1,0 +1,129 @@
+"""Score a fitted model on a test split: rating metrics and top-k ranking metrics."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recsys_core.evaluation import metrics as M
+from recsys_core.exceptions import ConfigError
+from recsys_core.models.base import Recommender
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvaluationResult:
+    """Metrics (flat dict, MLflow-ready names such as ``ndcg_at_10``) and counts."""
+
+    metrics: dict[str, float]
+    counts: dict[str, int] = field(default_factory=dict)
+    predictions: pd.DataFrame | None = None
+    recommendations: pd.DataFrame | None = None
+
+
+def evaluate(
+    model: Recommender,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    *,
+    k: int = 10,
+    relevance_threshold: float | None = None,
+    keep_predictions: bool = False,
+    keep_recommendations: bool = False,
+) -> EvaluationResult:
+    """Evaluate ``model`` on ``test`` (raw ids), excluding each user's ``train`` items from its list.
+
+    The model may have been trained on other data (a champion re-scored on a new split): all
+    mapping goes through the model's own vocabularies.
+    """
+    if not isinstance(k, int | np.integer) or k < 1:
+        raise ConfigError(f"k must be a positive integer, got {k!r}")
+    if test.empty:
+        raise ConfigError("the test set is empty; nothing to evaluate")
+    out: dict[str, float] = {}
+    u = model.user_vocab_.index(test["user"])
+    i = model.item_vocab_.index(test["item"])
+    counts = {
+        "test_rows": int(len(test)),
+        "cold_user_rows": int((u < 0).sum()),
+        "cold_item_rows": int((i < 0).sum()),
+        "cold_users": int(test.loc[u < 0, "user"].nunique()),
+        "cold_items": int(test.loc[i < 0, "item"].nunique()),
+    }
+    preds = None
+    if model.predicts_ratings:
+        preds = model.predict_idx(u, i)
+        truth = test["rating"].to_numpy(dtype=np.float64)
+        out["rmse"] = M.rmse(preds, truth)
+        out["mae"] = M.mae(preds, truth)
+
+    relevant = test
+    if relevance_threshold is not None:
+        relevant = test[test["rating"] >= relevance_threshold]
+    users = pd.unique(relevant["user"].astype(str))
+    recs_frame = None
+    if len(users):
+        ur = model.user_vocab_.index(users)
+        exclude = train[train["user"].astype(str).isin(set(users))][["user", "item"]]
+        mask = model.exclusion_matrix(ur, np.asarray(users, dtype=object), exclude,
+                                      exclude_seen=False)
+        rec_items, rec_scores = model.recommend_idx(ur, k, exclude=mask)
+        rel_sets, n_rel = _relevant_sets(relevant, users, model)
+        hits = M.hits_matrix(rec_items, rel_sets)
+        per_user = M.ranking_metrics(hits, n_rel, k)
+        for name, values in per_user.items():
+            out[f"{name}_at_{k}"] = float(values.mean())
+        out[f"coverage_at_{k}"] = M.coverage(rec_items, model.n_items)
+        counts["ranked_users"] = int(len(users))
+        if keep_recommendations:
+            recs_frame = _recs_frame(users, rec_items, rec_scores, model, k)
+    pred_frame = None
+    if keep_predictions and preds is not None:
+        pred_frame = test[["user", "item", "rating"]].assign(prediction=preds)
+    return EvaluationResult(out, counts, pred_frame, recs_frame)
+
+
+def _relevant_sets(relevant: pd.DataFrame, users: np.ndarray, model: Recommender):
+    """Relevant item indices per user; cold items get unique negative codes (never hit)."""
+    item_idx = model.item_vocab_.index(relevant["item"])
+    cold = item_idx < 0
+    item_idx = item_idx.astype(np.int64)
+    item_idx[cold] = -2 - np.arange(int(cold.sum()))
+    pos = pd.Index(users).get_indexer(relevant["user"].astype(str))
+    grouped = pd.Series(item_idx).groupby(pos)
+    sets = [set() for _ in users]
+    n_rel = np.zeros(len(users), dtype=np.int64)
+    for p, vals in grouped:
+        s = set(vals.tolist())
+        sets[p] = s
+        n_rel[p] = len(s)
+    return sets, n_rel
+
+
+def _recs_frame(users, rec_items, rec_scores, model, k) -> pd.DataFrame:
+    rows = np.repeat(np.arange(len(users)), k)
+    flat = rec_items.ravel()
+    ok = flat >= 0
+    return pd.DataFrame(
+        {
+            "user": np.asarray(users, dtype=object)[rows][ok],
+            "rank": np.tile(np.arange(1, k + 1), len(users))[ok],
+            "item": model.item_vocab_.ids[flat[ok]],
+            "score": rec_scores.ravel()[ok],
+        }
+    )
+
+
+def seen_matrix(train: pd.DataFrame, users: np.ndarray, model: Recommender) -> sp.csr_matrix:
+    """Rows = ``users``; non-zeros = their training items in the model's item space."""
+    pos = pd.Index(users).get_indexer(train["user"].astype(str))
+    it = model.item_vocab_.index(train["item"])
+    ok = (pos >= 0) & (it >= 0)
+    return sp.csr_matrix(
+        (np.ones(ok.sum(), np.float32), (pos[ok], it[ok])), shape=(len(users), model.n_items)
+    )

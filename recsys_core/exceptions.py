@@ -1,0 +1,76 @@
+"""The exceptions of recsys, with one root.
+
+::
+
+    RecsysError
+    ├── ConfigError               a setting or hyperparameter is invalid
+    │   └── UnknownModelError     a model name that is not registered
+    ├── DataError                 data cannot be read or is malformed
+    │   ├── DataSourceError       a source cannot be reached or does not exist
+    │   └── DataValidationError   the data breaks the validation suite (carries the report)
+    ├── NotFittedError            a model used before ``fit``
+    ├── TrainingError             training diverged or failed (NaN factors, ...)
+    ├── ModelCapabilityError      an operation the model does not support (rating prediction
+    │                             from a ranking-only model)
+    ├── GateRejectedError         the promotion gate refused the challenger
+    └── TrackingError             the tracking server or the artifact store failed
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RecsysError(Exception):
+    """Root of every error raised on purpose by recsys."""
+
+
+class ConfigError(RecsysError, ValueError):
+    """A setting or hyperparameter is invalid."""
+
+
+class UnknownModelError(ConfigError, KeyError):
+    """A model name that is not in the registry."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class DataError(RecsysError):
+    """Data cannot be read or is malformed."""
+
+
+class DataSourceError(DataError):
+    """A data source cannot be reached, downloaded or found."""
+
+
+class DataValidationError(DataError):
+    """The data breaks the validation suite; ``report`` holds every failed check."""
+
+    def __init__(self, message: str, report: Any = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class NotFittedError(RecsysError, AttributeError):
+    """A model is used before ``fit`` was called."""
+
+
+class TrainingError(RecsysError):
+    """Training failed: diverged, produced NaN, or cannot proceed."""
+
+
+class ModelCapabilityError(RecsysError):
+    """The model does not support this operation (for example rating prediction)."""
+
+
+class GateRejectedError(RecsysError):
+    """The promotion gate refused the challenger; ``decision`` holds the reasons."""
+
+    def __init__(self, message: str, decision: Any = None) -> None:
+        super().__init__(message)
+        self.decision = decision
+
+
+class TrackingError(RecsysError):
+    """The tracking server or the artifact store failed."""

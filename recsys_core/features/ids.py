@@ -1,0 +1,61 @@
+"""Id vocabularies: raw string ids <-> contiguous integer indices. They travel with every model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+class IdVocab:
+    """A frozen mapping from raw ids (strings) to ``0..n-1``.
+
+    Unknown ids map to ``-1``; callers decide what a cold id means (usually a fallback).
+    """
+
+    def __init__(self, ids: Iterable) -> None:
+        values = pd.Index(pd.Series(list(ids) if not isinstance(ids, pd.Index) else ids)
+                          .astype(str).to_numpy(dtype=object))
+        if values.has_duplicates:
+            raise ValueError("an id vocabulary cannot hold duplicate ids")
+        self._index = values
+
+    @classmethod
+    def from_values(cls, values: Iterable) -> IdVocab:
+        """Vocabulary of the distinct values, in sorted order (deterministic)."""
+        uniq = pd.unique(pd.Series(values, dtype=object).astype(str))
+        return cls(np.sort(uniq.astype(object)))
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, IdVocab) and self._index.equals(other._index)
+
+    def __repr__(self) -> str:
+        return f"IdVocab(n={len(self)})"
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self._index.to_numpy(dtype=object)
+
+    def index(self, ids: Iterable) -> np.ndarray:
+        """Indices of ``ids`` (``-1`` where unknown), as int32."""
+        arr = pd.Index(pd.Series(ids, dtype=object).astype(str))
+        return self._index.get_indexer(arr).astype(np.int32)
+
+    def id_of(self, idx: np.ndarray) -> np.ndarray:
+        return self.ids[np.asarray(idx)]
+
+    def to_list(self) -> list[str]:
+        return [str(x) for x in self._index]
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_list()))
+
+    @classmethod
+    def load(cls, path: str | Path) -> IdVocab:
+        return cls(json.loads(Path(path).read_text()))

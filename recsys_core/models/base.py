@@ -1,0 +1,360 @@
+"""The ``Recommender`` base class every model family implements.
+
+A model works in index space internally and in raw-id space at its public surface:
+
+* ``fit(data: Interactions)`` learns from ratings mapped to contiguous indices; the base class
+  keeps the id vocabularies, the training matrix (to exclude seen items), the item popularity and
+  the rating scale, so every model can be saved, served and evaluated the same way;
+* ``predict(users, items)`` returns ratings for raw id pairs (cold ids go through the fallback);
+* ``recommend(users, k)`` returns the top-k unseen items per user (cold users get the most
+  popular items);
+* ``save(path)`` / ``Recommender.load(path)`` round-trip the fitted state (npz + json).
+
+Subclasses implement ``_fit``, ``_score_users`` (scores of every item for known users) and, for
+rating models, ``_predict_idx``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import pydantic
+import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict
+
+from recsys_core.exceptions import ConfigError, ModelCapabilityError, NotFittedError
+from recsys_core.features.ids import IdVocab
+from recsys_core.features.matrix import Interactions
+
+log = logging.getLogger(__name__)
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+"""Called after each epoch/iteration with its number (from 1) and its metrics."""
+
+_STATE_FILE = "state.npz"
+_META_FILE = "model.json"
+
+
+class ModelConfig(BaseModel):
+    """Base of every model's hyperparameters: frozen, unknown fields rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def config_error(model: str, exc: pydantic.ValidationError) -> ConfigError:
+    """Turn pydantic's error into a message that names the field and the allowed range."""
+    parts = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "config"
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown parameter {field!r}")
+        else:
+            parts.append(f"{field}={err.get('input')!r}: {err['msg']}")
+    return ConfigError(f"invalid hyperparameters for model {model!r}: " + "; ".join(parts))
+
+
+class Recommender(ABC):
+    """Base class of all models (see the module docstring for the contract)."""
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type[ModelConfig]] = ModelConfig
+    predicts_ratings: ClassVar[bool] = True
+
+    def __init__(self, config: ModelConfig | None = None, **params: Any) -> None:
+        if config is not None and params:
+            raise ConfigError("pass either a config object or keyword parameters, not both")
+        if config is None:
+            try:
+                config = self.Config(**params)
+            except pydantic.ValidationError as exc:
+                raise config_error(self.name or type(self).__name__, exc) from None
+        elif not isinstance(config, self.Config):
+            raise ConfigError(
+                f"model {self.name!r} takes a {self.Config.__name__}, got {type(config).__name__}"
+            )
+        self.config = config
+        self.history_: list[dict[str, float]] = []
+
+    # ------------------------------------------------------------------ parameters
+    def get_params(self) -> dict[str, Any]:
+        """Hyperparameters as a flat dict (what is logged as run parameters)."""
+        return self.config.model_dump()
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+    # ------------------------------------------------------------------ fitting
+    def fit(
+        self,
+        data: Interactions,
+        *,
+        eval_data: Interactions | None = None,
+        callback: EpochCallback | None = None,
+    ) -> Recommender:
+        """Learn from ``data``; ``eval_data`` (mapped with the same vocabularies) is only used to
+        report a validation curve, ``callback`` is called after each epoch."""
+        if len(data) == 0:
+            raise ConfigError("cannot fit on an empty interaction set")
+        self.user_vocab_ = data.users
+        self.item_vocab_ = data.items
+        self.seen_ = data.matrix
+        self.item_popularity_ = np.bincount(
+            data.item_idx[data.item_idx >= 0], minlength=data.n_items
+        ).astype(np.float32)
+        self.global_mean_ = float(data.rating.mean())
+        self.rating_scale_ = np.array([data.rating.min(), data.rating.max()], dtype=np.float64)
+        self.history_ = []
+        self._fit(data, eval_data=eval_data, callback=callback)
+        return self
+
+    @abstractmethod
+    def _fit(
+        self,
+        data: Interactions,
+        *,
+        eval_data: Interactions | None,
+        callback: EpochCallback | None,
+    ) -> None:
+        """Learn the model's own state from ``data``."""
+
+    def _record(self, epoch: int, metrics: dict[str, float], callback: EpochCallback | None):
+        self.history_.append({"epoch": epoch, **metrics})
+        if callback is not None:
+            callback(epoch, metrics)
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "user_vocab_")
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet; call fit(data) before predicting"
+            )
+
+    @property
+    def n_users(self) -> int:
+        self._check_fitted()
+        return len(self.user_vocab_)
+
+    @property
+    def n_items(self) -> int:
+        self._check_fitted()
+        return len(self.item_vocab_)
+
+    # ------------------------------------------------------------------ rating prediction
+    def predict(self, users: Iterable, items: Iterable) -> np.ndarray:
+        """Predicted ratings for raw (user, item) id pairs, clipped to the training scale."""
+        self._check_fitted()
+        u = self.user_vocab_.index(users)
+        i = self.item_vocab_.index(items)
+        if u.size != i.size:
+            raise ConfigError(f"users and items differ in length: {u.size} != {i.size}")
+        return self.predict_idx(u, i)
+
+    def predict_idx(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """Predicted ratings for index pairs (``-1`` = unknown), clipped to the rating scale."""
+        self._check_fitted()
+        if not self.predicts_ratings:
+            raise ModelCapabilityError(
+                f"model {self.name!r} ranks items but does not predict ratings; use a rating "
+                "model (sgd-mf, als, bias, ...) for RMSE/MAE"
+            )
+        pred = self._predict_idx(np.asarray(u, np.int32), np.asarray(i, np.int32))
+        return np.clip(pred.astype(np.float64), self.rating_scale_[0], self.rating_scale_[1])
+
+    def _predict_idx(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        raise ModelCapabilityError(f"model {self.name!r} does not predict ratings")
+
+    # ------------------------------------------------------------------ ranking
+    @abstractmethod
+    def _score_users(self, u: np.ndarray) -> np.ndarray:
+        """Scores of every item for known user indices ``u``: shape ``(len(u), n_items)``."""
+
+    def _fallback_scores(self, n: int) -> np.ndarray:
+        """Scores for unknown users: item popularity."""
+        return np.broadcast_to(self.item_popularity_, (n, self.n_items))
+
+    def recommend_idx(
+        self,
+        u: np.ndarray,
+        k: int = 10,
+        *,
+        exclude: sp.csr_matrix | None = None,
+        batch_size: int = 1024,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` item indices and scores for user indices ``u`` (``-1`` = cold user).
+
+        ``exclude`` is a CSR matrix with one row per entry of ``u`` whose non-zeros are items
+        never to recommend (typically the user's training items). Slots that cannot be filled
+        (fewer candidates than ``k``) hold item ``-1`` and score ``-inf``.
+        """
+        self._check_fitted()
+        if k < 1:
+            raise ConfigError(f"k must be a positive integer, got {k!r}")
+        u = np.asarray(u, dtype=np.int32)
+        n_items = self.n_items
+        kk = min(k, n_items)
+        out_items = np.full((u.size, k), -1, dtype=np.int64)
+        out_scores = np.full((u.size, k), -np.inf, dtype=np.float64)
+        for start in range(0, u.size, batch_size):
+            stop = min(u.size, start + batch_size)
+            ub = u[start:stop]
+            scores = np.empty((ub.size, n_items), dtype=np.float64)
+            known = ub >= 0
+            if known.any():
+                scores[known] = self._score_users(ub[known])
+            if (~known).any():
+                scores[~known] = self._fallback_scores(int((~known).sum()))
+            if exclude is not None:
+                block = exclude[start:stop].tocoo()
+                scores[block.row, block.col] = -np.inf
+            top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+            top_scores = np.take_along_axis(scores, top, axis=1)
+            order = np.argsort(-top_scores, axis=1, kind="stable")
+            top = np.take_along_axis(top, order, axis=1)
+            top_scores = np.take_along_axis(top_scores, order, axis=1)
+            top = np.where(np.isfinite(top_scores), top, -1)
+            out_items[start:stop, :kk] = top
+            out_scores[start:stop, :kk] = top_scores
+        return out_items, out_scores
+
+    def recommend(
+        self,
+        users: Iterable,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        exclude: pd.DataFrame | None = None,
+    ) -> pd.DataFrame:
+        """Top-``k`` recommendations for raw user ids as a frame ``user, rank, item, score``.
+
+        ``exclude_seen`` removes the items each user had in the training data; ``exclude`` is an
+        optional frame of further ``user, item`` pairs to remove.
+        """
+        self._check_fitted()
+        user_ids = pd.Series(list(users), dtype=object).astype(str).to_numpy()
+        u = self.user_vocab_.index(user_ids)
+        mask = self.exclusion_matrix(u, user_ids, exclude, exclude_seen=exclude_seen)
+        items, scores = self.recommend_idx(u, k, exclude=mask)
+        rows = np.repeat(np.arange(u.size), k)
+        flat_items = items.ravel()
+        valid = flat_items >= 0
+        return pd.DataFrame(
+            {
+                "user": user_ids[rows][valid],
+                "rank": np.tile(np.arange(1, k + 1), u.size)[valid],
+                "item": self.item_vocab_.ids[flat_items[valid]],
+                "score": scores.ravel()[valid],
+            }
+        )
+
+    def exclusion_matrix(
+        self,
+        u: np.ndarray,
+        user_ids: np.ndarray,
+        exclude: pd.DataFrame | None = None,
+        *,
+        exclude_seen: bool = True,
+    ) -> sp.csr_matrix | None:
+        """CSR (one row per requested user) of the items to keep out of their lists."""
+        parts = []
+        if exclude_seen:
+            rows = np.where(u >= 0, u, 0)
+            seen = self.seen_[rows]
+            seen = sp.diags((u >= 0).astype(np.float32)) @ seen  # cold users have no history
+            parts.append(seen.astype(bool).astype(np.float32))
+        if exclude is not None and len(exclude):
+            pos = pd.Index(user_ids).get_indexer(exclude["user"].astype(str))
+            it = self.item_vocab_.index(exclude["item"])
+            ok = (pos >= 0) & (it >= 0)
+            parts.append(
+                sp.csr_matrix(
+                    (np.ones(ok.sum(), np.float32), (pos[ok], it[ok])),
+                    shape=(len(user_ids), self.n_items),
+                )
+            )
+        if not parts:
+            return None
+        out = parts[0]
+        for p in parts[1:]:
+            out = out + p
+        return sp.csr_matrix(out)
+
+    # ------------------------------------------------------------------ persistence
+    def _state(self) -> dict[str, Any]:
+        """Fitted attributes to persist: every public attribute ending in ``_``."""
+        skip = {"user_vocab_", "item_vocab_", "history_"}
+        return {
+            k: v
+            for k, v in vars(self).items()
+            if k.endswith("_") and not k.startswith("_") and k not in skip
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted model into folder ``path`` (created)."""
+        self._check_fitted()
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays, scalars, sparse = {}, {}, []
+        for key, value in self._state().items():
+            if sp.issparse(value):
+                sp.save_npz(folder / f"{key}.npz", sp.csr_matrix(value))
+                sparse.append(key)
+            elif isinstance(value, np.ndarray):
+                arrays[key] = value
+            else:
+                scalars[key] = value
+        np.savez(folder / _STATE_FILE, **arrays)
+        self.user_vocab_.save(folder / "user_ids.json")
+        self.item_vocab_.save(folder / "item_ids.json")
+        meta = {
+            "model": self.name,
+            "config": self.get_params(),
+            "scalars": scalars,
+            "sparse": sparse,
+            "history": self.history_,
+        }
+        (folder / _META_FILE).write_text(json.dumps(meta, indent=2, default=_json_default))
+        return folder
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recommender:
+        """Load a model saved by ``save`` (the class is looked up in the registry)."""
+        from recsys_core.models.registry import get_model_class
+
+        folder = Path(path)
+        meta = json.loads((folder / _META_FILE).read_text())
+        klass = get_model_class(meta["model"]) if cls is Recommender else cls
+        model = klass(**meta["config"])
+        model.user_vocab_ = IdVocab.load(folder / "user_ids.json")
+        model.item_vocab_ = IdVocab.load(folder / "item_ids.json")
+        with np.load(folder / _STATE_FILE, allow_pickle=False) as state:
+            for key in state.files:
+                setattr(model, key, state[key])
+        for key in meta["sparse"]:
+            setattr(model, key, sp.load_npz(folder / f"{key}.npz").tocsr())
+        for key, value in meta["scalars"].items():
+            setattr(model, key, value)
+        model.history_ = meta.get("history", [])
+        model._after_load(folder)
+        return model
+
+    def _after_load(self, folder: Path) -> None:
+        """Hook for models that rebuild derived state after loading."""
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"cannot serialize {type(obj).__name__}")

@@ -1,0 +1,120 @@
+"""Baselines: global mean, regularized user/item biases, popularity.
+
+The bias model is Koren's *baseline estimates* (Koren, "Factor in the neighbors", TKDD 2010,
+section 2.1): ``r_ui ~ mu + b_u + b_i``, fitted by alternating least squares with separate
+shrinkage for items (``reg_items``) and users (``reg_users``), as Surprise's ``BaselineOnly``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+
+from recsys_core.features.matrix import Interactions
+from recsys_core.models.base import EpochCallback, ModelConfig, Recommender
+from recsys_core.models.registry import register
+
+
+class GlobalMeanConfig(ModelConfig):
+    """The global mean has no hyperparameters."""
+
+
+@register("global-mean")
+class GlobalMean(Recommender):
+    """Predicts the mean training rating for every pair; ranks by popularity."""
+
+    Config = GlobalMeanConfig
+
+    def _fit(self, data: Interactions, *, eval_data=None, callback=None) -> None:
+        self.mean_ = np.float64(data.global_mean)
+
+    def _predict_idx(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        return np.full(u.size, float(self.mean_))
+
+    def _score_users(self, u: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self.item_popularity_, (u.size, self.n_items)).astype(np.float64)
+
+
+class BiasConfig(ModelConfig):
+    """Hyperparameters of the regularized bias baseline."""
+
+    reg_items: float = Field(10.0, ge=0, description="shrinkage of item biases (lambda2)")
+    reg_users: float = Field(15.0, ge=0, description="shrinkage of user biases (lambda3)")
+    epochs: int = Field(10, ge=1, le=1000, description="alternating least-squares sweeps")
+
+
+@register("bias")
+class Bias(Recommender):
+    """Regularized user and item biases around the global mean (Koren's baseline estimates)."""
+
+    Config = BiasConfig
+
+    def _fit(
+        self, data: Interactions, *, eval_data: Interactions | None = None,
+        callback: EpochCallback | None = None,
+    ) -> None:
+        cfg = self.config
+        u, i, r = data.user_idx, data.item_idx, data.rating.astype(np.float64)
+        mu = r.mean()
+        bu = np.zeros(data.n_users)
+        bi = np.zeros(data.n_items)
+        n_u = np.bincount(u, minlength=data.n_users)
+        n_i = np.bincount(i, minlength=data.n_items)
+        for epoch in range(1, cfg.epochs + 1):
+            bi = np.bincount(i, weights=r - mu - bu[u], minlength=data.n_items) / (
+                cfg.reg_items + n_i
+            )
+            bu = np.bincount(u, weights=r - mu - bi[i], minlength=data.n_users) / (
+                cfg.reg_users + n_u
+            )
+            metrics = {"train_loss": float(np.mean((r - mu - bu[u] - bi[i]) ** 2))}
+            if eval_data is not None:
+                metrics["val_rmse"] = _rmse(self, eval_data, mu, bu, bi)
+            self._record(epoch, metrics, callback)
+        self.mu_ = np.float64(mu)
+        self.user_bias_ = bu
+        self.item_bias_ = bi
+
+    def _predict_idx(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        return _bias_predict(float(self.mu_), self.user_bias_, self.item_bias_, u, i)
+
+    def _score_users(self, u: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self.item_bias_, (u.size, self.n_items)).astype(np.float64)
+
+
+def _bias_predict(mu: float, bu: np.ndarray, bi: np.ndarray, u: np.ndarray, i: np.ndarray):
+    pred = np.full(u.size, mu, dtype=np.float64)
+    ku, ki = u >= 0, i >= 0
+    pred[ku] += bu[u[ku]]
+    pred[ki] += bi[i[ki]]
+    return pred
+
+
+def _rmse(model: Recommender, data: Interactions, mu, bu, bi) -> float:
+    pred = np.clip(_bias_predict(mu, bu, bi, data.user_idx, data.item_idx), *model.rating_scale_)
+    return float(np.sqrt(np.mean((pred - data.rating) ** 2)))
+
+
+class PopularityConfig(ModelConfig):
+    """Hyperparameters of the popularity ranker."""
+
+    min_rating: float | None = Field(
+        None, description="count only interactions with at least this rating (None: all)"
+    )
+
+
+@register("popularity")
+class Popularity(Recommender):
+    """Ranks items by how many users interacted with them; the same list for everyone."""
+
+    Config = PopularityConfig
+    predicts_ratings = False
+
+    def _fit(self, data: Interactions, *, eval_data=None, callback=None) -> None:
+        keep = data.known
+        if self.config.min_rating is not None:
+            keep &= data.rating >= self.config.min_rating
+        self.counts_ = np.bincount(data.item_idx[keep], minlength=data.n_items).astype(np.float64)
+
+    def _score_users(self, u: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self.counts_, (u.size, self.n_items)).astype(np.float64)

@@ -1,0 +1,103 @@
+"""Models are found by name in one registry: ``@register`` adds a class, ``create`` builds one."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from recsys_core.exceptions import ConfigError, UnknownModelError
+from recsys_core.models.base import Recommender
+
+_REGISTRY: dict[str, type[Recommender]] = {}
+
+# modules that define models; importing them fills the registry
+_MODULES = (
+    "recsys_core.models.baselines",
+    "recsys_core.models.sgd_mf",
+)
+
+
+def register(name: str):
+    """Class decorator: register a ``Recommender`` subclass under ``name``."""
+
+    def deco(cls: type[Recommender]) -> type[Recommender]:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"model name {name!r} is already registered")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def _load_all() -> None:
+    for module in _MODULES:
+        importlib.import_module(module)
+
+
+def available() -> list[str]:
+    """Registered model names, sorted."""
+    _load_all()
+    return sorted(_REGISTRY)
+
+
+def get_model_class(name: str) -> type[Recommender]:
+    _load_all()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownModelError(
+            f"unknown model {name!r}; available: {', '.join(sorted(_REGISTRY))}"
+        ) from None
+
+
+def create(name: str, params: dict[str, Any] | None = None) -> Recommender:
+    """Build model ``name`` with ``params`` (strings are converted to the fields' types)."""
+    cls = get_model_class(name)
+    params = dict(params or {})
+    fields = cls.Config.model_fields
+    unknown = sorted(set(params) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown parameter(s) {', '.join(repr(u) for u in unknown)} for model {name!r}; "
+            f"valid: {', '.join(fields) or '(none)'}"
+        )
+    return cls(**params)
+
+
+def parse_params(pairs: list[str] | None) -> dict[str, str]:
+    """Parse ``["factors=64", "lr=0.01"]`` into a dict (values stay strings)."""
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"bad parameter {pair!r}; expected key=value, such as factors=64")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def describe() -> list[dict[str, Any]]:
+    """Every model with its hyperparameters: name, type, default and description."""
+    out = []
+    for name in available():
+        cls = _REGISTRY[name]
+        params = []
+        for field, info in cls.Config.model_fields.items():
+            params.append(
+                {
+                    "name": field,
+                    "type": getattr(info.annotation, "__name__", str(info.annotation)),
+                    "default": info.default,
+                    "description": info.description or "",
+                }
+            )
+        doc = (cls.__doc__ or "").strip().splitlines()
+        out.append(
+            {
+                "name": name,
+                "summary": doc[0] if doc else "",
+                "predicts_ratings": cls.predicts_ratings,
+                "params": params,
+            }
+        )
+    return out
