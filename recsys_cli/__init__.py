@@ -1,0 +1,1 @@
+"""The ``recsys`` command line (the only part of the project that prints)."""

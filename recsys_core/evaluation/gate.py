@@ -1,0 +1,172 @@
+"""The promotion gate (after TFX's Evaluator): absolute thresholds, then champion vs challenger.
+
+Checks, all recorded with their numbers:
+
+1. **thresholds**: each ``metric -> bound`` must hold (an upper bound for metrics where lower is
+   better such as RMSE, a lower bound otherwise);
+2. **baseline**: the challenger must beat the baseline (bias model for rating metrics,
+   popularity for ranking metrics) on the primary metric, on the same split;
+3. **champion**: when there is one, re-scored on this run's split, the challenger must improve
+   the primary metric by at least ``min_improvement``, and no guarded metric may regress by more
+   than ``guard_tolerance``.
+
+The first run (no champion) is judged on 1 and 2 only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from recsys_core.evaluation.metrics import lower_is_better
+
+
+class GateConfig(BaseModel):
+    """What a challenger must achieve to become champion."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    primary_metric: str = Field(
+        "auto", description="metric to beat; auto: rmse for rating models, ndcg_at_k otherwise"
+    )
+    min_improvement: float = Field(
+        0.001, ge=0, description="required improvement of the primary metric over the champion"
+    )
+    thresholds: dict[str, float] = Field(
+        default_factory=lambda: {"rmse": 1.2},
+        description="absolute bounds: upper for rmse/mae, lower for ranking metrics",
+    )
+    guarded_metrics: list[str] = Field(
+        default_factory=lambda: ["mae"],
+        description="metrics that may not regress against the champion beyond the tolerance",
+    )
+    guard_tolerance: float = Field(0.01, ge=0, description="allowed regression of guarded metrics")
+    require_beat_baseline: bool = Field(True, description="challenger must beat the baseline")
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class GateDecision:
+    passed: bool
+    primary_metric: str
+    checks: list[Check] = field(default_factory=list)
+    challenger: dict[str, float] = field(default_factory=dict)
+    champion: dict[str, float] | None = None
+    baseline: dict[str, float] | None = None
+    champion_version: str | None = None
+
+    @property
+    def reasons(self) -> list[str]:
+        return [f"{'PASS' if c.passed else 'FAIL'} {c.name}: {c.detail}" for c in self.checks]
+
+    def summary(self) -> str:
+        verdict = "passed" if self.passed else "refused"
+        failed = [c for c in self.checks if not c.passed]
+        if not failed:
+            return f"gate {verdict}: " + "; ".join(c.detail for c in self.checks)
+        return f"gate {verdict}: " + "; ".join(f"{c.name}: {c.detail}" for c in failed)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_markdown(self) -> str:
+        lines = [
+            f"# Gate {'PASSED' if self.passed else 'REFUSED'}",
+            "",
+            f"Primary metric: `{self.primary_metric}`"
+            + (f"; champion: version {self.champion_version}" if self.champion_version else
+               "; no champion yet (thresholds and baseline only)"),
+            "",
+            "| check | result | detail |",
+            "|---|---|---|",
+        ]
+        lines += [f"| {c.name} | {'pass' if c.passed else '**fail**'} | {c.detail} |"
+                  for c in self.checks]
+        metrics = sorted(set(self.challenger) | set(self.champion or {}) | set(self.baseline or {}))
+        lines += ["", "| metric | challenger | champion | baseline |", "|---|---|---|---|"]
+        for m in metrics:
+            lines.append(
+                f"| {m} | {_fmt(self.challenger.get(m))} | {_fmt((self.champion or {}).get(m))} "
+                f"| {_fmt((self.baseline or {}).get(m))} |"
+            )
+        return "\n".join(lines)
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
+def resolve_primary(config: GateConfig, predicts_ratings: bool, k: int) -> str:
+    if config.primary_metric != "auto":
+        return config.primary_metric
+    return "rmse" if predicts_ratings else f"ndcg_at_{k}"
+
+
+def _better(metric: str, a: float, b: float) -> float:
+    """How much ``a`` improves on ``b`` (positive = better)."""
+    return b - a if lower_is_better(metric) else a - b
+
+
+def decide(
+    challenger: dict[str, float],
+    *,
+    config: GateConfig,
+    primary: str,
+    champion: dict[str, float] | None = None,
+    baseline: dict[str, float] | None = None,
+    champion_version: str | None = None,
+) -> GateDecision:
+    """Judge ``challenger`` metrics; every check is kept with its numbers."""
+    checks: list[Check] = []
+    if primary not in challenger:
+        checks.append(Check("primary metric", False,
+                            f"the challenger has no {primary!r} (it has "
+                            f"{', '.join(sorted(challenger))}); set gate primary_metric"))
+    for metric, bound in config.thresholds.items():
+        value = challenger.get(metric)
+        if value is None:
+            # a ranking-only model has no rmse: a rating threshold does not apply to it
+            continue
+        if lower_is_better(metric):
+            ok, rel = value <= bound, "<="
+        else:
+            ok, rel = value >= bound, ">="
+        checks.append(Check(f"threshold {metric}", ok, f"{metric}={value:.4f} {rel} {bound}"
+                            if ok else f"{metric}={value:.4f} is not {rel} {bound}"))
+    if primary in challenger and config.require_beat_baseline and baseline is not None:
+        if primary in baseline:
+            gain = _better(primary, challenger[primary], baseline[primary])
+            checks.append(Check(
+                "beats baseline", gain > 0,
+                f"{primary} {challenger[primary]:.4f} vs baseline {baseline[primary]:.4f} "
+                f"(improvement {gain:+.4f})",
+            ))
+    if primary in challenger and champion is not None:
+        if primary in champion:
+            gain = _better(primary, challenger[primary], champion[primary])
+            checks.append(Check(
+                "beats champion", gain >= config.min_improvement,
+                f"{primary} {challenger[primary]:.4f} vs champion {champion[primary]:.4f} "
+                f"(improvement {gain:+.4f}, required >= {config.min_improvement})",
+            ))
+        else:
+            checks.append(Check("beats champion", False,
+                                f"the champion could not be scored on {primary!r}"))
+        for metric in config.guarded_metrics:
+            if metric in challenger and metric in champion:
+                gain = _better(metric, challenger[metric], champion[metric])
+                checks.append(Check(
+                    f"guard {metric}", gain >= -config.guard_tolerance,
+                    f"{metric} {challenger[metric]:.4f} vs champion {champion[metric]:.4f} "
+                    f"(change {gain:+.4f}, tolerance {config.guard_tolerance})",
+                ))
+    passed = all(c.passed for c in checks)
+    return GateDecision(passed, primary, checks, dict(challenger), champion, baseline,
+                        champion_version)

@@ -1,0 +1,64 @@
+"""Turn a snapshot into the training inputs of one run: the split written as Parquet."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from recsys_core.features.matrix import Interactions
+from recsys_core.features.splits import SplitConfig, split
+
+
+@dataclass(frozen=True)
+class Features:
+    """References to a run's split on disk (cheap to pass between pipeline stages)."""
+
+    folder: str
+    info: dict
+
+    @property
+    def train_path(self) -> Path:
+        return Path(self.folder) / "train.parquet"
+
+    @property
+    def test_path(self) -> Path:
+        return Path(self.folder) / "test.parquet"
+
+    @property
+    def items_path(self) -> Path:
+        return Path(self.folder) / "items.parquet"
+
+    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return pd.read_parquet(self.train_path), pd.read_parquet(self.test_path)
+
+    def item_meta(self) -> pd.DataFrame | None:
+        return pd.read_parquet(self.items_path) if self.items_path.exists() else None
+
+    def train_set(self) -> tuple[Interactions, Interactions]:
+        """Train interactions (own vocabularies) and test mapped into them."""
+        train, test = self.frames()
+        tr = Interactions.from_frame(train, item_meta=self.item_meta())
+        te = Interactions.from_frame(test, tr.users, tr.items)
+        return tr, te
+
+    def to_dict(self) -> dict:
+        return {"folder": self.folder, "info": self.info}
+
+
+def build(frame: pd.DataFrame, items: pd.DataFrame | None, config: SplitConfig,
+          folder: str | Path) -> Features:
+    """Split ``frame`` and write ``train.parquet``, ``test.parquet`` (and item metadata)."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    s = split(frame, config)
+    s.train.to_parquet(out / "train.parquet", index=False)
+    s.test.to_parquet(out / "test.parquet", index=False)
+    if items is not None:
+        items.to_parquet(out / "items.parquet", index=False)
+    info = {**s.info, "n_users_train": int(s.train["user"].nunique()),
+            "n_items_train": int(s.train["item"].nunique())}
+    (out / "split.json").write_text(json.dumps(info, indent=2))
+    return Features(str(out), info)

@@ -1,0 +1,103 @@
+"""The served model: any ``Recommender`` wrapped as an MLflow pyfunc.
+
+Input: a frame with a ``user`` column and, to score pairs, an ``item`` column.
+
+* ``mode="predict"`` (or ``auto`` with an ``item`` column): returns the frame with a
+  ``prediction`` column (rating models).
+* ``mode="recommend"`` (or ``auto`` without ``item``): returns ``user, rank, item, score`` with
+  the top ``k`` unseen items per user; unknown users get the most popular items.
+
+The artifact ``model_dir`` holds the model as saved by ``Recommender.save`` (factors, biases,
+id vocabularies, training matrix); the library's own code travels with it (``code_paths``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+try:
+    from mlflow.pyfunc import PythonModel
+except ImportError:  # pragma: no cover - the tracking corner needs mlflow
+    PythonModel = object  # type: ignore[misc,assignment]
+
+from recsys_core.models.base import Recommender
+
+ARTIFACT_KEY = "model_dir"
+
+
+class RecommenderPyfunc(PythonModel):
+    """MLflow pyfunc wrapper of a fitted ``Recommender``."""
+
+    def __init__(self) -> None:
+        self.model: Recommender | None = None
+
+    def load_context(self, context) -> None:
+        self.model = Recommender.load(context.artifacts[ARTIFACT_KEY])
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None):
+        params = params or {}
+        frame = pd.DataFrame(model_input)
+        mode = params.get("mode", "auto")
+        k = int(params.get("k", 10))
+        if mode == "auto":
+            mode = "predict" if "item" in frame.columns and frame["item"].notna().all() else (
+                "recommend"
+            )
+        if mode == "predict":
+            preds = self.model.predict(frame["user"], frame["item"])
+            return frame[["user", "item"]].assign(prediction=preds)
+        users = pd.unique(frame["user"].astype(str))
+        return self.model.recommend(users, k)
+
+
+def signature():
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
+
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", "user"), ColSpec("string", "item", required=False)]),
+        params=ParamSchema(
+            [ParamSpec("k", "long", 10), ParamSpec("mode", "string", "auto")]
+        ),
+    )
+
+
+def pip_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    pins = []
+    for pkg in ("numpy", "scipy", "pandas", "numba", "pydantic", "mlflow"):
+        try:
+            pins.append(f"{pkg}=={version(pkg)}")
+        except Exception:  # noqa: BLE001 - a missing distribution is simply not pinned
+            pins.append(pkg)
+    return pins
+
+
+def log_model(model: Recommender, workdir: Path, input_example: pd.DataFrame | None = None):
+    """Log ``model`` as a pyfunc in the active run; returns MLflow's ``ModelInfo``."""
+    import mlflow
+
+    import recsys_core
+
+    model_dir = Path(workdir) / "recommender"
+    model.save(model_dir)
+    return mlflow.pyfunc.log_model(
+        name="model",
+        python_model=RecommenderPyfunc(),
+        artifacts={ARTIFACT_KEY: str(model_dir)},
+        code_paths=[str(Path(recsys_core.__file__).parent)],
+        signature=signature(),
+        input_example=input_example,
+        pip_requirements=pip_requirements(),
+    )
+
+
+def load_recommender(model_uri: str) -> Recommender:
+    """The ``Recommender`` inside a logged pyfunc model (``models:/name@champion``...)."""
+    import mlflow
+
+    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model

@@ -1,0 +1,20 @@
+"""Features: the leak-free split of a snapshot, written for the training and evaluation tasks."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from recsys_core.data import snapshot
+from recsys_core.features import prepare
+from recsys_core.features.splits import SplitConfig
+from tasks._runtime import logger
+
+
+@task(name="build-features", cache_policy=NO_CACHE)
+def build_features(snap: snapshot.Snapshot, split: SplitConfig, folder: str) -> prepare.Features:
+    """Split the snapshot and write train/test Parquet files into ``folder``."""
+    frame, items = snapshot.read(snap)
+    feats = prepare.build(frame, items, split, folder)
+    logger().info("split %s", feats.info)
+    return feats

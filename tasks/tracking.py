@@ -1,0 +1,70 @@
+"""MLflow I/O of the training flow: the run, its parameters and inputs, the model version."""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Any
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from recsys_core.data.snapshot import Snapshot
+from recsys_core.models import Recommender
+from recsys_core.tracking import mlflow_run, pyfunc, registry
+from tasks._runtime import IO_RETRIES, IO_RETRY_DELAYS, logger
+
+_io = dict(retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS, cache_policy=NO_CACHE)
+
+
+@task(name="start-run", **_io)
+def start_run(experiment: str, run_name: str, tags: dict[str, str]) -> str:
+    """Create the MLflow run of this flow run; returns its id."""
+    run_id = mlflow_run.start_run(experiment, run_name, tags)
+    logger().info("MLflow run %s in experiment %r (%s)", run_id, experiment,
+                  mlflow_run.artifact_uri(run_id))
+    return run_id
+
+
+@task(name="log-inputs", **_io)
+def log_inputs(run_id: str, params: dict[str, Any], snap: Snapshot, split_info: dict) -> None:
+    """Parameters, data lineage (snapshot digest as the dataset input) and split counts."""
+    mlflow_run.log_params(run_id, params)
+    mlflow_run.set_tags(run_id, {"recsys.data_digest": snap.digest, "recsys.source": snap.source})
+    mlflow_run.log_dataset(run_id, digest=snap.digest, source=snap.source,
+                           name=f"snapshot-{snap.digest[:12]}", n_rows=snap.n_rows)
+    mlflow_run.log_metrics(run_id, {f"data_{k}": v for k, v in split_info.items()
+                                    if isinstance(v, int | float) and k != "cutoff"})
+    mlflow_run.log_json(run_id, {"snapshot": snap.to_dict(), "split": split_info},
+                        "data/lineage.json")
+
+
+@task(name="register-model", **_io)
+def log_and_register(
+    run_id: str, model_dir: str, registered_model: str, tags: dict[str, str],
+) -> registry.VersionRef:
+    """Log the pyfunc model with its factors and vocabularies, register it as ``challenger``."""
+    import mlflow
+
+    model = Recommender.load(model_dir)
+    # the learned state (factors, biases, vocabularies) browsable on its own in the run
+    mlflow_run.log_artifacts(run_id, model_dir, "model_state")
+    example = pd.DataFrame({"user": model.user_vocab_.ids[:3].astype(str),
+                            "item": model.item_vocab_.ids[:3].astype(str)})
+    with tempfile.TemporaryDirectory(prefix="recsys-model-") as tmp:
+        with mlflow.start_run(run_id=run_id, nested=False, log_system_metrics=False):
+            info = pyfunc.log_model(model, tmp, input_example=example)
+    # start_run's context ended the run; the flow sets the final status itself
+    mlflow_run.client().update_run(run_id, status="RUNNING")
+    ref = registry.register(registered_model, info.model_uri, run_id, tags,
+                            model_id=getattr(info, "model_id", None))
+    mlflow_run.set_tags(run_id, {"recsys.model_version": ref.version})
+    logger().info("registered %s version %s (alias challenger)", registered_model, ref.version)
+    return ref
+
+
+@task(name="end-run", **_io)
+def end_run(run_id: str, status: str, tags: dict[str, str] | None = None) -> None:
+    if tags:
+        mlflow_run.set_tags(run_id, tags)
+    mlflow_run.end_run(run_id, status)
