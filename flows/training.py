@@ -93,9 +93,12 @@ def _trigger(params: TrainingParams) -> tuple[str, dict[str, str]]:
 
 
 @flow(name="training", log_prints=True)
-def training_flow(params: TrainingParams | None = None) -> dict[str, Any]:
-    """Train, evaluate and gate one model; promote it to ``champion`` only if the gate passes."""
-    params = params or TrainingParams()
+def training_flow(params: TrainingParams = TrainingParams()) -> dict[str, Any]:  # noqa: B008
+    """Train, evaluate and gate one model; promote it to ``champion`` only if the gate passes.
+
+    ``params`` is one pydantic model so that the Prefect UI shows every setting, with its
+    default and description, as a form; deployments pass ``{"params": {...}}``.
+    """
     log = get_run_logger()
     model_cls = get_model_class(params.model)  # unknown names fail before any work
     model_params = model_cls(**params.model_params).get_params()  # and invalid params too

@@ -106,10 +106,12 @@ def promote(ref: VersionRef, evidence: dict[str, Any]) -> VersionRef | None:
             **evidence,
             "previous_champion": previous.version if previous else "none",
             "promoted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "status": "champion",
+            "status": "promoting",
         },
     )
+    # the evidence is on the version before the alias moves; the status says the move happened
     _client().set_registered_model_alias(ref.name, CHAMPION, ref.version)
+    tag_version(ref, {"status": "champion"})
     return previous
 
 

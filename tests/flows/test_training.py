@@ -1,5 +1,7 @@
 """The training flow end to end on the embedded default (sqlite MLflow, Prefect test server)."""
 
+import json
+
 import mlflow
 import pandas as pd
 import pytest
@@ -108,3 +110,53 @@ def test_unknown_model_and_bad_params_fail_before_any_run(workspace):
     with pytest.raises(ConfigError, match="factors"):
         training_flow(TrainingParams(**TINY, model_params={"factors": -3}))
     assert MlflowClient().get_experiment_by_name("flowtest") is None
+
+
+def test_a_crash_while_registering_leaves_champion_alone(workspace, monkeypatch):
+    first = training_flow(TrainingParams(**TINY))
+
+    def broken_register(*args, **kwargs):
+        raise RuntimeError("registry went away")
+
+    monkeypatch.setattr("tasks.tracking.registry.register", broken_register)
+    monkeypatch.setattr("tasks._runtime.IO_RETRY_DELAYS", [0, 0, 0])
+    with pytest.raises(RuntimeError, match="registry went away"):
+        training_flow(TrainingParams(**TINY, model_params={"factors": 10}))
+    assert _champion().version == first["version"]
+    assert len(_versions()) == 1
+    runs = MlflowClient().search_runs(
+        [MlflowClient().get_experiment_by_name("flowtest").experiment_id],
+        order_by=["attributes.start_time DESC"],
+    )
+    assert runs[0].info.status == "FAILED"
+    assert "registry went away" in runs[0].data.tags["recsys.error"]
+
+
+def test_cli_train_recommend_and_rollback(workspace):
+    from typer.testing import CliRunner
+
+    from recsys_cli.main import app
+
+    runner = CliRunner()
+    common = ["--synthetic-size", "tiny", "--registered-model", "flowtest",
+              "--experiment", "flowtest"]
+    first = runner.invoke(app, ["train", *common, "--param", "factors=4"])
+    assert first.exit_code == 0, first.output
+    assert "promoted to champion" in first.output
+    second = runner.invoke(app, ["train", *common, "--param", "factors=10"])
+    assert second.exit_code == 0, second.output
+    assert "gate passed" in second.output and _champion().version == "2"
+    recs = runner.invoke(app, ["recommend", "--user", "1", "-k", "3", "--registered-model",
+                               "flowtest", "--json"])
+    assert recs.exit_code == 0, recs.output
+    assert [r["rank"] for r in json.loads(recs.stdout)] == [1, 2, 3]
+    back = runner.invoke(app, ["rollback", "--registered-model", "flowtest"])
+    assert back.exit_code == 0, back.output
+    assert "from version 2 back to version 1" in back.output
+    assert _champion().version == "1"
+    dup = workspace / "dup.csv"
+    dup.write_text("user,item,rating,timestamp\n" + "1,1,4,10\n" * 150)
+    bad = runner.invoke(app, ["train", *common, "--source", str(dup)])
+    assert bad.exit_code == 1
+    assert "duplicate" in bad.output.lower()
+    assert _champion().version == "1"
