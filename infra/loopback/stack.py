@@ -1,0 +1,510 @@
+"""The production topology started natively on 127.0.0.1, for developers and the stack tests.
+
+    python infra/loopback/stack.py up [--env-file .env]   # make stack-up
+    python infra/loopback/stack.py down                   # make stack-down
+    python infra/loopback/stack.py status | env | deploy
+    python infra/loopback/stack.py stop s3 | start s3     # one service (fault drills)
+
+Services, in start order (the same roles as ``docker-compose.yml``):
+
+========  ==========================================  ============================
+service   what runs                                   health
+========  ==========================================  ============================
+postgres  the PostgreSQL already on the machine        databases created (idempotent)
+s3        ``moto_server`` (stands in for MinIO)        HTTP answer, buckets created
+mlflow    ``mlflow server`` on PostgreSQL, artifacts   ``/health``
+          proxied to ``s3://<bucket>/<prefix>``
+prefect   ``prefect server start`` on PostgreSQL       ``/api/health``
+worker    ``prefect worker start`` (process pool)      registered on its pool
+========  ==========================================  ============================
+
+Each stack has a name (``dev`` by default, the tests use ``test``) with its own ports, databases
+and state folder ``.stack/<name>/`` (pid files, logs, the S3 credentials it generated). Every
+process is started in its own session and stopped by the pid it was given, never by name.
+Settings come from flags or ``STACK_*`` environment variables; ``--help`` lists them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+SERVICES = ("s3", "mlflow", "prefect", "worker")
+ENV_BEGIN = "# >>> recsys loopback stack (written by make stack-up; removed by make stack-down)"
+ENV_END = "# <<< recsys loopback stack"
+
+
+def _load_buckets():
+    spec = importlib.util.spec_from_file_location(
+        "recsys_infra_buckets", ROOT / "infra" / "storage" / "buckets.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+buckets = _load_buckets()
+
+
+class StackError(RuntimeError):
+    """A service could not be started, reached or stopped; the message says what to do."""
+
+
+def _env(name: str, default):
+    value = os.environ.get(f"STACK_{name}")
+    return type(default)(value) if value not in (None, "") else default
+
+
+@dataclass
+class Stack:
+    name: str = "dev"
+    host: str = "127.0.0.1"
+    s3_port: int = 9000
+    mlflow_port: int = 5000
+    prefect_port: int = 4200
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 5432
+    pg_user: str = "postgres"
+    db_prefix: str = "recsys"
+    pool: str = "recsys-process"
+    timeout: float = 180.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    # -- names and addresses ------------------------------------------------------------------
+    @property
+    def state(self) -> Path:
+        return ROOT / ".stack" / self.name
+
+    @property
+    def databases(self) -> dict[str, str]:
+        return {"mlflow": f"{self.db_prefix}_mlflow", "prefect": f"{self.db_prefix}_prefect"}
+
+    def pg_url(self, database: str, driver: str = "postgresql") -> str:
+        # the password, if any, travels in PGPASSWORD / STACK_PG_PASSWORD, never in a URL or log
+        return f"{driver}://{self.pg_user}@{self.pg_host}:{self.pg_port}/{database}"
+
+    @property
+    def s3_url(self) -> str:
+        return f"http://{self.host}:{self.s3_port}"
+
+    @property
+    def mlflow_url(self) -> str:
+        return f"http://{self.host}:{self.mlflow_port}"
+
+    @property
+    def prefect_api(self) -> str:
+        return f"http://{self.host}:{self.prefect_port}/api"
+
+    def ports(self) -> dict[str, int]:
+        return {"s3": self.s3_port, "mlflow": self.mlflow_port, "prefect": self.prefect_port}
+
+    def credentials(self) -> dict[str, str]:
+        """S3 keys of this stack: generated once, kept in the git-ignored state folder."""
+        path = self.state / "s3-credentials.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        creds = {"AWS_ACCESS_KEY_ID": f"recsys-{secrets.token_hex(6)}",
+                 "AWS_SECRET_ACCESS_KEY": secrets.token_urlsafe(24)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(creds))
+        path.chmod(0o600)
+        return creds
+
+    def client_env(self) -> dict[str, str]:
+        """What a client needs to use this stack (what ``make stack-up`` writes into ``.env``)."""
+        names = buckets.bucket_names()
+        return {
+            "MLFLOW_TRACKING_URI": self.mlflow_url,
+            "PREFECT_API_URL": self.prefect_api,
+            "AWS_ENDPOINT_URL": self.s3_url,
+            **self.credentials(),
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "S3_BUCKET_ARTIFACTS": names["artifacts"],
+            "S3_BUCKET_DATA": names["data"],
+        }
+
+    def process_env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")
+               or k in ("PREFECT_WORKER_QUERY_SECONDS", "PREFECT_WORKER_PREFETCH_SECONDS")}
+        env.update(OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", DO_NOT_TRACK="1",
+                   MLFLOW_DISABLE_TELEMETRY="true", GX_ANALYTICS_ENABLED="false",
+                   PREFECT_SERVER_ANALYTICS_ENABLED="false", PYTHONUNBUFFERED="1",
+                   PREFECT_HOME=str(self.state / "prefect-home"))
+        if os.environ.get("STACK_PG_PASSWORD"):
+            env["PGPASSWORD"] = os.environ["STACK_PG_PASSWORD"]
+        env.update(self.extra_env)
+        env.update(extra)
+        return env
+
+
+# -- processes ---------------------------------------------------------------------------------
+def _pid_file(stack: Stack, service: str) -> Path:
+    return stack.state / f"{service}.pid"
+
+
+def _log_file(stack: Stack, service: str) -> Path:
+    return stack.state / "logs" / f"{service}.log"
+
+
+def _running_pid(stack: Stack, service: str) -> int | None:
+    """The pid of ``service`` if the process this script started is still alive."""
+    path = _pid_file(stack, service)
+    if not path.exists():
+        return None
+    try:
+        pid = int(path.read_text().split()[0])
+        os.kill(pid, 0)
+    except (ValueError, ProcessLookupError, PermissionError, IndexError):
+        path.unlink(missing_ok=True)
+        return None
+    # a recycled pid belongs to someone else: check the command line is still ours
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists() and str(BIN) not in cmdline.read_bytes().decode(errors="replace"):
+        path.unlink(missing_ok=True)
+        return None
+    return pid
+
+
+def _spawn(stack: Stack, service: str, argv: list[str],
+           env: dict[str, str]) -> subprocess.Popen:
+    log_path = _log_file(stack, service)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} {service}: {argv[0]}\n".encode())
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    _pid_file(stack, service).write_text(f"{proc.pid}\n")
+    return proc
+
+
+def _tail(stack: Stack, service: str, lines: int = 25) -> str:
+    path = _log_file(stack, service)
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _check_port_free(stack: Stack, service: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((stack.host, port))
+        except OSError as exc:
+            flag = f"--{service}-port / STACK_{service.upper()}_PORT"
+            raise StackError(
+                f"port {port} on {stack.host} is already in use ({exc.strerror}); the {service} "
+                f"server of stack {stack.name!r} cannot start there. Stop whatever listens on it "
+                f"(another stack: make stack-down) or choose another port with {flag}."
+            ) from exc
+
+
+def _wait(stack: Stack, service: str, proc: subprocess.Popen, probe, what: str) -> int:
+    deadline = time.monotonic() + stack.timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            _pid_file(stack, service).unlink(missing_ok=True)
+            raise StackError(f"{service} exited while starting; last lines of "
+                             f"{_log_file(stack, service)}:\n{_tail(stack, service)}")
+        try:
+            if probe():
+                return proc.pid
+        except (OSError, urllib.error.URLError, ValueError):
+            pass
+        time.sleep(0.5)
+    stop(stack, service)
+    raise StackError(f"{service} did not become healthy ({what}) within {stack.timeout:.0f} s; "
+                     f"see {_log_file(stack, service)}:\n{_tail(stack, service)}")
+
+
+def _http_ok(url: str, data: bytes | None = None) -> bytes | None:
+    headers = {"Content-Type": "application/json"} if data is not None else {}
+    req = urllib.request.Request(url, data=data, headers=headers)
+    with urllib.request.urlopen(req, timeout=3) as resp:  # noqa: S310 - loopback only
+        return resp.read() if 200 <= resp.status < 300 else None
+
+
+def stop(stack: Stack, service: str, timeout: float = 15.0) -> bool:
+    """Stop ``service`` (its whole process group); returns whether it was running."""
+    pid = _running_pid(stack, service)
+    if pid is None:
+        return False
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            if Path(f"/proc/{pid}/stat").exists() and " Z " in Path(
+                    f"/proc/{pid}/stat").read_text():
+                break  # a zombie: exited, its parent (not us) has not reaped it
+            time.sleep(0.2)
+        else:
+            continue
+        break
+    _pid_file(stack, service).unlink(missing_ok=True)
+    return True
+
+
+# -- services ----------------------------------------------------------------------------------
+def ensure_databases(stack: Stack, fresh: bool = False) -> None:
+    """Create the MLflow and Prefect databases (``fresh``: drop them first)."""
+    import psycopg2
+
+    try:
+        conn = psycopg2.connect(host=stack.pg_host, port=stack.pg_port, user=stack.pg_user,
+                                password=os.environ.get("STACK_PG_PASSWORD") or None,
+                                dbname="postgres", connect_timeout=5)
+    except psycopg2.OperationalError as exc:
+        raise StackError(
+            f"cannot connect to PostgreSQL at {stack.pg_host}:{stack.pg_port} as "
+            f"{stack.pg_user!r}: {str(exc).strip()}. Start PostgreSQL or set STACK_PG_HOST, "
+            "STACK_PG_PORT, STACK_PG_USER, STACK_PG_PASSWORD."
+        ) from exc
+    conn.autocommit = True  # CREATE / DROP DATABASE cannot run in a transaction
+    with conn.cursor() as cur:
+        for db in stack.databases.values():
+            if fresh:
+                cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,))
+            if cur.fetchone() is None:
+                cur.execute(f'CREATE DATABASE "{db}"')
+    conn.close()
+
+
+def start_s3(stack: Stack) -> int:
+    _check_port_free(stack, "s3", stack.s3_port)
+    proc = _spawn(stack, "s3", [str(BIN / "moto_server"), "-H", stack.host, "-p",
+                               str(stack.s3_port)], stack.process_env())
+    pid = _wait(stack, "s3", proc, lambda: _http_ok(f"{stack.s3_url}/moto-api/") is not None,
+                f"GET {stack.s3_url}/moto-api/")
+    creds = stack.credentials()
+    # the S3 server keeps its objects in memory: a restart starts from empty buckets
+    buckets.ensure_buckets(stack.s3_url, creds["AWS_ACCESS_KEY_ID"],
+                           creds["AWS_SECRET_ACCESS_KEY"])
+    return pid
+
+
+def start_mlflow(stack: Stack) -> int:
+    _check_port_free(stack, "mlflow", stack.mlflow_port)
+    hosts = [f"{h}:{stack.mlflow_port}" for h in (stack.host, "localhost")]
+    argv = [
+        str(BIN / "mlflow"), "server",
+        "--backend-store-uri", stack.pg_url(stack.databases["mlflow"], "postgresql+psycopg2"),
+        "--artifacts-destination", buckets.artifacts_destination(),
+        "--host", stack.host, "--port", str(stack.mlflow_port), "--workers", "2",
+        "--allowed-hosts", ",".join(hosts),
+    ]
+    creds = stack.credentials()
+    env = stack.process_env(MLFLOW_S3_ENDPOINT_URL=stack.s3_url, AWS_DEFAULT_REGION="us-east-1",
+                            **creds)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("AWS_ENDPOINT_URL", None)
+    proc = _spawn(stack, "mlflow", argv, env)
+    # the first start migrates the database (~20 s)
+    return _wait(stack, "mlflow", proc,
+                 lambda: _http_ok(f"{stack.mlflow_url}/health") is not None,
+                 f"GET {stack.mlflow_url}/health")
+
+
+def start_prefect(stack: Stack) -> int:
+    _check_port_free(stack, "prefect", stack.prefect_port)
+    argv = [str(BIN / "prefect"), "server", "start", "--host", stack.host, "--port",
+            str(stack.prefect_port)]
+    env = stack.process_env(
+        PREFECT_API_DATABASE_CONNECTION_URL=stack.pg_url(stack.databases["prefect"],
+                                                         "postgresql+asyncpg"),
+        PREFECT_UI_API_URL=stack.prefect_api,
+        PREFECT_SERVER_API_HOST=stack.host,
+        PREFECT_SERVER_API_PORT=str(stack.prefect_port),
+    )
+    if os.environ.get("STACK_PG_PASSWORD"):
+        env["PREFECT_API_DATABASE_PASSWORD"] = os.environ["STACK_PG_PASSWORD"]
+    proc = _spawn(stack, "prefect", argv, env)
+    return _wait(stack, "prefect", proc,
+                 lambda: _http_ok(f"{stack.prefect_api}/health") == b"true",
+                 f"GET {stack.prefect_api}/health")
+
+
+def worker_name(stack: Stack) -> str:
+    return f"loopback-{stack.name}"
+
+
+def start_worker(stack: Stack) -> int:
+    argv = [str(BIN / "prefect"), "worker", "start", "--pool", stack.pool, "--type", "process",
+            "--name", worker_name(stack)]
+    env = stack.process_env(RECSYS_CODE_DIR=str(ROOT), **stack.client_env())
+    env.setdefault("PREFECT_WORKER_QUERY_SECONDS", "5")
+    proc = _spawn(stack, "worker", argv, env)
+    url = f"{stack.prefect_api}/work_pools/{stack.pool}/workers/filter"
+
+    def registered() -> bool:
+        body = _http_ok(url, data=b"{}")
+        return any(w.get("name") == worker_name(stack) for w in json.loads(body or b"[]"))
+
+    return _wait(stack, "worker", proc, registered,
+                 f"worker {worker_name(stack)!r} on pool {stack.pool!r}")
+
+
+STARTERS = {"s3": start_s3, "mlflow": start_mlflow, "prefect": start_prefect,
+            "worker": start_worker}
+
+
+def start(stack: Stack, service: str) -> int:
+    pid = _running_pid(stack, service)
+    if pid is not None:
+        return pid
+    return STARTERS[service](stack)
+
+
+def deploy(stack: Stack) -> None:
+    """Apply every deployment of ``prefect.yaml`` to this stack's Prefect server."""
+    env = stack.process_env(PREFECT_API_URL=stack.prefect_api, RECSYS_CODE_DIR=str(ROOT))
+    out = subprocess.run([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=300, check=False)
+    if out.returncode != 0:
+        raise StackError(f"prefect deploy --all failed ({out.returncode}):\n"
+                         f"{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+
+
+def up(stack: Stack, *, fresh: bool = False, with_deploy: bool = True) -> None:
+    stack.state.mkdir(parents=True, exist_ok=True)
+    for service, port in stack.ports().items():  # fail before starting anything
+        if _running_pid(stack, service) is None:
+            _check_port_free(stack, service, port)
+    ensure_databases(stack, fresh=fresh)
+    for service in SERVICES:
+        started = time.monotonic()
+        pid = start(stack, service)
+        _say(f"{service:8s} pid {pid:<7d} ready in {time.monotonic() - started:4.1f} s")
+    if with_deploy:
+        deploy(stack)
+        _say("deployments of prefect.yaml applied")
+
+
+def down(stack: Stack) -> list[str]:
+    return [s for s in reversed(SERVICES) if stop(stack, s)]
+
+
+def status(stack: Stack) -> dict[str, int | None]:
+    return {s: _running_pid(stack, s) for s in SERVICES}
+
+
+# -- .env --------------------------------------------------------------------------------------
+def write_env_file(path: Path, values: dict[str, str]) -> None:
+    """Replace this stack's block in ``path`` (other lines are kept)."""
+    lines = _strip_block(path.read_text().splitlines() if path.exists() else [])
+    block = [ENV_BEGIN, *(f"{k}={v}" for k, v in values.items()), ENV_END]
+    path.write_text("\n".join([*lines, *block]) + "\n")
+    path.chmod(0o600)
+
+
+def remove_env_block(path: Path) -> None:
+    if path.exists():
+        lines = _strip_block(path.read_text().splitlines())
+        path.write_text("\n".join(lines) + ("\n" if lines else ""))
+
+
+def _strip_block(lines: list[str]) -> list[str]:
+    out, inside = [], False
+    for line in lines:
+        if line == ENV_BEGIN:
+            inside = True
+        elif line == ENV_END:
+            inside = False
+        elif not inside:
+            out.append(line)
+    return out
+
+
+def _say(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("command", choices=["up", "down", "status", "env", "deploy", "start", "stop"])
+    p.add_argument("service", nargs="?", choices=SERVICES, help="for start / stop")
+    d = Stack()
+    p.add_argument("--name", default=_env("NAME", d.name), help="stack name (STACK_NAME)")
+    p.add_argument("--host", default=_env("HOST", d.host), help="bind address (STACK_HOST)")
+    p.add_argument("--s3-port", type=int, default=_env("S3_PORT", d.s3_port))
+    p.add_argument("--mlflow-port", type=int, default=_env("MLFLOW_PORT", d.mlflow_port))
+    p.add_argument("--prefect-port", type=int, default=_env("PREFECT_PORT", d.prefect_port))
+    p.add_argument("--pg-host", default=_env("PG_HOST", d.pg_host))
+    p.add_argument("--pg-port", type=int, default=_env("PG_PORT", d.pg_port))
+    p.add_argument("--pg-user", default=_env("PG_USER", d.pg_user))
+    p.add_argument("--db-prefix", default=_env("DB_PREFIX", d.db_prefix),
+                   help="databases <prefix>_mlflow and <prefix>_prefect (STACK_DB_PREFIX)")
+    p.add_argument("--pool", default=os.environ.get("PREFECT_WORK_POOL") or d.pool)
+    p.add_argument("--timeout", type=float, default=_env("TIMEOUT", d.timeout),
+                   help="seconds each service may take to become healthy")
+    p.add_argument("--env-file", type=Path, help="write (up) or remove (down) the client "
+                                                  "settings in this dotenv file")
+    p.add_argument("--fresh", action="store_true", help="up: drop the stack's databases first")
+    p.add_argument("--no-deploy", action="store_true", help="up: do not apply prefect.yaml")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    stack = Stack(name=args.name, host=args.host, s3_port=args.s3_port,
+                  mlflow_port=args.mlflow_port, prefect_port=args.prefect_port,
+                  pg_host=args.pg_host, pg_port=args.pg_port, pg_user=args.pg_user,
+                  db_prefix=args.db_prefix, pool=args.pool, timeout=args.timeout)
+    try:
+        if args.command == "up":
+            up(stack, fresh=args.fresh, with_deploy=not args.no_deploy)
+            if args.env_file:
+                write_env_file(args.env_file, stack.client_env())
+                _say(f"client settings written to {args.env_file}")
+            _say(f"MLflow UI   {stack.mlflow_url}\nPrefect UI  {stack.prefect_api[:-4]}\n"
+                 f"S3 endpoint {stack.s3_url}\nlogs        {stack.state / 'logs'}")
+        elif args.command == "down":
+            stopped = down(stack)
+            if args.env_file:
+                remove_env_block(args.env_file)
+            _say(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+            shutil.rmtree(stack.state / "prefect-home", ignore_errors=True)
+        elif args.command == "status":
+            for service, pid in status(stack).items():
+                _say(f"{service:8s} {'pid ' + str(pid) if pid else 'stopped'}")
+        elif args.command == "env":
+            _say(json.dumps(stack.client_env()))
+        elif args.command == "deploy":
+            deploy(stack)
+        else:
+            if not args.service:
+                raise StackError(f"{args.command} needs a service: {', '.join(SERVICES)}")
+            if args.command == "start":
+                _say(f"{args.service} pid {start(stack, args.service)}")
+            else:
+                _say(f"{args.service} {'stopped' if stop(stack, args.service) else 'not running'}")
+    except StackError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
