@@ -1,0 +1,222 @@
+"""Checks of the configuration and of the servers it names (``recsys doctor``).
+
+Each check returns a :class:`Check`: what was checked, whether it is fine, what was seen and, when
+it is not fine, how to fix it. Checks never raise and never print; the CLI draws the table.
+
+The checks follow the order a setup breaks in: tracking URI -> tracking server reachable ->
+client and server versions -> artifact mode proxied (a new run's artifact URI starts with
+``mlflow-artifacts:``) and writable through the server -> S3 endpoint and buckets (the data
+collector reads ``s3://`` directly) -> Prefect API. The Prefect API is checked over plain HTTP
+(``$PREFECT_API_URL/health``) so that the library never imports Prefect.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import metadata
+
+log = logging.getLogger(__name__)
+
+DOCTOR_EXPERIMENT = "recsys-doctor"
+TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the doctor's report."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    skipped: bool = False
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def check_tracking_uri(env: Mapping[str, str]) -> Check:
+    uri = env.get("MLFLOW_TRACKING_URI", "")
+    if not uri:
+        return Check("tracking URI", True, "not set: the embedded default (.recsys/mlflow.db)",
+                     "set MLFLOW_TRACKING_URI (make stack-up writes it into .env) to use a "
+                     "tracking server", skipped=True)
+    if not _is_server(uri):
+        return Check("tracking URI", True, f"{uri} (local store, no server)")
+    return Check("tracking URI", True, uri)
+
+
+def check_tracking_server(uri: str) -> Check:
+    import httpx
+
+    try:
+        resp = httpx.get(f"{uri.rstrip('/')}/health", timeout=TIMEOUT)
+    except httpx.HTTPError as exc:
+        return Check("tracking server", False, f"{uri} unreachable: {exc}",
+                     "start it (make stack-up, or docker compose up -d mlflow) or correct "
+                     "MLFLOW_TRACKING_URI")
+    if resp.status_code == 403 and "host" in resp.text.lower():
+        return Check("tracking server", False, f"{uri} refuses the Host header: {resp.text[:120]}",
+                     "add this host:port to the server's --allowed-hosts (MLFLOW_ALLOWED_HOSTS)")
+    if resp.status_code == 401:
+        return Check("tracking server", False, f"{uri} asks for credentials (basic auth)",
+                     "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
+    if resp.status_code != 200:
+        return Check("tracking server", False, f"{uri}/health answered {resp.status_code}",
+                     "see the tracking server's log")
+    return Check("tracking server", True, f"{uri} answers /health")
+
+
+def check_versions(uri: str) -> Check:
+    """The server must run the client's MLflow version (same schema, same REST API)."""
+    import httpx
+
+    client_version = _version("mlflow") or "unknown"
+    try:
+        resp = httpx.get(f"{uri.rstrip('/')}/version", timeout=TIMEOUT)
+        resp.raise_for_status()
+        server_version = resp.text.strip()
+    except httpx.HTTPError as exc:
+        return Check("MLflow versions", False, f"cannot read {uri}/version: {exc}",
+                     "check the tracking server")
+    if server_version != client_version:
+        return Check("MLflow versions", False,
+                     f"server {server_version!r} != client {client_version!r}",
+                     "run the same MLflow version on both sides (MLFLOW_VERSION in .env and "
+                     "pyproject.toml), then `mlflow db upgrade` after a backup")
+    return Check("MLflow versions", True, f"server and client {client_version}")
+
+
+def check_artifacts(uri: str, experiment: str = DOCTOR_EXPERIMENT) -> Check:
+    """A throwaway run in ``experiment``: artifact URI proxied, one small artifact written."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    run_id = None
+    try:
+        exp = client.get_experiment_by_name(experiment)
+        exp_id = exp.experiment_id if exp else client.create_experiment(experiment)
+        run = client.create_run(exp_id, run_name=f"doctor-{uuid.uuid4().hex[:6]}",
+                                tags={"recsys.doctor": "true"})
+        run_id = run.info.run_id
+        artifact_uri = run.info.artifact_uri
+        if not artifact_uri.startswith("mlflow-artifacts:"):
+            return Check(
+                "artifact store", False,
+                f"experiment {experiment!r} stores artifacts at {artifact_uri} (direct, "
+                "not proxied): clients would need S3 credentials",
+                "run the server with --artifacts-destination s3://bucket/prefix (no "
+                "--default-artifact-root) and create a new experiment: experiments keep the "
+                "artifact location they were created with")
+        client.log_text(run_id, "recsys doctor", "doctor/probe.txt")
+        listed = [a.path for a in client.list_artifacts(run_id, "doctor")]
+        if "doctor/probe.txt" not in listed:
+            return Check("artifact store", False, "probe artifact not listed after upload",
+                         "see the tracking server's log (its S3 settings)")
+        return Check("artifact store", True, f"proxied ({artifact_uri.split('/')[0]}//...), "
+                                             "upload through the server works")
+    except Exception as exc:  # noqa: BLE001 - every failure is a finding here
+        return Check("artifact store", False, f"{type(exc).__name__}: {str(exc)[:300]}",
+                     "the tracking server cannot write to its artifact destination: check "
+                     "MLFLOW_S3_ENDPOINT_URL, the bucket and the keys on the server")
+    finally:
+        if run_id:
+            try:
+                client.delete_run(run_id)
+            except Exception:  # noqa: BLE001 - best effort cleanup
+                log.debug("could not delete doctor run %s", run_id)
+
+
+def check_buckets(env: Mapping[str, str]) -> list[Check]:
+    """The S3 endpoint the collector uses, and each named bucket: exists and writable."""
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    names = [n for n in (env.get("S3_BUCKET_DATA"),) if n]
+    if not endpoint and not names:
+        return [Check("S3 data bucket", True, "not configured (s3:// sources unused)",
+                      skipped=True)]
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if not env.get("AWS_ACCESS_KEY_ID") or not env.get("AWS_SECRET_ACCESS_KEY"):
+        return [Check("S3 credentials", False, f"endpoint {endpoint} but no keys",
+                      "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (the app user's, never "
+                      "the MinIO root's)")]
+    s3 = boto3.client(
+        "s3", endpoint_url=endpoint, aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=TIMEOUT, read_timeout=TIMEOUT),
+    )  # fmt: skip
+    checks = []
+    for name in names or ["recsys-data"]:
+        key = f".recsys-doctor/{uuid.uuid4().hex}"
+        try:
+            s3.put_object(Bucket=name, Key=key, Body=b"recsys doctor")
+            s3.delete_object(Bucket=name, Key=key)
+            checks.append(Check(f"S3 bucket {name}", True, f"exists and writable at {endpoint}"))
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            fix = ("create it (the minio-init job, or make stack-up)" if code == "NoSuchBucket"
+                   else "give the app user read/write on this bucket")
+            checks.append(Check(f"S3 bucket {name}", False, f"{code} at {endpoint}", fix))
+        except BotoCoreError as exc:
+            checks.append(Check(f"S3 bucket {name}", False, f"S3 at {endpoint} unreachable: {exc}",
+                                "start the S3 server (MinIO) or correct AWS_ENDPOINT_URL"))
+    return checks
+
+
+def check_prefect(env: Mapping[str, str]) -> Check:
+    import httpx
+
+    api = env.get("PREFECT_API_URL", "")
+    if not api:
+        return Check("Prefect API", True, "not set: flows start a temporary local server",
+                     "set PREFECT_API_URL (make stack-up writes it into .env) to run "
+                     "deployments and schedules", skipped=True)
+    try:
+        resp = httpx.get(f"{api.rstrip('/')}/health", timeout=TIMEOUT)
+        resp.raise_for_status()
+    except httpx.HTTPError as exc:
+        return Check("Prefect API", False, f"{api} unreachable: {exc}",
+                     "start the Prefect server (make stack-up, or docker compose up -d "
+                     "prefect-server) or correct PREFECT_API_URL")
+    detail = f"{api} healthy"
+    try:
+        server = httpx.get(f"{api.rstrip('/')}/admin/version", timeout=TIMEOUT).json()
+        client_version = _version("prefect")
+        if client_version and str(server) != client_version:
+            return Check("Prefect API", False, f"{detail}; server {server!r} != client "
+                                               f"{client_version!r}",
+                         "run the same Prefect version in the server, the worker and here")
+        detail += f", version {server}"
+    except (httpx.HTTPError, ValueError):
+        pass
+    return Check("Prefect API", True, detail)
+
+
+def run_checks(env: Mapping[str, str] | None = None) -> list[Check]:
+    """Every check, in order; server checks are skipped when their server is unreachable."""
+    env = dict(os.environ if env is None else env)
+    checks = [check_tracking_uri(env)]
+    uri = env.get("MLFLOW_TRACKING_URI", "")
+    if _is_server(uri):
+        server = check_tracking_server(uri)
+        checks.append(server)
+        if server.ok:
+            checks += [check_versions(uri), check_artifacts(uri)]
+    checks += check_buckets(env)
+    checks.append(check_prefect(env))
+    return checks
