@@ -1,0 +1,147 @@
+"""Biased matrix factorization by alternating least squares (``als``), for explicit ratings.
+
+Zhou, Wilkinson, Schreiber & Pan, "Large-scale parallel collaborative filtering for the Netflix
+Prize", AAIM 2008 (ALS with weighted-lambda regularization, "ALS-WR").
+
+Model: ``r_ui ~ mu + b_u + b_i + p_u . q_i``, minimizing
+
+    sum_(u,i) (r_ui - r^_ui)^2 + reg * (sum_u n_u (|p_u|^2 + b_u^2) + sum_i n_i (|q_i|^2 + b_i^2))
+
+where ``n_u``/``n_i`` count the ratings of the user/item (the weighted-lambda term that makes
+``reg`` transfer across data sizes). With the items fixed, each user solves a ridge regression
+on the augmented vectors ``[q_i, 1]`` for ``[p_u, b_u]``:
+
+    (Q~_u^T Q~_u + reg n_u I) [p_u, b_u] = Q~_u^T (r_u - mu - b_I)
+
+and symmetrically for the items. Each row's normal equations are built by one BLAS product of
+its gathered factors and solved directly; rows run in parallel (numba ``prange``), and as every
+row is solved independently the result does not depend on the thread count.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+from pydantic import Field
+
+from recsys_core.exceptions import TrainingError
+from recsys_core.features.matrix import Interactions
+from recsys_core.models.base import EpochCallback, ModelConfig, Recommender
+from recsys_core.models.registry import register
+from recsys_core.models.sgd_mf import _predict
+
+log = logging.getLogger(__name__)
+
+
+class ALSConfig(ModelConfig):
+    """Hyperparameters of explicit ALS with weighted-lambda regularization."""
+
+    factors: int = Field(10, ge=1, le=2048, description="number of latent factors")
+    iterations: int = Field(15, ge=1, le=1000, description="alternating sweeps (users, items)")
+    reg: float = Field(0.1, gt=0, description="weighted-lambda regularization")
+    init_std: float = Field(0.1, ge=0, description="std of the normal item-factor initialization")
+    biased: bool = Field(True, description="learn the global mean and user/item biases")
+    seed: int = Field(42, description="random seed (initialization)")
+
+
+@register("als")
+class ALS(Recommender):
+    """Biased matrix factorization by alternating least squares (ALS-WR, Zhou et al. 2008)."""
+
+    Config = ALSConfig
+
+    def _fit(
+        self, data: Interactions, *, eval_data: Interactions | None = None,
+        callback: EpochCallback | None = None,
+    ) -> None:
+        cfg = self.config
+        rng = np.random.default_rng(cfg.seed)
+        R = sp.csr_matrix(data.matrix, dtype=np.float64)
+        R.sort_indices()
+        Rt = R.T.tocsr()
+        Rt.sort_indices()
+        mu = float(R.data.mean()) if cfg.biased else 0.0
+        k = cfg.factors
+        # the last column is the bias; on the other side it is the constant 1
+        P = np.zeros((data.n_users, k + 1))
+        Q = np.zeros((data.n_items, k + 1))
+        Q[:, :k] = rng.normal(0.0, cfg.init_std, (data.n_items, k))
+        has_eval = eval_data is not None and eval_data.known.any()
+        if has_eval:
+            m = eval_data.known
+            eu, ei, er = eval_data.user_idx[m], eval_data.item_idx[m], eval_data.rating[m]
+        coo = R.tocoo()
+        for it in range(1, cfg.iterations + 1):
+            _solve_side(R.indptr, R.indices, R.data - mu, Q, P, cfg.reg, cfg.biased)
+            _solve_side(Rt.indptr, Rt.indices, Rt.data - mu, P, Q, cfg.reg, cfg.biased)
+            if not (np.isfinite(P).all() and np.isfinite(Q).all()):
+                raise TrainingError(
+                    f"als produced non-finite factors at iteration {it}; reg={cfg.reg} is likely "
+                    "too small for this data (or the ratings hold NaN): try reg=0.1"
+                )
+            pred = _predict(mu, P[:, k], Q[:, k], P[:, :k], Q[:, :k], coo.row, coo.col)
+            metrics = {"train_loss": float(np.mean((coo.data - pred) ** 2))}
+            if has_eval:
+                ev = np.clip(_predict(mu, P[:, k], Q[:, k], P[:, :k], Q[:, :k], eu, ei),
+                             *self.rating_scale_)
+                metrics["val_rmse"] = float(np.sqrt(np.mean((ev - er) ** 2)))
+            self._record(it, metrics, callback)
+        self.mu_ = np.float64(mu)
+        self.user_bias_ = np.ascontiguousarray(P[:, k])
+        self.item_bias_ = np.ascontiguousarray(Q[:, k])
+        self.user_factors_ = np.ascontiguousarray(P[:, :k])
+        self.item_factors_ = np.ascontiguousarray(Q[:, :k])
+
+    def _predict_idx(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        return _predict(
+            float(self.mu_), self.user_bias_, self.item_bias_, self.user_factors_,
+            self.item_factors_, u, i,
+        )  # fmt: skip
+
+    def _score_users(self, u: np.ndarray) -> np.ndarray:
+        return (
+            float(self.mu_)
+            + self.user_bias_[u][:, None]
+            + self.item_bias_[None, :]
+            + self.user_factors_[u] @ self.item_factors_.T
+        )
+
+
+@numba.njit(parallel=True, cache=True)
+def _solve_side(indptr, indices, ratings, Y, X, reg, biased):
+    """Solve every row of ``X`` (last column = bias) with the other side ``Y`` fixed.
+
+    ``ratings`` are ``r - mu``; ``Y[:, -1]`` is the other side's bias, moved to the target.
+    """
+    n = X.shape[0]
+    kk = Y.shape[1]
+    k = kk - 1
+    dim = kk if biased else k
+    for row in numba.prange(n):
+        start, stop = indptr[row], indptr[row + 1]
+        m = stop - start
+        if m == 0:
+            X[row, :] = 0.0
+            continue
+        G = np.empty((m, dim))
+        t = np.empty(m)
+        for p in range(m):
+            j = indices[start + p]
+            for f in range(k):
+                G[p, f] = Y[j, f]
+            if biased:
+                G[p, k] = 1.0
+                t[p] = ratings[start + p] - Y[j, k]
+            else:
+                t[p] = ratings[start + p]
+        A = G.T @ G
+        for f in range(dim):
+            A[f, f] += reg * m
+        x = np.linalg.solve(A, G.T @ t)
+        for f in range(dim):
+            X[row, f] = x[f]
+        if not biased:
+            X[row, k] = 0.0
