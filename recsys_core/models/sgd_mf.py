@@ -12,6 +12,14 @@ Model: ``r_ui ~ mu + b_u + b_i + p_u . q_i``, minimizing the squared error plus
 
 The defaults are Surprise SVD's (factors=100, epochs=20, lr=0.005, reg=0.02, init_std=0.1).
 
+Learning-rate schedules (``lr_schedule``; epoch ``t`` from 0): ``constant`` (the default),
+``inverse`` ``lr / (1 + lr_decay t)`` and ``exponential`` ``lr exp(-lr_decay t)``.
+
+Mini-batches (``batch_size > 1``): the ratings of each block are taken ``batch_size`` at a time;
+the errors of a batch are computed with the parameters as they were at its start, then its
+updates are applied (summed, so ``lr`` keeps its per-rating meaning). ``batch_size=1`` is plain
+SGD.
+
 Parallelism without races (and so deterministic for a seed whatever the thread count): the
 ratings are cut into ``B x B`` blocks by random user and item groups, and each epoch runs ``B``
 sub-epochs; in sub-epoch ``s`` the ``B`` blocks ``(g, (g + s) mod B)`` touch disjoint users and
@@ -23,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Literal
 
 import numba
 import numpy as np
@@ -48,6 +57,13 @@ class SGDMFConfig(ModelConfig):
     init_std: float = Field(0.1, ge=0, description="std of the normal factor initialization")
     biased: bool = Field(True, description="learn the global mean and user/item biases")
     seed: int = Field(42, description="random seed (initialization and rating order)")
+    batch_size: int = Field(
+        1, ge=1, le=1_000_000, description="ratings per update (1: plain SGD; >1: mini-batch)"
+    )
+    lr_schedule: Literal["constant", "inverse", "exponential"] = Field(
+        "constant", description="learning rate per epoch: constant, inverse or exponential decay"
+    )
+    lr_decay: float = Field(0.0, ge=0, le=10.0, description="decay rate of the lr schedule")
 
 
 @register("sgd-mf")
@@ -78,7 +94,12 @@ class SGDMF(Recommender):
             m = eval_data.known
             eu, ei, er = eval_data.user_idx[m], eval_data.item_idx[m], eval_data.rating[m]
         for epoch in range(1, cfg.epochs + 1):
-            sse = _epoch(u, i, r, offsets, mu, bu, bi, P, Q, cfg.lr, cfg.reg, cfg.biased)
+            lr = scheduled_lr(cfg.lr, cfg.lr_schedule, cfg.lr_decay, epoch - 1)
+            if cfg.batch_size == 1:
+                sse = _epoch(u, i, r, offsets, mu, bu, bi, P, Q, lr, cfg.reg, cfg.biased)
+            else:
+                sse = _epoch_batched(u, i, r, offsets, mu, bu, bi, P, Q, lr, cfg.reg,
+                                     cfg.biased, cfg.batch_size)
             if not math.isfinite(sse) or not np.isfinite(P).all():
                 raise TrainingError(
                     f"sgd-mf diverged at epoch {epoch} (non-finite loss or factors); the "
@@ -109,6 +130,15 @@ class SGDMF(Recommender):
             + self.item_bias_[None, :]
             + self.user_factors_[u] @ self.item_factors_.T
         )
+
+
+def scheduled_lr(lr: float, schedule: str, decay: float, epoch: int) -> float:
+    """The learning rate of epoch ``epoch`` (from 0) under ``schedule``."""
+    if schedule == "inverse":
+        return lr / (1.0 + decay * epoch)
+    if schedule == "exponential":
+        return lr * math.exp(-decay * epoch)
+    return lr
 
 
 def _stratify(data: Interactions, rng: np.random.Generator):
@@ -156,6 +186,44 @@ def _epoch(u, i, r, offsets, mu, bu, bi, P, Q, lr, reg, biased):
                     qif = Q[ii, f]
                     P[uu, f] += lr * (err * qif - reg * puf)
                     Q[ii, f] += lr * (err * puf - reg * qif)
+            partial[g] += acc
+    return partial.sum()
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _epoch_batched(u, i, r, offsets, mu, bu, bi, P, Q, lr, reg, biased, batch):
+    """The stratified epoch with mini-batches inside each block (see the module docstring)."""
+    B = int(np.sqrt(offsets.size - 1) + 0.5)
+    k = P.shape[1]
+    partial = np.zeros(B)
+    for s in range(B):
+        for g in numba.prange(B):
+            blk = s * B + g
+            acc = 0.0
+            errs = np.empty(batch)
+            for b0 in range(offsets[blk], offsets[blk + 1], batch):
+                b1 = min(b0 + batch, offsets[blk + 1])
+                for n in range(b0, b1):
+                    uu = u[n]
+                    ii = i[n]
+                    dot = 0.0
+                    for f in range(k):
+                        dot += P[uu, f] * Q[ii, f]
+                    err = r[n] - (mu + bu[uu] + bi[ii] + dot)
+                    errs[n - b0] = err
+                    acc += err * err
+                for n in range(b0, b1):
+                    uu = u[n]
+                    ii = i[n]
+                    err = errs[n - b0]
+                    if biased:
+                        bu[uu] += lr * (err - reg * bu[uu])
+                        bi[ii] += lr * (err - reg * bi[ii])
+                    for f in range(k):
+                        puf = P[uu, f]
+                        qif = Q[ii, f]
+                        P[uu, f] += lr * (err * qif - reg * puf)
+                        Q[ii, f] += lr * (err * puf - reg * qif)
             partial[g] += acc
     return partial.sum()
 
