@@ -41,3 +41,9 @@ bench: install  ## our models against Surprise and implicit on the same splits
 
 clean:
 	rm -rf .recsys .pytest_cache
+
+stack-up: install  ## loopback stack on 127.0.0.1 (S3, MLflow, Prefect server and worker); writes .env
+	$(BIN)/python infra/loopback/stack.py up --env-file .env
+
+stack-down:  ## stop what stack-up started (by pid) and remove its block from .env
+	$(BIN)/python infra/loopback/stack.py down --env-file .env

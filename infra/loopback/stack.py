@@ -466,7 +466,20 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _read_dotenv_settings() -> None:
+    """``STACK_*`` settings of the checkout's ``.env`` (the environment wins)."""
+    path = ROOT / ".env"
+    if not path.exists():
+        return
+    from dotenv import dotenv_values
+
+    for key, value in dotenv_values(path).items():
+        if key.startswith("STACK_") and value is not None:
+            os.environ.setdefault(key, value)
+
+
 def main(argv: list[str] | None = None) -> int:
+    _read_dotenv_settings()
     args = _parser().parse_args(argv)
     stack = Stack(name=args.name, host=args.host, s3_port=args.s3_port,
                   mlflow_port=args.mlflow_port, prefect_port=args.prefect_port,
