@@ -1,0 +1,65 @@
+"""The thresholds of the validation suite, as one frozen configuration."""
+
+from __future__ import annotations
+
+import time
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class ValidationRules(BaseModel):
+    """What valid interaction data looks like.
+
+    Table-level rules (columns, row, user and item counts) fail the data as a whole; row-level
+    rules (nulls, rating scale, future timestamps, duplicates) fail it too, unless ``quarantine``
+    sets the offending rows aside. The interaction minimums per user and per item only warn:
+    sparse users and items are normal in recommender data, but a large share of them is worth
+    a look.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rating_min: float = Field(1.0, description="lowest valid rating (inclusive)")
+    rating_max: float = Field(5.0, description="highest valid rating (inclusive)")
+    min_rows: int = Field(100, ge=0, description="minimum number of interactions")
+    min_users: int = Field(2, ge=0, description="minimum number of distinct users")
+    min_items: int = Field(2, ge=0, description="minimum number of distinct items")
+    min_interactions_per_user: int = Field(
+        5, ge=0, description="users with fewer interactions are reported as a warning"
+    )
+    min_interactions_per_item: int = Field(
+        2, ge=0, description="items with fewer interactions are reported as a warning"
+    )
+    max_timestamp: int | None = Field(
+        None, description="latest valid timestamp (epoch seconds); None: the time of validation"
+    )
+    allow_duplicates: bool = Field(
+        False, description="accept several rows with the same (user, item, timestamp)"
+    )
+    quarantine: bool = Field(
+        False, description="set invalid rows aside (reported, written out) instead of failing"
+    )
+    sample_rows: int = Field(
+        5, ge=0, le=100, description="example rows kept in the report for each failed check"
+    )
+
+    @model_validator(mode="after")
+    def _scale_is_ordered(self) -> ValidationRules:
+        if self.rating_min > self.rating_max:
+            raise ValueError(
+                f"rating_min ({self.rating_min!r}) must not exceed rating_max ({self.rating_max!r})"
+            )
+        return self
+
+    def timestamp_limit(self) -> int:
+        """The latest valid timestamp: ``max_timestamp``, or now when it is None."""
+        return int(time.time()) if self.max_timestamp is None else self.max_timestamp
+
+    def resolved(self) -> ValidationRules:
+        """These rules with ``max_timestamp`` fixed to the current time when it was None.
+
+        Quarantine and the suite then judge the timestamps against the same instant.
+        """
+        if self.max_timestamp is not None:
+            return self
+        return self.model_copy(update={"max_timestamp": self.timestamp_limit()})
