@@ -386,10 +386,10 @@ def deploy(stack: Stack) -> None:
 
 
 def up(stack: Stack, *, fresh: bool = False, with_deploy: bool = True) -> None:
-    stack.state.mkdir(parents=True, exist_ok=True)
     for service, port in stack.ports().items():  # fail before starting anything
         if _running_pid(stack, service) is None:
             _check_port_free(stack, service, port)
+    stack.state.mkdir(parents=True, exist_ok=True)
     ensure_databases(stack, fresh=fresh)
     for service in SERVICES:
         started = time.monotonic()

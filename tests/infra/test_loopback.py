@@ -1,0 +1,60 @@
+"""The loopback stack script without servers: settings, .env block, ports in use."""
+
+import importlib.util
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "infra" / "loopback" / "stack.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("recsys_loopback_stack", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_env_block_is_replaced_and_removed_keeping_other_lines(tmp_path):
+    stack = _module()
+    env = tmp_path / ".env"
+    env.write_text("MY_SETTING=1\n")
+    stack.write_env_file(env, {"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"})
+    stack.write_env_file(env, {"MLFLOW_TRACKING_URI": "http://127.0.0.1:5001"})
+    text = env.read_text()
+    assert text.count(stack.ENV_BEGIN) == 1
+    assert "MLFLOW_TRACKING_URI=http://127.0.0.1:5001" in text and ":5000" not in text
+    assert env.stat().st_mode & 0o077 == 0  # keys inside: owner only
+    stack.remove_env_block(env)
+    assert env.read_text() == "MY_SETTING=1\n"
+
+
+def test_client_settings_and_separate_databases_per_stack():
+    stack = _module()
+    dev = stack.Stack()
+    test = stack.Stack(name="unit", db_prefix="recsys_unit", mlflow_port=15999)
+    assert dev.databases == {"mlflow": "recsys_mlflow", "prefect": "recsys_prefect"}
+    assert test.databases["mlflow"] == "recsys_unit_mlflow"
+    assert test.mlflow_url == "http://127.0.0.1:15999"
+    assert "@" in test.pg_url("x") and ":" not in test.pg_url("x").split("@")[0][13:]
+    assert stack.buckets.artifacts_destination({}) == "s3://mlflow/artifacts"
+    assert stack.buckets.artifacts_destination(
+        {"S3_BUCKET_ARTIFACTS": "b", "MLFLOW_ARTIFACTS_PREFIX": "/p/"}) == "s3://b/p"
+
+
+def test_a_port_in_use_is_named_with_the_setting_that_moves_it(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = subprocess.run(
+            [sys.executable, str(SCRIPT), "up", "--name", "unit-busy", "--s3-port", str(port),
+             "--no-deploy"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert out.returncode == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in out.stderr
+    assert "--s3-port / STACK_S3_PORT" in out.stderr
