@@ -14,6 +14,15 @@ _REGISTRY: dict[str, type[Recommender]] = {}
 _MODULES = (
     "recsys_core.models.baselines",
     "recsys_core.models.sgd_mf",
+    "recsys_core.models.knn",
+    "recsys_core.models.content",
+    "recsys_core.models.hybrid",
+    "recsys_core.models.als",
+    "recsys_core.models.svdpp",
+    "recsys_core.models.bpmf",
+    "recsys_core.models.implicit_models",
+    "recsys_core.models.ease",
+    "recsys_core.models.blend",
 )
 
 
