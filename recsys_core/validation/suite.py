@@ -135,7 +135,7 @@ def build_checks(frame: pd.DataFrame, rules: ValidationRules) -> list[CheckSpec]
         )
     if "timestamp" in present and is_numeric(frame["timestamp"]):
         limit = rules.timestamp_limit()
-        when = datetime.fromtimestamp(limit, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        when = _utc_text(limit)
         checks.append(
             spec(
                 "timestamp_not_in_future",
@@ -255,6 +255,13 @@ def _check_result(
         note=note,
         error=error,
     )
+
+
+def _utc_text(seconds: int) -> str:
+    try:
+        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (ValueError, OverflowError, OSError):  # beyond the calendar datetime can show
+        return "beyond year 9999"
 
 
 def _error_text(info: Any) -> str:
