@@ -393,7 +393,7 @@ class ItemKNNImplicit(Recommender):
             backend = CosineRecommender(K=cfg.k)
         with threadpool_limits(1, "blas"), warnings.catch_warnings():
             # the BM25/TF-IDF weighting inside implicit hands a COO matrix to its own fit
-            warnings.simplefilter("ignore", category=UserWarning)
+            warnings.filterwarnings("ignore", message="Method expects CSR input")
             backend.fit(X, show_progress=False)
         S = sp.csr_matrix(backend.similarity, dtype=np.float32)
         if S.shape != (data.n_items, data.n_items):

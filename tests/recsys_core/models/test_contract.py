@@ -1,0 +1,107 @@
+"""The contract every registered model keeps, checked on tiny synthetic data."""
+
+import numpy as np
+import pytest
+
+from recsys_core.exceptions import ConfigError, ModelCapabilityError, NotFittedError
+from recsys_core.models import available, create
+from recsys_core.models.base import Recommender
+
+MODELS = available()
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def fitted(request, tiny, fast):
+    return request.param, create(request.param, fast.get(request.param, {})).fit(tiny.data)
+
+
+def test_every_family_is_registered():
+    expected = {
+        "user-knn", "item-knn", "item-knn-implicit", "content", "hybrid", "sgd-mf", "als",
+        "svdpp", "bpmf", "implicit-als", "implicit-bpr", "ease", "blend",
+    }
+    assert expected <= set(MODELS)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_not_fitted_raises(name):
+    model = create(name)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        model.recommend(["1"], k=3)
+    with pytest.raises(NotFittedError):
+        model.predict(["1"], ["1"])
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_get_params_is_the_config(name):
+    model = create(name)
+    params = model.get_params()
+    assert isinstance(params, dict)
+    assert set(params) == set(type(model).Config.model_fields)
+    assert type(model)(**params).get_params() == params
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_unknown_parameter_is_rejected(name):
+    with pytest.raises(ConfigError, match="not_a_param"):
+        create(name, {"not_a_param": 1})
+
+
+def test_predictions_and_recommendations(fitted, tiny):
+    name, model = fitted
+    users = tiny.test["user"].unique()[:10]
+    recs = model.recommend(users, k=5)
+    assert list(recs.columns) == ["user", "rank", "item", "score"]
+    assert (recs.groupby("user").size() == 5).all()
+    seen = set(zip(tiny.train["user"], tiny.train["item"], strict=True))
+    assert not any((u, i) in seen for u, i in zip(recs["user"], recs["item"], strict=True))
+    if model.predicts_ratings:
+        pred = model.predict(tiny.test["user"], tiny.test["item"])
+        lo, hi = model.rating_scale_
+        assert np.isfinite(pred).all() and (pred >= lo).all() and (pred <= hi).all()
+    else:
+        with pytest.raises(ModelCapabilityError):
+            model.predict(tiny.test["user"][:3], tiny.test["item"][:3])
+
+
+def test_unknown_users_and_items(fitted, tiny):
+    name, model = fitted
+    recs = model.recommend(["no-such-user"], k=5)
+    # the most popular items (ties may be broken either way)
+    got = np.sort(model.item_popularity_[model.item_vocab_.index(recs["item"])])[::-1]
+    np.testing.assert_array_equal(got, np.sort(model.item_popularity_)[::-1][:5])
+    if model.predicts_ratings:
+        known_u, known_i = tiny.train["user"].iloc[0], tiny.train["item"].iloc[0]
+        pred = model.predict(["no-such-user", known_u, "no-such-user"],
+                             [known_i, "no-such-item", "no-such-item"])
+        lo, hi = model.rating_scale_
+        assert np.isfinite(pred).all() and (pred >= lo).all() and (pred <= hi).all()
+
+
+def test_save_load_round_trip(fitted, tiny, tmp_path):
+    name, model = fitted
+    model.save(tmp_path / name)
+    loaded = Recommender.load(tmp_path / name)
+    assert type(loaded) is type(model) and loaded.get_params() == model.get_params()
+    users = list(tiny.test["user"].unique()[:10]) + ["no-such-user"]
+    a, b = model.recommend(users, k=5), loaded.recommend(users, k=5)
+    assert a["item"].tolist() == b["item"].tolist()
+    np.testing.assert_allclose(a["score"], b["score"], rtol=1e-6)
+    if model.predicts_ratings:
+        np.testing.assert_allclose(
+            model.predict(tiny.test["user"], tiny.test["item"]),
+            loaded.predict(tiny.test["user"], tiny.test["item"]), rtol=1e-9,
+        )
+
+
+def test_same_seed_same_model(fitted, tiny, fast):
+    name, model = fitted
+    again = create(name, fast.get(name, {})).fit(tiny.data)
+    users = tiny.test["user"].unique()[:10]
+    a, b = model.recommend(users, k=5), again.recommend(users, k=5)
+    assert a["item"].tolist() == b["item"].tolist()
+    if model.predicts_ratings:
+        np.testing.assert_array_equal(
+            model.predict(tiny.test["user"], tiny.test["item"]),
+            again.predict(tiny.test["user"], tiny.test["item"]),
+        )
