@@ -46,27 +46,32 @@ def parse_column_map(spec: str | dict[str, str] | None) -> dict[str, str]:
     return out
 
 
-def read_table(path: str | Path, columns: dict[str, str] | None = None) -> pd.DataFrame:
-    """Read an interaction table from a local file, format detected from name and content."""
+def read_table(path: str | Path, columns: dict[str, str] | None = None, *,
+               name: str | None = None) -> pd.DataFrame:
+    """Read an interaction table from a local file, format detected from name and content.
+
+    ``name`` is how messages refer to the file (the ``s3://`` URI of a downloaded copy).
+    """
     path = Path(path)
+    label = name or str(path)
     if not path.exists():
         raise DataSourceError(f"file not found: {str(path)!r}")
     if path.is_dir():
         raise DataSourceError(f"{str(path)!r} is a folder; give the path of a ratings file")
     try:
-        raw = _read_raw(path)
+        raw = _read_raw(path, label)
     except DataError:
         raise
     except Exception as exc:  # pandas/pyarrow raise many types on malformed files
         raise DataError(
-            f"cannot read {str(path)!r} as CSV, TSV, '::'-separated or Parquet: {exc}"
+            f"cannot read {label!r} as CSV, TSV, '::'-separated or Parquet: {exc}"
         ) from exc
     if raw.empty and len(raw.columns) == 0:
-        raise DataError(f"{str(path)!r} is empty")
-    return normalize_interactions(raw, columns, origin=repr(str(path)))
+        raise DataError(f"{label!r} is empty")
+    return normalize_interactions(raw, columns, origin=repr(label))
 
 
-def _read_raw(path: Path) -> pd.DataFrame:
+def _read_raw(path: Path, label: str) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
         return pd.read_parquet(path)
@@ -75,10 +80,10 @@ def _read_raw(path: Path) -> pd.DataFrame:
     if head.startswith(b"PAR1"):
         return pd.read_parquet(path)
     if not head.strip():
-        raise DataError(f"{str(path)!r} is empty")
+        raise DataError(f"{label!r} is empty")
     if b"\x00" in head:
         raise DataError(
-            f"{str(path)!r} is not a text table (binary content); give a CSV, TSV, '::'-separated "
+            f"{label!r} is not a text table (binary content); give a CSV, TSV, '::'-separated "
             "or Parquet file"
         )
     text = head.decode("utf-8", errors="replace")
@@ -90,7 +95,7 @@ def _read_raw(path: Path) -> pd.DataFrame:
         parts = first.split("::")
         cols = names[: len(parts)] if len(parts) <= 4 else None
         if cols is None:
-            raise DataError(f"{str(path)!r}: '::' rows with {len(parts)} fields; expected 3 or 4")
+            raise DataError(f"{label!r}: '::' rows with {len(parts)} fields; expected 3 or 4")
         return _read_double_colon(path.read_bytes(), cols)
     try:
         dialect = csv.Sniffer().sniff(text.splitlines()[0] if "\n" not in text else text[:4096],
@@ -171,7 +176,7 @@ def load_s3(uri: str, columns: dict[str, str] | None = None, *, endpoint_url: st
                 f"cannot reach S3 at {endpoint} to read {uri}: {exc}. Check AWS_ENDPOINT_URL and "
                 "the credentials."
             ) from exc
-        frame = read_table(local, columns)
+        frame = read_table(local, columns, name=uri)
     return Collected(frame, None, source=uri, rating_scale=rating_scale)
 
 

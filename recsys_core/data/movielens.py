@@ -118,7 +118,8 @@ def load(name: str, *, timeout: float = 10.0) -> Collected:
     """Download (or take from the cache) and read a MovieLens release."""
     rel = release(name)
     path = fetch(name, timeout=timeout)
-    return read_zip(path, rel, source=f"movielens-{name.removeprefix('movielens-')}")
+    key = name.removeprefix("movielens-").removeprefix("ml-")  # "ml-100k" is movielens-100k
+    return read_zip(path, rel, source=f"movielens-{key}")
 
 
 def read_zip(path: Path, rel: Release, source: str = "") -> Collected:
@@ -140,7 +141,9 @@ def parse(layout: str, ratings_raw: bytes, movies_raw: bytes) -> tuple[pd.DataFr
             names=["item", "title", "release", "video", "url", *_U_ITEM_GENRES],
         )  # fmt: skip
         flags = movies[list(_U_ITEM_GENRES)].to_numpy(dtype=bool)
-        movies["genres"] = ["|".join(g for g, f in zip(_U_ITEM_GENRES, row) if f) for row in flags]
+        movies["genres"] = [
+            "|".join(g for g, f in zip(_U_ITEM_GENRES, row, strict=True) if f) for row in flags
+        ]
     elif layout == "dat":
         ratings = _read_double_colon(ratings_raw, names)
         movies = _read_double_colon(movies_raw, ["item", "title", "genres"], encoding="latin-1")

@@ -27,7 +27,9 @@ def collect(
     if source == "synthetic" or source.startswith("synthetic:"):
         size = source.partition(":")[2] or synthetic_size
         return synthetic.generate(synthetic.config_for(size, seed=seed))
-    if source.startswith(("movielens-", "ml-")):
+    # an existing path wins: the folder of an unpacked release is named ml-..., such as
+    # ml-latest-small/ratings.csv
+    if source.startswith(("movielens-", "ml-")) and not Path(source).expanduser().exists():
         return movielens.load(source)
     mapping = files.parse_column_map(columns)
     if source.startswith("s3://"):

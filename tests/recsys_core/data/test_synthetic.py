@@ -1,0 +1,121 @@
+"""The synthetic generator: deterministic for a seed, MovieLens-like shapes and statistics."""
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys_core.data import synthetic
+from recsys_core.exceptions import ConfigError
+
+START = int(datetime(2019, 1, 1, tzinfo=UTC).timestamp())
+END = int(datetime(2022, 1, 1, tzinfo=UTC).timestamp())
+
+
+@pytest.fixture(scope="module")
+def ml100k():
+    return synthetic.generate(synthetic.config_for("100k", seed=7))
+
+
+def test_same_seed_gives_identical_frames():
+    a = synthetic.generate(synthetic.config_for("small", seed=3))
+    b = synthetic.generate(synthetic.config_for("small", seed=3))
+    pd.testing.assert_frame_equal(a.interactions, b.interactions)
+    pd.testing.assert_frame_equal(a.items, b.items)
+    assert a.source == b.source
+
+
+def test_different_seeds_give_different_data():
+    a = synthetic.generate(synthetic.config_for("small", seed=3)).interactions
+    b = synthetic.generate(synthetic.config_for("small", seed=4)).interactions
+    assert not a.equals(b)
+    assert not np.array_equal(a["rating"].to_numpy()[:500], b["rating"].to_numpy()[:500])
+
+
+@pytest.mark.parametrize("size", ["tiny", "small", "100k"])
+def test_preset_shapes(size):
+    n_users, n_items, n_ratings = synthetic.PRESETS[size]
+    data = synthetic.generate(synthetic.config_for(size, seed=0))
+    frame = data.interactions
+    assert list(frame.columns) == ["user", "item", "rating", "timestamp"]
+    # every user rates something; the number of ratings is an upper bound met closely
+    assert frame["user"].nunique() == n_users
+    assert frame["item"].nunique() <= n_items
+    assert frame["item"].nunique() >= 0.9 * n_items
+    assert 0.8 * n_ratings <= len(frame) <= n_ratings
+    assert len(data.items) == n_items
+    assert not frame.duplicated(["user", "item"]).any()
+    assert frame["timestamp"].dtype == np.int64
+    assert frame["rating"].dtype == np.float64
+    assert data.rating_scale == (1.0, 5.0)
+
+
+def test_ratings_are_stars_with_a_movielens_mean(ml100k):
+    ratings = ml100k.interactions["rating"]
+    assert 3.2 < ratings.mean() < 3.9
+    assert set(ratings.unique()) <= {1.0, 2.0, 3.0, 4.0, 5.0}
+    # every star is used, not only the middle of the scale
+    assert set(ratings.unique()) == {1.0, 2.0, 3.0, 4.0, 5.0}
+
+
+def test_half_star_step_stays_on_the_half_star_scale():
+    cfg = synthetic.config_for("tiny", seed=1, rating_step=0.5, rating_min=0.5)
+    ratings = synthetic.generate(cfg).interactions["rating"].to_numpy()
+    assert np.all((ratings * 2) == np.round(ratings * 2))
+    assert ratings.min() >= 0.5 and ratings.max() <= 5.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 42])
+def test_item_popularity_has_a_long_tail(seed):
+    data = synthetic.generate(synthetic.config_for("100k", seed=seed))
+    counts = (
+        data.interactions["item"]
+        .value_counts()
+        .reindex(data.items["item"], fill_value=0)
+        .sort_values(ascending=False)
+        .to_numpy()
+    )
+    top = counts[: len(counts) // 10].sum()
+    assert top / counts.sum() > 0.35
+    # and a tail: the least popular half of the catalog holds few ratings
+    assert counts[len(counts) // 2 :].sum() / counts.sum() < 0.2
+
+
+def test_users_have_a_minimum_number_of_ratings(ml100k):
+    per_user = ml100k.interactions.groupby("user").size()
+    assert per_user.min() >= 20
+    # activity is skewed too: the most active user rates far more than the median one
+    assert per_user.max() > 5 * per_user.median()
+
+
+def test_tiny_and_small_use_a_lower_minimum():
+    per_user = synthetic.generate(synthetic.config_for("tiny", seed=2)).interactions
+    assert per_user.groupby("user").size().min() >= 8
+
+
+def test_timestamps_lie_in_the_three_years_from_2019(ml100k):
+    ts = ml100k.interactions["timestamp"]
+    assert ts.min() >= START
+    assert ts.max() < END
+    assert ts.is_monotonic_increasing  # sorted by time
+
+
+def test_every_item_has_metadata_with_genres(ml100k):
+    items = ml100k.items
+    assert list(items.columns) == ["item", "title", "genres"]
+    assert set(ml100k.interactions["item"]) <= set(items["item"])
+    assert items["item"].is_unique
+    assert (items["title"].str.len() > 0).all()
+    genres = items["genres"].str.split("|")
+    assert genres.map(len).between(1, 3).all()
+    assert set(g for gs in genres for g in gs) <= set(synthetic.GENRES)
+
+
+def test_unknown_size_lists_the_sizes():
+    with pytest.raises(ConfigError) as err:
+        synthetic.config_for("huge")
+    message = str(err.value)
+    assert "'huge'" in message
+    for size in ("tiny", "small", "100k", "1m", "10m"):
+        assert size in message
