@@ -48,7 +48,13 @@ class IdVocab:
         return self._index.get_indexer(arr).astype(np.int32)
 
     def id_of(self, idx: np.ndarray) -> np.ndarray:
-        return self.ids[np.asarray(idx)]
+        """Raw ids of indices ``idx``; ``None`` where the index is ``-1`` (unknown)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        # a plain ids[idx] would turn -1 into the last id of the vocabulary
+        out = np.full(idx.shape, None, dtype=object)
+        ok = idx >= 0
+        out[ok] = self.ids[idx[ok]]
+        return out
 
     def to_list(self) -> list[str]:
         return [str(x) for x in self._index]

@@ -37,8 +37,9 @@ class Interactions:
         item_meta: pd.DataFrame | None = None,
     ) -> Interactions:
         """Map a canonical frame; vocabularies are built from it unless given."""
-        users = users or IdVocab.from_values(frame["user"])
-        items = items or IdVocab.from_values(frame["item"])
+        # `is None`, not `or`: an empty vocabulary is falsy but still a given vocabulary
+        users = IdVocab.from_values(frame["user"]) if users is None else users
+        items = IdVocab.from_values(frame["item"]) if items is None else items
         return cls(
             users=users,
             items=items,
@@ -83,10 +84,11 @@ class Interactions:
         return float(self.rating.mean()) if self.rating.size else 0.0
 
     def to_frame(self) -> pd.DataFrame:
+        """Back to raw ids; users and items unknown to the vocabularies come back as ``None``."""
         return pd.DataFrame(
             {
-                "user": self.users.ids[self.user_idx] if self.user_idx.size else [],
-                "item": self.items.ids[self.item_idx] if self.item_idx.size else [],
+                "user": self.users.id_of(self.user_idx),
+                "item": self.items.id_of(self.item_idx),
                 "rating": self.rating.astype("float64"),
                 "timestamp": self.timestamp,
             }

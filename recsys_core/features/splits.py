@@ -56,12 +56,14 @@ def split(frame: pd.DataFrame, config: SplitConfig | None = None) -> Split:
         mask = rng.random(len(frame)) < cfg.test_fraction
         train, test, extra = frame[~mask], frame[mask], {}
     elif cfg.strategy == "last_k":
-        order = frame.sort_values(["user", "timestamp"], kind="stable")
-        rank_from_end = order.groupby("user").cumcount(ascending=False)
-        mask = (rank_from_end < cfg.last_k).reindex(frame.index).to_numpy()
-        # users with no more than k rows stay whole in training
-        sizes = frame.groupby("user")["user"].transform("size").to_numpy()
-        mask &= sizes > cfg.last_k
+        # positions, not index labels: the frame's index may repeat (a concatenation)
+        pos = frame.reset_index(drop=True)
+        order = pos.sort_values(["user", "timestamp"], kind="stable")
+        rank_from_end = order.groupby("user").cumcount(ascending=False).sort_index()
+        # users with no more than k rows stay whole in training; a new array, not an in-place
+        # update (arrays from to_numpy() are read-only under pandas' copy-on-write)
+        sizes = pos.groupby("user")["user"].transform("size").to_numpy()
+        mask = (rank_from_end.to_numpy() < cfg.last_k) & (sizes > cfg.last_k)
         train, test, extra = frame[~mask], frame[mask], {}
     else:  # pragma: no cover - pydantic forbids it
         raise ConfigError(f"unknown split strategy {cfg.strategy!r}")
