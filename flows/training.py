@@ -120,8 +120,8 @@ def training_flow(params: TrainingParams = TrainingParams()) -> dict[str, Any]: 
             data_dir=params.data_dir,
         )
         rules = {"rating_min": params.rating_min, "rating_max": params.rating_max,
-                 "min_rows": params.min_rows}
-        snap = validate_snapshot(snap, rules, run_id, params.quarantine, params.data_dir)
+                 "min_rows": params.min_rows, "quarantine": params.quarantine}
+        snap = validate_snapshot(snap, rules, run_id, params.data_dir)
         split_cfg = SplitConfig(strategy=params.split, test_fraction=params.test_fraction,
                                 seed=params.seed)
         feats = build_features(snap, split_cfg, str(workdir / "features"))
