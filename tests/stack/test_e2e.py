@@ -1,0 +1,124 @@
+"""The training deployment end to end on the loopback stack: Prefect server and worker, MLflow
+server on PostgreSQL, artifacts proxied into S3, the registry's champion alias."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.stack
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+MODEL = "e2e"
+BASE = {"synthetic_size": "tiny", "experiment": "e2e", "registered_model": MODEL}
+
+
+def _s3_keys(stack, prefix: str) -> list[str]:
+    pages = stack.s3().get_paginator("list_objects_v2").paginate(
+        Bucket=stack.env["S3_BUCKET_ARTIFACTS"], Prefix=prefix)
+    return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+
+
+def test_deployments_are_applied_from_prefect_yaml(stack):
+    from prefect.client.orchestration import get_client
+
+    out = subprocess.run([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], cwd=ROOT,
+                         env=stack.client_env(), capture_output=True, text=True, timeout=300,
+                         check=False)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    with stack.prefect_api(), get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("training/train-daily")
+    (schedule,) = deployment.schedules
+    assert schedule.active and not deployment.paused
+    assert schedule.schedule.cron == "0 3 * * *" and schedule.schedule.timezone == "UTC"
+    assert deployment.global_concurrency_limit.limit == 1
+    # the process worker runs flows in the checkout, not in a temporary directory
+    assert deployment.job_variables["working_dir"] == str(ROOT)
+    assert deployment.work_pool_name == "recsys-process"
+    # the UI form: the flow's pydantic parameters with their defaults
+    form = deployment.parameter_openapi_schema
+    assert "params" in form["properties"]
+    assert "model_params" in json.dumps(form["definitions"])
+
+
+def test_a_run_from_the_api_is_tracked_stored_in_s3_and_promoted(stack):
+    flow_run = stack.trigger(BASE)
+    final = stack.wait_final(flow_run.id)
+    assert final.state.is_completed(), final.state.message
+
+    run = stack.mlflow_run_of(flow_run.id)
+    client = stack.mlflow()
+    assert run.info.status == "FINISHED"
+    assert run.info.artifact_uri.startswith("mlflow-artifacts:")
+    tags = run.data.tags
+    assert tags["recsys.trigger"] == "manual"
+    assert tags["prefect.deployment"] == "train-daily"
+    assert tags["recsys.gate"] == "passed"
+    assert run.data.params["model"] == "sgd-mf"
+    assert {"rmse", "ndcg_at_10"} <= set(run.data.metrics)
+    top = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"model_state", "gate", "data"} <= top
+
+    # the objects are in the bucket (read with boto3, not through MLflow)
+    prefix = f"artifacts/{run.info.experiment_id}/{run.info.run_id}/artifacts/"
+    keys = _s3_keys(stack, prefix)
+    assert f"{prefix}model_state/state.npz" in keys
+    assert f"{prefix}gate/decision.json" in keys
+    assert any(k.endswith("/MLmodel") for k in _s3_keys(stack, "artifacts/"))
+
+    version = tags["recsys.model_version"]
+    assert stack.alias(MODEL) == version
+    assert client.get_model_version(MODEL, version).tags["status"] == "champion"
+
+    # no credential in what MLflow shows
+    shown = json.dumps([run.data.params, run.data.tags])
+    assert stack.env["AWS_SECRET_ACCESS_KEY"] not in shown
+
+
+def test_a_weak_model_is_refused_and_champion_stays(stack):
+    champion = stack.alias(MODEL)
+    assert champion is not None
+    flow_run = stack.trigger({**BASE, "model_params": {"epochs": 1}})
+    final = stack.wait_final(flow_run.id)
+    assert final.state.is_completed(), final.state.message
+
+    run = stack.mlflow_run_of(flow_run.id)
+    assert run.data.tags["recsys.gate"] == "refused"
+    assert run.data.params["model_params.epochs"] == "1"
+    refused = run.data.tags["recsys.model_version"]
+    assert stack.alias(MODEL) == champion != refused
+    assert stack.alias(MODEL, "challenger") == refused
+    assert stack.mlflow().get_model_version(MODEL, refused).tags["status"] == "refused"
+
+
+def test_schedules_survive_a_worker_restart(stack):
+    from prefect.client.orchestration import get_client
+
+    stack.stop("worker")
+    stack.start("worker")  # returns once the new worker polls the pool
+    with stack.prefect_api(), get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("training/train-daily")
+    assert not deployment.paused
+    assert all(s.active for s in deployment.schedules)
+
+
+def test_doctor_passes_against_the_stack(stack, tmp_path):
+    out = subprocess.run([str(BIN / "recsys"), "doctor", "--json"], cwd=tmp_path,
+                         env=stack.client_env(), capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    checks = {c["name"]: c for c in json.loads(out.stdout)}
+    assert checks["artifact store"]["ok"] and "proxied" in checks["artifact store"]["detail"]
+    assert checks["MLflow versions"]["ok"] and checks["Prefect API"]["ok"]
+    assert checks[f"S3 bucket {stack.env['S3_BUCKET_DATA']}"]["ok"]
+
+
+def test_doctor_names_what_is_down(stack, tmp_path):
+    env = {**stack.client_env(), "PREFECT_API_URL": "http://127.0.0.1:1/api"}
+    out = subprocess.run([str(BIN / "recsys"), "doctor"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 1
+    assert "Prefect API" in out.stdout and "PREFECT_API_URL" in out.stdout
