@@ -36,7 +36,7 @@ def evaluate(
     keep_predictions: bool = False,
     keep_recommendations: bool = False,
 ) -> EvaluationResult:
-    """Evaluate ``model`` on ``test`` (raw ids), excluding each user's ``train`` items from its list.
+    """Evaluate ``model`` on ``test`` (raw ids); each user's ``train`` items stay out of its list.
 
     The model may have been trained on other data (a champion re-scored on a new split): all
     mapping goes through the model's own vocabularies.
@@ -93,7 +93,9 @@ def _relevant_sets(relevant: pd.DataFrame, users: np.ndarray, model: Recommender
     item_idx = model.item_vocab_.index(relevant["item"])
     cold = item_idx < 0
     item_idx = item_idx.astype(np.int64)
-    item_idx[cold] = -2 - np.arange(int(cold.sum()))
+    # one code per cold item id, so that a repeated (user, cold item) pair counts once
+    codes, _ = pd.factorize(relevant["item"].astype(str).to_numpy()[cold])
+    item_idx[cold] = -2 - codes
     pos = pd.Index(users).get_indexer(relevant["user"].astype(str))
     grouped = pd.Series(item_idx).groupby(pos)
     sets = [set() for _ in users]

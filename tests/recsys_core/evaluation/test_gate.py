@@ -1,0 +1,178 @@
+"""The promotion gate: thresholds, baseline, champion with min_improvement, guarded metrics."""
+
+import pytest
+from pydantic import ValidationError
+
+from recsys_core.evaluation.gate import GateConfig, decide, resolve_primary
+
+RATING = GateConfig(thresholds={"rmse": 1.0}, min_improvement=0.01, guarded_metrics=["mae"],
+                    guard_tolerance=0.02)  # fmt: skip
+
+
+def _check(decision, name):
+    matches = [c for c in decision.checks if c.name == name]
+    assert len(matches) == 1, [c.name for c in decision.checks]
+    return matches[0]
+
+
+def test_first_run_passes_on_thresholds_and_baseline():
+    d = decide({"rmse": 0.90, "mae": 0.70}, config=RATING, primary="rmse",
+               baseline={"rmse": 0.95, "mae": 0.75})  # fmt: skip
+    assert d.passed
+    assert [c.name for c in d.checks] == ["threshold rmse", "beats baseline"]
+    assert d.champion is None
+    assert "improvement +0.0500" in _check(d, "beats baseline").detail
+    assert d.summary().startswith("gate passed")
+
+
+def test_threshold_failure():
+    d = decide({"rmse": 1.05}, config=RATING, primary="rmse", baseline={"rmse": 1.10})
+    assert not d.passed
+    check = _check(d, "threshold rmse")
+    assert not check.passed
+    assert check.detail == "rmse=1.0500 is not <= 1.0"
+    assert _check(d, "beats baseline").passed
+    assert "threshold rmse" in d.summary() and d.summary().startswith("gate refused")
+
+
+def test_ranking_threshold_is_a_lower_bound():
+    cfg = GateConfig(thresholds={"ndcg_at_10": 0.05, "rmse": 1.2})
+    low = decide({"ndcg_at_10": 0.04}, config=cfg, primary="ndcg_at_10")
+    assert not low.passed
+    assert _check(low, "threshold ndcg_at_10").detail == "ndcg_at_10=0.0400 is not >= 0.05"
+    # a ranking-only model has no rmse: that threshold does not apply
+    assert [c.name for c in low.checks] == ["threshold ndcg_at_10"]
+    assert decide({"ndcg_at_10": 0.06}, config=cfg, primary="ndcg_at_10").passed
+
+
+def test_worse_than_baseline_is_refused():
+    d = decide({"rmse": 0.96}, config=RATING, primary="rmse", baseline={"rmse": 0.95})
+    assert not d.passed
+    check = _check(d, "beats baseline")
+    assert not check.passed
+    assert "improvement -0.0100" in check.detail
+
+
+def test_equal_to_baseline_is_refused():
+    d = decide({"rmse": 0.95}, config=RATING, primary="rmse", baseline={"rmse": 0.95})
+    assert not _check(d, "beats baseline").passed
+
+
+def test_baseline_check_can_be_turned_off():
+    cfg = RATING.model_copy(update={"require_beat_baseline": False})
+    d = decide({"rmse": 0.99}, config=cfg, primary="rmse", baseline={"rmse": 0.95})
+    assert d.passed
+    assert [c.name for c in d.checks] == ["threshold rmse"]
+
+
+def test_champion_must_be_beaten_by_min_improvement():
+    champion = {"rmse": 0.90, "mae": 0.70}
+    better = decide({"rmse": 0.885, "mae": 0.70}, config=RATING, primary="rmse",
+                    champion=champion, champion_version="3")  # fmt: skip
+    assert better.passed
+    assert "required >= 0.01" in _check(better, "beats champion").detail
+    assert better.champion_version == "3"
+
+    barely = decide({"rmse": 0.895, "mae": 0.70}, config=RATING, primary="rmse",
+                    champion=champion)  # fmt: skip
+    assert not barely.passed
+    assert not _check(barely, "beats champion").passed
+
+
+def test_equal_metrics_are_refused_when_an_improvement_is_required():
+    champion = {"rmse": 0.90, "mae": 0.70}
+    d = decide(dict(champion), config=RATING, primary="rmse", champion=champion)
+    assert not d.passed
+    assert "improvement +0.0000" in _check(d, "beats champion").detail
+    # with no improvement required, a tie is enough
+    lenient = RATING.model_copy(update={"min_improvement": 0.0})
+    assert decide(dict(champion), config=lenient, primary="rmse", champion=champion).passed
+
+
+def test_guarded_metric_regression_beyond_tolerance_is_refused():
+    champion = {"rmse": 0.90, "mae": 0.70}
+    within = decide({"rmse": 0.85, "mae": 0.715}, config=RATING, primary="rmse",
+                    champion=champion)  # fmt: skip
+    assert within.passed
+    assert _check(within, "guard mae").passed
+    beyond = decide({"rmse": 0.85, "mae": 0.73}, config=RATING, primary="rmse",
+                    champion=champion)  # fmt: skip
+    assert not beyond.passed
+    guard = _check(beyond, "guard mae")
+    assert not guard.passed
+    assert "change -0.0300, tolerance 0.02" in guard.detail
+    assert _check(beyond, "beats champion").passed
+
+
+def test_ranking_primary_metric_higher_is_better():
+    cfg = GateConfig(thresholds={}, min_improvement=0.005, guarded_metrics=["recall_at_10"])
+    champion = {"ndcg_at_10": 0.20, "recall_at_10": 0.10}
+    up = decide({"ndcg_at_10": 0.21, "recall_at_10": 0.10}, config=cfg, primary="ndcg_at_10",
+                champion=champion, baseline={"ndcg_at_10": 0.15})  # fmt: skip
+    assert up.passed
+    down = decide({"ndcg_at_10": 0.19, "recall_at_10": 0.10}, config=cfg,
+                  primary="ndcg_at_10", champion=champion)  # fmt: skip
+    assert not down.passed
+    assert "improvement -0.0100" in _check(down, "beats champion").detail
+    lower_recall = decide({"ndcg_at_10": 0.25, "recall_at_10": 0.08}, config=cfg,
+                          primary="ndcg_at_10", champion=champion)  # fmt: skip
+    assert not _check(lower_recall, "guard recall_at_10").passed
+
+
+def test_champion_without_the_primary_metric_fails():
+    d = decide({"ndcg_at_10": 0.2}, config=GateConfig(thresholds={}), primary="ndcg_at_10",
+               champion={"rmse": 0.9})  # fmt: skip
+    assert not d.passed
+    assert "could not be scored on 'ndcg_at_10'" in _check(d, "beats champion").detail
+
+
+def test_missing_primary_metric_fails_with_a_message():
+    d = decide({"ndcg_at_10": 0.2, "recall_at_10": 0.1}, config=RATING, primary="rmse",
+               baseline={"rmse": 0.9}, champion={"rmse": 0.9})  # fmt: skip
+    assert not d.passed
+    check = _check(d, "primary metric")
+    assert "no 'rmse'" in check.detail
+    assert "ndcg_at_10, recall_at_10" in check.detail
+    assert "primary_metric" in check.detail
+
+
+def test_nan_metric_never_passes():
+    d = decide({"rmse": float("nan")}, config=RATING, primary="rmse", baseline={"rmse": 1.5})
+    assert not d.passed
+
+
+def test_resolve_primary():
+    assert resolve_primary(GateConfig(), predicts_ratings=True, k=10) == "rmse"
+    assert resolve_primary(GateConfig(), predicts_ratings=False, k=20) == "ndcg_at_20"
+    cfg = GateConfig(primary_metric="map_at_10")
+    assert resolve_primary(cfg, predicts_ratings=True, k=10) == "map_at_10"
+
+
+def test_config_is_validated():
+    with pytest.raises(ValidationError):
+        GateConfig(min_improvement=-0.1)
+    with pytest.raises(ValidationError):
+        GateConfig(threshold={"rmse": 1.0})
+
+
+def test_to_markdown_lists_every_check_and_metric():
+    d = decide({"rmse": 0.85, "mae": 0.73, "ndcg_at_10": 0.1}, config=RATING, primary="rmse",
+               champion={"rmse": 0.90, "mae": 0.70}, baseline={"rmse": 0.95},
+               champion_version="7")  # fmt: skip
+    md = d.to_markdown()
+    assert md.startswith("# Gate REFUSED")
+    assert "champion: version 7" in md
+    for check in d.checks:
+        assert f"| {check.name} | {'pass' if check.passed else '**fail**'} | {check.detail} |" in md
+    assert len(d.checks) == 4
+    assert "| rmse | 0.8500 | 0.9000 | 0.9500 |" in md
+    assert "| ndcg_at_10 | 0.1000 | - | - |" in md
+    assert d.reasons[0].startswith(("PASS", "FAIL"))
+    assert d.to_dict()["passed"] is False
+
+
+def test_to_markdown_without_champion():
+    d = decide({"rmse": 0.9}, config=RATING, primary="rmse")
+    md = d.to_markdown()
+    assert md.startswith("# Gate PASSED")
+    assert "no champion yet" in md
