@@ -38,7 +38,9 @@ class CheckResult:
     observed
         The observed value of table-level and aggregate checks (row count, distinct users).
     unexpected_count, unexpected_percent
-        Rows breaking a row-level check (None for table-level checks).
+        Rows breaking a row-level check (None for table-level checks). The percent is Great
+        Expectations' own: of the non-null values for range and uniqueness checks. The
+        uniqueness check counts every row of a repeated key, the first occurrence included.
     samples
         A few breaking rows, each a dict with its ``row`` position and the row's values.
     note
