@@ -12,9 +12,9 @@ def test_beats_the_bias_baseline(small, rmse):
 
 
 @pytest.mark.parametrize("params", [{"batch_size": 32}, {"lr_schedule": "inverse",
-                                                           "lr_decay": 0.1}])
+                                                           "lr_decay": 0.02}])
 def test_mini_batch_and_schedules_learn_and_are_deterministic(small, rmse, params):
-    cfg = {"factors": 10, "epochs": 20, "reg": 0.05, **params}
+    cfg = {"factors": 10, "epochs": 30, "reg": 0.05, **params}
     bias = create("bias").fit(small.data)
     a = create("sgd-mf", cfg).fit(small.data)
     b = create("sgd-mf", cfg).fit(small.data)
