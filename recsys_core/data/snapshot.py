@@ -51,7 +51,7 @@ def digest(frame: pd.DataFrame) -> str:
 
 
 def write(collected: Collected, root: str | Path) -> Snapshot:
-    """Write ``collected`` under ``root/<digest[:16]>/``; an existing identical snapshot is reused."""
+    """Write ``collected`` under ``root/<digest[:16]>/``; an identical snapshot is reused."""
     frame = collected.interactions
     d = digest(frame)
     folder = Path(root) / d[:16]

@@ -54,7 +54,7 @@ class SyntheticConfig(BaseModel):
 
     n_users: int = Field(943, ge=2, description="number of users")
     n_items: int = Field(1682, ge=2, description="number of items")
-    n_ratings: int = Field(100_000, ge=10, description="number of ratings (approximate upper bound)")
+    n_ratings: int = Field(100_000, ge=10, description="number of ratings (upper bound)")
     rank: int = Field(8, ge=1, le=256, description="rank of the latent taste structure")
     seed: int = Field(42, description="random seed")
     global_mean: float = Field(3.45, description="mean of the latent rating before rounding")
@@ -179,6 +179,6 @@ def _item_metadata(item_ids: np.ndarray, Q: np.ndarray, rng: np.random.Generator
     years = rng.integers(1930, 2019, n_i)
     words = rng.integers(0, len(_WORDS), (n_i, 2))
     titles = [
-        f"The {_WORDS[a].title()} {_WORDS[b].title()} ({y})" for (a, b), y in zip(words, years)
+        f"The {_WORDS[a].title()} {_WORDS[b].title()} ({y})" for (a, b), y in zip(words, years, strict=True)
     ]
     return pd.DataFrame({"item": item_ids, "title": titles, "genres": genres})

@@ -348,7 +348,7 @@ class Recommender(ABC):
         model._after_load(folder)
         return model
 
-    def _after_load(self, folder: Path) -> None:
+    def _after_load(self, folder: Path) -> None:  # noqa: B027 - an optional hook
         """Hook for models that rebuild derived state after loading."""
 
 

@@ -124,7 +124,8 @@ def rollback(name: str) -> tuple[VersionRef, VersionRef]:
     previous = mv.tags.get("previous_champion", "none")
     if previous in ("", "none"):
         raise RecsysError(
-            f"champion {name}/{current.version} replaced no earlier version; nothing to roll back to"
+            f"champion {name}/{current.version} replaced no earlier version; "
+            "nothing to roll back to"
         )
     target = VersionRef(name, previous)
     tag_version(current, {"status": "rolled_back",

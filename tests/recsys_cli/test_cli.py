@@ -48,8 +48,8 @@ def test_evaluate_prints_one_json_object_and_writes_csvs(files):
     assert list(recs.columns) == ["user", "rank", "item", "score"]
     assert recs.groupby("user").size().max() == 5
     assert set(recs["user"]) == set(s.test["user"])
-    seen = set(zip(s.train["user"], s.train["item"]))
-    assert not any((u, i) in seen for u, i in zip(recs["user"], recs["item"]))
+    seen = set(zip(s.train["user"], s.train["item"], strict=True))
+    assert not any((u, i) in seen for u, i in zip(recs["user"], recs["item"], strict=True))
 
 
 def test_models_json_lists_names_and_defaults():
