@@ -179,6 +179,7 @@ def _item_metadata(item_ids: np.ndarray, Q: np.ndarray, rng: np.random.Generator
     years = rng.integers(1930, 2019, n_i)
     words = rng.integers(0, len(_WORDS), (n_i, 2))
     titles = [
-        f"The {_WORDS[a].title()} {_WORDS[b].title()} ({y})" for (a, b), y in zip(words, years, strict=True)
+        f"The {_WORDS[a].title()} {_WORDS[b].title()} ({y})"
+        for (a, b), y in zip(words, years, strict=True)
     ]
     return pd.DataFrame({"item": item_ids, "title": titles, "genres": genres})
