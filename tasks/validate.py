@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from prefect import task
@@ -18,6 +19,8 @@ from tasks._runtime import logger
 def validate_snapshot(snap: snapshot.Snapshot, rules_params: dict, run_id: str,
                       data_dir: str) -> snapshot.Snapshot:
     """Validate the snapshot (quarantining bad rows if asked); returns the snapshot to train on."""
+    # Great Expectations logs hundreds of INFO lines on its first import
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     from recsys_core import validation
 
     log = logger()
