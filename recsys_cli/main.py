@@ -264,12 +264,9 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="machine-readabl
         console.print(table)
 
 
-try:  # the stack checks live beside the stack tooling
-    from recsys_cli.doctor import doctor
+from recsys_cli.doctor import doctor  # noqa: E402
 
-    app.command("doctor")(doctor)
-except ImportError:  # pragma: no cover
-    pass
+app.command("doctor")(doctor)
 
 
 if __name__ == "__main__":
