@@ -45,6 +45,9 @@ from recsys_core.models.registry import register
 log = logging.getLogger(__name__)
 
 _BLOCKS = 8  # strata per side; fixed so that results do not depend on the thread count
+# below this many ratings an epoch runs on one thread (identical result, less overhead);
+# numba.set_num_threads(1) forces the serial path everywhere
+_PARALLEL_MIN_RATINGS = 300_000
 
 
 class SGDMFConfig(ModelConfig):
@@ -93,10 +96,13 @@ class SGDMF(Recommender):
         if has_eval:
             m = eval_data.known
             eu, ei, er = eval_data.user_idx[m], eval_data.item_idx[m], eval_data.rating[m]
+        # small data sets: the per-sub-epoch thread start-ups cost more than they save
+        parallel = numba.get_num_threads() > 1 and r.size >= _PARALLEL_MIN_RATINGS
+        epoch_fn = _epoch if parallel else _epoch_serial
         for epoch in range(1, cfg.epochs + 1):
             lr = scheduled_lr(cfg.lr, cfg.lr_schedule, cfg.lr_decay, epoch - 1)
             if cfg.batch_size == 1:
-                sse = _epoch(u, i, r, offsets, mu, bu, bi, P, Q, lr, cfg.reg, cfg.biased)
+                sse = epoch_fn(u, i, r, offsets, mu, bu, bi, P, Q, lr, cfg.reg, cfg.biased)
             else:
                 sse = _epoch_batched(u, i, r, offsets, mu, bu, bi, P, Q, lr, cfg.reg,
                                      cfg.biased, cfg.batch_size)
@@ -161,32 +167,53 @@ def _stratify(data: Interactions, rng: np.random.Generator):
     return u[order], i[order], r[order], offsets
 
 
+@numba.njit(fastmath=True, cache=True)
+def _sgd_block(u, i, r, start, stop, mu, bu, bi, P, Q, lr, reg, biased):
+    """Plain SGD over ratings ``start:stop``; returns their squared error before the updates."""
+    k = P.shape[1]
+    acc = 0.0
+    for n in range(start, stop):
+        uu = u[n]
+        ii = i[n]
+        dot = 0.0
+        for f in range(k):
+            dot += P[uu, f] * Q[ii, f]
+        err = r[n] - (mu + bu[uu] + bi[ii] + dot)
+        acc += err * err
+        if biased:
+            bu[uu] += lr * (err - reg * bu[uu])
+            bi[ii] += lr * (err - reg * bi[ii])
+        for f in range(k):
+            puf = P[uu, f]
+            qif = Q[ii, f]
+            P[uu, f] += lr * (err * qif - reg * puf)
+            Q[ii, f] += lr * (err * puf - reg * qif)
+    return acc
+
+
 @numba.njit(parallel=True, fastmath=True, cache=True)
 def _epoch(u, i, r, offsets, mu, bu, bi, P, Q, lr, reg, biased):
+    """One stratified epoch; the blocks of a sub-epoch run in parallel."""
     B = int(np.sqrt(offsets.size - 1) + 0.5)
-    k = P.shape[1]
     partial = np.zeros(B)
     for s in range(B):
         for g in numba.prange(B):
             blk = s * B + g
-            acc = 0.0
-            for n in range(offsets[blk], offsets[blk + 1]):
-                uu = u[n]
-                ii = i[n]
-                dot = 0.0
-                for f in range(k):
-                    dot += P[uu, f] * Q[ii, f]
-                err = r[n] - (mu + bu[uu] + bi[ii] + dot)
-                acc += err * err
-                if biased:
-                    bu[uu] += lr * (err - reg * bu[uu])
-                    bi[ii] += lr * (err - reg * bi[ii])
-                for f in range(k):
-                    puf = P[uu, f]
-                    qif = Q[ii, f]
-                    P[uu, f] += lr * (err * qif - reg * puf)
-                    Q[ii, f] += lr * (err * puf - reg * qif)
-            partial[g] += acc
+            partial[g] += _sgd_block(u, i, r, offsets[blk], offsets[blk + 1], mu, bu, bi, P, Q,
+                                     lr, reg, biased)
+    return partial.sum()
+
+
+@numba.njit(fastmath=True, cache=True)
+def _epoch_serial(u, i, r, offsets, mu, bu, bi, P, Q, lr, reg, biased):
+    """The same epoch on one thread: the same blocks in the same order, so the same model."""
+    B = int(np.sqrt(offsets.size - 1) + 0.5)
+    partial = np.zeros(B)
+    for s in range(B):
+        for g in range(B):
+            blk = s * B + g
+            partial[g] += _sgd_block(u, i, r, offsets[blk], offsets[blk + 1], mu, bu, bi, P, Q,
+                                     lr, reg, biased)
     return partial.sum()
 
 
