@@ -4,6 +4,8 @@ The generator reproduces the statistics that matter to recommenders, after Movie
 
 * long-tailed item popularity (log-normal weights) and user activity (log-normal counts, with a
   minimum per user as in MovieLens' 20 ratings);
+* what a user rates depends on popularity *and* on the user's taste (selection bias), so that
+  personalized rankers have something to find, as on MovieLens;
 * ratings from a low-rank taste model: ``r = mu + b_u + b_i + <p_u, q_i> + noise``, rounded to
   a star scale and clipped (mean about 3.5, as in MovieLens);
 * popular items are rated a little higher (bias correlated with popularity);
@@ -57,13 +59,18 @@ class SyntheticConfig(BaseModel):
     n_ratings: int = Field(100_000, ge=10, description="number of ratings (upper bound)")
     rank: int = Field(8, ge=1, le=256, description="rank of the latent taste structure")
     seed: int = Field(42, description="random seed")
-    global_mean: float = Field(3.45, description="mean of the latent rating before rounding")
+    global_mean: float = Field(
+        3.62, description="mean of the rated pairs' latent rating (observed mean about 3.53)"
+    )
     user_bias_std: float = Field(0.40, ge=0)
     item_bias_std: float = Field(0.45, ge=0)
-    interaction_std: float = Field(0.55, ge=0, description="spread of <p_u, q_i>")
-    noise_std: float = Field(0.80, ge=0)
+    interaction_std: float = Field(1.0, ge=0, description="spread of <p_u, q_i> in ratings")
+    noise_std: float = Field(0.60, ge=0)
     popularity_sigma: float = Field(1.3, gt=0, description="log-normal sigma of item popularity")
     activity_sigma: float = Field(1.0, gt=0, description="log-normal sigma of user activity")
+    selection_strength: float = Field(
+        1.5, ge=0, description="how much taste (not only popularity) decides what users rate"
+    )
     min_per_user: int = Field(20, ge=1, description="minimum ratings per user (MovieLens: 20)")
     rating_min: float = 1.0
     rating_max: float = 5.0
@@ -105,20 +112,25 @@ def generate(config: SyntheticConfig | None = None) -> Collected:
     batch = max(1, 4_000_000 // n_i)
     for start in range(0, n_u, batch):
         stop = min(n_u, start + batch)
-        # Gumbel top-k: sampling without replacement proportionally to popularity
+        # Gumbel top-k: sampling without replacement proportionally to popularity times the
+        # user's taste for the item (people mostly watch what they expect to like)
         keys = log_pop[None, :] + rng.gumbel(size=(stop - start, n_i))
+        if cfg.selection_strength:
+            taste = P[start:stop] @ Q.T / np.sqrt(cfg.rank)
+            keys += cfg.selection_strength * taste
         for row, u in enumerate(range(start, stop)):
             c = counts[u]
             items[pos : pos + c] = np.argpartition(-keys[row], c - 1)[:c]
             pos += c
 
     latent = (
-        cfg.global_mean
-        + b_u[users]
+        b_u[users]
         + b_i[items]
         + scale * np.einsum("ij,ij->i", P[users], Q[items])
         + rng.normal(0.0, cfg.noise_std, users.size)
     )
+    # users rate what they expect to like, so the observed mean is set after the selection
+    latent += cfg.global_mean - latent.mean()
     step = cfg.rating_step
     ratings = np.clip(np.round(latent / step) * step, cfg.rating_min, cfg.rating_max)
 
