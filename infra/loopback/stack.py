@@ -39,6 +39,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -310,7 +311,8 @@ def start_mlflow(stack: Stack) -> int:
         str(BIN / "mlflow"), "server",
         "--backend-store-uri", stack.pg_url(stack.databases["mlflow"], "postgresql+psycopg2"),
         "--artifacts-destination", buckets.artifacts_destination(),
-        "--host", stack.host, "--port", str(stack.mlflow_port), "--workers", "2",
+        "--host", stack.host, "--port", str(stack.mlflow_port),
+        "--workers", os.environ.get("STACK_MLFLOW_WORKERS", "2"),
         "--allowed-hosts", ",".join(hosts),
     ]
     creds = stack.credentials()
@@ -385,16 +387,31 @@ def deploy(stack: Stack) -> None:
                          f"{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
 
 
+def _timed_start(stack: Stack, service: str) -> tuple[int, float]:
+    started = time.monotonic()
+    return start(stack, service), time.monotonic() - started
+
+
 def up(stack: Stack, *, fresh: bool = False, with_deploy: bool = True) -> None:
     for service, port in stack.ports().items():  # fail before starting anything
         if _running_pid(stack, service) is None:
             _check_port_free(stack, service, port)
     stack.state.mkdir(parents=True, exist_ok=True)
     ensure_databases(stack, fresh=fresh)
-    for service in SERVICES:
-        started = time.monotonic()
-        pid = start(stack, service)
-        _say(f"{service:8s} pid {pid:<7d} ready in {time.monotonic() - started:4.1f} s")
+    # S3 first (the tracking server needs its bucket), then both servers side by side (their
+    # first start migrates a database: ~20 s each), then the worker (it needs the Prefect API)
+    for wave in (["s3"], ["mlflow", "prefect"], ["worker"]):
+        with ThreadPoolExecutor(len(wave)) as pool:
+            futures = {s: pool.submit(_timed_start, stack, s) for s in wave}
+            errors = []
+            for service, future in futures.items():
+                try:
+                    pid, seconds = future.result()
+                    _say(f"{service:8s} pid {pid:<7d} ready in {seconds:4.1f} s")
+                except StackError as exc:
+                    errors.append(str(exc))
+            if errors:
+                raise StackError("\n".join(errors))
     if with_deploy:
         deploy(stack)
         _say("deployments of prefect.yaml applied")
