@@ -139,8 +139,9 @@ class Stack:
         }
 
     def process_env(self, **extra: str) -> dict[str, str]:
+        # the caller's Prefect profile must not leak in; worker and service timings may
         env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")
-               or k in ("PREFECT_WORKER_QUERY_SECONDS", "PREFECT_WORKER_PREFETCH_SECONDS")}
+               or k.startswith(("PREFECT_WORKER_", "PREFECT_SERVER_SERVICES_"))}
         env.update(OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", DO_NOT_TRACK="1",
                    MLFLOW_DISABLE_TELEMETRY="true", GX_ANALYTICS_ENABLED="false",
                    PREFECT_SERVER_ANALYTICS_ENABLED="false", PYTHONUNBUFFERED="1",

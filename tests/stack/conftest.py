@@ -58,7 +58,8 @@ class LoopbackStack:
         # a server back within ~45 s of the first failure lets the run complete
         env.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="3", MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR="1",
                    MLFLOW_HTTP_REQUEST_BACKOFF_JITTER="0.5", MLFLOW_HTTP_REQUEST_TIMEOUT="60",
-                   PREFECT_WORKER_QUERY_SECONDS="2", PREFECT_WORKER_PREFETCH_SECONDS="5")
+                   PREFECT_WORKER_QUERY_SECONDS="2", PREFECT_WORKER_PREFETCH_SECONDS="5",
+                   PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="5")
         return env
 
     def client_env(self) -> dict[str, str]:

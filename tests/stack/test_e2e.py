@@ -4,6 +4,7 @@ server on PostgreSQL, artifacts proxied into S3, the registry's champion alias."
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,9 @@ def test_deployments_are_applied_from_prefect_yaml(stack):
     form = deployment.parameter_openapi_schema
     assert "params" in form["properties"]
     assert "model_params" in json.dumps(form["definitions"])
+    # the daily tick must not start a full-size training in the middle of the suite
+    with stack.prefect_api(), get_client(sync_client=True) as client:
+        client.update_deployment_schedule(deployment.id, schedule.id, active=False)
 
 
 def test_a_run_from_the_api_is_tracked_stored_in_s3_and_promoted(stack):
@@ -94,15 +98,54 @@ def test_a_weak_model_is_refused_and_champion_stays(stack):
     assert stack.mlflow().get_model_version(MODEL, refused).tags["status"] == "refused"
 
 
+def test_a_scheduled_run_is_tagged_schedule(stack):
+    from datetime import UTC, datetime, timedelta
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import DeploymentScheduleCreate
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from prefect.client.schemas.schedules import IntervalSchedule
+
+    # a schedule due in a few seconds beside the daily one (its own parameters: the tiny data);
+    # the server's scheduler creates the run, the worker picks it up
+    soon = DeploymentScheduleCreate(
+        schedule=IntervalSchedule(interval=timedelta(hours=1),
+                                  anchor_date=datetime.now(UTC) + timedelta(seconds=10)),
+        active=True, parameters={"params": BASE},
+    )  # fmt: skip
+    with stack.prefect_api(), get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("training/train-daily")
+        (created,) = client.create_deployment_schedules(deployment.id, [soon])
+        try:
+            deadline = time.monotonic() + 90
+            scheduled = []
+            flt = DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
+            while not scheduled and time.monotonic() < deadline:
+                soon_enough = datetime.now(UTC) + timedelta(minutes=1)
+                scheduled = [r for r in client.read_flow_runs(deployment_filter=flt)
+                             if r.auto_scheduled and r.expected_start_time <= soon_enough]
+                time.sleep(1)
+            assert scheduled, "the scheduler created no run for a schedule due in 10 s"
+            final = stack.wait_final(scheduled[0].id)
+        finally:
+            client.delete_deployment_schedule(deployment.id, created.id)
+    assert final.state.is_completed(), final.state.message
+    assert stack.mlflow_run_of(scheduled[0].id).data.tags["recsys.trigger"] == "schedule"
+
+
 def test_schedules_survive_a_worker_restart(stack):
     from prefect.client.orchestration import get_client
 
+    def schedules():
+        with stack.prefect_api(), get_client(sync_client=True) as client:
+            deployment = client.read_deployment_by_name("training/train-daily")
+        return deployment.paused, [(s.id, s.active, s.schedule) for s in deployment.schedules]
+
+    before = schedules()
     stack.stop("worker")
     stack.start("worker")  # returns once the new worker polls the pool
-    with stack.prefect_api(), get_client(sync_client=True) as client:
-        deployment = client.read_deployment_by_name("training/train-daily")
-    assert not deployment.paused
-    assert all(s.active for s in deployment.schedules)
+    assert schedules() == before
+    assert before[0] is False and before[1]
 
 
 def test_doctor_passes_against_the_stack(stack, tmp_path):
