@@ -436,9 +436,13 @@ def write_env_file(path: Path, values: dict[str, str]) -> None:
 
 
 def remove_env_block(path: Path) -> None:
+    """Remove this stack's block from ``path``; a file left empty is removed."""
     if path.exists():
         lines = _strip_block(path.read_text().splitlines())
-        path.write_text("\n".join(lines) + ("\n" if lines else ""))
+        if any(line.strip() for line in lines):
+            path.write_text("\n".join(lines) + "\n")
+        else:
+            path.unlink()
 
 
 def _strip_block(lines: list[str]) -> list[str]:

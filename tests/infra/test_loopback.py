@@ -30,6 +30,10 @@ def test_env_block_is_replaced_and_removed_keeping_other_lines(tmp_path):
     assert env.stat().st_mode & 0o077 == 0  # keys inside: owner only
     stack.remove_env_block(env)
     assert env.read_text() == "MY_SETTING=1\n"
+    only = tmp_path / "only.env"
+    stack.write_env_file(only, {"PREFECT_API_URL": "http://127.0.0.1:4200/api"})
+    stack.remove_env_block(only)
+    assert not only.exists()  # stack-up created it, stack-down leaves no trace
 
 
 def test_client_settings_and_separate_databases_per_stack():
