@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from recsys_core.evaluation.gate import GateConfig, resolve_primary
 from recsys_core.evaluation.metrics import METRICS_VERSION
+from recsys_core.exceptions import DataValidationError
 from recsys_core.features.splits import SplitConfig
 from recsys_core.models import get_model_class
 from recsys_core.tracking import mlflow_run
@@ -21,7 +22,7 @@ from tasks.collect import collect_snapshot
 from tasks.evaluate import evaluate_baseline, evaluate_champion, evaluate_model
 from tasks.features import build_features
 from tasks.gate import gate, mark_refused, promote
-from tasks.tracking import end_run, log_and_register, log_inputs, start_run
+from tasks.tracking import end_run, log_and_register, log_inputs, log_to_run, start_run
 from tasks.train import train_model
 from tasks.validate import validate_snapshot
 
@@ -121,7 +122,21 @@ def training_flow(params: TrainingParams = TrainingParams()) -> dict[str, Any]: 
         )
         rules = {"rating_min": params.rating_min, "rating_max": params.rating_max,
                  "min_rows": params.min_rows, "quarantine": params.quarantine}
-        snap = validate_snapshot(snap, rules, run_id, params.data_dir)
+        checked = validate_snapshot(snap, rules, params.data_dir)
+        log_to_run(
+            run_id,
+            tags={"recsys.validation": "passed" if checked.success else "failed"},
+            artifacts=[(checked.quarantine_file, "validation")] if checked.quarantine_file
+            else [],
+            json_files={"validation/report.json": checked.report},
+            text_files={"validation/report.md": checked.markdown},
+            markdown={"key": "validation-report", "markdown": checked.markdown,
+                      "description": "passed" if checked.success else "FAILED"},
+        )
+        if not checked.success:
+            raise DataValidationError(f"data validation failed: {checked.summary}",
+                                      report=checked.report)
+        snap = checked.snapshot
         split_cfg = SplitConfig(strategy=params.split, test_fraction=params.test_fraction,
                                 seed=params.seed)
         feats = build_features(snap, split_cfg, str(workdir / "features"))
@@ -135,13 +150,24 @@ def training_flow(params: TrainingParams = TrainingParams()) -> dict[str, Any]: 
             "gate": {"primary_metric": params.gate_primary_metric,
                      "min_improvement": params.gate_min_improvement},
         }, snap, feats.info)
-        model_dir = train_model(feats, params.model, params.model_params, run_id,
-                                str(workdir))
-        metrics = evaluate_model(model_dir, feats, params.k, params.relevance_threshold, run_id)
-        baseline = evaluate_baseline(feats, model_cls.predicts_ratings, params.k,
-                                     params.relevance_threshold, run_id)
+        model_dir, history = train_model(feats, params.model, params.model_params,
+                                         str(workdir))
+        log_to_run(run_id, history=history)
+        metrics, counts, plot_dir = evaluate_model(model_dir, feats, params.k,
+                                                   params.relevance_threshold)
+        baseline_name, baseline = evaluate_baseline(feats, model_cls.predicts_ratings, params.k,
+                                                    params.relevance_threshold)
         champion_version, champion = evaluate_champion(
-            params.registered_model, feats, params.k, params.relevance_threshold, run_id)
+            params.registered_model, feats, params.k, params.relevance_threshold)
+        log_to_run(
+            run_id,
+            metrics={**metrics, **{f"count_{c}": v for c, v in counts.items()},
+                     **{f"baseline_{m}": v for m, v in baseline.items()},
+                     **{f"champion_{m}": v for m, v in (champion or {}).items()}},
+            tags={"recsys.baseline_model": baseline_name,
+                  **({"recsys.champion_version": champion_version} if champion_version else {})},
+            artifacts=[(plot_dir, "plots")],
+        )
         evidence = {"run_id": run_id, "data_digest": snap.digest, "trigger": trigger,
                     "flow_run_id": prefect_tags.get("prefect.flow_run_id", ""),
                     "model": params.model}
@@ -153,8 +179,18 @@ def training_flow(params: TrainingParams = TrainingParams()) -> dict[str, Any]: 
             guard_tolerance=params.gate_guard_tolerance,
         )
         primary = resolve_primary(gate_cfg, model_cls.predicts_ratings, params.k)
-        decision = gate(metrics, config=gate_cfg, primary=primary, run_id=run_id,
-                        champion=champion, champion_version=champion_version, baseline=baseline)
+        decision = gate(metrics, config=gate_cfg, primary=primary, champion=champion,
+                        champion_version=champion_version, baseline=baseline)
+        log_to_run(
+            run_id,
+            tags={"recsys.gate": "passed" if decision.passed else "refused",
+                  "recsys.gate_primary_metric": primary,
+                  "recsys.gate_reasons": " | ".join(decision.reasons)},
+            json_files={"gate/decision.json": decision.to_dict()},
+            text_files={"gate/decision.md": decision.to_markdown()},
+            markdown={"key": "gate-decision", "markdown": decision.to_markdown(),
+                      "description": decision.summary()[:500]},
+        )
         if decision.passed:
             previous = promote(ref, decision, evidence)  # the very last step that changes state
             outcome["previous_champion"] = previous

@@ -3,32 +3,22 @@
 from __future__ import annotations
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from recsys_core.evaluation.gate import GateConfig, GateDecision, decide
-from recsys_core.tracking import mlflow_run, registry
+from recsys_core.tracking import registry
 from tasks._runtime import IO_RETRIES, IO_RETRY_DELAYS, logger
 
 
 @task(name="gate", cache_policy=NO_CACHE)
 def gate(
-    challenger: dict[str, float], *, config: GateConfig, primary: str, run_id: str,
+    challenger: dict[str, float], *, config: GateConfig, primary: str,
     champion: dict[str, float] | None, champion_version: str | None,
     baseline: dict[str, float] | None,
 ) -> GateDecision:
-    """Decide; log the decision and every reason (MLflow tags and a Prefect artifact)."""
+    """Decide, with every reason and its numbers."""
     decision = decide(challenger, config=config, primary=primary, champion=champion,
                       baseline=baseline, champion_version=champion_version)
-    mlflow_run.set_tags(run_id, {
-        "recsys.gate": "passed" if decision.passed else "refused",
-        "recsys.gate_primary_metric": primary,
-        "recsys.gate_reasons": " | ".join(decision.reasons),
-    })
-    mlflow_run.log_json(run_id, decision.to_dict(), "gate/decision.json")
-    mlflow_run.log_text(run_id, decision.to_markdown(), "gate/decision.md")
-    create_markdown_artifact(decision.to_markdown(), key="gate-decision",
-                             description=decision.summary()[:500])
     (logger().info if decision.passed else logger().warning)(decision.summary())
     return decision
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from typing import Any
 
 import pandas as pd
 from prefect import task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from recsys_core.data.snapshot import Snapshot
+from recsys_core.exceptions import TrackingError
 from recsys_core.models import Recommender
 from recsys_core.tracking import mlflow_run, pyfunc, registry
 from tasks._runtime import IO_RETRIES, IO_RETRY_DELAYS, logger
@@ -68,3 +71,55 @@ def end_run(run_id: str, status: str, tags: dict[str, str] | None = None) -> Non
     if tags:
         mlflow_run.set_tags(run_id, tags)
     mlflow_run.end_run(run_id, status)
+
+
+@task(name="log", **_io)
+def log_to_run(
+    run_id: str,
+    *,
+    metrics: dict[str, float] | None = None,
+    tags: dict[str, Any] | None = None,
+    history: list[dict[str, float]] | None = None,
+    artifacts: list[tuple[str, str]] | None = None,
+    json_files: dict[str, Any] | None = None,
+    text_files: dict[str, str] | None = None,
+    markdown: dict[str, str] | None = None,
+) -> None:
+    """Everything a stage reports, written in one retried task (computing stages never retry).
+
+    ``artifacts`` are ``(local folder or file, artifact path)`` pairs; ``markdown`` is a Prefect
+    artifact (``key``, ``markdown``, ``description``).
+    """
+    if metrics:
+        mlflow_run.log_metrics(run_id, metrics)
+    if history:
+        mlflow_run.log_history(run_id, history)
+    if tags:
+        mlflow_run.set_tags(run_id, tags)
+    try:
+        for local, path in artifacts or []:
+            if os.path.isdir(local):
+                mlflow_run.log_artifacts(run_id, local, path)
+            else:
+                mlflow_run.log_artifact(run_id, local, path)
+        for name, data in (json_files or {}).items():
+            mlflow_run.log_json(run_id, data, name)
+        for name, text in (text_files or {}).items():
+            mlflow_run.log_text(run_id, text, name)
+    except Exception as exc:
+        raise artifact_store_error(run_id, exc) from exc
+    if markdown:
+        create_markdown_artifact(**markdown)
+
+
+def artifact_store_error(run_id: str, exc: BaseException) -> TrackingError:
+    """An artifact upload failed: name the artifact store (S3) and its endpoint."""
+    import mlflow
+
+    endpoint = (os.environ.get("MLFLOW_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
+                or os.environ.get("AWS_ENDPOINT_URL") or "the endpoint the server is set up with")
+    return TrackingError(
+        f"writing the artifacts of run {run_id} failed: the artifact store (S3 at {endpoint}) "
+        f"behind the tracking server {mlflow.get_tracking_uri()} is unreachable or failing. "
+        f"Check the S3 server and the server's artifact settings (recsys doctor). Cause: {exc}"
+    )

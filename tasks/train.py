@@ -9,13 +9,13 @@ from prefect.cache_policies import NO_CACHE
 
 from recsys_core.features.prepare import Features
 from recsys_core.models import create
-from recsys_core.tracking import mlflow_run
 from tasks._runtime import logger
 
 
 @task(name="train", cache_policy=NO_CACHE)
-def train_model(feats: Features, model: str, params: dict, run_id: str, folder: str) -> str:
-    """Fit ``model`` with ``params``; log its per-epoch curve; return the saved model folder."""
+def train_model(feats: Features, model: str, params: dict,
+                folder: str) -> tuple[str, list[dict[str, float]]]:
+    """Fit ``model`` with ``params``; return the saved model folder and the per-epoch curve."""
     log = logger()
     train, test = feats.train_set()
     rec = create(model, params)
@@ -24,7 +24,6 @@ def train_model(feats: Features, model: str, params: dict, run_id: str, folder: 
         log.info("epoch %d: %s", epoch, {k: round(v, 5) for k, v in metrics.items()})
 
     rec.fit(train, eval_data=test if rec.predicts_ratings else None, callback=on_epoch)
-    mlflow_run.log_history(run_id, rec.history_)
     out = Path(folder) / "model"
     rec.save(out)
-    return str(out)
+    return str(out), rec.history_
