@@ -33,6 +33,9 @@ test: install  ## the whole test suite, the loopback stack included
 test-unit: install  ## tests that need no server
 	$(BIN)/python -m pytest -q -m "not stack"
 
+test-stack: install  ## the end-to-end tests against a loopback stack of their own
+	$(BIN)/python -m pytest -q -m stack
+
 lint: install
 	$(BIN)/ruff check recsys_core tasks flows recsys_cli tests benchmarks
 
