@@ -68,14 +68,23 @@ class Interactions:
 
     @cached_property
     def matrix(self) -> sp.csr_matrix:
-        """Users x items CSR (float32) of the ratings whose user and item are known."""
+        """Users x items CSR (float32) of the ratings whose user and item are known.
+
+        A user who rated the same item more than once (at different times) keeps the latest
+        rating: ratings are not summed.
+        """
         m = self.known
+        u, i, r, t = self.user_idx[m], self.item_idx[m], self.rating[m], self.timestamp[m]
+        key = u.astype(np.int64) * max(1, self.n_items) + i
+        if np.unique(key).size < key.size:
+            order = np.lexsort((t, key))  # by pair, then time: the last row of a pair is latest
+            last = np.ones(order.size, dtype=bool)
+            last[:-1] = key[order][1:] != key[order][:-1]
+            keep = order[last]
+            u, i, r = u[keep], i[keep], r[keep]
         mat = sp.csr_matrix(
-            (self.rating[m], (self.user_idx[m], self.item_idx[m])),
-            shape=(self.n_users, self.n_items),
-            dtype=np.float32,
+            (r, (u, i)), shape=(self.n_users, self.n_items), dtype=np.float32
         )
-        mat.sum_duplicates()
         mat.sort_indices()
         return mat
 

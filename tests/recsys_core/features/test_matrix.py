@@ -102,3 +102,15 @@ def test_empty_frame(frame):
     assert data.global_mean == 0.0
     assert data.matrix.shape == (0, 0)
     assert len(data.to_frame()) == 0
+
+
+def test_a_pair_rated_twice_keeps_its_latest_rating_not_the_sum():
+    import pandas as pd
+
+    from recsys_core.features.matrix import Interactions
+
+    frame = pd.DataFrame({"user": ["a", "a", "b"], "item": ["x", "x", "x"],
+                          "rating": [5.0, 2.0, 4.0], "timestamp": [20, 10, 5]})
+    mat = Interactions.from_frame(frame).matrix
+    assert mat.shape == (2, 1)
+    assert mat.toarray().ravel().tolist() == [5.0, 4.0]
