@@ -36,7 +36,7 @@ from recsys_core.exceptions import TrainingError
 from recsys_core.features.matrix import Interactions
 from recsys_core.models.base import EpochCallback, ModelConfig, Recommender
 from recsys_core.models.registry import register
-from recsys_core.models.sgd_mf import _predict
+from recsys_core.models.sgd_mf import BiasedFactors, _predict
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class ALSConfig(ModelConfig):
 
 
 @register("als")
-class ALS(Recommender):
+class ALS(BiasedFactors, Recommender):
     """Biased matrix factorization by alternating least squares (ALS-WR, Zhou et al. 2008)."""
 
     Config = ALSConfig
@@ -110,19 +110,6 @@ class ALS(Recommender):
         self.user_factors_ = np.ascontiguousarray(P[:, :k])
         self.item_factors_ = np.ascontiguousarray(Q[:, :k])
 
-    def _predict_idx(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
-        return _predict(
-            float(self.mu_), self.user_bias_, self.item_bias_, self.user_factors_,
-            self.item_factors_, u, i,
-        )  # fmt: skip
-
-    def _score_users(self, u: np.ndarray) -> np.ndarray:
-        return (
-            float(self.mu_)
-            + self.user_bias_[u][:, None]
-            + self.item_bias_[None, :]
-            + self.user_factors_[u] @ self.item_factors_.T
-        )
 
 
 @numba.njit(parallel=True, cache=True)

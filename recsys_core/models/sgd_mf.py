@@ -50,6 +50,29 @@ _BLOCKS = 8  # strata per side; fixed so that results do not depend on the threa
 _PARALLEL_MIN_RATINGS = 300_000
 
 
+class BiasedFactors:
+    """Prediction and scoring of the biased MF model ``mu + b_u + b_i + p_u . q_i``.
+
+    Shared by the models that learn it differently (``sgd-mf``, ``als``); they set ``mu_``,
+    ``user_bias_``, ``item_bias_``, ``user_factors_`` and ``item_factors_``.
+    """
+
+    def _predict_idx(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        return _predict(
+            float(self.mu_), self.user_bias_, self.item_bias_, self.user_factors_,
+            self.item_factors_, u, i,
+        )  # fmt: skip
+
+    def _score_users(self, u: np.ndarray) -> np.ndarray:
+        # the user's own bias and mu do not change the order; kept so scores are ratings
+        return (
+            float(self.mu_)
+            + self.user_bias_[u][:, None]
+            + self.item_bias_[None, :]
+            + self.user_factors_[u] @ self.item_factors_.T
+        )
+
+
 class SGDMFConfig(ModelConfig):
     """Hyperparameters of biased MF by SGD (Surprise SVD's names and defaults)."""
 
@@ -70,7 +93,7 @@ class SGDMFConfig(ModelConfig):
 
 
 @register("sgd-mf")
-class SGDMF(Recommender):
+class SGDMF(BiasedFactors, Recommender):
     """Biased matrix factorization trained by stochastic gradient descent (numba, parallel)."""
 
     Config = SGDMFConfig
@@ -122,20 +145,6 @@ class SGDMF(Recommender):
         self.user_factors_ = P
         self.item_factors_ = Q
 
-    def _predict_idx(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
-        return _predict(
-            float(self.mu_), self.user_bias_, self.item_bias_, self.user_factors_,
-            self.item_factors_, u, i,
-        )  # fmt: skip
-
-    def _score_users(self, u: np.ndarray) -> np.ndarray:
-        # the user's own bias and mu do not change the order; kept so scores are ratings
-        return (
-            float(self.mu_)
-            + self.user_bias_[u][:, None]
-            + self.item_bias_[None, :]
-            + self.user_factors_[u] @ self.item_factors_.T
-        )
 
 
 def scheduled_lr(lr: float, schedule: str, decay: float, epoch: int) -> float:
