@@ -27,7 +27,8 @@ install: $(STAMP)  ## create .venv and install recsys with its test tools
 run: install  ## train on the embedded default (synthetic data, local MLflow, ephemeral Prefect)
 	$(BIN)/recsys train
 
-test: install  ## the whole test suite, the loopback stack included
+test: install  ## lint, then the whole test suite, the loopback stack included
+	$(BIN)/ruff check recsys_core tasks flows recsys_cli tests benchmarks infra
 	$(BIN)/python -m pytest -q
 
 test-unit: install  ## tests that need no server
@@ -37,7 +38,7 @@ test-stack: install  ## the end-to-end tests against a loopback stack of their o
 	$(BIN)/python -m pytest -q -m stack
 
 lint: install
-	$(BIN)/ruff check recsys_core tasks flows recsys_cli tests benchmarks
+	$(BIN)/ruff check recsys_core tasks flows recsys_cli tests benchmarks infra
 
 bench: install  ## our models against Surprise and implicit on the same splits
 	$(BIN)/python benchmarks/run.py --data synthetic:100k
