@@ -117,8 +117,8 @@ def _f(v: float | None) -> str:
 
 @app.command()
 def evaluate(
-    train_file: Annotated[Path, typer.Option("--train", help="training interactions file")],
-    test_file: Annotated[Path, typer.Option("--test", help="test interactions file")],
+    train_file: Annotated[str, typer.Option("--train", help="training file or s3:// URI")],
+    test_file: Annotated[str, typer.Option("--test", help="test file or s3:// URI")],
     model: Annotated[str, typer.Option(help="model name")] = "sgd-mf",
     param: ParamOpt = None,
     k: Annotated[int, typer.Option("-k", "--k", help="top-k length")] = 10,
@@ -128,7 +128,7 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Fit a model on --train and score it on --test (no flow, no tracking)."""
-    from recsys_core.data.files import parse_column_map, read_table
+    from recsys_core.data.files import parse_column_map, read_location
     from recsys_core.evaluation import evaluate as run_eval
     from recsys_core.features import Interactions
     from recsys_core.models.registry import create, parse_params
@@ -138,8 +138,8 @@ def evaluate(
             raise RecsysError(f"k must be a positive integer, got {k}")
         rec = create(model, parse_params(param))
         mapping = parse_column_map(columns)
-        train_df = read_table(train_file, mapping)
-        test_df = read_table(test_file, mapping)
+        train_df = read_location(train_file, mapping)
+        test_df = read_location(test_file, mapping)
         if train_df.empty:
             raise RecsysError(f"{str(train_file)!r} has no rows")
         if test_df.empty:

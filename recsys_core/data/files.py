@@ -180,6 +180,13 @@ def load_s3(uri: str, columns: dict[str, str] | None = None, *, endpoint_url: st
     return Collected(frame, None, source=uri, rating_scale=rating_scale)
 
 
+def read_location(location: str | Path, columns: dict[str, str] | None = None) -> pd.DataFrame:
+    """Read an interaction table from a local path or an ``s3://bucket/key`` URI."""
+    if str(location).startswith("s3://"):
+        return load_s3(str(location), columns).interactions
+    return read_table(location, columns)
+
+
 def write_s3_bytes(uri: str, data: bytes, *, endpoint_url: str | None = None) -> None:
     """Upload bytes to an ``s3://`` URI."""
     bucket, key = split_s3_uri(uri)
