@@ -148,7 +148,9 @@ class LoopbackStack:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory) -> LoopbackStack:
     env_file = tmp_path_factory.mktemp("stack") / "stack.env"
-    args = ["--name", NAME, "--db-prefix", "recsys_test", "--s3-port", str(_free_port()),
+    # RECSYS_TEST_DB_PREFIX lets two checkouts run their stack tests side by side
+    prefix = os.environ.get("RECSYS_TEST_DB_PREFIX", "recsys_test")
+    args = ["--name", NAME, "--db-prefix", prefix, "--s3-port", str(_free_port()),
             "--mlflow-port", str(_free_port()), "--prefect-port", str(_free_port())]
     handle = LoopbackStack({}, args)
     handle.script("down")  # leftovers of an interrupted session
