@@ -3,24 +3,37 @@
 from __future__ import annotations
 
 from prefect import task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from recsys_core.evaluation.gate import GateConfig, GateDecision, decide
 from recsys_core.tracking import registry
 from tasks._runtime import IO_RETRIES, IO_RETRY_DELAYS, logger
+from tasks.evaluate import Scores
+from tasks.run_context import mlflow_link
 
 
 @task(name="gate", cache_policy=NO_CACHE)
-def gate(
-    challenger: dict[str, float], *, config: GateConfig, primary: str,
-    champion: dict[str, float] | None, champion_version: str | None,
-    baseline: dict[str, float] | None,
-) -> GateDecision:
-    """Decide, with every reason and its numbers."""
-    decision = decide(challenger, config=config, primary=primary, champion=champion,
-                      baseline=baseline, champion_version=champion_version)
+def gate(scores: Scores, *, config: GateConfig, primary: str, run_id: str,
+         run_url: str | None = None) -> GateDecision:
+    """Decide, with every reason and its numbers; the decision is attached to this task run."""
+    unavailable = ({"champion_unavailable": scores.champion_unavailable}
+                   if scores.champion_unavailable else {})
+    decision = decide(scores.challenger, config=config, primary=primary,
+                      champion=scores.champion, baseline=scores.baseline,
+                      champion_version=scores.champion_version, **unavailable)
     (logger().info if decision.passed else logger().warning)(decision.summary())
+    create_markdown_artifact(
+        key="gate-decision",
+        markdown=f"{decision.to_markdown()}\n\n{mlflow_link(run_id, run_url)}\n",
+        description=decision.summary()[:500],
+    )
     return decision
+
+
+def reasons_failed_first(decision: GateDecision) -> list[str]:
+    """The decision's reasons, the failed checks first (what a reader needs to see)."""
+    return sorted(decision.reasons, key=lambda r: not r.startswith("FAIL"))
 
 
 @task(name="promote", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS,
