@@ -178,6 +178,9 @@ def _quiet_prefect() -> None:
     import logging
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # the temporary server of a run without PREFECT_API_URL needs more than the default 20 s to
+    # start (database migration) on a busy or first-time machine
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     from prefect.logging.configuration import setup_logging
     from prefect.logging.handlers import PrefectConsoleHandler
 
@@ -228,8 +231,12 @@ def _print_outcome(outcome: dict, seconds: float) -> None:
         kept = (f"champion stays version {version}" if version else "no champion")
         console.print(f"[bold yellow]REFUSED[/] model version {outcome['version']} kept as "
                       f"challenger; {kept} (exit code {EXIT_REFUSED})", highlight=False)
-    console.print(f"MLflow: {outcome.get('run_url') or outcome['tracking_uri']}",
-                  highlight=False, soft_wrap=True)
+    if outcome.get("run_url"):
+        console.print(f"MLflow: {outcome['run_url']}", highlight=False, soft_wrap=True)
+    else:
+        console.print(f"MLflow: run {outcome['run_id']} in {outcome['tracking_uri']} (browse it "
+                      f"with: mlflow ui --backend-store-uri {outcome['tracking_uri']})",
+                      highlight=False, soft_wrap=True)
     if outcome.get("flow_run_url"):
         console.print(f"Prefect: {outcome['flow_run_url']}", highlight=False, soft_wrap=True)
 

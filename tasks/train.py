@@ -39,11 +39,11 @@ def _epoch_progress(spec: ModelSpec) -> Iterator:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True)
-    if not console.is_terminal:
-        yield None
-        return
     params = spec.config.model_dump()
     total = params.get("epochs") or params.get("iterations")
+    if not console.is_terminal or not isinstance(total, int):  # no terminal, or no epochs
+        yield None
+        return
     columns = [TextColumn("training {task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[last]}"), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=True) as progress:
