@@ -1,6 +1,8 @@
 """A real (sqlite) MLflow store per test, and versions that carry a real ``model_state/``."""
 
 import shutil
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import mlflow
 import pytest
@@ -55,3 +57,14 @@ def new_version(store, tiny_model_dir):
                                  {"status": "candidate"})
 
     return make
+
+
+@pytest.fixture
+def delete_run_artifacts(store):
+    """What an artifact store reset does to a run of the embedded store."""
+
+    def delete(run_id: str) -> None:
+        uri = mlflow.MlflowClient().get_run(run_id).info.artifact_uri
+        shutil.rmtree(url2pathname(urlparse(uri).path))
+
+    return delete
