@@ -20,14 +20,14 @@ from recsys_core.exceptions import DataValidationError
 from recsys_core.features.prepare import Features
 from recsys_core.features.splits import SplitConfig
 from recsys_core.models.spec import DEFAULT_MODEL, ModelSpec
+from recsys_core.redaction import redact
 from recsys_core.tracking import mlflow_run
 from recsys_core.validation.rules import ValidationRules
 from tasks import run_context
 from tasks.collect import collect_snapshot
 from tasks.evaluate import Scores, evaluate_models
 from tasks.features import build_features
-from tasks.gate import gate, mark_refused, promote, reasons_failed_first
-from tasks.run_context import redact
+from tasks.gate import gate, mark_refused, promote
 from tasks.tracking import end_run, log_and_register, log_inputs, log_to_run, start_run
 from tasks.train import train_model
 from tasks.validate import validate_snapshot
@@ -162,7 +162,7 @@ def training_flow(params: TrainingParams = TrainingParams()) -> Any:  # noqa: B0
             metrics=scores.challenger, baseline=scores.baseline, champion=scores.champion,
             champion_version=scores.champion_version, version=ref.version,
             promoted=decision.passed, gate=decision.summary(),
-            gate_reasons=reasons_failed_first(decision), data_digest=digest,
+            gate_reasons=decision.reasons, data_digest=digest,
         )
         if not decision.passed:
             return Completed(name="Refused", message=decision.summary()[:500], data=outcome)
@@ -212,7 +212,7 @@ def _log_results(run_id: str, scores: Scores, decision: GateDecision,
                  if scores.champion_unavailable else {}),
               "recsys.gate": "passed" if decision.passed else "refused",
               "recsys.gate_primary_metric": decision.primary_metric,
-              "recsys.gate_reasons": " | ".join(reasons_failed_first(decision))},
+              "recsys.gate_reasons": " | ".join(decision.reasons)},
         artifacts=[(p, "plots") for p in scores.plots],
         json_files={"gate/decision.json": decision.to_dict()},
         text_files={"gate/decision.md": decision.to_markdown()},

@@ -10,11 +10,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from recsys_core.evaluation import evaluate, plots
-from recsys_core.exceptions import TrackingError
 from recsys_core.features import Interactions
 from recsys_core.features.prepare import Features
 from recsys_core.models import Recommender, create
-from recsys_core.tracking import model_store, registry
+from recsys_core.tracking.champion import load_champion
 from tasks._runtime import logger
 
 
@@ -30,25 +29,6 @@ class Scores:
     champion: dict[str, float] | None = None
     champion_unavailable: str | None = None
     plots: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _Champion:
-    """Stand-in for ``recsys_core.tracking.champion.ChampionState``."""
-
-    version: str | None
-    model: Recommender | None
-    unavailable: str | None
-
-
-def _load_champion(registered_model: str) -> _Champion:
-    ref = registry.get_alias(registered_model, registry.CHAMPION)
-    if ref is None:
-        return _Champion(None, None, None)
-    try:
-        return _Champion(ref.version, model_store.load_recommender(ref), None)
-    except TrackingError as exc:
-        return _Champion(ref.version, None, str(exc))
 
 
 @task(name="evaluate", cache_policy=NO_CACHE)
@@ -84,7 +64,7 @@ def evaluate_models(model_dir: str, feats: Features, *, k: int,
     baseline_metrics = score(baseline).metrics
     log.info("baseline %s %s", baseline_name, _rounded(baseline_metrics))
 
-    champ = _load_champion(registered_model)
+    champ = load_champion(registered_model)
     champion_metrics = None
     if champ.model is not None:
         started = time.perf_counter()

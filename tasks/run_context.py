@@ -1,4 +1,4 @@
-"""Where a flow run stands in Prefect: its trigger, its links, its name; and what may be shown.
+"""Where a flow run stands in Prefect: its trigger, its links, its name.
 
 Plain functions (not tasks): they read the run context or make one small API call, and never
 fail the run they describe.
@@ -7,24 +7,8 @@ fail the run they describe.
 from __future__ import annotations
 
 import logging
-import re
 
 log = logging.getLogger(__name__)
-
-_SECRETS = [
-    (re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)[^/\s@]+@"), r"\g<scheme>***@"),
-    (re.compile(r"(?i)(?P<key>password|passwd|secret|token|aws_secret_access_key)"
-                r"(?P<sep>\s*[=:]\s*)[^\s&;,'\"]+"), r"\g<key>\g<sep>***"),
-]
-
-
-def redact(text: str) -> str:
-    """``text`` without credentials (``user:pass@`` in URLs, ``password=...`` parts)."""
-    # stand-in for recsys_core.redaction.redact
-    for pattern, repl in _SECRETS:
-        text = pattern.sub(repl, text)
-    return text
-
 
 def _ui_base() -> str | None:
     from prefect.settings import PREFECT_UI_URL

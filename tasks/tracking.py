@@ -10,11 +10,11 @@ from prefect.cache_policies import NO_CACHE
 
 from recsys_core.data.snapshot import Snapshot
 from recsys_core.exceptions import TrackingError
+from recsys_core.redaction import redact
 from recsys_core.tracking import mlflow_run, pyfunc, registry
-from tasks._runtime import IO_RETRIES, IO_RETRY_DELAYS, logger
-from tasks.run_context import redact
+from tasks._runtime import IO_RETRY, logger
 
-_io = dict(retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS, cache_policy=NO_CACHE)
+_io = dict(**IO_RETRY, cache_policy=NO_CACHE)
 
 
 @task(name="start-run", **_io)

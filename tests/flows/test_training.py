@@ -196,8 +196,6 @@ def test_settings_are_validated_once_when_the_parameters_are_built(workspace):
 
 
 def test_a_crash_while_registering_leaves_champion_alone(workspace, monkeypatch):
-    from tasks.tracking import log_and_register
-
     first = training_flow(TrainingParams(**TINY, gate=NO_BASELINE))
     calls = []
 
@@ -206,11 +204,11 @@ def test_a_crash_while_registering_leaves_champion_alone(workspace, monkeypatch)
         raise RuntimeError("registry went away")
 
     monkeypatch.setattr("tasks.tracking.registry.register", broken_register)
+    monkeypatch.setenv("RECSYS_IO_RETRIES", "2")
     monkeypatch.setenv("RECSYS_IO_RETRY_DELAYS", "0")
-    monkeypatch.setattr(log_and_register, "retry_delay_seconds", [0, 0, 0])
     with pytest.raises(RuntimeError, match="registry went away"):
         training_flow(TrainingParams(**TINY, model={"params": {"factors": 10}}))
-    assert len(calls) == 1 + log_and_register.retries
+    assert len(calls) == 3  # the first attempt and two retries
     assert _champion().version == first["version"]
     assert len(_versions()) == 1
     run = _runs()[0]
@@ -251,7 +249,13 @@ def test_cli_train_recommend_rollback_and_exit_codes(workspace):
     dup.write_text("user,item,rating,timestamp\n" + "1,1,4,10\n" * 150)
     bad = runner.invoke(app, ["train", *common, "--source", str(dup)])
     assert bad.exit_code == 1, bad.output
-    assert "error:" in bad.output and "Traceback" not in bad.output
+    # the duplicates policy (latest) leaves one row of the 150, which validation refuses
+    assert "fewer than 100 rows" in " ".join(bad.output.split())
+    assert "Traceback" not in bad.output
+    refused_dups = runner.invoke(app, ["train", *common, "--source", str(dup),
+                                       "--duplicates", "refuse"])
+    assert refused_dups.exit_code == 1, refused_dups.output
+    assert "duplicate" in refused_dups.output.lower()
     assert _champion().version == "1"
     usage = runner.invoke(app, ["train", *common, "--test-fraction", "1.5"])
     assert usage.exit_code == 2
