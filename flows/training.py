@@ -27,7 +27,7 @@ from tasks import run_context
 from tasks.collect import collect_snapshot
 from tasks.evaluate import Scores, evaluate_models
 from tasks.features import build_features
-from tasks.gate import gate, mark_refused, promote
+from tasks.gate import gate, mark_refused, promote, verdict_markdown
 from tasks.tracking import end_run, log_and_register, log_inputs, log_to_run, start_run
 from tasks.train import train_model
 from tasks.validate import validate_snapshot
@@ -152,7 +152,7 @@ def training_flow(params: TrainingParams = TrainingParams()) -> Any:  # noqa: B0
                     "model": params.model.name}
         ref = log_and_register(run_id, model_dir, params.registered_model,
                                {**evidence, "status": "candidate"},
-                               description=decision.to_markdown())
+                               description=verdict_markdown(decision, _prefect_link()))
         if decision.passed:
             outcome["previous_champion"] = promote(ref, decision, evidence)  # the last change
         else:
@@ -216,8 +216,13 @@ def _log_results(run_id: str, scores: Scores, decision: GateDecision,
         artifacts=[(p, "plots") for p in scores.plots],
         json_files={"gate/decision.json": decision.to_dict()},
         text_files={"gate/decision.md": decision.to_markdown()},
-        description=decision.to_markdown(),
+        description=verdict_markdown(decision, _prefect_link()),
     )
+
+
+def _prefect_link() -> str | None:
+    url = run_context.flow_run_url()
+    return f"Prefect flow run: [{url.rsplit('/', 1)[-1]}]({url})" if url else None
 
 
 def _close(run_id: str, status: str, error: str | None, workdir: Path) -> None:

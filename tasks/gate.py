@@ -30,10 +30,20 @@ def gate(scores: Scores, *, config: GateConfig, primary: str, run_id: str,
     (logger().info if decision.passed else logger().warning)(decision.summary())
     create_markdown_artifact(
         key="gate-decision",
-        markdown=f"{decision.to_markdown()}\n\n{mlflow_link(run_id, run_url)}\n",
+        markdown=verdict_markdown(decision, mlflow_link(run_id, run_url)),
         description=decision.summary()[:500],
     )
     return decision
+
+
+def verdict_markdown(decision: GateDecision, link: str | None = None) -> str:
+    """The decision as markdown led by its verdict and failed checks (what a collapsed UI panel
+    shows first), then ``link`` (to the other UI), then the full tables."""
+    head, _, rest = decision.to_markdown().partition("\n")
+    failed = [f"- **{r}**" for r in decision.reasons if r.startswith("FAIL")]
+    parts = [head, "", *failed, *([""] if failed else []), *([link, ""] if link else []),
+             rest.lstrip("\n")]
+    return "\n".join(parts)
 
 
 @task(name="promote", **IO_RETRY, cache_policy=NO_CACHE)

@@ -64,6 +64,9 @@ def test_first_run_promotes_then_weak_model_is_refused(workspace):
     assert params["gate.require_beat_baseline"] == "False"
     assert params["validation.rating_max"] == "5.0" and params["k"] == "10"
     assert run.data.tags["recsys.trigger"] == "manual"
+    flow_run_id = run.data.tags["prefect.flow_run_id"]
+    assert run.data.tags["prefect.flow_run_url"].endswith(f"/flow-runs/flow-run/{flow_run_id}")
+    assert f"]({run.data.tags['prefect.flow_run_url']})" in run.data.tags["mlflow.note.content"]
     assert run.data.tags["recsys.data_digest"] == first["data_digest"]
     assert run.data.tags["recsys.gate"] == "passed"
     assert run.data.tags["mlflow.note.content"].startswith("# Gate PASSED")
@@ -96,7 +99,7 @@ def test_first_run_promotes_then_weak_model_is_refused(workspace):
     assert registry.get_alias("flowtest", registry.CHALLENGER).version == out["version"]
     refused = client.get_model_version("flowtest", out["version"])
     assert refused.tags["status"] == "refused"
-    assert refused.description.startswith("# Gate REFUSED")
+    assert refused.description.startswith("# Gate REFUSED\n\n- **FAIL ")
     run = client.get_run(out["run_id"])
     assert run.data.tags["recsys.gate"] == "refused"
     assert run.data.params["model.epochs"] == "1"
