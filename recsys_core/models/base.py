@@ -21,7 +21,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self, cast
 
 import numpy as np
 import pandas as pd
@@ -66,6 +66,21 @@ class Recommender(ABC):
     name: ClassVar[str] = ""
     Config: ClassVar[type[ModelConfig]] = ModelConfig
     predicts_ratings: ClassVar[bool] = True
+    state_docs: ClassVar[dict[str, str]] = {
+        "seen_": "users x items ratings of the training data (CSR): the items not to recommend",
+        "item_popularity_": "training interactions per item: the ranking of cold users",
+        "global_mean_": "mean training rating",
+        "rating_scale_": "[lowest, highest] training rating: predictions are clipped to it",
+    }
+    """What each fitted attribute holds (merged along the class hierarchy; see ``MANIFEST``)."""
+
+    # fitted by ``fit`` for every model
+    user_vocab_: IdVocab
+    item_vocab_: IdVocab
+    seen_: sp.csr_matrix
+    item_popularity_: np.ndarray
+    global_mean_: float
+    rating_scale_: np.ndarray
 
     def __init__(self, config: ModelConfig | None = None, **params: Any) -> None:
         if config is not None and params:
@@ -98,7 +113,7 @@ class Recommender(ABC):
         *,
         eval_data: Interactions | None = None,
         callback: EpochCallback | None = None,
-    ) -> Recommender:
+    ) -> Self:
         """Learn from ``data``; ``eval_data`` (mapped with the same vocabularies) is only used to
         report a validation curve, ``callback`` is called after each epoch."""
         if len(data) == 0:
@@ -125,7 +140,10 @@ class Recommender(ABC):
     ) -> None:
         """Learn the model's own state from ``data``."""
 
-    def _record(self, epoch: int, metrics: dict[str, float], callback: EpochCallback | None):
+    def _record(
+        self, epoch: int, metrics: dict[str, float], callback: EpochCallback | None
+    ) -> None:
+        """Append an epoch's metrics to ``history_`` and pass them to ``callback``."""
         self.history_.append({"epoch": epoch, **metrics})
         if callback is not None:
             callback(epoch, metrics)
@@ -304,10 +322,13 @@ class Recommender(ABC):
         self._check_fitted()
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        arrays, scalars, sparse = {}, {}, []
+        arrays: dict[str, Any] = {}
+        scalars: dict[str, Any] = {}
+        sparse: list[str] = []
         for key, value in self._state().items():
             if sp.issparse(value):
-                sp.save_npz(folder / f"{key}.npz", sp.csr_matrix(value))
+                # scipy-stubs narrow issparse() to a protocol that csr_matrix() does not take
+                sp.save_npz(folder / f"{key}.npz", sp.csr_matrix(cast(Any, value)))
                 sparse.append(key)
             elif isinstance(value, np.ndarray):
                 arrays[key] = value
@@ -341,7 +362,7 @@ class Recommender(ABC):
             for key in state.files:
                 setattr(model, key, state[key])
         for key in meta["sparse"]:
-            setattr(model, key, sp.load_npz(folder / f"{key}.npz").tocsr())
+            setattr(model, key, sp.csr_matrix(sp.load_npz(folder / f"{key}.npz")))
         for key, value in meta["scalars"].items():
             setattr(model, key, value)
         model.history_ = meta.get("history", [])
