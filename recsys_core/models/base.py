@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar, Self, cast
 
@@ -32,11 +32,9 @@ from pydantic import BaseModel, ConfigDict
 from recsys_core.exceptions import ConfigError, ModelCapabilityError, NotFittedError
 from recsys_core.features.ids import IdVocab
 from recsys_core.features.matrix import Interactions
+from recsys_core.models.training import EpochCallback, Training
 
 log = logging.getLogger(__name__)
-
-EpochCallback = Callable[[int, dict[str, float]], None]
-"""Called after each epoch/iteration with its number (from 1) and its metrics."""
 
 _STATE_FILE = "state.npz"
 _META_FILE = "model.json"
@@ -127,26 +125,15 @@ class Recommender(ABC):
         self.global_mean_ = float(data.rating.mean())
         self.rating_scale_ = np.array([data.rating.min(), data.rating.max()], dtype=np.float64)
         self.history_ = []
-        self._fit(data, eval_data=eval_data, callback=callback)
+        training = Training(
+            self.history_, eval_data=eval_data, rating_scale=self.rating_scale_, callback=callback
+        )
+        self._fit(data, training)
         return self
 
     @abstractmethod
-    def _fit(
-        self,
-        data: Interactions,
-        *,
-        eval_data: Interactions | None,
-        callback: EpochCallback | None,
-    ) -> None:
-        """Learn the model's own state from ``data``."""
-
-    def _record(
-        self, epoch: int, metrics: dict[str, float], callback: EpochCallback | None
-    ) -> None:
-        """Append an epoch's metrics to ``history_`` and pass them to ``callback``."""
-        self.history_.append({"epoch": epoch, **metrics})
-        if callback is not None:
-            callback(epoch, metrics)
+    def _fit(self, data: Interactions, training: Training) -> None:
+        """Learn the model's own state from ``data``; report each epoch to ``training``."""
 
     @property
     def is_fitted(self) -> bool:

@@ -7,16 +7,17 @@ shrinkage for items (``reg_items``) and users (``reg_users``), as Surprise's ``B
 
 from __future__ import annotations
 
+from functools import partial
 from typing import ClassVar
 
 import numpy as np
 from pydantic import Field
 
 from recsys_core.features.matrix import Interactions
-from recsys_core.models.base import EpochCallback, ModelConfig, Recommender
+from recsys_core.models.base import ModelConfig, Recommender
 from recsys_core.models.biased_factors import predict_biases
 from recsys_core.models.registry import register
-from recsys_core.models.validation_curve import ValidationPairs
+from recsys_core.models.training import Training
 
 
 class GlobalMeanConfig(ModelConfig):
@@ -31,13 +32,7 @@ class GlobalMean(Recommender):
     config: GlobalMeanConfig
     state_docs: ClassVar[dict[str, str]] = {"mean_": "the mean training rating"}
 
-    def _fit(
-        self,
-        data: Interactions,
-        *,
-        eval_data: Interactions | None = None,
-        callback: EpochCallback | None = None,
-    ) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         self.mean_ = np.float64(data.global_mean)
 
     def _predict_idx(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
@@ -70,16 +65,9 @@ class Bias(Recommender):
         "item_bias_": "item biases b_i, one per item (row = index in item_ids.json)",
     }
 
-    def _fit(
-        self,
-        data: Interactions,
-        *,
-        eval_data: Interactions | None = None,
-        callback: EpochCallback | None = None,
-    ) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config
         u, i, r = data.user_idx, data.item_idx, data.rating.astype(np.float64)
-        val = ValidationPairs.of(eval_data, self.rating_scale_)
         mu = r.mean()
         bu = np.zeros(data.n_users)
         bi = np.zeros(data.n_items)
@@ -92,10 +80,8 @@ class Bias(Recommender):
             bu = np.bincount(u, weights=r - mu - bi[i], minlength=data.n_users) / (
                 cfg.reg_users + n_u
             )
-            metrics = {"train_loss": float(np.mean((r - mu - bu[u] - bi[i]) ** 2))}
-            if val is not None:
-                metrics["val_rmse"] = val.rmse(predict_biases(mu, bu, bi, val.user, val.item))
-            self._record(epoch, metrics, callback)
+            loss = float(np.mean((r - mu - bu[u] - bi[i]) ** 2))
+            training.epoch(epoch, loss, partial(predict_biases, mu, bu, bi))
         self.mu_ = np.float64(mu)
         self.user_bias_ = bu
         self.item_bias_ = bi
@@ -126,13 +112,7 @@ class Popularity(Recommender):
         "counts_": "interactions per item (row = index in item_ids.json): the ranking score"
     }
 
-    def _fit(
-        self,
-        data: Interactions,
-        *,
-        eval_data: Interactions | None = None,
-        callback: EpochCallback | None = None,
-    ) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         keep = data.known
         if self.config.min_rating is not None:
             keep &= data.rating >= self.config.min_rating

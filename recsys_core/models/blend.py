@@ -23,9 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from recsys_core.exceptions import ConfigError
 from recsys_core.features.matrix import Interactions
-from recsys_core.models.base import EpochCallback, ModelConfig
+from recsys_core.models.base import ModelConfig
 from recsys_core.models.composite import Composite
 from recsys_core.models.registry import create, get_model_class, register
+from recsys_core.models.training import Training
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +100,7 @@ class Blend(Composite):
     def _n_members(self) -> int:
         return len(self.config.members)
 
-    def _fit(
-        self,
-        data: Interactions,
-        *,
-        eval_data: Interactions | None = None,
-        callback: EpochCallback | None = None,
-    ) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config
         rng = np.random.default_rng(cfg.seed)
         held = rng.random(len(data)) < cfg.holdout

@@ -27,9 +27,9 @@ from pydantic import Field
 
 from recsys_core.exceptions import TrainingError
 from recsys_core.features.matrix import Interactions
-from recsys_core.models.base import EpochCallback, ModelConfig, Recommender
+from recsys_core.models.base import ModelConfig, Recommender
 from recsys_core.models.registry import register
-from recsys_core.models.validation_curve import ValidationPairs
+from recsys_core.models.training import Training
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +61,7 @@ class BPMF(Recommender):
         "r = mu + mean over s of user_samples_[s, u] . item_samples_[s, i]",
     }
 
-    def _fit(
-        self,
-        data: Interactions,
-        *,
-        eval_data: Interactions | None = None,
-        callback: EpochCallback | None = None,
-    ) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config
         rng = np.random.default_rng(cfg.seed)
         R = data.matrix
@@ -81,8 +75,8 @@ class BPMF(Recommender):
         kept_Q = np.zeros((cfg.samples, data.n_items, k))
         r_u = (R.data - mu).astype(np.float64)
         r_i = (Rt.data - mu).astype(np.float64)
-        val = ValidationPairs.of(eval_data, self.rating_scale_)
-        running = np.zeros(0 if val is None else val.user.size)
+        val = training.val
+        running = np.zeros(0 if val is None else val.user.size)  # sum over the kept draws
         coo = R.tocoo()
         for sweep in range(1, cfg.burn_in + cfg.samples + 1):
             mean_u, prec_u = _sample_hyper(P, cfg.beta0, rng)
@@ -97,15 +91,15 @@ class BPMF(Recommender):
                     "likely too high for this data: try alpha=2"
                 )
             fit = mu + np.einsum("ij,ij->i", P[coo.row], Q[coo.col])
-            metrics = {"train_loss": float(np.mean((coo.data - fit) ** 2))}
             s = sweep - cfg.burn_in
+            val_pred = None
             if s >= 1:
                 kept_P[s - 1] = P
                 kept_Q[s - 1] = Q
                 if val is not None:
                     running += np.einsum("ij,ij->i", P[val.user], Q[val.item])
-                    metrics["val_rmse"] = val.rmse(mu + running / s)
-            self._record(sweep, metrics, callback)
+                    val_pred = mu + running / s  # the posterior mean so far
+            training.epoch(sweep, float(np.mean((coo.data - fit) ** 2)), val_pred)
         self.mu_ = np.float64(mu)
         self.user_samples_ = kept_P.astype(np.float32)
         self.item_samples_ = kept_Q.astype(np.float32)

@@ -38,10 +38,11 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from recsys_core.exceptions import ConfigError
 from recsys_core.features.matrix import Interactions
-from recsys_core.models.base import EpochCallback, ModelConfig, Recommender
+from recsys_core.models.base import ModelConfig, Recommender
 from recsys_core.models.baselines import Bias
 from recsys_core.models.biased_factors import predict_biases, score_biases
 from recsys_core.models.registry import register
+from recsys_core.models.training import Training
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +100,7 @@ class Content(Recommender):
         "r = mu + b_u + b_i + gamma * user_profiles_[u] . item_profiles_[i]",
     }
 
-    def _fit(
-        self,
-        data: Interactions,
-        *,
-        eval_data: Interactions | None = None,
-        callback: EpochCallback | None = None,
-    ) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config
         if data.item_meta is None:
             raise ConfigError(

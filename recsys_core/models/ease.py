@@ -22,8 +22,9 @@ from threadpoolctl import threadpool_limits
 
 from recsys_core.exceptions import ConfigError
 from recsys_core.features.matrix import Interactions
-from recsys_core.models.base import EpochCallback, ModelConfig, Recommender
+from recsys_core.models.base import ModelConfig, Recommender
 from recsys_core.models.registry import register
+from recsys_core.models.training import Training
 from recsys_core.models.user_items import user_items
 
 log = logging.getLogger(__name__)
@@ -59,13 +60,7 @@ class EASE(Recommender):
         "user_items_": "users x items interactions (CSR, 1 or the rating) the scores start from",
     }
 
-    def _fit(
-        self,
-        data: Interactions,
-        *,
-        eval_data: Interactions | None = None,
-        callback: EpochCallback | None = None,
-    ) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config
         need = ease_memory(data.n_items)
         if need > cfg.max_bytes:

@@ -21,9 +21,10 @@ import numpy as np
 from pydantic import Field
 
 from recsys_core.features.matrix import Interactions
-from recsys_core.models.base import EpochCallback, ModelConfig
+from recsys_core.models.base import ModelConfig
 from recsys_core.models.composite import Composite
 from recsys_core.models.registry import create, register
+from recsys_core.models.training import Training
 
 
 class HybridConfig(ModelConfig):
@@ -63,15 +64,9 @@ class Hybrid(Composite):
     def _n_members(self) -> int:
         return 2
 
-    def _fit(
-        self,
-        data: Interactions,
-        *,
-        eval_data: Interactions | None = None,
-        callback: EpochCallback | None = None,
-    ) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config
-        cf = create("sgd-mf", cfg.cf_params).fit(data, eval_data=eval_data)
+        cf = create("sgd-mf", cfg.cf_params).fit(data, eval_data=training.eval_data)
         content = create("content", cfg.content_params).fit(data)
         self.members_ = [cf, content]
         m = data.known

@@ -28,8 +28,9 @@ from threadpoolctl import threadpool_limits
 
 from recsys_core.exceptions import TrainingError
 from recsys_core.features.matrix import Interactions
-from recsys_core.models.base import EpochCallback, ModelConfig, Recommender
+from recsys_core.models.base import ModelConfig, Recommender
 from recsys_core.models.registry import register
+from recsys_core.models.training import Training
 from recsys_core.models.user_items import user_items
 
 log = logging.getLogger(__name__)
@@ -102,13 +103,7 @@ class ImplicitALS(_ImplicitFactors):
     Config = ImplicitALSConfig
     config: ImplicitALSConfig
 
-    def _fit(
-        self,
-        data: Interactions,
-        *,
-        eval_data: Interactions | None = None,
-        callback: EpochCallback | None = None,
-    ) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         from implicit.cpu.als import AlternatingLeastSquares
 
         cfg = self.config
@@ -136,13 +131,7 @@ class ImplicitBPR(_ImplicitFactors):
         "the last column is the item bias",
     }
 
-    def _fit(
-        self,
-        data: Interactions,
-        *,
-        eval_data: Interactions | None = None,
-        callback: EpochCallback | None = None,
-    ) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
         cfg = self.config

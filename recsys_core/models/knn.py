@@ -42,10 +42,11 @@ from threadpoolctl import threadpool_limits
 
 from recsys_core.exceptions import ConfigError
 from recsys_core.features.matrix import Interactions
-from recsys_core.models.base import EpochCallback, ModelConfig, Recommender
+from recsys_core.models.base import ModelConfig, Recommender
 from recsys_core.models.baselines import Bias
 from recsys_core.models.biased_factors import predict_biases, score_biases
 from recsys_core.models.registry import register
+from recsys_core.models.training import Training
 from recsys_core.models.user_items import user_items
 
 log = logging.getLogger(__name__)
@@ -91,13 +92,7 @@ class _KNN(Recommender):
         "items for item-knn, items x users for user-knn",
     }
 
-    def _fit(
-        self,
-        data: Interactions,
-        *,
-        eval_data: Interactions | None = None,
-        callback: EpochCallback | None = None,
-    ) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config
         n_targets = data.n_items if self._item_based else data.n_users
         if cfg.k > n_targets:
@@ -393,13 +388,7 @@ class ItemKNNImplicit(Recommender):
         "user_items_": "users x items interactions (CSR, 1 or the rating) the scores start from",
     }
 
-    def _fit(
-        self,
-        data: Interactions,
-        *,
-        eval_data: Interactions | None = None,
-        callback: EpochCallback | None = None,
-    ) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         from implicit.nearest_neighbours import (
             BM25Recommender,
             CosineRecommender,

@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from functools import partial
 from typing import Literal
 
 import numba
@@ -40,10 +41,10 @@ from pydantic import Field
 
 from recsys_core.exceptions import ConfigError, TrainingError
 from recsys_core.features.matrix import Interactions
-from recsys_core.models.base import EpochCallback, ModelConfig
+from recsys_core.models.base import ModelConfig
 from recsys_core.models.biased_factors import BiasedFactors, predict_biased_factors
 from recsys_core.models.registry import register
-from recsys_core.models.validation_curve import ValidationPairs
+from recsys_core.models.training import Training
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +100,7 @@ class SGDMF(BiasedFactors):
     Config = SGDMFConfig
     config: SGDMFConfig
 
-    def _fit(
-        self,
-        data: Interactions,
-        *,
-        eval_data: Interactions | None = None,
-        callback: EpochCallback | None = None,
-    ) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config
         rng = np.random.default_rng(cfg.seed)
         n_u, n_i = data.n_users, data.n_items
@@ -116,13 +111,13 @@ class SGDMF(BiasedFactors):
         mu = float(data.rating.mean()) if cfg.biased else 0.0
 
         u, i, r, offsets = _stratify(data, rng)
-        val = ValidationPairs.of(eval_data, self.rating_scale_)
         # small data sets: the per-sub-epoch thread start-ups cost more than they save
         threads = numba.get_num_threads()
         parallel = threads > 1 and r.size >= parallel_min_ratings()
         epoch_fn = _epoch if parallel else _epoch_serial
         log.debug("sgd-mf: %d ratings, %s epochs on %d thread(s)", r.size,
                   "parallel" if parallel else "serial", threads if parallel else 1)
+        predict = partial(predict_biased_factors, mu, bu, bi, P, Q)  # the arrays learn in place
         for epoch in range(1, cfg.epochs + 1):
             lr = scheduled_lr(cfg.lr, cfg.lr_schedule, cfg.lr_decay, epoch - 1)
             if cfg.batch_size == 1:
@@ -135,12 +130,7 @@ class SGDMF(BiasedFactors):
                     f"sgd-mf diverged at epoch {epoch} (non-finite loss or factors); the "
                     f"learning rate lr={cfg.lr} is likely too high for this data: try 0.005"
                 )
-            metrics = {"train_loss": sse / max(1, r.size)}
-            if val is not None:
-                metrics["val_rmse"] = val.rmse(
-                    predict_biased_factors(mu, bu, bi, P, Q, val.user, val.item)
-                )
-            self._record(epoch, metrics, callback)
+            training.epoch(epoch, sse / max(1, r.size), predict)
         self.mu_ = np.float64(mu)
         self.user_bias_ = bu
         self.item_bias_ = bi

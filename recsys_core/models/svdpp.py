@@ -28,10 +28,10 @@ from pydantic import Field
 
 from recsys_core.exceptions import TrainingError
 from recsys_core.features.matrix import Interactions
-from recsys_core.models.base import EpochCallback, ModelConfig, Recommender
+from recsys_core.models.base import ModelConfig, Recommender
 from recsys_core.models.biased_factors import predict_biases, score_biases
 from recsys_core.models.registry import register
-from recsys_core.models.validation_curve import ValidationPairs
+from recsys_core.models.training import Training
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +71,7 @@ class SVDpp(Recommender):
         "predictions use, r = mu + b_u + b_i + user_vectors_[u] . item_factors_[i]",
     }
 
-    def _fit(
-        self,
-        data: Interactions,
-        *,
-        eval_data: Interactions | None = None,
-        callback: EpochCallback | None = None,
-    ) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config
         rng = np.random.default_rng(cfg.seed)
         R = data.matrix
@@ -91,7 +85,6 @@ class SVDpp(Recommender):
         indptr = R.indptr.astype(np.int64)
         indices = R.indices.astype(np.int64)
         ratings = R.data.astype(np.float64)
-        val = ValidationPairs.of(eval_data, self.rating_scale_)
         for epoch in range(1, cfg.epochs + 1):
             users = rng.permutation(n_u).astype(np.int64)
             # a random order of each user's ratings (one key per rating, sorted within rows)
@@ -103,11 +96,8 @@ class SVDpp(Recommender):
                     f"svdpp diverged at epoch {epoch} (non-finite loss or factors); the "
                     f"learning rate lr={cfg.lr} is likely too high for this data: try 0.007"
                 )
-            metrics = {"train_loss": sse / max(1, ratings.size)}
             self._store(mu, bu, bi, P, Q, Y, R)
-            if val is not None:
-                metrics["val_rmse"] = val.rmse(self._predict_idx(val.user, val.item))
-            self._record(epoch, metrics, callback)
+            training.epoch(epoch, sse / max(1, ratings.size), self._predict_idx)
         self._store(mu, bu, bi, P, Q, Y, R)
 
     def _store(
