@@ -1,5 +1,8 @@
 """The contract every registered model keeps, checked on tiny synthetic data."""
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -21,6 +24,21 @@ def test_every_family_is_registered():
         "svdpp", "bpmf", "implicit-als", "implicit-bpr", "ease", "blend",
     }
     assert expected <= set(MODELS)
+
+
+# the bars the others are held to (conftest.Quality)
+BASELINES = {"bias", "global-mean", "popularity"}
+
+
+@pytest.mark.parametrize("name", sorted(set(MODELS) - BASELINES))
+def test_every_model_has_a_quality_bar(name):
+    # a new model gets the same scrutiny: a test of its own through conftest's `quality`
+    calls = re.compile(rf'quality\.(rating|ranking)\(\s*"{re.escape(name)}"')
+    tests = Path(__file__).parent.glob("test_*.py")
+    assert any(calls.search(t.read_text()) for t in tests), (
+        f"model {name!r} has no quality test: add one that calls quality.rating({name!r}, ...) "
+        f"or quality.ranking({name!r}, ...) with the margin measured on the fixture"
+    )
 
 
 @pytest.mark.parametrize("name", MODELS)
