@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict
 from recsys_core.exceptions import ConfigError, ModelCapabilityError, NotFittedError
 from recsys_core.features.ids import IdVocab
 from recsys_core.features.matrix import Interactions
+from recsys_core.models import manifest
 from recsys_core.models.training import EpochCallback, Training
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,15 @@ class Recommender(ABC):
         "global_mean_": "mean training rating",
         "rating_scale_": "[lowest, highest] training rating: predictions are clipped to it",
     }
-    """What each fitted attribute holds (merged along the class hierarchy; see ``MANIFEST``)."""
+    """What each fitted attribute holds (merged along the class hierarchy, written to the
+    ``MANIFEST`` of a saved model)."""
+    factor_attributes: ClassVar[dict[str, str]] = {
+        "user_factors": "user_factors_",
+        "item_factors": "item_factors_",
+        "user_bias": "user_bias_",
+        "item_bias": "item_bias_",
+    }
+    """The fitted attributes exported as ``user_factors.parquet``/``item_factors.parquet``."""
 
     # fitted by ``fit`` for every model
     user_vocab_: IdVocab
@@ -305,18 +314,24 @@ class Recommender(ABC):
         }
 
     def save(self, path: str | Path) -> Path:
-        """Write the fitted model into folder ``path`` (created)."""
+        """Write the fitted model into folder ``path`` (created).
+
+        ``state.npz``, ``<name>.npz`` (sparse), ``user_ids.json``, ``item_ids.json`` and
+        ``model.json`` are what ``load`` reads; ``MANIFEST.json``, ``MANIFEST.md`` and the
+        ``*_factors.parquet`` tables describe and export them for readers outside recsys
+        (``recsys_core.models.manifest``).
+        """
         self._check_fitted()
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, Any] = {}
         scalars: dict[str, Any] = {}
-        sparse: list[str] = []
+        sparse: dict[str, Any] = {}
         for key, value in self._state().items():
             if sp.issparse(value):
                 # scipy-stubs narrow issparse() to a protocol that csr_matrix() does not take
-                sp.save_npz(folder / f"{key}.npz", sp.csr_matrix(cast(Any, value)))
-                sparse.append(key)
+                sparse[key] = sp.csr_matrix(cast(Any, value))
+                sp.save_npz(folder / f"{key}.npz", sparse[key])
             elif isinstance(value, np.ndarray):
                 arrays[key] = value
             else:
@@ -328,10 +343,11 @@ class Recommender(ABC):
             "model": self.name,
             "config": self.get_params(),
             "scalars": scalars,
-            "sparse": sparse,
+            "sparse": sorted(sparse),
             "history": self.history_,
         }
         (folder / _META_FILE).write_text(json.dumps(meta, indent=2, default=_json_default))
+        manifest.write(self, folder, arrays, scalars, sparse, _STATE_FILE)
         return folder
 
     @classmethod

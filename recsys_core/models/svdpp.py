@@ -70,6 +70,10 @@ class SVDpp(Recommender):
         "user_vectors_": "p_u + |N(u)|^-1/2 sum_j y_j, users x factors: the user vector that "
         "predictions use, r = mu + b_u + b_i + user_vectors_[u] . item_factors_[i]",
     }
+    # the exported user vectors are those the predictions use
+    factor_attributes: ClassVar[dict[str, str]] = {
+        **Recommender.factor_attributes, "user_factors": "user_vectors_"
+    }
 
     def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config
