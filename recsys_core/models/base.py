@@ -346,7 +346,7 @@ class Recommender(ABC):
             "sparse": sorted(sparse),
             "history": self.history_,
         }
-        (folder / _META_FILE).write_text(json.dumps(meta, indent=2, default=_json_default))
+        (folder / _META_FILE).write_text(json.dumps(meta, indent=2, default=manifest.json_default))
         manifest.write(self, folder, arrays, scalars, sparse, _STATE_FILE)
         return folder
 
@@ -374,11 +374,3 @@ class Recommender(ABC):
 
     def _after_load(self, folder: Path) -> None:  # noqa: B027 - an optional hook
         """Hook for models that rebuild derived state after loading."""
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"cannot serialize {type(obj).__name__}")

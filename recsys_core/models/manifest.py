@@ -125,7 +125,7 @@ def write(
         "members": [f"member_{n}" for n in range(len(getattr(model, "members_", [])))],
         "how_to_load": _HOW_TO_LOAD,
     }
-    (folder / MANIFEST_JSON).write_text(json.dumps(manifest, indent=2, default=_plain))
+    (folder / MANIFEST_JSON).write_text(json.dumps(manifest, indent=2, default=json_default))
     (folder / MANIFEST_MD).write_text(_markdown(manifest))
     return manifest
 
@@ -156,7 +156,8 @@ def _entry(
     return entry
 
 
-def _plain(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
+    """numpy scalars and arrays as plain JSON values (``json.dumps(..., default=...)``)."""
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):
@@ -184,7 +185,7 @@ def _markdown(m: dict[str, Any]) -> str:
     if m["scalars"]:
         lines += ["", "## Scalars", ""]
         lines += [
-            f"- `{name}` = {json.dumps(s['value'], default=_plain)}: {s['description']}"
+            f"- `{name}` = {json.dumps(s['value'], default=json_default)}: {s['description']}"
             for name, s in m["scalars"].items()
         ]
     if m["tables"]:
