@@ -24,7 +24,9 @@ Parallelism without races (and so deterministic for a seed whatever the thread c
 ratings are cut into ``B x B`` blocks by random user and item groups, and each epoch runs ``B``
 sub-epochs; in sub-epoch ``s`` the ``B`` blocks ``(g, (g + s) mod B)`` touch disjoint users and
 items, so they are processed in parallel (Gemulla et al., "Large-scale matrix factorization with
-distributed stochastic gradient descent", KDD 2011). The loop is compiled with numba.
+distributed stochastic gradient descent", KDD 2011). The loop is compiled with numba. Below
+300,000 ratings (``RECSYS_SGD_PARALLEL_MIN_RATINGS``, read at fit time) the same blocks run in
+the same order on one thread: thread start-ups would cost more than they save.
 """
 
 from __future__ import annotations
