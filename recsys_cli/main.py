@@ -97,7 +97,8 @@ class RecsysGroup(TyperGroup):
 
 app = typer.Typer(
     name="recsys",
-    help="Train, check and ship recommender models (Prefect flows, MLflow registry).",
+    help="Train, check and ship recommender models (Prefect flows, MLflow registry).\n\n"
+    "Exit codes: 0 success, 1 failure, 2 bad usage or input, 3 training run refused.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -110,10 +111,7 @@ def main(
     debug: Annotated[bool, typer.Option("--debug", help="print the traceback of an error "
                                         "(also RECSYS_DEBUG=1)")] = False,
 ) -> None:
-    """Train, check and ship recommender models (Prefect flows, MLflow registry).
-
-    Exit codes: 0 success, 1 failure, 2 bad usage or input, 3 training run refused.
-    """
+    """Options of every command."""
 
 
 ParamOpt = Annotated[
