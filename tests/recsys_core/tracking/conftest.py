@@ -1,0 +1,70 @@
+"""A real (sqlite) MLflow store per test, and versions that carry a real ``model_state/``."""
+
+import shutil
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import mlflow
+import pytest
+
+from recsys_core.data.synthetic import config_for, generate
+from recsys_core.features import Interactions
+from recsys_core.models import create
+from recsys_core.tracking import mlflow_run, registry
+
+
+@pytest.fixture(scope="session")
+def empty_store_db(tmp_path_factory):
+    """An initialised, empty MLflow database: created once, copied by each test (its schema
+    migration takes seconds)."""
+    folder = tmp_path_factory.mktemp("mlflow-template")
+    mlflow.set_tracking_uri(mlflow_run.default_tracking_uri(folder))
+    mlflow.MlflowClient().search_registered_models()
+    mlflow.set_tracking_uri(None)
+    return folder / mlflow_run.EMBEDDED_DIR / "mlflow.db"
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch, empty_store_db):
+    (tmp_path / mlflow_run.EMBEDDED_DIR).mkdir()
+    shutil.copy(empty_store_db, tmp_path / mlflow_run.EMBEDDED_DIR / "mlflow.db")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    uri = mlflow_run.configure()
+    assert uri.startswith("sqlite:///") and str(tmp_path) in uri
+    yield tmp_path
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A fitted ``bias`` model saved once (its state is a few arrays and JSON files)."""
+    data = Interactions.from_frame(generate(config_for("tiny")).interactions)
+    folder = tmp_path_factory.mktemp("bias-state")
+    create("bias").fit(data).save(folder)
+    return folder
+
+
+@pytest.fixture
+def new_version(store, tiny_model_dir):
+    """Register a new version of ``name`` whose run holds ``model_state/``."""
+
+    def make(name: str = "regtest") -> registry.VersionRef:
+        run_id = mlflow_run.start_run("reg-test", "r")
+        mlflow_run.log_artifacts(run_id, tiny_model_dir, "model_state")
+        return registry.register(name, f"runs:/{run_id}/model_state", run_id,
+                                 {"status": "candidate"})
+
+    return make
+
+
+@pytest.fixture
+def delete_run_artifacts(store):
+    """What an artifact store reset does to a run of the embedded store."""
+
+    def delete(run_id: str) -> None:
+        uri = mlflow.MlflowClient().get_run(run_id).info.artifact_uri
+        shutil.rmtree(url2pathname(urlparse(uri).path))
+
+    return delete
