@@ -251,13 +251,13 @@ def test_cli_train_recommend_rollback_and_exit_codes(workspace):
     dup = workspace / "dup.csv"
     dup.write_text("user,item,rating,timestamp\n" + "1,1,4,10\n" * 150)
     bad = runner.invoke(app, ["train", *common, "--source", str(dup)])
-    assert bad.exit_code == 1, bad.output
+    assert bad.exit_code == 3, bad.output  # refused by validation
     # the duplicates policy (latest) leaves one row of the 150, which validation refuses
     assert "fewer than 100 rows" in " ".join(bad.output.split())
     assert "Traceback" not in bad.output
     refused_dups = runner.invoke(app, ["train", *common, "--source", str(dup),
                                        "--duplicates", "refuse"])
-    assert refused_dups.exit_code == 1, refused_dups.output
+    assert refused_dups.exit_code == 2, refused_dups.output  # bad data
     assert "duplicate" in refused_dups.output.lower()
     assert _champion().version == "1"
     usage = runner.invoke(app, ["train", *common, "--test-fraction", "1.5"])
