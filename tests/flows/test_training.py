@@ -119,7 +119,7 @@ def test_a_crash_while_registering_leaves_champion_alone(workspace, monkeypatch)
         raise RuntimeError("registry went away")
 
     monkeypatch.setattr("tasks.tracking.registry.register", broken_register)
-    monkeypatch.setattr("tasks._runtime.IO_RETRY_DELAYS", [0, 0, 0])
+    monkeypatch.setenv("RECSYS_IO_RETRY_DELAYS", "0")  # read when a task fails
     with pytest.raises(RuntimeError, match="registry went away"):
         training_flow(TrainingParams(**TINY, model_params={"factors": 10}))
     assert _champion().version == first["version"]
