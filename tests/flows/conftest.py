@@ -1,4 +1,4 @@
-"""Each flow test gets its own MLflow store in tmp (one Prefect test server: tests/conftest)."""
+"""Each flow test gets its own MLflow store in tmp (one Prefect test server: tests/conftest.py)."""
 
 import pytest
 
