@@ -135,14 +135,24 @@ def _example_row(col: pd.Series, bad: np.ndarray) -> str:
     return f"for example data row {pos + 1} (first data row is 1): {col.iloc[pos]!r}"
 
 
-def check_ratings(
+def check_rows(
     frame: pd.DataFrame, scale: tuple[float, float], *, origin: str = "data"
 ) -> None:
-    """Refuse ratings that are missing, not finite, or outside ``scale`` (inclusive).
+    """Refuse rows without a user or item id, and ratings that are missing, not finite, or
+    outside ``scale`` (inclusive).
 
     The training flow's validation suite applies the same rules (and can quarantine the rows);
     this is the check for paths without it, such as ``recsys evaluate``.
     """
+    for col in ("user", "item"):
+        missing = frame[col].isna().to_numpy()
+        if missing.any():
+            pos = int(np.flatnonzero(missing)[0])
+            raise DataError(
+                f"column {col!r} of {origin}: {int(missing.sum())} row(s) without a {col} id, for "
+                f"example data row {pos + 1} (first data row is 1): "
+                f"{frame.iloc[pos][list(COLUMNS)].to_dict()!r}. Drop or repair those rows"
+            )
     lo, hi = scale
     rating = frame["rating"].to_numpy(dtype=np.float64)
     problems = (

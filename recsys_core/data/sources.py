@@ -78,8 +78,8 @@ def _read_source(
     path = Path(source).expanduser()
     if not path.exists():
         raise DataSourceError(
-            f"source {redact(source)!r} is not a file, a MovieLens release or 'synthetic'. "
-            "Sources: synthetic[:tiny|small|100k|1m|10m], "
+            f"file not found: {redact(source)!r}, and it is not a MovieLens release or "
+            "'synthetic' either. Sources: synthetic[:tiny|small|100k|1m|10m], "
             "movielens-100k|1m|10m|20m|25m|32m|latest-small, a CSV/TSV/Parquet path, or "
             "s3://bucket/key"
         )

@@ -85,7 +85,7 @@ def promotion_lock(name: str, alias: str, *, ttl: float | None = None,
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
     client = _client()
     deadline = time.monotonic() + wait
-    pause = 0.05
+    pause, errors = 0.05, 0
     while True:
         try:
             client.create_registered_model(
@@ -97,6 +97,15 @@ def promotion_lock(name: str, alias: str, *, ttl: float | None = None,
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise TrackingError(f"cannot take the promotion lock {lock!r}: {exc}") from exc
+        except Exception as exc:
+            # a busy store ("database is locked" from sqlite under concurrent writers) answers
+            # again shortly; anything that persists is raised
+            errors += 1
+            if errors > 5:
+                raise TrackingError(f"cannot take the promotion lock {lock!r}: {exc}") from exc
+            log.debug("promotion lock %s: %s; trying again", lock, exc)
+            time.sleep(pause * (1 + random.random()))
+            continue
         current = _read(lock)
         if current is not None and float(current.get(EXPIRES_TAG, 0)) < time.time():
             _break(lock, current.get(HOLDER_TAG, "?"))
