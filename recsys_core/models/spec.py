@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, PrivateAttr, model_validator
 
 from recsys_core.models.base import ModelConfig, Recommender, config_error
 from recsys_core.models.registry import available, describe, get_model_class
@@ -32,6 +32,10 @@ def _params_help() -> str:
     return "\n".join(lines)
 
 
+# the Prefect form shows the model as a dropdown of these names
+_MODEL_NAMES: list[JsonValue] = [*available()]
+
+
 class ModelSpec(BaseModel):
     """Which model to train, and its hyperparameters."""
 
@@ -40,7 +44,7 @@ class ModelSpec(BaseModel):
     name: str = Field(
         DEFAULT_MODEL,
         description="model to train (recsys models describes them)",
-        json_schema_extra={"enum": available()},
+        json_schema_extra={"enum": _MODEL_NAMES},
     )
     params: dict[str, Any] = Field(default_factory=dict, description=_params_help())
 

@@ -34,7 +34,8 @@ def test_four_concurrent_runs_leave_one_champion_and_an_intact_chain(workspace):
     def run():
         barrier.wait()
         try:
-            outcomes.append(training_flow(TrainingParams(**TINY, model={"params": {"factors": 10}})))
+            params = TrainingParams(**TINY, model={"params": {"factors": 10}})
+            outcomes.append(training_flow(params))
         except StalePromotionError as exc:
             outcomes.append(exc)
         except Exception as exc:  # shown by the assertion below
