@@ -38,7 +38,7 @@ LOCK_SUFFIX = ".promotion-lock"
 HOLDER_TAG = "recsys.lock_holder"
 EXPIRES_TAG = "recsys.lock_expires_at"
 DEFAULT_TTL = 120.0
-DEFAULT_WAIT = 600.0
+DEFAULT_WAIT = 180.0  # longer than the time to live: a dead holder never makes a waiter fail
 
 
 def lock_name(name: str, alias: str) -> str:
@@ -74,7 +74,7 @@ def promotion_lock(name: str, alias: str, *, ttl: float | None = None,
                    wait: float | None = None) -> Iterator[str]:
     """Hold the promotion lock of ``name@alias`` for the body; yields the holder id.
 
-    Waits up to ``wait`` seconds (``RECSYS_PROMOTION_LOCK_WAIT``, 600 by default) for another
+    Waits up to ``wait`` seconds (``RECSYS_PROMOTION_LOCK_WAIT``, 180 by default) for another
     holder, breaking a lock older than its time to live.
     """
     from mlflow.exceptions import MlflowException
@@ -85,7 +85,7 @@ def promotion_lock(name: str, alias: str, *, ttl: float | None = None,
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
     client = _client()
     deadline = time.monotonic() + wait
-    pause = 0.05
+    pause, errors = 0.05, 0
     while True:
         try:
             client.create_registered_model(
@@ -97,6 +97,15 @@ def promotion_lock(name: str, alias: str, *, ttl: float | None = None,
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise TrackingError(f"cannot take the promotion lock {lock!r}: {exc}") from exc
+        except Exception as exc:
+            # a busy store ("database is locked" from sqlite under concurrent writers) answers
+            # again shortly; anything that persists is raised
+            errors += 1
+            if errors > 5:
+                raise TrackingError(f"cannot take the promotion lock {lock!r}: {exc}") from exc
+            log.debug("promotion lock %s: %s; trying again", lock, exc)
+            time.sleep(pause * (1 + random.random()))
+            continue
         current = _read(lock)
         if current is not None and float(current.get(EXPIRES_TAG, 0)) < time.time():
             _break(lock, current.get(HOLDER_TAG, "?"))

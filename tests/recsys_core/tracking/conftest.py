@@ -13,28 +13,9 @@ from recsys_core.models import create
 from recsys_core.tracking import mlflow_run, registry
 
 
-@pytest.fixture(scope="session")
-def empty_store_db(tmp_path_factory):
-    """An initialised, empty MLflow database: created once, copied by each test (its schema
-    migration takes seconds)."""
-    folder = tmp_path_factory.mktemp("mlflow-template")
-    mlflow.set_tracking_uri(mlflow_run.default_tracking_uri(folder))
-    mlflow.MlflowClient().search_registered_models()
-    mlflow.set_tracking_uri(None)
-    return folder / mlflow_run.EMBEDDED_DIR / "mlflow.db"
-
-
 @pytest.fixture
-def store(tmp_path, monkeypatch, empty_store_db):
-    (tmp_path / mlflow_run.EMBEDDED_DIR).mkdir()
-    shutil.copy(empty_store_db, tmp_path / mlflow_run.EMBEDDED_DIR / "mlflow.db")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
-    uri = mlflow_run.configure()
-    assert uri.startswith("sqlite:///") and str(tmp_path) in uri
-    yield tmp_path
-    mlflow.set_tracking_uri(None)
+def store(embedded_store):
+    return embedded_store
 
 
 @pytest.fixture(scope="session")

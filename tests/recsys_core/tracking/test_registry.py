@@ -172,6 +172,8 @@ def test_concurrent_promotions_leave_one_champion(new_version):
             outcomes[ref.version] = "promoted"
         except StalePromotionError:
             outcomes[ref.version] = "stale"
+        except Exception as exc:  # shown by the assertion below
+            outcomes[ref.version] = repr(exc)
 
     threads = [threading.Thread(target=run, args=(ref,)) for ref in contenders]
     for t in threads:
