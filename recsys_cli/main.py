@@ -25,7 +25,6 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 import json  # noqa: E402
-import logging  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -110,39 +109,10 @@ app = typer.Typer(
 
 @app.callback()
 def main(
-    ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="print the traceback of an error "
                                         "(also RECSYS_DEBUG=1)")] = False,
 ) -> None:
     """Options of every command."""
-    if ctx.invoked_subcommand == "train" and not (debug or os.environ.get("RECSYS_DEBUG")):
-        hide_user_error_tracebacks()
-
-
-class _UserErrorTracebacks(logging.Filter):
-    """Drops the traceback of recsys's own errors from Prefect's console log; the line stays.
-
-    A refused run then ends with Prefect's one-line state messages and the ``error:`` line;
-    errors that are not ``RecsysError`` (bugs) keep their traceback, and so does everything
-    Prefect sends to its API (the handlers of the run loggers see the record first).
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], RecsysError):
-            record.exc_info = None
-            record.exc_text = None
-        return True
-
-
-def hide_user_error_tracebacks() -> None:
-    """Add ``_UserErrorTracebacks`` to Prefect's console handler (configuring Prefect's logging)."""
-    import prefect.main  # noqa: F401 - sets up Prefect's logging, console handler included
-    from prefect.logging.handlers import PrefectConsoleHandler
-
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, PrefectConsoleHandler) and not any(
-                isinstance(f, _UserErrorTracebacks) for f in handler.filters):
-            handler.addFilter(_UserErrorTracebacks())
 
 
 ParamOpt = Annotated[

@@ -220,30 +220,3 @@ def test_recommend_refuses_a_huge_k_before_touching_the_registry(tmp_path, monke
     assert "k=1000000000 is larger than the maximum of 1000" in " ".join(huge.output.split())
     assert not (tmp_path / ".recsys").exists()
 
-
-def test_user_errors_lose_their_traceback_in_prefect_console_log_only():
-    import logging
-    import sys
-
-    from prefect.logging.handlers import PrefectConsoleHandler
-
-    from recsys_cli.main import _UserErrorTracebacks, hide_user_error_tracebacks
-    from recsys_core.exceptions import DataError
-
-    def record(exc):
-        try:
-            raise exc
-        except Exception:  # noqa: BLE001
-            return logging.LogRecord("prefect.flow_runs", logging.ERROR, __file__, 1, "failed",
-                                     None, sys.exc_info())
-
-    user, bug = record(DataError("bad file")), record(ZeroDivisionError("bug"))
-    keep = _UserErrorTracebacks()
-    assert keep.filter(user) and user.exc_info is None
-    assert keep.filter(bug) and bug.exc_info[0] is ZeroDivisionError
-    hide_user_error_tracebacks()
-    hide_user_error_tracebacks()  # once per handler
-    consoles = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
-    assert consoles
-    for handler in consoles:
-        assert sum(isinstance(f, _UserErrorTracebacks) for f in handler.filters) == 1
