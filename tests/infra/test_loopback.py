@@ -1,6 +1,7 @@
 """The loopback stack script without servers: settings, .env block, ports in use."""
 
 import importlib.util
+import os
 import socket
 import subprocess
 import sys
@@ -62,3 +63,12 @@ def test_a_port_in_use_is_named_with_the_setting_that_moves_it(tmp_path):
     assert out.returncode == 1
     assert f"port {port} on 127.0.0.1 is already in use" in out.stderr
     assert "--s3-port / STACK_S3_PORT" in out.stderr
+
+
+def test_a_placeholder_setting_is_refused_naming_it(tmp_path):
+    env = {**os.environ, "STACK_PG_PASSWORD": "change-me-postgres"}
+    out = subprocess.run([sys.executable, str(SCRIPT), "status", "--name", "unit-placeholder"],
+                         capture_output=True, text=True, timeout=60, check=False, env=env)
+    assert out.returncode == 2
+    assert "STACK_PG_PASSWORD still holds the placeholder" in out.stderr
+
