@@ -20,10 +20,12 @@ worker    ``prefect worker start`` (process pool)      registered on its pool
 ========  ==========================================  ============================
 
 Each stack has a name (``dev`` by default, the tests use ``test``) with its own ports, databases
-and state folder ``.stack/<name>/`` (pid files, logs, the S3 credentials it generated, the saved
-S3 objects). Every process is started in its own session and stopped by the pid it was given,
-never by name. Settings come from flags or ``STACK_*`` environment variables; ``--help`` lists
-them; a value still holding a ``change-me`` placeholder of ``.env.example`` is refused.
+and state folder ``.stack/<name>/`` (pid files, logs, the S3 keys and Prefect auth string it
+generated, the saved S3 objects). The Prefect server asks for that auth string and for CSRF
+tokens, as in compose. Every process is started in its own session and stopped by the pid it
+was given, never by name. Settings come from flags or ``STACK_*`` environment variables;
+``--help`` lists them; a value still holding a ``change-me`` placeholder of ``.env.example`` is
+refused.
 
 The S3 server keeps its objects in memory, while the registry lives on in PostgreSQL: stopping it
 (``down``, ``stop s3``) first saves every object into ``.stack/<name>/s3-objects/``, and starting
@@ -36,6 +38,7 @@ the databases and the saved objects together.
 from __future__ import annotations
 
 import argparse
+import base64
 import importlib.util
 import json
 import os
@@ -149,12 +152,24 @@ class Stack:
         path.chmod(0o600)
         return creds
 
+    def prefect_auth(self) -> str:
+        """The Prefect API's basic-auth string (``user:password``) of this stack: generated once,
+        kept in the state folder beside the S3 keys."""
+        path = self.state / "prefect-auth"
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"recsys:{secrets.token_urlsafe(24)}\n")
+        path.chmod(0o600)
+        return path.read_text().strip()
+
     def client_env(self) -> dict[str, str]:
         """What a client needs to use this stack (what ``make stack-up`` writes into ``.env``)."""
         names = buckets.bucket_names()
         return {
             "MLFLOW_TRACKING_URI": self.mlflow_url,
             "PREFECT_API_URL": self.prefect_api,
+            "PREFECT_API_AUTH_STRING": self.prefect_auth(),
             "AWS_ENDPOINT_URL": self.s3_url,
             **self.credentials(),
             "AWS_DEFAULT_REGION": "us-east-1",
@@ -256,11 +271,25 @@ def _wait(stack: Stack, service: str, proc: subprocess.Popen, probe, what: str) 
                      f"see {_log_file(stack, service)}:\n{_tail(stack, service)}")
 
 
-def _http_ok(url: str, data: bytes | None = None) -> bytes | None:
-    headers = {"Content-Type": "application/json"} if data is not None else {}
+def _http_ok(url: str, data: bytes | None = None,
+             headers: dict[str, str] | None = None) -> bytes | None:
+    headers = dict(headers or {})
+    if data is not None:
+        headers["Content-Type"] = "application/json"
     req = urllib.request.Request(url, data=data, headers=headers)
     with urllib.request.urlopen(req, timeout=3) as resp:  # noqa: S310 - loopback only
         return resp.read() if 200 <= resp.status < 300 else None
+
+
+def _prefect_post(stack: Stack, path: str, body: bytes) -> bytes | None:
+    """POST to this stack's Prefect API as its clients do: basic auth, then a CSRF token."""
+    auth = base64.b64encode(stack.prefect_auth().encode()).decode()
+    headers = {"Authorization": f"Basic {auth}"}
+    client = f"recsys-stack-{stack.name}"
+    token = json.loads(_http_ok(f"{stack.prefect_api}/csrf-token?client={client}",
+                                headers=headers) or b"{}")["token"]
+    headers.update({"Prefect-Csrf-Token": token, "Prefect-Csrf-Client": client})
+    return _http_ok(f"{stack.prefect_api}{path}", data=body, headers=headers)
 
 
 def stop(stack: Stack, service: str, timeout: float = 15.0) -> bool:
@@ -390,12 +419,19 @@ def start_prefect(stack: Stack) -> int:
     _check_port_free(stack, "prefect", stack.prefect_port)
     argv = [str(BIN / "prefect"), "server", "start", "--host", stack.host, "--port",
             str(stack.prefect_port)]
+    origin = f"{stack.host}:{stack.prefect_port}"
     env = stack.process_env(
         PREFECT_API_DATABASE_CONNECTION_URL=stack.pg_url(stack.databases["prefect"],
                                                          "postgresql+asyncpg"),
         PREFECT_UI_API_URL=stack.prefect_api,
         PREFECT_SERVER_API_HOST=stack.host,
         PREFECT_SERVER_API_PORT=str(stack.prefect_port),
+        # as in compose: basic auth on every call but the health probe, CSRF tokens for
+        # state-changing calls, cross-origin calls from the UI's own origins only
+        PREFECT_SERVER_API_AUTH_STRING=stack.prefect_auth(),
+        PREFECT_SERVER_CSRF_PROTECTION_ENABLED="true",
+        PREFECT_SERVER_CORS_ALLOWED_ORIGINS=(f"http://{origin},"
+                                             f"http://localhost:{stack.prefect_port}"),
     )
     if os.environ.get("STACK_PG_PASSWORD"):
         env["PREFECT_API_DATABASE_PASSWORD"] = os.environ["STACK_PG_PASSWORD"]
@@ -415,10 +451,8 @@ def start_worker(stack: Stack) -> int:
     env = stack.process_env(RECSYS_CODE_DIR=str(ROOT), **stack.client_env())
     env.setdefault("PREFECT_WORKER_QUERY_SECONDS", "5")
     proc = _spawn(stack, "worker", argv, env)
-    url = f"{stack.prefect_api}/work_pools/{stack.pool}/workers/filter"
-
     def registered() -> bool:
-        body = _http_ok(url, data=b"{}")
+        body = _prefect_post(stack, f"/work_pools/{stack.pool}/workers/filter", b"{}")
         return any(w.get("name") == worker_name(stack) for w in json.loads(body or b"[]"))
 
     return _wait(stack, "worker", proc, registered,
@@ -441,7 +475,8 @@ def deploy(stack: Stack, *, reset_schedules: bool = False,
     """Apply the deployments of ``prefect.yaml`` to this stack's Prefect server with
     ``infra/deployments/apply.py``: the work pool is created if missing, and deployments already
     there keep their schedules and paused state. Returns the script's summary line."""
-    env = stack.process_env(PREFECT_API_URL=stack.prefect_api, RECSYS_CODE_DIR=str(ROOT))
+    env = stack.process_env(PREFECT_API_URL=stack.prefect_api, RECSYS_CODE_DIR=str(ROOT),
+                            PREFECT_API_AUTH_STRING=stack.prefect_auth())
     argv = [sys.executable, str(ROOT / "infra" / "deployments" / "apply.py"),
             "--prefect-file", str(prefect_file)]
     if reset_schedules:
@@ -587,7 +622,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.env_file:
                 write_env_file(args.env_file, stack.client_env())
                 _say(f"client settings written to {args.env_file}")
-            _say(f"MLflow UI   {stack.mlflow_url}\nPrefect UI  {stack.prefect_api[:-4]}\n"
+            _say(f"MLflow UI   {stack.mlflow_url}\nPrefect UI  {stack.prefect_api[:-4]} (it asks "
+                 f"for the auth string in {stack.state / 'prefect-auth'})\n"
                  f"S3 endpoint {stack.s3_url}\nlogs        {stack.state / 'logs'}")
         elif args.command == "down":
             stopped = down(stack)

@@ -80,9 +80,12 @@ class LoopbackStack:
     # -- Prefect: runs of the deployment, as the UI starts them ------------------------------
     @contextmanager
     def prefect_api(self):
-        from prefect.settings import PREFECT_API_URL, temporary_settings
+        from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
-        with temporary_settings({PREFECT_API_URL: self.env["PREFECT_API_URL"]}):
+        # the stack's Prefect server asks for its auth string (and CSRF tokens, which Prefect's
+        # client fetches itself)
+        with temporary_settings({PREFECT_API_URL: self.env["PREFECT_API_URL"],
+                                 PREFECT_API_AUTH_STRING: self.env.get("PREFECT_API_AUTH_STRING")}):
             yield
 
     def trigger(self, params: dict):
