@@ -14,15 +14,29 @@ export MLFLOW_DISABLE_TELEMETRY ?= true
 export DO_NOT_TRACK ?= 1
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: install run test test-unit test-stack lint stack-up stack-down bench clean mutation
+# every dependency pinned (extras included, for any platform and Python >= 3.11): `make install`
+# and the worker image install these versions; `make lock` regenerates the file
+LOCK := constraints.txt
+# extra flags for `make lock`, e.g. UV_LOCK_FLAGS=--offline (from uv's cache only) or --upgrade;
+# the index is uv's default or UV_DEFAULT_INDEX / UV_INDEX_URL
+UV_LOCK_FLAGS ?=
 
-$(STAMP): pyproject.toml
+.PHONY: install lock run test test-unit test-stack lint stack-up stack-down bench clean mutation
+
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[dev,bench]'
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -c $(LOCK) -e '.[dev,bench]'
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install recsys with its test tools
+install: $(STAMP)  ## create .venv and install recsys with its test tools, at the locked versions
+
+lock: $(STAMP)  ## pin every dependency of pyproject.toml (extras included) in constraints.txt
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra bench --universal \
+		--python-version 3.11 --custom-compile-command 'make lock' --quiet $(UV_LOCK_FLAGS) \
+		-o $(LOCK)
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -c $(LOCK) -e '.[dev,bench]'
+	touch $(STAMP)
 
 run: install  ## train on the embedded default (synthetic data, local MLflow, ephemeral Prefect)
 	$(BIN)/recsys train
