@@ -267,6 +267,9 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="machine-readabl
 from recsys_cli.doctor import doctor  # noqa: E402
 
 app.command("doctor")(doctor)
+from recsys_cli.serve import serve  # noqa: E402
+
+app.command("serve")(serve)
 
 
 if __name__ == "__main__":

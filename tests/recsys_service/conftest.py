@@ -65,7 +65,7 @@ def _fit(name, data, **params):
     return create(name, params).fit(data)
 
 
-def free_port() -> int:
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -75,7 +75,7 @@ class LiveServer:
     """The app under a real uvicorn server in a thread, on a free loopback port."""
 
     def __init__(self, app) -> None:
-        self.port = free_port()
+        self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
                                 lifespan="on")
@@ -118,3 +118,9 @@ def fit():
 def live_server():
     """``live_server(app)``: a context manager running ``app`` under uvicorn."""
     return LiveServer
+
+
+@pytest.fixture(scope="session")
+def free_port():
+    """``free_port()``: a loopback TCP port nobody listens on."""
+    return _free_port
