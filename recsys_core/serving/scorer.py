@@ -209,6 +209,28 @@ class Scorer:
         ]
         return Recommendation(uid, items, fallback, warnings, folded)
 
+    def score_block(self, u: np.ndarray) -> np.ndarray:
+        """Scores (float32) of every item for known user indices ``u``: one matrix product.
+
+        The batch scorer's building block; ``u`` must hold no ``-1``.
+        """
+        if self.family == "factors":
+            out = self._P[u] @ self._Q.T
+            out += self._bi[None, :]
+            out += (self._mu + self._bu[u])[:, None]
+            return out
+        if self.family == "item-item":
+            out = self._X[u] @ self._W
+            return np.asarray(out.toarray() if sp.issparse(out) else out, dtype=np.float32)
+        return np.asarray(self.model._score_users(np.asarray(u, np.int32)), dtype=np.float32)
+
+    def seen_block(self, u: np.ndarray) -> sp.csr_matrix:
+        """The training items of user indices ``u`` (one CSR row each)."""
+        return self._seen[u]
+
+    def popular_scores(self) -> np.ndarray:
+        return self._popularity
+
     def _history(self, u: int) -> tuple[np.ndarray, np.ndarray]:
         """Training items (indices) and their values for user index ``u`` (empty when cold)."""
         if u < 0:
