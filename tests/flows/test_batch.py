@@ -59,6 +59,18 @@ def test_batch_flow_writes_parquet_and_records_it(workspace):
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["batch-recommendations"])),
             limit=1)
     assert str(part) in artifact.data and f"{result['rows']:,}" in artifact.data
+    # the same flow from the command line
+    from typer.testing import CliRunner
+
+    from recsys_cli.main import app
+
+    cli = CliRunner().invoke(app, ["recommend", "--all", "--out", str(workspace / "cli"), "-k",
+                                   "2", "--registered-model", "batchtest"])
+    assert cli.exit_code == 0, cli.output
+    assert f"{data.n_users * 2:,} rows for {data.n_users:,} users of version {ref.version}" in \
+        cli.output
+    assert len(pd.read_parquet(workspace / "cli" / f"model_version={ref.version}")) == \
+        data.n_users * 2
 
 
 def test_batch_deployment_runs_after_training():
