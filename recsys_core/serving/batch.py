@@ -14,10 +14,13 @@ then uploaded one at a time). A rerun for the same version replaces the partitio
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +78,7 @@ def recommend_all(
     exclude_seen: bool = True,
     progress: Progress | None = None,
     sample_rows: int = 20,
+    threads: int | None = None,
 ) -> BatchResult:
     """Write the top-``k`` items of ``users`` (default: every user the model knows).
 
@@ -87,7 +91,10 @@ def recommend_all(
     users
         Raw user ids; unknown ones get the most popular unseen items.
     memory_budget
-        Bytes the working arrays of one chunk may take.
+        Bytes the working arrays of all chunks in flight may take together.
+    threads
+        Chunks scored at the same time (matrix products and ``argpartition`` release the GIL);
+        default: the CPUs of the machine, at most 4. Parts are written in user order.
     """
     if k < 1:
         raise ConfigError(f"k must be a positive integer, got {k!r}")
@@ -107,24 +114,35 @@ def recommend_all(
                               "(every user)")
         idx = vocab.index(ids).astype(np.int64)
     kk = min(k, scorer.n_items)
-    per_chunk = chunk_size(scorer.n_items, memory_budget)
+    threads = max(1, threads or min(4, os.cpu_count() or 1))
+    per_chunk = chunk_size(scorer.n_items, memory_budget // threads)
     partition = f"{str(out).rstrip('/')}/model_version={model_version}"
     sink = _Sink(partition)
     rows = 0
     sample = None
+    bounds = [(lo, min(ids.size, lo + per_chunk)) for lo in range(0, ids.size, per_chunk)]
+    pending: deque = deque()
     try:
-        for lo in range(0, ids.size, per_chunk):
-            hi = min(ids.size, lo + per_chunk)
-            top, scores = _top_block(scorer, idx[lo:hi], kk, exclude_seen)
-            table = _table(ids[lo:hi], top, scores, scorer.item_ids)
-            sink.write(table)
-            rows += table.num_rows
-            if sample is None:
-                sample = table.slice(0, sample_rows).to_pandas()
-            if progress is not None:
-                progress(hi, ids.size)
+        with ThreadPoolExecutor(threads, thread_name_prefix="recsys-batch") as pool:
+            for n in range(len(bounds)):
+                # at most `threads` chunks in flight: memory stays within the budget
+                while len(pending) < threads and n + len(pending) < len(bounds):
+                    lo, hi = bounds[n + len(pending)]
+                    pending.append(pool.submit(_top_block, scorer, idx[lo:hi], kk, exclude_seen))
+                top, scores = pending.popleft().result()
+                lo, hi = bounds[n]
+                table = _table(ids[lo:hi], top, scores, scorer.item_ids)
+                del top, scores
+                sink.write(table)
+                rows += table.num_rows
+                if sample is None:
+                    sample = table.slice(0, sample_rows).to_pandas()
+                if progress is not None:
+                    progress(hi, ids.size)
         files = sink.close()
     except BaseException:
+        for future in pending:
+            future.cancel()
         sink.abort()
         raise
     seconds = time.perf_counter() - start
