@@ -9,6 +9,7 @@ without a model gets 503 with the reason.
 
 # no "from __future__ import annotations": FastAPI reads the local Body and K types
 
+import asyncio
 import logging
 import re
 import time
@@ -61,6 +62,9 @@ def create_app(
                  _without_password(uri))
         if poll:
             live.start()
+            # each worker process accepts connections only once it has looked at the registry:
+            # with several workers behind one socket, none answers 503 while another is ready
+            await asyncio.to_thread(live.first_look.wait, settings.startup_wait_s)
         try:
             yield
         finally:

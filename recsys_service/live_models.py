@@ -107,7 +107,8 @@ class LiveModels:
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._started = False
+        self.first_look = threading.Event()
+        """Set once the poller has looked at every alias (loaded or not)."""
 
     # ------------------------------------------------------------------ reading
     def served(self, role: str) -> Served:
@@ -205,5 +206,7 @@ class LiveModels:
                 self.refresh()
             except Exception:  # noqa: BLE001 - the poller must outlive any one failure
                 log.exception("looking at the model aliases failed; retrying")
+            finally:
+                self.first_look.set()
             if self._stop.wait(self.settings.poll_interval_s):
                 return

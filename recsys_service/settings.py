@@ -28,6 +28,9 @@ class ServiceSettings(BaseSettings):
                           "embedded store under ./.recsys")
     poll_interval_s: float = Field(
         30.0, gt=0, description="seconds between two looks at the aliases (hot reload)")
+    startup_wait_s: float = Field(
+        60.0, ge=0, description="at start, wait this long for the first look at the registry "
+                                "before accepting requests (then start anyway, not ready)")
     default_k: int = Field(10, ge=1, description="list length when a request gives no k")
     max_k: int = Field(100, ge=1, description="largest k a request may ask for")
     max_recent_items: int = Field(
