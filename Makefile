@@ -27,18 +27,21 @@ install: $(STAMP)  ## create .venv and install recsys with its test tools
 run: install  ## train on the embedded default (synthetic data, local MLflow, ephemeral Prefect)
 	$(BIN)/recsys train
 
-test: install  ## lint, then the whole test suite, the loopback stack included
+test: install  ## lint and type-check, then the whole test suite, the loopback stack included
 	$(BIN)/ruff check recsys_core tasks flows recsys_cli tests benchmarks infra
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
-test-unit: install  ## tests that need no server
+test-unit: install  ## type-check, then the tests that need no server
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -m "not stack"
 
 test-stack: install  ## the end-to-end tests against a loopback stack of their own
 	$(BIN)/python -m pytest -q -m stack
 
-lint: install
+lint: install  ## ruff over the code, mypy over recsys_core (files and settings in pyproject.toml)
 	$(BIN)/ruff check recsys_core tasks flows recsys_cli tests benchmarks infra
+	$(BIN)/mypy
 
 bench: install  ## our models against Surprise and implicit on the same splits
 	$(BIN)/python benchmarks/run.py --data synthetic:100k

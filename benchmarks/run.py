@@ -36,6 +36,7 @@ from recsys_core.evaluation.evaluate import evaluate  # noqa: E402
 from recsys_core.features.matrix import Interactions  # noqa: E402
 from recsys_core.models import create  # noqa: E402
 from recsys_core.models.base import Recommender  # noqa: E402
+from recsys_core.models.training import Training  # noqa: E402
 
 # our model -> (peer, our params for the comparison)
 OURS = {
@@ -85,7 +86,7 @@ class PeerAdapter(Recommender):
     def get_params(self) -> dict:
         return {"peer": self.peer, **self.params}
 
-    def _fit(self, data: Interactions, *, eval_data=None, callback=None) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         lib, _, kind = self.peer.partition(":")
         if lib == "surprise":
             self._fit_surprise(data, kind)

@@ -157,7 +157,7 @@ def training_flow(params: TrainingParams = TrainingParams()) -> dict[str, Any]: 
                                                    params.relevance_threshold)
         baseline_name, baseline = evaluate_baseline(feats, model_cls.predicts_ratings, params.k,
                                                     params.relevance_threshold)
-        champion_version, champion = evaluate_champion(
+        champion_version, champion, champion_unavailable = evaluate_champion(
             params.registered_model, feats, params.k, params.relevance_threshold)
         log_to_run(
             run_id,
@@ -180,7 +180,8 @@ def training_flow(params: TrainingParams = TrainingParams()) -> dict[str, Any]: 
         )
         primary = resolve_primary(gate_cfg, model_cls.predicts_ratings, params.k)
         decision = gate(metrics, config=gate_cfg, primary=primary, champion=champion,
-                        champion_version=champion_version, baseline=baseline)
+                        champion_version=champion_version, baseline=baseline,
+                        champion_unavailable=champion_unavailable)
         log_to_run(
             run_id,
             tags={"recsys.gate": "passed" if decision.passed else "refused",

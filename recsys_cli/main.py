@@ -1,4 +1,16 @@
-"""``recsys``: train, evaluate, recommend, roll back, list models, check the setup."""
+"""``recsys``: train, evaluate, recommend, roll back, list models, check the setup.
+
+Every error reaches the user as one ``error:`` line on stderr (``--debug`` adds the traceback),
+and the exit code says what kind of error it was:
+
+====  =====================================================================================
+0     success
+1     a failure: a server, the artifact store, training, or an unexpected error
+2     bad usage or bad input: an unknown option or model, a bad value, unreadable or invalid
+      data, an output path that cannot be written
+3     a training run refused by the data validation or the gate (``recsys train``)
+====  =====================================================================================
+"""
 
 from __future__ import annotations
 
@@ -12,29 +24,95 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
 import json  # noqa: E402
+import math  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Annotated  # noqa: E402
+from typing import Annotated, Any, Literal  # noqa: E402
 
 import typer  # noqa: E402
 from dotenv import load_dotenv  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
+from typer.core import TyperGroup  # noqa: E402
 
-from recsys_core.exceptions import RecsysError  # noqa: E402
+from recsys_core.exceptions import (  # noqa: E402
+    ConfigError,
+    DataError,
+    DataValidationError,
+    GateRejectedError,
+    RecsysError,
+)
+from recsys_core.redaction import redact  # noqa: E402
 
 load_dotenv(Path.cwd() / ".env", override=False)
 
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+EXIT_REFUSED = 3
+
+console = Console()
+err = Console(stderr=True)
+
+
+def exit_code(exc: BaseException) -> int:
+    """3 for a run refused by validation or the gate, 2 for bad input (settings, options,
+    data), 1 for every other failure."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, DataValidationError | GateRejectedError):
+        return EXIT_REFUSED
+    if isinstance(exc, ConfigError | DataError | ValidationError):
+        return EXIT_BAD_INPUT
+    return EXIT_FAILURE
+
+
+def error_message(exc: BaseException) -> str:
+    """One line for the user: recsys's own errors say what to fix; others name their type."""
+    text = str(exc).strip() or type(exc).__name__
+    if not isinstance(exc, RecsysError):
+        text = f"{type(exc).__name__}: {text}"
+    if isinstance(exc, MemoryError):
+        text += " (not enough memory; try a smaller data set, k or model)"
+    return redact(text)
+
+
+class RecsysGroup(TyperGroup):
+    """Turns any exception a command lets through into one ``error:`` line and an exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # usage errors (exit 2): typer prints them with the usage line
+        except Exception as exc:  # noqa: BLE001 - the global handler: every error, one line
+            if ctx.params.get("debug") or os.environ.get("RECSYS_DEBUG"):
+                err.print(redact("".join(traceback.format_exception(exc))), end="",
+                          highlight=False, markup=False, soft_wrap=True)
+            hint = "" if isinstance(exc, RecsysError) else " (--debug shows the traceback)"
+            _print_error(error_message(exc) + hint)
+            raise typer.Exit(exit_code(exc)) from None
+
+
 app = typer.Typer(
     name="recsys",
-    help="Train, check and ship recommender models (Prefect flows, MLflow registry).",
+    help="Train, check and ship recommender models (Prefect flows, MLflow registry).\n\n"
+    "Exit codes: 0 success, 1 failure, 2 bad usage or input, 3 training run refused.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=RecsysGroup,
 )
-console = Console()
-err = Console(stderr=True)
+
+
+@app.callback()
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="print the traceback of an error "
+                                        "(also RECSYS_DEBUG=1)")] = False,
+) -> None:
+    """Options of every command."""
+
 
 ParamOpt = Annotated[
     list[str] | None,
@@ -42,9 +120,21 @@ ParamOpt = Annotated[
 ]
 
 
+def _print_error(message: str) -> None:
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    _print_error(redact(message))
     raise typer.Exit(code)
+
+
+def _note(message: str) -> None:
+    from rich.markup import escape
+
+    err.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -89,7 +179,7 @@ def train(
         try:
             outcome = training_flow(tp)
         except RecsysError as exc:
-            _fail(str(exc), code=1)
+            _fail(str(exc), code=exit_code(exc))
     _print_outcome(outcome, time.perf_counter() - started)
 
 
@@ -115,52 +205,91 @@ def _f(v: float | None) -> str:
     return "-" if v is None else f"{v:.4f}"
 
 
+Duplicates = Literal["latest", "mean", "refuse"]
+
+
 @app.command()
 def evaluate(
     train_file: Annotated[str, typer.Option("--train", help="training file or s3:// URI")],
     test_file: Annotated[str, typer.Option("--test", help="test file or s3:// URI")],
     model: Annotated[str, typer.Option(help="model name")] = "sgd-mf",
     param: ParamOpt = None,
-    k: Annotated[int, typer.Option("-k", "--k", help="top-k length")] = 10,
+    k: Annotated[int, typer.Option("-k", "--k", help="top-k length (clipped to the catalogue; "
+                                   "at most RECSYS_MAX_K, 1000 by default)")] = 10,
     columns: Annotated[str | None, typer.Option(help="column mapping of both files")] = None,
+    duplicates: Annotated[Duplicates, typer.Option(
+        help="a (user, item) pair rated more than once: keep the latest rating, the mean, or "
+        "refuse the file")] = "latest",
+    rating_min: Annotated[float, typer.Option(help="lowest valid rating")] = 1.0,
+    rating_max: Annotated[float, typer.Option(help="highest valid rating")] = 5.0,
     predictions_out: Annotated[Path | None, typer.Option(help="CSV of test predictions")] = None,
     recommendations_out: Annotated[Path | None, typer.Option(help="CSV of top-k lists")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
-    """Fit a model on --train and score it on --test (no flow, no tracking)."""
-    from recsys_core.data.files import parse_column_map, read_location
+    """Fit a model on --train and score it on --test (no flow, no tracking).
+
+    Both files go through the same reading, duplicates policy and rating checks as training
+    data. With --json, a metric that cannot be computed is null, never NaN.
+    """
+    from recsys_core.data import collect
+    from recsys_core.data.schema import check_rows
     from recsys_core.evaluation import evaluate as run_eval
+    from recsys_core.evaluation.evaluate import check_k
     from recsys_core.features import Interactions
     from recsys_core.models.registry import create, parse_params
 
-    try:
-        if k < 1:
-            raise RecsysError(f"k must be a positive integer, got {k}")
-        rec = create(model, parse_params(param))
-        mapping = parse_column_map(columns)
-        train_df = read_location(train_file, mapping)
-        test_df = read_location(test_file, mapping)
-        if train_df.empty:
-            raise RecsysError(f"{str(train_file)!r} has no rows")
-        if test_df.empty:
-            raise RecsysError(f"{str(test_file)!r} has no rows")
-        data = Interactions.from_frame(train_df)
-        started = time.perf_counter()
-        if as_json:
-            rec.fit(data)
-        else:
-            _fit_with_progress(rec, data)
-        fit_seconds = time.perf_counter() - started
-        result = run_eval(rec, train_df, test_df, k=k, keep_predictions=predictions_out is not None,
-                          keep_recommendations=recommendations_out is not None)
-    except RecsysError as exc:
-        _fail(str(exc))
+    # everything that can be judged without the data is judged before reading or fitting
+    check_k(k)
+    if not rating_min <= rating_max or not (math.isfinite(rating_min)
+                                            and math.isfinite(rating_max)):
+        raise ConfigError(f"the rating scale [{rating_min!r}, {rating_max!r}] is not a finite "
+                          "interval; give --rating-min <= --rating-max")
+    rec = create(model, parse_params(param))
+    if predictions_out is not None and not rec.predicts_ratings:
+        raise ConfigError(f"model {model!r} does not predict ratings; --predictions-out needs a "
+                          "rating model (recsys models lists them)")
+    check_output_path(predictions_out, "--predictions-out")
+    check_output_path(recommendations_out, "--recommendations-out")
+    if predictions_out is not None and recommendations_out is not None and (
+            predictions_out.resolve() == recommendations_out.resolve()):
+        raise ConfigError("--predictions-out and --recommendations-out name the same file; "
+                          "give two paths")
+
+    frames = {}
+    for role, location in (("train", train_file), ("test", test_file)):
+        collected = collect(location, columns=columns, duplicates=duplicates,
+                            rating_scale=(rating_min, rating_max))
+        frame = collected.interactions
+        if frame.empty:
+            raise DataError(f"{redact(location)!r} has no rows")
+        check_rows(frame, (rating_min, rating_max), origin=repr(redact(location)))
+        removed = collected.extra.get("duplicates_removed", 0)
+        if removed and not as_json:
+            _note(f"{removed} repeated (user, item) row(s) of the {role} file resolved by the "
+                  f"duplicates policy {duplicates!r}")
+        frames[role] = frame
+    train_df, test_df = frames["train"], frames["test"]
+    data = Interactions.from_frame(train_df)
+    started = time.perf_counter()
+    if as_json:
+        rec.fit(data)
+    else:
+        _fit_with_progress(rec, data)
+    fit_seconds = time.perf_counter() - started
+    k_used = min(k, rec.n_items)
+    if k_used < k:
+        _note(f"k={k} is larger than the {rec.n_items} item(s) of the training data; using "
+              f"k={k_used}")
+    result = run_eval(rec, train_df, test_df, k=k_used,
+                      keep_predictions=predictions_out is not None,
+                      keep_recommendations=recommendations_out is not None)
     out = {
         "model": model,
         "params": rec.get_params(),
-        **result.metrics,
+        **{name: _finite_or_none(value) for name, value in result.metrics.items()},
         "fit_seconds": round(fit_seconds, 4),
-        "k": k,
+        "k": k_used,
+        "k_requested": k,
         "n_train": int(len(train_df)),
         "n_test": int(len(test_df)),
         "cold_users": result.counts["cold_users"],
@@ -169,22 +298,57 @@ def evaluate(
         "cold_item_rows": result.counts["cold_item_rows"],
     }
     if predictions_out is not None:
-        if result.predictions is None:
-            _fail(f"model {model!r} does not predict ratings; --predictions-out needs a rating "
-                  "model")
         result.predictions.to_csv(predictions_out, index=False)
     if recommendations_out is not None:
         result.recommendations.to_csv(recommendations_out, index=False)
     if as_json:
-        sys.stdout.write(json.dumps(out) + "\n")
+        sys.stdout.write(json.dumps(out, allow_nan=False, default=_jsonable) + "\n")
         return
     table = Table(title=f"{model} ({fit_seconds:.2f} s fit)")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in out.items():
-        if isinstance(value, float | int) and key not in ("k",):
+        if key in ("model", "params", "k", "k_requested"):
+            continue
+        if value is None:
+            table.add_row(key, "n/a")
+        elif isinstance(value, float | int):
             table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     console.print(table)
+
+
+def check_output_path(path: Path | None, option: str) -> None:
+    """Refuse an output path that cannot be written, before any work is done."""
+    if path is None:
+        return
+    shown = str(path)
+    if path.is_dir():
+        raise ConfigError(f"{option} {shown!r} is a folder; give a file path such as "
+                          f"{str(path / 'out.csv')!r}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        raise ConfigError(f"{option} {shown!r}: the folder {str(parent)!r} does not exist; create "
+                          "it first or give another path")
+    if not parent.is_dir():
+        raise ConfigError(f"{option} {shown!r}: {str(parent)!r} is not a folder")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"{option} {shown!r} cannot be written (permission denied); give a "
+                          "path you can write to")
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    """numpy scalars and other values of the model's parameters, as JSON (finite) values."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return _finite_or_none(value.item())
+    return str(value)
 
 
 def _fit_with_progress(rec, data) -> None:
@@ -204,7 +368,8 @@ def _fit_with_progress(rec, data) -> None:
 def recommend(
     user: Annotated[list[str] | None, typer.Option("--user", "-u",
                                                    help="user id (repeatable)")] = None,
-    k: Annotated[int, typer.Option("-k", "--k", help="number of items")] = 10,
+    k: Annotated[int, typer.Option("-k", "--k", help="number of items (clipped to the "
+                                   "catalogue; at most RECSYS_MAX_K, 1000 by default)")] = 10,
     registered_model: str = "recsys",
     alias: str = "champion",
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -213,10 +378,10 @@ def recommend(
     out: Annotated[str | None, typer.Option(help="folder or s3://bucket/prefix for --all")] = None,
 ) -> None:
     """Top-k items for users, from the registered model's champion."""
-    from recsys_core.tracking import mlflow_run, pyfunc
+    from recsys_core.evaluation.evaluate import check_k
+    from recsys_core.tracking import mlflow_run, model_store, registry
 
-    if k < 1:
-        _fail(f"k must be a positive integer, got {k}")
+    check_k(k)
     if all_users or out:
         if not (all_users and out) or user:
             _fail("--all writes every user's list to --out PATH: give both, and no --user")
@@ -230,16 +395,19 @@ def recommend(
     if not user:
         _fail("give --user ID (repeatable), or --all --out PATH for every user")
     mlflow_run.configure()
-    try:
-        model = pyfunc.load_recommender(f"models:/{registered_model}@{alias}")
-    except Exception as exc:  # noqa: BLE001 - MlflowException and I/O errors
-        _fail(f"cannot load models:/{registered_model}@{alias}: {exc}. Train one first "
-              "(recsys train).", code=1)
-    recs = model.recommend(user, k)
+    ref = registry.get_alias(registered_model, alias)
+    if ref is None:
+        _fail(f"no version of {registered_model!r} carries the alias {alias!r}; train one first "
+              "(recsys train)", code=EXIT_FAILURE)
+    model = model_store.load_recommender(ref)  # model_state/ arrays and JSON, no unpickling
+    k_used = min(k, model.n_items)
+    if k_used < k and not as_json:
+        _note(f"k={k} is larger than the {model.n_items} item(s) of the model; using k={k_used}")
+    recs = model.recommend(user, k_used)
     if as_json:
         sys.stdout.write(recs.to_json(orient="records") + "\n")
         return
-    table = Table(title=f"{registered_model}@{alias}")
+    table = Table(title=f"{registered_model}@{alias} (version {ref.version})")
     for col in ("user", "rank", "item", "score"):
         table.add_column(col)
     for row in recs.itertuples(index=False):

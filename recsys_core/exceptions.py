@@ -13,6 +13,7 @@
     ├── ModelCapabilityError      an operation the model does not support (rating prediction
     │                             from a ranking-only model)
     ├── GateRejectedError         the promotion gate refused the challenger
+    │   └── StalePromotionError   the champion changed after the gate judged it: not promoted
     └── TrackingError             the tracking server or the artifact store failed
 """
 
@@ -70,6 +71,20 @@ class GateRejectedError(RecsysError):
     def __init__(self, message: str, decision: Any = None) -> None:
         super().__init__(message)
         self.decision = decision
+
+
+class StalePromotionError(GateRejectedError):
+    """The champion moved after the gate judged the challenger, so the verdict is out of date.
+
+    Promotion is a compare-and-set: the challenger was judged against one champion version and
+    may only replace that one. Re-running the training judges it against the current champion.
+    """
+
+    def __init__(self, message: str, *, judged: str | None = None, current: str | None = None,
+                 decision: Any = None) -> None:
+        super().__init__(message, decision)
+        self.judged = judged
+        self.current = current
 
 
 class TrackingError(RecsysError):

@@ -11,7 +11,6 @@ without a model gets 503 with the reason.
 
 import asyncio
 import logging
-import re
 import time
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -21,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from recsys_core.exceptions import ModelCapabilityError
+from recsys_core.redaction import redact
 from recsys_service.live_models import LiveModels, NotReady
 from recsys_service.metrics import MetricsMiddleware, ServiceMetrics
 from recsys_service.schemas import (
@@ -59,7 +59,7 @@ def create_app(
         uri = mlflow_run.configure(settings.tracking_uri)
         log.info("serving %r (ranking alias %r, rating alias %r) from %s",
                  settings.registered_model, settings.ranking_alias, settings.rating_alias,
-                 _without_password(uri))
+                 redact(uri))
         if poll:
             live.start()
             # each worker process accepts connections only once it has looked at the registry:
@@ -176,10 +176,6 @@ def create_app(
         return Response(metrics.render(), media_type=metrics.content_type)
 
     return app
-
-
-def _without_password(uri: str) -> str:
-    return re.sub(r"//[^/@]*@", "//***@", uri)
 
 
 def _iso(ts: float) -> str:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from recsys_core.redaction import redact
 from recsys_core.serving import Scorer
 from recsys_core.tracking.model_store import load_recommender
 from recsys_core.tracking.registry import VersionRef
@@ -80,9 +81,9 @@ def resolve_alias(name: str, alias: str) -> VersionRef | None:
     except MlflowException as exc:
         if exc.error_code in _ABSENT:
             return None
-        raise RegistryUnavailable(str(exc)) from exc
+        raise RegistryUnavailable(redact(str(exc))) from exc
     except Exception as exc:  # noqa: BLE001 - database and network errors of the stores
-        raise RegistryUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        raise RegistryUnavailable(redact(f"{type(exc).__name__}: {exc}")) from exc
     return VersionRef(name, str(mv.version), mv.run_id)
 
 
@@ -163,7 +164,7 @@ class LiveModels:
         try:
             scorer = self._scorer_for(ref)
         except Exception as exc:  # noqa: BLE001 - a broken version must not stop the service
-            msg = f"version {ref.version} behind alias {alias!r} cannot be loaded: {exc}"
+            msg = redact(f"version {ref.version} behind alias {alias!r} cannot be loaded: {exc}")
             if current is None:
                 status.problem = msg
             else:

@@ -6,11 +6,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from recsys_core.data import collect, snapshot
-from tasks._runtime import IO_RETRIES, IO_RETRY_DELAYS, logger
+from tasks._runtime import IO_RETRY, logger
 
 
-@task(name="collect", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS,
-      cache_policy=NO_CACHE)
+@task(name="collect", **IO_RETRY, cache_policy=NO_CACHE)
 def collect_snapshot(
     source: str, *, synthetic_size: str, seed: int, columns: str | None,
     rating_scale: tuple[float, float], data_dir: str,

@@ -14,8 +14,8 @@ from prefect.cache_policies import NO_CACHE
 from recsys_core.evaluation import evaluate, plots
 from recsys_core.features.prepare import Features
 from recsys_core.models import Recommender, create
-from recsys_core.tracking import pyfunc, registry
-from tasks._runtime import IO_RETRIES, IO_RETRY_DELAYS, logger
+from recsys_core.tracking.champion import load_champion
+from tasks._runtime import IO_RETRY, logger
 
 
 @task(name="evaluate", cache_policy=NO_CACHE)
@@ -50,20 +50,26 @@ def evaluate_baseline(feats: Features, rating_model: bool, k: int,
     return name, metrics
 
 
-@task(name="score-champion", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS,
-      cache_policy=NO_CACHE)
+@task(name="score-champion", **IO_RETRY, cache_policy=NO_CACHE)
 def evaluate_champion(registered_model: str, feats: Features, k: int,
                       relevance_threshold: float | None,
-                      ) -> tuple[str | None, dict[str, float] | None]:
-    """Re-score the current champion on this run's split; (None, None) when there is none."""
-    ref = registry.get_alias(registered_model, registry.CHAMPION)
-    if ref is None:
+                      ) -> tuple[str | None, dict[str, float] | None, str | None]:
+    """Re-score the current champion on this run's split: (version, metrics, unavailable).
+
+    (None, None, None) when there is none; (version, None, reason) when it cannot be loaded.
+    """
+    state = load_champion(registered_model)
+    if state.version is None:
         logger().info("no champion for %r yet: thresholds and baseline only", registered_model)
-        return None, None
+        return None, None, None
+    if state.model is None:
+        logger().warning("champion v%s of %r unavailable: %s", state.version, registered_model,
+                         state.unavailable)
+        return state.version, None, state.unavailable
     started = time.perf_counter()
-    model = pyfunc.load_recommender(f"models:/{registered_model}/{ref.version}")
     train, test = feats.frames()
-    metrics = evaluate(model, train, test, k=k, relevance_threshold=relevance_threshold).metrics
-    logger().info("champion v%s re-scored in %.1fs: %s", ref.version,
+    metrics = evaluate(state.model, train, test, k=k,
+                       relevance_threshold=relevance_threshold).metrics
+    logger().info("champion v%s re-scored in %.1fs: %s", state.version,
                   time.perf_counter() - started, {m: round(v, 4) for m, v in metrics.items()})
-    return ref.version, metrics
+    return state.version, metrics, None

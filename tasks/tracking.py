@@ -15,9 +15,9 @@ from recsys_core.data.snapshot import Snapshot
 from recsys_core.exceptions import TrackingError
 from recsys_core.models import Recommender
 from recsys_core.tracking import mlflow_run, pyfunc, registry
-from tasks._runtime import IO_RETRIES, IO_RETRY_DELAYS, logger
+from tasks._runtime import IO_RETRY, logger
 
-_io = dict(retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS, cache_policy=NO_CACHE)
+_io = dict(**IO_RETRY, cache_policy=NO_CACHE)
 
 
 @task(name="start-run", **_io)

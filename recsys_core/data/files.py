@@ -10,9 +10,12 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from recsys_core.data.schema import Collected, normalize_interactions
-from recsys_core.exceptions import DataError, DataSourceError
+from recsys_core.exceptions import ConfigError, DataError, DataSourceError
+from recsys_core.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -126,9 +129,47 @@ def load_file(path: str | Path, columns: dict[str, str] | None = None,
     return Collected(frame, None, source=str(path), rating_scale=rating_scale)
 
 
+class S3Settings(BaseSettings):
+    """How long an S3 call may take: read from ``RECSYS_S3_*`` variables each time a client is made.
+
+    A silent endpoint (one that accepts connections and never answers) costs at most
+    ``worst_case_seconds()`` per request, about 33 s with the defaults, instead of minutes.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="RECSYS_S3_", extra="ignore")
+
+    connect_timeout: float = Field(5.0, gt=0, description="seconds to open a connection")
+    read_timeout: float = Field(10.0, gt=0, description="seconds to wait for each response read")
+    max_attempts: int = Field(
+        3, ge=1, le=10, description="attempts per request, the first included (botocore retries)"
+    )
+
+    def worst_case_seconds(self) -> float:
+        """Upper bound of one request against a silent endpoint, botocore's backoff included."""
+        # botocore's standard mode sleeps up to 2**(n-1) s (capped at 20 s) before retry n
+        backoff = sum(min(2.0 ** (n - 1), 20.0) for n in range(1, self.max_attempts))
+        return self.max_attempts * (self.connect_timeout + self.read_timeout) + backoff
+
+
+def s3_settings() -> S3Settings:
+    """The current ``S3Settings``; a malformed variable is a ``ConfigError`` naming it."""
+    from pydantic import ValidationError
+
+    try:
+        return S3Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"RECSYS_S3_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid S3 setting(s): {problems}") from exc
+
+
 def s3_client(endpoint_url: str | None = None):
     """A boto3 S3 client; the endpoint comes from the argument, ``RECSYS_S3_ENDPOINT_URL``,
-    ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL`` (MinIO and other S3-compatible stores)."""
+    ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL`` (MinIO and other S3-compatible stores).
+
+    Timeouts and attempts come from ``S3Settings`` (``RECSYS_S3_CONNECT_TIMEOUT``,
+    ``RECSYS_S3_READ_TIMEOUT``, ``RECSYS_S3_MAX_ATTEMPTS``).
+    """
     import boto3
     from botocore.config import Config
 
@@ -138,8 +179,9 @@ def s3_client(endpoint_url: str | None = None):
         or os.environ.get("AWS_ENDPOINT_URL_S3")
         or os.environ.get("AWS_ENDPOINT_URL")
     )
-    cfg = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5,
-                 read_timeout=30)
+    settings = s3_settings()
+    cfg = Config(retries={"total_max_attempts": settings.max_attempts, "mode": "standard"},
+                 connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout)
     return boto3.client("s3", endpoint_url=endpoint, config=cfg)
 
 
@@ -160,7 +202,7 @@ def load_s3(uri: str, columns: dict[str, str] | None = None, *, endpoint_url: st
 
     bucket, key = split_s3_uri(uri)
     client = s3_client(endpoint_url)
-    endpoint = client.meta.endpoint_url
+    endpoint = redact(client.meta.endpoint_url)
     suffix = Path(key).suffix or ".csv"
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / f"object{suffix}"
@@ -170,11 +212,16 @@ def load_s3(uri: str, columns: dict[str, str] | None = None, *, endpoint_url: st
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("404", "NoSuchKey", "NoSuchBucket"):
                 raise DataSourceError(f"{uri} does not exist on S3 endpoint {endpoint}") from exc
-            raise DataSourceError(f"S3 error reading {uri} from {endpoint}: {exc}") from exc
-        except BotoCoreError as exc:
             raise DataSourceError(
-                f"cannot reach S3 at {endpoint} to read {uri}: {exc}. Check AWS_ENDPOINT_URL and "
-                "the credentials."
+                f"S3 error reading {uri} from {endpoint}: {redact(str(exc))}") from exc
+        except BotoCoreError as exc:
+            settings = s3_settings()
+            raise DataSourceError(
+                f"cannot reach S3 at {endpoint} to read {uri}: {redact(str(exc))} "
+                f"({settings.max_attempts} attempt(s), timeouts {settings.connect_timeout:g} s to "
+                f"connect and {settings.read_timeout:g} s to read). Check AWS_ENDPOINT_URL and the "
+                "credentials; RECSYS_S3_CONNECT_TIMEOUT, RECSYS_S3_READ_TIMEOUT and "
+                "RECSYS_S3_MAX_ATTEMPTS set the limits."
             ) from exc
         frame = read_table(local, columns, name=uri)
     return Collected(frame, None, source=uri, rating_scale=rating_scale)

@@ -5,6 +5,8 @@ The datasets' license forbids redistribution: they are downloaded by each user, 
 
 A zip downloaded by other means can be placed in the cache folder (``cache_dir()``, overridden by
 ``RECSYS_CACHE_DIR``) under its official file name; it is then used without any network access.
+``RECSYS_MOVIELENS_URL`` replaces the GroupLens base URL (a mirror, or a local server in tests);
+the zips and their ``.md5`` files are looked up under it by their official names.
 """
 
 from __future__ import annotations
@@ -25,10 +27,17 @@ import pandas as pd
 
 from recsys_core.data.schema import Collected, normalize_interactions, normalize_items
 from recsys_core.exceptions import DataError, DataSourceError
+from recsys_core.redaction import redact
 
 log = logging.getLogger(__name__)
 
 BASE_URL = "https://files.grouplens.org/datasets/movielens/"
+
+
+def base_url() -> str:
+    """Where the releases are downloaded from: ``RECSYS_MOVIELENS_URL`` or GroupLens."""
+    url = os.environ.get("RECSYS_MOVIELENS_URL") or BASE_URL
+    return url if url.endswith("/") else url + "/"
 
 
 @dataclass(frozen=True)
@@ -45,7 +54,7 @@ class Release:
 
     @property
     def url(self) -> str:
-        return BASE_URL + self.zip_name
+        return base_url() + self.zip_name
 
 
 RELEASES: dict[str, Release] = {
@@ -96,7 +105,7 @@ def fetch(name: str, *, timeout: float = 10.0) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     _check_reachable(rel, target, timeout)
-    log.info("downloading %s to %s", rel.url, target)
+    log.info("downloading %s to %s", redact(rel.url), target)
     partial = target.with_suffix(".zip.part")
     try:
         with urllib.request.urlopen(rel.url, timeout=timeout) as resp, open(partial, "wb") as out:
@@ -164,18 +173,19 @@ def _read_double_colon(raw: bytes, names: list[str], encoding: str = "utf-8") ->
 
 
 def _check_reachable(rel: Release, target: Path, timeout: float) -> None:
-    host = urllib.parse.urlparse(rel.url).hostname or ""
+    url = urllib.parse.urlparse(rel.url)
+    port = url.port or (80 if url.scheme == "http" else 443)
     try:
-        socket.create_connection((host, 443), timeout=min(timeout, 5.0)).close()
+        socket.create_connection((url.hostname or "", port), timeout=min(timeout, 5.0)).close()
     except OSError as exc:
         raise _offline_error(rel, target, exc) from exc
 
 
 def _offline_error(rel: Release, target: Path, exc: BaseException) -> DataSourceError:
     return DataSourceError(
-        f"cannot download {rel.url} ({exc}). If this machine is offline, download the zip "
-        f"elsewhere and place it at {target}, or use --source synthetic (a realistic generated "
-        "data set that needs no network)."
+        f"cannot download {redact(rel.url)} ({redact(str(exc))}). If this machine is offline, "
+        f"download the zip elsewhere and place it at {target}, or use --source synthetic (a "
+        "realistic generated data set that needs no network)."
     )
 
 
@@ -192,7 +202,7 @@ def _check_md5(path: Path, rel: Release, *, timeout: float, cached: bool) -> Non
         where = "the cached file" if cached else "the download"
         raise DataSourceError(
             f"checksum mismatch for {where} {path}: md5 {digest.hexdigest()}, expected {expected}. "
-            f"Delete it and download {rel.url} again."
+            f"Delete it and download {redact(rel.url)} again."
         )
 
 

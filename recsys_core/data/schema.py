@@ -105,15 +105,73 @@ def _as_id(col: pd.Series) -> pd.Series:
 
 
 def _as_number(col: pd.Series, name: str, origin: str) -> pd.Series:
+    # booleans convert to 0/1 without complaint; a True rating is a mapping mistake, not a 1
+    if pd.api.types.is_bool_dtype(col):
+        is_bool = col.notna().to_numpy(dtype=bool)
+    elif col.dtype == object:
+        is_bool = col.map(lambda v: isinstance(v, bool | np.bool_)).to_numpy(dtype=bool)
+    else:
+        is_bool = np.zeros(len(col), dtype=bool)
+    if is_bool.any():
+        raise DataError(
+            f"column {name!r} of {origin} holds booleans, not numbers: {int(is_bool.sum())} "
+            f"value(s), {_example_row(col, is_bool)}. Convert them to numbers in the data, or map "
+            f"another column onto {name!r} (--columns {name}=<column>)"
+        )
     converted = pd.to_numeric(col, errors="coerce")
-    bad = converted.isna() & col.notna()
+    bad = (converted.isna() & col.notna()).to_numpy()
     if bad.any():
         sample = col[bad].head(3).tolist()
         raise DataError(
             f"column {name!r} of {origin} must be numeric; {int(bad.sum())} value(s) are not, "
-            f"for example {sample!r}"
+            f"such as {sample!r}, {_example_row(col, bad)}. Fix those rows, or map the right "
+            f"column onto {name!r} (--columns {name}=<column>)"
         )
     return converted
+
+
+def _example_row(col: pd.Series, bad: np.ndarray) -> str:
+    pos = int(np.flatnonzero(bad)[0])
+    return f"for example data row {pos + 1} (first data row is 1): {col.iloc[pos]!r}"
+
+
+def check_rows(
+    frame: pd.DataFrame, scale: tuple[float, float], *, origin: str = "data"
+) -> None:
+    """Refuse rows without a user or item id, and ratings that are missing, not finite, or
+    outside ``scale`` (inclusive).
+
+    The training flow's validation suite applies the same rules (and can quarantine the rows);
+    this is the check for paths without it, such as ``recsys evaluate``.
+    """
+    for col in ("user", "item"):
+        missing = frame[col].isna().to_numpy()
+        if missing.any():
+            pos = int(np.flatnonzero(missing)[0])
+            raise DataError(
+                f"column {col!r} of {origin}: {int(missing.sum())} row(s) without a {col} id, for "
+                f"example data row {pos + 1} (first data row is 1): "
+                f"{frame.iloc[pos][list(COLUMNS)].to_dict()!r}. Drop or repair those rows"
+            )
+    lo, hi = scale
+    rating = frame["rating"].to_numpy(dtype=np.float64)
+    problems = (
+        ("missing (NaN)", np.isnan(rating)),
+        ("not finite (inf)", np.isinf(rating)),
+        (f"outside the rating scale [{lo!r}, {hi!r}]",
+         np.isfinite(rating) & ((rating < lo) | (rating > hi))),
+    )
+    for what, bad in problems:
+        if bad.any():
+            pos = int(np.flatnonzero(bad)[0])
+            row = frame.iloc[pos]
+            raise DataError(
+                f"column 'rating' of {origin}: {int(bad.sum())} rating(s) {what}, for example data "
+                f"row {pos + 1} (first data row is 1): user={row['user']!r}, item={row['item']!r}, "
+                f"rating={float(row['rating'])!r}. Ratings must be finite numbers on the scale: "
+                "fix or drop those rows, or set the scale to the data's (--rating-min, "
+                "--rating-max)"
+            )
 
 
 def normalize_items(frame: pd.DataFrame) -> pd.DataFrame:

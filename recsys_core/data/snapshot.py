@@ -1,15 +1,25 @@
-"""Collected data frozen as Parquet and named by a content digest (the data version)."""
+"""Collected data frozen as Parquet and named by a content digest (the data version).
+
+The digest is checked whenever a snapshot's content is used: ``read`` recomputes it and refuses
+a snapshot whose content no longer matches (``DataError``: the recorded lineage would be false),
+and ``write`` rebuilds a cached snapshot that was altered, from the data in hand, rather than
+reusing it under a digest it no longer has.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from recsys_core.data.schema import Collected
+from recsys_core.exceptions import DataError
+
+log = logging.getLogger(__name__)
 
 SNAPSHOT_FILE = "interactions.parquet"
 ITEMS_FILE = "items.parquet"
@@ -65,7 +75,17 @@ def write(collected: Collected, root: str | Path) -> Snapshot:
         "rating_max": float(collected.rating_scale[1]),
         "has_items": collected.items is not None,
     }
-    if not (folder / META_FILE).exists():
+    reuse = (folder / META_FILE).exists()
+    if reuse:
+        found = _content_digest(folder / SNAPSHOT_FILE)
+        if found != d:
+            log.warning(
+                "snapshot %s was altered after it was written (its content digest is %s, its "
+                "name says %s); rebuilding it from the collected data", folder,
+                (found or "unreadable")[:16], d[:16])
+            (folder / META_FILE).unlink()
+            reuse = False
+    if not reuse:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / (SNAPSHOT_FILE + ".tmp")
         frame.to_parquet(tmp, index=False)
@@ -84,7 +104,35 @@ def load_meta(path: str | Path) -> Snapshot:
 
 
 def read(snapshot: Snapshot) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Read the interactions (and item metadata if any) of a snapshot."""
-    frame = pd.read_parquet(snapshot.interactions_path)
+    """Read the interactions (and item metadata if any) of a snapshot, checking its digest.
+
+    Raises
+    ------
+    DataError
+        The file is missing or unreadable, or its content no longer matches the digest the
+        snapshot was written under (it was edited or corrupted since).
+    """
+    try:
+        frame = pd.read_parquet(snapshot.interactions_path)
+    except Exception as exc:  # noqa: BLE001 - missing file, corrupt Parquet: pyarrow errors
+        raise DataError(
+            f"snapshot {snapshot.digest[:16]} cannot be read from {snapshot.interactions_path} "
+            f"({exc}); delete {snapshot.path} and collect the data again"
+        ) from exc
+    found = digest(frame)
+    if found != snapshot.digest:
+        raise DataError(
+            f"snapshot {snapshot.digest[:16]} at {snapshot.path} was altered after it was written: "
+            f"its content digest is {found[:16]}, not {snapshot.digest[:16]} ({len(frame)} rows "
+            f"found, {snapshot.n_rows} recorded). It is not used, as its lineage would be false; "
+            f"delete {snapshot.path} and collect the data again"
+        )
     items = pd.read_parquet(snapshot.items_path) if snapshot.items_path.exists() else None
     return frame, items
+
+
+def _content_digest(path: Path) -> str | None:
+    try:
+        return digest(pd.read_parquet(path))
+    except Exception:  # noqa: BLE001 - a missing or corrupt file is simply not the content
+        return None

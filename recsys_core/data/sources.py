@@ -6,11 +6,16 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from recsys_core.data import files, movielens, synthetic
+from recsys_core.data.duplicates import POLICIES, resolve_duplicates
 from recsys_core.data.schema import Collected
-from recsys_core.exceptions import DataSourceError
+from recsys_core.exceptions import ConfigError, DataSourceError
+from recsys_core.redaction import redact
+
+log = logging.getLogger(__name__)
 
 
 def collect(
@@ -21,8 +26,38 @@ def collect(
     columns: str | dict[str, str] | None = None,
     rating_scale: tuple[float, float] = (1.0, 5.0),
     s3_endpoint_url: str | None = None,
+    duplicates: str = "latest",
 ) -> Collected:
-    """Collect interactions (and item metadata where the source has it)."""
+    """Collect interactions (and item metadata where the source has it).
+
+    ``duplicates`` is the policy for a (user, item) pair rated more than once: ``latest``,
+    ``mean`` or ``refuse`` (see ``recsys_core.data.duplicates``). The number of rows it
+    removed is in ``extra["duplicates_removed"]``.
+    """
+    if duplicates not in POLICIES:  # before reading anything
+        raise ConfigError(
+            f"unknown duplicates policy {duplicates!r}; use one of {', '.join(POLICIES)}")
+    collected = _read_source(source, seed=seed, synthetic_size=synthetic_size, columns=columns,
+                             rating_scale=rating_scale, s3_endpoint_url=s3_endpoint_url)
+    frame, removed = resolve_duplicates(collected.interactions, duplicates,
+                                        origin=repr(redact(collected.source or source)))
+    if removed:
+        log.warning("%s: %d repeated (user, item) row(s) removed by the duplicates policy %r",
+                    redact(collected.source), removed, duplicates)
+    collected.interactions = frame
+    collected.extra["duplicates_removed"] = removed
+    return collected
+
+
+def _read_source(
+    source: str,
+    *,
+    seed: int,
+    synthetic_size: str,
+    columns: str | dict[str, str] | None,
+    rating_scale: tuple[float, float],
+    s3_endpoint_url: str | None,
+) -> Collected:
     source = (source or "synthetic").strip()
     if source == "synthetic" or source.startswith("synthetic:"):
         size = source.partition(":")[2] or synthetic_size
@@ -37,14 +72,15 @@ def collect(
                              rating_scale=rating_scale)
     if "://" in source:
         raise DataSourceError(
-            f"unsupported source {source!r}; use synthetic, movielens-<release>, a file path or "
-            "an s3:// URI"
+            f"unsupported source {redact(source)!r}; use synthetic, movielens-<release>, a file "
+            "path or an s3:// URI"
         )
     path = Path(source).expanduser()
     if not path.exists():
         raise DataSourceError(
-            f"source {source!r} is not a file, a MovieLens release or 'synthetic'. Sources: "
-            "synthetic[:tiny|small|100k|1m|10m], movielens-100k|1m|10m|20m|25m|32m|latest-small, "
-            "a CSV/TSV/Parquet path, or s3://bucket/key"
+            f"file not found: {redact(source)!r}, and it is not a MovieLens release or "
+            "'synthetic' either. Sources: synthetic[:tiny|small|100k|1m|10m], "
+            "movielens-100k|1m|10m|20m|25m|32m|latest-small, a CSV/TSV/Parquet path, or "
+            "s3://bucket/key"
         )
     return files.load_file(path, mapping, rating_scale=rating_scale)

@@ -1,4 +1,10 @@
-"""Score a fitted model on a test split: rating metrics and top-k ranking metrics."""
+"""Score a fitted model on a test split: rating metrics and top-k ranking metrics.
+
+``k`` is bounded by a configured maximum (``RECSYS_MAX_K``, 1000 by default): a top-k list
+costs ``users x k`` memory. A ``k`` larger than the model's catalogue is accepted here and its
+slots beyond the catalogue count as misses (the definitions in ``metrics`` hold); the command
+line clips it to the catalogue instead, and says so.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,47 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from recsys_core.evaluation import metrics as M
-from recsys_core.exceptions import ConfigError
+from recsys_core.exceptions import ConfigError, DataError
 from recsys_core.models.base import Recommender
 
 log = logging.getLogger(__name__)
+
+
+class EvaluationSettings(BaseSettings):
+    """Limits of evaluation and top-k lists, read from ``RECSYS_*`` variables when used."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSYS_", extra="ignore")
+
+    max_k: int = Field(1000, ge=1, description="longest top-k list (RECSYS_MAX_K)")
+
+
+def max_k() -> int:
+    """The configured maximum of ``k`` (``RECSYS_MAX_K``); a malformed value is a ConfigError."""
+    from pydantic import ValidationError
+
+    try:
+        return EvaluationSettings().max_k
+    except ValidationError as exc:
+        raise ConfigError(
+            f"RECSYS_MAX_K must be a positive integer, got "
+            f"{exc.errors()[0].get('input')!r}") from exc
+
+
+def check_k(k: int) -> int:
+    """``k`` if it is a positive integer no larger than ``max_k()``; ``ConfigError`` otherwise."""
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ConfigError(f"k must be a positive integer, got {k!r}")
+    limit = max_k()
+    if k > limit:
+        raise ConfigError(
+            f"k={k!r} is larger than the maximum of {limit} (a top-k list per user costs memory "
+            "in proportion to k); use a smaller k, or raise RECSYS_MAX_K"
+        )
+    return int(k)
 
 
 @dataclass
@@ -41,10 +82,17 @@ def evaluate(
     The model may have been trained on other data (a champion re-scored on a new split): all
     mapping goes through the model's own vocabularies.
     """
-    if not isinstance(k, int | np.integer) or k < 1:
-        raise ConfigError(f"k must be a positive integer, got {k!r}")
+    k = check_k(k)
     if test.empty:
         raise ConfigError("the test set is empty; nothing to evaluate")
+    truth_all = test["rating"].to_numpy(dtype=np.float64)
+    if not np.isfinite(truth_all).all():
+        pos = int(np.flatnonzero(~np.isfinite(truth_all))[0])
+        raise DataError(
+            f"the test set has {int((~np.isfinite(truth_all)).sum())} rating(s) that are not "
+            f"finite numbers, for example {truth_all[pos]!r} for user {test['user'].iloc[pos]!r} "
+            f"and item {test['item'].iloc[pos]!r}; metrics would be NaN. Drop or fix those rows"
+        )
     out: dict[str, float] = {}
     u = model.user_vocab_.index(test["user"])
     i = model.item_vocab_.index(test["item"])
@@ -58,7 +106,7 @@ def evaluate(
     preds = None
     if model.predicts_ratings:
         preds = model.predict_idx(u, i)
-        truth = test["rating"].to_numpy(dtype=np.float64)
+        truth = truth_all
         out["rmse"] = M.rmse(preds, truth)
         out["mae"] = M.mae(preds, truth)
 

@@ -11,11 +11,29 @@ Checks, all recorded with their numbers:
    than ``guard_tolerance``.
 
 The first run (no champion) is judged on 1 and 2 only.
+
+Boundaries, so that a reader can predict every verdict:
+
+- a metric that is not a finite number (NaN, inf) never passes: the primary metric is checked
+  for it first, with or without a baseline, and every comparison with a NaN fails;
+- "beats baseline" is strict (a tie with the baseline is refused);
+- "beats champion" and the guards are inclusive: an improvement exactly equal to
+  ``min_improvement`` passes, and so does a regression exactly equal to ``guard_tolerance``.
+  Both compare with an absolute slack of ``1e-9`` so that decimal settings behave as written
+  (``0.72 - 0.70`` is ``0.0199999...`` in binary floating point);
+- a champion that cannot be loaded, or whose primary metric is not finite, is reported as
+  "champion unavailable: <reason>" and handled by ``on_champion_unavailable``: ``baseline``
+  (default) judges the challenger on thresholds and the baseline, which must then be given;
+  ``refuse`` refuses the run.
+
+``GateDecision.reasons`` lists the failed checks first.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,6 +61,15 @@ class GateConfig(BaseModel):
     )
     guard_tolerance: float = Field(0.01, ge=0, description="allowed regression of guarded metrics")
     require_beat_baseline: bool = Field(True, description="challenger must beat the baseline")
+    on_champion_unavailable: Literal["baseline", "refuse"] = Field(
+        "baseline",
+        description="a champion that cannot be loaded: 'baseline' judges the challenger on "
+        "thresholds and baseline only (logged as a warning); 'refuse' refuses the run",
+    )
+
+
+SLACK = 1e-9
+"""Absolute slack of the inclusive comparisons (min_improvement, guard_tolerance)."""
 
 
 @dataclass
@@ -61,10 +88,13 @@ class GateDecision:
     champion: dict[str, float] | None = None
     baseline: dict[str, float] | None = None
     champion_version: str | None = None
+    champion_unavailable: str | None = None
 
     @property
     def reasons(self) -> list[str]:
-        return [f"{'PASS' if c.passed else 'FAIL'} {c.name}: {c.detail}" for c in self.checks]
+        """One line per check, the failed ones first."""
+        ordered = sorted(self.checks, key=lambda c: c.passed)  # stable: FAIL lines first
+        return [f"{'PASS' if c.passed else 'FAIL'} {c.name}: {c.detail}" for c in ordered]
 
     def summary(self) -> str:
         verdict = "passed" if self.passed else "refused"
@@ -82,7 +112,9 @@ class GateDecision:
             "",
             f"Primary metric: `{self.primary_metric}`"
             + (f"; champion: version {self.champion_version}" if self.champion_version else
-               "; no champion yet (thresholds and baseline only)"),
+               "; no champion yet (thresholds and baseline only)")
+            + (f"\n\n**champion unavailable**: {self.champion_unavailable}"
+               if self.champion_unavailable else ""),
             "",
             "| check | result | detail |",
             "|---|---|---|",
@@ -114,6 +146,10 @@ def _better(metric: str, a: float, b: float) -> float:
     return b - a if lower_is_better(metric) else a - b
 
 
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
 def decide(
     challenger: dict[str, float],
     *,
@@ -122,13 +158,22 @@ def decide(
     champion: dict[str, float] | None = None,
     baseline: dict[str, float] | None = None,
     champion_version: str | None = None,
+    champion_unavailable: str | None = None,
 ) -> GateDecision:
-    """Judge ``challenger`` metrics; every check is kept with its numbers."""
+    """Judge ``challenger`` metrics; every check is kept with its numbers.
+
+    ``champion_unavailable`` is the reason the champion ``champion_version`` could not be
+    loaded (then ``champion`` is None); ``config.on_champion_unavailable`` decides what follows.
+    """
     checks: list[Check] = []
     if primary not in challenger:
         checks.append(Check("primary metric", False,
                             f"the challenger has no {primary!r} (it has "
                             f"{', '.join(sorted(challenger))}); set gate primary_metric"))
+    elif not _finite(challenger[primary]):
+        checks.append(Check("primary metric", False,
+                            f"{primary}={challenger[primary]} is not a finite number: the model "
+                            "or its evaluation is broken"))
     for metric, bound in config.thresholds.items():
         value = challenger.get(metric)
         if value is None:
@@ -140,6 +185,24 @@ def decide(
             ok, rel = value >= bound, ">="
         checks.append(Check(f"threshold {metric}", ok, f"{metric}={value:.4f} {rel} {bound}"
                             if ok else f"{metric}={value:.4f} is not {rel} {bound}"))
+    judged = champion  # the champion the challenger is compared with, if any
+    if champion is not None and champion_unavailable is None and primary in champion \
+            and not _finite(champion[primary]):
+        champion_unavailable = (f"its {primary} re-scored on this split is "
+                                f"{champion[primary]}, not a finite number")
+    if champion_unavailable is not None:
+        refuse = config.on_champion_unavailable == "refuse"
+        checks.append(Check(
+            "champion available", not refuse,
+            f"champion unavailable: {champion_unavailable} (version {champion_version or '?'}); "
+            + ("refused (on_champion_unavailable='refuse')" if refuse else
+               "judged on thresholds and baseline only (on_champion_unavailable='baseline')"),
+        ))
+        judged = None
+        if not refuse and config.require_beat_baseline and baseline is None:
+            checks.append(Check("beats baseline", False,
+                                "no baseline given: with the champion unavailable the challenger "
+                                "must beat the baseline"))
     if primary in challenger and config.require_beat_baseline and baseline is not None:
         if primary in baseline:
             gain = _better(primary, challenger[primary], baseline[primary])
@@ -148,25 +211,28 @@ def decide(
                 f"{primary} {challenger[primary]:.4f} vs baseline {baseline[primary]:.4f} "
                 f"(improvement {gain:+.4f})",
             ))
-    if primary in challenger and champion is not None:
-        if primary in champion:
-            gain = _better(primary, challenger[primary], champion[primary])
+        else:
+            checks.append(Check("beats baseline", False,
+                                f"the baseline has no {primary!r}; it cannot be compared"))
+    if primary in challenger and judged is not None:
+        if primary in judged:
+            gain = _better(primary, challenger[primary], judged[primary])
             checks.append(Check(
-                "beats champion", gain >= config.min_improvement,
-                f"{primary} {challenger[primary]:.4f} vs champion {champion[primary]:.4f} "
+                "beats champion", gain >= config.min_improvement - SLACK,
+                f"{primary} {challenger[primary]:.4f} vs champion {judged[primary]:.4f} "
                 f"(improvement {gain:+.4f}, required >= {config.min_improvement})",
             ))
         else:
             checks.append(Check("beats champion", False,
                                 f"the champion could not be scored on {primary!r}"))
         for metric in config.guarded_metrics:
-            if metric in challenger and metric in champion:
-                gain = _better(metric, challenger[metric], champion[metric])
+            if metric in challenger and metric in judged:
+                gain = _better(metric, challenger[metric], judged[metric])
                 checks.append(Check(
-                    f"guard {metric}", gain >= -config.guard_tolerance,
-                    f"{metric} {challenger[metric]:.4f} vs champion {champion[metric]:.4f} "
+                    f"guard {metric}", gain >= -config.guard_tolerance - SLACK,
+                    f"{metric} {challenger[metric]:.4f} vs champion {judged[metric]:.4f} "
                     f"(change {gain:+.4f}, tolerance {config.guard_tolerance})",
                 ))
     passed = all(c.passed for c in checks)
     return GateDecision(passed, primary, checks, dict(challenger), champion, baseline,
-                        champion_version)
+                        champion_version, champion_unavailable)

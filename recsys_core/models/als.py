@@ -25,6 +25,7 @@ solved independently the result does not depend on the thread count.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Literal
 
 import numba
@@ -34,9 +35,10 @@ from pydantic import Field
 
 from recsys_core.exceptions import TrainingError
 from recsys_core.features.matrix import Interactions
-from recsys_core.models.base import EpochCallback, ModelConfig, Recommender
+from recsys_core.models.base import ModelConfig
+from recsys_core.models.biased_factors import BiasedFactors, predict_biased_factors
 from recsys_core.models.registry import register
-from recsys_core.models.sgd_mf import BiasedFactors, _predict
+from recsys_core.models.training import Training
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +59,13 @@ class ALSConfig(ModelConfig):
 
 
 @register("als")
-class ALS(BiasedFactors, Recommender):
+class ALS(BiasedFactors):
     """Biased matrix factorization by alternating least squares (ALS-WR, Zhou et al. 2008)."""
 
     Config = ALSConfig
+    config: ALSConfig
 
-    def _fit(
-        self, data: Interactions, *, eval_data: Interactions | None = None,
-        callback: EpochCallback | None = None,
-    ) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config
         rng = np.random.default_rng(cfg.seed)
         R = sp.csr_matrix(data.matrix, dtype=np.float64)
@@ -78,10 +78,6 @@ class ALS(BiasedFactors, Recommender):
         P = np.zeros((data.n_users, k + 1))
         Q = np.zeros((data.n_items, k + 1))
         Q[:, :k] = rng.normal(0.0, cfg.init_std, (data.n_items, k))
-        has_eval = eval_data is not None and eval_data.known.any()
-        if has_eval:
-            m = eval_data.known
-            eu, ei, er = eval_data.user_idx[m], eval_data.item_idx[m], eval_data.rating[m]
         coo = R.tocoo()
         r_centred, rt_centred = R.data - mu, Rt.data - mu
         for it in range(1, cfg.iterations + 1):
@@ -97,19 +93,13 @@ class ALS(BiasedFactors, Recommender):
                     f"als produced non-finite factors at iteration {it}; reg={cfg.reg} is likely "
                     "too small for this data (or the ratings hold NaN): try reg=0.1"
                 )
-            pred = _predict(mu, P[:, k], Q[:, k], P[:, :k], Q[:, :k], coo.row, coo.col)
-            metrics = {"train_loss": float(np.mean((coo.data - pred) ** 2))}
-            if has_eval:
-                ev = np.clip(_predict(mu, P[:, k], Q[:, k], P[:, :k], Q[:, :k], eu, ei),
-                             *self.rating_scale_)
-                metrics["val_rmse"] = float(np.sqrt(np.mean((ev - er) ** 2)))
-            self._record(it, metrics, callback)
+            predict = partial(predict_biased_factors, mu, P[:, k], Q[:, k], P[:, :k], Q[:, :k])
+            training.epoch(it, float(np.mean((coo.data - predict(coo.row, coo.col)) ** 2)), predict)
         self.mu_ = np.float64(mu)
         self.user_bias_ = np.ascontiguousarray(P[:, k])
         self.item_bias_ = np.ascontiguousarray(Q[:, k])
         self.user_factors_ = np.ascontiguousarray(P[:, :k])
         self.item_factors_ = np.ascontiguousarray(Q[:, :k])
-
 
 
 @numba.njit(parallel=True, cache=True)

@@ -19,9 +19,9 @@ from __future__ import annotations
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self, cast
 
 import numpy as np
 import pandas as pd
@@ -32,11 +32,10 @@ from pydantic import BaseModel, ConfigDict
 from recsys_core.exceptions import ConfigError, ModelCapabilityError, NotFittedError
 from recsys_core.features.ids import IdVocab
 from recsys_core.features.matrix import Interactions
+from recsys_core.models import manifest
+from recsys_core.models.training import EpochCallback, Training
 
 log = logging.getLogger(__name__)
-
-EpochCallback = Callable[[int, dict[str, float]], None]
-"""Called after each epoch/iteration with its number (from 1) and its metrics."""
 
 _STATE_FILE = "state.npz"
 _META_FILE = "model.json"
@@ -66,6 +65,29 @@ class Recommender(ABC):
     name: ClassVar[str] = ""
     Config: ClassVar[type[ModelConfig]] = ModelConfig
     predicts_ratings: ClassVar[bool] = True
+    state_docs: ClassVar[dict[str, str]] = {
+        "seen_": "users x items ratings of the training data (CSR): the items not to recommend",
+        "item_popularity_": "training interactions per item: the ranking of cold users",
+        "global_mean_": "mean training rating",
+        "rating_scale_": "[lowest, highest] training rating: predictions are clipped to it",
+    }
+    """What each fitted attribute holds (merged along the class hierarchy, written to the
+    ``MANIFEST`` of a saved model)."""
+    factor_attributes: ClassVar[dict[str, str]] = {
+        "user_factors": "user_factors_",
+        "item_factors": "item_factors_",
+        "user_bias": "user_bias_",
+        "item_bias": "item_bias_",
+    }
+    """The fitted attributes exported as ``user_factors.parquet``/``item_factors.parquet``."""
+
+    # fitted by ``fit`` for every model
+    user_vocab_: IdVocab
+    item_vocab_: IdVocab
+    seen_: sp.csr_matrix
+    item_popularity_: np.ndarray
+    global_mean_: float
+    rating_scale_: np.ndarray
 
     def __init__(self, config: ModelConfig | None = None, **params: Any) -> None:
         if config is not None and params:
@@ -98,7 +120,7 @@ class Recommender(ABC):
         *,
         eval_data: Interactions | None = None,
         callback: EpochCallback | None = None,
-    ) -> Recommender:
+    ) -> Self:
         """Learn from ``data``; ``eval_data`` (mapped with the same vocabularies) is only used to
         report a validation curve, ``callback`` is called after each epoch."""
         if len(data) == 0:
@@ -112,23 +134,15 @@ class Recommender(ABC):
         self.global_mean_ = float(data.rating.mean())
         self.rating_scale_ = np.array([data.rating.min(), data.rating.max()], dtype=np.float64)
         self.history_ = []
-        self._fit(data, eval_data=eval_data, callback=callback)
+        training = Training(
+            self.history_, eval_data=eval_data, rating_scale=self.rating_scale_, callback=callback
+        )
+        self._fit(data, training)
         return self
 
     @abstractmethod
-    def _fit(
-        self,
-        data: Interactions,
-        *,
-        eval_data: Interactions | None,
-        callback: EpochCallback | None,
-    ) -> None:
-        """Learn the model's own state from ``data``."""
-
-    def _record(self, epoch: int, metrics: dict[str, float], callback: EpochCallback | None):
-        self.history_.append({"epoch": epoch, **metrics})
-        if callback is not None:
-            callback(epoch, metrics)
+    def _fit(self, data: Interactions, training: Training) -> None:
+        """Learn the model's own state from ``data``; report each epoch to ``training``."""
 
     @property
     def is_fitted(self) -> bool:
@@ -300,15 +314,24 @@ class Recommender(ABC):
         }
 
     def save(self, path: str | Path) -> Path:
-        """Write the fitted model into folder ``path`` (created)."""
+        """Write the fitted model into folder ``path`` (created).
+
+        ``state.npz``, ``<name>.npz`` (sparse), ``user_ids.json``, ``item_ids.json`` and
+        ``model.json`` are what ``load`` reads; ``MANIFEST.json``, ``MANIFEST.md`` and the
+        ``*_factors.parquet`` tables describe and export them for readers outside recsys
+        (``recsys_core.models.manifest``).
+        """
         self._check_fitted()
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        arrays, scalars, sparse = {}, {}, []
+        arrays: dict[str, Any] = {}
+        scalars: dict[str, Any] = {}
+        sparse: dict[str, Any] = {}
         for key, value in self._state().items():
             if sp.issparse(value):
-                sp.save_npz(folder / f"{key}.npz", sp.csr_matrix(value))
-                sparse.append(key)
+                # scipy-stubs narrow issparse() to a protocol that csr_matrix() does not take
+                sparse[key] = sp.csr_matrix(cast(Any, value))
+                sp.save_npz(folder / f"{key}.npz", sparse[key])
             elif isinstance(value, np.ndarray):
                 arrays[key] = value
             else:
@@ -320,10 +343,11 @@ class Recommender(ABC):
             "model": self.name,
             "config": self.get_params(),
             "scalars": scalars,
-            "sparse": sparse,
+            "sparse": sorted(sparse),
             "history": self.history_,
         }
-        (folder / _META_FILE).write_text(json.dumps(meta, indent=2, default=_json_default))
+        (folder / _META_FILE).write_text(json.dumps(meta, indent=2, default=manifest.json_default))
+        manifest.write(self, folder, arrays, scalars, sparse, _STATE_FILE)
         return folder
 
     @classmethod
@@ -341,7 +365,7 @@ class Recommender(ABC):
             for key in state.files:
                 setattr(model, key, state[key])
         for key in meta["sparse"]:
-            setattr(model, key, sp.load_npz(folder / f"{key}.npz").tocsr())
+            setattr(model, key, sp.csr_matrix(sp.load_npz(folder / f"{key}.npz")))
         for key, value in meta["scalars"].items():
             setattr(model, key, value)
         model.history_ = meta.get("history", [])
@@ -350,11 +374,3 @@ class Recommender(ABC):
 
     def _after_load(self, folder: Path) -> None:  # noqa: B027 - an optional hook
         """Hook for models that rebuild derived state after loading."""
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"cannot serialize {type(obj).__name__}")

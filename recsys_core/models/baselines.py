@@ -7,12 +7,17 @@ shrinkage for items (``reg_items``) and users (``reg_users``), as Surprise's ``B
 
 from __future__ import annotations
 
+from functools import partial
+from typing import ClassVar
+
 import numpy as np
 from pydantic import Field
 
 from recsys_core.features.matrix import Interactions
-from recsys_core.models.base import EpochCallback, ModelConfig, Recommender
+from recsys_core.models.base import ModelConfig, Recommender
+from recsys_core.models.biased_factors import predict_biases
 from recsys_core.models.registry import register
+from recsys_core.models.training import Training
 
 
 class GlobalMeanConfig(ModelConfig):
@@ -24,8 +29,10 @@ class GlobalMean(Recommender):
     """Predicts the mean training rating for every pair; ranks by popularity."""
 
     Config = GlobalMeanConfig
+    config: GlobalMeanConfig
+    state_docs: ClassVar[dict[str, str]] = {"mean_": "the mean training rating"}
 
-    def _fit(self, data: Interactions, *, eval_data=None, callback=None) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         self.mean_ = np.float64(data.global_mean)
 
     def _predict_idx(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
@@ -48,11 +55,17 @@ class Bias(Recommender):
     """Regularized user and item biases around the global mean (Koren's baseline estimates)."""
 
     Config = BiasConfig
+    config: BiasConfig
+    mu_: np.float64
+    user_bias_: np.ndarray
+    item_bias_: np.ndarray
+    state_docs: ClassVar[dict[str, str]] = {
+        "mu_": "global mean mu of the training ratings",
+        "user_bias_": "user biases b_u, one per user (row = index in user_ids.json)",
+        "item_bias_": "item biases b_i, one per item (row = index in item_ids.json)",
+    }
 
-    def _fit(
-        self, data: Interactions, *, eval_data: Interactions | None = None,
-        callback: EpochCallback | None = None,
-    ) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config
         u, i, r = data.user_idx, data.item_idx, data.rating.astype(np.float64)
         mu = r.mean()
@@ -67,32 +80,17 @@ class Bias(Recommender):
             bu = np.bincount(u, weights=r - mu - bi[i], minlength=data.n_users) / (
                 cfg.reg_users + n_u
             )
-            metrics = {"train_loss": float(np.mean((r - mu - bu[u] - bi[i]) ** 2))}
-            if eval_data is not None:
-                metrics["val_rmse"] = _rmse(self, eval_data, mu, bu, bi)
-            self._record(epoch, metrics, callback)
+            loss = float(np.mean((r - mu - bu[u] - bi[i]) ** 2))
+            training.epoch(epoch, loss, partial(predict_biases, mu, bu, bi))
         self.mu_ = np.float64(mu)
         self.user_bias_ = bu
         self.item_bias_ = bi
 
     def _predict_idx(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
-        return _bias_predict(float(self.mu_), self.user_bias_, self.item_bias_, u, i)
+        return predict_biases(float(self.mu_), self.user_bias_, self.item_bias_, u, i)
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.item_bias_, (u.size, self.n_items)).astype(np.float64)
-
-
-def _bias_predict(mu: float, bu: np.ndarray, bi: np.ndarray, u: np.ndarray, i: np.ndarray):
-    pred = np.full(u.size, mu, dtype=np.float64)
-    ku, ki = u >= 0, i >= 0
-    pred[ku] += bu[u[ku]]
-    pred[ki] += bi[i[ki]]
-    return pred
-
-
-def _rmse(model: Recommender, data: Interactions, mu, bu, bi) -> float:
-    pred = np.clip(_bias_predict(mu, bu, bi, data.user_idx, data.item_idx), *model.rating_scale_)
-    return float(np.sqrt(np.mean((pred - data.rating) ** 2)))
 
 
 class PopularityConfig(ModelConfig):
@@ -108,9 +106,13 @@ class Popularity(Recommender):
     """Ranks items by how many users interacted with them; the same list for everyone."""
 
     Config = PopularityConfig
+    config: PopularityConfig
     predicts_ratings = False
+    state_docs: ClassVar[dict[str, str]] = {
+        "counts_": "interactions per item (row = index in item_ids.json): the ranking score"
+    }
 
-    def _fit(self, data: Interactions, *, eval_data=None, callback=None) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         keep = data.known
         if self.config.min_rating is not None:
             keep &= data.rating >= self.config.min_rating

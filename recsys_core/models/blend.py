@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from recsys_core.exceptions import ConfigError
 from recsys_core.features.matrix import Interactions
-from recsys_core.models.base import ModelConfig, Recommender
+from recsys_core.models.base import ModelConfig
+from recsys_core.models.composite import Composite
 from recsys_core.models.registry import create, get_model_class, register
+from recsys_core.models.training import Training
 
 log = logging.getLogger(__name__)
 
@@ -37,27 +38,6 @@ class MemberSpec(BaseModel):
 
     model: str = Field(description="registry name of the member model")
     params: dict[str, Any] = Field(default_factory=dict, description="its hyperparameters")
-
-
-class Composite(Recommender):
-    """A model made of member models, saved in subfolders ``member_<n>`` of its folder."""
-
-    def _state(self) -> dict[str, Any]:
-        return {k: v for k, v in super()._state().items() if k != "members_"}
-
-    def save(self, path: str | Path) -> Path:
-        folder = super().save(path)
-        for n, member in enumerate(self.members_):
-            member.save(folder / f"member_{n}")
-        return folder
-
-    def _after_load(self, folder: Path) -> None:
-        self.members_ = [
-            Recommender.load(folder / f"member_{n}") for n in range(self._n_members())
-        ]
-
-    def _n_members(self) -> int:
-        raise NotImplementedError
 
 
 def subset(data: Interactions, mask: np.ndarray) -> Interactions:
@@ -108,11 +88,19 @@ class Blend(Composite):
     """Ridge blend of rating models fitted on a held-out part of the training data."""
 
     Config = BlendConfig
+    config: BlendConfig
+    intercept_: np.float64
+    weights_: np.ndarray
+    state_docs: ClassVar[dict[str, str]] = {
+        "intercept_": "intercept of the ridge blend",
+        "weights_": "weight of each member's prediction (members in member_0, member_1, ...); "
+        "r = intercept_ + sum_m weights_[m] r_m",
+    }
 
     def _n_members(self) -> int:
         return len(self.config.members)
 
-    def _fit(self, data: Interactions, *, eval_data=None, callback=None) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config
         rng = np.random.default_rng(cfg.seed)
         held = rng.random(len(data)) < cfg.holdout

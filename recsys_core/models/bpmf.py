@@ -19,6 +19,7 @@ generator, so a seed gives the same chain whatever the thread count.
 from __future__ import annotations
 
 import logging
+from typing import ClassVar
 
 import numba
 import numpy as np
@@ -26,8 +27,9 @@ from pydantic import Field
 
 from recsys_core.exceptions import TrainingError
 from recsys_core.features.matrix import Interactions
-from recsys_core.models.base import EpochCallback, ModelConfig, Recommender
+from recsys_core.models.base import ModelConfig, Recommender
 from recsys_core.models.registry import register
+from recsys_core.models.training import Training
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +50,18 @@ class BPMF(Recommender):
     """Bayesian probabilistic matrix factorization, posterior mean by Gibbs sampling."""
 
     Config = BPMFConfig
+    config: BPMFConfig
+    mu_: np.float64
+    user_samples_: np.ndarray
+    item_samples_: np.ndarray
+    state_docs: ClassVar[dict[str, str]] = {
+        "mu_": "global mean mu of the training ratings",
+        "user_samples_": "kept Gibbs draws of the user factors, samples x users x factors",
+        "item_samples_": "kept Gibbs draws of the item factors, samples x items x factors; "
+        "r = mu + mean over s of user_samples_[s, u] . item_samples_[s, i]",
+    }
 
-    def _fit(
-        self, data: Interactions, *, eval_data: Interactions | None = None,
-        callback: EpochCallback | None = None,
-    ) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config
         rng = np.random.default_rng(cfg.seed)
         R = data.matrix
@@ -66,11 +75,8 @@ class BPMF(Recommender):
         kept_Q = np.zeros((cfg.samples, data.n_items, k))
         r_u = (R.data - mu).astype(np.float64)
         r_i = (Rt.data - mu).astype(np.float64)
-        has_eval = eval_data is not None and eval_data.known.any()
-        if has_eval:
-            m = eval_data.known
-            eu, ei, er = eval_data.user_idx[m], eval_data.item_idx[m], eval_data.rating[m]
-            running = np.zeros(eu.size)
+        val = training.val
+        running = np.zeros(0 if val is None else val.user.size)  # sum over the kept draws
         coo = R.tocoo()
         for sweep in range(1, cfg.burn_in + cfg.samples + 1):
             mean_u, prec_u = _sample_hyper(P, cfg.beta0, rng)
@@ -85,16 +91,15 @@ class BPMF(Recommender):
                     "likely too high for this data: try alpha=2"
                 )
             fit = mu + np.einsum("ij,ij->i", P[coo.row], Q[coo.col])
-            metrics = {"train_loss": float(np.mean((coo.data - fit) ** 2))}
             s = sweep - cfg.burn_in
+            val_pred = None
             if s >= 1:
                 kept_P[s - 1] = P
                 kept_Q[s - 1] = Q
-                if has_eval:
-                    running += np.einsum("ij,ij->i", P[eu], Q[ei])
-                    pred = np.clip(mu + running / s, *self.rating_scale_)
-                    metrics["val_rmse"] = float(np.sqrt(np.mean((pred - er) ** 2)))
-            self._record(sweep, metrics, callback)
+                if val is not None:
+                    running += np.einsum("ij,ij->i", P[val.user], Q[val.item])
+                    val_pred = mu + running / s  # the posterior mean so far
+            training.epoch(sweep, float(np.mean((coo.data - fit) ** 2)), val_pred)
         self.mu_ = np.float64(mu)
         self.user_samples_ = kept_P.astype(np.float32)
         self.item_samples_ = kept_Q.astype(np.float32)
@@ -115,7 +120,9 @@ class BPMF(Recommender):
         return float(self.mu_) + out / S
 
 
-def _sample_hyper(X: np.ndarray, beta0: float, rng: np.random.Generator):
+def _sample_hyper(
+    X: np.ndarray, beta0: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Draw ``(mu, Lambda)`` from the Gaussian-Wishart posterior given the rows of ``X``."""
     n, k = X.shape
     nu0 = k

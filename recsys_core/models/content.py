@@ -26,6 +26,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -37,7 +40,9 @@ from recsys_core.exceptions import ConfigError
 from recsys_core.features.matrix import Interactions
 from recsys_core.models.base import ModelConfig, Recommender
 from recsys_core.models.baselines import Bias
+from recsys_core.models.biased_factors import predict_biases, score_biases
 from recsys_core.models.registry import register
+from recsys_core.models.training import Training
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +77,30 @@ class Content(Recommender):
     """Content-based: TF-IDF item profiles, rating-weighted mean-centred user profiles."""
 
     Config = ContentConfig
+    config: ContentConfig
+    mu_: np.float64
+    user_bias_: np.ndarray
+    item_bias_: np.ndarray
+    gamma_: np.float64
+    vocabulary_: np.ndarray
+    idf_: np.ndarray
+    user_profiles_: np.ndarray
+    item_profiles_: sp.csr_matrix
+    state_docs: ClassVar[dict[str, str]] = {
+        "mu_": "global mean mu of the baseline estimates",
+        "user_bias_": "baseline user biases b_u (row = index in user_ids.json)",
+        "item_bias_": "baseline item biases b_i (row = index in item_ids.json)",
+        "gamma_": "weight of the content score in the predicted rating",
+        "vocabulary_": "the metadata tokens (genre=..., decade=..., title words), one per "
+        "feature column",
+        "idf_": "inverse document frequency of each token of vocabulary_",
+        "user_profiles_": "user profiles, users x features (rating-weighted mean of the "
+        "profiles of the items the user rated)",
+        "item_profiles_": "TF-IDF item profiles, items x features (CSR, L2-normalized rows); "
+        "r = mu + b_u + b_i + gamma * user_profiles_[u] . item_profiles_[i]",
+    }
 
-    def _fit(self, data: Interactions, *, eval_data=None, callback=None) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config
         if data.item_meta is None:
             raise ConfigError(
@@ -123,7 +150,7 @@ class Content(Recommender):
         t = titles.reindex(item_ids).fillna("").astype(str).to_numpy()
         return [f"{a}\t{b}" for a, b in zip(g, t, strict=True)]
 
-    def _after_load(self, folder) -> None:
+    def _after_load(self, folder: Path) -> None:
         vec = TfidfVectorizer(
             analyzer=metadata_tokens,
             vocabulary={t: n for n, t in enumerate(self.vocabulary_.tolist())},
@@ -140,20 +167,15 @@ class Content(Recommender):
         return out
 
     def _predict_idx(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
-        pred = np.full(u.size, float(self.mu_))
-        ku, ki = u >= 0, i >= 0
-        pred[ku] += self.user_bias_[u[ku]]
-        pred[ki] += self.item_bias_[i[ki]]
+        pred = predict_biases(float(self.mu_), self.user_bias_, self.item_bias_, u, i)
         return pred + float(self.gamma_) * self._content_scores(u, i)
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
         sims = np.asarray(self.item_profiles_ @ self.user_profiles_[u].T).T
-        return (
-            float(self.mu_) + self.user_bias_[u][:, None] + self.item_bias_[None, :]
-            + float(self.gamma_) * sims
-        )  # fmt: skip
+        base = score_biases(float(self.mu_), self.user_bias_, self.item_bias_, u)
+        return base + float(self.gamma_) * sims
 
-    def score_new_items(self, users, items: pd.DataFrame) -> pd.DataFrame:
+    def score_new_items(self, users: Iterable, items: pd.DataFrame) -> pd.DataFrame:
         """Predicted ratings of items described by ``items`` (item, title, genres) for ``users``.
 
         The items need not be in the training data (cold start): their profiles come from the

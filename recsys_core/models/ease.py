@@ -13,6 +13,7 @@ fitted, float64 while inverting), so the fit checks first that they fit in ``max
 from __future__ import annotations
 
 import logging
+from typing import ClassVar
 
 import numpy as np
 import scipy.linalg
@@ -22,8 +23,9 @@ from threadpoolctl import threadpool_limits
 from recsys_core.exceptions import ConfigError
 from recsys_core.features.matrix import Interactions
 from recsys_core.models.base import ModelConfig, Recommender
-from recsys_core.models.knn import _interaction_matrix
 from recsys_core.models.registry import register
+from recsys_core.models.training import Training
+from recsys_core.models.user_items import user_items
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +53,14 @@ class EASE(Recommender):
     """Closed-form item-item linear autoencoder for top-N (Steck 2019)."""
 
     Config = EASEConfig
+    config: EASEConfig
     predicts_ratings = False
+    state_docs: ClassVar[dict[str, str]] = {
+        "weights_": "items x items weights B (zero diagonal): scores = user_items_ @ weights_",
+        "user_items_": "users x items interactions (CSR, 1 or the rating) the scores start from",
+    }
 
-    def _fit(self, data: Interactions, *, eval_data=None, callback=None) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config
         need = ease_memory(data.n_items)
         if need > cfg.max_bytes:
@@ -63,7 +70,7 @@ class EASE(Recommender):
                 f"({cfg.max_bytes / _GIB:.1f} GiB); raise max_bytes, or use item-knn-implicit "
                 "or implicit-als for a catalogue this large"
             )
-        X = _interaction_matrix(data, cfg.use_ratings).astype(np.float64)
+        X = user_items(data, cfg.use_ratings).astype(np.float64)
         G = (X.T @ X).toarray()
         G[np.diag_indices_from(G)] += cfg.reg
         with threadpool_limits(1, "blas"):

@@ -15,15 +15,16 @@ in the subfolders ``member_0`` (cf) and ``member_1`` (content).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field
 
 from recsys_core.features.matrix import Interactions
 from recsys_core.models.base import ModelConfig
-from recsys_core.models.blend import Composite
+from recsys_core.models.composite import Composite
 from recsys_core.models.registry import create, register
+from recsys_core.models.training import Training
 
 
 class HybridConfig(ModelConfig):
@@ -45,8 +46,16 @@ class Hybrid(Composite):
     """Content and collaborative (sgd-mf) scores blended by each user's and item's data."""
 
     Config = HybridConfig
+    config: HybridConfig
+    user_weight_: np.ndarray
+    item_weight_: np.ndarray
+    state_docs: ClassVar[dict[str, str]] = {
+        "user_weight_": "n_u / (n_u + user_shrink) per user: the share of the CF member",
+        "item_weight_": "n_i / (n_i + item_shrink) per item; r = w cf + (1 - w) content with "
+        "w = user_weight_[u] * item_weight_[i] (members in member_0, member_1)",
+    }
 
-    def __init__(self, config=None, **params) -> None:
+    def __init__(self, config: HybridConfig | None = None, **params: Any) -> None:
         super().__init__(config, **params)
         # fail at construction, not at fit, on bad member hyperparameters
         create("sgd-mf", self.config.cf_params)
@@ -55,9 +64,9 @@ class Hybrid(Composite):
     def _n_members(self) -> int:
         return 2
 
-    def _fit(self, data: Interactions, *, eval_data=None, callback=None) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config
-        cf = create("sgd-mf", cfg.cf_params).fit(data, eval_data=eval_data)
+        cf = create("sgd-mf", cfg.cf_params).fit(data, eval_data=training.eval_data)
         content = create("content", cfg.content_params).fit(data)
         self.members_ = [cf, content]
         m = data.known

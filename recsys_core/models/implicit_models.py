@@ -19,7 +19,7 @@ bias). These are ranking models: they do not predict ratings.
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -29,8 +29,9 @@ from threadpoolctl import threadpool_limits
 from recsys_core.exceptions import TrainingError
 from recsys_core.features.matrix import Interactions
 from recsys_core.models.base import ModelConfig, Recommender
-from recsys_core.models.knn import _interaction_matrix
 from recsys_core.models.registry import register
+from recsys_core.models.training import Training
+from recsys_core.models.user_items import user_items
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,17 @@ class _ImplicitFactors(Recommender):
     """Shared scoring, checks and weighting of the ``implicit`` factor models."""
 
     predicts_ratings = False
+    user_factors_: np.ndarray
+    item_factors_: np.ndarray
+    state_docs: ClassVar[dict[str, str]] = {
+        "user_factors_": "user factors, users x factors (row = index in user_ids.json); "
+        "scores = user_factors_ @ item_factors_.T",
+        "item_factors_": "item factors, items x factors (row = index in item_ids.json)",
+    }
 
-    def _check_factors(self, data: Interactions, user_factors, item_factors) -> None:
+    def _check_factors(
+        self, data: Interactions, user_factors: np.ndarray, item_factors: np.ndarray
+    ) -> None:
         U = np.asarray(user_factors)
         V = np.asarray(item_factors)
         if U.shape[0] != data.n_users or V.shape[0] != data.n_items:
@@ -91,8 +101,9 @@ class ImplicitALS(_ImplicitFactors):
     """Implicit-feedback ALS with confidence weighting (Hu, Koren & Volinsky 2008)."""
 
     Config = ImplicitALSConfig
+    config: ImplicitALSConfig
 
-    def _fit(self, data: Interactions, *, eval_data=None, callback=None) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         from implicit.cpu.als import AlternatingLeastSquares
 
         cfg = self.config
@@ -112,12 +123,19 @@ class ImplicitBPR(_ImplicitFactors):
     """Bayesian personalized ranking by SGD (Rendle et al. 2009), through implicit."""
 
     Config = ImplicitBPRConfig
+    config: ImplicitBPRConfig
+    state_docs: ClassVar[dict[str, str]] = {
+        "user_factors_": "user factors, users x (factors + 1) (row = index in user_ids.json); "
+        "the last column is 1, so that scores = user_factors_ @ item_factors_.T",
+        "item_factors_": "item factors, items x (factors + 1) (row = index in item_ids.json); "
+        "the last column is the item bias",
+    }
 
-    def _fit(self, data: Interactions, *, eval_data=None, callback=None) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
         cfg = self.config
-        X = _interaction_matrix(data, use_ratings=False)
+        X = user_items(data, use_ratings=False)
         # one thread: parallel BPR updates race (Hogwild), which would break "same seed,
         # same model"
         model = BayesianPersonalizedRanking(
@@ -141,7 +159,7 @@ def confidence_matrix(
     """
     from implicit.nearest_neighbours import bm25_weight, tfidf_weight
 
-    X = _interaction_matrix(data, use_ratings)
+    X = user_items(data, use_ratings)
     if weighting == "bm25":
         X = bm25_weight(X, K1=k1, B=b)
     elif weighting == "tfidf":

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numba
 import numpy as np
@@ -42,9 +42,12 @@ from threadpoolctl import threadpool_limits
 
 from recsys_core.exceptions import ConfigError
 from recsys_core.features.matrix import Interactions
-from recsys_core.models.base import EpochCallback, ModelConfig, Recommender
+from recsys_core.models.base import ModelConfig, Recommender
 from recsys_core.models.baselines import Bias
+from recsys_core.models.biased_factors import predict_biases, score_biases
 from recsys_core.models.registry import register
+from recsys_core.models.training import Training
+from recsys_core.models.user_items import user_items
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +73,26 @@ class _KNN(Recommender):
     """Shared k-NN rating predictor; ``_item_based`` picks the role of items."""
 
     Config = KNNConfig
+    config: KNNConfig
     _item_based = True
+    mu_: np.float64
+    user_bias_: np.ndarray
+    item_bias_: np.ndarray
+    neighbours_: np.ndarray
+    similarities_: np.ndarray
+    residuals_: sp.csr_matrix
+    state_docs: ClassVar[dict[str, str]] = {
+        "mu_": "global mean mu of the baseline estimates",
+        "user_bias_": "baseline user biases b_u (row = index in user_ids.json)",
+        "item_bias_": "baseline item biases b_i (row = index in item_ids.json)",
+        "neighbours_": "for each item (item-knn) or user (user-knn), the indices of its most "
+        "similar items (users), by decreasing similarity; -1: empty slot",
+        "similarities_": "the similarity of each entry of neighbours_",
+        "residuals_": "residuals r - (mu + b_u + b_i) of the training ratings (CSR): users x "
+        "items for item-knn, items x users for user-knn",
+    }
 
-    def _fit(
-        self, data: Interactions, *, eval_data: Interactions | None = None,
-        callback: EpochCallback | None = None,
-    ) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config
         n_targets = data.n_items if self._item_based else data.n_users
         if cfg.k > n_targets:
@@ -106,7 +123,7 @@ class _KNN(Recommender):
         self.residuals_ = sp.csr_matrix(resid, dtype=np.float64)
 
     def _predict_idx(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
-        base = _baseline(self, u, i)
+        base = predict_biases(float(self.mu_), self.user_bias_, self.item_bias_, u, i)
         a, b = (i, u) if self._item_based else (u, i)
         out = np.zeros(u.size)
         R = self.residuals_
@@ -134,7 +151,7 @@ class _KNN(Recommender):
                 u.astype(np.int64), Rt.indptr, Rt.indices, Rt.data, self.neighbours_,
                 self.similarities_, self.config.k, self.config.min_k, out,
             )  # fmt: skip
-        return out + self.mu_ + self.user_bias_[u][:, None] + self.item_bias_[None, :]
+        return out + score_biases(float(self.mu_), self.user_bias_, self.item_bias_, u)
 
 
 @register("item-knn")
@@ -151,15 +168,9 @@ class UserKNN(_KNN):
     _item_based = False
 
 
-def _baseline(model: _KNN, u: np.ndarray, i: np.ndarray) -> np.ndarray:
-    pred = np.full(u.size, float(model.mu_))
-    ku, ki = u >= 0, i >= 0
-    pred[ku] += model.user_bias_[u[ku]]
-    pred[ki] += model.item_bias_[i[ki]]
-    return pred
-
-
-def _centred(R: sp.csr_matrix, similarity: str, resid: sp.csr_matrix, item_based: bool):
+def _centred(
+    R: sp.csr_matrix, similarity: str, resid: sp.csr_matrix, item_based: bool
+) -> sp.csr_matrix:
     """The users x items values whose (co-support) cosine is the requested similarity."""
     if similarity == "cosine":
         return sp.csr_matrix(R, dtype=np.float64)
@@ -369,9 +380,15 @@ class ItemKNNImplicit(Recommender):
     """Item-item top-N over implicit interactions (implicit's BM25/TF-IDF/cosine k-NN)."""
 
     Config = ItemKNNImplicitConfig
+    config: ItemKNNImplicitConfig
     predicts_ratings = False
+    state_docs: ClassVar[dict[str, str]] = {
+        "similarity_": "items x items similarity, pruned to k per item (CSR): scores = "
+        "user_items_ @ similarity_",
+        "user_items_": "users x items interactions (CSR, 1 or the rating) the scores start from",
+    }
 
-    def _fit(self, data: Interactions, *, eval_data=None, callback=None) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         from implicit.nearest_neighbours import (
             BM25Recommender,
             CosineRecommender,
@@ -384,7 +401,7 @@ class ItemKNNImplicit(Recommender):
                 f"k={cfg.k} is larger than the {data.n_items} items of the training data; "
                 f"use k <= {data.n_items}"
             )
-        X = _interaction_matrix(data, cfg.use_ratings)
+        X = user_items(data, cfg.use_ratings)
         if cfg.weighting == "bm25":
             backend = BM25Recommender(K=cfg.k, K1=cfg.bm25_k1, B=cfg.bm25_b)
         elif cfg.weighting == "tfidf":
@@ -403,13 +420,3 @@ class ItemKNNImplicit(Recommender):
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
         return np.asarray((self.user_items_[u] @ self.similarity_).todense(), dtype=np.float64)
-
-
-def _interaction_matrix(data: Interactions, use_ratings: bool) -> sp.csr_matrix:
-    """Users x items CSR float32 with sorted indices (what ``implicit`` expects)."""
-    X = data.matrix.copy()
-    if not use_ratings:
-        X.data = np.ones_like(X.data)
-    X = sp.csr_matrix(X, dtype=np.float32)
-    X.sort_indices()
-    return X

@@ -24,53 +24,56 @@ Parallelism without races (and so deterministic for a seed whatever the thread c
 ratings are cut into ``B x B`` blocks by random user and item groups, and each epoch runs ``B``
 sub-epochs; in sub-epoch ``s`` the ``B`` blocks ``(g, (g + s) mod B)`` touch disjoint users and
 items, so they are processed in parallel (Gemulla et al., "Large-scale matrix factorization with
-distributed stochastic gradient descent", KDD 2011). The loop is compiled with numba.
+distributed stochastic gradient descent", KDD 2011). The loop is compiled with numba. Below
+300,000 ratings (``RECSYS_SGD_PARALLEL_MIN_RATINGS``, read at fit time) the same blocks run in
+the same order on one thread: thread start-ups would cost more than they save.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
+from functools import partial
 from typing import Literal
 
 import numba
 import numpy as np
 from pydantic import Field
 
-from recsys_core.exceptions import TrainingError
+from recsys_core.exceptions import ConfigError, TrainingError
 from recsys_core.features.matrix import Interactions
-from recsys_core.models.base import EpochCallback, ModelConfig, Recommender
+from recsys_core.models.base import ModelConfig
+from recsys_core.models.biased_factors import BiasedFactors, predict_biased_factors
 from recsys_core.models.registry import register
+from recsys_core.models.training import Training
 
 log = logging.getLogger(__name__)
 
 _BLOCKS = 8  # strata per side; fixed so that results do not depend on the thread count
 # below this many ratings an epoch runs on one thread (identical result, less overhead);
-# numba.set_num_threads(1) forces the serial path everywhere
+# numba.set_num_threads(1) forces the serial path everywhere. A runtime setting, not a
+# hyperparameter: the environment variable is read at fit time.
+PARALLEL_MIN_RATINGS_ENV = "RECSYS_SGD_PARALLEL_MIN_RATINGS"
 _PARALLEL_MIN_RATINGS = 300_000
 
 
-class BiasedFactors:
-    """Prediction and scoring of the biased MF model ``mu + b_u + b_i + p_u . q_i``.
-
-    Shared by the models that learn it differently (``sgd-mf``, ``als``); they set ``mu_``,
-    ``user_bias_``, ``item_bias_``, ``user_factors_`` and ``item_factors_``.
-    """
-
-    def _predict_idx(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
-        return _predict(
-            float(self.mu_), self.user_bias_, self.item_bias_, self.user_factors_,
-            self.item_factors_, u, i,
-        )  # fmt: skip
-
-    def _score_users(self, u: np.ndarray) -> np.ndarray:
-        # the user's own bias and mu do not change the order; kept so scores are ratings
-        return (
-            float(self.mu_)
-            + self.user_bias_[u][:, None]
-            + self.item_bias_[None, :]
-            + self.user_factors_[u] @ self.item_factors_.T
+def parallel_min_ratings() -> int:
+    """Ratings from which an epoch runs its blocks in parallel (``RECSYS_SGD_PARALLEL_MIN_RATINGS``,
+    default 300,000)."""
+    raw = os.environ.get(PARALLEL_MIN_RATINGS_ENV, "").strip()
+    if not raw:
+        return _PARALLEL_MIN_RATINGS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ConfigError(
+            f"{PARALLEL_MIN_RATINGS_ENV}={raw!r} is not a number of ratings; set a whole "
+            f"number >= 0 (0: always parallel) or unset it for {_PARALLEL_MIN_RATINGS:,}"
         )
+    return value
 
 
 class SGDMFConfig(ModelConfig):
@@ -93,18 +96,13 @@ class SGDMFConfig(ModelConfig):
 
 
 @register("sgd-mf")
-class SGDMF(BiasedFactors, Recommender):
+class SGDMF(BiasedFactors):
     """Biased matrix factorization trained by stochastic gradient descent (numba, parallel)."""
 
     Config = SGDMFConfig
+    config: SGDMFConfig
 
-    def _fit(
-        self,
-        data: Interactions,
-        *,
-        eval_data: Interactions | None = None,
-        callback: EpochCallback | None = None,
-    ) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config
         rng = np.random.default_rng(cfg.seed)
         n_u, n_i = data.n_users, data.n_items
@@ -115,13 +113,13 @@ class SGDMF(BiasedFactors, Recommender):
         mu = float(data.rating.mean()) if cfg.biased else 0.0
 
         u, i, r, offsets = _stratify(data, rng)
-        has_eval = eval_data is not None and eval_data.known.any()
-        if has_eval:
-            m = eval_data.known
-            eu, ei, er = eval_data.user_idx[m], eval_data.item_idx[m], eval_data.rating[m]
         # small data sets: the per-sub-epoch thread start-ups cost more than they save
-        parallel = numba.get_num_threads() > 1 and r.size >= _PARALLEL_MIN_RATINGS
+        threads = numba.get_num_threads()
+        parallel = threads > 1 and r.size >= parallel_min_ratings()
         epoch_fn = _epoch if parallel else _epoch_serial
+        log.debug("sgd-mf: %d ratings, %s epochs on %d thread(s)", r.size,
+                  "parallel" if parallel else "serial", threads if parallel else 1)
+        predict = partial(predict_biased_factors, mu, bu, bi, P, Q)  # the arrays learn in place
         for epoch in range(1, cfg.epochs + 1):
             lr = scheduled_lr(cfg.lr, cfg.lr_schedule, cfg.lr_decay, epoch - 1)
             if cfg.batch_size == 1:
@@ -134,17 +132,12 @@ class SGDMF(BiasedFactors, Recommender):
                     f"sgd-mf diverged at epoch {epoch} (non-finite loss or factors); the "
                     f"learning rate lr={cfg.lr} is likely too high for this data: try 0.005"
                 )
-            metrics = {"train_loss": sse / max(1, r.size)}
-            if has_eval:
-                pred = np.clip(_predict(mu, bu, bi, P, Q, eu, ei), *self.rating_scale_)
-                metrics["val_rmse"] = float(np.sqrt(np.mean((pred - er) ** 2)))
-            self._record(epoch, metrics, callback)
+            training.epoch(epoch, sse / max(1, r.size), predict)
         self.mu_ = np.float64(mu)
         self.user_bias_ = bu
         self.item_bias_ = bi
         self.user_factors_ = P
         self.item_factors_ = Q
-
 
 
 def scheduled_lr(lr: float, schedule: str, decay: float, epoch: int) -> float:
@@ -156,7 +149,9 @@ def scheduled_lr(lr: float, schedule: str, decay: float, epoch: int) -> float:
     return lr
 
 
-def _stratify(data: Interactions, rng: np.random.Generator):
+def _stratify(
+    data: Interactions, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Order ratings by (sub-epoch, block) after a seeded shuffle; return block offsets."""
     m = data.known
     u = data.user_idx[m].astype(np.int32)
@@ -262,28 +257,3 @@ def _epoch_batched(u, i, r, offsets, mu, bu, bi, P, Q, lr, reg, biased, batch):
                         Q[ii, f] += lr * (err * puf - reg * qif)
             partial[g] += acc
     return partial.sum()
-
-
-@numba.njit(parallel=True, fastmath=True, cache=True)
-def _predict_known(mu, bu, bi, P, Q, u, i, out):
-    k = P.shape[1]
-    for n in numba.prange(u.size):
-        uu = u[n]
-        ii = i[n]
-        val = mu
-        if uu >= 0:
-            val += bu[uu]
-        if ii >= 0:
-            val += bi[ii]
-        if uu >= 0 and ii >= 0:
-            dot = 0.0
-            for f in range(k):
-                dot += P[uu, f] * Q[ii, f]
-            val += dot
-        out[n] = val
-
-
-def _predict(mu, bu, bi, P, Q, u, i) -> np.ndarray:
-    out = np.empty(len(u), dtype=np.float64)
-    _predict_known(float(mu), bu, bi, P, Q, np.asarray(u, np.int64), np.asarray(i, np.int64), out)
-    return out

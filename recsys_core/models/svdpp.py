@@ -19,15 +19,19 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import ClassVar
 
 import numba
 import numpy as np
+import scipy.sparse as sp
 from pydantic import Field
 
 from recsys_core.exceptions import TrainingError
 from recsys_core.features.matrix import Interactions
-from recsys_core.models.base import EpochCallback, ModelConfig, Recommender
+from recsys_core.models.base import ModelConfig, Recommender
+from recsys_core.models.biased_factors import predict_biases, score_biases
 from recsys_core.models.registry import register
+from recsys_core.models.training import Training
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +52,30 @@ class SVDpp(Recommender):
     """Biased MF with implicit feedback from the rated items (SVD++, Koren 2008)."""
 
     Config = SVDppConfig
+    config: SVDppConfig
+    mu_: np.float64
+    user_bias_: np.ndarray
+    item_bias_: np.ndarray
+    user_factors_: np.ndarray
+    item_factors_: np.ndarray
+    implicit_factors_: np.ndarray
+    user_vectors_: np.ndarray
+    state_docs: ClassVar[dict[str, str]] = {
+        "mu_": "global mean mu of the training ratings",
+        "user_bias_": "user biases b_u (row = index in user_ids.json)",
+        "item_bias_": "item biases b_i (row = index in item_ids.json)",
+        "user_factors_": "explicit user factors p_u, users x factors",
+        "item_factors_": "item factors q_i, items x factors (row = index in item_ids.json)",
+        "implicit_factors_": "implicit item factors y_j, items x factors",
+        "user_vectors_": "p_u + |N(u)|^-1/2 sum_j y_j, users x factors: the user vector that "
+        "predictions use, r = mu + b_u + b_i + user_vectors_[u] . item_factors_[i]",
+    }
+    # the exported user vectors are those the predictions use
+    factor_attributes: ClassVar[dict[str, str]] = {
+        **Recommender.factor_attributes, "user_factors": "user_vectors_"
+    }
 
-    def _fit(
-        self, data: Interactions, *, eval_data: Interactions | None = None,
-        callback: EpochCallback | None = None,
-    ) -> None:
+    def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config
         rng = np.random.default_rng(cfg.seed)
         R = data.matrix
@@ -66,7 +89,6 @@ class SVDpp(Recommender):
         indptr = R.indptr.astype(np.int64)
         indices = R.indices.astype(np.int64)
         ratings = R.data.astype(np.float64)
-        has_eval = eval_data is not None and eval_data.known.any()
         for epoch in range(1, cfg.epochs + 1):
             users = rng.permutation(n_u).astype(np.int64)
             # a random order of each user's ratings (one key per rating, sorted within rows)
@@ -78,16 +100,14 @@ class SVDpp(Recommender):
                     f"svdpp diverged at epoch {epoch} (non-finite loss or factors); the "
                     f"learning rate lr={cfg.lr} is likely too high for this data: try 0.007"
                 )
-            metrics = {"train_loss": sse / max(1, ratings.size)}
             self._store(mu, bu, bi, P, Q, Y, R)
-            if has_eval:
-                m = eval_data.known
-                pred = self.predict_idx(eval_data.user_idx[m], eval_data.item_idx[m])
-                metrics["val_rmse"] = float(np.sqrt(np.mean((pred - eval_data.rating[m]) ** 2)))
-            self._record(epoch, metrics, callback)
+            training.epoch(epoch, sse / max(1, ratings.size), self._predict_idx)
         self._store(mu, bu, bi, P, Q, Y, R)
 
-    def _store(self, mu, bu, bi, P, Q, Y, R) -> None:
+    def _store(
+        self, mu: float, bu: np.ndarray, bi: np.ndarray, P: np.ndarray, Q: np.ndarray,
+        Y: np.ndarray, R: sp.csr_matrix,
+    ) -> None:
         self.mu_ = np.float64(mu)
         self.user_bias_ = bu
         self.item_bias_ = bi
@@ -101,22 +121,16 @@ class SVDpp(Recommender):
         self.user_vectors_ = P + implicit
 
     def _predict_idx(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
-        pred = np.full(u.size, float(self.mu_))
-        ku, ki = u >= 0, i >= 0
-        pred[ku] += self.user_bias_[u[ku]]
-        pred[ki] += self.item_bias_[i[ki]]
-        both = ku & ki
+        pred = predict_biases(float(self.mu_), self.user_bias_, self.item_bias_, u, i)
+        both = (u >= 0) & (i >= 0)
         pred[both] += np.einsum(
             "ij,ij->i", self.user_vectors_[u[both]], self.item_factors_[i[both]]
         )
         return pred
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
-        return (
-            float(self.mu_)
-            + self.user_bias_[u][:, None]
-            + self.item_bias_[None, :]
-            + self.user_vectors_[u] @ self.item_factors_.T
+        return score_biases(float(self.mu_), self.user_bias_, self.item_bias_, u) + (
+            self.user_vectors_[u] @ self.item_factors_.T
         )
 
 

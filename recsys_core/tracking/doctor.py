@@ -6,8 +6,9 @@ it is not fine, how to fix it. Checks never raise and never print; the CLI draws
 The checks follow the order a setup breaks in: tracking URI -> tracking server reachable ->
 client and server versions -> artifact mode proxied (a new run's artifact URI starts with
 ``mlflow-artifacts:``) and writable through the server -> S3 endpoint and buckets (the data
-collector reads ``s3://`` directly) -> Prefect API. The Prefect API is checked over plain HTTP
-(``$PREFECT_API_URL/health``) so that the library never imports Prefect.
+collector reads ``s3://`` directly) -> registry versions whose artifacts are missing (every
+aliased version: champion, challenger and role aliases) -> Prefect API. The Prefect API is
+checked over plain HTTP (``$PREFECT_API_URL/health``) so that the library never imports Prefect.
 """
 
 from __future__ import annotations
@@ -18,11 +19,15 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
+
+from recsys_core.tracking.mlflow_run import EMBEDDED_DIR
 
 log = logging.getLogger(__name__)
 
 DOCTOR_EXPERIMENT = "recsys-doctor"
 TIMEOUT = 5.0
+EMBEDDED_DB = f"{EMBEDDED_DIR}/mlflow.db"
 
 
 @dataclass(frozen=True)
@@ -178,6 +183,55 @@ def check_buckets(env: Mapping[str, str]) -> list[Check]:
     return checks
 
 
+def check_registry_artifacts(uri: str, max_models: int = 100) -> list[Check]:
+    """Every aliased version of every registered model: is its ``model_state/`` there?
+
+    A version whose artifacts are gone (an artifact store reset while the registry lived on)
+    cannot be loaded; as champion it makes every run judge against the baseline only.
+    """
+    from mlflow import MlflowClient
+
+    from recsys_core.tracking.model_store import STATE_PATH
+    from recsys_core.tracking.promotion_lock import is_lock
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    try:
+        models = [m for m in client.search_registered_models(max_results=max_models)
+                  if not is_lock(m.name)]
+    except Exception as exc:  # noqa: BLE001 - every failure is a finding here
+        return [Check("registry artifacts", False, f"cannot list registered models: "
+                                                   f"{type(exc).__name__}: {str(exc)[:200]}",
+                      "check the tracking server (MLFLOW_TRACKING_URI)")]
+    checks, seen = [], 0
+    for model in models:
+        by_version: dict[str, list[str]] = {}
+        for alias, version in (model.aliases or {}).items():
+            by_version.setdefault(str(version), []).append(alias)
+        for version, aliases in sorted(by_version.items(), key=lambda kv: int(kv[0])):
+            seen += 1
+            label = f"{model.name} v{version} ({', '.join(sorted(aliases))})"
+            try:
+                run_id = client.get_model_version(model.name, version).run_id
+                listed = {a.path for a in client.list_artifacts(run_id, STATE_PATH)} \
+                    if run_id else set()
+            except Exception as exc:  # noqa: BLE001
+                checks.append(Check(f"artifacts of {label}", False,
+                                    f"cannot be listed: {type(exc).__name__}: {str(exc)[:200]}",
+                                    "check the artifact store behind the tracking server"))
+                continue
+            if f"{STATE_PATH}/state.npz" not in listed:
+                checks.append(Check(
+                    f"artifacts of {label}", False,
+                    f"model_state/ of run {run_id} is missing: the version cannot be loaded",
+                    "the artifact store lost it: train again (a run judges against the baseline "
+                    "while the champion is unavailable), or roll back to a version that loads"))
+    if not checks:
+        checks.append(Check("registry artifacts", True,
+                            f"{seen} aliased version(s) in {len(models)} registered model(s), "
+                            "all with their model_state/"))
+    return checks
+
+
 def check_prefect(env: Mapping[str, str]) -> Check:
     import httpx
 
@@ -217,6 +271,10 @@ def run_checks(env: Mapping[str, str] | None = None) -> list[Check]:
         checks.append(server)
         if server.ok:
             checks += [check_versions(uri), check_artifacts(uri)]
+            checks += check_registry_artifacts(uri)
+    elif not uri and (Path.cwd() / EMBEDDED_DB).exists():
+        # the embedded store of this folder (never created by the doctor)
+        checks += check_registry_artifacts(f"sqlite:///{(Path.cwd() / EMBEDDED_DB).resolve()}")
     checks += check_buckets(env)
     checks.append(check_prefect(env))
     return checks

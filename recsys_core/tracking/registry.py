@@ -3,7 +3,24 @@
 ``challenger`` marks the newest registered candidate; ``champion`` the version in service. The
 champion alias is moved only by ``promote`` (the last step of a passing run) and ``rollback``.
 Every promotion writes its evidence on the version (previous champion, gate metrics, flow run,
-data digest, time), which is the audit trail MLflow itself does not keep.
+data digest, time), which is the audit trail MLflow itself does not keep. Every function takes
+``alias=`` so that role aliases (``champion-ranking``, ...) share the same machinery.
+
+Promotion is a compare-and-set. The gate judged the challenger against one champion version
+(or against none); ``promote(ref, evidence, expected=...)`` re-reads the alias, under the
+promotion lock of :mod:`recsys_core.tracking.promotion_lock`, and moves it only if it still
+points at ``expected``. If another run promoted meanwhile, the run is refused as stale
+(:class:`~recsys_core.exceptions.StalePromotionError`) rather than re-gated here: re-gating
+would mean re-scoring the new champion on this run's split inside the lock, so a slow
+evaluation would hold every other promotion; a stale run is cheap to re-run, and its version is
+tagged ``status=stale``.
+
+``promote`` is idempotent. A retry after a partial write (alias moved, tags not yet written)
+finds the alias already on ``ref`` and completes the same tags: ``previous_champion`` is always
+the judged version, never the version itself, so the rollback chain stays intact.
+
+``status`` tags never claim two champions: the version that loses the alias is tagged
+``replaced`` (``rolled_back`` on rollback) before the new holder is tagged ``champion``.
 """
 
 from __future__ import annotations
@@ -14,7 +31,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from recsys_core.exceptions import RecsysError, TrackingError
+from recsys_core.exceptions import RecsysError, StalePromotionError, TrackingError
+from recsys_core.tracking.promotion_lock import promotion_lock
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +97,24 @@ def _wait_ready(name: str, version: str, timeout: float = 120.0) -> None:
         time.sleep(0.5)
 
 
+# error codes meaning "no such alias / model", as opposed to a server or network failure
+_NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
+
+
 def get_alias(name: str, alias: str = CHAMPION) -> VersionRef | None:
-    """The version behind ``alias`` (``get_model_version_by_alias``), or None."""
+    """The version behind ``alias`` (``get_model_version_by_alias``), or None when unset.
+
+    A registry that cannot be reached raises :class:`TrackingError`: "no champion" must never be
+    concluded from a failed request.
+    """
     from mlflow.exceptions import MlflowException
 
     try:
         mv = _client().get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if exc.error_code in _NOT_FOUND:
+            return None
+        raise TrackingError(f"cannot read the alias {alias!r} of {name!r}: {exc}") from exc
     return VersionRef(name, str(mv.version), mv.run_id)
 
 
@@ -97,39 +125,93 @@ def tag_version(ref: VersionRef, tags: dict[str, Any]) -> None:
         c.set_model_version_tag(ref.name, ref.version, key, text[:5000])
 
 
-def promote(ref: VersionRef, evidence: dict[str, Any]) -> VersionRef | None:
-    """Move ``champion`` to ``ref``; returns the previous champion. Call it last."""
-    previous = get_alias(ref.name, CHAMPION)
-    tag_version(
-        ref,
-        {
-            **evidence,
-            "previous_champion": previous.version if previous else "none",
-            "promoted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "status": "promoting",
-        },
-    )
-    # the evidence is on the version before the alias moves; the status says the move happened
-    _client().set_registered_model_alias(ref.name, CHAMPION, ref.version)
-    tag_version(ref, {"status": "champion"})
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def promote(ref: VersionRef, evidence: dict[str, Any], *, expected: str | None,
+            alias: str = CHAMPION) -> VersionRef | None:
+    """Move ``alias`` to ``ref`` if it still points at ``expected`` (the version the gate judged,
+    None for "no champion"); returns the replaced version. Call it last.
+
+    Raises
+    ------
+    StalePromotionError
+        ``alias`` points at another version than ``expected``: re-run to judge the challenger
+        against the current champion.
+    """
+    if expected is not None and str(expected) == ref.version:
+        raise RecsysError(f"{ref.name} version {ref.version} cannot replace itself as {alias}")
+    with promotion_lock(ref.name, alias):
+        current = get_alias(ref.name, alias)
+        now = current.version if current else None
+        previous = VersionRef(ref.name, str(expected)) if expected is not None else None
+        if now == ref.version:
+            # a retry after a partial write: the alias already moved, complete the same tags
+            log.info("%s version %s already holds %r; completing its tags", ref.name,
+                     ref.version, alias)
+        elif now != (str(expected) if expected is not None else None):
+            tag_version(ref, {"status": "stale", "stale_at": _now(),
+                              "stale_reason": f"judged against {expected or 'no champion'}, "
+                                              f"{alias} is {now or 'unset'} now"})
+            raise StalePromotionError(
+                f"{alias} of {ref.name!r} is version {now or 'none'} now, but the gate judged "
+                f"version {ref.version} against {expected or 'no champion'}: not promoted. "
+                f"Re-run the training to judge it against version {now}.",
+                judged=expected, current=now,
+            )
+        else:
+            # the evidence is on the version before the alias moves
+            tag_version(ref, {**evidence, "previous_champion": expected or "none",
+                              "promoted_at": _now(), "status": "promoting"})
+            _client().set_registered_model_alias(ref.name, alias, ref.version)
+        if previous is not None:
+            tag_version(previous, {"status": "replaced", "replaced_by": ref.version})
+        tag_version(ref, {"previous_champion": expected or "none", "status": "champion"})
     return previous
 
 
-def rollback(name: str) -> tuple[VersionRef, VersionRef]:
-    """Move ``champion`` back to the version it replaced; returns (from, to)."""
-    current = get_alias(name, CHAMPION)
-    if current is None:
-        raise RecsysError(f"registered model {name!r} has no champion; nothing to roll back")
-    mv = _client().get_model_version(name, current.version)
-    previous = mv.tags.get("previous_champion", "none")
-    if previous in ("", "none"):
-        raise RecsysError(
-            f"champion {name}/{current.version} replaced no earlier version; "
-            "nothing to roll back to"
-        )
-    target = VersionRef(name, previous)
-    tag_version(current, {"status": "rolled_back",
-                          "rolled_back_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    _client().set_registered_model_alias(name, CHAMPION, previous)
-    # the restored version keeps its own previous_champion, so rollbacks can be chained
+def rollback(name: str, *, expected: str | None = None,
+             alias: str = CHAMPION) -> tuple[VersionRef, VersionRef]:
+    """Move ``alias`` back to the version it replaced; returns (from, to).
+
+    ``expected``, when given, is the version the caller means to roll back: if ``alias`` has
+    moved since, nothing changes (:class:`StalePromotionError`).
+    """
+    from mlflow.exceptions import MlflowException
+
+    with promotion_lock(name, alias):
+        current = get_alias(name, alias)
+        if current is None:
+            raise RecsysError(f"registered model {name!r} has no {alias}; nothing to roll back")
+        if expected is not None and current.version != str(expected):
+            raise StalePromotionError(
+                f"{alias} of {name!r} is version {current.version} now, not {expected}: "
+                "nothing rolled back; check `recsys models` and roll back again if needed",
+                judged=str(expected), current=current.version,
+            )
+        mv = _client().get_model_version(name, current.version)
+        previous = mv.tags.get("previous_champion", "none")
+        if previous in ("", "none"):
+            raise RecsysError(
+                f"{alias} {name}/{current.version} replaced no earlier version; "
+                "nothing to roll back to"
+            )
+        if previous == current.version:
+            raise RecsysError(
+                f"{alias} {name}/{current.version} records itself as its previous champion "
+                "(written by an older recsys); set its previous_champion tag by hand"
+            )
+        target = VersionRef(name, previous)
+        try:
+            _client().get_model_version(name, previous)
+        except MlflowException as exc:
+            raise RecsysError(
+                f"{alias} {name}/{current.version} replaced version {previous}, which no "
+                f"longer exists ({exc}); nothing rolled back"
+            ) from exc
+        tag_version(current, {"status": "rolled_back", "rolled_back_at": _now()})
+        _client().set_registered_model_alias(name, alias, previous)
+        # the restored version keeps its own previous_champion, so rollbacks can be chained
+        tag_version(target, {"status": "champion"})
     return current, target

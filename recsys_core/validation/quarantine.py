@@ -1,9 +1,10 @@
 """Quarantine: set rows that break a row-level rule aside, with their reason, instead of failing.
 
 Only row-level failures can be quarantined: a null id, rating or timestamp, a rating outside the
-scale, a timestamp in the future, and a repeated ``(user, item, timestamp)`` beyond its first
-occurrence. Table-level failures (missing or mistyped columns, too few rows, users or items) are
-left in place for the suite to fail on. Nothing is dropped silently: every quarantined row is
+scale, a timestamp in the future, and a repeated ``(user, item)`` pair other than its latest
+rating (the rows the default duplicates policy, ``latest``, would drop). Table-level failures
+(missing or mistyped columns, too few rows, users or items) are left in place for the suite to
+fail on. Nothing is dropped silently: every quarantined row is
 returned with a ``reason`` column and counted.
 """
 
@@ -31,7 +32,7 @@ REASONS = (
     "duplicate",
 )
 
-KEY = ("user", "item", "timestamp")
+KEY = ("user", "item")
 
 
 class Quarantined(NamedTuple):
@@ -78,9 +79,9 @@ def quarantine(frame: pd.DataFrame, rules: ValidationRules | None = None) -> Qua
     frame
         The interaction table.
     rules
-        The thresholds (defaults when None). Duplicates are only quarantined when
-        ``rules.allow_duplicates`` is False; the first occurrence of a repeated
-        ``(user, item, timestamp)`` among the otherwise valid rows is kept.
+        The thresholds (defaults when None). Among the otherwise valid rows, a repeated
+        ``(user, item)`` pair keeps its latest rating (the last one in the data between equal
+        timestamps), as the ``latest`` duplicates policy does; the others are quarantined.
 
     Returns
     -------
@@ -93,11 +94,15 @@ def quarantine(frame: pd.DataFrame, rules: ValidationRules | None = None) -> Qua
     reason = np.full(n, None, dtype=object)
     for name, mask in row_failures(frame, rules).items():
         reason[mask & (reason == None)] = name  # noqa: E711 - elementwise on an object array
-    if not rules.allow_duplicates and all(c in frame.columns for c in KEY):
-        free = reason == None  # noqa: E711
-        dup = np.zeros(n, dtype=bool)
-        dup[free] = frame.loc[free, list(KEY)].duplicated(keep="first").to_numpy()
-        reason[dup] = "duplicate"
+    if all(c in frame.columns for c in (*KEY, "timestamp")):
+        free = np.flatnonzero(reason == None)  # noqa: E711
+        rows = frame.iloc[free]
+        ts = rows["timestamp"]
+        # a non-numeric timestamp column fails the table anyway; the data's order decides then
+        order = np.argsort(ts.to_numpy() if is_numeric(ts) else np.zeros(len(rows)),
+                           kind="stable")
+        beaten = rows.iloc[order][list(KEY)].duplicated(keep="last").to_numpy()
+        reason[free[order[beaten]]] = "duplicate"
     bad = reason != None  # noqa: E711
     clean = frame.loc[~bad].reset_index(drop=True)
     rows = frame.loc[bad].assign(reason=reason[bad])

@@ -40,11 +40,11 @@ class CheckResult:
     unexpected_count, unexpected_percent
         Rows breaking a row-level check (None for table-level checks). The percent is Great
         Expectations' own: of the non-null values for range and uniqueness checks. The
-        uniqueness check counts every row of a repeated key, the first occurrence included.
+        uniqueness check counts every row of a repeated pair, the one to keep included.
     samples
         A few breaking rows, each a dict with its ``row`` position and the row's values.
     note
-        Extra detail on a failure (duplicates beyond the first occurrence, ...).
+        Extra detail on a failure (rows beyond one per repeated pair, ...).
     error
         Why Great Expectations could not evaluate the check, if it could not.
     """

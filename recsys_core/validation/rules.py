@@ -11,8 +11,10 @@ class ValidationRules(BaseModel):
     """What valid interaction data looks like.
 
     Table-level rules (columns, row, user and item counts) fail the data as a whole; row-level
-    rules (nulls, rating scale, future timestamps, duplicates) fail it too, unless ``quarantine``
-    sets the offending rows aside. The interaction minimums per user and per item only warn:
+    rules (nulls, rating scale, future timestamps, repeated (user, item) pairs) fail it too,
+    unless ``quarantine`` sets the offending rows aside. Repeated pairs are resolved before
+    validation by the duplicates policy of the data (``recsys_core.data.duplicates``); the
+    check catches tables that skipped it. The interaction minimums per user and per item only warn:
     sparse users and items are normal in recommender data, but a large share of them is worth
     a look.
     """
@@ -32,9 +34,6 @@ class ValidationRules(BaseModel):
     )
     max_timestamp: int | None = Field(
         None, description="latest valid timestamp (epoch seconds); None: the time of validation"
-    )
-    allow_duplicates: bool = Field(
-        False, description="accept several rows with the same (user, item, timestamp)"
     )
     quarantine: bool = Field(
         False, description="set invalid rows aside (reported, written out) instead of failing"

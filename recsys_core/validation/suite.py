@@ -146,15 +146,16 @@ def build_checks(frame: pd.DataFrame, rules: ValidationRules) -> list[CheckSpec]
                 f"max_timestamp, {_QUARANTINE_HINT}",
             )
         )
-    if not rules.allow_duplicates and all(c in present for c in KEY):
+    if all(c in present for c in KEY):
         checks.append(
             spec(
                 "unique_interactions",
                 gxe.ExpectCompoundColumnsToBeUnique(column_list=list(KEY)),
                 KEY,
-                "rows sharing their (user, item, timestamp) with another row",
-                f"deduplicate the data or set allow_duplicates=True, {_QUARANTINE_HINT} "
-                "(the first occurrence is kept)",
+                "rows rating the same (user, item) pair as another row",
+                "apply a duplicates policy first: latest (the default of collect and of "
+                "--duplicates), mean or refuse, see recsys_core.data.duplicates; "
+                f"{_QUARANTINE_HINT} (the latest rating of each pair is kept)",
             )
         )
     checks.append(
@@ -239,7 +240,7 @@ def _check_result(
         ]
         if spec.name == "unique_interactions":
             extra = int(frame.duplicated(subset=list(KEY), keep="first").sum())
-            note = f"{extra:,} beyond the first occurrence"
+            note = f"{extra:,} beyond one row per pair"
     percent = res.get("unexpected_percent")
     return CheckResult(
         name=spec.name,

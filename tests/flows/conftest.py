@@ -1,17 +1,6 @@
-"""One Prefect test server for every flow test; each test gets its own MLflow store in tmp."""
+"""Each flow test gets its own MLflow store in tmp (one Prefect test server: tests/conftest.py)."""
 
 import pytest
-
-
-@pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory):
-    import os
-
-    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=180):
-        yield
 
 
 @pytest.fixture

@@ -130,3 +130,92 @@ def test_evaluate_reads_s3_objects(files, monkeypatch):
         assert "s3://data/nope.csv does not exist" in " ".join(missing.output.split())
     finally:
         server.stop()
+
+
+def _strict_json(text):
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_evaluate_json_equals_the_library_on_the_same_files(files):
+    from recsys_core.data import collect
+    from recsys_core.evaluation import evaluate
+    from recsys_core.features import Interactions
+    from recsys_core.models.registry import create
+
+    root, _ = files
+    args = ["--train", root / "train.csv", "--test", root / "test.tsv", "-k", 7]
+    res = _invoke("evaluate", *args, "--model", "sgd-mf", "--param", "epochs=4", "--param",
+                  "factors=6", "--json")
+    assert res.exit_code == 0, res.output
+    out = _strict_json(res.stdout)
+    train = collect(str(root / "train.csv")).interactions
+    test = collect(str(root / "test.tsv")).interactions
+    rec = create("sgd-mf", {"epochs": 4, "factors": 6}).fit(Interactions.from_frame(train))
+    expected = evaluate(rec, train, test, k=7).metrics
+    assert set(expected) <= set(out)
+    for name, value in expected.items():
+        assert out[name] == pytest.approx(value, rel=1e-12, abs=1e-12), name
+    assert out["rmse"] > 0 and out["ndcg_at_7"] > 0  # a real score, not a placeholder
+    assert (out["k"], out["k_requested"], out["n_train"]) == (7, 7, len(train))
+
+
+def test_evaluate_clips_k_to_the_catalogue_with_a_note(files):
+    root, s = files
+    n_items = s.train["item"].nunique()
+    res = _invoke("evaluate", "--train", root / "train.csv", "--test", root / "test.tsv",
+                  "--model", "bias", "-k", 999)
+    assert res.exit_code == 0, res.output
+    assert f"note: k=999 is larger than the {n_items} item(s) of the training data; using " \
+           f"k={n_items}" in " ".join(res.output.split())
+    res = _invoke("evaluate", "--train", root / "train.csv", "--test", root / "test.tsv",
+                  "--model", "bias", "-k", 999, "--json")
+    out = _strict_json(res.stdout)
+    assert (out["k"], out["k_requested"]) == (n_items, 999)
+    assert f"ndcg_at_{n_items}" in out
+
+
+def test_evaluate_checks_output_paths_before_fitting(files, tmp_path, monkeypatch):
+    from recsys_core.models.baselines import Bias
+
+    fitted = []
+    monkeypatch.setattr(Bias, "fit", lambda self, *a, **kw: fitted.append(1) or self)
+    root, _ = files
+    res = _invoke("evaluate", "--train", root / "train.csv", "--test", root / "test.tsv",
+                  "--model", "bias", "--predictions-out", tmp_path / "missing" / "p.csv")
+    assert res.exit_code == 2 and "does not exist" in res.output
+    assert fitted == [] and not (tmp_path / "missing").exists()
+
+
+def test_evaluate_duplicates_policy_is_the_collect_policy(tmp_path):
+    rows = "user,item,rating,timestamp\n" + "".join(
+        f"{u},{i},{1 + (u + i) % 5},{u * 10 + i}\n" for u in range(12) for i in range(8))
+    (tmp_path / "train.csv").write_text(rows + "0,0,5,1000\n0,0,1,900\n")
+    (tmp_path / "test.csv").write_text(rows)
+    base = ["evaluate", "--train", tmp_path / "train.csv", "--test", tmp_path / "test.csv",
+            "--model", "bias", "--json"]
+    latest = _strict_json(_invoke(*base).stdout)
+    mean = _strict_json(_invoke(*base, "--duplicates", "mean").stdout)
+    assert latest["n_train"] == mean["n_train"] == 96  # one row per pair
+    assert latest["rmse"] != mean["rmse"]  # (0, 0) is 5 (latest) or (1 + 5 + 1) / 3 (mean)
+    noted = _invoke(*base[:-1])
+    assert "note: 2 repeated (user, item) row(s) of the train file resolved by the duplicates " \
+           "policy 'latest'" in " ".join(noted.output.split())
+
+
+def test_finite_or_none_keeps_json_strict():
+    from recsys_cli.main import _finite_or_none
+
+    assert [_finite_or_none(v) for v in (float("nan"), float("inf"), 0.5, 3, "x")] == [
+        None, None, 0.5, 3, "x"]
+
+
+def test_recommend_refuses_a_huge_k_before_touching_the_registry(tmp_path, monkeypatch):
+    # the champion path itself (model_state, clipping k to the catalogue) runs in the flow tests
+    monkeypatch.chdir(tmp_path)
+    huge = _invoke("recommend", "--user", "1", "-k", 10**9)
+    assert huge.exit_code == 2
+    assert "k=1000000000 is larger than the maximum of 1000" in " ".join(huge.output.split())
+    assert not (tmp_path / ".recsys").exists()

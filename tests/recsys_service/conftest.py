@@ -2,6 +2,7 @@
 publish fitted models into it the way the training flow does."""
 
 import itertools
+import shutil
 import socket
 import threading
 import time
@@ -25,9 +26,11 @@ def data():
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """A working directory with its embedded MLflow store (creating one takes seconds)."""
+def store(tmp_path_factory, empty_store_db):
+    """A working directory with its embedded MLflow store, shared by the module's tests."""
     root = tmp_path_factory.mktemp("registry")
+    (root / mlflow_run.EMBEDDED_DIR).mkdir()
+    shutil.copy(empty_store_db, root / mlflow_run.EMBEDDED_DIR / "mlflow.db")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "RECSYS_SERVE_REGISTERED_MODEL",

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from recsys_core.data import files
-from recsys_core.exceptions import DataError, DataSourceError
+from recsys_core.exceptions import ConfigError, DataError, DataSourceError
 
 EXPECTED = pd.DataFrame(
     {
@@ -275,3 +275,77 @@ def test_load_s3_unreachable_endpoint(s3):
     message = str(err.value)
     assert f"cannot reach S3 at {endpoint}" in message
     assert "s3://ratings/ratings.csv" in message
+
+
+class SilentEndpoint:
+    """A socket that accepts connections and never answers (a hung S3 or a wrong port)."""
+
+    def __init__(self):
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.connections = []
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections.append(conn)
+
+    def close(self):
+        for conn in self.connections:
+            conn.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def silent(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    endpoint = SilentEndpoint()
+    yield endpoint
+    endpoint.close()
+
+
+def test_default_s3_limits_bound_a_silent_endpoint_under_a_minute(monkeypatch):
+    for name in ("CONNECT_TIMEOUT", "READ_TIMEOUT", "MAX_ATTEMPTS"):
+        monkeypatch.delenv(f"RECSYS_S3_{name}", raising=False)
+    settings = files.S3Settings()
+    assert (settings.connect_timeout, settings.read_timeout, settings.max_attempts) == (5, 10, 3)
+    assert settings.worst_case_seconds() == 3 * 15 + 1 + 2
+    assert settings.worst_case_seconds() < 60
+
+
+def test_silent_s3_endpoint_fails_after_the_configured_attempts(silent, monkeypatch):
+    monkeypatch.setenv("RECSYS_S3_READ_TIMEOUT", "0.5")
+    monkeypatch.setenv("RECSYS_S3_MAX_ATTEMPTS", "2")
+    with pytest.raises(DataSourceError) as err:
+        files.load_s3("s3://ratings/r.csv", endpoint_url=silent.url)
+    message = str(err.value)
+    assert f"cannot reach S3 at {silent.url} to read s3://ratings/r.csv" in message
+    assert "Read timeout" in message and "2 attempt(s)" in message
+    assert "RECSYS_S3_READ_TIMEOUT" in message
+    assert len(silent.connections) == 2  # the settings reach botocore: two attempts, no more
+
+
+def test_s3_messages_never_carry_credentials(silent, monkeypatch):
+    monkeypatch.setenv("RECSYS_S3_READ_TIMEOUT", "0.2")
+    monkeypatch.setenv("RECSYS_S3_MAX_ATTEMPTS", "1")
+    endpoint = silent.url.replace("http://", "http://admin:hunter2@")
+    with pytest.raises(DataSourceError) as err:
+        files.load_s3("s3://ratings/r.csv", endpoint_url=endpoint)
+    assert "hunter2" not in str(err.value) and "testing" not in str(err.value)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "abc"])
+def test_bad_s3_settings_are_refused(monkeypatch, value):
+    monkeypatch.setenv("RECSYS_S3_READ_TIMEOUT", value)
+    with pytest.raises(ConfigError, match="invalid S3 setting.*RECSYS_S3_READ_TIMEOUT"):
+        files.s3_client("http://127.0.0.1:9")

@@ -204,3 +204,64 @@ def test_offline_download_explains_what_to_do(cache, offline):
 def test_offline_collect_through_sources(cache, offline):
     with pytest.raises(DataSourceError, match="synthetic"):
         sources.collect("movielens-1m")
+
+
+# ---------------------------------------------------------------- download over HTTP
+
+
+@pytest.fixture
+def mirror(tmp_path, cache, monkeypatch):
+    """A local HTTP server standing in for GroupLens (RECSYS_MOVIELENS_URL points at it)."""
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path / "mirror"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("RECSYS_MOVIELENS_URL", f"http://127.0.0.1:{server.server_port}/ml")
+    yield root
+    server.shutdown()
+    server.server_close()
+
+
+def _publish(mirror, md5=None):
+    rel = movielens.release("latest-small")  # no md5 in the table: the published .md5 counts
+    (mirror / "ml").mkdir(exist_ok=True)
+    zipped = _zip(mirror / "ml" / rel.zip_name, rel.folder,
+                  {"ratings.csv": RATINGS_CSV, "movies.csv": MOVIES_CSV})
+    digest = md5 or hashlib.md5(zipped.read_bytes()).hexdigest()
+    (mirror / "ml" / (rel.zip_name + ".md5")).write_text(f"{digest}  {rel.zip_name}\n")
+    return rel, zipped
+
+
+def test_download_checks_the_published_md5_and_caches_the_zip(mirror, cache, caplog):
+    rel, zipped = _publish(mirror)
+    assert rel.url.startswith("http://127.0.0.1:") and rel.url.endswith("/ml/ml-latest-small.zip")
+    collected = sources.collect("movielens-latest-small")
+    assert collected.source == "movielens-latest-small"
+    assert collected.interactions["rating"].tolist() == [4.0, 4.5]
+    assert (cache / rel.zip_name).read_bytes() == zipped.read_bytes()
+    assert not list(cache.glob("*.part"))
+    with caplog.at_level(logging.WARNING, logger="recsys_core.data.movielens"):
+        movielens.fetch("latest-small")  # from the cache, checked again, verified
+    assert "not verified" not in caplog.text
+
+
+def test_download_with_a_mismatching_md5_is_refused_and_not_kept(mirror, cache):
+    rel, _ = _publish(mirror, md5="0" * 32)
+    with pytest.raises(DataSourceError) as err:
+        movielens.fetch("latest-small")
+    message = str(err.value)
+    assert "checksum mismatch for the download" in message
+    assert f"expected {'0' * 32}" in message and rel.url in message
+    assert not (cache / rel.zip_name).exists() and not list(cache.glob("*.part"))
+
+
+def test_a_missing_zip_on_the_server_is_a_data_source_error(mirror, cache):
+    with pytest.raises(DataSourceError, match="HTTP Error 404"):
+        movielens.fetch("latest-small")
+    assert not list(cache.glob("*"))

@@ -7,6 +7,7 @@ import pytest
 
 from recsys_core.data import snapshot, synthetic
 from recsys_core.data.schema import Collected
+from recsys_core.exceptions import DataError
 
 
 @pytest.fixture
@@ -109,3 +110,39 @@ def test_read_without_items(collected, tmp_path):
     frame, items = snapshot.read(snap)
     assert items is None
     assert len(frame) == len(plain.interactions)
+
+
+def _tamper(snap):
+    """Rewrite the cached interactions: half the rows, every rating 5 (a plausible edit)."""
+    frame = pd.read_parquet(snap.interactions_path)
+    frame.iloc[: len(frame) // 2].assign(rating=5.0).to_parquet(snap.interactions_path,
+                                                                index=False)
+
+
+def test_reading_a_tampered_snapshot_is_refused(collected, tmp_path):
+    snap = snapshot.write(collected, tmp_path)
+    _tamper(snap)
+    with pytest.raises(DataError) as err:
+        snapshot.read(snap)
+    message = str(err.value)
+    assert f"snapshot {snap.digest[:16]} at {snap.path} was altered after it was written" in message
+    assert f"({len(collected.interactions) // 2} rows found, {snap.n_rows} recorded)" in message
+    assert f"delete {snap.path} and collect the data again" in message
+
+
+def test_writing_over_a_tampered_snapshot_rebuilds_it(collected, tmp_path, caplog):
+    snap = snapshot.write(collected, tmp_path)
+    _tamper(snap)
+    with caplog.at_level("WARNING", logger="recsys_core.data.snapshot"):
+        again = snapshot.write(collected, tmp_path)
+    assert again == snap
+    assert "was altered after it was written" in caplog.text and "rebuilding" in caplog.text
+    frame, _ = snapshot.read(again)  # the digest holds again
+    pd.testing.assert_frame_equal(frame, collected.interactions, check_dtype=False)
+
+
+def test_an_unreadable_snapshot_is_a_data_error(collected, tmp_path):
+    snap = snapshot.write(collected, tmp_path)
+    snap.interactions_path.write_bytes(b"not parquet")
+    with pytest.raises(DataError, match="cannot be read from"):
+        snapshot.read(snap)

@@ -3,7 +3,7 @@
 import pytest
 
 from recsys_core.data import sources, synthetic
-from recsys_core.exceptions import ConfigError, DataSourceError
+from recsys_core.exceptions import ConfigError, DataError, DataSourceError
 
 
 def test_collect_synthetic_tiny():
@@ -64,3 +64,47 @@ def test_unsupported_scheme(source):
         sources.collect(source)
     assert f"unsupported source {source!r}" in str(err.value)
     assert "s3://" in str(err.value)
+
+
+REPEATS = "user,item,rating,timestamp\n1,a,1,10\n1,a,5,30\n1,b,3,10\n2,a,4,5\n1,a,2,20\n"
+
+
+@pytest.mark.parametrize(
+    ("policy", "ratings", "removed"),
+    [("latest", [5.0, 3.0, 4.0], 2), ("mean", [pytest.approx(8 / 3), 3.0, 4.0], 2)],
+)
+def test_collect_applies_the_duplicates_policy(tmp_path, policy, ratings, removed):
+    path = tmp_path / "r.csv"
+    path.write_text(REPEATS)
+    collected = sources.collect(str(path), duplicates=policy)
+    assert collected.interactions["rating"].tolist() == ratings
+    assert collected.extra["duplicates_removed"] == removed
+
+
+def test_collect_refuses_duplicates_when_asked(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text(REPEATS)
+    with pytest.raises(DataError, match="user '1' and item 'a' on data rows 1, 2, 5"):
+        sources.collect(str(path), duplicates="refuse")
+
+
+def test_collect_checks_the_policy_before_reading():
+    with pytest.raises(ConfigError, match="unknown duplicates policy 'keep'"):
+        sources.collect("no-such-file.csv", duplicates="keep")
+
+
+def test_collect_of_a_folder_is_a_data_source_error(tmp_path):
+    # not retried: DataError is never transient
+    with pytest.raises(DataSourceError, match="is a folder; give the path of a ratings file"):
+        sources.collect(str(tmp_path))
+
+
+def test_collect_synthetic_has_no_repeated_pairs():
+    collected = sources.collect("synthetic:tiny")
+    assert collected.extra["duplicates_removed"] == 0
+
+
+def test_messages_never_carry_credentials():
+    with pytest.raises(DataSourceError) as err:
+        sources.collect("http://admin:hunter2@example.com/r.csv")
+    assert "hunter2" not in str(err.value) and "http://***@example.com/r.csv" in str(err.value)

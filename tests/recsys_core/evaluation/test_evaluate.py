@@ -9,7 +9,7 @@ import pytest
 from recsys_core.data import synthetic
 from recsys_core.evaluation import evaluate
 from recsys_core.evaluation import metrics as M
-from recsys_core.exceptions import ConfigError
+from recsys_core.exceptions import ConfigError, DataError
 from recsys_core.features import Interactions, SplitConfig, split
 
 # the models come from their module: these tests need the baselines only
@@ -174,3 +174,32 @@ def test_a_repeated_test_pair_counts_once(popularity):
     twice = evaluate(popularity, TRAIN, repeated, k=2).metrics
     for name in ("recall_at_2", "ndcg_at_2", "map_at_2"):
         assert twice[name] == pytest.approx(once[name]), name
+
+
+def test_k_is_bounded_by_the_configured_maximum(popularity, monkeypatch):
+    monkeypatch.delenv("RECSYS_MAX_K", raising=False)
+    with pytest.raises(ConfigError, match=r"k=1000000000 is larger than the maximum of 1000"):
+        evaluate(popularity, TRAIN, TEST, k=1_000_000_000)
+    monkeypatch.setenv("RECSYS_MAX_K", "3")
+    with pytest.raises(ConfigError, match="k=4 is larger than the maximum of 3.*RECSYS_MAX_K"):
+        evaluate(popularity, TRAIN, TEST, k=4)
+    assert "ndcg_at_3" in evaluate(popularity, TRAIN, TEST, k=3).metrics
+    monkeypatch.setenv("RECSYS_MAX_K", "lots")
+    with pytest.raises(ConfigError, match="RECSYS_MAX_K must be a positive integer, got 'lots'"):
+        evaluate(popularity, TRAIN, TEST, k=3)
+
+
+def test_k_beyond_the_catalogue_counts_empty_slots_as_misses(popularity):
+    # 4 items in the catalogue; slots 5..6 stay empty and precision divides by k
+    at4 = evaluate(popularity, TRAIN, TEST, k=4).metrics
+    at6 = evaluate(popularity, TRAIN, TEST, k=6).metrics
+    assert at6["recall_at_6"] == pytest.approx(at4["recall_at_4"])
+    assert at6["precision_at_6"] == pytest.approx(at4["precision_at_4"] * 4 / 6)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_test_ratings_are_refused(popularity, bad):
+    test = TEST.assign(rating=[4.0, bad, 5.0, 5.0, 3.0])
+    with pytest.raises(DataError, match=r"1 rating\(s\) that are not finite.*user 'u1' and item "
+                                        r"'d'; metrics would be NaN"):
+        evaluate(popularity, TRAIN, test, k=2)

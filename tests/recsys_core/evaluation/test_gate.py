@@ -176,3 +176,97 @@ def test_to_markdown_without_champion():
     md = d.to_markdown()
     assert md.startswith("# Gate PASSED")
     assert "no champion yet" in md
+
+
+# --- boundaries: NaN, ties, exactly at the tolerance, unavailable champion, reasons order ---
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_primary_is_refused_without_baseline_or_threshold(value):
+    cfg = GateConfig(thresholds={})
+    d = decide({"ndcg_at_10": value}, config=cfg, primary="ndcg_at_10")
+    assert not d.passed
+    assert "not a finite number" in _check(d, "primary metric").detail
+
+
+def test_nan_primary_is_refused_against_a_champion():
+    d = decide({"rmse": float("nan"), "mae": 0.7}, config=RATING, primary="rmse",
+               champion={"rmse": 0.9, "mae": 0.7}, baseline={"rmse": 0.95})  # fmt: skip
+    assert not d.passed
+    assert not _check(d, "beats champion").passed
+    assert not _check(d, "beats baseline").passed
+
+
+def test_guard_exactly_at_its_tolerance_passes_and_just_beyond_fails():
+    champion = {"rmse": 0.90, "mae": 0.70}
+    # 0.72 - 0.70 is 0.0199999... in binary: the tolerance is inclusive, as written
+    at = decide({"rmse": 0.85, "mae": 0.72}, config=RATING, primary="rmse", champion=champion)
+    assert _check(at, "guard mae").passed and at.passed
+    beyond = decide({"rmse": 0.85, "mae": 0.7201}, config=RATING, primary="rmse",
+                    champion=champion)  # fmt: skip
+    assert not _check(beyond, "guard mae").passed and not beyond.passed
+
+
+def test_improvement_exactly_at_min_improvement_passes_and_just_below_fails():
+    champion = {"rmse": 0.90}
+    at = decide({"rmse": 0.89}, config=RATING, primary="rmse", champion=champion)
+    assert _check(at, "beats champion").passed
+    below = decide({"rmse": 0.8901}, config=RATING, primary="rmse", champion=champion)
+    assert not _check(below, "beats champion").passed
+
+
+def test_the_baseline_is_used_when_given():
+    worse = decide({"rmse": 0.99}, config=RATING, primary="rmse", baseline={"rmse": 0.98})
+    assert not worse.passed and not _check(worse, "beats baseline").passed
+    no_primary = decide({"rmse": 0.9}, config=RATING, primary="rmse", baseline={"mae": 0.7})
+    assert not no_primary.passed
+    assert "baseline has no 'rmse'" in _check(no_primary, "beats baseline").detail
+
+
+def test_reasons_list_failures_first():
+    d = decide({"rmse": 0.85, "mae": 0.80}, config=RATING, primary="rmse",
+               champion={"rmse": 0.90, "mae": 0.70}, baseline={"rmse": 0.95})  # fmt: skip
+    assert [c.passed for c in d.checks] == [True, True, True, False]
+    assert d.reasons[0].startswith("FAIL guard mae")
+    assert [r.split(" ")[0] for r in d.reasons] == ["FAIL", "PASS", "PASS", "PASS"]
+
+
+def test_unavailable_champion_defaults_to_thresholds_and_baseline():
+    d = decide({"rmse": 0.85, "mae": 0.7}, config=RATING, primary="rmse",
+               baseline={"rmse": 0.95}, champion_version="4",
+               champion_unavailable="its model state cannot be loaded: gone")  # fmt: skip
+    assert d.passed
+    check = _check(d, "champion available")
+    assert check.passed
+    assert check.detail.startswith("champion unavailable: its model state cannot be loaded: gone "
+                                   "(version 4)")
+    assert "on_champion_unavailable='baseline'" in check.detail
+    assert not [c for c in d.checks if c.name == "beats champion"]
+    assert d.champion_unavailable and "champion unavailable" in d.to_markdown()
+    # the baseline must still be beaten, and must be there to be beaten
+    worse = decide({"rmse": 0.96}, config=RATING, primary="rmse", baseline={"rmse": 0.95},
+                   champion_version="4", champion_unavailable="gone")  # fmt: skip
+    assert not worse.passed
+    missing = decide({"rmse": 0.85}, config=RATING, primary="rmse", champion_version="4",
+                     champion_unavailable="gone")  # fmt: skip
+    assert not missing.passed
+    assert "no baseline given" in _check(missing, "beats baseline").detail
+
+
+def test_unavailable_champion_can_refuse():
+    cfg = RATING.model_copy(update={"on_champion_unavailable": "refuse"})
+    d = decide({"rmse": 0.5}, config=cfg, primary="rmse", baseline={"rmse": 0.95},
+               champion_version="4", champion_unavailable="gone")  # fmt: skip
+    assert not d.passed
+    assert d.reasons[0] == ("FAIL champion available: champion unavailable: gone (version 4); "
+                            "refused (on_champion_unavailable='refuse')")
+    with pytest.raises(ValidationError):
+        GateConfig(on_champion_unavailable="ignore")
+
+
+def test_a_champion_scoring_nan_is_unavailable_not_unbeatable():
+    d = decide({"rmse": 0.85, "mae": 0.7}, config=RATING, primary="rmse",
+               champion={"rmse": float("nan"), "mae": 0.7}, champion_version="2",
+               baseline={"rmse": 0.95})  # fmt: skip
+    assert d.passed
+    assert "rmse re-scored on this split is nan" in _check(d, "champion available").detail

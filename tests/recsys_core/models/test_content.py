@@ -13,10 +13,10 @@ def test_tokens():
     ]
 
 
-def test_beats_the_bias_baseline(small, rmse):
-    bias = create("bias").fit(small.data)
-    model = create("content").fit(small.data)
-    assert rmse(model, small) < rmse(bias, small)
+def test_quality(quality):
+    # measured on the fixture: RMSE 0.9212 against the bias baseline's 0.9284 (the synthetic
+    # metadata carries a little of the taste); with the user profiles zeroed it is the baseline
+    model = quality.rating("content", {}, beats_bias_by=0.004, zeroed=("user_profiles_",))
     assert model.gamma_ > 0
 
 

@@ -1,7 +1,13 @@
 """The contract every registered model keeps, checked on tiny synthetic data."""
 
+import json
+import re
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from recsys_core.exceptions import ConfigError, ModelCapabilityError, NotFittedError
 from recsys_core.models import available, create
@@ -21,6 +27,21 @@ def test_every_family_is_registered():
         "svdpp", "bpmf", "implicit-als", "implicit-bpr", "ease", "blend",
     }
     assert expected <= set(MODELS)
+
+
+# the bars the others are held to (conftest.Quality)
+BASELINES = {"bias", "global-mean", "popularity"}
+
+
+@pytest.mark.parametrize("name", sorted(set(MODELS) - BASELINES))
+def test_every_model_has_a_quality_bar(name):
+    # a new model gets the same scrutiny: a test of its own through conftest's `quality`
+    calls = re.compile(rf'quality\.(rating|ranking)\(\s*"{re.escape(name)}"')
+    tests = Path(__file__).parent.glob("test_*.py")
+    assert any(calls.search(t.read_text()) for t in tests), (
+        f"model {name!r} has no quality test: add one that calls quality.rating({name!r}, ...) "
+        f"or quality.ranking({name!r}, ...) with the margin measured on the fixture"
+    )
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -105,3 +126,63 @@ def test_same_seed_same_model(fitted, tiny, fast):
             model.predict(tiny.test["user"], tiny.test["item"]),
             again.predict(tiny.test["user"], tiny.test["item"]),
         )
+
+
+# models whose saved folder exports user and item factors as Parquet; svdpp's user vectors are
+# p_u plus its implicit sum, the vector its predictions use
+FACTORS = {
+    "sgd-mf": "user_factors_", "als": "user_factors_", "svdpp": "user_vectors_",
+    "implicit-als": "user_factors_", "implicit-bpr": "user_factors_",
+}  # fmt: skip
+BIASED = {"sgd-mf", "als", "svdpp"}  # r = mu + b_u + b_i + user . item
+
+
+def test_manifest_and_factors_load_with_plain_pandas(fitted, tiny, tmp_path):
+    name, model = fitted
+    folder = model.save(tmp_path / name)
+    manifest = json.loads((folder / "MANIFEST.json").read_text())
+    assert manifest["model"] == name
+    assert type(model)(**manifest["config"]).get_params() == model.get_params()
+    assert (folder / "MANIFEST.md").read_text().startswith(f"# Model state: {name}")
+    entries = {e["name"]: e for e in manifest["arrays"]}
+    with np.load(folder / "state.npz", allow_pickle=False) as state:
+        assert set(state.files) | set(json.loads((folder / "model.json").read_text())["sparse"]) \
+            == set(entries)
+        for key in state.files:
+            assert entries[key]["file"] == "state.npz"
+            assert entries[key]["shape"] == list(state[key].shape)
+            assert entries[key]["dtype"] == str(state[key].dtype)
+    for entry in entries.values():
+        assert entry["description"], f"{name} does not describe {entry['name']} (state_docs)"
+        if entry["file"] != "state.npz":
+            assert list(sp.load_npz(folder / entry["file"]).shape) == entry["shape"]
+    for scalar, value in manifest["scalars"].items():
+        assert value["description"], f"{name} does not describe {scalar} (state_docs)"
+    for member in manifest["members"]:
+        assert (folder / member / "MANIFEST.json").exists()
+
+    users = json.loads((folder / "user_ids.json").read_text())
+    items = json.loads((folder / "item_ids.json").read_text())
+    assert set(users) == set(tiny.train["user"].astype(str))  # the original ids
+    tables = {t["file"] for t in manifest["tables"]}
+    if name not in FACTORS:
+        return
+    assert tables == {"user_factors.parquet", "item_factors.parquet"}
+    U = pd.read_parquet(folder / "user_factors.parquet")
+    V = pd.read_parquet(folder / "item_factors.parquet")
+    assert U["user_id"].tolist() == users and V["item_id"].tolist() == items
+    np.testing.assert_array_equal(U.filter(regex=r"^f\d+$").to_numpy(),
+                                  getattr(model, FACTORS[name]))
+    np.testing.assert_array_equal(V.filter(regex=r"^f\d+$").to_numpy(), model.item_factors_)
+    if name in BIASED:
+        # a prediction rebuilt from the manifest and the two tables alone, by raw ids
+        pairs = tiny.test[tiny.test["user"].isin(users) & tiny.test["item"].isin(items)][:20]
+        u = U.set_index("user_id").loc[pairs["user"].astype(str)]
+        v = V.set_index("item_id").loc[pairs["item"].astype(str)]
+        factor_cols = [c for c in U.columns if c.startswith("f")]
+        rebuilt = (manifest["scalars"]["mu_"]["value"] + u["bias"].to_numpy()
+                   + v["bias"].to_numpy()
+                   + (u[factor_cols].to_numpy() * v[factor_cols].to_numpy()).sum(axis=1))
+        lo, hi = model.rating_scale_
+        np.testing.assert_allclose(np.clip(rebuilt, lo, hi),
+                                   model.predict(pairs["user"], pairs["item"]), rtol=1e-9)

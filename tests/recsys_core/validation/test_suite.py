@@ -88,14 +88,32 @@ def test_future_timestamp_is_detected_against_now_by_default(frame):
     assert validate(frame, ValidationRules(max_timestamp=5_000_000_000_000)).success
 
 
-def test_duplicates_count_every_row_of_a_repeated_key(frame):
-    dup = pd.concat([frame, frame.iloc[[1, 2]]], ignore_index=True)
+def test_duplicates_count_every_row_of_a_repeated_pair(frame):
+    # a pair rated again later is a repeat too: the duplicates policy decides, not validation
+    again = frame.iloc[[1, 2]].assign(timestamp=frame["timestamp"].iloc[[1, 2]] + 60)
+    dup = pd.concat([frame, again], ignore_index=True)
     check = failed(validate(dup, RULES))["unique_interactions"]
     assert check.expectation == "expect_compound_columns_to_be_unique"
-    assert check.columns == ("user", "item", "timestamp")
-    assert check.unexpected_count == 4  # both copies of two keys
-    assert check.note == "2 beyond the first occurrence"
-    assert validate(dup, RULES.model_copy(update={"allow_duplicates": True})).success
+    assert check.columns == ("user", "item")
+    assert check.unexpected_count == 4  # both rows of two pairs
+    assert check.note == "2 beyond one row per pair"
+    assert "apply a duplicates policy first" in check.fix and "--duplicates" in check.fix
+
+
+def test_validation_passes_what_the_duplicates_policy_returns(frame):
+    from recsys_core.data.duplicates import resolve_duplicates
+
+    again = frame.iloc[[1, 2]].assign(timestamp=frame["timestamp"].iloc[[1, 2]] + 60)
+    dup = pd.concat([frame, again], ignore_index=True)
+    for policy in ("latest", "mean"):
+        resolved, dropped = resolve_duplicates(dup, policy)
+        assert dropped == 2 and validate(resolved, RULES).success
+
+
+def test_allow_duplicates_is_gone():
+    # one policy for repeated pairs, set on the data (collect, --duplicates), not here
+    with pytest.raises(ValueError, match="allow_duplicates"):
+        ValidationRules(allow_duplicates=True)
 
 
 def test_missing_column_fails_without_errors_from_its_column_checks(frame):
