@@ -108,7 +108,7 @@ def recommend_all(
         ids = vocab.ids.astype(str)
         idx = np.arange(len(ids), dtype=np.int64)
     else:
-        ids = pd.unique(pd.Series(list(users), dtype=object).astype(str)).astype(str)
+        ids = np.asarray(pd.unique(pd.Series(list(users), dtype=object).astype(str)), dtype=str)
         if ids.size == 0:
             raise ConfigError("the list of users to score is empty; give user ids or none "
                               "(every user)")
@@ -193,8 +193,11 @@ class _Sink:
     def __init__(self, partition: str) -> None:
         self.partition = partition
         self.s3 = partition.startswith("s3://")
-        self._tmp = Path(tempfile.mkdtemp(prefix="recsys-batch-")) if self.s3 else None
-        self.folder = self._tmp if self.s3 else Path(partition)
+        self._tmp: Path | None = None
+        if self.s3:  # parts wait in a temporary folder until uploaded
+            self._tmp = self.folder = Path(tempfile.mkdtemp(prefix="recsys-batch-"))
+        else:
+            self.folder = Path(partition)
         self._clear()
         self.folder.mkdir(parents=True, exist_ok=True)
         self.files: list[str] = []
@@ -212,6 +215,7 @@ class _Sink:
             self._finish_part()
 
     def _finish_part(self) -> None:
+        assert self._writer is not None
         self._writer.close()
         self._writer = None
         name = self._path.name
@@ -225,7 +229,7 @@ class _Sink:
             self._finish_part()
         marker = self.folder / SUCCESS
         marker.write_text("")
-        if self.s3:
+        if self._tmp is not None:
             self._upload(marker, SUCCESS)
             shutil.rmtree(self._tmp, ignore_errors=True)
         return self.files

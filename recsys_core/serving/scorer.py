@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -116,20 +116,24 @@ class Scorer:
         if fold_in_reg is None:
             fold_in_reg = params.get("reg", params.get("regularization", DEFAULT_FOLD_IN_REG))
         self.fold_in_reg = float(fold_in_reg)
+        state: dict[str, Any] = vars(model)  # the fitted attributes of the family
+        # dense ndarray (ease) or CSR (item-knn-implicit), items x items
+        self._W: Any = None
+        self._X: Any = None  # users x items CSR
         if self.family == "item-item":
-            self._W = model.weights_ if hasattr(model, "weights_") else model.similarity_
-            self._X = sp.csr_matrix(model.user_items_)
+            self._W = state["weights_"] if "weights_" in state else state["similarity_"]
+            self._X = sp.csr_matrix(state["user_items_"])
         elif self.family == "factors":
-            self._Q = np.ascontiguousarray(model.item_factors_, dtype=np.float32)
-            P = model.user_vectors_ if hasattr(model, "user_vectors_") else model.user_factors_
+            self._Q = np.ascontiguousarray(state["item_factors_"], dtype=np.float32)
+            P = state["user_vectors_"] if "user_vectors_" in state else state["user_factors_"]
             self._P = np.ascontiguousarray(P, dtype=np.float32)
-            biased = hasattr(model, "item_bias_") and model.predicts_ratings
+            biased = "item_bias_" in state and model.predicts_ratings
             self._explicit = biased
             n = self.n_items
-            self._mu = float(getattr(model, "mu_", 0.0)) if biased else 0.0
-            self._bi = (np.asarray(model.item_bias_, np.float32) if biased
+            self._mu = float(state.get("mu_", 0.0)) if biased else 0.0
+            self._bi = (np.asarray(state["item_bias_"], np.float32) if biased
                         else np.zeros(n, np.float32))
-            self._bu = (np.asarray(model.user_bias_, np.float32) if biased
+            self._bu = (np.asarray(state["user_bias_"], np.float32) if biased
                         else np.zeros(len(self._P), np.float32))
             norms = np.linalg.norm(self._Q, axis=1, keepdims=True)
             self._Qn = self._Q / np.maximum(norms, 1e-12)
@@ -149,10 +153,14 @@ class Scorer:
         return self._item_pos.get(str(item_id), -1)
 
     def _items(self, ids: Iterable, what: str, warnings: list[str]) -> np.ndarray:
-        pos, unknown = [], []
+        pos: list[int] = []
+        unknown: list[str] = []
         for raw in ids:
             n = self._item_pos.get(str(raw), -1)
-            (pos if n >= 0 else unknown).append(n if n >= 0 else str(raw))
+            if n >= 0:
+                pos.append(n)
+            else:
+                unknown.append(str(raw))
         if unknown:
             shown = ", ".join(repr(u) for u in unknown[:10])
             more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
@@ -220,8 +228,7 @@ class Scorer:
             out += (self._mu + self._bu[u])[:, None]
             return out
         if self.family == "item-item":
-            out = self._X[u] @ self._W
-            return np.asarray(out.toarray() if sp.issparse(out) else out, dtype=np.float32)
+            return _dense(self._X[u] @ self._W).astype(np.float32, copy=False)
         return np.asarray(self.model._score_users(np.asarray(u, np.int32)), dtype=np.float32)
 
     def seen_block(self, u: np.ndarray) -> sp.csr_matrix:
@@ -258,10 +265,8 @@ class Scorer:
     def _fold_in_scores(self, u: int, history, recent: np.ndarray) -> np.ndarray:
         if self.family == "item-item":
             idx, val = self._item_row(u, recent)
-            rows = self._W[idx]
-            if sp.issparse(rows):
-                return np.asarray(rows.T @ val).ravel()
-            return val @ rows
+            # sum_i x_i W_i. (a CSR or a dense block of rows, the same product)
+            return np.asarray(self._W[idx].T @ val).ravel()
         p, bu = self._fold_in(history, recent)
         return self._mu + bu + self._bi + self._Q @ p
 
@@ -309,8 +314,7 @@ class Scorer:
         out = []
         if self.family == "item-item":
             idx, val = self._item_row(u, recent)  # the row the scores came from
-            block = self._W[idx][:, top]
-            block = block.toarray() if sp.issparse(block) else np.asarray(block)
+            block = _dense(self._W[idx][:, top])
             contrib = block * val[:, None]  # user items x recommended items
             for n, j in enumerate(top):
                 col = contrib[:, n]
@@ -348,8 +352,7 @@ class Scorer:
             return None
         if self.family == "item-item":
             row = self._W[j]
-            scores = (row.toarray().ravel() if sp.issparse(row) else np.asarray(row)).astype(
-                np.float64)
+            scores = _dense(row).ravel().astype(np.float64)
         elif self.family == "factors":
             scores = (self._Qn @ self._Qn[j]).astype(np.float64)
         else:
@@ -373,6 +376,11 @@ class Scorer:
         cold = [w for w, n in (("user", u), ("item", i)) if n < 0]
         fallback = f"baseline (unknown {' and '.join(cold)})" if cold else None
         return Prediction(str(user_id), str(item_id), rating, fallback)
+
+
+def _dense(x: Any) -> np.ndarray:
+    """``x`` as a dense array (scipy sparse results and ndarrays alike)."""
+    return np.asarray(x.toarray()) if hasattr(x, "toarray") else np.asarray(x)
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
