@@ -27,7 +27,8 @@ def _publish(model, folder: Path, name: str) -> registry.VersionRef:
     return ref
 
 
-def test_batch_flow_writes_parquet_and_records_it(workspace):
+def test_batch_flow_writes_parquet_and_records_it(embedded_store, prefect_server):
+    workspace = embedded_store
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
