@@ -1,5 +1,5 @@
-"""Event stores on SQLite (a file per test) and on the PostgreSQL at 127.0.0.1:5432 (a database
-created for the test session, dropped after it)."""
+"""Databases for the tests of the event store and of collection: SQLite (a file per test) and the
+PostgreSQL at 127.0.0.1:5432 (a database per test, dropped after it)."""
 
 from __future__ import annotations
 
