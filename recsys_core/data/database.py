@@ -106,7 +106,8 @@ def load_database(
     url, parts = _split(source)
     shown = safe_url(url.render_as_string(hide_password=False))
     mapping, id_col, type_col = _mapping(columns)
-    since_w = Watermark.parse(since or parts["since"]) if (since or parts["since"]) else None
+    since_spec = since or parts["since"]
+    since_w = Watermark.parse(since_spec) if since_spec else None
     types = _types(parts["types"])
     weights = {**DEFAULT_WEIGHTS, **(weights or {}), **_weights(parts["weights"])}
     engine = make_engine(url.render_as_string(hide_password=False))
@@ -200,6 +201,7 @@ def _read(engine: Engine, shown: str, parts: dict[str, str | None], mapping: dic
     origin = f"{what} of {shown}"
     try:
         with engine.connect() as conn:
+            from_: Any
             if parts["table"]:
                 schema, _, name = str(parts["table"]).rpartition(".")
                 try:
@@ -235,17 +237,17 @@ def _read(engine: Engine, shown: str, parts: dict[str, str | None], mapping: dic
             picked = list(dict.fromkeys(
                 [*needed.values(), *([id_col] if has_id else []),
                  *([type_col] if has_type else [])]))
-            stmt = select(*[column(c) for c in picked]).select_from(from_)
+            stmt: Any = select(*[column(c) for c in picked]).select_from(from_)
             if has_type and set(types) != set(EVENT_TYPES):
                 stmt = stmt.where(column(type_col).in_(types))
             if since is not None and ts_name is not None:
-                ts = column(ts_name)
+                ts: Any = column(ts_name)
                 after = ts > since.timestamp
                 if has_id:
                     after = or_(after, and_(ts == since.timestamp,
                                             column(id_col) > since.event_id))
                 stmt = stmt.where(after)
-            order = [column(c) for c in (ts_name, id_col if has_id else None) if c]
+            order: list[Any] = [column(c) for c in (ts_name, id_col if has_id else None) if c]
             if order:
                 stmt = stmt.order_by(*order)
             result = conn.execution_options(stream_results=True, yield_per=chunk_rows

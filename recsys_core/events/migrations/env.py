@@ -12,7 +12,7 @@ if connection is None:  # pragma: no cover - only reached through the alembic co
     from sqlalchemy import create_engine
 
     url = context.config.get_main_option("sqlalchemy.url")
-    engine = create_engine(url)
+    engine = create_engine(str(url))
     connection = engine.connect()
 
 context.configure(
