@@ -26,7 +26,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -52,7 +59,9 @@ def _id_text(value: Any) -> Any:
     return value
 
 
-Id = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=256)]
+# the constraints before the validator: they then apply to the string (and read as such)
+Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256),
+               BeforeValidator(_id_text)]
 
 
 class Event(BaseModel):
@@ -60,7 +69,9 @@ class Event(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
-    event_id: Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=128)]
+    event_id: Annotated[str,
+                        StringConstraints(strip_whitespace=True, min_length=1, max_length=128),
+                        BeforeValidator(_id_text)]
     user_id: Id
     item_id: Id
     type: Literal["rating", "click", "view", "purchase"]

@@ -43,6 +43,7 @@ def test_a_bad_event_refuses_the_whole_batch_and_names_the_field(store):
         store.append(batch)
     fields = [(p.index, p.field) for p in info.value.report]
     assert fields == [(1, "rating"), (2, "user_id"), (3, "type")]
+    assert "at least 1 character" in info.value.report[1].message
     assert store.count() == 0  # nothing stored, not even the good event 0
 
 
