@@ -3,8 +3,10 @@
 Routes: ``GET|POST /recommendations``, ``GET /similar-items/{item_id}`` (ranking role),
 ``GET /predict`` (rating role), ``GET /health`` (the process is up), ``GET /ready`` (every role
 has a model), ``GET /model`` (what serves each role and the last reload's problems),
-``GET /metrics`` (Prometheus). Bad input gets a 4xx whose ``detail`` says what to fix; a role
-without a model gets 503 with the reason.
+``GET /metrics`` (Prometheus), ``POST /events`` (feedback into the event store; every served
+list is recorded with its ``recommendation_id`` and model version, see
+``recsys_service.feedback``). Bad input gets a 4xx whose ``detail`` says what to fix; a role
+without a model, or an event store that cannot be reached, gets 503 with the reason.
 """
 
 # no "from __future__ import annotations": FastAPI reads the local Body and K types
@@ -19,9 +21,11 @@ from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
-from recsys_core.exceptions import ModelCapabilityError
+from recsys_core.events.store import EventStore
+from recsys_core.exceptions import DataSourceError, DataValidationError, ModelCapabilityError
 from recsys_core.redaction import redact
-from recsys_service.live_models import LiveModels, NotReady
+from recsys_service.feedback import ServedList, ServedRecorder
+from recsys_service.live_models import LiveModels, NotReady, Served
 from recsys_service.metrics import MetricsMiddleware, ServiceMetrics
 from recsys_service.schemas import (
     ModelOut,
@@ -45,12 +49,17 @@ def create_app(
     *,
     live: LiveModels | None = None,
     poll: bool = True,
+    events: EventStore | None = None,
 ) -> FastAPI:
-    """Build the service. ``poll=False`` leaves reloading to the caller (``live.refresh()``)."""
+    """Build the service. ``poll=False`` leaves reloading to the caller (``live.refresh()``);
+    ``events``: the event store (default: ``settings.events_url``)."""
     settings = settings or ServiceSettings()
     metrics = ServiceMetrics()
     if live is None:
         live = LiveModels(settings, on_reload=metrics.on_reload)
+    if events is None:
+        events = EventStore(settings.events_url)  # connects on first use only
+    recorder = ServedRecorder(events, metrics.served_lists, settings.served_queue_size)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -69,10 +78,12 @@ def create_app(
             yield
         finally:
             live.stop()
+            await asyncio.to_thread(recorder.stop)
 
     app = FastAPI(title="recsys", summary="Recommendations from the registry's champions",
                   lifespan=lifespan)
     app.state.settings, app.state.live, app.state.metrics = settings, live, metrics
+    app.state.events, app.state.recorder = events, recorder
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     Body = recommendation_request(settings.default_k, settings.max_k, settings.max_recent_items)
     K = Annotated[int, Query(ge=1, le=settings.max_k,
@@ -83,6 +94,11 @@ def create_app(
         if fallback is not None:
             metrics.fallbacks.labels(route, fallback).inc()
 
+    def _record(out: RecommendationOut | SimilarOut, user_id: str | None, served: Served) -> None:
+        recorder.submit(ServedList(out.recommendation_id, user_id,
+                                   tuple(i.item_id for i in out.items), served.registered_model,
+                                   served.version, served.alias))
+
     @app.get("/recommendations/{user_id}")
     async def recommendations(user_id: IdPath, k: K = settings.default_k,
                               explain: bool = False) -> RecommendationOut:
@@ -90,7 +106,9 @@ def create_app(
         served = live.served(RANKING)
         rec = served.scorer.recommend(user_id, k, explain=explain)
         _count_fallback("/recommendations", rec.fallback)
-        return recommendation_body(rec, served, explain)
+        out = recommendation_body(rec, served, explain)
+        _record(out, user_id, served)
+        return out
 
     @app.post("/recommendations")
     async def recommendations_for(body: Body) -> RecommendationOut:  # type: ignore[valid-type]
@@ -104,7 +122,9 @@ def create_app(
             exclude=[str(i) for i in body.exclude], explain=body.explain,
         )  # fmt: skip
         _count_fallback("/recommendations", rec.fallback)
-        return recommendation_body(rec, served, body.explain)
+        out = recommendation_body(rec, served, body.explain)
+        _record(out, out.user_id, served)
+        return out
 
     @app.get("/similar-items/{item_id}")
     async def similar_items(item_id: IdPath, k: K = settings.default_k) -> SimilarOut:
@@ -115,7 +135,45 @@ def create_app(
             return _error(404, f"unknown item {item_id!r}: the served model (version "
                                f"{served.version}) has never seen it; ask for an item of its "
                                "training data")
-        return similar_body(item_id, items, served)
+        out = similar_body(item_id, items, served)
+        _record(out, None, served)
+        return out
+
+    @app.post("/events")
+    async def post_events(request: Request) -> Any:
+        """Store a JSON list of events (rating, click, view, purchase) in one transaction.
+
+        200 once committed, with ``received``/``stored``/``duplicates`` (an ``event_id`` already
+        stored changes nothing); 422 with every bad event and nothing stored; 413 beyond
+        ``max_event_batch`` events; 503 when the store cannot be reached (nothing stored:
+        send the batch again).
+        """
+        try:
+            batch = await request.json()
+        except ValueError as exc:
+            return _error(400, f"malformed JSON body ({exc}); send a JSON list of events such "
+                               'as [{"event_id": "e1", "user_id": "42", "item_id": "7", '
+                               '"type": "click", "recommendation_id": "..."}]')
+        if not isinstance(batch, list):
+            return _error(422, "the body must be a JSON list of events; got "
+                               f"{type(batch).__name__}")
+        if len(batch) > settings.max_event_batch:
+            return _error(413, f"{len(batch)} events in one request; at most "
+                               f"{settings.max_event_batch} are allowed: split the batch")
+        try:
+            result = await asyncio.to_thread(events.append, batch)
+        except DataValidationError as exc:
+            metrics.events.labels("refused").inc(len(batch))
+            problems = [dict(index=p.index, event_id=p.event_id, field=p.field,
+                             message=p.message) for p in exc.report or ()]
+            return JSONResponse({"detail": str(exc), "problems": problems}, status_code=422)
+        except DataSourceError as exc:
+            log.warning("events not stored: %s", exc)
+            return _error(503, f"{exc} (nothing was stored; send the batch again)")
+        metrics.events.labels("stored").inc(result.stored)
+        metrics.events.labels("duplicate").inc(result.duplicates)
+        return {"received": result.received, "stored": result.stored,
+                "duplicates": result.duplicates}
 
     @app.get("/predict")
     async def predict(user_id: Annotated[str, Query(min_length=1, max_length=256)],

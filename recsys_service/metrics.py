@@ -31,6 +31,12 @@ class ServiceMetrics:
         self.fallbacks = Counter("recsys_fallbacks", "answers that used a fallback",
                                  ["route", "fallback"], registry=self.registry)
 
+        self.events = Counter("recsys_events", "events received by POST /events, by outcome "
+                              "(stored, duplicate, refused)", ["outcome"], registry=self.registry)
+        self.served_lists = Counter("recsys_served_lists", "served lists by recording outcome "
+                                    "(recorded, failed, dropped)", ["outcome"],
+                                    registry=self.registry)
+
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()
         self.latency.labels(route, method).observe(seconds)

@@ -36,5 +36,14 @@ class ServiceSettings(BaseSettings):
     max_recent_items: int = Field(
         200, ge=1, description="most recent_items (and exclude ids) one request may carry")
 
+    events_url: str | None = Field(
+        None, description="SQLAlchemy URL of the event store (POST /events, served lists); "
+                          "default: $RECSYS_EVENTS_URL, else sqlite:///.recsys/events.db")
+    max_event_batch: int = Field(
+        1000, ge=1, description="most events one POST /events may carry (413 beyond)")
+    served_queue_size: int = Field(
+        10000, ge=1, description="served lists waiting to be recorded; beyond, a list is not "
+                                 "recorded (counted in /metrics) and the answer is still sent")
+
     def alias(self, role: str) -> str:
         return self.ranking_alias if role == RANKING else self.rating_alias

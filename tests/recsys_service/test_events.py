@@ -1,0 +1,116 @@
+"""``POST /events`` and the recording of served lists, against a real SQLite event store (and a
+PostgreSQL URL nobody listens on for the store being down)."""
+
+import logging
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from recsys_core.events.store import EventStore
+from recsys_core.events.tables import events as events_table
+from recsys_service.app import create_app
+from recsys_service.settings import ServiceSettings
+
+
+@pytest.fixture(scope="module")
+def ranking(store, data, fit, publish):
+    return publish(fit("ease", data, reg=50.0), store, "svc-events")
+
+
+@pytest.fixture
+def event_store(tmp_path):
+    es = EventStore(f"sqlite:///{tmp_path / 'events.db'}")
+    es.upgrade()
+    yield es
+    es.close()
+
+
+def _client(events, **settings):
+    app = create_app(ServiceSettings(registered_model="svc-events", **settings), poll=False,
+                     events=events)
+    return app, TestClient(app)
+
+
+def _rows(es: EventStore) -> int:
+    with es.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(events_table)).scalar_one()
+
+
+def _ev(i, **over):
+    return {"event_id": f"e{i}", "user_id": "u1", "item_id": f"i{i}", "type": "click", **over}
+
+
+def test_post_events_stores_what_it_acknowledges(ranking, event_store):
+    app, client = _client(event_store, max_event_batch=5)
+    with client:
+        r = client.post("/events", json=[_ev(1), _ev(2), _ev(3, type="rating", rating=4)])
+        assert r.status_code == 200, r.text
+        assert r.json() == {"received": 3, "stored": 3, "duplicates": 0}
+        # replayed and repeated ids are acknowledged as duplicates and change nothing
+        r = client.post("/events", json=[_ev(2), _ev(4), _ev(4)])
+        assert r.json() == {"received": 3, "stored": 1, "duplicates": 2}
+        assert _rows(event_store) == 4
+        # one bad event refuses the batch: every problem is listed, nothing is stored
+        r = client.post("/events", json=[_ev(5), _ev(6, type="like"),
+                                         _ev(7, type="rating", rating=9), {"user_id": "u"}])
+        assert r.status_code == 422
+        problems = r.json()["problems"]
+        assert [(p["index"], p["field"]) for p in problems][:3] == [(1, "type"), (2, "rating"),
+                                                                     (3, "event_id")]
+        assert "rating scale" in problems[1]["message"] and "nothing was stored" in r.json()[
+            "detail"]
+        assert _rows(event_store) == 4
+        too_many = client.post("/events", json=[_ev(i) for i in range(10, 16)])
+        assert too_many.status_code == 413 and "at most 5" in too_many.json()["detail"]
+        assert client.post("/events", json={"event_id": "x"}).status_code == 422
+        bad_json = client.post("/events", content=b"[{", headers={"content-type":
+                                                                   "application/json"})
+        assert bad_json.status_code == 400
+        assert _rows(event_store) == 4
+        metrics = client.get("/metrics").text
+        assert 'recsys_events_total{outcome="stored"} 4.0' in metrics
+        assert 'recsys_events_total{outcome="duplicate"} 2.0' in metrics
+
+
+def test_a_click_on_a_served_list_counts_in_click_through(ranking, event_store, data):
+    app, client = _client(event_store)
+    with client:
+        app.state.live.refresh()
+        user = data.users.ids[0]
+        shown = [client.get(f"/recommendations/{user}", params={"k": 5}).json()
+                 for _ in range(3)]
+        similar = client.get(f"/similar-items/{shown[0]['items'][0]['item_id']}").json()
+        posted = client.post("/recommendations", json={"user_id": user}).json()
+        assert app.state.recorder.flush()
+        clicked = shown[1]
+        r = client.post("/events", json=[
+            _ev("c1", user_id=user, item_id=clicked["items"][0]["item_id"],
+                recommendation_id=clicked["recommendation_id"]),
+            _ev("v1", user_id=user, type="view", recommendation_id=posted["recommendation_id"]),
+        ])
+        assert r.status_code == 200, r.text
+        ctr = event_store.click_through("svc-events")
+        assert ctr == [{"registered_model": "svc-events", "model_version": ranking.version,
+                        "served": 5, "engaged": 1, "ctr": 0.2}]
+        assert similar["recommendation_id"] and 'outcome="recorded"} 5.0' in client.get(
+            "/metrics").text
+
+
+def test_store_down_gives_503_and_recommendations_still_answer(ranking, data, free_port,
+                                                               caplog):
+    down = EventStore(f"postgresql://recsys:s3cret@127.0.0.1:{free_port()}/events")
+    app, client = _client(down)
+    with client, caplog.at_level(logging.WARNING):
+        app.state.live.refresh()
+        r = client.post("/events", json=[_ev(1)])
+        assert r.status_code == 503
+        assert "cannot reach the database" in r.json()["detail"]
+        assert "s3cret" not in r.json()["detail"]
+        user = data.users.ids[0]
+        for _ in range(2):
+            r = client.get(f"/recommendations/{user}")
+            assert r.status_code == 200 and len(r.json()["items"]) == 10
+        assert app.state.recorder.flush()
+        assert 'recsys_served_lists_total{outcome="failed"} 2.0' in client.get("/metrics").text
+    assert "s3cret" not in caplog.text and "not recorded" in caplog.text
