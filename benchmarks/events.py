@@ -2,6 +2,7 @@
 
     python benchmarks/events.py                          # PostgreSQL at 127.0.0.1:5432 and SQLite
     python benchmarks/events.py --pg postgresql://postgres@127.0.0.1:5432 --seconds 10
+    python benchmarks/events.py --http                   # POST /events on `recsys serve`, wrk
 
 Results of a run: benchmarks/results-events.md.
 
@@ -11,12 +12,21 @@ per batch); half the batches are sent twice, as a retrying sender would, and the
 must equal the events acknowledged as stored. The peer is the same insert through the bare
 driver (psycopg2 / sqlite3, one transaction per batch, no validation), measured in the same run.
 Collection reads every stored event back with ``load_database``.
+
+``--http`` starts ``recsys serve`` (``--workers`` processes) on a new PostgreSQL event store and
+drives ``POST /events`` with wrk (batches of 10 events, every id new); the events acknowledged
+(2xx answers x 10) must all be in the table (lost = acknowledged - in table, must be 0; the
+table may hold more: the batches in flight when wrk stops are stored but not counted by wrk).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import socket
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import threading
@@ -108,12 +118,110 @@ def bench_peer(connect, placeholder: str, seconds: float, threads: int) -> float
     return done[0] / (time.monotonic() - started)
 
 
+_WRK_SCRIPT = """
+local counter = 0
+function setup(thread)
+  thread:set("tid", counter)
+  counter = counter + 1
+end
+local n = 0
+function request()
+  n = n + 1
+  local parts = {}
+  for i = 0, 9 do
+    parts[#parts + 1] = string.format(
+      '{"event_id":"w%d-%d-%d","user_id":"u%d","item_id":"i%d","type":"click"}',
+      tid, n, i, (n * 7 + i) % 5000, (n * 13 + i) % 3000)
+  end
+  return wrk.format("POST", "/events", {["Content-Type"] = "application/json"},
+                    "[" .. table.concat(parts, ",") .. "]")
+end
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_http(url: str, seconds: float, connections: int, workers: int) -> dict:
+    store = EventStore(url)
+    store.upgrade()
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, RECSYS_SERVE_EVENTS_URL=url, RECSYS_SERVE_STARTUP_WAIT_S="0",
+                   RECSYS_SERVE_REGISTERED_MODEL="bench-events")
+        recsys = Path(sys.executable).with_name("recsys")
+        server = subprocess.Popen([str(recsys), "serve", "--port", str(port), "--workers",
+                                   str(workers)], cwd=tmp, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or server.poll() is not None:
+                        raise RuntimeError("recsys serve did not start") from None
+                    time.sleep(0.2)
+            script = Path(tmp) / "events.lua"
+            script.write_text(_WRK_SCRIPT)
+            out = subprocess.run(
+                ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds:.0f}s",
+                 "--latency", "-s", str(script), f"http://127.0.0.1:{port}"],
+                capture_output=True, text=True, check=True).stdout
+        finally:
+            server.terminate()
+            _, log = server.communicate(timeout=30)
+    if os.environ.get("RECSYS_BENCH_VERBOSE"):
+        at = log.find("Traceback")
+        print(out, log[at:at + 6000] if at >= 0 else "", file=sys.stderr)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    ok = requests - (int(bad.group(1)) if bad else 0)
+    count = store.count()
+    store.close()
+    p99 = re.search(r"99%\s+(\S+)", out)
+    return {"batches_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "acked": ok * BATCH, "count": count, "lost": max(0, ok * BATCH - count),
+            "non2xx": requests - ok, "socket_errors": errors,
+            "p99": p99.group(1) if p99 else "?"}
+
+
+def _http_main(args) -> None:
+    name = f"recsys_bench_events_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(f"{args.pg}/postgres")
+    admin.autocommit = True
+    admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    try:
+        r = bench_http(f"{args.pg}/{name}", args.seconds, args.connections, args.workers)
+    finally:
+        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+    print(f"| POST /events ({BATCH} events/batch, {args.workers} workers, {args.connections} "
+          "connections) batches/s | p99 | acknowledged | in table | lost | non-2xx | "
+          "socket errors |")
+    print("|---|---|---|---|---|---|---|")
+    print(f"| {r['batches_s']:.0f} | {r['p99']} | {r['acked']} | {r['count']} | {r['lost']} | "
+          f"{r['non2xx']} | {r['socket_errors']} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--http", action="store_true",
+                        help="POST /events on `recsys serve` with wrk instead")
+    parser.add_argument("--workers", type=int, default=2, help="--http: server processes")
+    parser.add_argument("--connections", type=int, default=16, help="--http: wrk connections")
     args = parser.parse_args()
+    if args.http:
+        _http_main(args)
+        return
     rows = []
     name = f"recsys_bench_events_{uuid.uuid4().hex[:8]}"
     admin = psycopg2.connect(f"{args.pg}/postgres")
