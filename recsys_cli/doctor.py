@@ -12,7 +12,8 @@ from rich.table import Table
 def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False,
 ) -> None:
-    """Check the tracking server, the artifact store, the buckets and the Prefect API."""
+    """Check the tracking server, the artifact store, registry versions with missing artifacts,
+    the buckets and the Prefect API."""
     import json
     import sys
     from dataclasses import asdict

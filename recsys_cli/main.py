@@ -22,6 +22,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 import json  # noqa: E402
 import math  # noqa: E402
@@ -137,68 +138,194 @@ def _note(message: str) -> None:
     err.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="any run setting as section.field=value, e.g. "
+                 "gate.guard_tolerance=0.02 or validation.min_rows=50 (repeatable; values are "
+                 "JSON or plain text)"),
+]
+
+
 @app.command()
 def train(
-    source: Annotated[str, typer.Option(help="synthetic[:size], movielens-100k..., a file, s3://")]
-    = "synthetic",
-    model: Annotated[str, typer.Option(help="model name (see: recsys models)")] = "sgd-mf",
+    source: Annotated[str | None, typer.Option(help="synthetic[:size], movielens-100k..., a "
+                                               "file, s3:// [default: synthetic]")] = None,
+    model: Annotated[str | None, typer.Option(help="model name (see: recsys models) "
+                                              "[default: sgd-mf]")] = None,
     param: ParamOpt = None,
-    synthetic_size: Annotated[str, typer.Option(help="tiny, small, 100k, 1m, 10m")] = "100k",
-    seed: int = 42,
+    synthetic_size: Annotated[str | None, typer.Option(help="tiny, small, 100k, 1m, 10m "
+                                                       "[default: 100k]")] = None,
+    seed: Annotated[int | None, typer.Option(help="seed of the synthetic data and of the "
+                                             "random split [default: 42]")] = None,
     columns: Annotated[str | None, typer.Option(help="user=..,item=..,rating=..,timestamp=..")]
     = None,
-    split: Annotated[str, typer.Option(help="time, random or last_k")] = "time",
-    k: Annotated[int, typer.Option("-k", "--k", help="top-k length")] = 10,
-    quarantine: Annotated[bool, typer.Option(help="set invalid rows aside instead of failing")]
-    = False,
-    registered_model: str = "recsys",
-    experiment: str = "recsys-training",
+    duplicates: Annotated[str | None, typer.Option(help="repeated (user, item) pairs: latest, "
+                                                   "mean or refuse [default: latest]")] = None,
+    split: Annotated[str | None, typer.Option(help="time, random or last_k [default: time]")]
+    = None,
+    test_fraction: Annotated[float | None, typer.Option(help="share of rows in test "
+                                                        "[default: 0.2]")] = None,
+    k: Annotated[int | None, typer.Option("-k", "--k", help="top-k length [default: 10]")] = None,
+    quarantine: Annotated[bool | None, typer.Option(
+        "--quarantine/--no-quarantine", help="set invalid rows aside instead of failing")] = None,
+    primary_metric: Annotated[str | None, typer.Option(
+        help="gate metric to beat (auto: rmse, or ndcg_at_k for rankers)")] = None,
+    min_improvement: Annotated[float | None, typer.Option(
+        help="gain over the champion the gate requires [default: 0.001]")] = None,
+    set_: SetOpt = None,
+    registered_model: Annotated[str | None, typer.Option(help="[default: recsys]")] = None,
+    experiment: Annotated[str | None, typer.Option(help="[default: recsys-training]")] = None,
 ) -> None:
-    """Run the training flow: collect, validate, features, train, evaluate, gate, promote."""
-    from recsys_core.models.registry import create, parse_params
+    """Run the training flow: collect, validate, features, train, evaluate, gate, promote.
 
+    Exit codes: 0 promoted; 3 refused by the data validation or the gate (the champion stays);
+    2 bad settings or data; 1 any other failure.
+    """
+    from recsys_core.models.registry import parse_params
+
+    given = {
+        "data": {"source": source, "synthetic_size": synthetic_size, "seed": seed,
+                 "columns": columns, "duplicates": duplicates},
+        "validation": {"quarantine": quarantine},
+        "split": {"strategy": split, "test_fraction": test_fraction, "seed": seed},
+        "gate": {"primary_metric": primary_metric, "min_improvement": min_improvement},
+        "k": k, "registered_model": registered_model, "experiment": experiment,
+    }
     try:
-        if k < 1:
-            raise RecsysError(f"k must be a positive integer, got {k}")
-        params = parse_params(param)
-        create(model, params)  # unknown model or parameter: fail before any flow starts
+        raw = _drop_unset(given)
+        raw["model"] = {"name": model, "params": parse_params(param)} if model else {
+            "params": parse_params(param)}
+        for assignment in set_ or []:
+            _assign(raw, assignment)
     except RecsysError as exc:
-        _fail(str(exc))
-    from flows.training import TrainingParams, training_flow
+        _fail(str(exc), EXIT_BAD_INPUT)
+    _quiet_prefect()
+    import pydantic
+
+    from flows.training import TrainingParams, outcome_of, training_flow
 
     try:
-        tp = TrainingParams(
-            source=source, model=model, model_params=params, synthetic_size=synthetic_size,
-            seed=seed, columns=columns, split=split, k=k, quarantine=quarantine,
-            registered_model=registered_model, experiment=experiment,
-        )
-    except Exception as exc:  # pydantic ValidationError
-        _fail(str(exc))
+        params = TrainingParams.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        _fail(_pydantic_message(exc), EXIT_BAD_INPUT)
     started = time.perf_counter()
-    with console.status(f"training {model} on {source} ..."):
-        try:
-            outcome = training_flow(tp)
-        except RecsysError as exc:
-            _fail(str(exc), code=exit_code(exc))
+    # a failed run raises: the global handler prints one error line with its exit code
+    outcome = outcome_of(training_flow(params))
     _print_outcome(outcome, time.perf_counter() - started)
+    if not outcome["promoted"]:
+        raise typer.Exit(EXIT_REFUSED)
+
+
+def _drop_unset(values: dict) -> dict:
+    """The options given on the command line (None: not given, the run's default applies)."""
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            value = _drop_unset(value)
+            if value:
+                out[key] = value
+        elif value is not None:
+            out[key] = value
+    return out
+
+
+def _assign(raw: dict, assignment: str) -> None:
+    """Apply ``section.field=value`` (``value`` read as JSON, else kept as text) to ``raw``."""
+    path, sep, text = assignment.partition("=")
+    keys = [k.strip() for k in path.split(".")]
+    if not sep or not all(keys):
+        raise RecsysError(f"bad --set {assignment!r}; expected section.field=value, such as "
+                          "gate.min_improvement=0.01")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = text
+    node = raw
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise RecsysError(f"bad --set {assignment!r}: {key!r} is not a section")
+    node[keys[-1]] = value
+
+
+def _pydantic_message(exc) -> str:
+    """One line per invalid setting, named by its dotted path (``split.test_fraction``)."""
+    parts = []
+    for e in exc.errors():
+        where = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown setting"
+        parts.append(f"{where}: {msg}" if where else msg)
+    return "invalid run settings: " + "; ".join(parts)
+
+
+def _quiet_prefect() -> None:
+    """Prefect's console without tracebacks (the CLI prints one error line) or telemetry."""
+    import logging
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # the temporary server of a run without PREFECT_API_URL needs more than the default 20 s to
+    # start (database migration) on a busy or first-time machine
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    from prefect.logging.configuration import setup_logging
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    setup_logging()
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, PrefectConsoleHandler) and not getattr(
+                    handler, "_recsys_quiet", False):
+                handler.format = _without_traceback(handler.format)
+                handler._recsys_quiet = True
+
+
+def _without_traceback(format_record):
+    import logging
+
+    def format_(record: logging.LogRecord) -> str:
+        if not (record.exc_info or record.exc_text or record.stack_info):
+            return format_record(record)
+        copy = logging.makeLogRecord(record.__dict__)
+        copy.exc_info = copy.exc_text = copy.stack_info = None
+        return format_record(copy)
+
+    return format_
 
 
 def _print_outcome(outcome: dict, seconds: float) -> None:
     table = Table(title=f"run {outcome['run_id']} ({seconds:.0f} s)")
     table.add_column("metric")
     table.add_column("challenger", justify="right")
-    table.add_column("champion", justify="right")
+    version = outcome.get("champion_version")
+    table.add_column(f"champion v{version}" if version else "champion", justify="right")
     table.add_column("baseline", justify="right")
     champ = outcome.get("champion") or {}
     base = outcome.get("baseline") or {}
     for name, value in outcome["metrics"].items():
         table.add_row(name, f"{value:.4f}", _f(champ.get(name)), _f(base.get(name)))
     console.print(table)
-    style = "green" if outcome["promoted"] else "yellow"
-    console.print(f"[{style}]{outcome['gate']}[/]", highlight=False)
-    verdict = "promoted to champion" if outcome["promoted"] else "kept as challenger"
-    console.print(f"model version {outcome['version']}: {verdict}. Tracking: "
-                  f"{outcome['tracking_uri']}")
+    for reason in outcome.get("gate_reasons", []):
+        style = "red" if reason.startswith("FAIL") else "green"
+        console.print(f"  [{style}]{reason}[/]", highlight=False)
+    if outcome["promoted"]:
+        previous = outcome.get("previous_champion", "none")
+        replaced = f" (version {previous} is now status: replaced)" if previous not in (
+            None, "", "none") else ""
+        console.print(f"[bold green]PROMOTED[/] model version {outcome['version']} is the "
+                      f"champion{replaced}", highlight=False)
+    else:
+        kept = (f"champion stays version {version}" if version else "no champion")
+        console.print(f"[bold yellow]REFUSED[/] model version {outcome['version']} kept as "
+                      f"challenger; {kept} (exit code {EXIT_REFUSED})", highlight=False)
+    if outcome.get("run_url"):
+        console.print(f"MLflow: {outcome['run_url']}", highlight=False, soft_wrap=True)
+    else:
+        console.print(f"MLflow: run {outcome['run_id']} in {outcome['tracking_uri']} (browse it "
+                      f"with: mlflow ui --backend-store-uri {outcome['tracking_uri']})",
+                      highlight=False, soft_wrap=True)
+    if outcome.get("flow_run_url"):
+        console.print(f"Prefect: {outcome['flow_run_url']}", highlight=False, soft_wrap=True)
 
 
 def _f(v: float | None) -> str:

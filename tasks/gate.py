@@ -3,30 +3,47 @@
 from __future__ import annotations
 
 from prefect import task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from recsys_core.evaluation.gate import GateConfig, GateDecision, decide
 from recsys_core.tracking import registry
 from tasks._runtime import IO_RETRY, logger
+from tasks.evaluate import Scores
+from tasks.run_context import mlflow_link
 
 
 @task(name="gate", cache_policy=NO_CACHE)
-def gate(
-    challenger: dict[str, float], *, config: GateConfig, primary: str,
-    champion: dict[str, float] | None, champion_version: str | None,
-    baseline: dict[str, float] | None, champion_unavailable: str | None = None,
-) -> GateDecision:
-    """Decide, with every reason and its numbers."""
-    decision = decide(challenger, config=config, primary=primary, champion=champion,
-                      baseline=baseline, champion_version=champion_version,
-                      champion_unavailable=champion_unavailable)
+def gate(scores: Scores, *, config: GateConfig, primary: str, run_id: str,
+         run_url: str | None = None) -> GateDecision:
+    """Decide, with every reason and its numbers; the decision is attached to this task run."""
+    decision = decide(scores.challenger, config=config, primary=primary,
+                      champion=scores.champion, baseline=scores.baseline,
+                      champion_version=scores.champion_version,
+                      champion_unavailable=scores.champion_unavailable)
     if decision.champion_unavailable:
         logger().warning(
             "CHAMPION UNAVAILABLE: version %s: %s; policy on_champion_unavailable=%r. "
             "Run `recsys doctor` to list registry versions with missing artifacts.",
-            champion_version, decision.champion_unavailable, config.on_champion_unavailable)
+            scores.champion_version, decision.champion_unavailable,
+            config.on_champion_unavailable)
     (logger().info if decision.passed else logger().warning)(decision.summary())
+    create_markdown_artifact(
+        key="gate-decision",
+        markdown=verdict_markdown(decision, mlflow_link(run_id, run_url)),
+        description=decision.summary()[:500],
+    )
     return decision
+
+
+def verdict_markdown(decision: GateDecision, link: str | None = None) -> str:
+    """The decision as markdown led by its verdict and failed checks (what a collapsed UI panel
+    shows first), then ``link`` (to the other UI), then the full tables."""
+    head, _, rest = decision.to_markdown().partition("\n")
+    failed = [f"- **{r}**" for r in decision.reasons if r.startswith("FAIL")]
+    parts = [head, "", *failed, *([""] if failed else []), *([link, ""] if link else []),
+             rest.lstrip("\n")]
+    return "\n".join(parts)
 
 
 @task(name="promote", **IO_RETRY, cache_policy=NO_CACHE)

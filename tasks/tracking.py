@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any
 
-import pandas as pd
 from prefect import task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from recsys_core.data.snapshot import Snapshot
 from recsys_core.exceptions import TrackingError
-from recsys_core.models import Recommender
+from recsys_core.redaction import redact
 from recsys_core.tracking import mlflow_run, pyfunc, registry
 from tasks._runtime import IO_RETRY, logger
 
@@ -21,46 +18,43 @@ _io = dict(**IO_RETRY, cache_policy=NO_CACHE)
 
 
 @task(name="start-run", **_io)
-def start_run(experiment: str, run_name: str, tags: dict[str, str]) -> str:
-    """Create the MLflow run of this flow run; returns its id."""
+def start_run(experiment: str, run_name: str, tags: dict[str, str]) -> tuple[str, str | None]:
+    """Create the MLflow run of this flow run; returns its id and its link in the MLflow UI."""
     run_id = mlflow_run.start_run(experiment, run_name, tags)
+    url = mlflow_run.run_url(run_id)
     logger().info("MLflow run %s in experiment %r (%s)", run_id, experiment,
-                  mlflow_run.artifact_uri(run_id))
-    return run_id
+                  url or redact(mlflow_run.artifact_uri(run_id)))
+    return run_id, url
 
 
 @task(name="log-inputs", **_io)
 def log_inputs(run_id: str, params: dict[str, Any], snap: Snapshot, split_info: dict) -> None:
     """Parameters, data lineage (snapshot digest as the dataset input) and split counts."""
     mlflow_run.log_params(run_id, params)
-    mlflow_run.set_tags(run_id, {"recsys.data_digest": snap.digest, "recsys.source": snap.source})
-    mlflow_run.log_dataset(run_id, digest=snap.digest, source=snap.source,
+    source = redact(snap.source)
+    mlflow_run.set_tags(run_id, {"recsys.data_digest": snap.digest, "recsys.source": source})
+    mlflow_run.log_dataset(run_id, digest=snap.digest, source=source,
                            name=f"snapshot-{snap.digest[:12]}", n_rows=snap.n_rows)
-    mlflow_run.log_metrics(run_id, {f"data_{k}": v for k, v in split_info.items()
+    mlflow_run.log_metrics(run_id, {f"data/{k}": v for k, v in split_info.items()
                                     if isinstance(v, int | float) and k != "cutoff"})
-    mlflow_run.log_json(run_id, {"snapshot": snap.to_dict(), "split": split_info},
-                        "data/lineage.json")
+    mlflow_run.log_json(run_id, {"snapshot": {**snap.to_dict(), "source": source},
+                                 "split": split_info}, "data/lineage.json")
 
 
 @task(name="register-model", **_io)
 def log_and_register(
     run_id: str, model_dir: str, registered_model: str, tags: dict[str, str],
+    description: str | None = None,
 ) -> registry.VersionRef:
-    """Log the pyfunc model with its factors and vocabularies, register it as ``challenger``."""
-    import mlflow
-
-    model = Recommender.load(model_dir)
+    """Log the saved model once (its state, and the pyfunc built from the same folder) and
+    register it as ``challenger``, with ``description`` (the gate's decision) on the version."""
     # the learned state (factors, biases, vocabularies) browsable on its own in the run
     mlflow_run.log_artifacts(run_id, model_dir, "model_state")
-    example = pd.DataFrame({"user": model.user_vocab_.ids[:3].astype(str),
-                            "item": model.item_vocab_.ids[:3].astype(str)})
-    with tempfile.TemporaryDirectory(prefix="recsys-model-") as tmp:
-        with mlflow.start_run(run_id=run_id, nested=False, log_system_metrics=False):
-            info = pyfunc.log_model(model, tmp, input_example=example)
-    # start_run's context ended the run; the flow sets the final status itself
-    mlflow_run.client().update_run(run_id, status="RUNNING")
+    info = pyfunc.log_saved(model_dir, run_id)
     ref = registry.register(registered_model, info.model_uri, run_id, tags,
                             model_id=getattr(info, "model_id", None))
+    if description:
+        mlflow_run.set_version_description(registered_model, ref.version, description)
     mlflow_run.set_tags(run_id, {"recsys.model_version": ref.version})
     logger().info("registered %s version %s (alias challenger)", registered_model, ref.version)
     return ref
@@ -68,6 +62,7 @@ def log_and_register(
 
 @task(name="end-run", **_io)
 def end_run(run_id: str, status: str, tags: dict[str, str] | None = None) -> None:
+    """Final tags, then the run's final status (FINISHED or FAILED)."""
     if tags:
         mlflow_run.set_tags(run_id, tags)
     mlflow_run.end_run(run_id, status)
@@ -83,12 +78,12 @@ def log_to_run(
     artifacts: list[tuple[str, str]] | None = None,
     json_files: dict[str, Any] | None = None,
     text_files: dict[str, str] | None = None,
-    markdown: dict[str, str] | None = None,
+    description: str | None = None,
 ) -> None:
     """Everything a stage reports, written in one retried task (computing stages never retry).
 
-    ``artifacts`` are ``(local folder or file, artifact path)`` pairs; ``markdown`` is a Prefect
-    artifact (``key``, ``markdown``, ``description``).
+    ``artifacts`` are ``(local folder or file, artifact path)`` pairs; ``description`` becomes
+    the run's description in the MLflow UI (markdown).
     """
     if metrics:
         mlflow_run.log_metrics(run_id, metrics)
@@ -96,6 +91,8 @@ def log_to_run(
         mlflow_run.log_history(run_id, history)
     if tags:
         mlflow_run.set_tags(run_id, tags)
+    if description:
+        mlflow_run.set_description(run_id, description)
     try:
         for local, path in artifacts or []:
             if os.path.isdir(local):
@@ -108,8 +105,6 @@ def log_to_run(
             mlflow_run.log_text(run_id, text, name)
     except Exception as exc:
         raise artifact_store_error(run_id, exc) from exc
-    if markdown:
-        create_markdown_artifact(**markdown)
 
 
 def artifact_store_error(run_id: str, exc: BaseException) -> TrackingError:
@@ -119,7 +114,9 @@ def artifact_store_error(run_id: str, exc: BaseException) -> TrackingError:
     endpoint = (os.environ.get("MLFLOW_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
                 or os.environ.get("AWS_ENDPOINT_URL") or "the endpoint the server is set up with")
     return TrackingError(
-        f"writing the artifacts of run {run_id} failed: the artifact store (S3 at {endpoint}) "
+        f"writing the artifacts of run {run_id} failed: the artifact store (S3 at "
+        f"{redact(endpoint)}) "
         f"behind the tracking server {mlflow.get_tracking_uri()} is unreachable or failing. "
-        f"Check the S3 server and the server's artifact settings (recsys doctor). Cause: {exc}"
+        f"Check the S3 server and the server's artifact settings (recsys doctor). Cause: "
+        f"{redact(str(exc))}"
     )

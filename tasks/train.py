@@ -2,28 +2,55 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from recsys_core.features.prepare import Features
-from recsys_core.models import create
+from recsys_core.models.spec import ModelSpec
 from tasks._runtime import logger
 
 
 @task(name="train", cache_policy=NO_CACHE)
-def train_model(feats: Features, model: str, params: dict,
+def train_model(feats: Features, spec: ModelSpec,
                 folder: str) -> tuple[str, list[dict[str, float]]]:
-    """Fit ``model`` with ``params``; return the saved model folder and the per-epoch curve."""
-    log = logger()
+    """Fit the model of ``spec``; return the saved model folder and the per-epoch curve."""
     train, test = feats.train_set()
-    rec = create(model, params)
-
-    def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
-        log.info("epoch %d: %s", epoch, {k: round(v, 5) for k, v in metrics.items()})
-
-    rec.fit(train, eval_data=test if rec.predicts_ratings else None, callback=on_epoch)
-    out = Path(folder) / "model"
-    rec.save(out)
+    rec = spec.create()
+    with _epoch_progress(spec) as on_epoch:
+        rec.fit(train, eval_data=test if rec.predicts_ratings else None, callback=on_epoch)
+    if rec.history_:
+        last = {k: round(v, 5) for k, v in rec.history_[-1].items() if k != "epoch"}
+        logger().info("trained %s: %d epoch(s), last %s", spec.name, len(rec.history_), last)
+    out = rec.save(Path(folder) / "model")
     return str(out), rec.history_
+
+
+@contextlib.contextmanager
+def _epoch_progress(spec: ModelSpec) -> Iterator:
+    """A rich progress bar per epoch on a terminal; elsewhere (workers, logs) nothing per epoch.
+
+    The curve itself goes to MLflow as stepped metrics (``epoch/...``) once training ends.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    params = spec.config.model_dump()
+    total = params.get("epochs") or params.get("iterations")
+    if not console.is_terminal or not isinstance(total, int):  # no terminal, or no epochs
+        yield None
+        return
+    columns = [TextColumn("training {task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[last]}"), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=True) as progress:
+        bar = progress.add_task(spec.name, total=total, last="")
+
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            shown = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+            progress.update(bar, completed=epoch, last=shown)
+
+        yield on_epoch

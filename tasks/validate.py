@@ -8,11 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from prefect import task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from recsys_core.data import snapshot
 from recsys_core.data.schema import Collected
+from recsys_core.validation.rules import ValidationRules
 from tasks._runtime import logger
+from tasks.run_context import mlflow_link
 
 
 @dataclass
@@ -29,15 +32,18 @@ class Validated:
 
 
 @task(name="validate", cache_policy=NO_CACHE)
-def validate_snapshot(snap: snapshot.Snapshot, rules_params: dict, data_dir: str) -> Validated:
-    """Validate the snapshot; with quarantine, bad rows go aside into a new snapshot."""
+def validate_snapshot(snap: snapshot.Snapshot, rules: ValidationRules, data_dir: str,
+                      run_id: str, run_url: str | None = None) -> Validated:
+    """Validate the snapshot; with quarantine, bad rows go aside into a new snapshot.
+
+    The report is attached to this task run as a markdown artifact that links to the MLflow run.
+    """
     # Great Expectations logs hundreds of INFO lines on its first import
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     from recsys_core import validation
 
     log = logger()
     frame, items = snapshot.read(snap)
-    rules = validation.ValidationRules(**rules_params)
     clean, rows, report = validation.screen(frame, rules)
     result, qfile = snap, None
     if len(rows):
@@ -55,5 +61,10 @@ def validate_snapshot(snap: snapshot.Snapshot, rules_params: dict, data_dir: str
                  len(report.warnings))
     else:
         log.error("validation failed: %s", report.summary())
-    return Validated(result, report.success, report.summary(), report.to_dict(),
-                     report.to_markdown(), qfile, dict(report.quarantined))
+    markdown = report.to_markdown()
+    create_markdown_artifact(
+        key="validation-report", markdown=f"{markdown}\n\n{mlflow_link(run_id, run_url)}\n",
+        description="passed" if report.success else "FAILED",
+    )
+    return Validated(result, report.success, report.summary(), report.to_dict(), markdown,
+                     qfile, dict(report.quarantined))

@@ -133,13 +133,16 @@ class S3Settings(BaseSettings):
     """How long an S3 call may take: read from ``RECSYS_S3_*`` variables each time a client is made.
 
     A silent endpoint (one that accepts connections and never answers) costs at most
-    ``worst_case_seconds()`` per request, about 33 s with the defaults, instead of minutes.
+    ``worst_case_seconds()`` per request (33 s with the defaults; about 16 s when connections
+    are accepted at once), instead of minutes.
     """
 
     model_config = SettingsConfigDict(env_prefix="RECSYS_S3_", extra="ignore")
 
     connect_timeout: float = Field(5.0, gt=0, description="seconds to open a connection")
-    read_timeout: float = Field(10.0, gt=0, description="seconds to wait for each response read")
+    # the wait for each read of the socket, not for the whole object: a healthy store sends
+    # bytes long before, and a silent one is given up on quickly
+    read_timeout: float = Field(5.0, gt=0, description="seconds to wait for each response read")
     max_attempts: int = Field(
         3, ge=1, le=10, description="attempts per request, the first included (botocore retries)"
     )

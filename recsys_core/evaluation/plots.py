@@ -22,12 +22,18 @@ def learning_curve(history: list[dict[str, float]], path: str | Path) -> Path | 
         return None
     plt = _pyplot()
     epochs = [h["epoch"] for h in history]
+    # markers: a line needs two points, so a 1-epoch run would otherwise draw an empty frame
+    style = {"marker": "o", "markersize": 4 if len(epochs) > 1 else 8}
     fig, ax = plt.subplots(figsize=(6, 4))
     if any("train_loss" in h for h in history):
-        ax.plot(epochs, [h.get("train_loss", np.nan) for h in history], label="train loss (MSE)")
+        ax.plot(epochs, [h.get("train_loss", np.nan) for h in history], label="train loss (MSE)",
+                **style)
     if any("val_rmse" in h for h in history):
-        ax.plot(epochs, [h.get("val_rmse", np.nan) for h in history], label="validation RMSE")
+        ax.plot(epochs, [h.get("val_rmse", np.nan) for h in history], label="validation RMSE",
+                **style)
     ax.set_xlabel("epoch")
+    if len(epochs) == 1:
+        ax.set_xticks(epochs)
     ax.set_title("Learning curve")
     ax.grid(alpha=0.3)
     ax.legend()

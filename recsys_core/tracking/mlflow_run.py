@@ -25,6 +25,8 @@ from recsys_core.exceptions import TrackingError
 log = logging.getLogger(__name__)
 
 EMBEDDED_DIR = ".recsys"
+# the tag value limit of MLflow's stores (8000 characters with MLflow 3)
+MAX_TAG = 8000
 
 
 def _mlflow():
@@ -128,7 +130,7 @@ def log_metrics(run_id: str, metrics: Mapping[str, float], step: int | None = No
 
 
 def log_history(run_id: str, history: Iterable[Mapping[str, float]]) -> None:
-    """Per-epoch metrics (``train_loss``, ``val_rmse``...) as stepped metrics."""
+    """Per-epoch metrics as stepped metrics named ``epoch/train_loss``, ``epoch/val_rmse``..."""
     from mlflow.entities import Metric
 
     ts = int(time.time() * 1000)
@@ -137,7 +139,7 @@ def log_history(run_id: str, history: Iterable[Mapping[str, float]]) -> None:
         step = int(row.get("epoch", 0))
         for key, value in row.items():
             if key != "epoch" and value is not None:
-                items.append(Metric(f"epoch_{key}", float(value), ts, step))
+                items.append(Metric(f"epoch/{key}", float(value), ts, step))
     for start in range(0, len(items), 500):
         client().log_batch(run_id, metrics=items[start : start + 500])
 
@@ -145,9 +147,29 @@ def log_history(run_id: str, history: Iterable[Mapping[str, float]]) -> None:
 def set_tags(run_id: str, tags: Mapping[str, Any]) -> None:
     from mlflow.entities import RunTag
 
-    items = [RunTag(k, str(v)[:5000]) for k, v in tags.items()]
+    items = [RunTag(k, str(v)[:MAX_TAG]) for k, v in tags.items()]
     if items:
         client().log_batch(run_id, tags=items)
+
+
+def set_description(run_id: str, markdown: str) -> None:
+    """The run's description in the MLflow UI (the ``mlflow.note.content`` tag, markdown)."""
+    client().set_tag(run_id, "mlflow.note.content", markdown[:MAX_TAG])
+
+
+def set_version_description(name: str, version: str, markdown: str) -> None:
+    """The description of a registered model version (shown on its page in the MLflow UI)."""
+    client().update_model_version(name, version, description=markdown)
+
+
+def run_url(run_id: str) -> str | None:
+    """Link to the run in the MLflow UI; None for the embedded store (no UI server known)."""
+    mlflow = _mlflow()
+    uri = mlflow.get_tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return None
+    run = client().get_run(run_id)
+    return f"{uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
 
 
 def log_artifacts(run_id: str, local_dir: str | Path, artifact_path: str | None = None) -> None:

@@ -38,7 +38,7 @@ LOCK_SUFFIX = ".promotion-lock"
 HOLDER_TAG = "recsys.lock_holder"
 EXPIRES_TAG = "recsys.lock_expires_at"
 DEFAULT_TTL = 120.0
-DEFAULT_WAIT = 600.0
+DEFAULT_WAIT = 180.0  # longer than the time to live: a dead holder never makes a waiter fail
 
 
 def lock_name(name: str, alias: str) -> str:
@@ -74,7 +74,7 @@ def promotion_lock(name: str, alias: str, *, ttl: float | None = None,
                    wait: float | None = None) -> Iterator[str]:
     """Hold the promotion lock of ``name@alias`` for the body; yields the holder id.
 
-    Waits up to ``wait`` seconds (``RECSYS_PROMOTION_LOCK_WAIT``, 600 by default) for another
+    Waits up to ``wait`` seconds (``RECSYS_PROMOTION_LOCK_WAIT``, 180 by default) for another
     holder, breaking a lock older than its time to live.
     """
     from mlflow.exceptions import MlflowException

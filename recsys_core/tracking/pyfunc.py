@@ -77,23 +77,47 @@ def pip_requirements() -> list[str]:
     return pins
 
 
-def log_model(model: Recommender, workdir: Path, input_example: pd.DataFrame | None = None):
-    """Log ``model`` as a pyfunc in the active run; returns MLflow's ``ModelInfo``."""
+def example(model_dir: str | Path, n: int = 3) -> pd.DataFrame:
+    """A few known (user, item) pairs, read from the saved vocabularies (no model load)."""
+    from recsys_core.features.ids import IdVocab
+
+    users = IdVocab.load(Path(model_dir) / "user_ids.json").ids[:n].astype(str)
+    items = IdVocab.load(Path(model_dir) / "item_ids.json").ids[:n].astype(str)
+    m = min(len(users), len(items))
+    return pd.DataFrame({"user": users[:m], "item": items[:m]})
+
+
+def log_saved(model_dir: str | Path, run_id: str | None = None,
+              input_example: pd.DataFrame | None = None):
+    """Log the model saved in ``model_dir`` as a pyfunc of run ``run_id``; returns ``ModelInfo``.
+
+    The folder written by ``Recommender.save`` becomes the model's artifact as it is: nothing is
+    loaded or saved again. With ``run_id`` no active run is needed, so the run stays open for the
+    flow; without it the active run is used.
+    """
     import mlflow
+    from mlflow.models import Model
 
     import recsys_core
 
-    model_dir = Path(workdir) / "recommender"
-    model.save(model_dir)
-    return mlflow.pyfunc.log_model(
+    return Model.log(
+        artifact_path=None,
         name="model",
+        flavor=mlflow.pyfunc,
+        run_id=run_id,
         python_model=RecommenderPyfunc(),
         artifacts={ARTIFACT_KEY: str(model_dir)},
         code_paths=[str(Path(recsys_core.__file__).parent)],
         signature=signature(),
-        input_example=input_example,
+        input_example=input_example if input_example is not None else example(model_dir),
         pip_requirements=pip_requirements(),
     )
+
+
+def log_model(model: Recommender, workdir: Path, input_example: pd.DataFrame | None = None):
+    """Save ``model`` under ``workdir`` and log it as a pyfunc in the active run."""
+    model_dir = model.save(Path(workdir) / "recommender")
+    return log_saved(model_dir, None, input_example)
 
 
 def load_recommender(model_uri: str) -> Recommender:

@@ -14,7 +14,7 @@ from flows.training import TrainingParams, training_flow
 from recsys_core.exceptions import StalePromotionError
 from recsys_core.tracking import registry
 
-TINY = dict(synthetic_size="tiny", registered_model="racetest", experiment="racetest")
+TINY = dict(data={"synthetic_size": "tiny"}, registered_model="racetest", experiment="racetest")
 
 
 def _versions() -> dict[str, dict[str, str]]:
@@ -34,7 +34,8 @@ def test_four_concurrent_runs_leave_one_champion_and_an_intact_chain(workspace):
     def run():
         barrier.wait()
         try:
-            outcomes.append(training_flow(TrainingParams(**TINY, model_params={"factors": 10})))
+            params = TrainingParams(**TINY, model={"params": {"factors": 10}})
+            outcomes.append(training_flow(params))
         except StalePromotionError as exc:
             outcomes.append(exc)
         except Exception as exc:  # shown by the assertion below
@@ -88,7 +89,7 @@ def test_champion_with_deleted_artifacts_is_a_gate_finding(workspace):
     doctor = [c for c in run_checks(env={}) if not c.ok]
     assert [c.name for c in doctor] == ["artifacts of racetest v1 (challenger, champion)"]
 
-    second = training_flow(TrainingParams(**TINY, model_params={"factors": 10}))  # completes
+    second = training_flow(TrainingParams(**TINY, model={"params": {"factors": 10}}))  # completes
     assert second["promoted"] is True and second["version"] == "2"
     assert second["champion"] is None
     reasons = MlflowClient().get_run(second["run_id"]).data.tags["recsys.gate_reasons"]

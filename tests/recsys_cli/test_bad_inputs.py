@@ -226,15 +226,21 @@ def test_the_table_is_large_enough():
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.train is not None], ids=Case.id.fget)
 def test_train_refuses(case, env, prefect_server, monkeypatch):
-    import flows.training
+    import tasks.collect
 
-    # each bad input is judged once; the retry policy has its own tests
-    monkeypatch.setattr(flows.training, "collect_snapshot",
-                        flows.training.collect_snapshot.with_options(retries=0))
+    # bad input is never retried: the real collect is called once per run (a retry would call
+    # it again after RECSYS_IO_RETRY_DELAYS)
+    calls = []
+    real_collect = tasks.collect.collect
+    monkeypatch.setattr(tasks.collect, "collect",
+                        lambda *a, **kw: calls.append(a) or real_collect(*a, **kw))
+    monkeypatch.setenv("RECSYS_IO_RETRIES", "3")
+    monkeypatch.setenv("RECSYS_IO_RETRY_DELAYS", "0.1")
     args = ["train", "--model", "bias", "--registered-model", "badinputs",
             "--experiment", "badinputs", *_args(case.train, env)]
     res = runner.invoke(app, args)
     _check(res, case.train_code or case.code, case.train_message or case.message, env)
+    assert len(calls) <= 1
     # nothing was registered: bad input never reaches the registry
     if (env / ".recsys").exists():
         import mlflow

@@ -318,8 +318,8 @@ def test_default_s3_limits_bound_a_silent_endpoint_under_a_minute(monkeypatch):
     for name in ("CONNECT_TIMEOUT", "READ_TIMEOUT", "MAX_ATTEMPTS"):
         monkeypatch.delenv(f"RECSYS_S3_{name}", raising=False)
     settings = files.S3Settings()
-    assert (settings.connect_timeout, settings.read_timeout, settings.max_attempts) == (5, 10, 3)
-    assert settings.worst_case_seconds() == 3 * 15 + 1 + 2
+    assert (settings.connect_timeout, settings.read_timeout, settings.max_attempts) == (5, 5, 3)
+    assert settings.worst_case_seconds() == 3 * (5 + 5) + 1 + 2
     assert settings.worst_case_seconds() < 60
 
 

@@ -32,3 +32,19 @@ def test_rating_distribution(tmp_path):
     path = plots.rating_distribution(pred, truth, tmp_path / "dist.png")
     assert path.stat().st_size > 1000
     assert path.read_bytes().startswith(PNG)
+
+
+def _coloured_pixels(path, rgb) -> int:
+    import matplotlib.image
+
+    img = matplotlib.image.imread(path)[..., :3]
+    return int((np.abs(img - np.array(rgb) / 255).max(axis=-1) < 0.1).sum())
+
+
+def test_a_one_epoch_curve_shows_its_points(tmp_path):
+    path = plots.learning_curve([{"epoch": 1, "train_loss": 0.5, "val_rmse": 0.9}],
+                                tmp_path / "one.png")
+    # matplotlib's first two colours: the loss (blue) and the RMSE (orange). The legend alone
+    # draws ~60 pixels of each (a bare 1-point line); the points themselves add ~200 more.
+    assert _coloured_pixels(path, (31, 119, 180)) > 150
+    assert _coloured_pixels(path, (255, 127, 14)) > 150

@@ -1,0 +1,46 @@
+"""What data a run collects, and how: one frozen configuration (the ``data`` section of a run)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SOURCES_HELP = (
+    "synthetic[:tiny|small|100k|1m|10m], movielens-100k|1m|10m|20m|25m|32m|latest-small, "
+    "a CSV/TSV/Parquet path, or s3://bucket/key"
+)
+
+
+class DataConfig(BaseModel):
+    """The source of the interactions and how they are read."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: str = Field("synthetic", description=SOURCES_HELP)
+    synthetic_size: Literal["tiny", "small", "100k", "1m", "10m"] = Field(
+        "100k", description="size of the synthetic data set (MovieLens shapes)"
+    )
+    seed: int = Field(42, description="seed of the synthetic data")
+    columns: str | None = Field(
+        None, description="column mapping for files, e.g. user=userId,item=movieId"
+    )
+    rating_min: float = Field(1.0, description="lowest valid rating (inclusive)")
+    rating_max: float = Field(5.0, description="highest valid rating (inclusive)")
+    duplicates: Literal["latest", "mean", "refuse"] = Field(
+        "latest",
+        description="repeated (user, item) pairs: keep the latest rating, average them, or refuse "
+        "the data",
+    )
+
+    @model_validator(mode="after")
+    def _scale_is_ordered(self) -> DataConfig:
+        if self.rating_min >= self.rating_max:
+            raise ValueError(
+                f"rating_min ({self.rating_min!r}) must be below rating_max ({self.rating_max!r})"
+            )
+        return self
+
+    @property
+    def rating_scale(self) -> tuple[float, float]:
+        return (self.rating_min, self.rating_max)
