@@ -135,8 +135,7 @@ def test_bad_source_is_not_retried(workspace, monkeypatch, faults):
     counted = faults(tasks.collect.collect, None)
     monkeypatch.setattr("tasks.collect.collect", counted)
     with pytest.raises(DataSourceError, match="is a folder"):
-        collect_snapshot(DataConfig(source=str(workspace), synthetic_size="tiny", seed=1),
-                         data_dir=str(workspace / "data"))
+        collect_snapshot(DataConfig(source=str(workspace)), str(workspace / "data"))
     assert counted.calls == 1
 
 
