@@ -165,7 +165,8 @@ def stack(tmp_path_factory) -> LoopbackStack:
     # RECSYS_TEST_DB_PREFIX lets two checkouts run their stack tests side by side
     prefix = os.environ.get("RECSYS_TEST_DB_PREFIX", "recsys_test")
     args = ["--name", NAME, "--db-prefix", prefix, "--s3-port", str(_free_port()),
-            "--mlflow-port", str(_free_port()), "--prefect-port", str(_free_port())]
+            "--mlflow-port", str(_free_port()), "--prefect-port", str(_free_port()),
+            "--serve-port", str(_free_port())]
     handle = LoopbackStack({}, args, env_file)
     handle.script("down")  # leftovers of an interrupted session
     started = time.monotonic()
