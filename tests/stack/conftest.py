@@ -70,7 +70,9 @@ class LoopbackStack:
         env.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="3", MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR="1",
                    MLFLOW_HTTP_REQUEST_BACKOFF_JITTER="0.5", MLFLOW_HTTP_REQUEST_TIMEOUT="60",
                    PREFECT_WORKER_QUERY_SECONDS="2", PREFECT_WORKER_PREFETCH_SECONDS="5",
-                   PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="5")
+                   PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="5",
+                   # the stack's recsys serve: the model the e2e tests train, looked at each second
+                   RECSYS_SERVE_REGISTERED_MODEL="e2e", RECSYS_SERVE_POLL_INTERVAL_S="1")
         return env
 
     def client_env(self) -> dict[str, str]:
