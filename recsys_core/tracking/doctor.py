@@ -76,7 +76,8 @@ def check_tracking_server(uri: str) -> Check:
                      "MLFLOW_TRACKING_URI")
     if resp.status_code == 403 and "host" in resp.text.lower():
         return Check("tracking server", False, f"{uri} refuses the Host header: {resp.text[:120]}",
-                     "add this host:port to the server's --allowed-hosts (MLFLOW_ALLOWED_HOSTS)")
+                     "add this host:port to the server's --allowed-hosts "
+                     "(MLFLOW_EXTRA_ALLOWED_HOSTS in compose)")
     if resp.status_code == 401:
         return Check("tracking server", False, f"{uri} asks for credentials (basic auth)",
                      "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
