@@ -82,7 +82,7 @@ mutation: install  ## mutation score of the modules in [tool.mutmut] (~15 min + 
 	  END { for (m in total) printf "%-36s %4d mutants %4d caught  score %5.1f%%\n", \
 	        m, total[m], caught[m], 100 * caught[m] / total[m] }' | sort
 
-stack-up: install  ## loopback stack on 127.0.0.1 (S3, MLflow, Prefect server and worker); writes .env
+stack-up: install  ## loopback stack on 127.0.0.1 (S3, MLflow, Prefect server and worker, recsys serve); writes .env
 	$(BIN)/python infra/loopback/stack.py up --env-file .env
 
 stack-down:  ## stop what stack-up started (by pid) and remove its block from .env
