@@ -16,11 +16,11 @@ from recsys_core.privacy import accounting
 
 
 def test_quality_at_a_large_epsilon(quality):
-    # measured on the fixture: bias 0.928, this model 0.884 (noise std 1.4); factors zeroed: 0.94
+    # measured on the fixture: bias 0.928, this model 0.883 (noise std 1.4); factors zeroed: 0.936
     model = quality.rating(
         "dp-als",
         {"epsilon": 1e4, "iterations": 5, "max_ratings_per_user": 500, "clip_norm": 1.0,
-         "rating_clip": 2.0},
+         "rating_clip": 2.0, "ridge_scale": 2.0},
         beats_bias_by=0.03, zeroed=("user_factors_", "item_factors_"),
     )
     assert model.privacy_["epsilon"] <= 1e4
