@@ -3,7 +3,8 @@
 Checks, all recorded with their numbers:
 
 1. **thresholds**: each ``metric -> bound`` must hold (an upper bound for metrics where lower is
-   better such as RMSE, a lower bound otherwise);
+   better such as RMSE and for the privacy loss ``epsilon``/``delta``, a lower bound otherwise;
+   a model that reports no ``epsilon`` fails an ``epsilon`` threshold);
 2. **baseline**: the challenger must beat the baseline (bias model for rating metrics,
    popularity for ranking metrics) on the primary metric, on the same split;
 3. **champion**: when there is one, re-scored on this run's split, the challenger must improve
@@ -67,6 +68,10 @@ class GateConfig(BaseModel):
         "thresholds and baseline only (logged as a warning); 'refuse' refuses the run",
     )
 
+
+PRIVACY_METRICS = frozenset({"epsilon", "delta"})
+"""The privacy loss a private model reports (``DPALS.privacy_metrics``): a threshold on them is
+an upper bound (``epsilon <= budget``), and a challenger without them fails it."""
 
 SLACK = 1e-9
 """Absolute slack of the inclusive comparisons (min_improvement, guard_tolerance)."""
@@ -176,10 +181,16 @@ def decide(
                             "or its evaluation is broken"))
     for metric, bound in config.thresholds.items():
         value = challenger.get(metric)
+        if value is None and metric in PRIVACY_METRICS:
+            checks.append(Check(f"threshold {metric}", False,
+                                f"{metric} <= {bound} is required but the challenger reports no "
+                                f"{metric}: it is not a differentially private model (use dp-als) "
+                                "or its privacy record was not logged"))
+            continue
         if value is None:
             # a ranking-only model has no rmse: a rating threshold does not apply to it
             continue
-        if lower_is_better(metric):
+        if lower_is_better(metric) or metric in PRIVACY_METRICS:
             ok, rel = value <= bound, "<="
         else:
             ok, rel = value >= bound, ">="

@@ -18,6 +18,7 @@ _MODULES = (
     "recsys_core.models.content",
     "recsys_core.models.hybrid",
     "recsys_core.models.als",
+    "recsys_core.models.dp_als",
     "recsys_core.models.svdpp",
     "recsys_core.models.bpmf",
     "recsys_core.models.implicit_models",

@@ -270,3 +270,28 @@ def test_a_champion_scoring_nan_is_unavailable_not_unbeatable():
                baseline={"rmse": 0.95})  # fmt: skip
     assert d.passed
     assert "rmse re-scored on this split is nan" in _check(d, "champion available").detail
+
+
+PRIVATE = GateConfig(thresholds={"rmse": 1.2, "epsilon": 2.0}, require_beat_baseline=False)
+
+
+@pytest.mark.parametrize(("eps", "passed"), [(1.5, True), (2.0, True), (2.5, False)])
+def test_epsilon_threshold_is_an_upper_bound(eps, passed):
+    # a private model's record (DPALS.privacy_metrics) merged into the challenger's metrics
+    d = decide({"rmse": 0.95, "epsilon": eps, "delta": 1e-6}, config=PRIVATE, primary="rmse")
+    assert d.passed is passed
+    check = _check(d, "threshold epsilon")
+    assert check.passed is passed
+    assert ("<= 2.0" in check.detail) and (passed or "is not <= 2.0" in check.detail)
+
+
+def test_epsilon_threshold_refuses_a_model_without_a_privacy_record():
+    d = decide({"rmse": 0.90}, config=PRIVATE, primary="rmse")
+    assert not d.passed
+    assert "not a differentially private model" in _check(d, "threshold epsilon").detail
+
+
+def test_an_infinite_epsilon_fails_the_budget():
+    # dp-als trained without noise reports epsilon = inf
+    d = decide({"rmse": 0.90, "epsilon": float("inf")}, config=PRIVATE, primary="rmse")
+    assert not d.passed and not _check(d, "threshold epsilon").passed

@@ -1,0 +1,91 @@
+"""The privacy loss of ``releases`` Gaussian mechanisms, by Google's ``dp-accounting``.
+
+A model that adds Gaussian noise of standard deviation ``noise_multiplier * sensitivity`` to
+``releases`` statistics (each of L2 sensitivity ``sensitivity`` with respect to one user's whole
+data) is ``(epsilon, delta)``-DP with the epsilon the accountant computes for the composition of
+``releases`` Gaussian mechanisms. Two accountants: ``rdp`` (Rényi DP, Mironov 2017) and ``pld``
+(privacy loss distributions, tighter). The noise for a target epsilon is found by the library's
+``calibrate_dp_mechanism`` (a bracketed root search over the accountant), never by a closed
+formula.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import dp_accounting
+from dp_accounting import pld, rdp
+
+from recsys_core.exceptions import ConfigError
+
+Accountant = Literal["rdp", "pld"]
+
+MAX_NOISE_MULTIPLIER = 1e4
+"""Largest noise multiplier the calibration searches (a target beyond it is refused)."""
+MIN_NOISE_MULTIPLIER = {"rdp": 0.01, "pld": 0.3}
+"""Smallest noise multiplier searched per accountant (below 0.3 the PLD accountant's grids grow
+without bound); a budget that needs less noise gets this much, which is more private than asked."""
+
+
+def _accountant(kind: Accountant) -> dp_accounting.PrivacyAccountant:
+    if kind == "rdp":
+        return rdp.RdpAccountant()
+    if kind == "pld":
+        # a coarser grid than the default 1e-4: calibration takes seconds, not a minute
+        return pld.PLDAccountant(value_discretization_interval=1e-3)
+    raise ConfigError(f"unknown privacy accountant {kind!r}; use 'rdp' or 'pld'")
+
+
+def event(noise_multiplier: float, releases: int) -> dp_accounting.DpEvent:
+    """``releases`` Gaussian mechanisms of noise multiplier ``noise_multiplier``, composed."""
+    return dp_accounting.SelfComposedDpEvent(
+        dp_accounting.GaussianDpEvent(noise_multiplier), releases
+    )
+
+
+def epsilon(noise_multiplier: float, releases: int, delta: float,
+            accountant: Accountant = "rdp") -> float:
+    """The epsilon at ``delta`` of ``releases`` Gaussian releases with ``noise_multiplier``."""
+    acc = _accountant(accountant)
+    acc.compose(event(noise_multiplier, releases))
+    return float(acc.get_epsilon(delta))
+
+
+def check_target(target_epsilon: float, delta: float) -> None:
+    """Refuse a target that no noise can meet, saying what to change."""
+    if not target_epsilon > 0:
+        raise ConfigError(
+            f"epsilon={target_epsilon} is not a privacy budget: it must be greater than 0 "
+            "(typical values 0.5 to 10; leave it unset for a non-private model)"
+        )
+    if not 0 < delta < 1:
+        raise ConfigError(
+            f"delta={delta} must lie strictly between 0 and 1; use a value well below "
+            "1/number of users, e.g. 1e-6"
+        )
+
+
+def noise_multiplier_for(target_epsilon: float, delta: float, releases: int,
+                         accountant: Accountant = "rdp") -> float:
+    """The smallest noise multiplier whose ``releases``-fold composition is
+    ``(target_epsilon, delta)``-DP by ``accountant`` (``dp_accounting.calibrate_dp_mechanism``)."""
+    check_target(target_epsilon, delta)
+    if releases < 1:
+        raise ConfigError(f"releases must be at least 1, got {releases}")
+    if epsilon(MAX_NOISE_MULTIPLIER, releases, delta, accountant) > target_epsilon:
+        raise ConfigError(
+            f"epsilon={target_epsilon} at delta={delta} over {releases} releases needs a noise "
+            f"multiplier above {MAX_NOISE_MULTIPLIER:g}: raise epsilon or delta, or lower the "
+            "number of iterations"
+        )
+    lowest = MIN_NOISE_MULTIPLIER[accountant]
+    if epsilon(lowest, releases, delta, accountant) <= target_epsilon:
+        return lowest
+    return float(dp_accounting.calibrate_dp_mechanism(
+        lambda: _accountant(accountant),
+        lambda sigma: event(sigma, releases),
+        target_epsilon,
+        delta,
+        bracket_interval=dp_accounting.LowerEndpointAndGuess(lowest, 1.0),
+        tol=1e-4,
+    ))

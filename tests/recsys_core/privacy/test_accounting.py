@@ -1,0 +1,65 @@
+"""The accountant wrapper: its epsilon is dp-accounting's, its calibration meets the target."""
+
+import dp_accounting
+import pytest
+from dp_accounting import pld, rdp
+
+from recsys_core.exceptions import ConfigError
+from recsys_core.privacy import accounting
+
+
+@pytest.mark.parametrize(("sigma", "releases"), [(1.0, 1), (2.0, 10), (5.0, 6)])
+def test_rdp_epsilon_is_the_librarys(sigma, releases):
+    acc = rdp.RdpAccountant()
+    acc.compose(dp_accounting.GaussianDpEvent(sigma), releases)
+    assert accounting.epsilon(sigma, releases, 1e-6, "rdp") == pytest.approx(
+        acc.get_epsilon(1e-6), rel=1e-12)
+
+
+def test_pld_epsilon_is_the_librarys_within_its_discretization():
+    acc = pld.PLDAccountant()  # the library's default, finer grid
+    acc.compose(dp_accounting.GaussianDpEvent(3.0), 6)
+    assert accounting.epsilon(3.0, 6, 1e-6, "pld") == pytest.approx(acc.get_epsilon(1e-6),
+                                                                   rel=0.01)
+
+
+def test_known_value_of_the_gaussian_mechanism():
+    # one Gaussian release with sigma = 1 is (epsilon, 1e-5)-DP for epsilon ~ 4.4 by the exact
+    # (PLD) analysis of Balle & Wang (2018); RDP is looser, never tighter
+    exact = accounting.epsilon(1.0, 1, 1e-5, "pld")
+    assert 4.2 < exact < 4.6
+    assert accounting.epsilon(1.0, 1, 1e-5, "rdp") >= exact
+
+
+@pytest.mark.parametrize("target", [0.5, 2.0, 10.0])
+def test_calibrated_noise_meets_the_target(target):
+    sigma = accounting.noise_multiplier_for(target, 1e-6, 6)
+    got = accounting.epsilon(sigma, 6, 1e-6)
+    assert got <= target + 1e-6 and got >= target * 0.99
+
+
+def test_noise_grows_as_epsilon_shrinks():
+    sigmas = [accounting.noise_multiplier_for(e, 1e-6, 6) for e in (10, 5, 2, 1, 0.5)]
+    assert sigmas == sorted(sigmas) and len(set(sigmas)) == len(sigmas)
+
+
+def test_noise_grows_with_the_number_of_releases():
+    assert accounting.noise_multiplier_for(1, 1e-6, 20) > accounting.noise_multiplier_for(
+        1, 1e-6, 2)
+
+
+@pytest.mark.parametrize("eps", [0.0, -1.0, float("nan")])
+def test_epsilon_must_be_positive(eps):
+    with pytest.raises(ConfigError, match="greater than 0"):
+        accounting.noise_multiplier_for(eps, 1e-6, 3)
+
+
+@pytest.mark.parametrize("delta", [0.0, 1.0, 1.5, -1e-6])
+def test_delta_must_lie_in_the_open_unit_interval(delta):
+    with pytest.raises(ConfigError, match="strictly between 0 and 1"):
+        accounting.noise_multiplier_for(1.0, delta, 3)
+
+
+def test_an_unreachable_target_is_refused():
+    with pytest.raises(ConfigError, match="raise epsilon or delta"):
+        accounting.noise_multiplier_for(1e-9, 1e-12, 1000)
