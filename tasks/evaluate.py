@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,13 @@ def evaluate_models(model_dir: str, feats: Features, *, k: int,
 
     challenger = Recommender.load(model_dir)
     result = score(challenger, keep_predictions=True)
-    log.info("challenger %s", _rounded(result.metrics))
+    metrics = dict(result.metrics)
+    # a private model's record (epsilon, delta, noise): logged with its metrics, and what a gate
+    # threshold such as ``epsilon <= 2`` reads
+    privacy = getattr(challenger, "privacy_metrics", None)
+    if callable(privacy):
+        metrics.update({m: v for m, v in privacy().items() if math.isfinite(v)})
+    log.info("challenger %s", _rounded(metrics))
     plot_dir = Path(model_dir).parent / "plots"
     plot_dir.mkdir(exist_ok=True)
     written = [plots.learning_curve(challenger.history_, plot_dir / "learning_curve.png")]
@@ -76,7 +83,7 @@ def evaluate_models(model_dir: str, feats: Features, *, k: int,
                   champ.unavailable)
     else:
         log.info("no champion for %r yet: thresholds and baseline only", registered_model)
-    return Scores(dict(result.metrics), dict(result.counts), baseline_name,
+    return Scores(metrics, dict(result.counts), baseline_name,
                   dict(baseline_metrics), champ.version, champion_metrics, champ.unavailable,
                   [str(p) for p in written if p is not None])
 

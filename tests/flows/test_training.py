@@ -265,3 +265,22 @@ def test_cli_train_recommend_rollback_and_exit_codes(workspace):
     assert "split.test_fraction: Input should be less than 1" in usage.output
     usage = runner.invoke(app, ["train", *common, "--set", "gate.nope=1"])
     assert usage.exit_code == 2 and "gate.nope: unknown setting" in usage.output
+
+
+def test_a_private_model_logs_its_budget_and_the_gate_holds_it_to_one(workspace):
+    # the tiny data set has too few users for a real budget: epsilon 1e4 is private in form only,
+    # enough to check the wiring (the privacy record logged, the threshold read by the gate)
+    dp = {"name": "dp-als", "params": {"epsilon": 1e4, "iterations": 3}}
+    within = outcome_of(training_flow(TrainingParams(
+        **TINY, model=dp, gate={**NO_BASELINE, "thresholds": {"rmse": 1.5, "epsilon": 2e4}})))
+    assert within["promoted"] is True
+    logged = MlflowClient().get_run(within["run_id"]).data.metrics
+    # the accountant's epsilon for the calibrated noise: at most the target, and close to it
+    assert 0.9e4 <= logged["epsilon"] <= 1e4
+    assert 0 < logged["delta"] < 1
+
+    over = outcome_of(training_flow(TrainingParams(
+        **TINY, model=dp, gate={**NO_BASELINE, "thresholds": {"rmse": 1.5, "epsilon": 10}})))
+    assert over["promoted"] is False
+    assert any("epsilon" in r and r.startswith("FAIL") for r in over["gate_reasons"]), over
+    assert _champion().version == within["version"]
