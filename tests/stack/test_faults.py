@@ -1,15 +1,15 @@
 """Faults during a deployment run: the tracking server or the S3 server goes away.
 
 Back within the retry window of the I/O tasks (2, 5, 15 s), the run completes; left down, the run
-fails saying which server, and ``champion`` does not move. MLflow cases come first: the S3 server
-keeps objects in memory, so its restart empties the buckets (the S3 cases use their own model).
+fails saying which server, and ``champion`` does not move. The loopback S3 server saves its objects
+when it stops and restores them when it starts; the S3 cases still use a model of their own.
 """
 
 import pytest
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
-BASE = {"synthetic_size": "tiny", "experiment": "e2e"}
+BASE = {"data": {"synthetic_size": "tiny"}, "experiment": "e2e"}
 
 
 def _host_port(url: str) -> str:
@@ -51,7 +51,7 @@ def test_s3_back_within_the_retry_window(stack):
         flow_run = stack.trigger({**BASE, "registered_model": "e2e-s3"})
         retried = stack.wait_for_retry(flow_run.id)
     finally:
-        stack.start("s3")  # empty buckets, created again by the init logic
+        stack.start("s3")  # the objects saved at the stop are restored
     final = stack.wait_final(flow_run.id)
     assert retried is not None, f"the run failed without retrying: {final.state.message[:300]}"
     assert final.state.is_completed(), final.state.message
