@@ -14,7 +14,7 @@ export MLFLOW_DISABLE_TELEMETRY ?= true
 export DO_NOT_TRACK ?= 1
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: install run test test-unit test-stack lint stack-up stack-down bench clean mutation
+.PHONY: install java-check run test test-unit test-stack lint stack-up stack-down bench clean mutation
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[dev,bench]'
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install recsys with its test tools
+install: $(STAMP) java-check  ## create .venv and install recsys with its test tools
+
+# the spark-als model and its tests need a Java 17+ runtime (pyspark 4 starts a JVM)
+java-check:
+	@java_bin="$${JAVA_HOME:+$$JAVA_HOME/bin/}java"; \
+	if ! command -v "$$java_bin" >/dev/null 2>&1; then \
+		echo "error: no Java runtime found (java on PATH or JAVA_HOME/bin/java); Spark needs Java 17+:" >&2; \
+		echo "       install the OS package openjdk-17-jre-headless (apt-get install openjdk-17-jre-headless)" >&2; \
+		echo "       or set JAVA_HOME to a Java 17+ installation" >&2; \
+		exit 1; \
+	fi; \
+	version=$$("$$java_bin" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1); \
+	if [ -n "$$version" ] && [ "$$version" -lt 17 ]; then \
+		echo "error: Java $$version found; Spark 4 needs Java 17+: install openjdk-17-jre-headless" >&2; \
+		exit 1; \
+	fi
 
 run: install  ## train on the embedded default (synthetic data, local MLflow, ephemeral Prefect)
 	$(BIN)/recsys train
