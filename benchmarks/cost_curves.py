@@ -3,6 +3,7 @@
     python benchmarks/cost_curves.py                                   # 1M, every model
     python benchmarks/cost_curves.py --sizes 1M 5M --out benchmarks/results-cost-curves.md
     python benchmarks/cost_curves.py --sizes 25M --models sgd-mf --append
+    python benchmarks/cost_curves.py --report --out results.md --plot cost.png   # no runs
 
 MovieLens-shaped synthetic ratings (the 25M shape: 162K users, 59K items; users and items scale
 with the size like MovieLens 1M/10M/25M), half-star ratings from a low-rank model with biases
@@ -236,13 +237,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--append", action="store_true")
     ap.add_argument("--out", type=Path, help="write the Markdown table here")
     ap.add_argument("--plot", type=Path, help="write the cost-against-size plot (png) here")
+    ap.add_argument("--report", action="store_true",
+                    help="measure nothing: the table and plot of the results in --json")
     ap.add_argument("--worker", nargs=2, metavar=("MODEL", "SIZE"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
         worker(*args.worker)
         return
-    results = json.loads(args.json.read_text()) if args.append and args.json.exists() else []
-    for size in args.sizes:
+    keep = (args.append or args.report) and args.json.exists()
+    results = json.loads(args.json.read_text()) if keep else []
+    for size in [] if args.report else args.sizes:
         for model in args.models:
             r = measure(model, size, args.timeout)
             r["load_avg"] = os.getloadavg()[0]
