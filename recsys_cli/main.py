@@ -22,6 +22,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 import json  # noqa: E402
 import math  # noqa: E402
@@ -492,18 +493,34 @@ def _fit_with_progress(rec, data) -> None:
 
 @app.command()
 def recommend(
-    user: Annotated[list[str], typer.Option("--user", "-u", help="user id (repeatable)")],
+    user: Annotated[list[str] | None, typer.Option("--user", "-u",
+                                                   help="user id (repeatable)")] = None,
     k: Annotated[int, typer.Option("-k", "--k", help="number of items (clipped to the "
                                    "catalogue; at most RECSYS_MAX_K, 1000 by default)")] = 10,
     registered_model: str = "recsys",
     alias: str = "champion",
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    all_users: Annotated[bool, typer.Option("--all", help="every user, as Parquet under "
+                                            "--out (the batch-recommendations flow)")] = False,
+    out: Annotated[str | None, typer.Option(help="folder or s3://bucket/prefix for --all")] = None,
 ) -> None:
     """Top-k items for users, from the registered model's champion."""
     from recsys_core.evaluation.evaluate import check_k
     from recsys_core.tracking import mlflow_run, model_store, registry
 
     check_k(k)
+    if all_users or out:
+        if not (all_users and out) or user:
+            _fail("--all writes every user's list to --out PATH: give both, and no --user")
+        from flows.batch import BatchParams, batch_recommendations_flow
+
+        done = batch_recommendations_flow(BatchParams(registered_model=registered_model,
+                                                      alias=alias, out=out, k=k))
+        console.print(f"{done['rows']:,} rows for {done['users']:,} users of version "
+                      f"{done['version']} -> {done['location']}")
+        return
+    if not user:
+        _fail("give --user ID (repeatable), or --all --out PATH for every user")
     mlflow_run.configure()
     ref = registry.get_alias(registered_model, alias)
     if ref is None:
@@ -561,6 +578,9 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="machine-readabl
 from recsys_cli.doctor import doctor  # noqa: E402
 
 app.command("doctor")(doctor)
+from recsys_cli.serve import serve  # noqa: E402
+
+app.command("serve")(serve)
 
 
 if __name__ == "__main__":

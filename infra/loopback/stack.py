@@ -11,7 +11,8 @@ Services, in start order (the same roles as ``docker-compose.yml``):
 service   what runs                                   health
 ========  ==========================================  ============================
 postgres  the PostgreSQL already on the machine        databases created (idempotent)
-s3        ``moto_server`` (stands in for MinIO)        HTTP answer, buckets created
+s3        ``moto_server`` (stands in for MinIO)        HTTP answer, buckets and saved
+                                                       objects restored
 mlflow    ``mlflow server`` on PostgreSQL, artifacts   ``/health``
           proxied to ``s3://<bucket>/<prefix>``
 prefect   ``prefect server start`` on PostgreSQL       ``/api/health``
@@ -19,14 +20,25 @@ worker    ``prefect worker start`` (process pool)      registered on its pool
 ========  ==========================================  ============================
 
 Each stack has a name (``dev`` by default, the tests use ``test``) with its own ports, databases
-and state folder ``.stack/<name>/`` (pid files, logs, the S3 credentials it generated). Every
-process is started in its own session and stopped by the pid it was given, never by name.
-Settings come from flags or ``STACK_*`` environment variables; ``--help`` lists them.
+and state folder ``.stack/<name>/`` (pid files, logs, the S3 keys and Prefect auth string it
+generated, the saved S3 objects). The Prefect server asks for that auth string and for CSRF
+tokens, as in compose. Every process is started in its own session and stopped by the pid it
+was given, never by name. Settings come from flags or ``STACK_*`` environment variables;
+``--help`` lists them; a value still holding a ``change-me`` placeholder of ``.env.example`` is
+refused.
+
+The S3 server keeps its objects in memory, while the registry lives on in PostgreSQL: stopping it
+(``down``, ``stop s3``) first saves every object into ``.stack/<name>/s3-objects/``, and starting
+it restores them, so a registered model's artifacts survive ``make stack-down`` / ``stack-up``.
+An S3 server that died on its own could not be saved: what it held since its start is lost, and
+``recsys doctor`` names the registry versions whose artifacts are missing. ``up --fresh`` drops
+the databases and the saved objects together.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import importlib.util
 import json
 import os
@@ -50,15 +62,15 @@ ENV_BEGIN = "# >>> recsys loopback stack (written by make stack-up; removed by m
 ENV_END = "# <<< recsys loopback stack"
 
 
-def _load_buckets():
-    spec = importlib.util.spec_from_file_location(
-        "recsys_infra_buckets", ROOT / "infra" / "storage" / "buckets.py")
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-buckets = _load_buckets()
+buckets = _load("recsys_infra_buckets", ROOT / "infra" / "storage" / "buckets.py")
+PLACEHOLDER = "change-me"
 
 
 class StackError(RuntimeError):
@@ -68,6 +80,16 @@ class StackError(RuntimeError):
 def _env(name: str, default):
     value = os.environ.get(f"STACK_{name}")
     return type(default)(value) if value not in (None, "") else default
+
+
+def refuse_placeholders(env: dict[str, str]) -> None:
+    """Stop with a message naming the first ``STACK_*`` setting that still holds a
+    ``change-me`` placeholder (copied from ``.env.example`` and never replaced)."""
+    for key in sorted(env):
+        if key.startswith("STACK_") and PLACEHOLDER in (env[key] or ""):
+            raise StackError(
+                f"{key} still holds the placeholder {env[key]!r} of .env.example; set a real "
+                f"value in .env or the environment (or remove the line to use the default)")
 
 
 @dataclass
@@ -89,6 +111,11 @@ class Stack:
     @property
     def state(self) -> Path:
         return ROOT / ".stack" / self.name
+
+    @property
+    def saved_objects(self) -> Path:
+        """Where the S3 server's objects are kept while it is stopped."""
+        return self.state / "s3-objects"
 
     @property
     def databases(self) -> dict[str, str]:
@@ -125,12 +152,24 @@ class Stack:
         path.chmod(0o600)
         return creds
 
+    def prefect_auth(self) -> str:
+        """The Prefect API's basic-auth string (``user:password``) of this stack: generated once,
+        kept in the state folder beside the S3 keys."""
+        path = self.state / "prefect-auth"
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"recsys:{secrets.token_urlsafe(24)}\n")
+        path.chmod(0o600)
+        return path.read_text().strip()
+
     def client_env(self) -> dict[str, str]:
         """What a client needs to use this stack (what ``make stack-up`` writes into ``.env``)."""
         names = buckets.bucket_names()
         return {
             "MLFLOW_TRACKING_URI": self.mlflow_url,
             "PREFECT_API_URL": self.prefect_api,
+            "PREFECT_API_AUTH_STRING": self.prefect_auth(),
             "AWS_ENDPOINT_URL": self.s3_url,
             **self.credentials(),
             "AWS_DEFAULT_REGION": "us-east-1",
@@ -232,18 +271,43 @@ def _wait(stack: Stack, service: str, proc: subprocess.Popen, probe, what: str) 
                      f"see {_log_file(stack, service)}:\n{_tail(stack, service)}")
 
 
-def _http_ok(url: str, data: bytes | None = None) -> bytes | None:
-    headers = {"Content-Type": "application/json"} if data is not None else {}
+def _http_ok(url: str, data: bytes | None = None,
+             headers: dict[str, str] | None = None) -> bytes | None:
+    headers = dict(headers or {})
+    if data is not None:
+        headers["Content-Type"] = "application/json"
     req = urllib.request.Request(url, data=data, headers=headers)
     with urllib.request.urlopen(req, timeout=3) as resp:  # noqa: S310 - loopback only
         return resp.read() if 200 <= resp.status < 300 else None
 
 
+def _prefect_post(stack: Stack, path: str, body: bytes) -> bytes | None:
+    """POST to this stack's Prefect API as its clients do: basic auth, then a CSRF token."""
+    auth = base64.b64encode(stack.prefect_auth().encode()).decode()
+    headers = {"Authorization": f"Basic {auth}"}
+    client = f"recsys-stack-{stack.name}"
+    token = json.loads(_http_ok(f"{stack.prefect_api}/csrf-token?client={client}",
+                                headers=headers) or b"{}")["token"]
+    headers.update({"Prefect-Csrf-Token": token, "Prefect-Csrf-Client": client})
+    return _http_ok(f"{stack.prefect_api}{path}", data=body, headers=headers)
+
+
 def stop(stack: Stack, service: str, timeout: float = 15.0) -> bool:
-    """Stop ``service`` (its whole process group); returns whether it was running."""
+    """Stop ``service`` (its whole process group); returns whether it was running.
+
+    The S3 server's objects are saved first (it keeps them in memory only).
+    """
+    had_pid_file = _pid_file(stack, service).exists()
     pid = _running_pid(stack, service)
     if pid is None:
+        if service == "s3" and had_pid_file:
+            _say(f"WARNING: the S3 server of stack {stack.name!r} had stopped on its own; the "
+                 f"objects written since its last start are lost (the last save is kept in "
+                 f"{stack.saved_objects}). `recsys doctor` names registry versions whose "
+                 "artifacts are missing.")
         return False
+    if service == "s3":
+        save_s3(stack)
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(pid, sig)
@@ -292,6 +356,26 @@ def ensure_databases(stack: Stack, fresh: bool = False) -> None:
     conn.close()
 
 
+def _s3_client(stack: Stack):
+    creds = stack.credentials()
+    return buckets.client(stack.s3_url, creds["AWS_ACCESS_KEY_ID"],
+                          creds["AWS_SECRET_ACCESS_KEY"])
+
+
+def save_s3(stack: Stack) -> None:
+    """Save every object of the running S3 server into ``stack.saved_objects``."""
+    started = time.monotonic()
+    try:
+        count = buckets.save_objects(_s3_client(stack), stack.saved_objects)
+    except Exception as exc:  # noqa: BLE001 - stopping must go on; say loudly what is lost
+        _say(f"WARNING: could not save the S3 objects of stack {stack.name!r} ({exc}); they "
+             f"are lost when the server stops (the last save is kept in "
+             f"{stack.saved_objects})")
+        return
+    _say(f"s3       {count} objects saved to {stack.saved_objects} in "
+         f"{time.monotonic() - started:.1f} s")
+
+
 def start_s3(stack: Stack) -> int:
     _check_port_free(stack, "s3", stack.s3_port)
     proc = _spawn(stack, "s3", [str(BIN / "moto_server"), "-H", stack.host, "-p",
@@ -299,7 +383,10 @@ def start_s3(stack: Stack) -> int:
     pid = _wait(stack, "s3", proc, lambda: _http_ok(f"{stack.s3_url}/moto-api/") is not None,
                 f"GET {stack.s3_url}/moto-api/")
     creds = stack.credentials()
-    # the S3 server keeps its objects in memory: a restart starts from empty buckets
+    # the S3 server keeps its objects in memory: put back what the last stop saved
+    restored = buckets.restore_objects(_s3_client(stack), stack.saved_objects)
+    if restored:
+        _say(f"s3       {restored} objects restored from {stack.saved_objects}")
     buckets.ensure_buckets(stack.s3_url, creds["AWS_ACCESS_KEY_ID"],
                            creds["AWS_SECRET_ACCESS_KEY"])
     return pid
@@ -332,12 +419,19 @@ def start_prefect(stack: Stack) -> int:
     _check_port_free(stack, "prefect", stack.prefect_port)
     argv = [str(BIN / "prefect"), "server", "start", "--host", stack.host, "--port",
             str(stack.prefect_port)]
+    origin = f"{stack.host}:{stack.prefect_port}"
     env = stack.process_env(
         PREFECT_API_DATABASE_CONNECTION_URL=stack.pg_url(stack.databases["prefect"],
                                                          "postgresql+asyncpg"),
         PREFECT_UI_API_URL=stack.prefect_api,
         PREFECT_SERVER_API_HOST=stack.host,
         PREFECT_SERVER_API_PORT=str(stack.prefect_port),
+        # as in compose: basic auth on every call but the health probe, CSRF tokens for
+        # state-changing calls, cross-origin calls from the UI's own origins only
+        PREFECT_SERVER_API_AUTH_STRING=stack.prefect_auth(),
+        PREFECT_SERVER_CSRF_PROTECTION_ENABLED="true",
+        PREFECT_SERVER_CORS_ALLOWED_ORIGINS=(f"http://{origin},"
+                                             f"http://localhost:{stack.prefect_port}"),
     )
     if os.environ.get("STACK_PG_PASSWORD"):
         env["PREFECT_API_DATABASE_PASSWORD"] = os.environ["STACK_PG_PASSWORD"]
@@ -357,10 +451,8 @@ def start_worker(stack: Stack) -> int:
     env = stack.process_env(RECSYS_CODE_DIR=str(ROOT), **stack.client_env())
     env.setdefault("PREFECT_WORKER_QUERY_SECONDS", "5")
     proc = _spawn(stack, "worker", argv, env)
-    url = f"{stack.prefect_api}/work_pools/{stack.pool}/workers/filter"
-
     def registered() -> bool:
-        body = _http_ok(url, data=b"{}")
+        body = _prefect_post(stack, f"/work_pools/{stack.pool}/workers/filter", b"{}")
         return any(w.get("name") == worker_name(stack) for w in json.loads(body or b"[]"))
 
     return _wait(stack, "worker", proc, registered,
@@ -378,14 +470,23 @@ def start(stack: Stack, service: str) -> int:
     return STARTERS[service](stack)
 
 
-def deploy(stack: Stack) -> None:
-    """Apply every deployment of ``prefect.yaml`` to this stack's Prefect server."""
-    env = stack.process_env(PREFECT_API_URL=stack.prefect_api, RECSYS_CODE_DIR=str(ROOT))
-    out = subprocess.run([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], cwd=ROOT,
-                         env=env, capture_output=True, text=True, timeout=300, check=False)
+def deploy(stack: Stack, *, reset_schedules: bool = False,
+           prefect_file: Path = ROOT / "prefect.yaml") -> str:
+    """Apply the deployments of ``prefect.yaml`` to this stack's Prefect server with
+    ``infra/deployments/apply.py``: the work pool is created if missing, and deployments already
+    there keep their schedules and paused state. Returns the script's summary line."""
+    env = stack.process_env(PREFECT_API_URL=stack.prefect_api, RECSYS_CODE_DIR=str(ROOT),
+                            PREFECT_API_AUTH_STRING=stack.prefect_auth())
+    argv = [sys.executable, str(ROOT / "infra" / "deployments" / "apply.py"),
+            "--prefect-file", str(prefect_file)]
+    if reset_schedules:
+        argv.append("--reset-schedules")
+    out = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=360,
+                         check=False)
     if out.returncode != 0:
-        raise StackError(f"prefect deploy --all failed ({out.returncode}):\n"
+        raise StackError(f"applying {prefect_file.name} failed ({out.returncode}):\n"
                          f"{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    return out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
 
 
 def _timed_start(stack: Stack, service: str) -> tuple[int, float]:
@@ -399,6 +500,8 @@ def up(stack: Stack, *, fresh: bool = False, with_deploy: bool = True) -> None:
             _check_port_free(stack, service, port)
     stack.state.mkdir(parents=True, exist_ok=True)
     ensure_databases(stack, fresh=fresh)
+    if fresh:  # the objects go with the registry that points at them
+        shutil.rmtree(stack.saved_objects, ignore_errors=True)
     # S3 first (the tracking server needs its bucket), then both servers side by side (their
     # first start migrates a database: ~20 s each), then the worker (it needs the Prefect API)
     for wave in (["s3"], ["mlflow", "prefect"], ["worker"]):
@@ -414,8 +517,7 @@ def up(stack: Stack, *, fresh: bool = False, with_deploy: bool = True) -> None:
             if errors:
                 raise StackError("\n".join(errors))
     if with_deploy:
-        deploy(stack)
-        _say("deployments of prefect.yaml applied")
+        _say(deploy(stack))
 
 
 def down(stack: Stack) -> list[str]:
@@ -485,6 +587,8 @@ def _parser() -> argparse.ArgumentParser:
                                                   "settings in this dotenv file")
     p.add_argument("--fresh", action="store_true", help="up: drop the stack's databases first")
     p.add_argument("--no-deploy", action="store_true", help="up: do not apply prefect.yaml")
+    p.add_argument("--reset-schedules", action="store_true",
+                   help="deploy: apply the schedules of prefect.yaml to existing deployments too")
     return p
 
 
@@ -502,6 +606,11 @@ def _read_dotenv_settings() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     _read_dotenv_settings()
+    try:
+        refuse_placeholders(dict(os.environ))
+    except StackError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
     args = _parser().parse_args(argv)
     stack = Stack(name=args.name, host=args.host, s3_port=args.s3_port,
                   mlflow_port=args.mlflow_port, prefect_port=args.prefect_port,
@@ -513,7 +622,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.env_file:
                 write_env_file(args.env_file, stack.client_env())
                 _say(f"client settings written to {args.env_file}")
-            _say(f"MLflow UI   {stack.mlflow_url}\nPrefect UI  {stack.prefect_api[:-4]}\n"
+            _say(f"MLflow UI   {stack.mlflow_url}\nPrefect UI  {stack.prefect_api[:-4]} (it asks "
+                 f"for the auth string in {stack.state / 'prefect-auth'})\n"
                  f"S3 endpoint {stack.s3_url}\nlogs        {stack.state / 'logs'}")
         elif args.command == "down":
             stopped = down(stack)
@@ -527,7 +637,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "env":
             _say(json.dumps(stack.client_env()))
         elif args.command == "deploy":
-            deploy(stack)
+            _say(deploy(stack, reset_schedules=args.reset_schedules))
         else:
             if not args.service:
                 raise StackError(f"{args.command} needs a service: {', '.join(SERVICES)}")

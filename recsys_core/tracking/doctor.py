@@ -13,6 +13,7 @@ checked over plain HTTP (``$PREFECT_API_URL/health``) so that the library never 
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import uuid
@@ -74,7 +75,8 @@ def check_tracking_server(uri: str) -> Check:
                      "MLFLOW_TRACKING_URI")
     if resp.status_code == 403 and "host" in resp.text.lower():
         return Check("tracking server", False, f"{uri} refuses the Host header: {resp.text[:120]}",
-                     "add this host:port to the server's --allowed-hosts (MLFLOW_ALLOWED_HOSTS)")
+                     "add this host:port to the server's --allowed-hosts "
+                     "(MLFLOW_EXTRA_ALLOWED_HOSTS in compose)")
     if resp.status_code == 401:
         return Check("tracking server", False, f"{uri} asks for credentials (basic auth)",
                      "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
@@ -240,6 +242,9 @@ def check_prefect(env: Mapping[str, str]) -> Check:
         return Check("Prefect API", True, "not set: flows start a temporary local server",
                      "set PREFECT_API_URL (make stack-up writes it into .env) to run "
                      "deployments and schedules", skipped=True)
+    # a server with an auth string (compose, the loopback stack) answers 401 without it
+    auth = env.get("PREFECT_API_AUTH_STRING")
+    headers = {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()} if auth else {}
     try:
         resp = httpx.get(f"{api.rstrip('/')}/health", timeout=TIMEOUT)
         resp.raise_for_status()
@@ -249,7 +254,14 @@ def check_prefect(env: Mapping[str, str]) -> Check:
                      "prefect-server) or correct PREFECT_API_URL")
     detail = f"{api} healthy"
     try:
-        server = httpx.get(f"{api.rstrip('/')}/admin/version", timeout=TIMEOUT).json()
+        version = httpx.get(f"{api.rstrip('/')}/admin/version", headers=headers,
+                            timeout=TIMEOUT)
+        if version.status_code == 401:
+            return Check("Prefect API", False, f"{detail}; asks for credentials",
+                         "set PREFECT_API_AUTH_STRING to the server's auth string "
+                         "(PREFECT_AUTH_STRING of .env; make stack-up writes it)")
+        version.raise_for_status()
+        server = version.json()
         client_version = _version("prefect")
         if client_version and str(server) != client_version:
             return Check("Prefect API", False, f"{detail}; server {server!r} != client "

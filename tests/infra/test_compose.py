@@ -1,5 +1,8 @@
-"""docker-compose.yml against the Compose specification, and the stack's house rules."""
+"""docker-compose.yml against the Compose specification, and the stack's house rules: users and
+their policies, placeholders refused, the deploy job, the worker image (no Docker needed)."""
 
+import json
+import os
 import re
 import subprocess
 import sys
@@ -36,7 +39,10 @@ def test_every_service_is_healthchecked_or_waits_for_a_healthy_or_completed_one(
             target = compose["services"][dep]
             if spec["condition"] == "service_healthy":
                 assert "healthcheck" in target, f"{name} waits for {dep}, which has no healthcheck"
-        assert "healthcheck" in service or depends, f"{name}: no healthcheck, no dependency"
+        # a one-shot job is done when it exits (the others wait for its exit code)
+        one_shot = service.get("restart") == "no"
+        assert "healthcheck" in service or depends or one_shot, (
+            f"{name}: no healthcheck, no dependency")
 
 
 def test_one_shot_bucket_job_gates_the_tracking_server(compose):
@@ -47,7 +53,138 @@ def test_one_shot_bucket_job_gates_the_tracking_server(compose):
     assert services["mlflow"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     init = (ROOT / "infra" / "minio" / "init.sh").read_text()
     assert init.count("mc mb --ignore-existing") == 2
-    assert "mc admin user add" in init and "mc admin policy attach" in init
+
+
+def _run_minio_init(tmp_path) -> tuple[list[list[str]], dict[str, dict]]:
+    """infra/minio/init.sh with an ``mc`` that records its calls and the policies it is given."""
+    fake = tmp_path / "bin" / "mc"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\necho "$*" >> "$MC_LOG"\n'
+                    'if [ "$2 $3" = "policy create" ]; then cp "$6" "$MC_DIR/$5.json"; fi\n')
+    fake.chmod(0o755)
+    env = {"PATH": f"{fake.parent}:{os.environ['PATH']}", "MC_LOG": str(tmp_path / "calls"),
+           "MC_DIR": str(tmp_path), "MINIO_ROOT_USER": "root", "MINIO_ROOT_PASSWORD": "rootpw",
+           "S3_BUCKET_ARTIFACTS": "arts", "S3_BUCKET_DATA": "data",
+           "S3_MLFLOW_ACCESS_KEY": "u-mlflow", "S3_MLFLOW_SECRET_KEY": "s1",
+           "S3_WORKER_ACCESS_KEY": "u-worker", "S3_WORKER_SECRET_KEY": "s2"}
+    out = subprocess.run(["sh", str(ROOT / "infra" / "minio" / "init.sh")], env=env,
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    calls = [line.split() for line in (tmp_path / "calls").read_text().splitlines()]
+    policies = {p.stem: json.loads(p.read_text()) for p in tmp_path.glob("recsys-*.json")}
+    return calls, policies
+
+
+def _resources(policy: dict) -> set[str]:
+    return {r for statement in policy["Statement"] for r in statement["Resource"]}
+
+
+def test_each_application_has_its_own_minio_user_limited_to_its_bucket(tmp_path):
+    calls, policies = _run_minio_init(tmp_path)
+    assert ["admin", "user", "add", "local", "u-mlflow", "s1"] in calls
+    assert ["admin", "user", "add", "local", "u-worker", "s2"] in calls
+    assert ["admin", "policy", "attach", "local", "recsys-mlflow", "--user", "u-mlflow"] in calls
+    assert ["admin", "policy", "attach", "local", "recsys-worker", "--user", "u-worker"] in calls
+    # the MLflow server: the artifacts bucket only; the worker: the data bucket only, no delete
+    assert _resources(policies["recsys-mlflow"]) == {"arn:aws:s3:::arts", "arn:aws:s3:::arts/*"}
+    assert _resources(policies["recsys-worker"]) == {"arn:aws:s3:::data", "arn:aws:s3:::data/*"}
+    worker_actions = {a for st in policies["recsys-worker"]["Statement"] for a in st["Action"]}
+    assert "s3:GetObject" in worker_actions and "s3:DeleteObject" not in worker_actions
+    for policy in policies.values():
+        assert all(st["Effect"] == "Allow" and "*" not in st["Action"]
+                   for st in policy["Statement"])
+
+
+def test_the_services_hold_only_their_own_keys(compose):
+    services = compose["services"]
+    mlflow, worker = services["mlflow"]["environment"], services["prefect-worker"]["environment"]
+    assert "S3_MLFLOW_ACCESS_KEY" in mlflow["AWS_ACCESS_KEY_ID"]
+    assert "S3_MLFLOW_SECRET_KEY" in mlflow["AWS_SECRET_ACCESS_KEY"]
+    assert "S3_WORKER_ACCESS_KEY" in worker["AWS_ACCESS_KEY_ID"]
+    assert "S3_WORKER_SECRET_KEY" in worker["AWS_SECRET_ACCESS_KEY"]
+    # the worker reaches artifacts only through the tracking server's proxy
+    assert "S3_MLFLOW" not in str(worker) and "MLFLOW_S3_ENDPOINT_URL" not in worker
+    assert "S3_WORKER" not in str(mlflow)
+    for name, service in services.items():
+        if name not in ("minio", "minio-init", "config-check"):
+            assert "MINIO_ROOT" not in str(service.get("environment", {})), name
+
+
+def test_every_service_waits_for_the_placeholder_check(compose):
+    for name, service in compose["services"].items():
+        if name != "config-check":
+            assert service["depends_on"]["config-check"]["condition"] == (
+                "service_completed_successfully"), name
+    check = compose["services"]["config-check"]
+    assert check["restart"] == "no"
+    # every secret the compose file requires is checked
+    required = set(re.findall(r"\$\{(\w+):\?", COMPOSE.read_text()))
+    secrets = {v for v in required if re.search(r"PASSWORD|SECRET|AUTH|ROOT_USER", v)}
+    checked = set(check["environment"]["CHECKED_SETTINGS"].split())
+    assert secrets and secrets <= checked, secrets - checked
+    assert checked <= set(check["environment"]), checked - set(check["environment"])
+
+
+def _check_placeholders(values: dict[str, str]) -> subprocess.CompletedProcess:
+    env = {"PATH": os.environ["PATH"], "CHECKED_SETTINGS": " ".join(values), **values}
+    return subprocess.run(["sh", str(ROOT / "infra" / "compose" / "check-placeholders.sh")],
+                          env=env, capture_output=True, text=True, check=False)
+
+
+def test_the_placeholders_of_env_example_are_refused_by_name(compose):
+    example = _env_example()
+    checked = compose["services"]["config-check"]["environment"]["CHECKED_SETTINGS"].split()
+    out = _check_placeholders({name: example[name] for name in checked})
+    assert out.returncode == 1
+    for name in checked:
+        if "change-me" in example[name]:
+            assert f"config-check: {name} still holds the change-me placeholder" in out.stderr
+            assert example[name] not in out.stderr  # the name, never the value
+    out = _check_placeholders({name: f"real-{i}" for i, name in enumerate(checked)})
+    assert out.returncode == 0, out.stderr
+    out = _check_placeholders({"PREFECT_AUTH_STRING": "admin:change-me-later", "OTHER": ""})
+    assert out.returncode == 1
+    assert "PREFECT_AUTH_STRING" in out.stderr and "OTHER" in out.stderr
+
+
+def test_prefect_server_asks_for_auth_and_csrf_and_limits_cors(compose):
+    server = compose["services"]["prefect-server"]["environment"]
+    assert "PREFECT_AUTH_STRING" in server["PREFECT_SERVER_API_AUTH_STRING"]
+    assert server["PREFECT_SERVER_CSRF_PROTECTION_ENABLED"] == "true"
+    origins = server["PREFECT_SERVER_CORS_ALLOWED_ORIGINS"]
+    assert "*" not in origins and "localhost:${PREFECT_PORT:-4200}" in origins
+    for client in ("prefect-worker", "prefect-deploy"):
+        env = compose["services"][client]["environment"]
+        assert "PREFECT_AUTH_STRING" in env["PREFECT_API_AUTH_STRING"], client
+
+
+def test_deployments_are_applied_by_a_one_shot_job_not_at_each_worker_start(compose):
+    services = compose["services"]
+    deploy, worker = services["prefect-deploy"], services["prefect-worker"]
+    assert deploy["restart"] == "no"
+    assert deploy["entrypoint"][-1] == "/app/infra/deployments/apply.py"
+    assert deploy["depends_on"]["prefect-server"]["condition"] == "service_healthy"
+    assert worker["depends_on"]["prefect-deploy"]["condition"] == "service_completed_successfully"
+    assert deploy["build"] == worker["build"] and deploy["image"] == worker["image"]
+    entrypoint = (ROOT / "infra" / "worker" / "entrypoint.sh").read_text()
+    code = [line for line in entrypoint.splitlines() if not line.lstrip().startswith("#")]
+    assert "deploy" not in "\n".join(code)
+    assert "prefect worker start" in "\n".join(code)
+
+
+def test_worker_image_installs_the_locked_dependencies_before_the_code():
+    dockerfile = (ROOT / "infra" / "worker" / "Dockerfile").read_text().splitlines()
+    install = next(i for i, line in enumerate(dockerfile) if "-c constraints.txt" in line)
+    code = next(i for i, line in enumerate(dockerfile) if line.startswith("COPY recsys_core"))
+    lock = next(i for i, line in enumerate(dockerfile) if line.startswith("COPY")
+                and "constraints.txt" in line)
+    assert lock < install < code
+    assert any("pip install --no-deps ." in line for line in dockerfile[code:])
+    # the commit's build argument comes after every RUN (it would invalidate their cache)
+    arg = next(i for i, line in enumerate(dockerfile) if line.startswith("ARG GIT_COMMIT"))
+    assert all(not line.startswith("RUN") for line in dockerfile[arg:])
+    ignore = (ROOT / "infra" / "worker" / "Dockerfile.dockerignore").read_text().splitlines()
+    assert "!constraints.txt" in ignore and "!infra/deployments/apply.py" in ignore
 
 
 def test_nothing_is_published_beyond_loopback_and_postgres_not_at_all(compose):
@@ -63,9 +200,10 @@ def test_artifacts_are_proxied_and_hosts_allowed(compose):
     assert env["MLFLOW_ARTIFACTS_DESTINATION"].startswith("s3://")
     assert "default-artifact-root" not in command and "MLFLOW_DEFAULT_ARTIFACT_ROOT" not in env
     assert "--allowed-hosts=" in command and "mlflow:5000" in command
-    # the apps use the MinIO app user, never the root credentials
-    assert "MINIO_ROOT" not in str(env)
-    assert "MINIO_ROOT" not in str(compose["services"]["prefect-worker"]["environment"])
+    # the published port is a setting: the host names follow it
+    hosts = next(a for a in mlflow["command"] if a.startswith("--allowed-hosts="))
+    assert "localhost:${MLFLOW_PORT:-5000}" in hosts and "127.0.0.1:${MLFLOW_PORT:-5000}" in hosts
+    assert "localhost:5000" not in hosts and "MLFLOW_ALLOWED_HOSTS" not in COMPOSE.read_text()
 
 
 def test_server_runs_the_clients_mlflow_version(compose):
@@ -76,14 +214,18 @@ def test_server_runs_the_clients_mlflow_version(compose):
     assert f"MLFLOW_VERSION={version('mlflow')}" in (ROOT / ".env.example").read_text()
 
 
-def test_env_example_names_every_required_setting_with_placeholders_only(compose):
+def _env_example() -> dict[str, str]:
     example = (ROOT / ".env.example").read_text()
-    settings = dict(line.split("=", 1) for line in example.splitlines()
-                    if line and not line.startswith("#"))
+    return dict(line.split("=", 1) for line in example.splitlines()
+                if line and not line.startswith("#"))
+
+
+def test_env_example_names_every_required_setting_with_placeholders_only(compose):
+    settings = _env_example()
     required = set(re.findall(r"\$\{(\w+):\?", COMPOSE.read_text()))
     assert required and required <= set(settings), required - set(settings)
     for key, value in settings.items():
-        if "PASSWORD" in key or "SECRET" in key:
+        if "PASSWORD" in key or "SECRET" in key or "AUTH" in key:
             assert value.startswith("change-me"), key
     assert ".env" in (ROOT / ".gitignore").read_text().splitlines()
 

@@ -1,6 +1,7 @@
 """The loopback stack script without servers: settings, .env block, ports in use."""
 
 import importlib.util
+import os
 import socket
 import subprocess
 import sys
@@ -62,3 +63,30 @@ def test_a_port_in_use_is_named_with_the_setting_that_moves_it(tmp_path):
     assert out.returncode == 1
     assert f"port {port} on 127.0.0.1 is already in use" in out.stderr
     assert "--s3-port / STACK_S3_PORT" in out.stderr
+
+
+def test_a_placeholder_setting_is_refused_naming_it(tmp_path):
+    env = {**os.environ, "STACK_PG_PASSWORD": "change-me-postgres"}
+    out = subprocess.run([sys.executable, str(SCRIPT), "status", "--name", "unit-placeholder"],
+                         capture_output=True, text=True, timeout=60, check=False, env=env)
+    assert out.returncode == 2
+    assert "STACK_PG_PASSWORD still holds the placeholder" in out.stderr
+
+
+
+def test_the_prefect_auth_string_is_generated_once_and_given_to_clients():
+    import shutil
+
+    stack = _module()
+    unit = stack.Stack(name="unit-auth")
+    try:
+        env = unit.client_env()
+        auth = env["PREFECT_API_AUTH_STRING"]
+        user, _, password = auth.partition(":")
+        assert user == "recsys" and len(password) >= 24
+        assert stack.Stack(name="unit-auth").client_env()["PREFECT_API_AUTH_STRING"] == auth
+        assert (unit.state / "prefect-auth").stat().st_mode & 0o077 == 0
+        assert stack.Stack(name="unit-auth-2").prefect_auth() != auth
+    finally:
+        shutil.rmtree(unit.state, ignore_errors=True)
+        shutil.rmtree(stack.Stack(name="unit-auth-2").state, ignore_errors=True)

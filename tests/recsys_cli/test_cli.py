@@ -219,3 +219,4 @@ def test_recommend_refuses_a_huge_k_before_touching_the_registry(tmp_path, monke
     assert huge.exit_code == 2
     assert "k=1000000000 is larger than the maximum of 1000" in " ".join(huge.output.split())
     assert not (tmp_path / ".recsys").exists()
+

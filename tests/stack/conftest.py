@@ -38,6 +38,7 @@ class LoopbackStack:
 
     env: dict[str, str]
     args: list[str]
+    env_file: Path | None = None
 
     def script(self, *argv: str, timeout: float = 240) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, str(SCRIPT), *argv, *self.args], cwd=ROOT,
@@ -51,6 +52,16 @@ class LoopbackStack:
     def start(self, service: str) -> None:
         out = self.script("start", service)
         assert out.returncode == 0, out.stderr
+
+    def restart(self, *, deploy: bool = False) -> None:
+        """``make stack-down`` then ``make stack-up`` (``deploy``: applying ``prefect.yaml``);
+        the databases and the saved S3 objects are kept, ports and keys stay the same."""
+        out = self.script("down", "--env-file", str(self.env_file))
+        assert out.returncode == 0, out.stdout + out.stderr
+        up = ["up", "--env-file", str(self.env_file)] + ([] if deploy else ["--no-deploy"])
+        out = self.script(*up, timeout=600)
+        assert out.returncode == 0, out.stdout + out.stderr
+        self.env = {k: v for k, v in dotenv_values(self.env_file).items() if v is not None}
 
     def process_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
@@ -69,9 +80,12 @@ class LoopbackStack:
     # -- Prefect: runs of the deployment, as the UI starts them ------------------------------
     @contextmanager
     def prefect_api(self):
-        from prefect.settings import PREFECT_API_URL, temporary_settings
+        from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
-        with temporary_settings({PREFECT_API_URL: self.env["PREFECT_API_URL"]}):
+        # the stack's Prefect server asks for its auth string (and CSRF tokens, which Prefect's
+        # client fetches itself)
+        with temporary_settings({PREFECT_API_URL: self.env["PREFECT_API_URL"],
+                                 PREFECT_API_AUTH_STRING: self.env.get("PREFECT_API_AUTH_STRING")}):
             yield
 
     def trigger(self, params: dict):
@@ -152,7 +166,7 @@ def stack(tmp_path_factory) -> LoopbackStack:
     prefix = os.environ.get("RECSYS_TEST_DB_PREFIX", "recsys_test")
     args = ["--name", NAME, "--db-prefix", prefix, "--s3-port", str(_free_port()),
             "--mlflow-port", str(_free_port()), "--prefect-port", str(_free_port())]
-    handle = LoopbackStack({}, args)
+    handle = LoopbackStack({}, args, env_file)
     handle.script("down")  # leftovers of an interrupted session
     started = time.monotonic()
     try:

@@ -8,6 +8,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 
+from recsys_core.data.config import DataConfig
 from recsys_core.evaluation.gate import GateConfig, decide
 from recsys_core.exceptions import (
     ConfigError,
@@ -134,8 +135,7 @@ def test_bad_source_is_not_retried(workspace, monkeypatch, faults):
     counted = faults(tasks.collect.collect, None)
     monkeypatch.setattr("tasks.collect.collect", counted)
     with pytest.raises(DataSourceError, match="is a folder"):
-        collect_snapshot(str(workspace), synthetic_size="tiny", seed=1, columns=None,
-                         rating_scale=(1.0, 5.0), data_dir=str(workspace / "data"))
+        collect_snapshot(DataConfig(source=str(workspace)), str(workspace / "data"))
     assert counted.calls == 1
 
 

@@ -1,0 +1,338 @@
+"""Serving speed: in-process top-k, HTTP under load (with the alias moving), batch scoring.
+
+    python benchmarks/serving.py --what inprocess,batch          # seconds
+    python benchmarks/serving.py --what http --duration 30       # needs `wrk` (apt install wrk)
+    python benchmarks/serving.py --what batch-25m                # minutes, ~3 GB
+    python benchmarks/serving.py --out benchmarks/results-serving.md
+
+The models have MovieLens shapes with random parameters (scoring time does not depend on the
+values): ML-1M 6,040 users x 3,706 items with 1.0M interactions, ML-25M 162,541 x 59,047 with
+25M. Each timing is printed beside a peer measured in the same run: the online ``Scorer``
+against the model's own offline ``recommend`` for one user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from recsys_core.features.ids import IdVocab  # noqa: E402
+from recsys_core.models.base import Recommender  # noqa: E402
+from recsys_core.models.ease import EASE  # noqa: E402
+from recsys_core.models.sgd_mf import SGDMF  # noqa: E402
+from recsys_core.serving import Scorer  # noqa: E402
+from recsys_core.serving.batch import recommend_all  # noqa: E402
+
+ML1M = (6_040, 3_706, 1_000_209)
+ML25M = (162_541, 59_047, 25_000_095)
+FACTORS = 64
+
+
+# ---------------------------------------------------------------------- shaped models
+def _interactions(n_users: int, n_items: int, nnz: int, rng) -> sp.csr_matrix:
+    """Users x items with MovieLens-like skew: long-tailed user activity and item popularity."""
+    counts = rng.lognormal(0.0, 1.0, n_users)
+    counts = np.maximum(20, np.round(counts / counts.sum() * nnz)).astype(np.int64)
+    pop = rng.lognormal(0.0, 1.5, n_items)
+    pop /= pop.sum()
+    indices = rng.choice(n_items, size=int(counts.sum()), p=pop).astype(np.int32)
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    data = rng.integers(1, 6, size=indices.size).astype(np.float32)
+    X = sp.csr_matrix((data, indices, indptr), shape=(n_users, n_items))
+    X.sum_duplicates()
+    return X
+
+
+def _base(model: Recommender, X: sp.csr_matrix) -> Recommender:
+    n_users, n_items = X.shape
+    model.user_vocab_ = IdVocab(np.arange(1, n_users + 1).astype(str))
+    model.item_vocab_ = IdVocab(np.arange(1, n_items + 1).astype(str))
+    model.seen_ = X
+    model.item_popularity_ = np.bincount(X.indices, minlength=n_items).astype(np.float32)
+    model.global_mean_ = 3.5
+    model.rating_scale_ = np.array([1.0, 5.0])
+    model.history_ = []
+    return model
+
+
+def factor_model(shape=ML1M, factors=FACTORS, seed=0) -> SGDMF:
+    rng = np.random.default_rng(seed)
+    n_users, n_items, nnz = shape
+    m = _base(SGDMF(factors=factors), _interactions(n_users, n_items, nnz, rng))
+    m.mu_ = np.float64(3.5)
+    m.user_bias_ = rng.normal(0, 0.1, n_users).astype(np.float32)
+    m.item_bias_ = rng.normal(0, 0.1, n_items).astype(np.float32)
+    m.user_factors_ = rng.normal(0, 0.1, (n_users, factors)).astype(np.float32)
+    m.item_factors_ = rng.normal(0, 0.1, (n_items, factors)).astype(np.float32)
+    return m
+
+
+def ease_model(shape=ML1M, seed=0) -> EASE:
+    rng = np.random.default_rng(seed)
+    n_users, n_items, nnz = shape
+    X = _interactions(n_users, n_items, nnz, rng)
+    m = _base(EASE(), X)
+    m.weights_ = rng.normal(0, 0.01, (n_items, n_items)).astype(np.float32)
+    np.fill_diagonal(m.weights_, 0.0)
+    binary = X.copy()
+    binary.data[:] = 1.0
+    m.user_items_ = binary
+    return m
+
+
+# ---------------------------------------------------------------------- in process
+def _latencies(fn, args, warmup=100) -> np.ndarray:
+    for a in args[:warmup]:
+        fn(a)
+    out = np.empty(len(args))
+    for n, a in enumerate(args):
+        t = time.perf_counter()
+        fn(a)
+        out[n] = time.perf_counter() - t
+    return out
+
+
+def _ms(lat: np.ndarray, q: float) -> float:
+    return float(np.percentile(lat, q) * 1e3)
+
+
+def bench_inprocess(calls: int = 3000) -> list[dict]:
+    rows = []
+    rng = np.random.default_rng(1)
+    for name, model, target in (("factors (sgd-mf shape)", factor_model(), 1.0),
+                                ("ease", ease_model(), 2.0)):
+        scorer = Scorer(model)
+        users = rng.integers(1, ML1M[0] + 1, calls).astype(str)
+        online = _latencies(lambda u, s=scorer: s.recommend(u, 10), list(users))
+        offline = _latencies(lambda u, m=model: m.recommend([u], 10), list(users[:500]))
+        recent = [list(rng.integers(1, ML1M[1] + 1, 10).astype(str)) for _ in range(calls)]
+        fold = _latencies(lambda r, s=scorer: s.recommend(None, 10, recent_items=r), recent)
+        rows.append({"model": name, "p50_ms": _ms(online, 50), "p99_ms": _ms(online, 99),
+                     "target_p99_ms": target, "offline_p99_ms": _ms(offline, 99),
+                     "fold_in_p99_ms": _ms(fold, 99)})
+    return rows
+
+
+# ---------------------------------------------------------------------- over HTTP
+_LUA = """
+math.randomseed(os.time())
+request = function()
+  return wrk.format("GET", "/recommendations/" .. math.random(1, %d) .. "?k=10")
+end
+"""
+
+
+def _parse_wrk(text: str) -> dict:
+    def num(pattern, default=0.0):
+        m = re.search(pattern, text)
+        return float(m.group(1)) if m else default
+
+    def ms(pattern):
+        m = re.search(pattern, text)
+        if not m:
+            return float("nan")
+        value, unit = float(m.group(1)), m.group(2)
+        return value * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+    errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)",
+                                            text.split("Socket errors:")[-1])) \
+        if "Socket errors:" in text else 0
+    return {"req_per_s": num(r"Requests/sec:\s+([\d.]+)"),
+            "p50_ms": ms(r"50%\s+([\d.]+)(us|ms|s)"), "p99_ms": ms(r"99%\s+([\d.]+)(us|ms|s)"),
+            "requests": int(num(r"(\d+) requests in")),
+            "non_2xx": int(num(r"Non-2xx or 3xx responses:\s+(\d+)")), "socket_errors": errors}
+
+
+def bench_http(duration: int, connections: int, workers: int) -> list[dict]:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk")
+    import urllib.request
+
+    import mlflow
+
+    from recsys_core.tracking import mlflow_run, registry
+    from recsys_core.tracking.model_store import STATE_PATH
+
+    tmp = Path(tempfile.mkdtemp(prefix="recsys-bench-"))
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    old = os.getcwd()
+    os.chdir(tmp)
+    mlflow_run.configure(uri)
+    refs = []
+    for seed in range(3):
+        model = factor_model(seed=seed)
+        run_id = mlflow_run.start_run("bench", f"v{seed}")
+        mlflow_run.log_artifacts(run_id, model.save(tmp / f"state{seed}"), STATE_PATH)
+        refs.append(registry.register("bench", f"runs:/{run_id}/{STATE_PATH}", run_id, {}))
+    client = mlflow.MlflowClient()
+    client.set_registered_model_alias("bench", "champion", refs[0].version)
+    port = 8765
+    env = {**os.environ, "RECSYS_SERVE_REGISTERED_MODEL": "bench",
+           "RECSYS_SERVE_POLL_INTERVAL_S": "1"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "recsys_cli.main", "serve", "--port", str(port), "--workers",
+         str(workers)], cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+
+    def get(path):
+        with urllib.request.urlopen(url + path, timeout=5) as r:
+            return json.loads(r.read())
+
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if get("/ready")["ready"]:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit("the service did not become ready")
+            time.sleep(0.5)
+        script = tmp / "users.lua"
+        script.write_text(_LUA % ML1M[0])
+        cmd = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s",
+               str(script), url]
+        rows = []
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        rows.append({"run": "steady", **_parse_wrk(out)})
+
+        def move_twice():
+            for ref in refs[1:]:
+                time.sleep(duration / 3)
+                client.set_registered_model_alias("bench", "champion", ref.version)
+
+        mover = threading.Thread(target=move_twice)
+        mover.start()
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        mover.join()
+        time.sleep(2)
+        served = get("/model")["ranking"]["version"]
+        rows.append({"run": "alias moved twice", **_parse_wrk(out),
+                     "final_version": f"{served} (expected {refs[-1].version})"})
+        return rows
+    finally:
+        server.terminate()
+        server.wait(30)
+        os.chdir(old)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------- batch
+def bench_batch(shape=ML1M, max_users: int | None = None) -> dict:
+    t0 = time.perf_counter()
+    model = factor_model(shape)
+    build = time.perf_counter() - t0
+    users = None
+    if max_users is not None and max_users < shape[0]:
+        users = np.arange(1, max_users + 1).astype(str)
+    tmp = Path(tempfile.mkdtemp(prefix="recsys-batch-bench-"))
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    try:
+        result = recommend_all(model, tmp, model_version="1", users=users, k=10)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB -> GiB
+    return {"shape": f"{shape[0]:,} x {shape[1]:,}", "users": result.users,
+            "rows": result.rows, "seconds": result.seconds, "cpu_s": cpu, "build_s": build,
+            "peak_gib": peak, "users_per_s": result.users / result.seconds}
+
+
+def _batch_subprocess(shape_name: str, max_users: int | None) -> dict:
+    """Run one batch in a fresh process, so that its peak memory is its own."""
+    cmd = [sys.executable, __file__, "--what", f"_batch-{shape_name}", "--json"]
+    if max_users:
+        cmd += ["--max-users", str(max_users)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------- report
+def _table(rows: list[dict], cols: list[str]) -> str:
+    def fmt(v):
+        return f"{v:,.3f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--what", default="inprocess,batch,http")
+    ap.add_argument("--duration", type=int, default=30, help="seconds of each HTTP run")
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--workers", type=int, default=2, help="service worker processes")
+    ap.add_argument("--calls", type=int, default=3000, help="in-process calls per model")
+    ap.add_argument("--max-users", type=int, default=None, help="batch: score only this many")
+    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, default=None, help="also write the report here")
+    args = ap.parse_args(argv)
+    what = args.what.split(",")
+    if what[0].startswith("_batch-"):  # the child of _batch_subprocess
+        shape = {"1m": ML1M, "25m": ML25M}[what[0].removeprefix("_batch-")]
+        print(json.dumps(bench_batch(shape, args.max_users)))
+        return 0
+    parts = [f"# Serving benchmark ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, "
+             f"load average {os.getloadavg()[0]:.1f} at start)", ""]
+    if "inprocess" in what:
+        rows = bench_inprocess(args.calls)
+        parts += ["## In process: top-10 for one user (ML-1M shape, 64 factors)", "",
+                  _table(rows, ["model", "p50_ms", "p99_ms", "target_p99_ms", "offline_p99_ms",
+                                "fold_in_p99_ms"]),
+                  "", "offline = the model's own `recommend([user], 10)` (pandas frame out); "
+                      "fold_in = a new user with 10 recent items.", ""]
+    if "batch" in what or "batch-25m" in what:
+        rows = []
+        if "batch" in what:
+            rows.append({**_batch_subprocess("1m", None), "target": "<= 2 s"})
+        if "batch-25m" in what:
+            rows.append({**_batch_subprocess("25m", args.max_users),
+                         "target": "<= 180 s, <= 4 GiB"})
+        parts += ["## Batch: top-10 of every user to Parquet (64 factors)", "",
+                  _table(rows, ["shape", "users", "rows", "seconds", "cpu_s", "users_per_s",
+                                "peak_gib", "target"]),
+                  "", "cpu_s: CPU time of the process (all threads) while scoring; on a shared "
+                      "machine the wall time is longer.", ""]
+    if "http" in what:
+        rows = bench_http(args.duration, args.connections, args.workers)
+        parts += [f"## Over HTTP: GET /recommendations/{{user}}?k=10, wrk -t2 "
+                  f"-c{args.connections} -d{args.duration}s, `recsys serve --workers "
+                  f"{args.workers}` (ML-1M factor model)", "",
+                  _table(rows, ["run", "requests", "req_per_s", "p50_ms", "p99_ms", "non_2xx",
+                                "socket_errors", "final_version"]),
+                  "", "Targets: >= 1,500 req/s, p99 <= 25 ms, 0 errors (also while the alias "
+                      "moves twice).", ""]
+    text = "\n".join(parts)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

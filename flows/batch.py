@@ -1,0 +1,53 @@
+"""The batch-recommendations flow: the top-k of every user from the ranking champion, as
+Parquet partitioned by model version (local folder or S3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from pydantic import BaseModel, ConfigDict, Field
+
+from recsys_core.tracking import mlflow_run
+from tasks.batch import record_batch, resolve_version, score_users
+
+
+class BatchParams(BaseModel):
+    """Parameters of one batch run (the Prefect UI shows them as a form)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    registered_model: str = Field("recsys", min_length=1, description="registered model name")
+    alias: str = Field("champion", min_length=1, description="alias of the version to score "
+                                                             "with (the ranking champion)")
+    out: str = Field(".recsys/batch", min_length=1,
+                     description="local folder or s3://bucket/prefix; the partition "
+                                 "model_version=<v> is written under it")
+    users: list[str] | None = Field(None, description="user ids to score (None: every user "
+                                                      "the model knows)")
+    k: int = Field(10, ge=1, le=1000, description="items per user")
+    memory_budget_mb: int = Field(512, ge=16, le=65536,
+                                  description="memory one chunk of users may take, in MiB")
+    experiment: str = Field("recsys-batch", min_length=1, description="MLflow experiment")
+
+
+@flow(name="batch-recommendations")
+def batch_recommendations_flow(params: BatchParams = BatchParams()) -> dict[str, Any]:  # noqa: B008
+    """Score every user (or ``params.users``) with the version behind the alias."""
+    mlflow_run.configure()
+    trigger = "schedule" if _auto_scheduled() else "manual"
+    ref = resolve_version(params.registered_model, params.alias)
+    result = score_users(ref, params.out, params.users, params.k,
+                         params.memory_budget_mb * 1024**2)
+    run_id = record_batch(ref, result, params.experiment, params.k, trigger)
+    return {"version": ref.version, "location": result.location, "rows": result.rows,
+            "users": result.users, "files": result.files, "run_id": run_id}
+
+
+def _auto_scheduled() -> bool:
+    from prefect.context import get_run_context
+
+    try:
+        return bool(get_run_context().flow_run.auto_scheduled)
+    except Exception:  # noqa: BLE001 - no run context: a direct call
+        return False

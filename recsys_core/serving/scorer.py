@@ -1,0 +1,393 @@
+"""Online scoring of one request: top-k, fold-in of recent items, similar items, explanations.
+
+A :class:`Scorer` wraps a fitted :class:`~recsys_core.models.base.Recommender` and answers one
+user at a time with one matrix-vector product and ``argpartition`` (never a Python loop over
+items). What it can do depends on the model family, found from the fitted state:
+
+* ``item-item`` (``ease``: dense ``weights_``; ``item-knn-implicit``: sparse ``similarity_``):
+  the scores of a user are ``x W`` for the user's interaction row ``x``; recent items are folded
+  in by adding them to ``x``, and an item's explanation is the largest terms ``x_i W_ij``.
+* ``factors`` (``sgd-mf``, ``als``, ``svdpp``, ``implicit-als``, ``implicit-bpr``): the scores are
+  ``mu + b_u + b_i + p_u . q_i``; recent items are folded in by solving the user vector ``p``
+  against the fixed item factors (one regularized least-squares solve, see :func:`_fold_in`), and
+  an item's explanation is the user's items nearest to it in factor space (cosine).
+* ``other`` (k-NN rating models, ``bpmf``, blends, baselines): known users are scored by the
+  model itself; recent items cannot be folded in, which every answer says (``fallback`` and
+  ``warnings``).
+
+Unknown users without usable recent items get the most popular items (``fallback="popularity"``);
+unknown ids in ``recent_items`` or ``exclude`` are ignored and listed in ``warnings``. A Scorer
+never changes after it is built, so requests in many threads may share it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from recsys_core.exceptions import ModelCapabilityError
+from recsys_core.models.base import Recommender
+
+Family = Literal["item-item", "factors", "other"]
+
+N_REASONS = 3
+"""Largest contributions kept per explained item."""
+
+DEFAULT_FOLD_IN_REG = 0.1
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why an item is in a list: one of the user's items and its contribution, in words."""
+
+    text: str
+    item_id: str | None = None
+    weight: float | None = None
+
+
+@dataclass(frozen=True)
+class ScoredItem:
+    item_id: str
+    score: float
+    reasons: tuple[Reason, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One answer of :meth:`Scorer.recommend`."""
+
+    user_id: str | None
+    items: list[ScoredItem]
+    fallback: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    folded_in: int = 0
+    """How many recent items were folded into the user's scores."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One answer of :meth:`Scorer.predict`; ``fallback`` says which baseline a cold id got."""
+
+    user_id: str
+    item_id: str
+    rating: float
+    fallback: str | None = None
+
+
+def _family(model: Recommender) -> Family:
+    state = vars(model)
+    if "user_items_" in state and ("weights_" in state or "similarity_" in state):
+        return "item-item"
+    if "item_factors_" in state and ("user_factors_" in state or "user_vectors_" in state):
+        return "factors"
+    return "other"
+
+
+class Scorer:
+    """Answers single-user requests from a fitted model (see the module docstring).
+
+    Parameters
+    ----------
+    model
+        A fitted recommender, loaded from the registry or just trained.
+    fold_in_reg
+        L2 regularization of the factor fold-in solve; default: the model's own ``reg`` or
+        ``regularization`` hyperparameter, else 0.1.
+    """
+
+    def __init__(self, model: Recommender, *, fold_in_reg: float | None = None) -> None:
+        model._check_fitted()
+        self.model = model
+        self.family: Family = _family(model)
+        self.can_fold_in = self.family != "other"
+        self.item_ids = model.item_vocab_.ids.astype(str)
+        self._user_pos = {u: n for n, u in enumerate(model.user_vocab_.ids.astype(str))}
+        self._item_pos = {i: n for n, i in enumerate(self.item_ids)}
+        self.n_items = len(self.item_ids)
+        seen = sp.csr_matrix(model.seen_)
+        seen.sort_indices()
+        self._seen = seen
+        self._popularity = np.asarray(model.item_popularity_, dtype=np.float64)
+        params = model.get_params()
+        if fold_in_reg is None:
+            fold_in_reg = params.get("reg", params.get("regularization", DEFAULT_FOLD_IN_REG))
+        self.fold_in_reg = float(fold_in_reg)
+        state: dict[str, Any] = vars(model)  # the fitted attributes of the family
+        # dense ndarray (ease) or CSR (item-knn-implicit), items x items
+        self._W: Any = None
+        self._X: Any = None  # users x items CSR
+        if self.family == "item-item":
+            self._W = state["weights_"] if "weights_" in state else state["similarity_"]
+            self._X = sp.csr_matrix(state["user_items_"])
+        elif self.family == "factors":
+            self._Q = np.ascontiguousarray(state["item_factors_"], dtype=np.float32)
+            P = state["user_vectors_"] if "user_vectors_" in state else state["user_factors_"]
+            self._P = np.ascontiguousarray(P, dtype=np.float32)
+            biased = "item_bias_" in state and model.predicts_ratings
+            self._explicit = biased
+            n = self.n_items
+            self._mu = float(state.get("mu_", 0.0)) if biased else 0.0
+            self._bi = (np.asarray(state["item_bias_"], np.float32) if biased
+                        else np.zeros(n, np.float32))
+            self._bu = (np.asarray(state["user_bias_"], np.float32) if biased
+                        else np.zeros(len(self._P), np.float32))
+            norms = np.linalg.norm(self._Q, axis=1, keepdims=True)
+            self._Qn = self._Q / np.maximum(norms, 1e-12)
+            self._alpha = float(params.get("alpha", 0.0)) if model.name == "implicit-als" else 0.0
+            self._QtQ = (self._Q.T.astype(np.float64) @ self._Q) if self._alpha else None
+        else:
+            binary = seen.astype(bool).astype(np.float32)
+            self._co = sp.csc_matrix(binary)
+            self._co_norm = np.sqrt(np.asarray(binary.sum(axis=0)).ravel())
+
+    # ------------------------------------------------------------------ ids
+    def user_index(self, user_id: str) -> int:
+        """Index of ``user_id`` in the model, ``-1`` when the model has never seen it."""
+        return self._user_pos.get(str(user_id), -1)
+
+    def item_index(self, item_id: str) -> int:
+        return self._item_pos.get(str(item_id), -1)
+
+    def _items(self, ids: Iterable, what: str, warnings: list[str]) -> np.ndarray:
+        pos: list[int] = []
+        unknown: list[str] = []
+        for raw in ids:
+            n = self._item_pos.get(str(raw), -1)
+            if n >= 0:
+                pos.append(n)
+            else:
+                unknown.append(str(raw))
+        if unknown:
+            shown = ", ".join(repr(u) for u in unknown[:10])
+            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+            warnings.append(f"unknown item ids in {what} were ignored: {shown}{more}")
+        return np.unique(np.asarray(pos, dtype=np.int64))
+
+    # ------------------------------------------------------------------ recommendations
+    def recommend(
+        self,
+        user_id: str | None = None,
+        k: int = 10,
+        *,
+        recent_items: Sequence = (),
+        exclude: Sequence = (),
+        explain: bool = False,
+    ) -> Recommendation:
+        """Top-``k`` unseen items for ``user_id`` and/or the items they just interacted with."""
+        if k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        warnings: list[str] = []
+        uid = None if user_id is None else str(user_id)
+        u = -1 if uid is None else self.user_index(uid)
+        recent = self._items(recent_items, "recent_items", warnings)
+        banned = self._items(exclude, "exclude", warnings)
+        fallback = None
+        history = self._history(u)
+        folded = 0
+        if u < 0 and recent.size == 0:
+            scores, fallback = self._popularity.copy(), "popularity"
+        elif recent.size and not self.can_fold_in:
+            warnings.append(
+                f"model {self.model.name!r} cannot fold in recent_items at request time; "
+                "they were only excluded from the list. Serve an item-item (ease, "
+                "item-knn-implicit) or factor model (sgd-mf, als, implicit-als) to use them"
+            )
+            if u >= 0:
+                scores, fallback = self._known_scores(u), "recent-items-ignored"
+            else:
+                scores, fallback = self._popularity.copy(), "popularity"
+        elif recent.size:
+            scores, folded = self._fold_in_scores(u, history, recent), int(recent.size)
+        else:
+            scores = self._known_scores(u)
+        scores = np.asarray(scores, dtype=np.float64)
+        drop = np.concatenate([history[0], recent, banned])
+        scores[drop] = -np.inf
+        top = _top_k(scores, k)
+        reasons = None
+        if explain:
+            reasons = self._explain(top, u, history, recent, fallback, warnings)
+        items = [
+            ScoredItem(self.item_ids[j], float(scores[j]), None if reasons is None else reasons[n])
+            for n, j in enumerate(top)
+        ]
+        return Recommendation(uid, items, fallback, warnings, folded)
+
+    def score_block(self, u: np.ndarray) -> np.ndarray:
+        """Scores (float32) of every item for known user indices ``u``: one matrix product.
+
+        The batch scorer's building block; ``u`` must hold no ``-1``.
+        """
+        if self.family == "factors":
+            out = self._P[u] @ self._Q.T
+            out += self._bi[None, :]
+            out += (self._mu + self._bu[u])[:, None]
+            return out
+        if self.family == "item-item":
+            return _dense(self._X[u] @ self._W).astype(np.float32, copy=False)
+        return np.asarray(self.model._score_users(np.asarray(u, np.int32)), dtype=np.float32)
+
+    def seen_block(self, u: np.ndarray) -> sp.csr_matrix:
+        """The training items of user indices ``u`` (one CSR row each)."""
+        return self._seen[u]
+
+    def popular_scores(self) -> np.ndarray:
+        return self._popularity
+
+    def _history(self, u: int) -> tuple[np.ndarray, np.ndarray]:
+        """Training items (indices) and their values for user index ``u`` (empty when cold)."""
+        if u < 0:
+            return np.empty(0, np.int64), np.empty(0, np.float32)
+        lo, hi = self._seen.indptr[u], self._seen.indptr[u + 1]
+        return self._seen.indices[lo:hi].astype(np.int64), self._seen.data[lo:hi]
+
+    def _known_scores(self, u: int) -> np.ndarray:
+        if self.family == "factors":
+            return self._mu + self._bu[u] + self._bi + self._Q @ self._P[u]
+        return np.array(self.model._score_users(np.array([u], dtype=np.int32))[0],
+                        dtype=np.float64)
+
+    def _item_row(self, u: int, recent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The user's interaction row (indices, values) with ``recent`` added (value 1)."""
+        if u >= 0:
+            lo, hi = self._X.indptr[u], self._X.indptr[u + 1]
+            idx, val = self._X.indices[lo:hi].astype(np.int64), self._X.data[lo:hi]
+        else:
+            idx, val = np.empty(0, np.int64), np.empty(0, np.float32)
+        new = recent[~np.isin(recent, idx)]
+        return (np.concatenate([idx, new]),
+                np.concatenate([val, np.ones(new.size, np.float32)]).astype(np.float32))
+
+    def _fold_in_scores(self, u: int, history, recent: np.ndarray) -> np.ndarray:
+        if self.family == "item-item":
+            idx, val = self._item_row(u, recent)
+            # sum_i x_i W_i. (a CSR or a dense block of rows, the same product)
+            return np.asarray(self._W[idx].T @ val).ravel()
+        p, bu = self._fold_in(history, recent)
+        return self._mu + bu + self._bi + self._Q @ p
+
+    def _fold_in(self, history, recent: np.ndarray) -> tuple[np.ndarray, float]:
+        """User vector (and bias) solved against the fixed item factors.
+
+        Explicit biased models (sgd-mf, als, svdpp) minimize
+        ``sum_i (r_i - mu - b_i - b_u - p.q_i)^2 + reg * n (|p|^2 + b_u^2)`` over the user's
+        training ratings and the recent items, each recent item counting as a rating at the top
+        of the training scale. implicit-als solves its own confidence-weighted normal equations
+        ``(Q^T Q + alpha Q_S^T Q_S + reg I) p = (1 + alpha) Q_S^T 1`` (Hu, Koren, Volinsky 2008);
+        other factor models solve the ridge regression of 1 on the factors of the items.
+        """
+        hist_idx, hist_val = history
+        keep = ~np.isin(hist_idx, recent)
+        idx = np.concatenate([hist_idx[keep], recent])
+        Qs = self._Q[idx].astype(np.float64)
+        f = Qs.shape[1]
+        reg = self.fold_in_reg
+        if self._explicit:
+            top = float(self.model.rating_scale_[1])
+            r = np.concatenate([hist_val[keep], np.full(recent.size, top)]).astype(np.float64)
+            A = np.hstack([Qs, np.ones((idx.size, 1))])
+            t = r - self._mu - self._bi[idx]
+            x = np.linalg.solve(A.T @ A + reg * idx.size * np.eye(f + 1), A.T @ t)
+            return x[:f].astype(np.float32), float(x[f])
+        if self._QtQ is not None:
+            alpha = self._alpha
+            lhs = self._QtQ + alpha * (Qs.T @ Qs) + reg * np.eye(f)
+            rhs = (1.0 + alpha) * Qs.sum(axis=0)
+        else:
+            lhs = Qs.T @ Qs + max(reg, 1e-6) * np.eye(f)
+            rhs = Qs.sum(axis=0)
+        return np.linalg.solve(lhs, rhs).astype(np.float32), 0.0
+
+    # ------------------------------------------------------------------ explanations
+    def _explain(self, top, u, history, recent, fallback, warnings) -> list[tuple[Reason, ...]]:
+        if fallback == "popularity":
+            return [(Reason(f"popular: {int(self._popularity[j])} interactions in the "
+                            "training data"),) for j in top]
+        user_items = np.unique(np.concatenate([history[0], recent]))
+        if self.family == "other" or user_items.size == 0:
+            warnings.append(f"model {self.model.name!r} gives no per-item explanations")
+            return [() for _ in top]
+        out = []
+        if self.family == "item-item":
+            idx, val = self._item_row(u, recent)  # the row the scores came from
+            block = _dense(self._W[idx][:, top])
+            contrib = block * val[:, None]  # user items x recommended items
+            for n, j in enumerate(top):
+                col = contrib[:, n]
+                best = np.argsort(-col, kind="stable")[:N_REASONS]
+                out.append(tuple(
+                    Reason(f"you interacted with item {self.item_ids[idx[b]]}, whose "
+                           f"weight towards item {self.item_ids[j]} is {col[b]:.3g}",
+                           self.item_ids[idx[b]], float(col[b]))
+                    for b in best if col[b] > 0
+                ))
+            return out
+        sims = self._Qn[user_items] @ self._Qn[top].T  # user items x recommended items
+        for n in range(top.size):
+            col = sims[:, n]
+            best = np.argsort(-col, kind="stable")[:N_REASONS]
+            out.append(tuple(
+                Reason(f"close to item {self.item_ids[user_items[b]]} that you interacted "
+                       f"with (factor similarity {col[b]:.2f})",
+                       self.item_ids[user_items[b]], float(col[b]))
+                for b in best if col[b] > 0
+            ))
+        return out
+
+    # ------------------------------------------------------------------ similar items
+    def similar_items(self, item_id: str, k: int = 10) -> list[ScoredItem] | None:
+        """The ``k`` items most similar to ``item_id``; ``None`` when the item is unknown.
+
+        item-item models use the item's row of weights, factor models the cosine of the item
+        factors, other models the cosine of the co-occurrence in the training data.
+        """
+        if k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        j = self.item_index(item_id)
+        if j < 0:
+            return None
+        if self.family == "item-item":
+            row = self._W[j]
+            scores = _dense(row).ravel().astype(np.float64)
+        elif self.family == "factors":
+            scores = (self._Qn @ self._Qn[j]).astype(np.float64)
+        else:
+            co = np.asarray((self._co.T @ self._co[:, j]).todense()).ravel().astype(np.float64)
+            scores = co / np.maximum(self._co_norm * self._co_norm[j], 1e-12)
+            scores[co == 0] = -np.inf
+        scores[j] = -np.inf
+        return [ScoredItem(self.item_ids[i], float(scores[i])) for i in _top_k(scores, k)]
+
+    # ------------------------------------------------------------------ ratings
+    def predict(self, user_id: str, item_id: str) -> Prediction:
+        """Predicted rating of one pair; cold ids get the model's baseline, named in
+        ``fallback``."""
+        if not self.model.predicts_ratings:
+            raise ModelCapabilityError(
+                f"model {self.model.name!r} ranks items but does not predict ratings; point the "
+                "rating alias at a rating model (sgd-mf, als, svdpp, bias, ...)"
+            )
+        u, i = self.user_index(user_id), self.item_index(item_id)
+        rating = float(self.model.predict_idx(np.array([u]), np.array([i]))[0])
+        cold = [w for w, n in (("user", u), ("item", i)) if n < 0]
+        fallback = f"baseline (unknown {' and '.join(cold)})" if cold else None
+        return Prediction(str(user_id), str(item_id), rating, fallback)
+
+
+def _dense(x: Any) -> np.ndarray:
+    """``x`` as a dense array (scipy sparse results and ndarrays alike)."""
+    return np.asarray(x.toarray()) if hasattr(x, "toarray") else np.asarray(x)
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest finite scores, best first (fewer when fewer are finite)."""
+    kk = min(k, scores.size)
+    if kk == 0:
+        return np.empty(0, np.int64)
+    top = np.argpartition(-scores, kk - 1)[:kk]
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return top[np.isfinite(scores[top])]

@@ -1,0 +1,247 @@
+"""The FastAPI application: ``create_app()`` (uvicorn: ``recsys_service.app:create_app``).
+
+Routes: ``GET|POST /recommendations``, ``GET /similar-items/{item_id}`` (ranking role),
+``GET /predict`` (rating role), ``GET /health`` (the process is up), ``GET /ready`` (every role
+has a model), ``GET /model`` (what serves each role and the last reload's problems),
+``GET /metrics`` (Prometheus). Bad input gets a 4xx whose ``detail`` says what to fix; a role
+without a model gets 503 with the reason.
+"""
+
+# no "from __future__ import annotations": FastAPI reads the local Body and K types
+
+import asyncio
+import logging
+import time
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from recsys_core.exceptions import ModelCapabilityError
+from recsys_core.redaction import redact
+from recsys_service.live_models import LiveModels, NotReady
+from recsys_service.metrics import MetricsMiddleware, ServiceMetrics
+from recsys_service.schemas import (
+    ModelOut,
+    PredictionOut,
+    RecommendationOut,
+    SimilarOut,
+    model_info,
+    recommendation_body,
+    recommendation_request,
+    similar_body,
+)
+from recsys_service.settings import RANKING, RATING, ROLES, ServiceSettings
+
+log = logging.getLogger(__name__)
+
+IdPath = Annotated[str, Path(min_length=1, max_length=256)]
+
+
+def create_app(
+    settings: ServiceSettings | None = None,
+    *,
+    live: LiveModels | None = None,
+    poll: bool = True,
+) -> FastAPI:
+    """Build the service. ``poll=False`` leaves reloading to the caller (``live.refresh()``)."""
+    settings = settings or ServiceSettings()
+    metrics = ServiceMetrics()
+    if live is None:
+        live = LiveModels(settings, on_reload=metrics.on_reload)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        from recsys_core.tracking import mlflow_run
+
+        uri = mlflow_run.configure(settings.tracking_uri)
+        log.info("serving %r (ranking alias %r, rating alias %r) from %s",
+                 settings.registered_model, settings.ranking_alias, settings.rating_alias,
+                 redact(uri))
+        if poll:
+            live.start()
+            # each worker process accepts connections only once it has looked at the registry:
+            # with several workers behind one socket, none answers 503 while another is ready
+            await asyncio.to_thread(live.first_look.wait, settings.startup_wait_s)
+        try:
+            yield
+        finally:
+            live.stop()
+
+    app = FastAPI(title="recsys", summary="Recommendations from the registry's champions",
+                  lifespan=lifespan)
+    app.state.settings, app.state.live, app.state.metrics = settings, live, metrics
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    Body = recommendation_request(settings.default_k, settings.max_k, settings.max_recent_items)
+    K = Annotated[int, Query(ge=1, le=settings.max_k,
+                             description=f"list length, 1 to {settings.max_k}")]
+    _handlers(app, settings)
+
+    def _count_fallback(route: str, fallback: str | None) -> None:
+        if fallback is not None:
+            metrics.fallbacks.labels(route, fallback).inc()
+
+    @app.get("/recommendations/{user_id}")
+    async def recommendations(user_id: IdPath, k: K = settings.default_k,
+                              explain: bool = False) -> RecommendationOut:
+        """Top-k unseen items for a user (popularity for unknown users)."""
+        served = live.served(RANKING)
+        rec = served.scorer.recommend(user_id, k, explain=explain)
+        _count_fallback("/recommendations", rec.fallback)
+        return recommendation_body(rec, served, explain)
+
+    @app.post("/recommendations")
+    async def recommendations_for(body: Body) -> RecommendationOut:  # type: ignore[valid-type]
+        """Top-k for a user and/or the items they just interacted with (folded in)."""
+        if body.user_id is None and not body.recent_items:
+            return _error(422, "give a user_id, recent_items, or both")
+        served = live.served(RANKING)
+        rec = served.scorer.recommend(
+            None if body.user_id is None else str(body.user_id), body.k,
+            recent_items=[str(i) for i in body.recent_items],
+            exclude=[str(i) for i in body.exclude], explain=body.explain,
+        )  # fmt: skip
+        _count_fallback("/recommendations", rec.fallback)
+        return recommendation_body(rec, served, body.explain)
+
+    @app.get("/similar-items/{item_id}")
+    async def similar_items(item_id: IdPath, k: K = settings.default_k) -> SimilarOut:
+        """The k items most similar to an item."""
+        served = live.served(RANKING)
+        items = served.scorer.similar_items(item_id, k)
+        if items is None:
+            return _error(404, f"unknown item {item_id!r}: the served model (version "
+                               f"{served.version}) has never seen it; ask for an item of its "
+                               "training data")
+        return similar_body(item_id, items, served)
+
+    @app.get("/predict")
+    async def predict(user_id: Annotated[str, Query(min_length=1, max_length=256)],
+                      item_id: Annotated[str, Query(min_length=1, max_length=256)],
+                      ) -> PredictionOut:
+        """Predicted rating of a user for an item (rating role)."""
+        served = live.served(RATING)
+        try:
+            p = served.scorer.predict(user_id, item_id)
+        except ModelCapabilityError as exc:
+            return _error(503, f"{exc} (rating alias {served.alias!r} is version "
+                               f"{served.version})")
+        _count_fallback("/predict", p.fallback)
+        return PredictionOut(user_id=p.user_id, item_id=p.item_id, rating=p.rating,
+                             fallback=p.fallback, model=model_info(served))
+
+    @app.get("/health")
+    async def health() -> Any:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready() -> Any:
+        """Readiness: every role has a model."""
+        reasons = {}
+        for role in ROLES:
+            try:
+                live.served(role)
+            except NotReady as exc:
+                reasons[role] = str(exc)
+        if reasons:
+            return JSONResponse({"ready": False, "reasons": reasons}, status_code=503)
+        return {"ready": True}
+
+    @app.get("/model")
+    async def model() -> Any:
+        """What serves each role, and the problems of the last reload."""
+        out = {}
+        for role in ROLES:
+            st = live.status(role)
+            s = st.served
+            out[role] = {
+                **(model_info(s) if s else ModelOut(name=settings.registered_model, version=None,
+                                                    role=role, alias=st.alias)).model_dump(),
+                "run_id": s.run_id if s else None,
+                "loaded_at": _iso(s.loaded_at) if s else None,
+                "last_checked": _iso(st.last_checked) if st.last_checked else None,
+                "ready": s is not None,
+                "problem": st.problem if s is None else None,
+                "registry_error": st.registry_error,
+            }
+        out["poll_interval_s"] = settings.poll_interval_s
+        return out
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        """Prometheus metrics."""
+        return Response(metrics.render(), media_type=metrics.content_type)
+
+    return app
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def _error(status: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+_FIELDS = "user_id, recent_items, exclude, k, explain"
+
+
+class _Shown(str):
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _handlers(app: FastAPI, settings: ServiceSettings) -> None:
+    @app.exception_handler(NotReady)
+    async def not_ready(request: Request, exc: NotReady):
+        return _error(503, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        status, messages = 422, []
+        seen = set()
+        for err in exc.errors():
+            loc = list(err.get("loc", ()))
+            where = loc[0] if loc else "body"
+            field = ".".join(str(p) if not isinstance(p, int) else f"[{p}]"
+                             for p in loc[1:3] if p not in ("constrained-str", "int", "str"))
+            field = field.replace(".[", "[")
+            key = (where, field)
+            if key in seen:
+                continue
+            seen.add(key)
+            kind, raw = err.get("type", ""), err.get("input")
+            # query and path values are text: show them as sent, JSON values as Python reads them
+            value = _Shown(raw) if where in ("query", "path") and isinstance(raw, str) else raw
+            if kind == "json_invalid":
+                status = 400
+                reason = err.get("ctx", {}).get("error", "not JSON")
+                messages.append(f"malformed JSON body ({reason}); send a JSON object such as "
+                                '{"user_id": "42", "recent_items": ["7"], "k": 10}')
+            elif kind in ("model_attributes_type", "dict_type") and not field:
+                messages.append(f"the body must be a JSON object with the fields {_FIELDS}; "
+                                f"got {type(value).__name__}")
+            elif kind == "missing" and not field:
+                messages.append("a JSON body is required, such as "
+                                '{"user_id": "42", "k": 10}')
+            elif kind == "missing":
+                messages.append(f"{where} parameter {field!r} is required")
+            elif kind == "extra_forbidden":
+                messages.append(f"unknown field {field!r}; the allowed fields are {_FIELDS}")
+            elif field == "k":
+                messages.append(f"k={value!r} is not valid: k must be an integer from 1 to "
+                                f"{settings.max_k}")
+            elif kind == "too_long":
+                messages.append(f"{field} has {len(raw)} entries; at most "
+                                f"{settings.max_recent_items} are allowed in one request")
+            elif field.split("[")[0] in ("user_id", "item_id", "recent_items", "exclude"):
+                messages.append(f"{field}={value!r} is not a valid id: ids are non-empty "
+                                "strings or integers")
+            elif kind.startswith("bool"):
+                messages.append(f"{field}={value!r} must be true or false")
+            else:
+                messages.append(f"{field or where}={value!r}: {err.get('msg')}")
+        return _error(status, "; ".join(messages))

@@ -1,0 +1,213 @@
+"""The models behind the aliases: loaded at start, polled, swapped atomically when an alias moves.
+
+Each role (``ranking``, ``rating``) holds one immutable :class:`Served` (a version and its
+:class:`~recsys_core.serving.Scorer`). A request takes the role's ``Served`` once and uses only
+it, and a reload replaces it with one reference assignment, so a request in flight during a swap
+finishes on the version it started with, and never sees two versions. Versions are loaded from
+their ``model_state/`` artifacts (``model_store.load_recommender``: arrays and JSON, no
+unpickling). A registry that cannot be reached, an alias that disappears or a version that
+cannot be loaded never unloads what is being served: the problem is logged and shown in
+``/model``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from recsys_core.redaction import redact
+from recsys_core.serving import Scorer
+from recsys_core.tracking.model_store import load_recommender
+from recsys_core.tracking.registry import VersionRef
+from recsys_service.settings import ROLES, ServiceSettings
+
+log = logging.getLogger(__name__)
+
+# error codes with which the registry says "no such model or alias" (anything else: unreachable)
+_ABSENT = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
+
+
+class NotReady(Exception):
+    """No model can serve a role yet; the message says why."""
+
+
+class RegistryUnavailable(Exception):
+    """The model registry did not answer."""
+
+
+@dataclass(frozen=True)
+class Served:
+    """One loaded version, serving one role."""
+
+    role: str
+    registered_model: str
+    alias: str
+    version: str
+    run_id: str | None
+    scorer: Scorer
+    loaded_at: float
+
+    @property
+    def algorithm(self) -> str:
+        return self.scorer.model.name
+
+
+@dataclass
+class RoleStatus:
+    alias: str
+    served: Served | None = None
+    problem: str | None = None
+    """Why the role cannot serve (only while nothing is loaded)."""
+    registry_error: str | None = None
+    """The last reload's failure while an older version keeps serving."""
+    last_checked: float | None = None
+
+
+def resolve_alias(name: str, alias: str) -> VersionRef | None:
+    """The version behind ``alias``; ``None`` when the model or alias does not exist.
+
+    Unlike ``registry.get_alias`` this tells "no such alias" from "no answer": the second
+    raises :class:`RegistryUnavailable`, so that a registry outage never looks like an empty
+    registry.
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = MlflowClient().get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code in _ABSENT:
+            return None
+        raise RegistryUnavailable(redact(str(exc))) from exc
+    except Exception as exc:  # noqa: BLE001 - database and network errors of the stores
+        raise RegistryUnavailable(redact(f"{type(exc).__name__}: {exc}")) from exc
+    return VersionRef(name, str(mv.version), mv.run_id)
+
+
+ReloadHook = Callable[[str, str, "Served | None"], None]
+"""Called after each look at an alias with the role, the outcome and what serves the role."""
+
+
+class LiveModels:
+    """The served version of each role, kept in step with the registry aliases."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        resolve: Callable[[str, str], VersionRef | None] = resolve_alias,
+        on_reload: ReloadHook | None = None,
+    ) -> None:
+        self.settings = settings
+        self._resolve = resolve
+        self._on_reload = on_reload
+        self._status = {role: RoleStatus(alias=settings.alias(role)) for role in ROLES}
+        self._refresh_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.first_look = threading.Event()
+        """Set once the poller has looked at every alias (loaded or not)."""
+
+    # ------------------------------------------------------------------ reading
+    def served(self, role: str) -> Served:
+        """What serves ``role`` now; raises :class:`NotReady` with the reason when nothing."""
+        status = self._status[role]
+        served = status.served  # one read: the request keeps this version to the end
+        if served is None:
+            raise NotReady(status.problem or "the models are still loading; retry in a moment")
+        return served
+
+    def status(self, role: str) -> RoleStatus:
+        return self._status[role]
+
+    # ------------------------------------------------------------------ reloading
+    def refresh(self) -> None:
+        """Look at every alias once; load and swap in the versions that moved."""
+        with self._refresh_lock:
+            for role in ROLES:
+                outcome = self._refresh_role(role)
+                if self._on_reload is not None:
+                    self._on_reload(role, outcome, self._status[role].served)
+
+    def _refresh_role(self, role: str) -> str:
+        name = self.settings.registered_model
+        status = self._status[role]
+        alias = status.alias
+        status.last_checked = time.time()
+        current = status.served
+        try:
+            ref = self._resolve(name, alias)
+        except RegistryUnavailable as exc:
+            msg = f"the model registry cannot be reached: {exc}"
+            if current is None:
+                status.problem = msg + "; nothing is loaded yet, retrying"
+            else:
+                status.registry_error = f"{msg}; still serving version {current.version}"
+            log.warning("%s role: %s", role, status.problem or status.registry_error)
+            return "registry_unavailable"
+        if ref is None:
+            msg = (f"registered model {name!r} has no version with alias {alias!r} yet; train "
+                   "and promote one (recsys train)")
+            if current is None:
+                status.problem = msg
+            else:
+                status.registry_error = (f"alias {alias!r} of {name!r} is no longer set; still "
+                                         f"serving version {current.version}")
+                log.warning("%s role: %s", role, status.registry_error)
+            return "no_version"
+        if current is not None and current.version == ref.version:
+            status.registry_error = None
+            return "unchanged"
+        try:
+            scorer = self._scorer_for(ref)
+        except Exception as exc:  # noqa: BLE001 - a broken version must not stop the service
+            msg = redact(f"version {ref.version} behind alias {alias!r} cannot be loaded: {exc}")
+            if current is None:
+                status.problem = msg
+            else:
+                status.registry_error = f"{msg}; still serving version {current.version}"
+            log.error("%s role: %s", role, msg)
+            return "load_failed"
+        status.served = Served(role, name, alias, ref.version, ref.run_id, scorer, time.time())
+        status.problem = status.registry_error = None
+        log.info("%s role: serving %s version %s (%s, alias %r)%s", role, name, ref.version,
+                 scorer.model.name, alias,
+                 f", was version {current.version}" if current is not None else "")
+        return "loaded"
+
+    def _scorer_for(self, ref: VersionRef) -> Scorer:
+        # both roles behind the same version share one loaded model
+        for other in self._status.values():
+            if other.served is not None and other.served.version == ref.version:
+                return other.served.scorer
+        return Scorer(load_recommender(ref))
+
+    # ------------------------------------------------------------------ polling
+    def start(self) -> None:
+        """Poll the aliases in a background thread (the first look happens at once)."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._poll, name="recsys-model-poller",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _poll(self) -> None:
+        while True:
+            try:
+                self.refresh()
+            except Exception:  # noqa: BLE001 - the poller must outlive any one failure
+                log.exception("looking at the model aliases failed; retrying")
+            finally:
+                self.first_look.set()
+            if self._stop.wait(self.settings.poll_interval_s):
+                return

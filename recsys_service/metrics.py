@@ -1,0 +1,77 @@
+"""Prometheus metrics of the service: requests by route and status, latency, model, reloads."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class ServiceMetrics:
+    """The service's collectors, in a registry of their own (one per app)."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("recsys_requests", "HTTP requests by route and status",
+                                ["route", "method", "status"], registry=self.registry)
+        self.latency = Histogram("recsys_request_duration_seconds", "HTTP request latency",
+                                 ["route", "method"], buckets=_BUCKETS, registry=self.registry)
+        self.model_version = Gauge("recsys_model_version", "registered version serving a role",
+                                   ["role"], registry=self.registry)
+        self.model_info = Gauge("recsys_model_info", "1 for the version and algorithm serving "
+                                "a role", ["role", "version", "algorithm"], registry=self.registry)
+        self._info_labels: dict[str, tuple[str, str, str]] = {}
+        self.reloads = Counter("recsys_model_reloads", "looks at the model aliases by outcome",
+                               ["role", "outcome"], registry=self.registry)
+        self.fallbacks = Counter("recsys_fallbacks", "answers that used a fallback",
+                                 ["route", "fallback"], registry=self.registry)
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route, method).observe(seconds)
+
+    def on_reload(self, role: str, outcome: str, served) -> None:
+        self.reloads.labels(role, outcome).inc()
+        if outcome == "loaded" and served is not None:
+            self.model_version.labels(role).set(float(served.version))
+            old = self._info_labels.get(role)
+            if old is not None:
+                self.model_info.remove(*old)
+            self._info_labels[role] = (role, served.version, served.algorithm)
+            self.model_info.labels(*self._info_labels[role]).set(1)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class MetricsMiddleware:
+    """ASGI middleware counting every HTTP request by its route template and status."""
+
+    def __init__(self, app, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            self.metrics.observe(path, scope["method"], status, time.perf_counter() - start)

@@ -1,0 +1,106 @@
+"""Request bodies and the JSON of the answers."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
+
+from recsys_core.serving import Recommendation, ScoredItem
+from recsys_service.live_models import Served
+
+# ids are strings; integer ids are accepted and read as their decimal text
+Id = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256)] | StrictInt
+
+
+def recommendation_request(default_k: int, max_k: int, max_items: int) -> type[BaseModel]:
+    """The body of ``POST /recommendations`` with the service's limits."""
+
+    class RecommendationRequest(BaseModel):
+        """A user, the items they just interacted with, or both."""
+
+        model_config = ConfigDict(extra="forbid")
+
+        user_id: Id | None = Field(None, description="known user id (may be omitted for a new "
+                                                     "user with recent_items)")
+        recent_items: list[Id] = Field(
+            default_factory=list, max_length=max_items,
+            description="items interacted with after training, folded in at request time")
+        exclude: list[Id] = Field(default_factory=list, max_length=max_items,
+                                  description="items never to recommend")
+        k: StrictInt = Field(default_k, ge=1, le=max_k, description="list length")
+        explain: StrictBool = Field(False, description="add the reasons of each item")
+
+    return RecommendationRequest
+
+
+class ModelOut(BaseModel):
+    name: str = Field(description="registered model")
+    version: str | None
+    role: str = Field(description="ranking or rating")
+    alias: str
+    algorithm: str | None = Field(None, description="model family, e.g. ease or sgd-mf")
+
+
+class ReasonOut(BaseModel):
+    text: str
+    item_id: str | None = None
+    weight: float | None = None
+
+
+class ItemOut(BaseModel):
+    item_id: str
+    score: float
+    reasons: list[ReasonOut] | None = None
+
+
+class RecommendationOut(BaseModel):
+    recommendation_id: str = Field(description="identifies this list in later feedback")
+    user_id: str | None
+    items: list[ItemOut]
+    model: ModelOut
+    fallback: str | None = Field(description="null, popularity or recent-items-ignored")
+    folded_in: int = Field(description="recent items folded into the scores")
+    warnings: list[str]
+
+
+class SimilarOut(BaseModel):
+    recommendation_id: str
+    item_id: str
+    items: list[ItemOut]
+    model: ModelOut
+
+
+class PredictionOut(BaseModel):
+    user_id: str
+    item_id: str
+    rating: float
+    fallback: str | None
+    model: ModelOut
+
+
+def model_info(served: Served) -> ModelOut:
+    return ModelOut(name=served.registered_model, version=served.version, role=served.role,
+                    alias=served.alias, algorithm=served.algorithm)
+
+
+def _item(item: ScoredItem, explain: bool) -> ItemOut:
+    reasons = None
+    if explain:
+        reasons = [ReasonOut(text=r.text, item_id=r.item_id, weight=r.weight)
+                   for r in item.reasons or ()]
+    return ItemOut(item_id=item.item_id, score=item.score, reasons=reasons)
+
+
+def recommendation_body(rec: Recommendation, served: Served, explain: bool) -> RecommendationOut:
+    return RecommendationOut(
+        recommendation_id=uuid.uuid4().hex, user_id=rec.user_id,
+        items=[_item(i, explain) for i in rec.items], model=model_info(served),
+        fallback=rec.fallback, folded_in=rec.folded_in, warnings=rec.warnings,
+    )
+
+
+def similar_body(item_id: str, items: list[ScoredItem], served: Served) -> SimilarOut:
+    return SimilarOut(recommendation_id=uuid.uuid4().hex, item_id=item_id,
+                      items=[_item(i, False) for i in items], model=model_info(served))

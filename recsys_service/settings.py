@@ -1,0 +1,40 @@
+"""Service settings, read from ``RECSYS_SERVE_*`` environment variables (or ``.env``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+RANKING = "ranking"
+RATING = "rating"
+ROLES = (RANKING, RATING)
+
+
+class ServiceSettings(BaseSettings):
+    """What the service serves and the limits of a request."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RECSYS_SERVE_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    registered_model: str = Field("recsys", min_length=1, description="registered model name")
+    ranking_alias: str = Field(
+        "champion", min_length=1, description="alias of the version serving lists "
+                                              "(/recommendations, /similar-items)")
+    rating_alias: str = Field(
+        "champion", min_length=1, description="alias of the version serving /predict")
+    tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI; default: $MLFLOW_TRACKING_URI, else the "
+                          "embedded store under ./.recsys")
+    poll_interval_s: float = Field(
+        30.0, gt=0, description="seconds between two looks at the aliases (hot reload)")
+    startup_wait_s: float = Field(
+        60.0, ge=0, description="at start, wait this long for the first look at the registry "
+                                "before accepting requests (then start anyway, not ready)")
+    default_k: int = Field(10, ge=1, description="list length when a request gives no k")
+    max_k: int = Field(100, ge=1, description="largest k a request may ask for")
+    max_recent_items: int = Field(
+        200, ge=1, description="most recent_items (and exclude ids) one request may carry")
+
+    def alias(self, role: str) -> str:
+        return self.ranking_alias if role == RANKING else self.rating_alias

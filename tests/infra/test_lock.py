@@ -1,0 +1,55 @@
+"""constraints.txt, the lock of `make install` and of the worker image, covers pyproject.toml."""
+
+import re
+import tomllib
+from pathlib import Path
+
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _pins() -> dict[str, list[tuple[str, str | None]]]:
+    """name -> [(version, marker)] of every pin in the lock."""
+    pins: dict[str, list[tuple[str, str | None]]] = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if not line or line.startswith((" ", "#")):
+            continue
+        spec, _, marker = line.partition(";")
+        name, version = spec.strip().split("==")
+        pins.setdefault(_canonical(name), []).append((version, marker.strip() or None))
+    return pins
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_every_dependency_and_extra_is_pinned_within_its_range():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = list(project["dependencies"])
+    for extra in project.get("optional-dependencies", {}).values():
+        wanted += extra
+    pins = _pins()
+    env = default_environment()
+    missing, outside = [], []
+    for text in wanted:
+        req = Requirement(text)
+        versions = [v for v, marker in pins.get(_canonical(req.name), [])
+                    if marker is None or Requirement(f"x; {marker}").marker.evaluate(env)]
+        if not versions:
+            missing.append(req.name)
+        elif not req.specifier.contains(versions[0], prereleases=True):
+            outside.append(f"{req.name}=={versions[0]} not in {req.specifier}")
+    assert not missing, f"not in constraints.txt (run `make lock`): {missing}"
+    assert not outside, f"constraints.txt is stale (run `make lock`): {outside}"
+
+
+def test_make_install_and_the_worker_image_use_the_lock():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "LOCK := constraints.txt" in makefile
+    install = makefile.split("$(STAMP): pyproject.toml $(LOCK)", 1)[1].split("\n\n", 1)[0]
+    assert "-c $(LOCK)" in install
+    assert "uv pip compile pyproject.toml --extra dev --extra bench --universal" in makefile
+    assert "-c constraints.txt" in (ROOT / "infra" / "worker" / "Dockerfile").read_text()

@@ -1,0 +1,194 @@
+"""Online scoring: agreement with the offline path, fold-in, fallbacks, explanations."""
+
+import numpy as np
+import pytest
+
+from recsys_core.data.synthetic import config_for, generate
+from recsys_core.exceptions import ModelCapabilityError
+from recsys_core.features import Interactions
+from recsys_core.models import create
+from recsys_core.serving import Scorer
+
+PARAMS = {
+    "ease": {"reg": 50.0},
+    "item-knn-implicit": {"k": 20},
+    "sgd-mf": {"epochs": 5, "factors": 8},
+    "als": {"iterations": 4, "factors": 8},
+    "svdpp": {"epochs": 3, "factors": 4},
+    "implicit-als": {"factors": 8, "iterations": 5},
+    "implicit-bpr": {"factors": 8, "iterations": 10},
+    "bpmf": {"burn_in": 2, "samples": 2},
+    "item-knn": {"k": 10},
+    "popularity": {},
+}
+FAMILY = {"ease": "item-item", "item-knn-implicit": "item-item", "sgd-mf": "factors",
+          "als": "factors", "svdpp": "factors", "implicit-als": "factors",
+          "implicit-bpr": "factors", "bpmf": "other", "item-knn": "other", "popularity": "other"}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return Interactions.from_frame(generate(config_for("small", seed=3)).interactions)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = create(name, PARAMS[name]).fit(data)
+        return cache[name]
+
+    return get
+
+
+@pytest.mark.parametrize("name", list(PARAMS))
+def test_known_user_matches_the_offline_top_k(fitted, data, name):
+    model = fitted(name)
+    scorer = Scorer(model)
+    assert scorer.family == FAMILY[name]
+    users = data.users.ids[:5]
+    offline = model.recommend(users, 10)
+    for user in users:
+        rec = scorer.recommend(user, 10)
+        assert rec.fallback is None and rec.warnings == []
+        expected = offline[offline.user == str(user)]
+        assert [i.item_id for i in rec.items] == list(expected["item"])
+        np.testing.assert_allclose([i.score for i in rec.items], expected["score"], rtol=1e-4)
+
+
+def test_seen_and_excluded_items_never_come_back(fitted, data):
+    scorer = Scorer(fitted("ease"))
+    user = data.users.ids[0]
+    seen = set(data.items.ids[data.matrix[0].indices])
+    first = scorer.recommend(user, 10)
+    banned = [first.items[0].item_id, first.items[3].item_id]
+    again = scorer.recommend(user, 10, exclude=banned)
+    got = {i.item_id for i in again.items}
+    assert not got & seen and not got & set(banned) and len(got) == 10
+
+
+def test_unknown_user_gets_popularity_flagged(fitted, data):
+    model = fitted("sgd-mf")
+    rec = Scorer(model).recommend("no-such-user", 5)
+    assert rec.fallback == "popularity"
+    order = np.argsort(-model.item_popularity_, kind="stable")[:5]
+    assert {i.item_id for i in rec.items} == set(data.items.ids[order])
+
+
+@pytest.mark.parametrize("name", ["ease", "item-knn-implicit", "sgd-mf", "als", "implicit-als",
+                                  "implicit-bpr"])
+def test_fold_in_gives_a_new_user_personal_results(fitted, data, name):
+    scorer = Scorer(fitted(name))
+    pop = [i.item_id for i in scorer.recommend("new-user", 10).items]
+    overlaps = []
+    for u in range(8):
+        history = list(data.items.ids[data.matrix[u].indices])
+        cold = scorer.recommend("new-user", 10, recent_items=history)
+        assert cold.fallback is None and cold.folded_in == len(history)
+        assert not {i.item_id for i in cold.items} & set(history)
+        known = [i.item_id for i in scorer.recommend(data.users.ids[u], 10).items]
+        overlaps.append((len(set(known) & {i.item_id for i in cold.items}),
+                         len(set(known) & set(pop))))
+    # folding in a user's own history lands nearer their own list than popularity does
+    assert sum(a for a, _ in overlaps) > sum(b for _, b in overlaps)
+
+
+@pytest.mark.parametrize("name", ["ease", "sgd-mf", "implicit-als"])
+def test_recent_items_change_a_known_users_answer(fitted, data, name):
+    scorer = Scorer(fitted(name))
+    user = data.users.ids[1]
+    before = scorer.recommend(user, 10)
+    clicked = [before.items[0].item_id, before.items[1].item_id]
+    after = scorer.recommend(user, 10, recent_items=clicked)
+    assert after.folded_in == 2 and not set(clicked) & {i.item_id for i in after.items}
+    assert [i.item_id for i in after.items] != [i.item_id for i in before.items][2:] + [None]
+    assert [i.score for i in after.items] != [i.score for i in before.items]
+
+
+def test_item_item_fold_in_of_a_history_equals_the_known_user(fitted, data):
+    scorer = Scorer(fitted("ease"))
+    history = list(data.items.ids[data.matrix[2].indices])
+    cold = scorer.recommend(None, 10, recent_items=history)
+    known = scorer.recommend(data.users.ids[2], 10)
+    assert [i.item_id for i in cold.items] == [i.item_id for i in known.items]
+
+
+def test_unknown_recent_items_are_ignored_and_listed(fitted, data):
+    scorer = Scorer(fitted("ease"))
+    item = data.items.ids[0]
+    rec = scorer.recommend(None, 5, recent_items=[item, "nope-1", "nope-2"], exclude=["zz"])
+    assert rec.folded_in == 1 and rec.fallback is None
+    assert "'nope-1', 'nope-2'" in rec.warnings[0] and "recent_items" in rec.warnings[0]
+    assert "'zz'" in rec.warnings[1] and "exclude" in rec.warnings[1]
+    only_unknown = scorer.recommend(None, 5, recent_items=["nope"])
+    assert only_unknown.fallback == "popularity"
+
+
+def test_a_model_that_cannot_fold_in_says_so(fitted, data):
+    scorer = Scorer(fitted("bpmf"))
+    assert not scorer.can_fold_in
+    item = data.items.ids[0]
+    known = scorer.recommend(data.users.ids[0], 5, recent_items=[item])
+    assert known.fallback == "recent-items-ignored" and "cannot fold in" in known.warnings[0]
+    assert item not in {i.item_id for i in known.items}
+    cold = scorer.recommend(None, 5, recent_items=[item])
+    assert cold.fallback == "popularity" and "cannot fold in" in cold.warnings[0]
+
+
+def test_item_item_explanations_are_the_largest_weight_terms(fitted, data):
+    model = fitted("ease")
+    scorer = Scorer(model)
+    user = data.users.ids[4]
+    history = data.matrix[4].indices
+    rec = scorer.recommend(user, 3, explain=True)
+    for item in rec.items:
+        assert 1 <= len(item.reasons) <= 3
+        j = scorer.item_index(item.item_id)
+        weights = model.weights_[history, j]
+        best = data.items.ids[history[np.argmax(weights)]]
+        assert item.reasons[0].item_id == best
+        assert item.reasons[0].weight == pytest.approx(weights.max(), rel=1e-5)
+        assert f"item {best}" in item.reasons[0].text and "weight" in item.reasons[0].text
+
+
+def test_factor_explanations_name_the_users_nearest_items(fitted, data):
+    scorer = Scorer(fitted("implicit-als"))
+    history = set(data.items.ids[data.matrix[5].indices])
+    rec = scorer.recommend(data.users.ids[5], 3, explain=True)
+    for item in rec.items:
+        assert item.reasons and all(r.item_id in history for r in item.reasons)
+        assert "close to item" in item.reasons[0].text
+        weights = [r.weight for r in item.reasons]
+        assert weights == sorted(weights, reverse=True)
+    pop = scorer.recommend(None, 2, explain=True)
+    assert "popular" in pop.items[0].reasons[0].text
+
+
+@pytest.mark.parametrize("name", ["ease", "implicit-als", "bpmf"])
+def test_similar_items(fitted, data, name):
+    scorer = Scorer(fitted(name))
+    item = data.items.ids[3]
+    sims = scorer.similar_items(item, 5)
+    assert len(sims) == 5 and item not in {s.item_id for s in sims}
+    scores = [s.score for s in sims]
+    assert scores == sorted(scores, reverse=True)
+    assert scorer.similar_items("no-such-item", 5) is None
+
+
+def test_predict_matches_the_model_and_flags_cold_ids(fitted, data):
+    model = fitted("sgd-mf")
+    scorer = Scorer(model)
+    user, item = data.users.ids[0], data.items.ids[1]
+    p = scorer.predict(user, item)
+    assert p.rating == pytest.approx(float(model.predict([user], [item])[0]))
+    assert p.fallback is None
+    assert "unknown user" in scorer.predict("nobody", item).fallback
+    with pytest.raises(ModelCapabilityError, match="does not predict ratings"):
+        Scorer(fitted("ease")).predict(user, item)
+
+
+def test_k_must_be_positive(fitted):
+    with pytest.raises(ValueError, match="positive"):
+        Scorer(fitted("ease")).recommend(None, 0)

@@ -1,0 +1,124 @@
+"""Hot reload under load: threads hammer a real uvicorn server while the alias moves twice."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from recsys_core.serving import Scorer
+from recsys_service.app import create_app
+from recsys_service.settings import ServiceSettings
+
+
+def test_alias_moves_twice_under_concurrent_requests(store, model_name, data, fit, publish,
+                                                     move, live_server):
+    models = [fit("ease", data, reg=20.0), fit("implicit-als", data, factors=8, iterations=4),
+              fit("item-knn-implicit", data, k=15)]
+    refs = [publish(m, store, model_name, aliases=()) for m in models]
+    move(refs[0], "champion")
+    users = list(data.users.ids[:20]) + ["nobody"]
+    recent = list(data.items.ids[:3])
+    expected = {}
+    for ref, model in zip(refs, models, strict=True):
+        scorer = Scorer(model)
+        for u in users:
+            expected[ref.version, "get", u] = [i.item_id for i in scorer.recommend(u, 5).items]
+            expected[ref.version, "post", u] = [
+                i.item_id for i in scorer.recommend(u, 5, recent_items=recent).items]
+    app = create_app(ServiceSettings(registered_model=model_name, poll_interval_s=0.1))
+    stop = threading.Event()
+    results: list[list[tuple]] = [[] for _ in range(4)]
+
+    def hammer(n: int, url: str) -> None:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            i = 0
+            while not stop.is_set():
+                u = users[(i + n) % len(users)]
+                i += 1
+                if i % 2:
+                    r = client.get(f"/recommendations/{u}", params={"k": 5})
+                    kind = "get"
+                else:
+                    r = client.post("/recommendations",
+                                    json={"user_id": u, "recent_items": recent, "k": 5})
+                    kind = "post"
+                if r.status_code != 200:
+                    results[n].append(("error", r.status_code, r.text))
+                    continue
+                body = r.json()
+                got = [it["item_id"] for it in body["items"]]
+                version = body["model"]["version"]
+                results[n].append((version, got == expected[version, kind, u], kind, u))
+
+    def wait_for(url: str, version: str) -> None:
+        deadline = time.monotonic() + 60
+        while httpx.get(f"{url}/model").json()["ranking"]["version"] != version:
+            assert time.monotonic() < deadline, f"version {version} was never loaded"
+            time.sleep(0.05)
+
+    with live_server(app) as server:
+        wait_for(server.url, refs[0].version)
+        threads = [threading.Thread(target=hammer, args=(n, server.url)) for n in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        move(refs[1], "champion")
+        wait_for(server.url, refs[1].version)
+        time.sleep(1.0)
+        move(refs[2], "champion")
+        wait_for(server.url, refs[2].version)
+        time.sleep(1.0)
+        stop.set()
+        for t in threads:
+            t.join(30)
+        metrics = httpx.get(f"{server.url}/metrics").text
+    flat = [r for rs in results for r in rs]
+    errors = [r for r in flat if r[0] == "error"]
+    assert not errors, errors[:3]
+    assert len(flat) > 50
+    # every answer is exactly the list of the version it names: no answer mixes two versions
+    wrong = [r for r in flat if not r[1]]
+    assert not wrong, wrong[:3]
+    assert {r[0] for r in flat} == {ref.version for ref in refs}
+    for rs in results:  # each client sees the versions in the order the alias moved
+        order = [int(r[0]) for r in rs]
+        assert order == sorted(order)
+    assert 'recsys_model_reloads_total{outcome="loaded",role="ranking"} 3.0' in metrics
+
+
+@pytest.mark.slow
+def test_recsys_serve_command_answers(store, model_name, data, fit, publish, free_port):
+    import mlflow
+
+    ref = publish(fit("sgd-mf", data, epochs=3, factors=4), store, model_name)
+    port = free_port()
+    env = {**os.environ, "RECSYS_SERVE_REGISTERED_MODEL": model_name,
+           "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "recsys_cli.main", "serve", "--port", str(port)],
+        cwd=store, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+            time.sleep(0.3)
+        user = data.users.ids[0]
+        for _ in range(2):
+            body = httpx.get(f"{url}/recommendations/{user}", params={"k": 3}).json()
+            assert body["model"]["version"] == ref.version and len(body["items"]) == 3
+        r = httpx.get(f"{url}/predict", params={"user_id": user, "item_id": data.items.ids[0]})
+        assert r.status_code == 200 and 1.0 <= r.json()["rating"] <= 5.0
+    finally:
+        proc.terminate()
+        proc.wait(30)
