@@ -21,7 +21,7 @@ LOCK := constraints.txt
 # the index is uv's default or UV_DEFAULT_INDEX / UV_INDEX_URL
 UV_LOCK_FLAGS ?=
 
-.PHONY: install lock run test test-unit test-stack lint stack-up stack-down bench clean mutation
+.PHONY: install java-check lock run test test-unit test-stack lint stack-up stack-down bench clean mutation
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(BIN)/uv pip install --python $(BIN)/python --quiet -c $(LOCK) -e '.[dev,bench]'
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install recsys with its test tools, at the locked versions
+install: $(STAMP) java-check  ## create .venv and install recsys with its test tools, at the locked versions
 
 lock: $(STAMP)  ## pin every dependency of pyproject.toml (extras included) in constraints.txt
 	$(BIN)/uv pip compile pyproject.toml --extra dev --extra bench --universal \
@@ -37,6 +37,21 @@ lock: $(STAMP)  ## pin every dependency of pyproject.toml (extras included) in c
 		-o $(LOCK)
 	$(BIN)/uv pip install --python $(BIN)/python --quiet -c $(LOCK) -e '.[dev,bench]'
 	touch $(STAMP)
+
+# the spark-als model and its tests need a Java 17+ runtime (pyspark 4 starts a JVM)
+java-check:
+	@java_bin="$${JAVA_HOME:+$$JAVA_HOME/bin/}java"; \
+	if ! command -v "$$java_bin" >/dev/null 2>&1; then \
+		echo "error: no Java runtime found (java on PATH or JAVA_HOME/bin/java); Spark needs Java 17+:" >&2; \
+		echo "       install the OS package openjdk-17-jre-headless (apt-get install openjdk-17-jre-headless)" >&2; \
+		echo "       or set JAVA_HOME to a Java 17+ installation" >&2; \
+		exit 1; \
+	fi; \
+	version=$$("$$java_bin" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1); \
+	if [ -n "$$version" ] && [ "$$version" -lt 17 ]; then \
+		echo "error: Java $$version found; Spark 4 needs Java 17+: install openjdk-17-jre-headless" >&2; \
+		exit 1; \
+	fi
 
 run: install  ## train on the embedded default (synthetic data, local MLflow, ephemeral Prefect)
 	$(BIN)/recsys train

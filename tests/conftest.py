@@ -9,6 +9,8 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# one small local Spark for the Spark tests (the default, local[*], takes every core)
+os.environ.setdefault("RECSYS_SPARK_MASTER", "local[2]")
 
 
 @pytest.fixture(scope="session")

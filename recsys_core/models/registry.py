@@ -24,6 +24,7 @@ _MODULES = (
     "recsys_core.models.implicit_models",
     "recsys_core.models.ease",
     "recsys_core.models.blend",
+    "recsys_core.models.spark_als",
 )
 
 

@@ -133,8 +133,9 @@ def test_same_seed_same_model(fitted, tiny, fast):
 FACTORS = {
     "sgd-mf": "user_factors_", "als": "user_factors_", "svdpp": "user_vectors_",
     "implicit-als": "user_factors_", "implicit-bpr": "user_factors_",
+    "spark-als": "user_factors_", "spark-als-implicit": "user_factors_",
 }  # fmt: skip
-BIASED = {"sgd-mf", "als", "svdpp"}  # r = mu + b_u + b_i + user . item
+BIASED = {"sgd-mf", "als", "svdpp", "spark-als"}  # r = mu + b_u + b_i + user . item
 
 
 def test_manifest_and_factors_load_with_plain_pandas(fitted, tiny, tmp_path):
