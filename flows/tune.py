@@ -143,7 +143,7 @@ def tune_flow(params: TuneParams = TuneParams()) -> dict[str, Any]:  # noqa: B00
                                                       for n, r in space.items()})[:4000]})
         failed = 0
         for start in range(0, params.n_trials, params.parallel):
-            batch = ask_trials(study, storage, direction, space,
+            batch = ask_trials(study, storage, direction, params.model, space,
                                min(params.parallel, params.n_trials - start), params.seed)
             futures = [(number, run_trial.submit(
                 val, params.model, sampled, number=number, metric=metric, k=params.k,
@@ -158,6 +158,7 @@ def tune_flow(params: TuneParams = TuneParams()) -> dict[str, Any]:  # noqa: B00
                         str(workdir))
         status = "FINISHED"
         outcome.update(best=best.model_spec(), best_value=best.value, best_trial=best.trial,
+                       default_value=best.default_value,
                        trials_complete=best.n_complete, trials_failed=failed,
                        train_command=f"recsys train {best.cli_args()}")
         return outcome

@@ -581,6 +581,9 @@ app.command("doctor")(doctor)
 from recsys_cli.serve import serve  # noqa: E402
 
 app.command("serve")(serve)
+from recsys_cli.tune import tune  # noqa: E402
+
+app.command("tune")(tune)
 
 
 if __name__ == "__main__":

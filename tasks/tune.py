@@ -13,9 +13,11 @@ from recsys_core.features.splits import SplitConfig
 from recsys_core.models.spec import ModelSpec
 from recsys_core.tracking import mlflow_run
 from recsys_core.tuning import (
+    DEFAULTS_ATTR,
     BestParams,
     SearchSpace,
     best_params,
+    default_params,
     open_study,
     score_trial,
     study_plots,
@@ -37,10 +39,16 @@ def split_validation(feats: Features, split: SplitConfig, folder: str) -> Featur
 
 @task(name="ask-trials", **_io)
 def ask_trials(study: str, storage: str, direction: Literal["minimize", "maximize"],
-               space: SearchSpace, n: int, seed: int) -> list[tuple[int, dict[str, Any]]]:
-    """Ask the study for ``n`` new trials: their numbers and sampled parameters."""
+               base: ModelSpec, space: SearchSpace, n: int,
+               seed: int) -> list[tuple[int, dict[str, Any]]]:
+    """Ask the study for ``n`` new trials: their numbers and sampled parameters.
+
+    The first trial of a new study is ``base``'s own values (those inside the space).
+    """
     s = open_study(study, storage, direction, seed)
     dists = {name: rng.distribution() for name, rng in space.items()}
+    if not s.trials:  # a new study starts from the model's defaults: the gain is measured
+        s.enqueue_trial(default_params(base, space), user_attrs={DEFAULTS_ATTR: True})
     asked = [s.ask(fixed_distributions=dists) for _ in range(n)]
     return [(t.number, dict(t.params)) for t in asked]
 
@@ -91,8 +99,9 @@ def log_best(study: str, storage: str, direction: Literal["minimize", "maximize"
     s = open_study(study, storage, direction)
     best = best_params(s, model, metric)
     mlflow_run.log_params(parent_run_id, {"best": best.params})
-    mlflow_run.log_metrics(parent_run_id, {f"best/{metric}": best.value,
-                                           "trials_complete": best.n_complete})
+    mlflow_run.log_metrics(parent_run_id, {
+        f"best/{metric}": best.value, "trials_complete": best.n_complete,
+        **({f"defaults/{metric}": best.default_value} if best.default_value is not None else {})})
     mlflow_run.set_tags(parent_run_id, {"recsys.best_trial": str(best.trial),
                                         "recsys.best_cli": best.cli_args()})
     mlflow_run.log_json(parent_run_id, best.model_spec(), "tuning/best_params.json")

@@ -7,8 +7,10 @@ in ``flows/tune.py``.
 """
 
 from recsys_core.tuning.objective import (
+    DEFAULTS_ATTR,
     BestParams,
     best_params,
+    default_params,
     objective_metric,
     open_study,
     score_trial,
@@ -19,11 +21,13 @@ from recsys_core.tuning.objective import (
 from recsys_core.tuning.spaces import SPACES, ParamRange, SearchSpace, space_for
 
 __all__ = [
+    "DEFAULTS_ATTR",
     "SPACES",
     "BestParams",
     "ParamRange",
     "SearchSpace",
     "best_params",
+    "default_params",
     "objective_metric",
     "open_study",
     "score_trial",

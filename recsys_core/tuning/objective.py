@@ -22,11 +22,14 @@ from recsys_core.features import Interactions
 from recsys_core.features.prepare import Features, build
 from recsys_core.features.splits import SplitConfig
 from recsys_core.models.spec import ModelSpec
+from recsys_core.tuning.spaces import SearchSpace
 
 log = logging.getLogger(__name__)
 
 STORAGE_ENV = "RECSYS_TUNE_STORAGE"
 EMBEDDED_STORAGE = ".recsys/optuna.db"
+DEFAULTS_ATTR = "recsys.defaults"
+"""User attribute of the trial that ran the model's own hyperparameters."""
 
 
 def storage_url(url: str | None = None) -> str:
@@ -71,6 +74,12 @@ def open_study(name: str, storage: str, direction: Literal["minimize", "maximize
     return study
 
 
+def default_params(spec: ModelSpec, space: SearchSpace) -> dict[str, Any]:
+    """``spec``'s hyperparameters that the space searches and whose value lies inside it."""
+    values = spec.config.model_dump()
+    return {name: values[name] for name, rng in space.items() if rng.contains(values[name])}
+
+
 def validation_features(feats: Features, split: SplitConfig, folder: str | Path) -> Features:
     """The training part of ``feats`` split again (fit / validation) into ``folder``."""
     train, _ = feats.frames()
@@ -96,6 +105,8 @@ class BestParams:
     value: float
     trial: int
     n_complete: int
+    default_value: float | None = None
+    """The value of the trial that ran the model's defaults (None: not in the study)."""
 
     def model_spec(self) -> dict[str, Any]:
         """``{"name": ..., "params": {...}}``: ``TrainingParams.model`` as JSON."""
@@ -117,8 +128,10 @@ def best_params(study, model: str, metric: str) -> BestParams:
                           "failed (see the trial runs) or none ran")
     best = study.best_trial
     spec = ModelSpec(name=model, params=best.params)  # valid for the training flow
+    default = next((float(t.value) for t in complete if t.user_attrs.get(DEFAULTS_ATTR)), None)
     return BestParams(name=model, params=dict(spec.params), metric=metric,
-                      value=float(best.value), trial=best.number, n_complete=len(complete))
+                      value=float(best.value), trial=best.number, n_complete=len(complete),
+                      default_value=default)
 
 
 def study_plots(study, folder: str | Path) -> list[str]:
@@ -140,7 +153,9 @@ def study_plots(study, folder: str | Path) -> list[str]:
             log.warning("no %s plot: %s", name, exc)
             continue
         path = out / f"{name}.png"
-        ax.figure.savefig(path, dpi=100, bbox_inches="tight")
-        plt.close(ax.figure)
+        figure = ax.get_figure(root=True)
+        assert figure is not None  # an axes drawn by optuna always has one
+        figure.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(figure)
         written.append(str(path))
     return written

@@ -55,12 +55,20 @@ class ParamRange(BaseModel):
             return IntDistribution(int(self.low or 0), int(self.high or 0), log=self.log)
         return FloatDistribution(float(self.low or 0), float(self.high or 0), log=self.log)
 
+    def contains(self, value: Any) -> bool:
+        """Whether ``value`` is one this range can sample."""
+        if self.kind == "categorical":
+            return value in (self.choices or ())
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        return float(self.low or 0) <= value <= float(self.high or 0)
+
     def ends(self) -> list[Any]:
         """The values at the ends of the range (each must be valid for the model)."""
         if self.kind == "categorical":
             return list(self.choices or ())
-        cast = int if self.kind == "int" else float
-        return [cast(self.low), cast(self.high)]
+        low, high = float(self.low or 0), float(self.high or 0)  # set: checked at creation
+        return [int(low), int(high)] if self.kind == "int" else [low, high]
 
 
 SearchSpace = dict[str, ParamRange]

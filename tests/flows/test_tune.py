@@ -38,6 +38,12 @@ def test_study_runs_trials_in_parallel_logs_best_and_resumes(workspace):
         assert r.data.metrics["objective"] == r.data.metrics["rmse"]
         assert {"trial.factors", "trial.epochs", "trial.lr", "model.name"} <= set(r.data.params)
     best_trial = min(trials, key=lambda r: r.data.metrics["objective"])
+    # the first trial runs the model's own values where the space holds them (epochs=20 and
+    # factors=100 lie outside this space: sampled)
+    first = next(r for r in trials if r.data.tags["recsys.trial"] == "0")
+    assert (first.data.params["trial.lr"], first.data.params["trial.reg"]) == ("0.005", "0.02")
+    assert out["default_value"] == pytest.approx(first.data.metrics["rmse"])
+    assert parent.data.metrics["defaults/rmse"] == pytest.approx(out["default_value"])
 
     # the best parameters: on the parent, and as JSON the training flow's `model` accepts
     assert parent.info.status == "FINISHED"
@@ -63,7 +69,7 @@ def test_study_runs_trials_in_parallel_logs_best_and_resumes(workspace):
     assert sorted(int(r.data.tags["recsys.trial"]) for r in new) == [4, 5]
     # a resumed study does not replay the first trials' samples
     assert {tuple(t.params.items()) for t in study.trials[4:]}.isdisjoint(
-        {tuple(t.params.items()) for t in study.trials[:2]})
+        {tuple(t.params.items()) for t in study.trials[:4]})
 
 
 def test_bad_space_is_refused_before_any_run(workspace):

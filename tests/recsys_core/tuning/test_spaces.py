@@ -5,7 +5,7 @@ import pytest
 
 from recsys_core.exceptions import ConfigError, UnknownModelError
 from recsys_core.models.spec import ModelSpec
-from recsys_core.tuning import SPACES, ParamRange, space_for
+from recsys_core.tuning import SPACES, ParamRange, default_params, space_for
 
 
 @pytest.mark.parametrize("model", sorted(SPACES))
@@ -42,5 +42,14 @@ def test_unknown_model():
         space_for("mf")
 
 
-def test_range_ends():
-    assert ParamRange(kind="int", low=2, high=9).ends() == [2, 9]
+def test_range_ends_and_contains():
+    r = ParamRange(kind="int", low=2, high=9)
+    assert r.ends() == [2, 9]
+    assert r.contains(2) and r.contains(9.0) and not r.contains(10) and not r.contains(True)
+    assert ParamRange(kind="categorical", choices=("cg",)).contains("cg")
+
+
+def test_default_params_keep_what_the_space_holds():
+    spec = ModelSpec(name="sgd-mf", params={"lr": 0.01})
+    space = space_for("sgd-mf", {"factors": {"kind": "int", "low": 2, "high": 16}})
+    assert default_params(spec, space) == {"epochs": 20, "lr": 0.01, "reg": 0.02}
