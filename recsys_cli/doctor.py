@@ -13,7 +13,7 @@ def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False,
 ) -> None:
     """Check the tracking server, the artifact store, registry versions with missing artifacts,
-    the buckets and the Prefect API."""
+    the buckets, the Prefect API and, when RECSYS_SERVE_URL is set, the recommendation service."""
     import json
     import sys
     from dataclasses import asdict

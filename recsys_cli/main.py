@@ -581,6 +581,9 @@ app.command("doctor")(doctor)
 from recsys_cli.serve import serve  # noqa: E402
 
 app.command("serve")(serve)
+from recsys_cli.db import db  # noqa: E402
+
+app.add_typer(db, name="db")
 from recsys_cli.tune import tune  # noqa: E402
 
 app.command("tune")(tune)

@@ -19,7 +19,7 @@ from typing import Any
 
 from prefect import get_run_logger
 
-from recsys_core.exceptions import ConfigError, RecsysError, TrackingError
+from recsys_core.exceptions import ConfigError, DataSourceError, RecsysError, TrackingError
 
 DEFAULT_RETRIES = 3
 DEFAULT_DELAYS = (2.0, 5.0, 15.0)
@@ -98,6 +98,9 @@ def is_transient(exc: BaseException | None) -> bool:
     if isinstance(exc, TrackingError):
         # the tracking server or the artifact store failed: transient unless its cause is not
         return exc.__cause__ is None or is_transient(exc.__cause__)
+    if isinstance(exc, DataSourceError) and exc.__cause__ is not None:
+        # a source that could not be reached (database, S3): as transient as its cause
+        return is_transient(exc.__cause__)
     if isinstance(exc, RecsysError):
         return False  # data, settings, gate, training: retrying changes nothing
     try:

@@ -17,6 +17,8 @@ mlflow    ``mlflow server`` on PostgreSQL, artifacts   ``/health``
           proxied to ``s3://<bucket>/<prefix>``
 prefect   ``prefect server start`` on PostgreSQL       ``/api/health``
 worker    ``prefect worker start`` (process pool)      registered on its pool
+serve     ``recsys serve`` (the champions, read        ``/health``
+          through MLflow; no S3 key)
 ========  ==========================================  ============================
 
 Each stack has a name (``dev`` by default, the tests use ``test``) with its own ports, databases
@@ -57,7 +59,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-SERVICES = ("s3", "mlflow", "prefect", "worker")
+SERVICES = ("s3", "mlflow", "prefect", "worker", "serve")
 ENV_BEGIN = "# >>> recsys loopback stack (written by make stack-up; removed by make stack-down)"
 ENV_END = "# <<< recsys loopback stack"
 
@@ -99,6 +101,7 @@ class Stack:
     s3_port: int = 9000
     mlflow_port: int = 5000
     prefect_port: int = 4200
+    serve_port: int = 8000
     pg_host: str = "127.0.0.1"
     pg_port: int = 5432
     pg_user: str = "postgres"
@@ -137,8 +140,13 @@ class Stack:
     def prefect_api(self) -> str:
         return f"http://{self.host}:{self.prefect_port}/api"
 
+    @property
+    def serve_url(self) -> str:
+        return f"http://{self.host}:{self.serve_port}"
+
     def ports(self) -> dict[str, int]:
-        return {"s3": self.s3_port, "mlflow": self.mlflow_port, "prefect": self.prefect_port}
+        return {"s3": self.s3_port, "mlflow": self.mlflow_port, "prefect": self.prefect_port,
+                "serve": self.serve_port}
 
     def credentials(self) -> dict[str, str]:
         """S3 keys of this stack: generated once, kept in the git-ignored state folder."""
@@ -175,6 +183,7 @@ class Stack:
             "AWS_DEFAULT_REGION": "us-east-1",
             "S3_BUCKET_ARTIFACTS": names["artifacts"],
             "S3_BUCKET_DATA": names["data"],
+            "RECSYS_SERVE_URL": self.serve_url,
         }
 
     def process_env(self, **extra: str) -> dict[str, str]:
@@ -459,8 +468,23 @@ def start_worker(stack: Stack) -> int:
                  f"worker {worker_name(stack)!r} on pool {stack.pool!r}")
 
 
+def start_serve(stack: Stack) -> int:
+    """``recsys serve`` as in compose: the tracking URI only (artifacts come through the MLflow
+    server's proxy), the ``RECSYS_SERVE_*`` settings of the environment (registered model,
+    aliases, poll interval)."""
+    _check_port_free(stack, "serve", stack.serve_port)
+    argv = [str(BIN / "recsys"), "serve", "--host", stack.host, "--port", str(stack.serve_port),
+            "--workers", os.environ.get("STACK_SERVE_WORKERS", "1")]
+    env = {k: v for k, v in stack.process_env(MLFLOW_TRACKING_URI=stack.mlflow_url).items()
+           if not k.startswith(("AWS_", "MLFLOW_S3_"))}
+    proc = _spawn(stack, "serve", argv, env)
+    return _wait(stack, "serve", proc,
+                 lambda: _http_ok(f"{stack.serve_url}/health") is not None,
+                 f"GET {stack.serve_url}/health")
+
+
 STARTERS = {"s3": start_s3, "mlflow": start_mlflow, "prefect": start_prefect,
-            "worker": start_worker}
+            "worker": start_worker, "serve": start_serve}
 
 
 def start(stack: Stack, service: str) -> int:
@@ -504,7 +528,8 @@ def up(stack: Stack, *, fresh: bool = False, with_deploy: bool = True) -> None:
         shutil.rmtree(stack.saved_objects, ignore_errors=True)
     # S3 first (the tracking server needs its bucket), then both servers side by side (their
     # first start migrates a database: ~20 s each), then the worker (it needs the Prefect API)
-    for wave in (["s3"], ["mlflow", "prefect"], ["worker"]):
+    # beside the service (it needs the tracking server)
+    for wave in (["s3"], ["mlflow", "prefect"], ["worker", "serve"]):
         with ThreadPoolExecutor(len(wave)) as pool:
             futures = {s: pool.submit(_timed_start, stack, s) for s in wave}
             errors = []
@@ -575,6 +600,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--s3-port", type=int, default=_env("S3_PORT", d.s3_port))
     p.add_argument("--mlflow-port", type=int, default=_env("MLFLOW_PORT", d.mlflow_port))
     p.add_argument("--prefect-port", type=int, default=_env("PREFECT_PORT", d.prefect_port))
+    p.add_argument("--serve-port", type=int, default=_env("SERVE_PORT", d.serve_port))
     p.add_argument("--pg-host", default=_env("PG_HOST", d.pg_host))
     p.add_argument("--pg-port", type=int, default=_env("PG_PORT", d.pg_port))
     p.add_argument("--pg-user", default=_env("PG_USER", d.pg_user))
@@ -614,6 +640,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     stack = Stack(name=args.name, host=args.host, s3_port=args.s3_port,
                   mlflow_port=args.mlflow_port, prefect_port=args.prefect_port,
+                  serve_port=args.serve_port,
                   pg_host=args.pg_host, pg_port=args.pg_port, pg_user=args.pg_user,
                   db_prefix=args.db_prefix, pool=args.pool, timeout=args.timeout)
     try:
@@ -624,7 +651,8 @@ def main(argv: list[str] | None = None) -> int:
                 _say(f"client settings written to {args.env_file}")
             _say(f"MLflow UI   {stack.mlflow_url}\nPrefect UI  {stack.prefect_api[:-4]} (it asks "
                  f"for the auth string in {stack.state / 'prefect-auth'})\n"
-                 f"S3 endpoint {stack.s3_url}\nlogs        {stack.state / 'logs'}")
+                 f"S3 endpoint {stack.s3_url}\nservice     {stack.serve_url}\n"
+                 f"logs        {stack.state / 'logs'}")
         elif args.command == "down":
             stopped = down(stack)
             if args.env_file:

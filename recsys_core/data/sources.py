@@ -1,7 +1,8 @@
 """One entry point to collect from any source named by a string.
 
 ``synthetic`` or ``synthetic:SIZE`` (tiny, small, 100k, 1m, 10m), ``movielens-100k`` (and 1m, 10m,
-20m, 25m, 32m, latest-small), a local file path, or an ``s3://bucket/key`` URI.
+20m, 25m, 32m, latest-small), a local file path, an ``s3://bucket/key`` URI, or a database URL
+(``postgresql://...?table=events``, ``sqlite:///...``; see ``recsys_core.data.database``).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from recsys_core.data import files, movielens, synthetic
+from recsys_core.data import database, files, movielens, synthetic
 from recsys_core.data.duplicates import POLICIES, resolve_duplicates
 from recsys_core.data.schema import Collected
 from recsys_core.exceptions import ConfigError, DataSourceError
@@ -70,10 +71,12 @@ def _read_source(
     if source.startswith("s3://"):
         return files.load_s3(source, mapping, endpoint_url=s3_endpoint_url,
                              rating_scale=rating_scale)
+    if database.is_database_source(source):
+        return database.load_database(source, columns, rating_scale=rating_scale)
     if "://" in source:
         raise DataSourceError(
             f"unsupported source {redact(source)!r}; use synthetic, movielens-<release>, a file "
-            "path or an s3:// URI"
+            "path, an s3:// URI or a postgresql:// or sqlite:/// URL"
         )
     path = Path(source).expanduser()
     if not path.exists():

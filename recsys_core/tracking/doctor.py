@@ -7,8 +7,9 @@ The checks follow the order a setup breaks in: tracking URI -> tracking server r
 client and server versions -> artifact mode proxied (a new run's artifact URI starts with
 ``mlflow-artifacts:``) and writable through the server -> S3 endpoint and buckets (the data
 collector reads ``s3://`` directly) -> registry versions whose artifacts are missing (every
-aliased version: champion, challenger and role aliases) -> Prefect API. The Prefect API is
-checked over plain HTTP (``$PREFECT_API_URL/health``) so that the library never imports Prefect.
+aliased version: champion, challenger and role aliases) -> Prefect API -> the recommendation
+service when ``RECSYS_SERVE_URL`` is set (``/ready``). The Prefect API is checked over plain HTTP
+(``$PREFECT_API_URL/health``) so that the library never imports Prefect.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def check_tracking_server(uri: str) -> Check:
                      "MLFLOW_TRACKING_URI")
     if resp.status_code == 403 and "host" in resp.text.lower():
         return Check("tracking server", False, f"{uri} refuses the Host header: {resp.text[:120]}",
-                     "add this host:port to the server's --allowed-hosts (MLFLOW_ALLOWED_HOSTS)")
+                     "add this host:port to the server's --allowed-hosts "
+                     "(MLFLOW_EXTRA_ALLOWED_HOSTS in compose)")
     if resp.status_code == 401:
         return Check("tracking server", False, f"{uri} asks for credentials (basic auth)",
                      "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
@@ -272,6 +274,36 @@ def check_prefect(env: Mapping[str, str]) -> Check:
     return Check("Prefect API", True, detail)
 
 
+def check_service(env: Mapping[str, str]) -> Check | None:
+    """The recommendation service at ``RECSYS_SERVE_URL`` (None when unset): ready means every
+    role (ranking, rating) has a model loaded; a 503 carries the service's own reasons."""
+    import httpx
+
+    url = env.get("RECSYS_SERVE_URL", "").rstrip("/")
+    if not url:
+        return None
+    try:
+        resp = httpx.get(f"{url}/ready", timeout=TIMEOUT)
+    except httpx.HTTPError as exc:
+        return Check("recommendation service", False, f"{url} unreachable: {exc}",
+                     "start it (make stack-up, or docker compose up -d serving) or correct "
+                     "RECSYS_SERVE_URL")
+    if resp.status_code == 200:
+        return Check("recommendation service", True, f"{url} ready")
+    try:
+        reasons = resp.json().get("reasons") or {}
+    except ValueError:
+        reasons = {}
+    if resp.status_code == 503 and reasons:
+        seen = "; ".join(f"{role}: {why}" for role, why in reasons.items())
+        return Check("recommendation service", False, f"{url} not ready: {seen}",
+                     "promote a model to the alias it serves (recsys train, or roll back to a "
+                     "version whose artifacts exist); the service picks it up at its next poll")
+    return Check("recommendation service", False,
+                 f"{url}/ready answered HTTP {resp.status_code}",
+                 "check that RECSYS_SERVE_URL points at recsys serve (and see its log)")
+
+
 def run_checks(env: Mapping[str, str] | None = None) -> list[Check]:
     """Every check, in order; server checks are skipped when their server is unreachable."""
     env = dict(os.environ if env is None else env)
@@ -288,4 +320,7 @@ def run_checks(env: Mapping[str, str] | None = None) -> list[Check]:
         checks += check_registry_artifacts(f"sqlite:///{(Path.cwd() / EMBEDDED_DB).resolve()}")
     checks += check_buckets(env)
     checks.append(check_prefect(env))
+    service = check_service(env)
+    if service is not None:
+        checks.append(service)
     return checks

@@ -38,6 +38,7 @@ LOCK_SUFFIX = ".promotion-lock"
 HOLDER_TAG = "recsys.lock_holder"
 EXPIRES_TAG = "recsys.lock_expires_at"
 DEFAULT_TTL = 120.0
+MAX_STORE_ERRORS = 20
 DEFAULT_WAIT = 180.0  # longer than the time to live: a dead holder never makes a waiter fail
 
 
@@ -77,8 +78,6 @@ def promotion_lock(name: str, alias: str, *, ttl: float | None = None,
     Waits up to ``wait`` seconds (``RECSYS_PROMOTION_LOCK_WAIT``, 180 by default) for another
     holder, breaking a lock older than its time to live.
     """
-    from mlflow.exceptions import MlflowException
-
     ttl = _seconds("RECSYS_PROMOTION_LOCK_TTL", DEFAULT_TTL) if ttl is None else ttl
     wait = _seconds("RECSYS_PROMOTION_LOCK_WAIT", DEFAULT_WAIT) if wait is None else wait
     lock = lock_name(name, alias)
@@ -88,25 +87,22 @@ def promotion_lock(name: str, alias: str, *, ttl: float | None = None,
     pause, errors = 0.05, 0
     while True:
         try:
-            client.create_registered_model(
-                lock, tags={HOLDER_TAG: holder, EXPIRES_TAG: f"{time.time() + ttl:.3f}"},
-                description=f"recsys promotion lock of {name}@{alias}, held by {holder}; "
-                            "deleted when the promotion ends",
-            )  # fmt: skip
-            break
-        except MlflowException as exc:
-            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                raise TrackingError(f"cannot take the promotion lock {lock!r}: {exc}") from exc
+            if _create(client, lock, holder, ttl, f"{name}@{alias}"):
+                break
+            current = _read(lock)  # taken: by whom, until when
+        except TrackingError:
+            raise
         except Exception as exc:
             # a busy store ("database is locked" from sqlite under concurrent writers) answers
             # again shortly; anything that persists is raised
             errors += 1
-            if errors > 5:
+            if errors > MAX_STORE_ERRORS:
                 raise TrackingError(f"cannot take the promotion lock {lock!r}: {exc}") from exc
             log.debug("promotion lock %s: %s; trying again", lock, exc)
             time.sleep(pause * (1 + random.random()))
             continue
-        current = _read(lock)
+        if current is not None and current.get(HOLDER_TAG) == holder:
+            break  # an earlier attempt created it, its answer was lost
         if current is not None and float(current.get(EXPIRES_TAG, 0)) < time.time():
             _break(lock, current.get(HOLDER_TAG, "?"))
             continue
@@ -126,6 +122,25 @@ def promotion_lock(name: str, alias: str, *, ttl: float | None = None,
         _release(lock, holder)
 
 
+def _create(client, lock: str, holder: str, ttl: float, target: str) -> bool:
+    """Create the lock; False when it exists already."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(
+            lock, tags={HOLDER_TAG: holder, EXPIRES_TAG: f"{time.time() + ttl:.3f}"},
+            description=f"recsys promotion lock of {target}, held by {holder}; deleted when "
+                        "the promotion ends",
+        )  # fmt: skip
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_ALREADY_EXISTS":
+            return False
+        if exc.error_code in ("PERMISSION_DENIED", "UNAUTHENTICATED", "INVALID_PARAMETER_VALUE"):
+            raise TrackingError(f"cannot take the promotion lock {lock!r}: {exc}") from exc
+        raise
+    return True
+
+
 def _read(lock: str) -> dict[str, str] | None:
     from mlflow.exceptions import MlflowException
 
@@ -134,7 +149,7 @@ def _read(lock: str) -> dict[str, str] | None:
     except MlflowException as exc:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
             return None  # released meanwhile
-        raise TrackingError(f"cannot read the promotion lock {lock!r}: {exc}") from exc
+        raise
 
 
 def _break(lock: str, holder: str) -> None:
@@ -156,14 +171,18 @@ def _break(lock: str, holder: str) -> None:
 
 
 def _release(lock: str, holder: str) -> None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        current = _read(lock)
-        if current is None or current.get(HOLDER_TAG) != holder:
-            log.warning("promotion lock %s was no longer held by %s at release", lock, holder)
+    for attempt in range(MAX_STORE_ERRORS):
+        try:
+            current = _read(lock)
+            if current is None or current.get(HOLDER_TAG) != holder:
+                log.warning("promotion lock %s was no longer held by %s at release", lock,
+                            holder)
+                return
+            _client().delete_registered_model(lock)
             return
-        _client().delete_registered_model(lock)
-    except (MlflowException, TrackingError) as exc:
-        # it expires by itself; the next contender breaks it after the time to live
-        log.warning("could not release the promotion lock %s: %s", lock, exc)
+        except Exception as exc:  # noqa: BLE001 - a busy store: try again shortly
+            log.debug("releasing the promotion lock %s: %s", lock, exc)
+            time.sleep(0.05 * (attempt + 1))
+    # it expires by itself; the next contender breaks it after the time to live
+    log.warning("could not release the promotion lock %s; it expires after its time to live",
+                lock)

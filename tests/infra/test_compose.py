@@ -241,3 +241,16 @@ def test_prefect_yaml_deployments():
     assert train["enforce_parameter_schema"] is True
     path, func = train["entrypoint"].split(":")
     assert f"def {func}(" in (ROOT / path).read_text()
+
+
+def test_the_serving_service_reads_the_registry_through_mlflow_and_holds_no_key(compose):
+    serving = compose["services"]["serving"]
+    assert serving["entrypoint"][:2] == ["recsys", "serve"]
+    assert serving["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert serving["depends_on"]["mlflow"]["condition"] == "service_healthy"
+    assert "/health" in str(serving["healthcheck"]["test"])
+    # models come through the artifact proxy: no S3, Prefect or database credential
+    env = str(serving["environment"])
+    assert not any(secret in env for secret in ("AWS_", "S3_", "PREFECT_", "PASSWORD"))
+    # the image carries the service package
+    assert "COPY recsys_service" in (ROOT / "infra" / "worker" / "Dockerfile").read_text()

@@ -44,6 +44,8 @@ def test_client_settings_and_separate_databases_per_stack():
     assert dev.databases == {"mlflow": "recsys_mlflow", "prefect": "recsys_prefect"}
     assert test.databases["mlflow"] == "recsys_unit_mlflow"
     assert test.mlflow_url == "http://127.0.0.1:15999"
+    assert stack.Stack(name="unit", serve_port=18111).ports()["serve"] == 18111
+    assert dev.serve_url == "http://127.0.0.1:8000" and "serve" in stack.SERVICES
     assert "@" in test.pg_url("x") and ":" not in test.pg_url("x").split("@")[0][13:]
     assert stack.buckets.artifacts_destination({}) == "s3://mlflow/artifacts"
     assert stack.buckets.artifacts_destination(

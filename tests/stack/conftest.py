@@ -70,7 +70,9 @@ class LoopbackStack:
         env.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="3", MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR="1",
                    MLFLOW_HTTP_REQUEST_BACKOFF_JITTER="0.5", MLFLOW_HTTP_REQUEST_TIMEOUT="60",
                    PREFECT_WORKER_QUERY_SECONDS="2", PREFECT_WORKER_PREFETCH_SECONDS="5",
-                   PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="5")
+                   PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="5",
+                   # the stack's recsys serve: the model the e2e tests train, looked at each second
+                   RECSYS_SERVE_REGISTERED_MODEL="e2e", RECSYS_SERVE_POLL_INTERVAL_S="1")
         return env
 
     def client_env(self) -> dict[str, str]:
@@ -165,7 +167,8 @@ def stack(tmp_path_factory) -> LoopbackStack:
     # RECSYS_TEST_DB_PREFIX lets two checkouts run their stack tests side by side
     prefix = os.environ.get("RECSYS_TEST_DB_PREFIX", "recsys_test")
     args = ["--name", NAME, "--db-prefix", prefix, "--s3-port", str(_free_port()),
-            "--mlflow-port", str(_free_port()), "--prefect-port", str(_free_port())]
+            "--mlflow-port", str(_free_port()), "--prefect-port", str(_free_port()),
+            "--serve-port", str(_free_port())]
     handle = LoopbackStack({}, args, env_file)
     handle.script("down")  # leftovers of an interrupted session
     started = time.monotonic()

@@ -48,9 +48,14 @@ def test_deployments_are_applied_from_prefect_yaml(stack):
     assert '"enum": ["als", "bias"' in shown and "**sgd-mf**: factors=" in shown
     assert {"data", "validation", "split", "model", "gate"} <= set(
         form["definitions"]["TrainingParams"]["properties"])
-    # the daily tick must not start a full-size training in the middle of the suite
+    # the daily tick must not start a full-size training in the middle of the suite, nor the
+    # nightly batch a scoring of the default model
     with stack.prefect_api(), get_client(sync_client=True) as client:
         client.update_deployment_schedule(deployment.id, schedule.id, active=False)
+        batch = client.read_deployment_by_name("batch-recommendations/batch-recommendations")
+        (nightly,) = batch.schedules
+        assert nightly.schedule.cron == "30 4 * * *"
+        client.update_deployment_schedule(batch.id, nightly.id, active=False)
 
 
 def test_a_run_from_the_api_is_tracked_stored_in_s3_and_promoted(stack):
@@ -167,6 +172,8 @@ def test_doctor_passes_against_the_stack(stack, tmp_path):
     assert checks["artifact store"]["ok"] and "proxied" in checks["artifact store"]["detail"]
     assert checks["MLflow versions"]["ok"] and checks["Prefect API"]["ok"]
     assert checks[f"S3 bucket {stack.env['S3_BUCKET_DATA']}"]["ok"]
+    # the stack's service serves the champion promoted above
+    assert checks["recommendation service"]["ok"], checks["recommendation service"]
 
 
 def test_doctor_names_what_is_down(stack, tmp_path):

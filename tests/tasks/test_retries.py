@@ -73,6 +73,20 @@ def test_a_tracking_error_is_as_transient_as_its_cause():
     assert not _runtime.is_transient(wrapped(_no_such_bucket()))
 
 
+def test_a_source_error_is_as_transient_as_its_cause(tmp_path):
+    from sqlalchemy.exc import OperationalError
+
+    from recsys_core.data.database import load_database
+
+    with pytest.raises(DataSourceError) as down:  # nothing listens on port 1
+        load_database("postgresql://reader@127.0.0.1:1/events?table=events")
+    assert isinstance(down.value.__cause__, OperationalError)
+    assert _runtime.is_transient(down.value)  # the collect task retries a database that is down
+    with pytest.raises(DataSourceError) as missing:
+        load_database(f"sqlite:///{tmp_path}/empty.db?table=events")
+    assert not _runtime.is_transient(missing.value)  # a missing table is not retried
+
+
 def test_settings_are_read_at_call_time(monkeypatch):
     monkeypatch.delenv("RECSYS_IO_RETRIES", raising=False)
     monkeypatch.delenv("RECSYS_IO_RETRY_DELAYS", raising=False)
@@ -135,8 +149,7 @@ def test_bad_source_is_not_retried(workspace, monkeypatch, faults):
     counted = faults(tasks.collect.collect, None)
     monkeypatch.setattr("tasks.collect.collect", counted)
     with pytest.raises(DataSourceError, match="is a folder"):
-        collect_snapshot(DataConfig(source=str(workspace), synthetic_size="tiny", seed=1),
-                         data_dir=str(workspace / "data"))
+        collect_snapshot(DataConfig(source=str(workspace)), str(workspace / "data"))
     assert counted.calls == 1
 
 

@@ -110,3 +110,36 @@ def test_markdown_report_of_a_first_run():
         "",
         "Primary metric: `rmse`; no champion yet (thresholds and baseline only)",
     ]
+
+
+def test_a_non_finite_primary_metric_is_named_and_refused():
+    d = decide({"rmse": float("inf")}, config=GateConfig(thresholds={}), primary="rmse")
+    check = _check(d, "primary metric")
+    assert check.passed is False
+    assert check.detail == "rmse=inf is not a finite number: the model or its evaluation is broken"
+    assert not d.passed
+
+
+def test_champion_unavailable_is_judged_on_the_baseline_and_reported():
+    d = decide({"rmse": 0.5, "mae": 0.5}, config=CFG, primary="rmse", baseline=BASELINE,
+               champion_unavailable="artifacts missing")  # fmt: skip
+    assert _check(d, "champion available").detail == (
+        "champion unavailable: artifacts missing (version ?); judged on thresholds and baseline "
+        "only (on_champion_unavailable='baseline')"
+    )
+    assert d.passed
+    assert "\n\n**champion unavailable**: artifacts missing\n" in d.to_markdown()
+    # without a baseline there is nothing left to judge the challenger against
+    alone = decide({"rmse": 0.5}, config=CFG, primary="rmse", champion_version="3",
+                   champion_unavailable="artifacts missing")  # fmt: skip
+    check = _check(alone, "beats baseline")
+    assert check.passed is False
+    assert check.detail == (
+        "no baseline given: with the champion unavailable the challenger must beat the baseline"
+    )
+    assert "(version 3)" in _check(alone, "champion available").detail
+
+
+def test_a_baseline_without_the_primary_metric_fails():
+    d = decide({"rmse": 0.5}, config=CFG, primary="rmse", baseline={"mae": 0.5})
+    assert _check(d, "beats baseline").passed is False

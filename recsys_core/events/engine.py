@@ -1,0 +1,107 @@
+"""Where the event store lives and how to connect to it.
+
+The URL comes from ``RECSYS_EVENTS_URL`` (environment, or a ``.env`` file in the working folder)
+and defaults to an embedded SQLite file, ``sqlite:///.recsys/events.db``. A PostgreSQL URL
+(``postgresql://user@host:5432/recsys_events``) may carry its password, since it comes from the
+environment; messages and logs only ever show it through :func:`recsys_core.redaction.redact`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from recsys_core.exceptions import ConfigError, DataSourceError
+from recsys_core.redaction import redact
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL = "sqlite:///.recsys/events.db"
+
+
+class EventStoreSettings(BaseSettings):
+    """Settings of the event store, read from ``RECSYS_EVENTS_*`` variables (or ``.env``)."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSYS_EVENTS_", env_file=".env",
+                                      extra="ignore")
+
+    url: str = Field(DEFAULT_URL, description="SQLAlchemy URL of the event store")
+    connect_timeout: int = Field(5, ge=1, description="seconds to open a database connection")
+
+
+def events_url() -> str:
+    """The URL of the event store: ``RECSYS_EVENTS_URL`` or the embedded default."""
+    return EventStoreSettings().url
+
+
+def safe_url(url: str) -> str:
+    """``url`` with its password masked, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return redact(url)
+
+
+def make_engine(url: str, *, connect_timeout: int | None = None) -> Engine:
+    """An engine for ``url``: SQLite in WAL mode with a busy timeout (several writers, one
+    file), PostgreSQL with a connect timeout and a ping before a pooled connection is reused."""
+    if connect_timeout is None:
+        connect_timeout = EventStoreSettings().connect_timeout
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(
+            f"not a database URL: {redact(url)!r}; use sqlite:///path/events.db or "
+            "postgresql://user@host:5432/database") from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if backend in ("postgresql", "postgres"):
+        if parsed.drivername in ("postgresql", "postgres"):
+            # SQLAlchemy 2.1 defaults to psycopg 3; recsys depends on psycopg2
+            parsed = parsed.set(drivername="postgresql+psycopg2")
+        return create_engine(parsed, pool_pre_ping=True,
+                             connect_args={"connect_timeout": connect_timeout})
+    raise ConfigError(
+        f"unsupported database {backend!r} in {safe_url(url)!r}; the event store and database "
+        "collection support sqlite:/// and postgresql:// URLs")
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # FULL: a commit is on disk before it returns (durable before the acknowledgement)
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def missing_schema(url: str, exc: BaseException) -> DataSourceError | None:
+    """The error for tables that do not exist (never migrated), or None for other errors."""
+    text = str(getattr(exc, "orig", None) or exc)
+    if "no such table" in text or ("relation" in text and "does not exist" in text):
+        return DataSourceError(
+            f"the event store {safe_url(url)} has no tables yet "
+            f"({text.strip().splitlines()[0]}); create them with `recsys db upgrade` "
+            "(RECSYS_EVENTS_URL or --url names the database)")
+    return None
+
+
+def unreachable(url: str, exc: BaseException, doing: str) -> DataSourceError:
+    """The error for a database that cannot be reached; raise it ``from exc`` so that the task
+    retry policy sees the (transient) driver error as its cause."""
+    reason = redact(str(getattr(exc, "orig", None) or exc)).strip().splitlines()
+    return DataSourceError(
+        f"cannot reach the database {safe_url(url)} to {doing}: "
+        f"{reason[0] if reason else type(exc).__name__}. Check that it is running and that the "
+        "URL, user and password (RECSYS_EVENTS_URL, PGPASSWORD or ~/.pgpass) are right")

@@ -1,0 +1,283 @@
+"""The event store: what users did with the recommendations, appended by the service and read
+back by collection (``recsys_core.data.database``).
+
+Contract of :meth:`EventStore.append`:
+
+- **validated** with the rules of the validation stage (``ValidationRules``): ids present,
+  a known ``type``, a ``rating`` (finite, on the rating scale) on rating events and only on
+  them, no timestamp in the future (beyond ``max_clock_skew`` seconds);
+- **refused whole**: one bad event refuses the batch and stores nothing; the
+  ``DataValidationError`` names the first bad event and field, and its ``report`` lists every
+  problem (index, event_id, field, message), for a per-event answer to the sender;
+- **idempotent** on ``event_id``: ``INSERT ... ON CONFLICT DO NOTHING``; an id already stored (or
+  repeated in the batch) is counted in ``AppendResult.duplicates`` and changes nothing;
+- **durable**: the transaction is committed before ``append`` returns. When the database cannot
+  be reached it raises ``DataSourceError`` and nothing is acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from recsys_core.events.engine import (
+    events_url,
+    make_engine,
+    missing_schema,
+    safe_url,
+    unreachable,
+)
+from recsys_core.events.tables import events, served_recommendations
+from recsys_core.exceptions import DataSourceError, DataValidationError
+from recsys_core.validation.rules import ValidationRules
+
+log = logging.getLogger(__name__)
+
+
+def _id_text(value: Any) -> Any:
+    # numeric ids are common (MovieLens); they are stored as text like every id of recsys
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+# the constraints before the validator: they then apply to the string (and read as such)
+Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256),
+               BeforeValidator(_id_text)]
+
+
+class Event(BaseModel):
+    """One interaction, as the service receives it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    event_id: Annotated[str,
+                        StringConstraints(strip_whitespace=True, min_length=1, max_length=128),
+                        BeforeValidator(_id_text)]
+    user_id: Id
+    item_id: Id
+    type: Literal["rating", "click", "view", "purchase"]
+    rating: float | None = Field(None, allow_inf_nan=True)
+    timestamp: datetime | int | None = Field(
+        None, description="when it happened: epoch seconds or ISO 8601; default: when received")
+    recommendation_id: str | None = Field(None, min_length=1, max_length=128)
+
+
+@dataclass(frozen=True)
+class EventProblem:
+    """Why one event of a batch was refused."""
+
+    index: int
+    event_id: str | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return (f"event {self.index} (event_id {self.event_id!r}): field {self.field!r}: "
+                f"{self.message}")
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """What an append stored: ``received`` = ``stored`` + ``duplicates``."""
+
+    received: int
+    stored: int
+    duplicates: int
+    stored_ids: tuple[str, ...] = field(default=(), repr=False)
+
+
+class EventStore:
+    """Append and read interaction events in a SQL database (SQLite or PostgreSQL).
+
+    Parameters
+    ----------
+    url
+        SQLAlchemy URL; None: ``RECSYS_EVENTS_URL`` or ``sqlite:///.recsys/events.db``.
+    rules
+        The validation rules of the data (rating scale, latest timestamp).
+    max_clock_skew
+        Seconds a sender's clock may run ahead of the store's.
+    """
+
+    def __init__(self, url: str | None = None, *, rules: ValidationRules | None = None,
+                 max_clock_skew: int = 300) -> None:
+        self.url = url or events_url()
+        self.rules = rules or ValidationRules()
+        self.max_clock_skew = max_clock_skew
+        self.engine = make_engine(self.url)
+        backend = self.engine.dialect.name
+        self._insert = postgresql.insert if backend == "postgresql" else sqlite.insert
+
+    def __repr__(self) -> str:
+        return f"EventStore({safe_url(self.url)!r})"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def upgrade(self) -> str:
+        """Create or migrate the tables (``recsys db upgrade``); returns the revision."""
+        from recsys_core.events.migrate import upgrade
+
+        return upgrade(self.url)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def validate(self, batch: Iterable[Mapping[str, Any] | Event]) -> list[Event]:
+        """The events of ``batch``, or ``DataValidationError`` listing every bad one."""
+        now = time.time()
+        latest = (self.rules.max_timestamp if self.rules.max_timestamp is not None
+                  else now + self.max_clock_skew)
+        lo, hi = self.rules.rating_min, self.rules.rating_max
+        good: list[Event] = []
+        problems: list[EventProblem] = []
+        for index, raw in enumerate(batch):
+            event_id = (raw.event_id if isinstance(raw, Event)
+                        else raw.get("event_id") if isinstance(raw, Mapping) else None)
+            event_id = None if event_id is None else str(event_id)
+            try:
+                ev = raw if isinstance(raw, Event) else Event.model_validate(raw)
+            except ValidationError as exc:
+                for err in exc.errors():
+                    name = ".".join(str(p) for p in err["loc"]) or "event"
+                    problems.append(EventProblem(index, event_id, name, err["msg"]))
+                continue
+            bad = _check(ev, lo, hi, latest)
+            if bad:
+                problems.append(EventProblem(index, event_id, *bad))
+                continue
+            good.append(ev)
+        if problems:
+            raise DataValidationError(
+                f"{len(problems)} problem(s) in the batch, nothing was stored; first: "
+                f"{problems[0]}. Fix those events and send the batch again", report=problems)
+        return good
+
+    def append(self, batch: Iterable[Mapping[str, Any] | Event]) -> AppendResult:
+        """Validate and store ``batch`` in one committed transaction (see the module doc)."""
+        evs = self.validate(batch)
+        if not evs:
+            return AppendResult(0, 0, 0)
+        received_at = int(time.time())
+        rows = [_row(ev, received_at) for ev in evs]
+        stmt = (self._insert(events).on_conflict_do_nothing(index_elements=["event_id"])
+                .returning(events.c.event_id))
+        try:
+            with self.engine.begin() as conn:  # committed when the block ends
+                stored = tuple(conn.execute(stmt, rows).scalars().all())
+        except DBAPIError as exc:
+            schema = missing_schema(self.url, exc)
+            if schema is not None:
+                raise schema from None  # permanent: retrying cannot create the tables
+            if isinstance(exc, OperationalError):
+                raise unreachable(self.url, exc, "store events") from exc
+            raise DataSourceError(
+                f"the event store {safe_url(self.url)} refused the batch: "
+                f"{str(exc.orig).strip().splitlines()[0]}. Run `recsys db upgrade` if its "
+                "tables are out of date") from None
+        return AppendResult(len(evs), len(stored), len(evs) - len(stored), stored)
+
+    def record_served(self, recommendation_id: str, *, user_id: str, items: Sequence[str],
+                      registered_model: str, model_version: str, alias: str | None = None
+                      ) -> None:
+        """Record a list the service returned, for click-through per model version."""
+        row = dict(recommendation_id=recommendation_id, user_id=str(user_id),
+                   registered_model=registered_model, model_version=str(model_version),
+                   alias=alias, k=len(items), items=json.dumps([str(i) for i in items]),
+                   served_at=int(time.time()))
+        stmt = self._insert(served_recommendations).on_conflict_do_nothing(
+            index_elements=["recommendation_id"])
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(stmt, row)
+        except OperationalError as exc:
+            raise unreachable(self.url, exc, "record a served list") from exc
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def count(self) -> int:
+        """Number of stored events."""
+        try:
+            with self.engine.connect() as conn:
+                return int(conn.execute(select(func.count()).select_from(events)).scalar_one())
+        except OperationalError as exc:
+            raise unreachable(self.url, exc, "count events") from exc
+
+    def click_through(self, registered_model: str | None = None) -> list[dict[str, Any]]:
+        """Per model version: lists served, lists followed by at least one click or purchase,
+        and their ratio (the click-through rate of served lists)."""
+        s, e = served_recommendations, events
+        engaged = (select(e.c.recommendation_id)
+                   .where(e.c.type.in_(("click", "purchase")))
+                   .where(e.c.recommendation_id.is_not(None))
+                   .distinct().subquery())
+        stmt = (select(s.c.registered_model, s.c.model_version,
+                       func.count().label("served"),
+                       func.count(engaged.c.recommendation_id).label("engaged"))
+                .select_from(s.outerjoin(engaged,
+                                         engaged.c.recommendation_id == s.c.recommendation_id))
+                .group_by(s.c.registered_model, s.c.model_version)
+                .order_by(s.c.registered_model, s.c.model_version))
+        if registered_model is not None:
+            stmt = stmt.where(s.c.registered_model == registered_model)
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(stmt).mappings().all()
+        except OperationalError as exc:
+            raise unreachable(self.url, exc, "read click-through") from exc
+        return [dict(r, ctr=(r["engaged"] / r["served"]) if r["served"] else 0.0) for r in rows]
+
+
+def _check(ev: Event, lo: float, hi: float, latest: float) -> tuple[str, str] | None:
+    if ev.type == "rating":
+        if ev.rating is None:
+            return "rating", "a rating event needs a rating"
+        if not math.isfinite(ev.rating):
+            return "rating", f"rating {ev.rating!r} is not a finite number"
+        if not lo <= ev.rating <= hi:
+            return "rating", f"rating {ev.rating!r} is outside the rating scale [{lo!r}, {hi!r}]"
+    elif ev.rating is not None:
+        return "rating", f"a {ev.type} event carries no rating (got {ev.rating!r})"
+    ts = _epoch(ev.timestamp)
+    if ts is not None and ts > latest:
+        return "timestamp", f"timestamp {ts} is in the future (latest accepted {int(latest)})"
+    if ts is not None and ts < 0:
+        return "timestamp", f"timestamp {ts} is before 1970"
+    return None
+
+
+def _epoch(value: datetime | int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:  # a naive time is read as UTC, like the canonical table
+            from datetime import UTC
+
+            value = value.replace(tzinfo=UTC)
+        return int(value.timestamp())
+    return int(value)
+
+
+def _row(ev: Event, received_at: int) -> dict[str, Any]:
+    ts = _epoch(ev.timestamp)
+    return dict(event_id=ev.event_id, user_id=ev.user_id, item_id=ev.item_id,
+                rating=ev.rating, type=ev.type, timestamp=received_at if ts is None else ts,
+                recommendation_id=ev.recommendation_id, received_at=received_at)

@@ -1,0 +1,61 @@
+"""The tables of the event store (SQLAlchemy Core), as the latest migration leaves them.
+
+``events``: one row per interaction a user had, keyed by the ``event_id`` its sender chose (so
+that re-sending a batch stores nothing twice). ``timestamp`` is when it happened and
+``received_at`` when the store committed it, both in seconds since the epoch (UTC), the unit of
+the canonical interaction table. ``served_recommendations``: one row per list the service
+returned, so that events carrying its ``recommendation_id`` can be traced to the model version
+that produced the list (click-through per version).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+EVENT_TYPES = ("rating", "click", "view", "purchase")
+
+events = Table(
+    "events",
+    metadata,
+    Column("event_id", String(128), primary_key=True),
+    Column("user_id", String(256), nullable=False),
+    Column("item_id", String(256), nullable=False),
+    Column("rating", Float, nullable=True),
+    Column("type", String(16), nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("recommendation_id", String(128), nullable=True),
+    Column("received_at", BigInteger, nullable=False),
+    # incremental collection reads (timestamp, event_id) > watermark
+    Index("ix_events_timestamp_event_id", "timestamp", "event_id"),
+    Index("ix_events_recommendation_id", "recommendation_id"),
+)
+
+served_recommendations = Table(
+    "served_recommendations",
+    metadata,
+    Column("recommendation_id", String(128), primary_key=True),
+    Column("user_id", String(256), nullable=False),
+    Column("registered_model", String(256), nullable=False),
+    Column("model_version", String(64), nullable=False),
+    Column("alias", String(128), nullable=True),
+    Column("k", Integer, nullable=False),
+    Column("items", Text, nullable=False),  # JSON list of item ids, in rank order
+    Column("served_at", BigInteger, nullable=False),
+    Index("ix_served_model_version", "registered_model", "model_version"),
+)
+
+VERSION_TABLE = "recsys_events_alembic_version"
+"""Alembic's version table of the event store, named apart from any other tool's in the same
+database (MLflow keeps its own ``alembic_version``)."""

@@ -1,0 +1,47 @@
+"""Registry details that the scenario tests leave open (found by `make mutation`): rollback of a
+role alias, the tags it writes, the stale error's fields, what register returns, JSON tags."""
+
+import json
+
+import pytest
+from mlflow import MlflowClient
+
+from recsys_core.exceptions import StalePromotionError
+from recsys_core.tracking import registry
+
+
+def _tags(version: str, name: str = "regtest") -> dict[str, str]:
+    return dict(MlflowClient().get_model_version(name, version).tags)
+
+
+def test_rollback_of_a_role_alias_leaves_the_champion(new_version):
+    v1, v2, v3 = new_version(), new_version(), new_version()
+    registry.promote(v1, {}, expected=None, alias="champion-ranking")
+    registry.promote(v2, {}, expected="1", alias="champion-ranking")
+    registry.promote(v3, {}, expected=None)
+    old, new = registry.rollback("regtest", alias="champion-ranking")
+    assert (old.version, new.version) == ("2", "1")
+    assert registry.get_alias("regtest", "champion-ranking").version == "1"
+    assert registry.get_alias("regtest").version == "3"
+    tags = _tags("2")
+    assert tags["status"] == "rolled_back"
+    assert tags["rolled_back_at"].endswith("Z")
+    assert _tags("1")["status"] == "champion"
+
+
+def test_stale_rollback_names_both_versions(new_version):
+    v1, v2 = new_version(), new_version()
+    registry.promote(v1, {}, expected=None)
+    registry.promote(v2, {}, expected="1")
+    with pytest.raises(StalePromotionError) as caught:
+        registry.rollback("regtest", expected="1")
+    assert (caught.value.judged, caught.value.current) == ("1", "2")
+
+
+def test_register_returns_the_run_and_tags_hold_json(new_version):
+    v1 = new_version()
+    assert v1.run_id and MlflowClient().get_model_version("regtest", v1.version).run_id == v1.run_id
+    registry.tag_version(v1, {"gate": {"rmse": 0.5, "passed": True}, "note": "plain text"})
+    tags = _tags(v1.version)
+    assert json.loads(tags["gate"]) == {"rmse": 0.5, "passed": True}
+    assert tags["note"] == "plain text"
