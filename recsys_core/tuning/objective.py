@@ -22,6 +22,7 @@ from recsys_core.features import Interactions
 from recsys_core.features.prepare import Features, build
 from recsys_core.features.splits import SplitConfig
 from recsys_core.models.spec import ModelSpec
+from recsys_core.redaction import redact
 from recsys_core.tuning.spaces import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,15 @@ def storage_url(url: str | None = None) -> str:
     return f"sqlite:///{path}"
 
 
+def _with_driver(url: str) -> str:
+    """``postgresql://`` with the psycopg2 driver recsys depends on (SQLAlchemy 2.1 would
+    pick psycopg 3)."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg2://" + url[len(scheme):]
+    return url
+
+
 def objective_metric(predicts_ratings: bool, k: int,
                      metric: str = "auto") -> tuple[str, Literal["minimize", "maximize"]]:
     """The metric a study optimizes and its direction (auto: rmse, or ndcg_at_k for rankers)."""
@@ -60,10 +70,11 @@ def open_study(name: str, storage: str, direction: Literal["minimize", "maximize
     import optuna
 
     try:
-        study = optuna.create_study(study_name=name, storage=storage, direction=direction,
-                                    load_if_exists=True)
+        study = optuna.create_study(study_name=name, storage=_with_driver(storage),
+                                    direction=direction, load_if_exists=True)
     except Exception as exc:  # bad URL, unreachable database, missing driver
-        raise ConfigError(f"cannot open the study storage ({type(exc).__name__}: {exc}); set "
+        raise ConfigError(f"cannot open the study storage {redact(storage)!r} "
+                          f"({type(exc).__name__}: {redact(str(exc))}); set "
                           f"{STORAGE_ENV} (or --storage) to an SQLAlchemy URL such as "
                           "postgresql://user@host:5432/optuna") from exc
     if study.direction.name.lower() != direction:

@@ -22,8 +22,9 @@ def test_storage_url_default_env_and_explicit(tmp_path, monkeypatch):
     assert storage_url("sqlite:///x.db") == "sqlite:///x.db"
 
 
-def test_study_resumes_and_refuses_other_direction(tmp_path):
-    url = f"sqlite:///{tmp_path / 's.db'}"
+def test_study_resumes_and_refuses_other_direction(store_url):
+    """On SQLite and on PostgreSQL (``postgresql://``: the psycopg2 driver is chosen)."""
+    url = store_url
     study = open_study("s", url, "minimize")
     for value in (3.0, 1.0, 2.0):
         trial = study.ask({"reg": optuna.distributions.FloatDistribution(0.01, 1.0)})
@@ -44,3 +45,6 @@ def test_no_complete_trial_and_bad_storage(tmp_path):
         best_params(study, "als", "rmse")
     with pytest.raises(ConfigError, match="RECSYS_TUNE_STORAGE"):
         open_study("x", "nosuchdb://nowhere/x", "minimize")
+    with pytest.raises(ConfigError, match="cannot open") as err:
+        open_study("x", "postgresql://svc:hunter22@127.0.0.1:1/optuna", "minimize")
+    assert "hunter22" not in str(err.value)
