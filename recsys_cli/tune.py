@@ -1,0 +1,78 @@
+"""``recsys tune``: an Optuna study over one model's hyperparameters (the tune flow)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+
+def tune(
+    model: Annotated[str, typer.Option(help="model to tune (see: recsys models)")] = "sgd-mf",
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", help="hyperparameter kept fixed, key=value (repeatable)")] = None,
+    space: Annotated[str | None, typer.Option(
+        help='JSON ranges replacing the default space, e.g. \'{"reg": {"kind": "float", '
+             '"low": 0.01, "high": 1, "log": true}}\'')] = None,
+    trials: Annotated[int, typer.Option(min=1, help="trials to add to the study")] = 20,
+    parallel: Annotated[int, typer.Option(min=1, help="trials run at the same time")] = 2,
+    study: Annotated[str | None, typer.Option(
+        help="study name [default: tune-<model>]; an existing study resumes")] = None,
+    storage: Annotated[str | None, typer.Option(
+        help="Optuna storage URL [default: $RECSYS_TUNE_STORAGE, else sqlite in .recsys]")]
+    = None,
+    source: Annotated[str | None, typer.Option(help="data source [default: synthetic]")] = None,
+    synthetic_size: Annotated[str | None, typer.Option(
+        help="tiny, small, 100k, 1m, 10m [default: 100k]")] = None,
+    metric: Annotated[str, typer.Option(help="metric to optimize (auto: rmse, or ndcg_at_k "
+                                             "for rankers)")] = "auto",
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="top-k length")] = 10,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment")] = "recsys-tuning",
+) -> None:
+    """Search a model's hyperparameters; print the best and the command that trains them.
+
+    Nothing is registered or promoted: train the best parameters with `recsys train`, whose
+    gate decides. Trials run on a local Dask cluster (RECSYS_DASK_WORKERS, default 2) or on
+    the cluster at RECSYS_DASK_ADDRESS.
+    """
+    import pydantic
+
+    from recsys_cli.main import EXIT_BAD_INPUT, _fail, _pydantic_message, _quiet_prefect
+    from recsys_core.exceptions import RecsysError
+    from recsys_core.models.registry import parse_params
+
+    raw: dict = {"model": {"name": model}, "n_trials": trials, "parallel": parallel,
+                 "metric": metric, "k": k, "experiment": experiment,
+                 "data": {key: v for key, v in (("source", source),
+                                                ("synthetic_size", synthetic_size)) if v}}
+    try:
+        raw["model"]["params"] = parse_params(param)
+        if space:
+            raw["space"] = json.loads(space)
+    except (RecsysError, json.JSONDecodeError) as exc:
+        _fail(f"bad option: {exc}", EXIT_BAD_INPUT)
+    raw.update({key: v for key, v in (("study", study), ("storage", storage)) if v})
+    _quiet_prefect()
+    from flows.tune import TuneParams, tune_flow
+
+    try:
+        params = TuneParams.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        _fail(_pydantic_message(exc), EXIT_BAD_INPUT)
+    started = time.perf_counter()
+    out = tune_flow(params)
+    table = Table(title=f"study {out['study']}: best of {out['trials_complete']} trial(s) "
+                        f"({time.perf_counter() - started:.0f} s)")
+    table.add_column("hyperparameter")
+    table.add_column("best", justify="right")
+    for name, value in out["best"]["params"].items():
+        table.add_row(name, f"{value:.4g}" if isinstance(value, float) else str(value))
+    table.add_row(f"[bold]{out['metric']}[/]", f"[bold]{out['best_value']:.4f}[/]")
+    console = Console()
+    console.print(table)
+    console.print(f"MLflow run {out['run_id']}" + (f": {out['run_url']}" if out["run_url"] else ""))
+    console.print(f"train and gate it with:\n  {out['train_command']}", soft_wrap=True)
