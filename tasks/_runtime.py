@@ -99,7 +99,11 @@ def is_transient(exc: BaseException | None) -> bool:
         # the tracking server or the artifact store failed: transient unless its cause is not
         return exc.__cause__ is None or is_transient(exc.__cause__)
     if isinstance(exc, DataSourceError) and exc.__cause__ is not None:
-        # a source that could not be reached (database, S3): as transient as its cause
+        # a source that could not be reached: as transient as its cause, except S3, whose client
+        # has already spent its own attempts and timeouts (RECSYS_S3_*): retrying the task
+        # would multiply them, and a silent endpoint must fail the run within a minute
+        if _is_botocore(exc.__cause__):
+            return False
         return is_transient(exc.__cause__)
     if isinstance(exc, RecsysError):
         return False  # data, settings, gate, training: retrying changes nothing
@@ -118,6 +122,14 @@ def is_transient(exc: BaseException | None) -> bool:
     if isinstance(exc, _PERMANENT):
         return False
     return isinstance(exc, Exception)  # network, timeouts, server errors, the unknown
+
+
+def _is_botocore(exc: BaseException) -> bool:
+    try:
+        from botocore.exceptions import BotoCoreError
+    except ImportError:  # pragma: no cover - boto3 is a dependency
+        return False
+    return isinstance(exc, BotoCoreError)
 
 
 def retry_condition_fn(task: Any, task_run: Any, state: Any) -> bool:

@@ -87,6 +87,20 @@ def test_a_source_error_is_as_transient_as_its_cause(tmp_path):
     assert not _runtime.is_transient(missing.value)  # a missing table is not retried
 
 
+def test_an_s3_source_that_cannot_be_reached_is_not_retried_by_the_task():
+    # the S3 client has spent its own attempts and timeouts (RECSYS_S3_*): a task retry would
+    # multiply them past the minute a silent endpoint may cost
+    from botocore.exceptions import ReadTimeoutError
+
+    try:
+        try:
+            raise ReadTimeoutError(endpoint_url="http://127.0.0.1:9")
+        except ReadTimeoutError as exc:
+            raise DataSourceError("cannot reach S3 at http://127.0.0.1:9") from exc
+    except DataSourceError as exc:
+        assert not _runtime.is_transient(exc)
+
+
 def test_settings_are_read_at_call_time(monkeypatch):
     monkeypatch.delenv("RECSYS_IO_RETRIES", raising=False)
     monkeypatch.delenv("RECSYS_IO_RETRY_DELAYS", raising=False)
