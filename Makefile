@@ -57,7 +57,7 @@ run: install  ## train on the embedded default (synthetic data, local MLflow, ep
 	$(BIN)/recsys train
 
 test: install  ## lint and type-check, then the whole test suite, the loopback stack included
-	$(BIN)/ruff check recsys_core tasks flows recsys_cli tests benchmarks infra
+	$(BIN)/ruff check recsys_core recsys_service tasks flows recsys_cli tests benchmarks infra
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
@@ -69,7 +69,7 @@ test-stack: install  ## the end-to-end tests against a loopback stack of their o
 	$(BIN)/python -m pytest -q -m stack
 
 lint: install  ## ruff over the code, mypy over recsys_core (files and settings in pyproject.toml)
-	$(BIN)/ruff check recsys_core tasks flows recsys_cli tests benchmarks infra
+	$(BIN)/ruff check recsys_core recsys_service tasks flows recsys_cli tests benchmarks infra
 	$(BIN)/mypy
 
 bench: install  ## our models against Surprise and implicit on the same splits
