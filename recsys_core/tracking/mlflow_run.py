@@ -41,12 +41,27 @@ def default_tracking_uri(base: str | Path | None = None) -> str:
     return f"sqlite:///{(root / 'mlflow.db').resolve()}"
 
 
+_written: str | None = None
+"""The registry URI this process last set: ``mlflow.set_registry_uri`` also writes it into
+``$MLFLOW_REGISTRY_URI`` (for subprocesses), where it must not pass for the user's setting."""
+_user_registry: str | None = None
+
+
 def configure(tracking_uri: str | None = None) -> str:
-    """Point MLflow at ``tracking_uri``, ``$MLFLOW_TRACKING_URI`` or the embedded default."""
+    """Point MLflow at ``tracking_uri``, ``$MLFLOW_TRACKING_URI`` or the embedded default.
+
+    The registry follows the tracking URI unless ``$MLFLOW_REGISTRY_URI`` names another one.
+    """
+    global _written, _user_registry
     mlflow = _mlflow()
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
     mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
+    env = os.environ.get("MLFLOW_REGISTRY_URI") or None
+    if env != _written:  # not what this process wrote: the user's own setting, or its removal
+        _user_registry = env
+    registry = _user_registry or uri
+    mlflow.set_registry_uri(registry)
+    _written = registry
     return uri
 
 

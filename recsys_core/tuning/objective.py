@@ -158,15 +158,18 @@ def study_plots(study, folder: str | Path) -> list[str]:
     written = []
     for name, draw in (("optimization_history", vis.plot_optimization_history),
                        ("param_importances", vis.plot_param_importances)):
-        try:
-            ax = draw(study)
-        except Exception as exc:  # noqa: BLE001 - e.g. importances need 2+ complete trials
-            log.warning("no %s plot: %s", name, exc)
-            continue
-        path = out / f"{name}.png"
-        figure = ax.get_figure(root=True)
-        assert figure is not None  # an axes drawn by optuna always has one
-        figure.savefig(path, dpi=100, bbox_inches="tight")
-        plt.close(figure)
+        # optuna's plots switch matplotlib's global style (plt.style.use): keep it to this block,
+        # or every later plot of the process (the training flow's) changes colours
+        with matplotlib.rc_context():
+            try:
+                ax = draw(study)
+            except Exception as exc:  # noqa: BLE001 - e.g. importances need 2+ complete trials
+                log.warning("no %s plot: %s", name, exc)
+                continue
+            path = out / f"{name}.png"
+            figure = ax.get_figure(root=True)
+            assert figure is not None  # an axes drawn by optuna always has one
+            figure.savefig(path, dpi=100, bbox_inches="tight")
+            plt.close(figure)
         written.append(str(path))
     return written

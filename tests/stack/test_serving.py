@@ -26,9 +26,14 @@ def tracking(stack, monkeypatch):
     for key, value in stack.client_env().items():
         if key.startswith("MLFLOW_"):
             monkeypatch.setenv(key, value)
-    mlflow_run.configure(stack.env["MLFLOW_TRACKING_URI"])
+    # the registry too: an earlier test of the session may have left another registry URI set
+    uri = stack.env["MLFLOW_TRACKING_URI"]
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
+    mlflow_run.configure(uri)
+    assert mlflow.get_registry_uri() == uri
     yield
     mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
 
 
 def _publish(folder, seed: int) -> registry.VersionRef:

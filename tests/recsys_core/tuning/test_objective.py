@@ -48,3 +48,21 @@ def test_no_complete_trial_and_bad_storage(tmp_path):
     with pytest.raises(ConfigError, match="cannot open") as err:
         open_study("x", "postgresql://svc:hunter22@127.0.0.1:1/optuna", "minimize")
     assert "hunter22" not in str(err.value)
+
+
+def test_study_plots_leave_the_global_plot_style_alone(tmp_path):
+    # optuna's matplotlib plots switch the global style; the training flow's plots in the same
+    # process (a worker) must keep theirs
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna
+
+    from recsys_core.tuning.objective import study_plots
+
+    before = list(plt.rcParams["axes.prop_cycle"])
+    study = optuna.create_study()
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) + t.suggest_float("y", 0, 1), n_trials=4)
+    assert len(study_plots(study, tmp_path)) == 2
+    assert list(plt.rcParams["axes.prop_cycle"]) == before
