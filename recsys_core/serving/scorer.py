@@ -317,26 +317,26 @@ class Scorer:
             block = _dense(self._W[idx][:, top])
             contrib = block * val[:, None]  # user items x recommended items
             for n, j in enumerate(top):
-                col = contrib[:, n]
-                best = np.argsort(-col, kind="stable")[:N_REASONS]
-                out.append(tuple(
-                    Reason(f"you interacted with item {self.item_ids[idx[b]]}, whose "
-                           f"weight towards item {self.item_ids[j]} is {col[b]:.3g}",
-                           self.item_ids[idx[b]], float(col[b]))
-                    for b in best if col[b] > 0
-                ))
+                out.append(self._reasons(
+                    contrib[:, n], idx,
+                    lambda item, v, j=j: f"you interacted with item {item}, whose weight "
+                                         f"towards item {self.item_ids[j]} is {v:.3g}"))
             return out
         sims = self._Qn[user_items] @ self._Qn[top].T  # user items x recommended items
         for n in range(top.size):
-            col = sims[:, n]
-            best = np.argsort(-col, kind="stable")[:N_REASONS]
-            out.append(tuple(
-                Reason(f"close to item {self.item_ids[user_items[b]]} that you interacted "
-                       f"with (factor similarity {col[b]:.2f})",
-                       self.item_ids[user_items[b]], float(col[b]))
-                for b in best if col[b] > 0
-            ))
+            out.append(self._reasons(
+                sims[:, n], user_items,
+                lambda item, v: f"close to item {item} that you interacted with (factor "
+                                f"similarity {v:.2f})"))
         return out
+
+    def _reasons(self, col: np.ndarray, items: np.ndarray, words) -> tuple[Reason, ...]:
+        """The user's items that contributed most (``col``: their contribution, by position in
+        ``items``), positive ones only, in words."""
+        best = np.argsort(-col, kind="stable")[:N_REASONS]
+        return tuple(Reason(words(self.item_ids[items[b]], col[b]), self.item_ids[items[b]],
+                            float(col[b]))
+                     for b in best if col[b] > 0)
 
     # ------------------------------------------------------------------ similar items
     def similar_items(self, item_id: str, k: int = 10) -> list[ScoredItem] | None:
