@@ -25,6 +25,7 @@ from recsys_core.tracking import mlflow_run
 from recsys_core.validation.rules import ValidationRules
 from tasks import run_context
 from tasks.collect import collect_snapshot
+from tasks.drift import check_drift
 from tasks.evaluate import Scores, evaluate_models
 from tasks.features import build_features
 from tasks.gate import gate, mark_refused, promote, verdict_markdown
@@ -177,7 +178,8 @@ def training_flow(params: TrainingParams = TrainingParams()) -> Any:  # noqa: B0
 
 def _data(params: TrainingParams, run_id: str, run_url: str | None,
           workdir: Path) -> tuple[Features, str]:
-    """Collect, validate (stopping the run on failure), split and log the inputs."""
+    """Collect, validate and compare with the champion's data (stopping the run on failure or
+    on drift past a stop limit), split and log the inputs."""
     snap = collect_snapshot(params.data, params.data_dir)
     checked = validate_snapshot(snap, params.validation, params.data_dir, run_id, run_url)
     log_to_run(
@@ -190,6 +192,8 @@ def _data(params: TrainingParams, run_id: str, run_url: str | None,
     if not checked.success:
         raise DataValidationError(f"data validation failed: {checked.summary}",
                                   report=checked.report)
+    check_drift(checked.snapshot, params.validation.drift, params.data_dir,
+                params.registered_model, run_id, run_url)
     feats = build_features(checked.snapshot, params.split, str(workdir / "features"))
     log_inputs(run_id, params.logged(), checked.snapshot, feats.info)
     return feats, checked.snapshot.digest
