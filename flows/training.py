@@ -20,6 +20,7 @@ from recsys_core.exceptions import DataValidationError
 from recsys_core.features.prepare import Features
 from recsys_core.features.splits import SplitConfig
 from recsys_core.models.spec import DEFAULT_MODEL, ModelSpec
+from recsys_core.privacy.pseudonyms import PSEUDONYMIZED_TAG
 from recsys_core.redaction import redact
 from recsys_core.tracking import mlflow_run
 from recsys_core.validation.rules import ValidationRules
@@ -150,7 +151,8 @@ def training_flow(params: TrainingParams = TrainingParams()) -> Any:  # noqa: B0
         _log_results(run_id, scores, decision, history, feats)
         evidence = {"run_id": run_id, "data_digest": digest, "trigger": trigger,
                     "flow_run_id": str(run_context.flow_run_tags()["prefect.flow_run_id"]),
-                    "model": params.model.name}
+                    "model": params.model.name,
+                    **({PSEUDONYMIZED_TAG: "true"} if params.data.pseudonymize_users else {})}
         ref = log_and_register(run_id, model_dir, params.registered_model,
                                {**evidence, "status": "candidate"},
                                description=verdict_markdown(decision, _prefect_link()))
