@@ -20,11 +20,13 @@ from recsys_core.exceptions import DataValidationError
 from recsys_core.features.prepare import Features
 from recsys_core.features.splits import SplitConfig
 from recsys_core.models.spec import DEFAULT_MODEL, ModelSpec
+from recsys_core.privacy.pseudonyms import PSEUDONYMIZED_TAG
 from recsys_core.redaction import redact
 from recsys_core.tracking import mlflow_run
 from recsys_core.validation.rules import ValidationRules
 from tasks import run_context
 from tasks.collect import collect_snapshot
+from tasks.drift import check_drift
 from tasks.evaluate import Scores, evaluate_models
 from tasks.features import build_features
 from tasks.gate import gate, mark_refused, promote, verdict_markdown
@@ -149,7 +151,8 @@ def training_flow(params: TrainingParams = TrainingParams()) -> Any:  # noqa: B0
         _log_results(run_id, scores, decision, history, feats)
         evidence = {"run_id": run_id, "data_digest": digest, "trigger": trigger,
                     "flow_run_id": str(run_context.flow_run_tags()["prefect.flow_run_id"]),
-                    "model": params.model.name}
+                    "model": params.model.name,
+                    **({PSEUDONYMIZED_TAG: "true"} if params.data.pseudonymize_users else {})}
         ref = log_and_register(run_id, model_dir, params.registered_model,
                                {**evidence, "status": "candidate"},
                                description=verdict_markdown(decision, _prefect_link()))
@@ -177,7 +180,8 @@ def training_flow(params: TrainingParams = TrainingParams()) -> Any:  # noqa: B0
 
 def _data(params: TrainingParams, run_id: str, run_url: str | None,
           workdir: Path) -> tuple[Features, str]:
-    """Collect, validate (stopping the run on failure), split and log the inputs."""
+    """Collect, validate and compare with the champion's data (stopping the run on failure or
+    on drift past a stop limit), split and log the inputs."""
     snap = collect_snapshot(params.data, params.data_dir)
     checked = validate_snapshot(snap, params.validation, params.data_dir, run_id, run_url)
     log_to_run(
@@ -190,6 +194,8 @@ def _data(params: TrainingParams, run_id: str, run_url: str | None,
     if not checked.success:
         raise DataValidationError(f"data validation failed: {checked.summary}",
                                   report=checked.report)
+    check_drift(checked.snapshot, params.validation.drift, params.data_dir,
+                params.registered_model, run_id, run_url)
     feats = build_features(checked.snapshot, params.split, str(workdir / "features"))
     log_inputs(run_id, params.logged(), checked.snapshot, feats.info)
     return feats, checked.snapshot.digest

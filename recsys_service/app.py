@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Query, Request
@@ -91,8 +92,7 @@ def create_app(
     _handlers(app, settings)
 
     def _count_fallback(route: str, fallback: str | None) -> None:
-        if fallback is not None:
-            metrics.fallbacks.labels(route, fallback).inc()
+        metrics.answered(route, fallback)
 
     def _record(out: RecommendationOut | SimilarOut, user_id: str | None, served: Served) -> None:
         recorder.submit(ServedList(out.recommendation_id, user_id,
@@ -104,7 +104,10 @@ def create_app(
                               explain: bool = False) -> RecommendationOut:
         """Top-k unseen items for a user (popularity for unknown users)."""
         served = live.served(RANKING)
-        rec = served.scorer.recommend(user_id, k, explain=explain)
+        # a pseudonymized version knows users by pseudonym; the answer echoes the id sent
+        model_user = served.model_user(user_id)
+        rec = replace(served.scorer.recommend(model_user, k, explain=explain), user_id=user_id)
+        metrics.looked_up("/recommendations", served.scorer, model_user)
         _count_fallback("/recommendations", rec.fallback)
         out = recommendation_body(rec, served, explain)
         _record(out, user_id, served)
@@ -116,11 +119,15 @@ def create_app(
         if body.user_id is None and not body.recent_items:
             return _error(422, "give a user_id, recent_items, or both")
         served = live.served(RANKING)
+        user_id = None if body.user_id is None else str(body.user_id)
+        model_user = None if user_id is None else served.model_user(user_id)
+        recent = [str(i) for i in body.recent_items]
         rec = served.scorer.recommend(
-            None if body.user_id is None else str(body.user_id), body.k,
-            recent_items=[str(i) for i in body.recent_items],
+            model_user, body.k, recent_items=recent,
             exclude=[str(i) for i in body.exclude], explain=body.explain,
         )  # fmt: skip
+        rec = replace(rec, user_id=user_id)
+        metrics.looked_up("/recommendations", served.scorer, model_user, recent_items=recent)
         _count_fallback("/recommendations", rec.fallback)
         out = recommendation_body(rec, served, body.explain)
         _record(out, out.user_id, served)
@@ -131,6 +138,7 @@ def create_app(
         """The k items most similar to an item."""
         served = live.served(RANKING)
         items = served.scorer.similar_items(item_id, k)
+        metrics.looked_up("/similar-items", served.scorer, item_id=[item_id])
         if items is None:
             return _error(404, f"unknown item {item_id!r}: the served model (version "
                                f"{served.version}) has never seen it; ask for an item of its "
@@ -182,12 +190,14 @@ def create_app(
         """Predicted rating of a user for an item (rating role)."""
         served = live.served(RATING)
         try:
-            p = served.scorer.predict(user_id, item_id)
+            model_user = served.model_user(user_id)
+            p = served.scorer.predict(model_user, item_id)
         except ModelCapabilityError as exc:
             return _error(503, f"{exc} (rating alias {served.alias!r} is version "
                                f"{served.version})")
+        metrics.looked_up("/predict", served.scorer, model_user, item_id=[item_id])
         _count_fallback("/predict", p.fallback)
-        return PredictionOut(user_id=p.user_id, item_id=p.item_id, rating=p.rating,
+        return PredictionOut(user_id=user_id, item_id=p.item_id, rating=p.rating,
                              fallback=p.fallback, model=model_info(served))
 
     @app.get("/health")

@@ -16,8 +16,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from recsys_core.privacy.pseudonyms import PSEUDONYMIZED_TAG, pseudonymize, read_key
 from recsys_core.redaction import redact
 from recsys_core.serving import Scorer
 from recsys_core.tracking.model_store import load_recommender
@@ -49,10 +50,22 @@ class Served:
     run_id: str | None
     scorer: Scorer
     loaded_at: float
+    pseudonym_key: bytes | None = field(default=None, repr=False, compare=False)
+    """The key of the version's user pseudonyms; None when it holds raw user ids."""
 
     @property
     def algorithm(self) -> str:
         return self.scorer.model.name
+
+    @property
+    def pseudonymized(self) -> bool:
+        return self.pseudonym_key is not None
+
+    def model_user(self, user_id: str) -> str:
+        """``user_id`` as the model knows it: its pseudonym for a pseudonymized version."""
+        if self.pseudonym_key is None:
+            return user_id
+        return pseudonymize(user_id, self.pseudonym_key)
 
 
 @dataclass
@@ -162,6 +175,7 @@ class LiveModels:
             status.registry_error = None
             return "unchanged"
         try:
+            key = self._pseudonym_key(ref)
             scorer = self._scorer_for(ref)
         except Exception as exc:  # noqa: BLE001 - a broken version must not stop the service
             msg = redact(f"version {ref.version} behind alias {alias!r} cannot be loaded: {exc}")
@@ -171,12 +185,23 @@ class LiveModels:
                 status.registry_error = f"{msg}; still serving version {current.version}"
             log.error("%s role: %s", role, msg)
             return "load_failed"
-        status.served = Served(role, name, alias, ref.version, ref.run_id, scorer, time.time())
+        status.served = Served(role, name, alias, ref.version, ref.run_id, scorer, time.time(),
+                               pseudonym_key=key)
         status.problem = status.registry_error = None
         log.info("%s role: serving %s version %s (%s, alias %r)%s", role, name, ref.version,
                  scorer.model.name, alias,
                  f", was version {current.version}" if current is not None else "")
         return "loaded"
+
+    @staticmethod
+    def _pseudonym_key(ref: VersionRef) -> bytes | None:
+        """The pseudonym key when ``ref`` is tagged pseudonymized (a ConfigError without it)."""
+        from mlflow import MlflowClient
+
+        tags = MlflowClient().get_model_version(ref.name, ref.version).tags
+        if tags.get(PSEUDONYMIZED_TAG, "").lower() != "true":
+            return None
+        return read_key()
 
     def _scorer_for(self, ref: VersionRef) -> Scorer:
         # both roles behind the same version share one loaded model

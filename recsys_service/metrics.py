@@ -1,8 +1,22 @@
-"""Prometheus metrics of the service: requests by route and status, latency, model, reloads."""
+"""Prometheus metrics of the service: requests by route and status, latency, model, reloads,
+and what the served model did not know (fallback answers, unknown users and items).
+
+The shares that show drift between two training runs, in PromQL (5-minute windows)::
+
+    # answers that fell back (popularity for unknown users, baselines for cold ids, ...)
+    sum(rate(recsys_answers_total{fallback!="none"}[5m])) / sum(rate(recsys_answers_total[5m]))
+    # user ids the served model has never seen
+    sum(rate(recsys_user_lookups_total{known="false"}[5m]))
+      / sum(rate(recsys_user_lookups_total[5m]))
+    # item ids in recent_items the served model has never seen
+    sum(rate(recsys_item_lookups_total{field="recent_items",known="false"}[5m]))
+      / sum(rate(recsys_item_lookups_total{field="recent_items"}[5m]))
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -37,6 +51,40 @@ class ServiceMetrics:
                                     "(recorded, failed, dropped)", ["outcome"],
                                     registry=self.registry)
 
+        self.answers = Counter("recsys_answers", "answers by route and fallback kind (none: "
+                               "the model's own answer)", ["route", "fallback"],
+                               registry=self.registry)
+        self.user_lookups = Counter("recsys_user_lookups", "user ids in requests, known or not "
+                                    "to the served model", ["route", "known"],
+                                    registry=self.registry)
+        self.item_lookups = Counter("recsys_item_lookups", "item ids in requests (recent_items, "
+                                    "exclude, item_id), known or not to the served model",
+                                    ["route", "field", "known"], registry=self.registry)
+
+    def answered(self, route: str, fallback: str | None) -> None:
+        """One answer, by the fallback it used (``none`` when the model answered itself)."""
+        self.answers.labels(route, fallback or "none").inc()
+        if fallback is not None:
+            self.fallbacks.labels(route, fallback).inc()
+
+    def looked_up(self, route: str, scorer, user_id: str | None = None,
+                  **items: Iterable[str]) -> None:
+        """Count ``user_id`` and the item ids of each field (``recent_items=[...]``) as known or
+        unknown to ``scorer``'s model (``user_id`` as the model knows it: its pseudonym)."""
+        if user_id is not None:
+            self.user_lookups.labels(route, _known(scorer.user_index(user_id) >= 0)).inc()
+        for name, ids in items.items():
+            known = unknown = 0
+            for item in ids:
+                if scorer.item_index(str(item)) >= 0:
+                    known += 1
+                else:
+                    unknown += 1
+            if known:
+                self.item_lookups.labels(route, name, "true").inc(known)
+            if unknown:
+                self.item_lookups.labels(route, name, "false").inc(unknown)
+
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()
         self.latency.labels(route, method).observe(seconds)
@@ -53,6 +101,10 @@ class ServiceMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _known(flag: bool) -> str:
+    return "true" if flag else "false"
 
 
 class MetricsMiddleware:

@@ -7,6 +7,7 @@ from prefect.cache_policies import NO_CACHE
 
 from recsys_core.data import collect, snapshot
 from recsys_core.data.config import DataConfig
+from recsys_core.privacy.pseudonyms import read_key
 from recsys_core.redaction import redact
 from tasks._runtime import IO_RETRY, logger
 
@@ -14,10 +15,11 @@ from tasks._runtime import IO_RETRY, logger
 @task(name="collect", **IO_RETRY, cache_policy=NO_CACHE)
 def collect_snapshot(data: DataConfig, data_dir: str) -> snapshot.Snapshot:
     """Collect ``data.source`` into a snapshot under ``data_dir``."""
+    key = read_key() if data.pseudonymize_users else None
     collected = collect(data.source, seed=data.seed, synthetic_size=data.synthetic_size,
                         columns=data.columns, rating_scale=data.rating_scale,
-                        duplicates=data.duplicates)
+                        duplicates=data.duplicates, pseudonym_key=key)
     snap = snapshot.write(collected, f"{data_dir}/snapshots")
-    logger().info("collected %s rows from %s (digest %s)", snap.n_rows, redact(snap.source),
-                  snap.digest[:12])
+    logger().info("collected %s rows from %s (digest %s)%s", snap.n_rows, redact(snap.source),
+                  snap.digest[:12], ", user ids pseudonymized" if key is not None else "")
     return snap

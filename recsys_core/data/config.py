@@ -32,6 +32,11 @@ class DataConfig(BaseModel):
         description="repeated (user, item) pairs: keep the latest rating, average them, or refuse "
         "the data",
     )
+    pseudonymize_users: bool = Field(
+        False,
+        description="replace user ids by HMAC-SHA256 pseudonyms at collection (key: "
+        "RECSYS_PSEUDONYM_KEY in the environment or .env)",
+    )
 
     @model_validator(mode="after")
     def _scale_is_ordered(self) -> DataConfig:

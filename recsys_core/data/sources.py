@@ -14,6 +14,7 @@ from recsys_core.data import database, files, movielens, synthetic
 from recsys_core.data.duplicates import POLICIES, resolve_duplicates
 from recsys_core.data.schema import Collected
 from recsys_core.exceptions import ConfigError, DataSourceError
+from recsys_core.privacy.pseudonyms import pseudonymize_users
 from recsys_core.redaction import redact
 
 log = logging.getLogger(__name__)
@@ -28,12 +29,14 @@ def collect(
     rating_scale: tuple[float, float] = (1.0, 5.0),
     s3_endpoint_url: str | None = None,
     duplicates: str = "latest",
+    pseudonym_key: bytes | None = None,
 ) -> Collected:
     """Collect interactions (and item metadata where the source has it).
 
     ``duplicates`` is the policy for a (user, item) pair rated more than once: ``latest``,
     ``mean`` or ``refuse`` (see ``recsys_core.data.duplicates``). The number of rows it
-    removed is in ``extra["duplicates_removed"]``.
+    removed is in ``extra["duplicates_removed"]``. With ``pseudonym_key`` every user id is
+    replaced by its pseudonym (``recsys_core.privacy.pseudonyms``) before anything is written.
     """
     if duplicates not in POLICIES:  # before reading anything
         raise ConfigError(
@@ -45,8 +48,11 @@ def collect(
     if removed:
         log.warning("%s: %d repeated (user, item) row(s) removed by the duplicates policy %r",
                     redact(collected.source), removed, duplicates)
+    if pseudonym_key is not None:
+        frame = pseudonymize_users(frame, pseudonym_key)
     collected.interactions = frame
     collected.extra["duplicates_removed"] = removed
+    collected.extra["pseudonymized"] = pseudonym_key is not None
     return collected
 
 

@@ -1,2 +1,2 @@
-"""Differential-privacy accounting: the privacy loss of noisy releases, computed by Google's
-``dp-accounting`` (``recsys_core.privacy.accounting``)."""
+"""Privacy: differential-privacy accounting (``recsys_core.privacy.accounting``, by Google's
+``dp-accounting``) and pseudonymous user ids (``recsys_core.privacy.pseudonyms``, HMAC-SHA256)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from recsys_core.exceptions import RecsysError
+from recsys_core.exceptions import RecsysError, TrackingError
 from recsys_core.models.base import Recommender
 from recsys_core.tracking import model_store, registry
 
@@ -45,3 +45,28 @@ def load_champion(registered_model: str, alias: str = registry.CHAMPION) -> Cham
         log.warning("%s %s of %r unavailable: %s", alias, ref.version, registered_model, reason)
         return ChampionState(ref.version, None, reason)
     return ChampionState(ref.version, model, None)
+
+
+def champion_digest(registered_model: str,
+                    alias: str = registry.CHAMPION) -> tuple[str | None, str | None]:
+    """The version behind ``alias`` and the digest of the snapshot it was trained on.
+
+    ``(None, None)`` when there is no such version; ``(version, None)`` when the version records
+    no digest (neither its ``data_digest`` tag nor its run's ``recsys.data_digest``).
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    ref = registry.get_alias(registered_model, alias)
+    if ref is None:
+        return None, None
+    client = MlflowClient()
+    try:
+        tags = client.get_model_version(registered_model, ref.version).tags
+        found = tags.get("data_digest")
+        if not found and ref.run_id:
+            found = client.get_run(ref.run_id).data.tags.get("recsys.data_digest")
+    except MlflowException as exc:
+        raise TrackingError(f"cannot read the data digest of {registered_model!r} version "
+                            f"{ref.version}: {exc}") from exc
+    return ref.version, found or None

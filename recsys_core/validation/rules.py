@@ -3,8 +3,58 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class DriftThreshold(BaseModel):
+    """When one drift statistic warns and when it stops the run (None: never)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    warn: float | None = Field(None, ge=0, description="at or above this: a warning and a tag")
+    stop: float | None = Field(
+        None, ge=0, description="at or above this: the run stops before training")
+
+    @model_validator(mode="after")
+    def _warn_before_stop(self) -> DriftThreshold:
+        if self.warn is not None and self.stop is not None and self.warn > self.stop:
+            raise ValueError(f"drift warn ({self.warn!r}) must not exceed stop ({self.stop!r}): "
+                             "a run that stops should have warned first")
+        return self
+
+
+def _limit(warn: float | None, description: str) -> Any:
+    return Field(default_factory=lambda: DriftThreshold(warn=warn), description=description)
+
+
+class DriftRules(BaseModel):
+    """Thresholds on the drift between this run's snapshot and the champion's.
+
+    The defaults only warn, at levels that day-to-day growth of the same data stays below; set
+    ``stop`` on the statistics that should hold a run (see ``recsys_core.validation.drift``).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = Field(True, description="compare the snapshot with the champion's")
+    rating_ks: DriftThreshold = _limit(
+        0.1, "Kolmogorov-Smirnov statistic of the rating distributions (0 to 1)")
+    rating_psi: DriftThreshold = _limit(
+        0.25, "population stability index of the rating distributions (0.25: a major shift)")
+    item_popularity_js: DriftThreshold = _limit(
+        0.2, "Jensen-Shannon distance (base 2, 0 to 1) of the item popularity distributions")
+    new_user_share: DriftThreshold = _limit(
+        0.5, "share of this snapshot's users that the champion's snapshot does not have")
+    new_item_share: DriftThreshold = _limit(
+        0.3, "share of this snapshot's items that the champion's snapshot does not have")
+    interactions_per_user_ks: DriftThreshold = _limit(
+        0.2, "Kolmogorov-Smirnov statistic of the interactions per user (0 to 1)")
+
+    def thresholds(self) -> dict[str, DriftThreshold]:
+        """Each thresholded statistic by name."""
+        return {name: value for name, value in self if isinstance(value, DriftThreshold)}
 
 
 class ValidationRules(BaseModel):
@@ -40,6 +90,10 @@ class ValidationRules(BaseModel):
     )
     sample_rows: int = Field(
         5, ge=0, le=100, description="example rows kept in the report for each failed check"
+    )
+    drift: DriftRules = Field(
+        default_factory=DriftRules,
+        description="when drift from the champion's snapshot warns or stops the run",
     )
 
     @model_validator(mode="after")

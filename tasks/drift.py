@@ -1,0 +1,89 @@
+"""Drift: compare the run's snapshot with the one the champion was trained on."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from recsys_core.data import snapshot
+from recsys_core.exceptions import DataError
+from recsys_core.tracking import mlflow_run, registry
+from recsys_core.tracking.champion import champion_digest
+from recsys_core.validation import drift
+from recsys_core.validation.rules import DriftRules
+from tasks._runtime import IO_RETRY, logger
+from tasks.run_context import mlflow_link
+
+REFERENCE_ALIAS = registry.CHAMPION
+"""The alias whose training snapshot is the drift reference."""
+
+
+@dataclass
+class DriftChecked:
+    """What the drift check found: ``level`` is ``ok``, ``warn``, ``stop`` or ``skipped``."""
+
+    level: str
+    reason: str
+    report: dict[str, Any] | None = None
+
+
+@task(name="drift", **IO_RETRY, cache_policy=NO_CACHE)
+def check_drift(snap: snapshot.Snapshot, rules: DriftRules, data_dir: str,
+                registered_model: str, run_id: str, run_url: str | None = None,
+                alias: str = REFERENCE_ALIAS) -> DriftChecked:
+    """Compare ``snap`` with the champion's snapshot; log metrics, report and plot; stop the run
+    (``DataValidationError``) when a statistic reaches its stop limit."""
+    log = logger()
+    if not rules.enabled:
+        return _skipped(run_id, "disabled by validation.drift.enabled=false")
+    version, digest = champion_digest(registered_model, alias)
+    if version is None:
+        return _skipped(run_id, f"no {alias} of {registered_model!r} yet: nothing to compare with")
+    if digest is None:
+        return _skipped(run_id, f"{alias} version {version} records no data digest")
+    folder = Path(data_dir) / "snapshots" / digest[:16]
+    try:
+        reference, _ = snapshot.read(snapshot.load_meta(folder))
+    except (OSError, ValueError, DataError) as exc:
+        # trained on another machine, or the snapshot was cleaned away: the digest stays in
+        # MLflow (the run's dataset input) but the data does not
+        return _skipped(run_id, f"no reference snapshot: {alias} version {version} was trained "
+                                f"on snapshot {digest[:16]}, not readable under {folder} ({exc})")
+    current, _ = snapshot.read(snap)
+    report = drift.compare(reference, current, rules,
+                           reference_name=f"{alias} version {version} (snapshot {digest[:16]})",
+                           current_name=f"snapshot {snap.digest[:16]}")
+    markdown = report.to_markdown()
+    tags = {"recsys.drift": report.level, "recsys.drift_reference": digest,
+            "recsys.drift_reference_version": version}
+    flagged = report.at("stop") + report.at("warn")
+    if flagged:
+        tags["recsys.drift_flags"] = " | ".join(report.describe(n) for n in flagged)
+    with tempfile.TemporaryDirectory() as tmp:
+        png = drift.plot(reference, current, Path(tmp) / "drift.png")
+        mlflow_run.log_metrics(run_id, report.metrics())
+        mlflow_run.set_tags(run_id, tags)
+        mlflow_run.log_text(run_id, markdown, "drift/report.md")
+        mlflow_run.log_json(run_id, report.to_dict(), "drift/report.json")
+        mlflow_run.log_artifact(run_id, png, "drift")
+    create_markdown_artifact(key="drift-report",
+                             markdown=f"{markdown}\n\n{mlflow_link(run_id, run_url)}\n",
+                             description=report.level.upper())
+    if report.level == "ok":
+        log.info("no data drift beyond the warning limits against %s", report.reference)
+    else:
+        log.warning("data drift against %s: %s", report.reference, tags["recsys.drift_flags"])
+    drift.raise_for_stop(report)
+    return DriftChecked(report.level, markdown, report.to_dict())
+
+
+def _skipped(run_id: str, reason: str) -> DriftChecked:
+    logger().info("drift not measured: %s", reason)
+    mlflow_run.set_tags(run_id, {"recsys.drift": "skipped", "recsys.drift_skipped": reason})
+    return DriftChecked("skipped", reason)
