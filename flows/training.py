@@ -175,11 +175,13 @@ def training_flow(params: TrainingParams = TrainingParams()) -> Any:  # noqa: B0
                                  champion_aliases={r: registry.alias_of(r) for r in roles})
         decisions = gate(scores, gates=params.gate, roles=roles, k=params.k,
                          predicts_ratings=rates, run_id=run_id, run_url=run_url)
-        _log_results(run_id, scores, decisions, history, feats)
+        passed = [r for r, d in decisions.items() if d.passed]
+        _log_results(run_id, scores, decisions, history, feats, {"recsys.refit": (
+            "pending" if passed and params.refit_full else
+            "off" if not params.refit_full else "none: no gate passed")})
         evidence = {"run_id": run_id, "data_digest": digest, "trigger": trigger,
                     "flow_run_id": str(run_context.flow_run_tags()["prefect.flow_run_id"]),
                     "model": params.model.name}
-        passed = [r for r, d in decisions.items() if d.passed]
         description = roles_markdown(decisions, _prefect_link())
         refit = None
         if passed and params.refit_full:
@@ -231,6 +233,7 @@ def _refit(params: TrainingParams, feats: Features, run_id: str, model_dir: str,
             {**evidence, "status": "failed", "refit_error": error[:4000],
              **_role_tags(decisions, passed="failed")},
             description=description, alias=None)
+        log_to_run(run_id, tags={"recsys.refit": "failed"})
         raise TrainingError(
             f"the refit of {params.model.name!r} on all rows of the split failed ({error}); "
             f"version {ref.version} is marked failed and no champion moved. Re-run the "
@@ -308,7 +311,8 @@ def _data(params: TrainingParams, run_id: str, run_url: str | None,
 
 
 def _log_results(run_id: str, scores: Scores, decisions: dict[str, GateDecision],
-                 history: list[dict[str, float]], feats: Features) -> None:
+                 history: list[dict[str, float]], feats: Features,
+                 extra_tags: dict[str, str]) -> None:
     """Metrics namespaced (the challenger's own at the top; ``baseline/<name>/...``,
     ``champion/<role>/...``), the curve, plots and each role's verdict."""
     counts = {f"data/{c}": v for c, v in scores.counts.items() if c not in feats.info}
@@ -317,7 +321,7 @@ def _log_results(run_id: str, scores: Scores, decisions: dict[str, GateDecision]
     champions = {f"champion/{r}/{m}": v for r, c in scores.champions.items()
                  for m, v in (c.metrics or {}).items()}
     tags: dict[str, Any] = {"recsys.baselines": ",".join(scores.baselines),
-                            "recsys.gate": roles_headline(decisions)}
+                            "recsys.gate": roles_headline(decisions, "passed"), **extra_tags}
     for role in ROLES:
         d = decisions.get(role)
         tags[f"recsys.gate.{role}"] = "not-competing" if d is None else (

@@ -55,7 +55,8 @@ def test_stale_verdict_is_refused_and_leaves_the_champion(new_version):
     v1, v2 = new_version(), new_version()
     registry.promote(v1, {}, expected=None, alias=RATING)
     # v2 was judged while there was no champion; v1 was promoted meanwhile
-    with pytest.raises(StalePromotionError, match="champion-rating of 'regtest' is version 1 now") as err:
+    with pytest.raises(StalePromotionError,
+                       match="champion-rating of 'regtest' is version 1 now") as err:
         registry.promote(v2, {"why": "late"}, expected=None, alias=RATING)
     assert isinstance(err.value, GateRejectedError)
     assert (err.value.judged, err.value.current) == (None, "1")
