@@ -278,7 +278,7 @@ def test_cli_train_recommend_rollback_and_exit_codes(workspace):
     assert second.exit_code == 0, second.output
     assert "required >= 0.02" in second.output
     assert "PASS beats champion: ndcg_at_10" in second.output and _champion(RANKING).version == "2"
-    assert "version 1 is now ranking: replaced" in second.output
+    assert "version 1 is now ranking: replaced" in " ".join(second.output.split())
     assert _champion(RATING) is None  # a ranking model never holds champion-rating
     refused = runner.invoke(app, ["train", *common, "--model", "popularity"])
     assert refused.exit_code == 3, refused.output
