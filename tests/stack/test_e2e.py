@@ -90,7 +90,7 @@ def test_a_run_from_the_api_is_tracked_stored_in_s3_and_promoted(stack):
     keys = _s3_keys(stack, prefix)
     assert f"{prefix}model_state/state.npz" in keys
     assert f"{prefix}evaluated_state/state.npz" in keys
-    assert {f"{prefix}gate/{r}/decision.json" for r in ("ranking", "rating")} <= keys
+    assert {f"{prefix}gate/{r}/decision.json" for r in ("ranking", "rating")} <= set(keys)
     assert any(k.endswith("/MLmodel") for k in _s3_keys(stack, "artifacts/"))
 
     version = tags["recsys.model_version"]
