@@ -192,7 +192,8 @@ def bench_http(duration: int, connections: int, workers: int) -> list[dict]:
         mlflow_run.log_artifacts(run_id, model.save(tmp / f"state{seed}"), STATE_PATH)
         refs.append(registry.register("bench", f"runs:/{run_id}/{STATE_PATH}", run_id, {}))
     client = mlflow.MlflowClient()
-    client.set_registered_model_alias("bench", "champion", refs[0].version)
+    for alias in registry.ROLE_ALIASES.values():  # one factor model serves both roles
+        client.set_registered_model_alias("bench", alias, refs[0].version)
     port = 8765
     env = {**os.environ, "RECSYS_SERVE_REGISTERED_MODEL": "bench",
            "RECSYS_SERVE_POLL_INTERVAL_S": "1"}
@@ -227,7 +228,8 @@ def bench_http(duration: int, connections: int, workers: int) -> list[dict]:
         def move_twice():
             for ref in refs[1:]:
                 time.sleep(duration / 3)
-                client.set_registered_model_alias("bench", "champion", ref.version)
+                for alias in registry.ROLE_ALIASES.values():
+                    client.set_registered_model_alias("bench", alias, ref.version)
 
         mover = threading.Thread(target=move_twice)
         mover.start()

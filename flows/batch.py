@@ -18,8 +18,8 @@ class BatchParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     registered_model: str = Field("recsys", min_length=1, description="registered model name")
-    alias: str = Field("champion", min_length=1, description="alias of the version to score "
-                                                             "with (the ranking champion)")
+    alias: str = Field("champion-ranking", min_length=1,
+                       description="alias of the version to score with (the ranking champion)")
     out: str = Field(".recsys/batch", min_length=1,
                      description="local folder or s3://bucket/prefix; the partition "
                                  "model_version=<v> is written under it")

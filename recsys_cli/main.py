@@ -168,18 +168,28 @@ def train(
     k: Annotated[int | None, typer.Option("-k", "--k", help="top-k length [default: 10]")] = None,
     quarantine: Annotated[bool | None, typer.Option(
         "--quarantine/--no-quarantine", help="set invalid rows aside instead of failing")] = None,
-    primary_metric: Annotated[str | None, typer.Option(
-        help="gate metric to beat (auto: rmse, or ndcg_at_k for rankers)")] = None,
+    role: Annotated[list[str] | None, typer.Option(
+        "--role", help="serving role to compete for: ranking or rating (repeatable) "
+        "[default: every role the model can fill]")] = None,
     min_improvement: Annotated[float | None, typer.Option(
-        help="gain over the champion the gate requires [default: 0.001]")] = None,
+        help="gain over the champion every role's gate requires [default: 0.001]; one role: "
+        "--set gate.ranking.min_improvement=...")] = None,
+    refit_full: Annotated[bool | None, typer.Option(
+        "--refit-full/--no-refit-full", help="serve a refit on all rows of the split once a "
+        "gate passed [default: on]")] = None,
     set_: SetOpt = None,
     registered_model: Annotated[str | None, typer.Option(help="[default: recsys]")] = None,
     experiment: Annotated[str | None, typer.Option(help="[default: recsys-training]")] = None,
 ) -> None:
     """Run the training flow: collect, validate, features, train, evaluate, gate, promote.
 
-    Exit codes: 0 promoted; 3 refused by the data validation or the gate (the champion stays);
-    2 bad settings or data; 1 any other failure.
+    A run competes for the serving roles its model can fill (ranking: top-k lists, judged on
+    NDCG@k against popularity; rating: /predict, judged on RMSE against the bias model) and is
+    promoted to the champion alias of each role whose gate it passes (champion-ranking,
+    champion-rating).
+
+    Exit codes: 0 promoted for at least one role; 3 refused by the data validation or every
+    gate (the champions stay); 2 bad settings or data; 1 any other failure.
     """
     from recsys_core.models.registry import parse_params
 
@@ -188,7 +198,8 @@ def train(
                  "columns": columns, "duplicates": duplicates},
         "validation": {"quarantine": quarantine},
         "split": {"strategy": split, "test_fraction": test_fraction, "seed": seed},
-        "gate": {"primary_metric": primary_metric, "min_improvement": min_improvement},
+        "gate": {r: {"min_improvement": min_improvement} for r in ("ranking", "rating")},
+        "roles": role or None, "refit_full": refit_full,
         "k": k, "registered_model": registered_model, "experiment": experiment,
     }
     try:
@@ -294,30 +305,44 @@ def _without_traceback(format_record):
 
 
 def _print_outcome(outcome: dict, seconds: float) -> None:
+    roles = {r: o for r, o in outcome["roles"].items() if o["verdict"] != "not-competing"}
     table = Table(title=f"run {outcome['run_id']} ({seconds:.0f} s)")
     table.add_column("metric")
     table.add_column("challenger", justify="right")
-    version = outcome.get("champion_version")
-    table.add_column(f"champion v{version}" if version else "champion", justify="right")
-    table.add_column("baseline", justify="right")
-    champ = outcome.get("champion") or {}
-    base = outcome.get("baseline") or {}
+    columns = []
+    for role, o in roles.items():
+        if o.get("champion_version"):
+            table.add_column(f"{role} champion v{o['champion_version']}", justify="right")
+            columns.append(o.get("champion") or {})
+    for name in outcome["baselines"]:
+        table.add_column(name, justify="right")
+        columns.append(outcome["baselines"][name])
     for name, value in outcome["metrics"].items():
-        table.add_row(name, f"{value:.4f}", _f(champ.get(name)), _f(base.get(name)))
+        table.add_row(name, f"{value:.4f}", *(_f(c.get(name)) for c in columns))
     console.print(table)
-    for reason in outcome.get("gate_reasons", []):
-        style = "red" if reason.startswith("FAIL") else "green"
-        console.print(f"  [{style}]{reason}[/]", highlight=False)
-    if outcome["promoted"]:
-        previous = outcome.get("previous_champion", "none")
-        replaced = f" (version {previous} is now status: replaced)" if previous not in (
-            None, "", "none") else ""
-        console.print(f"[bold green]PROMOTED[/] model version {outcome['version']} is the "
-                      f"champion{replaced}", highlight=False)
-    else:
-        kept = (f"champion stays version {version}" if version else "no champion")
-        console.print(f"[bold yellow]REFUSED[/] model version {outcome['version']} kept as "
-                      f"challenger; {kept} (exit code {EXIT_REFUSED})", highlight=False)
+    for role, o in roles.items():
+        console.print(f"[bold]{role}[/] ({o['alias']}, {o['primary_metric']} against "
+                      f"{o['baseline_name']}):", highlight=False)
+        for reason in o.get("gate_reasons", []):
+            style = "red" if reason.startswith("FAIL") else "green"
+            console.print(f"  [{style}]{reason}[/]", highlight=False)
+    for role, o in roles.items():
+        version = o.get("champion_version")
+        if o["verdict"] == "promoted":
+            replaced = f" (version {version} is now {role}: replaced)" if version else ""
+            console.print(f"[bold green]PROMOTED[/] model version {outcome['version']} is "
+                          f"{o['alias']}{replaced}", highlight=False)
+        else:
+            kept = f"{o['alias']} stays version {version}" if version else f"no {o['alias']}"
+            console.print(f"[bold yellow]REFUSED[/] ({role}) model version {outcome['version']}; "
+                          f"{kept}", highlight=False)
+    if outcome.get("refit"):
+        r = outcome["refit"]
+        console.print(f"served model refit on all {r['n_ratings']:,} rows of the split "
+                      f"(data {r['data_digest'][:12]}, {r['seconds']:.1f} s); the judged model "
+                      "is kept as evaluated_state", highlight=False)
+    if not outcome["promoted"]:
+        console.print(f"exit code {EXIT_REFUSED}: no role promoted", highlight=False)
     if outcome.get("run_url"):
         console.print(f"MLflow: {outcome['run_url']}", highlight=False, soft_wrap=True)
     else:
@@ -498,17 +523,19 @@ def recommend(
     k: Annotated[int, typer.Option("-k", "--k", help="number of items (clipped to the "
                                    "catalogue; at most RECSYS_MAX_K, 1000 by default)")] = 10,
     registered_model: str = "recsys",
-    alias: str = "champion",
+    alias: Annotated[str | None, typer.Option(help="the alias of the version to use "
+                                              "[default: champion-ranking]")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     all_users: Annotated[bool, typer.Option("--all", help="every user, as Parquet under "
                                             "--out (the batch-recommendations flow)")] = False,
     out: Annotated[str | None, typer.Option(help="folder or s3://bucket/prefix for --all")] = None,
 ) -> None:
-    """Top-k items for users, from the registered model's champion."""
+    """Top-k items for users, from the registered model's ranking champion (champion-ranking)."""
     from recsys_core.evaluation.evaluate import check_k
     from recsys_core.tracking import mlflow_run, model_store, registry
 
     check_k(k)
+    alias = alias or registry.ROLE_ALIASES[registry.RANKING]
     if all_users or out:
         if not (all_users and out) or user:
             _fail("--all writes every user's list to --out PATH: give both, and no --user")
@@ -542,31 +569,50 @@ def recommend(
     console.print(table)
 
 
+Role = Literal["ranking", "rating"]
+
+
 @app.command()
-def rollback(registered_model: str = "recsys") -> None:
-    """Move the champion alias back to the version it replaced."""
+def rollback(
+    registered_model: str = "recsys",
+    role: Annotated[Role, typer.Option(help="the role whose champion moves back: ranking "
+                                       "(champion-ranking, lists) or rating (champion-rating, "
+                                       "/predict)")] = "ranking",
+) -> None:
+    """Move a role's champion alias back to the version it replaced (default: ranking)."""
     from recsys_core.tracking import mlflow_run, registry
 
     mlflow_run.configure()
+    alias = registry.alias_of(role)
     try:
-        old, new = registry.rollback(registered_model)
+        old, new = registry.rollback(registered_model, alias=alias)
     except RecsysError as exc:
         _fail(str(exc), code=1)
-    console.print(f"{registered_model}: champion moved from version {old.version} back to "
+    console.print(f"{registered_model}: {alias} moved from version {old.version} back to "
                   f"version {new.version}")
 
 
 @app.command()
 def models(as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False):
-    """The available models and their hyperparameters (with defaults)."""
+    """The available models, the serving roles each can fill, and their hyperparameters.
+
+    A rating model competes for both champion aliases (champion-ranking for lists,
+    champion-rating for /predict); a ranking-only model for champion-ranking only.
+    """
     from recsys_core.models.registry import describe
+    from recsys_core.tracking.registry import RANKING, RATING, ROLE_ALIASES
 
     info = describe()
+    for m in info:
+        m["roles"] = {r: ROLE_ALIASES[r] for r in (RANKING, RATING)
+                      if r == RANKING or m["predicts_ratings"]}
     if as_json:
         sys.stdout.write(json.dumps(info, default=str) + "\n")
         return
     for m in info:
-        table = Table(title=f"{m['name']}: {m['summary']}", title_justify="left")
+        roles = ", ".join(f"{r} ({a})" for r, a in m["roles"].items())
+        table = Table(title=f"{m['name']}: {m['summary']}\nroles: {roles}",
+                      title_justify="left")
         table.add_column("parameter")
         table.add_column("default")
         table.add_column("description")

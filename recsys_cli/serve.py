@@ -17,7 +17,8 @@ def serve(
     """Serve recommendations over HTTP from the registry's champions (hot reloaded).
 
     What is served comes from RECSYS_SERVE_REGISTERED_MODEL (default recsys),
-    RECSYS_SERVE_RANKING_ALIAS and RECSYS_SERVE_RATING_ALIAS (default champion) and
+    RECSYS_SERVE_RANKING_ALIAS (default champion-ranking: lists) and RECSYS_SERVE_RATING_ALIAS
+    (default champion-rating: /predict) and
     MLFLOW_TRACKING_URI; see recsys_service/settings.py for every setting.
     """
     import pydantic

@@ -19,10 +19,10 @@ class ServiceSettings(BaseSettings):
 
     registered_model: str = Field("recsys", min_length=1, description="registered model name")
     ranking_alias: str = Field(
-        "champion", min_length=1, description="alias of the version serving lists "
+        "champion-ranking", min_length=1, description="alias of the version serving lists "
                                               "(/recommendations, /similar-items)")
     rating_alias: str = Field(
-        "champion", min_length=1, description="alias of the version serving /predict")
+        "champion-rating", min_length=1, description="alias of the version serving /predict")
     tracking_uri: str | None = Field(
         None, description="MLflow tracking URI; default: $MLFLOW_TRACKING_URI, else the "
                           "embedded store under ./.recsys")

@@ -20,7 +20,7 @@ from recsys_core.validation.rules import DriftRules
 from tasks._runtime import IO_RETRY, logger
 from tasks.run_context import mlflow_link
 
-REFERENCE_ALIAS = registry.CHAMPION
+REFERENCE_ALIAS = registry.ROLE_ALIASES[registry.RANKING]
 """The alias whose training snapshot is the drift reference."""
 
 

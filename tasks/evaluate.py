@@ -1,4 +1,4 @@
-"""Evaluate: the challenger, the baseline and the current champion, on one read of the split."""
+"""Evaluate: the challenger, its baselines and each role's champion, on one read of the split."""
 
 from __future__ import annotations
 
@@ -14,31 +14,43 @@ from recsys_core.evaluation import evaluate, plots
 from recsys_core.features import Interactions
 from recsys_core.features.prepare import Features
 from recsys_core.models import Recommender, create
-from recsys_core.tracking.champion import load_champion
+from recsys_core.tracking.champion import load_champions
 from tasks._runtime import logger
 
 
 @dataclass(frozen=True)
+class ChampionScore:
+    """One role's champion as re-scored on this run's split (or why it could not be)."""
+
+    version: str | None = None
+    metrics: dict[str, float] | None = None
+    unavailable: str | None = None
+
+
+@dataclass(frozen=True)
 class Scores:
-    """Metrics of the three models on the same split, and the evaluation's side products."""
+    """Metrics of the challenger, its baselines and each role's champion on the same split,
+    and the evaluation's side products."""
 
     challenger: dict[str, float]
     counts: dict[str, int]
-    baseline_name: str
-    baseline: dict[str, float]
-    champion_version: str | None = None
-    champion: dict[str, float] | None = None
-    champion_unavailable: str | None = None
+    baselines: dict[str, dict[str, float]]
+    """Metrics of each baseline model (``bias``, ``popularity``) the gates need, by name."""
+    champions: dict[str, ChampionScore] = field(default_factory=dict)
+    """By role: the version behind the role's champion alias, re-scored."""
     plots: list[str] = field(default_factory=list)
 
 
 @task(name="evaluate", cache_policy=NO_CACHE)
 def evaluate_models(model_dir: str, feats: Features, *, k: int,
-                    relevance_threshold: float | None, registered_model: str) -> Scores:
-    """Score the challenger, the baseline (bias or popularity) and the champion on this split.
+                    relevance_threshold: float | None, registered_model: str,
+                    baselines: list[str], champion_aliases: dict[str, str]) -> Scores:
+    """Score the challenger, each baseline and each role's champion on this split.
 
-    The split is read once; the baseline is fitted on its training part; the champion is loaded
-    from its ``model_state/`` artifacts (no unpickling) and re-scored, or reported unavailable.
+    The split is read once; each baseline (``bias``, ``popularity``) is fitted on its training
+    part; each champion (``champion_aliases``: role -> alias) is loaded from its artifacts (no
+    unpickling; ``evaluated_state/`` when there is one) and re-scored, or reported unavailable.
+    A version that holds two roles is loaded and scored once.
     """
     log = logger()
     train, test = feats.frames()
@@ -65,26 +77,33 @@ def evaluate_models(model_dir: str, feats: Features, *, k: int,
             p["prediction"].to_numpy(), p["rating"].to_numpy(),
             plot_dir / "rating_distribution.png"))
 
-    baseline_name = "bias" if challenger.predicts_ratings else "popularity"
-    baseline = create(baseline_name).fit(
-        Interactions.from_frame(train, item_meta=feats.item_meta()))
-    baseline_metrics = score(baseline).metrics
-    log.info("baseline %s %s", baseline_name, _rounded(baseline_metrics))
+    baseline_metrics = {}
+    fitted = Interactions.from_frame(train, item_meta=feats.item_meta())
+    for name in dict.fromkeys(baselines):
+        baseline_metrics[name] = dict(score(create(name).fit(fitted)).metrics)
+        log.info("baseline %s %s", name, _rounded(baseline_metrics[name]))
 
-    champ = load_champion(registered_model)
-    champion_metrics = None
-    if champ.model is not None:
-        started = time.perf_counter()
-        champion_metrics = score(champ.model).metrics
-        log.info("champion v%s re-scored in %.1fs: %s", champ.version,
-                 time.perf_counter() - started, _rounded(champion_metrics))
-    elif champ.unavailable:
-        log.error("champion v%s of %r is unavailable: %s", champ.version, registered_model,
-                  champ.unavailable)
-    else:
-        log.info("no champion for %r yet: thresholds and baseline only", registered_model)
-    return Scores(metrics, dict(result.counts), baseline_name,
-                  dict(baseline_metrics), champ.version, champion_metrics, champ.unavailable,
+    states = load_champions(registered_model, list(champion_aliases.values()))
+    scored: dict[str, dict[str, float]] = {}  # by version: a version of two roles scored once
+    champions = {}
+    for role, alias in champion_aliases.items():
+        champ = states[alias]
+        if champ.model is not None and champ.version is not None:
+            if champ.version not in scored:
+                started = time.perf_counter()
+                scored[champ.version] = dict(score(champ.model).metrics)
+                log.info("champion v%s (%s, from %s/) re-scored in %.1fs: %s", champ.version,
+                         alias, champ.state_path, time.perf_counter() - started,
+                         _rounded(scored[champ.version]))
+            champions[role] = ChampionScore(champ.version, scored[champ.version])
+        elif champ.unavailable:
+            log.error("%s v%s of %r is unavailable: %s", alias, champ.version,
+                      registered_model, champ.unavailable)
+            champions[role] = ChampionScore(champ.version, None, champ.unavailable)
+        else:
+            log.info("no %s for %r yet: thresholds and baseline only", alias, registered_model)
+            champions[role] = ChampionScore()
+    return Scores(metrics, dict(result.counts), baseline_metrics, champions,
                   [str(p) for p in written if p is not None])
 
 

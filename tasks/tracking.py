@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from recsys_core.data.snapshot import Snapshot
 from recsys_core.exceptions import TrackingError
 from recsys_core.redaction import redact
-from recsys_core.tracking import mlflow_run, pyfunc, registry
+from recsys_core.tracking import mlflow_run, model_store, pyfunc, registry
 from tasks._runtime import IO_RETRY, logger
 
 _io = dict(**IO_RETRY, cache_policy=NO_CACHE)
@@ -44,19 +44,25 @@ def log_inputs(run_id: str, params: dict[str, Any], snap: Snapshot, split_info: 
 @task(name="register-model", **_io)
 def log_and_register(
     run_id: str, model_dir: str, registered_model: str, tags: dict[str, str],
-    description: str | None = None,
+    description: str | None = None, *, evaluated_dir: str | None = None,
+    alias: str | None = registry.CHALLENGER,
 ) -> registry.VersionRef:
     """Log the saved model once (its state, and the pyfunc built from the same folder) and
-    register it as ``challenger``, with ``description`` (the gate's decision) on the version."""
+    register it as ``alias`` (``challenger``), with ``description`` (the gate's decisions) on
+    the version. ``evaluated_dir``, when the served model is a refit, is the judged model: it is
+    logged beside it as ``evaluated_state``."""
     # the learned state (factors, biases, vocabularies) browsable on its own in the run
-    mlflow_run.log_artifacts(run_id, model_dir, "model_state")
+    mlflow_run.log_artifacts(run_id, model_dir, model_store.STATE_PATH)
+    if evaluated_dir is not None:
+        mlflow_run.log_artifacts(run_id, evaluated_dir, model_store.EVALUATED_PATH)
     info = pyfunc.log_saved(model_dir, run_id)
     ref = registry.register(registered_model, info.model_uri, run_id, tags,
-                            model_id=getattr(info, "model_id", None))
+                            model_id=getattr(info, "model_id", None), alias=alias)
     if description:
         mlflow_run.set_version_description(registered_model, ref.version, description)
     mlflow_run.set_tags(run_id, {"recsys.model_version": ref.version})
-    logger().info("registered %s version %s (alias challenger)", registered_model, ref.version)
+    logger().info("registered %s version %s (alias %s)", registered_model, ref.version,
+                  alias or "none")
     return ref
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from recsys_core.data.snapshot import digest
 from recsys_core.features.prepare import Features
 from recsys_core.models.spec import ModelSpec
 from tasks._runtime import logger
@@ -27,6 +30,29 @@ def train_model(feats: Features, spec: ModelSpec,
         logger().info("trained %s: %d epoch(s), last %s", spec.name, len(rec.history_), last)
     out = rec.save(Path(folder) / "model")
     return str(out), rec.history_
+
+
+@dataclass(frozen=True)
+class Refit:
+    """The served model refit on every row of the split, and what it was refit on."""
+
+    model_dir: str
+    data_digest: str
+    n_ratings: int
+    seconds: float
+
+
+@task(name="refit", cache_policy=NO_CACHE)
+def refit_model(feats: Features, spec: ModelSpec, folder: str) -> Refit:
+    """Fit the model of ``spec`` again, same hyperparameters, on train and test together."""
+    data, rows = feats.full_set()
+    started = time.perf_counter()
+    rec = spec.create().fit(data)
+    seconds = time.perf_counter() - started
+    out = rec.save(Path(folder) / "refit")
+    logger().info("refit %s on all %d rows of the split (%d users, %d items) in %.1fs",
+                  spec.name, len(rows), data.n_users, data.n_items, seconds)
+    return Refit(str(out), digest(rows), len(rows), seconds)
 
 
 @contextlib.contextmanager

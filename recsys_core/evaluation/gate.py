@@ -6,18 +6,26 @@ Checks, all recorded with their numbers:
    better such as RMSE and for the privacy loss ``epsilon``/``delta``, a lower bound otherwise;
    a model that reports no ``epsilon`` fails an ``epsilon`` threshold);
 2. **baseline**: the challenger must beat the baseline (bias model for rating metrics,
-   popularity for ranking metrics) on the primary metric, on the same split;
+   popularity for ranking metrics) on the primary metric, on the same split, and may not lose
+   to it on any of ``baseline_guards`` (the ranking gate: recall@k);
 3. **champion**: when there is one, re-scored on this run's split, the challenger must improve
    the primary metric by at least ``min_improvement``, and no guarded metric may regress by more
    than ``guard_tolerance``.
 
 The first run (no champion) is judged on 1 and 2 only.
 
+A served version fills one or two **roles**, each with its own gate and champion alias:
+``rating`` (:class:`RatingGate`: RMSE against the bias baseline) and ``ranking``
+(:class:`RankingGate`: NDCG@k against popularity, recall@k not lost to it). Metric names ending
+in ``_at_k`` stand for the run's ``k`` (``ndcg_at_k`` is ``ndcg_at_10`` when k=10).
+
 Boundaries, so that a reader can predict every verdict:
 
 - a metric that is not a finite number (NaN, inf) never passes: the primary metric is checked
   for it first, with or without a baseline, and every comparison with a NaN fails;
-- "beats baseline" is strict (a tie with the baseline is refused);
+- "beats baseline" is strict (a tie with the baseline is refused); a baseline guard is
+  inclusive (a tie with the baseline passes, as does a loss of at most ``1e-9``), and a guarded
+  metric that the challenger or the baseline lacks fails it;
 - "beats champion" and the guards are inclusive: an improvement exactly equal to
   ``min_improvement`` passes, and so does a regression exactly equal to ``guard_tolerance``.
   Both compare with an absolute slack of ``1e-9`` so that decimal settings behave as written
@@ -39,6 +47,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from recsys_core.evaluation.metrics import lower_is_better
+from recsys_core.exceptions import ConfigError
 
 
 class GateConfig(BaseModel):
@@ -62,11 +71,108 @@ class GateConfig(BaseModel):
     )
     guard_tolerance: float = Field(0.01, ge=0, description="allowed regression of guarded metrics")
     require_beat_baseline: bool = Field(True, description="challenger must beat the baseline")
+    baseline: Literal["auto", "bias", "popularity"] = Field(
+        "auto", description="the baseline model; auto: bias for rating models, popularity "
+                            "otherwise")
+    baseline_guards: list[str] = Field(
+        default_factory=list,
+        description="metrics the challenger may not lose to the baseline (a tie passes)")
     on_champion_unavailable: Literal["baseline", "refuse"] = Field(
         "baseline",
         description="a champion that cannot be loaded: 'baseline' judges the challenger on "
         "thresholds and baseline only (logged as a warning); 'refuse' refuses the run",
     )
+
+
+class RatingGate(GateConfig):
+    """The gate of the ``rating`` role (``/predict``): RMSE, against the bias baseline."""
+
+    primary_metric: str = Field("rmse", description="metric to beat (lower is better)")
+    baseline: Literal["auto", "bias", "popularity"] = Field(
+        "bias", description="the baseline model the challenger must beat")
+
+
+class RankingGate(GateConfig):
+    """The gate of the ``ranking`` role (top-k lists): NDCG@k against popularity, which the
+    challenger must beat on NDCG@k without losing to it on recall@k."""
+
+    primary_metric: str = Field("ndcg_at_k", description="metric to beat ('_at_k': the run's k)")
+    thresholds: dict[str, float] = Field(
+        default_factory=dict, description="absolute lower bounds, e.g. {'ndcg_at_k': 0.1}")
+    guarded_metrics: list[str] = Field(
+        default_factory=lambda: ["recall_at_k"],
+        description="metrics that may not regress against the champion beyond the tolerance",
+    )
+    baseline: Literal["auto", "bias", "popularity"] = Field(
+        "popularity", description="the baseline model the challenger must beat")
+    baseline_guards: list[str] = Field(
+        default_factory=lambda: ["recall_at_k"],
+        description="metrics the challenger may not lose to the baseline (a tie passes)")
+
+
+class RoleGates(BaseModel):
+    """One gate per serving role (``gate.ranking.min_improvement=0.01`` sets one field)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ranking: RankingGate = Field(default_factory=RankingGate,
+                                 description="the gate of the lists (champion-ranking)")
+    rating: RatingGate = Field(default_factory=RatingGate,
+                               description="the gate of rating predictions (champion-rating)")
+
+    def for_role(self, role: str) -> GateConfig:
+        return self.ranking if role == "ranking" else self.rating
+
+
+ROLES = ("ranking", "rating")
+
+
+def competing_roles(requested: str | list[str], *, predicts_ratings: bool,
+                    model: str) -> list[str]:
+    """The roles a run competes for: ``auto`` is every role the model can fill (a rating model
+    both, a ranking-only model ``ranking``), a list restricts them.
+
+    Raises
+    ------
+    ConfigError
+        An unknown role, no role, or the ``rating`` role asked of a model that does not
+        predict ratings.
+    """
+    if requested == "auto":
+        return list(ROLES) if predicts_ratings else ["ranking"]
+    roles = [requested] if isinstance(requested, str) else list(requested)
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown or not roles:
+        raise ConfigError(f"roles={requested!r}: give 'auto' or a list of {', '.join(ROLES)}, "
+                          "e.g. roles=['ranking']")
+    if "rating" in roles and not predicts_ratings:
+        raise ConfigError(
+            f"model {model!r} does not predict ratings, so it cannot compete for the rating "
+            "role (champion-rating serves /predict); use roles=['ranking'] or 'auto', or a "
+            "rating model such as sgd-mf, als or bias for the rating role")
+    return [r for r in ROLES if r in roles]
+
+
+def at_k(metric: str, k: int) -> str:
+    """``ndcg_at_k`` -> ``ndcg_at_10`` for k=10; other names unchanged."""
+    return metric[: -len("_at_k")] + f"_at_{k}" if metric.endswith("_at_k") else metric
+
+
+def resolved(config: GateConfig, k: int) -> GateConfig:
+    """``config`` with every ``..._at_k`` metric name spelled with the run's ``k``."""
+    return config.model_copy(update={
+        "primary_metric": at_k(config.primary_metric, k),
+        "thresholds": {at_k(m, k): v for m, v in config.thresholds.items()},
+        "guarded_metrics": [at_k(m, k) for m in config.guarded_metrics],
+        "baseline_guards": [at_k(m, k) for m in config.baseline_guards],
+    })
+
+
+def baseline_of(config: GateConfig, predicts_ratings: bool) -> str:
+    """The baseline model's name: the config's, or (auto) bias for rating models."""
+    if config.baseline != "auto":
+        return config.baseline
+    return "bias" if predicts_ratings else "popularity"
 
 
 PRIVACY_METRICS = frozenset({"epsilon", "delta"})
@@ -94,6 +200,8 @@ class GateDecision:
     baseline: dict[str, float] | None = None
     champion_version: str | None = None
     champion_unavailable: str | None = None
+    role: str | None = None
+    baseline_name: str | None = None
 
     @property
     def reasons(self) -> list[str]:
@@ -113,9 +221,11 @@ class GateDecision:
 
     def to_markdown(self) -> str:
         lines = [
-            f"# Gate {'PASSED' if self.passed else 'REFUSED'}",
+            f"# Gate {'PASSED' if self.passed else 'REFUSED'}"
+            + (f": {self.role} role" if self.role else ""),
             "",
             f"Primary metric: `{self.primary_metric}`"
+            + (f"; baseline: {self.baseline_name}" if self.baseline_name else "")
             + (f"; champion: version {self.champion_version}" if self.champion_version else
                "; no champion yet (thresholds and baseline only)")
             + (f"\n\n**champion unavailable**: {self.champion_unavailable}"
@@ -142,7 +252,7 @@ def _fmt(v: float | None) -> str:
 
 def resolve_primary(config: GateConfig, predicts_ratings: bool, k: int) -> str:
     if config.primary_metric != "auto":
-        return config.primary_metric
+        return at_k(config.primary_metric, k)
     return "rmse" if predicts_ratings else f"ndcg_at_{k}"
 
 
@@ -164,6 +274,8 @@ def decide(
     baseline: dict[str, float] | None = None,
     champion_version: str | None = None,
     champion_unavailable: str | None = None,
+    role: str | None = None,
+    baseline_name: str | None = None,
 ) -> GateDecision:
     """Judge ``challenger`` metrics; every check is kept with its numbers.
 
@@ -225,6 +337,20 @@ def decide(
         else:
             checks.append(Check("beats baseline", False,
                                 f"the baseline has no {primary!r}; it cannot be compared"))
+    guarded_against = baseline or {}
+    for metric in config.baseline_guards if baseline is not None else []:
+        if metric in challenger and metric in guarded_against:
+            gain = _better(metric, challenger[metric], guarded_against[metric])
+            checks.append(Check(
+                f"baseline guard {metric}", gain >= -SLACK,
+                f"{metric} {challenger[metric]:.4f} vs baseline {guarded_against[metric]:.4f} "
+                f"(change {gain:+.4f}; may not be worse than the baseline)",
+            ))
+        else:
+            lacking = "the challenger" if metric not in challenger else "the baseline"
+            checks.append(Check(f"baseline guard {metric}", False,
+                                f"{lacking} has no {metric!r}; it cannot be compared (check "
+                                "gate baseline_guards and k)"))
     if primary in challenger and judged is not None:
         if primary in judged:
             gain = _better(primary, challenger[primary], judged[primary])
@@ -246,4 +372,4 @@ def decide(
                 ))
     passed = all(c.passed for c in checks)
     return GateDecision(passed, primary, checks, dict(challenger), champion, baseline,
-                        champion_version, champion_unavailable)
+                        champion_version, champion_unavailable, role, baseline_name)

@@ -15,7 +15,7 @@ and a served list, so that later events with its ``recommendation_id`` count tow
 click-through of the model version (``EventStore.click_through``)::
 
     store.record_served(rec_id, user_id=user, items=items, registered_model="recsys",
-                        model_version=version, alias="champion")
+                        model_version=version, alias="champion-ranking")
 
 Collection reads the table back through ``recsys_core.data.collect("postgresql://...?table=events")``
 (see ``recsys_core.data.database``).

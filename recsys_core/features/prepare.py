@@ -44,6 +44,21 @@ class Features:
         te = Interactions.from_frame(test, tr.users, tr.items)
         return tr, te
 
+    def all_rows(self) -> pd.DataFrame:
+        """Every row the split held (train and test), one per (user, item) pair: a pair rated
+        in both parts keeps its latest rating, as the duplicates policy ``latest`` does. What
+        a model is refit on once the gate has passed (``refit_full``)."""
+        from recsys_core.data.duplicates import resolve_duplicates
+
+        train, test = self.frames()
+        both = pd.concat([train, test], ignore_index=True)
+        return resolve_duplicates(both, "latest", origin="the split")[0]
+
+    def full_set(self) -> tuple[Interactions, pd.DataFrame]:
+        """:meth:`all_rows` as interactions (with their own vocabularies), and the frame."""
+        rows = self.all_rows()
+        return Interactions.from_frame(rows, item_meta=self.item_meta()), rows
+
     def to_dict(self) -> dict:
         return {"folder": self.folder, "info": self.info}
 

@@ -5,6 +5,10 @@ deleted run, a state written by an older recsys) must not stop every later run: 
 "champion unavailable: <reason>" and applies its ``on_champion_unavailable`` policy. Only the
 registry lookup itself raises, as a :class:`~recsys_core.exceptions.TrackingError` (transient,
 retried): "no champion" is never concluded from a failed request.
+
+The gate re-scores a champion as it was judged: from ``evaluated_state/`` when the version has
+one (its served ``model_state/`` was refit on rows that the next split may test on), else from
+``model_state/``.
 """
 
 from __future__ import annotations
@@ -29,26 +33,49 @@ class ChampionState:
     """The fitted model; None when there is no champion or it cannot be loaded."""
     unavailable: str | None
     """Why the champion cannot be loaded (artifacts missing, unreadable, ...); None if loaded."""
+    state_path: str | None = None
+    """The artifact path the model was loaded from (``evaluated_state`` or ``model_state``)."""
 
 
-def load_champion(registered_model: str, alias: str = registry.CHAMPION) -> ChampionState:
-    """Load the version behind ``alias`` from its ``model_state/`` artifacts (no unpickling)."""
+def load_champion(registered_model: str, alias: str) -> ChampionState:
+    """Load the version behind ``alias`` as it was judged (see the module docstring)."""
+    return load_champions(registered_model, [alias])[alias]
+
+
+def load_champions(registered_model: str, aliases: list[str]) -> dict[str, ChampionState]:
+    """:func:`load_champion` of each alias; a version behind two aliases is loaded once (the
+    same :class:`ChampionState` is returned for both)."""
+    refs = {alias: registry.get_alias(registered_model, alias) for alias in aliases}
+    loaded: dict[str, ChampionState] = {}
+    out = {}
+    for alias, ref in refs.items():
+        if ref is None:
+            out[alias] = ChampionState(None, None, None)
+            continue
+        if ref.version not in loaded:
+            loaded[ref.version] = _load(ref, alias)
+        out[alias] = loaded[ref.version]
+    return out
+
+
+def _load(ref: registry.VersionRef, alias: str) -> ChampionState:
     from mlflow.exceptions import MlflowException
 
-    ref = registry.get_alias(registered_model, alias)
-    if ref is None:
-        return ChampionState(None, None, None)
+    path = model_store.STATE_PATH
     try:
-        model = model_store.load_recommender(ref)
+        if model_store.has_state(ref, model_store.EVALUATED_PATH):
+            path = model_store.EVALUATED_PATH
+        model = model_store.load_recommender(ref, path=path)
     except (MlflowException, OSError, RecsysError, ValueError, KeyError) as exc:
         reason = f"its model state cannot be loaded: {exc}"
-        log.warning("%s %s of %r unavailable: %s", alias, ref.version, registered_model, reason)
+        log.warning("%s %s of %r unavailable: %s", alias, ref.version, ref.name, reason)
         return ChampionState(ref.version, None, reason)
-    return ChampionState(ref.version, model, None)
+    return ChampionState(ref.version, model, None, path)
 
 
-def champion_digest(registered_model: str,
-                    alias: str = registry.CHAMPION) -> tuple[str | None, str | None]:
+def champion_digest(
+    registered_model: str, alias: str = registry.ROLE_ALIASES[registry.RANKING],
+) -> tuple[str | None, str | None]:
     """The version behind ``alias`` and the digest of the snapshot it was trained on.
 
     ``(None, None)`` when there is no such version; ``(version, None)`` when the version records

@@ -210,6 +210,7 @@ def check_registry_artifacts(uri: str, max_models: int = 100) -> list[Check]:
         by_version: dict[str, list[str]] = {}
         for alias, version in (model.aliases or {}).items():
             by_version.setdefault(str(version), []).append(alias)
+        checks.append(_roles_check(model.name, dict(model.aliases or {})))
         for version, aliases in sorted(by_version.items(), key=lambda kv: int(kv[0])):
             seen += 1
             label = f"{model.name} v{version} ({', '.join(sorted(aliases))})"
@@ -228,11 +229,28 @@ def check_registry_artifacts(uri: str, max_models: int = 100) -> list[Check]:
                     f"model_state/ of run {run_id} is missing: the version cannot be loaded",
                     "the artifact store lost it: train again (a run judges against the baseline "
                     "while the champion is unavailable), or roll back to a version that loads"))
-    if not checks:
+    if all(c.ok for c in checks):
         checks.append(Check("registry artifacts", True,
                             f"{seen} aliased version(s) in {len(models)} registered model(s), "
                             "all with their model_state/"))
     return checks
+
+
+def _roles_check(name: str, aliases: dict[str, str]) -> Check:
+    """Which version serves each role; the single ``champion`` alias of older recsys versions
+    is served by nothing and is reported with the way forward."""
+    from recsys_core.tracking.registry import ROLE_ALIASES
+
+    held = ", ".join(f"{role}: v{aliases[a]}" if a in aliases else f"{role}: none"
+                     for role, a in ROLE_ALIASES.items())
+    if "champion" in aliases:
+        version = aliases["champion"]
+        return Check(f"serving roles of {name}", False,
+                     f"{held}; the alias 'champion' (v{version}) is no longer served",
+                     f"give each role its alias: train again (recsys train), or set "
+                     f"champion-ranking and/or champion-rating to version {version} in the "
+                     "registry, then delete 'champion'")
+    return Check(f"serving roles of {name}", True, held)
 
 
 def check_prefect(env: Mapping[str, str]) -> Check:

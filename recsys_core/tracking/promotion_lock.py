@@ -1,6 +1,7 @@
 """A mutual-exclusion lock kept in the MLflow model registry, taken around every alias move.
 
-Why the registry: the lock must serialize every process that can move ``champion``: CLI runs on
+Why the registry: the lock must serialize every process that can move a champion alias
+(``champion-ranking``, ``champion-rating``): CLI runs on
 the embedded store (each with its own temporary Prefect server), flow runs of the loopback stack
 and of compose. The one thing all of them necessarily share is the registry whose alias they
 move, so the lock lives there and works wherever the registry does (sqlite, PostgreSQL behind

@@ -121,7 +121,7 @@ def log_model(model: Recommender, workdir: Path, input_example: pd.DataFrame | N
 
 
 def load_recommender(model_uri: str) -> Recommender:
-    """The ``Recommender`` inside a logged pyfunc model (``models:/name@champion``...)."""
+    """The ``Recommender`` inside a logged pyfunc model (``models:/name@champion-ranking``...)."""
     import mlflow
 
     return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model

@@ -1,10 +1,16 @@
 """Model registry operations: register, alias, promote, roll back (aliases, never stages).
 
-``challenger`` marks the newest registered candidate; ``champion`` the version in service. The
-champion alias is moved only by ``promote`` (the last step of a passing run) and ``rollback``.
-Every promotion writes its evidence on the version (previous champion, gate metrics, flow run,
-data digest, time), which is the audit trail MLflow itself does not keep. Every function takes
-``alias=`` so that role aliases (``champion-ranking``, ...) share the same machinery.
+``challenger`` marks the newest registered candidate. What is served has two roles, each with its
+own champion alias in the same registered model (:data:`ROLE_ALIASES`): ``champion-ranking``
+serves top-k lists, ``champion-rating`` serves rating predictions; one version may hold both.
+A champion alias is moved only by ``promote`` (the last step of a run whose gate passed for that
+role) and ``rollback``. Every promotion writes its evidence on the version (previous champion,
+gate metrics, flow run, data digest, time), which is the audit trail MLflow itself does not keep.
+
+Tags are kept per role, under ``role.<role>`` (``role.ranking``, ``role.rating``; an alias that
+is not a role alias uses its own name): ``role.<role>`` is the version's state for that role
+(``champion``, ``replaced``, ``rolled_back``, ``stale``, ``refused``), ``role.<role>.previous``
+the champion it replaced (what ``rollback`` walks back to).
 
 Promotion is a compare-and-set. The gate judged the challenger against one champion version
 (or against none); ``promote(ref, evidence, expected=...)`` re-reads the alias, under the
@@ -19,8 +25,8 @@ tagged ``status=stale``.
 finds the alias already on ``ref`` and completes the same tags: ``previous_champion`` is always
 the judged version, never the version itself, so the rollback chain stays intact.
 
-``status`` tags never claim two champions: the version that loses the alias is tagged
-``replaced`` (``rolled_back`` on rollback) before the new holder is tagged ``champion``.
+The role tags never claim two champions for one role: the version that loses the alias is
+tagged ``replaced`` (``rolled_back`` on rollback) before the new holder is tagged ``champion``.
 """
 
 from __future__ import annotations
@@ -31,13 +37,36 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from recsys_core.exceptions import RecsysError, StalePromotionError, TrackingError
+from recsys_core.exceptions import ConfigError, RecsysError, StalePromotionError, TrackingError
 from recsys_core.tracking.promotion_lock import promotion_lock
 
 log = logging.getLogger(__name__)
 
-CHAMPION = "champion"
 CHALLENGER = "challenger"
+RANKING = "ranking"
+RATING = "rating"
+ROLES: tuple[str, ...] = (RANKING, RATING)
+ROLE_ALIASES: dict[str, str] = {RANKING: "champion-ranking", RATING: "champion-rating"}
+"""The champion alias of each serving role: lists (``ranking``) and rating predictions."""
+
+
+def role_of(alias: str) -> str:
+    """The role an alias stands for (``champion-ranking`` -> ``ranking``); other aliases stand
+    for themselves, so that their tags do not mix with a role's."""
+    return next((r for r, a in ROLE_ALIASES.items() if a == alias), alias)
+
+
+def role_tag(alias: str, field: str | None = None) -> str:
+    """The version tag of ``alias``'s role: ``role.ranking``, ``role.ranking.previous``..."""
+    return f"role.{role_of(alias)}" + (f".{field}" if field else "")
+
+
+def alias_of(role: str) -> str:
+    """The champion alias of ``role``; a ConfigError names the roles for anything else."""
+    try:
+        return ROLE_ALIASES[role]
+    except KeyError:
+        raise ConfigError(f"unknown role {role!r}; use one of {', '.join(ROLES)}") from None
 
 
 @dataclass(frozen=True)
@@ -65,15 +94,16 @@ def ensure_registered_model(name: str) -> None:
         c.get_registered_model(name)
     except MlflowException:
         try:
-            c.create_registered_model(name, description="recsys recommender (aliases: champion, "
-                                                        "challenger)")
+            c.create_registered_model(name, description="recsys recommender (aliases: "
+                                        f"{', '.join(ROLE_ALIASES.values())}, {CHALLENGER})")
         except MlflowException:
             c.get_registered_model(name)  # created concurrently
 
 
 def register(name: str, model_uri: str, run_id: str, tags: dict[str, Any],
-             model_id: str | None = None) -> VersionRef:
-    """Create a new version from a logged model and alias it ``challenger``."""
+             model_id: str | None = None, alias: str | None = CHALLENGER) -> VersionRef:
+    """Create a new version from a logged model and alias it ``alias`` (``challenger``; None:
+    no alias, for a version kept only as evidence)."""
     ensure_registered_model(name)
     c = _client()
     mv = c.create_model_version(
@@ -81,7 +111,8 @@ def register(name: str, model_uri: str, run_id: str, tags: dict[str, Any],
         model_id=model_id,
     )  # fmt: skip
     _wait_ready(name, mv.version)
-    c.set_registered_model_alias(name, CHALLENGER, mv.version)
+    if alias is not None:
+        c.set_registered_model_alias(name, alias, mv.version)
     return VersionRef(name, str(mv.version), run_id)
 
 
@@ -101,7 +132,7 @@ def _wait_ready(name: str, version: str, timeout: float = 120.0) -> None:
 _NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
 
 
-def get_alias(name: str, alias: str = CHAMPION) -> VersionRef | None:
+def get_alias(name: str, alias: str) -> VersionRef | None:
     """The version behind ``alias`` (``get_model_version_by_alias``), or None when unset.
 
     A registry that cannot be reached raises :class:`TrackingError`: "no champion" must never be
@@ -130,7 +161,7 @@ def _now() -> str:
 
 
 def promote(ref: VersionRef, evidence: dict[str, Any], *, expected: str | None,
-            alias: str = CHAMPION) -> VersionRef | None:
+            alias: str) -> VersionRef | None:
     """Move ``alias`` to ``ref`` if it still points at ``expected`` (the version the gate judged,
     None for "no champion"); returns the replaced version. Call it last.
 
@@ -140,6 +171,7 @@ def promote(ref: VersionRef, evidence: dict[str, Any], *, expected: str | None,
         ``alias`` points at another version than ``expected``: re-run to judge the challenger
         against the current champion.
     """
+    state, prev_tag = role_tag(alias), role_tag(alias, "previous")
     if expected is not None and str(expected) == ref.version:
         raise RecsysError(f"{ref.name} version {ref.version} cannot replace itself as {alias}")
     with promotion_lock(ref.name, alias):
@@ -151,9 +183,10 @@ def promote(ref: VersionRef, evidence: dict[str, Any], *, expected: str | None,
             log.info("%s version %s already holds %r; completing its tags", ref.name,
                      ref.version, alias)
         elif now != (str(expected) if expected is not None else None):
-            tag_version(ref, {"status": "stale", "stale_at": _now(),
-                              "stale_reason": f"judged against {expected or 'no champion'}, "
-                                              f"{alias} is {now or 'unset'} now"})
+            tag_version(ref, {state: "stale", role_tag(alias, "stale_at"): _now(),
+                              role_tag(alias, "stale_reason"):
+                                  f"judged against {expected or 'no champion'}, "
+                                  f"{alias} is {now or 'unset'} now"})
             raise StalePromotionError(
                 f"{alias} of {ref.name!r} is version {now or 'none'} now, but the gate judged "
                 f"version {ref.version} against {expected or 'no champion'}: not promoted. "
@@ -162,17 +195,17 @@ def promote(ref: VersionRef, evidence: dict[str, Any], *, expected: str | None,
             )
         else:
             # the evidence is on the version before the alias moves
-            tag_version(ref, {**evidence, "previous_champion": expected or "none",
-                              "promoted_at": _now(), "status": "promoting"})
+            tag_version(ref, {**evidence, prev_tag: expected or "none",
+                              role_tag(alias, "promoted_at"): _now(), state: "promoting"})
             _client().set_registered_model_alias(ref.name, alias, ref.version)
         if previous is not None:
-            tag_version(previous, {"status": "replaced", "replaced_by": ref.version})
-        tag_version(ref, {"previous_champion": expected or "none", "status": "champion"})
+            tag_version(previous, {state: "replaced", role_tag(alias, "replaced_by"): ref.version})
+        tag_version(ref, {prev_tag: expected or "none", state: "champion"})
     return previous
 
 
-def rollback(name: str, *, expected: str | None = None,
-             alias: str = CHAMPION) -> tuple[VersionRef, VersionRef]:
+def rollback(name: str, *, alias: str,
+             expected: str | None = None) -> tuple[VersionRef, VersionRef]:
     """Move ``alias`` back to the version it replaced; returns (from, to).
 
     ``expected``, when given, is the version the caller means to roll back: if ``alias`` has
@@ -180,6 +213,7 @@ def rollback(name: str, *, expected: str | None = None,
     """
     from mlflow.exceptions import MlflowException
 
+    state = role_tag(alias)
     with promotion_lock(name, alias):
         current = get_alias(name, alias)
         if current is None:
@@ -187,11 +221,11 @@ def rollback(name: str, *, expected: str | None = None,
         if expected is not None and current.version != str(expected):
             raise StalePromotionError(
                 f"{alias} of {name!r} is version {current.version} now, not {expected}: "
-                "nothing rolled back; check `recsys models` and roll back again if needed",
+                "nothing rolled back; check the registry and roll back again if needed",
                 judged=str(expected), current=current.version,
             )
         mv = _client().get_model_version(name, current.version)
-        previous = mv.tags.get("previous_champion", "none")
+        previous = mv.tags.get(role_tag(alias, "previous"), "none")
         if previous in ("", "none"):
             raise RecsysError(
                 f"{alias} {name}/{current.version} replaced no earlier version; "
@@ -199,8 +233,8 @@ def rollback(name: str, *, expected: str | None = None,
             )
         if previous == current.version:
             raise RecsysError(
-                f"{alias} {name}/{current.version} records itself as its previous champion "
-                "(written by an older recsys); set its previous_champion tag by hand"
+                f"{alias} {name}/{current.version} records itself as the version it replaced; "
+                f"set its {role_tag(alias, 'previous')} tag by hand"
             )
         target = VersionRef(name, previous)
         try:
@@ -210,8 +244,8 @@ def rollback(name: str, *, expected: str | None = None,
                 f"{alias} {name}/{current.version} replaced version {previous}, which no "
                 f"longer exists ({exc}); nothing rolled back"
             ) from exc
-        tag_version(current, {"status": "rolled_back", "rolled_back_at": _now()})
+        tag_version(current, {state: "rolled_back", role_tag(alias, "rolled_back_at"): _now()})
         _client().set_registered_model_alias(name, alias, previous)
-        # the restored version keeps its own previous_champion, so rollbacks can be chained
-        tag_version(target, {"status": "champion"})
+        # the restored version keeps its own previous tag, so rollbacks can be chained
+        tag_version(target, {state: "champion"})
     return current, target

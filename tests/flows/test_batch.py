@@ -23,7 +23,7 @@ def _publish(model, folder: Path, name: str) -> registry.VersionRef:
     mlflow_run.log_artifacts(run_id, model.save(folder / "state"), STATE_PATH)
     mlflow_run.end_run(run_id)
     ref = registry.register(name, f"runs:/{run_id}/{STATE_PATH}", run_id, {})
-    mlflow.MlflowClient().set_registered_model_alias(name, "champion", ref.version)
+    mlflow.MlflowClient().set_registered_model_alias(name, "champion-ranking", ref.version)
     return ref
 
 
@@ -33,8 +33,8 @@ def test_batch_flow_writes_parquet_and_records_it(embedded_store, prefect_server
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     # no version behind the alias yet: the flow fails before writing anything, saying why
-    with pytest.raises(ConfigError, match="has no version with alias 'champion'; train and "
-                                          "promote one first"):
+    with pytest.raises(ConfigError, match="has no version with alias 'champion-ranking'; train "
+                                          "and promote one first"):
         batch_recommendations_flow(BatchParams(registered_model="batchtest",
                                                out=str(workspace / "recs")))
     assert not (workspace / "recs").exists()

@@ -4,7 +4,9 @@ Margins: on the tiny data set (209 test ratings) sgd-mf beats the bias baseline 
 RMSE, too thin for a test to rest on. The tests below use margins made large by construction:
 ``global-mean`` is 0.08 RMSE worse than ``bias``; a 1-epoch sgd-mf is 0.07 worse than a 20-epoch
 one; on the small data set ``ease`` scores NDCG@10 0.40 (reg=1e6) and 0.45 (default) against
-0.35 for popularity.
+0.35 for popularity (recall@10 0.26 against 0.18). On the tiny data set popularity dominates:
+sgd-mf ranks at NDCG@10 0.389 and recall@10 0.367 against popularity's 0.496 and 0.516, so it
+loses the ranking gate by 0.11 NDCG while it can win the rating gate.
 """
 
 import json
@@ -22,12 +24,13 @@ from recsys_core.tracking import registry
 
 NAMES = dict(registered_model="flowtest", experiment="flowtest")
 TINY = dict(data={"synthetic_size": "tiny"}, **NAMES)
-# the first run of a test judged on the thresholds only (see the module docstring)
-NO_BASELINE = {"require_beat_baseline": False}
+# the first run of a test judged on the rating thresholds only (see the module docstring)
+NO_BASELINE = {"rating": {"require_beat_baseline": False}}
+RANKING, RATING = registry.ROLE_ALIASES["ranking"], registry.ROLE_ALIASES["rating"]
 
 
-def _champion():
-    return registry.get_alias("flowtest", registry.CHAMPION)
+def _champion(alias=RATING):
+    return registry.get_alias("flowtest", alias)
 
 
 def _versions():
@@ -45,35 +48,57 @@ def _flow_run(run) -> object:
         return client.read_flow_run(run.data.tags["prefect.flow_run_id"])
 
 
-def test_first_run_promotes_then_weak_model_is_refused(workspace):
+def test_a_rating_model_below_popularity_is_promoted_for_rating_only(workspace):
     first = training_flow(TrainingParams(**TINY, gate=NO_BASELINE))
-    assert first["promoted"] is True
+    assert first["promoted"] is True and first["promoted_roles"] == ["rating"]
+    assert first["gate"] == "promoted (rating); ranking refused"
     assert _champion().version == first["version"] == "1"
+    assert _champion(RANKING) is None  # it ranks below popularity: never served as lists
+    ranking = first["roles"]["ranking"]
+    assert ranking["verdict"] == "refused" and ranking["baseline_name"] == "popularity"
+    assert ranking["gate_reasons"][0].startswith("FAIL beats baseline: ndcg_at_10")
+    # the margin the test rests on (0.11, see the module docstring)
+    assert first["metrics"]["ndcg_at_10"] < first["baselines"]["popularity"]["ndcg_at_10"] - 0.05
 
     client = MlflowClient()
     run = client.get_run(first["run_id"])
     assert run.info.status == "FINISHED"
     assert {"rmse", "mae", "ndcg_at_10", "precision_at_10", "recall_at_10", "map_at_10",
-            "hit_rate_at_10", "coverage_at_10", "baseline/rmse", "data/n_train",
-            "data/n_test"} <= set(run.data.metrics)
+            "hit_rate_at_10", "coverage_at_10", "baseline/bias/rmse",
+            "baseline/popularity/ndcg_at_10", "data/n_train", "data/n_test",
+            "refit/n_ratings", "refit/seconds"} <= set(run.data.metrics)
     assert not any(m.startswith("champion/") for m in run.data.metrics)
     # every setting, from the library's configs, under a stable dotted name
     params = run.data.params
     assert params["model.name"] == "sgd-mf" and params["model.factors"] == "100"
     assert params["split.strategy"] == "time" and params["data.duplicates"] == "latest"
-    assert params["gate.require_beat_baseline"] == "False"
+    assert params["gate.rating.require_beat_baseline"] == "False"
+    assert params["gate.ranking.baseline"] == "popularity"
+    assert params["roles"] == "auto" and params["refit_full"] == "True"
     assert params["validation.rating_max"] == "5.0" and params["k"] == "10"
-    assert run.data.tags["recsys.trigger"] == "manual"
-    flow_run_id = run.data.tags["prefect.flow_run_id"]
-    assert run.data.tags["prefect.flow_run_url"].endswith(f"/flow-runs/flow-run/{flow_run_id}")
-    assert f"]({run.data.tags['prefect.flow_run_url']})" in run.data.tags["mlflow.note.content"]
-    assert run.data.tags["recsys.data_digest"] == first["data_digest"]
-    assert run.data.tags["recsys.gate"] == "passed"
-    assert run.data.tags["mlflow.note.content"].startswith("# Gate PASSED")
+    tags = run.data.tags
+    assert tags["recsys.trigger"] == "manual"
+    flow_run_id = tags["prefect.flow_run_id"]
+    assert tags["prefect.flow_run_url"].endswith(f"/flow-runs/flow-run/{flow_run_id}")
+    assert f"]({tags['prefect.flow_run_url']})" in tags["mlflow.note.content"]
+    assert tags["recsys.data_digest"] == first["data_digest"]
+    assert (tags["recsys.gate.rating"], tags["recsys.gate.ranking"]) == ("passed", "refused")
+    assert tags["recsys.gate"] == "passed (rating); ranking refused"
+    assert tags["recsys.refit"] == "served"
+    assert tags["recsys.refit.data_digest"] == first["refit"]["data_digest"]
+    assert run.data.metrics["refit/n_ratings"] == first["refit"]["n_ratings"] == (
+        run.data.metrics["data/n_train"] + run.data.metrics["data/n_test"])
+    note = tags["mlflow.note.content"]
+    assert note.startswith("# Gate: passed (rating); ranking refused")
+    assert "## Gate REFUSED: ranking role" in note and "## Gate PASSED: rating role" in note
     history = client.get_metric_history(first["run_id"], "epoch/val_rmse")
     assert [m.step for m in history] == list(range(1, 21))
     artifacts = {a.path for a in client.list_artifacts(first["run_id"])}
-    assert {"model_state", "plots", "validation", "gate", "data"} <= artifacts
+    assert {"model_state", "evaluated_state", "plots", "validation", "gate", "data"} <= artifacts
+    gate_files = {a.path for r in ("ranking", "rating")
+                  for a in client.list_artifacts(first["run_id"], f"gate/{r}")}
+    assert gate_files == {f"gate/{r}/decision.{x}" for r in ("ranking", "rating")
+                          for x in ("json", "md")}
     state = {a.path for a in client.list_artifacts(first["run_id"], "model_state")}
     assert {"model_state/state.npz", "model_state/user_ids.json",
             "model_state/item_ids.json"} <= state
@@ -81,30 +106,39 @@ def test_first_run_promotes_then_weak_model_is_refused(workspace):
     assert plots == {"plots/learning_curve.png", "plots/rating_distribution.png"}
     assert run.inputs.dataset_inputs[0].dataset.digest == first["data_digest"][:36]
     mv = client.get_model_version("flowtest", "1")
-    assert mv.tags["status"] == "champion"
+    assert (mv.tags["role.rating"], mv.tags["role.ranking"]) == ("champion", "refused")
+    assert mv.tags["status"] == "promoted"
     assert mv.tags["data_digest"] == first["data_digest"]
-    assert mv.tags["previous_champion"] == "none"
-    assert mv.description.startswith("# Gate PASSED")
-    assert _flow_run(run).name == "train-sgd-mf-promoted"
+    assert mv.tags["refit_data_digest"] == first["refit"]["data_digest"]
+    assert mv.tags["role.rating.previous"] == "none"
+    assert mv.description.startswith("# Gate: passed (rating); ranking refused")
+    assert _flow_run(run).name == "train-sgd-mf-promoted-rating"
 
     weak = training_flow(TrainingParams(**TINY, model={"params": {"epochs": 1}}),
                          return_state=True)
     assert weak.is_completed() and weak.name == "Refused"
     out = outcome_of(weak)
-    assert out["promoted"] is False
-    assert out["champion"]["rmse"] == pytest.approx(first["metrics"]["rmse"])
-    assert out["metrics"]["rmse"] > out["champion"]["rmse"] + 0.05  # a clear margin
-    assert "beats champion" in out["gate"]
+    assert out["promoted"] is False and out["refit"] is None
+    rating = out["roles"]["rating"]
+    assert rating["champion_version"] == "1"
+    # re-scored from the judged model (evaluated_state), so it matches the first run's metrics
+    assert rating["champion"]["rmse"] == pytest.approx(first["metrics"]["rmse"])
+    assert out["metrics"]["rmse"] > rating["champion"]["rmse"] + 0.05  # a clear margin
+    assert "beats champion" in rating["gate"]
     assert _champion().version == "1"
     assert registry.get_alias("flowtest", registry.CHALLENGER).version == out["version"]
     refused = client.get_model_version("flowtest", out["version"])
+    assert (refused.tags["role.rating"], refused.tags["role.ranking"]) == ("refused", "refused")
     assert refused.tags["status"] == "refused"
-    assert refused.description.startswith("# Gate REFUSED\n\n- **FAIL ")
+    assert refused.description.startswith("# Gate: refused (ranking, rating)")
+    assert "- **FAIL " in refused.description
     run = client.get_run(out["run_id"])
-    assert run.data.tags["recsys.gate"] == "refused"
+    assert run.data.tags["recsys.gate.rating"] == "refused"
+    assert run.data.tags["recsys.refit"] == "none: no gate passed"
     assert run.data.params["model.epochs"] == "1"
-    assert run.data.metrics["champion/rmse"] == pytest.approx(first["metrics"]["rmse"])
-    reasons = run.data.tags["recsys.gate_reasons"].split(" | ")
+    assert run.data.metrics["champion/rating/rmse"] == pytest.approx(first["metrics"]["rmse"])
+    assert "champion/ranking/rmse" not in run.data.metrics  # no ranking champion to re-score
+    reasons = run.data.tags["recsys.gate.rating.reasons"].split(" | ")
     assert reasons[0].startswith("FAIL") and reasons[-1].startswith("PASS")
     assert reasons == sorted(reasons, key=lambda r: not r.startswith("FAIL"))
     flow_run = _flow_run(run)
@@ -112,7 +146,7 @@ def test_first_run_promotes_then_weak_model_is_refused(workspace):
     assert flow_run.state.type.value == "COMPLETED" and flow_run.state.name == "Refused"
 
     # the served model answers both ways
-    model = mlflow.pyfunc.load_model("models:/flowtest@champion")
+    model = mlflow.pyfunc.load_model(f"models:/flowtest@{RATING}")
     recs = model.predict(pd.DataFrame({"user": ["1", "2"]}), params={"k": 5})
     assert list(recs.columns) == ["user", "rank", "item", "score"] and len(recs) == 10
     preds = model.predict(pd.DataFrame({"user": ["1", "nobody"], "item": ["1", "2"]}))
@@ -136,12 +170,14 @@ def test_a_challenger_worse_than_the_baseline_is_refused_without_champion(worksp
 
     out = outcome_of(state)
     assert state.name == "Refused" and out["promoted"] is False
-    assert out["champion"] is None and _champion() is None
-    assert out["metrics"]["rmse"] > out["baseline"]["rmse"] + 0.05
-    assert out["gate_reasons"][0].startswith("FAIL beats baseline")
+    assert out["roles"]["rating"]["champion"] is None and _champion() is None
+    assert out["metrics"]["rmse"] > out["baselines"]["bias"]["rmse"] + 0.05
+    assert out["roles"]["rating"]["gate_reasons"][0].startswith("FAIL beats baseline")
     run = MlflowClient().get_run(out["run_id"])
-    assert run.data.tags["recsys.baseline_model"] == "bias"
-    assert run.data.metrics["baseline/rmse"] == pytest.approx(out["baseline"]["rmse"])
+    # a rating model competes for both roles: both baselines scored, each once
+    assert run.data.tags["recsys.baselines"] == "popularity,bias"
+    assert run.data.metrics["baseline/bias/rmse"] == pytest.approx(
+        out["baselines"]["bias"]["rmse"])
 
 
 def test_invalid_data_stops_at_validation_and_champion_does_not_move(workspace):
@@ -184,6 +220,11 @@ def test_settings_are_validated_once_when_the_parameters_are_built(workspace):
         TrainingParams(**TINY, model={"params": {"factors": -3}})
     with pytest.raises(ValidationError, match="unknown parameter.*'factor'"):
         TrainingParams(**TINY, model={"params": {"factor": 3}})
+    with pytest.raises(ValidationError, match="model 'ease' does not predict ratings"):
+        TrainingParams(**TINY, model={"name": "ease"}, roles=["rating"])
+    with pytest.raises(ValidationError, match="gate.min_improvement"):
+        TrainingParams(**TINY, gate={"min_improvement": 0.1})  # one gate per role now
+    assert TrainingParams(**TINY, model={"name": "ease"}).competing_roles() == ["ranking"]
     with pytest.raises(ValidationError, match="set the rating scale once"):
         TrainingParams(**TINY, validation={"rating_max": 10})
     # strings (from the CLI or a form) become typed values once
@@ -231,22 +272,32 @@ def test_cli_train_recommend_rollback_and_exit_codes(workspace):
     first = runner.invoke(app, ["train", *common, "--param", "reg=1000000"])
     assert first.exit_code == 0, first.output
     assert "PROMOTED" in first.output and "Traceback" not in first.output
-    second = runner.invoke(app, ["train", *common, "--set", "gate.min_improvement=0.02"])
+    assert _champion(RANKING).version == "1" and _champion(RATING) is None
+    # one role's gate set from the command line (the other keeps its defaults)
+    second = runner.invoke(app, ["train", *common, "--set", "gate.ranking.min_improvement=0.02"])
     assert second.exit_code == 0, second.output
-    assert "PASS beats champion: ndcg_at_10" in second.output and _champion().version == "2"
-    assert "version 1 is now status: replaced" in second.output
+    assert "required >= 0.02" in second.output
+    assert "PASS beats champion: ndcg_at_10" in second.output and _champion(RANKING).version == "2"
+    assert "version 1 is now ranking: replaced" in " ".join(second.output.split())
+    assert _champion(RATING) is None  # a ranking model never holds champion-rating
     refused = runner.invoke(app, ["train", *common, "--model", "popularity"])
     assert refused.exit_code == 3, refused.output
     assert "REFUSED" in refused.output and "FAIL beats champion" in refused.output
-    assert _champion().version == "2"
+    assert _champion(RANKING).version == "2"
+    wrong_role = runner.invoke(app, ["train", *common, "--role", "rating"])
+    assert wrong_role.exit_code == 2, wrong_role.output
+    assert "model 'ease' does not predict ratings" in " ".join(wrong_role.output.split())
     recs = runner.invoke(app, ["recommend", "--user", "1", "-k", "3", "--registered-model",
                                "flowtest", "--json"])
     assert recs.exit_code == 0, recs.output
     assert [r["rank"] for r in json.loads(recs.stdout)] == [1, 2, 3]
-    back = runner.invoke(app, ["rollback", "--registered-model", "flowtest"])
+    back = runner.invoke(app, ["rollback", "--registered-model", "flowtest"])  # ranking
     assert back.exit_code == 0, back.output
-    assert "from version 2 back to version 1" in back.output
-    assert _champion().version == "1"
+    assert "champion-ranking moved from version 2 back to version 1" in back.output
+    assert _champion(RANKING).version == "1"
+    no_rating = runner.invoke(app, ["rollback", "--registered-model", "flowtest", "--role",
+                                    "rating"])
+    assert no_rating.exit_code == 1 and "has no champion-rating" in no_rating.output
 
     dup = workspace / "dup.csv"
     dup.write_text("user,item,rating,timestamp\n" + "1,1,4,10\n" * 150)
@@ -259,7 +310,7 @@ def test_cli_train_recommend_rollback_and_exit_codes(workspace):
                                        "--duplicates", "refuse"])
     assert refused_dups.exit_code == 2, refused_dups.output  # bad data
     assert "duplicate" in refused_dups.output.lower()
-    assert _champion().version == "1"
+    assert _champion(RANKING).version == "1"
     usage = runner.invoke(app, ["train", *common, "--test-fraction", "1.5"])
     assert usage.exit_code == 2
     assert "split.test_fraction: Input should be less than 1" in usage.output
@@ -271,8 +322,10 @@ def test_a_private_model_logs_its_budget_and_the_gate_holds_it_to_one(workspace)
     # the tiny data set has too few users for a real budget: epsilon 1e4 is private in form only,
     # enough to check the wiring (the privacy record logged, the threshold read by the gate)
     dp = {"name": "dp-als", "params": {"epsilon": 1e4, "iterations": 3}}
+    rating = {"require_beat_baseline": False}
     within = outcome_of(training_flow(TrainingParams(
-        **TINY, model=dp, gate={**NO_BASELINE, "thresholds": {"rmse": 1.5, "epsilon": 2e4}})))
+        **TINY, model=dp, roles=["rating"],
+        gate={"rating": {**rating, "thresholds": {"rmse": 1.5, "epsilon": 2e4}}})))
     assert within["promoted"] is True
     logged = MlflowClient().get_run(within["run_id"]).data.metrics
     # the accountant's epsilon for the calibrated noise: at most the target, and close to it
@@ -280,7 +333,86 @@ def test_a_private_model_logs_its_budget_and_the_gate_holds_it_to_one(workspace)
     assert 0 < logged["delta"] < 1
 
     over = outcome_of(training_flow(TrainingParams(
-        **TINY, model=dp, gate={**NO_BASELINE, "thresholds": {"rmse": 1.5, "epsilon": 10}})))
-    assert over["promoted"] is False
-    assert any("epsilon" in r and r.startswith("FAIL") for r in over["gate_reasons"]), over
+        **TINY, model=dp, roles=["rating"],
+        gate={"rating": {**rating, "thresholds": {"rmse": 1.5, "epsilon": 10}}})))
+    assert over["promoted"] is False and over["roles"]["ranking"]["verdict"] == "not-competing"
+    assert any("epsilon" in r and r.startswith("FAIL")
+               for r in over["roles"]["rating"]["gate_reasons"]), over
     assert _champion().version == within["version"]
+
+
+def _with_a_newcomer(workspace):
+    """The small synthetic data and one user whose ten ratings are the newest of all, so that
+    the time split puts every one of them in the test part."""
+    from recsys_core.data.synthetic import config_for, generate
+
+    frame = generate(config_for("small")).interactions
+    items = frame["item"].value_counts().index[20:30]  # not the most popular ones
+    late = pd.DataFrame({"user": "newcomer", "item": items, "rating": 5.0,
+                         "timestamp": frame["timestamp"].max() + 1 + pd.RangeIndex(10)})
+    pd.concat([frame, late], ignore_index=True).to_parquet(workspace / "data.parquet")
+    return {"source": str(workspace / "data.parquet")}, set(items)
+
+
+def test_refit_full_serves_the_newest_rows_and_a_failed_refit_moves_nothing(workspace,
+                                                                            monkeypatch):
+    from recsys_core.features.prepare import Features
+    from recsys_core.tracking import model_store
+
+    data, newest = _with_a_newcomer(workspace)
+    ease = dict(data=data, **NAMES)
+    client = MlflowClient()
+    # refit off: today's path, the version serves the judged model (NDCG@10 0.40 vs 0.35)
+    off = outcome_of(training_flow(TrainingParams(**ease, refit_full=False, model={
+        "name": "ease", "params": {"reg": 1e6}})))
+    assert off["promoted_roles"] == ["ranking"] and off["refit"] is None
+    assert client.get_run(off["run_id"]).data.tags["recsys.refit"] == "off"
+    assert "evaluated_state" not in {a.path for a in client.list_artifacts(off["run_id"])}
+    v1 = registry.VersionRef("flowtest", off["version"])
+    assert "newcomer" not in set(model_store.load_recommender(v1).user_vocab_.ids)
+
+    # refit on (the default): the served model knows the rows the time split held out
+    on = outcome_of(training_flow(TrainingParams(**ease, model={"name": "ease"})))
+    assert on["promoted_roles"] == ["ranking"] and _champion(RANKING).version == on["version"]
+    run = client.get_run(on["run_id"])
+    v2 = registry.VersionRef("flowtest", on["version"])
+    served = model_store.load_recommender(v2)
+    judged = model_store.load_recommender(v2, path=model_store.EVALUATED_PATH)
+    assert "newcomer" in set(served.user_vocab_.ids)
+    assert "newcomer" not in set(judged.user_vocab_.ids)
+    assert judged.n_users == run.data.metrics["data/n_users_train"]
+    assert on["refit"]["n_ratings"] == run.data.metrics["data/n_train"] + \
+        run.data.metrics["data/n_test"] == 11129
+    assert client.get_model_version("flowtest", v2.version).tags["refit_data_digest"] == \
+        run.data.tags["recsys.refit.data_digest"] == on["refit"]["data_digest"]
+    # the judged model's metrics are the run's (re-scoring it gives the same numbers)
+    from recsys_core.evaluation import evaluate
+    from recsys_core.features.splits import SplitConfig, split
+
+    frame = pd.read_parquet(data["source"])
+    parts = split(frame, SplitConfig())
+    again = evaluate(judged, parts.train, parts.test, k=10).metrics
+    assert again["ndcg_at_10"] == pytest.approx(on["metrics"]["ndcg_at_10"])
+    # the served lists come from the refit: the newcomer's own (test) items are seen, excluded
+    pyfunc = mlflow.pyfunc.load_model(f"models:/flowtest@{RANKING}")
+    recs = pyfunc.predict(pd.DataFrame({"user": ["newcomer"]}), params={"k": 10})
+    assert len(recs) == 10 and not set(recs["item"]) & newest
+
+    # a refit that fails: the version is kept as evidence, marked failed, and nothing moves
+    def broken(self):
+        raise MemoryError("refit ran out of memory")
+
+    monkeypatch.setattr(Features, "full_set", broken)
+    equal = {"ranking": {"min_improvement": 0}}  # the same model passes against itself
+    with pytest.raises(Exception, match="the refit of 'ease' on all rows of the split failed"):
+        training_flow(TrainingParams(**ease, model={"name": "ease"}, gate=equal))
+    failed = max(_versions(), key=lambda mv: int(mv.version))
+    assert int(failed.version) == int(v2.version) + 1
+    assert failed.tags["status"] == "failed" and failed.tags["role.ranking"] == "failed"
+    assert "refit ran out of memory" in failed.tags["refit_error"]
+    assert not client.get_model_version("flowtest", failed.version).aliases
+    assert _champion(RANKING).version == v2.version
+    assert registry.get_alias("flowtest", registry.CHALLENGER).version == v2.version
+    last = _runs()[0]
+    assert last.info.status == "FAILED" and last.data.tags["recsys.refit"] == "failed"
+    assert _flow_run(last).name == "train-ease-failed"

@@ -59,6 +59,14 @@ def test_models_json_lists_names_and_defaults():
     assert {"sgd-mf", "bias", "popularity"} <= set(info)
     params = {p["name"]: p["default"] for p in info["sgd-mf"]["params"]}
     assert params["factors"] == 100 and params["lr"] == 0.005 and params["epochs"] == 20
+    # the serving roles each family can fill, with their champion aliases
+    assert info["sgd-mf"]["roles"] == {"ranking": "champion-ranking",
+                                       "rating": "champion-rating"}
+    assert info["ease"]["roles"] == info["popularity"]["roles"] == {
+        "ranking": "champion-ranking"}
+    text = _invoke("models")
+    assert "roles: ranking (champion-ranking)" in text.stdout
+    assert "roles: ranking (champion-ranking), rating (champion-rating)" in text.stdout
 
 
 @pytest.mark.parametrize(

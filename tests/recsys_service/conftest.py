@@ -48,8 +48,10 @@ def model_name():
     return f"svc-{next(_names)}"
 
 
-def _publish(model, folder, name, aliases=("champion",)) -> registry.VersionRef:
-    """Log ``model``'s state as the training flow does, register it and set ``aliases``."""
+def _publish(model, folder, name,
+             aliases=tuple(registry.ROLE_ALIASES.values())) -> registry.VersionRef:
+    """Log ``model``'s state as the training flow does, register it and set ``aliases`` (by
+    default both role aliases, champion-ranking and champion-rating)."""
     run_id = mlflow_run.start_run("serve-test", model.name)
     state = model.save(folder / f"state-{run_id}")
     mlflow_run.log_artifacts(run_id, state, STATE_PATH)

@@ -25,8 +25,10 @@ def served(store, models, publish):
     """One service with a ranking (ease) and a rating (sgd-mf) champion of its own model."""
     ranking = publish(models["ease"], store, "svc-roles", ["champion-ranking"])
     rating = publish(models["sgd-mf"], store, "svc-roles", ["champion-rating"])
-    app = create_app(ServiceSettings(registered_model="svc-roles", max_k=50,
-                                     max_recent_items=5, **ROLES), poll=False)
+    # the default settings serve lists from champion-ranking and /predict from champion-rating
+    settings = ServiceSettings(registered_model="svc-roles", max_k=50, max_recent_items=5)
+    assert {"ranking_alias": settings.ranking_alias, "rating_alias": settings.rating_alias} == ROLES
+    app = create_app(settings, poll=False)
     with TestClient(app) as client:
         app.state.live.refresh()
         yield client, ranking, rating
@@ -184,14 +186,19 @@ def test_no_model_registered_yet(store, model_name):
         assert client.get("/health").status_code == 200
         r = client.get("/ready")
         assert r.status_code == 503
-        why = f"registered model {model_name!r} has no version with alias 'champion' yet"
-        assert why in r.json()["reasons"]["ranking"] and why in r.json()["reasons"]["rating"]
-        for url in ("/recommendations/1", "/similar-items/1", "/predict?user_id=1&item_id=2"):
+        why = f"registered model {model_name!r} has no version with alias '%s' yet"
+        reasons = r.json()["reasons"]
+        assert why % "champion-ranking" in reasons["ranking"]
+        assert why % "champion-rating" in reasons["rating"]
+        for url, alias in (("/recommendations/1", "champion-ranking"),
+                           ("/similar-items/1", "champion-ranking"),
+                           ("/predict?user_id=1&item_id=2", "champion-rating")):
             r = client.get(url)
-            assert r.status_code == 503 and why in r.json()["detail"]
+            assert r.status_code == 503 and why % alias in r.json()["detail"]
         r = client.post("/recommendations", json={"user_id": "1"})
         assert r.status_code == 503
-        assert client.get("/model").json()["ranking"]["problem"].startswith(why)
+        assert client.get("/model").json()["ranking"]["problem"].startswith(
+            why % "champion-ranking")
 
 
 def test_a_ranking_model_cannot_answer_predict(store, model_name, models, publish):
@@ -245,14 +252,14 @@ def test_a_broken_or_vanished_version_never_unloads_the_served_one(store, model_
         # a version without its model_state artifacts cannot be loaded
         run_id = mlflow_run.start_run("serve-test", "empty")
         broken = registry.register(model_name, f"runs:/{run_id}/model_state", run_id, {})
-        move(broken, "champion")
+        move(broken, "champion-ranking")
         app.state.live.refresh()
         info = client.get("/model").json()["ranking"]
         assert info["version"] == v1.version
-        assert f"version {broken.version} behind alias 'champion' cannot be loaded" in \
+        assert f"version {broken.version} behind alias 'champion-ranking' cannot be loaded" in \
             info["registry_error"]
         assert client.get(f"/recommendations/{data.users.ids[0]}").status_code == 200
-        mlflow.MlflowClient().delete_registered_model_alias(model_name, "champion")
+        mlflow.MlflowClient().delete_registered_model_alias(model_name, "champion-ranking")
         app.state.live.refresh()
         info = client.get("/model").json()["ranking"]
         assert info["version"] == v1.version and "no longer set" in info["registry_error"]

@@ -19,7 +19,7 @@ def test_alias_moves_twice_under_concurrent_requests(store, model_name, data, fi
     models = [fit("ease", data, reg=20.0), fit("implicit-als", data, factors=8, iterations=4),
               fit("item-knn-implicit", data, k=15)]
     refs = [publish(m, store, model_name, aliases=()) for m in models]
-    move(refs[0], "champion")
+    move(refs[0], "champion-ranking")
     users = list(data.users.ids[:20]) + ["nobody"]
     recent = list(data.items.ids[:3])
     expected = {}
@@ -66,10 +66,10 @@ def test_alias_moves_twice_under_concurrent_requests(store, model_name, data, fi
         for t in threads:
             t.start()
         time.sleep(1.0)
-        move(refs[1], "champion")
+        move(refs[1], "champion-ranking")
         wait_for(server.url, refs[1].version)
         time.sleep(1.0)
-        move(refs[2], "champion")
+        move(refs[2], "champion-ranking")
         wait_for(server.url, refs[2].version)
         time.sleep(1.0)
         stop.set()

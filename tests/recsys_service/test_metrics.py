@@ -11,7 +11,7 @@ from recsys_service.settings import ServiceSettings
 @pytest.fixture(scope="module")
 def client(store, data, fit, publish):
     model = fit("ease", data, reg=50.0)
-    publish(model, store, "svc-metrics", ["champion"])
+    publish(model, store, "svc-metrics", ["champion-ranking", "champion-rating"])
     app = create_app(ServiceSettings(registered_model="svc-metrics"), poll=False)
     with TestClient(app) as c:
         app.state.live.refresh()

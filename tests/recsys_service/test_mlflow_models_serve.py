@@ -21,14 +21,14 @@ def test_mlflow_models_serve_answers_from_the_alias(store, model_name, data, fit
         info = pyfunc.log_model(model, store / "pyfunc")
     ref = registry.register(model_name, info.model_uri, run_id, {},
                             model_id=getattr(info, "model_id", None))
-    mlflow.MlflowClient().set_registered_model_alias(model_name, "champion", ref.version)
+    mlflow.MlflowClient().set_registered_model_alias(model_name, "champion-ranking", ref.version)
     port = free_port()
     mlflow_bin = Path(sys.executable).parent / "mlflow"
     # mlflow starts `uvicorn` by name: the environment's bin folder must be on PATH
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
            "PATH": f"{mlflow_bin.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     proc = subprocess.Popen(
-        [str(mlflow_bin), "models", "serve", "-m", f"models:/{model_name}@champion",
+        [str(mlflow_bin), "models", "serve", "-m", f"models:/{model_name}@champion-ranking",
          "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         cwd=store, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )

@@ -23,7 +23,7 @@ def published(store, raw, fit, publish):
     """One sgd-mf version trained on pseudonyms, tagged as the training flow tags it."""
     data = Interactions.from_frame(pseudonymize_users(raw, KEY.encode()))
     model = fit("sgd-mf", data, epochs=3, factors=4)
-    ref = publish(model, store, "svc-pseudo", ["champion"])
+    ref = publish(model, store, "svc-pseudo", ["champion-ranking", "champion-rating"])
     registry.tag_version(ref, {PSEUDONYMIZED_TAG: "true"})
     return model, ref
 

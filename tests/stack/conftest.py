@@ -143,7 +143,7 @@ class LoopbackStack:
         assert len(runs) == 1, runs
         return runs[0]
 
-    def alias(self, model: str, alias: str = "champion") -> str | None:
+    def alias(self, model: str, alias: str = "champion-rating") -> str | None:
         from mlflow.exceptions import MlflowException
 
         try:

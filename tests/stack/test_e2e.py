@@ -1,5 +1,5 @@
 """The training deployment end to end on the loopback stack: Prefect server and worker, MLflow
-server on PostgreSQL, artifacts proxied into S3, the registry's champion alias."""
+server on PostgreSQL, artifacts proxied into S3, the registry's champion aliases."""
 
 import json
 import subprocess
@@ -59,10 +59,15 @@ def test_deployments_are_applied_from_prefect_yaml(stack):
 
 
 def test_a_run_from_the_api_is_tracked_stored_in_s3_and_promoted(stack):
-    flow_run = stack.trigger({**BASE, "gate": {"require_beat_baseline": False}})
+    # judged on the thresholds only, for both roles: the first version serves lists and ratings
+    # (on the tiny data sgd-mf ranks below popularity; the ranking gate is relaxed here so that
+    # the stack's service has both roles; tests/flows holds the gate itself)
+    relaxed = {"require_beat_baseline": False}
+    flow_run = stack.trigger({**BASE, "gate": {"rating": relaxed,
+                                               "ranking": {**relaxed, "baseline_guards": []}}})
     final = stack.wait_final(flow_run.id)
     assert final.state.is_completed(), final.state.message
-    assert final.name == "train-sgd-mf-promoted"
+    assert final.name == "train-sgd-mf-promoted-ranking+rating"
 
     run = stack.mlflow_run_of(flow_run.id)
     client = stack.mlflow()
@@ -71,24 +76,29 @@ def test_a_run_from_the_api_is_tracked_stored_in_s3_and_promoted(stack):
     tags = run.data.tags
     assert tags["recsys.trigger"] == "manual"
     assert tags["prefect.deployment"] == "train-daily"
-    assert tags["recsys.gate"] == "passed"
+    assert tags["recsys.gate"] == "passed (ranking, rating)"
+    assert tags["recsys.refit"] == "served"
     assert run.data.params["model.name"] == "sgd-mf"
     assert tags["prefect.flow_run_url"].endswith(f"/flow-runs/flow-run/{flow_run.id}")
-    assert tags["mlflow.note.content"].startswith("# Gate PASSED")
+    assert tags["mlflow.note.content"].startswith("# Gate: passed (ranking, rating)")
     assert {"rmse", "ndcg_at_10"} <= set(run.data.metrics)
     top = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"model_state", "gate", "data"} <= top
+    assert {"model_state", "evaluated_state", "gate", "data"} <= top
 
     # the objects are in the bucket (read with boto3, not through MLflow)
     prefix = f"artifacts/{run.info.experiment_id}/{run.info.run_id}/artifacts/"
     keys = _s3_keys(stack, prefix)
     assert f"{prefix}model_state/state.npz" in keys
-    assert f"{prefix}gate/decision.json" in keys
+    assert f"{prefix}evaluated_state/state.npz" in keys
+    assert {f"{prefix}gate/{r}/decision.json" for r in ("ranking", "rating")} <= set(keys)
     assert any(k.endswith("/MLmodel") for k in _s3_keys(stack, "artifacts/"))
 
     version = tags["recsys.model_version"]
-    assert stack.alias(MODEL) == version
-    assert client.get_model_version(MODEL, version).tags["status"] == "champion"
+    assert stack.alias(MODEL, "champion-rating") == stack.alias(MODEL, "champion-ranking") == \
+        version
+    tags = client.get_model_version(MODEL, version).tags
+    assert tags["role.rating"] == tags["role.ranking"] == "champion"
+    assert tags["status"] == "promoted"
 
     # no credential in what MLflow shows
     shown = json.dumps([run.data.params, run.data.tags])
@@ -104,9 +114,9 @@ def test_a_weak_model_is_refused_and_champion_stays(stack):
     assert final.state.name == "Refused" and final.name == "train-sgd-mf-refused"
 
     run = stack.mlflow_run_of(flow_run.id)
-    assert run.data.tags["recsys.gate"] == "refused"
+    assert run.data.tags["recsys.gate"] == "refused (ranking, rating)"
     assert run.data.params["model.epochs"] == "1"
-    assert run.data.tags["recsys.gate_reasons"].startswith("FAIL")
+    assert run.data.tags["recsys.gate.rating.reasons"].startswith("FAIL")
     refused = run.data.tags["recsys.model_version"]
     assert stack.alias(MODEL) == champion != refused
     assert stack.alias(MODEL, "challenger") == refused

@@ -25,11 +25,12 @@ EDITED_CRON = "15 2 * * 1"
 def _train(stack, cwd: Path) -> subprocess.CompletedProcess:
     """``recsys train`` as a user runs it against the stack (tiny data, same seed each time).
 
-    Judged against the champion and the thresholds only: on the tiny data the model's margin
-    over the bias baseline is too thin to rest a test on."""
+    Judged against the rating champion and the thresholds only: on the tiny data the model's
+    margin over the bias baseline is too thin to rest a test on (it ranks below popularity, so
+    it is promoted for the rating role only)."""
     return subprocess.run(
         [str(BIN / "recsys"), "train", "--synthetic-size", "tiny", "--registered-model", MODEL,
-         "--experiment", MODEL, "--set", "gate.require_beat_baseline=false"],
+         "--experiment", MODEL, "--set", "gate.rating.require_beat_baseline=false"],
         cwd=cwd, env=stack.client_env(), capture_output=True, text=True, timeout=600,
         check=False,
     )  # fmt: skip
@@ -94,7 +95,8 @@ def test_objects_survive_down_and_up_and_the_next_training_meets_its_champion(st
 
     second = _train(stack, cycled["work"])
     # same data, same seed, same model: the gate compares it with the champion, loaded from its
-    # artifacts, and refuses it for not improving (exit code 3). A champion lost with its
+    # artifacts (the judged model, evaluated_state/), and refuses it for not improving (exit
+    # code 3). A champion lost with its
     # artifacts would be "unavailable" and let this copy through on the thresholds alone.
     assert second.returncode == 3, second.stdout[-3000:] + second.stderr[-3000:]
     assert "Traceback" not in second.stderr, second.stderr[-3000:]

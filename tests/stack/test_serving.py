@@ -19,6 +19,7 @@ from recsys_core.tracking.model_store import STATE_PATH
 pytestmark = pytest.mark.stack
 
 MODEL = "e2e"
+RANKING = registry.ROLE_ALIASES["ranking"]
 
 
 @pytest.fixture
@@ -67,10 +68,12 @@ def _wait_for_version(url: str, version: str, timeout: float = 30.0) -> None:
 def test_the_stack_service_serves_the_champion_and_follows_the_alias(stack, tracking, tmp_path):
     url = stack.env["RECSYS_SERVE_URL"]
     assert httpx.get(f"{url}/health", timeout=5).json() == {"status": "ok"}
-    champion = stack.alias(MODEL)
+    champion = stack.alias(MODEL, RANKING)
     if champion is None:  # this file alone: no e2e run promoted one
         champion = _publish(tmp_path, seed=1).version
-        assert registry.promote(registry.VersionRef(MODEL, champion), {}, expected=None) is None
+        for alias in registry.ROLE_ALIASES.values():  # /ready asks for both roles
+            assert registry.promote(registry.VersionRef(MODEL, champion), {}, expected=None,
+                                    alias=alias) is None
     assert _served_version(url) == champion
     user = generate(config_for("tiny", seed=42)).interactions["user"].value_counts().index[0]
     body = httpx.get(f"{url}/recommendations/{user}", params={"k": 5}, timeout=10).json()
@@ -79,10 +82,11 @@ def test_the_stack_service_serves_the_champion_and_follows_the_alias(stack, trac
 
     # the alias moves to a new version, then back: the service follows both moves
     new = _publish(tmp_path, seed=7)
-    registry.promote(new, {}, expected=champion)
+    registry.promote(new, {}, expected=champion, alias=RANKING)
     _wait_for_version(url, new.version)
     body = httpx.get(f"{url}/recommendations/{user}", params={"k": 5}, timeout=10).json()
     assert body["model"]["version"] == new.version
-    registry.promote(registry.VersionRef(MODEL, champion), {}, expected=new.version)
+    registry.promote(registry.VersionRef(MODEL, champion), {}, expected=new.version,
+                     alias=RANKING)
     _wait_for_version(url, champion)
     assert httpx.get(f"{url}/ready", timeout=5).status_code == 200

@@ -174,7 +174,7 @@ def two_versions(workspace):
         run_id = mlflow_run.start_run("retries", "r")
         versions.append(registry.register("retrytest", f"runs:/{run_id}/model_state", run_id,
                                           {"status": "candidate"}))
-    registry.promote(versions[0], {}, expected=None)
+    registry.promote(versions[0], {}, expected=None, alias="champion-rating")
     return versions
 
 
@@ -190,21 +190,23 @@ def test_promotion_retried_after_the_alias_moved_converges(two_versions, monkeyp
     attempts = []
 
     def fail_after_alias_move(ref, tags):
-        if tags.get("status") == "replaced" and not attempts:
-            attempts.append(registry.get_alias("retrytest").version)
+        if tags.get("role.rating") == "replaced" and not attempts:
+            attempts.append(registry.get_alias("retrytest", "champion-rating").version)
             raise ConnectionError("tracking server reset after the alias moved")
         return real(ref, tags)
 
     counted = faults(registry.promote, None)
     monkeypatch.setattr("tasks.gate.registry.promote", counted)
     monkeypatch.setattr(registry, "tag_version", fail_after_alias_move)
-    previous = promote(v2, _decision(v1.version), {"run_id": "r2"})
+    previous = promote(v2, _decision(v1.version), {"run_id": "r2"}, "rating")
     assert attempts == ["2"] and counted.calls == 2
     assert previous == "1"
     tags = MlflowClient().get_model_version("retrytest", "2").tags
-    assert (tags["status"], tags["previous_champion"], tags["run_id"]) == ("champion", "1", "r2")
-    assert MlflowClient().get_model_version("retrytest", "1").tags["status"] == "replaced"
-    assert registry.rollback("retrytest")[1].version == "1"
+    assert (tags["role.rating"], tags["role.rating.previous"], tags["run_id"]) == (
+        "champion", "1", "r2")
+    assert "gate.rating.reasons" in tags
+    assert MlflowClient().get_model_version("retrytest", "1").tags["role.rating"] == "replaced"
+    assert registry.rollback("retrytest", alias="champion-rating")[1].version == "1"
 
 
 def test_stale_promotion_is_not_retried(two_versions, monkeypatch, faults):
@@ -212,10 +214,12 @@ def test_stale_promotion_is_not_retried(two_versions, monkeypatch, faults):
     monkeypatch.setenv("RECSYS_IO_RETRIES", "3")
     counted = faults(registry.promote, None)
     monkeypatch.setattr("tasks.gate.registry.promote", counted)
-    with pytest.raises(StalePromotionError, match="champion of 'retrytest' is version 1 now"):
-        promote(v2, _decision(None), {"run_id": "r2"})  # judged when there was no champion
+    # judged when there was no champion
+    with pytest.raises(StalePromotionError,
+                       match="champion-rating of 'retrytest' is version 1 now"):
+        promote(v2, _decision(None), {"run_id": "r2"}, "rating")
     assert counted.calls == 1
-    assert registry.get_alias("retrytest").version == "1"
+    assert registry.get_alias("retrytest", "champion-rating").version == "1"
 
 
 def test_no_retry_when_set_to_zero(workspace, monkeypatch, faults):

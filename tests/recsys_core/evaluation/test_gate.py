@@ -1,9 +1,22 @@
-"""The promotion gate: thresholds, baseline, champion with min_improvement, guarded metrics."""
+"""The promotion gate: thresholds, baseline, champion with min_improvement, guarded metrics;
+the gate of each serving role (ranking against popularity, rating against bias)."""
 
 import pytest
 from pydantic import ValidationError
 
-from recsys_core.evaluation.gate import GateConfig, decide, resolve_primary
+from recsys_core.evaluation.gate import (
+    GateConfig,
+    RankingGate,
+    RatingGate,
+    RoleGates,
+    at_k,
+    baseline_of,
+    competing_roles,
+    decide,
+    resolve_primary,
+    resolved,
+)
+from recsys_core.exceptions import ConfigError
 
 RATING = GateConfig(thresholds={"rmse": 1.0}, min_improvement=0.01, guarded_metrics=["mae"],
                     guard_tolerance=0.02)  # fmt: skip
@@ -295,3 +308,98 @@ def test_an_infinite_epsilon_fails_the_budget():
     # dp-als trained without noise reports epsilon = inf
     d = decide({"rmse": 0.90, "epsilon": float("inf")}, config=PRIVATE, primary="rmse")
     assert not d.passed and not _check(d, "threshold epsilon").passed
+
+
+# --- the ranking gate: NDCG@k beats popularity, recall@k not lost to it (inclusive) ---------
+
+RANKING = resolved(RankingGate(), 10)
+POPULARITY = {"ndcg_at_10": 0.22, "recall_at_10": 0.10}
+
+
+def _ranking(challenger, champion=None, config=RANKING):
+    return decide(challenger, config=config, primary=config.primary_metric,
+                  baseline=POPULARITY, champion=champion,
+                  champion_version="3" if champion else None, role="ranking",
+                  baseline_name="popularity")
+
+
+def test_ranking_gate_defaults_resolve_k():
+    assert RANKING.primary_metric == "ndcg_at_10"
+    assert RANKING.baseline_guards == ["recall_at_10"]
+    assert RANKING.guarded_metrics == ["recall_at_10"] and RANKING.thresholds == {}
+    assert baseline_of(RANKING, predicts_ratings=True) == "popularity"
+    assert baseline_of(RatingGate(), predicts_ratings=False) == "bias"
+    assert at_k("precision_at_k", 5) == "precision_at_5" and at_k("rmse", 5) == "rmse"
+
+
+def test_ranking_gate_refuses_a_rating_model_below_popularity():
+    # the MovieLens-100K figures: sgd-mf 0.09 against popularity 0.22
+    d = _ranking({"rmse": 0.93, "ndcg_at_10": 0.09, "recall_at_10": 0.04})
+    assert not d.passed
+    assert d.reasons[0].startswith("FAIL beats baseline: ndcg_at_10 0.0900 vs baseline 0.2200")
+    assert "FAIL baseline guard recall_at_10" in " | ".join(d.reasons)
+    assert "# Gate REFUSED: ranking role" in d.to_markdown()
+    assert "baseline: popularity" in d.to_markdown()
+
+
+def test_ranking_gate_refuses_better_ndcg_with_a_lost_recall():
+    d = _ranking({"ndcg_at_10": 0.30, "recall_at_10": 0.0999})
+    assert not d.passed
+    assert [r for r in d.reasons if r.startswith("FAIL")] == [
+        "FAIL baseline guard recall_at_10: recall_at_10 0.0999 vs baseline 0.1000 (change "
+        "-0.0001; may not be worse than the baseline)"]
+
+
+def test_ranking_gate_passes_a_model_beating_both():
+    d = _ranking({"ndcg_at_10": 0.44, "recall_at_10": 0.25})
+    assert d.passed, d.reasons
+    assert {r.split(":")[0] for r in d.reasons} == {"PASS beats baseline",
+                                                     "PASS baseline guard recall_at_10"}
+
+
+def test_ranking_gate_boundaries():
+    # recall tied with popularity passes (inclusive); NDCG tied is refused (strict)
+    assert _ranking({"ndcg_at_10": 0.2201, "recall_at_10": 0.10}).passed
+    assert not _ranking({"ndcg_at_10": 0.22, "recall_at_10": 0.30}).passed
+    # a loss within the float slack passes, one just beyond it does not
+    assert _ranking({"ndcg_at_10": 0.3, "recall_at_10": 0.10 - 1e-10}).passed
+    assert not _ranking({"ndcg_at_10": 0.3, "recall_at_10": 0.10 - 1e-8}).passed
+    # a guarded metric that the challenger lacks (another k) fails, it is not skipped
+    lacking = _ranking({"ndcg_at_10": 0.3})
+    assert not lacking.passed
+    assert "the challenger has no 'recall_at_10'" in " ".join(lacking.reasons)
+    # no baseline guards configured: only the primary metric against the baseline
+    loose = resolved(RankingGate(baseline_guards=[]), 10)
+    assert _ranking({"ndcg_at_10": 0.3, "recall_at_10": 0.0}, config=loose).passed
+
+
+def test_ranking_gate_against_its_champion():
+    champion = {"ndcg_at_10": 0.40, "recall_at_10": 0.20}
+    # better NDCG by exactly min_improvement, recall regressed by exactly the tolerance: passes
+    edge = _ranking({"ndcg_at_10": 0.401, "recall_at_10": 0.19}, champion)
+    assert edge.passed, edge.reasons
+    worse = _ranking({"ndcg_at_10": 0.45, "recall_at_10": 0.18}, champion)
+    assert not worse.passed and "FAIL guard recall_at_10" in worse.reasons[0]
+
+
+def test_competing_roles():
+    assert competing_roles("auto", predicts_ratings=True, model="sgd-mf") == ["ranking", "rating"]
+    assert competing_roles("auto", predicts_ratings=False, model="ease") == ["ranking"]
+    assert competing_roles(["rating"], predicts_ratings=True, model="sgd-mf") == ["rating"]
+    assert competing_roles(["rating", "ranking"], predicts_ratings=True, model="als") == [
+        "ranking", "rating"]
+    with pytest.raises(ConfigError, match="model 'ease' does not predict ratings.*"
+                                          "roles=\\['ranking'\\]"):
+        competing_roles(["rating"], predicts_ratings=False, model="ease")
+    with pytest.raises(ConfigError, match="give 'auto' or a list of ranking, rating"):
+        competing_roles(["served"], predicts_ratings=True, model="als")
+    with pytest.raises(ConfigError, match="give 'auto'"):
+        competing_roles([], predicts_ratings=True, model="als")
+
+
+def test_role_gates_set_one_field_keep_the_role_defaults():
+    gates = RoleGates.model_validate({"ranking": {"min_improvement": 0.02}})
+    assert gates.ranking.min_improvement == 0.02 and gates.ranking.baseline == "popularity"
+    assert gates.ranking.baseline_guards == ["recall_at_k"]
+    assert gates.rating.thresholds == {"rmse": 1.2} and gates.rating.min_improvement == 0.001
+    assert gates.for_role("rating").primary_metric == "rmse"

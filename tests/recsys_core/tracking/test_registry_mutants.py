@@ -9,6 +9,8 @@ from mlflow import MlflowClient
 from recsys_core.exceptions import StalePromotionError
 from recsys_core.tracking import registry
 
+RATING = registry.ROLE_ALIASES[registry.RATING]
+
 
 def _tags(version: str, name: str = "regtest") -> dict[str, str]:
     return dict(MlflowClient().get_model_version(name, version).tags)
@@ -18,23 +20,24 @@ def test_rollback_of_a_role_alias_leaves_the_champion(new_version):
     v1, v2, v3 = new_version(), new_version(), new_version()
     registry.promote(v1, {}, expected=None, alias="champion-ranking")
     registry.promote(v2, {}, expected="1", alias="champion-ranking")
-    registry.promote(v3, {}, expected=None)
+    registry.promote(v3, {}, expected=None, alias=RATING)
     old, new = registry.rollback("regtest", alias="champion-ranking")
     assert (old.version, new.version) == ("2", "1")
     assert registry.get_alias("regtest", "champion-ranking").version == "1"
-    assert registry.get_alias("regtest").version == "3"
+    assert registry.get_alias("regtest", RATING).version == "3"
     tags = _tags("2")
-    assert tags["status"] == "rolled_back"
-    assert tags["rolled_back_at"].endswith("Z")
-    assert _tags("1")["status"] == "champion"
+    assert tags["role.ranking"] == "rolled_back"
+    assert tags["role.ranking.rolled_back_at"].endswith("Z")
+    assert _tags("1")["role.ranking"] == "champion"
+    assert _tags("3")["role.rating"] == "champion" and "role.ranking" not in _tags("3")
 
 
 def test_stale_rollback_names_both_versions(new_version):
     v1, v2 = new_version(), new_version()
-    registry.promote(v1, {}, expected=None)
-    registry.promote(v2, {}, expected="1")
+    registry.promote(v1, {}, expected=None, alias=RATING)
+    registry.promote(v2, {}, expected="1", alias=RATING)
     with pytest.raises(StalePromotionError) as caught:
-        registry.rollback("regtest", expected="1")
+        registry.rollback("regtest", alias=RATING, expected="1")
     assert (caught.value.judged, caught.value.current) == ("1", "2")
 
 
