@@ -24,7 +24,7 @@ def champion(workspace):
     run_id = mlflow_run.start_run("drift", "champion")
     version = registry.register("drifttask", f"runs:/{run_id}/model_state", run_id,
                                 {"data_digest": ref.digest})
-    registry.promote(version, {}, expected=None)
+    registry.promote(version, {}, expected=None, alias=registry.alias_of(registry.RANKING))
     frame = frame.copy()
     frame["item"] = "x" + frame["item"].astype(str)
     current = snapshot.write(Collected(frame), data_dir / "snapshots")
@@ -83,6 +83,6 @@ def test_no_champion_or_disabled_means_nothing_to_compare(workspace):
                           workspace / "data" / "snapshots")
     run_id = mlflow_run.start_run("drift", "r")
     out = check_drift(snap, DriftRules(), str(workspace / "data"), "nobody-yet", run_id)
-    assert out.level == "skipped" and "no champion of 'nobody-yet'" in out.reason
+    assert out.level == "skipped" and "no champion-ranking of 'nobody-yet'" in out.reason
     out = check_drift(snap, DriftRules(enabled=False), str(workspace / "data"), "x", run_id)
     assert out.level == "skipped" and "validation.drift.enabled=false" in out.reason
