@@ -31,6 +31,7 @@ from recsys_service.schemas import (
     ModelOut,
     PredictionOut,
     RecommendationOut,
+    RecommendationRequest,
     SimilarOut,
     model_info,
     recommendation_body,
@@ -85,7 +86,6 @@ def create_app(
     app.state.settings, app.state.live, app.state.metrics = settings, live, metrics
     app.state.events, app.state.recorder = events, recorder
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    Body = recommendation_request(settings.default_k, settings.max_k, settings.max_recent_items)
     K = Annotated[int, Query(ge=1, le=settings.max_k,
                              description=f"list length, 1 to {settings.max_k}")]
     _handlers(app, settings)
@@ -110,8 +110,7 @@ def create_app(
         _record(out, user_id, served)
         return out
 
-    @app.post("/recommendations")
-    async def recommendations_for(body: Body) -> RecommendationOut:  # type: ignore[valid-type]
+    async def recommendations_for(body: RecommendationRequest) -> RecommendationOut | JSONResponse:
         """Top-k for a user and/or the items they just interacted with (folded in)."""
         if body.user_id is None and not body.recent_items:
             return _error(422, "give a user_id, recent_items, or both")
@@ -126,8 +125,14 @@ def create_app(
         _record(out, out.user_id, served)
         return out
 
-    @app.get("/similar-items/{item_id}")
-    async def similar_items(item_id: IdPath, k: K = settings.default_k) -> SimilarOut:
+    # FastAPI validates the body with the subclass that carries this service's limits
+    recommendations_for.__annotations__["body"] = recommendation_request(
+        settings.default_k, settings.max_k, settings.max_recent_items)
+    app.post("/recommendations", response_model=RecommendationOut)(recommendations_for)
+
+    @app.get("/similar-items/{item_id}", response_model=SimilarOut)
+    async def similar_items(item_id: IdPath,
+                            k: K = settings.default_k) -> SimilarOut | JSONResponse:
         """The k items most similar to an item."""
         served = live.served(RANKING)
         items = served.scorer.similar_items(item_id, k)
@@ -175,10 +180,10 @@ def create_app(
         return {"received": result.received, "stored": result.stored,
                 "duplicates": result.duplicates}
 
-    @app.get("/predict")
+    @app.get("/predict", response_model=PredictionOut)
     async def predict(user_id: Annotated[str, Query(min_length=1, max_length=256)],
                       item_id: Annotated[str, Query(min_length=1, max_length=256)],
-                      ) -> PredictionOut:
+                      ) -> PredictionOut | JSONResponse:
         """Predicted rating of a user for an item (rating role)."""
         served = live.served(RATING)
         try:
@@ -211,7 +216,7 @@ def create_app(
     @app.get("/model")
     async def model() -> Any:
         """What serves each role, and the problems of the last reload."""
-        out = {}
+        out: dict[str, Any] = {}
         for role in ROLES:
             st = live.status(role)
             s = st.served

@@ -5,7 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    create_model,
+)
 
 from recsys_core.serving import Recommendation, ScoredItem
 from recsys_service.live_models import Served
@@ -14,25 +22,37 @@ from recsys_service.live_models import Served
 Id = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256)] | StrictInt
 
 
-def recommendation_request(default_k: int, max_k: int, max_items: int) -> type[BaseModel]:
-    """The body of ``POST /recommendations`` with the service's limits."""
+class RecommendationRequest(BaseModel):
+    """A user, the items they just interacted with, or both (the limits: see
+    :func:`recommendation_request`)."""
 
-    class RecommendationRequest(BaseModel):
-        """A user, the items they just interacted with, or both."""
+    model_config = ConfigDict(extra="forbid")
 
-        model_config = ConfigDict(extra="forbid")
+    user_id: Id | None = Field(None, description="known user id (may be omitted for a new "
+                                                 "user with recent_items)")
+    recent_items: list[Id] = Field(
+        default_factory=list,
+        description="items interacted with after training, folded in at request time")
+    exclude: list[Id] = Field(default_factory=list, description="items never to recommend")
+    k: StrictInt = Field(10, ge=1, description="list length")
+    explain: StrictBool = Field(False, description="add the reasons of each item")
 
-        user_id: Id | None = Field(None, description="known user id (may be omitted for a new "
-                                                     "user with recent_items)")
-        recent_items: list[Id] = Field(
+
+def recommendation_request(default_k: int, max_k: int,
+                           max_items: int) -> type[RecommendationRequest]:
+    """The body of ``POST /recommendations`` with the service's limits: a subclass of
+    :class:`RecommendationRequest` whose fields carry them (and show them in the OpenAPI)."""
+
+    return create_model(
+        "RecommendationRequest", __base__=RecommendationRequest,
+        __doc__=RecommendationRequest.__doc__,
+        recent_items=(list[Id], Field(
             default_factory=list, max_length=max_items,
-            description="items interacted with after training, folded in at request time")
-        exclude: list[Id] = Field(default_factory=list, max_length=max_items,
-                                  description="items never to recommend")
-        k: StrictInt = Field(default_k, ge=1, le=max_k, description="list length")
-        explain: StrictBool = Field(False, description="add the reasons of each item")
-
-    return RecommendationRequest
+            description="items interacted with after training, folded in at request time")),
+        exclude=(list[Id], Field(default_factory=list, max_length=max_items,
+                                 description="items never to recommend")),
+        k=(StrictInt, Field(default_k, ge=1, le=max_k, description="list length")),
+    )  # fmt: skip
 
 
 class ModelOut(BaseModel):
