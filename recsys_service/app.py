@@ -80,6 +80,7 @@ def create_app(
         finally:
             live.stop()
             await asyncio.to_thread(recorder.stop)
+            metrics.process_exit()
 
     app = FastAPI(title="recsys", summary="Recommendations from the registry's champions",
                   lifespan=lifespan)
