@@ -34,9 +34,9 @@ from recsys_service.schemas import (
     RecommendationRequest,
     SimilarOut,
     model_info,
-    recommendation_body,
+    recommendation_answer,
     recommendation_request,
-    similar_body,
+    similar_answer,
 )
 from recsys_service.settings import RANKING, RATING, ROLES, ServiceSettings
 
@@ -95,23 +95,22 @@ def create_app(
         if fallback is not None:
             metrics.fallbacks.labels(route, fallback).inc()
 
-    def _record(out: RecommendationOut | SimilarOut, user_id: str | None, served: Served) -> None:
-        recorder.submit(ServedList(out.recommendation_id, user_id,
-                                   tuple(i.item_id for i in out.items), served.registered_model,
-                                   served.version, served.alias))
+    def _record(out: dict[str, Any], user_id: str | None, served: Served) -> JSONResponse:
+        recorder.submit(ServedList(out["recommendation_id"], user_id,
+                                   tuple(i["item_id"] for i in out["items"]),
+                                   served.registered_model, served.version, served.alias))
+        return JSONResponse(out)
 
-    @app.get("/recommendations/{user_id}")
+    @app.get("/recommendations/{user_id}", response_model=RecommendationOut)
     async def recommendations(user_id: IdPath, k: K = settings.default_k,
-                              explain: bool = False) -> RecommendationOut:
+                              explain: bool = False) -> JSONResponse:
         """Top-k unseen items for a user (popularity for unknown users)."""
         served = live.served(RANKING)
         rec = served.scorer.recommend(user_id, k, explain=explain)
         _count_fallback("/recommendations", rec.fallback)
-        out = recommendation_body(rec, served, explain)
-        _record(out, user_id, served)
-        return out
+        return _record(recommendation_answer(rec, served, explain), user_id, served)
 
-    async def recommendations_for(body: RecommendationRequest) -> RecommendationOut | JSONResponse:
+    async def recommendations_for(body: RecommendationRequest) -> JSONResponse:
         """Top-k for a user and/or the items they just interacted with (folded in)."""
         if body.user_id is None and not body.recent_items:
             return _error(422, "give a user_id, recent_items, or both")
@@ -122,9 +121,8 @@ def create_app(
             exclude=[str(i) for i in body.exclude], explain=body.explain,
         )  # fmt: skip
         _count_fallback("/recommendations", rec.fallback)
-        out = recommendation_body(rec, served, body.explain)
-        _record(out, out.user_id, served)
-        return out
+        out = recommendation_answer(rec, served, body.explain)
+        return _record(out, out["user_id"], served)
 
     # FastAPI validates the body with the subclass that carries this service's limits
     recommendations_for.__annotations__["body"] = recommendation_request(
@@ -132,8 +130,7 @@ def create_app(
     app.post("/recommendations", response_model=RecommendationOut)(recommendations_for)
 
     @app.get("/similar-items/{item_id}", response_model=SimilarOut)
-    async def similar_items(item_id: IdPath,
-                            k: K = settings.default_k) -> SimilarOut | JSONResponse:
+    async def similar_items(item_id: IdPath, k: K = settings.default_k) -> JSONResponse:
         """The k items most similar to an item."""
         served = live.served(RANKING)
         items = served.scorer.similar_items(item_id, k)
@@ -141,9 +138,9 @@ def create_app(
             return _error(404, f"unknown item {item_id!r}: the served model (version "
                                f"{served.version}) has never seen it; ask for an item of its "
                                "training data")
-        out = similar_body(item_id, items, served)
-        _record(out, None, served)
-        return out
+        return _record(similar_answer(item_id, items, served), None, served)
+
+    events_stored, events_duplicate = (metrics.events.labels(o) for o in ("stored", "duplicate"))
 
     @app.post("/events")
     async def post_events(request: Request) -> Any:
@@ -176,8 +173,8 @@ def create_app(
         except DataSourceError as exc:
             log.warning("events not stored: %s", exc)
             return _error(503, f"{exc} (nothing was stored; send the batch again)")
-        metrics.events.labels("stored").inc(result.stored)
-        metrics.events.labels("duplicate").inc(result.duplicates)
+        events_stored.inc(result.stored)
+        events_duplicate.inc(result.duplicates)
         return {"received": result.received, "stored": result.stored,
                 "duplicates": result.duplicates}
 

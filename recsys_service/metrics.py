@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -46,6 +47,7 @@ class ServiceMetrics:
                                 "a role", ["role", "version", "algorithm"], registry=self.registry,
                                 multiprocess_mode="livemax")
         self._info_labels: dict[str, tuple[str, str, str]] = {}
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.reloads = Counter("recsys_model_reloads", "looks at the model aliases by outcome",
                                ["role", "outcome"], registry=self.registry)
         self.fallbacks = Counter("recsys_fallbacks", "answers that used a fallback",
@@ -58,8 +60,13 @@ class ServiceMetrics:
                                     registry=self.registry)
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route, method).observe(seconds)
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:  # labels() costs more than the increment: once per route & status
+            children = self._children[key] = (self.requests.labels(route, method, str(status)),
+                                              self.latency.labels(route, method))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def on_reload(self, role: str, outcome: str, served) -> None:
         self.reloads.labels(role, outcome).inc()

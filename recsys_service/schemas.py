@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -101,26 +101,43 @@ class PredictionOut(BaseModel):
 
 
 def model_info(served: Served) -> ModelOut:
-    return ModelOut(name=served.registered_model, version=served.version, role=served.role,
-                    alias=served.alias, algorithm=served.algorithm)
+    return ModelOut.model_validate(model_dict(served))
 
 
-def _item(item: ScoredItem, explain: bool) -> ItemOut:
+def model_dict(served: Served) -> dict[str, Any]:
+    """:class:`ModelOut` of ``served`` as JSON-ready data."""
+    return {"name": served.registered_model, "version": served.version, "role": served.role,
+            "alias": served.alias, "algorithm": served.algorithm}
+
+
+# The answers of the list routes are built as plain data in the shape of their models and sent
+# as they are: building the models, then validating and serializing them again, cost more CPU
+# than scoring (tests/recsys_service/test_app.py validates the answers against the models).
+def _item(item: ScoredItem, explain: bool) -> dict[str, Any]:
     reasons = None
     if explain:
-        reasons = [ReasonOut(text=r.text, item_id=r.item_id, weight=r.weight)
+        reasons = [{"text": r.text, "item_id": r.item_id,
+                    "weight": None if r.weight is None else float(r.weight)}
                    for r in item.reasons or ()]
-    return ItemOut(item_id=item.item_id, score=item.score, reasons=reasons)
+    return {"item_id": item.item_id, "score": float(item.score), "reasons": reasons}
+
+
+def recommendation_answer(rec: Recommendation, served: Served, explain: bool) -> dict[str, Any]:
+    """A :class:`RecommendationOut` as JSON-ready data, with a new ``recommendation_id``."""
+    return {"recommendation_id": uuid.uuid4().hex, "user_id": rec.user_id,
+            "items": [_item(i, explain) for i in rec.items], "model": model_dict(served),
+            "fallback": rec.fallback, "folded_in": rec.folded_in, "warnings": list(rec.warnings)}
+
+
+def similar_answer(item_id: str, items: list[ScoredItem], served: Served) -> dict[str, Any]:
+    """A :class:`SimilarOut` as JSON-ready data, with a new ``recommendation_id``."""
+    return {"recommendation_id": uuid.uuid4().hex, "item_id": item_id,
+            "items": [_item(i, False) for i in items], "model": model_dict(served)}
 
 
 def recommendation_body(rec: Recommendation, served: Served, explain: bool) -> RecommendationOut:
-    return RecommendationOut(
-        recommendation_id=uuid.uuid4().hex, user_id=rec.user_id,
-        items=[_item(i, explain) for i in rec.items], model=model_info(served),
-        fallback=rec.fallback, folded_in=rec.folded_in, warnings=rec.warnings,
-    )
+    return RecommendationOut.model_validate(recommendation_answer(rec, served, explain))
 
 
 def similar_body(item_id: str, items: list[ScoredItem], served: Served) -> SimilarOut:
-    return SimilarOut(recommendation_id=uuid.uuid4().hex, item_id=item_id,
-                      items=[_item(i, False) for i in items], model=model_info(served))
+    return SimilarOut.model_validate(similar_answer(item_id, items, served))
