@@ -96,3 +96,21 @@ def pg_url(pg_server):
     finally:
         conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.close()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """The URL of a real S3 API over HTTP on loopback (moto's server, started once).
+
+    moto keeps its buckets per process, not per server: every test sees what earlier tests
+    stored, so a test uses bucket names of its own (or resets, as tests/infra/test_buckets.py
+    does)."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
