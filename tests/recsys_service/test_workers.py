@@ -36,7 +36,8 @@ def test_two_workers_on_a_fresh_store_count_every_request_in_one_scrape(
     for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "RECSYS_SERVE_TRACKING_URI"):
         monkeypatch.delenv(var, raising=False)
     args = [sys.executable, "-m", "recsys_cli.main", "serve", "--port", port, "--workers", 2]
-    with server_process(args, port=port, cwd=folder, env=env) as server:
+    # two workers importing the service at once on a busy machine: minutes, not seconds
+    with server_process(args, port=port, cwd=folder, env=env, timeout=300) as server:
         # both workers looked at the new, empty registry: not ready, for the right reason
         ready = httpx.get(f"{server.url}/ready").json()
         assert "has no version with alias 'champion'" in ready["reasons"]["ranking"], ready
