@@ -145,6 +145,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) spent so far by a process and its children (the workers)."""
+    import psutil
+
+    procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    total = 0.0
+    for proc in procs:
+        try:
+            t = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
+    return total
+
+
 def bench_http(url: str, seconds: float, connections: int, workers: int) -> dict:
     store = EventStore(url)
     store.upgrade()
@@ -168,10 +183,12 @@ def bench_http(url: str, seconds: float, connections: int, workers: int) -> dict
                     time.sleep(0.2)
             script = Path(tmp) / "events.lua"
             script.write_text(_WRK_SCRIPT)
+            cpu_before = _tree_cpu(server.pid)
             out = subprocess.run(
                 ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds:.0f}s",
                  "--latency", "-s", str(script), f"http://127.0.0.1:{port}"],
                 capture_output=True, text=True, check=True).stdout
+            server_cpu = _tree_cpu(server.pid) - cpu_before
         finally:
             server.terminate()
             _, log = server.communicate(timeout=30)
@@ -186,6 +203,7 @@ def bench_http(url: str, seconds: float, connections: int, workers: int) -> dict
     store.close()
     p99 = re.search(r"99%\s+(\S+)", out)
     return {"batches_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "cpu_ms": 1e3 * server_cpu / max(requests, 1),
             "acked": ok * BATCH, "count": count, "lost": max(0, ok * BATCH - count),
             "non2xx": requests - ok, "socket_errors": errors,
             "p99": p99.group(1) if p99 else "?"}
@@ -202,11 +220,11 @@ def _http_main(args) -> None:
         admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
     print(f"| POST /events ({BATCH} events/batch, {args.workers} workers, {args.connections} "
-          "connections) batches/s | p99 | acknowledged | in table | lost | non-2xx | "
-          "socket errors |")
-    print("|---|---|---|---|---|---|---|")
-    print(f"| {r['batches_s']:.0f} | {r['p99']} | {r['acked']} | {r['count']} | {r['lost']} | "
-          f"{r['non2xx']} | {r['socket_errors']} |")
+          "connections) batches/s | server CPU ms/batch | p99 | acknowledged | in table | lost | "
+          "non-2xx | socket errors |")
+    print("|---|---|---|---|---|---|---|---|")
+    print(f"| {r['batches_s']:.0f} | {r['cpu_ms']:.2f} | {r['p99']} | {r['acked']} | "
+          f"{r['count']} | {r['lost']} | {r['non2xx']} | {r['socket_errors']} |")
 
 
 def main() -> None:

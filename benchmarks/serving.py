@@ -2,6 +2,7 @@
 
     python benchmarks/serving.py --what inprocess,batch          # seconds
     python benchmarks/serving.py --what http --duration 30       # needs `wrk` (apt install wrk)
+    python benchmarks/serving.py --what asgi                     # CPU per request, no socket
     python benchmarks/serving.py --what batch-25m                # minutes, ~3 GB
     python benchmarks/serving.py --out benchmarks/results-serving.md
 
@@ -137,6 +138,79 @@ def bench_inprocess(calls: int = 3000) -> list[dict]:
                      "offline_p99_ms": _ms(offline, 99),
                      "fold_in_p99_ms": _ms(fold, 99)})
     return rows
+
+
+# ---------------------------------------------------------------------- the app, no socket
+def _asgi_get(app, path: str, query: bytes) -> tuple[int, bytes]:
+    """One GET through the ASGI app (what uvicorn calls), without a client or a socket."""
+    import asyncio
+
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
+             "query_string": query, "root_path": "", "headers": [(b"host", b"bench")],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    asyncio.get_event_loop().run_until_complete(app(scope, receive, send))
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def bench_asgi(calls: int = 3000) -> list[dict]:
+    """CPU time per GET /recommendations/{user}?k=10 of the whole service process (routing,
+    scoring, the JSON answer, metrics, and the recording of the served list in its thread),
+    measured in process: on a loaded machine the CPU time, not the wall time, is comparable."""
+    import asyncio
+
+    from recsys_core.events import EventStore
+    from recsys_core.tracking import mlflow_run, registry
+    from recsys_core.tracking.model_store import STATE_PATH
+    from recsys_service.app import create_app
+    from recsys_service.settings import ServiceSettings
+
+    tmp = Path(tempfile.mkdtemp(prefix="recsys-bench-asgi-"))
+    old = os.getcwd()
+    os.chdir(tmp)
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    try:
+        mlflow_run.configure(f"sqlite:///{tmp / 'mlflow.db'}")
+        run_id = mlflow_run.start_run("bench", "asgi")
+        mlflow_run.log_artifacts(run_id, factor_model().save(tmp / "state"), STATE_PATH)
+        registry.register("bench", f"runs:/{run_id}/{STATE_PATH}", run_id, {})
+        import mlflow
+
+        mlflow.MlflowClient().set_registered_model_alias("bench", "champion", "1")
+        events = EventStore(f"sqlite:///{tmp / 'events.db'}")
+        events.upgrade()
+        app = create_app(ServiceSettings(registered_model="bench"), poll=False, events=events)
+        app.state.live.refresh()
+        rng = np.random.default_rng(2)
+        users = rng.integers(1, ML1M[0] + 1, calls + 200).astype(str)
+        for u in users[:200]:
+            assert _asgi_get(app, f"/recommendations/{u}", b"k=10")[0] == 200
+        app.state.recorder.flush(60)
+        c0, t0 = time.process_time(), time.perf_counter()
+        for u in users[200:]:
+            _asgi_get(app, f"/recommendations/{u}", b"k=10")
+        loop_s = time.perf_counter() - t0
+        app.state.recorder.flush(120)  # the served lists written: part of the cost
+        cpu = time.process_time() - c0
+        text = _asgi_get(app, "/metrics", b"")[1].decode()
+        recorded = re.search(r'recsys_served_lists_total\{outcome="recorded"\} (\S+)', text)
+        app.state.recorder.stop()
+        events.close()
+        return [{"route": "GET /recommendations/{user}?k=10", "calls": calls,
+                 "cpu_ms_per_request": 1e3 * cpu / calls,
+                 "wall_ms_per_request": 1e3 * loop_s / calls,
+                 "lists_recorded": int(float(recorded.group(1))) if recorded else 0}]
+    finally:
+        os.chdir(old)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------- over HTTP
@@ -327,6 +401,14 @@ def main(argv: list[str] | None = None) -> int:
                                 "peak_gib", "target"]),
                   "", "cpu_s: CPU time of the process (all threads) while scoring; on a shared "
                       "machine the wall time is longer.", ""]
+    if "asgi" in what:
+        rows = bench_asgi(args.calls)
+        parts += ["## In process through the app: CPU per request (ML-1M factor model)", "",
+                  _table(rows, ["route", "calls", "cpu_ms_per_request", "wall_ms_per_request",
+                                "lists_recorded"]),
+                  "", "CPU time of the whole process (every thread) per request, the served "
+                      "lists written to a SQLite event store included; no socket, no client.",
+                  ""]
     if "http" in what:
         rows = bench_http(args.duration, args.connections, args.workers)
         parts += [f"## Over HTTP: GET /recommendations/{{user}}?k=10, wrk -t2 "

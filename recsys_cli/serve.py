@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 from typing import Annotated
 
 import typer
@@ -40,6 +43,28 @@ def serve(
         f"serving {settings.registered_model!r} (ranking alias {settings.ranking_alias!r}, "
         f"rating alias {settings.rating_alias!r}) on http://{host}:{port} with {workers} "
         "worker(s)", highlight=False)
-    # the factory string lets every worker process build its own app, poller and metrics
-    uvicorn.run("recsys_service.app:create_app", factory=True, host=host, port=port,
-                workers=workers, log_level="info", access_log=False)
+    metrics_dir = None
+    if workers > 1:
+        from recsys_core.redaction import redact
+        from recsys_service.live_models import prepare_registry
+        from recsys_service.metrics import MULTIPROC_DIR
+
+        # one process creates the embedded registry database, before the workers look at it
+        try:
+            prepare_registry(settings.tracking_uri)
+        except Exception as exc:  # noqa: BLE001 - the workers start anyway and say why not ready
+            logging.getLogger(__name__).warning(
+                "the model registry could not be prepared before starting the workers: %s",
+                redact(str(exc)))
+        if not os.environ.get(MULTIPROC_DIR):
+            # the workers' metrics meet in a fresh folder (stale samples would be counted)
+            metrics_dir = tempfile.mkdtemp(prefix="recsys-metrics-")
+            os.environ[MULTIPROC_DIR] = metrics_dir
+    try:
+        # the factory string lets every worker process build its own app, poller and metrics
+        uvicorn.run("recsys_service.app:create_app", factory=True, host=host, port=port,
+                    workers=workers, log_level="info", access_log=False)
+    finally:
+        if metrics_dir is not None:
+            os.environ.pop(MULTIPROC_DIR, None)
+            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -32,11 +32,12 @@ from recsys_service.schemas import (
     ModelOut,
     PredictionOut,
     RecommendationOut,
+    RecommendationRequest,
     SimilarOut,
     model_info,
-    recommendation_body,
+    recommendation_answer,
     recommendation_request,
-    similar_body,
+    similar_answer,
 )
 from recsys_service.settings import RANKING, RATING, ROLES, ServiceSettings
 
@@ -80,13 +81,13 @@ def create_app(
         finally:
             live.stop()
             await asyncio.to_thread(recorder.stop)
+            metrics.process_exit()
 
     app = FastAPI(title="recsys", summary="Recommendations from the registry's champions",
                   lifespan=lifespan)
     app.state.settings, app.state.live, app.state.metrics = settings, live, metrics
     app.state.events, app.state.recorder = events, recorder
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    Body = recommendation_request(settings.default_k, settings.max_k, settings.max_recent_items)
     K = Annotated[int, Query(ge=1, le=settings.max_k,
                              description=f"list length, 1 to {settings.max_k}")]
     _handlers(app, settings)
@@ -94,14 +95,15 @@ def create_app(
     def _count_fallback(route: str, fallback: str | None) -> None:
         metrics.answered(route, fallback)
 
-    def _record(out: RecommendationOut | SimilarOut, user_id: str | None, served: Served) -> None:
-        recorder.submit(ServedList(out.recommendation_id, user_id,
-                                   tuple(i.item_id for i in out.items), served.registered_model,
-                                   served.version, served.alias))
+    def _record(out: dict[str, Any], user_id: str | None, served: Served) -> JSONResponse:
+        recorder.submit(ServedList(out["recommendation_id"], user_id,
+                                   tuple(i["item_id"] for i in out["items"]),
+                                   served.registered_model, served.version, served.alias))
+        return JSONResponse(out)
 
-    @app.get("/recommendations/{user_id}")
+    @app.get("/recommendations/{user_id}", response_model=RecommendationOut)
     async def recommendations(user_id: IdPath, k: K = settings.default_k,
-                              explain: bool = False) -> RecommendationOut:
+                              explain: bool = False) -> JSONResponse:
         """Top-k unseen items for a user (popularity for unknown users)."""
         served = live.served(RANKING)
         # a pseudonymized version knows users by pseudonym; the answer echoes the id sent
@@ -109,12 +111,9 @@ def create_app(
         rec = replace(served.scorer.recommend(model_user, k, explain=explain), user_id=user_id)
         metrics.looked_up("/recommendations", served.scorer, model_user)
         _count_fallback("/recommendations", rec.fallback)
-        out = recommendation_body(rec, served, explain)
-        _record(out, user_id, served)
-        return out
+        return _record(recommendation_answer(rec, served, explain), user_id, served)
 
-    @app.post("/recommendations")
-    async def recommendations_for(body: Body) -> RecommendationOut:  # type: ignore[valid-type]
+    async def recommendations_for(body: RecommendationRequest) -> JSONResponse:
         """Top-k for a user and/or the items they just interacted with (folded in)."""
         if body.user_id is None and not body.recent_items:
             return _error(422, "give a user_id, recent_items, or both")
@@ -129,12 +128,16 @@ def create_app(
         rec = replace(rec, user_id=user_id)
         metrics.looked_up("/recommendations", served.scorer, model_user, recent_items=recent)
         _count_fallback("/recommendations", rec.fallback)
-        out = recommendation_body(rec, served, body.explain)
-        _record(out, out.user_id, served)
-        return out
+        out = recommendation_answer(rec, served, body.explain)
+        return _record(out, out["user_id"], served)
 
-    @app.get("/similar-items/{item_id}")
-    async def similar_items(item_id: IdPath, k: K = settings.default_k) -> SimilarOut:
+    # FastAPI validates the body with the subclass that carries this service's limits
+    recommendations_for.__annotations__["body"] = recommendation_request(
+        settings.default_k, settings.max_k, settings.max_recent_items)
+    app.post("/recommendations", response_model=RecommendationOut)(recommendations_for)
+
+    @app.get("/similar-items/{item_id}", response_model=SimilarOut)
+    async def similar_items(item_id: IdPath, k: K = settings.default_k) -> JSONResponse:
         """The k items most similar to an item."""
         served = live.served(RANKING)
         items = served.scorer.similar_items(item_id, k)
@@ -143,9 +146,9 @@ def create_app(
             return _error(404, f"unknown item {item_id!r}: the served model (version "
                                f"{served.version}) has never seen it; ask for an item of its "
                                "training data")
-        out = similar_body(item_id, items, served)
-        _record(out, None, served)
-        return out
+        return _record(similar_answer(item_id, items, served), None, served)
+
+    events_stored, events_duplicate = (metrics.events.labels(o) for o in ("stored", "duplicate"))
 
     @app.post("/events")
     async def post_events(request: Request) -> Any:
@@ -178,15 +181,15 @@ def create_app(
         except DataSourceError as exc:
             log.warning("events not stored: %s", exc)
             return _error(503, f"{exc} (nothing was stored; send the batch again)")
-        metrics.events.labels("stored").inc(result.stored)
-        metrics.events.labels("duplicate").inc(result.duplicates)
+        events_stored.inc(result.stored)
+        events_duplicate.inc(result.duplicates)
         return {"received": result.received, "stored": result.stored,
                 "duplicates": result.duplicates}
 
-    @app.get("/predict")
+    @app.get("/predict", response_model=PredictionOut)
     async def predict(user_id: Annotated[str, Query(min_length=1, max_length=256)],
                       item_id: Annotated[str, Query(min_length=1, max_length=256)],
-                      ) -> PredictionOut:
+                      ) -> PredictionOut | JSONResponse:
         """Predicted rating of a user for an item (rating role)."""
         served = live.served(RATING)
         try:
@@ -221,7 +224,7 @@ def create_app(
     @app.get("/model")
     async def model() -> Any:
         """What serves each role, and the problems of the last reload."""
-        out = {}
+        out: dict[str, Any] = {}
         for role in ROLES:
             st = live.status(role)
             s = st.served

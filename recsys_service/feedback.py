@@ -2,7 +2,8 @@
 click-through can be computed per model version (``EventStore.click_through``).
 
 Served lists are recorded off the request path: the route puts the list on a bounded queue and
-returns; one writer thread drains the queue into the event store. When the store is down, or the
+returns; one writer thread drains the queue into the event store, writing what has queued up
+(at most ``_MAX_BATCH`` lists) in one transaction. When the store is down, or the
 queue is full, the answer is still sent: the list is not recorded, a warning is logged (at most
 one every ``_WARN_EVERY_S`` seconds) and ``recsys_served_lists{outcome="failed"|"dropped"}``
 counts it in ``/metrics``.
@@ -18,12 +19,13 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter
 
-from recsys_core.events.store import EventStore
+from recsys_core.events.store import EventStore, ServedRecord
 from recsys_core.redaction import redact
 
 log = logging.getLogger(__name__)
 
 _WARN_EVERY_S = 30.0
+_MAX_BATCH = 500
 _STOP = object()
 
 
@@ -87,21 +89,31 @@ class ServedRecorder:
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
+            # what queued up while the last write ran goes in one transaction: under load the
+            # writer keeps up with one commit per batch, not one per list
+            batch = [self._queue.get()]
+            while len(batch) < _MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            lists = [item for item in batch if item is not _STOP]
             try:
-                if item is _STOP:
-                    return
-                self.store.record_served(
-                    item.recommendation_id, user_id="" if item.user_id is None else item.user_id,
-                    items=item.items, registered_model=item.registered_model,
-                    model_version=item.model_version, alias=item.alias)
-                self.counter.labels("recorded").inc()
+                self.store.record_served_many([
+                    ServedRecord(item.recommendation_id,
+                                 "" if item.user_id is None else item.user_id, item.items,
+                                 item.registered_model, item.model_version, item.alias)
+                    for item in lists])
+                self.counter.labels("recorded").inc(len(lists))
             except Exception as exc:  # noqa: BLE001 - the service keeps answering whatever the store does
-                self.counter.labels("failed").inc()
-                self._warn("served list %s not recorded: %s", item.recommendation_id,
-                           redact(str(exc)))
+                self.counter.labels("failed").inc(len(lists))
+                self._warn("%d served list(s) not recorded (first %s): %s", len(lists),
+                           lists[0].recommendation_id, redact(str(exc)))
             finally:
-                self._queue.task_done()
+                for _ in batch:
+                    self._queue.task_done()
+            if len(lists) < len(batch):
+                return
 
     def _warn(self, message: str, *args) -> None:
         now = time.monotonic()

@@ -100,6 +100,24 @@ def resolve_alias(name: str, alias: str) -> VersionRef | None:
     return VersionRef(name, str(mv.version), mv.run_id)
 
 
+def prepare_registry(tracking_uri: str | None = None) -> str:
+    """Point MLflow at the registry and, when it is a local database, create or upgrade it now.
+
+    ``recsys serve --workers N`` calls this once before starting the workers: N processes that
+    find no database would each run MLflow's schema migration on the same file at once (one
+    then fails with ``table _alembic_tmp_... already exists``). A registry behind a server is
+    left alone: the workers' pollers wait for it. Returns the tracking URI (as given to MLflow).
+    """
+    from mlflow import MlflowClient
+
+    from recsys_core.tracking import mlflow_run
+
+    uri = mlflow_run.configure(tracking_uri)
+    if uri.startswith("sqlite:"):
+        MlflowClient().search_registered_models(max_results=1)  # creates and migrates the file
+    return uri
+
+
 ReloadHook = Callable[[str, str, "Served | None"], None]
 """Called after each look at an alias with the role, the outcome and what serves the role."""
 

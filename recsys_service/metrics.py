@@ -11,15 +11,33 @@ The shares that show drift between two training runs, in PromQL (5-minute window
     # item ids in recent_items the served model has never seen
     sum(rate(recsys_item_lookups_total{field="recent_items",known="false"}[5m]))
       / sum(rate(recsys_item_lookups_total{field="recent_items"}[5m]))
+
+With several worker processes (``recsys serve --workers N``), ``PROMETHEUS_MULTIPROC_DIR``
+names a folder shared by the workers (``recsys serve`` makes a fresh one): each process writes
+its samples there and ``/metrics`` adds up every process's (prometheus_client's multiprocess
+mode), so one scrape, whichever worker answers it, counts every request. There,
+``recsys_model_version`` has one series per live worker (``pid`` label) and
+``recsys_model_info`` is 1 for a version while any live worker serves it.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -30,16 +48,19 @@ class ServiceMetrics:
     content_type = CONTENT_TYPE_LATEST
 
     def __init__(self) -> None:
+        self.multiprocess_dir = os.environ.get(MULTIPROC_DIR) or None
         self.registry = CollectorRegistry()
         self.requests = Counter("recsys_requests", "HTTP requests by route and status",
                                 ["route", "method", "status"], registry=self.registry)
         self.latency = Histogram("recsys_request_duration_seconds", "HTTP request latency",
                                  ["route", "method"], buckets=_BUCKETS, registry=self.registry)
         self.model_version = Gauge("recsys_model_version", "registered version serving a role",
-                                   ["role"], registry=self.registry)
+                                   ["role"], registry=self.registry, multiprocess_mode="liveall")
         self.model_info = Gauge("recsys_model_info", "1 for the version and algorithm serving "
-                                "a role", ["role", "version", "algorithm"], registry=self.registry)
+                                "a role", ["role", "version", "algorithm"], registry=self.registry,
+                                multiprocess_mode="livemax")
         self._info_labels: dict[str, tuple[str, str, str]] = {}
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.reloads = Counter("recsys_model_reloads", "looks at the model aliases by outcome",
                                ["role", "outcome"], registry=self.registry)
         self.fallbacks = Counter("recsys_fallbacks", "answers that used a fallback",
@@ -86,21 +107,39 @@ class ServiceMetrics:
                 self.item_lookups.labels(route, name, "false").inc(unknown)
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route, method).observe(seconds)
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:  # labels() costs more than the increment: once per route & status
+            children = self._children[key] = (self.requests.labels(route, method, str(status)),
+                                              self.latency.labels(route, method))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def on_reload(self, role: str, outcome: str, served) -> None:
         self.reloads.labels(role, outcome).inc()
         if outcome == "loaded" and served is not None:
             self.model_version.labels(role).set(float(served.version))
             old = self._info_labels.get(role)
-            if old is not None:
+            if old is not None and self.multiprocess_dir:
+                # a sample written to the shared folder cannot be removed: it goes to 0
+                self.model_info.labels(*old).set(0)
+            elif old is not None:
                 self.model_info.remove(*old)
             self._info_labels[role] = (role, served.version, served.algorithm)
             self.model_info.labels(*self._info_labels[role]).set(1)
 
     def render(self) -> bytes:
+        if self.multiprocess_dir:
+            # every worker's samples, read from the shared folder at each scrape
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)
+            return generate_latest(registry)
         return generate_latest(self.registry)
+
+    def process_exit(self) -> None:
+        """Drop this process's live gauges from the shared folder (a worker that ends)."""
+        if self.multiprocess_dir:
+            multiprocess.mark_process_dead(os.getpid(), self.multiprocess_dir)
 
 
 def _known(flag: bool) -> str:

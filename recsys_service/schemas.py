@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    create_model,
+)
 
 from recsys_core.serving import Recommendation, ScoredItem
 from recsys_service.live_models import Served
@@ -14,25 +22,37 @@ from recsys_service.live_models import Served
 Id = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256)] | StrictInt
 
 
-def recommendation_request(default_k: int, max_k: int, max_items: int) -> type[BaseModel]:
-    """The body of ``POST /recommendations`` with the service's limits."""
+class RecommendationRequest(BaseModel):
+    """A user, the items they just interacted with, or both (the limits: see
+    :func:`recommendation_request`)."""
 
-    class RecommendationRequest(BaseModel):
-        """A user, the items they just interacted with, or both."""
+    model_config = ConfigDict(extra="forbid")
 
-        model_config = ConfigDict(extra="forbid")
+    user_id: Id | None = Field(None, description="known user id (may be omitted for a new "
+                                                 "user with recent_items)")
+    recent_items: list[Id] = Field(
+        default_factory=list,
+        description="items interacted with after training, folded in at request time")
+    exclude: list[Id] = Field(default_factory=list, description="items never to recommend")
+    k: StrictInt = Field(10, ge=1, description="list length")
+    explain: StrictBool = Field(False, description="add the reasons of each item")
 
-        user_id: Id | None = Field(None, description="known user id (may be omitted for a new "
-                                                     "user with recent_items)")
-        recent_items: list[Id] = Field(
+
+def recommendation_request(default_k: int, max_k: int,
+                           max_items: int) -> type[RecommendationRequest]:
+    """The body of ``POST /recommendations`` with the service's limits: a subclass of
+    :class:`RecommendationRequest` whose fields carry them (and show them in the OpenAPI)."""
+
+    return create_model(
+        "RecommendationRequest", __base__=RecommendationRequest,
+        __doc__=RecommendationRequest.__doc__,
+        recent_items=(list[Id], Field(
             default_factory=list, max_length=max_items,
-            description="items interacted with after training, folded in at request time")
-        exclude: list[Id] = Field(default_factory=list, max_length=max_items,
-                                  description="items never to recommend")
-        k: StrictInt = Field(default_k, ge=1, le=max_k, description="list length")
-        explain: StrictBool = Field(False, description="add the reasons of each item")
-
-    return RecommendationRequest
+            description="items interacted with after training, folded in at request time")),
+        exclude=(list[Id], Field(default_factory=list, max_length=max_items,
+                                 description="items never to recommend")),
+        k=(StrictInt, Field(default_k, ge=1, le=max_k, description="list length")),
+    )  # fmt: skip
 
 
 class ModelOut(BaseModel):
@@ -81,26 +101,43 @@ class PredictionOut(BaseModel):
 
 
 def model_info(served: Served) -> ModelOut:
-    return ModelOut(name=served.registered_model, version=served.version, role=served.role,
-                    alias=served.alias, algorithm=served.algorithm)
+    return ModelOut.model_validate(model_dict(served))
 
 
-def _item(item: ScoredItem, explain: bool) -> ItemOut:
+def model_dict(served: Served) -> dict[str, Any]:
+    """:class:`ModelOut` of ``served`` as JSON-ready data."""
+    return {"name": served.registered_model, "version": served.version, "role": served.role,
+            "alias": served.alias, "algorithm": served.algorithm}
+
+
+# The answers of the list routes are built as plain data in the shape of their models and sent
+# as they are: building the models, then validating and serializing them again, cost more CPU
+# than scoring (tests/recsys_service/test_app.py validates the answers against the models).
+def _item(item: ScoredItem, explain: bool) -> dict[str, Any]:
     reasons = None
     if explain:
-        reasons = [ReasonOut(text=r.text, item_id=r.item_id, weight=r.weight)
+        reasons = [{"text": r.text, "item_id": r.item_id,
+                    "weight": None if r.weight is None else float(r.weight)}
                    for r in item.reasons or ()]
-    return ItemOut(item_id=item.item_id, score=item.score, reasons=reasons)
+    return {"item_id": item.item_id, "score": float(item.score), "reasons": reasons}
+
+
+def recommendation_answer(rec: Recommendation, served: Served, explain: bool) -> dict[str, Any]:
+    """A :class:`RecommendationOut` as JSON-ready data, with a new ``recommendation_id``."""
+    return {"recommendation_id": uuid.uuid4().hex, "user_id": rec.user_id,
+            "items": [_item(i, explain) for i in rec.items], "model": model_dict(served),
+            "fallback": rec.fallback, "folded_in": rec.folded_in, "warnings": list(rec.warnings)}
+
+
+def similar_answer(item_id: str, items: list[ScoredItem], served: Served) -> dict[str, Any]:
+    """A :class:`SimilarOut` as JSON-ready data, with a new ``recommendation_id``."""
+    return {"recommendation_id": uuid.uuid4().hex, "item_id": item_id,
+            "items": [_item(i, False) for i in items], "model": model_dict(served)}
 
 
 def recommendation_body(rec: Recommendation, served: Served, explain: bool) -> RecommendationOut:
-    return RecommendationOut(
-        recommendation_id=uuid.uuid4().hex, user_id=rec.user_id,
-        items=[_item(i, explain) for i in rec.items], model=model_info(served),
-        fallback=rec.fallback, folded_in=rec.folded_in, warnings=rec.warnings,
-    )
+    return RecommendationOut.model_validate(recommendation_answer(rec, served, explain))
 
 
 def similar_body(item_id: str, items: list[ScoredItem], served: Served) -> SimilarOut:
-    return SimilarOut(recommendation_id=uuid.uuid4().hex, item_id=item_id,
-                      items=[_item(i, False) for i in items], model=model_info(served))
+    return SimilarOut.model_validate(similar_answer(item_id, items, served))

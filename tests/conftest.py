@@ -1,6 +1,7 @@
 """Settings shared by every test: no telemetry, BLAS pinned, nothing written outside tmp."""
 
 import os
+import uuid
 
 import pytest
 
@@ -56,3 +57,60 @@ def embedded_store(tmp_path, monkeypatch, empty_store_db):
     assert uri.startswith("sqlite:///") and str(tmp_path) in uri
     yield tmp_path
     mlflow.set_tracking_uri(None)
+
+
+# PostgreSQL at 127.0.0.1:5432 (RECSYS_TEST_PG): a database per test, dropped after it
+PG = os.environ.get("RECSYS_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+
+
+def pg_admin():
+    """An autocommit connection to the server's ``postgres`` database."""
+    import psycopg2
+
+    conn = psycopg2.connect(f"{PG}/postgres", connect_timeout=3)
+    conn.autocommit = True
+    return conn
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """The PostgreSQL server's base URL; the tests that need it are skipped without one."""
+    import psycopg2
+
+    try:
+        pg_admin().close()
+    except psycopg2.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL at {PG}: {exc}")
+    return PG
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """A new, empty PostgreSQL database (dropped after the test)."""
+    prefix = os.environ.get("RECSYS_TEST_DB_PREFIX", "recsys_test")
+    name = f"{prefix}_ev_{uuid.uuid4().hex[:10]}"
+    conn = pg_admin()
+    conn.cursor().execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{pg_server}/{name}"
+    finally:
+        conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """The URL of a real S3 API over HTTP on loopback (moto's server, started once).
+
+    moto keeps its buckets per process, not per server: every test sees what earlier tests
+    stored, so a test uses bucket names of its own (or resets, as tests/infra/test_buckets.py
+    does)."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()

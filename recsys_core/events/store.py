@@ -96,6 +96,18 @@ class EventProblem:
 
 
 @dataclass(frozen=True)
+class ServedRecord:
+    """A list the service returned (``recommendation_id``: the id given with it)."""
+
+    recommendation_id: str
+    user_id: str
+    items: tuple[str, ...]
+    registered_model: str
+    model_version: str
+    alias: str | None = None
+
+
+@dataclass(frozen=True)
 class AppendResult:
     """What an append stored: ``received`` = ``stored`` + ``duplicates``."""
 
@@ -126,6 +138,12 @@ class EventStore:
         self.engine = make_engine(self.url)
         backend = self.engine.dialect.name
         self._insert = postgresql.insert if backend == "postgresql" else sqlite.insert
+        # built once: a statement made per batch costs more CPU than its execution's Python
+        self._append_stmt = (self._insert(events)
+                             .on_conflict_do_nothing(index_elements=["event_id"])
+                             .returning(events.c.event_id))
+        self._served_stmt = self._insert(served_recommendations).on_conflict_do_nothing(
+            index_elements=["recommendation_id"])
 
     def __repr__(self) -> str:
         return f"EventStore({safe_url(self.url)!r})"
@@ -178,11 +196,9 @@ class EventStore:
             return AppendResult(0, 0, 0)
         received_at = int(time.time())
         rows = [_row(ev, received_at) for ev in evs]
-        stmt = (self._insert(events).on_conflict_do_nothing(index_elements=["event_id"])
-                .returning(events.c.event_id))
         try:
             with self.engine.begin() as conn:  # committed when the block ends
-                stored = tuple(conn.execute(stmt, rows).scalars().all())
+                stored = tuple(conn.execute(self._append_stmt, rows).scalars().all())
         except DBAPIError as exc:
             schema = missing_schema(self.url, exc)
             if schema is not None:
@@ -199,17 +215,23 @@ class EventStore:
                       registered_model: str, model_version: str, alias: str | None = None
                       ) -> None:
         """Record a list the service returned, for click-through per model version."""
-        row = dict(recommendation_id=recommendation_id, user_id=str(user_id),
-                   registered_model=registered_model, model_version=str(model_version),
-                   alias=alias, k=len(items), items=json.dumps([str(i) for i in items]),
-                   served_at=int(time.time()))
-        stmt = self._insert(served_recommendations).on_conflict_do_nothing(
-            index_elements=["recommendation_id"])
+        self.record_served_many([ServedRecord(recommendation_id, user_id, tuple(items),
+                                              registered_model, model_version, alias)])
+
+    def record_served_many(self, lists: Sequence[ServedRecord]) -> None:
+        """Record several served lists in one transaction (an id already recorded is kept)."""
+        if not lists:
+            return
+        now = int(time.time())
+        rows = [dict(recommendation_id=r.recommendation_id, user_id=str(r.user_id),
+                     registered_model=r.registered_model, model_version=str(r.model_version),
+                     alias=r.alias, k=len(r.items), items=json.dumps([str(i) for i in r.items]),
+                     served_at=now) for r in lists]
         try:
             with self.engine.begin() as conn:
-                conn.execute(stmt, row)
+                conn.execute(self._served_stmt, rows)
         except OperationalError as exc:
-            raise unreachable(self.url, exc, "record a served list") from exc
+            raise unreachable(self.url, exc, "record served lists") from exc
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -52,7 +52,8 @@ def test_drift_past_a_stop_limit_stops_before_training_and_a_warning_does_not(wo
     message = str(info.value)
     assert "item_popularity_js = 1 >= validation.drift.item_popularity_js.stop = 0.5" in message
     assert f"champion version {first['version']}" in message
-    assert registry.get_alias("drifttest", registry.ROLE_ALIASES[registry.RANKING]).version == first["version"]
+    ranking = registry.alias_of(registry.RANKING)
+    assert registry.get_alias("drifttest", ranking).version == first["version"]
     assert len(_versions()) == 1  # nothing trained or registered
     failed = _runs()[0]
     assert failed.info.status == "FAILED"

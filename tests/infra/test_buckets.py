@@ -17,18 +17,9 @@ def _module():
 
 
 @pytest.fixture
-def s3_server():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    _reset(endpoint)  # moto's state is per process: start from nothing
-    try:
-        yield endpoint
-    finally:
-        server.stop()
+def s3_server(s3_endpoint):
+    _reset(s3_endpoint)  # moto's state is per process: start from nothing
+    return s3_endpoint
 
 
 def _reset(endpoint: str) -> None:

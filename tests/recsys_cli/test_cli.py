@@ -111,33 +111,26 @@ def test_train_rejects_unknown_model_before_any_flow(tmp_path, monkeypatch):
     assert res.exit_code == 2 and "k must be a positive integer" in res.output
 
 
-def test_evaluate_reads_s3_objects(files, monkeypatch):
+def test_evaluate_reads_s3_objects(files, monkeypatch, s3_endpoint):
     import boto3
-    from moto.server import ThreadedMotoServer
 
     root, s = files
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint}.items():
-            monkeypatch.setenv(key, value)
-        client = boto3.client("s3", endpoint_url=endpoint)
-        client.create_bucket(Bucket="data")
-        client.upload_file(str(root / "train.csv"), "data", "train.csv")
-        client.upload_file(str(root / "test.tsv"), "data", "test.tsv")
-        res = _invoke("evaluate", "--train", "s3://data/train.csv", "--test", "s3://data/test.tsv",
-                      "--model", "bias", "--json")
-        assert res.exit_code == 0, res.output
-        assert json.loads(res.stdout)["n_test"] == len(s.test)
-        missing = _invoke("evaluate", "--train", "s3://data/nope.csv", "--test",
-                          "s3://data/test.tsv")
-        assert missing.exit_code != 0
-        assert "s3://data/nope.csv does not exist" in " ".join(missing.output.split())
-    finally:
-        server.stop()
+    endpoint = s3_endpoint
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint}.items():
+        monkeypatch.setenv(key, value)
+    client = boto3.client("s3", endpoint_url=endpoint)
+    client.create_bucket(Bucket="cli-data")
+    client.upload_file(str(root / "train.csv"), "cli-data", "train.csv")
+    client.upload_file(str(root / "test.tsv"), "cli-data", "test.tsv")
+    res = _invoke("evaluate", "--train", "s3://cli-data/train.csv", "--test",
+                  "s3://cli-data/test.tsv", "--model", "bias", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["n_test"] == len(s.test)
+    missing = _invoke("evaluate", "--train", "s3://cli-data/nope.csv", "--test",
+                      "s3://cli-data/test.tsv")
+    assert missing.exit_code != 0
+    assert "s3://cli-data/nope.csv does not exist" in " ".join(missing.output.split())
 
 
 def _strict_json(text):

@@ -1,12 +1,18 @@
 """A real MLflow registry (the embedded sqlite store, one per test module) and helpers that
 publish fitted models into it the way the training flow does."""
 
+import functools
 import itertools
+import os
 import shutil
 import socket
+import subprocess
+import tempfile
 import threading
 import time
+from pathlib import Path
 
+import httpx
 import mlflow
 import pytest
 import uvicorn
@@ -99,6 +105,64 @@ class LiveServer:
     def __exit__(self, *exc):
         self.server.should_exit = True
         self.thread.join(10)
+
+
+class ServerProcess:
+    """A server command (``recsys serve``, ``mlflow models serve``) in a subprocess on
+    ``port``: entering waits until ``GET ready`` answers 200, leaving stops it (SIGTERM, the
+    way a supervisor does, then SIGKILL after ``stop_timeout`` seconds). Its output goes to a
+    file (a pipe nobody reads would fill up and block the server): :meth:`output`."""
+
+    def __init__(self, args, *, port: int, cwd, log_dir, env=None, ready: str = "/health",
+                 timeout: float = 120.0, stop_timeout: float = 30.0) -> None:
+        self.args, self.cwd, self.ready = [str(a) for a in args], cwd, ready
+        self.env = {**os.environ, **(env or {})}
+        self.timeout, self.stop_timeout = timeout, stop_timeout
+        self.url = f"http://127.0.0.1:{port}"
+        fd, log = tempfile.mkstemp(prefix="server-", suffix=".log", dir=log_dir)
+        os.close(fd)
+        self._log = Path(log)
+        self.proc: subprocess.Popen | None = None
+        self.returncode: int | None = None
+
+    def output(self) -> str:
+        return self._log.read_text(errors="replace")
+
+    def __enter__(self):
+        with self._log.open("w") as out:
+            self.proc = subprocess.Popen(self.args, cwd=self.cwd, env=self.env, stdout=out,
+                                         stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + self.timeout
+        try:
+            while True:
+                try:
+                    if httpx.get(self.url + self.ready, timeout=2).status_code == 200:
+                        return self
+                except httpx.TransportError:
+                    pass
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"{self.args[:3]} did not answer {self.ready}:\n"
+                                         + self.output()[-4000:])
+                time.sleep(0.3)
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def __exit__(self, *exc):
+        assert self.proc is not None
+        self.proc.terminate()
+        try:
+            self.returncode = self.proc.wait(self.stop_timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.returncode = self.proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def server_process(tmp_path_factory):
+    """``server_process(args, port=..., cwd=..., env=..., ready="/health")``: a context manager
+    running a server command in a subprocess (:class:`ServerProcess`)."""
+    return functools.partial(ServerProcess, log_dir=tmp_path_factory.mktemp("servers"))
 
 
 @pytest.fixture(scope="session")

@@ -101,6 +101,31 @@ def test_similar_items(served, models, data):
     assert r.status_code == 404 and "unknown item 'no-such-item'" in r.json()["detail"]
 
 
+def test_answers_are_what_the_openapi_schema_promises(served, data):
+    """The list routes send plain data built without their models: it must still be exactly
+    what their response models (shown in the OpenAPI document) describe."""
+    from recsys_service.schemas import ItemOut, RecommendationOut, SimilarOut
+
+    client, _, _ = served
+    user = data.users.ids[1]
+    answers = [
+        (RecommendationOut, client.get(f"/recommendations/{user}", params={"explain": "true"})),
+        (RecommendationOut, client.get("/recommendations/nobody")),
+        (RecommendationOut, client.post("/recommendations", json={"recent_items": ["ghost"]})),
+        (SimilarOut, client.get(f"/similar-items/{data.items.ids[0]}", params={"k": 2})),
+    ]
+    for model, r in answers:
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+        body = r.json()
+        assert set(body) == set(model.model_fields), (model, body)
+        assert model.model_validate(body).model_dump(mode="json") == body
+        for item in body["items"]:
+            assert set(item) == set(ItemOut.model_fields)
+    schema = client.get("/openapi.json").json()
+    get = schema["paths"]["/recommendations/{user_id}"]["get"]["responses"]["200"]
+    assert get["content"]["application/json"]["schema"]["$ref"].endswith("/RecommendationOut")
+
+
 def test_predict_uses_the_rating_champion(served, models, data):
     client, _, rating = served
     user, item = data.users.ids[0], data.items.ids[0]

@@ -2,7 +2,11 @@
 PostgreSQL URL nobody listens on for the store being down)."""
 
 import logging
+import threading
+import time
 
+import httpx
+import psycopg2
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -114,3 +118,86 @@ def test_store_down_gives_503_and_recommendations_still_answer(ranking, data, fr
         assert app.state.recorder.flush()
         assert 'recsys_served_lists_total{outcome="failed"} 2.0' in client.get("/metrics").text
     assert "s3cret" not in caplog.text and "not recorded" in caplog.text
+
+
+def test_the_database_going_away_mid_run_loses_nothing_acknowledged(ranking, data, pg_url,
+                                                                   live_server):
+    """Senders post batches over HTTP while the PostgreSQL database stops taking connections
+    and its sessions are killed (what a restart or failover does), then comes back: every
+    acknowledged event is in the table, the refused batches got 503 with the reason, lists
+    kept being served, and re-sending the refused batches stores each event exactly once."""
+    store = EventStore(pg_url)
+    store.upgrade()
+    name = pg_url.rsplit("/", 1)[1]
+    app = create_app(ServiceSettings(registered_model="svc-events"), poll=False, events=store)
+    app.state.live.refresh()
+    phase = ["up"]
+    acked: dict[str, str] = {}  # event_id -> phase of the 200 that acknowledged it
+    refused: list[tuple[str, list[dict], str]] = []
+    served: list[int] = []
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def send(n: int, url: str) -> None:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            i = 0
+            while not stop.is_set():
+                batch = [_ev(f"{n}-{i}-{j}", user_id=f"u{n}") for j in range(5)]
+                at = phase[0]
+                r = client.post("/events", json=batch)
+                with lock:
+                    if r.status_code == 200:
+                        assert r.json()["stored"] == 5, r.text
+                        acked.update({e["event_id"]: at for e in batch})
+                    else:
+                        refused.append((at, batch, f"{r.status_code} {r.json()['detail']}"))
+                if i % 3 == 0:
+                    rec = client.get(f"/recommendations/{data.users.ids[n]}", params={"k": 3})
+                    with lock:
+                        served.append(rec.status_code)
+                i += 1
+
+    admin = psycopg2.connect(pg_url.rsplit("/", 1)[0] + "/postgres")
+    admin.autocommit = True
+    try:
+        with live_server(app) as server:
+            threads = [threading.Thread(target=send, args=(n, server.url)) for n in range(3)]
+            for t in threads:
+                t.start()
+            time.sleep(1.0)
+            phase[0] = "down"
+            with admin.cursor() as cur:
+                cur.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+                cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+            time.sleep(2.0)
+            with admin.cursor() as cur:
+                cur.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            phase[0] = "back"
+            time.sleep(1.5)
+            stop.set()
+            for t in threads:
+                t.join(60)
+    finally:
+        admin.close()
+    in_table = set(_ids(store))
+    assert set(acked) <= in_table  # nothing acknowledged that was not stored
+    phases = set(acked.values())
+    assert {"up", "back"} <= phases, phases  # stored before the outage and after it
+    assert refused, "no batch was sent while the database was away"
+    assert all(code.startswith("503 ") for _, _, code in refused), refused[:3]
+    assert any("cannot reach the database" in why for _, _, why in refused), refused[:3]
+    assert served and set(served) == {200}
+    # a sender re-sends what was refused: each event then stored exactly once
+    with TestClient(app) as client:
+        for _, batch, _ in refused:
+            r = client.post("/events", json=batch)
+            assert r.status_code == 200 and r.json()["received"] == len(batch), r.text
+    everything = set(acked) | {e["event_id"] for _, batch, _ in refused for e in batch}
+    assert set(_ids(store)) == everything and store.count() == len(everything)
+    store.close()
+
+
+def _ids(store: EventStore) -> list[str]:
+    with store.engine.connect() as conn:
+        return list(conn.execute(select(events_table.c.event_id)).scalars())

@@ -1,7 +1,5 @@
 """Hot reload under load: threads hammer a real uvicorn server while the alias moves twice."""
 
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -91,34 +89,20 @@ def test_alias_moves_twice_under_concurrent_requests(store, model_name, data, fi
 
 
 @pytest.mark.slow
-def test_recsys_serve_command_answers(store, model_name, data, fit, publish, free_port):
+def test_recsys_serve_command_answers(store, model_name, data, fit, publish, free_port,
+                                      server_process):
     import mlflow
 
     ref = publish(fit("sgd-mf", data, epochs=3, factors=4), store, model_name)
     port = free_port()
-    env = {**os.environ, "RECSYS_SERVE_REGISTERED_MODEL": model_name,
+    env = {"RECSYS_SERVE_REGISTERED_MODEL": model_name,
            "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "recsys_cli.main", "serve", "--port", str(port)],
-        cwd=store, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
-            time.sleep(0.3)
+    args = [sys.executable, "-m", "recsys_cli.main", "serve", "--port", port]
+    with server_process(args, port=port, cwd=store, env=env, ready="/ready") as server:
+        url = server.url
         user = data.users.ids[0]
         for _ in range(2):
             body = httpx.get(f"{url}/recommendations/{user}", params={"k": 3}).json()
             assert body["model"]["version"] == ref.version and len(body["items"]) == 3
         r = httpx.get(f"{url}/predict", params={"user_id": user, "item_id": data.items.ids[0]})
         assert r.status_code == 200 and 1.0 <= r.json()["rating"] <= 5.0
-    finally:
-        proc.terminate()
-        proc.wait(30)

@@ -1,9 +1,7 @@
 """The registered pyfunc still answers under ``mlflow models serve -m models:/...@alias``."""
 
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -14,7 +12,8 @@ from recsys_core.tracking import mlflow_run, pyfunc, registry
 
 
 @pytest.mark.slow
-def test_mlflow_models_serve_answers_from_the_alias(store, model_name, data, fit, free_port):
+def test_mlflow_models_serve_answers_from_the_alias(store, model_name, data, fit, free_port,
+                                                    server_process):
     model = fit("sgd-mf", data, epochs=3, factors=4)
     run_id = mlflow_run.start_run("serve-test", "pyfunc")
     with mlflow.start_run(run_id=run_id):
@@ -25,24 +24,12 @@ def test_mlflow_models_serve_answers_from_the_alias(store, model_name, data, fit
     port = free_port()
     mlflow_bin = Path(sys.executable).parent / "mlflow"
     # mlflow starts `uvicorn` by name: the environment's bin folder must be on PATH
-    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
+    env = {"MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
            "PATH": f"{mlflow_bin.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    proc = subprocess.Popen(
-        [str(mlflow_bin), "models", "serve", "-m", f"models:/{model_name}@champion-ranking",
-         "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=store, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
-            time.sleep(0.5)
+    args = [mlflow_bin, "models", "serve", "-m", f"models:/{model_name}@champion-ranking",
+            "--env-manager", "local", "--host", "127.0.0.1", "--port", port, "--workers", "1"]
+    with server_process(args, port=port, cwd=store, env=env, ready="/ping", timeout=180) as srv:
+        url = srv.url
         user, item = str(data.users.ids[0]), str(data.items.ids[0])
         r = httpx.post(f"{url}/invocations", timeout=30,
                        json={"dataframe_records": [{"user": user, "item": item}]})
@@ -54,6 +41,3 @@ def test_mlflow_models_serve_answers_from_the_alias(store, model_name, data, fit
         assert r.status_code == 200, r.text
         items = [row["item"] for row in r.json()["predictions"]]
         assert items == list(model.recommend([user], 3)["item"])
-    finally:
-        proc.terminate()
-        proc.wait(30)

@@ -194,19 +194,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def s3_server():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def s3(s3_server, monkeypatch):
+def s3(s3_endpoint, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
@@ -218,10 +207,10 @@ def s3(s3_server, monkeypatch):
         "RECSYS_S3_ENDPOINT_URL",
     ):
         monkeypatch.delenv(name, raising=False)
-    client = files.s3_client(s3_server)
+    client = files.s3_client(s3_endpoint)
     if "ratings" not in {b["Name"] for b in client.list_buckets()["Buckets"]}:
         client.create_bucket(Bucket="ratings")
-    return s3_server
+    return s3_endpoint
 
 
 def test_load_s3_csv_object(s3):

@@ -127,3 +127,18 @@ def test_click_through_per_model_version(store):
     rows = {r["model_version"]: r for r in store.click_through("recsys")}
     assert (rows["1"]["served"], rows["1"]["engaged"], rows["1"]["ctr"]) == (2, 1, 0.5)
     assert (rows["2"]["served"], rows["2"]["engaged"], rows["2"]["ctr"]) == (1, 1, 1.0)
+
+
+def test_served_lists_recorded_together_keep_an_id_once(store):
+    from recsys_core.events.store import ServedRecord
+
+    store.record_served("r1", user_id="u0", items=["i1"], registered_model="recsys",
+                        model_version="1")
+    lists = [ServedRecord(f"r{n}", f"u{n}", ("i1", "i2"), "recsys", "1", "champion")
+             for n in range(1, 5)]
+    store.record_served_many(lists)
+    store.record_served_many([])
+    store.append([ev(0, recommendation_id="r4")])
+    assert store.click_through("recsys") == [
+        {"registered_model": "recsys", "model_version": "1", "served": 4, "engaged": 1,
+         "ctr": 0.25}]

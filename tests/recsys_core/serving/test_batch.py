@@ -1,6 +1,5 @@
 """Batch scoring: every user's top-k as Parquet partitioned by version, locally and on S3."""
 
-import socket
 
 import numpy as np
 import pandas as pd
@@ -88,24 +87,11 @@ def test_bad_arguments(data, tmp_path):
         recommend_all(model, tmp_path, model_version="1", users=[])
 
 
-@pytest.fixture(scope="module")
-def s3_server():
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-def test_writes_to_s3(data, s3_server, monkeypatch, tmp_path):
+def test_writes_to_s3(data, s3_endpoint, monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("RECSYS_S3_ENDPOINT_URL", s3_server)
+    monkeypatch.setenv("RECSYS_S3_ENDPOINT_URL", s3_endpoint)
     client = files.s3_client()
     client.create_bucket(Bucket="recs")
     client.put_object(Bucket="recs", Key="daily/model_version=4/part-00009.parquet", Body=b"old")
