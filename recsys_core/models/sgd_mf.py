@@ -181,7 +181,7 @@ def _stratify(
     return out_u, out_i, out_r, offsets
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _counting_sort(perm, u, i, r, ug, ig, offsets, out_u, out_i, out_r):
     """Scatter ratings ``perm[0], perm[1], ...`` to their block, keeping that order inside a
     block (a stable sort by block key); fills ``offsets`` (block starts, then the total)."""
@@ -204,7 +204,7 @@ def _counting_sort(perm, u, i, r, ug, ig, offsets, out_u, out_i, out_r):
         pos[key] = dst + 1
 
 
-@numba.njit(fastmath=True, cache=True)
+@numba.njit(fastmath=True, cache=True, nogil=True)
 def _sgd_block(u, i, r, start, stop, mu, bu, bi, P, Q, lr, reg, biased):
     """Plain SGD over ratings ``start:stop``; returns their squared error before the updates."""
     k = P.shape[1]
@@ -241,7 +241,7 @@ def _epoch(u, i, r, offsets, mu, bu, bi, P, Q, lr, reg, biased):
     return partial.sum()
 
 
-@numba.njit(fastmath=True, cache=True)
+@numba.njit(fastmath=True, cache=True, nogil=True)
 def _epoch_serial(u, i, r, offsets, mu, bu, bi, P, Q, lr, reg, biased):
     """The same epoch on one thread: the same blocks in the same order, so the same model."""
     B = int(np.sqrt(offsets.size - 1) + 0.5)
