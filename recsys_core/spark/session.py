@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import socket
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,6 +183,11 @@ def spark_session(settings: SparkSettings | None = None) -> Any:
             .config("spark.network.timeout", f"{max(int(settings.connect_timeout), 10) * 6}s")
             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         )
+        if settings.is_local and not os.environ.get("PYSPARK_PYTHON"):
+            # Python workers (the evaluator's scoring) run this interpreter and its packages,
+            # not the first python3 on PATH (pyspark reads the variable, not the conf key, when
+            # the context starts); on a cluster, PYSPARK_PYTHON names the executors' Python
+            os.environ["PYSPARK_PYTHON"] = sys.executable
         try:
             session = builder.getOrCreate()
         except Exception as exc:  # the JVM did not start: a bad master URL, memory, ...
