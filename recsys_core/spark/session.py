@@ -7,7 +7,10 @@ Settings (environment variables, read when a session is first needed):
 * ``RECSYS_SPARK_CONNECT_TIMEOUT``: seconds allowed to reach a remote master (default 5);
 * ``RECSYS_SPARK_DRIVER_MEMORY``: ``spark.driver.memory`` (default ``2g``);
 * ``RECSYS_SPARK_SHUFFLE_PARTITIONS``: ``spark.sql.shuffle.partitions`` (default: 2 x the
-  local cores for a local master, Spark's 200 otherwise).
+  local cores for a local master, Spark's 200 otherwise);
+* ``RECSYS_SPARK_PACKAGES`` / ``RECSYS_SPARK_JARS``: ``spark.jars.packages`` (Maven
+  coordinates) and ``spark.jars`` (local jar paths), comma-separated; ``s3a://`` input needs
+  ``hadoop-aws`` there (see ``recsys_core.spark.storage``).
 
 Spark needs a Java runtime and a reachable master. Without either, pyspark would fail late (a
 JVM that exits with a long stack trace) or hang (a standalone client retries an unreachable
@@ -50,6 +53,8 @@ class SparkSettings:
     connect_timeout: float = 5.0
     driver_memory: str = "2g"
     shuffle_partitions: int | None = None
+    packages: str = ""
+    jars: str = ""
 
     @classmethod
     def from_env(cls) -> SparkSettings:
@@ -74,6 +79,8 @@ class SparkSettings:
             connect_timeout=timeout,
             driver_memory=os.environ.get(MEMORY_ENV, "").strip() or "2g",
             shuffle_partitions=parts,
+            packages=os.environ.get("RECSYS_SPARK_PACKAGES", "").strip(),
+            jars=os.environ.get("RECSYS_SPARK_JARS", "").strip(),
         )
 
     @property
@@ -183,6 +190,10 @@ def spark_session(settings: SparkSettings | None = None) -> Any:
             .config("spark.network.timeout", f"{max(int(settings.connect_timeout), 10) * 6}s")
             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         )
+        for key, value in (("spark.jars.packages", settings.packages),
+                           ("spark.jars", settings.jars)):
+            if value:
+                builder = builder.config(key, value)
         if settings.is_local and not os.environ.get("PYSPARK_PYTHON"):
             # Python workers (the evaluator's scoring) run this interpreter and its packages,
             # not the first python3 on PATH (pyspark reads the variable, not the conf key, when
