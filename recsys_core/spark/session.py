@@ -8,6 +8,9 @@ Settings (environment variables, read when a session is first needed):
 * ``RECSYS_SPARK_DRIVER_MEMORY``: ``spark.driver.memory`` (default ``2g``);
 * ``RECSYS_SPARK_SHUFFLE_PARTITIONS``: ``spark.sql.shuffle.partitions`` (default: 2 x the
   local cores for a local master, Spark's 200 otherwise);
+* ``RECSYS_SPARK_SCRATCH_DIR``: where the driver writes the Parquet that executors read (the
+  training triples); a temporary folder by default, which only a local master can read: on a
+  cluster, a folder mounted at the same path on the driver and every Spark worker;
 * ``RECSYS_SPARK_PACKAGES`` / ``RECSYS_SPARK_JARS``: ``spark.jars.packages`` (Maven
   coordinates) and ``spark.jars`` (local jar paths), comma-separated; ``s3a://`` input needs
   ``hadoop-aws`` there (see ``recsys_core.spark.storage``).
@@ -40,6 +43,7 @@ MASTER_ENV = "RECSYS_SPARK_MASTER"
 TIMEOUT_ENV = "RECSYS_SPARK_CONNECT_TIMEOUT"
 MEMORY_ENV = "RECSYS_SPARK_DRIVER_MEMORY"
 PARTITIONS_ENV = "RECSYS_SPARK_SHUFFLE_PARTITIONS"
+SCRATCH_ENV = "RECSYS_SPARK_SCRATCH_DIR"
 JAVA_PACKAGE = "openjdk-17-jre-headless"
 
 _LOCAL = re.compile(r"^local(\[(\*|\d+)(,\d+)?\])?$|^local-cluster\[\d+,\d+,\d+\]$")
@@ -86,6 +90,19 @@ class SparkSettings:
     @property
     def is_local(self) -> bool:
         return bool(_LOCAL.match(self.master))
+
+
+def scratch_dir() -> str | None:
+    """``RECSYS_SPARK_SCRATCH_DIR`` if set (it must be an existing folder), else ``None``."""
+    raw = os.environ.get(SCRATCH_ENV, "").strip()
+    if not raw:
+        return None
+    if not Path(raw).is_dir():
+        raise ConfigError(
+            f"{SCRATCH_ENV}={raw!r} is not an existing folder; create it (mounted at the same "
+            "path on the driver and every Spark worker) or unset it for a local master"
+        )
+    return raw
 
 
 def java_executable() -> str:
