@@ -25,8 +25,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -153,26 +155,44 @@ def worker(model: str, size: str) -> None:
     }), flush=True)  # fmt: skip
 
 
-def measure(model: str, size: str, timeout: float) -> dict:
+def default_timeout(size: str) -> float:
+    """Seconds allowed to one (model, size): 15 min plus 2.5 min per million ratings (25M: 77
+    min), room for Spark ``local[2]`` on a loaded 2-core machine."""
+    return 900.0 + 150.0 * SIZES[size] / 1e6
+
+
+def measure(model: str, size: str, timeout: float | None = None) -> dict:
     """Run one worker, sampling its process tree's RSS; the worker's result plus the peak."""
+    timeout = timeout or default_timeout(size)
     env = dict(os.environ, RECSYS_SPARK_MASTER=os.environ.get("RECSYS_SPARK_MASTER", "local[2]"),
-               RECSYS_SPARK_DRIVER_MEMORY=os.environ.get("RECSYS_SPARK_DRIVER_MEMORY", "6g"))
+               RECSYS_SPARK_DRIVER_MEMORY=os.environ.get("RECSYS_SPARK_DRIVER_MEMORY", "6g"),
+               # spark.network.timeout is 6 x this: a long GC pause or a slow shuffle at 25M on
+               # two busy cores must not be taken for a lost executor (60 s by default)
+               RECSYS_SPARK_CONNECT_TIMEOUT=os.environ.get("RECSYS_SPARK_CONNECT_TIMEOUT", "30"))
+    errors = tempfile.TemporaryFile(mode="w+")  # the reason of a failure (Spark's included)
     proc = subprocess.Popen(
         [sys.executable, __file__, "--worker", model, size],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+        stdout=subprocess.PIPE, stderr=errors, text=True, env=env,
+        start_new_session=True,  # a timeout kills the whole group: Spark's JVM with it
     )  # fmt: skip
     peak, started = 0, time.monotonic()
     while proc.poll() is None:
         peak = max(peak, sum(_rss_kb(p) for p in _tree(proc.pid)))
         if time.monotonic() - started > timeout:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-            return {"model": model, "size": size, "error": f"timed out after {timeout:.0f}s"}
+            return {"model": model, "size": size, "error": f"timed out after {timeout:.0f}s",
+                    "peak_rss_mb": peak / 1024}
         time.sleep(0.2)
     out = proc.stdout.read() if proc.stdout else ""
     lines = [ln for ln in out.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
-        return {"model": model, "size": size, "error": f"exit code {proc.returncode}"}
+        errors.seek(0)
+        last = [ln.strip() for ln in errors.read().splitlines()
+                if "Error" in ln or "Exception" in ln][-1:]
+        return {"model": model, "size": size,
+                "error": f"exit code {proc.returncode}" + "".join(f": {ln[:300]}" for ln in last)}
+    errors.close()
     return {**json.loads(lines[-1]), "peak_rss_mb": peak / 1024}
 
 
@@ -231,7 +251,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", nargs="+", default=["1M"], choices=list(SIZES))
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    ap.add_argument("--timeout", type=float, default=1800, help="seconds per (model, size)")
+    ap.add_argument("--timeout", type=float, default=None,
+                    help="seconds per (model, size); default: 900 + 150 per million ratings")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "cost-curves.json",
                     help="raw results; --append adds to it")
     ap.add_argument("--append", action="store_true")

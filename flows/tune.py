@@ -13,7 +13,10 @@ Settings of the cluster (read when this module is imported):
 - ``RECSYS_DASK_ADDRESS``: the scheduler of an existing Dask cluster (``tcp://host:8786``);
   unset, a local cluster starts for the flow run;
 - ``RECSYS_DASK_WORKERS``: workers of the local cluster (default 2, threads of the flow's
-  process: the models release the GIL in numba and BLAS).
+  process). Threads share the GIL: BLAS, sgd-mf's serial kernels (``nogil``) and most numpy
+  loops release it, but the models' parallel numba kernels and the evaluation's Python code
+  hold it (``benchmarks/tune_parallel.py`` measures how much); point ``RECSYS_DASK_ADDRESS`` at
+  a cluster of process workers when trials are large.
 """
 
 from __future__ import annotations
@@ -141,7 +144,7 @@ def tune_flow(params: TuneParams = TuneParams()) -> dict[str, Any]:  # noqa: B00
         log_to_run(run_id, tags={"recsys.data_digest": checked.snapshot.digest,
                                  "recsys.space": str({n: r.model_dump(exclude_defaults=True)
                                                       for n, r in space.items()})[:4000]})
-        failed = 0
+        failures: dict[int, str] = {}  # trial number -> why it failed
         for start in range(0, params.n_trials, params.parallel):
             batch = ask_trials(study, storage, direction, params.model, space,
                                min(params.parallel, params.n_trials - start), params.seed)
@@ -151,15 +154,21 @@ def tune_flow(params: TuneParams = TuneParams()) -> dict[str, Any]:  # noqa: B00
                 parent_run_id=run_id, study=study)) for number, sampled in batch]
             for number, future in futures:
                 future.wait()
-                ok = future.state.is_completed()
-                failed += not ok
-                tell_trial(study, storage, direction, number, future.result() if ok else None)
+                if future.state.is_completed():
+                    tell_trial(study, storage, direction, number, future.result())
+                    continue
+                # a failed trial is told as failed and the study goes on with the others
+                exc = future.result(raise_on_failure=False)
+                failures[number] = (f"{type(exc).__name__}: {exc}"
+                                    if isinstance(exc, BaseException)
+                                    else str(future.state.message))
+                tell_trial(study, storage, direction, number, None, failures[number])
         best = log_best(study, storage, direction, params.model.name, metric, run_id,
-                        str(workdir))
+                        str(workdir), failures)
         status = "FINISHED"
         outcome.update(best=best.model_spec(), best_value=best.value, best_trial=best.trial,
                        default_value=best.default_value,
-                       trials_complete=best.n_complete, trials_failed=failed,
+                       trials_complete=best.n_complete, trials_failed=len(failures),
                        train_command=f"recsys train {best.cli_args()}")
         return outcome
     except BaseException as exc:

@@ -55,12 +55,13 @@ def ask_trials(study: str, storage: str, direction: Literal["minimize", "maximiz
 
 @task(name="tell-trial", **_io)
 def tell_trial(study: str, storage: str, direction: Literal["minimize", "maximize"],
-               number: int, value: float | None) -> None:
-    """Report a trial's value to the study (``None``: the trial failed)."""
+               number: int, value: float | None, error: str | None = None) -> None:
+    """Report a trial's value to the study (``None``: the trial failed, for ``error``)."""
     import optuna
 
     s = open_study(study, storage, direction)
     if value is None:
+        logger().warning("trial %d failed (%s); the study goes on", number, error)
         s.tell(number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
     else:
         s.tell(number, value, skip_if_finished=True)
@@ -94,10 +95,12 @@ def run_trial(feats: Features, base: ModelSpec, params: dict[str, Any], *, numbe
 
 @task(name="log-best", **_io)
 def log_best(study: str, storage: str, direction: Literal["minimize", "maximize"], model: str,
-             metric: str, parent_run_id: str, folder: str) -> BestParams:
-    """The best parameters on the study's run (params, metric, JSON) and the study's plots."""
+             metric: str, parent_run_id: str, folder: str,
+             failures: dict[int, str] | None = None) -> BestParams:
+    """The best parameters on the study's run (params, metric, JSON) and the study's plots;
+    ``failures`` (trial number -> reason) word the error when no trial completed."""
     s = open_study(study, storage, direction)
-    best = best_params(s, model, metric)
+    best = best_params(s, model, metric, failures)
     mlflow_run.log_params(parent_run_id, {"best": best.params})
     mlflow_run.log_metrics(parent_run_id, {
         f"best/{metric}": best.value, "trials_complete": best.n_complete,

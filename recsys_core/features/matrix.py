@@ -73,18 +73,23 @@ class Interactions:
         A user who rated the same item more than once (at different times) keeps the latest
         rating: ratings are not summed.
         """
+        # memory: no per-rating copy when every row is known, and no int64 pair key unless
+        # there are repeated pairs (at 25M ratings each int64 temporary costs 200 MB)
         m = self.known
-        u, i, r, t = self.user_idx[m], self.item_idx[m], self.rating[m], self.timestamp[m]
-        key = u.astype(np.int64) * max(1, self.n_items) + i
-        if np.unique(key).size < key.size:
+        u, i, r = self.user_idx, self.item_idx, self.rating
+        if not m.all():
+            u, i, r = u[m], i[m], r[m]
+        shape = (self.n_users, self.n_items)
+        mat = sp.csr_matrix((r, (u, i)), shape=shape, dtype=np.float32)
+        if mat.nnz < u.size:  # scipy summed repeated pairs: keep the latest rating of each
+            del mat
+            t = self.timestamp if m.all() else self.timestamp[m]
+            key = u.astype(np.int64) * max(1, self.n_items) + i
             order = np.lexsort((t, key))  # by pair, then time: the last row of a pair is latest
             last = np.ones(order.size, dtype=bool)
             last[:-1] = key[order][1:] != key[order][:-1]
             keep = order[last]
-            u, i, r = u[keep], i[keep], r[keep]
-        mat = sp.csr_matrix(
-            (r, (u, i)), shape=(self.n_users, self.n_items), dtype=np.float32
-        )
+            mat = sp.csr_matrix((r[keep], (u[keep], i[keep])), shape=shape, dtype=np.float32)
         mat.sort_indices()
         return mat
 

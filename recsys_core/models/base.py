@@ -231,12 +231,7 @@ class Recommender(ABC):
             if exclude is not None:
                 block = exclude[start:stop].tocoo()
                 scores[block.row, block.col] = -np.inf
-            top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
-            top_scores = np.take_along_axis(scores, top, axis=1)
-            order = np.argsort(-top_scores, axis=1, kind="stable")
-            top = np.take_along_axis(top, order, axis=1)
-            top_scores = np.take_along_axis(top_scores, order, axis=1)
-            top = np.where(np.isfinite(top_scores), top, -1)
+            top, top_scores = top_k_rows(scores, kk)
             out_items[start:stop, :kk] = top
             out_scores[start:stop, :kk] = top_scores
         return out_items, out_scores
@@ -374,3 +369,15 @@ class Recommender(ABC):
 
     def _after_load(self, folder: Path) -> None:  # noqa: B027 - an optional hook
         """Hook for models that rebuild derived state after loading."""
+
+
+def top_k_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``k`` best columns (``k <= n_columns``) and their scores, best first; a
+    ``-inf`` score (excluded item) comes back as column ``-1``. Shared by ``recommend_idx`` and
+    the Spark evaluator, so that both break ties alike."""
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    order = np.argsort(-top_scores, axis=1, kind="stable")
+    top = np.take_along_axis(top, order, axis=1)
+    top_scores = np.take_along_axis(top_scores, order, axis=1)
+    return np.where(np.isfinite(top_scores), top, -1), top_scores

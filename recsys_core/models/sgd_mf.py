@@ -152,26 +152,59 @@ def scheduled_lr(lr: float, schedule: str, decay: float, epoch: int) -> float:
 def _stratify(
     data: Interactions, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Order ratings by (sub-epoch, block) after a seeded shuffle; return block offsets."""
+    """Order ratings by (sub-epoch, block) after a seeded shuffle; return block offsets.
+
+    Memory: the three ordered arrays (int32, int32 and the ratings' own float dtype) and one
+    int32 permutation, nothing per rating wider than that: at 25M ratings an int64 or float64
+    copy costs 200 MB each. The order is that of a stable sort of the shuffled ratings by block,
+    done as one counting-sort pass.
+    """
     m = data.known
-    u = data.user_idx[m].astype(np.int32)
-    i = data.item_idx[m].astype(np.int32)
-    r = data.rating[m].astype(np.float64)
-    perm = rng.permutation(u.size)
-    u, i, r = u[perm], i[perm], r[perm]
-    ug = rng.permutation(data.n_users) % _BLOCKS
-    ig = rng.permutation(data.n_items) % _BLOCKS
-    gu, gi = ug[u], ig[i]
-    sub = (gi - gu) % _BLOCKS  # sub-epoch of each rating; its block inside it is gu
-    key = sub * _BLOCKS + gu
-    order = np.argsort(key, kind="stable")
-    counts = np.bincount(key, minlength=_BLOCKS * _BLOCKS)
+    u, i, r = data.user_idx, data.item_idx, data.rating
+    if not m.all():
+        u, i, r = u[m], i[m], r[m]
+    del m
+    u = u.astype(np.int32, copy=False)
+    i = i.astype(np.int32, copy=False)
+    if r.dtype != np.float32:  # float32 -> float64 inside the kernel is exact: no copy needed
+        r = r.astype(np.float64)
+    # the permutation Generator.permutation(n) draws, built as int32 (half the memory)
+    perm = np.arange(u.size, dtype=np.int32)
+    rng.shuffle(perm)
+    ug = (rng.permutation(data.n_users) % _BLOCKS).astype(np.int8)
+    ig = (rng.permutation(data.n_items) % _BLOCKS).astype(np.int8)
     offsets = np.zeros(_BLOCKS * _BLOCKS + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    return u[order], i[order], r[order], offsets
+    out_u = np.empty_like(u)
+    out_i = np.empty_like(i)
+    out_r = np.empty_like(r)
+    _counting_sort(perm, u, i, r, ug, ig, offsets, out_u, out_i, out_r)
+    return out_u, out_i, out_r, offsets
 
 
-@numba.njit(fastmath=True, cache=True)
+@numba.njit(cache=True, nogil=True)
+def _counting_sort(perm, u, i, r, ug, ig, offsets, out_u, out_i, out_r):
+    """Scatter ratings ``perm[0], perm[1], ...`` to their block, keeping that order inside a
+    block (a stable sort by block key); fills ``offsets`` (block starts, then the total)."""
+    B = np.int64(_BLOCKS)
+    counts = np.zeros(B * B, dtype=np.int64)
+    for n in range(u.size):
+        gu = np.int64(ug[u[n]])
+        counts[((np.int64(ig[i[n]]) - gu) % B) * B + gu] += 1
+    for b in range(B * B):
+        offsets[b + 1] = offsets[b] + counts[b]
+    pos = offsets[:-1].copy()
+    for n in range(perm.size):
+        src = perm[n]
+        gu = np.int64(ug[u[src]])
+        key = ((np.int64(ig[i[src]]) - gu) % B) * B + gu  # sub-epoch, then block in it
+        dst = pos[key]
+        out_u[dst] = u[src]
+        out_i[dst] = i[src]
+        out_r[dst] = r[src]
+        pos[key] = dst + 1
+
+
+@numba.njit(fastmath=True, cache=True, nogil=True)
 def _sgd_block(u, i, r, start, stop, mu, bu, bi, P, Q, lr, reg, biased):
     """Plain SGD over ratings ``start:stop``; returns their squared error before the updates."""
     k = P.shape[1]
@@ -208,7 +241,7 @@ def _epoch(u, i, r, offsets, mu, bu, bi, P, Q, lr, reg, biased):
     return partial.sum()
 
 
-@numba.njit(fastmath=True, cache=True)
+@numba.njit(fastmath=True, cache=True, nogil=True)
 def _epoch_serial(u, i, r, offsets, mu, bu, bi, P, Q, lr, reg, biased):
     """The same epoch on one thread: the same blocks in the same order, so the same model."""
     B = int(np.sqrt(offsets.size - 1) + 0.5)

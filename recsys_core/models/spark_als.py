@@ -25,6 +25,7 @@ How it fits the rest of recsys:
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -79,11 +80,14 @@ def fit_spark_als(
     and the session. ``params`` are ALS's own parameters."""
     from pyspark.ml.recommendation import ALS
 
-    from recsys_core.spark.session import spark_session
+    from recsys_core.spark.session import scratch_dir, spark_session
 
     spark = spark or spark_session()
     rank = int(params["rank"])
-    with tempfile.TemporaryDirectory(prefix="recsys-spark-") as tmp:
+    scratch = scratch_dir()
+    with tempfile.TemporaryDirectory(prefix="recsys-spark-", dir=scratch) as tmp:
+        if scratch:  # a shared folder: Spark's workers may run as another user
+            os.chmod(tmp, 0o755)
         path = Path(tmp) / "ratings.parquet"
         pq.write_table(
             pa.table({

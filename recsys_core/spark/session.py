@@ -7,7 +7,13 @@ Settings (environment variables, read when a session is first needed):
 * ``RECSYS_SPARK_CONNECT_TIMEOUT``: seconds allowed to reach a remote master (default 5);
 * ``RECSYS_SPARK_DRIVER_MEMORY``: ``spark.driver.memory`` (default ``2g``);
 * ``RECSYS_SPARK_SHUFFLE_PARTITIONS``: ``spark.sql.shuffle.partitions`` (default: 2 x the
-  local cores for a local master, Spark's 200 otherwise).
+  local cores for a local master, Spark's 200 otherwise);
+* ``RECSYS_SPARK_SCRATCH_DIR``: where the driver writes the Parquet that executors read (the
+  training triples); a temporary folder by default, which only a local master can read: on a
+  cluster, a folder mounted at the same path on the driver and every Spark worker;
+* ``RECSYS_SPARK_PACKAGES`` / ``RECSYS_SPARK_JARS``: ``spark.jars.packages`` (Maven
+  coordinates) and ``spark.jars`` (local jar paths), comma-separated; ``s3a://`` input needs
+  ``hadoop-aws`` there (see ``recsys_core.spark.storage``).
 
 Spark needs a Java runtime and a reachable master. Without either, pyspark would fail late (a
 JVM that exits with a long stack trace) or hang (a standalone client retries an unreachable
@@ -22,6 +28,7 @@ import os
 import re
 import shutil
 import socket
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +43,7 @@ MASTER_ENV = "RECSYS_SPARK_MASTER"
 TIMEOUT_ENV = "RECSYS_SPARK_CONNECT_TIMEOUT"
 MEMORY_ENV = "RECSYS_SPARK_DRIVER_MEMORY"
 PARTITIONS_ENV = "RECSYS_SPARK_SHUFFLE_PARTITIONS"
+SCRATCH_ENV = "RECSYS_SPARK_SCRATCH_DIR"
 JAVA_PACKAGE = "openjdk-17-jre-headless"
 
 _LOCAL = re.compile(r"^local(\[(\*|\d+)(,\d+)?\])?$|^local-cluster\[\d+,\d+,\d+\]$")
@@ -49,6 +57,8 @@ class SparkSettings:
     connect_timeout: float = 5.0
     driver_memory: str = "2g"
     shuffle_partitions: int | None = None
+    packages: str = ""
+    jars: str = ""
 
     @classmethod
     def from_env(cls) -> SparkSettings:
@@ -73,11 +83,26 @@ class SparkSettings:
             connect_timeout=timeout,
             driver_memory=os.environ.get(MEMORY_ENV, "").strip() or "2g",
             shuffle_partitions=parts,
+            packages=os.environ.get("RECSYS_SPARK_PACKAGES", "").strip(),
+            jars=os.environ.get("RECSYS_SPARK_JARS", "").strip(),
         )
 
     @property
     def is_local(self) -> bool:
         return bool(_LOCAL.match(self.master))
+
+
+def scratch_dir() -> str | None:
+    """``RECSYS_SPARK_SCRATCH_DIR`` if set (it must be an existing folder), else ``None``."""
+    raw = os.environ.get(SCRATCH_ENV, "").strip()
+    if not raw:
+        return None
+    if not Path(raw).is_dir():
+        raise ConfigError(
+            f"{SCRATCH_ENV}={raw!r} is not an existing folder; create it (mounted at the same "
+            "path on the driver and every Spark worker) or unset it for a local master"
+        )
+    return raw
 
 
 def java_executable() -> str:
@@ -182,6 +207,15 @@ def spark_session(settings: SparkSettings | None = None) -> Any:
             .config("spark.network.timeout", f"{max(int(settings.connect_timeout), 10) * 6}s")
             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         )
+        for key, value in (("spark.jars.packages", settings.packages),
+                           ("spark.jars", settings.jars)):
+            if value:
+                builder = builder.config(key, value)
+        if settings.is_local and not os.environ.get("PYSPARK_PYTHON"):
+            # Python workers (the evaluator's scoring) run this interpreter and its packages,
+            # not the first python3 on PATH (pyspark reads the variable, not the conf key, when
+            # the context starts); on a cluster, PYSPARK_PYTHON names the executors' Python
+            os.environ["PYSPARK_PYTHON"] = sys.executable
         try:
             session = builder.getOrCreate()
         except Exception as exc:  # the JVM did not start: a bad master URL, memory, ...

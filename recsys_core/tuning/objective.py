@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from recsys_core.evaluation import evaluate
 from recsys_core.evaluation.metrics import lower_is_better
-from recsys_core.exceptions import ConfigError
+from recsys_core.exceptions import ConfigError, TrainingError
 from recsys_core.features import Interactions
 from recsys_core.features.prepare import Features, build
 from recsys_core.features.splits import SplitConfig
@@ -129,14 +130,24 @@ class BestParams:
                          *(f"--param {k}={v}" for k, v in self.params.items())])
 
 
-def best_params(study, model: str, metric: str) -> BestParams:
-    """The best complete trial of ``study`` as a validated :class:`BestParams`."""
+def best_params(study, model: str, metric: str,
+                failures: Mapping[int, str] | None = None) -> BestParams:
+    """The best complete trial of ``study`` as a validated :class:`BestParams`.
+
+    ``failures`` (trial number -> reason) are the trials that failed in this run: they word the
+    error raised when no trial of the study completed.
+    """
     import optuna
 
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
-        raise ConfigError(f"study {study.study_name!r} has no complete trial; every trial "
-                          "failed (see the trial runs) or none ran")
+        reasons = "; ".join(f"trial {n}: {why}" for n, why in sorted((failures or {}).items())[:3])
+        raise TrainingError(
+            f"study {study.study_name!r} has no complete trial: "
+            + (f"all {len(failures)} trial(s) of this run failed ({reasons[:1500]}); "
+               if failures else "every trial failed or none ran; ")
+            + f"fix the fixed hyperparameters of {model!r} or narrow the search space "
+            "(each failed trial's MLflow run holds its error in the recsys.error tag)")
     best = study.best_trial
     spec = ModelSpec(name=model, params=best.params)  # valid for the training flow
     default = next((float(t.value) for t in complete if t.user_attrs.get(DEFAULTS_ATTR)), None)

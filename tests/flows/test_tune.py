@@ -7,9 +7,10 @@ import pytest
 from mlflow import MlflowClient
 
 from flows.tune import TuneParams, tune_flow
+from recsys_core.exceptions import TrainingError
 from recsys_core.models.spec import ModelSpec
 from recsys_core.tracking import registry
-from recsys_core.tuning import storage_url
+from recsys_core.tuning import open_study, storage_url
 
 # a small space so that every trial fits in a fraction of a second on the tiny data set
 SPACE = {"factors": {"kind": "int", "low": 2, "high": 16, "log": True},
@@ -77,3 +78,58 @@ def test_bad_space_is_refused_before_any_run(workspace):
         TuneParams(**{**TINY, "space": {"factors": {"kind": "int", "low": 0, "high": 8}}})
     with pytest.raises(ValueError, match="unknown hyperparameter.*'depth'"):
         TuneParams(**{**TINY, "space": {"depth": {"kind": "int", "low": 1, "high": 8}}})
+
+
+# lr up to 1.0: sgd-mf diverges on the tiny set from lr of about 0.5 (a TrainingError)
+RISKY = {**SPACE, "lr": {"kind": "float", "low": 0.002, "high": 1.0, "log": True}}
+
+
+def _enqueue(study: str, lrs: list[float]) -> None:
+    """Fix the trials the flow will be given, in order (Optuna hands out enqueued ones first)."""
+    s = open_study(study, storage_url(), "minimize")
+    for lr in lrs:
+        s.enqueue_trial({"factors": 4, "epochs": 2, "lr": lr})
+
+
+def test_failing_trials_are_recorded_and_the_study_goes_on(workspace):
+    _enqueue("risky", [1.0, 0.01, 0.8, 0.02])
+    out = tune_flow(TuneParams(**{**TINY, "space": RISKY, "study": "risky"}, n_trials=4,
+                               parallel=2))
+    study = optuna.load_study(study_name="risky", storage=storage_url())
+    State = optuna.trial.TrialState
+    assert [t.state for t in study.trials] == [State.FAIL, State.COMPLETE, State.FAIL,
+                                               State.COMPLETE]
+    assert (out["trials_failed"], out["trials_complete"]) == (2, 2)
+    # the best of the trials that completed is reported
+    complete = {t.number: t.value for t in study.trials if t.state == State.COMPLETE}
+    assert out["best_trial"] == min(complete, key=complete.__getitem__)
+    assert out["best_value"] == pytest.approx(min(complete.values()))
+    assert out["best"]["params"]["lr"] in (0.01, 0.02)
+    client = MlflowClient()
+    trials = {int(r.data.tags["recsys.trial"]): r for r in _runs(client)
+              if r.data.tags.get("mlflow.parentRunId") == out["run_id"]}
+    assert sorted(trials) == [0, 1, 2, 3]
+    for n in (0, 2):
+        assert trials[n].info.status == "FAILED"
+        assert "objective" not in trials[n].data.metrics
+        assert "sgd-mf diverged" in trials[n].data.tags["recsys.error"]
+        assert f"lr={study.trials[n].params['lr']}" in trials[n].data.tags["recsys.error"]
+    assert all(trials[n].info.status == "FINISHED" for n in (1, 3))
+    parent = client.get_run(out["run_id"])
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["trials_complete"] == 2
+
+
+def test_a_study_whose_trials_all_fail_says_why(workspace):
+    _enqueue("doomed", [1.0, 0.9])
+    with pytest.raises(TrainingError, match=r"'doomed' has no complete trial: all 2 trial\(s\) "
+                       r"of this run failed \(trial 0: TrainingError: sgd-mf diverged"):
+        tune_flow(TuneParams(**{**TINY, "space": RISKY, "study": "doomed"}, n_trials=2,
+                             parallel=2))
+    study = optuna.load_study(study_name="doomed", storage=storage_url())
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL] * 2
+    runs = _runs(MlflowClient())
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    assert parent.info.status == "FAILED"
+    assert "has no complete trial" in parent.data.tags["recsys.error"]
+    assert sorted(r.info.status for r in runs if r is not parent) == ["FAILED", "FAILED"]

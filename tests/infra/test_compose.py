@@ -254,3 +254,38 @@ def test_the_serving_service_reads_the_registry_through_mlflow_and_holds_no_key(
     assert not any(secret in env for secret in ("AWS_", "S3_", "PREFECT_", "PASSWORD"))
     # the image carries the service package
     assert "COPY recsys_service" in (ROOT / "infra" / "worker" / "Dockerfile").read_text()
+
+
+def test_spark_profile_runs_a_master_and_a_worker_of_the_pyspark_version(compose):
+    from importlib.metadata import version
+
+    services = compose["services"]
+    profiled = {name for name, s in services.items() if "profiles" in s}
+    assert profiled == {"spark-master", "spark-worker"}  # nothing else is optional
+    master, worker = services["spark-master"], services["spark-worker"]
+    assert master["profiles"] == worker["profiles"] == ["spark"]
+    # the official image, pinned, at the driver's version (Spark refuses mismatched versions)
+    for service in (master, worker):
+        tag = re.fullmatch(r"apache/spark:\$\{SPARK_TAG:-(.+)\}", service["image"])
+        assert tag, service["image"]
+        assert tag.group(1).startswith(f"{version('pyspark')}-") and "java17" in tag.group(1)
+    assert master["command"][1:] == ["org.apache.spark.deploy.master.Master", "--host",
+                                     "spark-master", "--port", "7077", "--webui-port", "8080"]
+    assert worker["command"][1:3] == ["org.apache.spark.deploy.worker.Worker",
+                                      "spark://spark-master:7077"]
+    assert worker["depends_on"]["spark-master"]["condition"] == "service_healthy"
+    # the flow worker: local Spark by default, the cluster when .env sets the master; executors
+    # reach the driver by service name and read its Parquet from the same shared path
+    flows = services["prefect-worker"]
+    env = flows["environment"]
+    assert env["RECSYS_SPARK_MASTER"] == "${RECSYS_SPARK_MASTER:-local[*]}"
+    assert env["SPARK_LOCAL_HOSTNAME"] == "prefect-worker"
+    scratch = env["RECSYS_SPARK_SCRATCH_DIR"]
+    assert f"spark-scratch:{scratch}" in flows["volumes"]
+    assert f"spark-scratch:{scratch}" in worker["volumes"]
+    assert "spark-scratch" in compose["volumes"]
+    example = (ROOT / ".env.example").read_text()
+    assert "# RECSYS_SPARK_MASTER=spark://spark-master:7077" in example
+    # the worker image carries the Java runtime Spark's driver needs, and the scratch folder
+    dockerfile = (ROOT / "infra" / "worker" / "Dockerfile").read_text()
+    assert "default-jre-headless" in dockerfile and scratch in dockerfile

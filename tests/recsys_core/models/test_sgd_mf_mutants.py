@@ -112,7 +112,20 @@ def test_stratified_order_keeps_every_rating_and_separates_the_blocks(tiny):
         zip(data.user_idx[m], data.item_idx[m], data.rating[m].astype(float), strict=True)
     )
     assert sorted(zip(u, i, r, strict=True)) == before
-    assert u.dtype == np.int32 and i.dtype == np.int32 and r.dtype == np.float64
+    # no per-rating array wider than the input's: int32 ids, the ratings' own float32
+    assert u.dtype == np.int32 and i.dtype == np.int32 and r.dtype == np.float32
+    # the order is a stable sort by (sub-epoch, block) of the seeded shuffle, as defined with
+    # numpy's own permutation and stable argsort (the counting sort must agree exactly)
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(int(m.sum()))
+    ug = rng.permutation(data.n_users) % _BLOCKS
+    ig = rng.permutation(data.n_items) % _BLOCKS
+    ru, ri, rr = (a[m][perm] for a in (data.user_idx, data.item_idx, data.rating))
+    key = ((ig[ri] - ug[ru]) % _BLOCKS) * _BLOCKS + ug[ru]
+    order = np.argsort(key, kind="stable")
+    for got, want in ((u, ru[order]), (i, ri[order]), (r, rr[order])):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(offsets[1:], np.cumsum(np.bincount(key, minlength=_BLOCKS**2)))
     assert offsets.shape == (_BLOCKS * _BLOCKS + 1,)
     assert offsets[0] == 0 and offsets[-1] == u.size
     assert (np.diff(offsets) >= 0).all()

@@ -3,7 +3,7 @@
 import optuna
 import pytest
 
-from recsys_core.exceptions import ConfigError
+from recsys_core.exceptions import ConfigError, TrainingError
 from recsys_core.tuning import best_params, objective_metric, open_study, storage_url
 
 
@@ -41,8 +41,12 @@ def test_study_resumes_and_refuses_other_direction(store_url):
 
 def test_no_complete_trial_and_bad_storage(tmp_path):
     study = open_study("empty", f"sqlite:///{tmp_path / 'e.db'}", "minimize")
-    with pytest.raises(ConfigError, match="has no complete trial"):
+    with pytest.raises(TrainingError, match="has no complete trial: every trial failed or none"):
         best_params(study, "als", "rmse")
+    # the reasons of this run's failed trials are in the message
+    with pytest.raises(TrainingError, match=r"all 2 trial\(s\) of this run failed \(trial 0: "
+                       r"TrainingError: diverged; trial 1: .*narrow the search space"):
+        best_params(study, "als", "rmse", {1: "ConfigError: bad", 0: "TrainingError: diverged"})
     with pytest.raises(ConfigError, match="RECSYS_TUNE_STORAGE"):
         open_study("x", "nosuchdb://nowhere/x", "minimize")
     with pytest.raises(ConfigError, match="cannot open") as err:

@@ -1,0 +1,185 @@
+"""A factor model's test metrics computed in Spark, for test splits too large for one machine.
+
+``evaluate_in_spark(model, train, test)`` takes the train and test splits as Spark DataFrames of
+raw ids (``user``, ``item``, ``rating``; read from Parquet locally or from ``s3a://``) and a
+fitted factor model (``spark-als``, ``spark-als-implicit``, ``als``, ``sgd-mf``, ... : any model
+with ``user_factors_`` and ``item_factors_``). Nothing per rating comes back to the driver:
+
+* ids become indices by joins with the model's vocabularies (sent to Spark as small tables);
+* rating metrics: each test pair's prediction ``mu + b_u + b_i + p_u . q_i`` is computed in SQL
+  (a user or item the model does not know contributes zero bias and factors, as in
+  ``predict_idx``), clipped to the training rating scale, then scored by Spark's
+  ``RegressionEvaluator`` (``rmse``, ``mae``);
+* ranking metrics: the item factors, biases and popularity are broadcast; each partition of test
+  users scores every item with numpy, masks the user's training items (joined from ``train``)
+  and keeps the top ``k`` with the same routine as ``Recommender.recommend_idx`` (cold users are
+  ranked by popularity, as there); Spark's ``RankingEvaluator`` then computes ``precision``,
+  ``recall``, ``ndcg`` and ``map`` at ``k``, and SQL the ``hit_rate`` and ``coverage``.
+
+Definitions: those of ``recsys_core.evaluation.metrics`` (binary relevance; a test item the model
+never saw stays relevant and counts as a miss). Spark's ``RankingMetrics`` uses the same ones for
+binary labels (precision divides by ``k``, NDCG's ideal DCG and MAP's normalizer run over
+``min(k, |relevant|)``), so on the same split both evaluations give the same figures; the tests
+check it to 1e-6. On a cluster, the executors need recsys installed (they run the scoring).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from recsys_core.evaluation.evaluate import check_k
+from recsys_core.exceptions import ConfigError, ModelCapabilityError
+from recsys_core.models.base import Recommender, top_k_rows
+from recsys_core.models.biased_factors import BiasedFactors, score_biases
+
+_RANKING: dict[str, Any] = {"precision": "precisionAtK", "recall": "recallAtK",
+                            "ndcg": "ndcgAtK", "map": "meanAveragePrecisionAtK"}  # fmt: skip
+
+
+def evaluate_in_spark(
+    model: Recommender,
+    train: Any,
+    test: Any,
+    *,
+    k: int = 10,
+    relevance_threshold: float | None = None,
+    spark: Any = None,
+    batch_size: int = 256,
+) -> dict[str, float]:
+    """Metrics of ``model`` on ``test`` computed by Spark, named as ``evaluate`` names them
+    (``rmse``, ``mae``, ``ndcg_at_10``, ...); ``train``'s items stay out of each user's list."""
+    from pyspark.sql import functions as F
+
+    from recsys_core.spark.session import spark_session
+
+    k = check_k(k)
+    if not (hasattr(model, "user_factors_") and hasattr(model, "item_factors_")):
+        raise ModelCapabilityError(
+            f"{type(model).__name__} keeps no user_factors_/item_factors_; the Spark evaluator "
+            "scores factor models (spark-als, als, sgd-mf, ...): use recsys_core.evaluation"
+        )
+    for name, frame in (("train", train), ("test", test)):
+        missing = {"user", "item", "rating"} - set(frame.columns)
+        if missing:
+            raise ConfigError(f"the {name} DataFrame lacks column(s) {sorted(missing)!r}; it "
+                              "needs user, item and rating")
+    spark = spark or spark_session()
+    users = spark.createDataFrame(pa.table({
+        "user": pa.array(model.user_vocab_.ids.astype(str)),
+        "u": np.arange(model.n_users, dtype=np.int32),
+        "uf": pa.array(list(np.asarray(model.user_factors_, np.float64))),
+        "bu": _user_bias(model)}))  # fmt: skip
+    items = spark.createDataFrame(pa.table({
+        "item": pa.array(model.item_vocab_.ids.astype(str)),
+        "i": np.arange(model.n_items, dtype=np.int32)}))  # fmt: skip
+    test = test.select(F.col("user").cast("string"), F.col("item").cast("string"),
+                       F.col("rating").cast("double"))
+    indexed = test.join(users, "user", "left").join(items, "item", "left")
+    out: dict[str, float] = {}
+    if model.predicts_ratings:
+        out.update(_rating_metrics(spark, model, indexed))
+    out.update(_ranking_metrics(spark, model, train, indexed, users, items, k,
+                                relevance_threshold, batch_size))
+    return out
+
+
+def _user_bias(model: Recommender) -> np.ndarray:
+    if isinstance(model, BiasedFactors):
+        return np.asarray(model.user_bias_, np.float64)
+    return np.zeros(model.n_users)
+
+
+def _rating_metrics(spark: Any, model: Recommender, indexed: Any) -> dict[str, float]:
+    from pyspark.ml.evaluation import RegressionEvaluator
+    from pyspark.sql import functions as F
+
+    assert isinstance(model, BiasedFactors)  # the factor models that predict ratings
+    item_side = spark.createDataFrame(pa.table({
+        "i": np.arange(model.n_items, dtype=np.int32),
+        "vf": pa.array(list(np.asarray(model.item_factors_, np.float64))),
+        "bi": np.asarray(model.item_bias_, np.float64)}))  # fmt: skip
+    dot = F.aggregate(F.zip_with("uf", "vf", lambda a, b: a * b), F.lit(0.0),
+                      lambda acc, x: acc + x)
+    low, high = (float(x) for x in model.rating_scale_)
+    pred = (F.lit(float(model.mu_)) + F.coalesce("bu", F.lit(0.0))
+            + F.coalesce("bi", F.lit(0.0)) + F.coalesce(dot, F.lit(0.0)))  # fmt: skip
+    scored = indexed.join(item_side, "i", "left").withColumn(
+        "prediction", F.least(F.greatest(pred, F.lit(low)), F.lit(high)))
+    return {name: float(RegressionEvaluator(metricName=name, labelCol="rating",
+                                            predictionCol="prediction").evaluate(scored))
+            for name in ("rmse", "mae")}  # fmt: skip
+
+
+def _ranking_metrics(spark: Any, model: Recommender, train: Any, indexed: Any, users: Any,
+                     items: Any, k: int, threshold: float | None,
+                     batch_size: int) -> dict[str, float]:
+    from pyspark.ml.evaluation import RankingEvaluator
+    from pyspark.sql import functions as F
+
+    relevant = indexed if threshold is None else indexed.where(F.col("rating") >= threshold)
+    # relevant items as codes: the item's index, or for an item the model never saw a distinct
+    # negative code (never recommended, so always a miss, and counted once per user)
+    code = F.coalesce(F.col("i").cast("double"),
+                      -2.0 - (F.xxhash64("item") % (1 << 47)).cast("double"))
+    labels = relevant.groupBy("user").agg(F.collect_set(code).alias("label"))
+    seen = (train.select(F.col("user").cast("string"), F.col("item").cast("string"))
+            .join(items, "item").groupBy("user").agg(F.collect_list("i").alias("seen")))
+    todo = (labels.join(users.select("user", "u", "uf", "bu"), "user", "left")
+            .join(seen, "user", "left").select("user", "u", "uf", "bu", "seen"))
+    ctx = spark.sparkContext
+    side = ctx.broadcast(_item_side(model))
+    kk = min(k, model.n_items)
+
+    def top_k(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        V, bi, popularity, mu, biased = side.value
+        for frame in batches:
+            for start in range(0, len(frame), batch_size):
+                part = frame.iloc[start:start + batch_size]
+                scores = np.empty((len(part), V.shape[0]), dtype=np.float64)
+                known = part["u"].notna().to_numpy()
+                if known.any():
+                    U = np.stack(list(part["uf"].to_numpy()[known]))
+                    if biased:
+                        bu = part["bu"].to_numpy(np.float64)[known]
+                        scores[known] = score_biases(mu, bu, bi, np.arange(bu.size)) + U @ V.T
+                    else:  # float32 factors, as the model scores them
+                        scores[known] = (U.astype(np.float32) @ V.T).astype(np.float64)
+                scores[~known] = popularity
+                for row, s in enumerate(part["seen"]):
+                    if s is not None and len(s):
+                        scores[row, np.asarray(s, np.int64)] = -np.inf
+                top, _ = top_k_rows(scores, kk)
+                yield pd.DataFrame({"user": part["user"].to_numpy(),
+                                    "prediction": [t[t >= 0].astype(np.float64) for t in top]})
+
+    recs = todo.mapInPandas(top_k, "user string, prediction array<double>")
+    ranked = recs.join(labels, "user").cache()
+    try:
+        out = {f"{name}_at_{k}": float(RankingEvaluator(
+            metricName=metric, k=k, labelCol="label", predictionCol="prediction").evaluate(ranked))
+            for name, metric in _RANKING.items()}  # fmt: skip
+        row = ranked.agg(F.avg((F.size(F.array_intersect("prediction", "label")) > 0)
+                               .cast("double")).alias("hit_rate")).first()
+        covered = ranked.select(F.explode("prediction").alias("i")).distinct().count()
+    finally:
+        ranked.unpersist()
+        side.unpersist()
+    out[f"hit_rate_at_{k}"] = float(row["hit_rate"])
+    out[f"coverage_at_{k}"] = covered / model.n_items if model.n_items else 0.0
+    return out
+
+
+def _item_side(model: Recommender) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, bool]:
+    """What every executor needs to score all items: factors, biases, popularity, mu."""
+    if isinstance(model, BiasedFactors):
+        return (np.asarray(model.item_factors_, np.float64),
+                np.asarray(model.item_bias_, np.float64),
+                np.asarray(model.item_popularity_), float(model.mu_), True)  # fmt: skip
+    factors: np.ndarray = model.item_factors_  # type: ignore[attr-defined]  # checked by the caller
+    return (np.asarray(factors, np.float32), np.zeros(model.n_items),
+            np.asarray(model.item_popularity_), 0.0, False)  # fmt: skip
