@@ -27,6 +27,7 @@ from tasks import run_context
 from tasks.collect import collect_snapshot
 from tasks.evaluate import Scores, evaluate_models
 from tasks.features import build_features
+from tasks.feedback import log_click_through
 from tasks.gate import gate, mark_refused, promote, verdict_markdown
 from tasks.tracking import end_run, log_and_register, log_inputs, log_to_run, start_run
 from tasks.train import train_model
@@ -138,6 +139,7 @@ def training_flow(params: TrainingParams = TrainingParams()) -> Any:  # noqa: B0
                                "flow_run_url": run_context.flow_run_url()}
     status, verdict = "FAILED", "failed"
     try:
+        log_click_through(run_id, params.registered_model)  # when RECSYS_EVENTS_URL is set
         feats, digest = _data(params, run_id, run_url, workdir)
         model_dir, history = train_model(feats, params.model, str(workdir))
         scores = evaluate_models(model_dir, feats, k=params.k,

@@ -589,6 +589,9 @@ app.command("serve")(serve)
 from recsys_cli.db import db  # noqa: E402
 
 app.add_typer(db, name="db")
+from recsys_cli.report import report  # noqa: E402
+
+app.command("report")(report)
 from recsys_cli.tune import tune  # noqa: E402
 
 app.command("tune")(tune)

@@ -40,6 +40,13 @@ def events_url() -> str:
     return EventStoreSettings().url
 
 
+def configured_events_url() -> str | None:
+    """``RECSYS_EVENTS_URL`` when it is set (environment or ``.env``), else None: the embedded
+    default is a store of this machine only, not one a training run should report on."""
+    settings = EventStoreSettings()
+    return settings.url if "url" in settings.model_fields_set else None
+
+
 def safe_url(url: str) -> str:
     """``url`` with its password masked, for messages."""
     try:

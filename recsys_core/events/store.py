@@ -241,7 +241,10 @@ class EventStore:
         try:
             with self.engine.connect() as conn:
                 rows = conn.execute(stmt).mappings().all()
-        except OperationalError as exc:
+        except DBAPIError as exc:
+            schema = missing_schema(self.url, exc)
+            if schema is not None:
+                raise schema from None
             raise unreachable(self.url, exc, "read click-through") from exc
         return [dict(r, ctr=(r["engaged"] / r["served"]) if r["served"] else 0.0) for r in rows]
 
