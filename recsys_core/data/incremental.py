@@ -145,7 +145,10 @@ def collect_snapshot(
     info: dict[str, Any] = {
         "mode": "incremental" if base is not None else ("since" if read_since else "full"),
         "since": read_since,
-        "rows_read": int(len(new)),
+        # rows of the source (less repeated event ids), before the duplicates policy made one
+        # row per (user, item) pair of them
+        "rows_read": int(len(new)) + int(collected.extra.get("duplicates_removed", 0)),
+        "rows": int(len(new)),
         "event_ids_removed": int(collected.extra.get("event_ids_removed", 0)),
         "duplicates_removed": int(collected.extra.get("duplicates_removed", 0)),
     }

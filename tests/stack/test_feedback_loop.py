@@ -179,7 +179,9 @@ def test_events_posted_to_the_service_reach_the_next_champion(stack, own_service
     path = stack.mlflow().download_artifacts(run2.info.run_id, "validation/report.json")
     with open(path) as fh:
         report = json.load(fh)["collection"]
+    # every event after the first run's watermark, one row per (user, item) pair of them
     assert report["mode"] == "incremental" and report["rows_read"] == len(feedback)
+    assert report["rows"] == PURCHASERS * TARGETS + 8
     assert report["new_users"] == 1 and report["events_new_users"] == 8
 
     # 4. the service follows the alias, and its answers reflect the events

@@ -58,18 +58,23 @@ def test_since_last_reads_only_new_rows_and_merges_them_like_a_full_read(events_
                         ev(61, user_id="newcomer", item_id="i3"),
                         ev(62, user_id="u1", item_id="brand-new", type="click", rating=None),
                         ev(63, user_id="newcomer", item_id="brand-new", type="purchase",
-                           rating=None)])
+                           rating=None),
+                        # a view then a click of a pair rated before (by e0016): one row
+                        ev(64, user_id="u2", item_id="i5", type="view", rating=None),
+                        ev(65, user_id="u2", item_id="i5", type="click", rating=None)])
     second = incremental.collect_snapshot(events_url, root, since="last")
     how = second.collection
-    assert how["mode"] == "incremental" and how["rows_read"] == 4
+    assert how["mode"] == "incremental" and (how["rows_read"], how["rows"]) == (6, 5)
     assert how["since"] == first.watermark and how["base_digest"] == first.digest
     assert (how["new_users"], how["events_new_users"]) == (1, 2)
     assert (how["new_items"], how["events_new_items"]) == (1, 2)
-    assert how["pairs_updated"] == 1
-    assert second.digest != first.digest and second.watermark == f"{T0 + 63}:e0063"
+    assert how["pairs_updated"] == 2
+    assert second.digest != first.digest and second.watermark == f"{T0 + 65}:e0065"
     merged = frame_of(second)
     pair = merged[(merged["user"] == "u0") & (merged["item"] == "i0")]
     assert pair["rating"].tolist() == [5.0]  # the latest rating of the pair
+    clicked = merged[(merged["user"] == "u2") & (merged["item"] == "i5")]
+    assert clicked["rating"].tolist() == [3.0]  # the click's weight, the latest event
     # the same table as reading everything at once
     full = incremental.collect_snapshot(events_url, tmp_path / "elsewhere")
     assert full.collection["mode"] == "full"
