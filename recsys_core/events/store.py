@@ -40,6 +40,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from recsys_core.events.engine import (
     events_url,
+    first_line,
     make_engine,
     missing_schema,
     safe_url,
@@ -191,7 +192,7 @@ class EventStore:
                 raise unreachable(self.url, exc, "store events") from exc
             raise DataSourceError(
                 f"the event store {safe_url(self.url)} refused the batch: "
-                f"{str(exc.orig).strip().splitlines()[0]}. Run `recsys db upgrade` if its "
+                f"{first_line(exc)}. Run `recsys db upgrade` if its "
                 "tables are out of date") from None
         return AppendResult(len(evs), len(stored), len(evs) - len(stored), stored)
 

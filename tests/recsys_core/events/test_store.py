@@ -127,3 +127,15 @@ def test_click_through_per_model_version(store):
     rows = {r["model_version"]: r for r in store.click_through("recsys")}
     assert (rows["1"]["served"], rows["1"]["engaged"], rows["1"]["ctr"]) == (2, 1, 0.5)
     assert (rows["2"]["served"], rows["2"]["engaged"], rows["2"]["ctr"]) == (1, 1, 1.0)
+
+
+def test_a_driver_error_without_a_message_is_named_by_its_class():
+    """psycopg2 raises some errors with an empty message (a broken server connection); the
+    store's message names the class instead of failing on the empty text."""
+    import psycopg2
+    from sqlalchemy.exc import DBAPIError
+
+    from recsys_core.events.engine import first_line
+
+    assert first_line(DBAPIError("INSERT", {}, psycopg2.DatabaseError(""))) == "DatabaseError"
+    assert first_line(DBAPIError("INSERT", {}, psycopg2.DatabaseError("a\nb"))) == "a"
