@@ -25,6 +25,11 @@ from its watermark, so no row is skipped.
 
 A lineage without its snapshot (deleted, another machine) is an error that says to collect once
 without ``since``; no lineage at all is a full read, said in the log.
+
+The watermark follows the table's timestamp column, the time the sender gave each event: an
+event that arrives later with a timestamp at or before the watermark (a client sending a day's
+events late) is not read by ``since="last"``. A full read (``since`` unset) now and then takes
+them in, and starts the history again from its own watermark.
 """
 
 from __future__ import annotations
