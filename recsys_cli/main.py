@@ -149,7 +149,12 @@ SetOpt = Annotated[
 @app.command()
 def train(
     source: Annotated[str | None, typer.Option(help="synthetic[:size], movielens-100k..., a "
-                                               "file, s3:// [default: synthetic]")] = None,
+                                               "file, s3://, postgresql://...?table=events "
+                                               "[default: synthetic]")] = None,
+    since: Annotated[str | None, typer.Option(help="database sources: 'last' (only the rows "
+                                              "after the last collection, merged with its "
+                                              "snapshot) or a watermark TIMESTAMP[:ID]")]
+    = None,
     model: Annotated[str | None, typer.Option(help="model name (see: recsys models) "
                                               "[default: sgd-mf]")] = None,
     param: ParamOpt = None,
@@ -195,7 +200,7 @@ def train(
 
     given = {
         "data": {"source": source, "synthetic_size": synthetic_size, "seed": seed,
-                 "columns": columns, "duplicates": duplicates},
+                 "columns": columns, "duplicates": duplicates, "since": since},
         "validation": {"quarantine": quarantine},
         "split": {"strategy": split, "test_fraction": test_fraction, "seed": seed},
         "gate": {r: {"min_improvement": min_improvement} for r in ("ranking", "rating")},
@@ -630,6 +635,9 @@ app.command("serve")(serve)
 from recsys_cli.db import db  # noqa: E402
 
 app.add_typer(db, name="db")
+from recsys_cli.report import report  # noqa: E402
+
+app.command("report")(report)
 from recsys_cli.tune import tune  # noqa: E402
 
 app.command("tune")(tune)

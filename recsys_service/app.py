@@ -21,6 +21,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
 from recsys_core.events.store import EventStore
 from recsys_core.exceptions import DataSourceError, DataValidationError, ModelCapabilityError
@@ -157,10 +158,18 @@ def create_app(
         200 once committed, with ``received``/``stored``/``duplicates`` (an ``event_id`` already
         stored changes nothing); 422 with every bad event and nothing stored; 413 beyond
         ``max_event_batch`` events; 503 when the store cannot be reached (nothing stored:
-        send the batch again).
+        send the batch again); 499 (logged only: nobody reads it) when the client left before
+        its body was read.
         """
         try:
             batch = await request.json()
+        except ClientDisconnect:
+            # the client left while its request waited for the event loop (a load tester at its
+            # timeout): its body cannot be read, nothing is stored, and nobody reads the answer
+            log.info("POST /events: the client closed the connection before its body was "
+                     "read; nothing stored")
+            return _error(499, "the client closed the connection before the body was read; "
+                               "nothing was stored")
         except ValueError as exc:
             return _error(400, f"malformed JSON body ({exc}); send a JSON list of events such "
                                'as [{"event_id": "e1", "user_id": "42", "item_id": "7", '

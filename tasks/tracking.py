@@ -32,7 +32,9 @@ def log_inputs(run_id: str, params: dict[str, Any], snap: Snapshot, split_info: 
     """Parameters, data lineage (snapshot digest as the dataset input) and split counts."""
     mlflow_run.log_params(run_id, params)
     source = redact(snap.source)
-    mlflow_run.set_tags(run_id, {"recsys.data_digest": snap.digest, "recsys.source": source})
+    mlflow_run.set_tags(run_id, {"recsys.data_digest": snap.digest, "recsys.source": source,
+                                 # where the next since=last collection of the source resumes
+                                 **({"data/watermark": snap.watermark} if snap.watermark else {})})
     mlflow_run.log_dataset(run_id, digest=snap.digest, source=source,
                            name=f"snapshot-{snap.digest[:12]}", n_rows=snap.n_rows)
     mlflow_run.log_metrics(run_id, {f"data/{k}": v for k, v in split_info.items()

@@ -11,7 +11,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from recsys_core.data import snapshot
+from recsys_core.data import incremental, snapshot
 from recsys_core.data.schema import Collected
 from recsys_core.validation.rules import ValidationRules
 from tasks._runtime import logger
@@ -61,10 +61,18 @@ def validate_snapshot(snap: snapshot.Snapshot, rules: ValidationRules, data_dir:
                  len(report.warnings))
     else:
         log.error("validation failed: %s", report.summary())
-    markdown = report.to_markdown()
+    # how the rows were collected: information, never a failure (new users and items are
+    # accepted, repeated event ids were dropped before the snapshot)
+    collection = snap.collection or {}
+    markdown = report.to_markdown() + incremental.to_markdown(collection)
+    if collection.get("new_users") or collection.get("new_items"):
+        log.info("accepted (new): %d event(s) of %d new user(s), %d event(s) of %d new item(s)",
+                 collection["events_new_users"], collection["new_users"],
+                 collection["events_new_items"], collection["new_items"])
     create_markdown_artifact(
         key="validation-report", markdown=f"{markdown}\n\n{mlflow_link(run_id, run_url)}\n",
         description="passed" if report.success else "FAILED",
     )
-    return Validated(result, report.success, report.summary(), report.to_dict(), markdown,
+    report_dict = {**report.to_dict(), **({"collection": collection} if collection else {})}
+    return Validated(result, report.success, report.summary(), report_dict, markdown,
                      qfile, dict(report.quarantined))

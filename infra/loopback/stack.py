@@ -10,7 +10,10 @@ Services, in start order (the same roles as ``docker-compose.yml``):
 ========  ==========================================  ============================
 service   what runs                                   health
 ========  ==========================================  ============================
-postgres  the PostgreSQL already on the machine        databases created (idempotent)
+postgres  the PostgreSQL already on the machine        databases created (idempotent);
+                                                       the event store migrated
+                                                       (``recsys db upgrade``) and its
+                                                       roles granted (events-roles.sql)
 s3        ``moto_server`` (stands in for MinIO)        HTTP answer, buckets and saved
                                                        objects restored
 mlflow    ``mlflow server`` on PostgreSQL, artifacts   ``/health``
@@ -18,12 +21,14 @@ mlflow    ``mlflow server`` on PostgreSQL, artifacts   ``/health``
 prefect   ``prefect server start`` on PostgreSQL       ``/api/health``
 worker    ``prefect worker start`` (process pool)      registered on its pool
 serve     ``recsys serve`` (the champions, read        ``/health``
-          through MLflow; no S3 key)
+          through MLflow; no S3 key; events into
+          the event store as recsys_events_service)
 ========  ==========================================  ============================
 
 Each stack has a name (``dev`` by default, the tests use ``test``) with its own ports, databases
-and state folder ``.stack/<name>/`` (pid files, logs, the S3 keys and Prefect auth string it
-generated, the saved S3 objects). The Prefect server asks for that auth string and for CSRF
+(``<prefix>_mlflow``, ``<prefix>_prefect``, ``<prefix>_events``) and state folder
+``.stack/<name>/`` (pid files, logs, the S3 keys, Prefect auth string and event store passwords
+it generated, the saved S3 objects). The Prefect server asks for that auth string and for CSRF
 tokens, as in compose. Every process is started in its own session and stopped by the pid it
 was given, never by name. Settings come from flags or ``STACK_*`` environment variables;
 ``--help`` lists them; a value still holding a ``change-me`` placeholder of ``.env.example`` is
@@ -62,6 +67,9 @@ BIN = Path(sys.executable).parent
 SERVICES = ("s3", "mlflow", "prefect", "worker", "serve")
 ENV_BEGIN = "# >>> recsys loopback stack (written by make stack-up; removed by make stack-down)"
 ENV_END = "# <<< recsys loopback stack"
+# the least-privilege roles of infra/postgres/events-roles.sql (one pair per PostgreSQL server,
+# shared by its stacks: the first stack that creates them sets their passwords)
+EVENT_ROLES = {"service": "recsys_events_service", "collect": "recsys_events_collect"}
 
 
 def _load(name: str, path: Path):
@@ -122,7 +130,20 @@ class Stack:
 
     @property
     def databases(self) -> dict[str, str]:
-        return {"mlflow": f"{self.db_prefix}_mlflow", "prefect": f"{self.db_prefix}_prefect"}
+        return {"mlflow": f"{self.db_prefix}_mlflow", "prefect": f"{self.db_prefix}_prefect",
+                "events": f"{self.db_prefix}_events"}
+
+    def events_url(self, role: str) -> str:
+        """The event store as ``role`` sees it: ``service`` (insert + select, the recommendation
+        service), ``collect`` (select only: collection, click-through) or ``owner``
+        (migrations). The roles' passwords travel in PGPASSWORD, never in the URL."""
+        user = self.pg_user if role == "owner" else EVENT_ROLES[role]
+        return f"postgresql://{user}@{self.pg_host}:{self.pg_port}/{self.databases['events']}"
+
+    @property
+    def events_source(self) -> str:
+        """The training source that collects the events table (``params.data.source``)."""
+        return f"{self.events_url('collect')}?table=events"
 
     def pg_url(self, database: str, driver: str = "postgresql") -> str:
         # the password, if any, travels in PGPASSWORD / STACK_PG_PASSWORD, never in a URL or log
@@ -171,6 +192,16 @@ class Stack:
         path.chmod(0o600)
         return path.read_text().strip()
 
+    def event_passwords(self) -> dict[str, str]:
+        """Passwords of the event store's roles: generated once, kept in the state folder."""
+        path = self.state / "events-roles.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({role: secrets.token_urlsafe(18) for role in EVENT_ROLES}))
+        path.chmod(0o600)
+        return json.loads(path.read_text())
+
     def client_env(self) -> dict[str, str]:
         """What a client needs to use this stack (what ``make stack-up`` writes into ``.env``)."""
         names = buckets.bucket_names()
@@ -184,6 +215,10 @@ class Stack:
             "S3_BUCKET_ARTIFACTS": names["artifacts"],
             "S3_BUCKET_DATA": names["data"],
             "RECSYS_SERVE_URL": self.serve_url,
+            # read only: `recsys report`, and the click-through each training run logs
+            "RECSYS_EVENTS_URL": self.events_url("collect"),
+            # train-daily's params.data.source to collect the events the service stored
+            "RECSYS_EVENTS_SOURCE": self.events_source,
         }
 
     def process_env(self, **extra: str) -> dict[str, str]:
@@ -365,6 +400,39 @@ def ensure_databases(stack: Stack, fresh: bool = False) -> None:
     conn.close()
 
 
+def ensure_event_store(stack: Stack) -> str:
+    """Migrate the event store (``recsys db upgrade`` as the owner) and grant its roles
+    (``infra/postgres/events-roles.sql`` through psql, as in compose); returns the revision
+    line. Both steps are idempotent."""
+    env = stack.process_env(RECSYS_EVENTS_URL=stack.events_url("owner"))
+    out = subprocess.run([str(BIN / "recsys"), "db", "upgrade"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=180, check=False)
+    if out.returncode != 0:
+        raise StackError(f"`recsys db upgrade` of the event store failed:\n{out.stdout[-2000:]}"
+                         f"{out.stderr[-2000:]}")
+    psql = shutil.which("psql")
+    if psql is None:
+        raise StackError("psql is not installed: the event store's roles "
+                         "(infra/postgres/events-roles.sql) cannot be granted. Install the "
+                         "PostgreSQL client (apt-get install postgresql-client)")
+    passwords = stack.event_passwords()
+    argv = [psql, "--no-psqlrc", "--quiet", f"--host={stack.pg_host}", f"--port={stack.pg_port}",
+            f"--username={stack.pg_user}", f"--dbname={stack.databases['events']}",
+            f"--set=service_password={passwords['service']}",
+            f"--set=collect_password={passwords['collect']}",
+            f"--file={ROOT / 'infra' / 'postgres' / 'events-roles.sql'}"]
+    for attempt in range(3):
+        # two stacks creating the shared roles at the same moment: one of them retries
+        roles = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True,
+                               timeout=60, check=False)
+        if roles.returncode == 0:
+            break
+        time.sleep(0.5 * (attempt + 1))
+    else:
+        raise StackError(f"granting the event store's roles failed:\n{roles.stderr[-2000:]}")
+    return out.stdout.strip()
+
+
 def _s3_client(stack: Stack):
     creds = stack.credentials()
     return buckets.client(stack.s3_url, creds["AWS_ACCESS_KEY_ID"],
@@ -457,7 +525,8 @@ def worker_name(stack: Stack) -> str:
 def start_worker(stack: Stack) -> int:
     argv = [str(BIN / "prefect"), "worker", "start", "--pool", stack.pool, "--type", "process",
             "--name", worker_name(stack)]
-    env = stack.process_env(RECSYS_CODE_DIR=str(ROOT), **stack.client_env())
+    env = stack.process_env(RECSYS_CODE_DIR=str(ROOT), **stack.client_env(),
+                            PGPASSWORD=stack.event_passwords()["collect"])
     env.setdefault("PREFECT_WORKER_QUERY_SECONDS", "5")
     proc = _spawn(stack, "worker", argv, env)
     def registered() -> bool:
@@ -475,8 +544,10 @@ def start_serve(stack: Stack) -> int:
     _check_port_free(stack, "serve", stack.serve_port)
     argv = [str(BIN / "recsys"), "serve", "--host", stack.host, "--port", str(stack.serve_port),
             "--workers", os.environ.get("STACK_SERVE_WORKERS", "1")]
-    env = {k: v for k, v in stack.process_env(MLFLOW_TRACKING_URI=stack.mlflow_url).items()
-           if not k.startswith(("AWS_", "MLFLOW_S3_"))}
+    env = {k: v for k, v in stack.process_env(
+        MLFLOW_TRACKING_URI=stack.mlflow_url, RECSYS_SERVE_EVENTS_URL=stack.events_url("service"),
+        PGPASSWORD=stack.event_passwords()["service"]).items()
+        if not k.startswith(("AWS_", "MLFLOW_S3_"))}
     proc = _spawn(stack, "serve", argv, env)
     return _wait(stack, "serve", proc,
                  lambda: _http_ok(f"{stack.serve_url}/health") is not None,
@@ -524,6 +595,7 @@ def up(stack: Stack, *, fresh: bool = False, with_deploy: bool = True) -> None:
             _check_port_free(stack, service, port)
     stack.state.mkdir(parents=True, exist_ok=True)
     ensure_databases(stack, fresh=fresh)
+    _say(f"postgres {ensure_event_store(stack)}")
     if fresh:  # the objects go with the registry that points at them
         shutil.rmtree(stack.saved_objects, ignore_errors=True)
     # S3 first (the tracking server needs its bucket), then both servers side by side (their
@@ -652,6 +724,7 @@ def main(argv: list[str] | None = None) -> int:
             _say(f"MLflow UI   {stack.mlflow_url}\nPrefect UI  {stack.prefect_api[:-4]} (it asks "
                  f"for the auth string in {stack.state / 'prefect-auth'})\n"
                  f"S3 endpoint {stack.s3_url}\nservice     {stack.serve_url}\n"
+                 f"events      {stack.events_source} (train-daily's params.data.source)\n"
                  f"logs        {stack.state / 'logs'}")
         elif args.command == "down":
             stopped = down(stack)

@@ -1,5 +1,7 @@
 #!/bin/sh
-# First start of the postgres volume: one role and one database per server (MLflow, Prefect).
+# First start of the postgres volume: one role and one database per server (MLflow, Prefect), and
+# the event store's owner and database (its tables and the roles of the service and of the
+# collection come from the events-migrate and events-roles jobs).
 # Runs once, from /docker-entrypoint-initdb.d; passwords come from the environment (.env).
 set -eu
 
@@ -16,3 +18,4 @@ SQL
 
 create "$MLFLOW_DB_USER" "$MLFLOW_DB_PASSWORD" "$MLFLOW_DB_NAME"
 create "$PREFECT_DB_USER" "$PREFECT_DB_PASSWORD" "$PREFECT_DB_NAME"
+create "$EVENTS_DB_USER" "$EVENTS_DB_PASSWORD" "$EVENTS_DB_NAME"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from recsys_core.exceptions import ConfigError
 
 SOURCES_HELP = (
     "synthetic[:tiny|small|100k|1m|10m], movielens-100k|1m|10m|20m|25m|32m|latest-small, "
@@ -38,12 +40,41 @@ class DataConfig(BaseModel):
         "RECSYS_PSEUDONYM_KEY in the environment or .env)",
     )
 
+    since: str | None = Field(
+        None,
+        description="database sources: 'last' reads only the rows after the last collection "
+        "and merges them with its snapshot (a full read the first time); a watermark "
+        "TIMESTAMP[:ID] reads only the rows after it; empty: every row",
+    )
+
+    @field_validator("since", mode="before")
+    @classmethod
+    def _since_form(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        text = str(value).strip()
+        if text != "last":
+            from recsys_core.data.database import Watermark
+
+            try:
+                Watermark.parse(text)
+            except ConfigError as exc:
+                raise ValueError(f"since must be 'last' or a watermark: {exc}") from None
+        return text
+
     @model_validator(mode="after")
     def _scale_is_ordered(self) -> DataConfig:
         if self.rating_min >= self.rating_max:
             raise ValueError(
                 f"rating_min ({self.rating_min!r}) must be below rating_max ({self.rating_max!r})"
             )
+        if self.since is not None:
+            from recsys_core.data.database import is_database_source
+
+            if not is_database_source(self.source.strip()):
+                raise ValueError(
+                    f"since={self.since!r} needs a database source (postgresql://... or "
+                    f"sqlite:///...), not {self.source!r}; remove since")
         return self
 
     @property

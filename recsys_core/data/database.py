@@ -43,7 +43,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchTableError, OperationalError, Pr
 
 from recsys_core.data.files import parse_column_map
 from recsys_core.data.schema import Collected, empty_interactions, normalize_interactions
-from recsys_core.events.engine import make_engine, safe_url, unreachable
+from recsys_core.events.engine import first_line, make_engine, safe_url, unreachable
 from recsys_core.events.tables import EVENT_TYPES
 from recsys_core.exceptions import ConfigError, DataError, DataSourceError
 
@@ -257,7 +257,7 @@ def _read(engine: Engine, shown: str, parts: dict[str, str | None], mapping: dic
         raise unreachable(shown, exc, f"read {what}") from exc
     except ProgrammingError as exc:
         raise DataError(f"cannot read {origin}: "
-                        f"{str(exc.orig).strip().splitlines()[0]}") from None
+                        f"{first_line(exc)}") from None
     raw = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=picked)
     return _to_collected(raw, shown, origin, needed, id_col if has_id else None,
                          type_col if has_type else None, since, weights, rating_scale)

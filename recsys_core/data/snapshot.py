@@ -11,8 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+import os
+import threading
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -39,6 +42,13 @@ class Snapshot:
     rating_min: float
     rating_max: float
     has_items: bool
+    watermark: str | None = None
+    """The last row a database collection read (``TIMESTAMP:ID``); None for other sources."""
+    collection: dict[str, Any] | None = None
+    """How the data was collected: ``mode`` (full or incremental), ``base_digest`` (the
+    snapshot an incremental collection was merged into), rows read, event ids and repeated pairs
+    dropped, events of users and items the base did not know (``recsys_core.data.incremental``).
+    """
 
     @property
     def interactions_path(self) -> Path:
@@ -74,6 +84,8 @@ def write(collected: Collected, root: str | Path) -> Snapshot:
         "rating_min": float(collected.rating_scale[0]),
         "rating_max": float(collected.rating_scale[1]),
         "has_items": collected.items is not None,
+        "watermark": collected.extra.get("watermark"),
+        "collection": collected.extra.get("collection"),
     }
     reuse = (folder / META_FILE).exists()
     if reuse:
@@ -87,20 +99,36 @@ def write(collected: Collected, root: str | Path) -> Snapshot:
             reuse = False
     if not reuse:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / (SNAPSHOT_FILE + ".tmp")
+        # each writer its own temporary file: two runs collecting the same data at once both
+        # end with a complete snapshot
+        tmp = _tmp_name(folder / SNAPSHOT_FILE)
         frame.to_parquet(tmp, index=False)
         tmp.replace(folder / SNAPSHOT_FILE)
         if collected.items is not None:
-            collected.items.to_parquet(folder / ITEMS_FILE, index=False)
-        # the metadata is written last: its presence marks a complete snapshot
-        (folder / META_FILE).write_text(json.dumps(meta, indent=2))
+            tmp = _tmp_name(folder / ITEMS_FILE)
+            collected.items.to_parquet(tmp, index=False)
+            tmp.replace(folder / ITEMS_FILE)
+    # the metadata is written last: its presence marks a complete snapshot. A reused snapshot
+    # gets the lineage of this collection (its watermark, how it was collected)
+    _write_atomically(folder / META_FILE, json.dumps(meta, indent=2))
     return Snapshot(path=str(folder), **meta)
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = _tmp_name(path)
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def load_meta(path: str | Path) -> Snapshot:
     folder = Path(path)
     meta = json.loads((folder / META_FILE).read_text())
-    return Snapshot(path=str(folder), **meta)
+    known = {f.name for f in fields(Snapshot)} - {"path"}
+    return Snapshot(path=str(folder), **{k: v for k, v in meta.items() if k in known})
 
 
 def read(snapshot: Snapshot) -> tuple[pd.DataFrame, pd.DataFrame | None]:

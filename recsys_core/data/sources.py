@@ -30,8 +30,12 @@ def collect(
     s3_endpoint_url: str | None = None,
     duplicates: str = "latest",
     pseudonym_key: bytes | None = None,
+    since: str | None = None,
 ) -> Collected:
     """Collect interactions (and item metadata where the source has it).
+
+    ``since`` (a ``TIMESTAMP[:ID]`` watermark, database sources only) reads only the rows after
+    it; ``recsys_core.data.incremental`` merges them into the previous snapshot.
 
     ``duplicates`` is the policy for a (user, item) pair rated more than once: ``latest``,
     ``mean`` or ``refuse`` (see ``recsys_core.data.duplicates``). The number of rows it
@@ -41,8 +45,13 @@ def collect(
     if duplicates not in POLICIES:  # before reading anything
         raise ConfigError(
             f"unknown duplicates policy {duplicates!r}; use one of {', '.join(POLICIES)}")
+    if since is not None and not database.is_database_source((source or "").strip()):
+        raise ConfigError(
+            f"since={since!r} needs a database source (postgresql://... or sqlite:///...), not "
+            f"{redact(source)!r}: other sources have no watermark to resume from; remove since")
     collected = _read_source(source, seed=seed, synthetic_size=synthetic_size, columns=columns,
-                             rating_scale=rating_scale, s3_endpoint_url=s3_endpoint_url)
+                             rating_scale=rating_scale, s3_endpoint_url=s3_endpoint_url,
+                             since=since)
     frame, removed = resolve_duplicates(collected.interactions, duplicates,
                                         origin=repr(redact(collected.source or source)))
     if removed:
@@ -64,6 +73,7 @@ def _read_source(
     columns: str | dict[str, str] | None,
     rating_scale: tuple[float, float],
     s3_endpoint_url: str | None,
+    since: str | None = None,
 ) -> Collected:
     source = (source or "synthetic").strip()
     if source == "synthetic" or source.startswith("synthetic:"):
@@ -78,7 +88,7 @@ def _read_source(
         return files.load_s3(source, mapping, endpoint_url=s3_endpoint_url,
                              rating_scale=rating_scale)
     if database.is_database_source(source):
-        return database.load_database(source, columns, rating_scale=rating_scale)
+        return database.load_database(source, columns, rating_scale=rating_scale, since=since)
     if "://" in source:
         raise DataSourceError(
             f"unsupported source {redact(source)!r}; use synthetic, movielens-<release>, a file "

@@ -40,6 +40,13 @@ def events_url() -> str:
     return EventStoreSettings().url
 
 
+def configured_events_url() -> str | None:
+    """``RECSYS_EVENTS_URL`` when it is set (environment or ``.env``), else None: the embedded
+    default is a store of this machine only, not one a training run should report on."""
+    settings = EventStoreSettings()
+    return settings.url if "url" in settings.model_fields_set else None
+
+
 def safe_url(url: str) -> str:
     """``url`` with its password masked, for messages."""
     try:
@@ -86,13 +93,21 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of a driver error's message (its class name when the message is empty,
+    as some psycopg2 errors are when the server connection breaks)."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = redact(str(orig)).strip().splitlines()
+    return lines[0] if lines else type(orig).__name__
+
+
 def missing_schema(url: str, exc: BaseException) -> DataSourceError | None:
     """The error for tables that do not exist (never migrated), or None for other errors."""
     text = str(getattr(exc, "orig", None) or exc)
     if "no such table" in text or ("relation" in text and "does not exist" in text):
         return DataSourceError(
             f"the event store {safe_url(url)} has no tables yet "
-            f"({text.strip().splitlines()[0]}); create them with `recsys db upgrade` "
+            f"({first_line(exc)}); create them with `recsys db upgrade` "
             "(RECSYS_EVENTS_URL or --url names the database)")
     return None
 

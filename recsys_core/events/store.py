@@ -40,6 +40,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from recsys_core.events.engine import (
     events_url,
+    first_line,
     make_engine,
     missing_schema,
     safe_url,
@@ -207,7 +208,7 @@ class EventStore:
                 raise unreachable(self.url, exc, "store events") from exc
             raise DataSourceError(
                 f"the event store {safe_url(self.url)} refused the batch: "
-                f"{str(exc.orig).strip().splitlines()[0]}. Run `recsys db upgrade` if its "
+                f"{first_line(exc)}. Run `recsys db upgrade` if its "
                 "tables are out of date") from None
         return AppendResult(len(evs), len(stored), len(evs) - len(stored), stored)
 
@@ -263,7 +264,10 @@ class EventStore:
         try:
             with self.engine.connect() as conn:
                 rows = conn.execute(stmt).mappings().all()
-        except OperationalError as exc:
+        except DBAPIError as exc:
+            schema = missing_schema(self.url, exc)
+            if schema is not None:
+                raise schema from None
             raise unreachable(self.url, exc, "read click-through") from exc
         return [dict(r, ctr=(r["engaged"] / r["served"]) if r["served"] else 0.0) for r in rows]
 

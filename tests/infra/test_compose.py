@@ -249,8 +249,13 @@ def test_the_serving_service_reads_the_registry_through_mlflow_and_holds_no_key(
     assert serving["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     assert serving["depends_on"]["mlflow"]["condition"] == "service_healthy"
     assert "/health" in str(serving["healthcheck"]["test"])
-    # models come through the artifact proxy: no S3, Prefect or database credential
-    env = str(serving["environment"])
+    # models come through the artifact proxy: no S3 or Prefect credential; of the database,
+    # only the event store's service role (insert + select)
+    environment = dict(serving["environment"])
+    assert "EVENTS_SERVICE_PASSWORD" in environment.pop("PGPASSWORD")
+    assert environment["RECSYS_SERVE_EVENTS_URL"].startswith(
+        "postgresql://recsys_events_service@postgres:5432/")
+    env = str(environment)
     assert not any(secret in env for secret in ("AWS_", "S3_", "PREFECT_", "PASSWORD"))
     # the image carries the service package
     assert "COPY recsys_service" in (ROOT / "infra" / "worker" / "Dockerfile").read_text()
@@ -289,3 +294,26 @@ def test_spark_profile_runs_a_master_and_a_worker_of_the_pyspark_version(compose
     # the worker image carries the Java runtime Spark's driver needs, and the scratch folder
     dockerfile = (ROOT / "infra" / "worker" / "Dockerfile").read_text()
     assert "default-jre-headless" in dockerfile and scratch in dockerfile
+
+
+def test_the_event_store_is_migrated_then_given_least_privilege_roles(compose):
+    services = compose["services"]
+    migrate, roles = services["events-migrate"], services["events-roles"]
+    assert migrate["entrypoint"] == ["recsys", "db", "upgrade"]
+    assert migrate["environment"]["RECSYS_EVENTS_URL"].startswith(
+        "postgresql://${EVENTS_DB_USER:-recsys_events_owner}@postgres:5432/")
+    # passwords travel in PGPASSWORD, never in a URL (recorded with runs, shown in `ps`)
+    assert "PASSWORD" not in migrate["environment"]["RECSYS_EVENTS_URL"]
+    assert "EVENTS_DB_PASSWORD" in migrate["environment"]["PGPASSWORD"]
+    assert roles["depends_on"]["events-migrate"]["condition"] == "service_completed_successfully"
+    assert "--file=/sql/events-roles.sql" in roles["entrypoint"]
+    assert any(v.endswith("infra/postgres/events-roles.sql:/sql/events-roles.sql:ro")
+               for v in roles["volumes"])
+    for name in ("serving", "prefect-worker"):
+        assert services[name]["depends_on"]["events-roles"]["condition"] == (
+            "service_completed_successfully"), name
+    worker = services["prefect-worker"]["environment"]
+    assert worker["RECSYS_EVENTS_URL"].startswith("postgresql://recsys_events_collect@")
+    assert "EVENTS_COLLECT_PASSWORD" in worker["PGPASSWORD"]
+    init = (ROOT / "infra" / "postgres" / "init-databases.sh").read_text()
+    assert 'create "$EVENTS_DB_USER" "$EVENTS_DB_PASSWORD" "$EVENTS_DB_NAME"' in init

@@ -41,7 +41,13 @@ def test_client_settings_and_separate_databases_per_stack():
     stack = _module()
     dev = stack.Stack()
     test = stack.Stack(name="unit", db_prefix="recsys_unit", mlflow_port=15999)
-    assert dev.databases == {"mlflow": "recsys_mlflow", "prefect": "recsys_prefect"}
+    assert dev.databases == {"mlflow": "recsys_mlflow", "prefect": "recsys_prefect",
+                             "events": "recsys_events"}
+    # each role of the event store, without a password in the URL
+    assert dev.events_url("service") == (
+        "postgresql://recsys_events_service@127.0.0.1:5432/recsys_events")
+    assert test.events_source == (
+        "postgresql://recsys_events_collect@127.0.0.1:5432/recsys_unit_events?table=events")
     assert test.databases["mlflow"] == "recsys_unit_mlflow"
     assert test.mlflow_url == "http://127.0.0.1:15999"
     assert stack.Stack(name="unit", serve_port=18111).ports()["serve"] == 18111
@@ -92,3 +98,56 @@ def test_the_prefect_auth_string_is_generated_once_and_given_to_clients():
     finally:
         shutil.rmtree(unit.state, ignore_errors=True)
         shutil.rmtree(stack.Stack(name="unit-auth-2").state, ignore_errors=True)
+
+
+def test_the_event_store_is_migrated_with_least_privilege_roles():
+    """The stack's start on the real PostgreSQL: the tables, then the roles of events-roles.sql:
+    the service inserts and reads but cannot delete, the collection only reads."""
+    import shutil
+    import uuid
+
+    import psycopg2
+    from sqlalchemy import text
+    from sqlalchemy.exc import ProgrammingError
+
+    from recsys_core.events import EventStore
+    from recsys_core.events.engine import make_engine
+
+    stack = _module()
+    prefix = os.environ.get("RECSYS_TEST_DB_PREFIX", "recsys_test")
+    tag = uuid.uuid4().hex[:6]
+    unit = stack.Stack(name=f"unit-{tag}", db_prefix=f"{prefix}_u{tag}")
+    try:
+        stack.ensure_databases(unit)
+        assert "0001" in stack.ensure_event_store(unit)
+        assert "0001" in stack.ensure_event_store(unit)  # idempotent (a second stack-up)
+        service = EventStore(unit.events_url("service"))
+        assert service.append([{"event_id": "e1", "user_id": "u", "item_id": "i",
+                                "type": "click"}]).stored == 1
+        service.close()
+        for role, statement in (("service", "DELETE FROM events"),
+                                ("collect", "INSERT INTO events VALUES "
+                                            "('e2', 'u', 'i', NULL, 'view', 1, NULL, 1)"),
+                                ("service", "DROP TABLE events")):
+            engine = make_engine(unit.events_url(role))
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text(statement))
+                raise AssertionError(f"{role} could run {statement!r}")
+            except ProgrammingError as exc:
+                assert "permission denied" in str(exc) or "must be owner" in str(exc), exc
+            finally:
+                engine.dispose()
+        engine = make_engine(unit.events_url("collect"))
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM events")).scalar_one() == 1
+        engine.dispose()
+    finally:
+        conn = psycopg2.connect(host=unit.pg_host, port=unit.pg_port, user=unit.pg_user,
+                                dbname="postgres")
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            for db in unit.databases.values():
+                cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        conn.close()
+        shutil.rmtree(unit.state, ignore_errors=True)

@@ -201,3 +201,33 @@ def test_the_database_going_away_mid_run_loses_nothing_acknowledged(ranking, dat
 def _ids(store: EventStore) -> list[str]:
     with store.engine.connect() as conn:
         return list(conn.execute(select(events_table.c.event_id)).scalars())
+
+
+def test_a_client_gone_before_its_body_was_read_is_no_server_error(ranking, event_store, caplog):
+    """Under load a client (wrk at its timeout) can close the connection while its request waits
+    for the event loop: the server's receive() then says ``http.disconnect`` instead of giving
+    the body. That was an unhandled ClientDisconnect ("Exception in ASGI application", a 500
+    in the access log); it is a 499 with nothing stored."""
+    import asyncio
+
+    app, _ = _client(event_store)
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": "/events", "raw_path": b"/events",
+             "query_string": b"", "root_path": "",
+             "headers": [(b"content-type", b"application/json"), (b"content-length", b"2")],
+             "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000)}
+    with caplog.at_level(logging.INFO, logger="recsys_service.app"):
+        asyncio.run(app(scope, receive, send))
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 499
+    assert _rows(event_store) == 0
+    assert "closed the connection" in caplog.text
+    metrics = app.state.metrics.render().decode()
+    assert 'recsys_requests_total{method="POST",route="/events",status="499"} 1.0' in metrics

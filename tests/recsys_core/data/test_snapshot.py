@@ -80,8 +80,9 @@ def test_meta_is_written_last(collected, tmp_path, monkeypatch):
     monkeypatch.setattr(type(tmp_path), "write_text", record_text)
     monkeypatch.setattr(pd.DataFrame, "to_parquet", record_parquet)
     snapshot.write(collected, tmp_path)
-    assert written[-1] == snapshot.META_FILE
-    assert snapshot.ITEMS_FILE in written
+    # written under a temporary name, then renamed into place
+    assert written[-1].startswith(f".{snapshot.META_FILE}.")
+    assert f".{snapshot.ITEMS_FILE}." in " ".join(written)
 
 
 def test_an_incomplete_snapshot_is_rewritten(collected, tmp_path):

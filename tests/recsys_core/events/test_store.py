@@ -142,3 +142,15 @@ def test_served_lists_recorded_together_keep_an_id_once(store):
     assert store.click_through("recsys") == [
         {"registered_model": "recsys", "model_version": "1", "served": 4, "engaged": 1,
          "ctr": 0.25}]
+
+
+def test_a_driver_error_without_a_message_is_named_by_its_class():
+    """psycopg2 raises some errors with an empty message (a broken server connection); the
+    store's message names the class instead of failing on the empty text."""
+    import psycopg2
+    from sqlalchemy.exc import DBAPIError
+
+    from recsys_core.events.engine import first_line
+
+    assert first_line(DBAPIError("INSERT", {}, psycopg2.DatabaseError(""))) == "DatabaseError"
+    assert first_line(DBAPIError("INSERT", {}, psycopg2.DatabaseError("a\nb"))) == "a"
