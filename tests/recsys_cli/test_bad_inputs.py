@@ -226,13 +226,14 @@ def test_the_table_is_large_enough():
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.train is not None], ids=Case.id.fget)
 def test_train_refuses(case, env, prefect_server, monkeypatch):
-    import tasks.collect
+    from recsys_core.data import incremental
 
-    # bad input is never retried: the real collect is called once per run (a retry would call
-    # it again after RECSYS_IO_RETRY_DELAYS)
+    # bad input is never retried: the real collect (called by the collect task through
+    # recsys_core.data.incremental) is called once per run (a retry would call it again after
+    # RECSYS_IO_RETRY_DELAYS)
     calls = []
-    real_collect = tasks.collect.collect
-    monkeypatch.setattr(tasks.collect, "collect",
+    real_collect = incremental.collect
+    monkeypatch.setattr(incremental, "collect",
                         lambda *a, **kw: calls.append(a) or real_collect(*a, **kw))
     monkeypatch.setenv("RECSYS_IO_RETRIES", "3")
     monkeypatch.setenv("RECSYS_IO_RETRY_DELAYS", "0.1")

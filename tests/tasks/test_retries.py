@@ -158,10 +158,11 @@ def test_s3_write_retried_when_transient_only(workspace, monkeypatch, faults, tm
 
 def test_bad_source_is_not_retried(workspace, monkeypatch, faults):
     monkeypatch.setenv("RECSYS_IO_RETRIES", "3")
-    import tasks.collect
+    from recsys_core.data import incremental
 
-    counted = faults(tasks.collect.collect, None)
-    monkeypatch.setattr("tasks.collect.collect", counted)
+    # the collect task reads through recsys_core.data.incremental
+    counted = faults(incremental.collect, None)
+    monkeypatch.setattr(incremental, "collect", counted)
     with pytest.raises(DataSourceError, match="is a folder"):
         collect_snapshot(DataConfig(source=str(workspace)), str(workspace / "data"))
     assert counted.calls == 1
