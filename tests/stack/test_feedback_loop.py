@@ -33,6 +33,9 @@ def _serve_model(stack, model: str | None) -> None:
     env = stack.process_env()
     if model is not None:
         env["RECSYS_SERVE_REGISTERED_MODEL"] = model
+        # lists from the rating champion (a setting of the service): the loop's verdicts rest on
+        # the rating gate, deterministic on this data; the ranking gate has tests of its own
+        env["RECSYS_SERVE_RANKING_ALIAS"] = "champion-rating"
     for command in ("stop", "start"):
         out = subprocess.run([sys.executable, "infra/loopback/stack.py", command, "serve",
                               *stack.args], env=env, capture_output=True, text=True,
@@ -102,7 +105,8 @@ def test_events_posted_to_the_service_reach_the_next_champion(stack, own_service
     params = {"data": {"source": stack.env["RECSYS_EVENTS_SOURCE"], "since": "last"},
               "split": {"strategy": "last_k"}, "experiment": MODEL, "registered_model": MODEL,
               "data_dir": str(tmp_path / "data"),
-              "gate": {"require_beat_baseline": False, "thresholds": {"rmse": 2.0}}}
+              "roles": ["rating"],
+              "gate": {"rating": {"require_beat_baseline": False, "thresholds": {"rmse": 2.0}}}}
     final, run1 = _train(stack, params)
     assert final.state.name != "Refused", final.state.message  # the first version of MODEL
     first = run1.data.tags["recsys.model_version"]
