@@ -556,8 +556,11 @@ def recommend(
     mlflow_run.configure()
     ref = registry.get_alias(registered_model, alias)
     if ref is None:
+        hint = (" (a rating model such as the default sgd-mf is promoted to champion-ranking only "
+                "if it ranks better than popularity; try recsys train --model ease)"
+                if alias == registry.ROLE_ALIASES[registry.RANKING] else "")
         _fail(f"no version of {registered_model!r} carries the alias {alias!r}; train one first "
-              "(recsys train)", code=EXIT_FAILURE)
+              f"(recsys train){hint}", code=EXIT_FAILURE)
     model = model_store.load_recommender(ref)  # model_state/ arrays and JSON, no unpickling
     k_used = min(k, model.n_items)
     if k_used < k and not as_json:

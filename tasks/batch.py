@@ -21,7 +21,9 @@ def resolve_version(registered_model: str, alias: str) -> registry.VersionRef:
     ref = registry.get_alias(registered_model, alias)
     if ref is None:
         raise ConfigError(f"registered model {registered_model!r} has no version with alias "
-                          f"{alias!r}; train and promote one first (recsys train)")
+                          f"{alias!r}; train and promote one first (recsys train; lists come "
+                          "from champion-ranking, which a ranking model such as ease wins: "
+                          "recsys train --model ease)")
     logger().info("scoring with %s version %s (alias %r)", registered_model, ref.version, alias)
     return ref
 

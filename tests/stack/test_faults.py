@@ -1,7 +1,7 @@
 """Faults during a deployment run: the tracking server or the S3 server goes away.
 
 Back within the retry window of the I/O tasks (2, 5, 15 s), the run completes; left down, the run
-fails saying which server, and ``champion`` does not move. The loopback S3 server saves its objects
+fails saying which server, and no champion alias moves. The loopback S3 server saves its objects
 when it stops and restores them when it starts; the S3 cases still use a model of their own.
 """
 
