@@ -53,8 +53,9 @@ java-check:
 		exit 1; \
 	fi
 
-run: install  ## train on the embedded default (synthetic data, local MLflow, ephemeral Prefect)
+run: install  ## train on the embedded default (synthetic data, local MLflow, ephemeral Prefect): sgd-mf, then ease for the lists
 	$(BIN)/recsys train
+	$(BIN)/recsys train --model ease
 
 test: install  ## lint and type-check, then the whole test suite, the loopback stack included
 	$(BIN)/ruff check recsys_core recsys_service tasks flows recsys_cli tests benchmarks infra

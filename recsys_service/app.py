@@ -219,16 +219,21 @@ def create_app(
 
     @app.get("/ready")
     async def ready() -> Any:
-        """Readiness: every role has a model."""
+        """Readiness: the roles of ``ready_roles`` are served (default: at least one role, so
+        that a deployment that trains only ranking models, or only rating models, is ready);
+        the roles not served are listed with the reason."""
         reasons = {}
         for role in ROLES:
             try:
                 live.served(role)
             except NotReady as exc:
                 reasons[role] = str(exc)
-        if reasons:
+        required = settings.ready_roles
+        missing = ([r for r in required if r in reasons] if required is not None
+                   else list(ROLES) if len(reasons) == len(ROLES) else [])
+        if missing:
             return JSONResponse({"ready": False, "reasons": reasons}, status_code=503)
-        return {"ready": True}
+        return {"ready": True, **({"not_served": reasons} if reasons else {})}
 
     @app.get("/model")
     async def model() -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -23,6 +25,9 @@ class ServiceSettings(BaseSettings):
                                               "(/recommendations, /similar-items)")
     rating_alias: str = Field(
         "champion-rating", min_length=1, description="alias of the version serving /predict")
+    ready_roles: list[Literal["ranking", "rating"]] | None = Field(
+        None, description="roles that must be served for GET /ready to answer 200 (JSON list, "
+                          "e.g. [\"ranking\"]); default: at least one role")
     tracking_uri: str | None = Field(
         None, description="MLflow tracking URI; default: $MLFLOW_TRACKING_URI, else the "
                           "embedded store under ./.recsys")

@@ -226,6 +226,24 @@ def test_no_model_registered_yet(store, model_name):
             why % "champion-ranking")
 
 
+def test_ready_with_one_role_served_unless_both_are_required(store, model_name, models,
+                                                             publish):
+    """A deployment that trains only ranking models is ready; ``ready_roles`` asks for more."""
+    publish(models["ease"], store, model_name, ["champion-ranking"])
+    app = create_app(ServiceSettings(registered_model=model_name), poll=False)
+    with TestClient(app) as client:
+        app.state.live.refresh()
+        r = client.get("/ready")
+        assert r.status_code == 200 and r.json()["ready"] is True
+        assert "champion-rating" in r.json()["not_served"]["rating"]
+    strict = create_app(ServiceSettings(registered_model=model_name,
+                                        ready_roles=["ranking", "rating"]), poll=False)
+    with TestClient(strict) as client:
+        strict.state.live.refresh()
+        r = client.get("/ready")
+        assert r.status_code == 503 and list(r.json()["reasons"]) == ["rating"]
+
+
 def test_a_ranking_model_cannot_answer_predict(store, model_name, models, publish):
     publish(models["ease"], store, model_name)
     app = create_app(ServiceSettings(registered_model=model_name), poll=False)

@@ -71,7 +71,7 @@ def test_the_stack_service_serves_the_champion_and_follows_the_alias(stack, trac
     champion = stack.alias(MODEL, RANKING)
     if champion is None:  # this file alone: no e2e run promoted one
         champion = _publish(tmp_path, seed=1).version
-        for alias in registry.ROLE_ALIASES.values():  # /ready asks for both roles
+        for alias in registry.ROLE_ALIASES.values():  # lists and /predict
             assert registry.promote(registry.VersionRef(MODEL, champion), {}, expected=None,
                                     alias=alias) is None
     assert _served_version(url) == champion
