@@ -20,4 +20,6 @@ def collect_snapshot(data: DataConfig, data_dir: str) -> snapshot.Snapshot:
     snap = snapshot.write(collected, f"{data_dir}/snapshots")
     logger().info("collected %s rows from %s (digest %s)", snap.n_rows, redact(snap.source),
                   snap.digest[:12])
+    if snap.tombstoned_removed:
+        logger().info("dropped %d row(s) of forgotten users", snap.tombstoned_removed)
     return snap

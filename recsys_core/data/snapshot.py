@@ -39,6 +39,8 @@ class Snapshot:
     rating_min: float
     rating_max: float
     has_items: bool
+    tombstoned_removed: int = 0
+    """Rows of forgotten users that collection dropped (``recsys forget``)."""
 
     @property
     def interactions_path(self) -> Path:
@@ -74,6 +76,7 @@ def write(collected: Collected, root: str | Path) -> Snapshot:
         "rating_min": float(collected.rating_scale[0]),
         "rating_max": float(collected.rating_scale[1]),
         "has_items": collected.items is not None,
+        "tombstoned_removed": int(collected.extra.get("tombstoned_removed", 0)),
     }
     reuse = (folder / META_FILE).exists()
     if reuse:

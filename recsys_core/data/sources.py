@@ -14,6 +14,7 @@ from recsys_core.data import database, files, movielens, synthetic
 from recsys_core.data.duplicates import POLICIES, resolve_duplicates
 from recsys_core.data.schema import Collected
 from recsys_core.exceptions import ConfigError, DataSourceError
+from recsys_core.privacy.forget import drop_tombstoned
 from recsys_core.redaction import redact
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,10 @@ def collect(
     ``duplicates`` is the policy for a (user, item) pair rated more than once: ``latest``,
     ``mean`` or ``refuse`` (see ``recsys_core.data.duplicates``). The number of rows it
     removed is in ``extra["duplicates_removed"]``.
+
+    Users forgotten with ``recsys forget`` (the tombstones of the event store,
+    ``RECSYS_EVENTS_URL``) are dropped whatever the source; the rows removed are in
+    ``extra["tombstoned_removed"]``.
     """
     if duplicates not in POLICIES:  # before reading anything
         raise ConfigError(
@@ -45,8 +50,10 @@ def collect(
     if removed:
         log.warning("%s: %d repeated (user, item) row(s) removed by the duplicates policy %r",
                     redact(collected.source), removed, duplicates)
+    frame, forgotten = drop_tombstoned(frame)
     collected.interactions = frame
     collected.extra["duplicates_removed"] = removed
+    collected.extra["tombstoned_removed"] = forgotten
     return collected
 
 
