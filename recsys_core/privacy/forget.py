@@ -334,16 +334,20 @@ def forget_user(user_id: str, *, reason: str | None = None, url: str | None = No
     engine = connect(url)
     report = ForgetReport(user_key=user_key(user_id))
     ids = list(identities(user_id).values())
+    done: list[Any] = []
     try:
         report.event_store = tombstone_and_delete(engine, user_id)
         if tracking:
             from recsys_core.tracking.forget_versions import forget_in_versions
 
             staging = Path(data_dir) / "forget-staging"
-            report.versions = [
-                {"name": r.name, "version": r.version, "users_removed": r.users_removed,
-                 "rows_removed": r.rows_removed, "folders": r.folders}
-                for r in forget_in_versions(ids, staging, registered_models) if r.changed]
+            try:
+                forget_in_versions(ids, staging, registered_models, done)
+            finally:
+                report.versions = [
+                    {"name": r.name, "version": r.version, "users_removed": r.users_removed,
+                     "rows_removed": r.rows_removed, "folders": r.folders}
+                    for r in done if r.changed]
         report.files = forget_in_files(data_dir, ids)
         serve_url = serve_url if serve_url is not None else os.environ.get("RECSYS_SERVE_URL")
         if serve_url:

@@ -77,13 +77,17 @@ def rewrite_table(path: str | Path, users: Iterable[str]) -> int:
 
 
 def forget_in_versions(users: list[str], staging: str | Path,
-                       names: list[str] | None = None) -> list[VersionRewrite]:
-    """Remove ``users`` from every version of the registered models ``names`` (all: None)."""
+                       names: list[str] | None = None,
+                       done: list[VersionRewrite] | None = None) -> list[VersionRewrite]:
+    """Remove ``users`` from every version of the registered models ``names`` (all: None).
+
+    Each version's outcome is appended to ``done`` as soon as it is complete, so that a caller
+    knows what was done when a later version fails.
+    """
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
     client = MlflowClient()
-    out: list[VersionRewrite] = []
+    out: list[VersionRewrite] = [] if done is None else done
     try:
         if names is None:
             names = [m.name for m in client.search_registered_models(max_results=1000)]
@@ -91,7 +95,9 @@ def forget_in_versions(users: list[str], staging: str | Path,
             versions = client.search_model_versions(f"name = '{name}'", max_results=10000)
             for mv in sorted(versions, key=lambda v: int(v.version)):
                 out.append(_forget_in_version(client, mv, users, Path(staging)))
-    except (MlflowException, OSError) as exc:
+    except TrackingError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - MLflow, OS, boto and HTTP errors of the stores
         raise TrackingError(
             f"forgetting in the registered versions stopped: {redact(str(exc))}. What was done "
             "is in the audit record; check the tracking server and artifact store "
@@ -99,11 +105,20 @@ def forget_in_versions(users: list[str], staging: str | Path,
     return out
 
 
+def logged_model_id(mv: Any) -> str | None:
+    """The id of the logged model (MLflow 3) behind model version ``mv``, if any."""
+    model_id = getattr(mv, "model_id", None)
+    source = str(mv.source or "")
+    if not model_id and source.startswith("models:/m-"):
+        model_id = source.removeprefix("models:/").split("/")[0]
+    return model_id or None
+
+
 def _roots(client: Any, mv: Any) -> list[str]:
     roots = []
     if mv.run_id:
         roots.append(client.get_run(mv.run_id).info.artifact_uri)
-    model_id = getattr(mv, "model_id", None)
+    model_id = logged_model_id(mv)
     if model_id:
         roots.append(client.get_logged_model(model_id).artifact_location)
     return list(dict.fromkeys(roots))
