@@ -215,13 +215,20 @@ def drop_tombstoned(frame: pd.DataFrame, url: str | None = None) -> tuple[pd.Dat
     return frame[~drop].reset_index(drop=True), int(drop.sum())
 
 
-def _read_keys(url: str) -> set[str]:
+def store_exists(url: str) -> bool:
+    """False for an embedded (SQLite) event store whose file was never created: it holds no
+    tombstone, and looking must not create it. True for any other URL."""
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        if not Path(parsed.database).expanduser().exists():
-            return set()
+        return Path(parsed.database).expanduser().exists()
+    return True
+
+
+def _read_keys(url: str) -> set[str]:
+    if not store_exists(url):
+        return set()
     engine = make_engine(url)
     try:
         return tombstone_keys(engine)[0]
