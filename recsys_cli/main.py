@@ -587,6 +587,9 @@ app.add_typer(db, name="db")
 from recsys_cli.tune import tune  # noqa: E402
 
 app.command("tune")(tune)
+from recsys_cli.forget import forget  # noqa: E402
+
+app.command("forget")(forget)
 
 
 if __name__ == "__main__":
