@@ -27,6 +27,7 @@ from tasks import run_context
 from tasks.collect import collect_snapshot
 from tasks.evaluate import Scores, evaluate_models
 from tasks.features import build_features
+from tasks.forget import log_forget_audit
 from tasks.gate import gate, mark_refused, promote, verdict_markdown
 from tasks.tracking import end_run, log_and_register, log_inputs, log_to_run, start_run
 from tasks.train import train_model
@@ -133,6 +134,7 @@ def training_flow(params: TrainingParams = TrainingParams()) -> Any:  # noqa: B0
         "recsys.git_commit": mlflow_run.git_commit(), "recsys.metrics_version": METRICS_VERSION,
         "recsys.flow": "training", **run_context.flow_run_tags()})
     workdir = Path(params.data_dir) / "runs" / run_id
+    log_forget_audit(run_id)  # the forget requests since the previous run, ids hashed
     outcome: dict[str, Any] = {"run_id": run_id, "run_url": run_url,
                                "tracking_uri": redact(tracking_uri),
                                "flow_run_url": run_context.flow_run_url()}

@@ -186,6 +186,25 @@ def audit_records(engine: Engine, after_id: int = 0) -> list[dict[str, Any]]:
     return [{**r, "detail": json.loads(r["detail"])} for r in rows]
 
 
+def audit_since(after_id: int = 0, url: str | None = None) -> list[dict[str, Any]]:
+    """The audit rows after ``after_id``; none from an event store never created or migrated."""
+    url = url or events_url()
+    if not store_exists(url):
+        return []
+    engine = make_engine(url)
+    try:
+        return audit_records(engine, after_id)
+    except DBAPIError as exc:
+        if missing_schema(url, exc) is not None:
+            return []
+        raise DataSourceError(
+            f"cannot read the forget audit from {safe_url(url)} "
+            f"({redact(str(exc.orig)).strip().splitlines()[0]}); start the event store or set "
+            "RECSYS_EVENTS_URL") from exc
+    finally:
+        engine.dispose()
+
+
 # -- collection --------------------------------------------------------------------------------
 
 def tombstoned(user_ids: Iterable[str], keys: set[str]) -> set[str]:
