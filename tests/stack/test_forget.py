@@ -3,8 +3,8 @@ user's events are gone, tombstone and audit are there, every version's state in 
 user, the service answers them as new at once, the next training run neither holds nor sees
 them, and forgetting again is a no-op with its own audit record.
 
-The worker and the service are restarted with an event store of this test
-(``RECSYS_EVENTS_URL``), and restarted as they were at the end."""
+Training runs as ``recsys train`` against the stack; the service is restarted with the event
+store of this test (``RECSYS_EVENTS_URL``), and restarted as it was at the end."""
 
 import json
 import subprocess
@@ -32,6 +32,19 @@ def _restart(stack, *services: str) -> None:
     for service in services:
         stack.stop(service)
         stack.start(service)
+
+
+def _train(stack, cwd: Path, env: dict) -> object:
+    """``recsys train`` against the stack (tiny data); the MLflow run it made."""
+    out = subprocess.run(
+        [str(BIN / "recsys"), "train", "--synthetic-size", "tiny", "--registered-model", MODEL,
+         "--experiment", "forget-e2e", "--set", "gate.require_beat_baseline=false"],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert out.returncode in (0, 3), out.stdout[-2000:] + out.stderr[-2000:]  # 3: refused
+    client = stack.mlflow()
+    exp = client.get_experiment_by_name("forget-e2e")
+    return client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"],
+                              max_results=1)[0]
 
 
 def _served(url: str, user: str) -> dict:
@@ -68,22 +81,17 @@ def test_forget_a_user_end_to_end(stack, tmp_path, monkeypatch):
     store.append([{"event_id": f"e{n}", "user_id": u, "item_id": "1", "type": "click"}
                   for n, u in enumerate([victim, victim, other])])
     monkeypatch.setenv("RECSYS_EVENTS_URL", url)
-    data_dir = tmp_path / "data"
-    params = {"data": {"synthetic_size": "tiny"}, "experiment": "forget-e2e",
-              "registered_model": MODEL, "data_dir": str(data_dir),
-              "gate": {"require_beat_baseline": False}}
+    data_dir = tmp_path / ".recsys" / "data"  # recsys train's default, in its working folder
+    env = {**stack.client_env(), "RECSYS_EVENTS_URL": url, "RECSYS_ACTOR": "dpo"}
     serve = stack.env["RECSYS_SERVE_URL"]
-    _restart(stack, "worker", "serve")
+    _restart(stack, "serve")
     try:
-        first = stack.wait_final(stack.trigger(params).id)
-        assert first.state.is_completed(), first.state.message
-        run1 = stack.mlflow_run_of(first.id, "forget-e2e")
+        run1 = _train(stack, tmp_path, env)
         version = run1.data.tags["recsys.model_version"]
         _wait_serving(serve, stack.alias(MODEL))  # this version, or an earlier champion
         assert _served(serve, victim)["fallback"] is None
         assert victim in _vocab_in_s3(stack, run1)
 
-        env = {**stack.client_env(), "RECSYS_EVENTS_URL": url, "RECSYS_ACTOR": "dpo"}
         cmd = [str(BIN / "recsys"), "forget", "--user", victim, "--reason", "request 12",
                "--data-dir", str(data_dir), "--registered-model", MODEL, "--json"]
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
@@ -110,9 +118,7 @@ def test_forget_a_user_end_to_end(stack, tmp_path, monkeypatch):
         assert client.get_model_version(MODEL, version).tags["forget.rewritten"] == "2"
 
         # the next run: trained without the user, with the audit since the previous run
-        second = stack.wait_final(stack.trigger(params).id)
-        assert second.state.is_completed(), second.state.message
-        run2 = stack.mlflow_run_of(second.id, "forget-e2e")
+        run2 = _train(stack, tmp_path, env)
         assert victim not in _vocab_in_s3(stack, run2)
         assert len(IdVocab(_vocab_in_s3(stack, run2))) > 0
         path = client.download_artifacts(run2.info.run_id, "privacy/forget_audit.json",
@@ -127,5 +133,5 @@ def test_forget_a_user_end_to_end(stack, tmp_path, monkeypatch):
             assert conn.execute(select(func.count()).select_from(forget_audit)).scalar() == 2
     finally:
         monkeypatch.delenv("RECSYS_EVENTS_URL")
-        _restart(stack, "worker", "serve")
+        _restart(stack, "serve")
         store.close()

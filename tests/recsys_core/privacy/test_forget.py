@@ -168,3 +168,17 @@ def _without(col, user, tmp_path):
     path = tmp_path / "others.csv"
     col.interactions[col.interactions["user"] != user].to_csv(path, index=False)
     return path
+
+
+def test_pseudonymized_ids_are_found_by_their_pseudonym(store, tmp_path, monkeypatch):
+    monkeypatch.setenv(forget.KEY_ENV, "secret-key")
+    p = forget.pseudonym("alice")
+    assert p and p != "alice" and forget.pseudonym("alice") == p
+    forget_user("alice", data_dir=tmp_path, tracking=False)
+    kinds = sorted(s["kind"] for s in _rows(store, tombstones))
+    assert kinds == ["id", "pseudonym"]
+    # a collection whose ids were pseudonymized drops the pseudonym's rows
+    frame = pd.DataFrame({"user": [p, "bob", "alice"], "item": ["a", "b", "c"],
+                          "rating": [1.0, 2.0, 3.0], "timestamp": [0, 0, 0]})
+    kept, removed = drop_tombstoned(frame)
+    assert kept["user"].tolist() == ["bob"] and removed == 2
