@@ -388,9 +388,20 @@ def forget_user(user_id: str, *, reason: str | None = None, url: str | None = No
     finally:
         detail = {k: v for k, v in report.to_dict().items()
                   if k not in ("user_key", "outcome", "audit_id")}
-        report.audit_id = append_audit(engine, key=report.user_key, reason=reason,
-                                       outcome=report.outcome, detail=detail)
-        engine.dispose()
+        try:
+            report.audit_id = append_audit(engine, key=report.user_key, reason=reason,
+                                           outcome=report.outcome, detail=detail)
+        except DBAPIError as exc:
+            # the store went away after the deletion: say so, without hiding an earlier error
+            log.error("the audit record could not be written to %s: %s", safe_url(
+                engine.url.render_as_string()), redact(str(exc.orig)))
+            if report.outcome != "partial":
+                raise DataSourceError(
+                    f"the user was forgotten but the audit record could not be written to "
+                    f"{safe_url(engine.url.render_as_string())}; run `recsys forget` again "
+                    "once the event store is back (it is idempotent)") from exc
+        finally:
+            engine.dispose()
     return report
 
 
