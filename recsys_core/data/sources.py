@@ -14,7 +14,6 @@ from recsys_core.data import database, files, movielens, synthetic
 from recsys_core.data.duplicates import POLICIES, resolve_duplicates
 from recsys_core.data.schema import Collected
 from recsys_core.exceptions import ConfigError, DataSourceError
-from recsys_core.privacy.forget import drop_tombstoned
 from recsys_core.redaction import redact
 
 log = logging.getLogger(__name__)
@@ -50,6 +49,9 @@ def collect(
     if removed:
         log.warning("%s: %d repeated (user, item) row(s) removed by the duplicates policy %r",
                     redact(collected.source), removed, duplicates)
+    # imported here: the forget module reads the event store, whose package imports this one
+    from recsys_core.privacy.forget import drop_tombstoned
+
     frame, forgotten = drop_tombstoned(frame)
     collected.interactions = frame
     collected.extra["duplicates_removed"] = removed

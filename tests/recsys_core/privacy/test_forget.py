@@ -182,3 +182,13 @@ def test_pseudonymized_ids_are_found_by_their_pseudonym(store, tmp_path, monkeyp
                           "rating": [1.0, 2.0, 3.0], "timestamp": [0, 0, 0]})
     kept, removed = drop_tombstoned(frame)
     assert kept["user"].tolist() == ["bob"] and removed == 2
+
+
+def test_the_forget_module_imports_first_in_a_fresh_interpreter():
+    """``recsys forget`` imports it before anything else (collection imports it back)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", "import recsys_core.privacy.forget"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
