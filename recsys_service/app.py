@@ -101,6 +101,8 @@ def create_app(
             metrics.fallbacks.labels(route, fallback).inc()
 
     def _record(out: RecommendationOut | SimilarOut, user_id: str | None, served: Served) -> None:
+        if user_id is not None and forgotten.is_forgotten(user_id):
+            return  # no new row that names a forgotten user
         recorder.submit(ServedList(out.recommendation_id, user_id,
                                    tuple(i.item_id for i in out.items), served.registered_model,
                                    served.version, served.alias))

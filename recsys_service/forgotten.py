@@ -49,6 +49,10 @@ class Forgotten:
         gone = tombstoned(model.user_vocab_.ids, self.keys)
         return model.forget_users(gone) if gone else 0
 
+    def is_forgotten(self, user_id: str) -> bool:
+        """Whether ``user_id`` was forgotten (as far as the last read of the tombstones knows)."""
+        return bool(self.keys) and bool(tombstoned([user_id], self.keys))
+
     def check(self) -> int:
         """Read new tombstones; drop their users from the loaded models. Users dropped."""
         with self._lock:

@@ -13,6 +13,19 @@ from recsys_service.app import create_app
 from recsys_service.settings import ServiceSettings
 
 
+def _served_rows(url: str, user: str) -> int:
+    from sqlalchemy import func, select
+
+    from recsys_core.events.tables import served_recommendations as sr
+
+    store = EventStore(url)
+    with store.engine.connect() as conn:
+        n = conn.execute(select(func.count()).select_from(sr).where(sr.c.user_id == user))
+        out = int(n.scalar_one())
+    store.close()
+    return out
+
+
 def _events(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'events.db'}"
     EventStore(url).upgrade()
@@ -75,6 +88,13 @@ def test_a_user_forgotten_while_serving_is_answered_as_new(store, model_name, da
         assert client.get(f"/recommendations/{victim}").json()["fallback"] == "popularity"
         assert client.get(f"/recommendations/{other}").json()["fallback"] is None
         assert ref.version != again.version
+        # the lists served to the forgotten user are no longer recorded under their id
+        time.sleep(1.0)  # the recorder writes in the background
+        before_rows = _served_rows(url, victim)
+        for _ in range(3):
+            client.get(f"/recommendations/{victim}")
+        time.sleep(1.0)
+        assert _served_rows(url, victim) == before_rows
 
 
 def test_the_poll_drops_a_user_without_being_told(store, model_name, data, fit, publish,
