@@ -37,6 +37,7 @@ from tasks.drift import check_drift
 from tasks.evaluate import Scores, evaluate_models
 from tasks.features import build_features
 from tasks.feedback import log_click_through
+from tasks.forget import log_forget_audit
 from tasks.gate import baselines_needed, gate, mark_version, promote, roles_headline, roles_markdown
 from tasks.tracking import end_run, log_and_register, log_inputs, log_to_run, start_run
 from tasks.train import Refit, refit_model, train_model
@@ -167,6 +168,7 @@ def training_flow(params: TrainingParams = TrainingParams()) -> Any:  # noqa: B0
                                "flow_run_url": run_context.flow_run_url()}
     status, verdict = "FAILED", "failed"
     try:
+        log_forget_audit(run_id)  # the forget requests since the previous run, ids hashed
         log_click_through(run_id, params.registered_model)  # when RECSYS_EVENTS_URL is set
         feats, digest = _data(params, run_id, run_url, workdir)
         model_dir, history = train_model(feats, params.model, str(workdir))

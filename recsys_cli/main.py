@@ -644,6 +644,9 @@ app.command("report")(report)
 from recsys_cli.tune import tune  # noqa: E402
 
 app.command("tune")(tune)
+from recsys_cli.forget import forget  # noqa: E402
+
+app.command("forget")(forget)
 
 
 if __name__ == "__main__":

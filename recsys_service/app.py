@@ -5,7 +5,8 @@ Routes: ``GET|POST /recommendations``, ``GET /similar-items/{item_id}`` (ranking
 has a model), ``GET /model`` (what serves each role and the last reload's problems),
 ``GET /metrics`` (Prometheus), ``POST /events`` (feedback into the event store; every served
 list is recorded with its ``recommendation_id`` and model version, see
-``recsys_service.feedback``). Bad input gets a 4xx whose ``detail`` says what to fix; a role
+``recsys_service.feedback``), ``POST /tombstones/refresh`` (re-read the forgotten users now,
+see ``recsys_service.forgotten``). Bad input gets a 4xx whose ``detail`` says what to fix; a role
 without a model, or an event store that cannot be reached, gets 503 with the reason.
 """
 
@@ -27,6 +28,7 @@ from recsys_core.events.store import EventStore
 from recsys_core.exceptions import DataSourceError, DataValidationError, ModelCapabilityError
 from recsys_core.redaction import redact
 from recsys_service.feedback import ServedList, ServedRecorder
+from recsys_service.forgotten import Forgotten
 from recsys_service.live_models import LiveModels, NotReady, Served
 from recsys_service.metrics import MetricsMiddleware, ServiceMetrics
 from recsys_service.schemas import (
@@ -63,6 +65,7 @@ def create_app(
     if events is None:
         events = EventStore(settings.events_url)  # connects on first use only
     recorder = ServedRecorder(events, metrics.served_lists, settings.served_queue_size)
+    forgotten = Forgotten(live, settings.events_url, settings.forget_poll_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -73,6 +76,7 @@ def create_app(
                  settings.registered_model, settings.ranking_alias, settings.rating_alias,
                  redact(uri))
         if poll:
+            await asyncio.to_thread(forgotten.start)  # before the first load: none comes back
             live.start()
             # each worker process accepts connections only once it has looked at the registry:
             # with several workers behind one socket, none answers 503 while another is ready
@@ -81,6 +85,7 @@ def create_app(
             yield
         finally:
             live.stop()
+            forgotten.stop()
             await asyncio.to_thread(recorder.stop)
             metrics.process_exit()
 
@@ -88,6 +93,7 @@ def create_app(
                   lifespan=lifespan)
     app.state.settings, app.state.live, app.state.metrics = settings, live, metrics
     app.state.events, app.state.recorder = events, recorder
+    app.state.forgotten = forgotten
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     K = Annotated[int, Query(ge=1, le=settings.max_k,
                              description=f"list length, 1 to {settings.max_k}")]
@@ -97,9 +103,10 @@ def create_app(
         metrics.answered(route, fallback)
 
     def _record(out: dict[str, Any], user_id: str | None, served: Served) -> JSONResponse:
-        recorder.submit(ServedList(out["recommendation_id"], user_id,
-                                   tuple(i["item_id"] for i in out["items"]),
-                                   served.registered_model, served.version, served.alias))
+        if user_id is None or not forgotten.is_forgotten(user_id):  # no row names a forgotten user
+            recorder.submit(ServedList(out["recommendation_id"], user_id,
+                                       tuple(i["item_id"] for i in out["items"]),
+                                       served.registered_model, served.version, served.alias))
         return JSONResponse(out)
 
     @app.get("/recommendations/{user_id}", response_model=RecommendationOut)
@@ -254,6 +261,15 @@ def create_app(
             }
         out["poll_interval_s"] = settings.poll_interval_s
         return out
+
+    @app.post("/tombstones/refresh")
+    async def refresh_tombstones() -> Any:
+        """Read the tombstones of forgotten users now (``recsys forget`` calls this; the
+        request names no user) and drop them from the served models."""
+        dropped = await asyncio.to_thread(forgotten.check)
+        if forgotten.problem:
+            return JSONResponse({"detail": forgotten.problem}, status_code=503)
+        return {"dropped": dropped, "tombstones": len(forgotten.keys)}
 
     @app.get("/metrics")
     async def prometheus() -> Response:

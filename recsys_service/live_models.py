@@ -12,12 +12,15 @@ cannot be loaded never unloads what is being served: the problem is logged and s
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from recsys_core.models.base import Recommender
 from recsys_core.privacy.pseudonyms import PSEUDONYMIZED_TAG, pseudonymize, read_key
 from recsys_core.redaction import redact
 from recsys_core.serving import Scorer
@@ -141,6 +144,8 @@ class LiveModels:
         self._thread: threading.Thread | None = None
         self.first_look = threading.Event()
         """Set once the poller has looked at every alias (loaded or not)."""
+        self.user_filter: Callable[[Recommender], int] | None = None
+        """Applied to every version before it serves: drops forgotten users (in place)."""
 
     # ------------------------------------------------------------------ reading
     def served(self, role: str) -> Served:
@@ -226,7 +231,37 @@ class LiveModels:
         for other in self._status.values():
             if other.served is not None and other.served.version == ref.version:
                 return other.served.scorer
-        return Scorer(load_recommender(ref))
+        model = load_recommender(ref)
+        if self.user_filter is not None:
+            self.user_filter(model)
+        return Scorer(model)
+
+    # ------------------------------------------------------------------ forgetting
+    def drop_users(self, select: Callable[[Iterable[str]], set[str]]) -> int:
+        """Serve copies of the loaded models without the users ``select`` picks from their
+        vocabulary; returns how many users were dropped (summed over distinct models).
+
+        A request in flight keeps the model it took; the next one gets the copy.
+        """
+        dropped = 0
+        with self._refresh_lock:
+            replaced: dict[int, Scorer] = {}
+            for status in self._status.values():
+                served = status.served
+                if served is None:
+                    continue
+                old = served.scorer
+                if id(old) not in replaced:
+                    gone = select(old.model.user_vocab_.ids)
+                    if not gone:
+                        replaced[id(old)] = old
+                        continue
+                    model = copy.deepcopy(old.model)
+                    dropped += model.forget_users(gone)
+                    replaced[id(old)] = Scorer(model)
+                if replaced[id(old)] is not old:
+                    status.served = dataclasses.replace(served, scorer=replaced[id(old)])
+        return dropped
 
     # ------------------------------------------------------------------ polling
     def start(self) -> None:

@@ -50,5 +50,9 @@ class ServiceSettings(BaseSettings):
         10000, ge=1, description="served lists waiting to be recorded; beyond, a list is not "
                                  "recorded (counted in /metrics) and the answer is still sent")
 
+    forget_poll_s: float = Field(
+        5.0, gt=0, description="seconds between two reads of the tombstones of forgotten users "
+                               "(recsys forget); POST /tombstones/refresh reads them at once")
+
     def alias(self, role: str) -> str:
         return self.ranking_alias if role == RANKING else self.rating_alias

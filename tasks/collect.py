@@ -35,4 +35,6 @@ def collect_snapshot(data: DataConfig, data_dir: str) -> snapshot.Snapshot:
                       snap.digest[:12], f", watermark {snap.watermark}" if snap.watermark else "")
     if key is not None:
         logger().info("user ids pseudonymized")
+    if snap.tombstoned_removed:
+        logger().info("dropped %d row(s) of forgotten users", snap.tombstoned_removed)
     return snap

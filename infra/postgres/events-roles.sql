@@ -12,7 +12,9 @@
 --   served lists, nothing else (no UPDATE, no DELETE, no DDL). SELECT is needed by
 --   INSERT ... ON CONFLICT DO NOTHING RETURNING, the idempotent append.
 -- recsys_events_collect (the training flow's collection): SELECT only.
--- Schema changes stay with the owner that runs `recsys db upgrade`.
+-- Both read the tombstones (forgotten users, as keyed hashes) to drop those users.
+-- Schema changes, and `recsys forget` (DELETE of a user's events, tombstones, audit), stay with
+-- the owner that runs `recsys db upgrade`.
 
 \set ON_ERROR_STOP on
 
@@ -28,5 +30,6 @@ GRANT USAGE ON SCHEMA public TO recsys_events_service, recsys_events_collect;
 
 GRANT SELECT, INSERT ON events, served_recommendations TO recsys_events_service;
 GRANT SELECT ON events, served_recommendations TO recsys_events_collect;
+GRANT SELECT ON tombstones TO recsys_events_service, recsys_events_collect;
 -- the schema revision, so that the service can check it is up to date
 GRANT SELECT ON recsys_events_alembic_version TO recsys_events_service, recsys_events_collect;

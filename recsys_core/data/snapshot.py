@@ -49,6 +49,8 @@ class Snapshot:
     snapshot an incremental collection was merged into), rows read, event ids and repeated pairs
     dropped, events of users and items the base did not know (``recsys_core.data.incremental``).
     """
+    tombstoned_removed: int = 0
+    """Rows of forgotten users that collection dropped (``recsys forget``)."""
 
     @property
     def interactions_path(self) -> Path:
@@ -86,6 +88,7 @@ def write(collected: Collected, root: str | Path) -> Snapshot:
         "has_items": collected.items is not None,
         "watermark": collected.extra.get("watermark"),
         "collection": collected.extra.get("collection"),
+        "tombstoned_removed": int(collected.extra.get("tombstoned_removed", 0)),
     }
     reuse = (folder / META_FILE).exists()
     if reuse:

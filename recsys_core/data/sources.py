@@ -41,6 +41,10 @@ def collect(
     ``mean`` or ``refuse`` (see ``recsys_core.data.duplicates``). The number of rows it
     removed is in ``extra["duplicates_removed"]``. With ``pseudonym_key`` every user id is
     replaced by its pseudonym (``recsys_core.privacy.pseudonyms``) before anything is written.
+
+    Users forgotten with ``recsys forget`` (the tombstones of the event store,
+    ``RECSYS_EVENTS_URL``) are dropped whatever the source, before any pseudonym is taken; the
+    rows removed are in ``extra["tombstoned_removed"]``.
     """
     if duplicates not in POLICIES:  # before reading anything
         raise ConfigError(
@@ -57,10 +61,15 @@ def collect(
     if removed:
         log.warning("%s: %d repeated (user, item) row(s) removed by the duplicates policy %r",
                     redact(collected.source), removed, duplicates)
+    # imported here: the forget module reads the event store, whose package imports this one
+    from recsys_core.privacy.forget import drop_tombstoned
+
+    frame, forgotten = drop_tombstoned(frame)  # raw ids: before any pseudonym is taken
     if pseudonym_key is not None:
         frame = pseudonymize_users(frame, pseudonym_key)
     collected.interactions = frame
     collected.extra["duplicates_removed"] = removed
+    collected.extra["tombstoned_removed"] = forgotten
     collected.extra["pseudonymized"] = pseudonym_key is not None
     return collected
 

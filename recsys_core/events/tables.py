@@ -6,6 +6,11 @@ that re-sending a batch stores nothing twice). ``timestamp`` is when it happened
 the canonical interaction table. ``served_recommendations``: one row per list the service
 returned, so that events carrying its ``recommendation_id`` can be traced to the model version
 that produced the list (click-through per version).
+
+``tombstones``: one row per forgotten user, holding a keyed hash of the id (never the id, see
+``recsys_core.privacy.forget.user_key``); collection and the service drop every user whose key
+is there. ``forget_audit``: append-only, one row per ``recsys forget``: when, who, why, and what
+was removed where (JSON), with the same hash in place of the id.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Float,
+    Identity,
     Index,
     Integer,
     MetaData,
@@ -40,6 +46,7 @@ events = Table(
     # incremental collection reads (timestamp, event_id) > watermark
     Index("ix_events_timestamp_event_id", "timestamp", "event_id"),
     Index("ix_events_recommendation_id", "recommendation_id"),
+    Index("ix_events_user_id", "user_id"),  # forgetting a user deletes their rows
 )
 
 served_recommendations = Table(
@@ -54,6 +61,28 @@ served_recommendations = Table(
     Column("items", Text, nullable=False),  # JSON list of item ids, in rank order
     Column("served_at", BigInteger, nullable=False),
     Index("ix_served_model_version", "registered_model", "model_version"),
+)
+
+tombstones = Table(
+    "tombstones",
+    metadata,
+    Column("id", Integer, Identity(), primary_key=True),
+    Column("user_key", String(128), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # "id" or "pseudonym": what was hashed
+    Column("created_at", BigInteger, nullable=False),
+)
+
+forget_audit = Table(
+    "forget_audit",
+    metadata,
+    Column("id", Integer, Identity(), primary_key=True),
+    Column("at", BigInteger, nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("user_key", String(128), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("outcome", String(16), nullable=False),  # done, partial, nothing-found
+    Column("detail", Text, nullable=False),  # JSON: rows removed per place, versions, snapshots
+    Index("ix_forget_audit_user_key", "user_key"),
 )
 
 VERSION_TABLE = "recsys_events_alembic_version"

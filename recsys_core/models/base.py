@@ -41,6 +41,14 @@ _STATE_FILE = "state.npz"
 _META_FILE = "model.json"
 
 
+def merged_user_axes(cls: type) -> dict[str, int]:
+    """The ``user_axes`` of ``cls`` merged along its class hierarchy (subclasses win)."""
+    out: dict[str, int] = {}
+    for klass in reversed(cls.__mro__):
+        out.update(vars(klass).get("user_axes", {}))
+    return out
+
+
 class ModelConfig(BaseModel):
     """Base of every model's hyperparameters: frozen, unknown fields rejected."""
 
@@ -80,6 +88,14 @@ class Recommender(ABC):
         "item_bias": "item_bias_",
     }
     """The fitted attributes exported as ``user_factors.parquet``/``item_factors.parquet``."""
+    user_axes: ClassVar[dict[str, int]] = {
+        "seen_": 0,
+        "user_bias_": 0,
+        "user_factors_": 0,
+        "user_vectors_": 0,
+    }
+    """The fitted attributes indexed by user, and the axis of the user (merged along the class
+    hierarchy): what :meth:`forget_users` drops. Every per-user array a family stores is here."""
 
     # fitted by ``fit`` for every model
     user_vocab_: IdVocab
@@ -297,6 +313,38 @@ class Recommender(ABC):
         for p in parts[1:]:
             out = out + p
         return sp.csr_matrix(out)
+
+    # ------------------------------------------------------------------ forgetting
+    def forget_users(self, users: Iterable) -> int:
+        """Drop ``users`` from the fitted state, in place; returns how many the model held.
+
+        Their rows go from every user-indexed attribute (:attr:`user_axes`) and their ids from
+        the user vocabulary, so the model answers them as users it never saw (the cold-user
+        fallback; fold-in at serving). Item-level state is left as it is. Unknown ids are
+        ignored, so forgetting twice changes nothing.
+        """
+        self._check_fitted()
+        idx = self.user_vocab_.index(pd.Series(list(users), dtype=object).astype(str))
+        idx = np.unique(idx[idx >= 0])
+        if idx.size == 0:
+            return 0
+        keep = np.ones(len(self.user_vocab_), dtype=bool)
+        keep[idx] = False
+        self._drop_users(keep)
+        self.user_vocab_ = IdVocab(self.user_vocab_.ids[keep])
+        return int(idx.size)
+
+    def _drop_users(self, keep: np.ndarray) -> None:
+        """Keep only the users where ``keep`` is true in every user-indexed attribute."""
+        for attr, axis in merged_user_axes(type(self)).items():
+            value = getattr(self, attr, None)
+            if value is None:
+                continue
+            if sp.issparse(value):
+                csr = sp.csr_matrix(cast(Any, value))
+                setattr(self, attr, sp.csr_matrix(csr[keep] if axis == 0 else csr[:, keep]))
+            else:
+                setattr(self, attr, np.compress(keep, np.asarray(value), axis=axis))
 
     # ------------------------------------------------------------------ persistence
     def _state(self) -> dict[str, Any]:

@@ -54,6 +54,7 @@ class BPMF(Recommender):
     mu_: np.float64
     user_samples_: np.ndarray
     item_samples_: np.ndarray
+    user_axes: ClassVar[dict[str, int]] = {"user_samples_": 1}
     state_docs: ClassVar[dict[str, str]] = {
         "mu_": "global mean mu of the training ratings",
         "user_samples_": "kept Gibbs draws of the user factors, samples x users x factors",

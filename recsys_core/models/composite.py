@@ -11,6 +11,9 @@ from abc import abstractmethod
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from recsys_core.features.ids import IdVocab
 from recsys_core.models.base import Recommender
 
 
@@ -27,6 +30,13 @@ class Composite(Recommender):
         for n, member in enumerate(self.members_):
             member.save(folder / f"member_{n}")
         return folder
+
+    def _drop_users(self, keep: np.ndarray) -> None:
+        # the members share the composite's user vocabulary, hence its user indices
+        super()._drop_users(keep)
+        for member in self.members_:
+            member._drop_users(keep)
+            member.user_vocab_ = IdVocab(member.user_vocab_.ids[keep])
 
     def _after_load(self, folder: Path) -> None:
         self.members_ = [

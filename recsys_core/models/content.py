@@ -86,6 +86,7 @@ class Content(Recommender):
     idf_: np.ndarray
     user_profiles_: np.ndarray
     item_profiles_: sp.csr_matrix
+    user_axes: ClassVar[dict[str, int]] = {"user_profiles_": 0}
     state_docs: ClassVar[dict[str, str]] = {
         "mu_": "global mean mu of the baseline estimates",
         "user_bias_": "baseline user biases b_u (row = index in user_ids.json)",

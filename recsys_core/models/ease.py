@@ -55,6 +55,7 @@ class EASE(Recommender):
     Config = EASEConfig
     config: EASEConfig
     predicts_ratings = False
+    user_axes: ClassVar[dict[str, int]] = {"user_items_": 0}
     state_docs: ClassVar[dict[str, str]] = {
         "weights_": "items x items weights B (zero diagonal): scores = user_items_ @ weights_",
         "user_items_": "users x items interactions (CSR, 1 or the rating) the scores start from",

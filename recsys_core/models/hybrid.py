@@ -49,6 +49,7 @@ class Hybrid(Composite):
     config: HybridConfig
     user_weight_: np.ndarray
     item_weight_: np.ndarray
+    user_axes: ClassVar[dict[str, int]] = {"user_weight_": 0}
     state_docs: ClassVar[dict[str, str]] = {
         "user_weight_": "n_u / (n_u + user_shrink) per user: the share of the CF member",
         "item_weight_": "n_i / (n_i + item_shrink) per item; r = w cf + (1 - w) content with "

@@ -159,6 +159,7 @@ class ItemKNN(_KNN):
     """Item-based k-NN with baseline (Koren 2010; Surprise KNNBaseline, user_based=False)."""
 
     _item_based = True
+    user_axes: ClassVar[dict[str, int]] = {"residuals_": 0}
 
 
 @register("user-knn")
@@ -166,6 +167,20 @@ class UserKNN(_KNN):
     """User-based k-NN with baseline (Koren 2010; Surprise KNNBaseline, user_based=True)."""
 
     _item_based = False
+    user_axes: ClassVar[dict[str, int]] = {
+        "residuals_": 1, "neighbours_": 0, "similarities_": 0}
+
+    def _drop_users(self, keep: np.ndarray) -> None:
+        # neighbours_ holds user indices: renumber the kept ones, and move the slots of the
+        # dropped ones to the end of each row (the kernels stop at the first empty slot)
+        new_index = np.where(keep, np.cumsum(keep) - 1, -1).astype(self.neighbours_.dtype)
+        nbr = np.where(self.neighbours_ >= 0, new_index[np.maximum(self.neighbours_, 0)], -1)
+        sim = np.where(nbr >= 0, self.similarities_, 0).astype(self.similarities_.dtype)
+        order = np.argsort(nbr < 0, axis=1, kind="stable")
+        self.neighbours_ = np.take_along_axis(nbr, order, axis=1)
+        self.similarities_ = np.take_along_axis(sim, order, axis=1)
+        super()._drop_users(keep)
+        self.__dict__.pop("_by_user", None)  # derived from residuals_
 
 
 def _centred(
@@ -382,6 +397,7 @@ class ItemKNNImplicit(Recommender):
     Config = ItemKNNImplicitConfig
     config: ItemKNNImplicitConfig
     predicts_ratings = False
+    user_axes: ClassVar[dict[str, int]] = {"user_items_": 0}
     state_docs: ClassVar[dict[str, str]] = {
         "similarity_": "items x items similarity, pruned to k per item (CSR): scores = "
         "user_items_ @ similarity_",
