@@ -14,7 +14,7 @@ from recsys_core.tracking.registry import VersionRef
 from tasks.forget import ARTIFACT, WATERMARK_TAG
 
 TINY = dict(data={"synthetic_size": "tiny"}, registered_model="forgettest",
-            experiment="forgettest", gate={"require_beat_baseline": False})
+            experiment="forgettest", gate={"rating": {"require_beat_baseline": False}})
 
 
 def _json(run_id, path, tmp):

@@ -80,7 +80,7 @@ def test_a_user_forgotten_while_serving_is_answered_as_new(store, model_name, da
         # a new version that still holds the user: the reload drops them too
         again = publish(fit("sgd-mf", data, epochs=2, factors=4), store, model_name,
                         aliases=())
-        move(again, "champion")
+        move(again, "champion-ranking")
         deadline = time.monotonic() + 30
         while client.get("/model").json()["ranking"]["version"] != again.version:
             assert time.monotonic() < deadline

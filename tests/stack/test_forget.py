@@ -38,7 +38,9 @@ def _train(stack, cwd: Path, env: dict) -> object:
     """``recsys train`` against the stack (tiny data); the MLflow run it made."""
     out = subprocess.run(
         [str(BIN / "recsys"), "train", "--synthetic-size", "tiny", "--registered-model", MODEL,
-         "--experiment", "forget-e2e", "--set", "gate.require_beat_baseline=false"],
+         "--experiment", "forget-e2e", "--set", "gate.rating.require_beat_baseline=false",
+         "--set", "gate.ranking.require_beat_baseline=false",
+         "--set", "gate.ranking.baseline_guards=[]"],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert out.returncode in (0, 3), out.stdout[-2000:] + out.stderr[-2000:]  # 3: refused
     client = stack.mlflow()
@@ -88,7 +90,8 @@ def test_forget_a_user_end_to_end(stack, tmp_path, monkeypatch):
     try:
         run1 = _train(stack, tmp_path, env)
         version = run1.data.tags["recsys.model_version"]
-        _wait_serving(serve, stack.alias(MODEL))  # this version, or an earlier champion
+        # this version, or an earlier champion
+        _wait_serving(serve, stack.alias(MODEL, "champion-ranking"))
         assert _served(serve, victim)["fallback"] is None
         assert victim in _vocab_in_s3(stack, run1)
 
