@@ -35,7 +35,7 @@ def test_since_last_runs_merge_new_events_and_log_click_through(workspace, monke
     ratings = generate(config_for("tiny", seed=42)).interactions
     store.append(_events(ratings))
     params = TrainingParams(data={"source": f"{url}?table=events", "since": "last"},
-                            gate={"require_beat_baseline": False}, **NAMES)
+                            gate={"rating": {"require_beat_baseline": False}}, **NAMES)
     first = outcome_of(training_flow(params))
     assert first["promoted"] and first["version"] == "1"
     client = MlflowClient()

@@ -40,7 +40,7 @@ def test_two_workers_on_a_fresh_store_count_every_request_in_one_scrape(
     with server_process(args, port=port, cwd=folder, env=env, timeout=300) as server:
         # both workers looked at the new, empty registry: not ready, for the right reason
         ready = httpx.get(f"{server.url}/ready").json()
-        assert "has no version with alias 'champion'" in ready["reasons"]["ranking"], ready
+        assert "has no version with alias 'champion-ranking'" in ready["reasons"]["ranking"], ready
         monkeypatch.chdir(folder)
         mlflow_run.configure()
         try:
