@@ -184,7 +184,8 @@ def bench_asgi(calls: int = 3000) -> list[dict]:
         registry.register("bench", f"runs:/{run_id}/{STATE_PATH}", run_id, {})
         import mlflow
 
-        mlflow.MlflowClient().set_registered_model_alias("bench", "champion", "1")
+        for alias in registry.ROLE_ALIASES.values():
+            mlflow.MlflowClient().set_registered_model_alias("bench", alias, "1")
         events = EventStore(f"sqlite:///{tmp / 'events.db'}")
         events.upgrade()
         app = create_app(ServiceSettings(registered_model="bench"), poll=False, events=events)
