@@ -31,5 +31,7 @@ GRANT USAGE ON SCHEMA public TO recsys_events_service, recsys_events_collect;
 GRANT SELECT, INSERT ON events, served_recommendations TO recsys_events_service;
 GRANT SELECT ON events, served_recommendations TO recsys_events_collect;
 GRANT SELECT ON tombstones TO recsys_events_service, recsys_events_collect;
+-- the training run logs the forget requests since its previous run (ids hashed)
+GRANT SELECT ON forget_audit TO recsys_events_collect;
 -- the schema revision, so that the service can check it is up to date
 GRANT SELECT ON recsys_events_alembic_version TO recsys_events_service, recsys_events_collect;

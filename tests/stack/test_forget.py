@@ -7,6 +7,7 @@ Training runs as ``recsys train`` against the stack; the service is restarted wi
 store of this test (``RECSYS_EVENTS_URL``), and restarted as it was at the end."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -74,9 +75,16 @@ def _vocab_in_s3(stack, run) -> list[str]:
 
 
 def test_forget_a_user_end_to_end(stack, tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'events.db'}"
+    # the stack's event store, as its owner (forget deletes): the one the service reads its
+    # tombstones from
+    collect = stack.env["RECSYS_EVENTS_URL"]
+    url = collect.replace("recsys_events_collect@",
+                          f"{os.environ.get('STACK_PG_USER', 'postgres')}@", 1)
     store = EventStore(url)
     store.upgrade()
+    with store.engine.begin() as conn:  # earlier stack tests' events and forget requests
+        for table in (events, tombstones, forget_audit):
+            conn.execute(table.delete())
     frame = generate(config_for("tiny", seed=42)).interactions
     # not the most active user: the serving test asks for that one
     victim, other = (str(u) for u in frame["user"].value_counts().index[[4, 5]])
