@@ -19,6 +19,7 @@ from recsys_core.validation import drift
 from recsys_core.validation.rules import DriftRules
 from tasks._runtime import IO_RETRY, logger
 from tasks.run_context import mlflow_link
+from tasks.tracking import artifact_store_error
 
 REFERENCE_ALIAS = registry.ROLE_ALIASES[registry.RANKING]
 """The alias whose training snapshot is the drift reference."""
@@ -69,9 +70,12 @@ def check_drift(snap: snapshot.Snapshot, rules: DriftRules, data_dir: str,
         png = drift.plot(reference, current, Path(tmp) / "drift.png")
         mlflow_run.log_metrics(run_id, report.metrics())
         mlflow_run.set_tags(run_id, tags)
-        mlflow_run.log_text(run_id, markdown, "drift/report.md")
-        mlflow_run.log_json(run_id, report.to_dict(), "drift/report.json")
-        mlflow_run.log_artifact(run_id, png, "drift")
+        try:
+            mlflow_run.log_text(run_id, markdown, "drift/report.md")
+            mlflow_run.log_json(run_id, report.to_dict(), "drift/report.json")
+            mlflow_run.log_artifact(run_id, png, "drift")
+        except Exception as exc:
+            raise artifact_store_error(run_id, exc) from exc
     create_markdown_artifact(key="drift-report",
                              markdown=f"{markdown}\n\n{mlflow_link(run_id, run_url)}\n",
                              description=report.level.upper())

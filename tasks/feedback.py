@@ -10,8 +10,8 @@ from prefect.cache_policies import NO_CACHE
 from recsys_core.events.engine import configured_events_url, safe_url
 from recsys_core.events.store import EventStore
 from recsys_core.redaction import redact
-from recsys_core.tracking import mlflow_run
 from tasks._runtime import logger
+from tasks.tracking import log_to_run
 
 
 def click_through_metrics(rows: list[dict[str, Any]]) -> dict[str, float]:
@@ -47,9 +47,10 @@ def log_click_through(run_id: str, registered_model: str) -> list[dict[str, Any]
         return None
     finally:
         store.close()
-    mlflow_run.log_metrics(run_id, click_through_metrics(rows))
-    mlflow_run.log_json(run_id, {"registered_model": registered_model, "event_store":
-                                 safe_url(url), "versions": rows}, "feedback/click_through.json")
+    # through the retried writer, like every other MLflow/S3 write of the run
+    log_to_run(run_id, metrics=click_through_metrics(rows), json_files={
+        "feedback/click_through.json": {"registered_model": registered_model,
+                                        "event_store": safe_url(url), "versions": rows}})
     shown = ", ".join(f"v{r['model_version']} {r['ctr']:.1%} of {r['served']}" for r in rows)
     logger().info("click-through of served lists: %s", shown or "no list served yet")
     return rows

@@ -8,6 +8,7 @@ from prefect.cache_policies import NO_CACHE
 from recsys_core.privacy.forget import audit_since
 from recsys_core.tracking import mlflow_run
 from tasks._runtime import IO_RETRY, logger
+from tasks.tracking import artifact_store_error
 
 WATERMARK_TAG = "privacy.forget_audit_to"
 ARTIFACT = "privacy/forget_audit.json"
@@ -26,8 +27,11 @@ def log_forget_audit(run_id: str) -> int:
     records = audit_since(after)
     last = max([after, *(r["id"] for r in records)])
     if records:
-        mlflow_run.log_json(run_id, {"after_id": after, "to_id": last, "records": records},
-                            ARTIFACT)
+        try:
+            mlflow_run.log_json(run_id, {"after_id": after, "to_id": last, "records": records},
+                                ARTIFACT)
+        except Exception as exc:
+            raise artifact_store_error(run_id, exc) from exc
         logger().info("%d forget audit record(s) since the previous run logged to %s",
                       len(records), ARTIFACT)
     mlflow_run.set_tags(run_id, {WATERMARK_TAG: last})
