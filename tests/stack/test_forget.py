@@ -7,7 +7,6 @@ Training runs as ``recsys train`` against the stack; the service is restarted wi
 store of this test (``RECSYS_EVENTS_URL``), and restarted as it was at the end."""
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -77,9 +76,7 @@ def _vocab_in_s3(stack, run) -> list[str]:
 def test_forget_a_user_end_to_end(stack, tmp_path, monkeypatch):
     # the stack's event store, as its owner (forget deletes): the one the service reads its
     # tombstones from
-    collect = stack.env["RECSYS_EVENTS_URL"]
-    url = collect.replace("recsys_events_collect@",
-                          f"{os.environ.get('STACK_PG_USER', 'postgres')}@", 1)
+    url = stack.env["RECSYS_EVENTS_OWNER_URL"]
     store = EventStore(url)
     store.upgrade()
     with store.engine.begin() as conn:  # earlier stack tests' events and forget requests
