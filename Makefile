@@ -57,17 +57,21 @@ run: install  ## train on the embedded default (synthetic data, local MLflow, ep
 	$(BIN)/recsys train
 	$(BIN)/recsys train --model ease
 
+# extra pytest flags for the test targets, e.g. PYTEST_FLAGS="-x" or, with pytest-xdist installed,
+# PYTEST_FLAGS="-n 2" (the stack tests then run on one worker: tests/conftest.py)
+PYTEST_FLAGS ?=
+
 test: install  ## lint and type-check, then the whole test suite, the loopback stack included
 	$(BIN)/ruff check recsys_core recsys_service tasks flows recsys_cli tests benchmarks infra
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_FLAGS)
 
 test-unit: install  ## type-check, then the tests that need no server
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q -m "not stack"
+	$(BIN)/python -m pytest -q -m "not stack" $(PYTEST_FLAGS)
 
 test-stack: install  ## the end-to-end tests against a loopback stack of their own
-	$(BIN)/python -m pytest -q -m stack
+	$(BIN)/python -m pytest -q -m stack $(PYTEST_FLAGS)
 
 lint: install  ## ruff over the code, mypy over recsys_core (files and settings in pyproject.toml)
 	$(BIN)/ruff check recsys_core recsys_service tasks flows recsys_cli tests benchmarks infra

@@ -14,6 +14,39 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("RECSYS_SPARK_MASTER", "local[2]")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist, the stack tests first, in their own order: the longest unit of work
+    starts first (see ``pytest_xdist_make_scheduler``)."""
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker
+        items.sort(key=lambda item: item.get_closest_marker("stack") is None)  # stable
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, called only when it runs
+def pytest_xdist_make_scheduler(config, log):
+    """Under ``-n``, tests are handed out a module at a time (a module's module-scoped fixtures
+    are built once), and every stack test to one worker, first: that worker alone starts the
+    loopback stack while the others run the rest. (``--dist loadgroup`` with ``xdist_group``
+    marks would say the same, but it no longer groups on pytest 9.2: pytest-xdist#1386.)"""
+    if config.getvalue("dist") not in ("load", "loadscope", "loadfile", "loadgroup"):
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class StackThenModules(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "tests/stack" if path.startswith("tests/stack/") else path
+
+    config.option.loadscopereorder = False  # the collection's order (the stack first), not size
+    return StackThenModules(config, log)
+
+
+def worker_suffix() -> str:
+    """``_gw0``, ``_gw1``... under pytest-xdist, else empty: in names that workers share (test
+    databases on one PostgreSQL server)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    return f"_{worker}" if worker else ""
+
+
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory):
     """One Prefect test server for every test that runs flows or tasks."""
@@ -88,7 +121,7 @@ def pg_server():
 def pg_url(pg_server):
     """A new, empty PostgreSQL database (dropped after the test)."""
     prefix = os.environ.get("RECSYS_TEST_DB_PREFIX", "recsys_test")
-    name = f"{prefix}_ev_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}{worker_suffix()}_ev_{uuid.uuid4().hex[:10]}"
     conn = pg_admin()
     conn.cursor().execute(f'CREATE DATABASE "{name}"')
     try:

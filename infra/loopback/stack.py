@@ -217,6 +217,9 @@ class Stack:
             "RECSYS_SERVE_URL": self.serve_url,
             # read only: `recsys report`, and the click-through each training run logs
             "RECSYS_EVENTS_URL": self.events_url("collect"),
+            # the owner (migrations, `recsys forget`, which deletes): PostgreSQL's own user
+            # and its password (PGPASSWORD / STACK_PG_PASSWORD), never the service's roles
+            "RECSYS_EVENTS_OWNER_URL": self.events_url("owner"),
             # train-daily's params.data.source to collect the events the service stored
             "RECSYS_EVENTS_SOURCE": self.events_source,
         }
@@ -525,7 +528,9 @@ def worker_name(stack: Stack) -> str:
 def start_worker(stack: Stack) -> int:
     argv = [str(BIN / "prefect"), "worker", "start", "--pool", stack.pool, "--type", "process",
             "--name", worker_name(stack)]
-    env = stack.process_env(RECSYS_CODE_DIR=str(ROOT), **stack.client_env(),
+    # the flows read the event store as the collection role: no owner URL for them
+    client = {k: v for k, v in stack.client_env().items() if k != "RECSYS_EVENTS_OWNER_URL"}
+    env = stack.process_env(RECSYS_CODE_DIR=str(ROOT), **client,
                             PGPASSWORD=stack.event_passwords()["collect"])
     env.setdefault("PREFECT_WORKER_QUERY_SECONDS", "5")
     proc = _spawn(stack, "worker", argv, env)

@@ -48,6 +48,7 @@ def test_client_settings_and_separate_databases_per_stack():
     # each role of the event store, without a password in the URL
     assert dev.events_url("service") == (
         "postgresql://recsys_events_service@127.0.0.1:5432/recsys_events")
+    assert test.events_url("owner") == "postgresql://postgres@127.0.0.1:5432/recsys_unit_events"
     assert test.events_source == (
         "postgresql://recsys_events_collect@127.0.0.1:5432/recsys_unit_events?table=events")
     assert test.databases["mlflow"] == "recsys_unit_mlflow"
@@ -92,6 +93,9 @@ def test_the_prefect_auth_string_is_generated_once_and_given_to_clients():
     try:
         env = unit.client_env()
         auth = env["PREFECT_API_AUTH_STRING"]
+        # the event store's URLs: read-only for reports, the owner for forget and migrations
+        assert env["RECSYS_EVENTS_URL"] == unit.events_url("collect")
+        assert env["RECSYS_EVENTS_OWNER_URL"] == unit.events_url("owner")
         user, _, password = auth.partition(":")
         assert user == "recsys" and len(password) >= 24
         assert stack.Stack(name="unit-auth").client_env()["PREFECT_API_AUTH_STRING"] == auth

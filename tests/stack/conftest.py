@@ -161,7 +161,9 @@ class LoopbackStack:
         )  # fmt: skip
 
 
-@pytest.fixture(scope="session")
+# package scope: the stack stops after the last stack test, not at the end of the session (under
+# pytest-xdist the worker that ran them goes on with other tests)
+@pytest.fixture(scope="package")
 def stack(tmp_path_factory) -> LoopbackStack:
     env_file = tmp_path_factory.mktemp("stack") / "stack.env"
     # RECSYS_TEST_DB_PREFIX lets two checkouts run their stack tests side by side
