@@ -46,14 +46,13 @@ from tasks.validate import validate_snapshot
 _SCALE = ("rating_min", "rating_max")
 
 
-class TrainingParams(BaseModel):
-    """Parameters of one training run (the Prefect UI shows them as a form).
+class RunInputs(BaseModel):
+    """The sections a training run and a study share (the Prefect UI shows them as a form).
 
-    Each section is the library's own configuration, with its one default: ``data`` (what to
-    collect), ``validation`` (what valid data looks like), ``split``, ``model`` (name and
+    Each is the library's own configuration, with its one default: ``data`` (what to collect),
+    ``validation`` (what valid data looks like), ``split`` and ``model`` (name and
     hyperparameters, validated against the model's configuration when the parameters are
-    built) and ``gate`` (what a challenger must achieve). The rating scale is set once, in
-    ``data``; ``validation`` follows it.
+    built). The rating scale is set once, in ``data``; ``validation`` follows it.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -66,6 +65,36 @@ class TrainingParams(BaseModel):
     split: SplitConfig = Field(default_factory=SplitConfig, description="the train/test split")
     model: ModelSpec = Field(default_factory=ModelSpec,
                              description="the model to train and its hyperparameters")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_rating_scale(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        data = values.get("data")
+        data = data.model_dump() if isinstance(data, DataConfig) else dict(data or {})
+        scale = {f: data.get(f, DataConfig.model_fields[f].default) for f in _SCALE}
+        rules = values.get("validation")
+        if isinstance(rules, ValidationRules):
+            explicit = {f: getattr(rules, f) for f in _SCALE if f in rules.model_fields_set}
+            rules = {**rules.model_dump(exclude_unset=True)}
+        else:
+            rules = dict(rules or {})
+            explicit = {f: rules[f] for f in _SCALE if f in rules}
+        differing = {f: v for f, v in explicit.items() if float(v) != float(scale[f])}
+        if differing:
+            raise ValueError(
+                f"validation sets {differing} but data sets {scale}: set the rating scale once, "
+                "in data.rating_min and data.rating_max (validation follows it)"
+            )
+        return {**values, "validation": {**rules, **scale}}
+
+
+class TrainingParams(RunInputs):
+    """Parameters of one training run: the shared sections (:class:`RunInputs`), and ``gate``
+    (what a challenger must achieve) and how the run competes, is judged and is recorded.
+    """
+
     gate: RoleGates = Field(default_factory=RoleGates,
                             description="what the challenger must achieve, per role, to become "
                                         "that role's champion")
@@ -94,29 +123,6 @@ class TrainingParams(BaseModel):
         if isinstance(value, int) and not isinstance(value, bool) and value < 1:
             raise ValueError(f"k must be a positive integer, got {value}")
         return value
-
-    @model_validator(mode="before")
-    @classmethod
-    def _one_rating_scale(cls, values: Any) -> Any:
-        if not isinstance(values, dict):
-            return values
-        data = values.get("data")
-        data = data.model_dump() if isinstance(data, DataConfig) else dict(data or {})
-        scale = {f: data.get(f, DataConfig.model_fields[f].default) for f in _SCALE}
-        rules = values.get("validation")
-        if isinstance(rules, ValidationRules):
-            explicit = {f: getattr(rules, f) for f in _SCALE if f in rules.model_fields_set}
-            rules = {**rules.model_dump(exclude_unset=True)}
-        else:
-            rules = dict(rules or {})
-            explicit = {f: rules[f] for f in _SCALE if f in rules}
-        differing = {f: v for f, v in explicit.items() if float(v) != float(scale[f])}
-        if differing:
-            raise ValueError(
-                f"validation sets {differing} but data sets {scale}: set the rating scale once, "
-                "in data.rating_min and data.rating_max (validation follows it)"
-            )
-        return {**values, "validation": {**rules, **scale}}
 
     @model_validator(mode="after")
     def _roles_the_model_can_fill(self) -> TrainingParams:

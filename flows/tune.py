@@ -29,17 +29,15 @@ from typing import Any
 
 from prefect import flow
 from prefect_dask import DaskTaskRunner
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from flows.training import TrainingParams
-from recsys_core.data.config import DataConfig
+from flows.training import RunInputs
 from recsys_core.exceptions import DataValidationError
 from recsys_core.features.splits import SplitConfig
 from recsys_core.models.spec import ModelSpec
 from recsys_core.redaction import redact
 from recsys_core.tracking import mlflow_run
 from recsys_core.tuning import ParamRange, objective_metric, space_for, storage_url
-from recsys_core.validation.rules import ValidationRules
 from tasks import run_context
 from tasks.collect import collect_snapshot
 from tasks.features import build_features
@@ -48,18 +46,14 @@ from tasks.tune import ask_trials, log_best, run_trial, split_validation, tell_t
 from tasks.validate import validate_snapshot
 
 
-class TuneParams(BaseModel):
+class TuneParams(RunInputs):
     """Parameters of one study (the Prefect UI shows them as a form).
 
-    ``data``, ``validation``, ``split`` and ``model`` are the training flow's own sections:
-    ``model.params`` holds fixed hyperparameters, the search space the tuned ones.
+    ``data``, ``validation``, ``split`` and ``model`` are the training flow's own sections
+    (:class:`~flows.training.RunInputs`): ``model.params`` holds fixed hyperparameters, the
+    search space the tuned ones.
     """
 
-    model_config = ConfigDict(extra="forbid")
-
-    data: DataConfig = Field(default_factory=DataConfig, description="what to collect, and how")
-    validation: ValidationRules = Field(default_factory=ValidationRules,
-                                        description="what valid data looks like")
     split: SplitConfig = Field(default_factory=SplitConfig,
                                description="the train/test split (applied again to the "
                                            "training part for the validation split)")
@@ -83,16 +77,6 @@ class TuneParams(BaseModel):
         None, description="ratings >= this count as relevant in ranking metrics (None: all)")
     experiment: str = Field("recsys-tuning", min_length=1, description="MLflow experiment")
     data_dir: str = Field(".recsys/data", description="folder of snapshots and run files")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _one_rating_scale(cls, values: Any) -> Any:
-        """The rating scale is set once, in ``data``, as in the training flow."""
-        if not isinstance(values, dict):
-            return values
-        shared = TrainingParams.model_validate(
-            {s: values[s] for s in ("data", "validation") if s in values})
-        return {**values, "data": shared.data, "validation": shared.validation}
 
     @model_validator(mode="after")
     def _space_fits_model(self) -> TuneParams:

@@ -30,7 +30,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Annotated, Any, Literal  # noqa: E402
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar  # noqa: E402
 
 import typer  # noqa: E402
 from dotenv import load_dotenv  # noqa: E402
@@ -46,6 +46,11 @@ from recsys_core.exceptions import (  # noqa: E402
     RecsysError,
 )
 from recsys_core.redaction import redact  # noqa: E402
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+M = TypeVar("M", bound="BaseModel")
 
 load_dotenv(Path.cwd() / ".env", override=False)
 
@@ -216,14 +221,9 @@ def train(
     except RecsysError as exc:
         _fail(str(exc), EXIT_BAD_INPUT)
     _quiet_prefect()
-    import pydantic
-
     from flows.training import TrainingParams, outcome_of, training_flow
 
-    try:
-        params = TrainingParams.model_validate(raw)
-    except pydantic.ValidationError as exc:
-        _fail(_pydantic_message(exc), EXIT_BAD_INPUT)
+    params = _validated(TrainingParams, raw)
     started = time.perf_counter()
     # a failed run raises: the global handler prints one error line with its exit code
     outcome = outcome_of(training_flow(params))
@@ -262,6 +262,17 @@ def _assign(raw: dict, assignment: str) -> None:
         if not isinstance(node, dict):
             raise RecsysError(f"bad --set {assignment!r}: {key!r} is not a section")
     node[keys[-1]] = value
+
+
+def _validated(model: type[M], raw: dict) -> M:
+    """``raw`` as the flow's parameters ``model``; invalid settings exit 2, named one a line."""
+    import pydantic
+
+    try:
+        return model.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        _fail(_pydantic_message(exc), EXIT_BAD_INPUT)
+        raise  # not reached: _fail exits
 
 
 def _pydantic_message(exc) -> str:

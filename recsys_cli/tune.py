@@ -39,9 +39,7 @@ def tune(
     gate decides. Trials run on a local Dask cluster (RECSYS_DASK_WORKERS, default 2) or on
     the cluster at RECSYS_DASK_ADDRESS.
     """
-    import pydantic
-
-    from recsys_cli.main import EXIT_BAD_INPUT, _fail, _pydantic_message, _quiet_prefect
+    from recsys_cli.main import EXIT_BAD_INPUT, _fail, _quiet_prefect, _validated
     from recsys_core.exceptions import RecsysError
     from recsys_core.models.registry import parse_params
 
@@ -59,10 +57,7 @@ def tune(
     _quiet_prefect()
     from flows.tune import TuneParams, tune_flow
 
-    try:
-        params = TuneParams.model_validate(raw)
-    except pydantic.ValidationError as exc:
-        _fail(_pydantic_message(exc), EXIT_BAD_INPUT)
+    params = _validated(TuneParams, raw)
     started = time.perf_counter()
     out = tune_flow(params)
     table = Table(title=f"study {out['study']}: best of {out['trials_complete']} trial(s) "

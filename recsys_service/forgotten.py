@@ -24,6 +24,7 @@ from recsys_core.models.base import Recommender
 from recsys_core.privacy.forget import store_exists, tombstone_keys, tombstoned
 from recsys_core.redaction import redact
 from recsys_service.live_models import LiveModels
+from recsys_service.polling import Poller
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,9 @@ class Forgotten:
         self.problem: str | None = None
         self._last_id = 0
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        # start() reads once itself, so the thread first waits an interval
+        self._poller = Poller(self.check, interval_s, "recsys-tombstones",
+                              "reading the tombstones", at_once=False)
         self._engine: Engine | None = None
         live.user_filter = self.apply
 
@@ -85,23 +87,9 @@ class Forgotten:
     def start(self) -> None:
         """Read the tombstones once now, then poll them in a background thread."""
         self.check()
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._poll, name="recsys-tombstones",
-                                            daemon=True)
-            self._thread.start()
+        self._poller.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._poller.stop(timeout)
         if self._engine is not None:
             self._engine.dispose()
-
-    def _poll(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                self.check()
-            except Exception:  # noqa: BLE001 - the poller must outlive any one failure
-                log.exception("reading the tombstones failed; retrying")

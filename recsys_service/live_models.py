@@ -26,6 +26,7 @@ from recsys_core.redaction import redact
 from recsys_core.serving import Scorer
 from recsys_core.tracking.model_store import load_recommender
 from recsys_core.tracking.registry import VersionRef
+from recsys_service.polling import Poller
 from recsys_service.settings import ROLES, ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -140,9 +141,9 @@ class LiveModels:
         self._on_reload = on_reload
         self._status = {role: RoleStatus(alias=settings.alias(role)) for role in ROLES}
         self._refresh_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.first_look = threading.Event()
+        self._poller = Poller(self.refresh, settings.poll_interval_s, "recsys-model-poller",
+                              "looking at the model aliases")
+        self.first_look = self._poller.first_pass
         """Set once the poller has looked at every alias (loaded or not)."""
         self.user_filter: Callable[[Recommender], int] | None = None
         """Applied to every version before it serves: drops forgotten users (in place)."""
@@ -266,26 +267,7 @@ class LiveModels:
     # ------------------------------------------------------------------ polling
     def start(self) -> None:
         """Poll the aliases in a background thread (the first look happens at once)."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._poll, name="recsys-model-poller",
-                                        daemon=True)
-        self._thread.start()
+        self._poller.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _poll(self) -> None:
-        while True:
-            try:
-                self.refresh()
-            except Exception:  # noqa: BLE001 - the poller must outlive any one failure
-                log.exception("looking at the model aliases failed; retrying")
-            finally:
-                self.first_look.set()
-            if self._stop.wait(self.settings.poll_interval_s):
-                return
+        self._poller.stop(timeout)

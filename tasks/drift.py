@@ -13,13 +13,13 @@ from prefect.cache_policies import NO_CACHE
 
 from recsys_core.data import snapshot
 from recsys_core.exceptions import DataError
-from recsys_core.tracking import mlflow_run, registry
+from recsys_core.tracking import registry
 from recsys_core.tracking.champion import champion_digest
 from recsys_core.validation import drift
 from recsys_core.validation.rules import DriftRules
 from tasks._runtime import IO_RETRY, logger
 from tasks.run_context import mlflow_link
-from tasks.tracking import artifact_store_error
+from tasks.tracking import log_to_run
 
 REFERENCE_ALIAS = registry.ROLE_ALIASES[registry.RANKING]
 """The alias whose training snapshot is the drift reference."""
@@ -34,7 +34,15 @@ class DriftChecked:
     report: dict[str, Any] | None = None
 
 
-@task(name="drift", **IO_RETRY, cache_policy=NO_CACHE)
+@task(name="drift-reference", **IO_RETRY, cache_policy=NO_CACHE)
+def drift_reference(registered_model: str, alias: str) -> tuple[str | None, str | None]:
+    """The version behind ``alias`` and the digest of the snapshot it was trained on."""
+    return champion_digest(registered_model, alias)
+
+
+# not retried itself: its registry read and its writes are retried tasks of their own, so a
+# failure is retried once, never multiplied by a retry around them
+@task(name="drift", cache_policy=NO_CACHE)
 def check_drift(snap: snapshot.Snapshot, rules: DriftRules, data_dir: str,
                 registered_model: str, run_id: str, run_url: str | None = None,
                 alias: str = REFERENCE_ALIAS) -> DriftChecked:
@@ -43,7 +51,7 @@ def check_drift(snap: snapshot.Snapshot, rules: DriftRules, data_dir: str,
     log = logger()
     if not rules.enabled:
         return _skipped(run_id, "disabled by validation.drift.enabled=false")
-    version, digest = champion_digest(registered_model, alias)
+    version, digest = drift_reference(registered_model, alias)
     if version is None:
         return _skipped(run_id, f"no {alias} of {registered_model!r} yet: nothing to compare with")
     if digest is None:
@@ -68,14 +76,9 @@ def check_drift(snap: snapshot.Snapshot, rules: DriftRules, data_dir: str,
         tags["recsys.drift_flags"] = " | ".join(report.describe(n) for n in flagged)
     with tempfile.TemporaryDirectory() as tmp:
         png = drift.plot(reference, current, Path(tmp) / "drift.png")
-        mlflow_run.log_metrics(run_id, report.metrics())
-        mlflow_run.set_tags(run_id, tags)
-        try:
-            mlflow_run.log_text(run_id, markdown, "drift/report.md")
-            mlflow_run.log_json(run_id, report.to_dict(), "drift/report.json")
-            mlflow_run.log_artifact(run_id, png, "drift")
-        except Exception as exc:
-            raise artifact_store_error(run_id, exc) from exc
+        log_to_run(run_id, metrics=report.metrics(), tags=tags, artifacts=[(str(png), "drift")],
+                   text_files={"drift/report.md": markdown},
+                   json_files={"drift/report.json": report.to_dict()})
     create_markdown_artifact(key="drift-report",
                              markdown=f"{markdown}\n\n{mlflow_link(run_id, run_url)}\n",
                              description=report.level.upper())
@@ -89,5 +92,5 @@ def check_drift(snap: snapshot.Snapshot, rules: DriftRules, data_dir: str,
 
 def _skipped(run_id: str, reason: str) -> DriftChecked:
     logger().info("drift not measured: %s", reason)
-    mlflow_run.set_tags(run_id, {"recsys.drift": "skipped", "recsys.drift_skipped": reason})
+    log_to_run(run_id, tags={"recsys.drift": "skipped", "recsys.drift_skipped": reason})
     return DriftChecked("skipped", reason)

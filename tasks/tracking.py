@@ -91,16 +91,9 @@ def log_to_run(
     """Everything a stage reports, written in one retried task (computing stages never retry).
 
     ``artifacts`` are ``(local folder or file, artifact path)`` pairs; ``description`` becomes
-    the run's description in the MLflow UI (markdown).
+    the run's description in the MLflow UI (markdown). The files are written first and the tags
+    last, so a tag that marks what was logged (a watermark) is never set before the files are.
     """
-    if metrics:
-        mlflow_run.log_metrics(run_id, metrics)
-    if history:
-        mlflow_run.log_history(run_id, history)
-    if tags:
-        mlflow_run.set_tags(run_id, tags)
-    if description:
-        mlflow_run.set_description(run_id, description)
     try:
         for local, path in artifacts or []:
             if os.path.isdir(local):
@@ -113,6 +106,14 @@ def log_to_run(
             mlflow_run.log_text(run_id, text, name)
     except Exception as exc:
         raise artifact_store_error(run_id, exc) from exc
+    if metrics:
+        mlflow_run.log_metrics(run_id, metrics)
+    if history:
+        mlflow_run.log_history(run_id, history)
+    if description:
+        mlflow_run.set_description(run_id, description)
+    if tags:
+        mlflow_run.set_tags(run_id, tags)
 
 
 def artifact_store_error(run_id: str, exc: BaseException) -> TrackingError:

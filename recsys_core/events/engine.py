@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from recsys_core.exceptions import ConfigError, DataSourceError
@@ -74,14 +74,24 @@ def make_engine(url: str, *, connect_timeout: int | None = None) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if backend in ("postgresql", "postgres"):
-        if parsed.drivername in ("postgresql", "postgres"):
-            # SQLAlchemy 2.1 defaults to psycopg 3; recsys depends on psycopg2
-            parsed = parsed.set(drivername="postgresql+psycopg2")
-        return create_engine(parsed, pool_pre_ping=True,
+        return create_engine(with_psycopg2(parsed), pool_pre_ping=True,
                              connect_args={"connect_timeout": connect_timeout})
     raise ConfigError(
         f"unsupported database {backend!r} in {safe_url(url)!r}; the event store and database "
         "collection support sqlite:/// and postgresql:// URLs")
+
+
+def with_psycopg2(url: str | URL) -> URL:
+    """``url`` parsed, with the psycopg2 driver when it names PostgreSQL without a driver
+    (``postgresql://``, ``postgres://``): SQLAlchemy 2.1 would pick psycopg 3, and recsys
+    depends on psycopg2. Any other URL, an explicit driver included, is left as it is.
+
+    Raises SQLAlchemy's ``ArgumentError`` when ``url`` is not a URL.
+    """
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+psycopg2")
+    return parsed
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

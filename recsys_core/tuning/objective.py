@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from recsys_core.evaluation import evaluate
 from recsys_core.evaluation.metrics import lower_is_better
+from recsys_core.events.engine import with_psycopg2
 from recsys_core.exceptions import ConfigError, TrainingError
 from recsys_core.features import Interactions
 from recsys_core.features.prepare import Features, build
@@ -44,15 +45,6 @@ def storage_url(url: str | None = None) -> str:
     return f"sqlite:///{path}"
 
 
-def _with_driver(url: str) -> str:
-    """``postgresql://`` with the psycopg2 driver recsys depends on (SQLAlchemy 2.1 would
-    pick psycopg 3)."""
-    for scheme in ("postgresql://", "postgres://"):
-        if url.startswith(scheme):
-            return "postgresql+psycopg2://" + url[len(scheme):]
-    return url
-
-
 def objective_metric(predicts_ratings: bool, k: int,
                      metric: str = "auto") -> tuple[str, Literal["minimize", "maximize"]]:
     """The metric a study optimizes and its direction (auto: rmse, or ndcg_at_k for rankers)."""
@@ -71,8 +63,9 @@ def open_study(name: str, storage: str, direction: Literal["minimize", "maximize
     import optuna
 
     try:
-        study = optuna.create_study(study_name=name, storage=_with_driver(storage),
-                                    direction=direction, load_if_exists=True)
+        url = with_psycopg2(storage).render_as_string(hide_password=False)
+        study = optuna.create_study(study_name=name, storage=url, direction=direction,
+                                    load_if_exists=True)
     except Exception as exc:  # bad URL, unreachable database, missing driver
         raise ConfigError(f"cannot open the study storage {redact(storage)!r} "
                           f"({type(exc).__name__}: {redact(str(exc))}); set "

@@ -5,6 +5,7 @@ import json
 import optuna
 import pytest
 from mlflow import MlflowClient
+from pydantic import ValidationError
 
 from flows.tune import TuneParams, tune_flow
 from recsys_core.exceptions import TrainingError
@@ -71,6 +72,14 @@ def test_study_runs_trials_in_parallel_logs_best_and_resumes(workspace):
     # a resumed study does not replay the first trials' samples
     assert {tuple(t.params.items()) for t in study.trials[4:]}.isdisjoint(
         {tuple(t.params.items()) for t in study.trials[:4]})
+
+
+def test_the_rating_scale_is_set_once_in_data_as_for_training():
+    with pytest.raises(ValidationError, match="set the rating scale once"):
+        TuneParams(**TINY, validation={"rating_max": 10})
+    params = TuneParams(**{**TINY, "data": {"rating_max": 10}})
+    assert params.validation.rating_max == 10
+    assert "applied again" in TuneParams.model_fields["split"].description  # its own words
 
 
 def test_bad_space_is_refused_before_any_run(workspace):

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from recsys_core.data import collect
 from recsys_core.data.database import Watermark, is_database_source, load_database
@@ -19,12 +18,8 @@ def ev(i, **kw):
 
 
 @pytest.fixture
-def filled(store_url):
-    store = EventStore(store_url)
-    store.upgrade()
-    store.append([ev(i) for i in range(40)])
-    store.close()
-    return store_url
+def filled(store_url, fill_events):
+    return fill_events(store_url, [ev(i) for i in range(40)])
 
 
 def test_the_events_table_is_read_with_weights_for_implicit_types(filled):
@@ -79,15 +74,8 @@ def test_a_table_without_the_mapped_columns_is_a_clear_error(filled):
         load_database(f"{filled}?table=clicks")
 
 
-def test_repeated_event_ids_in_a_plain_table_are_dropped_and_counted(sqlite_url):
-    engine = create_engine(sqlite_url)
-    with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE log (event_id TEXT, user_id TEXT, item_id TEXT, "
-                          "rating REAL, timestamp INTEGER)"))
-        conn.execute(text("INSERT INTO log VALUES ('a','u1','i1',3,10), ('a','u1','i1',3,10), "
-                          "('b','u2','i1',5,11)"))
-    engine.dispose()
-    got = load_database(f"{sqlite_url}?table=log")
+def test_repeated_event_ids_in_a_plain_table_are_dropped_and_counted(repeated_ids):
+    got = load_database(repeated_ids)
     assert len(got.interactions) == 2
     assert got.extra["event_ids_removed"] == 1
     assert got.extra["watermark"] == "11:b"

@@ -6,7 +6,6 @@ import threading
 
 import pandas as pd
 import pytest
-from sqlalchemy import create_engine, text
 
 from recsys_core.data import incremental, snapshot
 from recsys_core.events import EventStore
@@ -30,12 +29,8 @@ def append(url, events):
 
 
 @pytest.fixture
-def events_url(store_url):
-    store = EventStore(store_url)
-    store.upgrade()
-    store.append([ev(i) for i in range(60)])
-    store.close()
-    return store_url
+def events_url(store_url, fill_events):
+    return fill_events(store_url, [ev(i) for i in range(60)])
 
 
 def frame_of(snap):
@@ -99,8 +94,8 @@ def test_a_missing_previous_snapshot_says_to_run_once_without_since(events_url, 
         "mode"] == "incremental"
 
 
-def test_an_altered_previous_snapshot_is_refused(sqlite_url, tmp_path):
-    append_store(sqlite_url)
+def test_an_altered_previous_snapshot_is_refused(sqlite_url, fill_events, tmp_path):
+    fill_events(sqlite_url, [ev(i) for i in range(30)])
     first = incremental.collect_snapshot(sqlite_url, tmp_path, since="last")
     frame = snapshot.read(first)[0]
     frame.iloc[:3].to_parquet(first.interactions_path, index=False)
@@ -108,15 +103,9 @@ def test_an_altered_previous_snapshot_is_refused(sqlite_url, tmp_path):
         incremental.collect_snapshot(sqlite_url, tmp_path, since="last")
 
 
-def append_store(url, n=30):
-    store = EventStore(url)
-    store.upgrade()
-    store.append([ev(i) for i in range(n)])
-    store.close()
-
-
-def test_an_explicit_watermark_reads_after_it_and_leaves_the_history_alone(sqlite_url, tmp_path):
-    append_store(sqlite_url)
+def test_an_explicit_watermark_reads_after_it_and_leaves_the_history_alone(sqlite_url,
+                                                                         fill_events, tmp_path):
+    fill_events(sqlite_url, [ev(i) for i in range(30)])
     first = incremental.collect_snapshot(sqlite_url, tmp_path, since="last")
     part = incremental.collect_snapshot(sqlite_url, tmp_path, since=f"{T0 + 19}:e0019")
     assert part.collection["mode"] == "since" and part.n_rows == 10
@@ -133,16 +122,8 @@ def test_since_needs_a_database_source(tmp_path):
     assert not list(tmp_path.glob("lineage-*.json"))
 
 
-def test_repeated_event_ids_of_a_table_are_dropped_and_counted(tmp_path):
-    url = f"sqlite:///{tmp_path / 'shop.db'}"
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE clicks (event_id TEXT, user_id TEXT, item_id TEXT, "
-                          "type TEXT, timestamp INTEGER)"))
-        conn.execute(text("INSERT INTO clicks VALUES ('a', 'u1', 'i1', 'click', 10), "
-                          "('a', 'u1', 'i1', 'click', 10), ('b', 'u2', 'i1', 'view', 11)"))
-    engine.dispose()
-    snap = incremental.collect_snapshot(f"{url}?table=clicks", tmp_path / "s", since="last")
+def test_repeated_event_ids_of_a_table_are_dropped_and_counted(repeated_ids, tmp_path):
+    snap = incremental.collect_snapshot(repeated_ids, tmp_path / "s", since="last")
     assert snap.collection["event_ids_removed"] == 1 and snap.n_rows == 2
 
 
