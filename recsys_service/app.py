@@ -15,13 +15,16 @@ without a model, or an event store that cannot be reached, gets 503 with the rea
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Annotated, Any
 
+import orjson
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect
 
 from recsys_core.events.store import EventStore
@@ -46,7 +49,15 @@ from recsys_service.settings import RANKING, RATING, ROLES, ServiceSettings
 
 log = logging.getLogger(__name__)
 
-IdPath = Annotated[str, Path(min_length=1, max_length=256)]
+_MAX_ID = 256
+IdPath = Annotated[str, Path(min_length=1, max_length=_MAX_ID)]
+
+
+class Answer(JSONResponse):
+    """A JSON answer serialized by orjson (1 us for a list of 10, the standard library 16 us)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 def create_app(
@@ -107,9 +118,8 @@ def create_app(
             recorder.submit(ServedList(out["recommendation_id"], user_id,
                                        tuple(i["item_id"] for i in out["items"]),
                                        served.registered_model, served.version, served.alias))
-        return JSONResponse(out)
+        return Answer(out)
 
-    @app.get("/recommendations/{user_id}", response_model=RecommendationOut)
     async def recommendations(user_id: IdPath, k: K = settings.default_k,
                               explain: bool = False) -> JSONResponse:
         """Top-k unseen items for a user (popularity for unknown users)."""
@@ -120,6 +130,11 @@ def create_app(
         metrics.looked_up("/recommendations", served.scorer, model_user)
         _count_fallback("/recommendations", rec.fallback)
         return _record(recommendation_answer(rec, served, explain), user_id, served)
+
+    # the hottest route: its common requests skip FastAPI's per-request parameter solving
+    app.router.add_api_route("/recommendations/{user_id}", recommendations, methods=["GET"],
+                             response_model=RecommendationOut,
+                             route_class_override=_prevalidated(_list_args(settings)))
 
     async def recommendations_for(body: RecommendationRequest) -> JSONResponse:
         """Top-k for a user and/or the items they just interacted with (folded in)."""
@@ -193,7 +208,7 @@ def create_app(
             metrics.events.labels("refused").inc(len(batch))
             problems = [dict(index=p.index, event_id=p.event_id, field=p.field,
                              message=p.message) for p in exc.report or ()]
-            return JSONResponse({"detail": str(exc), "problems": problems}, status_code=422)
+            return Answer({"detail": str(exc), "problems": problems}, status_code=422)
         except DataSourceError as exc:
             log.warning("events not stored: %s", exc)
             return _error(503, f"{exc} (nothing was stored; send the batch again)")
@@ -239,7 +254,7 @@ def create_app(
         missing = ([r for r in required if r in reasons] if required is not None
                    else list(ROLES) if len(reasons) == len(ROLES) else [])
         if missing:
-            return JSONResponse({"ready": False, "reasons": reasons}, status_code=503)
+            return Answer({"ready": False, "reasons": reasons}, status_code=503)
         return {"ready": True, **({"not_served": reasons} if reasons else {})}
 
     @app.get("/model")
@@ -268,7 +283,7 @@ def create_app(
         request names no user) and drop them from the served models."""
         dropped = await asyncio.to_thread(forgotten.check)
         if forgotten.problem:
-            return JSONResponse({"detail": forgotten.problem}, status_code=503)
+            return Answer({"detail": forgotten.problem}, status_code=503)
         return {"dropped": dropped, "tombstones": len(forgotten.keys)}
 
     @app.get("/metrics")
@@ -284,7 +299,67 @@ def _iso(ts: float) -> str:
 
 
 def _error(status: int, detail: str) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status)
+    return Answer({"detail": detail}, status_code=status)
+
+
+ListArgs = dict[str, Any]
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+def _prevalidated(parse: Callable[[Request], ListArgs | None]) -> type[APIRoute]:
+    """A route class whose requests ``parse`` can read call the endpoint at once.
+
+    FastAPI inspects the endpoint's parameter declarations at every request (a fifth of the CPU
+    of a list request): ``parse`` reads the common, valid requests directly and returns the
+    endpoint's arguments; for anything else it returns None and FastAPI reads the request as
+    usual, so every 4xx, and the OpenAPI document, stay FastAPI's.
+    """
+
+    class Prevalidated(APIRoute):
+        def get_route_handler(self) -> Handler:
+            full = super().get_route_handler()
+            endpoint = self.endpoint
+
+            async def handler(request: Request) -> Response:
+                args = parse(request)
+                if args is None:
+                    return await full(request)
+                return await endpoint(**args)
+
+            return handler
+
+    return Prevalidated
+
+
+_BOOLS = {"true": True, "false": False}
+
+
+def _list_args(settings: ServiceSettings) -> Callable[[Request], ListArgs | None]:
+    """``GET /recommendations/{user_id}``: ``user_id``, ``k`` (plain decimal digits within
+    the limits) and ``explain`` (true or false) as FastAPI would read them; None for anything
+    else (FastAPI then validates, and says what is wrong)."""
+    default_k, max_k = settings.default_k, settings.max_k
+
+    def parse(request: Request) -> ListArgs | None:
+        user_id = request.path_params["user_id"]  # the route's pattern: never empty
+        query = request.query_params
+        k, explain = query.get("k"), query.get("explain")
+        if len(user_id) > _MAX_ID:
+            return None
+        if k is None:
+            k_value = default_k
+        elif k.isascii() and k.isdigit() and k[0] != "0" and len(k) <= 6:
+            k_value = int(k)
+            if k_value > max_k:
+                return None
+        else:
+            return None
+        explain_value = False if explain is None else _BOOLS.get(explain)
+        if explain_value is None:
+            return None
+        return {"user_id": user_id, "k": k_value, "explain": explain_value}
+
+    return parse
 
 
 _FIELDS = "user_id, recent_items, exclude, k, explain"

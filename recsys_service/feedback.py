@@ -3,7 +3,8 @@ click-through can be computed per model version (``EventStore.click_through``).
 
 Served lists are recorded off the request path: the route puts the list on a bounded queue and
 returns; one writer thread drains the queue into the event store, writing what has queued up
-(at most ``_MAX_BATCH`` lists) in one transaction. When the store is down, or the
+within ``_GATHER_S`` seconds of the first list (at most ``_MAX_BATCH`` lists) in one
+transaction. When the store is down, or the
 queue is full, the answer is still sent: the list is not recorded, a warning is logged (at most
 one every ``_WARN_EVERY_S`` seconds) and ``recsys_served_lists{outcome="failed"|"dropped"}``
 counts it in ``/metrics``.
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 _WARN_EVERY_S = 30.0
 _MAX_BATCH = 500
+_GATHER_S = 0.05
 _STOP = object()
 
 
@@ -92,6 +94,10 @@ class ServedRecorder:
             # what queued up while the last write ran goes in one transaction: under load the
             # writer keeps up with one commit per batch, not one per list
             batch = [self._queue.get()]
+            if batch[0] is not _STOP:
+                # one write per request costs a thread switch and a commit each: lists that
+                # come within _GATHER_S of the first share its transaction
+                time.sleep(_GATHER_S)
             while len(batch) < _MAX_BATCH:
                 try:
                     batch.append(self._queue.get_nowait())

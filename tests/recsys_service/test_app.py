@@ -61,6 +61,27 @@ def test_explain_gives_readable_reasons(served, data):
         assert item["reasons"][0]["text"].startswith("you interacted with item")
 
 
+LIST_QUERIES = [  # the query of GET /recommendations/{user}, the k and explain it means
+    ("", 10, False), ("k=3", 3, False), ("k=50", 50, False), ("k=03", 3, False),
+    ("k=2&k=4", 4, False), ("explain=true", 10, True), ("k=2&explain=false", 2, False),
+    ("k=2&explain=1", 2, True), ("k=2&explain=TRUE", 2, True), ("k=2&explain=off", 2, False),
+    ("k=2&colour=red", 2, False),
+]
+
+
+@pytest.mark.parametrize(("query", "k", "explain"), LIST_QUERIES,
+                         ids=[q[0] or "no query" for q in LIST_QUERIES])
+def test_list_parameters_are_read_as_their_declarations_say(served, data, query, k, explain):
+    """The common list requests skip FastAPI's parameter reading: the others go through it,
+    and both read every query alike."""
+    client, _, _ = served
+    r = client.get(f"/recommendations/{data.users.ids[1]}?{query}")
+    assert r.status_code == 200, r.text
+    items = r.json()["items"]
+    assert len(items) == k
+    assert all(bool(i["reasons"]) == explain for i in items)
+
+
 def test_unknown_user_gets_the_popularity_fallback(served, models, data):
     client, _, _ = served
     body = client.get("/recommendations/nobody-at-all").json()
@@ -165,6 +186,9 @@ BAD = [
     ("get", "/recommendations/1?k=2.5", None, 422, "k=2.5 is not valid"),
     ("get", "/recommendations/1?explain=maybe", None, 422, "explain=maybe must be true or "
                                                            "false"),
+    ("get", "/recommendations/1?k=", None, 422, "k= is not valid"),
+    ("get", "/recommendations/1?k=1000000", None, 422, "k=1000000 is not valid"),
+    ("get", "/recommendations/" + "u" * 257, None, 422, "is not a valid id"),
     ("get", "/similar-items/1?k=1000", None, 422, "k=1000 is not valid"),
     ("get", "/predict?user_id=1", None, 422, "query parameter 'item_id' is required"),
     ("post", "/recommendations", "{not json", 400, "malformed JSON body"),
