@@ -199,17 +199,18 @@ def measure(model: str, size: str, timeout: float | None = None) -> dict:
 def table(results: list[dict]) -> str:
     rows = [
         "| model | size | ratings | users | items | fit s | s / iteration | peak RSS MB "
-        "| RSS before fit MB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| RSS before fit MB | load |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
+        load = f"{r['load_avg']:.1f}" if "load_avg" in r else ""
         if "error" in r:
-            rows.append(f"| {r['model']} | {r['size']} | | | | {r['error']} | | | |")
+            rows.append(f"| {r['model']} | {r['size']} | | | | {r['error']} | | | | {load} |")
             continue
         rows.append(
             f"| {r['model']} | {r['size']} | {r['ratings']:,} | {r['users']:,} | {r['items']:,} "
             f"| {r['fit_s']:.1f} | {r['per_iteration_s']:.2f} | {r['peak_rss_mb']:.0f} "
-            f"| {r['rss_before_mb']:.0f} |"
+            f"| {r['rss_before_mb']:.0f} | {load} |"
         )
     ok = {(r["model"], r["size"]): r for r in results if "error" not in r}
     ratios = ["", "| ours / Spark local[2] | size | fit-time ratio | peak-RSS ratio |",
