@@ -29,6 +29,7 @@ from recsys_core.features.splits import SplitConfig
 from recsys_core.models.spec import DEFAULT_MODEL, ModelSpec
 from recsys_core.privacy.pseudonyms import PSEUDONYMIZED_TAG
 from recsys_core.redaction import redact
+from recsys_core.spark.engine import EvaluationEngine, resolve_engine
 from recsys_core.tracking import mlflow_run, registry
 from recsys_core.validation.rules import ValidationRules
 from tasks import run_context
@@ -109,6 +110,11 @@ class TrainingParams(RunInputs):
     relevance_threshold: float | None = Field(
         None, description="ratings >= this count as relevant in ranking metrics (None: all)"
     )
+    evaluation_engine: EvaluationEngine = Field(
+        "auto", description="what scores the challenger on the test split: spark (from the "
+                            "split's Parquet files; factor models), local, or auto (spark for "
+                            "the Spark models, local otherwise); baselines and champions are "
+                            "scored locally")
     registered_model: str = Field("recsys", min_length=1,
                                   description="MLflow registered model name")
     experiment: str = Field("recsys-training", min_length=1, description="MLflow experiment")
@@ -127,6 +133,7 @@ class TrainingParams(RunInputs):
     @model_validator(mode="after")
     def _roles_the_model_can_fill(self) -> TrainingParams:
         self.competing_roles()  # a ConfigError (a ValueError) names what the model can fill
+        resolve_engine(self.evaluation_engine, self.model.name)  # before any training
         return self
 
     def competing_roles(self) -> list[str]:
@@ -184,7 +191,8 @@ def training_flow(params: TrainingParams = TrainingParams()) -> Any:  # noqa: B0
                                  relevance_threshold=params.relevance_threshold,
                                  registered_model=params.registered_model,
                                  baselines=baselines_needed(params.gate, roles, rates),
-                                 champion_aliases={r: registry.alias_of(r) for r in roles})
+                                 champion_aliases={r: registry.alias_of(r) for r in roles},
+                                 engine=params.evaluation_engine)
         decisions = gate(scores, gates=params.gate, roles=roles, k=params.k,
                          predicts_ratings=rates, run_id=run_id, run_url=run_url)
         passed = [r for r, d in decisions.items() if d.passed]
@@ -337,7 +345,8 @@ def _log_results(run_id: str, scores: Scores, decisions: dict[str, GateDecision]
     champions = {f"champion/{r}/{m}": v for r, c in scores.champions.items()
                  for m, v in (c.metrics or {}).items()}
     tags: dict[str, Any] = {"recsys.baselines": ",".join(scores.baselines),
-                            "recsys.gate": roles_headline(decisions, "passed"), **extra_tags}
+                            "recsys.gate": roles_headline(decisions, "passed"), **scores.tags,
+                            **extra_tags}
     for role in ROLES:
         d = decisions.get(role)
         tags[f"recsys.gate.{role}"] = "not-competing" if d is None else (

@@ -374,6 +374,7 @@ def _f(v: float | None) -> str:
 
 
 Duplicates = Literal["latest", "mean", "refuse"]
+Engine = Literal["auto", "local", "spark"]
 
 
 @app.command()
@@ -393,11 +394,17 @@ def evaluate(
     predictions_out: Annotated[Path | None, typer.Option(help="CSV of test predictions")] = None,
     recommendations_out: Annotated[Path | None, typer.Option(help="CSV of top-k lists")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    engine: Annotated[Engine, typer.Option(
+        help="what scores the model: local; spark (Spark reads both Parquet files, local or "
+        "s3://, and computes the metrics; factor models); auto: spark for the Spark models "
+        "when both files are Parquet and no CSV output is asked, local otherwise")] = "auto",
 ) -> None:
     """Fit a model on --train and score it on --test (no flow, no tracking).
 
     Both files go through the same reading, duplicates policy and rating checks as training
-    data. With --json, a metric that cannot be computed is null, never NaN.
+    data; with the spark engine the test file is read by Spark only, and its rows are checked
+    there (finite ratings on the scale, one rating a pair). With --json, a metric that cannot be
+    computed is null, never NaN.
     """
     from recsys_core.data import collect
     from recsys_core.data.schema import check_rows
@@ -408,6 +415,9 @@ def evaluate(
 
     # everything that can be judged without the data is judged before reading or fitting
     check_k(k)
+    used = _evaluation_engine(engine, model, (train_file, test_file),
+                              predictions_out is not None or recommendations_out is not None,
+                              quiet=as_json)
     if not rating_min <= rating_max or not (math.isfinite(rating_min)
                                             and math.isfinite(rating_max)):
         raise ConfigError(f"the rating scale [{rating_min!r}, {rating_max!r}] is not a finite "
@@ -424,7 +434,9 @@ def evaluate(
                           "give two paths")
 
     frames = {}
-    for role, location in (("train", train_file), ("test", test_file)):
+    # with the spark engine, the test file is read by Spark only
+    reads = [("train", train_file)] + ([("test", test_file)] if used == "local" else [])
+    for role, location in reads:
         collected = collect(location, columns=columns, duplicates=duplicates,
                             rating_scale=(rating_min, rating_max))
         frame = collected.interactions
@@ -436,7 +448,7 @@ def evaluate(
             _note(f"{removed} repeated (user, item) row(s) of the {role} file resolved by the "
                   f"duplicates policy {duplicates!r}")
         frames[role] = frame
-    train_df, test_df = frames["train"], frames["test"]
+    train_df = frames["train"]
     data = Interactions.from_frame(train_df)
     started = time.perf_counter()
     if as_json:
@@ -448,9 +460,13 @@ def evaluate(
     if k_used < k:
         _note(f"k={k} is larger than the {rec.n_items} item(s) of the training data; using "
               f"k={k_used}")
-    result = run_eval(rec, train_df, test_df, k=k_used,
-                      keep_predictions=predictions_out is not None,
-                      keep_recommendations=recommendations_out is not None)
+    if used == "spark":
+        result = _evaluate_in_spark(rec, train_file, test_file, columns=columns, k=k_used,
+                                    rating_scale=(rating_min, rating_max))
+    else:
+        result = run_eval(rec, train_df, frames["test"], k=k_used,
+                          keep_predictions=predictions_out is not None,
+                          keep_recommendations=recommendations_out is not None)
     out = {
         "model": model,
         "params": rec.get_params(),
@@ -459,7 +475,8 @@ def evaluate(
         "k": k_used,
         "k_requested": k,
         "n_train": int(len(train_df)),
-        "n_test": int(len(test_df)),
+        "n_test": result.counts["test_rows"],
+        "engine": used,
         "cold_users": result.counts["cold_users"],
         "cold_items": result.counts["cold_items"],
         "cold_user_rows": result.counts["cold_user_rows"],
@@ -472,17 +489,67 @@ def evaluate(
     if as_json:
         sys.stdout.write(json.dumps(out, allow_nan=False, default=_jsonable) + "\n")
         return
-    table = Table(title=f"{model} ({fit_seconds:.2f} s fit)")
+    table = Table(title=f"{model} ({fit_seconds:.2f} s fit, {used} evaluation)")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in out.items():
-        if key in ("model", "params", "k", "k_requested"):
+        if key in ("model", "params", "k", "k_requested", "engine"):
             continue
         if value is None:
             table.add_row(key, "n/a")
         elif isinstance(value, float | int):
             table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     console.print(table)
+
+
+def _is_parquet(location: str) -> bool:
+    path = location.rstrip("/")
+    return path.lower().endswith((".parquet", ".pq")) or (
+        "://" not in path and Path(path).is_dir())
+
+
+def _evaluation_engine(engine: str, model: str, files: tuple[str, str], csv_out: bool,
+                       quiet: bool) -> str:
+    """The engine of ``recsys evaluate``: the spark engine reads Parquet and writes no CSV (it
+    collects no rows); ``auto`` falls back to local, and says why, where spark cannot run."""
+    from recsys_core.spark.engine import resolve_engine
+
+    used = resolve_engine(engine, model)
+    if used == "local":
+        return used
+    not_parquet = [redact(f) for f in files if not _is_parquet(f)]
+    why = (f"{', '.join(map(repr, not_parquet))} is not Parquet (.parquet, .pq or a folder of "
+           "them)" if not_parquet else
+           "--predictions-out/--recommendations-out need every row on this machine" if csv_out
+           else "")  # fmt: skip
+    if not why:
+        return used
+    if engine == "spark":
+        raise ConfigError(f"--engine spark reads both files with Spark and collects no rows: "
+                          f"{why}; convert the files to Parquet, drop the CSV outputs, or use "
+                          "--engine local")
+    if not quiet:
+        _note(f"{model!r} is scored locally, not in Spark: {why}")
+    return "local"
+
+
+def _evaluate_in_spark(rec: Any, train_file: str, test_file: str, *, columns: str | None,
+                       k: int, rating_scale: tuple[float, float]) -> Any:
+    """Spark reads both files and scores ``rec``; the test rows are checked there first."""
+    from recsys_core.data.files import parse_column_map
+    from recsys_core.spark.evaluation import check_test_rows, spark_evaluation
+    from recsys_core.spark.storage import read_parquet
+
+    mapping = parse_column_map(columns)
+    frames = []
+    for location in (train_file, test_file):
+        frame = read_parquet(location)
+        for canonical, source in mapping.items():
+            if source in frame.columns and source != canonical:
+                frame = frame.withColumnRenamed(source, canonical)
+        frames.append(frame)
+    check_test_rows(frames[1], rating_scale, origin=repr(redact(test_file)))
+    return spark_evaluation(rec, frames[0], frames[1], k=k)
 
 
 def check_output_path(path: Path | None, option: str) -> None:

@@ -7,13 +7,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from recsys_core.evaluation import evaluate, plots
+from recsys_core.evaluation.evaluate import EvaluationResult
 from recsys_core.features import Interactions
 from recsys_core.features.prepare import Features
 from recsys_core.models import Recommender, create
+from recsys_core.spark.engine import resolve_engine
 from recsys_core.tracking.champion import load_champions
 from tasks._runtime import logger
 
@@ -39,47 +42,71 @@ class Scores:
     champions: dict[str, ChampionScore] = field(default_factory=dict)
     """By role: the version behind the role's champion alias, re-scored."""
     plots: list[str] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    """How the evaluation ran (``recsys.evaluation.engine``: ``local`` or ``spark``, ...)."""
 
 
 @task(name="evaluate", cache_policy=NO_CACHE)
 def evaluate_models(model_dir: str, feats: Features, *, k: int,
                     relevance_threshold: float | None, registered_model: str,
-                    baselines: list[str], champion_aliases: dict[str, str]) -> Scores:
+                    baselines: list[str], champion_aliases: dict[str, str],
+                    engine: str = "auto") -> Scores:
     """Score the challenger, each baseline and each role's champion on this split.
 
-    The split is read once; each baseline (``bias``, ``popularity``) is fitted on its training
-    part; each champion (``champion_aliases``: role -> alias) is loaded from its artifacts (no
-    unpickling; ``evaluated_state/`` when there is one) and re-scored, or reported unavailable.
-    A version that holds two roles is loaded and scored once.
+    The challenger is scored by ``engine`` (``recsys_core.spark.engine``: ``auto`` scores a
+    Spark model in Spark, from the split's Parquet files, and every other model locally). The
+    split is read once on this machine for the rest; each baseline (``bias``, ``popularity``)
+    is fitted on its training part; each champion (``champion_aliases``: role -> alias) is
+    loaded from its artifacts (no unpickling; ``evaluated_state/`` when there is one) and
+    re-scored, or reported unavailable. A version that holds two roles is scored once.
     """
     log = logger()
-    train, test = feats.frames()
+    challenger = Recommender.load(model_dir)
+    used = resolve_engine(engine, challenger.name)
+    tags = {"recsys.evaluation.engine": used, "recsys.evaluation.engine.baselines": "local",
+            "recsys.evaluation.engine.champions": "local"}
+    frames: list[tuple[pd.DataFrame, pd.DataFrame]] = []
 
-    def score(model: Recommender, keep_predictions: bool = False):
+    def split_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
+        if not frames:  # read once, and only when a local evaluation needs it
+            frames.append(feats.frames())
+        return frames[0]
+
+    def score(model: Recommender, keep_predictions: bool = False) -> EvaluationResult:
+        train, test = split_frames()
         return evaluate(model, train, test, k=k, relevance_threshold=relevance_threshold,
                         keep_predictions=keep_predictions)
 
-    challenger = Recommender.load(model_dir)
-    result = score(challenger, keep_predictions=True)
+    predictions = None
+    if used == "spark":
+        result, predictions = _score_in_spark(challenger, feats, k, relevance_threshold)
+        tags["recsys.evaluation.rating_distribution"] = (
+            "none: not a rating model" if predictions is None else
+            f"from a random sample of {len(predictions)} of {result.counts['test_rows']} test "
+            "rows")  # fmt: skip
+    else:
+        result = score(challenger, keep_predictions=True)
+        predictions = result.predictions
     metrics = dict(result.metrics)
     # a private model's record (epsilon, delta, noise): logged with its metrics, and what a gate
     # threshold such as ``epsilon <= 2`` reads
     privacy = getattr(challenger, "privacy_metrics", None)
     if callable(privacy):
         metrics.update({m: v for m, v in privacy().items() if math.isfinite(v)})
-    log.info("challenger %s", _rounded(metrics))
+    log.info("challenger %s (%s evaluation)", _rounded(metrics), used)
     plot_dir = Path(model_dir).parent / "plots"
     plot_dir.mkdir(exist_ok=True)
     written = [plots.learning_curve(challenger.history_, plot_dir / "learning_curve.png")]
-    if result.predictions is not None:
-        p = result.predictions
+    if predictions is not None:
         written.append(plots.rating_distribution(
-            p["prediction"].to_numpy(), p["rating"].to_numpy(),
+            predictions["prediction"].to_numpy(), predictions["rating"].to_numpy(),
             plot_dir / "rating_distribution.png"))
 
     baseline_metrics = {}
-    fitted = Interactions.from_frame(train, item_meta=feats.item_meta())
+    fitted: Interactions | None = None
     for name in dict.fromkeys(baselines):
+        if fitted is None:
+            fitted = Interactions.from_frame(split_frames()[0], item_meta=feats.item_meta())
         baseline_metrics[name] = dict(score(create(name).fit(fitted)).metrics)
         log.info("baseline %s %s", name, _rounded(baseline_metrics[name]))
 
@@ -104,7 +131,20 @@ def evaluate_models(model_dir: str, feats: Features, *, k: int,
             log.info("no %s for %r yet: thresholds and baseline only", alias, registered_model)
             champions[role] = ChampionScore()
     return Scores(metrics, dict(result.counts), baseline_metrics, champions,
-                  [str(p) for p in written if p is not None])
+                  [str(p) for p in written if p is not None], tags)
+
+
+def _score_in_spark(model: Recommender, feats: Features, k: int,
+                    threshold: float | None) -> tuple[EvaluationResult, pd.DataFrame | None]:
+    """The model's metrics computed by Spark from the split's Parquet files, and a sample of its
+    test predictions (rating models) for the rating-distribution plot."""
+    from recsys_core.spark.evaluation import prediction_sample, spark_evaluation
+    from recsys_core.spark.storage import read_parquet
+
+    train, test = read_parquet(str(feats.train_path)), read_parquet(str(feats.test_path))
+    result = spark_evaluation(model, train, test, k=k, relevance_threshold=threshold)
+    sample = prediction_sample(model, test) if model.predicts_ratings else None
+    return result, sample
 
 
 def _rounded(metrics: dict[str, float]) -> dict[str, float]:

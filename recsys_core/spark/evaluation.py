@@ -2,8 +2,10 @@
 
 ``evaluate_in_spark(model, train, test)`` takes the train and test splits as Spark DataFrames of
 raw ids (``user``, ``item``, ``rating``; read from Parquet locally or from ``s3a://``) and a
-fitted factor model (``spark-als``, ``spark-als-implicit``, ``als``, ``sgd-mf``, ... : any model
-with ``user_factors_`` and ``item_factors_``). Nothing per rating comes back to the driver:
+fitted factor model (``spark-als``, ``spark-als-implicit``, ``als``, ``sgd-mf``, ``implicit-als``,
+...: see ``recsys_core.spark.engine.scores_in_spark``). ``spark_evaluation`` adds the counts
+``evaluate`` reports (test rows, cold users and items). Nothing per rating comes back to the
+driver:
 
 * ids become indices by joins with the model's vocabularies (sent to Spark as small tables);
 * rating metrics: each test pair's prediction ``mu + b_u + b_i + p_u . q_i`` is computed in SQL
@@ -32,8 +34,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from recsys_core.evaluation.evaluate import check_k
-from recsys_core.exceptions import ConfigError, ModelCapabilityError
+from recsys_core.evaluation.evaluate import EvaluationResult, check_k
+from recsys_core.exceptions import ConfigError, DataError, ModelCapabilityError
 from recsys_core.models.base import Recommender, top_k_rows
 from recsys_core.models.biased_factors import BiasedFactors, score_biases
 
@@ -53,15 +55,34 @@ def evaluate_in_spark(
 ) -> dict[str, float]:
     """Metrics of ``model`` on ``test`` computed by Spark, named as ``evaluate`` names them
     (``rmse``, ``mae``, ``ndcg_at_10``, ...); ``train``'s items stay out of each user's list."""
+    return spark_evaluation(model, train, test, k=k, relevance_threshold=relevance_threshold,
+                            spark=spark, batch_size=batch_size).metrics
+
+
+def spark_evaluation(
+    model: Recommender,
+    train: Any,
+    test: Any,
+    *,
+    k: int = 10,
+    relevance_threshold: float | None = None,
+    spark: Any = None,
+    batch_size: int = 256,
+) -> EvaluationResult:
+    """:func:`evaluate_in_spark`'s metrics with the counts ``evaluate`` reports beside them
+    (``test_rows``, ``cold_users``, ``cold_items``, ``cold_user_rows``, ``cold_item_rows``),
+    counted in Spark too. No predictions nor lists come back (see :func:`prediction_sample`)."""
     from pyspark.sql import functions as F
 
+    from recsys_core.spark.engine import scores_in_spark
     from recsys_core.spark.session import spark_session
 
     k = check_k(k)
-    if not (hasattr(model, "user_factors_") and hasattr(model, "item_factors_")):
+    if not scores_in_spark(type(model)):
         raise ModelCapabilityError(
-            f"{type(model).__name__} keeps no user_factors_/item_factors_; the Spark evaluator "
-            "scores factor models (spark-als, als, sgd-mf, ...): use recsys_core.evaluation"
+            f"{type(model).__name__} is not a factor model the Spark evaluator can rebuild "
+            "(biased factors, or user_factors_/item_factors_ of a ranking model: spark-als, als, "
+            "sgd-mf, implicit-als, ...): use recsys_core.evaluation"
         )
     for name, frame in (("train", train), ("test", test)):
         missing = {"user", "item", "rating"} - set(frame.columns)
@@ -72,7 +93,7 @@ def evaluate_in_spark(
     users = spark.createDataFrame(pa.table({
         "user": pa.array(model.user_vocab_.ids.astype(str)),
         "u": np.arange(model.n_users, dtype=np.int32),
-        "uf": pa.array(list(np.asarray(model.user_factors_, np.float64))),
+        "uf": pa.array(list(np.asarray(model.user_factors_, np.float64))),  # type: ignore[attr-defined]
         "bu": _user_bias(model)}))  # fmt: skip
     items = spark.createDataFrame(pa.table({
         "item": pa.array(model.item_vocab_.ids.astype(str)),
@@ -80,12 +101,81 @@ def evaluate_in_spark(
     test = test.select(F.col("user").cast("string"), F.col("item").cast("string"),
                        F.col("rating").cast("double"))
     indexed = test.join(users, "user", "left").join(items, "item", "left")
+    counts = _counts(indexed)
+    if counts["test_rows"] == 0:
+        raise ConfigError("the test set is empty; nothing to evaluate")
+    if counts["non_finite"]:
+        raise DataError(
+            f"the test set has {counts['non_finite']} rating(s) that are null or not finite "
+            "numbers; metrics would be NaN. Drop or fix those rows")
+    del counts["non_finite"]
     out: dict[str, float] = {}
     if model.predicts_ratings:
         out.update(_rating_metrics(spark, model, indexed))
-    out.update(_ranking_metrics(spark, model, train, indexed, users, items, k,
-                                relevance_threshold, batch_size))
-    return out
+    ranking, ranked_users = _ranking_metrics(spark, model, train, indexed, users, items, k,
+                                             relevance_threshold, batch_size)
+    out.update(ranking)
+    if ranked_users:
+        counts["ranked_users"] = ranked_users
+    return EvaluationResult(out, counts)
+
+
+def prediction_sample(model: Recommender, test: Any, *, rows: int = 100_000,
+                      seed: int = 0) -> pd.DataFrame:
+    """About ``rows`` test rows drawn at random by Spark (all of them when the test set is
+    smaller), with the model's predictions: ``user``, ``item``, ``rating``, ``prediction``.
+    What a rating-distribution plot needs, without collecting the whole test set."""
+    from pyspark.sql import functions as F
+
+    test = test.select(F.col("user").cast("string"), F.col("item").cast("string"),
+                       F.col("rating").cast("double"))
+    total = test.count()
+    if total > rows:  # Bernoulli sampling, a little above the target, then cut to it
+        test = test.sample(fraction=min(1.0, 1.1 * rows / total), seed=seed).limit(rows)
+    frame = test.toPandas()
+    frame["prediction"] = model.predict(frame["user"], frame["item"])
+    return frame
+
+
+def check_test_rows(test: Any, rating_scale: tuple[float, float], *,
+                    origin: str = "the test set") -> None:
+    """Refuse what recsys's own reading of a file refuses, for a test set Spark reads and
+    scores as it is: a missing column, a rating off ``rating_scale``, a (user, item) pair
+    rated more than once (no duplicates policy runs in Spark). Two Spark jobs, no row
+    collected."""
+    from pyspark.sql import functions as F
+
+    missing = {"user", "item", "rating"} - set(test.columns)
+    if missing:
+        raise ConfigError(f"{origin} lacks column(s) {sorted(missing)!r}; it needs user, item "
+                          "and rating (map other names with a column mapping such as "
+                          "user=userId,item=movieId)")
+    low, high = rating_scale
+    off = test.where((F.col("rating") < low) | (F.col("rating") > high)).count()
+    if off:
+        raise DataError(f"{origin} has {off} rating(s) off the scale [{low!r}, {high!r}]; fix "
+                        "those rows or set the rating scale")
+    repeated = test.groupBy("user", "item").count().where(F.col("count") > 1).count()
+    if repeated:
+        raise DataError(f"{origin} rates {repeated} (user, item) pair(s) more than once, and "
+                        "Spark scores the rows as they are; keep one row a pair, or evaluate "
+                        "locally, where the duplicates policy resolves them")
+
+
+def _counts(indexed: Any) -> dict[str, int]:
+    """Test rows, cold rows and distinct cold ids (and bad ratings), in one Spark job."""
+    from pyspark.sql import functions as F
+
+    row = indexed.agg(
+        F.count(F.lit(1)).alias("test_rows"),
+        F.count(F.when(F.col("u").isNull(), 1)).alias("cold_user_rows"),
+        F.count(F.when(F.col("i").isNull(), 1)).alias("cold_item_rows"),
+        F.countDistinct(F.when(F.col("u").isNull(), F.col("user"))).alias("cold_users"),
+        F.countDistinct(F.when(F.col("i").isNull(), F.col("item"))).alias("cold_items"),
+        F.count(F.when(F.col("rating").isNull() | F.isnan("rating")
+                       | F.col("rating").isin(float("inf"), float("-inf")), 1)).alias("non_finite"),
+    ).first()
+    return {name: int(row[name]) for name in row.asDict()}
 
 
 def _user_bias(model: Recommender) -> np.ndarray:
@@ -117,7 +207,8 @@ def _rating_metrics(spark: Any, model: Recommender, indexed: Any) -> dict[str, f
 
 def _ranking_metrics(spark: Any, model: Recommender, train: Any, indexed: Any, users: Any,
                      items: Any, k: int, threshold: float | None,
-                     batch_size: int) -> dict[str, float]:
+                     batch_size: int) -> tuple[dict[str, float], int]:
+    """The ranking metrics, and the number of users ranked (those with a relevant test item)."""
     from pyspark.ml.evaluation import RankingEvaluator
     from pyspark.sql import functions as F
 
@@ -160,18 +251,21 @@ def _ranking_metrics(spark: Any, model: Recommender, train: Any, indexed: Any, u
     recs = todo.mapInPandas(top_k, "user string, prediction array<double>")
     ranked = recs.join(labels, "user").cache()
     try:
+        row = ranked.agg(F.count(F.lit(1)).alias("n"),
+                         F.avg((F.size(F.array_intersect("prediction", "label")) > 0)
+                               .cast("double")).alias("hit_rate")).first()
+        if not row["n"]:  # no relevant test item: no ranking metric, as in ``evaluate``
+            return {}, 0
         out = {f"{name}_at_{k}": float(RankingEvaluator(
             metricName=metric, k=k, labelCol="label", predictionCol="prediction").evaluate(ranked))
             for name, metric in _RANKING.items()}  # fmt: skip
-        row = ranked.agg(F.avg((F.size(F.array_intersect("prediction", "label")) > 0)
-                               .cast("double")).alias("hit_rate")).first()
         covered = ranked.select(F.explode("prediction").alias("i")).distinct().count()
     finally:
         ranked.unpersist()
         side.unpersist()
     out[f"hit_rate_at_{k}"] = float(row["hit_rate"])
     out[f"coverage_at_{k}"] = covered / model.n_items if model.n_items else 0.0
-    return out
+    return out, int(row["n"])
 
 
 def _item_side(model: Recommender) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, bool]:

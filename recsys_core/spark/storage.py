@@ -119,6 +119,8 @@ def read_parquet(path: str, spark: Any = None) -> Any:
     spark = spark or spark_session()
     if path.startswith("s3://"):
         path = "s3a://" + path[len("s3://") :]
+    elif "://" not in path:  # a JVM started elsewhere resolves a relative path against its own cwd
+        path = str(Path(path).resolve())
     if path.startswith("s3a://"):
         check_s3a(spark, path)
         conf = spark.sparkContext._jsc.hadoopConfiguration()

@@ -7,12 +7,14 @@ import pytest
 
 from recsys_core.data.synthetic import config_for, generate
 from recsys_core.evaluation import evaluate
-from recsys_core.exceptions import ConfigError, ModelCapabilityError
+from recsys_core.exceptions import ConfigError, DataError, ModelCapabilityError
 from recsys_core.features import Interactions
 from recsys_core.features.splits import split
 from recsys_core.models import create
-from recsys_core.spark.evaluation import evaluate_in_spark
+from recsys_core.spark.evaluation import evaluate_in_spark, prediction_sample, spark_evaluation
 from recsys_core.spark.session import spark_session
+
+SCHEMA = "user string, item string, rating double"
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +39,22 @@ def test_spark_figures_equal_recsys_evaluation(splits, name, params, threshold):
     assert want.counts["cold_users"] >= 1 and want.counts["cold_items"] >= 1
     spark = spark_session()
     triples = train[["user", "item", "rating"]]
-    got = evaluate_in_spark(model, spark.createDataFrame(triples), spark.createDataFrame(test),
-                            k=5, relevance_threshold=threshold, batch_size=7)
+    test_df = spark.createDataFrame(test)
+    result = spark_evaluation(model, spark.createDataFrame(triples), test_df, k=5,
+                              relevance_threshold=threshold, batch_size=7)
+    got = result.metrics
     assert set(got) == set(want.metrics)
     for metric, value in want.metrics.items():
         assert got[metric] == pytest.approx(value, abs=1e-6), metric
     assert 0 < got["ndcg_at_5"] < 1 and (name != "spark-als" or 0.5 < got["rmse"] < 2)
+    assert result.counts == want.counts
+    if model.predicts_ratings:  # the sample a rating-distribution plot is drawn from
+        sample = prediction_sample(model, test_df, rows=50, seed=1)
+        assert 0 < len(sample) <= 50 and list(sample.columns) == ["user", "item", "rating",
+                                                                   "prediction"]
+        np.testing.assert_allclose(sample["prediction"],
+                                   model.predict(sample["user"], sample["item"]))
+        assert len(prediction_sample(model, test_df, rows=len(test) + 1)) == len(test)
 
 
 def test_bad_inputs_are_named(splits):
@@ -50,9 +62,14 @@ def test_bad_inputs_are_named(splits):
     spark = spark_session()
     train_df = spark.createDataFrame(train[["user", "item", "rating"]])
     pop = create("popularity", {}).fit(Interactions.from_frame(train))
-    with pytest.raises(ModelCapabilityError, match="keeps no user_factors_"):
+    with pytest.raises(ModelCapabilityError, match="not a factor model the Spark evaluator"):
         evaluate_in_spark(pop, train_df, spark.createDataFrame(test))
     model = create("spark-als", {"rank": 2, "maxIter": 1}).fit(Interactions.from_frame(train))
     with pytest.raises(ConfigError, match=r"test DataFrame lacks column\(s\) \['rating'\]"):
         evaluate_in_spark(model, train_df, spark.createDataFrame(test.drop(columns="rating")))
+    with pytest.raises(ConfigError, match="the test set is empty"):
+        evaluate_in_spark(model, train_df, spark.createDataFrame(test.iloc[:0], schema=SCHEMA))
+    bad = test.head(3).assign(rating=[4.0, float("nan"), 3.0])
+    with pytest.raises(DataError, match="1 rating"):
+        evaluate_in_spark(model, train_df, spark.createDataFrame(bad, schema=SCHEMA))
     assert np.isfinite(model.user_factors_).all()
