@@ -1,5 +1,6 @@
 """Settings shared by every test: no telemetry, BLAS pinned, nothing written outside tmp."""
 
+import contextlib
 import os
 import uuid
 
@@ -37,12 +38,14 @@ def empty_store_db(tmp_path_factory):
 
     from recsys_core.tracking import mlflow_run
 
-    shared = tmp_path_factory.getbasetemp().parent / f"mlflow-{mlflow.__version__}-empty.db"
+    shared = tmp_path_factory.getbasetemp().parent / f"mlflow-{mlflow.__version__}-empty-store.db"
     if not shared.exists():
         folder = tmp_path_factory.mktemp("mlflow-template")
-        mlflow.set_tracking_uri(mlflow_run.default_tracking_uri(folder))
-        mlflow.MlflowClient().search_registered_models()
-        mlflow.set_tracking_uri(None)
+        # the default experiment's artifact location is ./mlruns of the creating folder
+        with contextlib.chdir(folder):
+            mlflow.set_tracking_uri(mlflow_run.default_tracking_uri(folder))
+            mlflow.MlflowClient().search_registered_models()
+            mlflow.set_tracking_uri(None)
         os.replace(folder / mlflow_run.EMBEDDED_DIR / "mlflow.db", shared)
     return shared
 
