@@ -6,8 +6,9 @@ import json
 import pytest
 from mlflow import MlflowClient
 
-from recsys_core.exceptions import StalePromotionError
+from recsys_core.exceptions import ConfigError, RecsysError, StalePromotionError, TrackingError
 from recsys_core.tracking import registry
+from recsys_core.tracking.promotion_lock import promotion_lock
 
 RATING = registry.ROLE_ALIASES[registry.RATING]
 
@@ -39,6 +40,10 @@ def test_stale_rollback_names_both_versions(new_version):
     with pytest.raises(StalePromotionError) as caught:
         registry.rollback("regtest", alias=RATING, expected="1")
     assert (caught.value.judged, caught.value.current) == ("1", "2")
+    assert str(caught.value) == (
+        "champion-rating of 'regtest' is version 2 now, not 1: nothing rolled back; check the "
+        "registry and roll back again if needed"
+    )
 
 
 def test_register_returns_the_run_and_tags_hold_json(new_version):
@@ -48,3 +53,36 @@ def test_register_returns_the_run_and_tags_hold_json(new_version):
     tags = _tags(v1.version)
     assert json.loads(tags["gate"]) == {"rmse": 0.5, "passed": True}
     assert tags["note"] == "plain text"
+
+
+def test_alias_of_each_role_and_an_unknown_role():
+    assert [registry.alias_of(r) for r in registry.ROLES] == ["champion-ranking", "champion-rating"]
+    with pytest.raises(ConfigError) as caught:
+        registry.alias_of("serving")
+    assert str(caught.value) == "unknown role 'serving'; use one of ranking, rating"
+
+
+def test_promote_and_rollback_wait_for_the_lock_of_their_alias(new_version, monkeypatch):
+    v1, v2, v3 = new_version(), new_version(), new_version()
+    registry.promote(v1, {}, expected=None, alias=RATING)
+    registry.promote(v2, {}, expected="1", alias=RATING)
+    monkeypatch.setenv("RECSYS_PROMOTION_LOCK_WAIT", "0.5")
+    held = "promotion lock 'regtest.champion-rating.promotion-lock' has been held"
+    with promotion_lock("regtest", RATING):
+        with pytest.raises(TrackingError, match=held):
+            registry.rollback("regtest", alias=RATING)
+        with pytest.raises(TrackingError, match=held):
+            registry.promote(v3, {}, expected="2", alias=RATING)
+    assert registry.get_alias("regtest", RATING).version == "2"
+    # the lock of another alias does not stand in the way
+    with promotion_lock("regtest", "champion-ranking"):
+        registry.rollback("regtest", alias=RATING)
+    assert registry.get_alias("regtest", RATING).version == "1"
+
+
+def test_rollback_of_a_champion_aliased_by_hand_has_nothing_to_go_back_to(new_version):
+    v1 = new_version()
+    MlflowClient().set_registered_model_alias("regtest", RATING, v1.version)  # no role tags
+    with pytest.raises(RecsysError, match="replaced no earlier version; nothing to roll back to"):
+        registry.rollback("regtest", alias=RATING)
+    assert registry.get_alias("regtest", RATING).version == "1"
