@@ -85,4 +85,7 @@ def test_rollback_of_a_champion_aliased_by_hand_has_nothing_to_go_back_to(new_ve
     MlflowClient().set_registered_model_alias("regtest", RATING, v1.version)  # no role tags
     with pytest.raises(RecsysError, match="replaced no earlier version; nothing to roll back to"):
         registry.rollback("regtest", alias=RATING)
+    registry.tag_version(v1, {"role.rating.previous": ""})  # an empty tag says the same
+    with pytest.raises(RecsysError, match="replaced no earlier version; nothing to roll back to"):
+        registry.rollback("regtest", alias=RATING)
     assert registry.get_alias("regtest", RATING).version == "1"
