@@ -143,8 +143,10 @@ def test_rollback_refuses_a_self_reference(new_version):
     v1 = new_version()
     registry.promote(v1, {}, expected=None, alias=RATING)
     registry.tag_version(v1, {"role.rating.previous": "1"})  # as written by older versions
-    with pytest.raises(RecsysError, match="records itself as the version it replaced"):
+    with pytest.raises(RecsysError) as caught:
         registry.rollback("regtest", alias=RATING)
+    assert str(caught.value) == ("champion-rating regtest/1 records itself as the version it "
+                                 "replaced; set its role.rating.previous tag by hand")
     assert registry.get_alias("regtest", RATING).version == "1"
 
 
