@@ -1,7 +1,10 @@
 """Registry details that the scenario tests leave open (found by `make mutation`): rollback of a
 role alias, the tags it writes, the stale error's fields, what register returns, JSON tags."""
 
+import datetime
 import json
+import logging
+import time
 
 import pytest
 from mlflow import MlflowClient
@@ -89,3 +92,41 @@ def test_rollback_of_a_champion_aliased_by_hand_has_nothing_to_go_back_to(new_ve
     with pytest.raises(RecsysError, match="replaced no earlier version; nothing to roll back to"):
         registry.rollback("regtest", alias=RATING)
     assert registry.get_alias("regtest", RATING).version == "1"
+
+
+def test_a_stale_version_records_when_and_why_in_utc(new_version, monkeypatch):
+    monkeypatch.setenv("TZ", "America/New_York")  # the time is UTC whatever the local zone
+    time.tzset()
+    try:
+        v1, v2 = new_version(), new_version()
+        registry.promote(v1, {}, expected=None, alias=RATING)
+        with pytest.raises(StalePromotionError):
+            registry.promote(v2, {}, expected=None, alias=RATING)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    tags = _tags("2")
+    reason = tags["role.rating.stale_reason"]
+    assert reason == "judged against no champion, champion-rating is 1 now"
+    stale_at = datetime.datetime.strptime(tags["role.rating.stale_at"], "%Y-%m-%dT%H:%M:%SZ")
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    assert abs((now - stale_at).total_seconds()) < 600
+
+
+def test_a_retried_promotion_says_it_completes_the_tags(new_version, caplog):
+    v1 = new_version()
+    registry.promote(v1, {}, expected=None, alias=RATING)
+    with caplog.at_level(logging.INFO, logger=registry.__name__):
+        registry.promote(v1, {}, expected=None, alias=RATING)
+    said = "regtest version 1 already holds 'champion-rating'; completing its tags"
+    assert said in caplog.messages
+
+
+def test_rollback_to_a_deleted_version_changes_nothing(new_version):
+    v1, v2 = new_version(), new_version()
+    registry.promote(v1, {}, expected=None, alias=RATING)
+    registry.promote(v2, {}, expected="1", alias=RATING)
+    MlflowClient().delete_model_version("regtest", "1")
+    with pytest.raises(RecsysError, match="replaced version 1, which no longer exists"):
+        registry.rollback("regtest", alias=RATING)
+    assert registry.get_alias("regtest", RATING).version == "2"
