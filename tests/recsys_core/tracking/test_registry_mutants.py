@@ -130,3 +130,15 @@ def test_rollback_to_a_deleted_version_changes_nothing(new_version):
     with pytest.raises(RecsysError, match="replaced version 1, which no longer exists"):
         registry.rollback("regtest", alias=RATING)
     assert registry.get_alias("regtest", RATING).version == "2"
+
+
+def test_a_verdict_against_a_champion_whose_alias_was_removed_is_stale(new_version):
+    v1, v2 = new_version(), new_version()
+    registry.promote(v1, {}, expected=None, alias=RATING)
+    MlflowClient().delete_registered_model_alias("regtest", RATING)
+    with pytest.raises(StalePromotionError) as caught:
+        registry.promote(v2, {}, expected="1", alias=RATING)
+    assert (caught.value.judged, caught.value.current) == ("1", None)
+    reason = _tags("2")["role.rating.stale_reason"]
+    assert reason == "judged against 1, champion-rating is unset now"
+    assert registry.get_alias("regtest", RATING) is None
