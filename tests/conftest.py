@@ -1,5 +1,6 @@
 """Settings shared by every test: no telemetry, BLAS pinned, nothing written outside tmp."""
 
+import contextlib
 import os
 import uuid
 
@@ -59,17 +60,27 @@ def prefect_server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def empty_store_db(tmp_path_factory):
-    """An initialised, empty MLflow database, created once: tests copy it into their working
-    directory (the schema migration of a new database takes seconds)."""
+    """An initialised, empty MLflow database that tests copy into their working directory.
+
+    The schema migration of a new database takes seconds, and every test process (each mutant of
+    ``make mutation`` is one) would pay it: the database is built once per MLflow version under
+    pytest's temporary root, which test processes share (as pytest-xdist does for its workers),
+    and renamed into place only once complete, so a concurrent process never copies half of it.
+    """
     import mlflow
 
     from recsys_core.tracking import mlflow_run
 
-    folder = tmp_path_factory.mktemp("mlflow-template")
-    mlflow.set_tracking_uri(mlflow_run.default_tracking_uri(folder))
-    mlflow.MlflowClient().search_registered_models()
-    mlflow.set_tracking_uri(None)
-    return folder / mlflow_run.EMBEDDED_DIR / "mlflow.db"
+    shared = tmp_path_factory.getbasetemp().parent / f"mlflow-{mlflow.__version__}-empty-store.db"
+    if not shared.exists():
+        folder = tmp_path_factory.mktemp("mlflow-template")
+        # the default experiment's artifact location is ./mlruns of the creating folder
+        with contextlib.chdir(folder):
+            mlflow.set_tracking_uri(mlflow_run.default_tracking_uri(folder))
+            mlflow.MlflowClient().search_registered_models()
+            mlflow.set_tracking_uri(None)
+        os.replace(folder / mlflow_run.EMBEDDED_DIR / "mlflow.db", shared)
+    return shared
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ try:
 except ImportError:  # pragma: no cover - the tracking corner needs mlflow
     PythonModel = object  # type: ignore[misc,assignment]
 
+from recsys_core.exceptions import TrackingError
 from recsys_core.models.base import Recommender
 
 ARTIFACT_KEY = "model_dir"
@@ -94,17 +95,33 @@ def log_saved(model_dir: str | Path, run_id: str | None = None,
     The folder written by ``Recommender.save`` becomes the model's artifact as it is: nothing is
     loaded or saved again. With ``run_id`` no active run is needed, so the run stays open for the
     flow; without it the active run is used.
+
+    The logged model belongs to the run's experiment, and its artifacts lie under that
+    experiment's artifact location: ``Model.log`` given only a run id would create it in the
+    process's active experiment (MLflow's default experiment ``0``, whose artifacts go to the
+    ``./mlruns`` of whichever folder created the store).
     """
     import mlflow
     from mlflow.models import Model
 
     import recsys_core
 
+    if run_id is None:
+        active = mlflow.active_run()
+        if active is None:
+            raise TrackingError("no run to log the model in: pass run_id or start a run first")
+        run_id = active.info.run_id
+    run = mlflow.MlflowClient().get_run(run_id)
+    logged = mlflow.initialize_logged_model(
+        name="model", source_run_id=run_id, experiment_id=run.info.experiment_id,
+        params=dict(run.data.params),
+    )  # fmt: skip
     return Model.log(
         artifact_path=None,
         name="model",
         flavor=mlflow.pyfunc,
         run_id=run_id,
+        model_id=logged.model_id,
         python_model=RecommenderPyfunc(),
         artifacts={ARTIFACT_KEY: str(model_dir)},
         code_paths=[str(Path(recsys_core.__file__).parent)],

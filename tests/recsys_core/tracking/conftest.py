@@ -9,7 +9,7 @@ import pytest
 
 from recsys_core.data.synthetic import config_for, generate
 from recsys_core.features import Interactions
-from recsys_core.models import create
+from recsys_core.models.baselines import Bias
 from recsys_core.tracking import mlflow_run, registry
 
 
@@ -20,10 +20,11 @@ def store(embedded_store):
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
-    """A fitted ``bias`` model saved once (its state is a few arrays and JSON files)."""
+    """A fitted ``bias`` model saved once (its state is a few arrays and JSON files); built from
+    its class, as ``create("bias")`` would first import every model family."""
     data = Interactions.from_frame(generate(config_for("tiny")).interactions)
     folder = tmp_path_factory.mktemp("bias-state")
-    create("bias").fit(data).save(folder)
+    Bias().fit(data).save(folder)
     return folder
 
 

@@ -1,13 +1,17 @@
 """Registry details that the scenario tests leave open (found by `make mutation`): rollback of a
 role alias, the tags it writes, the stale error's fields, what register returns, JSON tags."""
 
+import datetime
 import json
+import logging
+import time
 
 import pytest
 from mlflow import MlflowClient
 
-from recsys_core.exceptions import StalePromotionError
+from recsys_core.exceptions import ConfigError, RecsysError, StalePromotionError, TrackingError
 from recsys_core.tracking import registry
+from recsys_core.tracking.promotion_lock import promotion_lock
 
 RATING = registry.ROLE_ALIASES[registry.RATING]
 
@@ -39,6 +43,10 @@ def test_stale_rollback_names_both_versions(new_version):
     with pytest.raises(StalePromotionError) as caught:
         registry.rollback("regtest", alias=RATING, expected="1")
     assert (caught.value.judged, caught.value.current) == ("1", "2")
+    assert str(caught.value) == (
+        "champion-rating of 'regtest' is version 2 now, not 1: nothing rolled back; check the "
+        "registry and roll back again if needed"
+    )
 
 
 def test_register_returns_the_run_and_tags_hold_json(new_version):
@@ -48,3 +56,89 @@ def test_register_returns_the_run_and_tags_hold_json(new_version):
     tags = _tags(v1.version)
     assert json.loads(tags["gate"]) == {"rmse": 0.5, "passed": True}
     assert tags["note"] == "plain text"
+
+
+def test_alias_of_each_role_and_an_unknown_role():
+    assert [registry.alias_of(r) for r in registry.ROLES] == ["champion-ranking", "champion-rating"]
+    with pytest.raises(ConfigError) as caught:
+        registry.alias_of("serving")
+    assert str(caught.value) == "unknown role 'serving'; use one of ranking, rating"
+
+
+def test_promote_and_rollback_wait_for_the_lock_of_their_alias(new_version, monkeypatch):
+    v1, v2, v3 = new_version(), new_version(), new_version()
+    registry.promote(v1, {}, expected=None, alias=RATING)
+    registry.promote(v2, {}, expected="1", alias=RATING)
+    monkeypatch.setenv("RECSYS_PROMOTION_LOCK_WAIT", "0.5")
+    held = "promotion lock 'regtest.champion-rating.promotion-lock' has been held"
+    with promotion_lock("regtest", RATING):
+        with pytest.raises(TrackingError, match=held):
+            registry.rollback("regtest", alias=RATING)
+        with pytest.raises(TrackingError, match=held):
+            registry.promote(v3, {}, expected="2", alias=RATING)
+    assert registry.get_alias("regtest", RATING).version == "2"
+    # the lock of another alias does not stand in the way
+    with promotion_lock("regtest", "champion-ranking"):
+        registry.rollback("regtest", alias=RATING)
+    assert registry.get_alias("regtest", RATING).version == "1"
+
+
+def test_rollback_of_a_champion_aliased_by_hand_has_nothing_to_go_back_to(new_version):
+    v1 = new_version()
+    MlflowClient().set_registered_model_alias("regtest", RATING, v1.version)  # no role tags
+    with pytest.raises(RecsysError, match="replaced no earlier version; nothing to roll back to"):
+        registry.rollback("regtest", alias=RATING)
+    registry.tag_version(v1, {"role.rating.previous": ""})  # an empty tag says the same
+    with pytest.raises(RecsysError, match="replaced no earlier version; nothing to roll back to"):
+        registry.rollback("regtest", alias=RATING)
+    assert registry.get_alias("regtest", RATING).version == "1"
+
+
+def test_a_stale_version_records_when_and_why_in_utc(new_version, monkeypatch):
+    monkeypatch.setenv("TZ", "America/New_York")  # the time is UTC whatever the local zone
+    time.tzset()
+    try:
+        v1, v2 = new_version(), new_version()
+        registry.promote(v1, {}, expected=None, alias=RATING)
+        with pytest.raises(StalePromotionError):
+            registry.promote(v2, {}, expected=None, alias=RATING)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    tags = _tags("2")
+    reason = tags["role.rating.stale_reason"]
+    assert reason == "judged against no champion, champion-rating is 1 now"
+    stale_at = datetime.datetime.strptime(tags["role.rating.stale_at"], "%Y-%m-%dT%H:%M:%SZ")
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    assert abs((now - stale_at).total_seconds()) < 600
+
+
+def test_a_retried_promotion_says_it_completes_the_tags(new_version, caplog):
+    v1 = new_version()
+    registry.promote(v1, {}, expected=None, alias=RATING)
+    with caplog.at_level(logging.INFO, logger=registry.__name__):
+        registry.promote(v1, {}, expected=None, alias=RATING)
+    said = "regtest version 1 already holds 'champion-rating'; completing its tags"
+    assert said in caplog.messages
+
+
+def test_rollback_to_a_deleted_version_changes_nothing(new_version):
+    v1, v2 = new_version(), new_version()
+    registry.promote(v1, {}, expected=None, alias=RATING)
+    registry.promote(v2, {}, expected="1", alias=RATING)
+    MlflowClient().delete_model_version("regtest", "1")
+    with pytest.raises(RecsysError, match="replaced version 1, which no longer exists"):
+        registry.rollback("regtest", alias=RATING)
+    assert registry.get_alias("regtest", RATING).version == "2"
+
+
+def test_a_verdict_against_a_champion_whose_alias_was_removed_is_stale(new_version):
+    v1, v2 = new_version(), new_version()
+    registry.promote(v1, {}, expected=None, alias=RATING)
+    MlflowClient().delete_registered_model_alias("regtest", RATING)
+    with pytest.raises(StalePromotionError) as caught:
+        registry.promote(v2, {}, expected="1", alias=RATING)
+    assert (caught.value.judged, caught.value.current) == ("1", None)
+    reason = _tags("2")["role.rating.stale_reason"]
+    assert reason == "judged against 1, champion-rating is unset now"
+    assert registry.get_alias("regtest", RATING) is None
