@@ -2,6 +2,7 @@
 
     python benchmarks/serving.py --what inprocess,batch          # seconds
     python benchmarks/serving.py --what http --duration 30       # needs `wrk` (apt install wrk)
+    python benchmarks/serving.py --what http --think-ms 9        # paced: ~1,500 requests/s
     python benchmarks/serving.py --what asgi                     # CPU per request, no socket
     python benchmarks/serving.py --what batch-25m                # minutes, ~3 GB
     python benchmarks/serving.py --out benchmarks/results-serving.md
@@ -221,6 +222,13 @@ request = function()
   return wrk.format("GET", "/recommendations/" .. math.random(1, %d) .. "?k=10")
 end
 """
+# a pause of each connection before its next request (wrk's ``delay`` hook): 16 connections
+# with a 9 ms pause offer ~1,500-1,600 requests/s instead of as many as the service can take
+_DELAY = """
+delay = function()
+  return %d
+end
+"""
 
 
 def _parse_wrk(text: str) -> dict:
@@ -265,10 +273,12 @@ def _split(before: dict[str, int], after: dict[str, int]) -> str:
     return "/".join(f"{after[pid] - before.get(pid, 0):,}" for pid in sorted(after))
 
 
-def bench_http(duration: int, connections: int, workers: int, warmup: int = 5) -> list[dict]:
+def bench_http(duration: int, connections: int, workers: int, warmup: int = 5,
+               threads: int = 2, think_ms: int = 0, poll_s: float = 1.0) -> list[dict]:
     """wrk against ``recsys serve --workers N``, timed only once every worker has loaded the
     model and a ``warmup``-second wrk run has gone through (first requests, lazy imports);
-    each row says how many requests each worker answered."""
+    each row says how many requests each worker answered. ``think_ms`` > 0: each connection
+    pauses that long before its next request (a paced load rather than a saturating one)."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
     import urllib.request
@@ -297,7 +307,7 @@ def bench_http(duration: int, connections: int, workers: int, warmup: int = 5) -
     metrics_dir = tmp / "metrics"  # the workers' counters, one file each
     metrics_dir.mkdir()
     env = {**os.environ, "RECSYS_SERVE_REGISTERED_MODEL": "bench",
-           "RECSYS_SERVE_POLL_INTERVAL_S": "1", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+           "RECSYS_SERVE_POLL_INTERVAL_S": str(poll_s), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
     server = subprocess.Popen(
         [sys.executable, "-m", "recsys_cli.main", "serve", "--port", str(port), "--workers",
          str(workers)], cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -325,10 +335,10 @@ def bench_http(duration: int, connections: int, workers: int, warmup: int = 5) -
                 raise SystemExit(f"the service did not become ready with {workers} workers")
             time.sleep(0.5)
         script = tmp / "users.lua"
-        script.write_text(_LUA % ML1M[0])
+        script.write_text(_LUA % ML1M[0] + (_DELAY % think_ms if think_ms else ""))
 
         def wrk(seconds: int) -> str:
-            cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s",
+            cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s",
                    str(script), url]
             return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
 
@@ -418,6 +428,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="service worker processes")
     ap.add_argument("--warmup", type=int, default=5,
                     help="seconds of wrk before the timed HTTP runs (0: none)")
+    ap.add_argument("--threads", type=int, default=2, help="wrk threads")
+    ap.add_argument("--think-ms", type=int, default=0,
+                    help="HTTP: each connection pauses this long before its next request "
+                         "(0: as fast as the service answers)")
+    ap.add_argument("--poll-s", type=float, default=1.0,
+                    help="HTTP: the service's alias poll interval (its default is 30 s; 1 s lets "
+                         "the alias-moving run see each move within a second)")
     ap.add_argument("--calls", type=int, default=3000, help="in-process calls per model")
     ap.add_argument("--max-users", type=int, default=None, help="batch: score only this many")
     ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
@@ -460,9 +477,11 @@ def main(argv: list[str] | None = None) -> int:
                       "lists written to a SQLite event store included; no socket, no client.",
                   ""]
     if "http" in what:
-        rows = bench_http(args.duration, args.connections, args.workers, args.warmup)
-        parts += [f"## Over HTTP: GET /recommendations/{{user}}?k=10, wrk -t2 "
-                  f"-c{args.connections} -d{args.duration}s, `recsys serve --workers "
+        rows = bench_http(args.duration, args.connections, args.workers, args.warmup,
+                          args.threads, args.think_ms, args.poll_s)
+        paced = f", each connection pausing {args.think_ms} ms" if args.think_ms else ""
+        parts += [f"## Over HTTP: GET /recommendations/{{user}}?k=10, wrk -t{args.threads} "
+                  f"-c{args.connections} -d{args.duration}s{paced}, `recsys serve --workers "
                   f"{args.workers}` (ML-1M factor model)", "",
                   _table(rows, ["run", "requests", "req_per_s", "p50_ms", "p99_ms", "non_2xx",
                                 "socket_errors", "per_worker", "final_version"]),
