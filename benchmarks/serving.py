@@ -307,7 +307,8 @@ def bench_http(duration: int, connections: int, workers: int, warmup: int = 5,
     metrics_dir = tmp / "metrics"  # the workers' counters, one file each
     metrics_dir.mkdir()
     env = {**os.environ, "RECSYS_SERVE_REGISTERED_MODEL": "bench",
-           "RECSYS_SERVE_POLL_INTERVAL_S": str(poll_s), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+           "RECSYS_SERVE_POLL_INTERVAL_S": str(poll_s),
+           "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
     server = subprocess.Popen(
         [sys.executable, "-m", "recsys_cli.main", "serve", "--port", str(port), "--workers",
          str(workers)], cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
