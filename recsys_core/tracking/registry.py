@@ -190,7 +190,8 @@ def promote(ref: VersionRef, evidence: dict[str, Any], *, expected: str | None,
             raise StalePromotionError(
                 f"{alias} of {ref.name!r} is version {now or 'none'} now, but the gate judged "
                 f"version {ref.version} against {expected or 'no champion'}: not promoted. "
-                f"Re-run the training to judge it against version {now}.",
+                f"Re-run the training to judge it against "
+                f"{f'version {now}' if now else 'no champion'}.",
                 judged=expected, current=now,
             )
         else:

@@ -100,7 +100,7 @@ def test_a_stale_version_records_when_and_why_in_utc(new_version, monkeypatch):
     try:
         v1, v2 = new_version(), new_version()
         registry.promote(v1, {}, expected=None, alias=RATING)
-        with pytest.raises(StalePromotionError):
+        with pytest.raises(StalePromotionError) as caught:
             registry.promote(v2, {}, expected=None, alias=RATING)
     finally:
         monkeypatch.delenv("TZ")
@@ -111,6 +111,10 @@ def test_a_stale_version_records_when_and_why_in_utc(new_version, monkeypatch):
     stale_at = datetime.datetime.strptime(tags["role.rating.stale_at"], "%Y-%m-%dT%H:%M:%SZ")
     now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
     assert abs((now - stale_at).total_seconds()) < 600
+    assert str(caught.value) == (
+        "champion-rating of 'regtest' is version 1 now, but the gate judged version 2 against no "
+        "champion: not promoted. Re-run the training to judge it against version 1."
+    )
 
 
 def test_a_retried_promotion_says_it_completes_the_tags(new_version, caplog):
@@ -139,6 +143,65 @@ def test_a_verdict_against_a_champion_whose_alias_was_removed_is_stale(new_versi
     with pytest.raises(StalePromotionError) as caught:
         registry.promote(v2, {}, expected="1", alias=RATING)
     assert (caught.value.judged, caught.value.current) == ("1", None)
+    assert str(caught.value) == (
+        "champion-rating of 'regtest' is version none now, but the gate judged version 2 against "
+        "1: not promoted. Re-run the training to judge it against no champion."
+    )
     reason = _tags("2")["role.rating.stale_reason"]
     assert reason == "judged against 1, champion-rating is unset now"
     assert registry.get_alias("regtest", RATING) is None
+
+
+def _cut_after_the_alias_moved(monkeypatch, alias: str) -> list[str]:
+    """Make the first tag write after ``alias`` moved fail, as a tracking server that goes away
+    would; returns the versions the alias was on when it failed."""
+    real, cut = registry.tag_version, []
+
+    def flaky(ref, tags):
+        if tags.get(registry.role_tag(alias)) in ("replaced", "champion") and not cut:
+            cut.append(registry.get_alias(ref.name, alias).version)
+            raise ConnectionError("tracking server went away")
+        return real(ref, tags)
+
+    monkeypatch.setattr(registry, "tag_version", flaky)
+    return cut
+
+
+def _utc(text: str) -> datetime.datetime:
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+
+
+def test_a_promotion_cut_off_after_the_alias_moved_can_be_rolled_back(new_version, monkeypatch):
+    v1, v2 = new_version(), new_version()
+    registry.promote(v1, {}, expected=None, alias=RATING)
+    cut = _cut_after_the_alias_moved(monkeypatch, RATING)
+    with pytest.raises(ConnectionError):
+        registry.promote(v2, {"why": "better"}, expected="1", alias=RATING)
+    monkeypatch.undo()
+    assert cut == ["2"]
+    # the evidence written before the alias moved: what rollback and an audit read
+    tags = _tags("2")
+    assert (tags["role.rating"], tags["role.rating.previous"], tags["why"]) == (
+        "promoting", "1", "better")
+    promoted_at = _utc(tags["role.rating.promoted_at"])
+    assert abs((datetime.datetime.now(datetime.UTC) - promoted_at).total_seconds()) < 600
+    old, new = registry.rollback("regtest", alias=RATING)
+    assert (old.version, new.version) == ("2", "1")
+    assert registry.get_alias("regtest", RATING).version == "1"
+
+
+def test_a_first_promotion_cut_off_after_the_alias_moved_has_nothing_to_go_back_to(
+        new_version, monkeypatch):
+    v1 = new_version()
+    _cut_after_the_alias_moved(monkeypatch, "champion-ranking")
+    with pytest.raises(ConnectionError):
+        registry.promote(v1, {}, expected=None, alias="champion-ranking")
+    monkeypatch.undo()
+    tags = _tags("1")
+    assert (tags["role.ranking"], tags["role.ranking.previous"]) == ("promoting", "none")
+    assert _utc(tags["role.ranking.promoted_at"]) <= datetime.datetime.now(datetime.UTC)
+    with pytest.raises(RecsysError) as caught:
+        registry.rollback("regtest", alias="champion-ranking")
+    assert str(caught.value) == ("champion-ranking regtest/1 replaced no earlier version; "
+                                 "nothing to roll back to")
+    assert registry.get_alias("regtest", "champion-ranking").version == "1"
