@@ -205,3 +205,88 @@ def test_a_first_promotion_cut_off_after_the_alias_moved_has_nothing_to_go_back_
     assert str(caught.value) == ("champion-ranking regtest/1 replaced no earlier version; "
                                  "nothing to roll back to")
     assert registry.get_alias("regtest", "champion-ranking").version == "1"
+
+
+def test_register_keeps_the_source_the_tags_and_the_description(store, tiny_model_dir):
+    from recsys_core.tracking import mlflow_run
+
+    run_id = mlflow_run.start_run("reg-test", "r")
+    mlflow_run.log_artifacts(run_id, tiny_model_dir, "model_state")
+    uri = f"runs:/{run_id}/model_state"
+    ref = registry.register("described", uri, run_id, {"status": "candidate", "n": 3})
+    mv = MlflowClient().get_model_version("described", ref.version)
+    assert mv.source == uri and mv.run_id == run_id
+    assert dict(mv.tags) == {"status": "candidate", "n": "3"}
+    description = MlflowClient().get_registered_model("described").description
+    assert description == ("recsys recommender (aliases: champion-ranking, champion-rating, "
+                           "challenger)")
+    registry.ensure_registered_model("described")  # already there: nothing changes
+    assert MlflowClient().get_registered_model("described").description == description
+
+
+def test_an_alias_that_is_not_a_role_stands_for_itself():
+    assert registry.role_of("champion-rating") == "rating"
+    assert registry.role_of("challenger") == "challenger"
+    assert registry.role_tag("challenger", "previous") == "role.challenger.previous"
+
+
+def test_tag_version_writes_values_that_json_cannot_as_text(new_version):
+    v1 = new_version()
+    when = datetime.datetime(2026, 1, 2, 3, 4, 5)
+    registry.tag_version(v1, {"at": {"when": when}})
+    assert json.loads(_tags(v1.version)["at"]) == {"when": "2026-01-02 03:04:05"}
+
+
+def _statuses_then_real(monkeypatch, statuses: list[str]) -> list[str]:
+    """The registry's client answers ``statuses`` first (a server still copying the files),
+    then the real status; the states seen are returned."""
+    client = MlflowClient()
+    real = client.get_model_version
+    seen: list[str] = []
+
+    def get(name, version):
+        mv = real(name, version)
+        if statuses:
+            mv._status = statuses.pop(0)
+        seen.append(mv.status)
+        return mv
+
+    client.get_model_version = get
+    monkeypatch.setattr(registry, "_client", lambda: client)
+    monkeypatch.setattr(registry.time, "sleep", lambda s: seen.append(f"sleep {s}"))
+    return seen
+
+
+def test_register_waits_while_the_version_is_pending(store, tiny_model_dir, monkeypatch):
+    from recsys_core.tracking import mlflow_run
+
+    run_id = mlflow_run.start_run("reg-test", "r")
+    seen = _statuses_then_real(monkeypatch, ["PENDING_REGISTRATION", "PENDING_REGISTRATION"])
+    registry.register("pending", f"runs:/{run_id}/x", run_id, {})
+    assert seen == ["PENDING_REGISTRATION", "sleep 0.5", "PENDING_REGISTRATION", "sleep 0.5",
+                    "READY"]
+
+
+def test_a_failed_registration_is_not_usable(store, monkeypatch):
+    from recsys_core.tracking import mlflow_run
+
+    run_id = mlflow_run.start_run("reg-test", "r")
+    _statuses_then_real(monkeypatch, ["FAILED_REGISTRATION"])
+    with pytest.raises(TrackingError,
+                       match=r"^model version failing/1 is FAILED_REGISTRATION; not usable$"):
+        registry.register("failing", f"runs:/{run_id}/x", run_id, {})
+    assert registry.get_alias("failing", registry.CHALLENGER) is None
+
+
+def test_a_version_pending_past_the_timeout_is_not_usable(store, monkeypatch):
+    from recsys_core.tracking import mlflow_run
+
+    run_id = mlflow_run.start_run("reg-test", "r")
+    registry.ensure_registered_model("slow")
+    mv = MlflowClient().create_model_version("slow", f"runs:/{run_id}/x", run_id=run_id)
+    _statuses_then_real(monkeypatch, ["PENDING_REGISTRATION"] * 3)
+    with pytest.raises(TrackingError, match="is PENDING_REGISTRATION; not usable"):
+        registry._wait_ready("slow", mv.version, timeout=0.0)
+    started = time.monotonic()
+    registry._wait_ready("slow", mv.version, timeout=60.0)  # pending, then ready: returns
+    assert time.monotonic() - started < 5
