@@ -5,6 +5,7 @@ import datetime
 import json
 import logging
 import time
+from types import ModuleType
 
 import pytest
 from mlflow import MlflowClient
@@ -253,7 +254,12 @@ def _statuses_then_real(monkeypatch, statuses: list[str]) -> list[str]:
 
     client.get_model_version = get
     monkeypatch.setattr(registry, "_client", lambda: client)
-    monkeypatch.setattr(registry.time, "sleep", lambda s: seen.append(f"sleep {s}"))
+    # the registry's own clock only: patching ``time.sleep`` itself would also turn the sleeps
+    # of other threads (py4j's finalizer once a Spark test ran) into a busy loop filling ``seen``
+    own_time = ModuleType("time")
+    own_time.__dict__.update(vars(time))
+    own_time.sleep = lambda s: seen.append(f"sleep {s}")  # type: ignore[attr-defined]
+    monkeypatch.setattr(registry, "time", own_time)
     return seen
 
 
