@@ -25,8 +25,8 @@ def serve(
     MLFLOW_TRACKING_URI; see recsys_service/settings.py for every setting.
     """
     import pydantic
-    import uvicorn
 
+    from recsys_service import workers as workers_module
     from recsys_service.settings import ServiceSettings
 
     try:
@@ -62,8 +62,9 @@ def serve(
             os.environ[MULTIPROC_DIR] = metrics_dir
     try:
         # the factory string lets every worker process build its own app, poller and metrics
-        uvicorn.run("recsys_service.app:create_app", factory=True, host=host, port=port,
-                    workers=workers, log_level="info", access_log=False)
+        workers_module.run("recsys_service.app:create_app", host=host, port=port,
+                           workers=workers, reuse_port=settings.reuse_port, log_level="info",
+                           access_log=False)
     finally:
         if metrics_dir is not None:
             os.environ.pop(MULTIPROC_DIR, None)

@@ -36,6 +36,11 @@ class ServiceSettings(BaseSettings):
     startup_wait_s: float = Field(
         60.0, ge=0, description="at start, wait this long for the first look at the registry "
                                 "before accepting requests (then start anyway, not ready)")
+    reuse_port: bool = Field(
+        True, description="with --workers > 1 on Linux, each worker accepts on its own socket "
+                          "(SO_REUSEPORT) and the kernel spreads the connections; false: one "
+                          "shared socket, where the first worker awake takes every waiting "
+                          "connection")
     default_k: int = Field(10, ge=1, description="list length when a request gives no k")
     max_k: int = Field(100, ge=1, description="largest k a request may ask for")
     max_recent_items: int = Field(

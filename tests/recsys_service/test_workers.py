@@ -2,9 +2,12 @@
 registry database that does not exist yet, and one scrape of ``/metrics`` adds up what every
 worker counted (prometheus_client's multiprocess mode)."""
 
+import os
 import re
+import signal
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import mlflow
@@ -81,3 +84,54 @@ def test_two_workers_on_a_fresh_store_count_every_request_in_one_scrape(
     left = sorted(p.name for p in metrics_dir.iterdir())
     assert not [name for name in left if name.startswith("gauge_live")], left
     assert [name for name in left if name.startswith("counter_")], left
+
+
+def _listening_sockets(port: int) -> int:
+    """Listening TCP sockets on ``port`` (``/proc/net/tcp``: state 0A is LISTEN)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            next(f)
+            for line in f:
+                local, state = line.split()[1], line.split()[3]
+                count += state == "0A" and int(local.rsplit(":", 1)[1], 16) == port
+    return count
+
+
+def _worker_pids(log: str) -> list[int]:
+    return [int(pid) for pid in re.findall(r"Started server process \[(\d+)\]", log)]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT balances on Linux")
+def test_each_worker_has_its_own_socket_and_a_killed_worker_loses_no_connection(
+        tmp_path, monkeypatch, free_port, server_process):
+    port = free_port()
+    env = {"RECSYS_SERVE_REGISTERED_MODEL": "svc-sockets", "RECSYS_SERVE_STARTUP_WAIT_S": "0",
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "RECSYS_SERVE_TRACKING_URI"):
+        monkeypatch.delenv(var, raising=False)
+    args = [sys.executable, "-m", "recsys_cli.main", "serve", "--port", port, "--workers", 2]
+    with server_process(args, port=port, cwd=tmp_path, env=env, timeout=300) as server:
+        # one listening socket per worker: the kernel spreads the connections, no worker
+        # takes every waiting connection because it woke first
+        assert _listening_sockets(port) == 2
+        deadline = time.monotonic() + 120
+        while len(_worker_pids(server.output())) < 2:
+            assert time.monotonic() < deadline, server.output()[-3000:]
+            time.sleep(0.2)
+        victim = _worker_pids(server.output())[0]
+        os.kill(victim, signal.SIGKILL)
+
+        def fresh_connection(_):  # the connections hashed to the dead worker's socket wait in
+            return httpx.get(f"{server.url}/health", timeout=120).status_code  # its backlog
+
+        with ThreadPoolExecutor(8) as pool:
+            answered = list(pool.map(fresh_connection, range(32)))
+        assert answered == [200] * 32
+        while len(_worker_pids(server.output())) < 3:  # the replacement, on the same socket
+            assert time.monotonic() < deadline, server.output()[-3000:]
+            time.sleep(0.2)
+        assert f"Child process [{victim}] died" in server.output()
+        assert _listening_sockets(port) == 2
+    assert server.returncode == 0, server.output()[-3000:]
