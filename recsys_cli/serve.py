@@ -43,6 +43,9 @@ def serve(
         f"serving {settings.registered_model!r} (ranking alias {settings.ranking_alias!r}, "
         f"rating alias {settings.rating_alias!r}) on http://{host}:{port} with {workers} "
         "worker(s)", highlight=False)
+    # the service's log is for operators: no progress bar per model file it downloads
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    _prepare_embedded_events(settings.events_url)
     metrics_dir = None
     if workers > 1:
         from recsys_core.redaction import redact
@@ -69,3 +72,29 @@ def serve(
         if metrics_dir is not None:
             os.environ.pop(MULTIPROC_DIR, None)
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _prepare_embedded_events(url: str | None) -> None:
+    """Create or migrate the tables of an embedded SQLite event store, once, before the
+    workers start (as MLflow does with its embedded store): the service records every list it
+    serves there. A server database (PostgreSQL) is migrated by its owner: `recsys db upgrade`.
+    """
+    from recsys_core.events.engine import events_url
+    from recsys_core.events.store import EventStore
+    from recsys_core.redaction import redact
+
+    url = url or events_url()
+    if not url.startswith("sqlite"):
+        return
+    store = EventStore(url)
+    alembic_log = logging.getLogger("alembic")
+    level = alembic_log.level
+    alembic_log.setLevel(logging.WARNING)  # one line from recsys_core.events.migrate says it
+    try:
+        store.upgrade()
+    except Exception as exc:  # noqa: BLE001 - the service starts anyway; recording says why not
+        logging.getLogger(__name__).warning(
+            "the embedded event store %s could not be prepared: %s", url, redact(str(exc)))
+    finally:
+        alembic_log.setLevel(level)
+        store.close()

@@ -232,6 +232,9 @@ class EventStore:
             with self.engine.begin() as conn:
                 conn.execute(self._served_stmt, rows)
         except OperationalError as exc:
+            schema = missing_schema(self.url, exc)
+            if schema is not None:
+                raise schema from None  # permanent: retrying cannot create the tables
             raise unreachable(self.url, exc, "record served lists") from exc
 
     # -- reading ---------------------------------------------------------------------------

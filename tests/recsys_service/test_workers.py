@@ -1,6 +1,7 @@
 """``recsys serve --workers 2`` as a real uvicorn subprocess: the workers start together on a
-registry database that does not exist yet, and one scrape of ``/metrics`` adds up what every
-worker counted (prometheus_client's multiprocess mode)."""
+registry database and an event store that do not exist yet, one scrape of ``/metrics`` adds up
+what every worker counted (prometheus_client's multiprocess mode), and each worker accepts on
+its own socket."""
 
 import os
 import re
@@ -29,9 +30,7 @@ def test_two_workers_on_a_fresh_store_count_every_request_in_one_scrape(
     metrics_dir.mkdir()
     folder = tmp_path / "service"
     folder.mkdir()  # no .recsys/mlflow.db: the start creates the registry database
-    events = EventStore(f"sqlite:///{tmp_path / 'events.db'}")
-    events.upgrade()
-    events.close()
+    # no events.db either: the start creates the embedded event store's tables, once
     port = free_port()
     env = {"RECSYS_SERVE_REGISTERED_MODEL": "svc-workers", "RECSYS_SERVE_POLL_INTERVAL_S": "0.5",
            "RECSYS_SERVE_EVENTS_URL": f"sqlite:///{tmp_path / 'events.db'}",
@@ -76,6 +75,11 @@ def test_two_workers_on_a_fresh_store_count_every_request_in_one_scrape(
         pids = {re.search(r'pid="(\d+)"', k).group(1) for k in versions()}
         assert len(pids) == 2
     assert server.returncode == 0, server.output()[-3000:]
+    events = EventStore(f"sqlite:///{tmp_path / 'events.db'}")
+    try:  # every list served was recorded (the workers flush their queue as they stop)
+        assert events.click_through("svc-workers")[0]["served"] == n
+    finally:
+        events.close()
     log = server.output()
     # without the database created once before the workers: "duplicate column name",
     # "table _alembic_tmp_... already exists" or a failed online migration in one of them

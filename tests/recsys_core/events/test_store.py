@@ -113,8 +113,14 @@ def test_a_database_that_is_down_is_a_data_source_error_without_the_password():
 
 
 def test_missing_tables_say_how_to_create_them(sqlite_url):
+    store = EventStore(sqlite_url)
     with pytest.raises(DataSourceError, match="recsys db upgrade"):
-        EventStore(sqlite_url).append([ev(0)])
+        store.append([ev(0)])
+    # a database that answers is not called unreachable because a table is missing
+    with pytest.raises(DataSourceError, match=r"has no tables yet .*recsys db upgrade") as info:
+        store.record_served("r1", user_id="u0", items=["i1"], registered_model="recsys",
+                            model_version="1")
+    assert "cannot reach" not in str(info.value)
 
 
 def test_click_through_per_model_version(store):
