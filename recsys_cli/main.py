@@ -24,6 +24,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
@@ -88,6 +89,7 @@ class RecsysGroup(TyperGroup):
     """Turns any exception a command lets through into one ``error:`` line and an exit code."""
 
     def invoke(self, ctx):
+        _console_on_this_stderr()
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):
@@ -299,12 +301,33 @@ def _quiet_prefect() -> None:
     from prefect.logging.handlers import PrefectConsoleHandler
 
     setup_logging()
+    _console_on_this_stderr()
     for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
         for handler in getattr(logger, "handlers", []):
             if isinstance(handler, PrefectConsoleHandler) and not getattr(
                     handler, "_recsys_quiet", False):
                 handler.format = _without_traceback(handler.format)
                 handler._recsys_quiet = True
+
+
+def _console_on_this_stderr() -> None:
+    """Point Prefect's console handlers, if any, at the current ``sys.stderr``.
+
+    Prefect sets its handlers up once per process, on the ``sys.stderr`` of that moment; a
+    second command in the same process (a notebook, a test's CLI runner) may have another one,
+    and the first may be closed by now ("I/O operation on closed file" in every log line).
+    """
+    import logging
+
+    if "prefect.logging.handlers" not in sys.modules:
+        return  # Prefect has set nothing up in this process
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, PrefectConsoleHandler) and handler.stream is not sys.stderr:
+                with handler.lock or contextlib.nullcontext():  # not setStream: it flushes
+                    handler.stream = handler.console.file = sys.stderr  # the old stream
 
 
 def _without_traceback(format_record):

@@ -1,5 +1,6 @@
 """`recsys train` without a flow run: settings from flags and --set, Prefect's console quiet."""
 
+import io
 import logging
 import sys
 
@@ -43,3 +44,19 @@ def test_prefect_console_shows_errors_without_tracebacks():
     text = handlers[0].format(record)
     assert "Finished in state Failed" in text and "Traceback" not in text
     assert record.exc_info is not None  # other handlers (the API's) still get the traceback
+
+
+def test_prefect_console_writes_to_the_stderr_of_each_command(monkeypatch):
+    """Prefect binds its console handler to the sys.stderr of its first setup; a later command
+    in the same process (a notebook, a CLI runner) must not log to that stream, closed by now."""
+    from recsys_cli.main import _console_on_this_stderr
+
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    _quiet_prefect()
+    first.close()
+    monkeypatch.setattr(sys, "stderr", second)
+    _console_on_this_stderr()  # what every command does first
+    logging.getLogger("recsys.test").warning("said on the second stream")
+    assert "said on the second stream" in second.getvalue()
+    assert "Logging error" not in second.getvalue()
