@@ -167,6 +167,7 @@ def test_health_ready_model_and_metrics(served):
     assert info["rating"]["version"] == rating.version and info["rating"]["algorithm"] == "sgd-mf"
     assert info["ranking"]["registry_error"] is None and info["ranking"]["loaded_at"]
     client.get("/recommendations/x", params={"k": 0})
+    assert client.get("/recommendations/nobody-at-all").json()["fallback"] == "popularity"
     text = client.get("/metrics").text
     assert 'recsys_requests_total{method="GET",route="/recommendations/{user_id}",status="422"}' \
         in text
