@@ -80,21 +80,19 @@ def _prepare_embedded_events(url: str | None) -> None:
     serves there. A server database (PostgreSQL) is migrated by its owner: `recsys db upgrade`.
     """
     from recsys_core.events.engine import events_url
-    from recsys_core.events.store import EventStore
+    from recsys_core.events.migrate import upgrade
     from recsys_core.redaction import redact
 
     url = url or events_url()
     if not url.startswith("sqlite"):
         return
-    store = EventStore(url)
     alembic_log = logging.getLogger("alembic")
     level = alembic_log.level
     alembic_log.setLevel(logging.WARNING)  # one line from recsys_core.events.migrate says it
     try:
-        store.upgrade()
+        upgrade(url)
     except Exception as exc:  # noqa: BLE001 - the service starts anyway; recording says why not
         logging.getLogger(__name__).warning(
             "the embedded event store %s could not be prepared: %s", url, redact(str(exc)))
     finally:
         alembic_log.setLevel(level)
-        store.close()
