@@ -1,9 +1,9 @@
 """Worker processes that each accept on their own listening socket (``SO_REUSEPORT``).
 
 uvicorn's ``--workers`` hands one listening socket to every worker: whichever worker wakes first
-accepts every connection waiting, so 16 keep-alive connections opened together mostly land on
-one worker while the other idles (measured: 15 of 16 on one worker at a paced load, and the
-p99 of that worker's queue). Here every worker slot gets its own socket bound to the same
+accepts every connection waiting, so 16 keep-alive connections opened together can all land on
+one worker while the other idles (measured: in half the runs on a busy machine, see
+benchmarks/results-serving.md). Here every worker slot gets its own socket bound to the same
 address with ``SO_REUSEPORT``, and the kernel spreads new connections over the sockets by a
 hash of the connection. A worker that dies is replaced on the socket of its slot, so no
 socket is ever left without a process accepting on it.
@@ -50,16 +50,19 @@ def bind_reuse_port(host: str, port: int, backlog: int = 2048) -> socket.socket:
 class PerWorkerSockets(Multiprocess):
     """uvicorn's multiprocess supervisor, one listening socket per worker slot."""
 
-    def __init__(self, config: Config, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        first = bind_reuse_port(host, port, config.backlog)
+    def __init__(self, config: Config) -> None:
+        first = bind_reuse_port(config.host, config.port, config.backlog)
         # port 0: the first socket picked a free port; the others join it
-        self.port = first.getsockname()[1]
-        self.slot_sockets = [first] + [
-            bind_reuse_port(host, self.port, config.backlog) for _ in range(config.workers - 1)]
-        super().__init__(config, sockets=list(self.slot_sockets))
+        self.port: int = first.getsockname()[1]
+        self.slot_sockets = [first]
+        super().__init__(config, sockets=[])
+        self.slot_sockets += [self._bind() for _ in range(config.workers - 1)]
         logger.info("Uvicorn running on http://%s:%d with %d workers, one socket each "
-                    "(SO_REUSEPORT) (Press CTRL+C to quit)", host, self.port, config.workers)
+                    "(SO_REUSEPORT) (Press CTRL+C to quit)", config.host, self.port,
+                    config.workers)
+
+    def _bind(self) -> socket.socket:
+        return bind_reuse_port(self.config.host, self.port, self.config.backlog)
 
     def _start(self, slot: int) -> Process:
         process = Process(self.config, [self.slot_sockets[slot]])
@@ -107,7 +110,7 @@ class PerWorkerSockets(Multiprocess):
 
     def handle_ttin(self) -> None:
         logger.info("Received SIGTTIN, increasing the number of processes.")
-        self.slot_sockets.append(bind_reuse_port(self.host, self.port, self.config.backlog))
+        self.slot_sockets.append(self._bind())
         self.processes_num += 1
         self.processes.append(self._start(len(self.processes)))
 
@@ -145,7 +148,7 @@ def run(app: str, *, host: str, port: int, workers: int, reuse_port: bool = True
     config = Config(app, factory=True, host=host, port=port, workers=workers,
                     log_level=log_level, access_log=access_log)
     try:
-        supervisor = PerWorkerSockets(config, host, port)
+        supervisor = PerWorkerSockets(config)
     except OSError as exc:
         logger.error("cannot listen on %s:%d: %s", host, port, exc)
         raise SystemExit(STARTUP_FAILURE) from exc
