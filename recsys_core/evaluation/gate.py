@@ -71,7 +71,7 @@ class GateConfig(BaseModel):
     )
     guard_tolerance: float = Field(0.01, ge=0, description="allowed regression of guarded metrics")
     require_beat_baseline: bool = Field(True, description="challenger must beat the baseline")
-    baseline: Literal["auto", "bias", "popularity"] = Field(
+    baseline: Literal["auto", "bias", "popularity", "recent-popularity"] = Field(
         "auto", description="the baseline model; auto: bias for rating models, popularity "
                             "otherwise")
     baseline_guards: list[str] = Field(
@@ -88,7 +88,7 @@ class RatingGate(GateConfig):
     """The gate of the ``rating`` role (``/predict``): RMSE, against the bias baseline."""
 
     primary_metric: str = Field("rmse", description="metric to beat (lower is better)")
-    baseline: Literal["auto", "bias", "popularity"] = Field(
+    baseline: Literal["auto", "bias", "popularity", "recent-popularity"] = Field(
         "bias", description="the baseline model the challenger must beat")
 
 
@@ -103,8 +103,9 @@ class RankingGate(GateConfig):
         default_factory=lambda: ["recall_at_k"],
         description="metrics that may not regress against the champion beyond the tolerance",
     )
-    baseline: Literal["auto", "bias", "popularity"] = Field(
-        "popularity", description="the baseline model the challenger must beat")
+    baseline: Literal["auto", "bias", "popularity", "recent-popularity"] = Field(
+        "auto", description="the baseline model the challenger must beat; auto: "
+        "recent-popularity under a time or replay split, popularity otherwise")
     baseline_guards: list[str] = Field(
         default_factory=lambda: ["recall_at_k"],
         description="metrics the challenger may not lose to the baseline (a tie passes)")
@@ -168,10 +169,18 @@ def resolved(config: GateConfig, k: int) -> GateConfig:
     })
 
 
-def baseline_of(config: GateConfig, predicts_ratings: bool) -> str:
-    """The baseline model's name: the config's, or (auto) bias for rating models."""
+TIME_SPLITS = frozenset({"time", "replay"})
+"""Splits whose test period follows the training period: all-time popularity is stale there."""
+
+
+def baseline_of(config: GateConfig, predicts_ratings: bool, split: str | None = None) -> str:
+    """The baseline model's name: the config's; auto: for the ranking gate,
+    ``recent-popularity`` under a time or replay ``split`` and ``popularity`` otherwise, for
+    the other gates bias for rating models."""
     if config.baseline != "auto":
         return config.baseline
+    if isinstance(config, RankingGate):
+        return "recent-popularity" if split in TIME_SPLITS else "popularity"
     return "bias" if predicts_ratings else "popularity"
 
 

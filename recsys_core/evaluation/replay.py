@@ -14,6 +14,8 @@ Per interaction, with ``rank`` the 1-based position of ``i`` in the top-k list:
 * ``hit_rate@k = 1`` if ``i`` is in the list, else 0;
 * ``ndcg@k = 1 / log2(rank + 1)`` on a hit, else 0 (one relevant item: the ideal DCG is 1);
 * ``mrr@k = 1 / rank`` on a hit, else 0;
+* with one relevant item per answer, ``recall@k`` is the hit, ``precision@k`` the hit over
+  ``k`` and ``map@k`` the reciprocal rank (so the gates' metric names hold under replay);
 * ``rmse``/``mae`` of the rating predicted for ``(u, i)`` (rating models only). The service
   predicts a rating from the model alone (``Scorer.predict``: no fold-in), and so does the replay:
   a cold user's rating error is the fallback's however much they have revealed.
@@ -49,7 +51,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys_core.evaluation.evaluate import check_k
+from recsys_core.evaluation.evaluate import EvaluationResult, check_k
 from recsys_core.exceptions import ConfigError, DataError
 from recsys_core.models.base import Recommender, top_k_rows
 from recsys_core.serving.scorer import Scorer
@@ -95,6 +97,14 @@ class ReplayResult:
     table: pd.DataFrame
     counts: dict[str, int] = field(default_factory=dict)
     interactions: pd.DataFrame | None = None
+
+    def as_evaluation(self) -> EvaluationResult:
+        """The metrics and counts in the shape of :func:`~recsys_core.evaluation.evaluate`'s
+        result, for the flow and the tuning objective under ``split.strategy = replay``."""
+        predictions = None
+        if self.interactions is not None and "prediction" in self.interactions.columns:
+            predictions = self.interactions[["user", "item", "rating", "prediction"]]
+        return EvaluationResult(dict(self.metrics), dict(self.counts), predictions)
 
 
 def replay(
@@ -149,6 +159,11 @@ def replay(
         f"ndcg_at_{k}": np.where(hit, 1.0 / np.log2(safe + 1.0), 0.0),
         f"mrr_at_{k}": np.where(hit, 1.0 / safe, 0.0),
     })
+    # one relevant item per answer: recall is the hit, precision the hit over k, and average
+    # precision the reciprocal rank (the names the gates and the batch evaluation use)
+    scored[f"recall_at_{k}"] = scored[f"hit_rate_at_{k}"]
+    scored[f"precision_at_{k}"] = scored[f"hit_rate_at_{k}"] / k
+    scored[f"map_at_{k}"] = scored[f"mrr_at_{k}"]
     if model.predicts_ratings:
         if "rating" not in frame.columns:
             raise DataError("the test set has no rating column; a rating model's replay scores "
@@ -260,7 +275,7 @@ def _rows(weights: Any, items: np.ndarray) -> np.ndarray:
 
 
 def _table(scored: pd.DataFrame, k: int, ratings: bool) -> pd.DataFrame:
-    names = [f"hit_rate_at_{k}", f"ndcg_at_{k}", f"mrr_at_{k}"]
+    names = [f"{m}_at_{k}" for m in ("hit_rate", "ndcg", "mrr", "recall", "precision", "map")]
     out = []
     for population in POPULATIONS:
         part = scored if population == "all" else scored[scored["population"] == population]

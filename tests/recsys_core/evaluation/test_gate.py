@@ -328,6 +328,12 @@ def test_ranking_gate_defaults_resolve_k():
     assert RANKING.baseline_guards == ["recall_at_10"]
     assert RANKING.guarded_metrics == ["recall_at_10"] and RANKING.thresholds == {}
     assert baseline_of(RANKING, predicts_ratings=True) == "popularity"
+    # a time or replay split: what was popular before the cutoff is stale after it
+    assert baseline_of(RankingGate(), False, "time") == "recent-popularity"
+    assert baseline_of(RankingGate(), True, "replay") == "recent-popularity"
+    assert baseline_of(RankingGate(), False, "random") == "popularity"
+    assert baseline_of(RankingGate(baseline="popularity"), False, "time") == "popularity"
+    assert baseline_of(RatingGate(), True, "time") == "bias"
     assert baseline_of(RatingGate(), predicts_ratings=False) == "bias"
     assert at_k("precision_at_k", 5) == "precision_at_5" and at_k("rmse", 5) == "rmse"
 
@@ -399,7 +405,7 @@ def test_competing_roles():
 
 def test_role_gates_set_one_field_keep_the_role_defaults():
     gates = RoleGates.model_validate({"ranking": {"min_improvement": 0.02}})
-    assert gates.ranking.min_improvement == 0.02 and gates.ranking.baseline == "popularity"
+    assert gates.ranking.min_improvement == 0.02 and gates.ranking.baseline == "auto"
     assert gates.ranking.baseline_guards == ["recall_at_k"]
     assert gates.rating.thresholds == {"rmse": 1.2} and gates.rating.min_improvement == 0.001
     assert gates.for_role("rating").primary_metric == "rmse"
