@@ -1,5 +1,15 @@
 """Prefect's console as the CLI wants it: no tracebacks (the CLI prints one error line), no
-telemetry, and always on the ``sys.stderr`` of the command that runs."""
+telemetry, and always on the ``sys.stderr`` of the command that runs.
+
+Why the handlers are adjusted at run time rather than declared in a logging configuration file
+(``PREFECT_LOGGING_SETTINGS_PATH``): Prefect reads that setting once, into the settings context
+it builds when it is first imported, and configures logging at that import; later calls of
+``setup_logging`` are incremental (levels only, the handler classes stay). A file would
+therefore only take effect when ``recsys`` is the first to import Prefect in the process; in a
+notebook, a test session or any program that imported a flow first, the handlers would stay
+Prefect's own, so this module would still be needed. One mechanism that works in every case is
+kept instead of two.
+"""
 
 from __future__ import annotations
 
