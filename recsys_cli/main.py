@@ -94,8 +94,9 @@ from recsys_cli.tune import tune  # noqa: E402
 for command in (train, evaluate, recommend, rollback, models, doctor, serve):
     app.command()(command)
 app.add_typer(db, name="db")
-for command in (report, tune, forget, replay):
+for command in (report, tune, forget):
     app.command()(command)
+app.command()(replay)
 
 
 if __name__ == "__main__":
