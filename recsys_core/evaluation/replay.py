@@ -221,14 +221,12 @@ def _replay_chunk(scorer: Scorer, starts, sizes, u_all, i_all, user_ids, k, rank
         solved = rows[has_recent[rows]] if folds else np.empty(0, np.int64)
         batched = rows[~has_recent[rows]] if folds else rows
         if batched.size:
-            scores = base[batched].copy()
+            scores = base[batched]  # a copy (fancy indexing)
             if item_item:
                 fallback = ~known[batched] & ~has_recent[batched]
                 scores[fallback] = popular[None, :]
-            scores[banned[batched]] = -np.inf
-            top, _ = top_k_rows(scores, k)
             sel = np.isin(rows, batched)
-            rank[pos[sel]] = _rank_of(top, target[sel])
+            rank[pos[sel]] = _ranks(scores, banned[batched], target[sel], k)
         for row in solved:  # one Scorer request per interaction: the service's own fold-in
             answer = scorer.recommend(
                 user_ids[starts[row]], k,
@@ -253,6 +251,31 @@ def _replay_chunk(scorer: Scorer, starts, sizes, u_all, i_all, user_ids, k, rank
                 base[r] += _rows(weights, t)
             banned[r, t] = True
             has_recent[r] = True
+
+
+def _ranks(scores: np.ndarray, banned: np.ndarray, target: np.ndarray, k: int) -> np.ndarray:
+    """1-based rank of ``target[n]`` in the top-``k`` list of ``scores[n]`` without the
+    ``banned`` items; 0 when it is not in the list (banned, cold or ranked below ``k``).
+
+    The rank is 1 + the number of allowed items scored higher, one comparison per item; only a
+    row where items tie with the target inside the top ``k`` is ranked through the top-k list
+    itself, so that ties fall as the service's lists break them.
+    """
+    n = np.arange(target.size)
+    ok = target >= 0
+    safe = np.where(ok, target, 0)
+    ok &= ~banned[n, safe]
+    st = scores[n, safe][:, None]
+    allowed = ~banned
+    greater = ((scores > st) & allowed).sum(axis=1)
+    equal = ((scores == st) & allowed).sum(axis=1) - 1  # the target itself is allowed
+    out = np.where(ok & (greater < k), greater + 1, 0)
+    tied = np.flatnonzero(ok & (greater < k) & (equal > 0))
+    if tied.size:
+        block = np.where(banned[tied], -np.inf, scores[tied])
+        top, _ = top_k_rows(block, min(k, block.shape[1]))
+        out[tied] = _rank_of(top, target[tied])
+    return out
 
 
 def _rank_of(top: np.ndarray, target: np.ndarray) -> np.ndarray:

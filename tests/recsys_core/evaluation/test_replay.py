@@ -175,8 +175,8 @@ def _reference_ranks(model, test, k):
 
 
 @pytest.mark.parametrize("make", [lambda: EASE(reg=50.0), lambda: SGDMF(epochs=5, seed=1),
-                                  lambda: Bias()],
-                         ids=["item-item", "factors", "no-fold-in"])
+                                  lambda: Bias(), lambda: Popularity()],
+                         ids=["item-item", "factors", "no-fold-in", "tied-scores"])
 def test_batched_replay_answers_as_the_service_does(synthetic_split, make):
     train, test = synthetic_split.train, synthetic_split.test
     # keep the first rows of 40 users: every bucket but 20+ is populated, the reference is quick
