@@ -228,7 +228,7 @@ def test_a_client_gone_before_its_body_was_read_is_no_server_error(ranking, even
              "query_string": b"", "root_path": "",
              "headers": [(b"content-type", b"application/json"), (b"content-length", b"2")],
              "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000)}
-    with caplog.at_level(logging.INFO, logger="recsys_service.app"):
+    with caplog.at_level(logging.INFO, logger="recsys_service.routes.events"):
         asyncio.run(app(scope, receive, send))
     assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 499
     assert _rows(event_store) == 0
