@@ -55,10 +55,10 @@ def test_a_rating_model_below_popularity_is_promoted_for_rating_only(workspace):
     assert _champion().version == first["version"] == "1"
     assert _champion(RANKING) is None  # it ranks below popularity: never served as lists
     ranking = first["roles"]["ranking"]
-    assert ranking["verdict"] == "refused" and ranking["baseline_name"] == "recent-popularity"
+    assert ranking["verdict"] == "refused" and ranking["baseline_name"] == "popularity"
     assert ranking["gate_reasons"][0].startswith("FAIL beats baseline: ndcg_at_10")
     # the margin the test rests on (0.11, see the module docstring)
-    baseline = first["baselines"]["recent-popularity"]
+    baseline = first["baselines"]["popularity"]  # stronger than recent-popularity here
     assert first["metrics"]["ndcg_at_10"] < baseline["ndcg_at_10"] - 0.05
 
     client = MlflowClient()
@@ -66,7 +66,8 @@ def test_a_rating_model_below_popularity_is_promoted_for_rating_only(workspace):
     assert run.info.status == "FINISHED"
     assert {"rmse", "mae", "ndcg_at_10", "precision_at_10", "recall_at_10", "map_at_10",
             "hit_rate_at_10", "coverage_at_10", "baseline/bias/rmse",
-            "baseline/recent-popularity/ndcg_at_10", "data/n_train", "data/n_test",
+            "baseline/popularity/ndcg_at_10", "baseline/recent-popularity/ndcg_at_10",
+            "data/n_train", "data/n_test",
             "refit/n_ratings", "refit/seconds"} <= set(run.data.metrics)
     assert not any(m.startswith("champion/") for m in run.data.metrics)
     # every setting, from the library's configs, under a stable dotted name
@@ -74,7 +75,8 @@ def test_a_rating_model_below_popularity_is_promoted_for_rating_only(workspace):
     assert params["model.name"] == "sgd-mf" and params["model.factors"] == "100"
     assert params["split.strategy"] == "time" and params["data.duplicates"] == "latest"
     assert params["gate.rating.require_beat_baseline"] == "False"
-    assert params["gate.ranking.baseline"] == "auto"  # recent-popularity under a time split
+    # the stronger of popularity and recent-popularity under a time split
+    assert params["gate.ranking.baseline"] == "auto"
     assert params["roles"] == "auto" and params["refit_full"] == "True"
     assert params["validation.rating_max"] == "5.0" and params["k"] == "10"
     tags = run.data.tags
@@ -176,7 +178,7 @@ def test_a_challenger_worse_than_the_baseline_is_refused_without_champion(worksp
     assert out["roles"]["rating"]["gate_reasons"][0].startswith("FAIL beats baseline")
     run = MlflowClient().get_run(out["run_id"])
     # a rating model competes for both roles: both baselines scored, each once
-    assert run.data.tags["recsys.baselines"] == "recent-popularity,bias"
+    assert run.data.tags["recsys.baselines"] == "popularity,recent-popularity,bias"
     assert run.data.metrics["baseline/bias/rmse"] == pytest.approx(
         out["baselines"]["bias"]["rmse"])
 

@@ -10,11 +10,13 @@ from recsys_core.evaluation.gate import (
     RatingGate,
     RoleGates,
     at_k,
+    baseline_candidates,
     baseline_of,
     competing_roles,
     decide,
     resolve_primary,
     resolved,
+    strongest_baseline,
 )
 from recsys_core.exceptions import ConfigError
 
@@ -328,12 +330,23 @@ def test_ranking_gate_defaults_resolve_k():
     assert RANKING.baseline_guards == ["recall_at_10"]
     assert RANKING.guarded_metrics == ["recall_at_10"] and RANKING.thresholds == {}
     assert baseline_of(RANKING, predicts_ratings=True) == "popularity"
-    # a time or replay split: what was popular before the cutoff is stale after it
-    assert baseline_of(RankingGate(), False, "time") == "recent-popularity"
-    assert baseline_of(RankingGate(), True, "replay") == "recent-popularity"
-    assert baseline_of(RankingGate(), False, "random") == "popularity"
-    assert baseline_of(RankingGate(baseline="popularity"), False, "time") == "popularity"
-    assert baseline_of(RatingGate(), True, "time") == "bias"
+    # a time or replay split: all-time popularity may be stale after the cutoff; both are
+    # scored and the stronger is the bar
+    both = ["popularity", "recent-popularity"]
+    assert baseline_candidates(RankingGate(), False, "time") == both
+    assert baseline_candidates(RankingGate(), True, "replay") == both
+    assert baseline_candidates(RankingGate(), False, "random") == ["popularity"]
+    assert baseline_candidates(RankingGate(baseline="popularity"), False, "time") == [
+        "popularity"]
+    assert baseline_candidates(RatingGate(), True, "time") == ["bias"]
+    scores = {"popularity": {"ndcg_at_10": 0.30}, "recent-popularity": {"ndcg_at_10": 0.31}}
+    assert strongest_baseline(both, scores, "ndcg_at_10") == "recent-popularity"
+    scores["popularity"]["ndcg_at_10"] = 0.31  # a tie: the first
+    assert strongest_baseline(both, scores, "ndcg_at_10") == "popularity"
+    assert strongest_baseline(["bias", "global-mean"], {"bias": {"rmse": 0.9},
+                                                        "global-mean": {"rmse": 1.1}},
+                              "rmse") == "bias"
+    assert strongest_baseline(both, {}, "ndcg_at_10") == "popularity"  # none scored
     assert baseline_of(RatingGate(), predicts_ratings=False) == "bias"
     assert at_k("precision_at_k", 5) == "precision_at_5" and at_k("rmse", 5) == "rmse"
 
