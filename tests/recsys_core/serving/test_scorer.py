@@ -8,6 +8,7 @@ from recsys_core.exceptions import ModelCapabilityError
 from recsys_core.features import Interactions
 from recsys_core.models import create
 from recsys_core.serving import Scorer
+from recsys_core.serving.scorer import _top_k
 
 PARAMS = {
     "ease": {"reg": 50.0},
@@ -192,3 +193,23 @@ def test_predict_matches_the_model_and_flags_cold_ids(fitted, data):
 def test_k_must_be_positive(fitted):
     with pytest.raises(ValueError, match="positive"):
         Scorer(fitted("ease")).recommend(None, 0)
+
+
+@pytest.mark.parametrize("name", ["ease", "sgd-mf", "popularity"])
+def test_k_above_the_unseen_items_gives_every_unseen_item_and_nothing_seen(fitted, data, name):
+    scorer = Scorer(fitted(name))
+    user = data.users.ids[0]
+    seen = set(data.items.ids[data.matrix[0].indices])
+    unseen = set(data.items.ids) - seen
+    rec = scorer.recommend(user, len(data.items.ids) + 5)
+    got = [i.item_id for i in rec.items]
+    assert len(got) == len(set(got)) == len(unseen)
+    assert set(got) == unseen
+    assert all(np.isfinite(i.score) for i in rec.items)
+
+
+def test_top_k_keeps_only_finite_scores_best_first():
+    scores = np.array([0.5, -np.inf, 2.0, np.nan, 1.0, -np.inf], dtype=np.float64)
+    np.testing.assert_array_equal(_top_k(scores, 10), [2, 4, 0])
+    np.testing.assert_array_equal(_top_k(scores, 2), [2, 4])
+    assert _top_k(np.full(3, -np.inf), 3).size == 0
