@@ -213,3 +213,38 @@ def test_top_k_keeps_only_finite_scores_best_first():
     np.testing.assert_array_equal(_top_k(scores, 10), [2, 4, 0])
     np.testing.assert_array_equal(_top_k(scores, 2), [2, 4])
     assert _top_k(np.full(3, -np.inf), 3).size == 0
+
+
+@pytest.mark.parametrize("name", ["ease", "item-knn-implicit"])
+def test_item_item_requests_copy_no_model_array(fitted, data, name, tmp_path):
+    import tracemalloc
+
+    from recsys_core.models.base import Recommender
+
+    model = fitted(name)
+    W = model.weights_ if name == "ease" else model.similarity_
+    if name == "ease":
+        # a model saved before the weights were C-ordered (cho_solve's Fortran order) is
+        # aligned when it is loaded
+        assert W.flags.c_contiguous and W.dtype == np.float32
+        model.weights_ = np.asfortranarray(W)
+        loaded = Recommender.load(model.save(tmp_path / "m"))
+        model.weights_ = W
+        assert loaded.weights_.flags.c_contiguous and loaded.weights_.dtype == np.float32
+    scorer = Scorer(model)
+    users = data.users.ids[:20]
+    scorer.recommend(users[0], 10)  # compiled and warm
+    tracemalloc.start()
+    for user in users:
+        scorer.recommend(user, 10, recent_items=[data.items.ids[0]])
+        scorer.recommend(user, 10)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    if name == "ease":  # (the pruned similarity of item-knn-implicit is too small to tell)
+        assert peak < W.nbytes / 4, (peak, W.nbytes)
+    # the scores are the product x W, whatever the path
+    X = model.user_items_[:20].toarray().astype(np.float64)
+    W64 = W.astype(np.float64) if isinstance(W, np.ndarray) else W.toarray().astype(np.float64)
+    np.testing.assert_allclose(scorer.score_block(np.arange(20)), X @ W64, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(model._score_users(np.arange(20, dtype=np.int32)), X @ W64,
+                               rtol=1e-4, atol=1e-5)
