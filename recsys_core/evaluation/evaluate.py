@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from recsys_core.evaluation import metrics as M
 from recsys_core.exceptions import ConfigError, DataError
+from recsys_core.features.ids import lookup
 from recsys_core.models.base import Recommender
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ def evaluate(
     recs_frame = None
     if len(users):
         ur = model.user_vocab_.index(users)
-        exclude = train[train["user"].astype(str).isin(set(users))][["user", "item"]]
+        exclude = train[lookup(pd.Index(users), train["user"]) >= 0][["user", "item"]]
         mask = model.exclusion_matrix(ur, np.asarray(users, dtype=object), exclude,
                                       exclude_seen=False)
         rec_items, rec_scores = model.recommend_idx(ur, k, exclude=mask)

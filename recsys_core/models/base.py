@@ -30,9 +30,10 @@ import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict
 
 from recsys_core.exceptions import ConfigError, ModelCapabilityError, NotFittedError
-from recsys_core.features.ids import IdVocab
+from recsys_core.features.ids import IdVocab, lookup
 from recsys_core.features.matrix import Interactions
 from recsys_core.models import manifest
+from recsys_core.models.top_k import no_exclusions, top_k, top_k_jobs
 from recsys_core.models.training import EpochCallback, Training
 
 log = logging.getLogger(__name__)
@@ -235,22 +236,37 @@ class Recommender(ABC):
         kk = min(k, n_items)
         out_items = np.full((u.size, k), -1, dtype=np.int64)
         out_scores = np.full((u.size, k), -np.inf, dtype=np.float64)
-        for start in range(0, u.size, batch_size):
-            stop = min(u.size, start + batch_size)
-            ub = u[start:stop]
-            scores = np.empty((ub.size, n_items), dtype=np.float64)
-            known = ub >= 0
-            if known.any():
-                scores[known] = self._score_users(ub[known])
-            if (~known).any():
-                scores[~known] = self._fallback_scores(int((~known).sum()))
-            if exclude is not None:
-                block = exclude[start:stop].tocoo()
-                scores[block.row, block.col] = -np.inf
-            top, top_scores = top_k_rows(scores, kk)
-            out_items[start:stop, :kk] = top
-            out_scores[start:stop, :kk] = top_scores
+        if u.size == 0:
+            return out_items, out_scores
+        ex = no_exclusions(u.size) if exclude is None else sp.csr_matrix(exclude)
+        # the selection writes k columns; a k above the catalogue keeps its empty slots
+        items_k = out_items if kk == k else np.full((u.size, kk), -1, dtype=np.int64)
+        scores_k = out_scores if kk == k else np.full((u.size, kk), -np.inf, np.float64)
+        known = np.flatnonzero(u >= 0)
+        cold = np.flatnonzero(u < 0)
+        if cold.size:  # one popularity row for every cold user, never copied per user
+            row = np.asarray(self._fallback_scores(1))[:1]
+            top_k_jobs(row, np.zeros(cold.size, np.int64), cold, ex, items_k, scores_k)
+        shared = self._shared_scores()
+        if shared is not None and known.size:  # one list for everyone, scored once
+            top_k_jobs(np.asarray(shared)[None, :], np.zeros(known.size, np.int64), known, ex,
+                       items_k, scores_k)
+        elif known.size:
+            for start in range(0, known.size, batch_size):
+                dest = known[start:start + batch_size]
+                block = np.ascontiguousarray(self._score_users(u[dest]))
+                top_k_jobs(block, np.arange(dest.size, dtype=np.int64), dest, ex, items_k,
+                           scores_k)
+        if kk < k:
+            out_items[:, :kk] = items_k
+            out_scores[:, :kk] = scores_k
         return out_items, out_scores
+
+    def _shared_scores(self) -> np.ndarray | None:
+        """The scores of every known user when they are one row for all (a baseline's), else
+        ``None``: ``recommend_idx`` then selects the top-k of that row once per user, without
+        scoring users one by one."""
+        return None
 
     def recommend(
         self,
@@ -298,7 +314,7 @@ class Recommender(ABC):
             seen = sp.diags((u >= 0).astype(np.float32)) @ seen  # cold users have no history
             parts.append(seen.astype(bool).astype(np.float32))
         if exclude is not None and len(exclude):
-            pos = pd.Index(user_ids).get_indexer(exclude["user"].astype(str))
+            pos = lookup(pd.Index(user_ids), exclude["user"])
             it = self.item_vocab_.index(exclude["item"])
             ok = (pos >= 0) & (it >= 0)
             parts.append(
@@ -421,11 +437,6 @@ class Recommender(ABC):
 
 def top_k_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Each row's ``k`` best columns (``k <= n_columns``) and their scores, best first; a
-    ``-inf`` score (excluded item) comes back as column ``-1``. Shared by ``recommend_idx`` and
-    the Spark evaluator, so that both break ties alike."""
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    top_scores = np.take_along_axis(scores, top, axis=1)
-    order = np.argsort(-top_scores, axis=1, kind="stable")
-    top = np.take_along_axis(top, order, axis=1)
-    top_scores = np.take_along_axis(top_scores, order, axis=1)
-    return np.where(np.isfinite(top_scores), top, -1), top_scores
+    ``-inf`` score (excluded item) comes back as column ``-1``, ties go to the lower column.
+    Shared by ``recommend_idx`` and the Spark evaluator, so that both break ties alike."""
+    return top_k(scores, k)

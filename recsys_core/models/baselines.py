@@ -39,7 +39,10 @@ class GlobalMean(Recommender):
         return np.full(u.size, float(self.mean_))
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(self.item_popularity_, (u.size, self.n_items)).astype(np.float64)
+        return np.broadcast_to(self.item_popularity_, (u.size, self.n_items))
+
+    def _shared_scores(self) -> np.ndarray:
+        return self.item_popularity_
 
 
 class BiasConfig(ModelConfig):
@@ -90,7 +93,10 @@ class Bias(Recommender):
         return predict_biases(float(self.mu_), self.user_bias_, self.item_bias_, u, i)
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(self.item_bias_, (u.size, self.n_items)).astype(np.float64)
+        return np.broadcast_to(self.item_bias_, (u.size, self.n_items))
+
+    def _shared_scores(self) -> np.ndarray:
+        return self.item_bias_
 
 
 class PopularityConfig(ModelConfig):
@@ -119,4 +125,7 @@ class Popularity(Recommender):
         self.counts_ = np.bincount(data.item_idx[keep], minlength=data.n_items).astype(np.float64)
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(self.counts_, (u.size, self.n_items)).astype(np.float64)
+        return np.broadcast_to(self.counts_, (u.size, self.n_items))
+
+    def _shared_scores(self) -> np.ndarray:
+        return self.counts_

@@ -37,6 +37,7 @@ from recsys_core.models.item_scores import (
     block_scores,
     row_scores,
 )
+from recsys_core.models.top_k import top_k
 
 Family = Literal["item-item", "factors", "other"]
 
@@ -396,10 +397,11 @@ def _dense(x: Any) -> np.ndarray:
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` largest finite scores, best first (fewer when fewer are finite)."""
+    """Indices of the ``k`` largest finite scores, best first (fewer when fewer are finite);
+    ties go to the lower index, as in the models' own ``recommend``."""
     kk = min(k, scores.size)
     if kk == 0:
         return np.empty(0, np.int64)
-    top = np.argpartition(-scores, kk - 1)[:kk]
-    top = top[np.argsort(-scores[top], kind="stable")]
-    return top[np.isfinite(scores[top])]
+    items, _ = top_k(np.asarray(scores)[None, :], kk)
+    top = items[0]
+    return top[top >= 0]
