@@ -1,7 +1,8 @@
 """Online scoring of one request: top-k, fold-in of recent items, similar items, explanations.
 
 A :class:`Scorer` wraps a fitted :class:`~recsys_core.models.base.Recommender` and answers one
-user at a time with one matrix-vector product and ``argpartition`` (never a Python loop over
+user at a time with one matrix-vector product (item-item models: the sum of the weight rows of
+the user's items, read in place) and a compiled top-k selection (never a Python loop over
 items). What it can do depends on the model family, found from the fitted state:
 
 * ``item-item`` (``ease``: dense ``weights_``; ``item-knn-implicit``: sparse ``similarity_``):
