@@ -133,9 +133,10 @@ def evaluate(
         hits = M.hits_matrix(rec_items, rel_sets)
         per_user = M.ranking_metrics(hits, n_rel, k)
         warm_users = train_users.get_indexer(users) >= 0
-        for population, rows in (("all", slice(None)), ("warm", warm_users),
+        everyone = np.ones(len(users), dtype=bool)
+        for population, rows in (("all", everyone), ("warm", warm_users),
                                  ("cold", ~warm_users)):
-            if population != "all" and not rows.any():
+            if not rows.any():
                 continue  # an empty population has no metric; its size says so
             for name, values in per_user.items():
                 out[M.in_population(f"{name}_at_{k}", population)] = float(values[rows].mean())
