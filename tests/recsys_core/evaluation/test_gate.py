@@ -540,3 +540,39 @@ def test_decision_tables_carry_the_populations():
     assert rows == ["mae", "warm/mae", "cold/mae", "rmse", "warm/rmse", "cold/rmse",
                     "cold_items/rmse"]
     assert "| warm/rmse | 0.9636 | - | 1.0009 |" in md
+
+
+def test_real_figures_a_warm_gain_passes_and_a_worse_fallback_is_refused():
+    """End to end on a time split: als beats bias on warm users and answers cold users as
+    bias does, so it passes; the same model answering unknown users with the mean is
+    refused by the cold guard, though its warm figures are the same."""
+    import numpy as np
+
+    from recsys_core.data import synthetic
+    from recsys_core.evaluation import evaluate
+    from recsys_core.features import Interactions, SplitConfig, split
+    from recsys_core.models import create
+
+    s = split(synthetic.generate(synthetic.config_for("small", seed=8)).interactions,
+              SplitConfig(strategy="time"))
+    data = Interactions.from_frame(s.train)
+    bias = evaluate(create("bias").fit(data), s.train, s.test).metrics
+    model = create("als").fit(data)
+    als = evaluate(model, s.train, s.test).metrics
+    assert als["cold/users"] > 0 and als["warm/users"] > 0
+    assert als["cold/rmse"] == pytest.approx(bias["cold/rmse"], abs=1e-12)
+    d = _rating_real(als, bias)
+    assert d.passed, d.reasons
+    assert als["warm/rmse"] < bias["warm/rmse"] - 0.01
+    model.fallback_item_bias_ = np.zeros_like(model.fallback_item_bias_)
+    broken = evaluate(model, s.train, s.test).metrics
+    assert broken["warm/rmse"] == pytest.approx(als["warm/rmse"])
+    refused = _rating_real(broken, bias)
+    assert not refused.passed
+    assert [r.split(":")[0] for r in refused.reasons if r.startswith("FAIL")] == [
+        "FAIL cold guard cold/rmse vs baseline"]
+
+
+def _rating_real(challenger, baseline):
+    return decide(challenger, config=RATING_ROLE, primary=RATING_ROLE.primary_metric,
+                  baseline=baseline)
