@@ -279,8 +279,8 @@ class GateDecision:
         ]
         lines += [f"| {c.name} | {'pass' if c.passed else '**fail**'} | {c.detail} |"
                   for c in self.checks]
-        metrics = sorted((m for m in set(self.challenger) | set(self.champion or {})
-                          | set(self.baseline or {}) if not _is_size(m)), key=_metric_order)
+        metrics = metrics_in_order({**(self.baseline or {}), **(self.champion or {}),
+                                    **self.challenger})
         sizes = populations_line(self.challenger)
         lines += ["", sizes] if sizes else []
         lines += ["", "| metric | challenger | champion | baseline |", "|---|---|---|---|"]
@@ -311,6 +311,12 @@ def _metric_order(metric: str) -> tuple[str, int]:
     head = metric.partition("/")[0] if "/" in metric else "all"
     rank = {"all": 0, "warm": 1, "cold": 2, "cold_items": 3}.get(head, 4)
     return base_metric(metric), rank
+
+
+def metrics_in_order(metrics: dict[str, float]) -> list[str]:
+    """The names of ``metrics`` sorted with each metric's populations beside it (``rmse``,
+    ``warm/rmse``, ``cold/rmse``, ...), the populations' sizes left out."""
+    return sorted((m for m in metrics if not _is_size(m)), key=_metric_order)
 
 
 def populations_line(metrics: dict[str, float]) -> str | None:
