@@ -286,7 +286,8 @@ def test_cli_train_recommend_rollback_and_exit_codes(workspace):
     second = runner.invoke(app, ["train", *common, "--set", "gate.ranking.min_improvement=0.02"])
     assert second.exit_code == 0, second.output
     assert "required >= 0.02" in second.output
-    assert "PASS beats champion: ndcg_at_10" in second.output and _champion(RANKING).version == "2"
+    assert "PASS beats champion: warm/ndcg_at_10" in second.output
+    assert _champion(RANKING).version == "2"
     assert "version 1 is now ranking: replaced" in " ".join(second.output.split())
     assert _champion(RATING) is None  # a ranking model never holds champion-rating
     refused = runner.invoke(app, ["train", *common, "--model", "popularity"])
