@@ -5,7 +5,8 @@ A model works in index space internally and in raw-id space at its public surfac
 * ``fit(data: Interactions)`` learns from ratings mapped to contiguous indices; the base class
   keeps the id vocabularies, the training matrix (to exclude seen items), the item popularity and
   the rating scale, so every model can be saved, served and evaluated the same way;
-* ``predict(users, items)`` returns ratings for raw id pairs (cold ids go through the fallback);
+* ``predict(users, items)`` returns ratings for raw id pairs (a pair with an unknown user or item
+  gets the bias baseline fitted beside the model, ``recsys_core.models.fallback``);
 * ``recommend(users, k)`` returns the top-k unseen items per user (cold users get the most
   popular items);
 * ``save(path)`` / ``Recommender.load(path)`` round-trip the fitted state (npz + json).
@@ -32,7 +33,7 @@ from pydantic import BaseModel, ConfigDict
 from recsys_core.exceptions import ConfigError, ModelCapabilityError, NotFittedError
 from recsys_core.features.ids import IdVocab, lookup
 from recsys_core.features.matrix import Interactions
-from recsys_core.models import manifest
+from recsys_core.models import fallback, manifest
 from recsys_core.models.top_k import no_exclusions, top_k, top_k_jobs
 from recsys_core.models.training import EpochCallback, Training
 
@@ -74,7 +75,14 @@ class Recommender(ABC):
     name: ClassVar[str] = ""
     Config: ClassVar[type[ModelConfig]] = ModelConfig
     predicts_ratings: ClassVar[bool] = True
+    bias_fallback: ClassVar[bool] = True
+    """Rating models: whether a pair with an unknown user or item is answered by the bias
+    baseline fitted beside the model (``recsys_core.models.fallback``) rather than by the
+    model's own terms. False where the model's answer is that baseline already, or may not be."""
     state_docs: ClassVar[dict[str, str]] = {
+        "fallback_mu_": "mu of the bias baseline that answers pairs with an unknown user or item",
+        "fallback_user_bias_": "user biases b_u of that baseline, one per user",
+        "fallback_item_bias_": "item biases b_i of that baseline, one per item",
         "seen_": "users x items ratings of the training data (CSR): the items not to recommend",
         "item_popularity_": "training interactions per item: the ranking of cold users",
         "global_mean_": "mean training rating",
@@ -94,6 +102,7 @@ class Recommender(ABC):
         "user_bias_": 0,
         "user_factors_": 0,
         "user_vectors_": 0,
+        "fallback_user_bias_": 0,
     }
     """The fitted attributes indexed by user, and the axis of the user (merged along the class
     hierarchy): what :meth:`forget_users` drops. Every per-user array a family stores is here."""
@@ -155,6 +164,13 @@ class Recommender(ABC):
             self.history_, eval_data=eval_data, rating_scale=self.rating_scale_, callback=callback
         )
         self._fit(data, training)
+        if self.predicts_ratings and self.bias_fallback:
+            known = data.known
+            mu, bu, bi = fallback.fit_biases(data.user_idx[known], data.item_idx[known],
+                                             data.rating[known], data.n_users, data.n_items)
+            self.fallback_mu_ = np.float64(mu)
+            self.fallback_user_bias_ = bu
+            self.fallback_item_bias_ = bi
         return self
 
     @abstractmethod
@@ -199,8 +215,15 @@ class Recommender(ABC):
                 f"model {self.name!r} ranks items but does not predict ratings; use a rating "
                 "model (sgd-mf, als, bias, ...) for RMSE/MAE"
             )
-        pred = self._predict_idx(np.asarray(u, np.int32), np.asarray(i, np.int32))
-        return np.clip(pred.astype(np.float64), self.rating_scale_[0], self.rating_scale_[1])
+        u, i = np.asarray(u, np.int32), np.asarray(i, np.int32)
+        pred = np.asarray(self._predict_idx(u, i), dtype=np.float64)
+        cold = (u < 0) | (i < 0)
+        # a model saved before the fallback existed keeps its own answer
+        if cold.any() and hasattr(self, "fallback_item_bias_"):
+            pred = pred.copy()
+            pred[cold] = fallback.predict(float(self.fallback_mu_), self.fallback_user_bias_,
+                                          self.fallback_item_bias_, u[cold], i[cold])
+        return np.clip(pred, self.rating_scale_[0], self.rating_scale_[1])
 
     def _predict_idx(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
         raise ModelCapabilityError(f"model {self.name!r} does not predict ratings")
