@@ -110,6 +110,10 @@ class DPALS(BiasedFactors):
         "sensitivity_": "L2 sensitivity of one release to one user's whole data",
         "releases_": "number of composed Gaussian releases (iterations + 1 for the mean)",
         "accountant_": "privacy accountant of dp-accounting (rdp or pld)",
+        "released_item_counts_": "each item's noisy rater count n~_j of the last release (the "
+        "bias entry of A~_j): part of the private release",
+        "released_mean_": "the global mean's release: [noisy sum of the sampled ratings centred "
+        "on the scale's midpoint, noisy count]: part of the private release",
     }
 
     def __init__(self, config: ModelConfig | None = None, **params: Any) -> None:
@@ -188,7 +192,8 @@ class DPALS(BiasedFactors):
                 noise = noise + np.triu(noise, 1).transpose(0, 2, 1)
                 A = A + noise
                 b = b + rng.normal(0.0, std, b.shape)
-            lam = cfg.reg * np.maximum(A[:, k, k], 1.0) + ridge
+            released_counts = A[:, k, k].copy()
+            lam = cfg.reg * np.maximum(released_counts, 1.0) + ridge
             A[:, np.arange(d), np.arange(d)] += lam[:, None]
             Q = np.linalg.solve(A, b[:, :, None])[:, :, 0]
             if not np.isfinite(Q).all():
@@ -212,6 +217,9 @@ class DPALS(BiasedFactors):
         self.sensitivity_ = float(sens)
         self.releases_ = int(releases)
         self.accountant_ = cfg.accountant
+        # what was released, kept so that the noise actually added can be checked against the
+        # record: without noise these are the exact sampled counts and sum
+        self.released_item_counts_ = released_counts
         log.info("dp-als: epsilon=%.4g delta=%g (%s), noise multiplier %.4g, std %.4g",
                  eps, cfg.delta, cfg.accountant, sigma, std)
 
@@ -230,6 +238,7 @@ class DPALS(BiasedFactors):
             s = sigma * cfg.max_ratings_per_user * math.sqrt(h * h + 1.0)
             total += rng.normal(0.0, s)
             count += rng.normal(0.0, s)
+        self.released_mean_ = np.array([total, count])
         return float(np.clip(c + total / max(count, 1.0), cfg.rating_min, cfg.rating_max))
 
     @property
