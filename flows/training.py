@@ -192,7 +192,8 @@ def training_flow(params: TrainingParams = TrainingParams()) -> Any:  # noqa: B0
                                  registered_model=params.registered_model,
                                  baselines=baselines_needed(params.gate, roles, rates),
                                  champion_aliases={r: registry.alias_of(r) for r in roles},
-                                 engine=params.evaluation_engine)
+                                 engine=params.evaluation_engine,
+                                 released_fits=2 if params.refit_full else 1)
         decisions = gate(scores, gates=params.gate, roles=roles, k=params.k,
                          predicts_ratings=rates, run_id=run_id, run_url=run_url)
         passed = [r for r, d in decisions.items() if d.passed]

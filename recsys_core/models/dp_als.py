@@ -51,7 +51,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
-from recsys_core.exceptions import TrainingError
+from recsys_core.exceptions import ConfigError, TrainingError
 from recsys_core.features.matrix import Interactions
 from recsys_core.models.als import _solve_side
 from recsys_core.models.base import ModelConfig
@@ -116,6 +116,15 @@ class DPALS(BiasedFactors):
         "on the scale's midpoint, noisy count]: part of the private release",
     }
 
+    private_release: ClassVar[frozenset[str] | None] = frozenset({
+        "mu_", "item_bias_", "item_factors_", "released_item_counts_", "released_mean_",
+        "epsilon_", "delta_", "noise_multiplier_", "noise_std_", "sensitivity_", "releases_",
+        "accountant_",
+    })
+    """The item side and the global mean are released with noise; the record of the noise is
+    public. The fold-in user factors and biases, the seen lists, the exact item popularity,
+    mean and rating scale, and the user ids are not covered."""
+
     def __init__(self, config: ModelConfig | None = None, **params: Any) -> None:
         super().__init__(config, **params)
         cfg = self.config
@@ -135,12 +144,26 @@ class DPALS(BiasedFactors):
         c2 = cfg.clip_norm**2 + 1.0
         return math.sqrt(cfg.max_ratings_per_user) * math.sqrt(c2**2 + cfg.rating_clip**2 * c2)
 
-    def privacy_metrics(self) -> dict[str, float]:
+    def privacy_metrics(self, fits: int = 1) -> dict[str, float]:
         """The numeric privacy record, to log as run metrics beside the challenger's (``epsilon``
         is what a gate threshold ``epsilon <= budget`` reads); the accountant is a string, to
-        log as a tag or parameter."""
+        log as a tag or parameter.
+
+        ``fits`` is how many fits of this configuration the run releases on the same users (2
+        when the evaluated model and its refit on all rows are both registered): ``epsilon`` is
+        then their composition by the accountant, ``epsilon_per_fit`` this fit's own.
+        """
         self._check_fitted()
-        return {k: float(v) for k, v in self.privacy_.items() if not isinstance(v, str)}
+        if fits < 1:
+            raise ConfigError(f"fits={fits!r}: a run releases at least one fit")
+        out = {k: float(v) for k, v in self.privacy_.items() if not isinstance(v, str)}
+        out["epsilon_per_fit"] = out["epsilon"]
+        out["fits"] = float(fits)
+        if fits > 1 and math.isfinite(out["epsilon"]):
+            out["epsilon"] = accounting.composed_epsilon(
+                [(self.noise_multiplier_, self.releases_)] * fits, self.delta_,
+                self.accountant_)
+        return out
 
     # ------------------------------------------------------------------ fitting
     def _fit(self, data: Interactions, training: Training) -> None:

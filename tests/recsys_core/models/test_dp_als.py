@@ -163,3 +163,36 @@ def test_the_privacy_record_matches_the_noise_actually_added(private_and_exact):
     assert implied == pytest.approx(rec["epsilon"], rel=0.15)
     assert rec["noise_std"] == pytest.approx(rec["noise_multiplier"] * rec["sensitivity"])
     assert rec["epsilon"] == pytest.approx(5.0, rel=1e-3)
+
+
+def test_a_run_of_two_fits_reports_their_composition(tiny):
+    model = create("dp-als", {"epsilon": 5e3, "iterations": 2}).fit(tiny.data)
+    one, two = model.privacy_metrics(), model.privacy_metrics(fits=2)
+    assert one["epsilon"] == one["epsilon_per_fit"] == model.epsilon_ and one["fits"] == 1
+    assert two["epsilon_per_fit"] == model.epsilon_ and two["fits"] == 2
+    assert two["epsilon"] == pytest.approx(accounting.composed_epsilon(
+        [(model.noise_multiplier_, 3)] * 2, 1e-6, "rdp"))
+    assert model.epsilon_ < two["epsilon"] < 2 * model.epsilon_
+    with pytest.raises(ConfigError, match="at least one fit"):
+        model.privacy_metrics(fits=0)
+
+
+def test_the_manifest_marks_what_the_guarantee_does_not_cover(tiny, tmp_path):
+    import json
+
+    model = create("dp-als", {"epsilon": 1e4, "iterations": 2}).fit(tiny.data)
+    folder = model.save(tmp_path / "m")
+    privacy = json.loads((folder / "MANIFEST.json").read_text())["privacy"]
+    outside = {o["name"]: o["why"] for o in privacy["outside"]}
+    for per_user in ("user_factors_", "user_bias_", "seen_", "user_ids.json",
+                     "user_factors.parquet"):
+        assert outside[per_user].startswith("per-user"), per_user
+    assert {"item_popularity_", "global_mean_"} <= set(outside)  # exact, no noise
+    assert {"item_factors_", "item_bias_", "mu_"} <= set(privacy["covered"])
+    assert not set(privacy["covered"]) & set(outside)
+    assert privacy["epsilon"] == model.epsilon_
+    text = (folder / "MANIFEST.md").read_text()
+    assert "**Outside the guarantee**" in text and "- `user_factors_`: per-user" in text
+    # a model without a privacy promise has no such section
+    bias = create("bias").fit(tiny.data).save(tmp_path / "b")
+    assert "privacy" not in json.loads((bias / "MANIFEST.json").read_text())
