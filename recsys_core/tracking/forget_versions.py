@@ -4,9 +4,11 @@ A version's model state is stored twice: under the run's ``model_state/`` and in
 MLflow model (its ``model_dir`` artifact). Both are found by walking the artifact trees for
 folders that hold ``model.json`` and ``user_ids.json`` (a saved ``Recommender``), and each is
 rewritten by :meth:`Recommender.forget_users` (user rows dropped, item-level state unchanged) and
-written back in place, through MLflow's artifact repositories (a local file store, S3, or the
-tracking server's artifact proxy: the client needs no key of its own). Parquet tables with a
-``user`` column among the run's artifacts (the quarantined rows of validation) lose those rows.
+written back in place (the served ``model_state/``'s digest tag is updated first,
+:mod:`recsys_core.tracking.state_digest`), through MLflow's artifact repositories (a local
+file store, S3, or the tracking server's artifact proxy: the client needs no key of its own).
+Parquet tables with a ``user`` column among the run's artifacts (the quarantined rows of
+validation) lose those rows.
 A logged model's ``input_example.json``/``serving_input_example.json`` written before examples
 used a synthetic user (:data:`recsys_core.tracking.pyfunc.EXAMPLE_USER`) get that user in place of
 a forgotten id.
@@ -176,13 +178,23 @@ def _forget_in_version(client: Any, mv: Any, users: list[str],
                        staging: Path) -> VersionRewrite:
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
+    from recsys_core.tracking.model_store import STATE_PATH
+    from recsys_core.tracking.state_digest import DIGEST_TAG, state_digest
+
     result = VersionRewrite(mv.name, str(mv.version))
+    run_root = client.get_run(mv.run_id).info.artifact_uri if mv.run_id else None
     for root in _roots(client, mv):
         repo = get_artifact_repository(root)
         for kind, path in _walk(repo):
             stage = staging / hashlib.sha256(f"{root}/{path}".encode()).hexdigest()[:24]
             count = _stage(repo, kind, path, users, stage)
             if count:
+                if root == run_root and kind == "model" and path == STATE_PATH:
+                    # the served state's new digest, recorded before the upload: a failure in
+                    # between leaves a version the service refuses (never a changed state it
+                    # accepts), and a re-run uploads the staged copy that matches it
+                    client.set_model_version_tag(mv.name, mv.version, DIGEST_TAG,
+                                                 state_digest(stage / "files"))
                 _upload(repo, kind, path, stage)
                 result.folders.append(path)
                 if kind == "model":

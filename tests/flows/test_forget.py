@@ -141,9 +141,17 @@ def test_after_a_full_loop_forget_leaves_the_id_nowhere(workspace, monkeypatch, 
     assert not [p for p in before if "input_example" in p]  # synthetic examples
     assert not [p for p in before if p.startswith("prefect") or p.endswith("sample.csv")]
 
+    digest_before = MlflowClient().get_model_version("loop", ref.version).tags[
+        "recsys.model_state.sha256"]
     report = forget_user(VICTIM, reason="full loop", data_dir=".recsys/data")
     assert report.outcome == "done"
     assert set(report.files["batch_outputs"]) == {
         str(workspace / "batch" / f"model_version={ref.version}"),
         f"s3://forget-loop/daily/model_version={ref.version}"}
     assert _places_holding(VICTIM, workspace, s3, "forget-loop") == []
+    # the served state was rewritten with its digest: the service still accepts the version
+    from recsys_core.tracking.state_digest import DIGEST_TAG
+
+    tags = MlflowClient().get_model_version("loop", ref.version).tags
+    assert tags[DIGEST_TAG] != digest_before
+    assert VICTIM not in load_recommender(ref, digest=tags[DIGEST_TAG]).user_vocab_.to_list()
