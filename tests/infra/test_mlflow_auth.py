@@ -60,8 +60,12 @@ def locked(tmp_path_factory):
             time.sleep(0.5)
         yield url
     finally:
-        proc.terminate()
-        proc.wait(20)
+        proc.terminate()  # the process this fixture started, by its pid
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(30)
         log.close()
 
 
