@@ -193,7 +193,8 @@ def training_flow(params: TrainingParams = TrainingParams()) -> Any:  # noqa: B0
                                  baselines=baselines_needed(params.gate, roles, rates,
                                                             params.split.strategy),
                                  champion_aliases={r: registry.alias_of(r) for r in roles},
-                                 engine=params.evaluation_engine)
+                                 engine=params.evaluation_engine,
+                                 released_fits=2 if params.refit_full else 1)
         decisions = gate(scores, gates=params.gate, roles=roles, k=params.k,
                          predicts_ratings=rates, run_id=run_id, run_url=run_url,
                          split=params.split.strategy)

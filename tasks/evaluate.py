@@ -52,7 +52,7 @@ class Scores:
 def evaluate_models(model_dir: str, feats: Features, *, k: int,
                     relevance_threshold: float | None, registered_model: str,
                     baselines: list[str], champion_aliases: dict[str, str],
-                    engine: str = "auto") -> Scores:
+                    engine: str = "auto", released_fits: int = 1) -> Scores:
     """Score the challenger, each baseline and each role's champion on this split.
 
     The challenger is scored by ``engine`` (``recsys_core.spark.engine``: ``auto`` scores a
@@ -61,6 +61,8 @@ def evaluate_models(model_dir: str, feats: Features, *, k: int,
     is fitted on its training part; each champion (``champion_aliases``: role -> alias) is
     loaded from its artifacts (no unpickling; ``evaluated_state/`` when there is one) and
     re-scored, or reported unavailable. A version that holds two roles is scored once.
+    ``released_fits``: fits of the challenger's configuration the run registers (2 with a
+    refit): a private model's ``epsilon`` is their composition, what the run spends.
     """
     log = logger()
     challenger = Recommender.load(model_dir)
@@ -95,10 +97,10 @@ def evaluate_models(model_dir: str, feats: Features, *, k: int,
         predictions = result.predictions
     metrics = dict(result.metrics)
     # a private model's record (epsilon, delta, noise): logged with its metrics, and what a gate
-    # threshold such as ``epsilon <= 2`` reads
+    # threshold such as ``epsilon <= 2`` reads; epsilon over every fit the run releases
     privacy = getattr(challenger, "privacy_metrics", None)
     if callable(privacy):
-        metrics.update({m: v for m, v in privacy().items() if math.isfinite(v)})
+        metrics.update({m: v for m, v in privacy(released_fits).items() if math.isfinite(v)})
     log.info("challenger %s (%s evaluation)", _rounded(metrics), used)
     log.info("%s", populations_line(metrics) or "no population sizes")
     plot_dir = Path(model_dir).parent / "plots"

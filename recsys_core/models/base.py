@@ -106,6 +106,10 @@ class Recommender(ABC):
     }
     """The fitted attributes indexed by user, and the axis of the user (merged along the class
     hierarchy): what :meth:`forget_users` drops. Every per-user array a family stores is here."""
+    private_release: ClassVar[frozenset[str] | None] = None
+    """The fitted attributes a model's differential-privacy guarantee covers (None: the model
+    makes no privacy promise). Every other stored array, scalar and id file is outside it, and
+    the saved model's ``MANIFEST`` says so (``recsys_core.models.manifest``)."""
 
     # fitted by ``fit`` for every model
     user_vocab_: IdVocab

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from flows.training import TrainingParams, outcome_of, training_flow
 from recsys_core.exceptions import DataValidationError
+from recsys_core.privacy import accounting
 from recsys_core.tracking import registry
 
 NAMES = dict(registered_model="flowtest", experiment="flowtest")
@@ -340,20 +341,38 @@ def test_a_private_model_logs_its_budget_and_the_gate_holds_it_to_one(workspace)
     rating = {"require_beat_baseline": False, "cold_guards": []}
     within = outcome_of(training_flow(TrainingParams(
         **TINY, model=dp, roles=["rating"],
-        gate={"rating": {**rating, "thresholds": {"rmse": 1.5, "epsilon": 2e4}}})))
-    assert within["promoted"] is True
+        gate={"rating": {**rating, "thresholds": {"rmse": 1.5, "epsilon": 2.5e4}}})))
+    assert within["promoted"] is True and within["refit"] is not None
     logged = MlflowClient().get_run(within["run_id"]).data.metrics
-    # the accountant's epsilon for the calibrated noise: at most the target, and close to it
-    assert 0.9e4 <= logged["epsilon"] <= 1e4
+    # the accountant's epsilon for one fit's calibrated noise: at most the target, and close to
+    # it; the run released two fits (the judged model and the refit): its epsilon composes both
+    assert 0.9e4 <= logged["epsilon_per_fit"] <= 1e4
+    assert logged["fits"] == 2
+    assert logged["epsilon"] == pytest.approx(accounting.composed_epsilon(
+        [(logged["noise_multiplier"], int(logged["releases"]))] * 2, logged["delta"]))
+    assert logged["epsilon"] > 1.5e4
     assert 0 < logged["delta"] < 1
+    version = MlflowClient().get_model_version(NAMES["registered_model"], within["version"])
+    assert version.tags["refit_data_digest"]  # the refit is what the version serves
 
+    # a budget one fit meets but the run's two releases exceed is refused
     over = outcome_of(training_flow(TrainingParams(
         **TINY, model=dp, roles=["rating"],
-        gate={"rating": {**rating, "thresholds": {"rmse": 1.5, "epsilon": 10}}})))
+        gate={"rating": {**rating, "thresholds": {"rmse": 1.5, "epsilon": 1.5e4}}})))
     assert over["promoted"] is False and over["roles"]["ranking"]["verdict"] == "not-competing"
     assert any("epsilon" in r and r.startswith("FAIL")
                for r in over["roles"]["rating"]["gate_reasons"]), over
     assert _champion().version == within["version"]
+
+    # without the refit the run releases one fit: the same budget holds (another registered
+    # model: the refit champion above has seen the test rows, no challenger beats it there)
+    single = outcome_of(training_flow(TrainingParams(
+        **{**TINY, "registered_model": "flowtest-single"}, model=dp, roles=["rating"],
+        refit_full=False,
+        gate={"rating": {**rating, "thresholds": {"rmse": 1.5, "epsilon": 1.5e4}}})))
+    assert single["promoted"] is True
+    logged = MlflowClient().get_run(single["run_id"]).data.metrics
+    assert logged["epsilon"] == logged["epsilon_per_fit"] <= 1e4 and logged["fits"] == 1
 
 
 def _with_a_newcomer(workspace):
