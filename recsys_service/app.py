@@ -30,6 +30,7 @@ from starlette.requests import ClientDisconnect
 from recsys_core.events.store import EventStore
 from recsys_core.exceptions import DataSourceError, DataValidationError, ModelCapabilityError
 from recsys_core.redaction import redact
+from recsys_service.docs import mount_docs
 from recsys_service.feedback import ServedList, ServedRecorder
 from recsys_service.forgotten import Forgotten
 from recsys_service.live_models import LiveModels, NotReady, Served
@@ -101,7 +102,8 @@ def create_app(
             metrics.process_exit()
 
     app = FastAPI(title="recsys", summary="Recommendations from the registry's champions",
-                  lifespan=lifespan)
+                  lifespan=lifespan, docs_url=None, redoc_url=None)
+    mount_docs(app)  # /docs and /redoc from shipped assets, not a CDN
     app.state.settings, app.state.live, app.state.metrics = settings, live, metrics
     app.state.events, app.state.recorder = events, recorder
     app.state.forgotten = forgotten
