@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow
-from prefect_dask import DaskTaskRunner
 from pydantic import Field, model_validator
 
 from flows.training import RunInputs
 from recsys_core.exceptions import DataValidationError
+from recsys_core.extras import require
 from recsys_core.features.splits import SplitConfig
 from recsys_core.models.spec import ModelSpec
 from recsys_core.redaction import redact
@@ -89,7 +89,11 @@ class TuneParams(RunInputs):
         return self.study or f"tune-{self.model.name}"
 
 
-def _task_runner() -> DaskTaskRunner:
+def _task_runner() -> Any:
+    """Trials on Dask: the 'tune' extra (a missing one says what to install)."""
+    require("prefect_dask", "tune")
+    from prefect_dask import DaskTaskRunner
+
     address = os.environ.get("RECSYS_DASK_ADDRESS", "").strip()
     if address:
         return DaskTaskRunner(address=address)
