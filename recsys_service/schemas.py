@@ -121,7 +121,8 @@ def model_dict(served: Served) -> dict[str, Any]:
 # than scoring (tests/recsys_service/test_app.py validates the answers against the models).
 def _item(item: ScoredItem, explain: bool, served: Served | None = None) -> dict[str, Any]:
     if not explain:
-        return {"item_id": item.item_id, "score": float(item.score), "reasons": None}
+        return {"item_id": item.item_id, "score": float(item.score), "title": None,
+                "because": None, "reasons": None}
     reasons = [{"text": r.text, "item_id": r.item_id, "title": r.title,
                 "weight": None if r.weight is None else float(r.weight)}
                for r in item.reasons or ()]
