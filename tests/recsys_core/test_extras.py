@@ -11,6 +11,7 @@ from recsys_core.extras import EXTRAS, require
 EXTRA_MODULES = ("pyspark", "optuna", "prefect_dask", "distributed", "fastapi_offline")
 
 
+@pytest.mark.slow
 def test_the_training_path_runs_without_the_extras():
     """As in an environment of `make run`: the extras' modules cannot be imported (MLflow's own
     optional imports of pyspark then fail quietly, as they do there)."""
