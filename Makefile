@@ -30,13 +30,13 @@ UV_LOCK_FLAGS ?=
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -c $(LOCK) -e '.[$(EXTRAS)]'
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c $(LOCK) -e '.[$(EXTRAS)]'
 	touch $(STAMP) $(RUN_STAMP)
 
 $(RUN_STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --upgrade pip uv
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -c $(LOCK) -e .
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c $(LOCK) -e .
 	touch $(RUN_STAMP)
 
 install: $(STAMP) java-check  ## create .venv and install recsys with its test tools, at the locked versions
@@ -45,7 +45,7 @@ lock: $(STAMP)  ## pin every dependency of pyproject.toml (extras included) in c
 	$(BIN)/uv pip compile pyproject.toml --all-extras --universal \
 		--python-version 3.11 --custom-compile-command 'make lock' --quiet $(UV_LOCK_FLAGS) \
 		-o $(LOCK)
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -c $(LOCK) -e '.[$(EXTRAS)]'
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c $(LOCK) -e '.[$(EXTRAS)]'
 	touch $(STAMP) $(RUN_STAMP)
 
 # the spark-als model and its tests need a Java 17+ runtime (pyspark 4 starts a JVM)

@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 
 from recsys_core.evaluation import evaluate, plots
 from recsys_core.evaluation.evaluate import EvaluationResult
+from recsys_core.evaluation.gate import populations_line
 from recsys_core.features import Interactions
 from recsys_core.features.prepare import Features
 from recsys_core.models import Recommender, create
@@ -94,6 +95,7 @@ def evaluate_models(model_dir: str, feats: Features, *, k: int,
     if callable(privacy):
         metrics.update({m: v for m, v in privacy().items() if math.isfinite(v)})
     log.info("challenger %s (%s evaluation)", _rounded(metrics), used)
+    log.info("%s", populations_line(metrics) or "no population sizes")
     plot_dir = Path(model_dir).parent / "plots"
     plot_dir.mkdir(exist_ok=True)
     written = [plots.learning_curve(challenger.history_, plot_dir / "learning_curve.png")]

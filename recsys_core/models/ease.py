@@ -13,6 +13,7 @@ fitted, float64 while inverting), so the fit checks first that they fit in ``max
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -23,6 +24,7 @@ from threadpoolctl import threadpool_limits
 from recsys_core.exceptions import ConfigError
 from recsys_core.features.matrix import Interactions
 from recsys_core.models.base import ModelConfig, Recommender
+from recsys_core.models.item_scores import aligned_user_items, aligned_weights, block_scores
 from recsys_core.models.registry import register
 from recsys_core.models.training import Training
 from recsys_core.models.user_items import user_items
@@ -83,8 +85,15 @@ class EASE(Recommender):
         del G
         P /= -np.diag(P)[None, :]
         P[np.diag_indices_from(P)] = 0.0
-        self.weights_ = P.astype(np.float32)
-        self.user_items_ = X.astype(np.float32)
+        # cho_solve answers in Fortran order: C order, so that a row of B is contiguous and the
+        # scores of a user read the rows of their items in place (item_scores)
+        self.weights_ = aligned_weights(P)
+        self.user_items_ = aligned_user_items(X)
+
+    def _after_load(self, folder: Path) -> None:
+        # models saved before the weights were C-ordered float32 are aligned once, here
+        self.weights_ = aligned_weights(self.weights_)
+        self.user_items_ = aligned_user_items(self.user_items_)
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
-        return np.asarray(self.user_items_[u] @ self.weights_, dtype=np.float64)
+        return block_scores(u, self.user_items_, self.weights_)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from pathlib import Path
 from typing import ClassVar, Literal
 
 import numba
@@ -45,6 +46,7 @@ from recsys_core.features.matrix import Interactions
 from recsys_core.models.base import ModelConfig, Recommender
 from recsys_core.models.baselines import Bias
 from recsys_core.models.biased_factors import predict_biases, score_biases
+from recsys_core.models.item_scores import aligned_user_items, aligned_weights, block_scores
 from recsys_core.models.registry import register
 from recsys_core.models.training import Training
 from recsys_core.models.user_items import user_items
@@ -431,8 +433,12 @@ class ItemKNNImplicit(Recommender):
         S = sp.csr_matrix(backend.similarity, dtype=np.float32)
         if S.shape != (data.n_items, data.n_items):
             raise AssertionError(f"item similarity has shape {S.shape}; expected square items")
-        self.similarity_ = S
-        self.user_items_ = X
+        self.similarity_ = aligned_weights(S)
+        self.user_items_ = aligned_user_items(X)
+
+    def _after_load(self, folder: Path) -> None:
+        self.similarity_ = aligned_weights(self.similarity_)
+        self.user_items_ = aligned_user_items(self.user_items_)
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
-        return np.asarray((self.user_items_[u] @ self.similarity_).todense(), dtype=np.float64)
+        return block_scores(u, self.user_items_, self.similarity_)

@@ -56,7 +56,9 @@ def test_a_rating_model_below_popularity_is_promoted_for_rating_only(workspace):
     assert _champion(RANKING) is None  # it ranks below popularity: never served as lists
     ranking = first["roles"]["ranking"]
     assert ranking["verdict"] == "refused" and ranking["baseline_name"] == "popularity"
-    assert ranking["gate_reasons"][0].startswith("FAIL beats baseline: ndcg_at_10")
+    # judged on the warm users (those with training rows), the cold ones a guard
+    assert ranking["gate_reasons"][0].startswith("FAIL beats baseline: warm/ndcg_at_10")
+    assert first["roles"]["rating"]["primary_metric"] == "warm/rmse"
     # the margin the test rests on (0.11, see the module docstring)
     assert first["metrics"]["ndcg_at_10"] < first["baselines"]["popularity"]["ndcg_at_10"] - 0.05
 
@@ -67,6 +69,13 @@ def test_a_rating_model_below_popularity_is_promoted_for_rating_only(workspace):
             "hit_rate_at_10", "coverage_at_10", "baseline/bias/rmse",
             "baseline/popularity/ndcg_at_10", "data/n_train", "data/n_test",
             "refit/n_ratings", "refit/seconds"} <= set(run.data.metrics)
+    assert {"warm/rmse", "cold/rmse", "warm/ndcg_at_10", "cold/ndcg_at_10", "warm/users",
+            "cold/rows", "all/users", "cold_items/share", "baseline/bias/warm/rmse",
+            "baseline/popularity/cold/ndcg_at_10"} <= set(run.data.metrics)
+    m = run.data.metrics
+    assert m["warm/users"] + m["cold/users"] == m["all/users"] and m["warm/users"] > 0
+    assert "Populations (test users with / without training rows): warm" in run.data.tags[
+        "mlflow.note.content"]
     assert not any(m.startswith("champion/") for m in run.data.metrics)
     # every setting, from the library's configs, under a stable dotted name
     params = run.data.params
@@ -277,7 +286,8 @@ def test_cli_train_recommend_rollback_and_exit_codes(workspace):
     second = runner.invoke(app, ["train", *common, "--set", "gate.ranking.min_improvement=0.02"])
     assert second.exit_code == 0, second.output
     assert "required >= 0.02" in second.output
-    assert "PASS beats champion: ndcg_at_10" in second.output and _champion(RANKING).version == "2"
+    assert "PASS beats champion: warm/ndcg_at_10" in second.output
+    assert _champion(RANKING).version == "2"
     assert "version 1 is now ranking: replaced" in " ".join(second.output.split())
     assert _champion(RATING) is None  # a ranking model never holds champion-rating
     refused = runner.invoke(app, ["train", *common, "--model", "popularity"])
@@ -322,7 +332,9 @@ def test_a_private_model_logs_its_budget_and_the_gate_holds_it_to_one(workspace)
     # the tiny data set has too few users for a real budget: epsilon 1e4 is private in form only,
     # enough to check the wiring (the privacy record logged, the threshold read by the gate)
     dp = {"name": "dp-als", "params": {"epsilon": 1e4, "iterations": 3}}
-    rating = {"require_beat_baseline": False}
+    # judged on the thresholds only: dp-als answers cold users with its own private biases,
+    # noisier than the bias model's, which the cold guard would refuse
+    rating = {"require_beat_baseline": False, "cold_guards": []}
     within = outcome_of(training_flow(TrainingParams(
         **TINY, model=dp, roles=["rating"],
         gate={"rating": {**rating, "thresholds": {"rmse": 1.5, "epsilon": 2e4}}})))

@@ -38,3 +38,10 @@ def test_a_version_holding_both_roles_is_scored_once(workspace, monkeypatch):
     assert ranking.version == rating.version == ref.version
     assert ranking.metrics == rating.metrics
     assert ranking.metrics["rmse"] != scores.challenger["rmse"]
+    # every side judged on the same populations of this split's test users
+    sizes = [f"{p}/{n}" for p in ("warm", "cold", "all") for n in ("users", "rows")]
+    expected = [scores.challenger[s] for s in sizes]
+    assert expected[0] > 0 and expected[-1] == expected[1] + expected[3]
+    for other in (ranking.metrics, *scores.baselines.values()):
+        assert [other[s] for s in sizes] == expected
+    assert "warm/rmse" in scores.baselines["bias"] and "warm/ndcg_at_10" in ranking.metrics
