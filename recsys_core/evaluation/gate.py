@@ -95,7 +95,7 @@ class GateConfig(BaseModel):
     )
     guard_tolerance: float = Field(0.01, ge=0, description="allowed regression of guarded metrics")
     require_beat_baseline: bool = Field(True, description="challenger must beat the baseline")
-    baseline: Literal["auto", "bias", "popularity"] = Field(
+    baseline: Literal["auto", "bias", "popularity", "recent-popularity"] = Field(
         "auto", description="the baseline model; auto: bias for rating models, popularity "
                             "otherwise")
     baseline_guards: list[str] = Field(
@@ -123,7 +123,7 @@ class RatingGate(GateConfig):
     """The gate of the rating role (predicted ratings): RMSE, against the bias baseline."""
 
     primary_metric: str = Field("rmse", description="metric to beat (lower is better)")
-    baseline: Literal["auto", "bias", "popularity"] = Field(
+    baseline: Literal["auto", "bias", "popularity", "recent-popularity"] = Field(
         "bias", description="the baseline model the challenger must beat")
 
 
@@ -138,8 +138,9 @@ class RankingGate(GateConfig):
         default_factory=lambda: ["recall_at_k"],
         description="metrics that may not regress against the champion beyond the tolerance",
     )
-    baseline: Literal["auto", "bias", "popularity"] = Field(
-        "popularity", description="the baseline model the challenger must beat")
+    baseline: Literal["auto", "bias", "popularity", "recent-popularity"] = Field(
+        "auto", description="the baseline model the challenger must beat; auto: the stronger "
+        "of popularity and recent-popularity under a time or replay split, popularity otherwise")
     baseline_guards: list[str] = Field(
         default_factory=lambda: ["recall_at_k"],
         description="metrics the challenger may not lose to the baseline (a tie passes)")
@@ -214,10 +215,39 @@ def resolved(config: GateConfig, k: int) -> GateConfig:
     })
 
 
+TIME_SPLITS = frozenset({"time", "replay"})
+"""Splits whose test period follows the training period: all-time popularity may be stale."""
+
+
+def baseline_candidates(config: GateConfig, predicts_ratings: bool,
+                        split: str | None = None) -> list[str]:
+    """The baseline models a gate may compare with: the config's; auto: for the ranking gate
+    under a time or replay ``split``, both ``popularity`` and ``recent-popularity`` (the
+    stronger on the primary metric is the bar, :func:`strongest_baseline`), else
+    :func:`baseline_of`'s."""
+    if config.baseline == "auto" and isinstance(config, RankingGate) and split in TIME_SPLITS:
+        return ["popularity", "recent-popularity"]
+    return [baseline_of(config, predicts_ratings)]
+
+
+def strongest_baseline(candidates: list[str], scores: dict[str, dict[str, float]],
+                       metric: str) -> str:
+    """The candidate with the best ``metric`` in ``scores`` (the first one on a tie, or when
+    none was scored)."""
+    scored = [c for c in candidates if metric in scores.get(c, {})]
+    if not scored:
+        return candidates[0]
+    sign = 1.0 if lower_is_better(metric) else -1.0
+    return min(scored, key=lambda c: (sign * scores[c][metric], candidates.index(c)))
+
+
 def baseline_of(config: GateConfig, predicts_ratings: bool) -> str:
-    """The baseline model's name: the config's, or (auto) bias for rating models."""
+    """The baseline model's name: the config's, or (auto) popularity for the ranking gate and,
+    for the other gates, bias for rating models."""
     if config.baseline != "auto":
         return config.baseline
+    if isinstance(config, RankingGate):
+        return "popularity"
     return "bias" if predicts_ratings else "popularity"
 
 

@@ -39,6 +39,9 @@ class EASEConfig(ModelConfig):
 
     reg: float = Field(500.0, gt=0, description="L2 regularization lambda of the item weights")
     use_ratings: bool = Field(False, description="weight interactions by rating (else 1)")
+    half_life_days: float | None = Field(
+        None, gt=0, description="time decay: an interaction this many days older than the "
+                                "latest weighs half (None: off)")
     max_bytes: int = Field(
         4 * _GIB, ge=1, description="largest memory the item x item solve may take, in bytes"
     )
@@ -73,7 +76,7 @@ class EASE(Recommender):
                 f"({cfg.max_bytes / _GIB:.1f} GiB); raise max_bytes, or use item-knn-implicit "
                 "or implicit-als for a catalogue this large"
             )
-        X = user_items(data, cfg.use_ratings).astype(np.float64)
+        X = user_items(data, cfg.use_ratings, cfg.half_life_days).astype(np.float64)
         G = (X.T @ X).toarray()
         G[np.diag_indices_from(G)] += cfg.reg
         with threadpool_limits(1, "blas"):

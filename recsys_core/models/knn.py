@@ -390,6 +390,9 @@ class ItemKNNImplicitConfig(ModelConfig):
     bm25_k1: float = Field(1.2, gt=0, description="BM25 term-frequency saturation")
     bm25_b: float = Field(0.75, ge=0, le=1, description="BM25 length normalization")
     use_ratings: bool = Field(False, description="weight interactions by rating (else 1)")
+    half_life_days: float | None = Field(
+        None, gt=0, description="time decay: an interaction this many days older than the "
+                                "latest weighs half (None: off)")
 
 
 @register("item-knn-implicit")
@@ -419,7 +422,7 @@ class ItemKNNImplicit(Recommender):
                 f"k={cfg.k} is larger than the {data.n_items} items of the training data; "
                 f"use k <= {data.n_items}"
             )
-        X = user_items(data, cfg.use_ratings)
+        X = user_items(data, cfg.use_ratings, cfg.half_life_days)
         if cfg.weighting == "bm25":
             backend = BM25Recommender(K=cfg.k, K1=cfg.bm25_k1, B=cfg.bm25_b)
         elif cfg.weighting == "tfidf":

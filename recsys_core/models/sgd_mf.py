@@ -10,7 +10,11 @@ Model: ``r_ui ~ mu + b_u + b_i + p_u . q_i``, minimizing the squared error plus
     b_u += lr (e - reg b_u)        b_i += lr (e - reg b_i)
     p_u += lr (e q_i - reg p_u)    q_i += lr (e p_u - reg q_i)   (both from the old values)
 
-The defaults are Surprise SVD's (factors=100, epochs=20, lr=0.005, reg=0.02, init_std=0.1).
+The names are Surprise SVD's; its defaults (factors=100, epochs=20, lr=0.005, reg=0.02) lose to
+the bias baseline on MovieLens-shaped data, on warm users under a time split too (the
+``synthetic:ml100k`` profile: RMSE 0.9863 against 0.9771). Retuned there: epochs=30, lr=0.007,
+reg=0.08 (factors=100, init_std=0.1 kept) score 0.9561 on those warm users, 0.021 below the bias
+baseline (0.0137 below on a second seed; benchmarks/warm_defaults.py measures it).
 
 Learning-rate schedules (``lr_schedule``; epoch ``t`` from 0): ``constant`` (the default),
 ``inverse`` ``lr / (1 + lr_decay t)`` and ``exponential`` ``lr exp(-lr_decay t)``.
@@ -82,12 +86,12 @@ def parallel_min_ratings() -> int:
 
 
 class SGDMFConfig(ModelConfig):
-    """Hyperparameters of biased MF by SGD (Surprise SVD's names and defaults)."""
+    """Hyperparameters of biased MF by SGD (Surprise SVD's names; defaults retuned)."""
 
     factors: int = Field(100, ge=1, le=4096, description="number of latent factors")
-    epochs: int = Field(20, ge=1, le=10_000, description="passes over the training ratings")
-    lr: float = Field(0.005, gt=0, le=1.0, description="learning rate")
-    reg: float = Field(0.02, ge=0, description="L2 regularization of biases and factors")
+    epochs: int = Field(30, ge=1, le=10_000, description="passes over the training ratings")
+    lr: float = Field(0.007, gt=0, le=1.0, description="learning rate")
+    reg: float = Field(0.08, ge=0, description="L2 regularization of biases and factors")
     init_std: float = Field(0.1, ge=0, description="std of the normal factor initialization")
     biased: bool = Field(True, description="learn the global mean and user/item biases")
     seed: int = Field(42, description="random seed (initialization and rating order)")

@@ -60,14 +60,16 @@ def test_a_rating_model_below_popularity_is_promoted_for_rating_only(workspace):
     assert ranking["gate_reasons"][0].startswith("FAIL beats baseline: warm/ndcg_at_10")
     assert first["roles"]["rating"]["primary_metric"] == "warm/rmse"
     # the margin the test rests on (0.11, see the module docstring)
-    assert first["metrics"]["ndcg_at_10"] < first["baselines"]["popularity"]["ndcg_at_10"] - 0.05
+    baseline = first["baselines"]["popularity"]  # stronger than recent-popularity here
+    assert first["metrics"]["ndcg_at_10"] < baseline["ndcg_at_10"] - 0.05
 
     client = MlflowClient()
     run = client.get_run(first["run_id"])
     assert run.info.status == "FINISHED"
     assert {"rmse", "mae", "ndcg_at_10", "precision_at_10", "recall_at_10", "map_at_10",
             "hit_rate_at_10", "coverage_at_10", "baseline/bias/rmse",
-            "baseline/popularity/ndcg_at_10", "data/n_train", "data/n_test",
+            "baseline/popularity/ndcg_at_10", "baseline/recent-popularity/ndcg_at_10",
+            "data/n_train", "data/n_test",
             "refit/n_ratings", "refit/seconds"} <= set(run.data.metrics)
     assert {"warm/rmse", "cold/rmse", "warm/ndcg_at_10", "cold/ndcg_at_10", "warm/users",
             "cold/rows", "all/users", "cold_items/share", "baseline/bias/warm/rmse",
@@ -82,7 +84,8 @@ def test_a_rating_model_below_popularity_is_promoted_for_rating_only(workspace):
     assert params["model.name"] == "sgd-mf" and params["model.factors"] == "100"
     assert params["split.strategy"] == "time" and params["data.duplicates"] == "latest"
     assert params["gate.rating.require_beat_baseline"] == "False"
-    assert params["gate.ranking.baseline"] == "popularity"
+    # the stronger of popularity and recent-popularity under a time split
+    assert params["gate.ranking.baseline"] == "auto"
     assert params["roles"] == "auto" and params["refit_full"] == "True"
     assert params["validation.rating_max"] == "5.0" and params["k"] == "10"
     tags = run.data.tags
@@ -101,7 +104,7 @@ def test_a_rating_model_below_popularity_is_promoted_for_rating_only(workspace):
     assert note.startswith("# Gate: passed (rating); ranking refused")
     assert "## Gate REFUSED: ranking role" in note and "## Gate PASSED: rating role" in note
     history = client.get_metric_history(first["run_id"], "epoch/val_rmse")
-    assert [m.step for m in history] == list(range(1, 21))
+    assert [m.step for m in history] == list(range(1, 31))  # the default epochs
     artifacts = {a.path for a in client.list_artifacts(first["run_id"])}
     assert {"model_state", "evaluated_state", "plots", "validation", "gate", "data"} <= artifacts
     gate_files = {a.path for r in ("ranking", "rating")
@@ -184,7 +187,7 @@ def test_a_challenger_worse_than_the_baseline_is_refused_without_champion(worksp
     assert out["roles"]["rating"]["gate_reasons"][0].startswith("FAIL beats baseline")
     run = MlflowClient().get_run(out["run_id"])
     # a rating model competes for both roles: both baselines scored, each once
-    assert run.data.tags["recsys.baselines"] == "popularity,bias"
+    assert run.data.tags["recsys.baselines"] == "popularity,recent-popularity,bias"
     assert run.data.metrics["baseline/bias/rmse"] == pytest.approx(
         out["baselines"]["bias"]["rmse"])
 

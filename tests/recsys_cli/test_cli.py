@@ -83,7 +83,7 @@ def test_models_json_lists_names_and_defaults():
     info = {m["name"]: m for m in json.loads(res.stdout)}
     assert {"sgd-mf", "bias", "popularity"} <= set(info)
     params = {p["name"]: p["default"] for p in info["sgd-mf"]["params"]}
-    assert params["factors"] == 100 and params["lr"] == 0.005 and params["epochs"] == 20
+    assert params["factors"] == 100 and params["lr"] == 0.007 and params["epochs"] == 30
     # the serving roles each family can fill, with their champion aliases
     assert info["sgd-mf"]["roles"] == {"ranking": "champion-ranking",
                                        "rating": "champion-rating"}

@@ -10,11 +10,13 @@ from recsys_core.evaluation.gate import (
     RatingGate,
     RoleGates,
     at_k,
+    baseline_candidates,
     baseline_of,
     competing_roles,
     decide,
     resolve_primary,
     resolved,
+    strongest_baseline,
 )
 from recsys_core.exceptions import ConfigError
 
@@ -329,6 +331,23 @@ def test_ranking_gate_defaults_resolve_k():
     assert RANKING.baseline_guards == ["recall_at_10"]
     assert RANKING.guarded_metrics == ["recall_at_10"] and RANKING.thresholds == {}
     assert baseline_of(RANKING, predicts_ratings=True) == "popularity"
+    # a time or replay split: all-time popularity may be stale after the cutoff; both are
+    # scored and the stronger is the bar
+    both = ["popularity", "recent-popularity"]
+    assert baseline_candidates(RankingGate(), False, "time") == both
+    assert baseline_candidates(RankingGate(), True, "replay") == both
+    assert baseline_candidates(RankingGate(), False, "random") == ["popularity"]
+    assert baseline_candidates(RankingGate(baseline="popularity"), False, "time") == [
+        "popularity"]
+    assert baseline_candidates(RatingGate(), True, "time") == ["bias"]
+    scores = {"popularity": {"ndcg_at_10": 0.30}, "recent-popularity": {"ndcg_at_10": 0.31}}
+    assert strongest_baseline(both, scores, "ndcg_at_10") == "recent-popularity"
+    scores["popularity"]["ndcg_at_10"] = 0.31  # a tie: the first
+    assert strongest_baseline(both, scores, "ndcg_at_10") == "popularity"
+    assert strongest_baseline(["bias", "global-mean"], {"bias": {"rmse": 0.9},
+                                                        "global-mean": {"rmse": 1.1}},
+                              "rmse") == "bias"
+    assert strongest_baseline(both, {}, "ndcg_at_10") == "popularity"  # none scored
     assert baseline_of(RatingGate(), predicts_ratings=False) == "bias"
     assert at_k("precision_at_k", 5) == "precision_at_5" and at_k("rmse", 5) == "rmse"
     assert RANKING.cold_guards == ["ndcg_at_10"]
@@ -413,7 +432,7 @@ def test_competing_roles():
 
 def test_role_gates_set_one_field_keep_the_role_defaults():
     gates = RoleGates.model_validate({"ranking": {"min_improvement": 0.02}})
-    assert gates.ranking.min_improvement == 0.02 and gates.ranking.baseline == "popularity"
+    assert gates.ranking.min_improvement == 0.02 and gates.ranking.baseline == "auto"
     assert gates.ranking.baseline_guards == ["recall_at_k"]
     assert gates.rating.thresholds == {"rmse": 1.2} and gates.rating.min_improvement == 0.001
     assert gates.for_role("rating").primary_metric == "rmse"
