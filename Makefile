@@ -4,6 +4,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# `make run` installs only what the training loop uses (its own stamp); `make install` (and every
+# test target) installs every extra: the service, Spark, tuning, and the test tools
+RUN_STAMP := $(VENV)/.installed-run
+EXTRAS := service,spark,tune,dev,bench
 
 # BLAS threads pinned before numpy loads (implicit and numba do their own threading)
 export OPENBLAS_NUM_THREADS ?= 1
@@ -26,17 +30,23 @@ UV_LOCK_FLAGS ?=
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
-	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c $(LOCK) -e '.[dev,bench]'
-	touch $(STAMP)
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c $(LOCK) -e '.[$(EXTRAS)]'
+	touch $(STAMP) $(RUN_STAMP)
+
+$(RUN_STAMP): pyproject.toml $(LOCK)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --upgrade pip uv
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c $(LOCK) -e .
+	touch $(RUN_STAMP)
 
 install: $(STAMP) java-check  ## create .venv and install recsys with its test tools, at the locked versions
 
 lock: $(STAMP)  ## pin every dependency of pyproject.toml (extras included) in constraints.txt
-	$(BIN)/uv pip compile pyproject.toml --extra dev --extra bench --universal \
+	$(BIN)/uv pip compile pyproject.toml --all-extras --universal \
 		--python-version 3.11 --custom-compile-command 'make lock' --quiet $(UV_LOCK_FLAGS) \
 		-o $(LOCK)
-	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c $(LOCK) -e '.[dev,bench]'
-	touch $(STAMP)
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c $(LOCK) -e '.[$(EXTRAS)]'
+	touch $(STAMP) $(RUN_STAMP)
 
 # the spark-als model and its tests need a Java 17+ runtime (pyspark 4 starts a JVM)
 java-check:
@@ -53,7 +63,7 @@ java-check:
 		exit 1; \
 	fi
 
-run: install  ## train on the embedded default (synthetic data, local MLflow, ephemeral Prefect): sgd-mf, then ease for the lists
+run: $(RUN_STAMP)  ## train on the embedded default (synthetic data, local MLflow, ephemeral Prefect): sgd-mf, then ease for the lists
 	$(BIN)/recsys train
 	$(BIN)/recsys train --model ease
 

@@ -23,7 +23,7 @@ class BatchParams(BaseModel):
     out: str = Field(".recsys/batch", min_length=1,
                      description="local folder or s3://bucket/prefix; the partition "
                                  "model_version=<v> is written under it")
-    users: list[str] | None = Field(None, description="user ids to score (None: every user "
+    users: list[str] | None = Field(None, description="user ids to score (empty: every user "
                                                       "the model knows)")
     k: int = Field(10, ge=1, le=1000, description="items per user")
     memory_budget_mb: int = Field(512, ge=16, le=65536,

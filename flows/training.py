@@ -92,9 +92,12 @@ class RunInputs(BaseModel):
 
 
 class TrainingParams(RunInputs):
-    """Parameters of one training run: the shared sections (:class:`RunInputs`), and ``gate``
-    (what a challenger must achieve) and how the run competes, is judged and is recorded.
+    """Parameters of one training run: what to collect and validate, the split and the model
+    (the sections a study shares), the gate a challenger must pass, and how the run competes,
+    is judged and is recorded.
     """
+
+    # the shared sections are RunInputs'; the class docstring is the Prefect form's text
 
     gate: RoleGates = Field(default_factory=RoleGates,
                             description="what the challenger must achieve, per role, to become "
@@ -108,7 +111,7 @@ class TrainingParams(RunInputs):
                           "evaluated_state")
     k: int = Field(10, ge=1, le=1000, description="length of the top-k lists")
     relevance_threshold: float | None = Field(
-        None, description="ratings >= this count as relevant in ranking metrics (None: all)"
+        None, description="ratings >= this count as relevant in ranking metrics (empty: all)"
     )
     evaluation_engine: EvaluationEngine = Field(
         "auto", description="what scores the challenger on the test split: spark (from the "

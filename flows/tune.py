@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow
-from prefect_dask import DaskTaskRunner
 from pydantic import Field, model_validator
 
 from flows.training import RunInputs
 from recsys_core.exceptions import DataValidationError
+from recsys_core.extras import require
 from recsys_core.features.splits import SplitConfig
 from recsys_core.models.spec import ModelSpec
 from recsys_core.redaction import redact
@@ -49,10 +49,11 @@ from tasks.validate import validate_snapshot
 class TuneParams(RunInputs):
     """Parameters of one study (the Prefect UI shows them as a form).
 
-    ``data``, ``validation``, ``split`` and ``model`` are the training flow's own sections
-    (:class:`~flows.training.RunInputs`): ``model.params`` holds fixed hyperparameters, the
-    search space the tuned ones.
+    The data, validation, split and model sections are the training run's own: the model's
+    params hold the hyperparameters kept fixed, the search space the tuned ones.
     """
+
+    # the shared sections are flows.training.RunInputs'; the class docstring is the form's text
 
     split: SplitConfig = Field(default_factory=SplitConfig,
                                description="the train/test split (applied again to the "
@@ -74,7 +75,7 @@ class TuneParams(RunInputs):
     seed: int = Field(42, description="seed of the sampler")
     k: int = Field(10, ge=1, le=1000, description="length of the top-k lists")
     relevance_threshold: float | None = Field(
-        None, description="ratings >= this count as relevant in ranking metrics (None: all)")
+        None, description="ratings >= this count as relevant in ranking metrics (empty: all)")
     experiment: str = Field("recsys-tuning", min_length=1, description="MLflow experiment")
     data_dir: str = Field(".recsys/data", description="folder of snapshots and run files")
 
@@ -88,7 +89,11 @@ class TuneParams(RunInputs):
         return self.study or f"tune-{self.model.name}"
 
 
-def _task_runner() -> DaskTaskRunner:
+def _task_runner() -> Any:
+    """Trials on Dask: the 'tune' extra (a missing one says what to install)."""
+    require("prefect_dask", "tune")
+    from prefect_dask import DaskTaskRunner
+
     address = os.environ.get("RECSYS_DASK_ADDRESS", "").strip()
     if address:
         return DaskTaskRunner(address=address)

@@ -36,12 +36,29 @@ def exit_code(exc: BaseException) -> int:
 
 def error_message(exc: BaseException) -> str:
     """One line for the user: recsys's own errors say what to fix; others name their type."""
-    text = str(exc).strip() or type(exc).__name__
+    from pydantic import ValidationError
+
+    from recsys_core.validation_errors import in_words, plain
+
+    if isinstance(exc, ValidationError):  # in words, without pydantic's links
+        return redact(f"invalid settings: {in_words(exc)}")
+    text = plain(str(exc)) if "errors.pydantic.dev" in str(exc) else str(exc).strip()
+    text = text or type(exc).__name__
     if not isinstance(exc, RecsysError):
         text = f"{type(exc).__name__}: {text}"
     if isinstance(exc, MemoryError):
         text += " (not enough memory; try a smaller data set, k or model)"
     return redact(text)
+
+
+def help_of(command) -> str:
+    """A command's docstring as its ``--help`` text: each paragraph on one line, which the
+    terminal then wraps at its width (the help keeps the source's line breaks otherwise, and a
+    sentence broke mid-way: "with `recsys train`, whose / gate decides")."""
+    import inspect
+
+    paragraphs = inspect.cleandoc(command.__doc__ or "").split("\n\n")
+    return "\n\n".join(p if p.startswith("\b") else " ".join(p.split()) for p in paragraphs)
 
 
 def print_error(message: str) -> None:

@@ -32,7 +32,7 @@ import typer  # noqa: E402
 from dotenv import load_dotenv  # noqa: E402
 from typer.core import TyperGroup  # noqa: E402
 
-from recsys_cli.console import err, error_message, exit_code, print_error  # noqa: E402
+from recsys_cli.console import err, error_message, exit_code, help_of, print_error  # noqa: E402
 from recsys_cli.prefect_console import console_on_this_stderr  # noqa: E402
 from recsys_core.exceptions import RecsysError  # noqa: E402
 from recsys_core.redaction import redact  # noqa: E402
@@ -91,12 +91,13 @@ from recsys_cli.serve import serve  # noqa: E402
 from recsys_cli.train import train  # noqa: E402
 from recsys_cli.tune import tune  # noqa: E402
 
+# each paragraph of a command's help on one line: the terminal wraps it at its width
 for command in (train, evaluate, recommend, rollback, models, doctor, serve):
-    app.command()(command)
+    app.command(help=help_of(command))(command)
 app.add_typer(db, name="db")
 for command in (report, tune, forget):
-    app.command()(command)
-app.command()(replay)
+    app.command(help=help_of(command))(command)
+app.command(help=help_of(replay))(replay)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,37 @@ SetOpt = Annotated[
 ]
 
 
+# The data options of every command that collects data (recsys train, recsys tune): the same
+# names, help and meaning; `--set data.field=value` reaches every other field of the section.
+SourceOpt = Annotated[str | None, typer.Option(
+    help="synthetic[:size], movielens-100k..., a file, s3://, postgresql://...?table=events "
+         "(default: synthetic)")]
+SinceOpt = Annotated[str | None, typer.Option(
+    help="database sources: 'last' (only the rows after the last collection, merged with its "
+         "snapshot) or a watermark TIMESTAMP[:ID]")]
+SyntheticSizeOpt = Annotated[str | None, typer.Option(
+    help="tiny, small, 100k, 1m, 10m (default: 100k)")]
+SeedOpt = Annotated[int | None, typer.Option(
+    help="seed of the synthetic data and of the random split (default: 42)")]
+ColumnsOpt = Annotated[str | None, typer.Option(
+    help="the file's column names: user=..,item=..,rating=..,timestamp=..")]
+DuplicatesOpt = Annotated[str | None, typer.Option(
+    help="repeated (user, item) pairs: latest, mean or refuse (default: latest)")]
+RatingMinOpt = Annotated[float | None, typer.Option(
+    help="lowest valid rating of the source's scale (default: 1)")]
+RatingMaxOpt = Annotated[float | None, typer.Option(
+    help="highest valid rating of the source's scale (default: 5)")]
+
+
+def data_section(*, source: str | None, since: str | None, synthetic_size: str | None,
+                 seed: int | None, columns: str | None, duplicates: str | None,
+                 rating_min: float | None, rating_max: float | None) -> dict:
+    """The ``data`` section from the data options (None: not given)."""
+    return {"source": source, "since": since, "synthetic_size": synthetic_size, "seed": seed,
+            "columns": columns, "duplicates": duplicates, "rating_min": rating_min,
+            "rating_max": rating_max}
+
+
 def drop_unset(values: dict) -> dict:
     """The options given on the command line (None: not given, the run's default applies)."""
     out = {}
@@ -74,13 +105,9 @@ def validated(model: type[M], raw: dict) -> M:
 
 
 def _pydantic_message(exc) -> str:
-    """One line per invalid setting, named by its dotted path (``split.test_fraction``)."""
-    parts = []
-    for e in exc.errors():
-        where = ".".join(str(p) for p in e["loc"])
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown setting"
-        parts.append(f"{where}: {msg}" if where else msg)
-    return "invalid run settings: " + "; ".join(parts)
+    """One line per invalid setting, named by its dotted path (``split.test_fraction``), in
+    words (pydantic's own wording, without its links: ``recsys_core.validation_errors``)."""
+    from recsys_core.validation_errors import in_words
+
+    return "invalid run settings: " + in_words(exc)
 

@@ -20,6 +20,9 @@ def recommend(
     alias: Annotated[str | None, typer.Option(help="the alias of the version to use "
                                               "[default: champion-ranking]")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    explain: Annotated[bool, typer.Option(
+        "--explain", help="why each item: a sentence naming the user's items (by title when "
+        "the training data had item metadata), and their weights")] = False,
     all_users: Annotated[bool, typer.Option("--all", help="every user, as Parquet under "
                                             "--out (the batch-recommendations flow)")] = False,
     out: Annotated[str | None, typer.Option(help="folder or s3://bucket/prefix for --all")] = None,
@@ -54,6 +57,10 @@ def recommend(
     k_used = min(k, model.n_items)
     if k_used < k and not as_json:
         note(f"k={k} is larger than the {model.n_items} item(s) of the model; using k={k_used}")
+    if explain:
+        _print_explained(model, user, k_used, as_json,
+                         f"{registered_model}@{alias} (version {ref.version})")
+        return
     recs = model.recommend(user, k_used)
     if as_json:
         sys.stdout.write(recs.to_json(orient="records") + "\n")
@@ -65,3 +72,35 @@ def recommend(
         table.add_row(str(row.user), str(row.rank), str(row.item), f"{row.score:.4f}")
     console.print(table)
 
+
+
+def _print_explained(model, users: list[str], k: int, as_json: bool, title: str) -> None:
+    """The lists with their explanations: the sentence in words, the numbers in fields."""
+    import json
+
+    from recsys_core.serving import Scorer
+    from recsys_core.serving.explain import because
+
+    scorer = Scorer(model)
+    rows = []
+    for user in users:
+        rec = scorer.recommend(user, k, explain=True)
+        for rank, item in enumerate(rec.items, start=1):
+            rows.append({
+                "user": user, "rank": rank, "item": item.item_id,
+                "title": scorer.item_title(item.item_id), "score": item.score,
+                "because": because(item.reasons), "fallback": rec.fallback,
+                "reasons": [{"item": r.item_id, "title": r.title, "weight": r.weight}
+                            for r in item.reasons or ()],
+            })
+    if as_json:
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
+    table = Table(title=title)
+    for col in ("user", "rank", "item", "score", "because"):
+        table.add_column(col)
+    for row in rows:
+        name = f"{row['title']} ({row['item']})" if row["title"] else str(row["item"])
+        table.add_row(str(row["user"]), str(row["rank"]), name, f"{row['score']:.4f}",
+                      row["because"] or "")
+    console.print(table)

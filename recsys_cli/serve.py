@@ -26,6 +26,15 @@ def serve(
     """
     import pydantic
 
+    from recsys_core.exceptions import MissingExtraError
+    from recsys_core.extras import require
+
+    try:
+        for module in ("fastapi_offline", "orjson", "prometheus_client", "uvicorn"):
+            require(module, "service")
+    except MissingExtraError as exc:
+        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
     from recsys_service import workers as workers_module
     from recsys_service.settings import ServiceSettings
 

@@ -9,30 +9,38 @@ import typer
 from rich.table import Table
 
 from recsys_cli.console import EXIT_BAD_INPUT, EXIT_REFUSED, console, fail
-from recsys_cli.options import ParamOpt, SetOpt, assign, drop_unset, validated
+from recsys_cli.options import (
+    ColumnsOpt,
+    DuplicatesOpt,
+    ParamOpt,
+    RatingMaxOpt,
+    RatingMinOpt,
+    SeedOpt,
+    SetOpt,
+    SinceOpt,
+    SourceOpt,
+    SyntheticSizeOpt,
+    assign,
+    data_section,
+    drop_unset,
+    validated,
+)
 from recsys_cli.prefect_console import quiet_prefect
 from recsys_core.exceptions import RecsysError
 
 
 def train(
-    source: Annotated[str | None, typer.Option(help="synthetic[:size], movielens-100k..., a "
-                                               "file, s3://, postgresql://...?table=events "
-                                               "[default: synthetic]")] = None,
-    since: Annotated[str | None, typer.Option(help="database sources: 'last' (only the rows "
-                                              "after the last collection, merged with its "
-                                              "snapshot) or a watermark TIMESTAMP[:ID]")]
-    = None,
+    source: SourceOpt = None,
+    since: SinceOpt = None,
     model: Annotated[str | None, typer.Option(help="model name (see: recsys models) "
                                               "[default: sgd-mf]")] = None,
     param: ParamOpt = None,
-    synthetic_size: Annotated[str | None, typer.Option(help="tiny, small, 100k, 1m, 10m "
-                                                       "[default: 100k]")] = None,
-    seed: Annotated[int | None, typer.Option(help="seed of the synthetic data and of the "
-                                             "random split [default: 42]")] = None,
-    columns: Annotated[str | None, typer.Option(help="user=..,item=..,rating=..,timestamp=..")]
-    = None,
-    duplicates: Annotated[str | None, typer.Option(help="repeated (user, item) pairs: latest, "
-                                                   "mean or refuse [default: latest]")] = None,
+    synthetic_size: SyntheticSizeOpt = None,
+    seed: SeedOpt = None,
+    columns: ColumnsOpt = None,
+    duplicates: DuplicatesOpt = None,
+    rating_min: RatingMinOpt = None,
+    rating_max: RatingMaxOpt = None,
     split: Annotated[str | None, typer.Option(help="time, random or last_k [default: time]")]
     = None,
     test_fraction: Annotated[float | None, typer.Option(help="share of rows in test "
@@ -66,8 +74,9 @@ def train(
     from recsys_core.models.registry import parse_params
 
     given = {
-        "data": {"source": source, "synthetic_size": synthetic_size, "seed": seed,
-                 "columns": columns, "duplicates": duplicates, "since": since},
+        "data": data_section(source=source, since=since, synthetic_size=synthetic_size,
+                             seed=seed, columns=columns, duplicates=duplicates,
+                             rating_min=rating_min, rating_max=rating_max),
         "validation": {"quarantine": quarantine},
         "split": {"strategy": split, "test_fraction": test_fraction, "seed": seed},
         "gate": {r: {"min_improvement": min_improvement} for r in ("ranking", "rating")},

@@ -11,7 +11,21 @@ from rich.console import Console
 from rich.table import Table
 
 from recsys_cli.console import EXIT_BAD_INPUT, fail
-from recsys_cli.options import validated
+from recsys_cli.options import (
+    ColumnsOpt,
+    DuplicatesOpt,
+    RatingMaxOpt,
+    RatingMinOpt,
+    SeedOpt,
+    SetOpt,
+    SinceOpt,
+    SourceOpt,
+    SyntheticSizeOpt,
+    assign,
+    data_section,
+    drop_unset,
+    validated,
+)
 from recsys_cli.prefect_console import quiet_prefect
 from recsys_core.exceptions import RecsysError
 
@@ -26,17 +40,23 @@ def tune(
     trials: Annotated[int, typer.Option(min=1, help="trials to add to the study")] = 20,
     parallel: Annotated[int, typer.Option(min=1, help="trials run at the same time")] = 2,
     study: Annotated[str | None, typer.Option(
-        help="study name [default: tune-<model>]; an existing study resumes")] = None,
+        help="study name (default: tune-<model>); an existing study resumes")] = None,
     storage: Annotated[str | None, typer.Option(
-        help="Optuna storage URL [default: $RECSYS_TUNE_STORAGE, else sqlite in .recsys]")]
+        help="Optuna storage URL (default: $RECSYS_TUNE_STORAGE, else sqlite in .recsys)")]
     = None,
-    source: Annotated[str | None, typer.Option(help="data source [default: synthetic]")] = None,
-    synthetic_size: Annotated[str | None, typer.Option(
-        help="tiny, small, 100k, 1m, 10m [default: 100k]")] = None,
+    source: SourceOpt = None,
+    since: SinceOpt = None,
+    synthetic_size: SyntheticSizeOpt = None,
+    seed: SeedOpt = None,
+    columns: ColumnsOpt = None,
+    duplicates: DuplicatesOpt = None,
+    rating_min: RatingMinOpt = None,
+    rating_max: RatingMaxOpt = None,
     metric: Annotated[str, typer.Option(help="metric to optimize (auto: rmse, or ndcg_at_k "
                                              "for rankers)")] = "auto",
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="top-k length")] = 10,
     experiment: Annotated[str, typer.Option(help="MLflow experiment")] = "recsys-tuning",
+    set_: SetOpt = None,
 ) -> None:
     """Search a model's hyperparameters; print the best and the command that trains them.
 
@@ -48,12 +68,18 @@ def tune(
 
     raw: dict = {"model": {"name": model}, "n_trials": trials, "parallel": parallel,
                  "metric": metric, "k": k, "experiment": experiment,
-                 "data": {key: v for key, v in (("source", source),
-                                                ("synthetic_size", synthetic_size)) if v}}
+                 "data": drop_unset(data_section(
+                     source=source, since=since, synthetic_size=synthetic_size, seed=seed,
+                     columns=columns, duplicates=duplicates, rating_min=rating_min,
+                     rating_max=rating_max))}
+    if seed is not None:
+        raw["split"] = {"seed": seed}
     try:
         raw["model"]["params"] = parse_params(param)
         if space:
             raw["space"] = json.loads(space)
+        for assignment in set_ or []:
+            assign(raw, assignment)
     except (RecsysError, json.JSONDecodeError) as exc:
         fail(f"bad option: {exc}", EXIT_BAD_INPUT)
     raw.update({key: v for key, v in (("study", study), ("storage", storage)) if v})

@@ -4,7 +4,8 @@
 
     RecsysError
     ├── ConfigError               a setting or hyperparameter is invalid
-    │   └── UnknownModelError     a model name that is not registered
+    │   ├── UnknownModelError     a model name that is not registered
+    │   └── MissingExtraError     an optional part (Spark, tuning, the service) not installed
     ├── DataError                 data cannot be read or is malformed
     │   ├── DataSourceError       a source cannot be reached or does not exist
     │   └── DataValidationError   the data breaks the validation suite (carries the report)
@@ -35,6 +36,10 @@ class UnknownModelError(ConfigError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else ""
+
+
+class MissingExtraError(ConfigError, ImportError):
+    """An optional part of recsys whose packages are not installed (``recsys_core.extras``)."""
 
 
 class DataError(RecsysError):

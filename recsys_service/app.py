@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from recsys_core.events.store import EventStore
 from recsys_core.redaction import redact
+from recsys_service.docs import mount_docs
 from recsys_service.errors import install_handlers
 from recsys_service.feedback import ServedRecorder
 from recsys_service.forgotten import Forgotten
@@ -53,7 +54,8 @@ def create_app(
                                           settings.served_queue_size),
                   forgotten=Forgotten(live, settings.events_url, settings.forget_poll_s))
     app = FastAPI(title="recsys", summary="Recommendations from the registry's champions",
-                  lifespan=_lifespan(svc, poll))
+                  lifespan=_lifespan(svc, poll), docs_url=None, redoc_url=None)
+    mount_docs(app)  # /docs and /redoc from shipped assets, not a CDN
     app.state.service = svc
     # the parts one by one too, for callers that drive them (``app.state.live.refresh()``)
     for part in ("settings", "live", "metrics", "events", "recorder", "forgotten"):

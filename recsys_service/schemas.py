@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from recsys_core.serving import Recommendation, ScoredItem
+from recsys_core.serving.explain import because
 from recsys_service.live_models import Served
 
 # ids are strings; integer ids are accepted and read as their decimal text
@@ -64,14 +65,19 @@ class ModelOut(BaseModel):
 
 
 class ReasonOut(BaseModel):
-    text: str
-    item_id: str | None = None
-    weight: float | None = None
+    text: str = Field(description="the reason in words")
+    item_id: str | None = Field(None, description="the user's item behind it")
+    title: str | None = Field(None, description="that item's title, when the data has one")
+    weight: float | None = Field(None, description="its contribution to the score (item-item "
+                                                   "weight, factor similarity, or interactions "
+                                                   "for a popular item)")
 
 
 class ItemOut(BaseModel):
     item_id: str
     score: float
+    title: str | None = Field(None, description="with explain: the item's title, when known")
+    because: str | None = Field(None, description="with explain: the reasons as a sentence")
     reasons: list[ReasonOut] | None = None
 
 
@@ -113,19 +119,22 @@ def model_dict(served: Served) -> dict[str, Any]:
 # The answers of the list routes are built as plain data in the shape of their models and sent
 # as they are: building the models, then validating and serializing them again, cost more CPU
 # than scoring (tests/recsys_service/test_app.py validates the answers against the models).
-def _item(item: ScoredItem, explain: bool) -> dict[str, Any]:
-    reasons = None
-    if explain:
-        reasons = [{"text": r.text, "item_id": r.item_id,
-                    "weight": None if r.weight is None else float(r.weight)}
-                   for r in item.reasons or ()]
-    return {"item_id": item.item_id, "score": float(item.score), "reasons": reasons}
+def _item(item: ScoredItem, explain: bool, served: Served | None = None) -> dict[str, Any]:
+    if not explain:
+        return {"item_id": item.item_id, "score": float(item.score), "title": None,
+                "because": None, "reasons": None}
+    reasons = [{"text": r.text, "item_id": r.item_id, "title": r.title,
+                "weight": None if r.weight is None else float(r.weight)}
+               for r in item.reasons or ()]
+    return {"item_id": item.item_id, "score": float(item.score),
+            "title": served.scorer.item_title(item.item_id) if served is not None else None,
+            "because": because(item.reasons), "reasons": reasons}
 
 
 def recommendation_answer(rec: Recommendation, served: Served, explain: bool) -> dict[str, Any]:
     """A :class:`RecommendationOut` as JSON-ready data, with a new ``recommendation_id``."""
     return {"recommendation_id": uuid.uuid4().hex, "user_id": rec.user_id,
-            "items": [_item(i, explain) for i in rec.items], "model": model_dict(served),
+            "items": [_item(i, explain, served) for i in rec.items], "model": model_dict(served),
             "fallback": rec.fallback, "folded_in": rec.folded_in, "warnings": list(rec.warnings)}
 
 

@@ -120,7 +120,7 @@ class GateConfig(BaseModel):
 
 
 class RatingGate(GateConfig):
-    """The gate of the ``rating`` role (``/predict``): RMSE, against the bias baseline."""
+    """The gate of the rating role (predicted ratings): RMSE, against the bias baseline."""
 
     primary_metric: str = Field("rmse", description="metric to beat (lower is better)")
     baseline: Literal["auto", "bias", "popularity", "recent-popularity"] = Field(
@@ -128,7 +128,7 @@ class RatingGate(GateConfig):
 
 
 class RankingGate(GateConfig):
-    """The gate of the ``ranking`` role (top-k lists): NDCG@k against popularity, which the
+    """The gate of the ranking role (top-k lists): NDCG@k against popularity, which the
     challenger must beat on NDCG@k without losing to it on recall@k."""
 
     primary_metric: str = Field("ndcg_at_k", description="metric to beat ('_at_k': the run's k)")
@@ -151,7 +151,10 @@ class RankingGate(GateConfig):
 
 
 class RoleGates(BaseModel):
-    """One gate per serving role (``gate.ranking.min_improvement=0.01`` sets one field)."""
+    """One gate per serving role: ranking (the lists) and rating (predicted ratings)."""
+
+    # (on the command line, --set gate.ranking.min_improvement=0.01 sets one field; the class
+    # docstrings of these models are the Prefect form's descriptions: plain words only)
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict
 from recsys_core.exceptions import ConfigError, ModelCapabilityError, NotFittedError
 from recsys_core.features.ids import IdVocab, lookup
 from recsys_core.features.matrix import Interactions
+from recsys_core.features.titles import item_titles
 from recsys_core.models import fallback, manifest
 from recsys_core.models.top_k import no_exclusions, top_k, top_k_jobs
 from recsys_core.models.training import EpochCallback, Training
@@ -59,13 +60,15 @@ class ModelConfig(BaseModel):
 
 def config_error(model: str, exc: pydantic.ValidationError) -> ConfigError:
     """Turn pydantic's error into a message that names the field and the allowed range."""
+    from recsys_core.validation_errors import plain
+
     parts = []
-    for err in exc.errors():
+    for err in exc.errors(include_url=False):
         field = ".".join(str(p) for p in err["loc"]) or "config"
         if err["type"] == "extra_forbidden":
             parts.append(f"unknown parameter {field!r}")
         else:
-            parts.append(f"{field}={err.get('input')!r}: {err['msg']}")
+            parts.append(f"{field}={err.get('input')!r}: {plain(str(err['msg']))}")
     return ConfigError(f"invalid hyperparameters for model {model!r}: " + "; ".join(parts))
 
 
@@ -87,6 +90,8 @@ class Recommender(ABC):
         "item_popularity_": "training interactions per item: the ranking of cold users",
         "global_mean_": "mean training rating",
         "rating_scale_": "[lowest, highest] training rating: predictions are clipped to it",
+        "item_titles_": "title of each item in the training data's item metadata ('' when "
+                        "unknown; absent without metadata): explanations name items by it",
     }
     """What each fitted attribute holds (merged along the class hierarchy, written to the
     ``MANIFEST`` of a saved model)."""
@@ -163,6 +168,9 @@ class Recommender(ABC):
         ).astype(np.float32)
         self.global_mean_ = float(data.rating.mean())
         self.rating_scale_ = np.array([data.rating.min(), data.rating.max()], dtype=np.float64)
+        titles = item_titles(data.items.ids, data.item_meta)
+        if titles is not None:
+            self.item_titles_ = titles
         self.history_ = []
         training = Training(
             self.history_, eval_data=eval_data, rating_scale=self.rating_scale_, callback=callback

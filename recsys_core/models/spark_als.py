@@ -78,6 +78,9 @@ def fit_spark_als(
     """Fit Spark's ALS on ``(user_idx, item_idx, values)``; returns the user and item factors as
     float64 arrays (row = index; a row Spark did not learn stays zero), the fitted ``ALSModel``
     and the session. ``params`` are ALS's own parameters."""
+    from recsys_core.extras import require
+
+    require("pyspark", "spark")  # a missing extra: what to install
     from pyspark.ml.recommendation import ALS
 
     from recsys_core.spark.session import scratch_dir, spark_session

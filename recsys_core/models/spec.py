@@ -12,6 +12,7 @@ schema (the Prefect UI) show a dropdown and the choices.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pydantic
@@ -23,11 +24,23 @@ from recsys_core.models.registry import available, describe, get_model_class
 DEFAULT_MODEL = "sgd-mf"
 
 
+def _as_json(value: Any) -> str:
+    """A default as the form's JSON shows it (never a Python repr: no class names)."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    elif isinstance(value, list | tuple):
+        value = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
+    return json.dumps(value, default=str)
+
+
 def _params_help() -> str:
     lines = ["Hyperparameters of the chosen model, e.g. {\"factors\": 64}; unset ones keep their "
              "default. Per model (default values):"]
     for m in describe():
-        shown = ", ".join(f"{p['name']}={p['default']!r}" for p in m["params"]) or "(none)"
+        fields = get_model_class(m["name"]).Config.model_fields
+        shown = ", ".join(
+            f"{p['name']}={_as_json(fields[p['name']].get_default(call_default_factory=True))}"
+            for p in m["params"]) or "(none)"
         lines.append(f"- **{m['name']}**: {shown}")
     return "\n".join(lines)
 

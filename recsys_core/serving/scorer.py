@@ -55,6 +55,8 @@ class Reason:
     text: str
     item_id: str | None = None
     weight: float | None = None
+    title: str | None = None
+    """The item's title when the training data had item metadata."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,10 @@ class Scorer:
         seen.sort_indices()
         self._seen = seen
         self._popularity = np.asarray(model.item_popularity_, dtype=np.float64)
+        # item titles of the training data's metadata, for explanations in words
+        titles = getattr(model, "item_titles_", None)
+        self._titles = (np.asarray(titles).astype(str)
+                        if titles is not None and len(titles) == self.n_items else None)
         params = model.get_params()
         if fold_in_reg is None:
             fold_in_reg = params.get("reg", params.get("regularization", DEFAULT_FOLD_IN_REG))
@@ -319,8 +325,9 @@ class Scorer:
     # ------------------------------------------------------------------ explanations
     def _explain(self, top, u, history, recent, fallback, warnings) -> list[tuple[Reason, ...]]:
         if fallback == "popularity":
-            return [(Reason(f"popular: {int(self._popularity[j])} interactions in the "
-                            "training data"),) for j in top]
+            # the number (interactions in the training data) is the reason's weight
+            return [(Reason("popular with other users", weight=float(self._popularity[j])),)
+                    for j in top]
         user_items = np.unique(np.concatenate([history[0], recent]))
         if self.family == "other" or user_items.size == 0:
             warnings.append(f"model {self.model.name!r} gives no per-item explanations")
@@ -330,27 +337,39 @@ class Scorer:
             idx, val = self._item_row(u, recent)  # the row the scores came from
             block = _dense(self._W[idx][:, top])
             contrib = block * val[:, None]  # user items x recommended items
-            for n, j in enumerate(top):
-                out.append(self._reasons(
-                    contrib[:, n], idx,
-                    lambda item, v, j=j: f"you interacted with item {item}, whose weight "
-                                         f"towards item {self.item_ids[j]} is {v:.3g}"))
+            # the weight of a reason: its term x_i W_ij in the item's score
+            for n in range(top.size):
+                out.append(self._reasons(contrib[:, n], idx,
+                                         lambda name: f"you interacted with {name}"))
             return out
+        # the weight of a reason: the factor cosine of the user's item and the recommended one
         sims = self._Qn[user_items] @ self._Qn[top].T  # user items x recommended items
         for n in range(top.size):
-            out.append(self._reasons(
-                sims[:, n], user_items,
-                lambda item, v: f"close to item {item} that you interacted with (factor "
-                                f"similarity {v:.2f})"))
+            out.append(self._reasons(sims[:, n], user_items,
+                                     lambda name: f"similar to {name}, which you interacted with"))
         return out
+
+    def item_title(self, item_id: str) -> str | None:
+        """The item's title in the training data's metadata (None when unknown)."""
+        pos = self._item_pos.get(item_id)
+        if self._titles is None or pos is None:
+            return None
+        return self._titles[pos] or None
 
     def _reasons(self, col: np.ndarray, items: np.ndarray, words) -> tuple[Reason, ...]:
         """The user's items that contributed most (``col``: their contribution, by position in
-        ``items``), positive ones only, in words."""
+        ``items``), positive ones only: in words (the title, else the id), the number in
+        ``weight``."""
         best = np.argsort(-col, kind="stable")[:N_REASONS]
-        return tuple(Reason(words(self.item_ids[items[b]], col[b]), self.item_ids[items[b]],
-                            float(col[b]))
-                     for b in best if col[b] > 0)
+        out = []
+        for b in best:
+            if col[b] <= 0:
+                continue
+            pos = items[b]
+            title = (self._titles[pos] or None) if self._titles is not None else None
+            item = self.item_ids[pos]
+            out.append(Reason(words(title or f"item {item}"), item, float(col[b]), title))
+        return tuple(out)
 
     # ------------------------------------------------------------------ similar items
     def similar_items(self, item_id: str, k: int = 10) -> list[ScoredItem] | None:

@@ -36,6 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from recsys_core.exceptions import ConfigError
+from recsys_core.extras import require
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +183,7 @@ def spark_session(settings: SparkSettings | None = None) -> Any:
     first. Raises ConfigError when Java is missing or the master cannot be reached.
     """
     global _session, _session_master
+    require("pyspark", "spark")  # a missing extra: what to install, before any Java check
     settings = settings or SparkSettings.from_env()
     with _lock:
         if _session is not None and _session_master == settings.master:

@@ -3,6 +3,11 @@
 Each check returns a :class:`Check`: what was checked, whether it is fine, what was seen and, when
 it is not fine, how to fix it. Checks never raise and never print; the CLI draws the table.
 
+A fresh install is not a problem: a registry with no promoted model, and a service waiting for
+one, are reported as a *state* (``ok`` and ``state``) whose ``fix`` is the next step
+(``recsys train``). A server down, a bucket missing or a champion whose artifacts are gone
+still fail.
+
 The checks follow the order a setup breaks in: tracking URI -> tracking server reachable ->
 client and server versions -> artifact mode proxied (a new run's artifact URI starts with
 ``mlflow-artifacts:``) and writable through the server -> S3 endpoint and buckets (the data
@@ -41,6 +46,15 @@ class Check:
     detail: str
     fix: str = ""
     skipped: bool = False
+    #: fine, but a state to act on next (a fresh install): ``fix`` holds the next step
+    state: bool = False
+
+
+NO_MODEL_YET = "no model promoted yet"
+FIRST_STEP = ("train one: `recsys train` (or run the train-daily deployment); a model that "
+              "passes its gate is promoted and served")
+# the service's reason for a role whose alias names no version (recsys_service.live_models)
+_NO_VERSION_REASON = "has no version with alias"
 
 
 def _version(package: str) -> str | None:
@@ -196,6 +210,7 @@ def check_registry_artifacts(uri: str, max_models: int = 100) -> list[Check]:
 
     from recsys_core.tracking.model_store import STATE_PATH
     from recsys_core.tracking.promotion_lock import is_lock
+    from recsys_core.tracking.registry import ROLE_ALIASES
 
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     try:
@@ -233,6 +248,12 @@ def check_registry_artifacts(uri: str, max_models: int = 100) -> list[Check]:
         checks.append(Check("registry artifacts", True,
                             f"{seen} aliased version(s) in {len(models)} registered model(s), "
                             "all with their model_state/"))
+        promoted = any(alias in ROLE_ALIASES.values()
+                       for m in models for alias in (m.aliases or {}))
+        if not promoted:  # a fresh install, or only challengers its gates refused
+            names = ", ".join(m.name for m in models) or "none"
+            checks.append(Check("registry", True, f"{NO_MODEL_YET} (registered models: "
+                                                  f"{names})", FIRST_STEP, state=True))
     return checks
 
 
@@ -314,6 +335,10 @@ def check_service(env: Mapping[str, str]) -> Check | None:
         reasons = {}
     if resp.status_code == 503 and reasons:
         seen = "; ".join(f"{role}: {why}" for role, why in reasons.items())
+        if all(_NO_VERSION_REASON in str(why) for why in reasons.values()):
+            # a fresh stack: the service waits for its first model, nothing is broken
+            return Check("recommendation service", True,
+                         f"{url} up, {NO_MODEL_YET}: {seen}", FIRST_STEP, state=True)
         return Check("recommendation service", False, f"{url} not ready: {seen}",
                      "promote a model to the alias it serves (recsys train, or roll back to a "
                      "version whose artifacts exist); the service picks it up at its next poll")

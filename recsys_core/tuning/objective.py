@@ -21,6 +21,7 @@ from recsys_core.evaluation.metrics import lower_is_better
 from recsys_core.evaluation.replay import replay
 from recsys_core.events.engine import with_psycopg2
 from recsys_core.exceptions import ConfigError, TrainingError
+from recsys_core.extras import require
 from recsys_core.features import Interactions
 from recsys_core.features.prepare import Features, build
 from recsys_core.features.splits import SplitConfig
@@ -61,7 +62,7 @@ def open_study(name: str, storage: str, direction: Literal["minimize", "maximize
     together, to run in parallel, do not all sample the same region; its seed is ``seed`` plus
     the number of trials already in the study.
     """
-    import optuna
+    optuna = require("optuna", "tune")
 
     try:
         url = with_psycopg2(storage).render_as_string(hide_password=False)

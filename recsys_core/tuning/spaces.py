@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recsys_core.exceptions import ConfigError
+from recsys_core.extras import require
 from recsys_core.models.registry import get_model_class
 
 
@@ -43,6 +44,7 @@ class ParamRange(BaseModel):
 
     def distribution(self):
         """The Optuna distribution of this range."""
+        require("optuna", "tune")  # a missing extra: what to install
         from optuna.distributions import (
             CategoricalDistribution,
             FloatDistribution,

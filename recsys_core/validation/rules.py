@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class DriftThreshold(BaseModel):
-    """When one drift statistic warns and when it stops the run (None: never)."""
+    """When one drift statistic warns and when it stops the run (empty: never)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -33,8 +33,10 @@ class DriftRules(BaseModel):
     """Thresholds on the drift between this run's snapshot and the champion's.
 
     The defaults only warn, at levels that day-to-day growth of the same data stays below; set
-    ``stop`` on the statistics that should hold a run (see ``recsys_core.validation.drift``).
+    stop on the statistics that should hold a run.
     """
+
+    # the statistics: recsys_core.validation.drift (this docstring is the Prefect form's text)
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -62,12 +64,14 @@ class ValidationRules(BaseModel):
 
     Table-level rules (columns, row, user and item counts) fail the data as a whole; row-level
     rules (nulls, rating scale, future timestamps, repeated (user, item) pairs) fail it too,
-    unless ``quarantine`` sets the offending rows aside. Repeated pairs are resolved before
-    validation by the duplicates policy of the data (``recsys_core.data.duplicates``); the
-    check catches tables that skipped it. The interaction minimums per user and per item only warn:
-    sparse users and items are normal in recommender data, but a large share of them is worth
-    a look.
+    unless quarantine sets the offending rows aside. Repeated pairs are resolved before
+    validation by the duplicates policy of the data section; the check catches tables that
+    skipped it. The interaction minimums per user and per item only warn: sparse users and items
+    are normal in recommender data, but a large share of them is worth a look.
     """
+
+    # the duplicates policy: recsys_core.data.duplicates (this docstring is the Prefect form's
+    # text: plain words only)
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -83,7 +87,7 @@ class ValidationRules(BaseModel):
         2, ge=0, description="items with fewer interactions are reported as a warning"
     )
     max_timestamp: int | None = Field(
-        None, description="latest valid timestamp (epoch seconds); None: the time of validation"
+        None, description="latest valid timestamp (epoch seconds); empty: the time of validation"
     )
     quarantine: bool = Field(
         False, description="set invalid rows aside (reported, written out) instead of failing"

@@ -129,7 +129,9 @@ def build_checks(frame: pd.DataFrame, rules: ValidationRules) -> list[CheckSpec]
                 gxe.ExpectColumnValuesToBeBetween(column="rating", min_value=lo, max_value=hi),
                 ("rating",),
                 f"ratings outside [{lo!r}, {hi!r}]",
-                f"fix the data or set rating_min/rating_max to the source's scale, "
+                f"fix the data or set rating_min/rating_max to the source's scale "
+                f"(--rating-min/--rating-max, or --set data.rating_min=... "
+                f"data.rating_max=...), "
                 f"{_QUARANTINE_HINT}",
             )
         )

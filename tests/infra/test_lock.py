@@ -51,5 +51,11 @@ def test_make_install_and_the_worker_image_use_the_lock():
     assert "LOCK := constraints.txt" in makefile
     install = makefile.split("$(STAMP): pyproject.toml $(LOCK)", 1)[1].split("\n\n", 1)[0]
     assert "-c $(LOCK)" in install
-    assert "uv pip compile pyproject.toml --extra dev --extra bench --universal" in makefile
+    assert "uv pip compile pyproject.toml --all-extras --universal" in makefile
+    # `make install` installs every extra the lock pins
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    listed = makefile.split("EXTRAS := ", 1)[1].split("\n", 1)[0].split(",")
+    assert sorted(listed) == sorted(extras)
+    assert "-e '.[$(EXTRAS)]'" in install
     assert "-c constraints.txt" in (ROOT / "infra" / "worker" / "Dockerfile").read_text()

@@ -59,6 +59,9 @@ def test_explain_gives_readable_reasons(served, data):
     for item in body["items"]:
         assert item["reasons"] and all(r["item_id"] in history for r in item["reasons"])
         assert item["reasons"][0]["text"].startswith("you interacted with item")
+        # no item metadata in this data: ids in the sentence, numbers in the weight fields
+        assert item["because"].startswith("Because you interacted with item ")
+        assert all(isinstance(r["weight"], float) for r in item["reasons"])
 
 
 LIST_QUERIES = [  # the query of GET /recommendations/{user}, the k and explain it means
