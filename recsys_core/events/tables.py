@@ -11,6 +11,9 @@ that produced the list (click-through per version).
 ``recsys_core.privacy.forget.user_key``); collection and the service drop every user whose key
 is there. ``forget_audit``: append-only, one row per ``recsys forget``: when, who, why, and what
 was removed where (JSON), with the same hash in place of the id.
+
+``api_keys``: one row per API key of the service (``recsys_core.events.keys``): its name, its
+scopes and a keyed hash of the key (never the key); a revoked key keeps its row.
 """
 
 from __future__ import annotations
@@ -83,6 +86,16 @@ forget_audit = Table(
     Column("outcome", String(16), nullable=False),  # done, partial, nothing-found
     Column("detail", Text, nullable=False),  # JSON: rows removed per place, versions, snapshots
     Index("ix_forget_audit_user_key", "user_key"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("digest", String(64), nullable=False, unique=True),  # HMAC-SHA256, hex
+    Column("scopes", String(128), nullable=False),  # comma-separated
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
 )
 
 VERSION_TABLE = "recsys_events_alembic_version"

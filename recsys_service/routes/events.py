@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.requests import ClientDisconnect
 
 from recsys_core.exceptions import DataSourceError, DataValidationError
+from recsys_service.auth import Ingester
 from recsys_service.state import Answer, Service, error, service
 
 log = logging.getLogger(__name__)
@@ -18,8 +19,10 @@ router = APIRouter()
 
 
 @router.post("/events")
-async def post_events(request: Request, svc: Annotated[Service, Depends(service)]) -> Any:
-    """Store a JSON list of events (rating, click, view, purchase) in one transaction.
+async def post_events(request: Request, svc: Annotated[Service, Depends(service)],
+                      caller: Ingester) -> Any:
+    """Store a JSON list of events (rating, click, view, purchase) in one transaction. Scope
+    ``ingest``.
 
     200 once committed, with ``received``/``stored``/``duplicates`` (an ``event_id`` already
     stored changes nothing); 422 with every bad event and nothing stored; 413 beyond
