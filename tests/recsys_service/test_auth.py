@@ -8,7 +8,6 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from recsys_cli.keys import keys as keys_cli
 from recsys_cli.main import app as cli
 from recsys_core.events.keys import ADMIN, EXPLAIN, INGEST, RECOMMEND, SCOPES, KeyStore
 from recsys_core.events.migrate import upgrade
@@ -107,7 +106,7 @@ def test_a_key_revoked_with_the_command_stops_working_in_a_running_service(
     with live_server(app) as srv, httpx.Client(base_url=srv.url, timeout=30) as client:
         headers = {"Authorization": f"Bearer {key}"}
         assert client.get(f"/recommendations/{user}", headers=headers).status_code == 200
-        r = CliRunner().invoke(keys_cli, ["revoke", "soon-revoked", "--url", keys.url])
+        r = CliRunner().invoke(cli, ["keys", "revoke", "soon-revoked", "--url", keys.url])
         assert r.exit_code == 0, r.output
         assert "revoked" in r.output
         deadline = time.monotonic() + 5
