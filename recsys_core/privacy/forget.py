@@ -209,6 +209,11 @@ def audit_since(after_id: int = 0, url: str | None = None) -> list[dict[str, Any
 
 # -- collection --------------------------------------------------------------------------------
 
+def candidate_keys(user_id: str) -> set[str]:
+    """Every form a tombstone of ``user_id`` may have been written in (to look them up)."""
+    return _match_keys(user_id)
+
+
 def tombstoned(user_ids: Iterable[str], keys: set[str]) -> set[str]:
     """The ids among ``user_ids`` whose tombstone is in ``keys``."""
     if not keys:

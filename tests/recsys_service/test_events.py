@@ -249,3 +249,43 @@ def test_a_client_gone_before_its_body_was_read_is_no_server_error(ranking, even
     assert "closed the connection" in caplog.text
     metrics = app.state.metrics.render().decode()
     assert 'recsys_requests_total{method="POST",route="/events",status="499"} 1.0' in metrics
+
+
+def test_event_ids_belong_to_their_sender_and_a_changed_event_is_409(ranking, event_store):
+    app, web = _client(event_store)
+    _, other = _client(event_store)
+    with web, other:
+        assert web.post("/events", json=[_ev(1), _ev(2)]).json()["stored"] == 2
+        # another key's e1 is its own event: stored, and it takes nothing from the first
+        assert other.post("/events", json=[_ev(1, item_id="x")]).json()["stored"] == 1
+        r = web.post("/events", json=[_ev(3), _ev(1, type="purchase")])
+        assert r.status_code == 409, r.text
+        assert "this sender already stored this event_id with other content" in \
+            r.json()["detail"]
+        assert r.json()["problems"][0]["event_id"] == "e1"
+        assert web.post("/events", json=[_ev(1)]).json()["duplicates"] == 1
+    assert _rows(event_store) == 3  # e3 of the refused batch was not stored
+
+
+def test_events_of_a_forgotten_user_are_refused_and_their_lists_not_recorded(
+        ranking, event_store, data, tmp_path, monkeypatch):
+    from recsys_core.events.tables import served_recommendations
+    from recsys_core.privacy.forget import forget_user
+
+    monkeypatch.delenv("RECSYS_SERVE_URL", raising=False)
+    victim = str(data.users.ids[5])
+    forget_user(victim, url=event_store.url, data_dir=tmp_path / "data", tracking=False)
+    app, client = _client(event_store, events_url=event_store.url)
+    with client:
+        app.state.forgotten.check()
+        app.state.live.refresh()
+        r = client.post("/events", json=[_ev(1), _ev(2, user_id=victim)])
+        assert r.status_code == 422
+        assert f"user {victim!r} was forgotten" in r.json()["detail"]
+        assert [p["index"] for p in r.json()["problems"]] == [1]
+        assert client.get(f"/recommendations/{victim}").status_code == 200
+        assert app.state.recorder.flush()
+    assert _rows(event_store) == 0
+    with event_store.engine.connect() as conn:
+        users = conn.execute(select(served_recommendations.c.user_id)).scalars().all()
+    assert victim not in users

@@ -11,9 +11,9 @@ from recsys_core.events.migrate import MIGRATIONS, current, head, upgrade
 
 def test_upgrade_creates_the_tables_once(store_url):
     assert current(store_url) is None
-    assert upgrade(store_url) == head() == "0003"
-    assert upgrade(store_url) == "0003"  # idempotent
-    assert current(store_url) == "0003"
+    assert upgrade(store_url) == head() == "0004"
+    assert upgrade(store_url) == "0004"  # idempotent
+    assert current(store_url) == "0004"
     engine = create_engine(store_url.replace("postgresql://", "postgresql+psycopg2://"))
     tables = set(inspect(engine).get_table_names())
     engine.dispose()
