@@ -37,17 +37,34 @@ def create(
         "ingest (POST /events), admin (/model, /metrics, tombstone refresh), explain "
         "(explain=true, which reveals a user's history)")],
     url: UrlOption = None,
+    from_env: Annotated[str | None, typer.Option(
+        "--from-env", help="register the key held by this environment variable (e.g. "
+        "RECSYS_SERVE_API_KEY of a deployment's .env) instead of making one; idempotent, and "
+        "the key is not printed")] = None,
 ) -> None:
     """Make a key and print it, once: only a keyed hash of it is stored."""
+    import os
+
     from recsys_core.events.keys import check_name, parse_scopes
+    from recsys_core.exceptions import ConfigError
 
     check_name(name)
     wanted = parse_scopes(scopes)  # refused before the database is touched
+    given = None
+    if from_env is not None:
+        given = os.environ.get(from_env)
+        if not given:
+            raise ConfigError(f"--from-env {from_env}: the variable is not set; set it (e.g. in "
+                              ".env) to rsk_ followed by 32 or more random characters")
     store = _store(url)
     try:
-        secret = store.create(name, wanted)
+        secret = store.create(name, wanted, given)
     finally:
         store.close()
+    if given is not None:
+        Console(stderr=True).print(f"key {name!r} of {from_env} registered with scopes "
+                                   f"{', '.join(sorted(wanted))}", highlight=False)
+        return
     sys.stdout.write(secret + "\n")  # alone on stdout: KEY=$(recsys keys create ...)
     Console(stderr=True).print(
         f"key {name!r} made with scopes {', '.join(sorted(wanted))}; it is shown only now: "

@@ -167,11 +167,23 @@ class KeyStore:
         return hmac.new(self._pepper, secret.encode("utf-8", "surrogatepass"),
                         hashlib.sha256).hexdigest()
 
-    def create(self, name: str, scopes: str | Iterable[str]) -> str:
-        """Make a key named ``name`` with ``scopes``; returns the key (shown once)."""
+    def create(self, name: str, scopes: str | Iterable[str], secret: str | None = None) -> str:
+        """Make a key named ``name`` with ``scopes``; returns the key (shown once).
+
+        ``secret``: register this key instead of a new random one (a deployment that hands a
+        key to its clients through its ``.env``): at least 32 random characters after
+        ``rsk_``; registering the same name, key and scopes again changes nothing."""
         check_name(name)
         wanted = parse_scopes(scopes)
-        secret = new_secret()
+        if secret is None:
+            secret = new_secret()
+        elif not secret.startswith(PREFIX) or len(secret) < len(PREFIX) + 32:
+            raise ConfigError(
+                f"the key given for {name!r} ({len(secret)} characters) is not a key: use "
+                f"{PREFIX!r} followed by at least 32 random characters, e.g. "
+                f"{PREFIX}$(openssl rand -hex 24)")
+        elif self._registered(name, secret, wanted):
+            return secret
         row = {"name": name, "digest": self.digest(secret),
                "scopes": ",".join(s for s in SCOPES if s in wanted),
                "created_at": int(time.time()), "revoked_at": None}
@@ -185,6 +197,22 @@ class KeyStore:
         except DBAPIError as exc:
             raise self._error(exc, "create a key") from exc
         return secret
+
+    def _registered(self, name: str, secret: str, scopes: frozenset[str]) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(select(api_keys).where(api_keys.c.name == name)
+                                   ).mappings().first()
+        except DBAPIError as exc:
+            raise self._error(exc, "read the keys") from exc
+        if row is None:
+            return False
+        key = _key(row)
+        if (key.active and key.scopes == scopes
+                and hmac.compare_digest(row["digest"], self.digest(secret))):
+            return True
+        raise ConfigError(f"a key named {name!r} exists already with another key, other scopes "
+                          "or revoked; revoke it and register the key under a new name")
 
     def list(self) -> list[ApiKey]:
         """Every key, active and revoked, by name."""

@@ -67,3 +67,22 @@ def test_a_name_is_taken_once(url):
 def test_a_store_never_migrated_says_how_to_fix_it(tmp_path):
     r = _run("keys", "list", "--url", f"sqlite:///{tmp_path / 'fresh.db'}")
     assert r.exit_code != 0 and "recsys db upgrade" in r.output
+
+
+def test_a_key_handed_over_through_the_environment_is_registered_once(url, monkeypatch):
+    secret = "rsk_" + "0123456789abcdef" * 3
+    monkeypatch.setenv("RECSYS_SERVE_API_KEY", secret)
+    args = ["keys", "create", "--name", "clients", "--scopes", "recommend,ingest", "--url", url,
+            "--from-env", "RECSYS_SERVE_API_KEY"]
+    for _ in range(2):  # at every `docker compose up`: the second run changes nothing
+        r = _run(*args)
+        assert r.exit_code == 0, r.output
+        assert secret not in r.output
+    assert KeyStore(url).verify(secret).name == "clients"
+    monkeypatch.setenv("RECSYS_SERVE_API_KEY", "rsk_" + "f" * 40)
+    r = _run(*args)
+    assert r.exit_code == 2 and "exists already with another key" in r.output
+    monkeypatch.setenv("RECSYS_SERVE_API_KEY", "change-me")
+    r = _run("keys", "create", "--name", "other", "--scopes", "admin", "--url", url,
+             "--from-env", "RECSYS_SERVE_API_KEY")
+    assert r.exit_code == 2 and "is not a key" in r.output
