@@ -13,6 +13,8 @@ from prefect.cache_policies import NO_CACHE
 
 from recsys_core.evaluation import evaluate, plots
 from recsys_core.evaluation.evaluate import EvaluationResult
+from recsys_core.evaluation.gate import populations_line
+from recsys_core.evaluation.replay import replay
 from recsys_core.features import Interactions
 from recsys_core.features.prepare import Features
 from recsys_core.models import Recommender, create
@@ -63,6 +65,8 @@ def evaluate_models(model_dir: str, feats: Features, *, k: int,
     log = logger()
     challenger = Recommender.load(model_dir)
     used = resolve_engine(engine, challenger.name)
+    if feats.info.get("strategy") == "replay":  # the replay folds in per user: local only
+        used = "local"
     tags = {"recsys.evaluation.engine": used, "recsys.evaluation.engine.baselines": "local",
             "recsys.evaluation.engine.champions": "local"}
     frames: list[tuple[pd.DataFrame, pd.DataFrame]] = []
@@ -74,6 +78,8 @@ def evaluate_models(model_dir: str, feats: Features, *, k: int,
 
     def score(model: Recommender, keep_predictions: bool = False) -> EvaluationResult:
         train, test = split_frames()
+        if feats.info.get("strategy") == "replay":  # the test period replayed with fold-in
+            return replay(model, test, k=k, keep_interactions=keep_predictions).as_evaluation()
         return evaluate(model, train, test, k=k, relevance_threshold=relevance_threshold,
                         keep_predictions=keep_predictions)
 
@@ -94,6 +100,7 @@ def evaluate_models(model_dir: str, feats: Features, *, k: int,
     if callable(privacy):
         metrics.update({m: v for m, v in privacy().items() if math.isfinite(v)})
     log.info("challenger %s (%s evaluation)", _rounded(metrics), used)
+    log.info("%s", populations_line(metrics) or "no population sizes")
     plot_dir = Path(model_dir).parent / "plots"
     plot_dir.mkdir(exist_ok=True)
     written = [plots.learning_curve(challenger.history_, plot_dir / "learning_curve.png")]

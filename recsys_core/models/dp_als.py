@@ -98,6 +98,9 @@ class DPALS(BiasedFactors):
 
     Config = DPALSConfig
     config: DPALSConfig
+    # its answer for an unknown user or item is its own private mu~ + b~_i: a bias baseline
+    # fitted on the raw ratings would release every item's mean rating without noise
+    bias_fallback = False
 
     state_docs: ClassVar[dict[str, str]] = {
         "user_factors_": "user factors p_u by fold-in on the released item factors, users x "
