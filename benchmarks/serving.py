@@ -4,6 +4,7 @@
     python benchmarks/serving.py --what http --duration 30       # needs `wrk` (apt install wrk)
     python benchmarks/serving.py --what http --think-ms 9        # paced: ~1,500 requests/s
     python benchmarks/serving.py --what asgi                     # CPU per request, no socket
+    python benchmarks/serving.py --what asgi,http --auth both    # the cost of API keys
     python benchmarks/serving.py --what batch-25m                # minutes, ~3 GB
     python benchmarks/serving.py --what http --family ease       # the default ranking champion
     python benchmarks/serving.py --what http --family item-knn-implicit
@@ -171,7 +172,7 @@ def bench_inprocess(calls: int = 3000) -> list[dict]:
 
 
 # ---------------------------------------------------------------------- the app, no socket
-def _asgi_get(app, path: str, query: bytes) -> tuple[int, bytes]:
+def _asgi_get(app, path: str, query: bytes, key: str | None = None) -> tuple[int, bytes]:
     """One GET through the ASGI app (what uvicorn calls), without a client or a socket."""
     import asyncio
 
@@ -185,16 +186,19 @@ def _asgi_get(app, path: str, query: bytes) -> tuple[int, bytes]:
 
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
              "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
-             "query_string": query, "root_path": "", "headers": [(b"host", b"bench")],
+             "query_string": query, "root_path": "",
+             "headers": [(b"host", b"bench")]
+             + ([(b"authorization", f"Bearer {key}".encode())] if key else []),
              "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
     asyncio.get_event_loop().run_until_complete(app(scope, receive, send))
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
 
 
-def bench_asgi(calls: int = 3000) -> list[dict]:
+def bench_asgi(calls: int = 3000, auth: bool = True) -> list[dict]:
     """CPU time per GET /recommendations/{user}?k=10 of the whole service process (routing,
     scoring, the JSON answer, metrics, and the recording of the served list in its thread),
-    measured in process: on a loaded machine the CPU time, not the wall time, is comparable."""
+    measured in process: on a loaded machine the CPU time, not the wall time, is comparable.
+    ``auth``: each request carries an API key the service checks (else ``--no-auth``)."""
     import asyncio
 
     from recsys_core.events import EventStore
@@ -218,24 +222,27 @@ def bench_asgi(calls: int = 3000) -> list[dict]:
             mlflow.MlflowClient().set_registered_model_alias("bench", alias, "1")
         events = EventStore(f"sqlite:///{tmp / 'events.db'}")
         events.upgrade()
-        app = create_app(ServiceSettings(registered_model="bench"), poll=False, events=events)
+        app = create_app(ServiceSettings(registered_model="bench", auth=auth), poll=False,
+                         events=events)
+        key = app.state.auth.store.create("bench", "recommend,admin") if auth else None
         app.state.live.refresh()
         rng = np.random.default_rng(2)
         users = rng.integers(1, ML1M[0] + 1, calls + 200).astype(str)
         for u in users[:200]:
-            assert _asgi_get(app, f"/recommendations/{u}", b"k=10")[0] == 200
+            assert _asgi_get(app, f"/recommendations/{u}", b"k=10", key)[0] == 200
         app.state.recorder.flush(60)
         c0, t0 = time.process_time(), time.perf_counter()
         for u in users[200:]:
-            _asgi_get(app, f"/recommendations/{u}", b"k=10")
+            _asgi_get(app, f"/recommendations/{u}", b"k=10", key)
         loop_s = time.perf_counter() - t0
         app.state.recorder.flush(120)  # the served lists written: part of the cost
         cpu = time.process_time() - c0
-        text = _asgi_get(app, "/metrics", b"")[1].decode()
+        text = _asgi_get(app, "/metrics", b"", key)[1].decode()
         recorded = re.search(r'recsys_served_lists_total\{outcome="recorded"\} (\S+)', text)
         app.state.recorder.stop()
         events.close()
-        return [{"route": "GET /recommendations/{user}?k=10", "calls": calls,
+        return [{"route": "GET /recommendations/{user}?k=10", "auth": _auth_label(auth),
+                 "calls": calls,
                  "cpu_ms_per_request": 1e3 * cpu / calls,
                  "wall_ms_per_request": 1e3 * loop_s / calls,
                  "lists_recorded": int(float(recorded.group(1))) if recorded else 0}]
@@ -302,15 +309,21 @@ def _split(before: dict[str, int], after: dict[str, int]) -> str:
     return "/".join(f"{after[pid] - before.get(pid, 0):,}" for pid in sorted(after))
 
 
+def _auth_label(auth: bool) -> str:
+    return "API key" if auth else "--no-auth"
+
+
 def bench_http(duration: int, connections: int, workers: int, warmup: int = 5,
                threads: int = 2, think_ms: int = 0, poll_s: float = 1.0,
-               family: str = "factors") -> list[dict]:
+               family: str = "factors", auth: bool = True,
+               move_alias: bool = True) -> list[dict]:
     """wrk against ``recsys serve --workers N``, timed only once every worker has loaded the
     model and a ``warmup``-second wrk run has gone through (first requests, lazy imports);
     each row says how many requests each worker answered. ``family`` is the model served for
     lists (:data:`FAMILIES`; a factor model serves ratings beside an item-item one).
     ``think_ms`` > 0: each connection pauses that long before its next request (a paced load
-    rather than a saturating one)."""
+    rather than a saturating one). ``auth``: every request carries an API key the service
+    checks; else ``--no-auth``."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
     import urllib.request
@@ -351,13 +364,25 @@ def bench_http(duration: int, connections: int, workers: int, warmup: int = 5,
     env = {**os.environ, "RECSYS_SERVE_REGISTERED_MODEL": "bench",
            "RECSYS_SERVE_POLL_INTERVAL_S": str(poll_s),
            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    headers: dict[str, str] = {}
+    if auth:
+        from recsys_core.events.keys import KeyStore
+        from recsys_core.events.migrate import upgrade
+
+        events_url = f"sqlite:///{tmp / '.recsys' / 'events.db'}"  # the service's default
+        upgrade(events_url)
+        keys = KeyStore(events_url)
+        headers["Authorization"] = f"Bearer {keys.create('bench', 'recommend,admin')}"
+        keys.close()
     server = subprocess.Popen(
         [sys.executable, "-m", "recsys_cli.main", "serve", "--port", str(port), "--workers",
-         str(workers)], cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         str(workers), *([] if auth else ["--no-auth"])], cwd=tmp, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
 
     def get(path, raw=False):
-        with urllib.request.urlopen(url + path, timeout=5) as r:
+        request = urllib.request.Request(url + path, headers=headers)
+        with urllib.request.urlopen(request, timeout=5) as r:
             body = r.read()
             return body.decode() if raw else json.loads(body)
 
@@ -382,7 +407,7 @@ def bench_http(duration: int, connections: int, workers: int, warmup: int = 5,
 
         def wrk(seconds: int) -> str:
             cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s",
-                   str(script), url]
+                   str(script), *(f"-H{k}: {v}" for k, v in headers.items()), url]
             return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
 
         rows = []
@@ -390,13 +415,17 @@ def bench_http(duration: int, connections: int, workers: int, warmup: int = 5,
         if warmup:
             warm = _parse_wrk(wrk(warmup))
             after = _per_worker(metrics_dir)
-            rows.append({"run": f"warm-up ({warmup} s, not a result)", **warm,
+            rows.append({"run": f"warm-up ({warmup} s, not a result)",
+                         "auth": _auth_label(auth), **warm,
                          "per_worker": _split(before, after)})
             before = after
         out = wrk(duration)
         after = _per_worker(metrics_dir)
-        rows.append({"run": "steady", **_parse_wrk(out), "per_worker": _split(before, after)})
+        rows.append({"run": "steady", "auth": _auth_label(auth), **_parse_wrk(out),
+                     "per_worker": _split(before, after)})
         before = after
+        if not move_alias:
+            return rows
 
         def move_twice():
             for ref in refs[1:]:
@@ -411,13 +440,17 @@ def bench_http(duration: int, connections: int, workers: int, warmup: int = 5,
         time.sleep(2)
         after = _per_worker(metrics_dir)
         served = get("/model")["ranking"]["version"]
-        rows.append({"run": "alias moved twice", **_parse_wrk(out),
+        rows.append({"run": "alias moved twice", "auth": _auth_label(auth), **_parse_wrk(out),
                      "per_worker": _split(before, after),
                      "final_version": f"{served} (expected {refs[-1].version})"})
         return rows
     finally:
         server.terminate()
-        server.wait(30)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:  # a loaded machine: its workers slow to stop
+            server.kill()
+            server.wait(30)
         os.chdir(old)
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -481,6 +514,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--family", default="factors", choices=FAMILIES,
                     help="HTTP: the model family served for lists")
     ap.add_argument("--calls", type=int, default=3000, help="in-process calls per model")
+    ap.add_argument("--auth", choices=("on", "off", "both"), default="on",
+                    help="asgi, http: requests with an API key the service checks (on), with "
+                         "`--no-auth` (off), or both in this run, compared")
     ap.add_argument("--max-users", type=int, default=None, help="batch: score only this many")
     ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, default=None, help="also write the report here")
@@ -513,23 +549,45 @@ def main(argv: list[str] | None = None) -> int:
                                 "peak_gib", "target"]),
                   "", "cpu_s: CPU time of the process (all threads) while scoring; on a shared "
                       "machine the wall time is longer.", ""]
+    modes = {"on": [True], "off": [False], "both": [False, True]}[args.auth]
     if "asgi" in what:
-        rows = bench_asgi(args.calls)
+        order = [False, True, True, False] if args.auth == "both" else modes  # ABBA
+        rows = [row for auth in order for row in bench_asgi(args.calls, auth)]
+        if args.auth == "both":
+            cpu = {auth: float(np.mean([r["cpu_ms_per_request"] for r in rows
+                                        if r["auth"] == _auth_label(auth)]))
+                   for auth in (False, True)}
+            rows.append({"route": "API key / --no-auth (means)",
+                         "cpu_ms_per_request": cpu[True] / cpu[False]})
         parts += ["## In process through the app: CPU per request (ML-1M factor model)", "",
-                  _table(rows, ["route", "calls", "cpu_ms_per_request", "wall_ms_per_request",
-                                "lists_recorded"]),
+                  _table(rows, ["route", "auth", "calls", "cpu_ms_per_request",
+                                "wall_ms_per_request", "lists_recorded"]),
                   "", "CPU time of the whole process (every thread) per request, the served "
                       "lists written to a SQLite event store included; no socket, no client.",
                   ""]
     if "http" in what:
-        rows = bench_http(args.duration, args.connections, args.workers, args.warmup,
-                          args.threads, args.think_ms, args.poll_s, args.family)
+        # both: without, with, with, without (ABBA), so that a load that drifts during the run
+        # weighs on both alike; the alias-moving run is left out of the comparison
+        order = [False, True, True, False] if args.auth == "both" else modes
+        rows = [row for auth in order
+                for row in bench_http(args.duration, args.connections, args.workers,
+                                      args.warmup, args.threads, args.think_ms, args.poll_s,
+                                      args.family, auth, move_alias=args.auth != "both")]
+        if args.auth == "both":
+            mean = {auth: {m: float(np.mean([r[m] for r in rows if r["run"] == "steady"
+                                             and r["auth"] == _auth_label(auth)]))
+                           for m in ("req_per_s", "p50_ms", "p99_ms")}
+                    for auth in (False, True)}
+            rows.append({"run": "steady, mean of 2", "auth": _auth_label(False), **mean[False]})
+            rows.append({"run": "steady, mean of 2", "auth": _auth_label(True), **mean[True]})
+            rows.append({"run": "API key / --no-auth", **{
+                m: mean[True][m] / max(mean[False][m], 1e-9) for m in mean[True]}})
         paced = f", each connection pausing {args.think_ms} ms" if args.think_ms else ""
         parts += [f"## Over HTTP: GET /recommendations/{{user}}?k=10, wrk -t{args.threads} "
                   f"-c{args.connections} -d{args.duration}s{paced}, `recsys serve --workers "
                   f"{args.workers}` (ML-1M shape, {args.family})", "",
-                  _table(rows, ["run", "requests", "req_per_s", "p50_ms", "p99_ms", "non_2xx",
-                                "socket_errors", "per_worker", "final_version"]),
+                  _table(rows, ["run", "auth", "requests", "req_per_s", "p50_ms", "p99_ms",
+                                "non_2xx", "socket_errors", "per_worker", "final_version"]),
                   "", "Targets: >= 1,500 req/s, p99 <= 25 ms, 0 errors (also while the alias "
                       "moves twice). per_worker: the requests each worker answered (wrk keeps "
                       "its connections open: a worker holds those it accepted for the whole "

@@ -82,6 +82,7 @@ from recsys_cli.db import db  # noqa: E402
 from recsys_cli.doctor import doctor  # noqa: E402
 from recsys_cli.evaluate import evaluate  # noqa: E402
 from recsys_cli.forget import forget  # noqa: E402
+from recsys_cli.keys import keys  # noqa: E402
 from recsys_cli.models import models  # noqa: E402
 from recsys_cli.recommend import recommend  # noqa: E402
 from recsys_cli.replay import replay  # noqa: E402
@@ -95,6 +96,7 @@ from recsys_cli.tune import tune  # noqa: E402
 for command in (train, evaluate, recommend, rollback, models, doctor, serve):
     app.command(help=help_of(command))(command)
 app.add_typer(db, name="db")
+app.add_typer(keys, name="keys")
 for command in (report, tune, forget):
     app.command(help=help_of(command))(command)
 app.command(help=help_of(replay))(replay)

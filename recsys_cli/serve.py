@@ -16,13 +16,17 @@ def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port")] = 8000,
     workers: Annotated[int, typer.Option(min=1, max=64, help="worker processes")] = 1,
+    no_auth: Annotated[bool, typer.Option(
+        "--no-auth", help="answer without API keys (every caller gets every scope); only on a "
+        "loopback address")] = False,
 ) -> None:
     """Serve recommendations over HTTP from the registry's champions (hot reloaded).
 
     What is served comes from RECSYS_SERVE_REGISTERED_MODEL (default recsys),
     RECSYS_SERVE_RANKING_ALIAS (default champion-ranking: lists) and RECSYS_SERVE_RATING_ALIAS
     (default champion-rating: /predict) and
-    MLFLOW_TRACKING_URI; see recsys_service/settings.py for every setting.
+    MLFLOW_TRACKING_URI; see recsys_service/settings.py for every setting. Every route but
+    /health and /ready needs an API key (recsys keys create).
     """
     import pydantic
 
@@ -46,6 +50,16 @@ def serve(
         Console(stderr=True).print(f"[bold red]error:[/] invalid service settings: {problems}",
                                    highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+    if no_auth or not settings.auth:
+        if not is_loopback(host):
+            Console(stderr=True).print(
+                f"[bold red]error:[/] --no-auth (or RECSYS_SERVE_AUTH=false) answers anyone "
+                f"without a key, so it is refused on --host {host!r}: use 127.0.0.1 (or ::1), "
+                "or create keys with `recsys keys create`", highlight=False, soft_wrap=True)
+            raise typer.Exit(2)
+        os.environ["RECSYS_SERVE_AUTH"] = "false"  # read by every worker's settings
+        Console(stderr=True).print("[yellow]warning:[/] no API keys are checked (--no-auth): "
+                                   "any local process may call every route", highlight=False)
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     Console(stderr=True).print(
@@ -55,6 +69,11 @@ def serve(
     # the service's log is for operators: no progress bar per model file it downloads
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     _prepare_embedded_events(settings.events_url)
+    if settings.auth and os.environ.get("RECSYS_SERVE_AUTH") != "false":
+        from recsys_core.events.engine import events_url
+        from recsys_core.events.keys import pepper
+
+        pepper(settings.events_url or events_url())  # a missing one stops here, said once
     metrics_dir = None
     if workers > 1:
         from recsys_core.redaction import redact
@@ -81,6 +100,19 @@ def serve(
         if metrics_dir is not None:
             os.environ.pop(MULTIPROC_DIR, None)
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names a loopback address only (never 0.0.0.0, ::, or a name other
+    than localhost)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _prepare_embedded_events(url: str | None) -> None:

@@ -9,6 +9,7 @@
     ├── DataError                 data cannot be read or is malformed
     │   ├── DataSourceError       a source cannot be reached or does not exist
     │   └── DataValidationError   the data breaks the validation suite (carries the report)
+    │       └── EventConflictError an event id already stored by its sender with other content
     ├── NotFittedError            a model used before ``fit``
     ├── TrainingError             training diverged or failed (NaN factors, ...)
     ├── ModelCapabilityError      an operation the model does not support (rating prediction
@@ -56,6 +57,10 @@ class DataValidationError(DataError):
     def __init__(self, message: str, report: Any = None) -> None:
         super().__init__(message)
         self.report = report
+
+
+class EventConflictError(DataValidationError):
+    """An ``event_id`` its sender already used for an event with other content."""
 
 
 class NotFittedError(RecsysError, AttributeError):

@@ -7,7 +7,8 @@ Routes (``recsys_service.routes``): ``GET|POST /recommendations``, ``GET /simila
 list is recorded with its ``recommendation_id`` and model version, see
 ``recsys_service.feedback``), ``POST /tombstones/refresh`` (re-read the forgotten users now,
 see ``recsys_service.forgotten``). Bad input gets a 4xx whose ``detail`` says what to fix; a role
-without a model, or an event store that cannot be reached, gets 503 with the reason.
+without a model, or an event store that cannot be reached, gets 503 with the reason. Every
+route but ``/health`` and ``/ready`` needs an API key with its scope (``recsys_service.auth``).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from recsys_core.events.keys import KeyStore
 from recsys_core.events.store import EventStore
 from recsys_core.redaction import redact
+from recsys_service.auth import Authenticator
 from recsys_service.docs import mount_docs
 from recsys_service.errors import install_handlers
 from recsys_service.feedback import ServedRecorder
@@ -40,32 +43,38 @@ def create_app(
     live: LiveModels | None = None,
     poll: bool = True,
     events: EventStore | None = None,
+    keys: KeyStore | None = None,
 ) -> FastAPI:
     """Build the service. ``poll=False`` leaves reloading to the caller (``live.refresh()``);
-    ``events``: the event store (default: ``settings.events_url``)."""
+    ``events``: the event store (default: ``settings.events_url``); ``keys``: the API keys
+    (default: those of the event store's database; none checked when ``settings.auth`` is
+    false)."""
     settings = settings or ServiceSettings()
     metrics = ServiceMetrics()
     if live is None:
         live = LiveModels(settings, on_reload=metrics.on_reload)
     if events is None:
         events = EventStore(settings.events_url)  # connects on first use only
+    if keys is None and settings.auth:
+        keys = KeyStore(events.url)  # reads the pepper now: a missing one stops the start
     svc = Service(settings=settings, live=live, metrics=metrics, events=events,
                   recorder=ServedRecorder(events, metrics.served_lists,
                                           settings.served_queue_size),
-                  forgotten=Forgotten(live, settings.events_url, settings.forget_poll_s))
+                  forgotten=Forgotten(live, settings.events_url, settings.forget_poll_s),
+                  auth=Authenticator(keys if settings.auth else None, settings.key_cache_s))
     app = FastAPI(title="recsys", summary="Recommendations from the registry's champions",
                   lifespan=_lifespan(svc, poll), docs_url=None, redoc_url=None)
     mount_docs(app)  # /docs and /redoc from shipped assets, not a CDN
     app.state.service = svc
     # the parts one by one too, for callers that drive them (``app.state.live.refresh()``)
-    for part in ("settings", "live", "metrics", "events", "recorder", "forgotten"):
+    for part in ("settings", "live", "metrics", "events", "recorder", "forgotten", "auth"):
         setattr(app.state, part, getattr(svc, part))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     install_handlers(app, settings)
+    app.include_router(health.router)  # the only routes without a key
     app.include_router(recommendations.router(settings))
-    app.include_router(events_routes.router)
     app.include_router(predict.router)
-    app.include_router(health.router)
+    app.include_router(events_routes.router)
     app.include_router(admin.router)
     return app
 

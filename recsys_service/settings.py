@@ -55,6 +55,14 @@ class ServiceSettings(BaseSettings):
         10000, ge=1, description="served lists waiting to be recorded; beyond, a list is not "
                                  "recorded (counted in /metrics) and the answer is still sent")
 
+    auth: bool = Field(
+        True, description="check API keys (Authorization: Bearer, `recsys keys`); false only "
+                          "through `recsys serve --no-auth`, which refuses any address but "
+                          "loopback")
+    key_cache_s: float = Field(
+        5.0, ge=0, le=60, description="seconds a checked API key is remembered by a worker: a "
+                                      "revoked key stops working within this time")
+
     forget_poll_s: float = Field(
         5.0, gt=0, description="seconds between two reads of the tombstones of forgotten users "
                                "(recsys forget); POST /tombstones/refresh reads them at once")

@@ -11,6 +11,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from recsys_core.events.store import EventStore
+from recsys_service.auth import Authenticator
 from recsys_service.feedback import ServedRecorder
 from recsys_service.forgotten import Forgotten
 from recsys_service.live_models import LiveModels
@@ -28,6 +29,7 @@ class Service:
     events: EventStore
     recorder: ServedRecorder
     forgotten: Forgotten
+    auth: Authenticator
 
 
 def service(request: Request) -> Service:

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import importlib.util
 import json
 import os
@@ -202,6 +203,29 @@ class Stack:
         path.chmod(0o600)
         return json.loads(path.read_text())
 
+    def keys_pepper(self) -> str:
+        """The pepper of the service's API key hashes: generated once, in the state folder."""
+        return self._secret("keys-pepper", lambda: secrets.token_hex(32))
+
+    def api_key(self) -> str:
+        """The API key of this stack's clients (every scope), handed over through ``.env``
+        (``RECSYS_SERVE_API_KEY``): generated once, in the state folder."""
+        return self._secret("api-key", lambda: "rsk_" + secrets.token_hex(24))
+
+    @property
+    def api_key_name(self) -> str:
+        """The key's name in the event store: a new key (a state folder made anew) gets a new
+        name, as a revoked or replaced name stays taken."""
+        return "clients-" + hashlib.sha256(self.api_key().encode()).hexdigest()[:8]
+
+    def _secret(self, name: str, make) -> str:
+        path = self.state / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(make() + "\n")
+            path.chmod(0o600)
+        return path.read_text().strip()
+
     def client_env(self) -> dict[str, str]:
         """What a client needs to use this stack (what ``make stack-up`` writes into ``.env``)."""
         names = buckets.bucket_names()
@@ -215,6 +239,8 @@ class Stack:
             "S3_BUCKET_ARTIFACTS": names["artifacts"],
             "S3_BUCKET_DATA": names["data"],
             "RECSYS_SERVE_URL": self.serve_url,
+            # what the clients send the service (recsys forget, the stack tests, benchmarks)
+            "RECSYS_SERVE_API_KEY": self.api_key(),
             # read only: `recsys report`, and the click-through each training run logs
             "RECSYS_EVENTS_URL": self.events_url("collect"),
             # the owner (migrations, `recsys forget`, which deletes): PostgreSQL's own user
@@ -433,6 +459,14 @@ def ensure_event_store(stack: Stack) -> str:
         time.sleep(0.5 * (attempt + 1))
     else:
         raise StackError(f"granting the event store's roles failed:\n{roles.stderr[-2000:]}")
+    keys = subprocess.run(
+        [str(BIN / "recsys"), "keys", "create", "--name", stack.api_key_name, "--scopes",
+         "recommend,ingest,admin,explain", "--from-env", "RECSYS_SERVE_API_KEY"], cwd=ROOT,
+        env={**env, "RECSYS_KEYS_PEPPER": stack.keys_pepper(),
+             "RECSYS_SERVE_API_KEY": stack.api_key()},
+        capture_output=True, text=True, timeout=120, check=False)
+    if keys.returncode != 0:
+        raise StackError(f"registering the clients' API key failed:\n{keys.stderr[-2000:]}")
     return out.stdout.strip()
 
 
@@ -551,7 +585,8 @@ def start_serve(stack: Stack) -> int:
             "--workers", os.environ.get("STACK_SERVE_WORKERS", "1")]
     env = {k: v for k, v in stack.process_env(
         MLFLOW_TRACKING_URI=stack.mlflow_url, RECSYS_SERVE_EVENTS_URL=stack.events_url("service"),
-        PGPASSWORD=stack.event_passwords()["service"]).items()
+        PGPASSWORD=stack.event_passwords()["service"],
+        RECSYS_KEYS_PEPPER=stack.keys_pepper()).items()
         if not k.startswith(("AWS_", "MLFLOW_S3_"))}
     proc = _spawn(stack, "serve", argv, env)
     return _wait(stack, "serve", proc,

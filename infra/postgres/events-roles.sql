@@ -13,6 +13,8 @@
 --   INSERT ... ON CONFLICT DO NOTHING RETURNING, the idempotent append.
 -- recsys_events_collect (the training flow's collection): SELECT only.
 -- Both read the tombstones (forgotten users, as keyed hashes) to drop those users.
+-- The service reads the API keys (names, scopes, keyed hashes); `recsys keys` writes them as
+--   the owner.
 -- Schema changes, and `recsys forget` (DELETE of a user's events, tombstones, audit), stay with
 -- the owner that runs `recsys db upgrade`.
 
@@ -31,6 +33,7 @@ GRANT USAGE ON SCHEMA public TO recsys_events_service, recsys_events_collect;
 GRANT SELECT, INSERT ON events, served_recommendations TO recsys_events_service;
 GRANT SELECT ON events, served_recommendations TO recsys_events_collect;
 GRANT SELECT ON tombstones TO recsys_events_service, recsys_events_collect;
+GRANT SELECT ON api_keys TO recsys_events_service;
 -- the training run logs the forget requests since its previous run (ids hashed)
 GRANT SELECT ON forget_audit TO recsys_events_collect;
 -- the schema revision, so that the service can check it is up to date

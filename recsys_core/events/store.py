@@ -9,8 +9,13 @@ Contract of :meth:`EventStore.append`:
 - **refused whole**: one bad event refuses the batch and stores nothing; the
   ``DataValidationError`` names the first bad event and field, and its ``report`` lists every
   problem (index, event_id, field, message), for a per-event answer to the sender;
-- **idempotent** on ``event_id``: ``INSERT ... ON CONFLICT DO NOTHING``; an id already stored (or
-  repeated in the batch) is counted in ``AppendResult.duplicates`` and changes nothing;
+- **idempotent per sender** on ``(sender, event_id)``: ``INSERT ... ON CONFLICT DO NOTHING``; an
+  id the sender already stored (or repeated in the batch) with the same content is counted in
+  ``AppendResult.duplicates`` and changes nothing; with other content it is an
+  ``EventConflictError`` (409 at the service) and nothing of the batch is stored. The sender is
+  the name of the API key that posted the events, so one sender cannot squat another's ids;
+- **never of a forgotten user**: an event whose user has a tombstone (``recsys forget``) refuses
+  the batch (``DataValidationError`` naming it), read in the same transaction;
 - **durable**: the transaction is committed before ``append`` returns. When the database cannot
   be reached it raises ``DataSourceError`` and nothing is acknowledged.
 """
@@ -46,8 +51,8 @@ from recsys_core.events.engine import (
     safe_url,
     unreachable,
 )
-from recsys_core.events.tables import events, served_recommendations
-from recsys_core.exceptions import DataSourceError, DataValidationError
+from recsys_core.events.tables import events, served_recommendations, tombstones
+from recsys_core.exceptions import DataSourceError, DataValidationError, EventConflictError
 from recsys_core.validation.rules import ValidationRules
 
 log = logging.getLogger(__name__)
@@ -141,7 +146,7 @@ class EventStore:
         self._insert = postgresql.insert if backend == "postgresql" else sqlite.insert
         # built once: a statement made per batch costs more CPU than its execution's Python
         self._append_stmt = (self._insert(events)
-                             .on_conflict_do_nothing(index_elements=["event_id"])
+                             .on_conflict_do_nothing(index_elements=["sender", "event_id"])
                              .returning(events.c.event_id))
         self._served_stmt = self._insert(served_recommendations).on_conflict_do_nothing(
             index_elements=["recommendation_id"])
@@ -190,16 +195,22 @@ class EventStore:
                 f"{problems[0]}. Fix those events and send the batch again", report=problems)
         return good
 
-    def append(self, batch: Iterable[Mapping[str, Any] | Event]) -> AppendResult:
-        """Validate and store ``batch`` in one committed transaction (see the module doc)."""
+    def append(self, batch: Iterable[Mapping[str, Any] | Event],
+               sender: str = "") -> AppendResult:
+        """Validate and store ``batch`` in one committed transaction (see the module doc);
+        ``sender``: who sent it (the API key's name), part of each event's identity."""
         evs = self.validate(batch)
         if not evs:
             return AppendResult(0, 0, 0)
+        _check_repeats(evs)
         received_at = int(time.time())
-        rows = [_row(ev, received_at) for ev in evs]
+        rows = [_row(ev, received_at, sender) for ev in evs]
         try:
             with self.engine.begin() as conn:  # committed when the block ends
+                _check_forgotten(conn, evs)
                 stored = tuple(conn.execute(self._append_stmt, rows).scalars().all())
+                if len(stored) < len(evs):  # raising rolls the whole batch back
+                    _check_duplicates(conn, evs, set(stored), sender)
         except DBAPIError as exc:
             schema = missing_schema(self.url, exc)
             if schema is not None:
@@ -305,8 +316,70 @@ def _epoch(value: datetime | int | None) -> int | None:
     return int(value)
 
 
-def _row(ev: Event, received_at: int) -> dict[str, Any]:
+def _row(ev: Event, received_at: int, sender: str = "") -> dict[str, Any]:
     ts = _epoch(ev.timestamp)
-    return dict(event_id=ev.event_id, user_id=ev.user_id, item_id=ev.item_id,
+    return dict(sender=sender, event_id=ev.event_id, user_id=ev.user_id, item_id=ev.item_id,
                 rating=ev.rating, type=ev.type, timestamp=received_at if ts is None else ts,
                 recommendation_id=ev.recommendation_id, received_at=received_at)
+
+
+_CONTENT = ("user_id", "item_id", "type", "rating", "recommendation_id")
+
+
+def _content(ev: Event) -> tuple[Any, ...]:
+    """What must match for a re-sent event to be the same event (a timestamp only when the
+    sender gave one: without it, the store's clock at each sending stands in)."""
+    return (*(getattr(ev, f) for f in _CONTENT), _epoch(ev.timestamp))
+
+
+def _conflict(index: int, ev: Event, what: str) -> EventConflictError:
+    problem = EventProblem(index, ev.event_id, "event_id", what)
+    return EventConflictError(
+        f"event {index} (event_id {ev.event_id!r}): {what}; nothing was stored. Re-send an "
+        "event with the content it had, or give a new event a new event_id", report=[problem])
+
+
+def _check_repeats(evs: Sequence[Event]) -> None:
+    """An id repeated in one batch with other content is a conflict."""
+    first: dict[str, tuple[Any, ...]] = {}
+    for index, ev in enumerate(evs):
+        content = _content(ev)
+        if first.setdefault(ev.event_id, content) != content:
+            raise _conflict(index, ev, "the batch repeats this event_id with other content")
+
+
+def _check_duplicates(conn, evs: Sequence[Event], stored: set[str], sender: str) -> None:
+    """The events not stored are duplicates; one whose stored row differs is a conflict."""
+    dups = {ev.event_id for ev in evs} - stored
+    rows = conn.execute(select(events).where(events.c.sender == sender,
+                                             events.c.event_id.in_(dups))).mappings().all()
+    held = {r["event_id"]: r for r in rows}
+    for index, ev in enumerate(evs):
+        row = held.get(ev.event_id)
+        if row is None:
+            continue
+        ts = _epoch(ev.timestamp)
+        same = (all(row[f] == getattr(ev, f) for f in _CONTENT)
+                and (ts is None or row["timestamp"] == ts))
+        if not same:
+            raise _conflict(index, ev, "this sender already stored this event_id with other "
+                                       "content")
+
+
+def _check_forgotten(conn, evs: Sequence[Event]) -> None:
+    """Refuse the batch when an event's user was forgotten (``recsys forget``)."""
+    from recsys_core.privacy.forget import candidate_keys
+
+    keys_of = {u: candidate_keys(u) for u in {ev.user_id for ev in evs}}
+    wanted = set().union(*keys_of.values())
+    found = set(conn.execute(select(tombstones.c.user_key)
+                             .where(tombstones.c.user_key.in_(wanted))).scalars())
+    if not found:
+        return
+    problems = [EventProblem(i, ev.event_id, "user_id",
+                             f"user {ev.user_id!r} was forgotten (recsys forget): their events "
+                             "are not stored; drop them from the batch")
+                for i, ev in enumerate(evs) if keys_of[ev.user_id] & found]
+    raise DataValidationError(
+        f"{len(problems)} event(s) of forgotten users in the batch, nothing was stored; first: "
+        f"{problems[0]}", report=problems)

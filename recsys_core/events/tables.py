@@ -1,16 +1,20 @@
 """The tables of the event store (SQLAlchemy Core), as the latest migration leaves them.
 
-``events``: one row per interaction a user had, keyed by the ``event_id`` its sender chose (so
-that re-sending a batch stores nothing twice). ``timestamp`` is when it happened and
-``received_at`` when the store committed it, both in seconds since the epoch (UTC), the unit of
-the canonical interaction table. ``served_recommendations``: one row per list the service
-returned, so that events carrying its ``recommendation_id`` can be traced to the model version
-that produced the list (click-through per version).
+``events``: one row per interaction a user had, keyed by its ``sender`` (the name of the API key
+that posted it; empty without a key) and the ``event_id`` that sender chose (so that re-sending
+a batch stores nothing twice, and no sender can take another's ids). ``timestamp`` is when it
+happened and ``received_at`` when the store committed it, both in seconds since the epoch
+(UTC), the unit of the canonical interaction table. ``served_recommendations``: one row per list
+the service returned, so that events carrying its ``recommendation_id`` can be traced to the
+model version that produced the list (click-through per version).
 
 ``tombstones``: one row per forgotten user, holding a keyed hash of the id (never the id, see
 ``recsys_core.privacy.forget.user_key``); collection and the service drop every user whose key
 is there. ``forget_audit``: append-only, one row per ``recsys forget``: when, who, why, and what
 was removed where (JSON), with the same hash in place of the id.
+
+``api_keys``: one row per API key of the service (``recsys_core.events.keys``): its name, its
+scopes and a keyed hash of the key (never the key); a revoked key keeps its row.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ EVENT_TYPES = ("rating", "click", "view", "purchase")
 events = Table(
     "events",
     metadata,
+    Column("sender", String(64), primary_key=True, server_default=""),
     Column("event_id", String(128), primary_key=True),
     Column("user_id", String(256), nullable=False),
     Column("item_id", String(256), nullable=False),
@@ -83,6 +88,16 @@ forget_audit = Table(
     Column("outcome", String(16), nullable=False),  # done, partial, nothing-found
     Column("detail", Text, nullable=False),  # JSON: rows removed per place, versions, snapshots
     Index("ix_forget_audit_user_key", "user_key"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("digest", String(64), nullable=False, unique=True),  # HMAC-SHA256, hex
+    Column("scopes", String(128), nullable=False),  # comma-separated
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
 )
 
 VERSION_TABLE = "recsys_events_alembic_version"

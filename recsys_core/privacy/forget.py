@@ -227,6 +227,11 @@ def audit_since(after_id: int = 0, url: str | None = None) -> list[dict[str, Any
 
 # -- collection --------------------------------------------------------------------------------
 
+def candidate_keys(user_id: str) -> set[str]:
+    """Every form a tombstone of ``user_id`` may have been written in (to look them up)."""
+    return _match_keys(user_id)
+
+
 def tombstoned(user_ids: Iterable[str], keys: set[str]) -> set[str]:
     """The ids among ``user_ids`` whose tombstone is in ``keys``."""
     if not keys:
@@ -430,11 +435,15 @@ def forget_user(user_id: str, *, reason: str | None = None, url: str | None = No
 
 
 def notify_service(serve_url: str, timeout: float = 5.0) -> str:
-    """Ask the service to re-read the tombstones now (the request carries no user id)."""
+    """Ask the service to re-read the tombstones now (the request carries no user id), with
+    the API key of ``RECSYS_SERVE_API_KEY`` (scope ``admin``)."""
     import httpx
 
+    key = os.environ.get("RECSYS_SERVE_API_KEY")
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
-        resp = httpx.post(serve_url.rstrip("/") + "/tombstones/refresh", timeout=timeout)
+        resp = httpx.post(serve_url.rstrip("/") + "/tombstones/refresh", timeout=timeout,
+                          headers=headers)
         resp.raise_for_status()
     except httpx.HTTPError as exc:
         log.warning("the service at %s was not told (%s); it drops the user at its next poll",

@@ -1,5 +1,6 @@
 """``GET /model`` (what serves each role), ``GET /metrics`` (Prometheus) and
-``POST /tombstones/refresh`` (re-read the forgotten users now, see ``recsys_service.forgotten``).
+``POST /tombstones/refresh`` (re-read the forgotten users now, see ``recsys_service.forgotten``):
+scope ``admin``.
 """
 
 # no "from __future__ import annotations": FastAPI reads the parameter types
@@ -8,14 +9,15 @@ import asyncio
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Security
 from fastapi.responses import Response
 
+from recsys_service.auth import ADMIN, authorize
 from recsys_service.schemas import ModelOut, model_info
 from recsys_service.settings import ROLES
 from recsys_service.state import Answer, Service, service
 
-router = APIRouter()
+router = APIRouter(dependencies=[Security(authorize, scopes=[ADMIN])])
 Svc = Annotated[Service, Depends(service)]
 
 

@@ -9,7 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from starlette.requests import ClientDisconnect
 
-from recsys_core.exceptions import DataSourceError, DataValidationError
+from recsys_core.exceptions import DataSourceError, DataValidationError, EventConflictError
+from recsys_service.auth import Ingester
 from recsys_service.state import Answer, Service, error, service
 
 log = logging.getLogger(__name__)
@@ -18,11 +19,15 @@ router = APIRouter()
 
 
 @router.post("/events")
-async def post_events(request: Request, svc: Annotated[Service, Depends(service)]) -> Any:
-    """Store a JSON list of events (rating, click, view, purchase) in one transaction.
+async def post_events(request: Request, svc: Annotated[Service, Depends(service)],
+                      caller: Ingester) -> Any:
+    """Store a JSON list of events (rating, click, view, purchase) in one transaction. Scope
+    ``ingest``.
 
-    200 once committed, with ``received``/``stored``/``duplicates`` (an ``event_id`` already
-    stored changes nothing); 422 with every bad event and nothing stored; 413 beyond
+    200 once committed, with ``received``/``stored``/``duplicates`` (an ``event_id`` the
+    caller's key already stored with the same content changes nothing); 409 when it stored
+    that id with other content, and 422 with every bad event (a forgotten user's included):
+    nothing stored; 413 beyond
     ``max_event_batch`` events; 503 when the store cannot be reached (nothing stored:
     send the batch again); 499 (logged only: nobody reads it) when the client left before
     its body was read.
@@ -49,12 +54,13 @@ async def post_events(request: Request, svc: Annotated[Service, Depends(service)
                           "split the batch")
     metrics = svc.metrics
     try:
-        result = await asyncio.to_thread(svc.events.append, batch)
+        result = await asyncio.to_thread(svc.events.append, batch, caller.name)
+    except EventConflictError as exc:
+        metrics.events.labels("refused").inc(len(batch))
+        return Answer({"detail": str(exc), "problems": _problems(exc)}, status_code=409)
     except DataValidationError as exc:
         metrics.events.labels("refused").inc(len(batch))
-        problems = [dict(index=p.index, event_id=p.event_id, field=p.field,
-                         message=p.message) for p in exc.report or ()]
-        return Answer({"detail": str(exc), "problems": problems}, status_code=422)
+        return Answer({"detail": str(exc), "problems": _problems(exc)}, status_code=422)
     except DataSourceError as exc:
         log.warning("events not stored: %s", exc)
         return error(503, f"{exc} (nothing was stored; send the batch again)")
@@ -62,3 +68,8 @@ async def post_events(request: Request, svc: Annotated[Service, Depends(service)
     metrics.events.labels("duplicate").inc(result.duplicates)
     return {"received": result.received, "stored": result.stored,
             "duplicates": result.duplicates}
+
+
+def _problems(exc: DataValidationError) -> list[dict[str, Any]]:
+    return [dict(index=p.index, event_id=p.event_id, field=p.field, message=p.message)
+            for p in exc.report or ()]

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
 from recsys_core.exceptions import ModelCapabilityError
+from recsys_service.auth import Recommender
 from recsys_service.schemas import PredictionOut, model_info
 from recsys_service.settings import RATING
 from recsys_service.state import Service, error, service
@@ -17,9 +18,9 @@ IdQuery = Annotated[str, Query(min_length=1, max_length=256)]
 
 
 @router.get("/predict", response_model=PredictionOut)
-async def predict(svc: Annotated[Service, Depends(service)], user_id: IdQuery,
-                  item_id: IdQuery) -> PredictionOut | JSONResponse:
-    """Predicted rating of a user for an item (rating role)."""
+async def predict(svc: Annotated[Service, Depends(service)], caller: Recommender,
+                  user_id: IdQuery, item_id: IdQuery) -> PredictionOut | JSONResponse:
+    """Predicted rating of a user for an item (rating role). Scope ``recommend``."""
     served = svc.live.served(RATING)
     try:
         model_user = served.model_user(user_id)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 
+from recsys_service.auth import EXPLAIN, RECOMMEND, Recommender, require
 from recsys_service.feedback import ServedList
 from recsys_service.live_models import Served
 from recsys_service.schemas import (
@@ -45,9 +46,12 @@ def router(settings: ServiceSettings) -> APIRouter:
     K = Annotated[int, Query(ge=1, le=settings.max_k,
                              description=f"list length, 1 to {settings.max_k}")]
 
-    async def recommendations(svc: Svc, user_id: IdPath, k: K = settings.default_k,
-                              explain: bool = False) -> JSONResponse:
-        """Top-k unseen items for a user (popularity for unknown users)."""
+    async def recommendations(svc: Svc, caller: Recommender, user_id: IdPath,
+                              k: K = settings.default_k, explain: bool = False) -> JSONResponse:
+        """Top-k unseen items for a user (popularity for unknown users). Scope ``recommend``;
+        ``explain=true`` also needs ``explain`` (the reasons name the user's items)."""
+        if explain:
+            require(caller, EXPLAIN, "explain=true")
         served = svc.live.served(RANKING)
         # a pseudonymized version knows users by pseudonym; the answer echoes the id sent
         model_user = served.model_user(user_id)
@@ -61,8 +65,12 @@ def router(settings: ServiceSettings) -> APIRouter:
                       response_model=RecommendationOut,
                       route_class_override=_prevalidated(_list_args(settings)))
 
-    async def recommendations_for(svc: Svc, body: RecommendationRequest) -> JSONResponse:
-        """Top-k for a user and/or the items they just interacted with (folded in)."""
+    async def recommendations_for(svc: Svc, caller: Recommender,
+                                  body: RecommendationRequest) -> JSONResponse:
+        """Top-k for a user and/or the items they just interacted with (folded in). Scope
+        ``recommend``; ``"explain": true`` also needs ``explain``."""
+        if body.explain:
+            require(caller, EXPLAIN, '"explain": true')
         if body.user_id is None and not body.recent_items:
             return error(422, "give a user_id, recent_items, or both")
         served = svc.live.served(RANKING)
@@ -86,9 +94,9 @@ def router(settings: ServiceSettings) -> APIRouter:
     api.post("/recommendations", response_model=RecommendationOut)(recommendations_for)
 
     @api.get("/similar-items/{item_id}", response_model=SimilarOut)
-    async def similar_items(svc: Svc, item_id: IdPath,
+    async def similar_items(svc: Svc, caller: Recommender, item_id: IdPath,
                             k: K = settings.default_k) -> JSONResponse:
-        """The k items most similar to an item."""
+        """The k items most similar to an item. Scope ``recommend``."""
         served = svc.live.served(RANKING)
         items = served.scorer.similar_items(item_id, k)
         svc.metrics.looked_up("/similar-items", served.scorer, item_id=[item_id])
@@ -110,8 +118,10 @@ def _prevalidated(parse: Callable[[Request], ListArgs | None]) -> type[APIRoute]
 
     FastAPI inspects the endpoint's parameter declarations at every request (a fifth of the CPU
     of a list request): ``parse`` reads the common, valid requests directly and returns the
-    endpoint's arguments; for anything else it returns None and FastAPI reads the request as
-    usual, so every 4xx, and the OpenAPI document, stay FastAPI's.
+    endpoint's arguments, and a key the service remembers with the needed scopes
+    (``Authenticator.fast``) stands for the route's security dependency; for anything else
+    FastAPI reads the request as usual, so every 4xx (401 and 403 included), and the OpenAPI
+    document, stay FastAPI's.
     """
 
     class Prevalidated(APIRoute):
@@ -121,9 +131,12 @@ def _prevalidated(parse: Callable[[Request], ListArgs | None]) -> type[APIRoute]
 
             async def handler(request: Request) -> Response:
                 args = parse(request)
-                if args is None:
-                    return await full(request)
-                return await endpoint(service(request), **args)
+                if args is not None:
+                    svc = service(request)
+                    caller = svc.auth.fast(request, RECOMMEND)
+                    if caller is not None and (not args["explain"] or EXPLAIN in caller.scopes):
+                        return await endpoint(svc, caller, **args)
+                return await full(request)
 
             return handler
 

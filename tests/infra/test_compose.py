@@ -318,6 +318,20 @@ def test_the_event_store_is_migrated_then_given_least_privilege_roles(compose):
     worker = services["prefect-worker"]["environment"]
     assert worker["RECSYS_EVENTS_URL"].startswith("postgresql://recsys_events_collect@")
     assert "EVENTS_COLLECT_PASSWORD" in worker["PGPASSWORD"]
+    keys = services["api-keys"]
+    assert keys["entrypoint"][:3] == ["recsys", "keys", "create"]
+    assert keys["entrypoint"][-2:] == ["--from-env", "RECSYS_SERVE_API_KEY"]
+    assert keys["depends_on"]["events-migrate"]["condition"] == "service_completed_successfully"
+    assert "RECSYS_KEYS_PEPPER" in keys["environment"]["RECSYS_KEYS_PEPPER"]
+    assert services["serving"]["depends_on"]["api-keys"]["condition"] == (
+        "service_completed_successfully")
+    # the service checks keys with the same pepper; it never holds a key itself
+    serving = services["serving"]["environment"]
+    assert "RECSYS_KEYS_PEPPER" in serving["RECSYS_KEYS_PEPPER"]
+    assert "RECSYS_SERVE_API_KEY" not in str(serving) and "--no-auth" not in str(
+        services["serving"]["entrypoint"])
+    checked = services["config-check"]["environment"]["CHECKED_SETTINGS"].split()
+    assert {"RECSYS_KEYS_PEPPER", "RECSYS_SERVE_API_KEY"} <= set(checked)
     init = (ROOT / "infra" / "postgres" / "init-databases.sh").read_text()
     assert 'create "$EVENTS_DB_USER" "$EVENTS_DB_PASSWORD" "$EVENTS_DB_NAME"' in init
 

@@ -100,6 +100,12 @@ def test_the_prefect_auth_string_is_generated_once_and_given_to_clients():
         assert user == "recsys" and len(password) >= 24
         assert stack.Stack(name="unit-auth").client_env()["PREFECT_API_AUTH_STRING"] == auth
         assert (unit.state / "prefect-auth").stat().st_mode & 0o077 == 0
+        # the clients' API key and the service's pepper: made once, kept out of others' reach
+        key = env["RECSYS_SERVE_API_KEY"]
+        assert key.startswith("rsk_") and len(key) >= 36 and key == unit.api_key()
+        assert stack.Stack(name="unit-auth").client_env()["RECSYS_SERVE_API_KEY"] == key
+        assert (unit.state / "api-key").stat().st_mode & 0o077 == 0
+        assert len(unit.keys_pepper()) == 64 and unit.keys_pepper() not in str(env)
         assert stack.Stack(name="unit-auth-2").prefect_auth() != auth
     finally:
         shutil.rmtree(unit.state, ignore_errors=True)
@@ -128,6 +134,14 @@ def test_the_event_store_is_migrated_with_least_privilege_roles():
         head = f"revision {events_head()}"
         assert head in stack.ensure_event_store(unit)
         assert head in stack.ensure_event_store(unit)  # idempotent (a second stack-up)
+        # the clients' key is registered, every scope, under the stack's pepper
+        from recsys_core.events.keys import SCOPES, KeyStore
+
+        keys = KeyStore(unit.events_url("service"), pepper_value=unit.keys_pepper().encode())
+        key = keys.verify(unit.api_key())
+        keys.close()
+        assert key is not None and key.name == unit.api_key_name
+        assert key.scopes == set(SCOPES)
         service = EventStore(unit.events_url("service"))
         assert service.append([{"event_id": "e1", "user_id": "u", "item_id": "i",
                                 "type": "click"}]).stored == 1

@@ -18,6 +18,8 @@ import pytest
 import uvicorn
 
 from recsys_core.data.synthetic import config_for, generate
+from recsys_core.events.keys import SCOPES, KeyStore
+from recsys_core.events.migrate import upgrade
 from recsys_core.features import Interactions
 from recsys_core.models import create
 from recsys_core.tracking import mlflow_run, registry
@@ -75,6 +77,15 @@ def _move(ref: registry.VersionRef, *aliases: str) -> None:
 
 def _fit(name, data, **params):
     return create(name, params).fit(data)
+
+
+def _key_headers(target, scopes=SCOPES) -> dict[str, str]:
+    """Headers carrying a fresh API key with ``scopes``, made in the key store of ``target``:
+    an app of ``create_app`` or an event store URL (migrated first: idempotent)."""
+    store = target.state.auth.store if hasattr(target, "state") else KeyStore(target)
+    upgrade(store.url)
+    secret = store.create(f"test-{next(_names)}", scopes)
+    return {"Authorization": f"Bearer {secret}"}
 
 
 def _free_port() -> int:
@@ -188,6 +199,13 @@ def fit():
 def live_server():
     """``live_server(app)``: a context manager running ``app`` under uvicorn."""
     return LiveServer
+
+
+@pytest.fixture(scope="session")
+def key_headers():
+    """``key_headers(app_or_url, scopes=every scope)``: ``Authorization`` headers of a new
+    API key (the service checks keys on every route but /health and /ready)."""
+    return _key_headers
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ def models(data, fit):
 
 
 @pytest.fixture(scope="module")
-def served(store, models, publish):
+def served(store, models, publish, key_headers):
     """One service with a ranking (ease) and a rating (sgd-mf) champion of its own model."""
     ranking = publish(models["ease"], store, "svc-roles", ["champion-ranking"])
     rating = publish(models["sgd-mf"], store, "svc-roles", ["champion-rating"])
@@ -29,7 +29,7 @@ def served(store, models, publish):
     settings = ServiceSettings(registered_model="svc-roles", max_k=50, max_recent_items=5)
     assert {"ranking_alias": settings.ranking_alias, "rating_alias": settings.rating_alias} == ROLES
     app = create_app(settings, poll=False)
-    with TestClient(app) as client:
+    with TestClient(app, headers=key_headers(app)) as client:
         app.state.live.refresh()
         yield client, ranking, rating
 
@@ -233,9 +233,9 @@ def test_bad_input_gets_a_4xx_that_says_what_to_fix(served, method, url, body, s
     assert message in r.json()["detail"]
 
 
-def test_no_model_registered_yet(store, model_name):
+def test_no_model_registered_yet(store, model_name, key_headers):
     app = create_app(ServiceSettings(registered_model=model_name), poll=False)
-    with TestClient(app) as client:
+    with TestClient(app, headers=key_headers(app)) as client:
         app.state.live.refresh()
         assert client.get("/health").status_code == 200
         r = client.get("/ready")
@@ -256,37 +256,38 @@ def test_no_model_registered_yet(store, model_name):
 
 
 def test_ready_with_one_role_served_unless_both_are_required(store, model_name, models,
-                                                             publish):
+                                                             publish, key_headers):
     """A deployment that trains only ranking models is ready; ``ready_roles`` asks for more."""
     publish(models["ease"], store, model_name, ["champion-ranking"])
     app = create_app(ServiceSettings(registered_model=model_name), poll=False)
-    with TestClient(app) as client:
+    with TestClient(app, headers=key_headers(app)) as client:
         app.state.live.refresh()
         r = client.get("/ready")
         assert r.status_code == 200 and r.json()["ready"] is True
         assert "champion-rating" in r.json()["not_served"]["rating"]
     strict = create_app(ServiceSettings(registered_model=model_name,
                                         ready_roles=["ranking", "rating"]), poll=False)
-    with TestClient(strict) as client:
+    with TestClient(strict, headers=key_headers(strict)) as client:
         strict.state.live.refresh()
         r = client.get("/ready")
         assert r.status_code == 503 and list(r.json()["reasons"]) == ["rating"]
 
 
-def test_a_ranking_model_cannot_answer_predict(store, model_name, models, publish):
+def test_a_ranking_model_cannot_answer_predict(store, model_name, models, publish,
+                                              key_headers):
     publish(models["ease"], store, model_name)
     app = create_app(ServiceSettings(registered_model=model_name), poll=False)
-    with TestClient(app) as client:
+    with TestClient(app, headers=key_headers(app)) as client:
         app.state.live.refresh()
         r = client.get("/predict", params={"user_id": "1", "item_id": "2"})
         assert r.status_code == 503 and "does not predict ratings" in r.json()["detail"]
 
 
 def test_registry_unreachable_keeps_serving(store, model_name, models, data, monkeypatch,
-                                            caplog, publish):
+                                            caplog, publish, key_headers):
     v1 = publish(models["ease"], store, model_name)
     app = create_app(ServiceSettings(registered_model=model_name), poll=False)
-    with TestClient(app) as client:
+    with TestClient(app, headers=key_headers(app)) as client:
         app.state.live.refresh()
         working = mlflow.get_tracking_uri()
         # mlflow.set_*_uri write these variables too; monkeypatch restores them afterwards
@@ -316,10 +317,11 @@ def test_registry_unreachable_keeps_serving(store, model_name, models, data, mon
 
 
 def test_a_broken_or_vanished_version_never_unloads_the_served_one(store, model_name, models,
-                                                                   data, publish, move):
+                                                                   data, publish, move,
+                                                                   key_headers):
     v1 = publish(models["ease"], store, model_name)
     app = create_app(ServiceSettings(registered_model=model_name), poll=False)
-    with TestClient(app) as client:
+    with TestClient(app, headers=key_headers(app)) as client:
         app.state.live.refresh()
         # a version without its model_state artifacts cannot be loaded
         run_id = mlflow_run.start_run("serve-test", "empty")

@@ -1,6 +1,7 @@
 """``POST /events`` and the recording of served lists, against a real SQLite event store (and a
 PostgreSQL URL nobody listens on for the store being down)."""
 
+import itertools
 import logging
 import threading
 import time
@@ -11,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from recsys_core.events.keys import SCOPES, KeyStore
 from recsys_core.events.store import EventStore
 from recsys_core.events.tables import events as events_table
 from recsys_service.app import create_app
@@ -30,10 +32,16 @@ def event_store(tmp_path):
     es.close()
 
 
-def _client(events, **settings):
+_senders = itertools.count()
+
+
+def _client(events, keys=None, **settings):
+    """The app, and a client sending a new key with every scope (made in ``keys``, default
+    the event store's database)."""
     app = create_app(ServiceSettings(registered_model="svc-events", **settings), poll=False,
-                     events=events)
-    return app, TestClient(app)
+                     events=events, keys=keys)
+    secret = app.state.auth.store.create(f"sender-{next(_senders)}", SCOPES)
+    return app, TestClient(app, headers={"Authorization": f"Bearer {secret}"})
 
 
 def _rows(es: EventStore) -> int:
@@ -102,9 +110,10 @@ def test_a_click_on_a_served_list_counts_in_click_through(ranking, event_store, 
 
 
 def test_store_down_gives_503_and_recommendations_still_answer(ranking, data, free_port,
-                                                               caplog):
+                                                               caplog, event_store):
     down = EventStore(f"postgresql://recsys:s3cret@127.0.0.1:{free_port()}/events")
-    app, client = _client(down)
+    # the keys of a database that works: the events' database is the one that is down
+    app, client = _client(down, keys=KeyStore(event_store.url))
     with client, caplog.at_level(logging.WARNING):
         app.state.live.refresh()
         r = client.post("/events", json=[_ev(1)])
@@ -121,7 +130,7 @@ def test_store_down_gives_503_and_recommendations_still_answer(ranking, data, fr
 
 
 def test_the_database_going_away_mid_run_loses_nothing_acknowledged(ranking, data, pg_url,
-                                                                   live_server):
+                                                                   live_server, monkeypatch):
     """Senders post batches over HTTP while the PostgreSQL database stops taking connections
     and its sessions are killed (what a restart or failover does), then comes back: every
     acknowledged event is in the table, the refused batches got 503 with the reason, lists
@@ -129,7 +138,9 @@ def test_the_database_going_away_mid_run_loses_nothing_acknowledged(ranking, dat
     store = EventStore(pg_url)
     store.upgrade()
     name = pg_url.rsplit("/", 1)[1]
-    app = create_app(ServiceSettings(registered_model="svc-events"), poll=False, events=store)
+    monkeypatch.setenv("RECSYS_KEYS_PEPPER", "a-pepper-of-the-test-database")
+    app, _ = _client(store)
+    key = {"Authorization": f"Bearer {app.state.auth.store.create('outage', SCOPES)}"}
     app.state.live.refresh()
     phase = ["up"]
     acked: dict[str, str] = {}  # event_id -> phase of the 200 that acknowledged it
@@ -140,7 +151,7 @@ def test_the_database_going_away_mid_run_loses_nothing_acknowledged(ranking, dat
     lock = threading.Lock()
 
     def send(n: int, url: str) -> None:
-        with httpx.Client(base_url=url, timeout=30) as client:
+        with httpx.Client(base_url=url, timeout=30, headers=key) as client:
             i = 0
             while not stop.is_set():
                 batch = [_ev(f"{n}-{i}-{j}", user_id=f"u{n}") for j in range(5)]
@@ -163,6 +174,8 @@ def test_the_database_going_away_mid_run_loses_nothing_acknowledged(ranking, dat
     admin.autocommit = True
     try:
         with live_server(app) as server:
+            # the key checked once before the clock starts (then remembered, as a sender's is)
+            assert httpx.get(f"{server.url}/model", headers=key).status_code == 200
             threads = [threading.Thread(target=send, args=(n, server.url)) for n in range(3)]
             for t in threads:
                 t.start()
@@ -193,7 +206,7 @@ def test_the_database_going_away_mid_run_loses_nothing_acknowledged(ranking, dat
     assert any("cannot reach the database" in why for _, _, why in refused), refused[:3]
     assert served and set(served) == {200}
     # a sender re-sends what was refused: each event then stored exactly once
-    with TestClient(app) as client:
+    with TestClient(app, headers=key) as client:
         for _, batch, _ in refused:
             r = client.post("/events", json=batch)
             assert r.status_code == 200 and r.json()["received"] == len(batch), r.text
@@ -214,7 +227,7 @@ def test_a_client_gone_before_its_body_was_read_is_no_server_error(ranking, even
     in the access log); it is a 499 with nothing stored."""
     import asyncio
 
-    app, _ = _client(event_store)
+    app, client = _client(event_store)
     sent: list[dict] = []
 
     async def receive():
@@ -226,7 +239,8 @@ def test_a_client_gone_before_its_body_was_read_is_no_server_error(ranking, even
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
              "method": "POST", "scheme": "http", "path": "/events", "raw_path": b"/events",
              "query_string": b"", "root_path": "",
-             "headers": [(b"content-type", b"application/json"), (b"content-length", b"2")],
+             "headers": [(b"content-type", b"application/json"), (b"content-length", b"2"),
+                         (b"authorization", client.headers["authorization"].encode())],
              "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000)}
     with caplog.at_level(logging.INFO, logger="recsys_service.routes.events"):
         asyncio.run(app(scope, receive, send))
@@ -235,3 +249,43 @@ def test_a_client_gone_before_its_body_was_read_is_no_server_error(ranking, even
     assert "closed the connection" in caplog.text
     metrics = app.state.metrics.render().decode()
     assert 'recsys_requests_total{method="POST",route="/events",status="499"} 1.0' in metrics
+
+
+def test_event_ids_belong_to_their_sender_and_a_changed_event_is_409(ranking, event_store):
+    app, web = _client(event_store)
+    _, other = _client(event_store)
+    with web, other:
+        assert web.post("/events", json=[_ev(1), _ev(2)]).json()["stored"] == 2
+        # another key's e1 is its own event: stored, and it takes nothing from the first
+        assert other.post("/events", json=[_ev(1, item_id="x")]).json()["stored"] == 1
+        r = web.post("/events", json=[_ev(3), _ev(1, type="purchase")])
+        assert r.status_code == 409, r.text
+        assert "this sender already stored this event_id with other content" in \
+            r.json()["detail"]
+        assert r.json()["problems"][0]["event_id"] == "e1"
+        assert web.post("/events", json=[_ev(1)]).json()["duplicates"] == 1
+    assert _rows(event_store) == 3  # e3 of the refused batch was not stored
+
+
+def test_events_of_a_forgotten_user_are_refused_and_their_lists_not_recorded(
+        ranking, event_store, data, tmp_path, monkeypatch):
+    from recsys_core.events.tables import served_recommendations
+    from recsys_core.privacy.forget import forget_user
+
+    monkeypatch.delenv("RECSYS_SERVE_URL", raising=False)
+    victim = str(data.users.ids[5])
+    forget_user(victim, url=event_store.url, data_dir=tmp_path / "data", tracking=False)
+    app, client = _client(event_store, events_url=event_store.url)
+    with client:
+        app.state.forgotten.check()
+        app.state.live.refresh()
+        r = client.post("/events", json=[_ev(1), _ev(2, user_id=victim)])
+        assert r.status_code == 422
+        assert f"user {victim!r} was forgotten" in r.json()["detail"]
+        assert [p["index"] for p in r.json()["problems"]] == [1]
+        assert client.get(f"/recommendations/{victim}").status_code == 200
+        assert app.state.recorder.flush()
+    assert _rows(event_store) == 0
+    with event_store.engine.connect() as conn:
+        users = conn.execute(select(served_recommendations.c.user_id)).scalars().all()
+    assert victim not in users

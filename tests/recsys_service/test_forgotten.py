@@ -8,6 +8,7 @@ import time
 import httpx
 
 from recsys_core.events import EventStore
+from recsys_core.events.keys import KeyStore
 from recsys_core.privacy.forget import forget_user
 from recsys_service.app import create_app
 from recsys_service.settings import ServiceSettings
@@ -36,7 +37,7 @@ def _events(tmp_path, monkeypatch):
 
 def test_a_user_forgotten_while_serving_is_answered_as_new(store, model_name, data, fit,
                                                            publish, move, live_server,
-                                                           tmp_path, monkeypatch):
+                                                           tmp_path, monkeypatch, key_headers):
     url = _events(tmp_path, monkeypatch)
     model = fit("sgd-mf", data, epochs=3, factors=8)
     ref = publish(model, store, model_name)
@@ -44,14 +45,18 @@ def test_a_user_forgotten_while_serving_is_answered_as_new(store, model_name, da
     recent = [str(i) for i in data.items.ids[:3]]
     app = create_app(ServiceSettings(registered_model=model_name, poll_interval_s=0.2,
                                      events_url=url, forget_poll_s=600))
+    key = key_headers(app)
+    # recsys forget tells the service with a key of the admin scope
+    monkeypatch.setenv("RECSYS_SERVE_API_KEY", key["Authorization"].split()[1])
     errors: list = []
     stop = threading.Event()
-    with live_server(app) as srv, httpx.Client(base_url=srv.url, timeout=30) as client:
+    with live_server(app) as srv, httpx.Client(base_url=srv.url, timeout=30,
+                                                headers=key) as client:
         before = client.get(f"/recommendations/{other}", params={"k": 5}).json()
         assert client.get(f"/recommendations/{victim}").json()["fallback"] is None
 
         def hammer() -> None:
-            with httpx.Client(base_url=srv.url, timeout=30) as c:
+            with httpx.Client(base_url=srv.url, timeout=30, headers=key) as c:
                 while not stop.is_set():
                     for u in (victim, other):
                         r = c.get(f"/recommendations/{u}", params={"k": 5})
@@ -101,13 +106,15 @@ def test_a_user_forgotten_while_serving_is_answered_as_new(store, model_name, da
 
 
 def test_the_poll_drops_a_user_without_being_told(store, model_name, data, fit, publish,
-                                                  live_server, tmp_path, monkeypatch):
+                                                  live_server, tmp_path, monkeypatch,
+                                                  key_headers):
     url = _events(tmp_path, monkeypatch)
     publish(fit("ease", data, reg=20.0), store, model_name)
     victim = str(data.users.ids[7])
     app = create_app(ServiceSettings(registered_model=model_name, events_url=url,
                                      forget_poll_s=0.2))
-    with live_server(app) as srv, httpx.Client(base_url=srv.url, timeout=30) as client:
+    with live_server(app) as srv, httpx.Client(base_url=srv.url, timeout=30,
+                                                headers=key_headers(app)) as client:
         assert client.get(f"/recommendations/{victim}").json()["fallback"] is None
         forget_user(victim, url=url, data_dir=tmp_path / "data", tracking=False, serve_url="")
         deadline = time.monotonic() + 10
@@ -117,12 +124,14 @@ def test_the_poll_drops_a_user_without_being_told(store, model_name, data, fit, 
 
 
 def test_an_unreachable_event_store_keeps_serving(store, model_name, data, fit, publish,
-                                                  live_server):
+                                                  live_server, tmp_path, key_headers):
     publish(fit("ease", data, reg=20.0), store, model_name)
+    keys = f"sqlite:///{tmp_path / 'keys.db'}"  # the keys of a database that works
     app = create_app(ServiceSettings(
         registered_model=model_name, forget_poll_s=600,
-        events_url="postgresql://recsys:pw@127.0.0.1:9/recsys_events"))
-    with live_server(app) as srv, httpx.Client(base_url=srv.url, timeout=30) as client:
+        events_url="postgresql://recsys:pw@127.0.0.1:9/recsys_events"), keys=KeyStore(keys))
+    with live_server(app) as srv, httpx.Client(base_url=srv.url, timeout=30,
+                                                headers=key_headers(keys)) as client:
         r = client.post("/tombstones/refresh")
         assert r.status_code == 503 and "tombstones cannot be read" in r.json()["detail"]
         assert "pw@" not in r.text

@@ -13,7 +13,7 @@ from recsys_service.settings import ServiceSettings
 
 
 def test_alias_moves_twice_under_concurrent_requests(store, model_name, data, fit, publish,
-                                                     move, live_server):
+                                                     move, live_server, key_headers):
     models = [fit("ease", data, reg=20.0), fit("implicit-als", data, factors=8, iterations=4),
               fit("item-knn-implicit", data, k=15)]
     refs = [publish(m, store, model_name, aliases=()) for m in models]
@@ -28,11 +28,12 @@ def test_alias_moves_twice_under_concurrent_requests(store, model_name, data, fi
             expected[ref.version, "post", u] = [
                 i.item_id for i in scorer.recommend(u, 5, recent_items=recent).items]
     app = create_app(ServiceSettings(registered_model=model_name, poll_interval_s=0.1))
+    key = key_headers(app)
     stop = threading.Event()
     results: list[list[tuple]] = [[] for _ in range(4)]
 
     def hammer(n: int, url: str) -> None:
-        with httpx.Client(base_url=url, timeout=30) as client:
+        with httpx.Client(base_url=url, timeout=30, headers=key) as client:
             i = 0
             while not stop.is_set():
                 u = users[(i + n) % len(users)]
@@ -54,7 +55,7 @@ def test_alias_moves_twice_under_concurrent_requests(store, model_name, data, fi
 
     def wait_for(url: str, version: str) -> None:
         deadline = time.monotonic() + 60
-        while httpx.get(f"{url}/model").json()["ranking"]["version"] != version:
+        while httpx.get(f"{url}/model", headers=key).json()["ranking"]["version"] != version:
             assert time.monotonic() < deadline, f"version {version} was never loaded"
             time.sleep(0.05)
 
@@ -73,7 +74,7 @@ def test_alias_moves_twice_under_concurrent_requests(store, model_name, data, fi
         stop.set()
         for t in threads:
             t.join(30)
-        metrics = httpx.get(f"{server.url}/metrics").text
+        metrics = httpx.get(f"{server.url}/metrics", headers=key).text
     flat = [r for rs in results for r in rs]
     errors = [r for r in flat if r[0] == "error"]
     assert not errors, errors[:3]
@@ -90,7 +91,7 @@ def test_alias_moves_twice_under_concurrent_requests(store, model_name, data, fi
 
 @pytest.mark.slow
 def test_recsys_serve_command_answers(store, model_name, data, fit, publish, free_port,
-                                      server_process):
+                                      server_process, key_headers):
     import mlflow
 
     ref = publish(fit("sgd-mf", data, epochs=3, factors=4), store, model_name)
@@ -100,11 +101,14 @@ def test_recsys_serve_command_answers(store, model_name, data, fit, publish, fre
     args = [sys.executable, "-m", "recsys_cli.main", "serve", "--port", port]
     with server_process(args, port=port, cwd=store, env=env, ready="/ready") as server:
         url = server.url
+        key = key_headers(f"sqlite:///{store / '.recsys' / 'events.db'}")
         user = data.users.ids[0]
         for _ in range(2):
-            body = httpx.get(f"{url}/recommendations/{user}", params={"k": 3}).json()
+            body = httpx.get(f"{url}/recommendations/{user}", params={"k": 3},
+                             headers=key).json()
             assert body["model"]["version"] == ref.version and len(body["items"]) == 3
-        r = httpx.get(f"{url}/predict", params={"user_id": user, "item_id": data.items.ids[0]})
+        r = httpx.get(f"{url}/predict", params={"user_id": user, "item_id": data.items.ids[0]},
+                      headers=key)
         assert r.status_code == 200 and 1.0 <= r.json()["rating"] <= 5.0
 
 

@@ -9,11 +9,11 @@ from recsys_service.settings import ServiceSettings
 
 
 @pytest.fixture(scope="module")
-def client(store, data, fit, publish):
+def client(store, data, fit, publish, key_headers):
     model = fit("ease", data, reg=50.0)
     publish(model, store, "svc-metrics", ["champion-ranking", "champion-rating"])
     app = create_app(ServiceSettings(registered_model="svc-metrics"), poll=False)
-    with TestClient(app) as c:
+    with TestClient(app, headers=key_headers(app)) as c:
         app.state.live.refresh()
         yield c
 

@@ -32,7 +32,7 @@ def _app():
     return create_app(ServiceSettings(registered_model="svc-pseudo"), poll=False)
 
 
-def test_a_known_user_is_answered_by_raw_id(published, raw, monkeypatch):
+def test_a_known_user_is_answered_by_raw_id(published, raw, monkeypatch, key_headers):
     model, ref = published
     monkeypatch.setenv(KEY_ENV, KEY)
     user = str(raw["user"].iloc[0])
@@ -40,7 +40,7 @@ def test_a_known_user_is_answered_by_raw_id(published, raw, monkeypatch):
     pseudonym = pseudonymize_users(raw.iloc[:1], KEY.encode())["user"].iloc[0]
     assert user not in set(map(str, model.user_vocab_.ids))
     app = _app()
-    with TestClient(app) as client:
+    with TestClient(app, headers=key_headers(app)) as client:
         app.state.live.refresh()
         body = client.get(f"/recommendations/{user}", params={"k": 5}).json()
         assert body["fallback"] is None and body["user_id"] == user  # the id sent
@@ -58,10 +58,11 @@ def test_a_known_user_is_answered_by_raw_id(published, raw, monkeypatch):
         assert KEY not in text and pseudonym not in text
 
 
-def test_without_the_key_the_version_is_not_served_and_says_why(published, monkeypatch):
+def test_without_the_key_the_version_is_not_served_and_says_why(published, monkeypatch,
+                                                                key_headers):
     monkeypatch.delenv(KEY_ENV, raising=False)
     app = _app()
-    with TestClient(app) as client:
+    with TestClient(app, headers=key_headers(app)) as client:
         app.state.live.refresh()
         r = client.get("/recommendations/1")
         assert r.status_code == 503

@@ -25,7 +25,7 @@ def _samples(text: str, name: str) -> dict[str, float]:
 
 @pytest.mark.slow
 def test_two_workers_on_a_fresh_store_count_every_request_in_one_scrape(
-        tmp_path, monkeypatch, data, fit, publish, free_port, server_process):
+        tmp_path, monkeypatch, data, fit, publish, free_port, server_process, key_headers):
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
     folder = tmp_path / "service"
@@ -50,8 +50,10 @@ def test_two_workers_on_a_fresh_store_count_every_request_in_one_scrape(
         finally:
             mlflow.set_tracking_uri(None)
 
+        key = key_headers(env["RECSYS_SERVE_EVENTS_URL"])  # made while the workers run
+
         def versions() -> dict[str, float]:  # ranking role, one series per live worker
-            text = httpx.get(f"{server.url}/metrics").text
+            text = httpx.get(f"{server.url}/metrics", headers=key).text
             return {k: v for k, v in _samples(text, "recsys_model_version").items()
                     if 'role="ranking"' in k}
 
@@ -64,10 +66,10 @@ def test_two_workers_on_a_fresh_store_count_every_request_in_one_scrape(
         n = 60
         for i in range(n):  # a new connection each: the kernel hands them to either worker
             r = httpx.get(f"{server.url}/recommendations/{users[i % len(users)]}",
-                          params={"k": 3})
+                          params={"k": 3}, headers=key)
             assert r.status_code == 200, r.text
             assert r.json()["model"]["version"] == ref.version
-        text = httpx.get(f"{server.url}/metrics").text
+        text = httpx.get(f"{server.url}/metrics", headers=key).text
         counted = _samples(text, "recsys_requests_total")
         assert counted['method="GET",route="/recommendations/{user_id}",status="200"'] == n
         latency = _samples(text, "recsys_request_duration_seconds_count")

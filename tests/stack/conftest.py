@@ -63,6 +63,11 @@ class LoopbackStack:
         assert out.returncode == 0, out.stdout + out.stderr
         self.env = {k: v for k, v in dotenv_values(self.env_file).items() if v is not None}
 
+    @property
+    def serve_headers(self) -> dict[str, str]:
+        """The API key the stack handed its clients (``RECSYS_SERVE_API_KEY`` of its .env)."""
+        return {"Authorization": f"Bearer {self.env['RECSYS_SERVE_API_KEY']}"}
+
     def process_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
         # each MLflow request retries 3 times within ~8 s, then the task retries (2, 5, 15 s):

@@ -28,6 +28,15 @@ TARGETS = 3  # items the purchases favour
 PURCHASERS = 50  # users who buy them; the others' lists are watched
 
 
+# every route but /health and /ready needs the API key the stack handed its clients
+HEADERS: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _api_key(stack):
+    HEADERS.update(stack.serve_headers)
+
+
 def _serve_model(stack, model: str | None) -> None:
     """Restart the stack's service on ``model`` (None: the session's default)."""
     env = stack.process_env()
@@ -44,14 +53,14 @@ def _serve_model(stack, model: str | None) -> None:
 
 
 def _post(url: str, batch: list[dict]) -> httpx.Response:
-    return httpx.post(f"{url}/events", json=batch, timeout=30)
+    return httpx.post(f"{url}/events", json=batch, headers=HEADERS, timeout=30)
 
 
 def _served(url: str, timeout: float = 60.0) -> dict:
     """What serves lists (GET /model), once the service has a version of MODEL."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        ranking = httpx.get(f"{url}/model", timeout=5).json()["ranking"]
+        ranking = httpx.get(f"{url}/model", headers=HEADERS, timeout=5).json()["ranking"]
         if ranking["version"] is not None:
             return ranking
         time.sleep(0.5)
@@ -69,7 +78,8 @@ def _ranks(url: str, users: list[str], items: list[str]) -> float:
     """Mean position of ``items`` in the users' full lists (lower is better)."""
     positions = []
     for user in users:
-        body = httpx.get(f"{url}/recommendations/{user}", params={"k": 100}, timeout=10).json()
+        body = httpx.get(f"{url}/recommendations/{user}", params={"k": 100},
+                         headers=HEADERS, timeout=10).json()
         ids = [i["item_id"] for i in body["items"]]
         positions += [ids.index(i) if i in ids else len(ids) for i in items]
     return sum(positions) / len(positions)
@@ -123,12 +133,12 @@ def test_events_posted_to_the_service_reach_the_next_champion(stack, own_service
     before = _ranks(url, watched, targets)
     newcomer = "newcomer-1"  # the stack's databases are new each session
     assert httpx.get(f"{url}/recommendations/{newcomer}",
-                     timeout=10).json()["fallback"] == "popularity"
+                     headers=HEADERS, timeout=10).json()["fallback"] == "popularity"
     now = int(time.time()) - 600
     feedback = []
     for u, user in enumerate(buyers):
         rec_id = httpx.get(f"{url}/recommendations/{user}", params={"k": 5},
-                           timeout=10).json()["recommendation_id"]
+                           headers=HEADERS, timeout=10).json()["recommendation_id"]
         for t, item in enumerate(targets):
             ts = now + 10 * t + u % 7
             feedback += [
@@ -193,7 +203,8 @@ def test_events_posted_to_the_service_reach_the_next_champion(stack, own_service
         assert time.monotonic() < deadline, f"{url} did not load version {second}"
         time.sleep(0.5)
     assert stack.alias(MODEL, _served(url)["alias"]) == second
-    known = httpx.get(f"{url}/recommendations/{newcomer}", params={"k": 5}, timeout=10).json()
+    known = httpx.get(f"{url}/recommendations/{newcomer}", params={"k": 5},
+                      headers=HEADERS, timeout=10).json()
     assert known["fallback"] is None and known["model"]["version"] == second
     assert not set(counts.index[:7]) & {i["item_id"] for i in known["items"]}  # seen: excluded
     # the bought items moved up the lists of the users who did not buy them (13.1 -> 11.2 of

@@ -28,6 +28,15 @@ BIN = Path(sys.executable).parent
 MODEL = "e2e"  # the registered model the stack's service serves (conftest)
 
 
+# every route but /health and /ready needs the API key the stack handed its clients
+HEADERS: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _api_key(stack):
+    HEADERS.update(stack.serve_headers)
+
+
 def _train(stack, cwd: Path, env: dict) -> object:
     """``recsys train`` against the stack (tiny data); the MLflow run it made."""
     out = subprocess.run(
@@ -44,14 +53,16 @@ def _train(stack, cwd: Path, env: dict) -> object:
 
 
 def _served(url: str, user: str) -> dict:
-    return httpx.get(f"{url}/recommendations/{user}", params={"k": 5}, timeout=10).json()
+    return httpx.get(f"{url}/recommendations/{user}", params={"k": 5},
+                     headers=HEADERS, timeout=10).json()
 
 
 def _wait_serving(url: str, version: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if httpx.get(f"{url}/model", timeout=5).json()["ranking"]["version"] == version:
+            if httpx.get(f"{url}/model",
+                         headers=HEADERS, timeout=5).json()["ranking"]["version"] == version:
                 return
         except (httpx.HTTPError, KeyError):
             pass

@@ -22,6 +22,15 @@ MODEL = "e2e"
 RANKING = registry.ROLE_ALIASES["ranking"]
 
 
+# every route but /health and /ready needs the API key the stack handed its clients
+HEADERS: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _api_key(stack):
+    HEADERS.update(stack.serve_headers)
+
+
 @pytest.fixture
 def tracking(stack, monkeypatch):
     for key, value in stack.client_env().items():
@@ -51,11 +60,12 @@ def _served_version(url: str, timeout: float = 60.0) -> str:
     """Wait until the service is ready; the version serving lists."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if httpx.get(f"{url}/ready", timeout=5).status_code == 200:
-            return httpx.get(f"{url}/model", timeout=5).json()["ranking"]["version"]
+        if httpx.get(f"{url}/ready", headers=HEADERS, timeout=5).status_code == 200:
+            return httpx.get(f"{url}/model",
+                             headers=HEADERS, timeout=5).json()["ranking"]["version"]
         time.sleep(0.5)
     raise AssertionError(f"{url} not ready after {timeout:.0f} s: "
-                         f"{httpx.get(f'{url}/ready', timeout=5).text}")
+                         f"{httpx.get(f'{url}/ready', headers=HEADERS, timeout=5).text}")
 
 
 def _wait_for_version(url: str, version: str, timeout: float = 30.0) -> None:
@@ -67,7 +77,7 @@ def _wait_for_version(url: str, version: str, timeout: float = 30.0) -> None:
 
 def test_the_stack_service_serves_the_champion_and_follows_the_alias(stack, tracking, tmp_path):
     url = stack.env["RECSYS_SERVE_URL"]
-    assert httpx.get(f"{url}/health", timeout=5).json() == {"status": "ok"}
+    assert httpx.get(f"{url}/health", headers=HEADERS, timeout=5).json() == {"status": "ok"}
     champion = stack.alias(MODEL, RANKING)
     if champion is None:  # this file alone: no e2e run promoted one
         champion = _publish(tmp_path, seed=1).version
@@ -76,7 +86,8 @@ def test_the_stack_service_serves_the_champion_and_follows_the_alias(stack, trac
                                     alias=alias) is None
     assert _served_version(url) == champion
     user = generate(config_for("tiny", seed=42)).interactions["user"].value_counts().index[0]
-    body = httpx.get(f"{url}/recommendations/{user}", params={"k": 5}, timeout=10).json()
+    body = httpx.get(f"{url}/recommendations/{user}", params={"k": 5},
+                     headers=HEADERS, timeout=10).json()
     assert body["model"]["version"] == champion and body["fallback"] is None
     assert len(body["items"]) == 5 and body["recommendation_id"]
 
@@ -84,9 +95,10 @@ def test_the_stack_service_serves_the_champion_and_follows_the_alias(stack, trac
     new = _publish(tmp_path, seed=7)
     registry.promote(new, {}, expected=champion, alias=RANKING)
     _wait_for_version(url, new.version)
-    body = httpx.get(f"{url}/recommendations/{user}", params={"k": 5}, timeout=10).json()
+    body = httpx.get(f"{url}/recommendations/{user}", params={"k": 5},
+                     headers=HEADERS, timeout=10).json()
     assert body["model"]["version"] == new.version
     registry.promote(registry.VersionRef(MODEL, champion), {}, expected=new.version,
                      alias=RANKING)
     _wait_for_version(url, champion)
-    assert httpx.get(f"{url}/ready", timeout=5).status_code == 200
+    assert httpx.get(f"{url}/ready", headers=HEADERS, timeout=5).status_code == 200

@@ -11,13 +11,14 @@ from recsys_core.events.migrate import MIGRATIONS, current, head, upgrade
 
 def test_upgrade_creates_the_tables_once(store_url):
     assert current(store_url) is None
-    assert upgrade(store_url) == head() == "0002"
-    assert upgrade(store_url) == "0002"  # idempotent
-    assert current(store_url) == "0002"
+    assert upgrade(store_url) == head() == "0004"
+    assert upgrade(store_url) == "0004"  # idempotent
+    assert current(store_url) == "0004"
     engine = create_engine(store_url.replace("postgresql://", "postgresql+psycopg2://"))
     tables = set(inspect(engine).get_table_names())
     engine.dispose()
-    assert {"events", "served_recommendations", "recsys_events_alembic_version"} <= tables
+    assert {"events", "served_recommendations", "api_keys",
+            "recsys_events_alembic_version"} <= tables
 
 
 def test_the_migrations_ship_inside_the_package():
@@ -51,7 +52,12 @@ def test_the_least_privilege_roles(pg_url, psql_client):
     run("recsys_events_service", insert)
     run("recsys_events_service", "SELECT count(*) FROM events")
     run("recsys_events_collect", "SELECT count(*) FROM events")
-    for role, statement in (("recsys_events_service", "DELETE FROM events"),
+    run("recsys_events_service", "SELECT count(*) FROM api_keys")  # checks the callers' keys
+    for role, statement in (("recsys_events_service", "UPDATE api_keys SET scopes = 'admin'"),
+                            ("recsys_events_service", "INSERT INTO api_keys VALUES "
+                                                      "('k', 'd', 'admin', 1, NULL)"),
+                            ("recsys_events_collect", "SELECT count(*) FROM api_keys"),
+                            ("recsys_events_service", "DELETE FROM events"),
                             ("recsys_events_service", "UPDATE events SET rating = 1"),
                             ("recsys_events_service", "DROP TABLE events"),
                             ("recsys_events_collect", insert)):

@@ -1,0 +1,172 @@
+"""Who may call the service: API keys with scopes, checked by a FastAPI ``Security``
+dependency on every route but ``/health`` and ``/ready``.
+
+A caller sends ``Authorization: Bearer <key>`` (a key of ``recsys keys create``). A missing,
+malformed, unknown or revoked key gets 401 with ``WWW-Authenticate: Bearer``; a key without a
+scope the route needs gets 403 naming the scope. The scopes of each route:
+
+=========================================================  ==========================
+``GET|POST /recommendations``, ``GET /similar-items``,      ``recommend``
+``GET /predict``
+``explain=true`` on the list routes (the reasons name the   ``recommend`` + ``explain``
+items a user interacted with)
+``POST /events``                                            ``ingest``
+``GET /model``, ``GET /metrics``, ``POST /tombstones/...``  ``admin``
+=========================================================  ==========================
+
+A verified key (and a refused one) is remembered for ``key_cache_s`` seconds (default 5), so
+that a check costs a dictionary look-up and not a database query; past that, the next request
+looks it up again. Revoking a key therefore takes effect in every worker process within
+``key_cache_s`` seconds. While the database cannot be read, a key seen before keeps its last
+answer (the lists of known callers go on; a key never seen gets 503).
+
+``recsys serve --no-auth`` turns the checks off (every caller gets every scope, events are
+stored under the empty sender name) and is refused for any address but loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
+
+from recsys_core.events.keys import ADMIN, EXPLAIN, INGEST, RECOMMEND, SCOPES, KeyStore
+from recsys_core.exceptions import DataSourceError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ADMIN", "EXPLAIN", "INGEST", "RECOMMEND", "Authenticator", "Caller", "authorize",
+           "Ingester", "Recommender", "require"]
+
+ANONYMOUS = ""
+"""The sender name of events stored without a key (``--no-auth``, or before keys existed)."""
+
+_MAX_CACHED = 10_000
+
+bearer = HTTPBearer(
+    auto_error=False, scheme_name="api-key",
+    description="an API key made by `recsys keys create --name NAME --scopes a,b`, sent as "
+                "`Authorization: Bearer <key>`")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request: the key's name (the sender of its events) and its scopes."""
+
+    name: str
+    scopes: frozenset[str]
+
+
+_EVERYONE = Caller(ANONYMOUS, frozenset(SCOPES))
+
+
+class Authenticator:
+    """Verifies keys against the key store, remembering each answer ``ttl_s`` seconds.
+
+    ``store`` None: no checks (``--no-auth``): every request is :data:`_EVERYONE`.
+    """
+
+    def __init__(self, store: KeyStore | None, ttl_s: float = 5.0) -> None:
+        self.store = store
+        self.ttl_s = ttl_s
+        # digest -> (caller or None, monotonic expiry): keyed by the hash, so that neither the
+        # key nor a comparison with it stays in this table
+        self._cache: dict[str, tuple[Caller | None, float]] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self.store is not None
+
+    def fast(self, request: Request, scope: str) -> Caller | None:
+        """The caller of ``request`` when its key is remembered and holds ``scope``; None
+        for anything else (the route's dependency then decides, and says why)."""
+        if self.store is None:
+            return _EVERYONE
+        header = request.headers.get("authorization")
+        if header is None or header[:7].lower() != "bearer ":
+            return None
+        hit = self._cache.get(self.store.digest(header[7:].strip()))
+        if hit is None or hit[1] < time.monotonic():
+            return None
+        caller = hit[0]
+        return caller if caller is not None and scope in caller.scopes else None
+
+    async def verify(self, secret: str) -> Caller | None:
+        """The caller whose active key ``secret`` is, or None; from the cache while fresh."""
+        assert self.store is not None
+        digest = self.store.digest(secret)
+        hit = self._cache.get(digest)
+        now = time.monotonic()
+        if hit is not None and hit[1] >= now:
+            return hit[0]
+        try:
+            key = await asyncio.to_thread(self.store.lookup, digest)
+        except DataSourceError as exc:
+            if hit is None:
+                raise
+            # the database is away: the last answer stands until it is back (a revocation
+            # cannot be read meanwhile either), so that an outage of the event store does not
+            # stop the lists of callers already seen
+            log.warning("API key %r checked from memory: %s", hit[0] and hit[0].name, exc)
+            self._cache[digest] = (hit[0], now + min(self.ttl_s, 1.0))
+            return hit[0]
+        caller = None if key is None else Caller(key.name, key.scopes)
+        if len(self._cache) >= _MAX_CACHED:  # a flood of invented keys: start over
+            self._cache = {d: v for d, v in self._cache.items() if v[1] >= now}
+            if len(self._cache) >= _MAX_CACHED:
+                self._cache.clear()
+        self._cache[digest] = (caller, now + self.ttl_s)
+        return caller
+
+
+def _unauthorized(detail: str, error: str | None = None) -> HTTPException:
+    challenge = 'Bearer realm="recsys"' + (f', error="{error}"' if error else "")
+    return HTTPException(401, detail, headers={"WWW-Authenticate": challenge})
+
+
+def missing_scope(caller: Caller, scope: str, what: str) -> HTTPException:
+    """The 403 for a key that lacks ``scope``."""
+    return HTTPException(
+        403, f"the API key {caller.name!r} lacks the scope {scope!r} that {what} needs; use a "
+             f"key made with it (recsys keys create --name NAME --scopes {scope})")
+
+
+async def authorize(security_scopes: SecurityScopes, request: Request,
+                    credentials: Annotated[HTTPAuthorizationCredentials | None,
+                                           Depends(bearer)]) -> Caller:
+    """The dependency of every guarded route: the caller, who holds the route's scopes."""
+    auth: Authenticator = request.app.state.service.auth
+    if not auth.enabled:
+        return _EVERYONE
+    if credentials is None:
+        raise _unauthorized("an API key is required: send `Authorization: Bearer <key>` with a "
+                            "key made by `recsys keys create`")
+    try:
+        caller = await auth.verify(credentials.credentials)
+    except DataSourceError as exc:
+        raise HTTPException(503, f"the API key cannot be checked: {exc}") from None
+    if caller is None:
+        raise _unauthorized("the API key is not valid (unknown or revoked); ask for a key made "
+                            "by `recsys keys create`", "invalid_token")
+    what = f"{request.method} {request.url.path}"
+    for scope in security_scopes.scopes:
+        if scope not in caller.scopes:
+            raise missing_scope(caller, scope, what)
+    return caller
+
+
+# the route parameters that receive the caller holding a scope
+Recommender = Annotated[Caller, Security(authorize, scopes=[RECOMMEND])]
+Ingester = Annotated[Caller, Security(authorize, scopes=[INGEST])]
+
+
+def require(caller: Caller, scope: str, what: str) -> None:
+    """403 unless ``caller`` holds ``scope`` (for a scope that depends on a request's
+    content, such as ``explain``: its route's dependency already checked the route's own)."""
+    if scope not in caller.scopes:
+        raise missing_scope(caller, scope, what)

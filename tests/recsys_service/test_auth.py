@@ -1,0 +1,133 @@
+"""API keys with scopes on every route: no key, a wrong key, a key without the route's scope
+and the right key, route by route; revocation in a running service; ``--no-auth``."""
+
+import time
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from recsys_cli.main import app as cli
+from recsys_core.events.keys import ADMIN, EXPLAIN, INGEST, RECOMMEND, SCOPES, KeyStore
+from recsys_core.events.migrate import upgrade
+from recsys_service.app import create_app
+from recsys_service.settings import ServiceSettings
+
+
+@pytest.fixture(scope="module")
+def service(store, data, fit, publish, tmp_path_factory):
+    """A service with a ranking and a rating champion, its keys in a store of its own."""
+    publish(fit("sgd-mf", data, epochs=3, factors=8), store, "svc-auth")
+    url = f"sqlite:///{tmp_path_factory.mktemp('auth') / 'events.db'}"
+    upgrade(url)
+    app = create_app(ServiceSettings(registered_model="svc-auth", events_url=url,
+                                     key_cache_s=0.3), poll=False)
+    with TestClient(app) as client:
+        app.state.live.refresh()
+        yield app, client, KeyStore(url)
+
+
+def _routes(data):
+    user, item = str(data.users.ids[0]), str(data.items.ids[0])
+    event = {"event_id": "auth-e1", "user_id": user, "item_id": item, "type": "click"}
+    # (method, url, JSON body, the scopes the route needs)
+    return [
+        ("GET", f"/recommendations/{user}?k=3", None, {RECOMMEND}),
+        ("GET", f"/recommendations/{user}?k=3&explain=true", None, {RECOMMEND, EXPLAIN}),
+        ("POST", "/recommendations", {"user_id": user, "k": 3}, {RECOMMEND}),
+        ("POST", "/recommendations", {"user_id": user, "k": 3, "explain": True},
+         {RECOMMEND, EXPLAIN}),
+        ("GET", f"/similar-items/{item}?k=3", None, {RECOMMEND}),
+        ("GET", f"/predict?user_id={user}&item_id={item}", None, {RECOMMEND}),
+        ("POST", "/events", [event], {INGEST}),
+        ("GET", "/model", None, {ADMIN}),
+        ("GET", "/metrics", None, {ADMIN}),
+        ("POST", "/tombstones/refresh", None, {ADMIN}),
+    ]
+
+
+def _call(client, method, url, body, key=None):
+    headers = {} if key is None else {"Authorization": f"Bearer {key}"}
+    return client.request(method, url, json=body, headers=headers)
+
+
+def test_every_route_needs_a_key_with_its_scope(service, data):
+    app, client, keys = service
+    for n, (method, url, body, needed) in enumerate(_routes(data)):
+        where = f"{method} {url}"
+        r = _call(client, method, url, body)
+        assert r.status_code == 401, (where, r.text)
+        assert r.headers["www-authenticate"].startswith("Bearer"), where
+        assert "an API key is required" in r.json()["detail"]
+        r = _call(client, method, url, body, "rsk_" + "x" * 43)
+        assert r.status_code == 401 and 'error="invalid_token"' in r.headers["www-authenticate"]
+        assert "not valid" in r.json()["detail"], where
+        for missing in needed:  # every other scope, but not this one
+            lacking = keys.create(f"lacking-{n}-{missing}", set(SCOPES) - {missing})
+            for _ in range(2):  # checked, then remembered: the same answer
+                r = _call(client, method, url, body, lacking)
+                assert r.status_code == 403, (where, r.text)
+                assert f"lacks the scope {missing!r}" in r.json()["detail"], where
+        right = keys.create(f"right-{n}", needed)
+        for _ in range(2):
+            r = _call(client, method, url, body, right)
+            assert r.status_code == 200, (where, r.text)
+
+
+def test_explain_needs_its_scope_even_for_a_remembered_key(service, data):
+    _, client, keys = service
+    key = keys.create("lists-only", [RECOMMEND])
+    user = data.users.ids[1]
+    assert _call(client, "GET", f"/recommendations/{user}", None, key).status_code == 200
+    r = _call(client, "GET", f"/recommendations/{user}?explain=true", None, key)
+    assert r.status_code == 403 and "'explain'" in r.json()["detail"]
+    both = keys.create("lists-and-reasons", [RECOMMEND, EXPLAIN])
+    r = _call(client, "GET", f"/recommendations/{user}?explain=true", None, both)
+    assert r.status_code == 200 and r.json()["items"][0]["reasons"] is not None
+
+
+def test_health_and_ready_need_no_key_and_the_openapi_declares_the_scheme(service):
+    _, client, _ = service
+    assert client.get("/health").status_code == 200
+    assert client.get("/ready").status_code == 200
+    spec = client.get("/openapi.json").json()
+    scheme = spec["components"]["securitySchemes"]["api-key"]
+    assert scheme["type"] == "http" and scheme["scheme"] == "bearer"
+    assert spec["paths"]["/events"]["post"]["security"] == [{"api-key": ["ingest"]}]
+    assert "security" not in spec["paths"]["/health"]["get"]
+
+
+def test_a_key_revoked_with_the_command_stops_working_in_a_running_service(
+        service, data, live_server):
+    app, _, keys = service
+    key = keys.create("soon-revoked", [RECOMMEND])
+    user = data.users.ids[2]
+    with live_server(app) as srv, httpx.Client(base_url=srv.url, timeout=30) as client:
+        headers = {"Authorization": f"Bearer {key}"}
+        assert client.get(f"/recommendations/{user}", headers=headers).status_code == 200
+        r = CliRunner().invoke(cli, ["keys", "revoke", "soon-revoked", "--url", keys.url])
+        assert r.exit_code == 0, r.output
+        assert "revoked" in r.output
+        deadline = time.monotonic() + 5
+        while client.get(f"/recommendations/{user}", headers=headers).status_code == 200:
+            assert time.monotonic() < deadline, "the revoked key kept working"
+            time.sleep(0.05)
+        assert client.get(f"/recommendations/{user}", headers=headers).status_code == 401
+
+
+def test_no_auth_serves_anyone_and_is_refused_beyond_loopback(store, data, fit, publish,
+                                                               monkeypatch):
+    publish(fit("popularity", data), store, "svc-open")
+    app = create_app(ServiceSettings(registered_model="svc-open", auth=False), poll=False)
+    with TestClient(app) as client:
+        app.state.live.refresh()
+        assert client.get(f"/recommendations/{data.users.ids[0]}").status_code == 200
+        assert client.get("/model").status_code == 200
+    for host in ("0.0.0.0", "::", "192.168.1.10", "example.org"):
+        r = CliRunner().invoke(cli, ["serve", "--no-auth", "--host", host])
+        assert r.exit_code == 2, (host, r.output)
+        assert "--no-auth" in r.output and "refused" in r.output
+    monkeypatch.setenv("RECSYS_SERVE_AUTH", "false")  # the setting alone is refused as well
+    r = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0"])
+    assert r.exit_code == 2 and "refused" in r.output
