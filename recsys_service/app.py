@@ -32,6 +32,7 @@ from recsys_core.exceptions import DataSourceError, DataValidationError, ModelCa
 from recsys_core.redaction import redact
 from recsys_service.feedback import ServedList, ServedRecorder
 from recsys_service.forgotten import Forgotten
+from recsys_service.limits import EdgeLimits
 from recsys_service.live_models import LiveModels, NotReady, Served
 from recsys_service.metrics import MetricsMiddleware, ServiceMetrics
 from recsys_service.schemas import (
@@ -105,6 +106,7 @@ def create_app(
     app.state.settings, app.state.live, app.state.metrics = settings, live, metrics
     app.state.events, app.state.recorder = events, recorder
     app.state.forgotten = forgotten
+    app.add_middleware(EdgeLimits, settings=settings)  # before any route reads a body
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     K = Annotated[int, Query(ge=1, le=settings.max_k,
                              description=f"list length, 1 to {settings.max_k}")]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -60,9 +62,22 @@ def _id_text(value: Any) -> Any:
     return value
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def no_control(value: str) -> str:
+    """``value``, or ``ValueError`` when it carries a control character (a NUL cannot be
+    stored by PostgreSQL and fails the whole batch it is in; the others corrupt logs)."""
+    found = _CONTROL.search(value)
+    if found is not None:
+        raise ValueError(f"control character U+{ord(found[0]):04X} at position {found.start()} "
+                         f"of {value!r}; ids may not contain control characters")
+    return value
+
+
 # the constraints before the validator: they then apply to the string (and read as such)
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256),
-               BeforeValidator(_id_text)]
+               BeforeValidator(_id_text), AfterValidator(no_control)]
 
 
 class Event(BaseModel):
@@ -72,14 +87,15 @@ class Event(BaseModel):
 
     event_id: Annotated[str,
                         StringConstraints(strip_whitespace=True, min_length=1, max_length=128),
-                        BeforeValidator(_id_text)]
+                        BeforeValidator(_id_text), AfterValidator(no_control)]
     user_id: Id
     item_id: Id
     type: Literal["rating", "click", "view", "purchase"]
     rating: float | None = Field(None, allow_inf_nan=True)
     timestamp: datetime | int | None = Field(
         None, description="when it happened: epoch seconds or ISO 8601; default: when received")
-    recommendation_id: str | None = Field(None, min_length=1, max_length=128)
+    recommendation_id: Annotated[str, AfterValidator(no_control)] | None = Field(
+        None, min_length=1, max_length=128)
 
 
 @dataclass(frozen=True)
