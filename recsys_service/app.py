@@ -76,7 +76,8 @@ def create_app(
         live = LiveModels(settings, on_reload=metrics.on_reload)
     if events is None:
         events = EventStore(settings.events_url)  # connects on first use only
-    recorder = ServedRecorder(events, metrics.served_lists, settings.served_queue_size)
+    recorder = ServedRecorder(events, metrics.served_lists, settings.served_queue_size,
+                              outbox=settings.served_outbox, outbox_max=settings.served_outbox_max)
     forgotten = Forgotten(live, settings.events_url, settings.forget_poll_s)
 
     @asynccontextmanager
@@ -87,6 +88,7 @@ def create_app(
         log.info("serving %r (ranking alias %r, rating alias %r) from %s",
                  settings.registered_model, settings.ranking_alias, settings.rating_alias,
                  redact(uri))
+        recorder.start()  # replays the lists a previous process left in the outbox
         if poll:
             await asyncio.to_thread(forgotten.start)  # before the first load: none comes back
             live.start()

@@ -75,6 +75,14 @@ class ServiceSettings(BaseSettings):
     max_header_bytes: int = Field(
         16 * 1024, ge=1024, description="largest request head (request line and headers) "
                                         "buffered by the h11 parser")
+    served_outbox: str | None = Field(
+        ".recsys/served-outbox", description="folder of the outbox of served lists: each list "
+        "is written there before it is answered and deleted once recorded, so that lists "
+        "survive the event store being away and the process being killed (replayed at the next "
+        "start); null: no outbox (a list not recorded is dropped)")
+    served_outbox_max: int = Field(
+        100_000, ge=1, description="served lists the outbox holds while the event store is "
+                                   "away; beyond, a list is dropped (counted in /metrics)")
 
     forget_poll_s: float = Field(
         5.0, gt=0, description="seconds between two reads of the tombstones of forgotten users "

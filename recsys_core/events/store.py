@@ -38,7 +38,8 @@ from pydantic import (
 )
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError as SQLDataError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from recsys_core.events.engine import (
     events_url,
@@ -236,9 +237,24 @@ class EventStore:
                                               registered_model, model_version, alias)])
 
     def record_served_many(self, lists: Sequence[ServedRecord]) -> None:
-        """Record several served lists in one transaction (an id already recorded is kept)."""
+        """Record several served lists in one transaction (an id already recorded is kept).
+
+        Raises ``DataValidationError`` when a list cannot be stored as it is (a control
+        character in an id, a value the table refuses): nothing of the batch is stored, and
+        recording the others one by one stores them (``recsys_service.feedback`` does);
+        ``DataSourceError`` when the database cannot be reached or has no tables.
+        """
         if not lists:
             return
+        for r in lists:
+            for name in ("recommendation_id", "user_id", "registered_model", "model_version"):
+                value = str(getattr(r, name))
+                try:
+                    no_control(value)
+                except ValueError as exc:
+                    raise DataValidationError(
+                        f"served list {r.recommendation_id!r}: {name} {exc}; nothing of the "
+                        f"batch of {len(lists)} was stored") from None
         now = int(time.time())
         rows = [dict(recommendation_id=r.recommendation_id, user_id=str(r.user_id),
                      registered_model=r.registered_model, model_version=str(r.model_version),
@@ -252,6 +268,20 @@ class EventStore:
             if schema is not None:
                 raise schema from None  # permanent: retrying cannot create the tables
             raise unreachable(self.url, exc, "record served lists") from exc
+        except (IntegrityError, SQLDataError, ValueError) as exc:
+            # a row the table refuses (too long, a NUL the driver cannot send): permanent
+            raise DataValidationError(
+                f"the event store {safe_url(self.url)} refused a batch of {len(lists)} served "
+                f"list(s) (first {lists[0].recommendation_id!r}): {first_line(exc)}; nothing "
+                "of the batch was stored") from None
+        except DBAPIError as exc:
+            schema = missing_schema(self.url, exc)
+            if schema is not None:
+                raise schema from None
+            raise DataSourceError(
+                f"the event store {safe_url(self.url)} refused served lists: "
+                f"{first_line(exc)}. Run `recsys db upgrade` if its tables are out of "
+                "date") from None
 
     # -- reading ---------------------------------------------------------------------------
 
