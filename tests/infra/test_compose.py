@@ -307,6 +307,10 @@ def test_the_event_store_is_migrated_then_given_least_privilege_roles(compose):
     assert "EVENTS_DB_PASSWORD" in migrate["environment"]["PGPASSWORD"]
     assert roles["depends_on"]["events-migrate"]["condition"] == "service_completed_successfully"
     assert "--file=/sql/events-roles.sql" in roles["entrypoint"]
+    # no password on a command line: the roles' passwords reach psql through its environment
+    assert not any("PASSWORD" in arg or "password" in arg for arg in roles["entrypoint"])
+    assert "EVENTS_SERVICE_PASSWORD" in roles["environment"]["EVENTS_SERVICE_PASSWORD"]
+    assert "EVENTS_COLLECT_PASSWORD" in roles["environment"]["EVENTS_COLLECT_PASSWORD"]
     assert any(v.endswith("infra/postgres/events-roles.sql:/sql/events-roles.sql:ro")
                for v in roles["volumes"])
     for name in ("serving", "prefect-worker"):
