@@ -10,6 +10,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from recsys_cli.console import EXIT_BAD_INPUT, fail
+from recsys_cli.options import validated
+from recsys_cli.prefect_console import quiet_prefect
+from recsys_core.exceptions import RecsysError
+
 
 def tune(
     model: Annotated[str, typer.Option(help="model to tune (see: recsys models)")] = "sgd-mf",
@@ -39,8 +44,6 @@ def tune(
     gate decides. Trials run on a local Dask cluster (RECSYS_DASK_WORKERS, default 2) or on
     the cluster at RECSYS_DASK_ADDRESS.
     """
-    from recsys_cli.main import EXIT_BAD_INPUT, _fail, _quiet_prefect, _validated
-    from recsys_core.exceptions import RecsysError
     from recsys_core.models.registry import parse_params
 
     raw: dict = {"model": {"name": model}, "n_trials": trials, "parallel": parallel,
@@ -52,12 +55,12 @@ def tune(
         if space:
             raw["space"] = json.loads(space)
     except (RecsysError, json.JSONDecodeError) as exc:
-        _fail(f"bad option: {exc}", EXIT_BAD_INPUT)
+        fail(f"bad option: {exc}", EXIT_BAD_INPUT)
     raw.update({key: v for key, v in (("study", study), ("storage", storage)) if v})
-    _quiet_prefect()
+    quiet_prefect()
     from flows.tune import TuneParams, tune_flow
 
-    params = _validated(TuneParams, raw)
+    params = validated(TuneParams, raw)
     started = time.perf_counter()
     out = tune_flow(params)
     table = Table(title=f"study {out['study']}: best of {out['trials_complete']} trial(s) "

@@ -164,10 +164,11 @@ def s3_endpoint():
 def _prefect_console_on_the_current_stderr():
     """A CLI runner lends a command its own ``sys.stderr`` and closes it afterwards; Prefect
     sets its console handler up once per process, on the stream of that moment. A command
-    re-points it at its own stream first (``recsys_cli.main``); after each test it goes back to
-    the session's stream, so that the flows of a later test do not log into a closed one
-    (each line an "I/O operation on closed file", then a RecursionError in Prefect's handler)."""
+    re-points it at its own stream first (``recsys_cli.prefect_console``); after each test it
+    goes back to the session's stream, so that the flows of a later test do not log into a closed
+    one (each line an "I/O operation on closed file", then a RecursionError in Prefect's
+    handler)."""
     yield
-    from recsys_cli.main import _console_on_this_stderr
+    from recsys_cli.prefect_console import console_on_this_stderr
 
-    _console_on_this_stderr()
+    console_on_this_stderr()

@@ -207,7 +207,7 @@ def test_evaluate_duplicates_policy_is_the_collect_policy(tmp_path):
 
 
 def test_finite_or_none_keeps_json_strict():
-    from recsys_cli.main import _finite_or_none
+    from recsys_cli.evaluate import _finite_or_none
 
     assert [_finite_or_none(v) for v in (float("nan"), float("inf"), 0.5, 3, "x")] == [
         None, None, 0.5, 3, "x"]

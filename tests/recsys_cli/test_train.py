@@ -6,7 +6,8 @@ import sys
 
 from typer.testing import CliRunner
 
-from recsys_cli.main import _quiet_prefect, app
+from recsys_cli.main import app
+from recsys_cli.prefect_console import console_on_this_stderr, quiet_prefect
 
 
 def test_bad_settings_exit_2_with_their_dotted_names(tmp_path, monkeypatch):
@@ -31,7 +32,7 @@ def test_bad_settings_exit_2_with_their_dotted_names(tmp_path, monkeypatch):
 def test_prefect_console_shows_errors_without_tracebacks():
     from prefect.logging.handlers import PrefectConsoleHandler
 
-    _quiet_prefect()
+    quiet_prefect()
     logger = logging.getLogger("prefect.flow_runs")
     handlers = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
     assert handlers
@@ -49,14 +50,12 @@ def test_prefect_console_shows_errors_without_tracebacks():
 def test_prefect_console_writes_to_the_stderr_of_each_command(monkeypatch):
     """Prefect binds its console handler to the sys.stderr of its first setup; a later command
     in the same process (a notebook, a CLI runner) must not log to that stream, closed by now."""
-    from recsys_cli.main import _console_on_this_stderr
-
     first, second = io.StringIO(), io.StringIO()
     monkeypatch.setattr(sys, "stderr", first)
-    _quiet_prefect()
+    quiet_prefect()
     first.close()
     monkeypatch.setattr(sys, "stderr", second)
-    _console_on_this_stderr()  # what every command does first
+    console_on_this_stderr()  # what every command does first
     logging.getLogger("recsys.test").warning("said on the second stream")
     assert "said on the second stream" in second.getvalue()
     assert "Logging error" not in second.getvalue()

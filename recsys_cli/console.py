@@ -1,0 +1,65 @@
+"""The CLI's consoles, exit codes and one-line messages (``error:``, ``note:``)."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from recsys_core.exceptions import (
+    ConfigError,
+    DataError,
+    DataValidationError,
+    GateRejectedError,
+    RecsysError,
+)
+from recsys_core.redaction import redact
+
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+EXIT_REFUSED = 3
+
+console = Console()
+err = Console(stderr=True)
+
+
+def exit_code(exc: BaseException) -> int:
+    """3 for a run refused by validation or the gate, 2 for bad input (settings, options,
+    data), 1 for every other failure."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, DataValidationError | GateRejectedError):
+        return EXIT_REFUSED
+    if isinstance(exc, ConfigError | DataError | ValidationError):
+        return EXIT_BAD_INPUT
+    return EXIT_FAILURE
+
+
+def error_message(exc: BaseException) -> str:
+    """One line for the user: recsys's own errors say what to fix; others name their type."""
+    text = str(exc).strip() or type(exc).__name__
+    if not isinstance(exc, RecsysError):
+        text = f"{type(exc).__name__}: {text}"
+    if isinstance(exc, MemoryError):
+        text += " (not enough memory; try a smaller data set, k or model)"
+    return redact(text)
+
+
+def print_error(message: str) -> None:
+    """``error: message`` on stderr."""
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print ``error: message`` (redacted) and leave with exit code ``code``."""
+    print_error(redact(message))
+    raise typer.Exit(code)
+
+
+def note(message: str) -> None:
+    """``note: message`` on stderr: something the user should know, not an error."""
+    from rich.markup import escape
+
+    err.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
