@@ -182,9 +182,12 @@ class ServedRecorder:
             self._retire_done()
         assert self.folder is not None
         self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"served-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        name = f"served-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
+        # locked before it takes its name: another recorder never sees it unlocked
+        fd = os.open(self.folder / f".{name}", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)  # released by the kernel when this process dies
+        path = self.folder / name
+        os.rename(self.folder / f".{name}", path)
         self._segment = _Segment(path, fd)
         return self._segment
 
@@ -228,8 +231,11 @@ class ServedRecorder:
         self._adopt_orphans()
         while True:
             try:
-                first = self._queue.get(timeout=_REPLAY_EVERY_S if self._waiting else None)
+                first = self._queue.get(timeout=None if self.folder is None else _REPLAY_EVERY_S)
             except queue.Empty:
+                # quiet: the files of a worker that died beside this one, and the lists that
+                # failed, get their next try
+                self._adopt_orphans()
                 self._replay_due()
                 continue
             # what queued up while the last write ran goes in one transaction: under load the
@@ -349,6 +355,7 @@ class ServedRecorder:
         """Take over the segments of processes that died before writing them."""
         if self.folder is None or not self.folder.is_dir():
             return
+        adopted = False
         for path in sorted(self.folder.glob("served-*.jsonl")):
             try:
                 fd = os.open(path, os.O_RDONLY)
@@ -363,8 +370,9 @@ class ServedRecorder:
             with self._lock:
                 self._waiting.append(_Segment(path, fd, lines=lines, dirty=True, closed=True))
                 self._journaled += lines
-        if self._waiting:
-            log.info("replaying %d served-list file(s) left in %s", len(self._waiting),
+                adopted = True
+        if adopted:
+            log.info("replaying the served lists left in %s by a process that stopped",
                      self.folder)
             self._replay()
 

@@ -209,6 +209,30 @@ def test_a_killed_process_loses_no_answered_list(store, tmp_path):
     assert _files(outbox_folder(tmp_path / "outbox", store.url)) == []
 
 
+def test_a_worker_killed_beside_a_running_one_has_its_lists_written(store, tmp_path,
+                                                                     monkeypatch):
+    """Another worker of the same service keeps running: in a quiet moment it takes over the
+    outbox file of the worker that was killed, without waiting for a restart."""
+    from recsys_service import feedback
+
+    monkeypatch.setattr(feedback, "_REPLAY_EVERY_S", 0.2)
+    survivor = ServedRecorder(store, _counter(), 5000, outbox=tmp_path / "outbox")
+    survivor.start()
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, store.url, str(tmp_path / "outbox"),
+                             "50"], stdout=subprocess.PIPE, text=True, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout is not None
+    answered = {line.split()[1] for _, line in zip(range(50), proc.stdout, strict=False)}
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    deadline = time.monotonic() + 20
+    while not answered <= _recorded(store) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    survivor.stop()
+    assert len(answered) == 50 and answered <= _recorded(store)
+    assert _files(outbox_folder(tmp_path / "outbox", store.url)) == []
+
+
 def test_an_event_with_a_nul_id_is_refused_with_a_message(store):
     from recsys_core.exceptions import DataValidationError
 
