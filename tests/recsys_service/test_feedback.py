@@ -58,15 +58,35 @@ def _files(folder: Path) -> list[Path]:
     return sorted(folder.glob("served-*.jsonl")) if folder.is_dir() else []
 
 
-def test_stop_writes_what_is_still_queued(store, tmp_path):
+@pytest.mark.parametrize("outbox", [True, False], ids=["outbox", "no-outbox"])
+def test_stop_writes_what_is_still_queued(store, tmp_path, outbox):
     counter = _counter()
-    rec = ServedRecorder(store, counter, 5000, outbox=tmp_path / "outbox")
+    rec = ServedRecorder(store, counter, 5000, outbox=tmp_path / "outbox" if outbox else None)
     for i in range(1200):
         rec.submit(_served(i))
     rec.stop()  # no flush first
     assert _recorded(store) == {f"r{i}" for i in range(1200)}
     assert _count(counter, "recorded") == 1200
     assert _files(outbox_folder(tmp_path / "outbox", store.url)) == []  # all written: deleted
+
+
+def test_a_full_queue_loses_nothing_that_is_in_the_outbox(store, tmp_path, monkeypatch):
+    """More lists at once than the queue holds: those beyond it are written from the outbox
+    file (before the outbox, they were dropped)."""
+    from recsys_service import feedback
+
+    monkeypatch.setattr(feedback, "_REPLAY_EVERY_S", 0.2)
+    counter = _counter()
+    rec = ServedRecorder(store, counter, 5, outbox=tmp_path / "outbox")
+    for i in range(300):
+        rec.submit(_served(i))
+    assert _count(counter, "deferred") > 0 and _count(counter, "dropped") == 0
+    deadline = time.monotonic() + 20
+    while len(_recorded(store)) < 300 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    rec.stop()
+    assert _recorded(store) == {f"r{i}" for i in range(300)}
+    assert _files(outbox_folder(tmp_path / "outbox", store.url)) == []
 
 
 def test_one_bad_list_does_not_lose_the_others(store, tmp_path, caplog):
