@@ -188,3 +188,29 @@ def test_json_problems(body, expected):
         assert problem is None
     else:
         assert problem is not None and problem[0] == expected[0] and expected[1] in problem[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_recsys_serve_runs_uvicorn_with_the_limits_of_the_settings(
+        tmp_path, monkeypatch, free_port, server_process, workers):
+    """`recsys serve` (one worker, and two on their own sockets): a connection that sends no
+    request head within RECSYS_SERVE_HEADER_TIMEOUT_S is closed; a body over
+    RECSYS_SERVE_MAX_BODY_BYTES gets 413."""
+    import sys
+
+    port = free_port()
+    env = {"RECSYS_SERVE_HEADER_TIMEOUT_S": "1", "RECSYS_SERVE_MAX_BODY_BYTES": "2048",
+           "RECSYS_SERVE_STARTUP_WAIT_S": "0", "RECSYS_SERVE_REGISTERED_MODEL": "svc-limits-cli",
+           "RECSYS_SERVE_EVENTS_URL": f"sqlite:///{tmp_path / 'events.db'}"}
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "RECSYS_SERVE_TRACKING_URI"):
+        monkeypatch.delenv(var, raising=False)
+    args = [sys.executable, "-m", "recsys_cli.main", "serve", "--port", port,
+            "--workers", workers]
+    with server_process(args, port=port, cwd=tmp_path, env=env, timeout=300) as server:
+        silent = _raw(int(server.url.rsplit(":", 1)[1]))
+        _, waited = _read_all(silent, limit_s=8)
+        assert waited < 4, waited
+        r = httpx.post(f"{server.url}/events", content=b"[" + b" " * 4000 + b"]",
+                       headers={"content-type": "application/json"})
+        assert r.status_code == 413 and "at most 2048 bytes" in r.json()["detail"]
