@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 
 import psycopg2
@@ -27,14 +26,13 @@ def test_the_migrations_ship_inside_the_package():
     assert list((MIGRATIONS / "versions").glob("0001_*.py"))
 
 
-@pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not installed")
-def test_the_least_privilege_roles(pg_url):
+def test_the_least_privilege_roles(pg_url, psql_client):
     """infra/postgres/events-roles.sql: the service inserts and reads, collection only reads."""
     from pathlib import Path
 
     upgrade(pg_url)
     sql = Path(__file__).parents[3] / "infra" / "postgres" / "events-roles.sql"
-    out = subprocess.run(["psql", pg_url, "-f", str(sql)], capture_output=True, text=True,
+    out = subprocess.run([psql_client, pg_url, "-f", str(sql)], capture_output=True, text=True,
                          timeout=60, env={**os.environ, "EVENTS_SERVICE_PASSWORD": "s1",
                                           "EVENTS_COLLECT_PASSWORD": "c1"})
     assert out.returncode == 0, out.stderr
@@ -62,8 +60,7 @@ def test_the_least_privilege_roles(pg_url):
             run(role, statement)
 
 
-@pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not installed")
-def test_role_passwords_come_from_the_environment_and_rotate(pg_url):
+def test_role_passwords_come_from_the_environment_and_rotate(pg_url, psql_client):
     """No password on psql's command line; a second run with new passwords applies them."""
     from pathlib import Path
 
@@ -76,8 +73,8 @@ def test_role_passwords_come_from_the_environment_and_rotate(pg_url):
         env.pop("EVENTS_COLLECT_PASSWORD", None)
         if collect is not None:
             env["EVENTS_COLLECT_PASSWORD"] = collect
-        return subprocess.run(["psql", pg_url, "-f", str(sql)], capture_output=True, text=True,
-                              timeout=60, env=env)
+        return subprocess.run([psql_client, pg_url, "-f", str(sql)], capture_output=True,
+                              text=True, timeout=60, env=env)
 
     def hashes() -> dict[str, str]:
         conn = psycopg2.connect(pg_url)
