@@ -212,7 +212,10 @@ def uvicorn_options(settings: ServiceSettings) -> dict[str, Any]:
     return dict(limit_concurrency=settings.limit_concurrency,
                 timeout_keep_alive=settings.keep_alive_s,
                 h11_max_incomplete_event_size=settings.max_header_bytes,
-                http=HeadDeadline if _httptools() else H11HeadDeadline)
+                # by name: the worker processes import it with the app, not while they unpickle
+                # their config (before they answer the supervisor's health pings)
+                http=("recsys_service.limits:HeadDeadline" if _httptools()
+                      else "recsys_service.limits:H11HeadDeadline"))
 
 
 def _httptools() -> bool:

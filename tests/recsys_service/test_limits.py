@@ -169,7 +169,7 @@ def test_uvicorn_options_come_from_the_settings():
                                            max_header_bytes=4096))
     assert (opts["limit_concurrency"], opts["timeout_keep_alive"],
             opts["h11_max_incomplete_event_size"]) == (7, 3, 4096)
-    assert opts["http"].__name__ == "HeadDeadline"
+    assert opts["http"] == "recsys_service.limits:HeadDeadline"
 
 
 @pytest.mark.parametrize(("body", "expected"), [
