@@ -1,7 +1,8 @@
 """Online scoring of one request: top-k, fold-in of recent items, similar items, explanations.
 
 A :class:`Scorer` wraps a fitted :class:`~recsys_core.models.base.Recommender` and answers one
-user at a time with one matrix-vector product and ``argpartition`` (never a Python loop over
+user at a time with one matrix-vector product (item-item models: the sum of the weight rows of
+the user's items, read in place) and a compiled top-k selection (never a Python loop over
 items). What it can do depends on the model family, found from the fitted state:
 
 * ``item-item`` (``ease``: dense ``weights_``; ``item-knn-implicit``: sparse ``similarity_``):
@@ -31,6 +32,13 @@ import scipy.sparse as sp
 
 from recsys_core.exceptions import ModelCapabilityError
 from recsys_core.models.base import Recommender
+from recsys_core.models.item_scores import (
+    aligned_user_items,
+    aligned_weights,
+    block_scores,
+    row_scores,
+)
+from recsys_core.models.top_k import top_k
 
 Family = Literal["item-item", "factors", "other"]
 
@@ -121,8 +129,11 @@ class Scorer:
         self._W: Any = None
         self._X: Any = None  # users x items CSR
         if self.family == "item-item":
-            self._W = state["weights_"] if "weights_" in state else state["similarity_"]
-            self._X = sp.csr_matrix(state["user_items_"])
+            # aligned once here (C-ordered float32): a request reads the rows of its items in
+            # place, never a converted copy of the items x items matrix
+            self._W = aligned_weights(state["weights_"] if "weights_" in state
+                                      else state["similarity_"])
+            self._X = aligned_user_items(state["user_items_"])
         elif self.family == "factors":
             self._Q = np.ascontiguousarray(state["item_factors_"], dtype=np.float32)
             P = state["user_vectors_"] if "user_vectors_" in state else state["user_factors_"]
@@ -228,7 +239,7 @@ class Scorer:
             out += (self._mu + self._bu[u])[:, None]
             return out
         if self.family == "item-item":
-            return _dense(self._X[u] @ self._W).astype(np.float32, copy=False)
+            return block_scores(u, self._X, self._W)
         return np.asarray(self.model._score_users(np.asarray(u, np.int32)), dtype=np.float32)
 
     def seen_block(self, u: np.ndarray) -> sp.csr_matrix:
@@ -248,6 +259,9 @@ class Scorer:
     def _known_scores(self, u: int) -> np.ndarray:
         if self.family == "factors":
             return self._mu + self._bu[u] + self._bi + self._Q @ self._P[u]
+        if self.family == "item-item":
+            lo, hi = self._X.indptr[u], self._X.indptr[u + 1]
+            return row_scores(self._X.indices[lo:hi], self._X.data[lo:hi], self._W)
         return np.array(self.model._score_users(np.array([u], dtype=np.int32))[0],
                         dtype=np.float64)
 
@@ -265,8 +279,8 @@ class Scorer:
     def _fold_in_scores(self, u: int, history, recent: np.ndarray) -> np.ndarray:
         if self.family == "item-item":
             idx, val = self._item_row(u, recent)
-            # sum_i x_i W_i. (a CSR or a dense block of rows, the same product)
-            return np.asarray(self._W[idx].T @ val).ravel()
+            # sum_i x_i W_i. (the rows read in place, a CSR or a dense W alike)
+            return row_scores(idx, val, self._W)
         p, bu = self._fold_in(history, recent)
         return self._mu + bu + self._bi + self._Q @ p
 
@@ -384,10 +398,11 @@ def _dense(x: Any) -> np.ndarray:
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` largest finite scores, best first (fewer when fewer are finite)."""
+    """Indices of the ``k`` largest finite scores, best first (fewer when fewer are finite);
+    ties go to the lower index, as in the models' own ``recommend``."""
     kk = min(k, scores.size)
     if kk == 0:
         return np.empty(0, np.int64)
-    top = np.argpartition(-scores, kk - 1)[:kk]
-    top = top[np.argsort(-scores[top], kind="stable")]
-    return top[np.isfinite(scores[top])]
+    items, _ = top_k(np.asarray(scores)[None, :], kk)
+    top = items[0]
+    return top[top >= 0]
