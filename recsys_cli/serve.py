@@ -95,7 +95,7 @@ def serve(
         # the factory string lets every worker process build its own app, poller and metrics
         workers_module.run("recsys_service.app:create_app", host=host, port=port,
                            workers=workers, reuse_port=settings.reuse_port, log_level="info",
-                           access_log=False)
+                           access_log=False, settings=settings)
     finally:
         if metrics_dir is not None:
             os.environ.pop(MULTIPROC_DIR, None)

@@ -27,6 +27,7 @@ from recsys_service.docs import mount_docs
 from recsys_service.errors import install_handlers
 from recsys_service.feedback import ServedRecorder
 from recsys_service.forgotten import Forgotten
+from recsys_service.limits import EdgeLimits
 from recsys_service.live_models import LiveModels
 from recsys_service.metrics import MetricsMiddleware, ServiceMetrics
 from recsys_service.routes import admin, health, predict, recommendations
@@ -59,7 +60,9 @@ def create_app(
         keys = KeyStore(events.url)  # reads the pepper now: a missing one stops the start
     svc = Service(settings=settings, live=live, metrics=metrics, events=events,
                   recorder=ServedRecorder(events, metrics.served_lists,
-                                          settings.served_queue_size),
+                                          settings.served_queue_size,
+                                          outbox=settings.served_outbox,
+                                          outbox_max=settings.served_outbox_max),
                   forgotten=Forgotten(live, settings.events_url, settings.forget_poll_s),
                   auth=Authenticator(keys if settings.auth else None, settings.key_cache_s))
     app = FastAPI(title="recsys", summary="Recommendations from the registry's champions",
@@ -69,6 +72,7 @@ def create_app(
     # the parts one by one too, for callers that drive them (``app.state.live.refresh()``)
     for part in ("settings", "live", "metrics", "events", "recorder", "forgotten", "auth"):
         setattr(app.state, part, getattr(svc, part))
+    app.add_middleware(EdgeLimits, settings=settings)  # before any route reads a body
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     install_handlers(app, settings)
     app.include_router(health.router)  # the only routes without a key
@@ -90,6 +94,7 @@ def _lifespan(svc: Service, poll: bool):
         log.info("serving %r (ranking alias %r, rating alias %r) from %s",
                  settings.registered_model, settings.ranking_alias, settings.rating_alias,
                  redact(uri))
+        svc.recorder.start()  # replays the lists a previous process left in the outbox
         if poll:
             await asyncio.to_thread(forgotten.start)  # before the first load: none comes back
             live.start()

@@ -69,8 +69,9 @@ class ServiceMetrics:
         self.events = Counter("recsys_events", "events received by POST /events, by outcome "
                               "(stored, duplicate, refused)", ["outcome"], registry=self.registry)
         self.served_lists = Counter("recsys_served_lists", "served lists by recording outcome "
-                                    "(recorded, failed, dropped)", ["outcome"],
-                                    registry=self.registry)
+                                    "(recorded; deferred: kept in the outbox for a later "
+                                    "try; refused: the store cannot hold it; dropped: lost)",
+                                    ["outcome"], registry=self.registry)
 
         self.answers = Counter("recsys_answers", "answers by route and fallback kind (none: "
                                "the model's own answer)", ["route", "fallback"],

@@ -62,6 +62,34 @@ class ServiceSettings(BaseSettings):
     key_cache_s: float = Field(
         5.0, ge=0, le=60, description="seconds a checked API key is remembered by a worker: a "
                                       "revoked key stops working within this time")
+    # limits at the edge (recsys_service/limits.py) and of uvicorn (recsys serve)
+    max_body_bytes: int = Field(
+        2 * 1024 * 1024, ge=1024, description="largest request body in bytes (413 beyond, "
+                                             "checked before the body is read)")
+    max_json_depth: int = Field(
+        16, ge=2, description="deepest nesting of a JSON body (400 beyond)")
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="seconds a request body may take to arrive whole (408 beyond, "
+                                "and the connection is closed)")
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="seconds the request line and headers may take to arrive, from "
+                                "the connection opening or the previous answer (closed beyond)")
+    keep_alive_s: int = Field(
+        5, ge=1, description="seconds an idle keep-alive connection stays open")
+    limit_concurrency: int | None = Field(
+        1000, ge=1, description="connections and requests one worker holds at once (503 "
+                                "beyond); null: no limit")
+    max_header_bytes: int = Field(
+        16 * 1024, ge=1024, description="largest request head (request line and headers) "
+                                        "buffered by the h11 parser")
+    served_outbox: str | None = Field(
+        ".recsys/served-outbox", description="folder of the outbox of served lists: each list "
+        "is written there before it is answered and deleted once recorded, so that lists "
+        "survive the event store being away and the process being killed (replayed at the next "
+        "start); null: no outbox (a list not recorded is dropped)")
+    served_outbox_max: int = Field(
+        100_000, ge=1, description="served lists the outbox holds while the event store is "
+                                   "away; beyond, a list is dropped (counted in /metrics)")
 
     forget_poll_s: float = Field(
         5.0, gt=0, description="seconds between two reads of the tombstones of forgotten users "

@@ -20,6 +20,8 @@ import socket
 from uvicorn.config import STARTUP_FAILURE, Config
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
+from recsys_service.settings import ServiceSettings
+
 logger = logging.getLogger("uvicorn.error")
 
 
@@ -135,18 +137,34 @@ class PerWorkerSockets(Multiprocess):
 
 
 def run(app: str, *, host: str, port: int, workers: int, reuse_port: bool = True,
-        log_level: str = "info", access_log: bool = False) -> None:
-    """``uvicorn.run(app, factory=True, ...)`` with one socket per worker where the platform
-    spreads connections over them (and ``reuse_port``); uvicorn's own shared socket elsewhere
+        log_level: str = "info", access_log: bool = False,
+        settings: ServiceSettings | None = None) -> None:
+    """uvicorn serving the ``app`` factory, with the connection limits of ``settings``
+    (``recsys_service.limits.uvicorn_options``): one socket per worker where the platform
+    spreads connections over them (and ``reuse_port``), uvicorn's own shared socket elsewhere
     or with one worker."""
-    import uvicorn
+    from uvicorn import Server
 
-    if workers < 2 or not reuse_port or not reuse_port_supported():
-        uvicorn.run(app, factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level, access_log=access_log)
-        return
+    from recsys_service.limits import uvicorn_options
+
+    settings = settings or ServiceSettings()
     config = Config(app, factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level, access_log=access_log)
+                    log_level=log_level, access_log=access_log, **uvicorn_options(settings))
+    # read by the protocol (limits.HeadDeadline); travels with the config to spawned workers
+    config.header_timeout_s = settings.header_timeout_s  # type: ignore[attr-defined]
+    if workers < 2 or not reuse_port or not reuse_port_supported():
+        # what uvicorn.run does with these arguments
+        try:
+            if workers > 1:
+                Multiprocess(config, sockets=[config.bind_socket()]).run()
+                return
+            server = Server(config)
+            server.run()
+        except KeyboardInterrupt:
+            return
+        if not server.started:
+            raise SystemExit(STARTUP_FAILURE)
+        return
     try:
         supervisor = PerWorkerSockets(config)
     except OSError as exc:

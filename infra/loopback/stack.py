@@ -445,10 +445,11 @@ def ensure_event_store(stack: Stack) -> str:
                          "(infra/postgres/events-roles.sql) cannot be granted. Install the "
                          "PostgreSQL client (apt-get install postgresql-client)")
     passwords = stack.event_passwords()
+    # the roles' passwords in the environment (the script's \getenv), never in argv (`ps`)
+    env = {**env, "EVENTS_SERVICE_PASSWORD": passwords["service"],
+           "EVENTS_COLLECT_PASSWORD": passwords["collect"]}
     argv = [psql, "--no-psqlrc", "--quiet", f"--host={stack.pg_host}", f"--port={stack.pg_port}",
             f"--username={stack.pg_user}", f"--dbname={stack.databases['events']}",
-            f"--set=service_password={passwords['service']}",
-            f"--set=collect_password={passwords['collect']}",
             f"--file={ROOT / 'infra' / 'postgres' / 'events-roles.sql'}"]
     for attempt in range(3):
         # two stacks creating the shared roles at the same moment: one of them retries

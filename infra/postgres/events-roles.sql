@@ -4,9 +4,12 @@
 -- store's database:
 --
 --     RECSYS_EVENTS_URL=postgresql://recsys_events_owner@db:5432/recsys_events recsys db upgrade
---     psql -h db -U recsys_events_owner -d recsys_events \
---          -v service_password="$EVENTS_SERVICE_PASSWORD" \
---          -v collect_password="$EVENTS_COLLECT_PASSWORD" -f infra/postgres/events-roles.sql
+--     EVENTS_SERVICE_PASSWORD=... EVENTS_COLLECT_PASSWORD=... \
+--         psql -h db -U recsys_events_owner -d recsys_events -f infra/postgres/events-roles.sql
+--
+-- The passwords come from the environment (psql's \getenv, psql 15 or later), never from the
+-- command line, where `ps` shows them to every user of the machine. Run again with new
+-- passwords, it rotates them (ALTER ROLE ... PASSWORD when the role exists).
 --
 -- recsys_events_service (the recommendation service): INSERT and SELECT on the events and the
 --   served lists, nothing else (no UPDATE, no DELETE, no DDL). SELECT is needed by
@@ -20,10 +23,26 @@
 
 \set ON_ERROR_STOP on
 
-SELECT format('CREATE ROLE recsys_events_service LOGIN PASSWORD %L', :'service_password')
-WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'recsys_events_service') \gexec
-SELECT format('CREATE ROLE recsys_events_collect LOGIN PASSWORD %L', :'collect_password')
-WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'recsys_events_collect') \gexec
+\getenv service_password EVENTS_SERVICE_PASSWORD
+\getenv collect_password EVENTS_COLLECT_PASSWORD
+\if :{?service_password}
+\else
+DO $$ BEGIN RAISE EXCEPTION 'EVENTS_SERVICE_PASSWORD is not set in the environment of psql'; END $$;
+\endif
+\if :{?collect_password}
+\else
+DO $$ BEGIN RAISE EXCEPTION 'EVENTS_COLLECT_PASSWORD is not set in the environment of psql'; END $$;
+\endif
+
+-- created, or given the password of this run (a rotated password is applied)
+SELECT format(CASE WHEN EXISTS (SELECT FROM pg_roles WHERE rolname = 'recsys_events_service')
+                   THEN 'ALTER ROLE recsys_events_service LOGIN PASSWORD %L'
+                   ELSE 'CREATE ROLE recsys_events_service LOGIN PASSWORD %L' END,
+              :'service_password') \gexec
+SELECT format(CASE WHEN EXISTS (SELECT FROM pg_roles WHERE rolname = 'recsys_events_collect')
+                   THEN 'ALTER ROLE recsys_events_collect LOGIN PASSWORD %L'
+                   ELSE 'CREATE ROLE recsys_events_collect LOGIN PASSWORD %L' END,
+              :'collect_password') \gexec
 
 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM recsys_events_service, recsys_events_collect;
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;

@@ -24,9 +24,22 @@ Parts of the query string (the rest is passed to the driver):
 Columns are mapped as for files (``user=user_id,item=item_id,...``), plus ``id`` (the event id,
 default ``event_id``) and ``type`` (default ``type``) for the event columns. Rows are read in
 chunks through a server-side cursor (``stream_results``), so the driver never holds the whole
-table. Passwords are not accepted in the source, which is recorded with every run: they come
-from the environment (``PGPASSWORD``, ``~/.pgpass``, ``.env``), and messages show the URL without
-them.
+table.
+
+A source is only read:
+
+- every read runs in a read-only transaction (PostgreSQL ``default_transaction_read_only``,
+  SQLite ``query_only``) under a ``statement_timeout`` (``RECSYS_DATA_DB_STATEMENT_TIMEOUT_S``,
+  PostgreSQL);
+- ``query=`` is exactly one ``SELECT`` (or ``WITH ... SELECT``): stacked statements
+  (``SELECT ...; CREATE TABLE ...``) are refused with a message before anything runs (split by
+  sqlparse's SQL tokenizer, which knows strings, quoted names, dollar quotes and comments);
+- passwords are not accepted in the source, which is recorded with every run. A server gets a
+  password only if it is configured for it: ``~/.pgpass`` (or ``PGPASSFILE``), whose lines
+  name their host, or ``PGPASSWORD`` for the hosts listed in
+  ``RECSYS_DATA_DB_PASSWORD_HOSTS`` (``host`` or ``host:port``) and the host of the event store
+  (``RECSYS_EVENTS_URL``). Any other host never receives ``PGPASSWORD``. Messages show the URL
+  without the password.
 """
 
 from __future__ import annotations
@@ -37,13 +50,28 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+import sqlparse
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Engine, MetaData, Table, and_, column, or_, select, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchTableError, OperationalError, ProgrammingError
+from sqlalchemy.exc import (
+    ArgumentError,
+    InternalError,
+    NoSuchTableError,
+    OperationalError,
+    ProgrammingError,
+)
 
 from recsys_core.data.files import parse_column_map
 from recsys_core.data.schema import Collected, empty_interactions, normalize_interactions
-from recsys_core.events.engine import first_line, make_engine, safe_url, unreachable
+from recsys_core.events.engine import (
+    configured_events_url,
+    first_line,
+    make_engine,
+    safe_url,
+    unreachable,
+)
 from recsys_core.events.tables import EVENT_TYPES
 from recsys_core.exceptions import ConfigError, DataError, DataSourceError
 
@@ -88,6 +116,80 @@ class Watermark:
                 "1735689600:evt-42 (the watermark a previous collection recorded)") from None
 
 
+class DatabaseSourceSettings(BaseSettings):
+    """How database sources are read (``RECSYS_DATA_DB_*`` variables, or ``.env``)."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSYS_DATA_DB_", env_file=".env",
+                                      extra="ignore", populate_by_name=True)
+
+    statement_timeout_s: float = Field(
+        600.0, gt=0, description="seconds a read may run on a PostgreSQL source before the "
+                                 "server cancels it")
+    password_hosts: list[str] = Field(
+        default_factory=list, description="hosts (host or host:port, JSON list) that may "
+        "receive PGPASSWORD; the event store's host always may")
+    pgpassword: SecretStr | None = Field(None, validation_alias="PGPASSWORD",
+                                         description="libpq's password variable")
+
+
+def password_for(url: URL, settings: DatabaseSourceSettings | None = None) -> str | None:
+    """The password to send to ``url``'s server: ``PGPASSWORD`` when its host is configured
+    for it, else ``""`` (libpq then looks in ``~/.pgpass``, by host, and never at
+    ``PGPASSWORD``); None for SQLite."""
+    if url.get_backend_name() not in ("postgresql", "postgres"):
+        return None
+    settings = settings or DatabaseSourceSettings()
+    if settings.pgpassword is None:
+        return ""
+    allowed = {_host_key(h) for h in settings.password_hosts}
+    configured = configured_events_url()
+    if configured is not None:
+        try:
+            events = make_url(configured)
+            allowed.add(_host_key(f"{events.host or 'localhost'}:{events.port or 5432}"))
+        except ArgumentError:
+            pass
+    host, port = (url.host or "localhost").lower(), url.port or 5432
+    if (host, port) in allowed or (host, None) in allowed:
+        return settings.pgpassword.get_secret_value()
+    log.info("no PGPASSWORD for %s:%d (not in RECSYS_DATA_DB_PASSWORD_HOSTS): the password, if "
+             "any, comes from ~/.pgpass", host, port)
+    return ""
+
+
+def _host_key(entry: str) -> tuple[str, int | None]:
+    host, sep, port = entry.strip().lower().rpartition(":")
+    if not sep or not port.isdigit():
+        return entry.strip().lower(), None
+    return host, int(port)
+
+
+def single_select(query: str) -> str:
+    """``query`` without a trailing ``;``, or ``ConfigError`` unless it is one SELECT."""
+    statements = [st for st in sqlparse.parse(query) if st.value.strip(" \t\r\n;")
+                  and any(not (t.is_whitespace or t.ttype in sqlparse.tokens.Comment
+                               or t.ttype is sqlparse.tokens.Punctuation)
+                          for t in st.flatten())]
+    if len(statements) != 1:
+        raise ConfigError(
+            f"query= holds {len(statements)} statements; a source reads with exactly one SELECT "
+            f"(nothing was run): {_short(query)!r}")
+    kind = statements[0].get_type()
+    if kind != "SELECT":
+        raise ConfigError(
+            f"query= is a {kind} statement; a source reads with one SELECT (nothing was run): "
+            f"{_short(query)!r}")
+    # comments out (a trailing "-- ..." would swallow what the query is wrapped in), and the
+    # final ";"
+    tokens = [" " if t.ttype in sqlparse.tokens.Comment else t.value
+              for t in statements[0].flatten()]
+    return "".join(tokens).strip().rstrip(";").strip()
+
+
+def _short(query: str) -> str:
+    return query if len(query) <= 200 else query[:200] + "..."
+
+
 def load_database(
     source: str,
     columns: str | dict[str, str] | None = None,
@@ -110,10 +212,13 @@ def load_database(
     since_w = Watermark.parse(since_spec) if since_spec else None
     types = _types(parts["types"])
     weights = {**DEFAULT_WEIGHTS, **(weights or {}), **_weights(parts["weights"])}
-    engine = make_engine(url.render_as_string(hide_password=False))
+    db = DatabaseSourceSettings()
+    engine = make_engine(url.render_as_string(hide_password=False), read_only=True,
+                         statement_timeout_s=db.statement_timeout_s,
+                         password=password_for(url, db))
     try:
         collected = _read(engine, shown, parts, mapping, id_col, type_col, since_w, types, weights,
-                     rating_scale, chunk_rows)
+                          rating_scale, chunk_rows, db.statement_timeout_s)
     finally:
         engine.dispose()
     collected.source = safe_url(source)  # what was read, its parts included
@@ -142,6 +247,8 @@ def _split(source: str) -> tuple[URL, dict[str, str | None]]:
         raise ConfigError(f"give table= or query= in {safe_url(source)!r}, not both")
     if not parts["table"] and not parts["query"]:
         parts["table"] = "events"
+    if parts["query"]:
+        parts["query"] = single_select(parts["query"])
     if parts["table"] and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?",
                                            parts["table"]):
         raise ConfigError(f"table={parts['table']!r} is not a table name (schema.table at most)")
@@ -196,7 +303,7 @@ def _weights(spec: str | None) -> dict[str, float]:
 def _read(engine: Engine, shown: str, parts: dict[str, str | None], mapping: dict[str, str],
           id_col: str, type_col: str, since: Watermark | None, types: tuple[str, ...],
           weights: dict[str, float], rating_scale: tuple[float, float],
-          chunk_rows: int) -> Collected:
+          chunk_rows: int, statement_timeout_s: float) -> Collected:
     what = f"table {parts['table']!r}" if parts["table"] else "the query"
     origin = f"{what} of {shown}"
     try:
@@ -254,7 +361,21 @@ def _read(engine: Engine, shown: str, parts: dict[str, str | None], mapping: dic
                                             ).execute(stmt)
             chunks = [pd.DataFrame(part, columns=picked) for part in result.partitions()]
     except OperationalError as exc:
+        code = getattr(getattr(exc, "orig", None), "pgcode", None)
+        if code == "57014":  # query_canceled: the statement_timeout
+            raise DataError(
+                f"reading {origin} ran longer than {statement_timeout_s:g} s and was cancelled; "
+                "read less (a since= watermark, a narrower query=) or raise "
+                "RECSYS_DATA_DB_STATEMENT_TIMEOUT_S") from None
+        if "readonly database" in str(exc):
+            raise DataError(f"cannot read {origin}: {first_line(exc)}; a source is read only, "
+                            "and query= may not write") from None
         raise unreachable(shown, exc, f"read {what}") from exc
+    except InternalError as exc:
+        if getattr(getattr(exc, "orig", None), "pgcode", None) == "25006":
+            raise DataError(f"cannot read {origin}: {first_line(exc)}; a source is read only, "
+                            "and query= may not write") from None
+        raise
     except ProgrammingError as exc:
         raise DataError(f"cannot read {origin}: "
                         f"{first_line(exc)}") from None

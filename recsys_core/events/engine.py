@@ -55,9 +55,18 @@ def safe_url(url: str) -> str:
         return redact(url)
 
 
-def make_engine(url: str, *, connect_timeout: int | None = None) -> Engine:
+def make_engine(url: str, *, connect_timeout: int | None = None, read_only: bool = False,
+                statement_timeout_s: float | None = None, password: str | None = None) -> Engine:
     """An engine for ``url``: SQLite in WAL mode with a busy timeout (several writers, one
-    file), PostgreSQL with a connect timeout and a ping before a pooled connection is reused."""
+    file), PostgreSQL with a connect timeout and a ping before a pooled connection is reused.
+
+    ``read_only``: every transaction is read-only (PostgreSQL's
+    ``default_transaction_read_only``, SQLite's ``query_only``), for reading a source that is
+    not the event store. ``statement_timeout_s``: PostgreSQL cancels a statement running
+    longer. ``password``: the password sent to this server (``""``: none; libpq then reads
+    ``~/.pgpass``, which names its host, and never ``PGPASSWORD``); None: libpq's own
+    defaults (``PGPASSWORD``, then ``~/.pgpass``).
+    """
     if connect_timeout is None:
         connect_timeout = EventStoreSettings().connect_timeout
     try:
@@ -68,14 +77,23 @@ def make_engine(url: str, *, connect_timeout: int | None = None) -> Engine:
             "postgresql://user@host:5432/database") from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
+        if parsed.database and parsed.database != ":memory:" and not read_only:
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_query_only if read_only else _sqlite_pragmas)
         return engine
     if backend in ("postgresql", "postgres"):
-        return create_engine(with_psycopg2(parsed), pool_pre_ping=True,
-                             connect_args={"connect_timeout": connect_timeout})
+        connect_args: dict[str, object] = {"connect_timeout": connect_timeout}
+        options = []
+        if read_only:
+            options.append("-c default_transaction_read_only=on")
+        if statement_timeout_s is not None:
+            options.append(f"-c statement_timeout={max(1, round(statement_timeout_s * 1000))}")
+        if options:
+            connect_args["options"] = " ".join(options)
+        if password is not None:
+            connect_args["password"] = password
+        return create_engine(with_psycopg2(parsed), pool_pre_ping=True, connect_args=connect_args)
     raise ConfigError(
         f"unsupported database {backend!r} in {safe_url(url)!r}; the event store and database "
         "collection support sqlite:/// and postgresql:// URLs")
@@ -100,6 +118,13 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # FULL: a commit is on disk before it returns (durable before the acknowledgement)
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_query_only(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA query_only=1")  # any write fails: "attempt to write a readonly database"
     cursor.close()
 
 

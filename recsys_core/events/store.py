@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -41,7 +43,8 @@ from pydantic import (
 )
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError as SQLDataError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from recsys_core.events.engine import (
     events_url,
@@ -65,9 +68,22 @@ def _id_text(value: Any) -> Any:
     return value
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def no_control(value: str) -> str:
+    """``value``, or ``ValueError`` when it carries a control character (a NUL cannot be
+    stored by PostgreSQL and fails the whole batch it is in; the others corrupt logs)."""
+    found = _CONTROL.search(value)
+    if found is not None:
+        raise ValueError(f"control character U+{ord(found[0]):04X} at position {found.start()} "
+                         f"of {value!r}; ids may not contain control characters")
+    return value
+
+
 # the constraints before the validator: they then apply to the string (and read as such)
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256),
-               BeforeValidator(_id_text)]
+               BeforeValidator(_id_text), AfterValidator(no_control)]
 
 
 class Event(BaseModel):
@@ -77,14 +93,15 @@ class Event(BaseModel):
 
     event_id: Annotated[str,
                         StringConstraints(strip_whitespace=True, min_length=1, max_length=128),
-                        BeforeValidator(_id_text)]
+                        BeforeValidator(_id_text), AfterValidator(no_control)]
     user_id: Id
     item_id: Id
     type: Literal["rating", "click", "view", "purchase"]
     rating: float | None = Field(None, allow_inf_nan=True)
     timestamp: datetime | int | None = Field(
         None, description="when it happened: epoch seconds or ISO 8601; default: when received")
-    recommendation_id: str | None = Field(None, min_length=1, max_length=128)
+    recommendation_id: Annotated[str, AfterValidator(no_control)] | None = Field(
+        None, min_length=1, max_length=128)
 
 
 @dataclass(frozen=True)
@@ -231,9 +248,24 @@ class EventStore:
                                               registered_model, model_version, alias)])
 
     def record_served_many(self, lists: Sequence[ServedRecord]) -> None:
-        """Record several served lists in one transaction (an id already recorded is kept)."""
+        """Record several served lists in one transaction (an id already recorded is kept).
+
+        Raises ``DataValidationError`` when a list cannot be stored as it is (a control
+        character in an id, a value the table refuses): nothing of the batch is stored, and
+        recording the others one by one stores them (``recsys_service.feedback`` does);
+        ``DataSourceError`` when the database cannot be reached or has no tables.
+        """
         if not lists:
             return
+        for r in lists:
+            for name in ("recommendation_id", "user_id", "registered_model", "model_version"):
+                value = str(getattr(r, name))
+                try:
+                    no_control(value)
+                except ValueError as exc:
+                    raise DataValidationError(
+                        f"served list {r.recommendation_id!r}: {name} {exc}; nothing of the "
+                        f"batch of {len(lists)} was stored") from None
         now = int(time.time())
         rows = [dict(recommendation_id=r.recommendation_id, user_id=str(r.user_id),
                      registered_model=r.registered_model, model_version=str(r.model_version),
@@ -247,6 +279,20 @@ class EventStore:
             if schema is not None:
                 raise schema from None  # permanent: retrying cannot create the tables
             raise unreachable(self.url, exc, "record served lists") from exc
+        except (IntegrityError, SQLDataError, ValueError) as exc:
+            # a row the table refuses (too long, a NUL the driver cannot send): permanent
+            raise DataValidationError(
+                f"the event store {safe_url(self.url)} refused a batch of {len(lists)} served "
+                f"list(s) (first {lists[0].recommendation_id!r}): {first_line(exc)}; nothing "
+                "of the batch was stored") from None
+        except DBAPIError as exc:
+            schema = missing_schema(self.url, exc)
+            if schema is not None:
+                raise schema from None
+            raise DataSourceError(
+                f"the event store {safe_url(self.url)} refused served lists: "
+                f"{first_line(exc)}. Run `recsys db upgrade` if its tables are out of "
+                "date") from None
 
     # -- reading ---------------------------------------------------------------------------
 

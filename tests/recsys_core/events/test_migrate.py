@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 
 import psycopg2
@@ -32,9 +33,9 @@ def test_the_least_privilege_roles(pg_url, psql_client):
 
     upgrade(pg_url)
     sql = Path(__file__).parents[3] / "infra" / "postgres" / "events-roles.sql"
-    out = subprocess.run([psql_client, pg_url, "-v", "service_password=s1", "-v",
-                          "collect_password=c1", "-f", str(sql)],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run([psql_client, pg_url, "-f", str(sql)], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "EVENTS_SERVICE_PASSWORD": "s1",
+                                          "EVENTS_COLLECT_PASSWORD": "c1"})
     assert out.returncode == 0, out.stderr
     base, _, name = pg_url.rpartition("/")
 
@@ -63,3 +64,41 @@ def test_the_least_privilege_roles(pg_url, psql_client):
                             ("recsys_events_collect", insert)):
         with pytest.raises(psycopg2.Error, match="permission denied|must be owner"):
             run(role, statement)
+
+
+def test_role_passwords_come_from_the_environment_and_rotate(pg_url, psql_client):
+    """No password on psql's command line; a second run with new passwords applies them."""
+    from pathlib import Path
+
+    upgrade(pg_url)
+    sql = Path(__file__).parents[3] / "infra" / "postgres" / "events-roles.sql"
+    assert "--set" not in sql.read_text() and "\\getenv service_password" in sql.read_text()
+
+    def apply(service: str, collect: str | None) -> subprocess.CompletedProcess:
+        env = {**os.environ, "EVENTS_SERVICE_PASSWORD": service}
+        env.pop("EVENTS_COLLECT_PASSWORD", None)
+        if collect is not None:
+            env["EVENTS_COLLECT_PASSWORD"] = collect
+        return subprocess.run([psql_client, pg_url, "-f", str(sql)], capture_output=True,
+                              text=True, timeout=60, env=env)
+
+    def hashes() -> dict[str, str]:
+        conn = psycopg2.connect(pg_url)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT rolname, rolpassword FROM pg_authid WHERE rolname IN "
+                            "('recsys_events_service', 'recsys_events_collect')")
+                return dict(cur.fetchall())
+        finally:
+            conn.close()
+
+    missing = apply("rot-s1", None)
+    assert missing.returncode != 0 and "EVENTS_COLLECT_PASSWORD is not set" in missing.stderr
+    assert apply("rot-s1", "rot-c1").returncode == 0
+    first = hashes()
+    out = apply("rot-s2", "rot-c2")
+    assert out.returncode == 0, out.stderr
+    second = hashes()
+    assert first["recsys_events_service"] != second["recsys_events_service"]
+    assert first["recsys_events_collect"] != second["recsys_events_collect"]
+    assert "rot-s2" not in out.stdout + out.stderr
