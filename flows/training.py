@@ -138,7 +138,7 @@ class TrainingParams(RunInputs):
 
     def competing_roles(self) -> list[str]:
         """The roles this run competes for (``roles`` resolved against the model)."""
-        return competing_roles(self.roles, predicts_ratings=self.model.predicts_ratings,
+        return competing_roles(self.roles, fillable=self.model.model_class.capabilities.roles,
                                model=self.model.name)
 
     def logged(self) -> dict[str, Any]:
