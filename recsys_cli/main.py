@@ -90,11 +90,17 @@ from recsys_cli.serve import serve  # noqa: E402
 from recsys_cli.train import train  # noqa: E402
 from recsys_cli.tune import tune  # noqa: E402
 
-for command in (train, evaluate, recommend, rollback, models, doctor, serve):
-    app.command()(command)
+app.command()(train)
+app.command()(evaluate)
+app.command()(recommend)
+app.command()(rollback)
+app.command()(models)
+app.command()(doctor)
+app.command()(serve)
 app.add_typer(db, name="db")
-for command in (report, tune, forget):
-    app.command()(command)
+app.command()(report)
+app.command()(tune)
+app.command()(forget)
 
 
 if __name__ == "__main__":

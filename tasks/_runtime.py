@@ -107,11 +107,9 @@ def is_transient(exc: BaseException | None) -> bool:
         return is_transient(exc.__cause__)
     if isinstance(exc, RecsysError):
         return False  # data, settings, gate, training: retrying changes nothing
-    try:
-        from mlflow.exceptions import MlflowException
-    except ImportError:  # pragma: no cover - mlflow is a dependency
-        MlflowException = ()  # noqa: N806
-    if MlflowException and isinstance(exc, MlflowException):
+    from mlflow.exceptions import MlflowException  # a dependency
+
+    if isinstance(exc, MlflowException):
         return exc.error_code not in _PERMANENT_MLFLOW
     try:
         from botocore.exceptions import ClientError

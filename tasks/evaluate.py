@@ -63,8 +63,9 @@ def evaluate_models(model_dir: str, feats: Features, *, k: int,
     log = logger()
     challenger = Recommender.load(model_dir)
     used = resolve_engine(engine, challenger.name)
-    tags = {"recsys.evaluation.engine": used, "recsys.evaluation.engine.baselines": "local",
-            "recsys.evaluation.engine.champions": "local"}
+    tags: dict[str, str] = {"recsys.evaluation.engine": used,
+                             "recsys.evaluation.engine.baselines": "local",
+                             "recsys.evaluation.engine.champions": "local"}
     frames: list[tuple[pd.DataFrame, pd.DataFrame]] = []
 
     def split_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
