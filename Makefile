@@ -57,15 +57,23 @@ run: install  ## train on the embedded default (synthetic data, local MLflow, ep
 	$(BIN)/recsys train
 	$(BIN)/recsys train --model ease
 
-# extra pytest flags for the test targets, e.g. PYTEST_FLAGS="-x" or, with pytest-xdist installed,
-# PYTEST_FLAGS="-n 2" (the stack tests then run on one worker: tests/conftest.py)
+# extra pytest flags for the test targets, e.g. PYTEST_FLAGS="-x"
 PYTEST_FLAGS ?=
+# pytest-xdist workers of `make test`: the stack tests run on one worker, first, while the other
+# takes the rest (tests/conftest.py); 0 runs everything in one process
+PYTEST_WORKERS ?= 2
+# the kinds of test that start servers, JVMs or Prefect's harness (marked in tests/conftest.py)
+SLOW_KINDS := stack or flow or spark or slow
 
+.PHONY: test-fast
 test: install  ## lint and type-check, then the whole test suite, the loopback stack included
 	$(BIN)/ruff check recsys_core recsys_service tasks flows recsys_cli tests benchmarks infra
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q $(PYTEST_FLAGS)
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_FLAGS)
+
+test-fast: install  ## the tests that start no server, JVM or Prefect harness (a few minutes)
+	$(BIN)/python -m pytest -q -m "not ($(SLOW_KINDS))" $(PYTEST_FLAGS)
 
 test-unit: install  ## type-check, then the tests that need no server
 	$(BIN)/mypy

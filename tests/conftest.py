@@ -15,9 +15,38 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("RECSYS_SPARK_MASTER", "local[2]")
 
 
+def _kinds(item) -> set[str]:
+    """The slow kinds a test belongs to, from where it lives and what it uses."""
+    path = item.nodeid.split("::", 1)[0]
+    kinds = set()
+    if path.startswith("tests/stack/"):
+        kinds.add("stack")
+    if "prefect_server" in getattr(item, "fixturenames", ()):
+        kinds.add("flow")
+    if "spark" in item.nodeid.lower():  # modules, classes and parameters named after Spark
+        kinds.add("spark")
+    if path in _SERVER_MODULES or {"server_process", "live_server"} & set(
+            getattr(item, "fixturenames", ())):
+        kinds.add("slow")
+    return kinds
+
+
+# modules whose every test starts servers or subprocesses of its own
+_SERVER_MODULES = {
+    "tests/infra/test_loopback.py",
+    "tests/recsys_service/test_workers.py",
+    "tests/recsys_service/test_mlflow_models_serve.py",
+}
+
+
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist, the stack tests first, in their own order: the longest unit of work
-    starts first (see ``pytest_xdist_make_scheduler``)."""
+    """Marks every test by the slow kinds it belongs to (``stack``, ``flow``, ``spark``,
+    ``slow``), in this one place, so ``-m "not (stack or flow or spark or slow)"`` (``make
+    test-fast``) selects the rest. Under pytest-xdist, the stack tests first, in their own
+    order: the longest unit of work starts first (see ``pytest_xdist_make_scheduler``)."""
+    for item in items:
+        for kind in _kinds(item):
+            item.add_marker(kind)
     if hasattr(config, "workerinput"):  # a pytest-xdist worker
         items.sort(key=lambda item: item.get_closest_marker("stack") is None)  # stable
 
@@ -116,16 +145,42 @@ def pg_admin():
     return conn
 
 
+# RECSYS_TEST_REQUIRE_SERVICES=true (set by .ci/run): a missing PostgreSQL server or psql
+# client fails the tests that need it instead of skipping them, so that a green run means the
+# PostgreSQL half of the event store was tested
+REQUIRE_SERVICES = os.environ.get("RECSYS_TEST_REQUIRE_SERVICES", "").lower() in ("1", "true", "yes")
+
+
+def missing(what: str) -> None:
+    """Skip the test for want of ``what``, or fail it where the run requires every service."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{what}; this run requires it (RECSYS_TEST_REQUIRE_SERVICES is set): "
+                    "start it, or unset the variable to skip these tests", pytrace=False)
+    pytest.skip(what)
+
+
 @pytest.fixture(scope="session")
 def pg_server():
-    """The PostgreSQL server's base URL; the tests that need it are skipped without one."""
+    """The PostgreSQL server's base URL; the tests that need it are skipped without one (or
+    fail, under ``RECSYS_TEST_REQUIRE_SERVICES``)."""
     import psycopg2
 
     try:
         pg_admin().close()
     except psycopg2.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL at {PG}: {exc}")
+        missing(f"no PostgreSQL at {PG}: {exc}")
     return PG
+
+
+@pytest.fixture(scope="session")
+def psql_client(pg_server) -> str:
+    """The path of the ``psql`` client (the role scripts run through it)."""
+    import shutil
+
+    path = shutil.which("psql")
+    if path is None:
+        missing("psql is not installed (Debian: apt-get install postgresql-client)")
+    return path
 
 
 @pytest.fixture

@@ -135,6 +135,7 @@ def test_the_database_going_away_mid_run_loses_nothing_acknowledged(ranking, dat
     acked: dict[str, str] = {}  # event_id -> phase of the 200 that acknowledged it
     refused: list[tuple[str, list[dict], str]] = []
     served: list[int] = []
+    miscounted: list[str] = []  # an assert in a sender thread would only be a warning
     stop = threading.Event()
     lock = threading.Lock()
 
@@ -147,7 +148,8 @@ def test_the_database_going_away_mid_run_loses_nothing_acknowledged(ranking, dat
                 r = client.post("/events", json=batch)
                 with lock:
                     if r.status_code == 200:
-                        assert r.json()["stored"] == 5, r.text
+                        if r.json()["stored"] != 5:
+                            miscounted.append(r.text)
                         acked.update({e["event_id"]: at for e in batch})
                     else:
                         refused.append((at, batch, f"{r.status_code} {r.json()['detail']}"))
@@ -178,8 +180,10 @@ def test_the_database_going_away_mid_run_loses_nothing_acknowledged(ranking, dat
             stop.set()
             for t in threads:
                 t.join(60)
+            assert not any(t.is_alive() for t in threads), "a sender is still running"
     finally:
         admin.close()
+    assert not miscounted, miscounted[:3]  # each acknowledged batch stored all five events
     in_table = set(_ids(store))
     assert set(acked) <= in_table  # nothing acknowledged that was not stored
     phases = set(acked.values())
@@ -224,7 +228,7 @@ def test_a_client_gone_before_its_body_was_read_is_no_server_error(ranking, even
              "query_string": b"", "root_path": "",
              "headers": [(b"content-type", b"application/json"), (b"content-length", b"2")],
              "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000)}
-    with caplog.at_level(logging.INFO, logger="recsys_service.app"):
+    with caplog.at_level(logging.INFO, logger="recsys_service.routes.events"):
         asyncio.run(app(scope, receive, send))
     assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 499
     assert _rows(event_store) == 0

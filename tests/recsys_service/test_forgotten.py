@@ -88,13 +88,16 @@ def test_a_user_forgotten_while_serving_is_answered_as_new(store, model_name, da
         assert client.get(f"/recommendations/{victim}").json()["fallback"] == "popularity"
         assert client.get(f"/recommendations/{other}").json()["fallback"] is None
         assert ref.version != again.version
-        # the lists served to the forgotten user are no longer recorded under their id
-        time.sleep(1.0)  # the recorder writes in the background
-        before_rows = _served_rows(url, victim)
+        # the lists served to the forgotten user are no longer recorded under their id, while
+        # the other user's lists still are (the recorder is working, not stalled)
+        assert app.state.recorder.flush()  # what the hammering queued is written
+        before_rows, other_rows = _served_rows(url, victim), _served_rows(url, other)
         for _ in range(3):
             client.get(f"/recommendations/{victim}")
-        time.sleep(1.0)
+            client.get(f"/recommendations/{other}")
+        assert app.state.recorder.flush()
         assert _served_rows(url, victim) == before_rows
+        assert _served_rows(url, other) == other_rows + 3
 
 
 def test_the_poll_drops_a_user_without_being_told(store, model_name, data, fit, publish,

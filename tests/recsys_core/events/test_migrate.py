@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import psycopg2
@@ -26,14 +25,13 @@ def test_the_migrations_ship_inside_the_package():
     assert list((MIGRATIONS / "versions").glob("0001_*.py"))
 
 
-@pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not installed")
-def test_the_least_privilege_roles(pg_url):
+def test_the_least_privilege_roles(pg_url, psql_client):
     """infra/postgres/events-roles.sql: the service inserts and reads, collection only reads."""
     from pathlib import Path
 
     upgrade(pg_url)
     sql = Path(__file__).parents[3] / "infra" / "postgres" / "events-roles.sql"
-    out = subprocess.run(["psql", pg_url, "-v", "service_password=s1", "-v",
+    out = subprocess.run([psql_client, pg_url, "-v", "service_password=s1", "-v",
                           "collect_password=c1", "-f", str(sql)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
