@@ -10,7 +10,6 @@ refit on every row of the split once a gate has passed; the judged model is kept
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import uuid
 from pathlib import Path
@@ -29,6 +28,7 @@ from recsys_core.features.splits import SplitConfig
 from recsys_core.models.spec import DEFAULT_MODEL, ModelSpec
 from recsys_core.privacy.pseudonyms import PSEUDONYMIZED_TAG
 from recsys_core.redaction import redact
+from recsys_core.settings import get_settings
 from recsys_core.spark.engine import EvaluationEngine, resolve_engine
 from recsys_core.tracking import mlflow_run, registry
 from recsys_core.validation.rules import ValidationRules
@@ -382,7 +382,7 @@ def _close(run_id: str, status: str, error: str | None, workdir: Path) -> None:
                                  **({"recsys.error": error[:4000]} if error else {})})
     except Exception:  # noqa: BLE001 - the original error matters more
         logging.getLogger(__name__).exception("could not close MLflow run %s", run_id)
-    if not os.environ.get("RECSYS_KEEP_RUN_FILES"):
+    if not get_settings().training.keep_run_files:
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -227,3 +227,23 @@ def _prefect_console_on_the_current_stderr():
     from recsys_cli.prefect_console import console_on_this_stderr
 
     console_on_this_stderr()
+
+
+@pytest.fixture(autouse=True)
+def _settings_read_afresh(monkeypatch):
+    """``recsys_core.settings`` reads the environment once per process; in a test, a variable
+    set or removed through ``monkeypatch`` is read again on the next use (and every test starts
+    from the environment as it is)."""
+    from recsys_core.settings import reset_settings
+
+    reset_settings()
+    for name in ("setenv", "delenv"):
+        change = getattr(monkeypatch, name)
+
+        def then_reset(*args, _change=change, **kwargs):
+            _change(*args, **kwargs)
+            reset_settings()
+
+        setattr(monkeypatch, name, then_reset)
+    yield
+    reset_settings()
