@@ -148,7 +148,7 @@ def pg_admin():
 # RECSYS_TEST_REQUIRE_SERVICES=true (set by .ci/run): a missing PostgreSQL server or psql
 # client fails the tests that need it instead of skipping them, so that a green run means the
 # PostgreSQL half of the event store was tested
-REQUIRE_SERVICES = os.environ.get("RECSYS_TEST_REQUIRE_SERVICES", "").lower() in ("1", "true", "yes")
+REQUIRE_SERVICES = os.environ.get("RECSYS_TEST_REQUIRE_SERVICES", "").lower() in {"1", "true"}
 
 
 def missing(what: str) -> None:
