@@ -26,7 +26,7 @@ UV_LOCK_FLAGS ?=
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -c $(LOCK) -e '.[dev,bench]'
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c $(LOCK) -e '.[dev,bench]'
 	touch $(STAMP)
 
 install: $(STAMP) java-check  ## create .venv and install recsys with its test tools, at the locked versions
@@ -35,7 +35,7 @@ lock: $(STAMP)  ## pin every dependency of pyproject.toml (extras included) in c
 	$(BIN)/uv pip compile pyproject.toml --extra dev --extra bench --universal \
 		--python-version 3.11 --custom-compile-command 'make lock' --quiet $(UV_LOCK_FLAGS) \
 		-o $(LOCK)
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -c $(LOCK) -e '.[dev,bench]'
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c $(LOCK) -e '.[dev,bench]'
 	touch $(STAMP)
 
 # the spark-als model and its tests need a Java 17+ runtime (pyspark 4 starts a JVM)

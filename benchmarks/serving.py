@@ -5,12 +5,16 @@
     python benchmarks/serving.py --what http --think-ms 9        # paced: ~1,500 requests/s
     python benchmarks/serving.py --what asgi                     # CPU per request, no socket
     python benchmarks/serving.py --what batch-25m                # minutes, ~3 GB
+    python benchmarks/serving.py --what http --family ease       # the default ranking champion
+    python benchmarks/serving.py --what http --family item-knn-implicit
     python benchmarks/serving.py --out benchmarks/results-serving.md
 
 The models have MovieLens shapes with random parameters (scoring time does not depend on the
 values): ML-1M 6,040 users x 3,706 items with 1.0M interactions, ML-25M 162,541 x 59,047 with
-25M. Each timing is printed beside a peer measured in the same run: the online ``Scorer``
-against the model's own offline ``recommend`` for one user.
+25M. The item-item families (``ease``, ``item-knn-implicit``) are fitted for real on the
+ML-1M-shaped interactions, so that their weights have the layout a fit gives them. Each timing
+is printed beside a peer measured in the same run: the online ``Scorer`` against the model's
+own offline ``recommend`` for one user.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from recsys_core.features.ids import IdVocab  # noqa: E402
+from recsys_core.features.matrix import Interactions  # noqa: E402
+from recsys_core.models import create  # noqa: E402
 from recsys_core.models.base import Recommender  # noqa: E402
 from recsys_core.models.ease import EASE  # noqa: E402
 from recsys_core.models.sgd_mf import SGDMF  # noqa: E402
@@ -103,6 +109,26 @@ def ease_model(shape=ML1M, seed=0) -> EASE:
     return m
 
 
+FAMILIES = ("factors", "ease", "item-knn-implicit")
+"""What ``--family`` serves: a factor model (sgd-mf shape) or a fitted item-item model (what
+``make run`` promotes for lists is ``ease``)."""
+
+
+def fitted_model(family: str, shape=ML1M, seed=0) -> Recommender:
+    """``family`` fitted on ML-shaped interactions (``factors``: random factors, no fit)."""
+    if family == "factors":
+        return factor_model(shape, seed=seed)
+    rng = np.random.default_rng(seed)
+    n_users, n_items, nnz = shape
+    X = _interactions(n_users, n_items, nnz, rng).tocoo()
+    data = Interactions(
+        users=IdVocab(np.arange(1, n_users + 1).astype(str)),
+        items=IdVocab(np.arange(1, n_items + 1).astype(str)),
+        user_idx=X.row.astype(np.int64), item_idx=X.col.astype(np.int64),
+        rating=X.data.astype(np.float32), timestamp=np.zeros(X.nnz, np.int64))
+    return create(family, {}).fit(data)
+
+
 # ---------------------------------------------------------------------- in process
 def _latencies(fn, args, warmup=100, clock=time.perf_counter) -> np.ndarray:
     """Seconds per call; ``clock=time.thread_time`` counts only this thread's CPU time, which
@@ -125,7 +151,10 @@ def bench_inprocess(calls: int = 3000) -> list[dict]:
     rows = []
     rng = np.random.default_rng(1)
     for name, model, target in (("factors (sgd-mf shape)", factor_model(), 1.0),
-                                ("ease", ease_model(), 2.0)):
+                                ("ease (random weights)", ease_model(), 2.0),
+                                ("ease (fitted)", fitted_model("ease"), 2.0),
+                                ("item-knn-implicit (fitted)", fitted_model("item-knn-implicit"),
+                                 2.0)):
         scorer = Scorer(model)
         users = rng.integers(1, ML1M[0] + 1, calls).astype(str)
         online = _latencies(lambda u, s=scorer: s.recommend(u, 10), list(users))
@@ -274,11 +303,14 @@ def _split(before: dict[str, int], after: dict[str, int]) -> str:
 
 
 def bench_http(duration: int, connections: int, workers: int, warmup: int = 5,
-               threads: int = 2, think_ms: int = 0, poll_s: float = 1.0) -> list[dict]:
+               threads: int = 2, think_ms: int = 0, poll_s: float = 1.0,
+               family: str = "factors") -> list[dict]:
     """wrk against ``recsys serve --workers N``, timed only once every worker has loaded the
     model and a ``warmup``-second wrk run has gone through (first requests, lazy imports);
-    each row says how many requests each worker answered. ``think_ms`` > 0: each connection
-    pauses that long before its next request (a paced load rather than a saturating one)."""
+    each row says how many requests each worker answered. ``family`` is the model served for
+    lists (:data:`FAMILIES`; a factor model serves ratings beside an item-item one).
+    ``think_ms`` > 0: each connection pauses that long before its next request (a paced load
+    rather than a saturating one)."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
     import urllib.request
@@ -296,12 +328,22 @@ def bench_http(duration: int, connections: int, workers: int, warmup: int = 5,
     mlflow_run.configure(uri)
     refs = []
     for seed in range(3):
-        model = factor_model(seed=seed)
+        model = fitted_model(family, seed=seed)
         run_id = mlflow_run.start_run("bench", f"v{seed}")
         mlflow_run.log_artifacts(run_id, model.save(tmp / f"state{seed}"), STATE_PATH)
         refs.append(registry.register("bench", f"runs:/{run_id}/{STATE_PATH}", run_id, {}))
     client = mlflow.MlflowClient()
-    for alias in registry.ROLE_ALIASES.values():  # one factor model serves both roles
+    # the list role moves between the three versions; the rating role stays on a factor model
+    # (the same one when the lists come from a factor model too)
+    moving = [registry.ROLE_ALIASES["ranking"]] if family != "factors" \
+        else list(registry.ROLE_ALIASES.values())
+    if family != "factors":
+        run_id = mlflow_run.start_run("bench", "rating")
+        mlflow_run.log_artifacts(run_id, factor_model().save(tmp / "rating"), STATE_PATH)
+        rating = registry.register("bench", f"runs:/{run_id}/{STATE_PATH}", run_id, {})
+        client.set_registered_model_alias("bench", registry.ROLE_ALIASES["rating"],
+                                          rating.version)
+    for alias in moving:
         client.set_registered_model_alias("bench", alias, refs[0].version)
     port = 8765
     metrics_dir = tmp / "metrics"  # the workers' counters, one file each
@@ -359,7 +401,7 @@ def bench_http(duration: int, connections: int, workers: int, warmup: int = 5,
         def move_twice():
             for ref in refs[1:]:
                 time.sleep(duration / 3)
-                for alias in registry.ROLE_ALIASES.values():
+                for alias in moving:
                     client.set_registered_model_alias("bench", alias, ref.version)
 
         mover = threading.Thread(target=move_twice)
@@ -436,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--poll-s", type=float, default=1.0,
                     help="HTTP: the service's alias poll interval (its default is 30 s; 1 s lets "
                          "the alias-moving run see each move within a second)")
+    ap.add_argument("--family", default="factors", choices=FAMILIES,
+                    help="HTTP: the model family served for lists")
     ap.add_argument("--calls", type=int, default=3000, help="in-process calls per model")
     ap.add_argument("--max-users", type=int, default=None, help="batch: score only this many")
     ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
@@ -479,11 +523,11 @@ def main(argv: list[str] | None = None) -> int:
                   ""]
     if "http" in what:
         rows = bench_http(args.duration, args.connections, args.workers, args.warmup,
-                          args.threads, args.think_ms, args.poll_s)
+                          args.threads, args.think_ms, args.poll_s, args.family)
         paced = f", each connection pausing {args.think_ms} ms" if args.think_ms else ""
         parts += [f"## Over HTTP: GET /recommendations/{{user}}?k=10, wrk -t{args.threads} "
                   f"-c{args.connections} -d{args.duration}s{paced}, `recsys serve --workers "
-                  f"{args.workers}` (ML-1M factor model)", "",
+                  f"{args.workers}` (ML-1M shape, {args.family})", "",
                   _table(rows, ["run", "requests", "req_per_s", "p50_ms", "p99_ms", "non_2xx",
                                 "socket_errors", "per_worker", "final_version"]),
                   "", "Targets: >= 1,500 req/s, p99 <= 25 ms, 0 errors (also while the alias "

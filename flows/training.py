@@ -190,11 +190,14 @@ def training_flow(params: TrainingParams = TrainingParams()) -> Any:  # noqa: B0
         scores = evaluate_models(model_dir, feats, k=params.k,
                                  relevance_threshold=params.relevance_threshold,
                                  registered_model=params.registered_model,
-                                 baselines=baselines_needed(params.gate, roles, rates),
+                                 baselines=baselines_needed(params.gate, roles, rates,
+                                                            params.split.strategy),
                                  champion_aliases={r: registry.alias_of(r) for r in roles},
-                                 engine=params.evaluation_engine)
+                                 engine=params.evaluation_engine,
+                                 released_fits=2 if params.refit_full else 1)
         decisions = gate(scores, gates=params.gate, roles=roles, k=params.k,
-                         predicts_ratings=rates, run_id=run_id, run_url=run_url)
+                         predicts_ratings=rates, run_id=run_id, run_url=run_url,
+                         split=params.split.strategy)
         passed = [r for r, d in decisions.items() if d.passed]
         _log_results(run_id, scores, decisions, history, feats, {"recsys.refit": (
             "pending" if passed and params.refit_full else

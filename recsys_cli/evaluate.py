@@ -134,17 +134,37 @@ def evaluate(
     if as_json:
         sys.stdout.write(json.dumps(out, allow_nan=False, default=_jsonable) + "\n")
         return
-    table = Table(title=f"{model} ({fit_seconds:.2f} s fit, {used} evaluation)")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in out.items():
-        if key in ("model", "params", "k", "k_requested", "engine"):
-            continue
-        if value is None:
-            table.add_row(key, "n/a")
-        elif isinstance(value, float | int):
-            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
-    console.print(table)
+    console.print(population_table(out, title=f"{model} ({fit_seconds:.2f} s fit, {used} "
+                                              "evaluation)"))
+    cold_items = ""
+    if out.get("cold_items/rows"):
+        cold_items = (f"; cold items (never in training): {out['cold_items/items']:,} on "
+                      f"{out['cold_items/rows']:,} rows ({out['cold_items/share']:.1%})"
+                      + (f", rmse {out['cold_items/rmse']:.4f}"
+                         if out.get("cold_items/rmse") is not None else ""))  # fmt: skip
+    console.print(f"warm: test users with training rows; cold: without ('-': none of them)"
+                  f"{cold_items}. "
+                  f"{out['n_train']:,} training rows, k={k_used}", highlight=False,
+                  soft_wrap=True)
+
+
+def population_table(out: dict[str, Any], title: str) -> Table:
+    """Each metric for the warm users, the cold users and all of them, side by side (a column
+    each: a terminal's width holds three), the populations' sizes first; ``out`` holds the plain
+    names (all users) and ``warm/...``, ``cold/...`` beside them."""
+    # the evaluation's own metrics (not the run's counts), in their order of evaluation
+    metrics = [name for name in out if name in ("rmse", "mae")
+               or ("_at_" in name and "/" not in name)]
+    table = Table(title=title)
+    table.add_column("test users")
+    for population in ("warm", "cold", "all"):
+        table.add_column(population, justify="right")
+    for size in ("users", "rows"):
+        table.add_row(size, *(f"{out.get(f'{p}/{size}', 0):,}" for p in ("warm", "cold", "all")))
+    for metric in metrics:
+        values = (out.get(f"warm/{metric}"), out.get(f"cold/{metric}"), out.get(metric))
+        table.add_row(metric, *("-" if v is None else f"{v:.4f}" for v in values))
+    return table
 
 
 def _is_parquet(location: str) -> bool:

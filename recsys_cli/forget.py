@@ -57,5 +57,7 @@ def forget(
             out.print(f"  snapshot {old[:16]} rewritten as {new[:16]}", highlight=False)
         for path, rows in report.files.get("tables", {}).items():
             out.print(f"  {path}: {rows} row(s) removed", highlight=False)
+        for path, rows in report.files.get("batch_outputs", {}).items():
+            out.print(f"  batch output {path}: {rows} row(s) removed", highlight=False)
     out.print(f"service: {report.service}; audit record {report.audit_id} "
               f"(user key {report.user_key[:15]}...)", highlight=False)

@@ -85,6 +85,7 @@ from recsys_cli.evaluate import evaluate  # noqa: E402
 from recsys_cli.forget import forget  # noqa: E402
 from recsys_cli.models import models  # noqa: E402
 from recsys_cli.recommend import recommend  # noqa: E402
+from recsys_cli.replay import replay  # noqa: E402
 from recsys_cli.report import report  # noqa: E402
 from recsys_cli.rollback import rollback  # noqa: E402
 from recsys_cli.serve import serve  # noqa: E402
@@ -102,6 +103,7 @@ app.add_typer(db, name="db")
 app.command()(report)
 app.command()(tune)
 app.command()(forget)
+app.command()(replay)
 
 
 if __name__ == "__main__":

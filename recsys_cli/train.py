@@ -108,9 +108,16 @@ def _print_outcome(outcome: dict, seconds: float) -> None:
     for name in outcome["baselines"]:
         table.add_column(name, justify="right")
         columns.append(outcome["baselines"][name])
-    for name, value in outcome["metrics"].items():
-        table.add_row(name, f"{value:.4f}", *(_f(c.get(name)) for c in columns))
+    from recsys_core.evaluation.gate import metrics_in_order, populations_line
+
+    # each metric beside its warm and cold figures; the populations' sizes on one line below
+    for name in metrics_in_order(outcome["metrics"]):
+        table.add_row(name, f"{outcome['metrics'][name]:.4f}",
+                      *(_f(c.get(name)) for c in columns))
     console.print(table)
+    sizes = populations_line(outcome["metrics"])
+    if sizes:
+        console.print(sizes, highlight=False, soft_wrap=True)
     for role, o in roles.items():
         console.print(f"[bold]{role}[/] ({o['alias']}, {o['primary_metric']} against "
                       f"{o['baseline_name']}):", highlight=False)

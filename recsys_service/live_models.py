@@ -5,9 +5,10 @@ Each role (``ranking``, ``rating``) holds one immutable :class:`Served` (a versi
 it, and a reload replaces it with one reference assignment, so a request in flight during a swap
 finishes on the version it started with, and never sees two versions. Versions are loaded from
 their ``model_state/`` artifacts (``model_store.load_recommender``: arrays and JSON, no
-unpickling). A registry that cannot be reached, an alias that disappears or a version that
-cannot be loaded never unloads what is being served: the problem is logged and shown in
-``/model``.
+unpickling), checked first against the digest recorded on the version at registration (a
+mismatch refuses the version). A registry that cannot be reached, an alias that disappears
+or a version that cannot be loaded never unloads what is being served: the problem is logged
+and shown in ``/model`` and ``/ready``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from recsys_core.redaction import redact
 from recsys_core.serving import Scorer
 from recsys_core.tracking.model_store import load_recommender
 from recsys_core.tracking.registry import VersionRef
+from recsys_core.tracking.state_digest import DIGEST_TAG
 from recsys_service.polling import Poller
 from recsys_service.settings import ROLES, ServiceSettings
 
@@ -199,8 +201,9 @@ class LiveModels:
             status.registry_error = None
             return "unchanged"
         try:
-            key = self._pseudonym_key(ref)
-            scorer = self._scorer_for(ref)
+            tags = self._version_tags(ref)
+            key = self._pseudonym_key(tags)
+            scorer = self._scorer_for(ref, tags.get(DIGEST_TAG))
         except Exception as exc:  # noqa: BLE001 - a broken version must not stop the service
             msg = redact(f"version {ref.version} behind alias {alias!r} cannot be loaded: {exc}")
             if current is None:
@@ -218,21 +221,30 @@ class LiveModels:
         return "loaded"
 
     @staticmethod
-    def _pseudonym_key(ref: VersionRef) -> bytes | None:
-        """The pseudonym key when ``ref`` is tagged pseudonymized (a ConfigError without it)."""
+    def _version_tags(ref: VersionRef) -> dict[str, str]:
         from mlflow import MlflowClient
 
-        tags = MlflowClient().get_model_version(ref.name, ref.version).tags
+        return dict(MlflowClient().get_model_version(ref.name, ref.version).tags or {})
+
+    @staticmethod
+    def _pseudonym_key(tags: dict[str, str]) -> bytes | None:
+        """The pseudonym key when the version is tagged pseudonymized (a ConfigError without
+        it)."""
         if tags.get(PSEUDONYMIZED_TAG, "").lower() != "true":
             return None
         return read_key()
 
-    def _scorer_for(self, ref: VersionRef) -> Scorer:
+    def _scorer_for(self, ref: VersionRef, digest: str | None) -> Scorer:
         # both roles behind the same version share one loaded model
         for other in self._status.values():
             if other.served is not None and other.served.version == ref.version:
                 return other.served.scorer
-        model = load_recommender(ref)
+        if digest is None:
+            log.warning("%s version %s has no %s tag (registered before digests were "
+                        "recorded): its model state is served unverified", ref.name,
+                        ref.version, DIGEST_TAG)
+        # a state that differs from the digest recorded at registration raises: refused
+        model = load_recommender(ref, digest=digest)
         if self.user_filter is not None:
             self.user_filter(model)
         return Scorer(model)

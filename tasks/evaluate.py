@@ -13,6 +13,8 @@ from prefect.cache_policies import NO_CACHE
 
 from recsys_core.evaluation import evaluate, plots
 from recsys_core.evaluation.evaluate import EvaluationResult
+from recsys_core.evaluation.gate import populations_line
+from recsys_core.evaluation.replay import replay
 from recsys_core.features import Interactions
 from recsys_core.features.prepare import Features
 from recsys_core.models import Recommender, create
@@ -50,7 +52,7 @@ class Scores:
 def evaluate_models(model_dir: str, feats: Features, *, k: int,
                     relevance_threshold: float | None, registered_model: str,
                     baselines: list[str], champion_aliases: dict[str, str],
-                    engine: str = "auto") -> Scores:
+                    engine: str = "auto", released_fits: int = 1) -> Scores:
     """Score the challenger, each baseline and each role's champion on this split.
 
     The challenger is scored by ``engine`` (``recsys_core.spark.engine``: ``auto`` scores a
@@ -59,10 +61,14 @@ def evaluate_models(model_dir: str, feats: Features, *, k: int,
     is fitted on its training part; each champion (``champion_aliases``: role -> alias) is
     loaded from its artifacts (no unpickling; ``evaluated_state/`` when there is one) and
     re-scored, or reported unavailable. A version that holds two roles is scored once.
+    ``released_fits``: fits of the challenger's configuration the run registers (2 with a
+    refit): a private model's ``epsilon`` is their composition, what the run spends.
     """
     log = logger()
     challenger = Recommender.load(model_dir)
     used = resolve_engine(engine, challenger.name)
+    if feats.info.get("strategy") == "replay":  # the replay folds in per user: local only
+        used = "local"
     tags: dict[str, str] = {"recsys.evaluation.engine": used,
                              "recsys.evaluation.engine.baselines": "local",
                              "recsys.evaluation.engine.champions": "local"}
@@ -75,6 +81,8 @@ def evaluate_models(model_dir: str, feats: Features, *, k: int,
 
     def score(model: Recommender, keep_predictions: bool = False) -> EvaluationResult:
         train, test = split_frames()
+        if feats.info.get("strategy") == "replay":  # the test period replayed with fold-in
+            return replay(model, test, k=k, keep_interactions=keep_predictions).as_evaluation()
         return evaluate(model, train, test, k=k, relevance_threshold=relevance_threshold,
                         keep_predictions=keep_predictions)
 
@@ -90,11 +98,12 @@ def evaluate_models(model_dir: str, feats: Features, *, k: int,
         predictions = result.predictions
     metrics = dict(result.metrics)
     # a private model's record (epsilon, delta, noise): logged with its metrics, and what a gate
-    # threshold such as ``epsilon <= 2`` reads
+    # threshold such as ``epsilon <= 2`` reads; epsilon over every fit the run releases
     privacy = getattr(challenger, "privacy_metrics", None)
     if callable(privacy):
-        metrics.update({m: v for m, v in privacy().items() if math.isfinite(v)})
+        metrics.update({m: v for m, v in privacy(released_fits).items() if math.isfinite(v)})
     log.info("challenger %s (%s evaluation)", _rounded(metrics), used)
+    log.info("%s", populations_line(metrics) or "no population sizes")
     plot_dir = Path(model_dir).parent / "plots"
     plot_dir.mkdir(exist_ok=True)
     written = [plots.learning_curve(challenger.history_, plot_dir / "learning_curve.png")]

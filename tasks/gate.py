@@ -7,28 +7,40 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from recsys_core.evaluation.gate import GateDecision, RoleGates, baseline_of, decide, resolved
+from recsys_core.evaluation.gate import (
+    GateDecision,
+    RoleGates,
+    baseline_candidates,
+    decide,
+    resolved,
+    strongest_baseline,
+)
 from recsys_core.tracking import registry
 from tasks._runtime import IO_RETRY, logger
 from tasks.evaluate import Scores
 from tasks.run_context import mlflow_link
 
 
-def baselines_needed(gates: RoleGates, roles: list[str], predicts_ratings: bool) -> list[str]:
-    """The baseline models the gates of ``roles`` compare with (each scored once)."""
-    return list(dict.fromkeys(baseline_of(gates.for_role(r), predicts_ratings) for r in roles))
+def baselines_needed(gates: RoleGates, roles: list[str], predicts_ratings: bool,
+                     split: str | None = None) -> list[str]:
+    """The baseline models the gates of ``roles`` compare with (each scored once); ``split``:
+    the split strategy (under a time or replay split the ranking gate also scores
+    recent-popularity)."""
+    return list(dict.fromkeys(name for r in roles for name in
+                              baseline_candidates(gates.for_role(r), predicts_ratings, split)))
 
 
 @task(name="gate", cache_policy=NO_CACHE)
 def gate(scores: Scores, *, gates: RoleGates, roles: list[str], k: int,
          predicts_ratings: bool, run_id: str,
-         run_url: str | None = None) -> dict[str, GateDecision]:
+         run_url: str | None = None, split: str | None = None) -> dict[str, GateDecision]:
     """Decide for each role, with every reason and its numbers; each decision is attached to
     this task run (artifact ``gate-<role>``)."""
     decisions = {}
     for role in roles:
         config = resolved(gates.for_role(role), k)
-        base = baseline_of(config, predicts_ratings)
+        base = strongest_baseline(baseline_candidates(config, predicts_ratings, split),
+                                  scores.baselines, config.primary_metric)
         champ = scores.champions.get(role)
         decision = decide(scores.challenger, config=config, primary=config.primary_metric,
                           champion=champ.metrics if champ else None,

@@ -59,7 +59,8 @@ def log_and_register(
         mlflow_run.log_artifacts(run_id, evaluated_dir, model_store.EVALUATED_PATH)
     info = pyfunc.log_saved(model_dir, run_id)
     ref = registry.register(registered_model, info.model_uri, run_id, tags,
-                            model_id=getattr(info, "model_id", None), alias=alias)
+                            model_id=getattr(info, "model_id", None), alias=alias,
+                            state_dir=model_dir)
     if description:
         mlflow_run.set_version_description(registered_model, ref.version, description)
     mlflow_run.set_tags(run_id, {"recsys.model_version": ref.version})

@@ -4,6 +4,10 @@
 costs ``users x k`` memory. A ``k`` larger than the model's catalogue is accepted here and its
 slots beyond the catalogue count as misses (the definitions in ``metrics`` hold); the command
 line clips it to the catalogue instead, and says so.
+
+Every metric comes for three populations of test users (``metrics`` module docstring): ``warm``
+(at least one row in ``train``), ``cold`` (none) and ``all`` (the plain names), with their sizes
+(``warm/users``, ``warm/rows``, ...) and the cold items apart (``cold_items/rows``, ...).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from recsys_core.evaluation import metrics as M
 from recsys_core.exceptions import ConfigError, DataError
+from recsys_core.features.ids import lookup
 from recsys_core.models.base import Recommender
 
 log = logging.getLogger(__name__)
@@ -94,6 +99,11 @@ def evaluate(
             f"and item {test['item'].iloc[pos]!r}; metrics would be NaN. Drop or fix those rows"
         )
     out: dict[str, float] = {}
+    train_users = pd.Index(pd.unique(train["user"].astype(str)))
+    warm_rows = train_users.get_indexer(test["user"].astype(str)) >= 0
+    cold_item_rows = pd.Index(pd.unique(train["item"].astype(str))).get_indexer(
+        test["item"].astype(str)) < 0
+    out.update(population_sizes(test, warm_rows, cold_item_rows))
     u = model.user_vocab_.index(test["user"])
     i = model.item_vocab_.index(test["item"])
     counts = {
@@ -107,8 +117,7 @@ def evaluate(
     if model.predicts_ratings:
         preds = model.predict_idx(u, i)
         truth = truth_all
-        out["rmse"] = M.rmse(preds, truth)
-        out["mae"] = M.mae(preds, truth)
+        out.update(rating_metrics(preds, truth, warm_rows, cold_item_rows))
 
     relevant = test
     if relevance_threshold is not None:
@@ -117,16 +126,23 @@ def evaluate(
     recs_frame = None
     if len(users):
         ur = model.user_vocab_.index(users)
-        exclude = train[train["user"].astype(str).isin(set(users))][["user", "item"]]
+        exclude = train[lookup(pd.Index(users), train["user"]) >= 0][["user", "item"]]
         mask = model.exclusion_matrix(ur, np.asarray(users, dtype=object), exclude,
                                       exclude_seen=False)
         rec_items, rec_scores = model.recommend_idx(ur, k, exclude=mask)
         rel_sets, n_rel = _relevant_sets(relevant, users, model)
         hits = M.hits_matrix(rec_items, rel_sets)
         per_user = M.ranking_metrics(hits, n_rel, k)
-        for name, values in per_user.items():
-            out[f"{name}_at_{k}"] = float(values.mean())
-        out[f"coverage_at_{k}"] = M.coverage(rec_items, model.n_items)
+        warm_users = train_users.get_indexer(users) >= 0
+        everyone = np.ones(len(users), dtype=bool)
+        for population, rows in (("all", everyone), ("warm", warm_users),
+                                 ("cold", ~warm_users)):
+            if not rows.any():
+                continue  # an empty population has no metric; its size says so
+            for name, values in per_user.items():
+                out[M.in_population(f"{name}_at_{k}", population)] = float(values[rows].mean())
+            out[M.in_population(f"coverage_at_{k}", population)] = M.coverage(
+                rec_items[rows], model.n_items)
         counts["ranked_users"] = int(len(users))
         if keep_recommendations:
             recs_frame = _recs_frame(users, rec_items, rec_scores, model, k)
@@ -134,6 +150,39 @@ def evaluate(
     if keep_predictions and preds is not None:
         pred_frame = test[["user", "item", "rating"]].assign(prediction=preds)
     return EvaluationResult(out, counts, pred_frame, recs_frame)
+
+
+def population_sizes(test: pd.DataFrame, warm_rows: np.ndarray,
+                     cold_item_rows: np.ndarray) -> dict[str, float]:
+    """Users and rows of each population (``warm/users``, ``cold/rows``, ``all/users``, ...)
+    and the cold items (``cold_items/items``, ``cold_items/rows``, ``cold_items/share``), from
+    the test rows and their masks: ``warm_rows`` (the row's user has training rows) and
+    ``cold_item_rows`` (the row's item has none)."""
+    users = test["user"].astype(str)
+    n_warm = int(users[warm_rows].nunique())
+    n_all = int(users.nunique())
+    n_rows = len(test)
+    return {
+        "all/users": n_all, "all/rows": n_rows,
+        "warm/users": n_warm, "warm/rows": int(warm_rows.sum()),
+        "cold/users": n_all - n_warm, "cold/rows": int(n_rows - warm_rows.sum()),
+        "cold_items/items": int(test["item"].astype(str)[cold_item_rows].nunique()),
+        "cold_items/rows": int(cold_item_rows.sum()),
+        "cold_items/share": float(cold_item_rows.mean()) if n_rows else 0.0,
+    }  # fmt: skip
+
+
+def rating_metrics(pred: np.ndarray, truth: np.ndarray, warm_rows: np.ndarray,
+                   cold_item_rows: np.ndarray) -> dict[str, float]:
+    """``rmse`` and ``mae`` over all rows, the warm and the cold users' rows, and the cold
+    items' rows (``cold_items/rmse``); an empty population has none."""
+    out = {"rmse": M.rmse(pred, truth), "mae": M.mae(pred, truth)}
+    for prefix, rows in (("warm/", warm_rows), ("cold/", ~warm_rows),
+                         ("cold_items/", cold_item_rows)):
+        if rows.any():
+            out[f"{prefix}rmse"] = M.rmse(pred[rows], truth[rows])
+            out[f"{prefix}mae"] = M.mae(pred[rows], truth[rows])
+    return out
 
 
 def _relevant_sets(relevant: pd.DataFrame, users: np.ndarray, model: Recommender):

@@ -12,7 +12,25 @@ Checks, all recorded with their numbers:
    the primary metric by at least ``min_improvement``, and no guarded metric may regress by more
    than ``guard_tolerance``.
 
-The first run (no champion) is judged on 1 and 2 only.
+4. **cold guard**: on the cold users (no training row: what the model answers with its
+   fallback), none of ``cold_guards`` may be worse than the baseline's or the champion's by more
+   than ``cold_tolerance``: a model may not buy its gain on warm users with a worse fallback.
+
+The first run (no champion) is judged on 1, 2 and 4 only.
+
+**Populations** (``recsys_core.evaluation.metrics``). The comparisons (primary metric, champion
+guards, baseline guards) are judged on ``population``: ``warm`` by default, the test users with
+at least one training row, whom a model can personalize for; on a time split most test users
+can be new, and their rows, answered by every model's fallback, would otherwise decide. A plain
+name in the config (``rmse``) stands for that population (``warm/rmse``); a name that says its
+population (``all/rmse``, ``cold/mae``) is taken as written. Thresholds are absolute bounds and
+name their population as metrics do (``rmse``: every test user; ``warm/rmse``: warm ones). When
+the population has no figure (no warm user in the test set, ``warm/users = 0``, or none with a
+relevant item) the gate says so in a ``population`` check and follows ``on_empty_population``:
+``all`` (default) judges every comparison on all users instead, ``refuse`` refuses the run.
+When the test set has no cold user the cold guard passes and says so. Metrics that carry no
+population sizes (no ``warm/users``: figures computed without populations) are judged as named
+and without cold guard.
 
 A served version fills one or two **roles**, each with its own gate and champion alias:
 ``rating`` (:class:`RatingGate`: RMSE against the bias baseline) and ``ranking``
@@ -47,7 +65,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from recsys_core.evaluation.metrics import lower_is_better
+from recsys_core.evaluation.metrics import (
+    POPULATIONS,
+    base_metric,
+    in_population,
+    lower_is_better,
+    population_of,
+)
 from recsys_core.exceptions import ConfigError
 from recsys_core.models.base import ROLES
 
@@ -73,7 +97,7 @@ class GateConfig(BaseModel):
     )
     guard_tolerance: float = Field(0.01, ge=0, description="allowed regression of guarded metrics")
     require_beat_baseline: bool = Field(True, description="challenger must beat the baseline")
-    baseline: Literal["auto", "bias", "popularity"] = Field(
+    baseline: Literal["auto", "bias", "popularity", "recent-popularity"] = Field(
         "auto", description="the baseline model; auto: bias for rating models, popularity "
                             "otherwise")
     baseline_guards: list[str] = Field(
@@ -84,13 +108,24 @@ class GateConfig(BaseModel):
         description="a champion that cannot be loaded: 'baseline' judges the challenger on "
         "thresholds and baseline only (logged as a warning); 'refuse' refuses the run",
     )
+    population: Literal["warm", "all"] = Field(
+        "warm", description="test users the comparisons are judged on: warm (with training "
+                            "rows) or all")
+    on_empty_population: Literal["all", "refuse"] = Field(
+        "all", description="no figure for the population (no warm test user): 'all' judges on "
+                           "every user instead (said in the decision); 'refuse' refuses the run")
+    cold_guards: list[str] = Field(
+        default_factory=lambda: ["rmse"],
+        description="metrics of the cold users (the fallback) that may not be worse than the "
+                    "baseline's or the champion's by more than cold_tolerance")
+    cold_tolerance: float = Field(0.005, ge=0, description="allowed regression on cold users")
 
 
 class RatingGate(GateConfig):
     """The gate of the ``rating`` role (``/predict``): RMSE, against the bias baseline."""
 
     primary_metric: str = Field("rmse", description="metric to beat (lower is better)")
-    baseline: Literal["auto", "bias", "popularity"] = Field(
+    baseline: Literal["auto", "bias", "popularity", "recent-popularity"] = Field(
         "bias", description="the baseline model the challenger must beat")
 
 
@@ -105,11 +140,16 @@ class RankingGate(GateConfig):
         default_factory=lambda: ["recall_at_k"],
         description="metrics that may not regress against the champion beyond the tolerance",
     )
-    baseline: Literal["auto", "bias", "popularity"] = Field(
-        "popularity", description="the baseline model the challenger must beat")
+    baseline: Literal["auto", "bias", "popularity", "recent-popularity"] = Field(
+        "auto", description="the baseline model the challenger must beat; auto: the stronger "
+        "of popularity and recent-popularity under a time or replay split, popularity otherwise")
     baseline_guards: list[str] = Field(
         default_factory=lambda: ["recall_at_k"],
         description="metrics the challenger may not lose to the baseline (a tie passes)")
+    cold_guards: list[str] = Field(
+        default_factory=lambda: ["ndcg_at_k"],
+        description="metrics of the cold users (the fallback) that may not be worse than the "
+                    "baseline's or the champion's by more than cold_tolerance")
 
 
 class RoleGates(BaseModel):
@@ -159,19 +199,52 @@ def at_k(metric: str, k: int) -> str:
 
 
 def resolved(config: GateConfig, k: int) -> GateConfig:
-    """``config`` with every ``..._at_k`` metric name spelled with the run's ``k``."""
+    """``config`` with every ``..._at_k`` metric name spelled with the run's ``k``, and the
+    comparisons' names in the gate's population (``rmse`` -> ``warm/rmse``)."""
+    pop = config.population
+    primary = at_k(config.primary_metric, k)
     return config.model_copy(update={
-        "primary_metric": at_k(config.primary_metric, k),
+        "primary_metric": primary if primary == "auto" else in_population(primary, pop),
         "thresholds": {at_k(m, k): v for m, v in config.thresholds.items()},
-        "guarded_metrics": [at_k(m, k) for m in config.guarded_metrics],
-        "baseline_guards": [at_k(m, k) for m in config.baseline_guards],
+        "guarded_metrics": [in_population(at_k(m, k), pop) for m in config.guarded_metrics],
+        "baseline_guards": [in_population(at_k(m, k), pop) for m in config.baseline_guards],
+        "cold_guards": [at_k(m, k) for m in config.cold_guards],
     })
 
 
+TIME_SPLITS = frozenset({"time", "replay"})
+"""Splits whose test period follows the training period: all-time popularity may be stale."""
+
+
+def baseline_candidates(config: GateConfig, predicts_ratings: bool,
+                        split: str | None = None) -> list[str]:
+    """The baseline models a gate may compare with: the config's; auto: for the ranking gate
+    under a time or replay ``split``, both ``popularity`` and ``recent-popularity`` (the
+    stronger on the primary metric is the bar, :func:`strongest_baseline`), else
+    :func:`baseline_of`'s."""
+    if config.baseline == "auto" and isinstance(config, RankingGate) and split in TIME_SPLITS:
+        return ["popularity", "recent-popularity"]
+    return [baseline_of(config, predicts_ratings)]
+
+
+def strongest_baseline(candidates: list[str], scores: dict[str, dict[str, float]],
+                       metric: str) -> str:
+    """The candidate with the best ``metric`` in ``scores`` (the first one on a tie, or when
+    none was scored)."""
+    scored = [c for c in candidates if metric in scores.get(c, {})]
+    if not scored:
+        return candidates[0]
+    sign = 1.0 if lower_is_better(metric) else -1.0
+    return min(scored, key=lambda c: (sign * scores[c][metric], candidates.index(c)))
+
+
 def baseline_of(config: GateConfig, predicts_ratings: bool) -> str:
-    """The baseline model's name: the config's, or (auto) bias for rating models."""
+    """The baseline model's name: the config's, or (auto) popularity for the ranking gate and,
+    for the other gates, bias for rating models."""
     if config.baseline != "auto":
         return config.baseline
+    if isinstance(config, RankingGate):
+        return "popularity"
     return "bias" if predicts_ratings else "popularity"
 
 
@@ -236,7 +309,10 @@ class GateDecision:
         ]
         lines += [f"| {c.name} | {'pass' if c.passed else '**fail**'} | {c.detail} |"
                   for c in self.checks]
-        metrics = sorted(set(self.challenger) | set(self.champion or {}) | set(self.baseline or {}))
+        metrics = metrics_in_order({**(self.baseline or {}), **(self.champion or {}),
+                                    **self.challenger})
+        sizes = populations_line(self.challenger)
+        lines += ["", sizes] if sizes else []
         lines += ["", "| metric | challenger | champion | baseline |", "|---|---|---|---|"]
         for m in metrics:
             lines.append(
@@ -248,6 +324,98 @@ class GateDecision:
 
 def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.4f}"
+
+
+_SIZES = ("users", "rows", "items", "share")
+
+
+def _is_size(metric: str) -> bool:
+    """``warm/users``, ``cold/rows``, ``cold_items/share``...: a population's size."""
+    head, sep, tail = metric.partition("/")
+    return bool(sep) and (head in POPULATIONS or head == "cold_items") and tail in _SIZES
+
+
+def _metric_order(metric: str) -> tuple[str, int]:
+    """Each metric with its populations beside it: ``rmse``, ``warm/rmse``, ``cold/rmse``,
+    ``cold_items/rmse``."""
+    head = metric.partition("/")[0] if "/" in metric else "all"
+    rank = {"all": 0, "warm": 1, "cold": 2, "cold_items": 3}.get(head, 4)
+    return base_metric(metric), rank
+
+
+def metrics_in_order(metrics: dict[str, float]) -> list[str]:
+    """The names of ``metrics`` sorted with each metric's populations beside it (``rmse``,
+    ``warm/rmse``, ``cold/rmse``, ...), the populations' sizes left out."""
+    return sorted((m for m in metrics if not _is_size(m)), key=_metric_order)
+
+
+def populations_line(metrics: dict[str, float]) -> str | None:
+    """``Populations: warm 107 users (2,260 rows); cold 194 users (13,740 rows); ...``, or
+    None when ``metrics`` carry no population sizes."""
+    if "warm/users" not in metrics:
+        return None
+    parts = [f"{p} {metrics.get(f'{p}/users', 0):,.0f} users ({metrics.get(f'{p}/rows', 0):,.0f} "
+             "rows)" for p in ("warm", "cold", "all")]
+    if "cold_items/items" in metrics:
+        parts.append(f"cold items {metrics['cold_items/items']:,.0f} "
+                     f"({metrics.get('cold_items/share', 0.0):.1%} of the rows)")
+    return "Populations (test users with / without training rows): " + "; ".join(parts)
+
+
+def _population(challenger: dict[str, float], config: GateConfig,
+                primary: str) -> tuple[Check | None, str, GateConfig]:
+    """The population check when the primary metric's population has no figure (and the
+    primary metric and config to judge with instead); None while it has one."""
+    pop = population_of(primary)
+    if pop == "all" or primary in challenger or f"{pop}/users" not in challenger:
+        return None, primary, config
+    n = challenger[f"{pop}/users"]
+    what = (f"no {pop} user in the test set ({pop}/users = 0)" if not n else
+            f"no {primary} for the {n:,.0f} {pop} users (none has a relevant test item)")
+    if config.on_empty_population == "refuse":
+        return Check("population", False,
+                     f"{what}; refused (on_empty_population='refuse')"), primary, config
+
+    def plain(metric: str) -> str:
+        return metric.partition("/")[2] if population_of(metric) == pop else metric
+
+    fallback = config.model_copy(update={
+        "guarded_metrics": [plain(m) for m in config.guarded_metrics],
+        "baseline_guards": [plain(m) for m in config.baseline_guards]})
+    return Check("population", True,
+                 f"{what}: judged on all users instead, {plain(primary)} for {primary} "
+                 "(on_empty_population='all')"), plain(primary), fallback
+
+
+def _cold_guards(challenger: dict[str, float], config: GateConfig,
+                 baseline: dict[str, float] | None,
+                 champion: dict[str, float] | None) -> list[Check]:
+    """The cold users' metrics against the baseline's and the champion's (the fallback may not
+    get worse by more than ``cold_tolerance``)."""
+    if not challenger.get("cold/users"):
+        return [Check("cold guard", True,
+                      "no cold user in the test set (cold/users = 0): nothing to guard")]
+    checks = []
+    tol = config.cold_tolerance
+    for metric in (in_population(m, "cold") for m in config.cold_guards):
+        for side, ref in (("baseline", baseline), ("champion", champion)):
+            if ref is None:
+                continue
+            name = f"cold guard {metric} vs {side}"
+            if metric not in challenger and metric not in ref:
+                checks.append(Check(name, True, f"neither has {metric} (no cold user with a "
+                                                "relevant test item): nothing to guard"))
+            elif metric not in challenger or metric not in ref:
+                lacking = "the challenger" if metric not in challenger else f"the {side}"
+                checks.append(Check(name, False, f"{lacking} has no {metric!r}; it cannot be "
+                                                 "compared (check gate cold_guards and k)"))
+            else:
+                gain = _better(metric, challenger[metric], ref[metric])
+                checks.append(Check(
+                    name, gain >= -tol - SLACK,
+                    f"{metric} {challenger[metric]:.4f} vs {side} {ref[metric]:.4f} (change "
+                    f"{gain:+.4f}, tolerance {tol}: the fallback may not get worse)"))
+    return checks
 
 
 def resolve_primary(config: GateConfig, predicts_ratings: bool, k: int) -> str:
@@ -283,6 +451,9 @@ def decide(
     loaded (then ``champion`` is None); ``config.on_champion_unavailable`` decides what follows.
     """
     checks: list[Check] = []
+    population, primary, config = _population(challenger, config, primary)
+    if population is not None:
+        checks.append(population)
     if primary not in challenger:
         checks.append(Check("primary metric", False,
                             f"the challenger has no {primary!r} (it has "
@@ -370,6 +541,8 @@ def decide(
                     f"{metric} {challenger[metric]:.4f} vs champion {judged[metric]:.4f} "
                     f"(change {gain:+.4f}, tolerance {config.guard_tolerance})",
                 ))
+    if config.cold_guards and "cold/users" in challenger:
+        checks += _cold_guards(challenger, config, baseline, judged)
     passed = all(c.passed for c in checks)
     return GateDecision(passed, primary, checks, dict(challenger), champion, baseline,
                         champion_version, champion_unavailable, role, baseline_name)

@@ -20,20 +20,59 @@ over the users with at least one relevant item:
 
 Relevant items that the model has never seen (cold items) stay in ``Rel_u``: they count against
 recall, as they would in production.
+
+Populations. Every metric is computed over three populations of test users, told apart by the
+split's training part (not by the model, so that a champion trained on other data is judged on
+the same users as the challenger):
+
+* ``warm``: users with at least one training interaction (what a model can personalize for);
+* ``cold``: users with none (what the model answers with its fallback);
+* ``all``: every test user.
+
+A metric of the ``all`` population keeps its plain name (``rmse``, ``ndcg_at_10``: the names of
+earlier runs, thresholds and charts); the others are prefixed (``warm/rmse``, ``cold/ndcg_at_10``).
+A population with no test row has no metric (its size, ``cold/users = 0``, says why). Cold
+items (never seen in training) are counted apart: ``cold_items/rows``, ``cold_items/share`` and,
+for rating models, ``cold_items/rmse`` and ``cold_items/mae``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-METRICS_VERSION = "1"
+METRICS_VERSION = "2"  # 2: warm/cold/all populations
 
 _LOWER_IS_BETTER = {"rmse", "mae"}
 
+POPULATIONS = ("warm", "cold", "all")
+"""The populations of test users every evaluation reports (see the module docstring)."""
+
+
+def base_metric(metric: str) -> str:
+    """``warm/rmse`` -> ``rmse``: the metric without its population (or namespace) prefix."""
+    return metric.rsplit("/", 1)[-1]
+
+
+def population_of(metric: str) -> str:
+    """``warm/rmse`` -> ``warm``; a plain name (``rmse``) is the ``all`` population."""
+    head, sep, _ = metric.partition("/")
+    return head if sep and head in POPULATIONS else "all"
+
+
+def in_population(metric: str, population: str) -> str:
+    """The name of ``metric`` over ``population``: ``rmse`` -> ``warm/rmse``; ``all`` keeps the
+    plain name. A name that already names its population keeps it (``all/rmse`` is ``rmse``)."""
+    if population not in POPULATIONS:
+        raise ValueError(f"unknown population {population!r}; use one of {POPULATIONS}")
+    head, sep, tail = metric.partition("/")
+    if sep and head in POPULATIONS:
+        return tail if head == "all" else metric
+    return metric if population == "all" else f"{population}/{metric}"
+
 
 def lower_is_better(metric: str) -> bool:
-    """Whether a smaller value of ``metric`` is better (``rmse``, ``mae``)."""
-    return metric.split("_at_")[0] in _LOWER_IS_BETTER
+    """Whether a smaller value of ``metric`` is better (``rmse``, ``mae``, ``warm/rmse``...)."""
+    return base_metric(metric).split("_at_")[0] in _LOWER_IS_BETTER
 
 
 def rmse(pred: np.ndarray, truth: np.ndarray) -> float:

@@ -26,7 +26,9 @@ class IdVocab:
     @classmethod
     def from_values(cls, values: Iterable) -> IdVocab:
         """Vocabulary of the distinct values, in sorted order (deterministic)."""
-        uniq = pd.unique(pd.Series(values, dtype=object).astype(str))
+        # the distinct raw values first (hashing ints or strings as they are), then their text:
+        # one str() per distinct id, not one per row
+        uniq = pd.unique(_as_text(pd.unique(_values(values))))
         return cls(np.sort(uniq.astype(object)))
 
     def __len__(self) -> int:
@@ -43,9 +45,12 @@ class IdVocab:
         return self._index.to_numpy(dtype=object)
 
     def index(self, ids: Iterable) -> np.ndarray:
-        """Indices of ``ids`` (``-1`` where unknown), as int32."""
-        arr = pd.Index(pd.Series(ids, dtype=object).astype(str))
-        return self._index.get_indexer(arr).astype(np.int32)
+        """Indices of ``ids`` (``-1`` where unknown), as int32.
+
+        The rows are factorized first and only the distinct ids are turned into text and looked
+        up: at 25M rows of 160K users that is 160K lookups, not 25M string conversions.
+        """
+        return lookup(self._index, ids)
 
     def id_of(self, idx: np.ndarray) -> np.ndarray:
         """Raw ids of indices ``idx``; ``None`` where the index is ``-1`` (unknown)."""
@@ -65,3 +70,25 @@ class IdVocab:
     @classmethod
     def load(cls, path: str | Path) -> IdVocab:
         return cls(json.loads(Path(path).read_text()))
+
+
+def lookup(index: pd.Index, ids: Iterable) -> np.ndarray:
+    """Positions (int32, ``-1`` where absent) of the text of ``ids`` in ``index`` (unique text
+    ids): the rows factorized, only the distinct ids turned into text and looked up."""
+    codes, uniques = pd.factorize(_values(ids), use_na_sentinel=False)
+    found = index.get_indexer(pd.Index(_as_text(uniques))).astype(np.int32)
+    return found[codes] if codes.size else np.empty(0, np.int32)
+
+
+def _values(ids: Iterable) -> np.ndarray | pd.Series:
+    """``ids`` as an array or Series pandas can factorize (no copy when they are one)."""
+    if isinstance(ids, pd.Series | pd.Index):
+        return ids if isinstance(ids, pd.Series) else pd.Series(ids)
+    if isinstance(ids, np.ndarray) and ids.ndim == 1:
+        return ids
+    return pd.Series(list(ids), dtype=object)
+
+
+def _as_text(values) -> np.ndarray:
+    """The ids' text, as the vocabulary stores it (``str`` of each value)."""
+    return pd.Series(values, dtype=object).astype(str).to_numpy(dtype=object)

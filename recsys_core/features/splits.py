@@ -5,6 +5,9 @@
   the future leaks into training (Ji et al., "A critical study on data leakage in recommender
   system offline evaluation", TOIS 2023).
 * ``random``: a seeded random split of the interactions.
+* ``replay``: the ``time`` split's cutoff, and an evaluation that walks the test period in time
+  order, folding each user's earlier test interactions in before scoring the next one
+  (``recsys_core.evaluation.replay``): the rows are the same, the protocol that scores them is not.
 * ``last_k``: per user, the ``k`` latest interactions go to test (leave-last-out). Note that it
   leaks future interactions of other users into training; prefer ``time`` for ranking metrics.
 
@@ -29,8 +32,9 @@ class SplitConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    strategy: Literal["time", "random", "last_k"] = Field(
-        "time", description="time: global cutoff; random: seeded; last_k: per-user latest k"
+    strategy: Literal["time", "random", "last_k", "replay"] = Field(
+        "time", description="time: global cutoff; random: seeded; last_k: per-user latest k; "
+        "replay: the time cutoff, the test period replayed in time order with fold-in"
     )
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share of rows in test")
     last_k: int = Field(1, ge=1, description="test rows per user for strategy=last_k")
@@ -49,7 +53,7 @@ def split(frame: pd.DataFrame, config: SplitConfig | None = None) -> Split:
     cfg = config or SplitConfig()
     if len(frame) < 2:
         raise DataError(f"cannot split {len(frame)} interaction(s); at least 2 are needed")
-    if cfg.strategy == "time":
+    if cfg.strategy in ("time", "replay"):
         train, test, extra = _time_split(frame, cfg.test_fraction)
     elif cfg.strategy == "random":
         rng = np.random.default_rng(cfg.seed)

@@ -5,7 +5,8 @@ A model works in index space internally and in raw-id space at its public surfac
 * ``fit(data: Interactions)`` learns from ratings mapped to contiguous indices; the base class
   keeps the id vocabularies, the training matrix (to exclude seen items), the item popularity and
   the rating scale, so every model can be saved, served and evaluated the same way;
-* ``predict(users, items)`` returns ratings for raw id pairs (cold ids go through the fallback);
+* ``predict(users, items)`` returns ratings for raw id pairs (a pair with an unknown user or item
+  gets the bias baseline fitted beside the model, ``recsys_core.models.fallback``);
 * ``recommend(users, k)`` returns the top-k unseen items per user (cold users get the most
   popular items);
 * ``save(path)`` / ``Recommender.load(path)`` round-trip the fitted state (npz + json).
@@ -36,9 +37,10 @@ import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict
 
 from recsys_core.exceptions import ConfigError, ModelCapabilityError, NotFittedError
-from recsys_core.features.ids import IdVocab
+from recsys_core.features.ids import IdVocab, lookup
 from recsys_core.features.matrix import Interactions
-from recsys_core.models import manifest
+from recsys_core.models import fallback, manifest
+from recsys_core.models.top_k import no_exclusions, top_k, top_k_jobs
 from recsys_core.models.training import EpochCallback, Training
 
 log = logging.getLogger(__name__)
@@ -166,7 +168,14 @@ class Recommender(ABC):
     """What the family can do (see :class:`Capabilities`); declared on each family's class."""
     predicts_ratings: ClassVar[bool] = True
     """``capabilities.predicts_ratings``, copied by ``__init_subclass__`` (never set directly)."""
+    bias_fallback: ClassVar[bool] = True
+    """Rating models: whether a pair with an unknown user or item is answered by the bias
+    baseline fitted beside the model (``recsys_core.models.fallback``) rather than by the
+    model's own terms. False where the model's answer is that baseline already, or may not be."""
     state_docs: ClassVar[dict[str, str]] = {
+        "fallback_mu_": "mu of the bias baseline that answers pairs with an unknown user or item",
+        "fallback_user_bias_": "user biases b_u of that baseline, one per user",
+        "fallback_item_bias_": "item biases b_i of that baseline, one per item",
         "seen_": "users x items ratings of the training data (CSR): the items not to recommend",
         "item_popularity_": "training interactions per item: the ranking of cold users",
         "global_mean_": "mean training rating",
@@ -194,9 +203,14 @@ class Recommender(ABC):
         "user_bias_": 0,
         "user_factors_": 0,
         "user_vectors_": 0,
+        "fallback_user_bias_": 0,
     }
     """The fitted attributes indexed by user, and the axis of the user (merged along the class
     hierarchy): what :meth:`forget_users` drops. Every per-user array a family stores is here."""
+    private_release: ClassVar[frozenset[str] | None] = None
+    """The fitted attributes a model's differential-privacy guarantee covers (None: the model
+    makes no privacy promise). Every other stored array, scalar and id file is outside it, and
+    the saved model's ``MANIFEST`` says so (``recsys_core.models.manifest``)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -266,6 +280,13 @@ class Recommender(ABC):
             self.history_, eval_data=eval_data, rating_scale=self.rating_scale_, callback=callback
         )
         self._fit(data, training)
+        if self.predicts_ratings and self.bias_fallback:
+            known = data.known
+            mu, bu, bi = fallback.fit_biases(data.user_idx[known], data.item_idx[known],
+                                             data.rating[known], data.n_users, data.n_items)
+            self.fallback_mu_ = np.float64(mu)
+            self.fallback_user_bias_ = bu
+            self.fallback_item_bias_ = bi
         return self
 
     @abstractmethod
@@ -310,8 +331,15 @@ class Recommender(ABC):
                 f"model {self.name!r} ranks items but does not predict ratings; use a rating "
                 "model (sgd-mf, als, bias, ...) for RMSE/MAE"
             )
-        pred = self._predict_idx(np.asarray(u, np.int32), np.asarray(i, np.int32))
-        return np.clip(pred.astype(np.float64), self.rating_scale_[0], self.rating_scale_[1])
+        u, i = np.asarray(u, np.int32), np.asarray(i, np.int32)
+        pred = np.asarray(self._predict_idx(u, i), dtype=np.float64)
+        cold = (u < 0) | (i < 0)
+        # a model saved before the fallback existed keeps its own answer
+        if cold.any() and hasattr(self, "fallback_item_bias_"):
+            pred = pred.copy()
+            pred[cold] = fallback.predict(float(self.fallback_mu_), self.fallback_user_bias_,
+                                          self.fallback_item_bias_, u[cold], i[cold])
+        return np.clip(pred, self.rating_scale_[0], self.rating_scale_[1])
 
     def _predict_idx(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
         raise ModelCapabilityError(f"model {self.name!r} does not predict ratings")
@@ -347,22 +375,37 @@ class Recommender(ABC):
         kk = min(k, n_items)
         out_items = np.full((u.size, k), -1, dtype=np.int64)
         out_scores = np.full((u.size, k), -np.inf, dtype=np.float64)
-        for start in range(0, u.size, batch_size):
-            stop = min(u.size, start + batch_size)
-            ub = u[start:stop]
-            scores = np.empty((ub.size, n_items), dtype=np.float64)
-            known = ub >= 0
-            if known.any():
-                scores[known] = self._score_users(ub[known])
-            if (~known).any():
-                scores[~known] = self._fallback_scores(int((~known).sum()))
-            if exclude is not None:
-                block = exclude[start:stop].tocoo()
-                scores[block.row, block.col] = -np.inf
-            top, top_scores = top_k_rows(scores, kk)
-            out_items[start:stop, :kk] = top
-            out_scores[start:stop, :kk] = top_scores
+        if u.size == 0:
+            return out_items, out_scores
+        ex = no_exclusions(u.size) if exclude is None else sp.csr_matrix(exclude)
+        # the selection writes k columns; a k above the catalogue keeps its empty slots
+        items_k = out_items if kk == k else np.full((u.size, kk), -1, dtype=np.int64)
+        scores_k = out_scores if kk == k else np.full((u.size, kk), -np.inf, np.float64)
+        known = np.flatnonzero(u >= 0)
+        cold = np.flatnonzero(u < 0)
+        if cold.size:  # one popularity row for every cold user, never copied per user
+            row = np.asarray(self._fallback_scores(1))[:1]
+            top_k_jobs(row, np.zeros(cold.size, np.int64), cold, ex, items_k, scores_k)
+        shared = self._shared_scores()
+        if shared is not None and known.size:  # one list for everyone, scored once
+            top_k_jobs(np.asarray(shared)[None, :], np.zeros(known.size, np.int64), known, ex,
+                       items_k, scores_k)
+        elif known.size:
+            for start in range(0, known.size, batch_size):
+                dest = known[start:start + batch_size]
+                block = np.ascontiguousarray(self._score_users(u[dest]))
+                top_k_jobs(block, np.arange(dest.size, dtype=np.int64), dest, ex, items_k,
+                           scores_k)
+        if kk < k:
+            out_items[:, :kk] = items_k
+            out_scores[:, :kk] = scores_k
         return out_items, out_scores
+
+    def _shared_scores(self) -> np.ndarray | None:
+        """The scores of every known user when they are one row for all (a baseline's), else
+        ``None``: ``recommend_idx`` then selects the top-k of that row once per user, without
+        scoring users one by one."""
+        return None
 
     def recommend(
         self,
@@ -410,7 +453,7 @@ class Recommender(ABC):
             seen = sp.diags((u >= 0).astype(np.float32)) @ seen  # cold users have no history
             parts.append(seen.astype(bool).astype(np.float32))
         if exclude is not None and len(exclude):
-            pos = pd.Index(user_ids).get_indexer(exclude["user"].astype(str))
+            pos = lookup(pd.Index(user_ids), exclude["user"])
             it = self.item_vocab_.index(exclude["item"])
             ok = (pos >= 0) & (it >= 0)
             parts.append(
@@ -614,11 +657,6 @@ class Recommender(ABC):
 
 def top_k_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Each row's ``k`` best columns (``k <= n_columns``) and their scores, best first; a
-    ``-inf`` score (excluded item) comes back as column ``-1``. Shared by ``recommend_idx`` and
-    the Spark evaluator, so that both break ties alike."""
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    top_scores = np.take_along_axis(scores, top, axis=1)
-    order = np.argsort(-top_scores, axis=1, kind="stable")
-    top = np.take_along_axis(top, order, axis=1)
-    top_scores = np.take_along_axis(top_scores, order, axis=1)
-    return np.where(np.isfinite(top_scores), top, -1), top_scores
+    ``-inf`` score (excluded item) comes back as column ``-1``, ties go to the lower column.
+    Shared by ``recommend_idx`` and the Spark evaluator, so that both break ties alike."""
+    return top_k(scores, k)

@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import Field
 
 from recsys_core.features.matrix import Interactions
+from recsys_core.models import fallback
 from recsys_core.models.base import Capabilities, ModelConfig, Recommender
 from recsys_core.models.biased_factors import predict_biases
 from recsys_core.models.registry import register
@@ -30,6 +31,7 @@ class GlobalMean(Recommender):
 
     Config = GlobalMeanConfig
     config: GlobalMeanConfig
+    bias_fallback = False  # the floor the bias model is measured against: the mean, always
     state_docs: ClassVar[dict[str, str]] = {"mean_": "the mean training rating"}
 
     def _fit(self, data: Interactions, training: Training) -> None:
@@ -39,15 +41,21 @@ class GlobalMean(Recommender):
         return np.full(u.size, float(self.mean_))
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(self.item_popularity_, (u.size, self.n_items)).astype(np.float64)
+        return np.broadcast_to(self.item_popularity_, (u.size, self.n_items))
+
+    def _shared_scores(self) -> np.ndarray:
+        return self.item_popularity_
 
 
 class BiasConfig(ModelConfig):
     """Hyperparameters of the regularized bias baseline."""
 
-    reg_items: float = Field(10.0, ge=0, description="shrinkage of item biases (lambda2)")
-    reg_users: float = Field(15.0, ge=0, description="shrinkage of user biases (lambda3)")
-    epochs: int = Field(10, ge=1, le=1000, description="alternating least-squares sweeps")
+    reg_items: float = Field(fallback.REG_ITEMS, ge=0,
+                             description="shrinkage of item biases (lambda2)")
+    reg_users: float = Field(fallback.REG_USERS, ge=0,
+                             description="shrinkage of user biases (lambda3)")
+    epochs: int = Field(fallback.EPOCHS, ge=1, le=1000,
+                        description="alternating least-squares sweeps")
 
 
 @register("bias")
@@ -56,6 +64,7 @@ class Bias(Recommender):
 
     Config = BiasConfig
     config: BiasConfig
+    bias_fallback = False  # its answer for unknown ids is the fallback itself
     mu_: np.float64
     user_bias_: np.ndarray
     item_bias_: np.ndarray
@@ -67,21 +76,14 @@ class Bias(Recommender):
 
     def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config
-        u, i, r = data.user_idx, data.item_idx, data.rating.astype(np.float64)
-        mu = r.mean()
-        bu = np.zeros(data.n_users)
-        bi = np.zeros(data.n_items)
-        n_u = np.bincount(u, minlength=data.n_users)
-        n_i = np.bincount(i, minlength=data.n_items)
-        for epoch in range(1, cfg.epochs + 1):
-            bi = np.bincount(i, weights=r - mu - bu[u], minlength=data.n_items) / (
-                cfg.reg_items + n_i
-            )
-            bu = np.bincount(u, weights=r - mu - bi[i], minlength=data.n_users) / (
-                cfg.reg_users + n_u
-            )
-            loss = float(np.mean((r - mu - bu[u] - bi[i]) ** 2))
+
+        def report(epoch: int, loss: float, mu: float, bu: np.ndarray, bi: np.ndarray) -> None:
             training.epoch(epoch, loss, partial(predict_biases, mu, bu, bi))
+
+        mu, bu, bi = fallback.fit_biases(
+            data.user_idx, data.item_idx, data.rating, data.n_users, data.n_items,
+            reg_items=cfg.reg_items, reg_users=cfg.reg_users, epochs=cfg.epochs,
+            on_epoch=report)  # fmt: skip
         self.mu_ = np.float64(mu)
         self.user_bias_ = bu
         self.item_bias_ = bi
@@ -90,7 +92,10 @@ class Bias(Recommender):
         return predict_biases(float(self.mu_), self.user_bias_, self.item_bias_, u, i)
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(self.item_bias_, (u.size, self.n_items)).astype(np.float64)
+        return np.broadcast_to(self.item_bias_, (u.size, self.n_items))
+
+    def _shared_scores(self) -> np.ndarray:
+        return self.item_bias_
 
 
 class PopularityConfig(ModelConfig):
@@ -119,4 +124,7 @@ class Popularity(Recommender):
         self.counts_ = np.bincount(data.item_idx[keep], minlength=data.n_items).astype(np.float64)
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(self.counts_, (u.size, self.n_items)).astype(np.float64)
+        return np.broadcast_to(self.counts_, (u.size, self.n_items))
+
+    def _shared_scores(self) -> np.ndarray:
+        return self.counts_

@@ -34,7 +34,6 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from pydantic import Field
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from recsys_core.exceptions import ConfigError
 from recsys_core.features.matrix import Interactions
@@ -109,6 +108,10 @@ class Content(Recommender):
                 "the content model needs item metadata (item, title, genres); build the "
                 "Interactions with item_meta=... or choose a collaborative model"
             )
+        # imported here: scikit-learn takes a second or more to import, and every command that
+        # loads the model registry would pay it (content is one model among many)
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         docs = self._documents(data.items.ids, data.item_meta)
         try:
             vec = TfidfVectorizer(analyzer=metadata_tokens, min_df=cfg.min_df).fit(docs)
@@ -153,6 +156,8 @@ class Content(Recommender):
         return [f"{a}\t{b}" for a, b in zip(g, t, strict=True)]
 
     def _after_load(self, folder: Path) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         vec = TfidfVectorizer(
             analyzer=metadata_tokens,
             vocabulary={t: n for n, t in enumerate(self.vocabulary_.tolist())},

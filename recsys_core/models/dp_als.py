@@ -51,7 +51,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
-from recsys_core.exceptions import TrainingError
+from recsys_core.exceptions import ConfigError, TrainingError
 from recsys_core.features.matrix import Interactions
 from recsys_core.models.als import _solve_side
 from recsys_core.models.base import ModelConfig
@@ -98,6 +98,9 @@ class DPALS(BiasedFactors):
 
     Config = DPALSConfig
     config: DPALSConfig
+    # its answer for an unknown user or item is its own private mu~ + b~_i: a bias baseline
+    # fitted on the raw ratings would release every item's mean rating without noise
+    bias_fallback = False
 
     state_docs: ClassVar[dict[str, str]] = {
         "user_factors_": "user factors p_u by fold-in on the released item factors, users x "
@@ -110,7 +113,20 @@ class DPALS(BiasedFactors):
         "sensitivity_": "L2 sensitivity of one release to one user's whole data",
         "releases_": "number of composed Gaussian releases (iterations + 1 for the mean)",
         "accountant_": "privacy accountant of dp-accounting (rdp or pld)",
+        "released_item_counts_": "each item's noisy rater count n~_j of the last release (the "
+        "bias entry of A~_j): part of the private release",
+        "released_mean_": "the global mean's release: [noisy sum of the sampled ratings centred "
+        "on the scale's midpoint, noisy count]: part of the private release",
     }
+
+    private_release: ClassVar[frozenset[str] | None] = frozenset({
+        "mu_", "item_bias_", "item_factors_", "released_item_counts_", "released_mean_",
+        "epsilon_", "delta_", "noise_multiplier_", "noise_std_", "sensitivity_", "releases_",
+        "accountant_",
+    })
+    """The item side and the global mean are released with noise; the record of the noise is
+    public. The fold-in user factors and biases, the seen lists, the exact item popularity,
+    mean and rating scale, and the user ids are not covered."""
 
     def __init__(self, config: ModelConfig | None = None, **params: Any) -> None:
         super().__init__(config, **params)
@@ -131,12 +147,26 @@ class DPALS(BiasedFactors):
         c2 = cfg.clip_norm**2 + 1.0
         return math.sqrt(cfg.max_ratings_per_user) * math.sqrt(c2**2 + cfg.rating_clip**2 * c2)
 
-    def privacy_metrics(self) -> dict[str, float]:
+    def privacy_metrics(self, fits: int = 1) -> dict[str, float]:
         """The numeric privacy record, to log as run metrics beside the challenger's (``epsilon``
         is what a gate threshold ``epsilon <= budget`` reads); the accountant is a string, to
-        log as a tag or parameter."""
+        log as a tag or parameter.
+
+        ``fits`` is how many fits of this configuration the run releases on the same users (2
+        when the evaluated model and its refit on all rows are both registered): ``epsilon`` is
+        then their composition by the accountant, ``epsilon_per_fit`` this fit's own.
+        """
         self._check_fitted()
-        return {k: float(v) for k, v in self.privacy_.items() if not isinstance(v, str)}
+        if fits < 1:
+            raise ConfigError(f"fits={fits!r}: a run releases at least one fit")
+        out = {k: float(v) for k, v in self.privacy_.items() if not isinstance(v, str)}
+        out["epsilon_per_fit"] = out["epsilon"]
+        out["fits"] = float(fits)
+        if fits > 1 and math.isfinite(out["epsilon"]):
+            out["epsilon"] = accounting.composed_epsilon(
+                [(self.noise_multiplier_, self.releases_)] * fits, self.delta_,
+                self.accountant_)
+        return out
 
     # ------------------------------------------------------------------ fitting
     def _fit(self, data: Interactions, training: Training) -> None:
@@ -188,7 +218,8 @@ class DPALS(BiasedFactors):
                 noise = noise + np.triu(noise, 1).transpose(0, 2, 1)
                 A = A + noise
                 b = b + rng.normal(0.0, std, b.shape)
-            lam = cfg.reg * np.maximum(A[:, k, k], 1.0) + ridge
+            released_counts = A[:, k, k].copy()
+            lam = cfg.reg * np.maximum(released_counts, 1.0) + ridge
             A[:, np.arange(d), np.arange(d)] += lam[:, None]
             Q = np.linalg.solve(A, b[:, :, None])[:, :, 0]
             if not np.isfinite(Q).all():
@@ -212,6 +243,9 @@ class DPALS(BiasedFactors):
         self.sensitivity_ = float(sens)
         self.releases_ = int(releases)
         self.accountant_ = cfg.accountant
+        # what was released, kept so that the noise actually added can be checked against the
+        # record: without noise these are the exact sampled counts and sum
+        self.released_item_counts_ = released_counts
         log.info("dp-als: epsilon=%.4g delta=%g (%s), noise multiplier %.4g, std %.4g",
                  eps, cfg.delta, cfg.accountant, sigma, std)
 
@@ -230,6 +264,7 @@ class DPALS(BiasedFactors):
             s = sigma * cfg.max_ratings_per_user * math.sqrt(h * h + 1.0)
             total += rng.normal(0.0, s)
             count += rng.normal(0.0, s)
+        self.released_mean_ = np.array([total, count])
         return float(np.clip(c + total / max(count, 1.0), cfg.rating_min, cfg.rating_max))
 
     @property

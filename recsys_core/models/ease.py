@@ -13,6 +13,7 @@ fitted, float64 while inverting), so the fit checks first that they fit in ``max
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -23,6 +24,7 @@ from threadpoolctl import threadpool_limits
 from recsys_core.exceptions import ConfigError
 from recsys_core.features.matrix import Interactions
 from recsys_core.models.base import Capabilities, ModelConfig, Recommender
+from recsys_core.models.item_scores import aligned_user_items, aligned_weights, block_scores
 from recsys_core.models.registry import register
 from recsys_core.models.training import Training
 from recsys_core.models.user_items import user_items
@@ -37,6 +39,9 @@ class EASEConfig(ModelConfig):
 
     reg: float = Field(500.0, gt=0, description="L2 regularization lambda of the item weights")
     use_ratings: bool = Field(False, description="weight interactions by rating (else 1)")
+    half_life_days: float | None = Field(
+        None, gt=0, description="time decay: an interaction this many days older than the "
+                                "latest weighs half (None: off)")
     max_bytes: int = Field(
         4 * _GIB, ge=1, description="largest memory the item x item solve may take, in bytes"
     )
@@ -71,7 +76,7 @@ class EASE(Recommender):
                 f"({cfg.max_bytes / _GIB:.1f} GiB); raise max_bytes, or use item-knn-implicit "
                 "or implicit-als for a catalogue this large"
             )
-        X = user_items(data, cfg.use_ratings).astype(np.float64)
+        X = user_items(data, cfg.use_ratings, cfg.half_life_days).astype(np.float64)
         G = (X.T @ X).toarray()
         G[np.diag_indices_from(G)] += cfg.reg
         with threadpool_limits(1, "blas"):
@@ -83,8 +88,15 @@ class EASE(Recommender):
         del G
         P /= -np.diag(P)[None, :]
         P[np.diag_indices_from(P)] = 0.0
-        self.weights_ = P.astype(np.float32)
-        self.user_items_ = X.astype(np.float32)
+        # cho_solve answers in Fortran order: C order, so that a row of B is contiguous and the
+        # scores of a user read the rows of their items in place (item_scores)
+        self.weights_ = aligned_weights(P)
+        self.user_items_ = aligned_user_items(X)
+
+    def _after_load(self, folder: Path) -> None:
+        # models saved before the weights were C-ordered float32 are aligned once, here
+        self.weights_ = aligned_weights(self.weights_)
+        self.user_items_ = aligned_user_items(self.user_items_)
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
-        return np.asarray(self.user_items_[u] @ self.weights_, dtype=np.float64)
+        return block_scores(u, self.user_items_, self.weights_)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from pathlib import Path
 from typing import ClassVar, Literal
 
 import numba
@@ -45,6 +46,7 @@ from recsys_core.features.matrix import Interactions
 from recsys_core.models.base import Capabilities, ModelConfig, Recommender
 from recsys_core.models.baselines import Bias
 from recsys_core.models.biased_factors import predict_biases, score_biases
+from recsys_core.models.item_scores import aligned_user_items, aligned_weights, block_scores
 from recsys_core.models.registry import register
 from recsys_core.models.training import Training
 from recsys_core.models.user_items import user_items
@@ -388,6 +390,9 @@ class ItemKNNImplicitConfig(ModelConfig):
     bm25_k1: float = Field(1.2, gt=0, description="BM25 term-frequency saturation")
     bm25_b: float = Field(0.75, ge=0, le=1, description="BM25 length normalization")
     use_ratings: bool = Field(False, description="weight interactions by rating (else 1)")
+    half_life_days: float | None = Field(
+        None, gt=0, description="time decay: an interaction this many days older than the "
+                                "latest weighs half (None: off)")
 
 
 @register("item-knn-implicit")
@@ -419,7 +424,7 @@ class ItemKNNImplicit(Recommender):
                 f"k={cfg.k} is larger than the {data.n_items} items of the training data; "
                 f"use k <= {data.n_items}"
             )
-        X = user_items(data, cfg.use_ratings)
+        X = user_items(data, cfg.use_ratings, cfg.half_life_days)
         if cfg.weighting == "bm25":
             backend = BM25Recommender(K=cfg.k, K1=cfg.bm25_k1, B=cfg.bm25_b)
         elif cfg.weighting == "tfidf":
@@ -433,8 +438,12 @@ class ItemKNNImplicit(Recommender):
         S = sp.csr_matrix(backend.similarity, dtype=np.float32)
         if S.shape != (data.n_items, data.n_items):
             raise AssertionError(f"item similarity has shape {S.shape}; expected square items")
-        self.similarity_ = S
-        self.user_items_ = X
+        self.similarity_ = aligned_weights(S)
+        self.user_items_ = aligned_user_items(X)
+
+    def _after_load(self, folder: Path) -> None:
+        self.similarity_ = aligned_weights(self.similarity_)
+        self.user_items_ = aligned_user_items(self.user_items_)
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
-        return np.asarray((self.user_items_[u] @ self.similarity_).todense(), dtype=np.float64)
+        return block_scores(u, self.user_items_, self.similarity_)

@@ -125,9 +125,49 @@ def write(
         "members": [f"member_{n}" for n in range(len(getattr(model, "members_", [])))],
         "how_to_load": _HOW_TO_LOAD,
     }
+    if model.private_release is not None:
+        manifest["privacy"] = privacy_section(model, entries, scalars, tables)
     (folder / MANIFEST_JSON).write_text(json.dumps(manifest, indent=2, default=json_default))
     (folder / MANIFEST_MD).write_text(_markdown(manifest))
     return manifest
+
+
+def privacy_section(
+    model: Recommender, entries: list[dict[str, Any]], scalars: dict[str, Any],
+    tables: list[dict[str, Any]],
+) -> dict[str, Any]:  # fmt: skip
+    """What the model's differential-privacy guarantee covers, and every stored array, scalar,
+    id file and table it does not, with the reason (``Recommender.private_release``)."""
+    from recsys_core.models.base import merged_user_axes
+
+    covered = model.private_release or frozenset()
+    per_user = merged_user_axes(type(model))
+    record = getattr(model, "privacy_", {})
+    outside: list[dict[str, str]] = []
+    for name in [e["name"] for e in entries] + sorted(scalars):
+        if name in covered:
+            continue
+        why = ("per-user: each user's own data, kept to score that user; not released under "
+               "the guarantee, handle as personal data" if name in per_user else
+               "computed from the exact training data without noise")
+        outside.append({"name": name, "why": why})
+    outside.append({"name": "user_ids.json", "why": "per-user: the raw ids of the users"})
+    outside.append({"name": "item_ids.json",
+                    "why": "the exact set of items rated in the training data"})
+    outside += [{"name": t["file"], "why": "per-user: one row per user, from the arrays above"}
+                for t in tables if t["key"] == "user_id"]
+    outside.append({"name": "model.json history",
+                    "why": "training losses computed from the exact data without noise"})
+    return {
+        "guarantee": "user-level (epsilon, delta) differential privacy of the arrays listed in "
+        "covered, for one fit; a run that registers several fits (the evaluated model and its "
+        "refit) composes them: the run's total is its MLflow metric epsilon",
+        "epsilon": record.get("epsilon"),
+        "delta": record.get("delta"),
+        "accountant": record.get("accountant"),
+        "covered": sorted(covered & ({e["name"] for e in entries} | set(scalars))),
+        "outside": outside,
+    }
 
 
 def state_docs(cls: type) -> dict[str, str]:
@@ -191,6 +231,16 @@ def _markdown(m: dict[str, Any]) -> str:
     if m["tables"]:
         lines += ["", "## Factor tables (Parquet)", ""]
         lines += [f"- `{t['file']}`: {t['rows']} rows; {t['description']}" for t in m["tables"]]
+    if "privacy" in m:
+        p = m["privacy"]
+        lines += [
+            "", "## Privacy", "",
+            f"Guarantee: {p['guarantee']}. This fit: epsilon = {p['epsilon']}, delta = "
+            f"{p['delta']} ({p['accountant']} accountant).", "",
+            "Covered: " + ", ".join(f"`{name}`" for name in p["covered"]) + ".", "",
+            "**Outside the guarantee** (do not publish as private):", "",
+        ]
+        lines += [f"- `{o['name']}`: {o['why']}" for o in p["outside"]]
     if m["members"]:
         lines += ["", "## Members", "", "Each a saved model of its own, with its own manifest:", ""]
         lines += [f"- `{folder}/`" for folder in m["members"]]

@@ -15,6 +15,7 @@ _REGISTRY: dict[str, type[Recommender]] = {}
 # modules that define models; importing them fills the registry
 _MODULES = (
     "recsys_core.models.baselines",
+    "recsys_core.models.recent_popularity",
     "recsys_core.models.sgd_mf",
     "recsys_core.models.knn",
     "recsys_core.models.content",

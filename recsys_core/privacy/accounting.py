@@ -51,6 +51,23 @@ def epsilon(noise_multiplier: float, releases: int, delta: float,
     return float(acc.get_epsilon(delta))
 
 
+def composed_epsilon(fits: list[tuple[float, int]], delta: float,
+                     accountant: Accountant = "rdp") -> float:
+    """The epsilon at ``delta`` of several fits released on the same users' data, each a
+    ``(noise_multiplier, releases)`` pair: every Gaussian release of every fit composed by
+    ``accountant`` (tighter than the sum of the fits' epsilons, which basic composition gives).
+
+    A training run that registers the evaluated model and its refit on all rows releases two
+    fits: its privacy loss is this composition, not either fit's own epsilon.
+    """
+    if not fits:
+        raise ConfigError("composed_epsilon needs at least one fit")
+    acc = _accountant(accountant)
+    for noise_multiplier, releases in fits:
+        acc.compose(event(noise_multiplier, releases))
+    return float(acc.get_epsilon(delta))
+
+
 def check_target(target_epsilon: float, delta: float) -> None:
     """Refuse a target that no noise can meet, saying what to change."""
     if not target_epsilon > 0:

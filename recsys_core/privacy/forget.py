@@ -10,6 +10,8 @@ completes what the first run left undone:
 3. **files under the data folder**: snapshots holding the user are rewritten under their new
    digest (the old folder is removed; the audit maps old to new digest), and any other Parquet
    table with a ``user`` column (quarantined rows, batch recommendations) loses the user's rows;
+   so does every batch output recorded in MLflow, local or on S3
+   (:mod:`recsys_core.tracking.forget_batches`);
 4. **the service** (``RECSYS_SERVE_URL``, if set) is asked to re-read the tombstones at once;
    it also polls them, and applies them to every version it loads;
 5. **audit**: one append-only ``forget_audit`` row says who, when, why and what was removed
@@ -148,7 +150,10 @@ def tombstone_and_delete(engine: Engine, user_id: str) -> dict[str, Any]:
     now = int(time.time())
     keys = {user_key(v): kind for kind, v in ids.items()}
     stmt = _insert(engine)(tombstones).on_conflict_do_nothing(index_elements=["user_key"])
+    sqlite_file = engine.dialect.name == "sqlite"
     with engine.begin() as conn:
+        if sqlite_file:  # the deleted rows' bytes are overwritten, not left in free pages
+            conn.exec_driver_sql("PRAGMA secure_delete = ON")
         existing = set(conn.execute(
             select(tombstones.c.user_key).where(tombstones.c.user_key.in_(list(keys))))
             .scalars())
@@ -158,8 +163,21 @@ def tombstone_and_delete(engine: Engine, user_id: str) -> dict[str, Any]:
         n_events = conn.execute(delete(events).where(events.c.user_id.in_(values))).rowcount
         n_served = conn.execute(delete(served_recommendations)
                                 .where(served_recommendations.c.user_id.in_(values))).rowcount
+    if sqlite_file:
+        _checkpoint(engine)
     return {"tombstone": "existing" if existing else "new", "events": int(n_events or 0),
             "served_recommendations": int(n_served or 0)}
+
+
+def _checkpoint(engine: Engine) -> None:
+    """Copy SQLite's write-ahead log into the database and empty it: the log still holds the
+    pages as they were before the deletion. Best effort: a reader holding the log open (the
+    service) makes it partial; the next checkpoint completes it."""
+    with engine.connect() as conn:
+        busy, _, _ = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+    if busy:
+        log.warning("the event store's write-ahead log is in use; the deleted rows leave it "
+                    "at its next checkpoint")
 
 
 def tombstone_keys(engine: Engine, after_id: int = 0) -> tuple[set[str], int]:
@@ -335,7 +353,7 @@ class ForgetReport:
     def found(self) -> bool:
         return bool(self.event_store.get("events") or self.event_store.get(
             "served_recommendations") or self.versions or self.files.get("snapshots")
-            or self.files.get("tables"))
+            or self.files.get("tables") or self.files.get("batch_outputs"))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -377,6 +395,10 @@ def forget_user(user_id: str, *, reason: str | None = None, url: str | None = No
                      "rows_removed": r.rows_removed, "folders": r.folders}
                     for r in done if r.changed]
         report.files = forget_in_files(data_dir, ids)
+        if tracking:
+            from recsys_core.tracking.forget_batches import forget_in_batches
+
+            report.files["batch_outputs"] = forget_in_batches(ids)
         serve_url = serve_url if serve_url is not None else os.environ.get("RECSYS_SERVE_URL")
         if serve_url:
             report.service = notify_service(serve_url)

@@ -55,6 +55,7 @@ class BatchResult:
     """Requested users the model has never seen (they got the most popular items)."""
     files: list[str]
     sample: pd.DataFrame
+    """The first rows, users numbered (:func:`numbered_users`): no user id."""
     seconds: float
 
 
@@ -136,7 +137,7 @@ def recommend_all(
                 sink.write(table)
                 rows += table.num_rows
                 if sample is None:
-                    sample = table.slice(0, sample_rows).to_pandas()
+                    sample = numbered_users(table.slice(0, sample_rows).to_pandas())
                 if progress is not None:
                     progress(hi, ids.size)
         files = sink.close()
@@ -149,6 +150,14 @@ def recommend_all(
     log.info("batch: %d rows for %d users in %.1f s -> %s", rows, ids.size, seconds, partition)
     return BatchResult(partition, rows, int(ids.size), int((idx < 0).sum()), files,
                        sample if sample is not None else pd.DataFrame(), seconds)
+
+
+def numbered_users(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its user ids replaced by ``user-1``, ``user-2``, ... in order of first
+    appearance: the sample shown in MLflow and Prefect carries no user id (nothing there for
+    forgetting to find), the Parquet output keeps them."""
+    codes = pd.factorize(frame["user"])[0] + 1
+    return frame.assign(user=[f"user-{c}" for c in codes])
 
 
 def _top_block(scorer: Scorer, u: np.ndarray, k: int, exclude_seen: bool):

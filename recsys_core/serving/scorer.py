@@ -1,9 +1,10 @@
 """Online scoring of one request: top-k, fold-in of recent items, similar items, explanations.
 
 A :class:`Scorer` wraps a fitted :class:`~recsys_core.models.base.Recommender` and answers one
-user at a time with one matrix-vector product and ``argpartition`` (never a Python loop over
-items). What it can do is what the model family declares (``model.capabilities.fold_in``); the
-fold-in itself is the model's own ``fold_in`` method:
+user at a time with one matrix-vector product (item-item models: the sum of the weight rows of
+the user's items, read in place) and a compiled top-k selection (never a Python loop over
+items). What it can do is what the model family declares (``model.capabilities.fold_in``); a
+factor model folds a user in with its own ``fold_in`` method:
 
 * ``item-item`` (``ease``: dense ``weights_``; ``item-knn-implicit``: sparse ``similarity_``):
   the scores of a user are ``x W`` for the user's interaction row ``x``; recent items are folded
@@ -32,8 +33,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys_core.exceptions import ModelCapabilityError
-from recsys_core.models import fold_in
 from recsys_core.models.base import Recommender
+from recsys_core.models.item_scores import (
+    aligned_user_items,
+    aligned_weights,
+    block_scores,
+    row_scores,
+)
+from recsys_core.models.top_k import top_k
 
 Family = Literal["item-item", "factors", "other"]
 
@@ -105,7 +112,11 @@ class Scorer:
         self._W: Any = None
         self._X: Any = None  # users x items CSR
         if self.family == "item-item":
-            self._W, self._X = model.item_item()
+            # aligned once here (C-ordered float32): a request reads the rows of its items in
+            # place, never a converted copy of the items x items matrix
+            weights, user_items = model.item_item()
+            self._W = aligned_weights(weights)
+            self._X = aligned_user_items(user_items)
         elif self.family == "factors":
             factors = model.factors()
             self._Q, self._P = factors.item, factors.user
@@ -202,7 +213,7 @@ class Scorer:
             out += (self._mu + self._bu[u])[:, None]
             return out
         if self.family == "item-item":
-            return _dense(self._X[u] @ self._W).astype(np.float32, copy=False)
+            return block_scores(u, self._X, self._W)
         return np.asarray(self.model._score_users(np.asarray(u, np.int32)), dtype=np.float32)
 
     def seen_block(self, u: np.ndarray) -> sp.csr_matrix:
@@ -222,14 +233,29 @@ class Scorer:
     def _known_scores(self, u: int) -> np.ndarray:
         if self.family == "factors":
             return self._mu + self._bu[u] + self._bi + self._Q @ self._P[u]
+        if self.family == "item-item":
+            lo, hi = self._X.indptr[u], self._X.indptr[u + 1]
+            return row_scores(self._X.indices[lo:hi], self._X.data[lo:hi], self._W)
         return np.array(self.model._score_users(np.array([u], dtype=np.int32))[0],
                         dtype=np.float64)
 
     def _item_row(self, u: int, recent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The user's interaction row (indices, values) with ``recent`` added (value 1)."""
-        return fold_in.item_item_row(self.model, recent, None, u)
+        """The user's interaction row (indices, values) with ``recent`` added (value 1), read
+        from the aligned rows (``recsys_core.models.fold_in.item_item_row`` does the same)."""
+        if u >= 0:
+            lo, hi = self._X.indptr[u], self._X.indptr[u + 1]
+            idx, val = self._X.indices[lo:hi].astype(np.int64), self._X.data[lo:hi]
+        else:
+            idx, val = np.empty(0, np.int64), np.empty(0, np.float32)
+        new = recent[~np.isin(recent, idx)]
+        return (np.concatenate([idx, new]),
+                np.concatenate([val, np.ones(new.size, np.float32)]).astype(np.float32))
 
     def _fold_in_scores(self, u: int, history, recent: np.ndarray) -> np.ndarray:
+        if self.family == "item-item":
+            idx, val = self._item_row(u, recent)
+            # sum_i x_i W_i. (the rows read in place, a CSR or a dense W alike)
+            return row_scores(idx, val, self._W)
         return self.model.fold_in(recent, user=u)
 
     # ------------------------------------------------------------------ explanations
@@ -314,10 +340,11 @@ def _dense(x: Any) -> np.ndarray:
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` largest finite scores, best first (fewer when fewer are finite)."""
+    """Indices of the ``k`` largest finite scores, best first (fewer when fewer are finite);
+    ties go to the lower index, as in the models' own ``recommend``."""
     kk = min(k, scores.size)
     if kk == 0:
         return np.empty(0, np.int64)
-    top = np.argpartition(-scores, kk - 1)[:kk]
-    top = top[np.argsort(-scores[top], kind="stable")]
-    return top[np.isfinite(scores[top])]
+    items, _ = top_k(np.asarray(scores)[None, :], kk)
+    top = items[0]
+    return top[top >= 0]

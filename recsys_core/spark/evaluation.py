@@ -9,9 +9,13 @@ driver:
 
 * ids become indices by joins with the model's vocabularies (sent to Spark as small tables);
 * rating metrics: each test pair's prediction ``mu + b_u + b_i + p_u . q_i`` is computed in SQL
-  (a user or item the model does not know contributes zero bias and factors, as in
+  (a pair with a user or item the model does not know gets the model's bias fallback, as in
   ``predict_idx``), clipped to the training rating scale, then scored by Spark's
-  ``RegressionEvaluator`` (``rmse``, ``mae``);
+  ``RegressionEvaluator`` (``rmse``, ``mae``) and, per population, by SQL aggregates;
+* populations (``recsys_core.evaluation.metrics``): a test user is warm when ``train`` holds a
+  row of theirs, an item cold when it holds none (joins with the distinct ids of ``train``);
+  every metric is reported for ``warm`` and ``cold`` users beside the plain (``all``) names,
+  with the populations' sizes, as ``evaluate`` reports them;
 * ranking metrics: the item factors, biases and popularity are broadcast; each partition of test
   users scores every item with numpy, masks the user's training items (joined from ``train``)
   and keeps the top ``k`` with the same routine as ``Recommender.recommend_idx`` (cold users are
@@ -94,14 +98,21 @@ def spark_evaluation(
         "user": pa.array(model.user_vocab_.ids.astype(str)),
         "u": np.arange(model.n_users, dtype=np.int32),
         "uf": pa.array(list(np.asarray(model.user_factors_, np.float64))),  # type: ignore[attr-defined]
-        "bu": _user_bias(model)}))  # fmt: skip
+        "bu": _user_bias(model), "fbu": _fallback_user_bias(model)}))  # fmt: skip
     items = spark.createDataFrame(pa.table({
         "item": pa.array(model.item_vocab_.ids.astype(str)),
         "i": np.arange(model.n_items, dtype=np.int32)}))  # fmt: skip
     test = test.select(F.col("user").cast("string"), F.col("item").cast("string"),
                        F.col("rating").cast("double"))
-    indexed = test.join(users, "user", "left").join(items, "item", "left")
-    counts = _counts(indexed)
+    train = train.select(F.col("user").cast("string"), F.col("item").cast("string"))
+    indexed = (test.join(users, "user", "left").join(items, "item", "left")
+               .join(train.select("user").distinct().withColumn("warm", F.lit(True)), "user",
+                     "left")
+               .join(train.select("item").distinct().withColumn("known_item", F.lit(True)),
+                     "item", "left")
+               .withColumn("warm", F.coalesce("warm", F.lit(False)))
+               .withColumn("cold_item", F.col("known_item").isNull()))
+    counts, sizes = _counts(indexed)
     if counts["test_rows"] == 0:
         raise ConfigError("the test set is empty; nothing to evaluate")
     if counts["non_finite"]:
@@ -109,7 +120,7 @@ def spark_evaluation(
             f"the test set has {counts['non_finite']} rating(s) that are null or not finite "
             "numbers; metrics would be NaN. Drop or fix those rows")
     del counts["non_finite"]
-    out: dict[str, float] = {}
+    out: dict[str, float] = dict(sizes)
     if model.predicts_ratings:
         out.update(_rating_metrics(spark, model, indexed))
     ranking, ranked_users = _ranking_metrics(spark, model, train, indexed, users, items, k,
@@ -162,11 +173,18 @@ def check_test_rows(test: Any, rating_scale: tuple[float, float], *,
                         "locally, where the duplicates policy resolves them")
 
 
-def _counts(indexed: Any) -> dict[str, int]:
-    """Test rows, cold rows and distinct cold ids (and bad ratings), in one Spark job."""
+def _counts(indexed: Any) -> tuple[dict[str, int], dict[str, float]]:
+    """Test rows, cold rows and distinct cold ids (and bad ratings), and the populations' sizes
+    (``warm/users``, ..., ``cold_items/share``), in one Spark job."""
     from pyspark.sql import functions as F
 
+    warm = F.col("warm")
     row = indexed.agg(
+        F.countDistinct("user").alias("all/users"),
+        F.countDistinct(F.when(warm, F.col("user"))).alias("warm/users"),
+        F.count(F.when(warm, 1)).alias("warm/rows"),
+        F.countDistinct(F.when(F.col("cold_item"), F.col("item"))).alias("cold_items/items"),
+        F.count(F.when(F.col("cold_item"), 1)).alias("cold_items/rows"),
         F.count(F.lit(1)).alias("test_rows"),
         F.count(F.when(F.col("u").isNull(), 1)).alias("cold_user_rows"),
         F.count(F.when(F.col("i").isNull(), 1)).alias("cold_item_rows"),
@@ -175,7 +193,23 @@ def _counts(indexed: Any) -> dict[str, int]:
         F.count(F.when(F.col("rating").isNull() | F.isnan("rating")
                        | F.col("rating").isin(float("inf"), float("-inf")), 1)).alias("non_finite"),
     ).first()
-    return {name: int(row[name]) for name in row.asDict()}
+    values = {name: int(row[name]) for name in row.asDict()}
+    n = values["test_rows"]
+    sizes: dict[str, float] = {
+        "all/users": values["all/users"], "all/rows": n,
+        "warm/users": values["warm/users"], "warm/rows": values["warm/rows"],
+        "cold/users": values["all/users"] - values["warm/users"],
+        "cold/rows": n - values["warm/rows"],
+        "cold_items/items": values["cold_items/items"],
+        "cold_items/rows": values["cold_items/rows"],
+        "cold_items/share": values["cold_items/rows"] / n if n else 0.0,
+    }  # fmt: skip
+    return {name: v for name, v in values.items() if name not in sizes}, sizes
+
+
+def _fallback_user_bias(model: Recommender) -> np.ndarray:
+    bias = getattr(model, "fallback_user_bias_", None)
+    return np.zeros(model.n_users) if bias is None else np.asarray(bias, np.float64)
 
 
 def _user_bias(model: Recommender) -> np.ndarray:
@@ -198,11 +232,29 @@ def _rating_metrics(spark: Any, model: Recommender, indexed: Any) -> dict[str, f
     low, high = (float(x) for x in model.rating_scale_)
     pred = (F.lit(float(model.mu_)) + F.coalesce("bu", F.lit(0.0))
             + F.coalesce("bi", F.lit(0.0)) + F.coalesce(dot, F.lit(0.0)))  # fmt: skip
+    if hasattr(model, "fallback_item_bias_"):  # the bias fallback of a pair with an unknown id
+        fallback = (F.lit(float(model.fallback_mu_)) + F.coalesce("fbu", F.lit(0.0))
+                    + F.coalesce("fbi", F.lit(0.0)))  # fmt: skip
+        pred = F.when(F.col("u").isNull() | F.col("i").isNull(), fallback).otherwise(pred)
+        item_side = item_side.join(spark.createDataFrame(pa.table({
+            "i": np.arange(model.n_items, dtype=np.int32),
+            "fbi": np.asarray(model.fallback_item_bias_, np.float64)})), "i")  # fmt: skip
     scored = indexed.join(item_side, "i", "left").withColumn(
         "prediction", F.least(F.greatest(pred, F.lit(low)), F.lit(high)))
-    return {name: float(RegressionEvaluator(metricName=name, labelCol="rating",
-                                            predictionCol="prediction").evaluate(scored))
-            for name in ("rmse", "mae")}  # fmt: skip
+    out = {name: float(RegressionEvaluator(metricName=name, labelCol="rating",
+                                           predictionCol="prediction").evaluate(scored))
+           for name in ("rmse", "mae")}  # fmt: skip
+    err = F.col("prediction") - F.col("rating")
+    groups = {"warm/": F.col("warm"), "cold/": ~F.col("warm"), "cold_items/": F.col("cold_item")}
+    row = scored.agg(*[agg for prefix, rows in groups.items() for agg in (
+        F.count(F.when(rows, 1)).alias(f"{prefix}n"),
+        F.avg(F.when(rows, err * err)).alias(f"{prefix}mse"),
+        F.avg(F.when(rows, F.abs(err))).alias(f"{prefix}mae"))]).first()
+    for prefix in groups:
+        if row[f"{prefix}n"]:  # an empty population has no metric
+            out[f"{prefix}rmse"] = float(np.sqrt(row[f"{prefix}mse"]))
+            out[f"{prefix}mae"] = float(row[f"{prefix}mae"])
+    return out
 
 
 def _ranking_metrics(spark: Any, model: Recommender, train: Any, indexed: Any, users: Any,
@@ -217,7 +269,8 @@ def _ranking_metrics(spark: Any, model: Recommender, train: Any, indexed: Any, u
     # negative code (never recommended, so always a miss, and counted once per user)
     code = F.coalesce(F.col("i").cast("double"),
                       -2.0 - (F.xxhash64("item") % (1 << 47)).cast("double"))
-    labels = relevant.groupBy("user").agg(F.collect_set(code).alias("label"))
+    labels = relevant.groupBy("user").agg(F.collect_set(code).alias("label"),
+                                          F.first("warm").alias("warm"))
     seen = (train.select(F.col("user").cast("string"), F.col("item").cast("string"))
             .join(items, "item").groupBy("user").agg(F.collect_list("i").alias("seen")))
     todo = (labels.join(users.select("user", "u", "uf", "bu"), "user", "left")
@@ -250,21 +303,32 @@ def _ranking_metrics(spark: Any, model: Recommender, train: Any, indexed: Any, u
 
     recs = todo.mapInPandas(top_k, "user string, prediction array<double>")
     ranked = recs.join(labels, "user").cache()
+    hit = (F.size(F.array_intersect("prediction", "label")) > 0).cast("double")
+    populations = {"": F.lit(True), "warm/": F.col("warm"), "cold/": ~F.col("warm")}
+    out: dict[str, float] = {}
     try:
-        row = ranked.agg(F.count(F.lit(1)).alias("n"),
-                         F.avg((F.size(F.array_intersect("prediction", "label")) > 0)
-                               .cast("double")).alias("hit_rate")).first()
+        row = ranked.agg(*[agg for prefix, rows in populations.items() for agg in (
+            F.count(F.when(rows, 1)).alias(f"{prefix}n"),
+            F.avg(F.when(rows, hit)).alias(f"{prefix}hit_rate"))]).first()
         if not row["n"]:  # no relevant test item: no ranking metric, as in ``evaluate``
             return {}, 0
-        out = {f"{name}_at_{k}": float(RankingEvaluator(
-            metricName=metric, k=k, labelCol="label", predictionCol="prediction").evaluate(ranked))
-            for name, metric in _RANKING.items()}  # fmt: skip
-        covered = ranked.select(F.explode("prediction").alias("i")).distinct().count()
+        covered = (ranked.select("warm", F.explode("prediction").alias("i")).distinct()
+                   .groupBy("warm").count().collect())
+        by_warm = {r["warm"]: r["count"] for r in covered}
+        n_covered = ranked.select(F.explode("prediction").alias("i")).distinct().count()
+        for prefix, rows in populations.items():
+            if not row[f"{prefix}n"]:  # an empty population has no metric
+                continue
+            part = ranked.where(rows)
+            out.update({f"{prefix}{name}_at_{k}": float(RankingEvaluator(
+                metricName=metric, k=k, labelCol="label", predictionCol="prediction"
+            ).evaluate(part)) for name, metric in _RANKING.items()})  # fmt: skip
+            out[f"{prefix}hit_rate_at_{k}"] = float(row[f"{prefix}hit_rate"])
+            n = n_covered if not prefix else by_warm.get(prefix == "warm/", 0)
+            out[f"{prefix}coverage_at_{k}"] = n / model.n_items if model.n_items else 0.0
     finally:
         ranked.unpersist()
         side.unpersist()
-    out[f"hit_rate_at_{k}"] = float(row["hit_rate"])
-    out[f"coverage_at_{k}"] = covered / model.n_items if model.n_items else 0.0
     return out, int(row["n"])
 
 

@@ -4,9 +4,14 @@ A version's model state is stored twice: under the run's ``model_state/`` and in
 MLflow model (its ``model_dir`` artifact). Both are found by walking the artifact trees for
 folders that hold ``model.json`` and ``user_ids.json`` (a saved ``Recommender``), and each is
 rewritten by :meth:`Recommender.forget_users` (user rows dropped, item-level state unchanged) and
-written back in place, through MLflow's artifact repositories (a local file store, S3, or the
-tracking server's artifact proxy: the client needs no key of its own). Parquet tables with a
-``user`` column among the run's artifacts (the quarantined rows of validation) lose those rows.
+written back in place (the served ``model_state/``'s digest tag is updated first,
+:mod:`recsys_core.tracking.state_digest`), through MLflow's artifact repositories (a local
+file store, S3, or the tracking server's artifact proxy: the client needs no key of its own).
+Parquet tables with a ``user`` column among the run's artifacts (the quarantined rows of
+validation) lose those rows.
+A logged model's ``input_example.json``/``serving_input_example.json`` written before examples
+used a synthetic user (:data:`recsys_core.tracking.pyfunc.EXAMPLE_USER`) get that user in place of
+a forgotten id.
 
 Idempotent, and safe to re-run after a failure: a rewritten folder is staged on local disk (with
 a ``ready`` mark) before it is uploaded and removed only once the upload succeeded, so a re-run
@@ -37,6 +42,7 @@ log = logging.getLogger(__name__)
 
 REWRITTEN_TAG = "forget.rewritten"
 _MODEL_FILES = {"model.json", "user_ids.json"}
+_EXAMPLE_FILES = {"input_example.json", "serving_input_example.json"}
 
 
 @dataclass
@@ -74,6 +80,33 @@ def rewrite_table(path: str | Path, users: Iterable[str]) -> int:
         frame[~drop].to_parquet(tmp, index=False)
         tmp.replace(path)
     return int(drop.sum())
+
+
+def rewrite_example(path: str | Path, users: Iterable[str]) -> int:
+    """Replace ``users`` by the synthetic example user in an MLflow input example (JSON);
+    returns how many values were replaced."""
+    from recsys_core.tracking.pyfunc import EXAMPLE_USER
+
+    gone = set(map(str, users))
+    count = 0
+
+    def scrub(value: Any) -> Any:
+        nonlocal count
+        if isinstance(value, str) and value in gone:
+            count += 1
+            return EXAMPLE_USER
+        if isinstance(value, list):
+            return [scrub(v) for v in value]
+        if isinstance(value, dict):
+            return {k: scrub(v) for k, v in value.items()}
+        return value
+
+    data = scrub(json.loads(Path(path).read_text()))
+    if count:
+        tmp = Path(f"{path}.tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(path)
+    return count
 
 
 def forget_in_versions(users: list[str], staging: str | Path,
@@ -125,7 +158,8 @@ def _roots(client: Any, mv: Any) -> list[str]:
 
 
 def _walk(repo: Any, path: str | None = None) -> Iterator[tuple[str, str]]:
-    """(kind, path) of the saved models ("model") and Parquet tables ("table") under ``path``."""
+    """(kind, path) of the saved models ("model"), Parquet tables ("table") and input examples
+    ("example") under ``path``."""
     entries = repo.list_artifacts(path)
     names = {Path(e.path).name for e in entries if not e.is_dir}
     if _MODEL_FILES <= names:
@@ -136,19 +170,31 @@ def _walk(repo: Any, path: str | None = None) -> Iterator[tuple[str, str]]:
             yield from _walk(repo, e.path)
         elif e.path.endswith(".parquet") and not e.path.endswith("_factors.parquet"):
             yield "table", e.path
+        elif Path(e.path).name in _EXAMPLE_FILES:
+            yield "example", e.path
 
 
 def _forget_in_version(client: Any, mv: Any, users: list[str],
                        staging: Path) -> VersionRewrite:
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
+    from recsys_core.tracking.model_store import STATE_PATH
+    from recsys_core.tracking.state_digest import DIGEST_TAG, state_digest
+
     result = VersionRewrite(mv.name, str(mv.version))
+    run_root = client.get_run(mv.run_id).info.artifact_uri if mv.run_id else None
     for root in _roots(client, mv):
         repo = get_artifact_repository(root)
         for kind, path in _walk(repo):
             stage = staging / hashlib.sha256(f"{root}/{path}".encode()).hexdigest()[:24]
             count = _stage(repo, kind, path, users, stage)
             if count:
+                if root == run_root and kind == "model" and path == STATE_PATH:
+                    # the served state's new digest, recorded before the upload: a failure in
+                    # between leaves a version the service refuses (never a changed state it
+                    # accepts), and a re-run uploads the staged copy that matches it
+                    client.set_model_version_tag(mv.name, mv.version, DIGEST_TAG,
+                                                 state_digest(stage / "files"))
                 _upload(repo, kind, path, stage)
                 result.folders.append(path)
                 if kind == "model":
@@ -173,6 +219,8 @@ def _stage(repo: Any, kind: str, path: str, users: list[str], stage: Path) -> in
         local = Path(repo.download_artifacts(path, tmp))
         if kind == "model":
             count = rewrite_state(local, users)
+        elif kind == "example":
+            count = rewrite_example(local, users)
         else:
             count = rewrite_table(local, users)
         if count:
@@ -181,7 +229,7 @@ def _stage(repo: Any, kind: str, path: str, users: list[str], stage: Path) -> in
             stage.mkdir(parents=True)
             if kind == "model":
                 shutil.move(str(local), stage / "files")
-            else:  # the folder to upload holds the one table
+            else:  # the folder to upload holds the one table or example
                 (stage / "files").mkdir()
                 shutil.move(str(local), stage / "files" / local.name)
             ready.write_text(json.dumps({"count": count, "path": path}))

@@ -20,6 +20,7 @@ from pathlib import Path
 from recsys_core.exceptions import TrackingError
 from recsys_core.models.base import Recommender
 from recsys_core.tracking.registry import VersionRef
+from recsys_core.tracking.state_digest import verify
 
 STATE_PATH = "model_state"
 """The served model's state (the refit on all the split's rows, with ``refit_full``)."""
@@ -73,13 +74,21 @@ def download_state(ref: VersionRef, dst: str | Path, path: str = STATE_PATH) -> 
 
 
 def load_recommender(ref: VersionRef, dst: str | Path | None = None,
-                     path: str = STATE_PATH) -> Recommender:
+                     path: str = STATE_PATH, digest: str | None = None) -> Recommender:
     """The fitted model of version ``ref``, loaded from its ``path`` state (``model_state/``, the
-    served model, by default; no unpickling)."""
+    served model, by default; no unpickling). With ``digest`` (the version's
+    ``recsys.model_state.sha256`` tag), the downloaded files are checked against it first and a
+    mismatch raises :class:`TrackingError` (``recsys_core.tracking.state_digest``)."""
     if dst is not None:
-        return _load(download_state(ref, dst, path), ref)
+        return _load(_checked(download_state(ref, dst, path), ref, digest), ref)
     with tempfile.TemporaryDirectory(prefix="recsys-state-") as tmp:
-        return _load(download_state(ref, tmp, path), ref)
+        return _load(_checked(download_state(ref, tmp, path), ref, digest), ref)
+
+
+def _checked(folder: Path, ref: VersionRef, digest: str | None) -> Path:
+    if digest is not None:
+        verify(folder, digest, f"{ref.name} version {ref.version}")
+    return folder
 
 
 def _load(folder: Path, ref: VersionRef) -> Recommender:

@@ -78,14 +78,19 @@ def pip_requirements() -> list[str]:
     return pins
 
 
+EXAMPLE_USER = "example-user"
+"""The user of every logged model's input example: no real user id is written beside a model
+(MLflow stores the example as ``input_example.json`` and ``serving_input_example.json``, which
+forgetting would otherwise have to find); an unknown user is scored like any cold user."""
+
+
 def example(model_dir: str | Path, n: int = 3) -> pd.DataFrame:
-    """A few known (user, item) pairs, read from the saved vocabularies (no model load)."""
+    """A few (user, item) pairs for MLflow's input example: the synthetic user
+    :data:`EXAMPLE_USER` with known items of the saved vocabulary (no model load)."""
     from recsys_core.features.ids import IdVocab
 
-    users = IdVocab.load(Path(model_dir) / "user_ids.json").ids[:n].astype(str)
     items = IdVocab.load(Path(model_dir) / "item_ids.json").ids[:n].astype(str)
-    m = min(len(users), len(items))
-    return pd.DataFrame({"user": users[:m], "item": items[:m]})
+    return pd.DataFrame({"user": [EXAMPLE_USER] * len(items), "item": items})
 
 
 def log_saved(model_dir: str | Path, run_id: str | None = None,

@@ -35,11 +35,13 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from recsys_core.exceptions import ConfigError, RecsysError, StalePromotionError, TrackingError
 from recsys_core.models.base import RANKING, RATING, ROLES
 from recsys_core.tracking.promotion_lock import promotion_lock
+from recsys_core.tracking.state_digest import DIGEST_TAG, state_digest
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +101,14 @@ def ensure_registered_model(name: str) -> None:
 
 
 def register(name: str, model_uri: str, run_id: str, tags: dict[str, Any],
-             model_id: str | None = None, alias: str | None = CHALLENGER) -> VersionRef:
+             model_id: str | None = None, alias: str | None = CHALLENGER,
+             state_dir: str | Path | None = None) -> VersionRef:
     """Create a new version from a logged model and alias it ``alias`` (``challenger``; None:
-    no alias, for a version kept only as evidence)."""
+    no alias, for a version kept only as evidence). ``state_dir``: the local folder logged as
+    the version's ``model_state/``, whose digest is recorded as the tag ``DIGEST_TAG`` (the
+    service refuses a version whose state no longer matches it)."""
+    if state_dir is not None:
+        tags = {**tags, DIGEST_TAG: state_digest(state_dir)}
     ensure_registered_model(name)
     c = _client()
     mv = c.create_model_version(

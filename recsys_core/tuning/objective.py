@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from recsys_core.evaluation import evaluate
 from recsys_core.evaluation.metrics import lower_is_better
+from recsys_core.evaluation.replay import replay
 from recsys_core.events.engine import with_psycopg2
 from recsys_core.exceptions import ConfigError, TrainingError
 from recsys_core.features import Interactions
@@ -96,6 +97,8 @@ def score_trial(spec: ModelSpec, feats: Features, *, k: int,
     """Fit ``spec`` on the training part of ``feats`` and return its metrics on the other."""
     train, test = feats.frames()
     model = spec.create().fit(Interactions.from_frame(train, item_meta=feats.item_meta()))
+    if feats.info.get("strategy") == "replay":  # the validation period replayed with fold-in
+        return dict(replay(model, test, k=k).metrics)
     result = evaluate(model, train, test, k=k, relevance_threshold=relevance_threshold)
     return dict(result.metrics)
 

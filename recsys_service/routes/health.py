@@ -23,7 +23,8 @@ async def health() -> Any:
 async def ready(svc: Annotated[Service, Depends(service)]) -> Any:
     """Readiness: the roles of ``ready_roles`` are served (default: at least one role, so
     that a deployment that trains only ranking models, or only rating models, is ready);
-    the roles not served are listed with the reason."""
+    the roles not served are listed with the reason, and the problems of the last reload of
+    the roles that keep serving an older version."""
     reasons = {}
     for role in ROLES:
         try:
@@ -33,6 +34,10 @@ async def ready(svc: Annotated[Service, Depends(service)]) -> Any:
     required = svc.settings.ready_roles
     missing = ([r for r in required if r in reasons] if required is not None
                else list(ROLES) if len(reasons) == len(ROLES) else [])
+    # a version refused or unreachable while an older one keeps serving (e.g. its model state
+    # does not match the digest recorded at registration): said here, not hidden in /model
+    problems = {r: e for r in ROLES if (e := svc.live.status(r).registry_error)}
+    extra = {"problems": problems} if problems else {}
     if missing:
-        return Answer({"ready": False, "reasons": reasons}, status_code=503)
-    return {"ready": True, **({"not_served": reasons} if reasons else {})}
+        return Answer({"ready": False, "reasons": reasons, **extra}, status_code=503)
+    return {"ready": True, **({"not_served": reasons} if reasons else {}), **extra}

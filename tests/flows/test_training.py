@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from flows.training import TrainingParams, outcome_of, training_flow
 from recsys_core.exceptions import DataValidationError
+from recsys_core.privacy import accounting
 from recsys_core.tracking import registry
 
 NAMES = dict(registered_model="flowtest", experiment="flowtest")
@@ -56,24 +57,36 @@ def test_a_rating_model_below_popularity_is_promoted_for_rating_only(workspace):
     assert _champion(RANKING) is None  # it ranks below popularity: never served as lists
     ranking = first["roles"]["ranking"]
     assert ranking["verdict"] == "refused" and ranking["baseline_name"] == "popularity"
-    assert ranking["gate_reasons"][0].startswith("FAIL beats baseline: ndcg_at_10")
+    # judged on the warm users (those with training rows), the cold ones a guard
+    assert ranking["gate_reasons"][0].startswith("FAIL beats baseline: warm/ndcg_at_10")
+    assert first["roles"]["rating"]["primary_metric"] == "warm/rmse"
     # the margin the test rests on (0.11, see the module docstring)
-    assert first["metrics"]["ndcg_at_10"] < first["baselines"]["popularity"]["ndcg_at_10"] - 0.05
+    baseline = first["baselines"]["popularity"]  # stronger than recent-popularity here
+    assert first["metrics"]["ndcg_at_10"] < baseline["ndcg_at_10"] - 0.05
 
     client = MlflowClient()
     run = client.get_run(first["run_id"])
     assert run.info.status == "FINISHED"
     assert {"rmse", "mae", "ndcg_at_10", "precision_at_10", "recall_at_10", "map_at_10",
             "hit_rate_at_10", "coverage_at_10", "baseline/bias/rmse",
-            "baseline/popularity/ndcg_at_10", "data/n_train", "data/n_test",
+            "baseline/popularity/ndcg_at_10", "baseline/recent-popularity/ndcg_at_10",
+            "data/n_train", "data/n_test",
             "refit/n_ratings", "refit/seconds"} <= set(run.data.metrics)
+    assert {"warm/rmse", "cold/rmse", "warm/ndcg_at_10", "cold/ndcg_at_10", "warm/users",
+            "cold/rows", "all/users", "cold_items/share", "baseline/bias/warm/rmse",
+            "baseline/popularity/cold/ndcg_at_10"} <= set(run.data.metrics)
+    m = run.data.metrics
+    assert m["warm/users"] + m["cold/users"] == m["all/users"] and m["warm/users"] > 0
+    assert "Populations (test users with / without training rows): warm" in run.data.tags[
+        "mlflow.note.content"]
     assert not any(m.startswith("champion/") for m in run.data.metrics)
     # every setting, from the library's configs, under a stable dotted name
     params = run.data.params
     assert params["model.name"] == "sgd-mf" and params["model.factors"] == "100"
     assert params["split.strategy"] == "time" and params["data.duplicates"] == "latest"
     assert params["gate.rating.require_beat_baseline"] == "False"
-    assert params["gate.ranking.baseline"] == "popularity"
+    # the stronger of popularity and recent-popularity under a time split
+    assert params["gate.ranking.baseline"] == "auto"
     assert params["roles"] == "auto" and params["refit_full"] == "True"
     assert params["validation.rating_max"] == "5.0" and params["k"] == "10"
     tags = run.data.tags
@@ -92,7 +105,7 @@ def test_a_rating_model_below_popularity_is_promoted_for_rating_only(workspace):
     assert note.startswith("# Gate: passed (rating); ranking refused")
     assert "## Gate REFUSED: ranking role" in note and "## Gate PASSED: rating role" in note
     history = client.get_metric_history(first["run_id"], "epoch/val_rmse")
-    assert [m.step for m in history] == list(range(1, 21))
+    assert [m.step for m in history] == list(range(1, 31))  # the default epochs
     artifacts = {a.path for a in client.list_artifacts(first["run_id"])}
     assert {"model_state", "evaluated_state", "plots", "validation", "gate", "data"} <= artifacts
     gate_files = {a.path for r in ("ranking", "rating")
@@ -175,7 +188,7 @@ def test_a_challenger_worse_than_the_baseline_is_refused_without_champion(worksp
     assert out["roles"]["rating"]["gate_reasons"][0].startswith("FAIL beats baseline")
     run = MlflowClient().get_run(out["run_id"])
     # a rating model competes for both roles: both baselines scored, each once
-    assert run.data.tags["recsys.baselines"] == "popularity,bias"
+    assert run.data.tags["recsys.baselines"] == "popularity,recent-popularity,bias"
     assert run.data.metrics["baseline/bias/rmse"] == pytest.approx(
         out["baselines"]["bias"]["rmse"])
 
@@ -277,7 +290,8 @@ def test_cli_train_recommend_rollback_and_exit_codes(workspace):
     second = runner.invoke(app, ["train", *common, "--set", "gate.ranking.min_improvement=0.02"])
     assert second.exit_code == 0, second.output
     assert "required >= 0.02" in second.output
-    assert "PASS beats champion: ndcg_at_10" in second.output and _champion(RANKING).version == "2"
+    assert "PASS beats champion: warm/ndcg_at_10" in second.output
+    assert _champion(RANKING).version == "2"
     assert "version 1 is now ranking: replaced" in " ".join(second.output.split())
     assert _champion(RATING) is None  # a ranking model never holds champion-rating
     refused = runner.invoke(app, ["train", *common, "--model", "popularity"])
@@ -322,23 +336,43 @@ def test_a_private_model_logs_its_budget_and_the_gate_holds_it_to_one(workspace)
     # the tiny data set has too few users for a real budget: epsilon 1e4 is private in form only,
     # enough to check the wiring (the privacy record logged, the threshold read by the gate)
     dp = {"name": "dp-als", "params": {"epsilon": 1e4, "iterations": 3}}
-    rating = {"require_beat_baseline": False}
+    # judged on the thresholds only: dp-als answers cold users with its own private biases,
+    # noisier than the bias model's, which the cold guard would refuse
+    rating = {"require_beat_baseline": False, "cold_guards": []}
     within = outcome_of(training_flow(TrainingParams(
         **TINY, model=dp, roles=["rating"],
-        gate={"rating": {**rating, "thresholds": {"rmse": 1.5, "epsilon": 2e4}}})))
-    assert within["promoted"] is True
+        gate={"rating": {**rating, "thresholds": {"rmse": 1.5, "epsilon": 2.5e4}}})))
+    assert within["promoted"] is True and within["refit"] is not None
     logged = MlflowClient().get_run(within["run_id"]).data.metrics
-    # the accountant's epsilon for the calibrated noise: at most the target, and close to it
-    assert 0.9e4 <= logged["epsilon"] <= 1e4
+    # the accountant's epsilon for one fit's calibrated noise: at most the target, and close to
+    # it; the run released two fits (the judged model and the refit): its epsilon composes both
+    assert 0.9e4 <= logged["epsilon_per_fit"] <= 1e4
+    assert logged["fits"] == 2
+    assert logged["epsilon"] == pytest.approx(accounting.composed_epsilon(
+        [(logged["noise_multiplier"], int(logged["releases"]))] * 2, logged["delta"]))
+    assert logged["epsilon"] > 1.5e4
     assert 0 < logged["delta"] < 1
+    version = MlflowClient().get_model_version(NAMES["registered_model"], within["version"])
+    assert version.tags["refit_data_digest"]  # the refit is what the version serves
 
+    # a budget one fit meets but the run's two releases exceed is refused
     over = outcome_of(training_flow(TrainingParams(
         **TINY, model=dp, roles=["rating"],
-        gate={"rating": {**rating, "thresholds": {"rmse": 1.5, "epsilon": 10}}})))
+        gate={"rating": {**rating, "thresholds": {"rmse": 1.5, "epsilon": 1.5e4}}})))
     assert over["promoted"] is False and over["roles"]["ranking"]["verdict"] == "not-competing"
     assert any("epsilon" in r and r.startswith("FAIL")
                for r in over["roles"]["rating"]["gate_reasons"]), over
     assert _champion().version == within["version"]
+
+    # without the refit the run releases one fit: the same budget holds (another registered
+    # model: the refit champion above has seen the test rows, no challenger beats it there)
+    single = outcome_of(training_flow(TrainingParams(
+        **{**TINY, "registered_model": "flowtest-single"}, model=dp, roles=["rating"],
+        refit_full=False,
+        gate={"rating": {**rating, "thresholds": {"rmse": 1.5, "epsilon": 1.5e4}}})))
+    assert single["promoted"] is True
+    logged = MlflowClient().get_run(single["run_id"]).data.metrics
+    assert logged["epsilon"] == logged["epsilon_per_fit"] <= 1e4 and logged["fits"] == 1
 
 
 def _with_a_newcomer(workspace):

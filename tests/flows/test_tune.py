@@ -40,10 +40,10 @@ def test_study_runs_trials_in_parallel_logs_best_and_resumes(workspace):
         assert r.data.metrics["objective"] == r.data.metrics["rmse"]
         assert {"trial.factors", "trial.epochs", "trial.lr", "model.name"} <= set(r.data.params)
     best_trial = min(trials, key=lambda r: r.data.metrics["objective"])
-    # the first trial runs the model's own values where the space holds them (epochs=20 and
+    # the first trial runs the model's own values where the space holds them (epochs=30 and
     # factors=100 lie outside this space: sampled)
     first = next(r for r in trials if r.data.tags["recsys.trial"] == "0")
-    assert (first.data.params["trial.lr"], first.data.params["trial.reg"]) == ("0.005", "0.02")
+    assert (first.data.params["trial.lr"], first.data.params["trial.reg"]) == ("0.007", "0.08")
     assert out["default_value"] == pytest.approx(first.data.metrics["rmse"])
     assert parent.data.metrics["defaults/rmse"] == pytest.approx(out["default_value"])
 

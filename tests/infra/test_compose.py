@@ -253,6 +253,9 @@ def test_the_serving_service_reads_the_registry_through_mlflow_and_holds_no_key(
     # only the event store's service role (insert + select)
     environment = dict(serving["environment"])
     assert "EVENTS_SERVICE_PASSWORD" in environment.pop("PGPASSWORD")
+    # of the registry, the read-only account (tests/infra/test_mlflow_auth.py)
+    assert environment.pop("MLFLOW_TRACKING_USERNAME") == "recsys-service"
+    assert "MLFLOW_SERVICE_PASSWORD" in environment.pop("MLFLOW_TRACKING_PASSWORD")
     assert environment["RECSYS_SERVE_EVENTS_URL"].startswith(
         "postgresql://recsys_events_service@postgres:5432/")
     env = str(environment)
@@ -317,3 +320,39 @@ def test_the_event_store_is_migrated_then_given_least_privilege_roles(compose):
     assert "EVENTS_COLLECT_PASSWORD" in worker["PGPASSWORD"]
     init = (ROOT / "infra" / "postgres" / "init-databases.sh").read_text()
     assert 'create "$EVENTS_DB_USER" "$EVENTS_DB_PASSWORD" "$EVENTS_DB_NAME"' in init
+
+
+def test_the_registry_is_locked_with_an_account_per_client(compose):
+    import configparser
+
+    services = compose["services"]
+    mlflow = services["mlflow"]
+    assert "--app-name=basic-auth" in mlflow["command"]
+    env = mlflow["environment"]
+    assert env["MLFLOW_AUTH_CONFIG_PATH"] == "/auth/basic_auth.ini"
+    assert "MLFLOW_ADMIN_PASSWORD" in env["MLFLOW_AUTH_ADMIN_PASSWORD"]
+    assert "./infra/mlflow/basic_auth.ini:/auth/basic_auth.ini:ro" in mlflow["volumes"]
+    ini = configparser.ConfigParser()
+    ini.read(ROOT / "infra" / "mlflow" / "basic_auth.ini")
+    assert ini["mlflow"]["default_permission"] == "READ"
+    # the users share the tracking database (compose's default user and database names)
+    assert ini["mlflow"]["database_uri"] == (
+        "postgresql+psycopg2://mlflow@postgres:5432/recsys_mlflow")
+    assert "password" not in ini["mlflow"]["database_uri"].split("@")[0].split("//")[1]
+    assert "admin_password" not in ini["mlflow"]
+    # the worker edits, the service reads, the admin's password reaches only the server and the
+    # one-shot job that creates the two accounts
+    worker = services["prefect-worker"]["environment"]
+    assert worker["MLFLOW_TRACKING_USERNAME"] == "recsys-worker"
+    assert "MLFLOW_WORKER_PASSWORD" in worker["MLFLOW_TRACKING_PASSWORD"]
+    users = services["mlflow-users"]
+    assert users["entrypoint"][-2:] == ["recsys-worker=MLFLOW_WORKER_PASSWORD",
+                                        "recsys-service=MLFLOW_SERVICE_PASSWORD"]
+    assert users["depends_on"]["mlflow"]["condition"] == "service_healthy"
+    assert users["restart"] == "no"
+    for name in ("prefect-worker", "serving"):
+        assert services[name]["depends_on"]["mlflow-users"]["condition"] == (
+            "service_completed_successfully"), name
+    holders = {name for name, svc in services.items()
+               if "MLFLOW_ADMIN_PASSWORD" in str(svc.get("environment", {}))}
+    assert holders == {"config-check", "mlflow", "mlflow-users"}

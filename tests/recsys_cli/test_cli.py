@@ -52,13 +52,38 @@ def test_evaluate_prints_one_json_object_and_writes_csvs(files):
     assert not any((u, i) in seen for u, i in zip(recs["user"], recs["item"], strict=True))
 
 
+def test_evaluate_prints_warm_cold_and_all_users_side_by_side(files, tmp_path):
+    root, s = files
+    # a time split of the same rows: users whose first rating comes after the cutoff are cold
+    t = split(pd.concat([s.train, s.test]), SplitConfig(strategy="time"))
+    t.train.to_csv(tmp_path / "train.csv", index=False)
+    t.test.to_csv(tmp_path / "test.csv", index=False)
+    args = ("evaluate", "--train", tmp_path / "train.csv", "--test", tmp_path / "test.csv",
+            "--model", "bias", "-k", 5)
+    out = json.loads(_invoke(*args, "--json").stdout)
+    warm = t.test["user"].isin(set(t.train["user"]))
+    assert (out["warm/rows"], out["cold/rows"]) == (int(warm.sum()), int((~warm).sum()))
+    assert out["cold/users"] == t.test.loc[~warm, "user"].nunique() > 0
+    res = _invoke(*args)
+    assert res.exit_code == 0, res.output
+    lines = [" ".join(line.strip("│┃ ").split()) for line in res.stdout.splitlines()]
+    assert "test users ┃ warm ┃ cold ┃ all" in lines
+    assert (f"rows │ {out['warm/rows']:,} │ {out['cold/rows']:,} │ {out['all/rows']:,}"
+            in lines)
+    assert (f"rmse │ {out['warm/rmse']:.4f} │ {out['cold/rmse']:.4f} │ {out['rmse']:.4f}"
+            in lines)
+    assert (f"ndcg_at_5 │ {out['warm/ndcg_at_5']:.4f} │ {out['cold/ndcg_at_5']:.4f} │ "
+            f"{out['ndcg_at_5']:.4f}") in lines
+    assert "warm: test users with training rows; cold: without" in res.stdout
+
+
 def test_models_json_lists_names_and_defaults():
     res = _invoke("models", "--json")
     assert res.exit_code == 0
     info = {m["name"]: m for m in json.loads(res.stdout)}
     assert {"sgd-mf", "bias", "popularity"} <= set(info)
     params = {p["name"]: p["default"] for p in info["sgd-mf"]["params"]}
-    assert params["factors"] == 100 and params["lr"] == 0.005 and params["epochs"] == 20
+    assert params["factors"] == 100 and params["lr"] == 0.007 and params["epochs"] == 30
     # the serving roles each family can fill, with their champion aliases
     assert info["sgd-mf"]["roles"] == {"ranking": "champion-ranking",
                                        "rating": "champion-rating"}

@@ -42,8 +42,12 @@ def test_spark_engine_gives_the_local_figures(files):
     a, b = json.loads(local.stdout), json.loads(spark.stdout)
     assert (a["engine"], b["engine"]) == ("local", "spark")
     assert b["n_test"] == len(s.test) and b["cold_users"] == a["cold_users"]
-    metrics = [m for m in a if m in ("rmse", "mae") or m.endswith("_at_5")]
-    assert len(metrics) == 8
+    metrics = [m for m in a if m.endswith(("rmse", "mae", "_at_5"))]
+    assert len([m for m in metrics if "/" not in m]) == 8
+    # the same figures for the warm users (a random split has few cold ones), and the
+    # populations' sizes
+    metrics += [m for m in a if m.endswith(("/users", "/rows", "/share"))]
+    assert {"warm/rmse", "warm/ndcg_at_5", "cold/users", "cold_items/share"} <= set(metrics)
     for metric in metrics:
         assert b[metric] == pytest.approx(a[metric], abs=1e-6), metric
     # auto scores a model that is not a Spark model locally

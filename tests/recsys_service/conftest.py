@@ -62,7 +62,8 @@ def _publish(model, folder, name,
     state = model.save(folder / f"state-{run_id}")
     mlflow_run.log_artifacts(run_id, state, STATE_PATH)
     mlflow_run.end_run(run_id)
-    ref = registry.register(name, f"runs:/{run_id}/{STATE_PATH}", run_id, {"model": model.name})
+    ref = registry.register(name, f"runs:/{run_id}/{STATE_PATH}", run_id, {"model": model.name},
+                            state_dir=state)
     _move(ref, *aliases)
     return ref
 

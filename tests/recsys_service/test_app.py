@@ -200,6 +200,7 @@ BAD = [
     ("post", "/recommendations", '{"user_id": "1", "k": "5"}', 422, "k='5' is not valid"),
     ("post", "/recommendations", '{"user_id": "1", "k": 5.0}', 422, "k=5.0 is not valid"),
     ("post", "/recommendations", '{"user_id": "1", "k": 0}', 422, "k=0 is not valid"),
+    ("post", "/recommendations", '{"user_id": "1", "k": 51}', 422, "k=51 is not valid"),
     ("post", "/recommendations", '{"user_id": 1.5}', 422, "user_id=1.5 is not a valid id"),
     ("post", "/recommendations", '{"user_id": ["1"]}', 422, "user_id=['1'] is not a valid id"),
     ("post", "/recommendations", '{"user_id": true}', 422, "user_id=True is not a valid id"),

@@ -106,3 +106,50 @@ def test_recsys_serve_command_answers(store, model_name, data, fit, publish, fre
             assert body["model"]["version"] == ref.version and len(body["items"]) == 3
         r = httpx.get(f"{url}/predict", params={"user_id": user, "item_id": data.items.ids[0]})
         assert r.status_code == 200 and 1.0 <= r.json()["rating"] <= 5.0
+
+
+def test_a_version_whose_state_was_changed_after_registration_is_refused(
+        store, model_name, data, fit, publish, move, tmp_path, caplog):
+    # an item vocabulary swapped through the artifact store after registration: the model would
+    # load and answer with the wrong items; its digest no longer matches the recorded one
+    import json
+
+    import mlflow
+    from fastapi.testclient import TestClient
+
+    from recsys_core.tracking.state_digest import DIGEST_TAG
+
+    v1 = publish(fit("ease", data, reg=20.0), store, model_name, aliases=("champion-ranking",))
+    v2 = publish(fit("ease", data, reg=80.0), store, model_name, aliases=())
+    client = mlflow.MlflowClient()
+    assert len(client.get_model_version(model_name, v2.version).tags[DIGEST_TAG]) == 64
+    path = mlflow.artifacts.download_artifacts(run_id=v2.run_id,
+                                               artifact_path="model_state/item_ids.json",
+                                               dst_path=str(tmp_path))
+    ids = json.loads(open(path).read())
+    ids[0], ids[1] = ids[1], ids[0]
+    with open(path, "w") as fh:
+        json.dump(ids, fh)
+    client.log_artifact(v2.run_id, path, "model_state")
+
+    app = create_app(ServiceSettings(registered_model=model_name, ready_roles=["ranking"]),
+                     poll=False)
+    with TestClient(app) as http, caplog.at_level("ERROR", logger="recsys_service.live_models"):
+        app.state.live.refresh()
+        assert app.state.live.served("ranking").version == v1.version
+        move(v2, "champion-ranking")
+        app.state.live.refresh()
+        assert app.state.live.served("ranking").version == v1.version  # the old one kept
+        ready = http.get("/ready")
+        assert ready.status_code == 200
+        why = ready.json()["problems"]["ranking"]
+        assert f"version {v2.version} behind alias 'champion-ranking' cannot be loaded" in why
+        assert "does not match the digest recorded at registration" in why
+        assert f"still serving version {v1.version}" in why
+        assert any("does not match the digest" in r.getMessage() for r in caplog.records)
+        # the same files re-registered (their digest recorded now) are served
+        v3 = publish(app.state.live.served("ranking").scorer.model, store, model_name,
+                     aliases=("champion-ranking",))
+        app.state.live.refresh()
+        assert app.state.live.served("ranking").version == v3.version
+        assert "problems" not in http.get("/ready").json()

@@ -38,3 +38,29 @@ def test_a_version_holding_both_roles_is_scored_once(workspace, monkeypatch):
     assert ranking.version == rating.version == ref.version
     assert ranking.metrics == rating.metrics
     assert ranking.metrics["rmse"] != scores.challenger["rmse"]
+    # every side judged on the same populations of this split's test users
+    sizes = [f"{p}/{n}" for p in ("warm", "cold", "all") for n in ("users", "rows")]
+    expected = [scores.challenger[s] for s in sizes]
+    assert expected[0] > 0 and expected[-1] == expected[1] + expected[3]
+    for other in (ranking.metrics, *scores.baselines.values()):
+        assert [other[s] for s in sizes] == expected
+    assert "warm/rmse" in scores.baselines["bias"] and "warm/ndcg_at_10" in ranking.metrics
+
+
+def test_a_replay_split_is_scored_by_the_replay(workspace):
+    frame = generate(config_for("tiny")).interactions
+    feats = build(frame, None, SplitConfig(strategy="replay"), workspace / "features")
+    train, _ = feats.train_set()
+    model_dir = create("ease").fit(train).save(workspace / "run" / "model")
+    scores = evaluate_models(str(model_dir), feats, k=5, relevance_threshold=None,
+                             registered_model="evaltest-replay",
+                             baselines=["recent-popularity"],
+                             champion_aliases={"ranking": registry.ROLE_ALIASES["ranking"]},
+                             engine="auto")
+    _, test = feats.frames()
+    # one answer per test interaction, by revealed interactions: the replay's metrics
+    assert scores.challenger["n"] == len(test)
+    assert {"ndcg_at_5", "recall_at_5", "revealed_0/ndcg_at_5", "cold/hit_rate_at_5"} <= set(
+        scores.challenger)
+    assert scores.baselines["recent-popularity"]["n"] == len(test)
+    assert scores.tags["recsys.evaluation.engine"] == "local"

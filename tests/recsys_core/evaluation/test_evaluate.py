@@ -203,3 +203,70 @@ def test_non_finite_test_ratings_are_refused(popularity, bad):
     with pytest.raises(DataError, match=r"1 rating\(s\) that are not finite.*user 'u1' and item "
                                         r"'d'; metrics would be NaN"):
         evaluate(popularity, TRAIN, test, k=2)
+
+
+def test_populations_by_hand(popularity):
+    """warm users u1, u2 (training rows), cold user u5; e is the one cold item."""
+    m = evaluate(popularity, TRAIN, TEST, k=2).metrics
+    assert {p: (m[f"{p}/users"], m[f"{p}/rows"]) for p in ("all", "warm", "cold")} == {
+        "all": (3, 5), "warm": (2, 3), "cold": (1, 2)}  # fmt: skip
+    assert (m["cold_items/items"], m["cold_items/rows"]) == (1, 1)
+    assert m["cold_items/share"] == pytest.approx(0.2)
+    # warm: u1 (R 1/2, nDCG of one hit first of two) and u2 (R 1, nDCG 1); cold: u5 alone
+    assert m["warm/recall_at_2"] == pytest.approx(0.75)
+    assert m["warm/ndcg_at_2"] == pytest.approx((NDCG_HIT_FIRST_OF_TWO + 1) / 2)
+    assert m["cold/recall_at_2"] == pytest.approx(0.5)
+    assert m["cold/ndcg_at_2"] == pytest.approx(NDCG_HIT_FIRST_OF_TWO)
+    # u1 and u2's lists hold b, c, d; u5's a, b
+    assert m["warm/coverage_at_2"] == pytest.approx(3 / 4)
+    assert m["cold/coverage_at_2"] == pytest.approx(2 / 4)
+    assert "rmse" not in m and "warm/rmse" not in m  # popularity predicts no rating
+
+
+def test_rating_metrics_by_population():
+    bias = Bias().fit(Interactions.from_frame(TRAIN))
+    result = evaluate(bias, TRAIN, TEST, k=2, keep_predictions=True)
+    m, p = result.metrics, result.predictions
+    err = (p["prediction"] - p["rating"]).to_numpy()
+    warm = p["user"].isin(["u1", "u2"]).to_numpy()
+    cold_item = (p["item"] == "e").to_numpy()
+    assert m["warm/rmse"] == pytest.approx(np.sqrt(np.mean(err[warm] ** 2)))
+    assert m["cold/rmse"] == pytest.approx(np.sqrt(np.mean(err[~warm] ** 2)))
+    assert m["cold/mae"] == pytest.approx(np.mean(np.abs(err[~warm])))
+    assert m["cold_items/rmse"] == pytest.approx(abs(err[cold_item][0]))
+    assert m["rmse"] == pytest.approx(np.sqrt(np.mean(err**2)))
+    assert m["warm/rmse"] != pytest.approx(m["rmse"])
+
+
+def test_an_empty_population_has_sizes_but_no_metrics(popularity):
+    warm_only = TEST[TEST["user"] != "u5"]
+    m = evaluate(Bias().fit(Interactions.from_frame(TRAIN)), TRAIN, warm_only, k=2).metrics
+    assert (m["cold/users"], m["cold/rows"]) == (0, 0)
+    assert not [name for name in m if name.startswith("cold/") and name[5:] not in
+                ("users", "rows")]  # fmt: skip
+    assert m["warm/rmse"] == pytest.approx(m["rmse"])
+    assert m["warm/ndcg_at_2"] == pytest.approx(m["ndcg_at_2"])
+
+
+def test_populations_come_from_the_split_not_from_the_model():
+    """A champion trained on other data (it knows u1 only) is judged on the same users as a
+    challenger trained on this split: u2 is warm for both, though unknown to the champion."""
+    champion = Bias().fit(Interactions.from_frame(TRAIN[TRAIN["user"] == "u1"]))
+    challenger = Bias().fit(Interactions.from_frame(TRAIN))
+    old = evaluate(champion, TRAIN, TEST, k=2).metrics
+    new = evaluate(challenger, TRAIN, TEST, k=2).metrics
+    sizes = [f"{p}/{n}" for p in ("all", "warm", "cold") for n in ("users", "rows")]
+    assert [old[s] for s in sizes] == [new[s] for s in sizes] == [3, 5, 2, 3, 1, 2]
+    assert old["warm/rmse"] != pytest.approx(new["warm/rmse"])
+
+
+def test_population_names():
+    assert M.in_population("rmse", "warm") == "warm/rmse"
+    assert M.in_population("ndcg_at_10", "all") == "ndcg_at_10"
+    assert M.in_population("all/rmse", "warm") == "rmse"
+    assert M.in_population("cold/rmse", "warm") == "cold/rmse"
+    assert M.population_of("warm/ndcg_at_10") == "warm" and M.population_of("mae") == "all"
+    assert M.lower_is_better("cold/rmse") and not M.lower_is_better("warm/ndcg_at_10")
+    assert M.lower_is_better("cold_items/mae")
+    with pytest.raises(ValueError, match="unknown population 'new'"):
+        M.in_population("rmse", "new")

@@ -10,11 +10,13 @@ from recsys_core.evaluation.gate import (
     RatingGate,
     RoleGates,
     at_k,
+    baseline_candidates,
     baseline_of,
     competing_roles,
     decide,
     resolve_primary,
     resolved,
+    strongest_baseline,
 )
 from recsys_core.exceptions import ConfigError
 
@@ -312,7 +314,8 @@ def test_an_infinite_epsilon_fails_the_budget():
 
 # --- the ranking gate: NDCG@k beats popularity, recall@k not lost to it (inclusive) ---------
 
-RANKING = resolved(RankingGate(), 10)
+# judged on all users: these tests pass figures without populations
+RANKING = resolved(RankingGate(population="all"), 10)
 POPULARITY = {"ndcg_at_10": 0.22, "recall_at_10": 0.10}
 
 
@@ -328,8 +331,38 @@ def test_ranking_gate_defaults_resolve_k():
     assert RANKING.baseline_guards == ["recall_at_10"]
     assert RANKING.guarded_metrics == ["recall_at_10"] and RANKING.thresholds == {}
     assert baseline_of(RANKING, predicts_ratings=True) == "popularity"
+    # a time or replay split: all-time popularity may be stale after the cutoff; both are
+    # scored and the stronger is the bar
+    both = ["popularity", "recent-popularity"]
+    assert baseline_candidates(RankingGate(), False, "time") == both
+    assert baseline_candidates(RankingGate(), True, "replay") == both
+    assert baseline_candidates(RankingGate(), False, "random") == ["popularity"]
+    assert baseline_candidates(RankingGate(baseline="popularity"), False, "time") == [
+        "popularity"]
+    assert baseline_candidates(RatingGate(), True, "time") == ["bias"]
+    scores = {"popularity": {"ndcg_at_10": 0.30}, "recent-popularity": {"ndcg_at_10": 0.31}}
+    assert strongest_baseline(both, scores, "ndcg_at_10") == "recent-popularity"
+    scores["popularity"]["ndcg_at_10"] = 0.31  # a tie: the first
+    assert strongest_baseline(both, scores, "ndcg_at_10") == "popularity"
+    assert strongest_baseline(["bias", "global-mean"], {"bias": {"rmse": 0.9},
+                                                        "global-mean": {"rmse": 1.1}},
+                              "rmse") == "bias"
+    assert strongest_baseline(both, {}, "ndcg_at_10") == "popularity"  # none scored
     assert baseline_of(RatingGate(), predicts_ratings=False) == "bias"
     assert at_k("precision_at_k", 5) == "precision_at_5" and at_k("rmse", 5) == "rmse"
+    assert RANKING.cold_guards == ["ndcg_at_10"]
+
+
+def test_role_gates_judge_warm_users_by_default():
+    ranking, rating = resolved(RankingGate(), 20), resolved(RatingGate(), 20)
+    assert ranking.primary_metric == "warm/ndcg_at_20"
+    assert ranking.baseline_guards == ranking.guarded_metrics == ["warm/recall_at_20"]
+    assert ranking.cold_guards == ["ndcg_at_20"]
+    assert (rating.primary_metric, rating.guarded_metrics) == ("warm/rmse", ["warm/mae"])
+    assert rating.cold_guards == ["rmse"] and rating.thresholds == {"rmse": 1.2}
+    # a name that says its population is kept
+    assert resolved(RatingGate(primary_metric="all/rmse"), 10).primary_metric == "rmse"
+    assert resolved(GateConfig(), 10).primary_metric == "auto"
 
 
 def test_ranking_gate_refuses_a_rating_model_below_popularity():
@@ -369,7 +402,7 @@ def test_ranking_gate_boundaries():
     assert not lacking.passed
     assert "the challenger has no 'recall_at_10'" in " ".join(lacking.reasons)
     # no baseline guards configured: only the primary metric against the baseline
-    loose = resolved(RankingGate(baseline_guards=[]), 10)
+    loose = resolved(RankingGate(baseline_guards=[], population="all"), 10)
     assert _ranking({"ndcg_at_10": 0.3, "recall_at_10": 0.0}, config=loose).passed
 
 
@@ -400,7 +433,166 @@ def test_competing_roles():
 
 def test_role_gates_set_one_field_keep_the_role_defaults():
     gates = RoleGates.model_validate({"ranking": {"min_improvement": 0.02}})
-    assert gates.ranking.min_improvement == 0.02 and gates.ranking.baseline == "popularity"
+    assert gates.ranking.min_improvement == 0.02 and gates.ranking.baseline == "auto"
     assert gates.ranking.baseline_guards == ["recall_at_k"]
     assert gates.rating.thresholds == {"rmse": 1.2} and gates.rating.min_improvement == 0.001
     assert gates.for_role("rating").primary_metric == "rmse"
+
+
+# --- populations: judged on warm users, the cold users a guard ------------------------------
+
+RATING_ROLE = resolved(RatingGate(), 10)
+SIZES = {"warm/users": 107, "warm/rows": 2260, "cold/users": 194, "cold/rows": 13740,
+         "all/users": 301, "all/rows": 16000}  # fmt: skip
+# the bias model's figures on a time split where most test rows are cold users' rows
+BIAS = {**SIZES, "rmse": 1.0308, "mae": 0.82, "warm/rmse": 1.0009, "warm/mae": 0.80,
+        "cold/rmse": 1.0357, "cold/mae": 0.83}  # fmt: skip
+
+
+def _rating(challenger, champion=None, config=RATING_ROLE):
+    return decide(challenger, config=config, primary=config.primary_metric, baseline=BIAS,
+                  champion=champion, champion_version="2" if champion else None,
+                  role="rating", baseline_name="bias")
+
+
+def test_better_on_warm_users_and_equal_on_cold_ones_is_promoted():
+    # worse than bias over all rows (1.0310 > 1.0308) only through rounding of the fallback
+    challenger = {**BIAS, "rmse": 1.0310, "warm/rmse": 0.9636, "warm/mae": 0.77,
+                  "cold/rmse": 1.0357}  # fmt: skip
+    d = _rating(challenger)
+    assert d.passed, d.reasons
+    assert d.primary_metric == "warm/rmse"
+    assert "warm/rmse 0.9636 vs baseline 1.0009" in _check(d, "beats baseline").detail
+    guard = _check(d, "cold guard cold/rmse vs baseline")
+    assert guard.passed and "change +0.0000" in guard.detail
+
+
+def test_a_model_that_breaks_the_fallback_is_refused():
+    challenger = {**BIAS, "rmse": 1.0424, "warm/rmse": 0.9636, "warm/mae": 0.77,
+                  "cold/rmse": 1.0557}  # fmt: skip
+    d = _rating(challenger)
+    assert not d.passed
+    assert _check(d, "beats baseline").passed
+    assert d.reasons[0] == (
+        "FAIL cold guard cold/rmse vs baseline: cold/rmse 1.0557 vs baseline 1.0357 (change "
+        "-0.0200, tolerance 0.005: the fallback may not get worse)")
+    # within the tolerance it passes; without cold guards the warm gain alone decides
+    assert _rating({**challenger, "cold/rmse": 1.0407}).passed
+    assert _rating(challenger, config=RATING_ROLE.model_copy(update={"cold_guards": []})).passed
+
+
+def test_champion_and_challenger_are_compared_on_the_same_population():
+    champion = {**BIAS, "rmse": 1.02, "warm/rmse": 0.99, "warm/mae": 0.79, "cold/rmse": 1.0357}
+    # better over all rows than the champion, worse on its warm users: refused
+    worse_warm = {**BIAS, "rmse": 1.01, "warm/rmse": 0.995, "warm/mae": 0.79,
+                  "cold/rmse": 1.0357}  # fmt: skip
+    d = _rating(worse_warm, champion)
+    assert not _check(d, "beats champion").passed
+    assert "warm/rmse 0.9950 vs champion 0.9900" in _check(d, "beats champion").detail
+    assert _check(d, "guard warm/mae").passed
+    better = {**worse_warm, "warm/rmse": 0.97}
+    assert _rating(better, champion).passed
+    # a champion with a better fallback: the challenger's cold users may not lose to it
+    sharper = {**champion, "cold/rmse": 1.02}
+    d = _rating(better, sharper)
+    assert not _check(d, "cold guard cold/rmse vs champion").passed
+    assert _check(d, "cold guard cold/rmse vs baseline").passed
+
+
+def test_no_warm_user_falls_back_to_all_users_and_says_so():
+    cold_only = {"warm/users": 0, "warm/rows": 0, "cold/users": 5, "cold/rows": 9,
+                 "rmse": 1.00, "mae": 0.8, "cold/rmse": 1.00, "cold/mae": 0.8}  # fmt: skip
+    base = {**cold_only, "rmse": 1.01, "cold/rmse": 1.01}
+    d = decide(cold_only, config=RATING_ROLE, primary="warm/rmse", baseline=base)
+    assert d.passed, d.reasons
+    check = _check(d, "population")
+    assert check.passed and check.detail == (
+        "no warm user in the test set (warm/users = 0): judged on all users instead, rmse for "
+        "warm/rmse (on_empty_population='all')")
+    assert "rmse 1.0000 vs baseline 1.0100" in _check(d, "beats baseline").detail
+    champion = {**cold_only, "mae": 0.7}
+    guarded = decide(cold_only, config=RATING_ROLE.model_copy(update={"min_improvement": 0}),
+                     primary="warm/rmse", baseline=base, champion=champion)  # fmt: skip
+    assert not _check(guarded, "guard mae").passed  # the guards fall back with the primary
+    strict = RATING_ROLE.model_copy(update={"on_empty_population": "refuse"})
+    refused = decide(cold_only, config=strict, primary="warm/rmse", baseline=base)
+    assert not refused.passed
+    assert "refused (on_empty_population='refuse')" in _check(refused, "population").detail
+
+
+def test_no_relevant_item_for_warm_users_is_an_empty_population_too():
+    metrics = {"warm/users": 3, "cold/users": 2, "ndcg_at_10": 0.3, "recall_at_10": 0.2,
+               "cold/ndcg_at_10": 0.3}  # fmt: skip
+    config = resolved(RankingGate(), 10)
+    d = decide(metrics, config=config, primary=config.primary_metric,
+               baseline={**metrics, "ndcg_at_10": 0.2})  # fmt: skip
+    assert "no warm/ndcg_at_10 for the 3 warm users" in _check(d, "population").detail
+    assert d.passed, d.reasons
+
+
+def test_no_cold_user_passes_the_cold_guard_and_says_so():
+    warm_only = {**BIAS, "cold/users": 0, "cold/rows": 0, "warm/rmse": 0.97}
+    del warm_only["cold/rmse"], warm_only["cold/mae"]
+    d = _rating(warm_only, config=RATING_ROLE)
+    assert _check(d, "cold guard").detail == (
+        "no cold user in the test set (cold/users = 0): nothing to guard")
+    assert d.passed
+
+
+def test_cold_guard_needs_the_metric_on_both_sides():
+    challenger = {**BIAS, "warm/rmse": 0.97}
+    del challenger["cold/rmse"]
+    d = _rating(challenger)
+    assert "the challenger has no 'cold/rmse'" in _check(
+        d, "cold guard cold/rmse vs baseline").detail
+    assert not d.passed
+
+
+def test_decision_tables_carry_the_populations():
+    challenger = {**BIAS, "warm/rmse": 0.9636, "cold_items/items": 3, "cold_items/rows": 40,
+                  "cold_items/share": 0.0025, "cold_items/rmse": 1.1}  # fmt: skip
+    md = _rating(challenger).to_markdown()
+    assert ("Populations (test users with / without training rows): warm 107 users (2,260 "
+            "rows); cold 194 users (13,740 rows); all 301 users (16,000 rows); cold items 3 "
+            "(0.2% of the rows)") in md
+    rows = [line.split(" | ")[0][2:] for line in md.splitlines()
+            if line.startswith("| ") and line.count("|") == 5][1:]
+    assert rows == ["mae", "warm/mae", "cold/mae", "rmse", "warm/rmse", "cold/rmse",
+                    "cold_items/rmse"]
+    assert "| warm/rmse | 0.9636 | - | 1.0009 |" in md
+
+
+def test_real_figures_a_warm_gain_passes_and_a_worse_fallback_is_refused():
+    """End to end on a time split: als beats bias on warm users and answers cold users as
+    bias does, so it passes; the same model answering unknown users with the mean is
+    refused by the cold guard, though its warm figures are the same."""
+    import numpy as np
+
+    from recsys_core.data import synthetic
+    from recsys_core.evaluation import evaluate
+    from recsys_core.features import Interactions, SplitConfig, split
+    from recsys_core.models import create
+
+    s = split(synthetic.generate(synthetic.config_for("small", seed=8)).interactions,
+              SplitConfig(strategy="time"))
+    data = Interactions.from_frame(s.train)
+    bias = evaluate(create("bias").fit(data), s.train, s.test).metrics
+    model = create("als").fit(data)
+    als = evaluate(model, s.train, s.test).metrics
+    assert als["cold/users"] > 0 and als["warm/users"] > 0
+    assert als["cold/rmse"] == pytest.approx(bias["cold/rmse"], abs=1e-12)
+    d = _rating_real(als, bias)
+    assert d.passed, d.reasons
+    assert als["warm/rmse"] < bias["warm/rmse"] - 0.01
+    model.fallback_item_bias_ = np.zeros_like(model.fallback_item_bias_)
+    broken = evaluate(model, s.train, s.test).metrics
+    assert broken["warm/rmse"] == pytest.approx(als["warm/rmse"])
+    refused = _rating_real(broken, bias)
+    assert not refused.passed
+    assert [r.split(":")[0] for r in refused.reasons if r.startswith("FAIL")] == [
+        "FAIL cold guard cold/rmse vs baseline"]
+
+
+def _rating_real(challenger, baseline):
+    return decide(challenger, config=RATING_ROLE, primary=RATING_ROLE.primary_metric,
+                  baseline=baseline)

@@ -51,3 +51,19 @@ def test_save_and_load(tmp_path):
     loaded = IdVocab.load(tmp_path / "users.json")
     assert loaded == vocab
     assert loaded.index(["u2"]).tolist() == [1]
+
+
+def test_index_maps_each_row_as_its_text_does():
+    import numpy as np
+    import pandas as pd
+
+    from recsys_core.features.ids import IdVocab
+
+    vocab = IdVocab.from_values([3, 1, 2, "10", 1, 3])
+    assert list(vocab.ids) == ["1", "10", "2", "3"]
+    rows = [1, "1", 3.0, None, "x", 10, 2, 2]
+    expected = vocab._index.get_indexer(pd.Series(rows, dtype=object).astype(str))
+    np.testing.assert_array_equal(vocab.index(rows), expected)
+    np.testing.assert_array_equal(vocab.index(np.array([10, 1, 99])), [1, 0, -1])
+    np.testing.assert_array_equal(vocab.index(pd.Series(["2", "3", "2"])), [2, 3, 2])
+    assert vocab.index([]).dtype == np.int32 and vocab.index([]).size == 0

@@ -100,6 +100,39 @@ def test_unknown_users_and_items(fitted, tiny):
         assert np.isfinite(pred).all() and (pred >= lo).all() and (pred <= hi).all()
 
 
+# rating models whose own answer for unknown ids is not the bias model's, and why
+OWN_FALLBACK = {
+    "bias": "it is the bias model",
+    "global-mean": "the floor the bias model is measured against",
+    "dp-als": "its private item side; a bias model on the raw ratings would release them",
+}
+
+
+def test_unknown_users_and_items_get_at_least_the_bias_models_answer(fitted, tiny):
+    """A pair with an unknown user or item is answered as the bias model fitted on the same
+    data answers it: no model's fallback is worse than the baseline's."""
+    name, model = fitted
+    if not model.predicts_ratings:
+        pytest.skip(f"{name} does not predict ratings")
+    assert type(model).bias_fallback is (name not in OWN_FALLBACK)
+    if name in OWN_FALLBACK:
+        return
+    bias = create("bias").fit(tiny.data)
+    items = list(tiny.train["item"].unique()[:15])
+    users = list(tiny.train["user"].unique()[:15])
+    for pair_users, pair_items in (
+        (["no-such-user"] * len(items), items),  # unknown user, known items
+        (users, ["no-such-item"] * len(users)),  # known users, unknown item
+        (["no-such-user", "nobody"], ["no-such-item", items[0]]),
+    ):
+        np.testing.assert_allclose(model.predict(pair_users, pair_items),
+                                   bias.predict(pair_users, pair_items), rtol=1e-12,
+                                   err_msg=name)
+    # known pairs still get the model's own answer (not the fallback)
+    known = model.predict(tiny.test["user"], tiny.test["item"])
+    assert not np.allclose(known, bias.predict(tiny.test["user"], tiny.test["item"]))
+
+
 def test_save_load_round_trip(fitted, tiny, tmp_path):
     name, model = fitted
     model.save(tmp_path / name)

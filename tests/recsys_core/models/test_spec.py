@@ -11,7 +11,7 @@ from recsys_core.models.spec import ModelSpec
 def test_strings_become_typed_overrides_and_the_config_keeps_every_default():
     spec = ModelSpec(name="sgd-mf", params={"factors": "8", "lr": "0.01"})
     assert spec.params == {"factors": 8, "lr": 0.01}
-    assert spec.config.factors == 8 and spec.config.epochs == 20
+    assert spec.config.factors == 8 and spec.config.epochs == 30
     model = spec.create()
     assert isinstance(model, SGDMF) and model.config is spec.config and not model.is_fitted
     assert spec.flat() == {"name": "sgd-mf", **spec.config.model_dump(mode="json")}
@@ -38,7 +38,7 @@ def test_the_schema_offers_the_models_and_describes_their_hyperparameters():
     assert schema["properties"]["name"]["enum"] == available()
     text = schema["properties"]["params"]["description"]
     assert all(f"**{name}**" in text for name in available())
-    assert "**sgd-mf**: factors=100, epochs=20" in text
+    assert "**sgd-mf**: factors=100, epochs=30" in text
 
 
 def test_a_spec_round_trips_through_json():

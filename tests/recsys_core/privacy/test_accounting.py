@@ -63,3 +63,19 @@ def test_delta_must_lie_in_the_open_unit_interval(delta):
 def test_an_unreachable_target_is_refused():
     with pytest.raises(ConfigError, match="raise epsilon or delta"):
         accounting.noise_multiplier_for(1e-9, 1e-12, 1000)
+
+
+def test_two_fits_compose_to_the_accountants_epsilon_of_every_release():
+    # the evaluated model and its refit, 4 releases each: 8 Gaussian releases composed; more
+    # than one fit's epsilon, less than the sum basic composition gives
+    one = accounting.epsilon(3.0, 4, 1e-6, "rdp")
+    both = accounting.composed_epsilon([(3.0, 4), (3.0, 4)], 1e-6, "rdp")
+    assert both == pytest.approx(accounting.epsilon(3.0, 8, 1e-6, "rdp"), rel=1e-12)
+    assert one < both < 2 * one
+    mixed = accounting.composed_epsilon([(3.0, 4), (6.0, 2)], 1e-6, "pld")
+    assert accounting.epsilon(3.0, 4, 1e-6, "pld") < mixed
+
+
+def test_composing_nothing_is_refused():
+    with pytest.raises(ConfigError, match="at least one fit"):
+        accounting.composed_epsilon([], 1e-6)

@@ -8,6 +8,7 @@ from recsys_core.exceptions import ModelCapabilityError
 from recsys_core.features import Interactions
 from recsys_core.models import create
 from recsys_core.serving import Scorer
+from recsys_core.serving.scorer import _top_k
 
 PARAMS = {
     "ease": {"reg": 50.0},
@@ -192,3 +193,58 @@ def test_predict_matches_the_model_and_flags_cold_ids(fitted, data):
 def test_k_must_be_positive(fitted):
     with pytest.raises(ValueError, match="positive"):
         Scorer(fitted("ease")).recommend(None, 0)
+
+
+@pytest.mark.parametrize("name", ["ease", "sgd-mf", "popularity"])
+def test_k_above_the_unseen_items_gives_every_unseen_item_and_nothing_seen(fitted, data, name):
+    scorer = Scorer(fitted(name))
+    user = data.users.ids[0]
+    seen = set(data.items.ids[data.matrix[0].indices])
+    unseen = set(data.items.ids) - seen
+    rec = scorer.recommend(user, len(data.items.ids) + 5)
+    got = [i.item_id for i in rec.items]
+    assert len(got) == len(set(got)) == len(unseen)
+    assert set(got) == unseen
+    assert all(np.isfinite(i.score) for i in rec.items)
+
+
+def test_top_k_keeps_only_finite_scores_best_first():
+    scores = np.array([0.5, -np.inf, 2.0, np.nan, 1.0, -np.inf], dtype=np.float64)
+    np.testing.assert_array_equal(_top_k(scores, 10), [2, 4, 0])
+    np.testing.assert_array_equal(_top_k(scores, 2), [2, 4])
+    assert _top_k(np.full(3, -np.inf), 3).size == 0
+
+
+@pytest.mark.parametrize("name", ["ease", "item-knn-implicit"])
+def test_item_item_requests_copy_no_model_array(fitted, data, name, tmp_path):
+    import tracemalloc
+
+    from recsys_core.models.base import Recommender
+
+    model = fitted(name)
+    W = model.weights_ if name == "ease" else model.similarity_
+    if name == "ease":
+        # a model saved before the weights were C-ordered (cho_solve's Fortran order) is
+        # aligned when it is loaded
+        assert W.flags.c_contiguous and W.dtype == np.float32
+        model.weights_ = np.asfortranarray(W)
+        loaded = Recommender.load(model.save(tmp_path / "m"))
+        model.weights_ = W
+        assert loaded.weights_.flags.c_contiguous and loaded.weights_.dtype == np.float32
+    scorer = Scorer(model)
+    users = data.users.ids[:20]
+    scorer.recommend(users[0], 10)  # compiled and warm
+    tracemalloc.start()
+    for user in users:
+        scorer.recommend(user, 10, recent_items=[data.items.ids[0]])
+        scorer.recommend(user, 10)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    if name == "ease":  # (the pruned similarity of item-knn-implicit is too small to tell)
+        assert peak < W.nbytes / 4, (peak, W.nbytes)
+    # the scores are the product x W, whatever the path
+    X = model.user_items_[:20].toarray().astype(np.float64)
+    W64 = W.astype(np.float64) if isinstance(W, np.ndarray) else W.toarray().astype(np.float64)
+    np.testing.assert_allclose(scorer.score_block(np.arange(20)), X @ W64, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(model._score_users(np.arange(20, dtype=np.int32)), X @ W64,
+                               rtol=1e-4, atol=1e-5)

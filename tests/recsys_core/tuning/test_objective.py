@@ -70,3 +70,21 @@ def test_study_plots_leave_the_global_plot_style_alone(tmp_path):
     study.optimize(lambda t: t.suggest_float("x", 0, 1) + t.suggest_float("y", 0, 1), n_trials=4)
     assert len(study_plots(study, tmp_path)) == 2
     assert list(plt.rcParams["axes.prop_cycle"]) == before
+
+
+@pytest.mark.parametrize("strategy", ["time", "replay"])
+def test_a_trial_is_scored_by_its_split_strategys_protocol(strategy, tmp_path):
+    from recsys_core.data.synthetic import config_for, generate
+    from recsys_core.features.prepare import build
+    from recsys_core.features.splits import SplitConfig
+    from recsys_core.models.spec import ModelSpec
+    from recsys_core.tuning.objective import score_trial, validation_features
+
+    frame = generate(config_for("tiny")).interactions
+    feats = build(frame, None, SplitConfig(strategy=strategy), tmp_path / "features")
+    inner = validation_features(feats, SplitConfig(strategy=strategy), tmp_path / "validation")
+    metrics = score_trial(ModelSpec(name="popularity"), inner, k=5)
+    _, test = inner.frames()
+    # the replay answers once per validation interaction, by revealed interactions
+    assert ("revealed_0/ndcg_at_5" in metrics) == (strategy == "replay")
+    assert metrics.get("n", len(test)) == len(test) and "ndcg_at_5" in metrics

@@ -52,4 +52,4 @@ def test_range_ends_and_contains():
 def test_default_params_keep_what_the_space_holds():
     spec = ModelSpec(name="sgd-mf", params={"lr": 0.01})
     space = space_for("sgd-mf", {"factors": {"kind": "int", "low": 2, "high": 16}})
-    assert default_params(spec, space) == {"epochs": 20, "lr": 0.01, "reg": 0.02}
+    assert default_params(spec, space) == {"epochs": 30, "lr": 0.01, "reg": 0.08}

@@ -1,0 +1,98 @@
+"""Per-stage costs of ``recsys evaluate``'s work: read, map the ids, fit, evaluate (top-k inside).
+
+    python benchmarks/evaluation_stages.py --generate DIR --users 8000 --items 59047 \\
+        --ratings 1000000                      # a train/test Parquet pair, 2% of rows held out
+    /usr/bin/time -f "%e s, %M KB" python benchmarks/evaluation_stages.py DIR --model sgd-mf
+
+Prints one JSON line: the seconds of each stage, the peak RSS of the process, NDCG@10 and the
+ranked users. Run the previous code and this code in turn on the same files (``PYTHONPATH`` at a
+checkout of the previous commit) and compare the ratios: on a shared machine the absolute times
+move with the load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def generate(folder: Path, users: int, items: int, ratings: int, seed: int) -> None:
+    from recsys_core.data.synthetic import SyntheticConfig
+    from recsys_core.data.synthetic import generate as synth
+
+    cfg = SyntheticConfig(n_users=users, n_items=items, n_ratings=ratings, seed=seed)
+    frame = synth(cfg).interactions
+    test = np.random.default_rng(seed).random(len(frame)) < 0.02
+    folder.mkdir(parents=True, exist_ok=True)
+    frame[~test].reset_index(drop=True).to_parquet(folder / "train.parquet")
+    frame[test].reset_index(drop=True).to_parquet(folder / "test.parquet")
+
+
+def stages(folder: Path, model_name: str) -> dict:
+    from recsys_core.evaluation.evaluate import evaluate
+    from recsys_core.features.matrix import Interactions
+    from recsys_core.models import create
+    from recsys_core.models.base import Recommender
+
+    params = {"factors": 64} if model_name == "sgd-mf" else {}
+    st: dict[str, float] = {}
+    t = time.perf_counter()
+    train = pd.read_parquet(folder / "train.parquet")
+    test = pd.read_parquet(folder / "test.parquet")
+    st["read"] = time.perf_counter() - t
+    t = time.perf_counter()
+    data = Interactions.from_frame(train)
+    _ = data.matrix
+    st["ids_and_matrix"] = time.perf_counter() - t
+    t = time.perf_counter()
+    model = create(model_name, params).fit(data)
+    st["fit"] = time.perf_counter() - t
+    inner = Recommender.recommend_idx
+    spent = [0.0]
+
+    def timed(self, *args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return inner(self, *args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - t0
+
+    Recommender.recommend_idx = timed  # type: ignore[method-assign]
+    t = time.perf_counter()
+    result = evaluate(model, train, test, k=10)
+    st["evaluate"] = time.perf_counter() - t
+    st["evaluate_recommend_idx"] = spent[0]
+    return {"model": model_name, "stages_s": {k: round(v, 2) for k, v in st.items()},
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "ndcg_at_10": result.metrics.get("ndcg_at_10"),
+            "ranked_users": result.counts.get("ranked_users")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folder", type=Path, nargs="?")
+    ap.add_argument("--model", default="sgd-mf")
+    ap.add_argument("--generate", type=Path, default=None, help="write a train/test pair here")
+    ap.add_argument("--users", type=int, default=8_000)
+    ap.add_argument("--items", type=int, default=59_047)
+    ap.add_argument("--ratings", type=int, default=1_000_000)
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args(argv)
+    if args.generate:
+        generate(args.generate, args.users, args.items, args.ratings, args.seed)
+        return 0
+    if args.folder is None:
+        ap.error("give the folder of train.parquet and test.parquet")
+    print(json.dumps(stages(args.folder, args.model)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
