@@ -78,6 +78,7 @@ SLOW_KINDS := stack or flow or spark or slow
 .PHONY: test-fast
 test: install  ## lint and type-check, then the whole test suite, the loopback stack included
 	$(BIN)/ruff check recsys_core recsys_service tasks flows recsys_cli tests benchmarks infra
+	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_FLAGS)
 
@@ -91,8 +92,9 @@ test-unit: install  ## type-check, then the tests that need no server
 test-stack: install  ## the end-to-end tests against a loopback stack of their own
 	$(BIN)/python -m pytest -q -m stack $(PYTEST_FLAGS)
 
-lint: install  ## ruff over the code, mypy over recsys_core (files and settings in pyproject.toml)
+lint: install  ## ruff, the import contracts (lint-imports) and mypy (settings in pyproject.toml)
 	$(BIN)/ruff check recsys_core recsys_service tasks flows recsys_cli tests benchmarks infra
+	$(BIN)/lint-imports
 	$(BIN)/mypy
 
 bench: install  ## our models against Surprise and implicit on the same splits

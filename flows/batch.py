@@ -48,6 +48,7 @@ def _auto_scheduled() -> bool:
     from prefect.context import get_run_context
 
     try:
-        return bool(get_run_context().flow_run.auto_scheduled)
+        flow_run = getattr(get_run_context(), "flow_run", None)
+        return bool(flow_run is not None and flow_run.auto_scheduled)
     except Exception:  # noqa: BLE001 - no run context: a direct call
         return False

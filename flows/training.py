@@ -10,7 +10,6 @@ refit on every row of the split once a gate has passed; the judged model is kept
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import uuid
 from pathlib import Path
@@ -29,6 +28,7 @@ from recsys_core.features.splits import SplitConfig
 from recsys_core.models.spec import DEFAULT_MODEL, ModelSpec
 from recsys_core.privacy.pseudonyms import PSEUDONYMIZED_TAG
 from recsys_core.redaction import redact
+from recsys_core.settings import get_settings
 from recsys_core.spark.engine import EvaluationEngine, resolve_engine
 from recsys_core.tracking import mlflow_run, registry
 from recsys_core.validation.rules import ValidationRules
@@ -141,7 +141,7 @@ class TrainingParams(RunInputs):
 
     def competing_roles(self) -> list[str]:
         """The roles this run competes for (``roles`` resolved against the model)."""
-        return competing_roles(self.roles, predicts_ratings=self.model.predicts_ratings,
+        return competing_roles(self.roles, fillable=self.model.model_class.capabilities.roles,
                                model=self.model.name)
 
     def logged(self) -> dict[str, Any]:
@@ -388,7 +388,7 @@ def _close(run_id: str, status: str, error: str | None, workdir: Path) -> None:
                                  **({"recsys.error": error[:4000]} if error else {})})
     except Exception:  # noqa: BLE001 - the original error matters more
         logging.getLogger(__name__).exception("could not close MLflow run %s", run_id)
-    if not os.environ.get("RECSYS_KEEP_RUN_FILES"):
+    if not get_settings().training.keep_run_files:
         shutil.rmtree(workdir, ignore_errors=True)
 
 

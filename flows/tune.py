@@ -21,7 +21,6 @@ Settings of the cluster (read when this module is imported):
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from pathlib import Path
@@ -36,6 +35,7 @@ from recsys_core.extras import require
 from recsys_core.features.splits import SplitConfig
 from recsys_core.models.spec import ModelSpec
 from recsys_core.redaction import redact
+from recsys_core.settings import get_settings
 from recsys_core.tracking import mlflow_run
 from recsys_core.tuning import ParamRange, objective_metric, space_for, storage_url
 from tasks import run_context
@@ -94,15 +94,18 @@ def _task_runner() -> Any:
     require("prefect_dask", "tune")
     from prefect_dask import DaskTaskRunner
 
-    address = os.environ.get("RECSYS_DASK_ADDRESS", "").strip()
+    tuning = get_settings().tuning
+    address = (tuning.dask_address or "").strip()
     if address:
         return DaskTaskRunner(address=address)
-    workers = int(os.environ.get("RECSYS_DASK_WORKERS", "2"))
+    workers = tuning.dask_workers
     return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1,
                                           "processes": False, "dashboard_address": None})
 
 
-@flow(name="tune", task_runner=_task_runner(), log_prints=True)
+# prefect-dask's runner is typed against its own future type, not the TaskRunner[PrefectFuture]
+# that flow() declares
+@flow(name="tune", task_runner=_task_runner(), log_prints=True)  # type: ignore[arg-type]
 def tune_flow(params: TuneParams = TuneParams()) -> dict[str, Any]:  # noqa: B008
     """Add ``n_trials`` trials to the study and log its best parameters; promote nothing.
 
@@ -167,7 +170,7 @@ def tune_flow(params: TuneParams = TuneParams()) -> dict[str, Any]:  # noqa: B00
         end_run(run_id, status, {"recsys.status": status.lower(),
                                  **({"recsys.error": outcome["error"][:4000]}
                                     if "error" in outcome else {})})
-        if not os.environ.get("RECSYS_KEEP_RUN_FILES"):
+        if not get_settings().training.keep_run_files:
             shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -36,6 +36,7 @@ from recsys_cli.console import err, error_message, exit_code, help_of, print_err
 from recsys_cli.prefect_console import console_on_this_stderr  # noqa: E402
 from recsys_core.exceptions import RecsysError  # noqa: E402
 from recsys_core.redaction import redact  # noqa: E402
+from recsys_core.settings import get_settings  # noqa: E402
 
 load_dotenv(Path.cwd() / ".env", override=False)
 
@@ -50,7 +51,7 @@ class RecsysGroup(TyperGroup):
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise  # usage errors (exit 2): typer prints them with the usage line
         except Exception as exc:  # noqa: BLE001 - the global handler: every error, one line
-            if ctx.params.get("debug") or os.environ.get("RECSYS_DEBUG"):
+            if ctx.params.get("debug") or get_settings().cli.debug:
                 err.print(redact("".join(traceback.format_exception(exc))), end="",
                           highlight=False, markup=False, soft_wrap=True)
             hint = "" if isinstance(exc, RecsysError) else " (--debug shows the traceback)"

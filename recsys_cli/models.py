@@ -19,12 +19,11 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="machine-readabl
     champion-rating for /predict); a ranking-only model for champion-ranking only.
     """
     from recsys_core.models.registry import describe
-    from recsys_core.tracking.registry import RANKING, RATING, ROLE_ALIASES
+    from recsys_core.tracking.registry import ROLE_ALIASES
 
     info = describe()
-    for m in info:
-        m["roles"] = {r: ROLE_ALIASES[r] for r in (RANKING, RATING)
-                      if r == RANKING or m["predicts_ratings"]}
+    for m in info:  # the roles each family declares, with their champion aliases
+        m["roles"] = {r: ROLE_ALIASES[r] for r in m["capabilities"]["roles"]}
     if as_json:
         sys.stdout.write(json.dumps(info, default=str) + "\n")
         return

@@ -16,6 +16,11 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import weakref
+from typing import Any
+
+_quieted: weakref.WeakSet[Any] = weakref.WeakSet()
+"""Prefect's console handlers whose ``format`` already drops tracebacks."""
 
 
 def quiet_prefect() -> None:
@@ -33,10 +38,10 @@ def quiet_prefect() -> None:
     console_on_this_stderr()
     for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
         for handler in getattr(logger, "handlers", []):
-            if isinstance(handler, PrefectConsoleHandler) and not getattr(
-                    handler, "_recsys_quiet", False):
-                handler.format = _without_traceback(handler.format)
-                handler._recsys_quiet = True
+            if isinstance(handler, PrefectConsoleHandler) and handler not in _quieted:
+                # this handler only (a subclass would not be the one Prefect built)
+                handler.format = _without_traceback(handler.format)  # type: ignore[method-assign]
+                _quieted.add(handler)
 
 
 def console_on_this_stderr() -> None:

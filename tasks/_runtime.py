@@ -14,12 +14,12 @@ Every retried task is declared with ``**IO_RETRY``.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from prefect import get_run_logger
 
-from recsys_core.exceptions import ConfigError, DataSourceError, RecsysError, TrackingError
+from recsys_core.exceptions import DataSourceError, RecsysError, TrackingError
+from recsys_core.settings import get_settings
 
 DEFAULT_RETRIES = 3
 DEFAULT_DELAYS = (2.0, 5.0, 15.0)
@@ -28,33 +28,13 @@ MAX_IO_RETRIES = 10
 
 
 def io_retries() -> int:
-    """Retries after the first attempt, from ``RECSYS_IO_RETRIES``."""
-    raw = os.environ.get("RECSYS_IO_RETRIES", "").strip()
-    if not raw:
-        return DEFAULT_RETRIES
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"RECSYS_IO_RETRIES={raw!r} is not a whole number; e.g. "
-                          "RECSYS_IO_RETRIES=3") from None
-    if not 0 <= value <= MAX_IO_RETRIES:
-        raise ConfigError(f"RECSYS_IO_RETRIES={raw!r} must be between 0 and {MAX_IO_RETRIES}")
-    return value
+    """Retries after the first attempt (``RECSYS_IO_RETRIES``, recsys_core.settings)."""
+    return get_settings().retries.io_retries
 
 
 def io_retry_delays() -> list[float]:
-    """Seconds before each retry, from ``RECSYS_IO_RETRY_DELAYS``."""
-    raw = os.environ.get("RECSYS_IO_RETRY_DELAYS", "").strip()
-    if not raw:
-        return list(DEFAULT_DELAYS)
-    try:
-        delays = [float(part) for part in raw.split(",")]
-    except ValueError:
-        raise ConfigError(f"RECSYS_IO_RETRY_DELAYS={raw!r} is not a comma-separated list of "
-                          "seconds; e.g. RECSYS_IO_RETRY_DELAYS=2,5,15") from None
-    if any(d < 0 for d in delays):
-        raise ConfigError(f"RECSYS_IO_RETRY_DELAYS={raw!r}: delays cannot be negative")
-    return delays
+    """Seconds before each retry (``RECSYS_IO_RETRY_DELAYS``, recsys_core.settings)."""
+    return list(get_settings().retries.io_retry_delays)
 
 
 class _SettingDelays(list):
@@ -107,11 +87,9 @@ def is_transient(exc: BaseException | None) -> bool:
         return is_transient(exc.__cause__)
     if isinstance(exc, RecsysError):
         return False  # data, settings, gate, training: retrying changes nothing
-    try:
-        from mlflow.exceptions import MlflowException
-    except ImportError:  # pragma: no cover - mlflow is a dependency
-        MlflowException = ()  # noqa: N806
-    if MlflowException and isinstance(exc, MlflowException):
+    from mlflow.exceptions import MlflowException  # a dependency
+
+    if isinstance(exc, MlflowException):
         return exc.error_code not in _PERMANENT_MLFLOW
     try:
         from botocore.exceptions import ClientError

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -12,7 +14,8 @@ from recsys_core.tracking import mlflow_run, registry
 from recsys_core.tracking.model_store import load_recommender
 from tasks._runtime import IO_RETRIES, IO_RETRY_DELAYS, logger
 
-_io = dict(retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS, cache_policy=NO_CACHE)
+_io: dict[str, Any] = dict(retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS,
+                           cache_policy=NO_CACHE)
 
 
 @task(name="resolve-version", **_io)

@@ -69,8 +69,9 @@ def evaluate_models(model_dir: str, feats: Features, *, k: int,
     used = resolve_engine(engine, challenger.name)
     if feats.info.get("strategy") == "replay":  # the replay folds in per user: local only
         used = "local"
-    tags = {"recsys.evaluation.engine": used, "recsys.evaluation.engine.baselines": "local",
-            "recsys.evaluation.engine.champions": "local"}
+    tags: dict[str, str] = {"recsys.evaluation.engine": used,
+                             "recsys.evaluation.engine.baselines": "local",
+                             "recsys.evaluation.engine.champions": "local"}
     frames: list[tuple[pd.DataFrame, pd.DataFrame]] = []
 
     def split_frames() -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -46,7 +46,8 @@ def trigger(requested: str) -> str:
     from prefect.context import get_run_context
 
     try:
-        scheduled = bool(get_run_context().flow_run.auto_scheduled)
+        flow_run = getattr(get_run_context(), "flow_run", None)
+        scheduled = bool(flow_run is not None and flow_run.auto_scheduled)
     except Exception:  # noqa: BLE001 - no run context: a direct call
         scheduled = False
     return "schedule" if scheduled else "manual"

@@ -2,9 +2,18 @@
 
 import contextlib
 import os
+import sys
 import uuid
 
 import pytest
+
+# pyspark.sql.connect (which Great Expectations imports) exits a process whose __main__ has
+# neither a spec nor a file, taking it for a doctest run: a pytest-xdist worker's __main__ is
+# such a module. An empty file stands in (multiprocessing's spawned children run it as their
+# __main__, which does nothing).
+_main = sys.modules["__main__"]
+if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
+    _main.__file__ = os.path.join(os.path.dirname(__file__), "worker_main.py")
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -227,3 +236,23 @@ def _prefect_console_on_the_current_stderr():
     from recsys_cli.prefect_console import console_on_this_stderr
 
     console_on_this_stderr()
+
+
+@pytest.fixture(autouse=True)
+def _settings_read_afresh(monkeypatch):
+    """``recsys_core.settings`` reads the environment once per process; in a test, a variable
+    set or removed through ``monkeypatch`` is read again on the next use (and every test starts
+    from the environment as it is)."""
+    from recsys_core.settings import reset_settings
+
+    reset_settings()
+    for name in ("setenv", "delenv"):
+        change = getattr(monkeypatch, name)
+
+        def then_reset(*args, _change=change, **kwargs):
+            _change(*args, **kwargs)
+            reset_settings()
+
+        setattr(monkeypatch, name, then_reset)
+    yield
+    reset_settings()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
 import socket
 import urllib.error
 import urllib.parse
@@ -28,6 +27,7 @@ import pandas as pd
 from recsys_core.data.schema import Collected, normalize_interactions, normalize_items
 from recsys_core.exceptions import DataError, DataSourceError
 from recsys_core.redaction import redact
+from recsys_core.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ BASE_URL = "https://files.grouplens.org/datasets/movielens/"
 
 def base_url() -> str:
     """Where the releases are downloaded from: ``RECSYS_MOVIELENS_URL`` or GroupLens."""
-    url = os.environ.get("RECSYS_MOVIELENS_URL") or BASE_URL
+    url = get_settings().movielens.url or BASE_URL
     return url if url.endswith("/") else url + "/"
 
 
@@ -82,7 +82,7 @@ _U_ITEM_GENRES = (
 
 def cache_dir() -> Path:
     """Folder where MovieLens zips are cached (``RECSYS_CACHE_DIR`` or ``~/.cache/recsys``)."""
-    root = os.environ.get("RECSYS_CACHE_DIR") or Path.home() / ".cache" / "recsys"
+    root = get_settings().movielens.cache_dir or Path.home() / ".cache" / "recsys"
     return Path(root) / "movielens"
 
 

@@ -59,6 +59,7 @@ Boundaries, so that a reader can predict every verdict:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -72,6 +73,7 @@ from recsys_core.evaluation.metrics import (
     population_of,
 )
 from recsys_core.exceptions import ConfigError
+from recsys_core.models.base import ROLES
 
 
 class GateConfig(BaseModel):
@@ -167,13 +169,11 @@ class RoleGates(BaseModel):
         return self.ranking if role == "ranking" else self.rating
 
 
-ROLES = ("ranking", "rating")
-
-
-def competing_roles(requested: str | list[str], *, predicts_ratings: bool,
+def competing_roles(requested: str | Sequence[str], *, fillable: Sequence[str],
                     model: str) -> list[str]:
-    """The roles a run competes for: ``auto`` is every role the model can fill (a rating model
-    both, a ranking-only model ``ranking``), a list restricts them.
+    """The roles a run competes for: ``auto`` is every role the model can fill (``fillable``,
+    its family's ``capabilities.roles``: a rating model both, a ranking-only model
+    ``ranking``), a list restricts them.
 
     Raises
     ------
@@ -182,13 +182,13 @@ def competing_roles(requested: str | list[str], *, predicts_ratings: bool,
         predict ratings.
     """
     if requested == "auto":
-        return list(ROLES) if predicts_ratings else ["ranking"]
+        return [r for r in ROLES if r in fillable]
     roles = [requested] if isinstance(requested, str) else list(requested)
     unknown = [r for r in roles if r not in ROLES]
     if unknown or not roles:
         raise ConfigError(f"roles={requested!r}: give 'auto' or a list of {', '.join(ROLES)}, "
                           "e.g. roles=['ranking']")
-    if "rating" in roles and not predicts_ratings:
+    if "rating" in roles and "rating" not in fillable:
         raise ConfigError(
             f"model {model!r} does not predict ratings, so it cannot compete for the rating "
             "role (champion-rating serves /predict); use roles=['ranking'] or 'auto', or a "

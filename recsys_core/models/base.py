@@ -13,6 +13,11 @@ A model works in index space internally and in raw-id space at its public surfac
 
 Subclasses implement ``_fit``, ``_score_users`` (scores of every item for known users) and, for
 rating models, ``_predict_idx``.
+
+What a family can do is declared once on its class, in :attr:`Recommender.capabilities` (roles,
+ratings, fold-in, factor scoring, Spark, item metadata), beside ``user_axes`` (its per-user
+arrays) and ``factor_attributes`` (where its factors live). Code outside ``recsys_core.models``
+reads these declarations; it never tests a model's name nor looks for fitted attributes.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self, cast
+from typing import Any, ClassVar, Literal, Self, cast
 
 import numpy as np
 import pandas as pd
@@ -52,6 +58,67 @@ def merged_user_axes(cls: type) -> dict[str, int]:
     return out
 
 
+RANKING = "ranking"
+RATING = "rating"
+ROLES: tuple[str, ...] = (RANKING, RATING)
+"""The serving roles: ``ranking`` (top-k lists) and ``rating`` (``/predict``)."""
+
+FoldIn = Literal["factors", "item-item"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model family can do, declared once on its class (``capabilities = ...``).
+
+    Like scikit-learn's estimator tags: the scorer, the Spark engine, the gate, ``recsys models``
+    and forget read them, so a new family needs no change anywhere else. The contract suite
+    (``tests/recsys_core/models/test_contract.py``) checks every family against its declaration.
+    """
+
+    predicts_ratings: bool = True
+    """``predict`` gives ratings: the family can fill the rating role (``champion-rating``)."""
+    fold_in: FoldIn | None = None
+    """How :meth:`Recommender.fold_in` scores a user from items given at request time, and the
+    arrays the scorer serves from: ``"factors"`` (a user vector solved against the fixed item
+    factors of :meth:`Recommender.factors`), ``"item-item"`` (the user's interaction row times
+    the item-item weights of :meth:`Recommender.item_item`); ``None``: no fold-in."""
+    factor_scores: bool = False
+    """Every score is ``mu + b_u + b_i + p_u . q_i`` of :meth:`Recommender.factors` (biases
+    zero where the family has none): the exported factor tables rebuild the model."""
+    scored_in_spark: bool = False
+    """The Spark evaluator can score the family (it rebuilds scores from the factors)."""
+    fitted_in_spark: bool = False
+    """Spark fits the family: the ``auto`` evaluation engine scores it in Spark too."""
+    needs_item_metadata: bool = False
+    """``fit`` needs the item metadata (title, genres) beside the interactions."""
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """The serving roles the family can fill: ranking, and rating if it predicts ratings."""
+        return ROLES if self.predicts_ratings else (RANKING,)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"roles": list(self.roles), "predicts_ratings": self.predicts_ratings,
+                "fold_in": self.fold_in, "factor_scores": self.factor_scores,
+                "scored_in_spark": self.scored_in_spark,
+                "fitted_in_spark": self.fitted_in_spark,
+                "needs_item_metadata": self.needs_item_metadata}
+
+
+@dataclass(frozen=True)
+class Factors:
+    """A factor model's fitted arrays, ``score = global_bias + user_bias[u] + item_bias[i] +
+    user[u] . item[i]`` (float32, C-contiguous; the biases zero where the family has none)."""
+
+    user: np.ndarray
+    item: np.ndarray
+    user_bias: np.ndarray
+    item_bias: np.ndarray
+    global_bias: float
+    biased: bool
+    """The family learns biases (an explicit rating model)."""
+
+
 class ModelConfig(BaseModel):
     """Base of every model's hyperparameters: frozen, unknown fields rejected."""
 
@@ -72,12 +139,38 @@ def config_error(model: str, exc: pydantic.ValidationError) -> ConfigError:
     return ConfigError(f"invalid hyperparameters for model {model!r}: " + "; ".join(parts))
 
 
+def build_config(config_class: type[ModelConfig], model: str,
+                 params: dict[str, Any]) -> ModelConfig:
+    """``params`` (strings are converted to the fields' types) as ``config_class``: the one
+    check of a model's hyperparameters (the registry, ``ModelSpec`` and ``__init__`` use it).
+
+    Raises
+    ------
+    ConfigError
+        Unknown parameters (the valid ones listed) or invalid values (field and range named).
+    """
+    fields = config_class.model_fields
+    unknown = sorted(set(params) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown parameter(s) {', '.join(repr(u) for u in unknown)} for model {model!r}; "
+            f"valid: {', '.join(fields) or '(none)'}"
+        )
+    try:
+        return config_class(**params)
+    except pydantic.ValidationError as exc:
+        raise config_error(model, exc) from None
+
+
 class Recommender(ABC):
     """Base class of all models (see the module docstring for the contract)."""
 
     name: ClassVar[str] = ""
     Config: ClassVar[type[ModelConfig]] = ModelConfig
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    """What the family can do (see :class:`Capabilities`); declared on each family's class."""
     predicts_ratings: ClassVar[bool] = True
+    """``capabilities.predicts_ratings``, copied by ``__init_subclass__`` (never set directly)."""
     bias_fallback: ClassVar[bool] = True
     """Rating models: whether a pair with an unknown user or item is answered by the bias
     baseline fitted beside the model (``recsys_core.models.fallback``) rather than by the
@@ -100,8 +193,16 @@ class Recommender(ABC):
         "item_factors": "item_factors_",
         "user_bias": "user_bias_",
         "item_bias": "item_bias_",
+        "global_bias": "mu_",
     }
-    """The fitted attributes exported as ``user_factors.parquet``/``item_factors.parquet``."""
+    """Where the family keeps its factors: the fitted attributes exported as
+    ``user_factors.parquet``/``item_factors.parquet`` and read by :meth:`factors`."""
+    item_item_attributes: ClassVar[dict[str, str]] = {
+        "weights": "weights_",
+        "user_items": "user_items_",
+    }
+    """Where an item-item family (``capabilities.fold_in == "item-item"``) keeps its items x items
+    weights and its users x items interaction rows: read by :meth:`item_item`."""
     user_axes: ClassVar[dict[str, int]] = {
         "seen_": 0,
         "user_bias_": 0,
@@ -116,6 +217,19 @@ class Recommender(ABC):
     makes no privacy promise). Every other stored array, scalar and id file is outside it, and
     the saved model's ``MANIFEST`` says so (``recsys_core.models.manifest``)."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "predicts_ratings" in vars(cls):
+            raise TypeError(f"{cls.__name__}: declare predicts_ratings in its capabilities "
+                            "(capabilities = Capabilities(predicts_ratings=...)), not alone")
+        cls.predicts_ratings = cls.capabilities.predicts_ratings
+
+    @classmethod
+    def per_user_arrays(cls) -> dict[str, int]:
+        """The fitted attributes indexed by user and the axis of the user (``user_axes``,
+        merged along the class hierarchy): what forgetting a user drops."""
+        return merged_user_axes(cls)
+
     # fitted by ``fit`` for every model
     user_vocab_: IdVocab
     item_vocab_: IdVocab
@@ -128,10 +242,7 @@ class Recommender(ABC):
         if config is not None and params:
             raise ConfigError("pass either a config object or keyword parameters, not both")
         if config is None:
-            try:
-                config = self.Config(**params)
-            except pydantic.ValidationError as exc:
-                raise config_error(self.name or type(self).__name__, exc) from None
+            config = build_config(self.Config, self.name or type(self).__name__, params)
         elif not isinstance(config, self.Config):
             raise ConfigError(
                 f"model {self.name!r} takes a {self.Config.__name__}, got {type(config).__name__}"
@@ -172,6 +283,7 @@ class Recommender(ABC):
         if titles is not None:
             self.item_titles_ = titles
         self.history_ = []
+        self.__dict__.pop("_factors_cache", None)
         training = Training(
             self.history_, eval_data=eval_data, rating_scale=self.rating_scale_, callback=callback
         )
@@ -365,6 +477,86 @@ class Recommender(ABC):
             out = out + p
         return sp.csr_matrix(out)
 
+    # ------------------------------------------------------------------ fold-in and serving
+    def fold_in(
+        self, items: np.ndarray, ratings: np.ndarray | None = None, *, user: int = -1
+    ) -> np.ndarray:
+        """Scores of every item for a user who has just interacted with ``items``.
+
+        ``items`` are item indices, ``ratings`` their values (``None``: plain interactions,
+        which explicit models count at the top of the training scale); they are added to the
+        training history of user index ``user`` (``-1``: a user the model never saw). The model
+        is not changed (implicit's ``recalculate_user``, LensKit's ``new_user_embedding``).
+        Families declare how in ``capabilities.fold_in``; a family with another way overrides
+        this method.
+
+        Raises
+        ------
+        ModelCapabilityError
+            The family cannot fold a user in (``capabilities.fold_in`` is ``None``).
+        """
+        self._check_fitted()
+        from recsys_core.models import fold_in
+
+        how = self.capabilities.fold_in
+        if how is None:
+            raise ModelCapabilityError(
+                f"model {self.name!r} cannot fold in a user at request time; use an item-item "
+                "(ease, item-knn-implicit) or factor model (sgd-mf, als, implicit-als)")
+        items = np.asarray(items, dtype=np.int64)
+        if how == "factors":
+            return fold_in.factor_scores(self, items, ratings, user)
+        return fold_in.item_item_scores(self, items, ratings, user)
+
+    def factors(self) -> Factors:
+        """The fitted factors named by ``factor_attributes`` (``capabilities.fold_in ==
+        "factors"``), float32 and contiguous, cached on first use.
+
+        Raises
+        ------
+        ModelCapabilityError
+            The family keeps no user and item factors.
+        """
+        self._check_fitted()
+        cached = self.__dict__.get("_factors_cache")
+        if cached is not None:
+            return cached
+        attrs = self.factor_attributes
+        user = getattr(self, attrs.get("user_factors", ""), None)
+        item = getattr(self, attrs.get("item_factors", ""), None)
+        if user is None or item is None:
+            raise ModelCapabilityError(f"model {self.name!r} keeps no user and item factors")
+        biased = self.predicts_ratings and hasattr(self, attrs.get("item_bias", ""))
+        user_bias = getattr(self, attrs["user_bias"]) if biased else np.zeros(len(user))
+        item_bias = getattr(self, attrs["item_bias"]) if biased else np.zeros(len(item))
+        out = Factors(
+            user=np.ascontiguousarray(user, dtype=np.float32),
+            item=np.ascontiguousarray(item, dtype=np.float32),
+            user_bias=np.asarray(user_bias, np.float32),
+            item_bias=np.asarray(item_bias, np.float32),
+            global_bias=float(getattr(self, attrs.get("global_bias", ""), 0.0)) if biased else 0.0,
+            biased=biased,
+        )
+        self.__dict__["_factors_cache"] = out
+        return out
+
+    def item_item(self) -> tuple[Any, sp.csr_matrix]:
+        """An item-item family's weights (items x items, dense or CSR) and users x items rows
+        (CSR), named by ``item_item_attributes``.
+
+        Raises
+        ------
+        ModelCapabilityError
+            The family keeps no item-item weights.
+        """
+        self._check_fitted()
+        attrs = self.item_item_attributes
+        weights = getattr(self, attrs.get("weights", ""), None)
+        rows = getattr(self, attrs.get("user_items", ""), None)
+        if weights is None or rows is None:
+            raise ModelCapabilityError(f"model {self.name!r} keeps no item-item weights")
+        return weights, sp.csr_matrix(rows)
+
     # ------------------------------------------------------------------ forgetting
     def forget_users(self, users: Iterable) -> int:
         """Drop ``users`` from the fitted state, in place; returns how many the model held.
@@ -382,12 +574,13 @@ class Recommender(ABC):
         keep = np.ones(len(self.user_vocab_), dtype=bool)
         keep[idx] = False
         self._drop_users(keep)
+        self.__dict__.pop("_factors_cache", None)
         self.user_vocab_ = IdVocab(self.user_vocab_.ids[keep])
         return int(idx.size)
 
     def _drop_users(self, keep: np.ndarray) -> None:
         """Keep only the users where ``keep`` is true in every user-indexed attribute."""
-        for attr, axis in merged_user_axes(type(self)).items():
+        for attr, axis in self.per_user_arrays().items():
             value = getattr(self, attr, None)
             if value is None:
                 continue

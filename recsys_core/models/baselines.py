@@ -15,7 +15,7 @@ from pydantic import Field
 
 from recsys_core.features.matrix import Interactions
 from recsys_core.models import fallback
-from recsys_core.models.base import ModelConfig, Recommender
+from recsys_core.models.base import Capabilities, ModelConfig, Recommender
 from recsys_core.models.biased_factors import predict_biases
 from recsys_core.models.registry import register
 from recsys_core.models.training import Training
@@ -112,7 +112,7 @@ class Popularity(Recommender):
 
     Config = PopularityConfig
     config: PopularityConfig
-    predicts_ratings = False
+    capabilities = Capabilities(predicts_ratings=False)
     state_docs: ClassVar[dict[str, str]] = {
         "counts_": "interactions per item (row = index in item_ids.json): the ranking score"
     }

@@ -19,7 +19,7 @@ from typing import ClassVar
 import numba
 import numpy as np
 
-from recsys_core.models.base import Recommender
+from recsys_core.models.base import Capabilities, Recommender
 
 
 def predict_biases(
@@ -79,6 +79,8 @@ def _predict_kernel(mu, bu, bi, P, Q, u, i, out):
 
 class BiasedFactors(Recommender):
     """Prediction and scoring of the fitted biased MF model ``mu + b_u + b_i + p_u . q_i``."""
+
+    capabilities = Capabilities(fold_in="factors", factor_scores=True, scored_in_spark=True)
 
     mu_: np.float64
     user_bias_: np.ndarray

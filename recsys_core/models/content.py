@@ -37,7 +37,7 @@ from pydantic import Field
 
 from recsys_core.exceptions import ConfigError
 from recsys_core.features.matrix import Interactions
-from recsys_core.models.base import ModelConfig, Recommender
+from recsys_core.models.base import Capabilities, ModelConfig, Recommender
 from recsys_core.models.baselines import Bias
 from recsys_core.models.biased_factors import predict_biases, score_biases
 from recsys_core.models.registry import register
@@ -75,6 +75,7 @@ def metadata_tokens(text: str) -> list[str]:
 class Content(Recommender):
     """Content-based: TF-IDF item profiles, rating-weighted mean-centred user profiles."""
 
+    capabilities = Capabilities(needs_item_metadata=True)
     Config = ContentConfig
     config: ContentConfig
     mu_: np.float64

@@ -33,7 +33,7 @@ also shrinks the noisy item factors of rarely rated items (on 100k-shaped data, 
 User factors are a fold-in: with the released item factors fixed, each user's least-squares
 solve on their own ratings. The fitted model keeps them (``user_factors_``/``user_bias_``) as
 ``evaluate`` and serving score known users from them; they are not part of the private release
-and must be treated as the users' own data (``fold_in`` recomputes them for any ratings).
+and must be treated as the users' own data (``solve_user`` recomputes them for any ratings).
 
 ``privacy_`` records what a run must log: ``epsilon``, ``delta``, the accountant, the clipping
 bounds, the noise multiplier and the noise standard deviation (``privacy_metrics`` returns the
@@ -281,7 +281,7 @@ class DPALS(BiasedFactors):
             "releases": int(self.releases_),
         }
 
-    def fold_in(self, items: np.ndarray, ratings: np.ndarray) -> tuple[np.ndarray, float]:
+    def solve_user(self, items: np.ndarray, ratings: np.ndarray) -> tuple[np.ndarray, float]:
         """A user's factors and bias from their own ratings of item indices ``items``, with the
         released item factors fixed (the user step of ``fit``)."""
         self._check_fitted()

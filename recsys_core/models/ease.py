@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from recsys_core.exceptions import ConfigError
 from recsys_core.features.matrix import Interactions
-from recsys_core.models.base import ModelConfig, Recommender
+from recsys_core.models.base import Capabilities, ModelConfig, Recommender
 from recsys_core.models.item_scores import aligned_user_items, aligned_weights, block_scores
 from recsys_core.models.registry import register
 from recsys_core.models.training import Training
@@ -59,7 +59,7 @@ class EASE(Recommender):
 
     Config = EASEConfig
     config: EASEConfig
-    predicts_ratings = False
+    capabilities = Capabilities(predicts_ratings=False, fold_in="item-item")
     user_axes: ClassVar[dict[str, int]] = {"user_items_": 0}
     state_docs: ClassVar[dict[str, str]] = {
         "weights_": "items x items weights B (zero diagonal): scores = user_items_ @ weights_",

@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import Field
 
 from recsys_core.features.matrix import Interactions
-from recsys_core.models.base import ModelConfig
+from recsys_core.models.base import Capabilities, ModelConfig
 from recsys_core.models.composite import Composite
 from recsys_core.models.registry import create, register
 from recsys_core.models.training import Training
@@ -45,6 +45,7 @@ class HybridConfig(ModelConfig):
 class Hybrid(Composite):
     """Content and collaborative (sgd-mf) scores blended by each user's and item's data."""
 
+    capabilities = Capabilities(needs_item_metadata=True)
     Config = HybridConfig
     config: HybridConfig
     user_weight_: np.ndarray

@@ -28,7 +28,8 @@ from threadpoolctl import threadpool_limits
 
 from recsys_core.exceptions import TrainingError
 from recsys_core.features.matrix import Interactions
-from recsys_core.models.base import ModelConfig, Recommender
+from recsys_core.models import fold_in
+from recsys_core.models.base import Capabilities, ModelConfig, Recommender
 from recsys_core.models.registry import register
 from recsys_core.models.training import Training
 from recsys_core.models.user_items import user_items
@@ -65,7 +66,8 @@ class ImplicitBPRConfig(ModelConfig):
 class _ImplicitFactors(Recommender):
     """Shared scoring, checks and weighting of the ``implicit`` factor models."""
 
-    predicts_ratings = False
+    capabilities = Capabilities(predicts_ratings=False, fold_in="factors", factor_scores=True,
+                                scored_in_spark=True)
     user_factors_: np.ndarray
     item_factors_: np.ndarray
     state_docs: ClassVar[dict[str, str]] = {
@@ -116,6 +118,15 @@ class ImplicitALS(_ImplicitFactors):
         with threadpool_limits(1, "blas"):
             model.fit(X, show_progress=False)
         self._check_factors(data, model.user_factors, model.item_factors)
+
+    def fold_in(
+        self, items: np.ndarray, ratings: np.ndarray | None = None, *, user: int = -1
+    ) -> np.ndarray:
+        """Scores from the user vector solved by implicit ALS's own confidence-weighted normal
+        equations (``recsys_core.models.fold_in``), with this model's ``alpha``."""
+        self._check_fitted()
+        return fold_in.factor_scores(self, np.asarray(items, np.int64), ratings, user,
+                                     alpha=self.config.alpha)
 
 
 @register("implicit-bpr")

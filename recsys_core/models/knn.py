@@ -43,7 +43,7 @@ from threadpoolctl import threadpool_limits
 
 from recsys_core.exceptions import ConfigError
 from recsys_core.features.matrix import Interactions
-from recsys_core.models.base import ModelConfig, Recommender
+from recsys_core.models.base import Capabilities, ModelConfig, Recommender
 from recsys_core.models.baselines import Bias
 from recsys_core.models.biased_factors import predict_biases, score_biases
 from recsys_core.models.item_scores import aligned_user_items, aligned_weights, block_scores
@@ -401,7 +401,9 @@ class ItemKNNImplicit(Recommender):
 
     Config = ItemKNNImplicitConfig
     config: ItemKNNImplicitConfig
-    predicts_ratings = False
+    capabilities = Capabilities(predicts_ratings=False, fold_in="item-item")
+    item_item_attributes: ClassVar[dict[str, str]] = {
+        "weights": "similarity_", "user_items": "user_items_"}
     user_axes: ClassVar[dict[str, int]] = {"user_items_": 0}
     state_docs: ClassVar[dict[str, str]] = {
         "similarity_": "items x items similarity, pruned to k per item (CSR): scores = "

@@ -23,7 +23,7 @@ import numpy as np
 from pydantic import Field
 
 from recsys_core.features.matrix import Interactions
-from recsys_core.models.base import ModelConfig, Recommender
+from recsys_core.models.base import Capabilities, ModelConfig, Recommender
 from recsys_core.models.registry import register
 from recsys_core.models.training import Training
 from recsys_core.models.user_items import decay_weights
@@ -46,7 +46,7 @@ class RecentPopularity(Recommender):
 
     Config = RecentPopularityConfig
     config: RecentPopularityConfig
-    predicts_ratings = False
+    capabilities = Capabilities(predicts_ratings=False)
     state_docs: ClassVar[dict[str, str]] = {
         "scores_": "decayed interactions per item in the window (row = index in item_ids.json): "
                    "the ranking score",

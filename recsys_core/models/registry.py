@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recsys_core.exceptions import ConfigError, UnknownModelError
-from recsys_core.models.base import Recommender
+
+if TYPE_CHECKING:  # the base class looks models up here (Recommender.load): no import back
+    from recsys_core.models.base import Recommender
 
 _REGISTRY: dict[str, type[Recommender]] = {}
 
@@ -66,15 +68,7 @@ def get_model_class(name: str) -> type[Recommender]:
 def create(name: str, params: dict[str, Any] | None = None) -> Recommender:
     """Build model ``name`` with ``params`` (strings are converted to the fields' types)."""
     cls = get_model_class(name)
-    params = dict(params or {})
-    fields = cls.Config.model_fields
-    unknown = sorted(set(params) - set(fields))
-    if unknown:
-        raise ConfigError(
-            f"unknown parameter(s) {', '.join(repr(u) for u in unknown)} for model {name!r}; "
-            f"valid: {', '.join(fields) or '(none)'}"
-        )
-    return cls(**params)
+    return cls(**dict(params or {}))
 
 
 def parse_params(pairs: list[str] | None) -> dict[str, str]:
@@ -109,6 +103,8 @@ def describe() -> list[dict[str, Any]]:
                 "name": name,
                 "summary": doc[0] if doc else "",
                 "predicts_ratings": cls.predicts_ratings,
+                "capabilities": cls.capabilities.as_dict(),
+                "per_user_arrays": cls.per_user_arrays(),
                 "params": params,
             }
         )

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Literal
@@ -50,12 +49,13 @@ import numba
 import numpy as np
 from pydantic import Field
 
-from recsys_core.exceptions import ConfigError, TrainingError
+from recsys_core.exceptions import TrainingError
 from recsys_core.features.matrix import Interactions
 from recsys_core.models.base import ModelConfig
 from recsys_core.models.biased_factors import BiasedFactors, predict_biased_factors
 from recsys_core.models.registry import register
 from recsys_core.models.training import Training
+from recsys_core.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -70,19 +70,7 @@ _PARALLEL_MIN_RATINGS = 300_000
 def parallel_min_ratings() -> int:
     """Ratings from which an epoch runs its blocks in parallel (``RECSYS_SGD_PARALLEL_MIN_RATINGS``,
     default 300,000)."""
-    raw = os.environ.get(PARALLEL_MIN_RATINGS_ENV, "").strip()
-    if not raw:
-        return _PARALLEL_MIN_RATINGS
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise ConfigError(
-            f"{PARALLEL_MIN_RATINGS_ENV}={raw!r} is not a number of ratings; set a whole "
-            f"number >= 0 (0: always parallel) or unset it for {_PARALLEL_MIN_RATINGS:,}"
-        )
-    return value
+    return get_settings().training.sgd_parallel_min_ratings
 
 
 class SGDMFConfig(ModelConfig):

@@ -37,7 +37,7 @@ from pydantic import Field
 
 from recsys_core.exceptions import TrainingError
 from recsys_core.features.matrix import Interactions
-from recsys_core.models.base import ModelConfig, Recommender
+from recsys_core.models.base import Capabilities, ModelConfig, Recommender
 from recsys_core.models.biased_factors import BiasedFactors, predict_biased_factors
 from recsys_core.models.registry import register
 from recsys_core.models.training import Training
@@ -137,6 +137,8 @@ def _factors(frame: Any, n: int, rank: int) -> np.ndarray:
 class SparkALS(BiasedFactors):
     """Explicit-rating matrix factorization by Spark MLlib's ALS (runs on a Spark cluster)."""
 
+    capabilities = Capabilities(fold_in="factors", factor_scores=True, scored_in_spark=True,
+                                fitted_in_spark=True)
     Config = SparkALSConfig
     config: SparkALSConfig
     state_docs: ClassVar[dict[str, str]] = {
@@ -198,7 +200,8 @@ class SparkALSImplicit(Recommender):
 
     Config = SparkALSImplicitConfig
     config: SparkALSImplicitConfig
-    predicts_ratings = False
+    capabilities = Capabilities(predicts_ratings=False, fold_in="factors", factor_scores=True,
+                                scored_in_spark=True, fitted_in_spark=True)
     user_factors_: np.ndarray
     item_factors_: np.ndarray
     state_docs: ClassVar[dict[str, str]] = {

@@ -15,10 +15,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pydantic
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, PrivateAttr, model_validator
 
-from recsys_core.models.base import ModelConfig, Recommender, config_error
+from recsys_core.models.base import ModelConfig, Recommender, build_config
 from recsys_core.models.registry import available, describe, get_model_class
 
 DEFAULT_MODEL = "sgd-mf"
@@ -71,17 +70,7 @@ class ModelSpec(BaseModel):
         name = data.get("name", DEFAULT_MODEL)
         model_cls = get_model_class(name)  # unknown names: "unknown model ...; available: ..."
         params = dict(data.get("params") or {})
-        fields = model_cls.Config.model_fields
-        unknown = sorted(set(params) - set(fields))
-        if unknown:
-            raise ValueError(
-                f"unknown parameter(s) {', '.join(repr(u) for u in unknown)} for model {name!r}; "
-                f"valid: {', '.join(fields) or '(none)'}"
-            )
-        try:
-            config = model_cls.Config(**params)
-        except pydantic.ValidationError as exc:
-            raise config_error(name, exc) from None
+        config = build_config(model_cls.Config, name, params)
         return {**data, "name": name, "params": {k: getattr(config, k) for k in params}}
 
     @model_validator(mode="after")

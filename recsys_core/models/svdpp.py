@@ -28,7 +28,7 @@ from pydantic import Field
 
 from recsys_core.exceptions import TrainingError
 from recsys_core.features.matrix import Interactions
-from recsys_core.models.base import ModelConfig, Recommender
+from recsys_core.models.base import Capabilities, ModelConfig, Recommender
 from recsys_core.models.biased_factors import predict_biases, score_biases
 from recsys_core.models.registry import register
 from recsys_core.models.training import Training
@@ -51,6 +51,8 @@ class SVDppConfig(ModelConfig):
 class SVDpp(Recommender):
     """Biased MF with implicit feedback from the rated items (SVD++, Koren 2008)."""
 
+    # the prediction holds more than the factors (the implicit term): no factor scoring
+    capabilities = Capabilities(fold_in="factors")
     Config = SVDppConfig
     config: SVDppConfig
     mu_: np.float64

@@ -3,14 +3,16 @@
 A :class:`Scorer` wraps a fitted :class:`~recsys_core.models.base.Recommender` and answers one
 user at a time with one matrix-vector product (item-item models: the sum of the weight rows of
 the user's items, read in place) and a compiled top-k selection (never a Python loop over
-items). What it can do depends on the model family, found from the fitted state:
+items). What it can do is what the model family declares (``model.capabilities.fold_in``); a
+factor model folds a user in with its own ``fold_in`` method:
 
 * ``item-item`` (``ease``: dense ``weights_``; ``item-knn-implicit``: sparse ``similarity_``):
   the scores of a user are ``x W`` for the user's interaction row ``x``; recent items are folded
   in by adding them to ``x``, and an item's explanation is the largest terms ``x_i W_ij``.
 * ``factors`` (``sgd-mf``, ``als``, ``svdpp``, ``implicit-als``, ``implicit-bpr``): the scores are
   ``mu + b_u + b_i + p_u . q_i``; recent items are folded in by solving the user vector ``p``
-  against the fixed item factors (one regularized least-squares solve, see :func:`_fold_in`), and
+  against the fixed item factors (one regularized least-squares solve,
+  ``recsys_core.models.fold_in``), and
   an item's explanation is the user's items nearest to it in factor space (cosine).
 * ``other`` (k-NN rating models, ``bpmf``, blends, baselines): known users are scored by the
   model itself; recent items cannot be folded in, which every answer says (``fallback`` and
@@ -44,8 +46,6 @@ Family = Literal["item-item", "factors", "other"]
 
 N_REASONS = 3
 """Largest contributions kept per explained item."""
-
-DEFAULT_FOLD_IN_REG = 0.1
 
 
 @dataclass(frozen=True)
@@ -88,15 +88,6 @@ class Prediction:
     fallback: str | None = None
 
 
-def _family(model: Recommender) -> Family:
-    state = vars(model)
-    if "user_items_" in state and ("weights_" in state or "similarity_" in state):
-        return "item-item"
-    if "item_factors_" in state and ("user_factors_" in state or "user_vectors_" in state):
-        return "factors"
-    return "other"
-
-
 class Scorer:
     """Answers single-user requests from a fitted model (see the module docstring).
 
@@ -104,15 +95,12 @@ class Scorer:
     ----------
     model
         A fitted recommender, loaded from the registry or just trained.
-    fold_in_reg
-        L2 regularization of the factor fold-in solve; default: the model's own ``reg`` or
-        ``regularization`` hyperparameter, else 0.1.
     """
 
-    def __init__(self, model: Recommender, *, fold_in_reg: float | None = None) -> None:
+    def __init__(self, model: Recommender) -> None:
         model._check_fitted()
         self.model = model
-        self.family: Family = _family(model)
+        self.family: Family = model.capabilities.fold_in or "other"
         self.can_fold_in = self.family != "other"
         self.item_ids = model.item_vocab_.ids.astype(str)
         self._user_pos = {u: n for n, u in enumerate(model.user_vocab_.ids.astype(str))}
@@ -126,36 +114,22 @@ class Scorer:
         titles = getattr(model, "item_titles_", None)
         self._titles = (np.asarray(titles).astype(str)
                         if titles is not None and len(titles) == self.n_items else None)
-        params = model.get_params()
-        if fold_in_reg is None:
-            fold_in_reg = params.get("reg", params.get("regularization", DEFAULT_FOLD_IN_REG))
-        self.fold_in_reg = float(fold_in_reg)
-        state: dict[str, Any] = vars(model)  # the fitted attributes of the family
         # dense ndarray (ease) or CSR (item-knn-implicit), items x items
         self._W: Any = None
         self._X: Any = None  # users x items CSR
         if self.family == "item-item":
             # aligned once here (C-ordered float32): a request reads the rows of its items in
             # place, never a converted copy of the items x items matrix
-            self._W = aligned_weights(state["weights_"] if "weights_" in state
-                                      else state["similarity_"])
-            self._X = aligned_user_items(state["user_items_"])
+            weights, user_items = model.item_item()
+            self._W = aligned_weights(weights)
+            self._X = aligned_user_items(user_items)
         elif self.family == "factors":
-            self._Q = np.ascontiguousarray(state["item_factors_"], dtype=np.float32)
-            P = state["user_vectors_"] if "user_vectors_" in state else state["user_factors_"]
-            self._P = np.ascontiguousarray(P, dtype=np.float32)
-            biased = "item_bias_" in state and model.predicts_ratings
-            self._explicit = biased
-            n = self.n_items
-            self._mu = float(state.get("mu_", 0.0)) if biased else 0.0
-            self._bi = (np.asarray(state["item_bias_"], np.float32) if biased
-                        else np.zeros(n, np.float32))
-            self._bu = (np.asarray(state["user_bias_"], np.float32) if biased
-                        else np.zeros(len(self._P), np.float32))
+            factors = model.factors()
+            self._Q, self._P = factors.item, factors.user
+            self._mu, self._bi, self._bu = (factors.global_bias, factors.item_bias,
+                                            factors.user_bias)
             norms = np.linalg.norm(self._Q, axis=1, keepdims=True)
             self._Qn = self._Q / np.maximum(norms, 1e-12)
-            self._alpha = float(params.get("alpha", 0.0)) if model.name == "implicit-als" else 0.0
-            self._QtQ = (self._Q.T.astype(np.float64) @ self._Q) if self._alpha else None
         else:
             binary = seen.astype(bool).astype(np.float32)
             self._co = sp.csc_matrix(binary)
@@ -272,7 +246,8 @@ class Scorer:
                         dtype=np.float64)
 
     def _item_row(self, u: int, recent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The user's interaction row (indices, values) with ``recent`` added (value 1)."""
+        """The user's interaction row (indices, values) with ``recent`` added (value 1), read
+        from the aligned rows (``recsys_core.models.fold_in.item_item_row`` does the same)."""
         if u >= 0:
             lo, hi = self._X.indptr[u], self._X.indptr[u + 1]
             idx, val = self._X.indices[lo:hi].astype(np.int64), self._X.data[lo:hi]
@@ -287,40 +262,7 @@ class Scorer:
             idx, val = self._item_row(u, recent)
             # sum_i x_i W_i. (the rows read in place, a CSR or a dense W alike)
             return row_scores(idx, val, self._W)
-        p, bu = self._fold_in(history, recent)
-        return self._mu + bu + self._bi + self._Q @ p
-
-    def _fold_in(self, history, recent: np.ndarray) -> tuple[np.ndarray, float]:
-        """User vector (and bias) solved against the fixed item factors.
-
-        Explicit biased models (sgd-mf, als, svdpp) minimize
-        ``sum_i (r_i - mu - b_i - b_u - p.q_i)^2 + reg * n (|p|^2 + b_u^2)`` over the user's
-        training ratings and the recent items, each recent item counting as a rating at the top
-        of the training scale. implicit-als solves its own confidence-weighted normal equations
-        ``(Q^T Q + alpha Q_S^T Q_S + reg I) p = (1 + alpha) Q_S^T 1`` (Hu, Koren, Volinsky 2008);
-        other factor models solve the ridge regression of 1 on the factors of the items.
-        """
-        hist_idx, hist_val = history
-        keep = ~np.isin(hist_idx, recent)
-        idx = np.concatenate([hist_idx[keep], recent])
-        Qs = self._Q[idx].astype(np.float64)
-        f = Qs.shape[1]
-        reg = self.fold_in_reg
-        if self._explicit:
-            top = float(self.model.rating_scale_[1])
-            r = np.concatenate([hist_val[keep], np.full(recent.size, top)]).astype(np.float64)
-            A = np.hstack([Qs, np.ones((idx.size, 1))])
-            t = r - self._mu - self._bi[idx]
-            x = np.linalg.solve(A.T @ A + reg * idx.size * np.eye(f + 1), A.T @ t)
-            return x[:f].astype(np.float32), float(x[f])
-        if self._QtQ is not None:
-            alpha = self._alpha
-            lhs = self._QtQ + alpha * (Qs.T @ Qs) + reg * np.eye(f)
-            rhs = (1.0 + alpha) * Qs.sum(axis=0)
-        else:
-            lhs = Qs.T @ Qs + max(reg, 1e-6) * np.eye(f)
-            rhs = Qs.sum(axis=0)
-        return np.linalg.solve(lhs, rhs).astype(np.float32), 0.0
+        return self.model.fold_in(recent, user=u)
 
     # ------------------------------------------------------------------ explanations
     def _explain(self, top, u, history, recent, fallback, warnings) -> list[tuple[Reason, ...]]:

@@ -2,12 +2,12 @@
 
 The setting takes three values:
 
-* ``auto`` (the default): Spark for the Spark models (``spark-als``, ``spark-als-implicit``,
-  whose data is expected to outgrow one machine), local for every other model;
+* ``auto`` (the default): Spark for the models Spark fits (``capabilities.fitted_in_spark``:
+  ``spark-als``, ``spark-als-implicit``, whose data is expected to outgrow one machine), local for
+  every other model;
 * ``local``: ``recsys_core.evaluation.evaluate`` on pandas frames;
 * ``spark``: ``recsys_core.spark.evaluation`` on Spark DataFrames read from the split's Parquet
-  files; it scores the factor models (any model that keeps ``user_factors_`` and
-  ``item_factors_``).
+  files; it scores the families that declare ``capabilities.scored_in_spark`` (factor models).
 
 Both engines compute the same metrics under the same names (checked to 1e-6 by the tests), so the
 gate reads either. Baselines and champions are always scored locally: they are small models
@@ -20,34 +20,28 @@ from typing import Literal, get_args
 
 from recsys_core.exceptions import ConfigError
 from recsys_core.models.base import Recommender
-from recsys_core.models.biased_factors import BiasedFactors
 
 EvaluationEngine = Literal["auto", "local", "spark"]
 ENGINES: tuple[str, ...] = get_args(EvaluationEngine)
-SPARK_PREFIX = "spark-"
-"""The registry names of the models fitted by Spark start with this."""
 
 
 def is_spark_model(model_name: str) -> bool:
-    """Whether the model of that registry name is fitted by Spark (``spark-als``, ...)."""
-    return model_name.startswith(SPARK_PREFIX)
+    """Whether Spark fits the model of that registry name (``spark-als``, ...), as it declares."""
+    from recsys_core.models.registry import get_model_class
+
+    return get_model_class(model_name).capabilities.fitted_in_spark
 
 
 def scores_in_spark(model_class: type[Recommender]) -> bool:
     """Whether the Spark evaluator can score models of ``model_class``, known before fitting.
 
-    It scores what it can rebuild from factors alone: the biased factor models
-    (``mu + b_u + b_i + p_u . q_i``: ``sgd-mf``, ``als``, ``spark-als``, ...) and the ranking
-    models that keep user and item factors (``p_u . q_i``: ``implicit-als``,
-    ``spark-als-implicit``, ...). A rating model whose prediction holds more than its factors
-    (``svdpp``'s implicit term) is scored locally.
+    It scores what it can rebuild from factors alone, as the family declares
+    (``capabilities.scored_in_spark``): the biased factor models (``mu + b_u + b_i + p_u .
+    q_i``: ``sgd-mf``, ``als``, ``spark-als``, ...) and the ranking models that keep user and
+    item factors (``p_u . q_i``: ``implicit-als``, ``spark-als-implicit``, ...). A rating model
+    whose prediction holds more than its factors (``svdpp``'s implicit term) is scored locally.
     """
-    if issubclass(model_class, BiasedFactors):
-        return True
-    documented: set[str] = set()
-    for cls in model_class.__mro__:
-        documented.update(vars(cls).get("state_docs", {}))
-    return not model_class.predicts_ratings and {"user_factors_", "item_factors_"} <= documented
+    return model_class.capabilities.scored_in_spark
 
 
 def resolve_engine(engine: str, model_name: str) -> Literal["local", "spark"]:

@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 
 from recsys_core.exceptions import ConfigError
 from recsys_core.extras import require
+from recsys_core.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -63,29 +64,15 @@ class SparkSettings:
 
     @classmethod
     def from_env(cls) -> SparkSettings:
-        """The settings from the environment (see the module docstring)."""
-        raw_timeout = os.environ.get(TIMEOUT_ENV, "").strip() or "5"
-        raw_parts = os.environ.get(PARTITIONS_ENV, "").strip()
-        try:
-            timeout = float(raw_timeout)
-            parts = int(raw_parts) if raw_parts else None
-        except ValueError:
-            raise ConfigError(
-                f"{TIMEOUT_ENV}={raw_timeout!r} or {PARTITIONS_ENV}={raw_parts!r} is not a "
-                "number; set seconds (such as 5) and a partition count (such as 8)"
-            ) from None
-        if timeout <= 0 or (parts is not None and parts < 1):
-            raise ConfigError(
-                f"{TIMEOUT_ENV}={raw_timeout!r} and {PARTITIONS_ENV}={raw_parts!r} must be "
-                "positive"
-            )
+        """The settings of the process (``recsys_core.settings``, section ``spark``)."""
+        spark = get_settings().spark
         return cls(
-            master=os.environ.get(MASTER_ENV, "").strip() or "local[*]",
-            connect_timeout=timeout,
-            driver_memory=os.environ.get(MEMORY_ENV, "").strip() or "2g",
-            shuffle_partitions=parts,
-            packages=os.environ.get("RECSYS_SPARK_PACKAGES", "").strip(),
-            jars=os.environ.get("RECSYS_SPARK_JARS", "").strip(),
+            master=spark.master.strip() or "local[*]",
+            connect_timeout=spark.connect_timeout,
+            driver_memory=spark.driver_memory.strip() or "2g",
+            shuffle_partitions=spark.shuffle_partitions,
+            packages=spark.packages.strip(),
+            jars=spark.jars.strip(),
         )
 
     @property
@@ -95,7 +82,7 @@ class SparkSettings:
 
 def scratch_dir() -> str | None:
     """``RECSYS_SPARK_SCRATCH_DIR`` if set (it must be an existing folder), else ``None``."""
-    raw = os.environ.get(SCRATCH_ENV, "").strip()
+    raw = (get_settings().spark.scratch_dir or "").strip()
     if not raw:
         return None
     if not Path(raw).is_dir():

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from recsys_core.exceptions import TrackingError
+from recsys_core.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -220,8 +221,9 @@ def log_dataset(run_id: str, *, digest: str, source: str, name: str, n_rows: int
 
 def git_commit(cwd: str | Path | None = None) -> str:
     """The commit of the checkout (or ``$RECSYS_GIT_COMMIT`` in images), ``unknown`` otherwise."""
-    if os.environ.get("RECSYS_GIT_COMMIT"):
-        return os.environ["RECSYS_GIT_COMMIT"]
+    commit = get_settings().training.git_commit
+    if commit:
+        return commit
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd or Path(__file__).resolve().parents[2],

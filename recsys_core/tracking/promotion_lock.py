@@ -31,7 +31,8 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from recsys_core.exceptions import ConfigError, TrackingError
+from recsys_core.exceptions import TrackingError
+from recsys_core.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +53,6 @@ def is_lock(registered_model: str) -> bool:
     return registered_model.endswith(LOCK_SUFFIX)
 
 
-def _seconds(env: str, default: float) -> float:
-    raw = os.environ.get(env)
-    if raw in (None, ""):
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{env}={raw!r} is not a number of seconds; e.g. {env}=120") from None
-    if value <= 0:
-        raise ConfigError(f"{env}={raw!r} must be positive")
-    return value
-
-
 def _client():
     from mlflow import MlflowClient
 
@@ -79,8 +67,9 @@ def promotion_lock(name: str, alias: str, *, ttl: float | None = None,
     Waits up to ``wait`` seconds (``RECSYS_PROMOTION_LOCK_WAIT``, 180 by default) for another
     holder, breaking a lock older than its time to live.
     """
-    ttl = _seconds("RECSYS_PROMOTION_LOCK_TTL", DEFAULT_TTL) if ttl is None else ttl
-    wait = _seconds("RECSYS_PROMOTION_LOCK_WAIT", DEFAULT_WAIT) if wait is None else wait
+    settings = get_settings().promotion_lock
+    ttl = settings.ttl if ttl is None else ttl
+    wait = settings.wait if wait is None else wait
     lock = lock_name(name, alias)
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
     client = _client()

@@ -39,15 +39,13 @@ from pathlib import Path
 from typing import Any
 
 from recsys_core.exceptions import ConfigError, RecsysError, StalePromotionError, TrackingError
+from recsys_core.models.base import RANKING, RATING, ROLES
 from recsys_core.tracking.promotion_lock import promotion_lock
 from recsys_core.tracking.state_digest import DIGEST_TAG, state_digest
 
 log = logging.getLogger(__name__)
 
 CHALLENGER = "challenger"
-RANKING = "ranking"
-RATING = "rating"
-ROLES: tuple[str, ...] = (RANKING, RATING)
 ROLE_ALIASES: dict[str, str] = {RANKING: "champion-ranking", RATING: "champion-rating"}
 """The champion alias of each serving role: lists (``ranking``) and rating predictions."""
 

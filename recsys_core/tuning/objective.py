@@ -10,7 +10,6 @@ interrupted half-way resumes where it stopped.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from recsys_core.features.prepare import Features, build
 from recsys_core.features.splits import SplitConfig
 from recsys_core.models.spec import ModelSpec
 from recsys_core.redaction import redact
+from recsys_core.settings import get_settings
 from recsys_core.tuning.spaces import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ DEFAULTS_ATTR = "recsys.defaults"
 
 def storage_url(url: str | None = None) -> str:
     """``url``, else ``$RECSYS_TUNE_STORAGE``, else sqlite in ``.recsys`` of the working dir."""
-    chosen = url or os.environ.get(STORAGE_ENV, "").strip()
+    chosen = url or (get_settings().tuning.storage or "").strip()
     if chosen:
         return chosen
     path = Path(EMBEDDED_STORAGE).resolve()

@@ -416,18 +416,19 @@ def test_ranking_gate_against_its_champion():
 
 
 def test_competing_roles():
-    assert competing_roles("auto", predicts_ratings=True, model="sgd-mf") == ["ranking", "rating"]
-    assert competing_roles("auto", predicts_ratings=False, model="ease") == ["ranking"]
-    assert competing_roles(["rating"], predicts_ratings=True, model="sgd-mf") == ["rating"]
-    assert competing_roles(["rating", "ranking"], predicts_ratings=True, model="als") == [
+    both, ranking = ("ranking", "rating"), ("ranking",)
+    assert competing_roles("auto", fillable=both, model="sgd-mf") == ["ranking", "rating"]
+    assert competing_roles("auto", fillable=ranking, model="ease") == ["ranking"]
+    assert competing_roles(["rating"], fillable=both, model="sgd-mf") == ["rating"]
+    assert competing_roles(["rating", "ranking"], fillable=both, model="als") == [
         "ranking", "rating"]
     with pytest.raises(ConfigError, match="model 'ease' does not predict ratings.*"
                                           "roles=\\['ranking'\\]"):
-        competing_roles(["rating"], predicts_ratings=False, model="ease")
+        competing_roles(["rating"], fillable=ranking, model="ease")
     with pytest.raises(ConfigError, match="give 'auto' or a list of ranking, rating"):
-        competing_roles(["served"], predicts_ratings=True, model="als")
+        competing_roles(["served"], fillable=both, model="als")
     with pytest.raises(ConfigError, match="give 'auto'"):
-        competing_roles([], predicts_ratings=True, model="als")
+        competing_roles([], fillable=both, model="als")
 
 
 def test_role_gates_set_one_field_keep_the_role_defaults():

@@ -10,6 +10,7 @@ import pytest
 import scipy.sparse as sp
 
 from recsys_core.exceptions import ConfigError, ModelCapabilityError, NotFittedError
+from recsys_core.features import Interactions
 from recsys_core.models import available, create
 from recsys_core.models.base import Recommender
 
@@ -220,3 +221,56 @@ def test_manifest_and_factors_load_with_plain_pandas(fitted, tiny, tmp_path):
         lo, hi = model.rating_scale_
         np.testing.assert_allclose(np.clip(rebuilt, lo, hi),
                                    model.predict(pairs["user"], pairs["item"]), rtol=1e-9)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_capabilities_are_declared_consistently(name):
+    cls = type(create(name))
+    caps = cls.capabilities
+    assert cls.predicts_ratings is caps.predicts_ratings
+    assert caps.roles == (("ranking", "rating") if caps.predicts_ratings else ("ranking",))
+    assert caps.fold_in in (None, "factors", "item-item")
+    if caps.scored_in_spark:  # the Spark evaluator rebuilds scores from the factors
+        assert caps.factor_scores and caps.fold_in == "factors"
+    if caps.factor_scores:
+        assert caps.fold_in == "factors"
+    assert not caps.fitted_in_spark or caps.scored_in_spark
+    documented = set()
+    for klass in cls.__mro__:
+        documented.update(vars(klass).get("state_docs", {}))
+    # every declared per-user array is a documented part of the fitted state
+    assert set(cls.per_user_arrays()) - {"user_factors_", "user_bias_", "user_vectors_"} \
+        <= documented | {"seen_"}
+
+
+def test_declared_capabilities_hold(fitted, tiny):
+    """What a family declares is what it does: fold-in, factor scoring, per-user arrays."""
+    name, model = fitted
+    caps = model.capabilities
+    items = np.asarray(model.seen_[0].indices[:3], np.int64)
+    if caps.fold_in is None:
+        with pytest.raises(ModelCapabilityError, match="cannot fold in"):
+            model.fold_in(items)
+    else:
+        before = model.recommend_idx(np.arange(3), 5)
+        cold = model.fold_in(items)
+        warm = model.fold_in(items, user=0)
+        assert cold.shape == warm.shape == (model.n_items,)
+        assert np.isfinite(cold).all() and np.isfinite(warm).all()
+        np.testing.assert_array_equal(model.fold_in(items), cold)  # deterministic
+        after = model.recommend_idx(np.arange(3), 5)
+        np.testing.assert_array_equal(before[0], after[0])  # the model is left unchanged
+    if caps.factor_scores:
+        f = model.factors()
+        u = np.arange(min(5, model.n_users), dtype=np.int32)
+        rebuilt = (f.global_bias + f.user_bias[u, None] + f.item_bias[None, :]
+                   + f.user[u] @ f.item.T)
+        np.testing.assert_allclose(rebuilt, model._score_users(u), rtol=1e-4, atol=1e-4)
+    for attr, axis in type(model).per_user_arrays().items():
+        value = getattr(model, attr, None)
+        if value is not None:
+            assert value.shape[axis] == model.n_users, (name, attr)
+    if caps.needs_item_metadata:
+        bare = Interactions.from_frame(tiny.train)
+        with pytest.raises(ConfigError, match="metadata"):
+            create(name).fit(bare)

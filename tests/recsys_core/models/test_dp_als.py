@@ -108,10 +108,10 @@ def test_a_budget_the_data_cannot_meet(tiny):
         create("dp-als", {"epsilon": 0.1}).fit(tiny.data)
 
 
-def test_fold_in_reproduces_the_fitted_user(tiny):
+def test_solve_user_reproduces_the_fitted_user(tiny):
     model = create("dp-als", {"epsilon": 1e4, "iterations": 2}).fit(tiny.data)
     row = model.seen_[3]
-    p, b = model.fold_in(row.indices, row.data)
+    p, b = model.solve_user(row.indices, row.data)
     np.testing.assert_allclose(p, model.user_factors_[3], atol=1e-8)
     assert b == pytest.approx(model.user_bias_[3], abs=1e-8)
 
