@@ -103,9 +103,7 @@ def _task_runner() -> Any:
                                           "processes": False, "dashboard_address": None})
 
 
-# prefect-dask's runner is typed against its own future type, not the TaskRunner[PrefectFuture]
-# that flow() declares
-@flow(name="tune", task_runner=_task_runner(), log_prints=True)  # type: ignore[arg-type]
+@flow(name="tune", task_runner=_task_runner(), log_prints=True)
 def tune_flow(params: TuneParams = TuneParams()) -> dict[str, Any]:  # noqa: B008
     """Add ``n_trials`` trials to the study and log its best parameters; promote nothing.
 

@@ -25,8 +25,9 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 import traceback  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Annotated  # noqa: E402
+from typing import Annotated, Any  # noqa: E402
 
 import typer  # noqa: E402
 from dotenv import load_dotenv  # noqa: E402
@@ -94,13 +95,15 @@ from recsys_cli.train import train  # noqa: E402
 from recsys_cli.tune import tune  # noqa: E402
 
 # each paragraph of a command's help on one line: the terminal wraps it at its width
-for command in (train, evaluate, recommend, rollback, models, doctor, serve):
+first: tuple[Callable[..., Any], ...] = (train, evaluate, recommend, rollback, models, doctor,
+                                         serve)
+for command in first:
     app.command(help=help_of(command))(command)
 app.add_typer(db, name="db")
 app.add_typer(keys, name="keys")
-for command in (report, tune, forget):
+last: tuple[Callable[..., Any], ...] = (report, tune, forget, replay)
+for command in last:
     app.command(help=help_of(command))(command)
-app.command(help=help_of(replay))(replay)
 
 
 if __name__ == "__main__":

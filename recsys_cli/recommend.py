@@ -102,5 +102,5 @@ def _print_explained(model, users: list[str], k: int, as_json: bool, title: str)
     for row in rows:
         name = f"{row['title']} ({row['item']})" if row["title"] else str(row["item"])
         table.add_row(str(row["user"]), str(row["rank"]), name, f"{row['score']:.4f}",
-                      row["because"] or "")
+                      str(row["because"] or ""))
     console.print(table)
