@@ -14,7 +14,8 @@ from tests.recsys_core.serving.test_explain import MOVIES, _ratings
 runner = CliRunner()
 
 
-def test_recommend_explain_names_titles_and_keeps_weights_in_fields(embedded_store, tmp_path):
+def test_recommend_explain_names_titles_and_keeps_weights_in_fields(embedded_store, tmp_path,
+                                                                   monkeypatch):
     model = create("ease").fit(Interactions.from_frame(_ratings(), item_meta=MOVIES))
     run_id = mlflow_run.start_run("explain-test", "ease")
     mlflow_run.log_artifacts(run_id, model.save(tmp_path / "state"), "model_state")
@@ -31,7 +32,10 @@ def test_recommend_explain_names_titles_and_keeps_weights_in_fields(embedded_sto
     assert {r["title"] for r in row["reasons"]} == {"Star Wars (1977)", "Fargo (1996)"}
     assert all(isinstance(r["weight"], float) and r["weight"] > 0 for r in row["reasons"])
 
-    table = runner.invoke(app, ["recommend", "--user", "me", "-k", "1", "--explain"],
-                          env={"COLUMNS": "200"})
+    from recsys_cli import console as cli_console
+
+    # the CLI's console took its width when it was made: a wide one, so no title is wrapped
+    monkeypatch.setattr(cli_console.console, "width", 200)
+    table = runner.invoke(app, ["recommend", "--user", "me", "-k", "1", "--explain"])
     assert table.exit_code == 0 and "Because you watched" in table.output
     assert "Return of the Jedi (1983) (181)" in table.output

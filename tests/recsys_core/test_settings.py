@@ -80,6 +80,7 @@ ALLOWED = {
     "recsys_core/redaction.py": "reads the values of secret variables to hide them",
     "recsys_core/spark/storage.py": "copies the AWS variables into Spark's Hadoop settings",
     "recsys_core/tracking/doctor.py": "reports the variables it was given",
+    "recsys_cli/keys.py": "registers the key held in the variable its --from-env names",
     "tasks/tracking.py": "names MLflow's S3 endpoint in a message",
     "recsys_core/tracking/mlflow_run.py": "MLflow's own MLFLOW_TRACKING_URI/MLFLOW_REGISTRY_URI",
     "recsys_core/spark/session.py": "Java's JAVA_HOME; PYSPARK_PYTHON set for the executors",

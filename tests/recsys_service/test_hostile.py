@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from recsys_core.events.keys import KeyStore
 from recsys_core.events.store import EventStore
 from recsys_core.events.tables import events as events_table
 from recsys_core.events.tables import served_recommendations
@@ -176,7 +177,7 @@ def ranking(store, data, fit, publish):
 
 
 @pytest.fixture(scope="module")
-def service(ranking, tmp_path_factory):
+def service(ranking, tmp_path_factory, key_headers):
     folder = tmp_path_factory.mktemp("hostile")
     es = EventStore(f"sqlite:///{folder / 'events.db'}")
     es.upgrade()
@@ -187,6 +188,7 @@ def service(ranking, tmp_path_factory):
     app = create_app(settings, poll=False, events=es)
     with TestClient(app, raise_server_exceptions=False) as client:
         app.state.live.refresh()
+        client.headers.update(key_headers(app))  # a key of every scope: the rows test the rest
         yield app, client, es
     es.close()
 
@@ -221,6 +223,47 @@ def test_a_hostile_request(service, row: Row):
     assert _counts(app, es) == before  # no event, no served list
 
 
+# callers without the right key: (name, method, path, json body, key, status, message)
+AUTH_ROWS = [
+    ("no key for events", "POST", "/events", [_ev("auth-1")], None, 401,
+     "an API key is required"),
+    ("a made-up key for events", "POST", "/events", [_ev("auth-2")], "rsk_made-up", 401,
+     "API key"),
+    ("a recommend key posting events", "POST", "/events", [_ev("auth-3")], ("recommend",), 403,
+     "ingest"),
+    ("no key for a list", "GET", "/recommendations/u1", None, None, 401,
+     "an API key is required"),
+    ("an ingest key asking for a list", "GET", "/recommendations/u1", None, ("ingest",), 403,
+     "recommend"),
+    ("a list explained without the explain scope", "GET",
+     "/recommendations/u1?explain=true", None, ("recommend",), 403, "explain"),
+    ("a tombstone refresh without admin", "POST", "/tombstones/refresh", None,
+     ("recommend", "ingest"), 403, "admin"),
+    ("the metrics without admin", "GET", "/metrics", None, ("recommend",), 403, "admin"),
+]
+
+
+@pytest.mark.parametrize("row", AUTH_ROWS, ids=lambda row: row[0])
+def test_a_caller_without_the_right_key(service, key_headers, row):
+    app, client, es = service
+    _, method, path, body, key, status, fragment = row
+    if key is None:
+        headers = {"Authorization": ""}
+    elif isinstance(key, str):
+        headers = {"Authorization": f"Bearer {key}"}
+    else:
+        headers = key_headers(app, scopes=key)
+    before = _counts(app, es)
+    r = client.request(method, path, json=body, headers=headers)
+    assert r.status_code == status, r.text[:500]
+    assert fragment in r.json()["detail"], r.text[:500]
+    if status == 401:
+        assert r.headers["www-authenticate"].startswith("Bearer")
+    for leak in LEAKS:
+        assert leak not in r.text, (leak, r.text[:500])
+    assert _counts(app, es) == before  # no event, no served list
+
+
 def test_a_chunked_body_over_the_limit_is_cut_while_it_streams(service):
     app, client, es = service
     before = _counts(app, es)
@@ -235,13 +278,15 @@ def test_a_chunked_body_over_the_limit_is_cut_while_it_streams(service):
     assert _counts(app, es) == before
 
 
-def test_the_store_down_says_so_without_its_password(ranking, free_port, tmp_path):
+def test_the_store_down_says_so_without_its_password(ranking, free_port, tmp_path,
+                                                    key_headers):
     """Finding 11: a message about the database never carries its password."""
     down = EventStore(f"postgresql://recsys:s3cret@127.0.0.1:{free_port()}/events")
+    keys = KeyStore(f"sqlite:///{tmp_path / 'keys.db'}")  # keys readable, events not
     app = create_app(ServiceSettings(registered_model="svc-hostile",
                                      served_outbox=str(tmp_path / "outbox")),
-                     poll=False, events=down)
+                     poll=False, events=down, keys=keys)
     with TestClient(app, raise_server_exceptions=False) as client:
-        r = client.post("/events", json=[_ev()])
+        r = client.post("/events", json=[_ev()], headers=key_headers(app))
         assert r.status_code == 503 and "cannot reach the database" in r.json()["detail"]
         assert "s3cret" not in r.text and "***" in r.text

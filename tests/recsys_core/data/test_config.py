@@ -15,7 +15,7 @@ def test_defaults_and_scale():
 @pytest.mark.parametrize(("fields", "message"), [
     ({"rating_min": 5, "rating_max": 1}, "rating_min (5.0) must be below rating_max (1.0)"),
     ({"duplicates": "first"}, "'latest', 'mean' or 'refuse'"),
-    ({"synthetic_size": "huge"}, "'tiny', 'small', '100k', '1m' or '10m'"),
+    ({"synthetic_size": "huge"}, "'tiny', 'small', '100k', '1m', '10m', 'ml100k' or 'ml1m'"),
     ({"sorce": "x"}, "Extra inputs are not permitted"),
 ])
 def test_bad_settings_are_refused(fields, message):
