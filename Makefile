@@ -82,8 +82,8 @@ test: install  ## lint and type-check, then the whole test suite, the loopback s
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_FLAGS)
 
-test-fast: install  ## the tests that start no server, JVM or Prefect harness (a few minutes)
-	$(BIN)/python -m pytest -q -m "not ($(SLOW_KINDS))" $(PYTEST_FLAGS)
+test-fast: install  ## the tests that start no server, JVM or Prefect harness (under 3 minutes)
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m "not ($(SLOW_KINDS))" $(PYTEST_FLAGS)
 
 test-unit: install  ## type-check, then the tests that need no server
 	$(BIN)/mypy
