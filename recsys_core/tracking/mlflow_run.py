@@ -173,8 +173,17 @@ def set_description(run_id: str, markdown: str) -> None:
     client().set_tag(run_id, "mlflow.note.content", markdown[:MAX_TAG])
 
 
+# a model version's description is a VARCHAR(5000) in MLflow's SQL stores: PostgreSQL refuses a
+# longer one (SQLite does not check), and the registration would fail after the version exists
+MAX_VERSION_DESCRIPTION = 5000
+_CUT_NOTE = "\n\n(cut to the registry's 5,000 characters: the whole decision is in the run)"
+
+
 def set_version_description(name: str, version: str, markdown: str) -> None:
-    """The description of a registered model version (shown on its page in the MLflow UI)."""
+    """The description of a registered model version (shown on its page in the MLflow UI), cut
+    to what the registry's database holds."""
+    if len(markdown) > MAX_VERSION_DESCRIPTION:
+        markdown = markdown[:MAX_VERSION_DESCRIPTION - len(_CUT_NOTE)] + _CUT_NOTE
     client().update_model_version(name, version, description=markdown)
 
 
