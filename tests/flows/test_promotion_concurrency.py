@@ -29,8 +29,8 @@ def _versions() -> dict[str, dict[str, str]]:
 def test_four_concurrent_runs_leave_one_champion_and_an_intact_chain(workspace):
     # on this data sgd-mf with 10 factors beats 100 factors (at SVD's parameters) by ~0.005
     # RMSE, more than the gate's min_improvement (0.001); both beat the bias baseline. Both rank
-    # below popularity (NDCG@10 0.39 against 0.50), so only champion-rating is contended: each run's ranking
-    # gate refuses it
+    # below popularity (NDCG@10 0.39 against 0.50), so only champion-rating is contended: each
+    # run's ranking gate refuses it
     first = training_flow(TrainingParams(**TINY, model={"params": SVD}))
     assert first["promoted_roles"] == ["rating"] and first["version"] == "1"
 
