@@ -74,10 +74,13 @@ PYTEST_FLAGS ?=
 PYTEST_WORKERS ?= 2
 # the kinds of test that start servers, JVMs or Prefect's harness (marked in tests/conftest.py)
 SLOW_KINDS := stack or flow or spark or slow
+# the Python trees that ruff checks and formats
+PY_DIRS := recsys_core recsys_service tasks flows recsys_cli tests benchmarks infra
 
 .PHONY: test-fast
 test: install  ## lint and type-check, then the whole test suite, the loopback stack included
-	$(BIN)/ruff check recsys_core recsys_service tasks flows recsys_cli tests benchmarks infra
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_FLAGS)
@@ -92,8 +95,9 @@ test-unit: install  ## type-check, then the tests that need no server
 test-stack: install  ## the end-to-end tests against a loopback stack of their own
 	$(BIN)/python -m pytest -q -m stack $(PYTEST_FLAGS)
 
-lint: install  ## ruff, the import contracts (lint-imports) and mypy (settings in pyproject.toml)
-	$(BIN)/ruff check recsys_core recsys_service tasks flows recsys_cli tests benchmarks infra
+lint: install  ## ruff (rules and format), the import contracts (lint-imports) and mypy (settings in pyproject.toml)
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 

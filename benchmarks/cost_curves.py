@@ -35,13 +35,12 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SIZES = {"100K": 100_000, "1M": 1_000_000, "5M": 5_000_000, "10M": 10_000_000,
-         "25M": 25_000_000}  # fmt: skip
+SIZES = {"100K": 100_000, "1M": 1_000_000, "5M": 5_000_000, "10M": 10_000_000, "25M": 25_000_000}
 # MovieLens 25M: 162,541 users and 59,047 items
 USERS_PER_RATING = 162_541 / 25_000_000
 ITEMS_AT_25M = 59_047
@@ -99,9 +98,11 @@ def generate(n_ratings: int, seed: int = 0):
     return Interactions(
         users=IdVocab(np.arange(n_users).astype(str)),
         items=IdVocab(np.arange(n_items).astype(str)),
-        user_idx=user, item_idx=item, rating=rating,
+        user_idx=user,
+        item_idx=item,
+        rating=rating,
         timestamp=np.zeros(user.size, dtype=np.int64),
-    )  # fmt: skip
+    )
 
 
 def _rss_kb(pid: int) -> int:
@@ -147,12 +148,23 @@ def worker(model: str, size: str) -> None:
     t0 = time.perf_counter()
     rec.fit(data)
     fit_s = time.perf_counter() - t0
-    print(json.dumps({
-        "model": model, "size": size, "ratings": len(data), "users": data.n_users,
-        "items": data.n_items, "generate_s": gen_s, "fit_s": fit_s,
-        "per_iteration_s": fit_s / params[iter_key], "iterations": params[iter_key],
-        "rss_before_mb": rss_before / 1024,
-    }), flush=True)  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "model": model,
+                "size": size,
+                "ratings": len(data),
+                "users": data.n_users,
+                "items": data.n_items,
+                "generate_s": gen_s,
+                "fit_s": fit_s,
+                "per_iteration_s": fit_s / params[iter_key],
+                "iterations": params[iter_key],
+                "rss_before_mb": rss_before / 1024,
+            }
+        ),
+        flush=True,
+    )
 
 
 def default_timeout(size: str) -> float:
@@ -164,34 +176,48 @@ def default_timeout(size: str) -> float:
 def measure(model: str, size: str, timeout: float | None = None) -> dict:
     """Run one worker, sampling its process tree's RSS; the worker's result plus the peak."""
     timeout = timeout or default_timeout(size)
-    env = dict(os.environ, RECSYS_SPARK_MASTER=os.environ.get("RECSYS_SPARK_MASTER", "local[2]"),
-               RECSYS_SPARK_DRIVER_MEMORY=os.environ.get("RECSYS_SPARK_DRIVER_MEMORY", "6g"),
-               # spark.network.timeout is 6 x this: a long GC pause or a slow shuffle at 25M on
-               # two busy cores must not be taken for a lost executor (60 s by default)
-               RECSYS_SPARK_CONNECT_TIMEOUT=os.environ.get("RECSYS_SPARK_CONNECT_TIMEOUT", "30"))
+    env = dict(
+        os.environ,
+        RECSYS_SPARK_MASTER=os.environ.get("RECSYS_SPARK_MASTER", "local[2]"),
+        RECSYS_SPARK_DRIVER_MEMORY=os.environ.get("RECSYS_SPARK_DRIVER_MEMORY", "6g"),
+        # spark.network.timeout is 6 x this: a long GC pause or a slow shuffle at 25M on
+        # two busy cores must not be taken for a lost executor (60 s by default)
+        RECSYS_SPARK_CONNECT_TIMEOUT=os.environ.get("RECSYS_SPARK_CONNECT_TIMEOUT", "30"),
+    )
     errors = tempfile.TemporaryFile(mode="w+")  # the reason of a failure (Spark's included)
     proc = subprocess.Popen(
         [sys.executable, __file__, "--worker", model, size],
-        stdout=subprocess.PIPE, stderr=errors, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=errors,
+        text=True,
+        env=env,
         start_new_session=True,  # a timeout kills the whole group: Spark's JVM with it
-    )  # fmt: skip
+    )
     peak, started = 0, time.monotonic()
     while proc.poll() is None:
         peak = max(peak, sum(_rss_kb(p) for p in _tree(proc.pid)))
         if time.monotonic() - started > timeout:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-            return {"model": model, "size": size, "error": f"timed out after {timeout:.0f}s",
-                    "peak_rss_mb": peak / 1024}
+            return {
+                "model": model,
+                "size": size,
+                "error": f"timed out after {timeout:.0f}s",
+                "peak_rss_mb": peak / 1024,
+            }
         time.sleep(0.2)
     out = proc.stdout.read() if proc.stdout else ""
     lines = [ln for ln in out.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         errors.seek(0)
-        last = [ln.strip() for ln in errors.read().splitlines()
-                if "Error" in ln or "Exception" in ln][-1:]
-        return {"model": model, "size": size,
-                "error": f"exit code {proc.returncode}" + "".join(f": {ln[:300]}" for ln in last)}
+        last = [
+            ln.strip() for ln in errors.read().splitlines() if "Error" in ln or "Exception" in ln
+        ][-1:]
+        return {
+            "model": model,
+            "size": size,
+            "error": f"exit code {proc.returncode}" + "".join(f": {ln[:300]}" for ln in last),
+        }
     errors.close()
     return {**json.loads(lines[-1]), "peak_rss_mb": peak / 1024}
 
@@ -213,14 +239,19 @@ def table(results: list[dict]) -> str:
             f"| {r['rss_before_mb']:.0f} | {load} |"
         )
     ok = {(r["model"], r["size"]): r for r in results if "error" not in r}
-    ratios = ["", "| ours / Spark local[2] | size | fit-time ratio | peak-RSS ratio |",
-              "|---|---|---:|---:|"]
+    ratios = [
+        "",
+        "| ours / Spark local[2] | size | fit-time ratio | peak-RSS ratio |",
+        "|---|---|---:|---:|",
+    ]
     for ours, spark in PAIRS:
         for size in SIZES:
             a, b = ok.get((ours, size)), ok.get((spark, size))
             if a and b:
-                ratios.append(f"| {ours} / {spark} | {size} | {a['fit_s'] / b['fit_s']:.3f} "
-                              f"| {a['peak_rss_mb'] / b['peak_rss_mb']:.2f} |")
+                ratios.append(
+                    f"| {ours} / {spark} | {size} | {a['fit_s'] / b['fit_s']:.3f} "
+                    f"| {a['peak_rss_mb'] / b['peak_rss_mb']:.2f} |"
+                )
     return "\n".join(rows + ratios) + "\n"
 
 
@@ -232,8 +263,11 @@ def plot(results: list[dict], path: Path) -> None:
 
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))
     for model in MODELS:
-        pts = sorted((r["ratings"], r["fit_s"], r["peak_rss_mb"], r.get("load_avg", 99.0))
-                     for r in results if r.get("model") == model and "error" not in r)
+        pts = sorted(
+            (r["ratings"], r["fit_s"], r["peak_rss_mb"], r.get("load_avg", 99.0))
+            for r in results
+            if r.get("model") == model and "error" not in r
+        )
         if not pts:
             continue
         x = [p[0] / 1e6 for p in pts]
@@ -241,12 +275,25 @@ def plot(results: list[dict], path: Path) -> None:
         ax_m.plot(x, [p[2] / 1024 for p in pts], "o-", label=model)
         for ratings, fit_s, rss, load in pts:  # a time measured on a quiet machine is not an
             if load < 2:  # upper bound like the others: marked
-                ax_t.annotate("quiet", (ratings / 1e6, fit_s), textcoords="offset points",
-                              xytext=(-12, 8), fontsize=7)
-                ax_m.annotate("quiet", (ratings / 1e6, rss / 1024), textcoords="offset points",
-                              xytext=(-12, 8), fontsize=7)
-    ax_t.set(xlabel="ratings (millions)", ylabel="fit time (s)",
-             title="Fit time (loaded machine: upper bounds)")
+                ax_t.annotate(
+                    "quiet",
+                    (ratings / 1e6, fit_s),
+                    textcoords="offset points",
+                    xytext=(-12, 8),
+                    fontsize=7,
+                )
+                ax_m.annotate(
+                    "quiet",
+                    (ratings / 1e6, rss / 1024),
+                    textcoords="offset points",
+                    xytext=(-12, 8),
+                    fontsize=7,
+                )
+    ax_t.set(
+        xlabel="ratings (millions)",
+        ylabel="fit time (s)",
+        title="Fit time (loaded machine: upper bounds)",
+    )
     ax_m.set(xlabel="ratings (millions)", ylabel="peak RSS (GB)", title="Peak memory")
     for ax in (ax_t, ax_m):
         ax.grid(alpha=0.3)
@@ -259,15 +306,26 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", nargs="+", default=["1M"], choices=list(SIZES))
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    ap.add_argument("--timeout", type=float, default=None,
-                    help="seconds per (model, size); default: 900 + 150 per million ratings")
-    ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "cost-curves.json",
-                    help="raw results; --append adds to it")
+    ap.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds per (model, size); default: 900 + 150 per million ratings",
+    )
+    ap.add_argument(
+        "--json",
+        type=Path,
+        default=ROOT / "benchmarks" / "cost-curves.json",
+        help="raw results; --append adds to it",
+    )
     ap.add_argument("--append", action="store_true")
     ap.add_argument("--out", type=Path, help="write the Markdown table here")
     ap.add_argument("--plot", type=Path, help="write the cost-against-size plot (png) here")
-    ap.add_argument("--report", action="store_true",
-                    help="measure nothing: the table and plot of the results in --json")
+    ap.add_argument(
+        "--report",
+        action="store_true",
+        help="measure nothing: the table and plot of the results in --json",
+    )
     ap.add_argument("--worker", nargs=2, metavar=("MODEL", "SIZE"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:

@@ -19,11 +19,11 @@ from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -38,8 +38,13 @@ from recsys_core.models import create  # noqa: E402
 EPSILONS = (0.5, 1.0, 2.0, 5.0, 10.0)
 # contribution bounds tried at every epsilon: (max_ratings_per_user, clip_norm, rating_clip)
 BOUNDS = ((10, 0.5, 1.0), (20, 0.5, 1.0), (50, 0.5, 1.0), (50, 1.0, 2.0))
-NON_PRIVATE = {"epsilon": None, "iterations": 15, "max_ratings_per_user": 100_000,
-               "clip_norm": 100.0, "rating_clip": 100.0}
+NON_PRIVATE = {
+    "epsilon": None,
+    "iterations": 15,
+    "max_ratings_per_user": 100_000,
+    "clip_norm": 100.0,
+    "rating_clip": 100.0,
+}
 
 
 def _rmse(model, test) -> float:
@@ -68,8 +73,13 @@ def main() -> int:
     best: dict[float, float] = {}
     for eps in EPSILONS:
         for m, clip, rclip in BOUNDS:
-            params = {"epsilon": eps, "max_ratings_per_user": m, "clip_norm": clip,
-                      "rating_clip": rclip, "seed": args.seed}
+            params = {
+                "epsilon": eps,
+                "max_ratings_per_user": m,
+                "clip_norm": clip,
+                "rating_clip": rclip,
+                "seed": args.seed,
+            }
             t = time.perf_counter()
             try:
                 model = create("dp-als", params).fit(train)
@@ -79,8 +89,15 @@ def main() -> int:
                 value = _rmse(model, test)
                 best[eps] = min(best.get(eps, np.inf), value)
                 got = f"{value:.4f} (noise std {model.noise_std_:.1f})"
-            rows.append(("dp-als", f"{eps:g}", f"m={m}, clip={clip}, rating_clip={rclip}", got,
-                         time.perf_counter() - t))
+            rows.append(
+                (
+                    "dp-als",
+                    f"{eps:g}",
+                    f"m={m}, clip={clip}, rating_clip={rclip}",
+                    got,
+                    time.perf_counter() - t,
+                )
+            )
 
     gap = ref["dp-als"] - ref["als"]
     lines = [

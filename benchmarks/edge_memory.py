@@ -41,14 +41,27 @@ def main() -> None:
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="edge-memory-"))
     port = _free_port()
-    env = {**os.environ, "RECSYS_SERVE_STARTUP_WAIT_S": "0", "PYTHONDONTWRITEBYTECODE": "1",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
-           "RECSYS_EVENTS_URL": f"sqlite:///{folder / 'events.db'}"}
-    proc = subprocess.Popen([sys.executable, "-c",
-                             "import sys; from recsys_cli.main import app; sys.argv[0]='recsys'; "
-                             "app()", "serve", "--port", str(port)],
-                            cwd=folder, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "RECSYS_SERVE_STARTUP_WAIT_S": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
+        "RECSYS_EVENTS_URL": f"sqlite:///{folder / 'events.db'}",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from recsys_cli.main import app; sys.argv[0]='recsys'; app()",
+            "serve",
+            "--port",
+            str(port),
+        ],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -66,8 +79,10 @@ def main() -> None:
         size = args.mb * 1_000_000
         started = time.monotonic()
         with socket.create_connection(("127.0.0.1", port), timeout=120) as s:
-            s.sendall(b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                      b"Content-Length: " + str(size).encode() + b"\r\n\r\n")
+            s.sendall(
+                b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: " + str(size).encode() + b"\r\n\r\n"
+            )
             # a list of one event padded with blanks: valid JSON once whole
             event = b'{"event_id": "big", "user_id": "u", "item_id": "i", "type": "click"}'
             body_head, body_tail = b"[" + event, b"]"
@@ -87,9 +102,11 @@ def main() -> None:
             answer = s.recv(4096).split(b"\r\n")[0].decode()
         elapsed = time.monotonic() - started
         after = _peak_kb(proc.pid)
-        print(f"body {args.mb} MB: answer {answer!r} after {elapsed:.2f} s, "
-              f"{sent_body / 1e6:.0f} MB of padding sent; worker peak RSS "
-              f"{before / 1024:.0f} MiB before, {after / 1024:.0f} MiB after")
+        print(
+            f"body {args.mb} MB: answer {answer!r} after {elapsed:.2f} s, "
+            f"{sent_body / 1e6:.0f} MB of padding sent; worker peak RSS "
+            f"{before / 1024:.0f} MiB before, {after / 1024:.0f} MiB after"
+        )
     finally:
         proc.terminate()
         proc.wait(30)

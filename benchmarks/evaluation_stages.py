@@ -69,10 +69,13 @@ def stages(folder: Path, model_name: str) -> dict:
     result = evaluate(model, train, test, k=10)
     st["evaluate"] = time.perf_counter() - t
     st["evaluate_recommend_idx"] = spent[0]
-    return {"model": model_name, "stages_s": {k: round(v, 2) for k, v in st.items()},
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            "ndcg_at_10": result.metrics.get("ndcg_at_10"),
-            "ranked_users": result.counts.get("ranked_users")}
+    return {
+        "model": model_name,
+        "stages_s": {k: round(v, 2) for k, v in st.items()},
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "ndcg_at_10": result.metrics.get("ndcg_at_10"),
+        "ranked_users": result.counts.get("ranked_users"),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

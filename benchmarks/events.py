@@ -47,10 +47,17 @@ BATCH = 10
 
 
 def _batch(prefix: str, n: int) -> list[dict]:
-    return [{"event_id": f"{prefix}-{n}-{i}", "user_id": f"u{(n * 7 + i) % 5000}",
-             "item_id": f"i{(n * 13 + i) % 3000}", "type": ("click", "view", "rating")[i % 3],
-             "rating": 4.0 if i % 3 == 2 else None, "timestamp": 1_700_000_000 + n}
-            for i in range(BATCH)]
+    return [
+        {
+            "event_id": f"{prefix}-{n}-{i}",
+            "user_id": f"u{(n * 7 + i) % 5000}",
+            "item_id": f"i{(n * 13 + i) % 3000}",
+            "type": ("click", "view", "rating")[i % 3],
+            "rating": 4.0 if i % 3 == 2 else None,
+            "timestamp": 1_700_000_000 + n,
+        }
+        for i in range(BATCH)
+    ]
 
 
 def bench_store(url: str, seconds: float, threads: int) -> dict:
@@ -83,15 +90,22 @@ def bench_store(url: str, seconds: float, threads: int) -> dict:
     collected = load_database(url)
     read_s = time.monotonic() - t0
     store.close()
-    return {"batches_s": batches[0] / elapsed, "acked": acked[0], "count": count,
-            "lost": acked[0] - count, "read_rows": len(collected.interactions),
-            "read_s": read_s}
+    return {
+        "batches_s": batches[0] / elapsed,
+        "acked": acked[0],
+        "count": count,
+        "lost": acked[0] - count,
+        "read_rows": len(collected.interactions),
+        "read_s": read_s,
+    }
 
 
 def bench_peer(connect, placeholder: str, seconds: float, threads: int) -> float:
     values = ",".join([placeholder] * 7)
-    sql = ("INSERT INTO events (event_id, user_id, item_id, rating, type, timestamp, "
-           f"received_at) VALUES ({values}) ON CONFLICT DO NOTHING")
+    sql = (
+        "INSERT INTO events (event_id, user_id, item_id, rating, type, timestamp, "
+        f"received_at) VALUES ({values}) ON CONFLICT DO NOTHING"
+    )
     done, lock = [0], threading.Lock()
     stop = time.monotonic() + seconds
 
@@ -99,8 +113,18 @@ def bench_peer(connect, placeholder: str, seconds: float, threads: int) -> float
         conn = connect()
         n = 0
         while time.monotonic() < stop:
-            rows = [(e["event_id"], e["user_id"], e["item_id"], e["rating"], e["type"],
-                     e["timestamp"], e["timestamp"]) for e in _batch(f"p{tid}", n)]
+            rows = [
+                (
+                    e["event_id"],
+                    e["user_id"],
+                    e["item_id"],
+                    e["rating"],
+                    e["type"],
+                    e["timestamp"],
+                    e["timestamp"],
+                )
+                for e in _batch(f"p{tid}", n)
+            ]
             cur = conn.cursor()
             cur.executemany(sql, rows)
             conn.commit()
@@ -165,12 +189,21 @@ def bench_http(url: str, seconds: float, connections: int, workers: int) -> dict
     store.upgrade()
     port = _free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, RECSYS_SERVE_EVENTS_URL=url, RECSYS_SERVE_STARTUP_WAIT_S="0",
-                   RECSYS_SERVE_REGISTERED_MODEL="bench-events")
+        env = dict(
+            os.environ,
+            RECSYS_SERVE_EVENTS_URL=url,
+            RECSYS_SERVE_STARTUP_WAIT_S="0",
+            RECSYS_SERVE_REGISTERED_MODEL="bench-events",
+        )
         recsys = Path(sys.executable).with_name("recsys")
-        server = subprocess.Popen([str(recsys), "serve", "--port", str(port), "--workers",
-                                   str(workers)], cwd=tmp, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        server = subprocess.Popen(
+            [str(recsys), "serve", "--port", str(port), "--workers", str(workers)],
+            cwd=tmp,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             deadline = time.monotonic() + 60
             while True:
@@ -185,16 +218,30 @@ def bench_http(url: str, seconds: float, connections: int, workers: int) -> dict
             script.write_text(_WRK_SCRIPT)
             cpu_before = _tree_cpu(server.pid)
             out = subprocess.run(
-                ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds:.0f}s",
-                 "--latency", "-s", str(script), f"http://127.0.0.1:{port}"],
-                capture_output=True, text=True, check=True).stdout
+                [
+                    "wrk",
+                    "-t",
+                    "2",
+                    "-c",
+                    str(connections),
+                    "-d",
+                    f"{seconds:.0f}s",
+                    "--latency",
+                    "-s",
+                    str(script),
+                    f"http://127.0.0.1:{port}",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
             server_cpu = _tree_cpu(server.pid) - cpu_before
         finally:
             server.terminate()
             _, log = server.communicate(timeout=30)
     if os.environ.get("RECSYS_BENCH_VERBOSE"):
         at = log.find("Traceback")
-        print(out, log[at:at + 6000] if at >= 0 else "", file=sys.stderr)
+        print(out, log[at : at + 6000] if at >= 0 else "", file=sys.stderr)
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
@@ -202,11 +249,16 @@ def bench_http(url: str, seconds: float, connections: int, workers: int) -> dict
     count = store.count()
     store.close()
     p99 = re.search(r"99%\s+(\S+)", out)
-    return {"batches_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "cpu_ms": 1e3 * server_cpu / max(requests, 1),
-            "acked": ok * BATCH, "count": count, "lost": max(0, ok * BATCH - count),
-            "non2xx": requests - ok, "socket_errors": errors,
-            "p99": p99.group(1) if p99 else "?"}
+    return {
+        "batches_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "cpu_ms": 1e3 * server_cpu / max(requests, 1),
+        "acked": ok * BATCH,
+        "count": count,
+        "lost": max(0, ok * BATCH - count),
+        "non2xx": requests - ok,
+        "socket_errors": errors,
+        "p99": p99.group(1) if p99 else "?",
+    }
 
 
 def _http_main(args) -> None:
@@ -219,12 +271,16 @@ def _http_main(args) -> None:
     finally:
         admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
-    print(f"| POST /events ({BATCH} events/batch, {args.workers} workers, {args.connections} "
-          "connections) batches/s | server CPU ms/batch | p99 | acknowledged | in table | lost | "
-          "non-2xx | socket errors |")
+    print(
+        f"| POST /events ({BATCH} events/batch, {args.workers} workers, {args.connections} "
+        "connections) batches/s | server CPU ms/batch | p99 | acknowledged | in table | lost | "
+        "non-2xx | socket errors |"
+    )
     print("|---|---|---|---|---|---|---|---|")
-    print(f"| {r['batches_s']:.0f} | {r['cpu_ms']:.2f} | {r['p99']} | {r['acked']} | "
-          f"{r['count']} | {r['lost']} | {r['non2xx']} | {r['socket_errors']} |")
+    print(
+        f"| {r['batches_s']:.0f} | {r['cpu_ms']:.2f} | {r['p99']} | {r['acked']} | "
+        f"{r['count']} | {r['lost']} | {r['non2xx']} | {r['socket_errors']} |"
+    )
 
 
 def main() -> None:
@@ -232,8 +288,9 @@ def main() -> None:
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--http", action="store_true",
-                        help="POST /events on `recsys serve` with wrk instead")
+    parser.add_argument(
+        "--http", action="store_true", help="POST /events on `recsys serve` with wrk instead"
+    )
     parser.add_argument("--workers", type=int, default=2, help="--http: server processes")
     parser.add_argument("--connections", type=int, default=16, help="--http: wrk connections")
     args = parser.parse_args()
@@ -256,17 +313,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "events.db"
         r = bench_store(f"sqlite:///{path}", args.seconds, args.threads)
-        peer = bench_peer(lambda: sqlite3.connect(path, timeout=30), "?", args.seconds,
-                          args.threads)
+        peer = bench_peer(
+            lambda: sqlite3.connect(path, timeout=30), "?", args.seconds, args.threads
+        )
         rows.append(("sqlite", r, peer))
-    print(f"| backend | EventStore.append batches/s ({BATCH} events, {args.threads} threads) | "
-          "bare driver batches/s | ours/peer | acknowledged | in table | lost | "
-          "collect rows/s |")
+    print(
+        f"| backend | EventStore.append batches/s ({BATCH} events, {args.threads} threads) | "
+        "bare driver batches/s | ours/peer | acknowledged | in table | lost | "
+        "collect rows/s |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for backend, r, peer in rows:
-        print(f"| {backend} | {r['batches_s']:.0f} | {peer:.0f} | {r['batches_s'] / peer:.2f} | "
-              f"{r['acked']} | {r['count']} | {r['lost']} | "
-              f"{r['read_rows'] / max(r['read_s'], 1e-9):.0f} |")
+        print(
+            f"| {backend} | {r['batches_s']:.0f} | {peer:.0f} | {r['batches_s'] / peer:.2f} | "
+            f"{r['acked']} | {r['count']} | {r['lost']} | "
+            f"{r['read_rows'] / max(r['read_s'], 1e-9):.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -56,8 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default="synthetic:ml1m")
     parser.add_argument("--models", nargs="+", default=["popularity", "ease", "sgd-mf"])
     parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--reference", type=int, default=2000,
-                        help="one-at-a-time Scorer requests timed per model (0: none)")
+    parser.add_argument(
+        "--reference",
+        type=int,
+        default=2000,
+        help="one-at-a-time Scorer requests timed per model (0: none)",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     frame = collect(args.data).interactions
@@ -65,12 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     gen = time.perf_counter() - started
     test = parts.test
     n_users = test["user"].nunique()
-    print(f"{args.data}: {len(frame):,} ratings, {len(parts.train):,} before the cutoff, "
-          f"{len(test):,} test rows of {n_users:,} users ({parts.info['cold_users']:,} cold); "
-          f"read and split in {gen:.1f} s; load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"{args.data}: {len(frame):,} ratings, {len(parts.train):,} before the cutoff, "
+        f"{len(test):,} test rows of {n_users:,} users ({parts.info['cold_users']:,} cold); "
+        f"read and split in {gen:.1f} s; load average {os.getloadavg()[0]:.1f}"
+    )
     print()
-    print("| model | fit s | evaluate s | replay s | replay / evaluate | per 1k lists: evaluate "
-          "/ replay s | one-at-a-time (extrapolated) s | NDCG@10 replay |")
+    print(
+        "| model | fit s | evaluate s | replay s | replay / evaluate | per 1k lists: evaluate "
+        "/ replay s | one-at-a-time (extrapolated) s | NDCG@10 replay |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name in args.models:
         model = create(name)
@@ -87,9 +95,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.reference:
             n = min(args.reference, len(test))
             ref = f"{reference_seconds(model, test, n) * len(test) / n:.0f}"
-        print(f"| {name} | {fit:.1f} | {ev:.1f} | {rp:.1f} | {rp / ev:.1f} | "
-              f"{1000 * ev / n_users:.3f} / {1000 * rp / len(test):.3f} | {ref} | "
-              f"{result.metrics[f'ndcg_at_{args.k}']:.4f} |", flush=True)
+        print(
+            f"| {name} | {fit:.1f} | {ev:.1f} | {rp:.1f} | {rp / ev:.1f} | "
+            f"{1000 * ev / n_users:.3f} / {1000 * rp / len(test):.3f} | {ref} | "
+            f"{result.metrics[f'ndcg_at_{args.k}']:.4f} |",
+            flush=True,
+        )
     return 0
 
 

@@ -25,8 +25,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # small machine unless they sleep
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -186,8 +186,13 @@ def score(model: Recommender, train_i: Interactions, train, test) -> dict:
     if getattr(model, "peer", None) in UNRANKED:
         m.pop("ndcg_at_10", None)
         m.pop("precision_at_10", None)
-    return {"rmse": m.get("rmse"), "mae": m.get("mae"), "ndcg": m.get("ndcg_at_10"),
-            "p": m.get("precision_at_10"), "fit_s": fit_s}
+    return {
+        "rmse": m.get("rmse"),
+        "mae": m.get("mae"),
+        "ndcg": m.get("ndcg_at_10"),
+        "p": m.get("precision_at_10"),
+        "fit_s": fit_s,
+    }
 
 
 def timing(train_i: Interactions, quick: bool, seed: int) -> list[tuple[str, str, str]]:
@@ -209,8 +214,13 @@ def timing(train_i: Interactions, quick: bool, seed: int) -> list[tuple[str, str
     t = time.perf_counter()
     peer.fit(X, show_progress=False)
     peer_it = (time.perf_counter() - t) / its
-    rows.append((f"als per iteration, {factors} factors (implicit ALS {peer_it:.3f} s)",
-                 f"{ours_it:.3f} s (x{ours_it / peer_it:.2f})", "within 1.5x of implicit"))
+    rows.append(
+        (
+            f"als per iteration, {factors} factors (implicit ALS {peer_it:.3f} s)",
+            f"{ours_it:.3f} s (x{ours_it / peer_it:.2f})",
+            "within 1.5x of implicit",
+        )
+    )
     if quick:
         return rows
     big = generate(config_for("1m", seed=seed)).interactions
@@ -218,12 +228,22 @@ def timing(train_i: Interactions, quick: bool, seed: int) -> list[tuple[str, str
     create("sgd-mf", {"epochs": 1}).fit(big_i)  # compile outside the timing
     t = time.perf_counter()
     create("sgd-mf", {"factors": 100, "epochs": 20}).fit(big_i)
-    rows.append(("sgd-mf, 1M ratings, 100 factors, 20 epochs",
-                 f"{time.perf_counter() - t:.2f} s", "<= 2 s on 2 cores"))
+    rows.append(
+        (
+            "sgd-mf, 1M ratings, 100 factors, 20 epochs",
+            f"{time.perf_counter() - t:.2f} s",
+            "<= 2 s on 2 cores",
+        )
+    )
     t = time.perf_counter()
     similarity_topk(big_i.matrix, 200, 100.0)
-    rows.append((f"item-item similarity, {big_i.n_items} items x {len(big_i)} ratings",
-                 f"{time.perf_counter() - t:.2f} s", "<= 5 s"))
+    rows.append(
+        (
+            f"item-item similarity, {big_i.n_items} items x {len(big_i)} ratings",
+            f"{time.perf_counter() - t:.2f} s",
+            "<= 5 s",
+        )
+    )
     return rows
 
 
@@ -238,8 +258,10 @@ def sgd_vs_surprise(train_i: Interactions, repeats: int) -> list[str]:
     lo, hi = float(train_i.rating.min()), float(train_i.rating.max())
     ts = surprise.Dataset.load_from_df(frame, surprise.Reader(rating_scale=(lo, hi)))
     trainset = ts.build_full_trainset()
-    fits = {"sgd-mf": lambda: create("sgd-mf", {}).fit(train_i),
-            "surprise:SVD": lambda: surprise.SVD(random_state=0).fit(trainset)}
+    fits = {
+        "sgd-mf": lambda: create("sgd-mf", {}).fit(train_i),
+        "surprise:SVD": lambda: surprise.SVD(random_state=0).fit(trainset),
+    }
     wall: dict[str, list[float]] = {k: [] for k in fits}
     cpu: dict[str, list[float]] = {k: [] for k in fits}
     for fit in fits.values():
@@ -252,10 +274,12 @@ def sgd_vs_surprise(train_i: Interactions, repeats: int) -> list[str]:
             wall[name].append(time.perf_counter() - t)
     med = {k: (float(np.median(wall[k])), float(np.median(cpu[k]))) for k in fits}
     (ow, oc), (pw, pc) = med["sgd-mf"], med["surprise:SVD"]
-    return [f"sgd-mf vs Surprise SVD, {len(train_i):,} ratings, k=100, 20 epochs, warm, median of "
-            f"{repeats}: sgd-mf {ow:.3f} s wall / {oc:.3f} s CPU, Surprise {pw:.3f} s wall / "
-            f"{pc:.3f} s CPU: Surprise/sgd-mf {pw / ow:.2f}x wall, {pc / oc:.2f}x CPU "
-            "(target >= 4x)"]
+    return [
+        f"sgd-mf vs Surprise SVD, {len(train_i):,} ratings, k=100, 20 epochs, warm, median of "
+        f"{repeats}: sgd-mf {ow:.3f} s wall / {oc:.3f} s CPU, Surprise {pw:.3f} s wall / "
+        f"{pc:.3f} s CPU: Surprise/sgd-mf {pw / ow:.2f}x wall, {pc / oc:.2f}x CPU "
+        "(target >= 4x)"
+    ]
 
 
 def fmt(x, digits=4) -> str:
@@ -264,16 +288,24 @@ def fmt(x, digits=4) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="synthetic:100k",
-                    help="synthetic:100k | synthetic:1m | path to u.data / ratings.dat / .csv")
+    ap.add_argument(
+        "--data",
+        default="synthetic:100k",
+        help="synthetic:100k | synthetic:1m | path to u.data / ratings.dat / .csv",
+    )
     ap.add_argument("--folds", type=int, default=1, help="1: seeded 80/20; N: N folds")
     ap.add_argument("--models", nargs="*", default=list(OURS), help="our models to run")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--out", default=None, help="also write the tables to this Markdown file")
     ap.add_argument("--quick", action="store_true", help="few epochs, no 1M timings (smoke)")
     ap.add_argument("--no-peers", action="store_true", help="skip Surprise and implicit")
-    ap.add_argument("--sgd-vs-surprise", type=int, default=0, metavar="N",
-                    help="only time sgd-mf against Surprise SVD, N alternating warm fits each")
+    ap.add_argument(
+        "--sgd-vs-surprise",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only time sgd-mf against Surprise SVD, N alternating warm fits each",
+    )
     args = ap.parse_args(argv)
 
     frame, items = load(args.data, args.seed)
@@ -296,10 +328,9 @@ def main(argv: list[str] | None = None) -> int:
             if name not in ("content", "hybrid") or items is not None:
                 try:  # compile the numba kernels outside the timing
                     create(name, {**params, **QUICK.get(name, {})}).fit(warm)
-                except Exception:  # noqa: BLE001 - a warm-up only
+                except Exception:
                     pass
-            results.setdefault(name, []).append(score(create(name, params), train_i, train,
-                                                      test))
+            results.setdefault(name, []).append(score(create(name, params), train_i, train, test))
             peer = OURS[name][0]
             if peer and not args.no_peers and peer not in done:
                 done.add(peer)
@@ -314,8 +345,10 @@ def main(argv: list[str] | None = None) -> int:
                     score(PeerAdapter(peer, peer_params), train_i, train, test)
                 )
     mean = {
-        n: {k: (None if any(r[k] is None for r in rs) else float(np.mean([r[k] for r in rs])))
-            for k in rs[0]}
+        n: {
+            k: (None if any(r[k] is None for r in rs) else float(np.mean([r[k] for r in rs])))
+            for k in rs[0]
+        }
         for n, rs in results.items()
     }
     lines = [
@@ -330,8 +363,10 @@ def main(argv: list[str] | None = None) -> int:
         ratio = "-"
         if peer in mean and mean[peer]["fit_s"]:
             ratio = f"{m['fit_s'] / mean[peer]['fit_s']:.2f} (vs {peer})"
-        lines.append(f"| {name} | {fmt(m['rmse'])} | {fmt(m['mae'])} | {fmt(m['ndcg'])} | "
-                     f"{fmt(m['p'])} | {fmt(m['fit_s'], 2)} | {ratio} |")
+        lines.append(
+            f"| {name} | {fmt(m['rmse'])} | {fmt(m['mae'])} | {fmt(m['ndcg'])} | "
+            f"{fmt(m['p'])} | {fmt(m['fit_s'], 2)} | {ratio} |"
+        )
     if not args.no_peers:
         train, _ = next(folds(frame, args.folds, args.seed))
         lines += ["", "| timing | measured | target |", "|---|---|---|"]

@@ -37,8 +37,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-import numpy as np  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
+import numpy as np
+import scipy.sparse as sp
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -125,8 +125,11 @@ def fitted_model(family: str, shape=ML1M, seed=0) -> Recommender:
     data = Interactions(
         users=IdVocab(np.arange(1, n_users + 1).astype(str)),
         items=IdVocab(np.arange(1, n_items + 1).astype(str)),
-        user_idx=X.row.astype(np.int64), item_idx=X.col.astype(np.int64),
-        rating=X.data.astype(np.float32), timestamp=np.zeros(X.nnz, np.int64))
+        user_idx=X.row.astype(np.int64),
+        item_idx=X.col.astype(np.int64),
+        rating=X.data.astype(np.float32),
+        timestamp=np.zeros(X.nnz, np.int64),
+    )
     return create(family, {}).fit(data)
 
 
@@ -151,23 +154,32 @@ def _ms(lat: np.ndarray, q: float) -> float:
 def bench_inprocess(calls: int = 3000) -> list[dict]:
     rows = []
     rng = np.random.default_rng(1)
-    for name, model, target in (("factors (sgd-mf shape)", factor_model(), 1.0),
-                                ("ease (random weights)", ease_model(), 2.0),
-                                ("ease (fitted)", fitted_model("ease"), 2.0),
-                                ("item-knn-implicit (fitted)", fitted_model("item-knn-implicit"),
-                                 2.0)):
+    for name, model, target in (
+        ("factors (sgd-mf shape)", factor_model(), 1.0),
+        ("ease (random weights)", ease_model(), 2.0),
+        ("ease (fitted)", fitted_model("ease"), 2.0),
+        ("item-knn-implicit (fitted)", fitted_model("item-knn-implicit"), 2.0),
+    ):
         scorer = Scorer(model)
         users = rng.integers(1, ML1M[0] + 1, calls).astype(str)
         online = _latencies(lambda u, s=scorer: s.recommend(u, 10), list(users))
-        cpu = _latencies(lambda u, s=scorer: s.recommend(u, 10), list(users),
-                         clock=time.thread_time)
+        cpu = _latencies(
+            lambda u, s=scorer: s.recommend(u, 10), list(users), clock=time.thread_time
+        )
         offline = _latencies(lambda u, m=model: m.recommend([u], 10), list(users[:500]))
         recent = [list(rng.integers(1, ML1M[1] + 1, 10).astype(str)) for _ in range(calls)]
         fold = _latencies(lambda r, s=scorer: s.recommend(None, 10, recent_items=r), recent)
-        rows.append({"model": name, "p50_ms": _ms(online, 50), "p99_ms": _ms(online, 99),
-                     "cpu_p99_ms": _ms(cpu, 99), "target_p99_ms": target,
-                     "offline_p99_ms": _ms(offline, 99),
-                     "fold_in_p99_ms": _ms(fold, 99)})
+        rows.append(
+            {
+                "model": name,
+                "p50_ms": _ms(online, 50),
+                "p99_ms": _ms(online, 99),
+                "cpu_p99_ms": _ms(cpu, 99),
+                "target_p99_ms": target,
+                "offline_p99_ms": _ms(offline, 99),
+                "fold_in_p99_ms": _ms(fold, 99),
+            }
+        )
     return rows
 
 
@@ -184,12 +196,21 @@ def _asgi_get(app, path: str, query: bytes, key: str | None = None) -> tuple[int
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-             "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
-             "query_string": query, "root_path": "",
-             "headers": [(b"host", b"bench")]
-             + ([(b"authorization", f"Bearer {key}".encode())] if key else []),
-             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "root_path": "",
+        "headers": [(b"host", b"bench")]
+        + ([(b"authorization", f"Bearer {key}".encode())] if key else []),
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
     asyncio.get_event_loop().run_until_complete(app(scope, receive, send))
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
 
@@ -222,8 +243,9 @@ def bench_asgi(calls: int = 3000, auth: bool = True) -> list[dict]:
             mlflow.MlflowClient().set_registered_model_alias("bench", alias, "1")
         events = EventStore(f"sqlite:///{tmp / 'events.db'}")
         events.upgrade()
-        app = create_app(ServiceSettings(registered_model="bench", auth=auth), poll=False,
-                         events=events)
+        app = create_app(
+            ServiceSettings(registered_model="bench", auth=auth), poll=False, events=events
+        )
         key = app.state.auth.store.create("bench", "recommend,admin") if auth else None
         app.state.live.refresh()
         rng = np.random.default_rng(2)
@@ -241,11 +263,16 @@ def bench_asgi(calls: int = 3000, auth: bool = True) -> list[dict]:
         recorded = re.search(r'recsys_served_lists_total\{outcome="recorded"\} (\S+)', text)
         app.state.recorder.stop()
         events.close()
-        return [{"route": "GET /recommendations/{user}?k=10", "auth": _auth_label(auth),
-                 "calls": calls,
-                 "cpu_ms_per_request": 1e3 * cpu / calls,
-                 "wall_ms_per_request": 1e3 * loop_s / calls,
-                 "lists_recorded": int(float(recorded.group(1))) if recorded else 0}]
+        return [
+            {
+                "route": "GET /recommendations/{user}?k=10",
+                "auth": _auth_label(auth),
+                "calls": calls,
+                "cpu_ms_per_request": 1e3 * cpu / calls,
+                "wall_ms_per_request": 1e3 * loop_s / calls,
+                "lists_recorded": int(float(recorded.group(1))) if recorded else 0,
+            }
+        ]
     finally:
         os.chdir(old)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -279,13 +306,24 @@ def _parse_wrk(text: str) -> dict:
         value, unit = float(m.group(1)), m.group(2)
         return value * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
 
-    errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)",
-                                            text.split("Socket errors:")[-1])) \
-        if "Socket errors:" in text else 0
-    return {"req_per_s": num(r"Requests/sec:\s+([\d.]+)"),
-            "p50_ms": ms(r"50%\s+([\d.]+)(us|ms|s)"), "p99_ms": ms(r"99%\s+([\d.]+)(us|ms|s)"),
-            "requests": int(num(r"(\d+) requests in")),
-            "non_2xx": int(num(r"Non-2xx or 3xx responses:\s+(\d+)")), "socket_errors": errors}
+    errors = (
+        sum(
+            int(x)
+            for x in re.findall(
+                r"(?:connect|read|write|timeout) (\d+)", text.split("Socket errors:")[-1]
+            )
+        )
+        if "Socket errors:" in text
+        else 0
+    )
+    return {
+        "req_per_s": num(r"Requests/sec:\s+([\d.]+)"),
+        "p50_ms": ms(r"50%\s+([\d.]+)(us|ms|s)"),
+        "p99_ms": ms(r"99%\s+([\d.]+)(us|ms|s)"),
+        "requests": int(num(r"(\d+) requests in")),
+        "non_2xx": int(num(r"Non-2xx or 3xx responses:\s+(\d+)")),
+        "socket_errors": errors,
+    }
 
 
 def _per_worker(metrics_dir: Path) -> dict[str, int]:
@@ -296,11 +334,15 @@ def _per_worker(metrics_dir: Path) -> dict[str, int]:
     counts = {}
     for path in sorted(metrics_dir.glob("counter_*.db")):
         pid = path.stem.removeprefix("counter_")
-        counts[pid] = int(sum(
-            sample.value for metric in MultiProcessCollector.merge([str(path)])
-            for sample in metric.samples
-            if sample.name == "recsys_requests_total"
-            and sample.labels.get("route") == "/recommendations/{user_id}"))
+        counts[pid] = int(
+            sum(
+                sample.value
+                for metric in MultiProcessCollector.merge([str(path)])
+                for sample in metric.samples
+                if sample.name == "recsys_requests_total"
+                and sample.labels.get("route") == "/recommendations/{user_id}"
+            )
+        )
     return counts
 
 
@@ -313,10 +355,18 @@ def _auth_label(auth: bool) -> str:
     return "API key" if auth else "--no-auth"
 
 
-def bench_http(duration: int, connections: int, workers: int, warmup: int = 5,
-               threads: int = 2, think_ms: int = 0, poll_s: float = 1.0,
-               family: str = "factors", auth: bool = True,
-               move_alias: bool = True) -> list[dict]:
+def bench_http(
+    duration: int,
+    connections: int,
+    workers: int,
+    warmup: int = 5,
+    threads: int = 2,
+    think_ms: int = 0,
+    poll_s: float = 1.0,
+    family: str = "factors",
+    auth: bool = True,
+    move_alias: bool = True,
+) -> list[dict]:
     """wrk against ``recsys serve --workers N``, timed only once every worker has loaded the
     model and a ``warmup``-second wrk run has gone through (first requests, lazy imports);
     each row says how many requests each worker answered. ``family`` is the model served for
@@ -348,22 +398,27 @@ def bench_http(duration: int, connections: int, workers: int, warmup: int = 5,
     client = mlflow.MlflowClient()
     # the list role moves between the three versions; the rating role stays on a factor model
     # (the same one when the lists come from a factor model too)
-    moving = [registry.ROLE_ALIASES["ranking"]] if family != "factors" \
+    moving = (
+        [registry.ROLE_ALIASES["ranking"]]
+        if family != "factors"
         else list(registry.ROLE_ALIASES.values())
+    )
     if family != "factors":
         run_id = mlflow_run.start_run("bench", "rating")
         mlflow_run.log_artifacts(run_id, factor_model().save(tmp / "rating"), STATE_PATH)
         rating = registry.register("bench", f"runs:/{run_id}/{STATE_PATH}", run_id, {})
-        client.set_registered_model_alias("bench", registry.ROLE_ALIASES["rating"],
-                                          rating.version)
+        client.set_registered_model_alias("bench", registry.ROLE_ALIASES["rating"], rating.version)
     for alias in moving:
         client.set_registered_model_alias("bench", alias, refs[0].version)
     port = 8765
     metrics_dir = tmp / "metrics"  # the workers' counters, one file each
     metrics_dir.mkdir()
-    env = {**os.environ, "RECSYS_SERVE_REGISTERED_MODEL": "bench",
-           "RECSYS_SERVE_POLL_INTERVAL_S": str(poll_s),
-           "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    env = {
+        **os.environ,
+        "RECSYS_SERVE_REGISTERED_MODEL": "bench",
+        "RECSYS_SERVE_POLL_INTERVAL_S": str(poll_s),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+    }
     headers: dict[str, str] = {}
     if auth:
         from recsys_core.events.keys import KeyStore
@@ -375,9 +430,22 @@ def bench_http(duration: int, connections: int, workers: int, warmup: int = 5,
         headers["Authorization"] = f"Bearer {keys.create('bench', 'recommend,admin')}"
         keys.close()
     server = subprocess.Popen(
-        [sys.executable, "-m", "recsys_cli.main", "serve", "--port", str(port), "--workers",
-         str(workers), *([] if auth else ["--no-auth"])], cwd=tmp, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "recsys_cli.main",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            *([] if auth else ["--no-auth"]),
+        ],
+        cwd=tmp,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
 
     def get(path, raw=False):
@@ -406,8 +474,17 @@ def bench_http(duration: int, connections: int, workers: int, warmup: int = 5,
         script.write_text(_LUA % ML1M[0] + (_DELAY % think_ms if think_ms else ""))
 
         def wrk(seconds: int) -> str:
-            cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s",
-                   str(script), *(f"-H{k}: {v}" for k, v in headers.items()), url]
+            cmd = [
+                "wrk",
+                f"-t{threads}",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "--latency",
+                "-s",
+                str(script),
+                *(f"-H{k}: {v}" for k, v in headers.items()),
+                url,
+            ]
             return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
 
         rows = []
@@ -415,14 +492,25 @@ def bench_http(duration: int, connections: int, workers: int, warmup: int = 5,
         if warmup:
             warm = _parse_wrk(wrk(warmup))
             after = _per_worker(metrics_dir)
-            rows.append({"run": f"warm-up ({warmup} s, not a result)",
-                         "auth": _auth_label(auth), **warm,
-                         "per_worker": _split(before, after)})
+            rows.append(
+                {
+                    "run": f"warm-up ({warmup} s, not a result)",
+                    "auth": _auth_label(auth),
+                    **warm,
+                    "per_worker": _split(before, after),
+                }
+            )
             before = after
         out = wrk(duration)
         after = _per_worker(metrics_dir)
-        rows.append({"run": "steady", "auth": _auth_label(auth), **_parse_wrk(out),
-                     "per_worker": _split(before, after)})
+        rows.append(
+            {
+                "run": "steady",
+                "auth": _auth_label(auth),
+                **_parse_wrk(out),
+                "per_worker": _split(before, after),
+            }
+        )
         before = after
         if not move_alias:
             return rows
@@ -440,9 +528,15 @@ def bench_http(duration: int, connections: int, workers: int, warmup: int = 5,
         time.sleep(2)
         after = _per_worker(metrics_dir)
         served = get("/model")["ranking"]["version"]
-        rows.append({"run": "alias moved twice", "auth": _auth_label(auth), **_parse_wrk(out),
-                     "per_worker": _split(before, after),
-                     "final_version": f"{served} (expected {refs[-1].version})"})
+        rows.append(
+            {
+                "run": "alias moved twice",
+                "auth": _auth_label(auth),
+                **_parse_wrk(out),
+                "per_worker": _split(before, after),
+                "final_version": f"{served} (expected {refs[-1].version})",
+            }
+        )
         return rows
     finally:
         server.terminate()
@@ -472,9 +566,16 @@ def bench_batch(shape=ML1M, max_users: int | None = None) -> dict:
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB -> GiB
-    return {"shape": f"{shape[0]:,} x {shape[1]:,}", "users": result.users,
-            "rows": result.rows, "seconds": result.seconds, "cpu_s": cpu, "build_s": build,
-            "peak_gib": peak, "users_per_s": result.users / result.seconds}
+    return {
+        "shape": f"{shape[0]:,} x {shape[1]:,}",
+        "users": result.users,
+        "rows": result.rows,
+        "seconds": result.seconds,
+        "cpu_s": cpu,
+        "build_s": build,
+        "peak_gib": peak,
+        "users_per_s": result.users / result.seconds,
+    }
 
 
 def _batch_subprocess(shape_name: str, max_users: int | None) -> dict:
@@ -502,21 +603,38 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=int, default=30, help="seconds of each HTTP run")
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2, help="service worker processes")
-    ap.add_argument("--warmup", type=int, default=5,
-                    help="seconds of wrk before the timed HTTP runs (0: none)")
+    ap.add_argument(
+        "--warmup", type=int, default=5, help="seconds of wrk before the timed HTTP runs (0: none)"
+    )
     ap.add_argument("--threads", type=int, default=2, help="wrk threads")
-    ap.add_argument("--think-ms", type=int, default=0,
-                    help="HTTP: each connection pauses this long before its next request "
-                         "(0: as fast as the service answers)")
-    ap.add_argument("--poll-s", type=float, default=1.0,
-                    help="HTTP: the service's alias poll interval (its default is 30 s; 1 s lets "
-                         "the alias-moving run see each move within a second)")
-    ap.add_argument("--family", default="factors", choices=FAMILIES,
-                    help="HTTP: the model family served for lists")
+    ap.add_argument(
+        "--think-ms",
+        type=int,
+        default=0,
+        help="HTTP: each connection pauses this long before its next request "
+        "(0: as fast as the service answers)",
+    )
+    ap.add_argument(
+        "--poll-s",
+        type=float,
+        default=1.0,
+        help="HTTP: the service's alias poll interval (its default is 30 s; 1 s lets "
+        "the alias-moving run see each move within a second)",
+    )
+    ap.add_argument(
+        "--family",
+        default="factors",
+        choices=FAMILIES,
+        help="HTTP: the model family served for lists",
+    )
     ap.add_argument("--calls", type=int, default=3000, help="in-process calls per model")
-    ap.add_argument("--auth", choices=("on", "off", "both"), default="on",
-                    help="asgi, http: requests with an API key the service checks (on), with "
-                         "`--no-auth` (off), or both in this run, compared")
+    ap.add_argument(
+        "--auth",
+        choices=("on", "off", "both"),
+        default="on",
+        help="asgi, http: requests with an API key the service checks (on), with "
+        "`--no-auth` (off), or both in this run, compared",
+    )
     ap.add_argument("--max-users", type=int, default=None, help="batch: score only this many")
     ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, default=None, help="also write the report here")
@@ -526,72 +644,165 @@ def main(argv: list[str] | None = None) -> int:
         shape = {"1m": ML1M, "25m": ML25M}[what[0].removeprefix("_batch-")]
         print(json.dumps(bench_batch(shape, args.max_users)))
         return 0
-    parts = [f"# Serving benchmark ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, "
-             f"load average {os.getloadavg()[0]:.1f} at start)", ""]
+    parts = [
+        f"# Serving benchmark ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f} at start)",
+        "",
+    ]
     if "inprocess" in what:
         rows = bench_inprocess(args.calls)
-        parts += ["## In process: top-10 for one user (ML-1M shape, 64 factors)", "",
-                  _table(rows, ["model", "p50_ms", "p99_ms", "cpu_p99_ms", "target_p99_ms",
-                                "offline_p99_ms", "fold_in_p99_ms"]),
-                  "", "p50/p99: wall time; cpu_p99: the thread's CPU time per call (time slices "
-                      "lost to other processes excluded); offline: the model's own "
-                      "`recommend([user], 10)` (pandas frame out); fold_in: a new user with 10 "
-                      "recent items.", ""]
+        parts += [
+            "## In process: top-10 for one user (ML-1M shape, 64 factors)",
+            "",
+            _table(
+                rows,
+                [
+                    "model",
+                    "p50_ms",
+                    "p99_ms",
+                    "cpu_p99_ms",
+                    "target_p99_ms",
+                    "offline_p99_ms",
+                    "fold_in_p99_ms",
+                ],
+            ),
+            "",
+            "p50/p99: wall time; cpu_p99: the thread's CPU time per call (time slices "
+            "lost to other processes excluded); offline: the model's own "
+            "`recommend([user], 10)` (pandas frame out); fold_in: a new user with 10 "
+            "recent items.",
+            "",
+        ]
     if "batch" in what or "batch-25m" in what:
         rows = []
         if "batch" in what:
             rows.append({**_batch_subprocess("1m", None), "target": "<= 2 s"})
         if "batch-25m" in what:
-            rows.append({**_batch_subprocess("25m", args.max_users),
-                         "target": "<= 180 s, <= 4 GiB"})
-        parts += ["## Batch: top-10 of every user to Parquet (64 factors)", "",
-                  _table(rows, ["shape", "users", "rows", "seconds", "cpu_s", "users_per_s",
-                                "peak_gib", "target"]),
-                  "", "cpu_s: CPU time of the process (all threads) while scoring; on a shared "
-                      "machine the wall time is longer.", ""]
+            rows.append(
+                {**_batch_subprocess("25m", args.max_users), "target": "<= 180 s, <= 4 GiB"}
+            )
+        parts += [
+            "## Batch: top-10 of every user to Parquet (64 factors)",
+            "",
+            _table(
+                rows,
+                ["shape", "users", "rows", "seconds", "cpu_s", "users_per_s", "peak_gib", "target"],
+            ),
+            "",
+            "cpu_s: CPU time of the process (all threads) while scoring; on a shared "
+            "machine the wall time is longer.",
+            "",
+        ]
     modes = {"on": [True], "off": [False], "both": [False, True]}[args.auth]
     if "asgi" in what:
         order = [False, True, True, False] if args.auth == "both" else modes  # ABBA
         rows = [row for auth in order for row in bench_asgi(args.calls, auth)]
         if args.auth == "both":
-            cpu = {auth: float(np.mean([r["cpu_ms_per_request"] for r in rows
-                                        if r["auth"] == _auth_label(auth)]))
-                   for auth in (False, True)}
-            rows.append({"route": "API key / --no-auth (means)",
-                         "cpu_ms_per_request": cpu[True] / cpu[False]})
-        parts += ["## In process through the app: CPU per request (ML-1M factor model)", "",
-                  _table(rows, ["route", "auth", "calls", "cpu_ms_per_request",
-                                "wall_ms_per_request", "lists_recorded"]),
-                  "", "CPU time of the whole process (every thread) per request, the served "
-                      "lists written to a SQLite event store included; no socket, no client.",
-                  ""]
+            cpu = {
+                auth: float(
+                    np.mean(
+                        [r["cpu_ms_per_request"] for r in rows if r["auth"] == _auth_label(auth)]
+                    )
+                )
+                for auth in (False, True)
+            }
+            rows.append(
+                {
+                    "route": "API key / --no-auth (means)",
+                    "cpu_ms_per_request": cpu[True] / cpu[False],
+                }
+            )
+        parts += [
+            "## In process through the app: CPU per request (ML-1M factor model)",
+            "",
+            _table(
+                rows,
+                [
+                    "route",
+                    "auth",
+                    "calls",
+                    "cpu_ms_per_request",
+                    "wall_ms_per_request",
+                    "lists_recorded",
+                ],
+            ),
+            "",
+            "CPU time of the whole process (every thread) per request, the served "
+            "lists written to a SQLite event store included; no socket, no client.",
+            "",
+        ]
     if "http" in what:
         # both: without, with, with, without (ABBA), so that a load that drifts during the run
         # weighs on both alike; the alias-moving run is left out of the comparison
         order = [False, True, True, False] if args.auth == "both" else modes
-        rows = [row for auth in order
-                for row in bench_http(args.duration, args.connections, args.workers,
-                                      args.warmup, args.threads, args.think_ms, args.poll_s,
-                                      args.family, auth, move_alias=args.auth != "both")]
+        rows = [
+            row
+            for auth in order
+            for row in bench_http(
+                args.duration,
+                args.connections,
+                args.workers,
+                args.warmup,
+                args.threads,
+                args.think_ms,
+                args.poll_s,
+                args.family,
+                auth,
+                move_alias=args.auth != "both",
+            )
+        ]
         if args.auth == "both":
-            mean = {auth: {m: float(np.mean([r[m] for r in rows if r["run"] == "steady"
-                                             and r["auth"] == _auth_label(auth)]))
-                           for m in ("req_per_s", "p50_ms", "p99_ms")}
-                    for auth in (False, True)}
+            mean = {
+                auth: {
+                    m: float(
+                        np.mean(
+                            [
+                                r[m]
+                                for r in rows
+                                if r["run"] == "steady" and r["auth"] == _auth_label(auth)
+                            ]
+                        )
+                    )
+                    for m in ("req_per_s", "p50_ms", "p99_ms")
+                }
+                for auth in (False, True)
+            }
             rows.append({"run": "steady, mean of 2", "auth": _auth_label(False), **mean[False]})
             rows.append({"run": "steady, mean of 2", "auth": _auth_label(True), **mean[True]})
-            rows.append({"run": "API key / --no-auth", **{
-                m: mean[True][m] / max(mean[False][m], 1e-9) for m in mean[True]}})
+            rows.append(
+                {
+                    "run": "API key / --no-auth",
+                    **{m: mean[True][m] / max(mean[False][m], 1e-9) for m in mean[True]},
+                }
+            )
         paced = f", each connection pausing {args.think_ms} ms" if args.think_ms else ""
-        parts += [f"## Over HTTP: GET /recommendations/{{user}}?k=10, wrk -t{args.threads} "
-                  f"-c{args.connections} -d{args.duration}s{paced}, `recsys serve --workers "
-                  f"{args.workers}` (ML-1M shape, {args.family})", "",
-                  _table(rows, ["run", "auth", "requests", "req_per_s", "p50_ms", "p99_ms",
-                                "non_2xx", "socket_errors", "per_worker", "final_version"]),
-                  "", "Targets: >= 1,500 req/s, p99 <= 25 ms, 0 errors (also while the alias "
-                      "moves twice). per_worker: the requests each worker answered (wrk keeps "
-                      "its connections open: a worker holds those it accepted for the whole "
-                      "run).", ""]
+        parts += [
+            f"## Over HTTP: GET /recommendations/{{user}}?k=10, wrk -t{args.threads} "
+            f"-c{args.connections} -d{args.duration}s{paced}, `recsys serve --workers "
+            f"{args.workers}` (ML-1M shape, {args.family})",
+            "",
+            _table(
+                rows,
+                [
+                    "run",
+                    "auth",
+                    "requests",
+                    "req_per_s",
+                    "p50_ms",
+                    "p99_ms",
+                    "non_2xx",
+                    "socket_errors",
+                    "per_worker",
+                    "final_version",
+                ],
+            ),
+            "",
+            "Targets: >= 1,500 req/s, p99 <= 25 ms, 0 errors (also while the alias "
+            "moves twice). per_worker: the requests each worker answered (wrk keeps "
+            "its connections open: a worker holds those it accepted for the whole "
+            "run).",
+            "",
+        ]
     text = "\n".join(parts)
     print(text)
     if args.out:

@@ -39,21 +39,40 @@ def main() -> int:
 
     threading.Thread(target=accept, daemon=True).start()
     endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint}
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+    }
     recsys = Path(sys.executable).with_name("recsys")
     started = time.perf_counter()
     proc = subprocess.run(
-        [str(recsys), "evaluate", "--train", "s3://data/train.csv", "--test",
-         "s3://data/test.csv", "--model", "bias"],
-        env=env, capture_output=True, text=True, check=False)
+        [
+            str(recsys),
+            "evaluate",
+            "--train",
+            "s3://data/train.csv",
+            "--test",
+            "s3://data/test.csv",
+            "--model",
+            "bias",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     seconds = time.perf_counter() - started
     settings = s3_settings()
-    print(f"exit code {proc.returncode} after {seconds:.1f} s (process start included), "
-          f"{len(held)} connection(s); bound from the settings: "
-          f"{settings.worst_case_seconds():.0f} s per request "
-          f"({settings.max_attempts} attempts, {settings.connect_timeout:g} s connect, "
-          f"{settings.read_timeout:g} s read)")
+    print(
+        f"exit code {proc.returncode} after {seconds:.1f} s (process start included), "
+        f"{len(held)} connection(s); bound from the settings: "
+        f"{settings.worst_case_seconds():.0f} s per request "
+        f"({settings.max_attempts} attempts, {settings.connect_timeout:g} s connect, "
+        f"{settings.read_timeout:g} s read)"
+    )
     print(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "(no error line)")
     sock.close()
     return 0

@@ -77,17 +77,24 @@ def gil_holds(fn, threshold: float = 0.002) -> tuple[float, float, float]:
     return wall, max(lates, default=0.0), sum(held) / wall
 
 
-def on_cluster(n_workers: int, processes: bool, model: str, params: dict, feats,
-               n_trials: int) -> tuple[float, float]:
+def on_cluster(
+    n_workers: int, processes: bool, model: str, params: dict, feats, n_trials: int
+) -> tuple[float, float]:
     """Wall and CPU seconds (of this process) of ``n_trials`` trials on a local Dask cluster."""
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=processes,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=processes, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         client.run(trial, model, params, feats, 0)  # warm every worker: imports, numba cache
         c0, t0 = time.process_time(), time.perf_counter()
-        futures = [client.submit(trial, model, params, feats, s, pure=False)
-                   for s in range(1, n_trials + 1)]
+        futures = [
+            client.submit(trial, model, params, feats, s, pure=False)
+            for s in range(1, n_trials + 1)
+        ]
         client.gather(futures)
         return time.perf_counter() - t0, time.process_time() - c0
 
@@ -103,16 +110,23 @@ def main(argv: list[str] | None = None) -> None:
         feats = _features(args.size, tmp)
         trial(args.model, args.params, feats, 0)  # compile once, outside every clock
         wall, longest, share = gil_holds(lambda: trial(args.model, args.params, feats, 1))
-        print(f"{args.model} on {args.size}: one trial {wall:.2f} s wall; GIL held up to "
-              f"{longest:.2f} s at a stretch, {share:.0%} of the trial's wall time")
+        print(
+            f"{args.model} on {args.size}: one trial {wall:.2f} s wall; GIL held up to "
+            f"{longest:.2f} s at a stretch, {share:.0%} of the trial's wall time"
+        )
         base = None
-        for label, n, processes in (("1 worker", 1, False), ("2 threads", 2, False),
-                                    ("2 processes", 2, True)):
+        for label, n, processes in (
+            ("1 worker", 1, False),
+            ("2 threads", 2, False),
+            ("2 processes", 2, True),
+        ):
             wall, cpu = on_cluster(n, processes, args.model, args.params, feats, args.trials)
             base = base or wall
             cpu_note = "" if processes else f", CPU {cpu:.1f} s ({cpu / wall:.2f} cores busy)"
-            print(f"{label:>12}: {args.trials} trials in {wall:.1f} s wall{cpu_note}; "
-                  f"speed-up {base / wall:.2f}x")
+            print(
+                f"{label:>12}: {args.trials} trials in {wall:.1f} s wall{cpu_note}; "
+                f"speed-up {base / wall:.2f}x"
+            )
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 

@@ -37,8 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="ml100k")
     parser.add_argument("--seeds", nargs="+", type=int, default=[42, 7])
     args = parser.parse_args(argv)
-    print("| seed | warm test rows | bias | sgd-mf (Surprise defaults) | sgd-mf (defaults) "
-          "| margin of the defaults over bias |")
+    print(
+        "| seed | warm test rows | bias | sgd-mf (Surprise defaults) | sgd-mf (defaults) "
+        "| margin of the defaults over bias |"
+    )
     print("|---|---|---|---|---|---|")
     for seed in args.seeds:
         frame = synthetic.generate(synthetic.config_for(args.profile, seed=seed)).interactions
@@ -48,8 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         bias = _rmse(create("bias").fit(data), warm)
         old = _rmse(create("sgd-mf", SURPRISE).fit(data), warm)
         new = _rmse(create("sgd-mf").fit(data), warm)
-        print(f"| {seed} | {len(warm):,} | {bias:.4f} | {old:.4f} | {new:.4f} | "
-              f"{bias - new:+.4f} |", flush=True)
+        print(
+            f"| {seed} | {len(warm):,} | {bias:.4f} | {old:.4f} | {new:.4f} | {bias - new:+.4f} |",
+            flush=True,
+        )
     return 0
 
 

@@ -18,30 +18,43 @@ class BatchParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     registered_model: str = Field("recsys", min_length=1, description="registered model name")
-    alias: str = Field("champion-ranking", min_length=1,
-                       description="alias of the version to score with (the ranking champion)")
-    out: str = Field(".recsys/batch", min_length=1,
-                     description="local folder or s3://bucket/prefix; the partition "
-                                 "model_version=<v> is written under it")
-    users: list[str] | None = Field(None, description="user ids to score (empty: every user "
-                                                      "the model knows)")
+    alias: str = Field(
+        "champion-ranking",
+        min_length=1,
+        description="alias of the version to score with (the ranking champion)",
+    )
+    out: str = Field(
+        ".recsys/batch",
+        min_length=1,
+        description="local folder or s3://bucket/prefix; the partition "
+        "model_version=<v> is written under it",
+    )
+    users: list[str] | None = Field(
+        None, description="user ids to score (empty: every user the model knows)"
+    )
     k: int = Field(10, ge=1, le=1000, description="items per user")
-    memory_budget_mb: int = Field(512, ge=16, le=65536,
-                                  description="memory one chunk of users may take, in MiB")
+    memory_budget_mb: int = Field(
+        512, ge=16, le=65536, description="memory one chunk of users may take, in MiB"
+    )
     experiment: str = Field("recsys-batch", min_length=1, description="MLflow experiment")
 
 
 @flow(name="batch-recommendations")
-def batch_recommendations_flow(params: BatchParams = BatchParams()) -> dict[str, Any]:  # noqa: B008
+def batch_recommendations_flow(params: BatchParams = BatchParams()) -> dict[str, Any]:
     """Score every user (or ``params.users``) with the version behind the alias."""
     mlflow_run.configure()
     trigger = "schedule" if _auto_scheduled() else "manual"
     ref = resolve_version(params.registered_model, params.alias)
-    result = score_users(ref, params.out, params.users, params.k,
-                         params.memory_budget_mb * 1024**2)
+    result = score_users(ref, params.out, params.users, params.k, params.memory_budget_mb * 1024**2)
     run_id = record_batch(ref, result, params.experiment, params.k, trigger)
-    return {"version": ref.version, "location": result.location, "rows": result.rows,
-            "users": result.users, "files": result.files, "run_id": run_id}
+    return {
+        "version": ref.version,
+        "location": result.location,
+        "rows": result.rows,
+        "users": result.users,
+        "files": result.files,
+        "run_id": run_id,
+    }
 
 
 def _auto_scheduled() -> bool:
@@ -50,5 +63,5 @@ def _auto_scheduled() -> bool:
     try:
         flow_run = getattr(get_run_context(), "flow_run", None)
         return bool(flow_run is not None and flow_run.auto_scheduled)
-    except Exception:  # noqa: BLE001 - no run context: a direct call
+    except Exception:
         return False

@@ -64,8 +64,9 @@ class RunInputs(BaseModel):
         description="what valid data looks like (its rating scale follows data)",
     )
     split: SplitConfig = Field(default_factory=SplitConfig, description="the train/test split")
-    model: ModelSpec = Field(default_factory=ModelSpec,
-                             description="the model to train and its hyperparameters")
+    model: ModelSpec = Field(
+        default_factory=ModelSpec, description="the model to train and its hyperparameters"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -99,27 +100,35 @@ class TrainingParams(RunInputs):
 
     # the shared sections are RunInputs'; the class docstring is the Prefect form's text
 
-    gate: RoleGates = Field(default_factory=RoleGates,
-                            description="what the challenger must achieve, per role, to become "
-                                        "that role's champion")
+    gate: RoleGates = Field(
+        default_factory=RoleGates,
+        description="what the challenger must achieve, per role, to become that role's champion",
+    )
     roles: Literal["auto"] | list[Literal["ranking", "rating"]] = Field(
-        "auto", description="serving roles the run competes for; auto: ranking and rating for "
-                            "a rating model, ranking for a ranking-only model")
+        "auto",
+        description="serving roles the run competes for; auto: ranking and rating for "
+        "a rating model, ranking for a ranking-only model",
+    )
     refit_full: bool = Field(
-        True, description="once a gate passed, refit on every row of the split (train and "
-                          "test) and serve that refit; the judged model is kept as "
-                          "evaluated_state")
+        True,
+        description="once a gate passed, refit on every row of the split (train and "
+        "test) and serve that refit; the judged model is kept as "
+        "evaluated_state",
+    )
     k: int = Field(10, ge=1, le=1000, description="length of the top-k lists")
     relevance_threshold: float | None = Field(
         None, description="ratings >= this count as relevant in ranking metrics (empty: all)"
     )
     evaluation_engine: EvaluationEngine = Field(
-        "auto", description="what scores the challenger on the test split: spark (from the "
-                            "split's Parquet files; factor models), local, or auto (spark for "
-                            "the Spark models, local otherwise); baselines and champions are "
-                            "scored locally")
-    registered_model: str = Field("recsys", min_length=1,
-                                  description="MLflow registered model name")
+        "auto",
+        description="what scores the challenger on the test split: spark (from the "
+        "split's Parquet files; factor models), local, or auto (spark for "
+        "the Spark models, local otherwise); baselines and champions are "
+        "scored locally",
+    )
+    registered_model: str = Field(
+        "recsys", min_length=1, description="MLflow registered model name"
+    )
     experiment: str = Field("recsys-training", min_length=1, description="MLflow experiment")
     data_dir: str = Field(".recsys/data", description="folder of snapshots and run files")
     trigger: Literal["auto", "schedule", "manual"] = Field(
@@ -141,8 +150,9 @@ class TrainingParams(RunInputs):
 
     def competing_roles(self) -> list[str]:
         """The roles this run competes for (``roles`` resolved against the model)."""
-        return competing_roles(self.roles, fillable=self.model.model_class.capabilities.roles,
-                               model=self.model.name)
+        return competing_roles(
+            self.roles, fillable=self.model.model_class.capabilities.roles, model=self.model.name
+        )
 
     def logged(self) -> dict[str, Any]:
         """The parameters as logged to MLflow: ``data.source``, ``model.factors``, ``split.*``..."""
@@ -163,7 +173,7 @@ def _run_name() -> str:
 
 
 @flow(name="training", flow_run_name=_run_name, log_prints=True)
-def training_flow(params: TrainingParams = TrainingParams()) -> Any:  # noqa: B008
+def training_flow(params: TrainingParams = TrainingParams()) -> Any:
     """Train, evaluate and gate one model for each role it competes for; promote it to each
     role's champion alias whose gate passes.
 
@@ -174,14 +184,25 @@ def training_flow(params: TrainingParams = TrainingParams()) -> Any:  # noqa: B0
     """
     tracking_uri = mlflow_run.configure()
     trigger = run_context.trigger(params.trigger)
-    run_id, run_url = start_run(params.experiment, f"{params.model.name}-{uuid.uuid4().hex[:6]}", {
-        "recsys.trigger": trigger, "recsys.model": params.model.name,
-        "recsys.git_commit": mlflow_run.git_commit(), "recsys.metrics_version": METRICS_VERSION,
-        "recsys.flow": "training", **run_context.flow_run_tags()})
+    run_id, run_url = start_run(
+        params.experiment,
+        f"{params.model.name}-{uuid.uuid4().hex[:6]}",
+        {
+            "recsys.trigger": trigger,
+            "recsys.model": params.model.name,
+            "recsys.git_commit": mlflow_run.git_commit(),
+            "recsys.metrics_version": METRICS_VERSION,
+            "recsys.flow": "training",
+            **run_context.flow_run_tags(),
+        },
+    )
     workdir = Path(params.data_dir) / "runs" / run_id
-    outcome: dict[str, Any] = {"run_id": run_id, "run_url": run_url,
-                               "tracking_uri": redact(tracking_uri),
-                               "flow_run_url": run_context.flow_run_url()}
+    outcome: dict[str, Any] = {
+        "run_id": run_id,
+        "run_url": run_url,
+        "tracking_uri": redact(tracking_uri),
+        "flow_run_url": run_context.flow_run_url(),
+    }
     status, verdict = "FAILED", "failed"
     try:
         log_forget_audit(run_id)  # the forget requests since the previous run, ids hashed
@@ -190,46 +211,89 @@ def training_flow(params: TrainingParams = TrainingParams()) -> Any:  # noqa: B0
         model_dir, history = train_model(feats, params.model, str(workdir))
         roles = params.competing_roles()
         rates = params.model.predicts_ratings
-        scores = evaluate_models(model_dir, feats, k=params.k,
-                                 relevance_threshold=params.relevance_threshold,
-                                 registered_model=params.registered_model,
-                                 baselines=baselines_needed(params.gate, roles, rates,
-                                                            params.split.strategy),
-                                 champion_aliases={r: registry.alias_of(r) for r in roles},
-                                 engine=params.evaluation_engine,
-                                 released_fits=2 if params.refit_full else 1)
-        decisions = gate(scores, gates=params.gate, roles=roles, k=params.k,
-                         predicts_ratings=rates, run_id=run_id, run_url=run_url,
-                         split=params.split.strategy)
+        scores = evaluate_models(
+            model_dir,
+            feats,
+            k=params.k,
+            relevance_threshold=params.relevance_threshold,
+            registered_model=params.registered_model,
+            baselines=baselines_needed(params.gate, roles, rates, params.split.strategy),
+            champion_aliases={r: registry.alias_of(r) for r in roles},
+            engine=params.evaluation_engine,
+            released_fits=2 if params.refit_full else 1,
+        )
+        decisions = gate(
+            scores,
+            gates=params.gate,
+            roles=roles,
+            k=params.k,
+            predicts_ratings=rates,
+            run_id=run_id,
+            run_url=run_url,
+            split=params.split.strategy,
+        )
         passed = [r for r, d in decisions.items() if d.passed]
-        _log_results(run_id, scores, decisions, history, feats, {"recsys.refit": (
-            "pending" if passed and params.refit_full else
-            "off" if not params.refit_full else "none: no gate passed")})
-        evidence = {"run_id": run_id, "data_digest": digest, "trigger": trigger,
-                    "flow_run_id": str(run_context.flow_run_tags()["prefect.flow_run_id"]),
-                    "model": params.model.name,
-                    **({PSEUDONYMIZED_TAG: "true"} if params.data.pseudonymize_users else {})}
+        _log_results(
+            run_id,
+            scores,
+            decisions,
+            history,
+            feats,
+            {
+                "recsys.refit": (
+                    "pending"
+                    if passed and params.refit_full
+                    else "off"
+                    if not params.refit_full
+                    else "none: no gate passed"
+                )
+            },
+        )
+        evidence = {
+            "run_id": run_id,
+            "data_digest": digest,
+            "trigger": trigger,
+            "flow_run_id": str(run_context.flow_run_tags()["prefect.flow_run_id"]),
+            "model": params.model.name,
+            **({PSEUDONYMIZED_TAG: "true"} if params.data.pseudonymize_users else {}),
+        }
         description = roles_markdown(decisions, _prefect_link())
         refit = None
         if passed and params.refit_full:
             refit = _refit(params, feats, run_id, model_dir, evidence, decisions, description)
         ref = log_and_register(
-            run_id, refit.model_dir if refit else model_dir, params.registered_model,
-            {**evidence, "status": "candidate", **_role_tags(decisions),
-             **({"refit_data_digest": refit.data_digest} if refit else {})},
-            description=description, evaluated_dir=model_dir if refit else None)
+            run_id,
+            refit.model_dir if refit else model_dir,
+            params.registered_model,
+            {
+                **evidence,
+                "status": "candidate",
+                **_role_tags(decisions),
+                **({"refit_data_digest": refit.data_digest} if refit else {}),
+            },
+            description=description,
+            evaluated_dir=model_dir if refit else None,
+        )
         outcome["version"] = ref.version
         results = _promote_roles(ref, decisions, evidence)  # the last change
         promoted = [r for r, v in results.items() if v == "promoted"]
         stale = [v for v in results.values() if isinstance(v, StalePromotionError)]
         mark_version(ref, {"status": "promoted" if promoted else "stale" if stale else "refused"})
         outcome.update(
-            metrics=scores.challenger, baselines=scores.baselines, version=ref.version,
-            promoted=bool(promoted), promoted_roles=promoted, data_digest=digest,
+            metrics=scores.challenger,
+            baselines=scores.baselines,
+            version=ref.version,
+            promoted=bool(promoted),
+            promoted_roles=promoted,
+            data_digest=digest,
             gate=roles_headline(decisions),
-            refit=None if refit is None else {"data_digest": refit.data_digest,
-                                              "n_ratings": refit.n_ratings,
-                                              "seconds": round(refit.seconds, 3)},
+            refit=None
+            if refit is None
+            else {
+                "data_digest": refit.data_digest,
+                "n_ratings": refit.n_ratings,
+                "seconds": round(refit.seconds, 3),
+            },
             roles=_role_outcomes(scores, decisions, results),
         )
         if stale:
@@ -246,9 +310,15 @@ def training_flow(params: TrainingParams = TrainingParams()) -> Any:  # noqa: B0
         run_context.rename_flow_run(f"train-{params.model.name}-{verdict}")
 
 
-def _refit(params: TrainingParams, feats: Features, run_id: str, model_dir: str,
-           evidence: dict[str, str], decisions: dict[str, GateDecision],
-           description: str) -> Refit:
+def _refit(
+    params: TrainingParams,
+    feats: Features,
+    run_id: str,
+    model_dir: str,
+    evidence: dict[str, str],
+    decisions: dict[str, GateDecision],
+    description: str,
+) -> Refit:
     """Refit on every row of the split. A refit that fails registers the judged model as a
     version without alias, tagged ``status=failed``, and fails the run: no champion moves."""
     try:
@@ -256,18 +326,29 @@ def _refit(params: TrainingParams, feats: Features, run_id: str, model_dir: str,
     except Exception as exc:
         error = redact(f"{type(exc).__name__}: {exc}")
         ref = log_and_register(
-            run_id, model_dir, params.registered_model,
-            {**evidence, "status": "failed", "refit_error": error[:4000],
-             **_role_tags(decisions, passed="failed")},
-            description=description, alias=None)
+            run_id,
+            model_dir,
+            params.registered_model,
+            {
+                **evidence,
+                "status": "failed",
+                "refit_error": error[:4000],
+                **_role_tags(decisions, passed="failed"),
+            },
+            description=description,
+            alias=None,
+        )
         log_to_run(run_id, tags={"recsys.refit": "failed"})
         raise TrainingError(
             f"the refit of {params.model.name!r} on all rows of the split failed ({error}); "
             f"version {ref.version} is marked failed and no champion moved. Re-run the "
-            "training, or set refit_full=false to serve the evaluated model") from exc
-    log_to_run(run_id, metrics={"refit/n_ratings": refit.n_ratings,
-                                "refit/seconds": refit.seconds},
-               tags={"recsys.refit": "served", "recsys.refit.data_digest": refit.data_digest})
+            "training, or set refit_full=false to serve the evaluated model"
+        ) from exc
+    log_to_run(
+        run_id,
+        metrics={"refit/n_ratings": refit.n_ratings, "refit/seconds": refit.seconds},
+        tags={"recsys.refit": "served", "recsys.refit.data_digest": refit.data_digest},
+    )
     return refit
 
 
@@ -283,8 +364,9 @@ def _role_tags(decisions: dict[str, GateDecision], passed: str | None = None) ->
     return tags
 
 
-def _promote_roles(ref: registry.VersionRef, decisions: dict[str, GateDecision],
-                   evidence: dict[str, str]) -> dict[str, Any]:
+def _promote_roles(
+    ref: registry.VersionRef, decisions: dict[str, GateDecision], evidence: dict[str, str]
+) -> dict[str, Any]:
     """Promote every role whose gate passed: role -> ``promoted``, ``refused``,
     ``not-competing``, or the :class:`StalePromotionError` of a role whose champion moved
     meanwhile (the other roles are still promoted)."""
@@ -301,24 +383,33 @@ def _promote_roles(ref: registry.VersionRef, decisions: dict[str, GateDecision],
     return results
 
 
-def _role_outcomes(scores: Scores, decisions: dict[str, GateDecision],
-                   results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _role_outcomes(
+    scores: Scores, decisions: dict[str, GateDecision], results: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for role in ROLES:
         d = decisions.get(role)
         result = results[role]
-        out[role] = {"alias": registry.alias_of(role),
-                     "verdict": "stale" if isinstance(result, Exception) else result}
+        out[role] = {
+            "alias": registry.alias_of(role),
+            "verdict": "stale" if isinstance(result, Exception) else result,
+        }
         if d is not None:
             out[role].update(
-                primary_metric=d.primary_metric, champion_version=d.champion_version,
-                champion=d.champion, baseline_name=d.baseline_name, baseline=d.baseline,
-                gate=d.summary(), gate_reasons=d.reasons)
+                primary_metric=d.primary_metric,
+                champion_version=d.champion_version,
+                champion=d.champion,
+                baseline_name=d.baseline_name,
+                baseline=d.baseline,
+                gate=d.summary(),
+                gate_reasons=d.reasons,
+            )
     return out
 
 
-def _data(params: TrainingParams, run_id: str, run_url: str | None,
-          workdir: Path) -> tuple[Features, str]:
+def _data(
+    params: TrainingParams, run_id: str, run_url: str | None, workdir: Path
+) -> tuple[Features, str]:
     """Collect, validate and compare with the champion's data (stopping the run on failure or
     on drift past a stop limit), split and log the inputs."""
     snap = collect_snapshot(params.data, params.data_dir)
@@ -331,32 +422,52 @@ def _data(params: TrainingParams, run_id: str, run_url: str | None,
         text_files={"validation/report.md": checked.markdown},
     )
     if not checked.success:
-        raise DataValidationError(f"data validation failed: {checked.summary}",
-                                  report=checked.report)
-    check_drift(checked.snapshot, params.validation.drift, params.data_dir,
-                params.registered_model, run_id, run_url)
+        raise DataValidationError(
+            f"data validation failed: {checked.summary}", report=checked.report
+        )
+    check_drift(
+        checked.snapshot,
+        params.validation.drift,
+        params.data_dir,
+        params.registered_model,
+        run_id,
+        run_url,
+    )
     feats = build_features(checked.snapshot, params.split, str(workdir / "features"))
     log_inputs(run_id, params.logged(), checked.snapshot, feats.info)
     return feats, checked.snapshot.digest
 
 
-def _log_results(run_id: str, scores: Scores, decisions: dict[str, GateDecision],
-                 history: list[dict[str, float]], feats: Features,
-                 extra_tags: dict[str, str]) -> None:
+def _log_results(
+    run_id: str,
+    scores: Scores,
+    decisions: dict[str, GateDecision],
+    history: list[dict[str, float]],
+    feats: Features,
+    extra_tags: dict[str, str],
+) -> None:
     """Metrics namespaced (the challenger's own at the top; ``baseline/<name>/...``,
     ``champion/<role>/...``), the curve, plots and each role's verdict."""
     counts = {f"data/{c}": v for c, v in scores.counts.items() if c not in feats.info}
-    baselines = {f"baseline/{b}/{m}": v for b, ms in scores.baselines.items()
-                 for m, v in ms.items()}
-    champions = {f"champion/{r}/{m}": v for r, c in scores.champions.items()
-                 for m, v in (c.metrics or {}).items()}
-    tags: dict[str, Any] = {"recsys.baselines": ",".join(scores.baselines),
-                            "recsys.gate": roles_headline(decisions, "passed"), **scores.tags,
-                            **extra_tags}
+    baselines = {
+        f"baseline/{b}/{m}": v for b, ms in scores.baselines.items() for m, v in ms.items()
+    }
+    champions = {
+        f"champion/{r}/{m}": v
+        for r, c in scores.champions.items()
+        for m, v in (c.metrics or {}).items()
+    }
+    tags: dict[str, Any] = {
+        "recsys.baselines": ",".join(scores.baselines),
+        "recsys.gate": roles_headline(decisions, "passed"),
+        **scores.tags,
+        **extra_tags,
+    }
     for role in ROLES:
         d = decisions.get(role)
-        tags[f"recsys.gate.{role}"] = "not-competing" if d is None else (
-            "passed" if d.passed else "refused")
+        tags[f"recsys.gate.{role}"] = (
+            "not-competing" if d is None else ("passed" if d.passed else "refused")
+        )
         if d is None:
             continue
         tags[f"recsys.gate.{role}.primary_metric"] = d.primary_metric
@@ -384,9 +495,12 @@ def _prefect_link() -> str | None:
 
 def _close(run_id: str, status: str, error: str | None, workdir: Path) -> None:
     try:
-        end_run(run_id, status, {"recsys.status": status.lower(),
-                                 **({"recsys.error": error[:4000]} if error else {})})
-    except Exception:  # noqa: BLE001 - the original error matters more
+        end_run(
+            run_id,
+            status,
+            {"recsys.status": status.lower(), **({"recsys.error": error[:4000]} if error else {})},
+        )
+    except Exception:
         logging.getLogger(__name__).exception("could not close MLflow run %s", run_id)
     if not get_settings().training.keep_run_files:
         shutil.rmtree(workdir, ignore_errors=True)

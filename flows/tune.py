@@ -55,27 +55,36 @@ class TuneParams(RunInputs):
 
     # the shared sections are flows.training.RunInputs'; the class docstring is the form's text
 
-    split: SplitConfig = Field(default_factory=SplitConfig,
-                               description="the train/test split (applied again to the "
-                                           "training part for the validation split)")
-    model: ModelSpec = Field(default_factory=ModelSpec,
-                             description="the model to tune, and hyperparameters kept fixed")
+    split: SplitConfig = Field(
+        default_factory=SplitConfig,
+        description="the train/test split (applied again to the "
+        "training part for the validation split)",
+    )
+    model: ModelSpec = Field(
+        default_factory=ModelSpec, description="the model to tune, and hyperparameters kept fixed"
+    )
     space: dict[str, ParamRange] = Field(
         default_factory=dict,
         description="ranges replacing the model's default search space, by hyperparameter, "
-                    'e.g. {"reg": {"kind": "float", "low": 0.01, "high": 1, "log": true}}')
-    metric: str = Field("auto", description="metric to optimize (auto: rmse, or ndcg_at_k "
-                                            "for rankers)")
+        'e.g. {"reg": {"kind": "float", "low": 0.01, "high": 1, "log": true}}',
+    )
+    metric: str = Field(
+        "auto", description="metric to optimize (auto: rmse, or ndcg_at_k for rankers)"
+    )
     n_trials: int = Field(20, ge=1, le=10_000, description="trials to add to the study")
     parallel: int = Field(2, ge=1, le=256, description="trials run at the same time")
-    study: str | None = Field(None, description="study name (default tune-<model>); an "
-                                                "existing study resumes")
-    storage: str | None = Field(None, description="Optuna storage URL (default "
-                                                  "$RECSYS_TUNE_STORAGE, else sqlite in .recsys)")
+    study: str | None = Field(
+        None, description="study name (default tune-<model>); an existing study resumes"
+    )
+    storage: str | None = Field(
+        None,
+        description="Optuna storage URL (default $RECSYS_TUNE_STORAGE, else sqlite in .recsys)",
+    )
     seed: int = Field(42, description="seed of the sampler")
     k: int = Field(10, ge=1, le=1000, description="length of the top-k lists")
     relevance_threshold: float | None = Field(
-        None, description="ratings >= this count as relevant in ranking metrics (empty: all)")
+        None, description="ratings >= this count as relevant in ranking metrics (empty: all)"
+    )
     experiment: str = Field("recsys-tuning", min_length=1, description="MLflow experiment")
     data_dir: str = Field(".recsys/data", description="folder of snapshots and run files")
 
@@ -99,12 +108,18 @@ def _task_runner() -> Any:
     if address:
         return DaskTaskRunner(address=address)
     workers = tuning.dask_workers
-    return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1,
-                                          "processes": False, "dashboard_address": None})
+    return DaskTaskRunner(
+        cluster_kwargs={
+            "n_workers": workers,
+            "threads_per_worker": 1,
+            "processes": False,
+            "dashboard_address": None,
+        }
+    )
 
 
 @flow(name="tune", task_runner=_task_runner(), log_prints=True)
-def tune_flow(params: TuneParams = TuneParams()) -> dict[str, Any]:  # noqa: B008
+def tune_flow(params: TuneParams = TuneParams()) -> dict[str, Any]:
     """Add ``n_trials`` trials to the study and log its best parameters; promote nothing.
 
     Returns the outcome: the study's run, the best parameters (``best``: the training flow's
@@ -115,33 +130,74 @@ def tune_flow(params: TuneParams = TuneParams()) -> dict[str, Any]:  # noqa: B00
     space = space_for(params.model.name, params.space)
     metric, direction = objective_metric(params.model.predicts_ratings, params.k, params.metric)
     study = params.study_name
-    run_id, run_url = start_run(params.experiment, f"{study}-{uuid.uuid4().hex[:6]}", {
-        "recsys.flow": "tune", "recsys.model": params.model.name, "recsys.study": study,
-        "recsys.storage": redact(storage), "recsys.objective": f"{direction} {metric}",
-        **run_context.flow_run_tags()})
+    run_id, run_url = start_run(
+        params.experiment,
+        f"{study}-{uuid.uuid4().hex[:6]}",
+        {
+            "recsys.flow": "tune",
+            "recsys.model": params.model.name,
+            "recsys.study": study,
+            "recsys.storage": redact(storage),
+            "recsys.objective": f"{direction} {metric}",
+            **run_context.flow_run_tags(),
+        },
+    )
     workdir = Path(params.data_dir) / "runs" / run_id
-    outcome: dict[str, Any] = {"run_id": run_id, "run_url": run_url, "study": study,
-                               "metric": metric, "direction": direction}
+    outcome: dict[str, Any] = {
+        "run_id": run_id,
+        "run_url": run_url,
+        "study": study,
+        "metric": metric,
+        "direction": direction,
+    }
     status = "FAILED"
     try:
         snap = collect_snapshot(params.data, params.data_dir)
         checked = validate_snapshot(snap, params.validation, params.data_dir, run_id, run_url)
         if not checked.success:
-            raise DataValidationError(f"data validation failed: {checked.summary}",
-                                      report=checked.report)
+            raise DataValidationError(
+                f"data validation failed: {checked.summary}", report=checked.report
+            )
         feats = build_features(checked.snapshot, params.split, str(workdir / "features"))
         val = split_validation(feats, params.split, str(workdir / "validation"))
-        log_to_run(run_id, tags={"recsys.data_digest": checked.snapshot.digest,
-                                 "recsys.space": str({n: r.model_dump(exclude_defaults=True)
-                                                      for n, r in space.items()})[:4000]})
+        log_to_run(
+            run_id,
+            tags={
+                "recsys.data_digest": checked.snapshot.digest,
+                "recsys.space": str(
+                    {n: r.model_dump(exclude_defaults=True) for n, r in space.items()}
+                )[:4000],
+            },
+        )
         failures: dict[int, str] = {}  # trial number -> why it failed
         for start in range(0, params.n_trials, params.parallel):
-            batch = ask_trials(study, storage, direction, params.model, space,
-                               min(params.parallel, params.n_trials - start), params.seed)
-            futures = [(number, run_trial.submit(
-                val, params.model, sampled, number=number, metric=metric, k=params.k,
-                relevance_threshold=params.relevance_threshold, experiment=params.experiment,
-                parent_run_id=run_id, study=study)) for number, sampled in batch]
+            batch = ask_trials(
+                study,
+                storage,
+                direction,
+                params.model,
+                space,
+                min(params.parallel, params.n_trials - start),
+                params.seed,
+            )
+            futures = [
+                (
+                    number,
+                    run_trial.submit(
+                        val,
+                        params.model,
+                        sampled,
+                        number=number,
+                        metric=metric,
+                        k=params.k,
+                        relevance_threshold=params.relevance_threshold,
+                        experiment=params.experiment,
+                        parent_run_id=run_id,
+                        study=study,
+                    ),
+                )
+                for number, sampled in batch
+            ]
             for number, future in futures:
                 future.wait()
                 if future.state.is_completed():
@@ -149,25 +205,38 @@ def tune_flow(params: TuneParams = TuneParams()) -> dict[str, Any]:  # noqa: B00
                     continue
                 # a failed trial is told as failed and the study goes on with the others
                 exc = future.result(raise_on_failure=False)
-                failures[number] = (f"{type(exc).__name__}: {exc}"
-                                    if isinstance(exc, BaseException)
-                                    else str(future.state.message))
+                failures[number] = (
+                    f"{type(exc).__name__}: {exc}"
+                    if isinstance(exc, BaseException)
+                    else str(future.state.message)
+                )
                 tell_trial(study, storage, direction, number, None, failures[number])
-        best = log_best(study, storage, direction, params.model.name, metric, run_id,
-                        str(workdir), failures)
+        best = log_best(
+            study, storage, direction, params.model.name, metric, run_id, str(workdir), failures
+        )
         status = "FINISHED"
-        outcome.update(best=best.model_spec(), best_value=best.value, best_trial=best.trial,
-                       default_value=best.default_value,
-                       trials_complete=best.n_complete, trials_failed=len(failures),
-                       train_command=f"recsys train {best.cli_args()}")
+        outcome.update(
+            best=best.model_spec(),
+            best_value=best.value,
+            best_trial=best.trial,
+            default_value=best.default_value,
+            trials_complete=best.n_complete,
+            trials_failed=len(failures),
+            train_command=f"recsys train {best.cli_args()}",
+        )
         return outcome
     except BaseException as exc:
         outcome["error"] = redact(str(exc))
         raise
     finally:
-        end_run(run_id, status, {"recsys.status": status.lower(),
-                                 **({"recsys.error": outcome["error"][:4000]}
-                                    if "error" in outcome else {})})
+        end_run(
+            run_id,
+            status,
+            {
+                "recsys.status": status.lower(),
+                **({"recsys.error": outcome["error"][:4000]} if "error" in outcome else {}),
+            },
+        )
         if not get_settings().training.keep_run_files:
             shutil.rmtree(workdir, ignore_errors=True)
 

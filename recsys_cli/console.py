@@ -81,4 +81,3 @@ def note(message: str) -> None:
     from rich.markup import escape
 
     err.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
-

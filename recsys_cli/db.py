@@ -11,8 +11,11 @@ db = typer.Typer(help="The event store's database: schema migrations.", no_args_
 
 UrlOption = Annotated[
     str | None,
-    typer.Option("--url", help="database URL; default RECSYS_EVENTS_URL (environment or .env), "
-                 "else sqlite:///.recsys/events.db"),
+    typer.Option(
+        "--url",
+        help="database URL; default RECSYS_EVENTS_URL (environment or .env), "
+        "else sqlite:///.recsys/events.db",
+    ),
 ]
 
 
@@ -24,8 +27,9 @@ def upgrade(url: UrlOption = None) -> None:
 
     target = url or events_url()
     revision = run_upgrade(target)
-    Console().print(f"event store {safe_url(target)} at revision {revision}", highlight=False,
-                    soft_wrap=True)
+    Console().print(
+        f"event store {safe_url(target)} at revision {revision}", highlight=False, soft_wrap=True
+    )
 
 
 @db.command()
@@ -39,5 +43,8 @@ def current(url: UrlOption = None) -> None:
     now = read_current(target)
     latest = head()
     state = "up to date" if now == latest else "run `recsys db upgrade`"
-    Console().print(f"event store {safe_url(target)}: revision {now or 'none'} (latest "
-                    f"{latest}): {state}", highlight=False, soft_wrap=True)
+    Console().print(
+        f"event store {safe_url(target)}: revision {now or 'none'} (latest {latest}): {state}",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -34,10 +34,16 @@ def doctor(
         table.add_column("seen")
         table.add_column("fix")
         for c in checks:
-            mark = ("[dim]-[/]" if c.skipped else "[yellow]state[/]" if c.state
-                    else "[green]ok[/]" if c.ok else "[red]FAIL[/]")
-            table.add_row(c.name, mark, c.detail,
-                          c.fix if not c.ok or c.skipped or c.state else "")
+            mark = (
+                "[dim]-[/]"
+                if c.skipped
+                else "[yellow]state[/]"
+                if c.state
+                else "[green]ok[/]"
+                if c.ok
+                else "[red]FAIL[/]"
+            )
+            table.add_row(c.name, mark, c.detail, c.fix if not c.ok or c.skipped or c.state else "")
         console = Console()
         console.print(table)
         if problems:

@@ -28,21 +28,35 @@ def evaluate(
     test_file: Annotated[str, typer.Option("--test", help="test file or s3:// URI")],
     model: Annotated[str, typer.Option(help="model name")] = "sgd-mf",
     param: ParamOpt = None,
-    k: Annotated[int, typer.Option("-k", "--k", help="top-k length (clipped to the catalogue; "
-                                   "at most RECSYS_MAX_K, 1000 by default)")] = 10,
+    k: Annotated[
+        int,
+        typer.Option(
+            "-k",
+            "--k",
+            help="top-k length (clipped to the catalogue; at most RECSYS_MAX_K, 1000 by default)",
+        ),
+    ] = 10,
     columns: Annotated[str | None, typer.Option(help="column mapping of both files")] = None,
-    duplicates: Annotated[Duplicates, typer.Option(
-        help="a (user, item) pair rated more than once: keep the latest rating, the mean, or "
-        "refuse the file")] = "latest",
+    duplicates: Annotated[
+        Duplicates,
+        typer.Option(
+            help="a (user, item) pair rated more than once: keep the latest rating, the mean, or "
+            "refuse the file"
+        ),
+    ] = "latest",
     rating_min: Annotated[float, typer.Option(help="lowest valid rating")] = 1.0,
     rating_max: Annotated[float, typer.Option(help="highest valid rating")] = 5.0,
     predictions_out: Annotated[Path | None, typer.Option(help="CSV of test predictions")] = None,
     recommendations_out: Annotated[Path | None, typer.Option(help="CSV of top-k lists")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
-    engine: Annotated[Engine, typer.Option(
-        help="what scores the model: local; spark (Spark reads both Parquet files, local or "
-        "s3://, and computes the metrics; factor models); auto: spark for the Spark models "
-        "when both files are Parquet and no CSV output is asked, local otherwise")] = "auto",
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="what scores the model: local; spark (Spark reads both Parquet files, local or "
+            "s3://, and computes the metrics; factor models); auto: spark for the Spark models "
+            "when both files are Parquet and no CSV output is asked, local otherwise"
+        ),
+    ] = "auto",
 ) -> None:
     """Fit a model on --train and score it on --test (no flow, no tracking).
 
@@ -60,38 +74,54 @@ def evaluate(
 
     # everything that can be judged without the data is judged before reading or fitting
     check_k(k)
-    used = _evaluation_engine(engine, model, (train_file, test_file),
-                              predictions_out is not None or recommendations_out is not None,
-                              quiet=as_json)
-    if not rating_min <= rating_max or not (math.isfinite(rating_min)
-                                            and math.isfinite(rating_max)):
-        raise ConfigError(f"the rating scale [{rating_min!r}, {rating_max!r}] is not a finite "
-                          "interval; give --rating-min <= --rating-max")
+    used = _evaluation_engine(
+        engine,
+        model,
+        (train_file, test_file),
+        predictions_out is not None or recommendations_out is not None,
+        quiet=as_json,
+    )
+    if not rating_min <= rating_max or not (
+        math.isfinite(rating_min) and math.isfinite(rating_max)
+    ):
+        raise ConfigError(
+            f"the rating scale [{rating_min!r}, {rating_max!r}] is not a finite "
+            "interval; give --rating-min <= --rating-max"
+        )
     rec = create(model, parse_params(param))
     if predictions_out is not None and not rec.predicts_ratings:
-        raise ConfigError(f"model {model!r} does not predict ratings; --predictions-out needs a "
-                          "rating model (recsys models lists them)")
+        raise ConfigError(
+            f"model {model!r} does not predict ratings; --predictions-out needs a "
+            "rating model (recsys models lists them)"
+        )
     check_output_path(predictions_out, "--predictions-out")
     check_output_path(recommendations_out, "--recommendations-out")
-    if predictions_out is not None and recommendations_out is not None and (
-            predictions_out.resolve() == recommendations_out.resolve()):
-        raise ConfigError("--predictions-out and --recommendations-out name the same file; "
-                          "give two paths")
+    if (
+        predictions_out is not None
+        and recommendations_out is not None
+        and (predictions_out.resolve() == recommendations_out.resolve())
+    ):
+        raise ConfigError(
+            "--predictions-out and --recommendations-out name the same file; give two paths"
+        )
 
     frames = {}
     # with the spark engine, the test file is read by Spark only
     reads = [("train", train_file)] + ([("test", test_file)] if used == "local" else [])
     for role, location in reads:
-        collected = collect(location, columns=columns, duplicates=duplicates,
-                            rating_scale=(rating_min, rating_max))
+        collected = collect(
+            location, columns=columns, duplicates=duplicates, rating_scale=(rating_min, rating_max)
+        )
         frame = collected.interactions
         if frame.empty:
             raise DataError(f"{redact(location)!r} has no rows")
         check_rows(frame, (rating_min, rating_max), origin=repr(redact(location)))
         removed = collected.extra.get("duplicates_removed", 0)
         if removed and not as_json:
-            note(f"{removed} repeated (user, item) row(s) of the {role} file resolved by the "
-                  f"duplicates policy {duplicates!r}")
+            note(
+                f"{removed} repeated (user, item) row(s) of the {role} file resolved by the "
+                f"duplicates policy {duplicates!r}"
+            )
         frames[role] = frame
     train_df = frames["train"]
     data = Interactions.from_frame(train_df)
@@ -103,15 +133,27 @@ def evaluate(
     fit_seconds = time.perf_counter() - started
     k_used = min(k, rec.n_items)
     if k_used < k:
-        note(f"k={k} is larger than the {rec.n_items} item(s) of the training data; using "
-              f"k={k_used}")
+        note(
+            f"k={k} is larger than the {rec.n_items} item(s) of the training data; using k={k_used}"
+        )
     if used == "spark":
-        result = _evaluate_in_spark(rec, train_file, test_file, columns=columns, k=k_used,
-                                    rating_scale=(rating_min, rating_max))
+        result = _evaluate_in_spark(
+            rec,
+            train_file,
+            test_file,
+            columns=columns,
+            k=k_used,
+            rating_scale=(rating_min, rating_max),
+        )
     else:
-        result = run_eval(rec, train_df, frames["test"], k=k_used,
-                          keep_predictions=predictions_out is not None,
-                          keep_recommendations=recommendations_out is not None)
+        result = run_eval(
+            rec,
+            train_df,
+            frames["test"],
+            k=k_used,
+            keep_predictions=predictions_out is not None,
+            keep_recommendations=recommendations_out is not None,
+        )
     out = {
         "model": model,
         "params": rec.get_params(),
@@ -134,18 +176,27 @@ def evaluate(
     if as_json:
         sys.stdout.write(json.dumps(out, allow_nan=False, default=_jsonable) + "\n")
         return
-    console.print(population_table(out, title=f"{model} ({fit_seconds:.2f} s fit, {used} "
-                                              "evaluation)"))
+    console.print(
+        population_table(out, title=f"{model} ({fit_seconds:.2f} s fit, {used} evaluation)")
+    )
     cold_items = ""
     if out.get("cold_items/rows"):
-        cold_items = (f"; cold items (never in training): {out['cold_items/items']:,} on "
-                      f"{out['cold_items/rows']:,} rows ({out['cold_items/share']:.1%})"
-                      + (f", rmse {out['cold_items/rmse']:.4f}"
-                         if out.get("cold_items/rmse") is not None else ""))  # fmt: skip
-    console.print(f"warm: test users with training rows; cold: without ('-': none of them)"
-                  f"{cold_items}. "
-                  f"{out['n_train']:,} training rows, k={k_used}", highlight=False,
-                  soft_wrap=True)
+        cold_items = (
+            f"; cold items (never in training): {out['cold_items/items']:,} on "
+            f"{out['cold_items/rows']:,} rows ({out['cold_items/share']:.1%})"
+            + (
+                f", rmse {out['cold_items/rmse']:.4f}"
+                if out.get("cold_items/rmse") is not None
+                else ""
+            )
+        )
+    console.print(
+        f"warm: test users with training rows; cold: without ('-': none of them)"
+        f"{cold_items}. "
+        f"{out['n_train']:,} training rows, k={k_used}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def population_table(out: dict[str, Any], title: str) -> Table:
@@ -153,8 +204,9 @@ def population_table(out: dict[str, Any], title: str) -> Table:
     each: a terminal's width holds three), the populations' sizes first; ``out`` holds the plain
     names (all users) and ``warm/...``, ``cold/...`` beside them."""
     # the evaluation's own metrics (not the run's counts), in their order of evaluation
-    metrics = [name for name in out if name in ("rmse", "mae")
-               or ("_at_" in name and "/" not in name)]
+    metrics = [
+        name for name in out if name in ("rmse", "mae") or ("_at_" in name and "/" not in name)
+    ]
     table = Table(title=title)
     table.add_column("test users")
     for population in ("warm", "cold", "all"):
@@ -169,12 +221,12 @@ def population_table(out: dict[str, Any], title: str) -> Table:
 
 def _is_parquet(location: str) -> bool:
     path = location.rstrip("/")
-    return path.lower().endswith((".parquet", ".pq")) or (
-        "://" not in path and Path(path).is_dir())
+    return path.lower().endswith((".parquet", ".pq")) or ("://" not in path and Path(path).is_dir())
 
 
-def _evaluation_engine(engine: str, model: str, files: tuple[str, str], csv_out: bool,
-                       quiet: bool) -> str:
+def _evaluation_engine(
+    engine: str, model: str, files: tuple[str, str], csv_out: bool, quiet: bool
+) -> str:
     """The engine of ``recsys evaluate``: the spark engine reads Parquet and writes no CSV (it
     collects no rows); ``auto`` falls back to local, and says why, where spark cannot run."""
     from recsys_core.spark.engine import resolve_engine
@@ -183,23 +235,35 @@ def _evaluation_engine(engine: str, model: str, files: tuple[str, str], csv_out:
     if used == "local":
         return used
     not_parquet = [redact(f) for f in files if not _is_parquet(f)]
-    why = (f"{', '.join(map(repr, not_parquet))} is not Parquet (.parquet, .pq or a folder of "
-           "them)" if not_parquet else
-           "--predictions-out/--recommendations-out need every row on this machine" if csv_out
-           else "")  # fmt: skip
+    why = (
+        f"{', '.join(map(repr, not_parquet))} is not Parquet (.parquet, .pq or a folder of them)"
+        if not_parquet
+        else "--predictions-out/--recommendations-out need every row on this machine"
+        if csv_out
+        else ""
+    )
     if not why:
         return used
     if engine == "spark":
-        raise ConfigError(f"--engine spark reads both files with Spark and collects no rows: "
-                          f"{why}; convert the files to Parquet, drop the CSV outputs, or use "
-                          "--engine local")
+        raise ConfigError(
+            f"--engine spark reads both files with Spark and collects no rows: "
+            f"{why}; convert the files to Parquet, drop the CSV outputs, or use "
+            "--engine local"
+        )
     if not quiet:
         note(f"{model!r} is scored locally, not in Spark: {why}")
     return "local"
 
 
-def _evaluate_in_spark(rec: Any, train_file: str, test_file: str, *, columns: str | None,
-                       k: int, rating_scale: tuple[float, float]) -> Any:
+def _evaluate_in_spark(
+    rec: Any,
+    train_file: str,
+    test_file: str,
+    *,
+    columns: str | None,
+    k: int,
+    rating_scale: tuple[float, float],
+) -> Any:
     """Spark reads both files and scores ``rec``; the test rows are checked there first."""
     from recsys_core.data.files import parse_column_map
     from recsys_core.spark.evaluation import check_test_rows, spark_evaluation
@@ -223,17 +287,22 @@ def check_output_path(path: Path | None, option: str) -> None:
         return
     shown = str(path)
     if path.is_dir():
-        raise ConfigError(f"{option} {shown!r} is a folder; give a file path such as "
-                          f"{str(path / 'out.csv')!r}")
+        raise ConfigError(
+            f"{option} {shown!r} is a folder; give a file path such as {str(path / 'out.csv')!r}"
+        )
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.exists():
-        raise ConfigError(f"{option} {shown!r}: the folder {str(parent)!r} does not exist; create "
-                          "it first or give another path")
+        raise ConfigError(
+            f"{option} {shown!r}: the folder {str(parent)!r} does not exist; create "
+            "it first or give another path"
+        )
     if not parent.is_dir():
         raise ConfigError(f"{option} {shown!r}: {str(parent)!r} is not a folder")
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise ConfigError(f"{option} {shown!r} cannot be written (permission denied); give a "
-                          "path you can write to")
+        raise ConfigError(
+            f"{option} {shown!r} cannot be written (permission denied); give a "
+            "path you can write to"
+        )
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -262,4 +331,3 @@ def _fit_with_progress(rec, data) -> None:
             progress.update(bar, completed=epoch)
 
         rec.fit(data, callback=on_epoch)
-

@@ -24,20 +24,20 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-import traceback  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Annotated, Any  # noqa: E402
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
 
-import typer  # noqa: E402
-from dotenv import load_dotenv  # noqa: E402
-from typer.core import TyperGroup  # noqa: E402
+import typer
+from dotenv import load_dotenv
+from typer.core import TyperGroup
 
-from recsys_cli.console import err, error_message, exit_code, help_of, print_error  # noqa: E402
-from recsys_cli.prefect_console import console_on_this_stderr  # noqa: E402
-from recsys_core.exceptions import RecsysError  # noqa: E402
-from recsys_core.redaction import redact  # noqa: E402
-from recsys_core.settings import get_settings  # noqa: E402
+from recsys_cli.console import err, error_message, exit_code, help_of, print_error
+from recsys_cli.prefect_console import console_on_this_stderr
+from recsys_core.exceptions import RecsysError
+from recsys_core.redaction import redact
+from recsys_core.settings import get_settings
 
 load_dotenv(Path.cwd() / ".env", override=False)
 
@@ -51,10 +51,15 @@ class RecsysGroup(TyperGroup):
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise  # usage errors (exit 2): typer prints them with the usage line
-        except Exception as exc:  # noqa: BLE001 - the global handler: every error, one line
+        except Exception as exc:
             if ctx.params.get("debug") or get_settings().cli.debug:
-                err.print(redact("".join(traceback.format_exception(exc))), end="",
-                          highlight=False, markup=False, soft_wrap=True)
+                err.print(
+                    redact("".join(traceback.format_exception(exc))),
+                    end="",
+                    highlight=False,
+                    markup=False,
+                    soft_wrap=True,
+                )
             hint = "" if isinstance(exc, RecsysError) else " (--debug shows the traceback)"
             print_error(error_message(exc) + hint)
             raise typer.Exit(exit_code(exc)) from None
@@ -73,8 +78,9 @@ app = typer.Typer(
 
 @app.callback()
 def main(
-    debug: Annotated[bool, typer.Option("--debug", help="print the traceback of an error "
-                                        "(also RECSYS_DEBUG=1)")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="print the traceback of an error (also RECSYS_DEBUG=1)")
+    ] = False,
 ) -> None:
     """Options of every command."""
 
@@ -95,8 +101,15 @@ from recsys_cli.train import train  # noqa: E402
 from recsys_cli.tune import tune  # noqa: E402
 
 # each paragraph of a command's help on one line: the terminal wraps it at its width
-first: tuple[Callable[..., Any], ...] = (train, evaluate, recommend, rollback, models, doctor,
-                                         serve)
+first: tuple[Callable[..., Any], ...] = (
+    train,
+    evaluate,
+    recommend,
+    rollback,
+    models,
+    doctor,
+    serve,
+)
 for command in first:
     app.command(help=help_of(command))(command)
 app.add_typer(db, name="db")

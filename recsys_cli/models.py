@@ -29,8 +29,7 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="machine-readabl
         return
     for m in info:
         roles = ", ".join(f"{r} ({a})" for r, a in m["roles"].items())
-        table = Table(title=f"{m['name']}: {m['summary']}\nroles: {roles}",
-                      title_justify="left")
+        table = Table(title=f"{m['name']}: {m['summary']}\nroles: {roles}", title_justify="left")
         table.add_column("parameter")
         table.add_column("default")
         table.add_column("description")

@@ -24,41 +24,75 @@ ParamOpt = Annotated[
 
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", help="any run setting as section.field=value, e.g. "
-                 "gate.guard_tolerance=0.02 or validation.min_rows=50 (repeatable; values are "
-                 "JSON or plain text)"),
+    typer.Option(
+        "--set",
+        help="any run setting as section.field=value, e.g. "
+        "gate.guard_tolerance=0.02 or validation.min_rows=50 (repeatable; values are "
+        "JSON or plain text)",
+    ),
 ]
 
 
 # The data options of every command that collects data (recsys train, recsys tune): the same
 # names, help and meaning; `--set data.field=value` reaches every other field of the section.
-SourceOpt = Annotated[str | None, typer.Option(
-    help="synthetic[:size], movielens-100k..., a file, s3://, postgresql://...?table=events "
-         "(default: synthetic)")]
-SinceOpt = Annotated[str | None, typer.Option(
-    help="database sources: 'last' (only the rows after the last collection, merged with its "
-         "snapshot) or a watermark TIMESTAMP[:ID]")]
-SyntheticSizeOpt = Annotated[str | None, typer.Option(
-    help="tiny, small, 100k, 1m, 10m (default: 100k)")]
-SeedOpt = Annotated[int | None, typer.Option(
-    help="seed of the synthetic data and of the random split (default: 42)")]
-ColumnsOpt = Annotated[str | None, typer.Option(
-    help="the file's column names: user=..,item=..,rating=..,timestamp=..")]
-DuplicatesOpt = Annotated[str | None, typer.Option(
-    help="repeated (user, item) pairs: latest, mean or refuse (default: latest)")]
-RatingMinOpt = Annotated[float | None, typer.Option(
-    help="lowest valid rating of the source's scale (default: 1)")]
-RatingMaxOpt = Annotated[float | None, typer.Option(
-    help="highest valid rating of the source's scale (default: 5)")]
+SourceOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="synthetic[:size], movielens-100k..., a file, s3://, postgresql://...?table=events "
+        "(default: synthetic)"
+    ),
+]
+SinceOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="database sources: 'last' (only the rows after the last collection, merged with its "
+        "snapshot) or a watermark TIMESTAMP[:ID]"
+    ),
+]
+SyntheticSizeOpt = Annotated[
+    str | None, typer.Option(help="tiny, small, 100k, 1m, 10m (default: 100k)")
+]
+SeedOpt = Annotated[
+    int | None,
+    typer.Option(help="seed of the synthetic data and of the random split (default: 42)"),
+]
+ColumnsOpt = Annotated[
+    str | None, typer.Option(help="the file's column names: user=..,item=..,rating=..,timestamp=..")
+]
+DuplicatesOpt = Annotated[
+    str | None,
+    typer.Option(help="repeated (user, item) pairs: latest, mean or refuse (default: latest)"),
+]
+RatingMinOpt = Annotated[
+    float | None, typer.Option(help="lowest valid rating of the source's scale (default: 1)")
+]
+RatingMaxOpt = Annotated[
+    float | None, typer.Option(help="highest valid rating of the source's scale (default: 5)")
+]
 
 
-def data_section(*, source: str | None, since: str | None, synthetic_size: str | None,
-                 seed: int | None, columns: str | None, duplicates: str | None,
-                 rating_min: float | None, rating_max: float | None) -> dict:
+def data_section(
+    *,
+    source: str | None,
+    since: str | None,
+    synthetic_size: str | None,
+    seed: int | None,
+    columns: str | None,
+    duplicates: str | None,
+    rating_min: float | None,
+    rating_max: float | None,
+) -> dict:
     """The ``data`` section from the data options (None: not given)."""
-    return {"source": source, "since": since, "synthetic_size": synthetic_size, "seed": seed,
-            "columns": columns, "duplicates": duplicates, "rating_min": rating_min,
-            "rating_max": rating_max}
+    return {
+        "source": source,
+        "since": since,
+        "synthetic_size": synthetic_size,
+        "seed": seed,
+        "columns": columns,
+        "duplicates": duplicates,
+        "rating_min": rating_min,
+        "rating_max": rating_max,
+    }
 
 
 def drop_unset(values: dict) -> dict:
@@ -79,8 +113,10 @@ def assign(raw: dict, assignment: str) -> None:
     path, sep, text = assignment.partition("=")
     keys = [k.strip() for k in path.split(".")]
     if not sep or not all(keys):
-        raise RecsysError(f"bad --set {assignment!r}; expected section.field=value, such as "
-                          "gate.min_improvement=0.01")
+        raise RecsysError(
+            f"bad --set {assignment!r}; expected section.field=value, such as "
+            "gate.min_improvement=0.01"
+        )
     try:
         value = json.loads(text)
     except json.JSONDecodeError:
@@ -110,4 +146,3 @@ def _pydantic_message(exc) -> str:
     from recsys_core.validation_errors import in_words
 
     return "invalid run settings: " + in_words(exc)
-

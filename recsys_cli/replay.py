@@ -21,22 +21,30 @@ from rich.table import Table
 
 
 def replay(
-    source: Annotated[str, typer.Option(help="synthetic[:size], a file, s3:// URI or database "
-                                             "URL")] = "synthetic",
+    source: Annotated[
+        str, typer.Option(help="synthetic[:size], a file, s3:// URI or database URL")
+    ] = "synthetic",
     synthetic_size: Annotated[str, typer.Option(help="tiny, small, 100k, 1m, 10m")] = "100k",
     seed: Annotated[int, typer.Option(help="seed of the synthetic data")] = 42,
-    columns: Annotated[str | None, typer.Option(help="user=..,item=..,rating=..,timestamp=..")]
-    = None,
+    columns: Annotated[
+        str | None, typer.Option(help="user=..,item=..,rating=..,timestamp=..")
+    ] = None,
     model: Annotated[str, typer.Option(help="model name (see: recsys models)")] = "ease",
-    param: Annotated[list[str] | None, typer.Option(
-        "--param", "-p", help="model hyperparameter key=value (repeatable)")] = None,
-    test_fraction: Annotated[float, typer.Option(
-        help="share of the rows (the latest) replayed after the cutoff")] = 0.2,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="model hyperparameter key=value (repeatable)"),
+    ] = None,
+    test_fraction: Annotated[
+        float, typer.Option(help="share of the rows (the latest) replayed after the cutoff")
+    ] = 0.2,
     k: Annotated[int, typer.Option("-k", "--k", help="top-k length")] = 10,
-    plot: Annotated[Path | None, typer.Option(
-        help="also write the plot of NDCG@k by revealed interactions to this PNG")] = None,
-    track: Annotated[bool, typer.Option(
-        "--track/--no-track", help="log the replay as an MLflow run")] = True,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="also write the plot of NDCG@k by revealed interactions to this PNG"),
+    ] = None,
+    track: Annotated[
+        bool, typer.Option("--track/--no-track", help="log the replay as an MLflow run")
+    ] = True,
     experiment: Annotated[str, typer.Option(help="MLflow experiment")] = "recsys-replay",
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
@@ -56,11 +64,13 @@ def replay(
 
     check_k(k)
     if not 0.0 < test_fraction < 1.0:
-        raise ConfigError(f"--test-fraction must lie strictly between 0 and 1, got "
-                          f"{test_fraction!r}")
+        raise ConfigError(
+            f"--test-fraction must lie strictly between 0 and 1, got {test_fraction!r}"
+        )
     if plot is not None and plot.suffix.lower() != ".png":
-        raise ConfigError(f"--plot {str(plot)!r} is not a .png path; give a file name ending "
-                          "in .png")
+        raise ConfigError(
+            f"--plot {str(plot)!r} is not a .png path; give a file name ending in .png"
+        )
     rec = create(model, parse_params(param))
     collected = collect(source, seed=seed, synthetic_size=synthetic_size, columns=columns)
     config = SplitConfig(strategy="replay", test_fraction=test_fraction)
@@ -80,13 +90,25 @@ def replay(
             plot.parent.mkdir(parents=True, exist_ok=True)
             plot.write_bytes(picture.read_bytes())
         if track:
-            run_id = _log(experiment, rec, config, k_used, result, picture,
-                          {"fit_seconds": fit_seconds, "replay_seconds": replay_seconds})
+            run_id = _log(
+                experiment,
+                rec,
+                config,
+                k_used,
+                result,
+                picture,
+                {"fit_seconds": fit_seconds, "replay_seconds": replay_seconds},
+            )
     out: dict[str, Any] = {
-        "model": model, "params": rec.get_params(), "k": k_used,
-        "n_train": int(len(parts.train)), **result.counts,
-        "fit_seconds": round(fit_seconds, 3), "replay_seconds": round(replay_seconds, 3),
-        "metrics": result.metrics, "run_id": run_id,
+        "model": model,
+        "params": rec.get_params(),
+        "k": k_used,
+        "n_train": int(len(parts.train)),
+        **result.counts,
+        "fit_seconds": round(fit_seconds, 3),
+        "replay_seconds": round(replay_seconds, 3),
+        "metrics": result.metrics,
+        "run_id": run_id,
     }
     if as_json:
         sys.stdout.write(json.dumps(out, default=_jsonable) + "\n")
@@ -94,20 +116,29 @@ def replay(
     _print(result.table, model, out)
 
 
-def _log(experiment: str, model, config, k: int, result, picture: Path,
-         timings: dict[str, float]) -> str:
+def _log(
+    experiment: str, model, config, k: int, result, picture: Path, timings: dict[str, float]
+) -> str:
     """One MLflow run: parameters, the metrics by bucket, the table and the plot."""
     from recsys_core.tracking import mlflow_run
 
     mlflow_run.configure()
-    run_id = mlflow_run.start_run(experiment, run_name=f"replay-{model.name}",
-                                  tags={"recsys.protocol": "replay"})
+    run_id = mlflow_run.start_run(
+        experiment, run_name=f"replay-{model.name}", tags={"recsys.protocol": "replay"}
+    )
     try:
-        mlflow_run.log_params(run_id, {"model": {"name": model.name, **model.get_params()},
-                                       "split": config.model_dump(), "k": k})
-        mlflow_run.log_metrics(run_id, {**result.metrics,
-                                        **{f"data/{c}": v for c, v in result.counts.items()},
-                                        **timings})
+        mlflow_run.log_params(
+            run_id,
+            {
+                "model": {"name": model.name, **model.get_params()},
+                "split": config.model_dump(),
+                "k": k,
+            },
+        )
+        mlflow_run.log_metrics(
+            run_id,
+            {**result.metrics, **{f"data/{c}": v for c, v in result.counts.items()}, **timings},
+        )
         mlflow_run.log_json(run_id, result.table.to_dict("records"), "replay_by_revealed.json")
         mlflow_run.log_artifact(run_id, picture, "plots")
     except BaseException:
@@ -120,11 +151,20 @@ def _log(experiment: str, model, config, k: int, result, picture: Path,
 def _print(table_frame, model: str, out: dict) -> None:
     console = Console()
     k = out["k"]
-    title = (f"replay of {out['test_rows']:,} interactions of {out['test_users']:,} users "
-             f"({out['cold_users']:,} cold), {model}, k={k}")
+    title = (
+        f"replay of {out['test_rows']:,} interactions of {out['test_users']:,} users "
+        f"({out['cold_users']:,} cold), {model}, k={k}"
+    )
     table = Table(title=title, title_justify="left")
-    columns = ["population", "revealed", "n", "users", f"hit_rate_at_{k}", f"ndcg_at_{k}",
-               f"mrr_at_{k}"] + (["rmse", "mae"] if "rmse" in table_frame.columns else [])
+    columns = [
+        "population",
+        "revealed",
+        "n",
+        "users",
+        f"hit_rate_at_{k}",
+        f"ndcg_at_{k}",
+        f"mrr_at_{k}",
+    ] + (["rmse", "mae"] if "rmse" in table_frame.columns else [])
     for name in columns:
         table.add_column(name, justify="left" if name in ("population", "revealed") else "right")
     for rec in table_frame.to_dict("records"):
@@ -134,8 +174,10 @@ def _print(table_frame, model: str, out: dict) -> None:
         cells += [f"{rec[c]:.4f}" for c in columns[4:]]
         table.add_row(*cells)
     console.print(table)
-    console.print(f"fit {out['fit_seconds']:.1f} s, replay {out['replay_seconds']:.1f} s"
-                  + (f"; MLflow run {out['run_id']}" if out["run_id"] else ""))
+    console.print(
+        f"fit {out['fit_seconds']:.1f} s, replay {out['replay_seconds']:.1f} s"
+        + (f"; MLflow run {out['run_id']}" if out["run_id"] else "")
+    )
 
 
 def _jsonable(value: Any) -> Any:

@@ -14,9 +14,14 @@ Role = Literal["ranking", "rating"]
 
 def rollback(
     registered_model: str = "recsys",
-    role: Annotated[Role, typer.Option(help="the role whose champion moves back: ranking "
-                                       "(champion-ranking, lists) or rating (champion-rating, "
-                                       "/predict)")] = "ranking",
+    role: Annotated[
+        Role,
+        typer.Option(
+            help="the role whose champion moves back: ranking "
+            "(champion-ranking, lists) or rating (champion-rating, "
+            "/predict)"
+        ),
+    ] = "ranking",
 ) -> None:
     """Move a role's champion alias back to the version it replaced (default: ranking)."""
     from recsys_core.tracking import mlflow_run, registry
@@ -27,6 +32,7 @@ def rollback(
         old, new = registry.rollback(registered_model, alias=alias)
     except RecsysError as exc:
         fail(str(exc), code=1)
-    console.print(f"{registered_model}: {alias} moved from version {old.version} back to "
-                  f"version {new.version}")
-
+    console.print(
+        f"{registered_model}: {alias} moved from version {old.version} back to "
+        f"version {new.version}"
+    )

@@ -16,9 +16,14 @@ def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port")] = 8000,
     workers: Annotated[int, typer.Option(min=1, max=64, help="worker processes")] = 1,
-    no_auth: Annotated[bool, typer.Option(
-        "--no-auth", help="answer without API keys (every caller gets every scope); only on a "
-        "loopback address")] = False,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth",
+            help="answer without API keys (every caller gets every scope); only on a "
+            "loopback address",
+        ),
+    ] = False,
 ) -> None:
     """Serve recommendations over HTTP from the registry's champions (hot reloaded).
 
@@ -45,27 +50,41 @@ def serve(
     try:
         settings = ServiceSettings()
     except pydantic.ValidationError as exc:
-        problems = "; ".join(f"RECSYS_SERVE_{'_'.join(map(str, e['loc'])).upper()}="
-                             f"{e.get('input')!r}: {e['msg']}" for e in exc.errors())
-        Console(stderr=True).print(f"[bold red]error:[/] invalid service settings: {problems}",
-                                   highlight=False, soft_wrap=True)
+        problems = "; ".join(
+            f"RECSYS_SERVE_{'_'.join(map(str, e['loc'])).upper()}={e.get('input')!r}: {e['msg']}"
+            for e in exc.errors()
+        )
+        Console(stderr=True).print(
+            f"[bold red]error:[/] invalid service settings: {problems}",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(2) from None
     if no_auth or not settings.auth:
         if not is_loopback(host):
             Console(stderr=True).print(
                 f"[bold red]error:[/] --no-auth (or RECSYS_SERVE_AUTH=false) answers anyone "
                 f"without a key, so it is refused on --host {host!r}: use 127.0.0.1 (or ::1), "
-                "or create keys with `recsys keys create`", highlight=False, soft_wrap=True)
+                "or create keys with `recsys keys create`",
+                highlight=False,
+                soft_wrap=True,
+            )
             raise typer.Exit(2)
         os.environ["RECSYS_SERVE_AUTH"] = "false"  # read by every worker's settings
-        Console(stderr=True).print("[yellow]warning:[/] no API keys are checked (--no-auth): "
-                                   "any local process may call every route", highlight=False)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        Console(stderr=True).print(
+            "[yellow]warning:[/] no API keys are checked (--no-auth): "
+            "any local process may call every route",
+            highlight=False,
+        )
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     Console(stderr=True).print(
         f"serving {settings.registered_model!r} (ranking alias {settings.ranking_alias!r}, "
         f"rating alias {settings.rating_alias!r}) on http://{host}:{port} with {workers} "
-        "worker(s)", highlight=False)
+        "worker(s)",
+        highlight=False,
+    )
     # the service's log is for operators: no progress bar per model file it downloads
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     _prepare_embedded_events(settings.events_url)
@@ -83,19 +102,27 @@ def serve(
         # one process creates the embedded registry database, before the workers look at it
         try:
             prepare_registry(settings.tracking_uri)
-        except Exception as exc:  # noqa: BLE001 - the workers start anyway and say why not ready
+        except Exception as exc:
             logging.getLogger(__name__).warning(
                 "the model registry could not be prepared before starting the workers: %s",
-                redact(str(exc)))
+                redact(str(exc)),
+            )
         if not os.environ.get(MULTIPROC_DIR):
             # the workers' metrics meet in a fresh folder (stale samples would be counted)
             metrics_dir = tempfile.mkdtemp(prefix="recsys-metrics-")
             os.environ[MULTIPROC_DIR] = metrics_dir
     try:
         # the factory string lets every worker process build its own app, poller and metrics
-        workers_module.run("recsys_service.app:create_app", host=host, port=port,
-                           workers=workers, reuse_port=settings.reuse_port, log_level="info",
-                           access_log=False, settings=settings)
+        workers_module.run(
+            "recsys_service.app:create_app",
+            host=host,
+            port=port,
+            workers=workers,
+            reuse_port=settings.reuse_port,
+            log_level="info",
+            access_log=False,
+            settings=settings,
+        )
     finally:
         if metrics_dir is not None:
             os.environ.pop(MULTIPROC_DIR, None)
@@ -132,8 +159,9 @@ def _prepare_embedded_events(url: str | None) -> None:
     alembic_log.setLevel(logging.WARNING)  # one line from recsys_core.events.migrate says it
     try:
         upgrade(url)
-    except Exception as exc:  # noqa: BLE001 - the service starts anyway; recording says why not
+    except Exception as exc:
         logging.getLogger(__name__).warning(
-            "the embedded event store %s could not be prepared: %s", url, redact(str(exc)))
+            "the embedded event store %s could not be prepared: %s", url, redact(str(exc))
+        )
     finally:
         alembic_log.setLevel(level)

@@ -32,18 +32,29 @@ from recsys_core.exceptions import RecsysError
 
 def tune(
     model: Annotated[str, typer.Option(help="model to tune (see: recsys models)")] = "sgd-mf",
-    param: Annotated[list[str] | None, typer.Option(
-        "--param", "-p", help="hyperparameter kept fixed, key=value (repeatable)")] = None,
-    space: Annotated[str | None, typer.Option(
-        help='JSON ranges replacing the default space, e.g. \'{"reg": {"kind": "float", '
-             '"low": 0.01, "high": 1, "log": true}}\'')] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="hyperparameter kept fixed, key=value (repeatable)"),
+    ] = None,
+    space: Annotated[
+        str | None,
+        typer.Option(
+            help='JSON ranges replacing the default space, e.g. \'{"reg": {"kind": "float", '
+            '"low": 0.01, "high": 1, "log": true}}\''
+        ),
+    ] = None,
     trials: Annotated[int, typer.Option(min=1, help="trials to add to the study")] = 20,
     parallel: Annotated[int, typer.Option(min=1, help="trials run at the same time")] = 2,
-    study: Annotated[str | None, typer.Option(
-        help="study name (default: tune-<model>); an existing study resumes")] = None,
-    storage: Annotated[str | None, typer.Option(
-        help="Optuna storage URL (default: $RECSYS_TUNE_STORAGE, else sqlite in .recsys)")]
-    = None,
+    study: Annotated[
+        str | None,
+        typer.Option(help="study name (default: tune-<model>); an existing study resumes"),
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            help="Optuna storage URL (default: $RECSYS_TUNE_STORAGE, else sqlite in .recsys)"
+        ),
+    ] = None,
     source: SourceOpt = None,
     since: SinceOpt = None,
     synthetic_size: SyntheticSizeOpt = None,
@@ -52,8 +63,9 @@ def tune(
     duplicates: DuplicatesOpt = None,
     rating_min: RatingMinOpt = None,
     rating_max: RatingMaxOpt = None,
-    metric: Annotated[str, typer.Option(help="metric to optimize (auto: rmse, or ndcg_at_k "
-                                             "for rankers)")] = "auto",
+    metric: Annotated[
+        str, typer.Option(help="metric to optimize (auto: rmse, or ndcg_at_k for rankers)")
+    ] = "auto",
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="top-k length")] = 10,
     experiment: Annotated[str, typer.Option(help="MLflow experiment")] = "recsys-tuning",
     set_: SetOpt = None,
@@ -66,12 +78,26 @@ def tune(
     """
     from recsys_core.models.registry import parse_params
 
-    raw: dict = {"model": {"name": model}, "n_trials": trials, "parallel": parallel,
-                 "metric": metric, "k": k, "experiment": experiment,
-                 "data": drop_unset(data_section(
-                     source=source, since=since, synthetic_size=synthetic_size, seed=seed,
-                     columns=columns, duplicates=duplicates, rating_min=rating_min,
-                     rating_max=rating_max))}
+    raw: dict = {
+        "model": {"name": model},
+        "n_trials": trials,
+        "parallel": parallel,
+        "metric": metric,
+        "k": k,
+        "experiment": experiment,
+        "data": drop_unset(
+            data_section(
+                source=source,
+                since=since,
+                synthetic_size=synthetic_size,
+                seed=seed,
+                columns=columns,
+                duplicates=duplicates,
+                rating_min=rating_min,
+                rating_max=rating_max,
+            )
+        ),
+    }
     if seed is not None:
         raw["split"] = {"seed": seed}
     try:
@@ -89,8 +115,10 @@ def tune(
     params = validated(TuneParams, raw)
     started = time.perf_counter()
     out = tune_flow(params)
-    table = Table(title=f"study {out['study']}: best of {out['trials_complete']} trial(s) "
-                        f"({time.perf_counter() - started:.0f} s)")
+    table = Table(
+        title=f"study {out['study']}: best of {out['trials_complete']} trial(s) "
+        f"({time.perf_counter() - started:.0f} s)"
+    )
     table.add_column("hyperparameter")
     table.add_column("best", justify="right")
     for name, value in out["best"]["params"].items():

@@ -90,8 +90,14 @@ class StalePromotionError(GateRejectedError):
     may only replace that one. Re-running the training judges it against the current champion.
     """
 
-    def __init__(self, message: str, *, judged: str | None = None, current: str | None = None,
-                 decision: Any = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        judged: str | None = None,
+        current: str | None = None,
+        decision: Any = None,
+    ) -> None:
         super().__init__(message, decision)
         self.judged = judged
         self.current = current

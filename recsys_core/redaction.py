@@ -68,8 +68,11 @@ SECRET_ENV = (
 )
 _MIN_SECRET_LEN = 4  # shorter values would mask ordinary words
 # a variable named like this holds a secret (the names of compose's .env and the settings)
-_SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|PSEUDONYM_KEY|API_KEY|AUTH_STRING|"
-                          r"PRIVATE_KEY|CREDENTIAL", re.IGNORECASE)
+_SECRET_NAME = re.compile(
+    r"PASSWORD|PASSWD|SECRET|TOKEN|PSEUDONYM_KEY|API_KEY|AUTH_STRING|"
+    r"PRIVATE_KEY|CREDENTIAL",
+    re.IGNORECASE,
+)
 _dotenv_cache: dict[str, tuple[float, list[str]]] = {}
 
 
@@ -93,9 +96,12 @@ def _dotenv_secrets(path: str) -> list[str]:
     try:
         from dotenv import dotenv_values
 
-        found = [v for k, v in dotenv_values(path).items()
-                 if v and (k in SECRET_ENV or _SECRET_NAME.search(k))]
-    except Exception:  # noqa: BLE001 - an unreadable .env hides nothing from the environment
+        found = [
+            v
+            for k, v in dotenv_values(path).items()
+            if v and (k in SECRET_ENV or _SECRET_NAME.search(k))
+        ]
+    except Exception:
         found = []
     _dotenv_cache[path] = (mtime, found)
     return found

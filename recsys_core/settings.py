@@ -32,18 +32,24 @@ def _env(name: str, default: Any, description: str, **constraints: Any) -> Any:
 
 class _Section(BaseSettings):
     # an empty variable is an unset one (its default), as everywhere else in recsys
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True,
-                                      env_ignore_empty=True)
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
 
 class RetrySettings(_Section):
     """Retries of the tasks that do I/O (collection, MLflow, S3)."""
 
-    io_retries: int = _env("RECSYS_IO_RETRIES", 3, "retries of an I/O task after its first "
-                           "attempt (0 to 10)", ge=0, le=10)
+    io_retries: int = _env(
+        "RECSYS_IO_RETRIES",
+        3,
+        "retries of an I/O task after its first attempt (0 to 10)",
+        ge=0,
+        le=10,
+    )
     io_retry_delays: Annotated[tuple[float, ...], NoDecode] = _env(
-        "RECSYS_IO_RETRY_DELAYS", (2.0, 5.0, 15.0),
-        "seconds before each retry, comma-separated")
+        "RECSYS_IO_RETRY_DELAYS", (2.0, 5.0, 15.0), "seconds before each retry, comma-separated"
+    )
 
     @field_validator("io_retry_delays", mode="before")
     @classmethod
@@ -66,59 +72,86 @@ class RetrySettings(_Section):
 class PromotionLockSettings(_Section):
     """The lock that serializes promotions of one alias (``recsys_core.tracking``)."""
 
-    ttl: float = _env("RECSYS_PROMOTION_LOCK_TTL", 120.0, "seconds a promotion lock is held "
-                      "before another run may take it over", gt=0)
-    wait: float = _env("RECSYS_PROMOTION_LOCK_WAIT", 180.0, "seconds a run waits for the "
-                       "promotion lock", gt=0)
+    ttl: float = _env(
+        "RECSYS_PROMOTION_LOCK_TTL",
+        120.0,
+        "seconds a promotion lock is held before another run may take it over",
+        gt=0,
+    )
+    wait: float = _env(
+        "RECSYS_PROMOTION_LOCK_WAIT", 180.0, "seconds a run waits for the promotion lock", gt=0
+    )
 
 
 class MovieLensSettings(_Section):
     """Where the MovieLens releases come from."""
 
-    url: str | None = _env("RECSYS_MOVIELENS_URL", None, "where MovieLens zips and their .md5 "
-                           "are downloaded from (default: GroupLens)")
-    cache_dir: Path | None = _env("RECSYS_CACHE_DIR", None, "cache of MovieLens zips "
-                                  "(default: ~/.cache/recsys)")
+    url: str | None = _env(
+        "RECSYS_MOVIELENS_URL",
+        None,
+        "where MovieLens zips and their .md5 are downloaded from (default: GroupLens)",
+    )
+    cache_dir: Path | None = _env(
+        "RECSYS_CACHE_DIR", None, "cache of MovieLens zips (default: ~/.cache/recsys)"
+    )
 
 
 class TrainingSettings(_Section):
     """Runtime choices of training (not hyperparameters)."""
 
     sgd_parallel_min_ratings: int = _env(
-        "RECSYS_SGD_PARALLEL_MIN_RATINGS", 300_000,
-        "ratings from which an sgd-mf epoch runs its blocks in parallel (0: always)", ge=0)
-    keep_run_files: bool = _env("RECSYS_KEEP_RUN_FILES", False, "keep a run's working files "
-                                "under .recsys after the run")
-    git_commit: str | None = _env("RECSYS_GIT_COMMIT", None, "the commit recorded on runs "
-                                  "(default: asked of git)")
+        "RECSYS_SGD_PARALLEL_MIN_RATINGS",
+        300_000,
+        "ratings from which an sgd-mf epoch runs its blocks in parallel (0: always)",
+        ge=0,
+    )
+    keep_run_files: bool = _env(
+        "RECSYS_KEEP_RUN_FILES", False, "keep a run's working files under .recsys after the run"
+    )
+    git_commit: str | None = _env(
+        "RECSYS_GIT_COMMIT", None, "the commit recorded on runs (default: asked of git)"
+    )
 
 
 class TuningSettings(_Section):
     """Hyperparameter studies (``recsys tune``)."""
 
-    storage: str | None = _env("RECSYS_TUNE_STORAGE", None, "Optuna storage URL (default: "
-                               "sqlite in .recsys)")
-    dask_address: str | None = _env("RECSYS_DASK_ADDRESS", None, "Dask scheduler that runs "
-                                    "the trials (default: a local cluster)")
-    dask_workers: int = _env("RECSYS_DASK_WORKERS", 2, "workers of the local Dask cluster",
-                             ge=1)
+    storage: str | None = _env(
+        "RECSYS_TUNE_STORAGE", None, "Optuna storage URL (default: sqlite in .recsys)"
+    )
+    dask_address: str | None = _env(
+        "RECSYS_DASK_ADDRESS",
+        None,
+        "Dask scheduler that runs the trials (default: a local cluster)",
+    )
+    dask_workers: int = _env("RECSYS_DASK_WORKERS", 2, "workers of the local Dask cluster", ge=1)
 
 
 class SparkSection(_Section):
     """Where Spark runs (``recsys_core.spark``; the spark-als models, the spark engine)."""
 
-    master: str = _env("RECSYS_SPARK_MASTER", "local[*]", "Spark master: local[*] or a "
-                       "spark:// URL")
-    connect_timeout: float = _env("RECSYS_SPARK_CONNECT_TIMEOUT", 5.0, "seconds to reach a "
-                                  "spark:// master", gt=0)
+    master: str = _env(
+        "RECSYS_SPARK_MASTER", "local[*]", "Spark master: local[*] or a spark:// URL"
+    )
+    connect_timeout: float = _env(
+        "RECSYS_SPARK_CONNECT_TIMEOUT", 5.0, "seconds to reach a spark:// master", gt=0
+    )
     driver_memory: str = _env("RECSYS_SPARK_DRIVER_MEMORY", "2g", "memory of the Spark driver")
-    shuffle_partitions: int | None = _env("RECSYS_SPARK_SHUFFLE_PARTITIONS", None, "Spark's "
-                                          "shuffle partitions (default: Spark's)", ge=1)
-    packages: str = _env("RECSYS_SPARK_PACKAGES", "", "Maven coordinates Spark fetches "
-                         "(hadoop-aws for s3://)")
+    shuffle_partitions: int | None = _env(
+        "RECSYS_SPARK_SHUFFLE_PARTITIONS",
+        None,
+        "Spark's shuffle partitions (default: Spark's)",
+        ge=1,
+    )
+    packages: str = _env(
+        "RECSYS_SPARK_PACKAGES", "", "Maven coordinates Spark fetches (hadoop-aws for s3://)"
+    )
     jars: str = _env("RECSYS_SPARK_JARS", "", "local jars given to Spark, comma-separated")
-    scratch_dir: str | None = _env("RECSYS_SPARK_SCRATCH_DIR", None, "a folder mounted at the "
-                                   "same path on the driver and every worker")
+    scratch_dir: str | None = _env(
+        "RECSYS_SPARK_SCRATCH_DIR",
+        None,
+        "a folder mounted at the same path on the driver and every worker",
+    )
 
 
 class CliSettings(_Section):
@@ -158,9 +191,10 @@ def _read(section: type[_Section]) -> _Section:
             name = info.validation_alias if info is not None else field
             message = error["msg"].removeprefix("Value error, ")
             problems.append(f"{name}={error.get('input')!r}: {message}")
-        raise ConfigError("bad setting: " + "; ".join(problems) + " (environment or .env; "
-                          "unset it for the default, see the README's table of variables)"
-                          ) from None
+        raise ConfigError(
+            "bad setting: " + "; ".join(problems) + " (environment or .env; "
+            "unset it for the default, see the README's table of variables)"
+        ) from None
 
 
 @functools.cache
@@ -189,8 +223,13 @@ def variables() -> list[tuple[str, str, str]]:
             if isinstance(default, tuple):
                 shown = ",".join(f"{d:g}" for d in default)
             else:
-                shown = "" if default is None else str(default).lower() if isinstance(
-                    default, bool) else str(default)
+                shown = (
+                    ""
+                    if default is None
+                    else str(default).lower()
+                    if isinstance(default, bool)
+                    else str(default)
+                )
             out.append((str(info.validation_alias), shown, info.description or ""))
     return out
 
@@ -198,6 +237,8 @@ def variables() -> list[tuple[str, str, str]]:
 def markdown_table() -> str:
     """The README's table of the variables of this tree."""
     lines = ["| variable | default | what |", "|---|---|---|"]
-    lines += [f"| `{name}` | {f'`{default}`' if default else '-'} | {what} |"
-              for name, default, what in variables()]
+    lines += [
+        f"| `{name}` | {f'`{default}`' if default else '-'} | {what} |"
+        for name, default, what in variables()
+    ]
     return "\n".join(lines) + "\n"

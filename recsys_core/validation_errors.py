@@ -36,8 +36,11 @@ def in_words(exc: Any, unknown: str = "unknown setting") -> str:
             msg = unknown
         else:
             msg = plain(str(err["msg"]))
-            if err["type"] not in _NO_VALUE and "input" in err and not isinstance(
-                    err["input"], dict | list):
+            if (
+                err["type"] not in _NO_VALUE
+                and "input" in err
+                and not isinstance(err["input"], dict | list)
+            ):
                 msg += f" (got {err['input']!r})"
         parts.append(f"{where}: {msg}" if where else msg)
     return "; ".join(parts)

@@ -58,15 +58,28 @@ def create_app(
         events = EventStore(settings.events_url)  # connects on first use only
     if keys is None and settings.auth:
         keys = KeyStore(events.url)  # reads the pepper now: a missing one stops the start
-    svc = Service(settings=settings, live=live, metrics=metrics, events=events,
-                  recorder=ServedRecorder(events, metrics.served_lists,
-                                          settings.served_queue_size,
-                                          outbox=settings.served_outbox,
-                                          outbox_max=settings.served_outbox_max),
-                  forgotten=Forgotten(live, settings.events_url, settings.forget_poll_s),
-                  auth=Authenticator(keys if settings.auth else None, settings.key_cache_s))
-    app = FastAPI(title="recsys", summary="Recommendations from the registry's champions",
-                  lifespan=_lifespan(svc, poll), docs_url=None, redoc_url=None)
+    svc = Service(
+        settings=settings,
+        live=live,
+        metrics=metrics,
+        events=events,
+        recorder=ServedRecorder(
+            events,
+            metrics.served_lists,
+            settings.served_queue_size,
+            outbox=settings.served_outbox,
+            outbox_max=settings.served_outbox_max,
+        ),
+        forgotten=Forgotten(live, settings.events_url, settings.forget_poll_s),
+        auth=Authenticator(keys if settings.auth else None, settings.key_cache_s),
+    )
+    app = FastAPI(
+        title="recsys",
+        summary="Recommendations from the registry's champions",
+        lifespan=_lifespan(svc, poll),
+        docs_url=None,
+        redoc_url=None,
+    )
     mount_docs(app)  # /docs and /redoc from shipped assets, not a CDN
     app.state.service = svc
     # the parts one by one too, for callers that drive them (``app.state.live.refresh()``)
@@ -91,9 +104,13 @@ def _lifespan(svc: Service, poll: bool):
         from recsys_core.tracking import mlflow_run
 
         uri = mlflow_run.configure(settings.tracking_uri)
-        log.info("serving %r (ranking alias %r, rating alias %r) from %s",
-                 settings.registered_model, settings.ranking_alias, settings.rating_alias,
-                 redact(uri))
+        log.info(
+            "serving %r (ranking alias %r, rating alias %r) from %s",
+            settings.registered_model,
+            settings.ranking_alias,
+            settings.rating_alias,
+            redact(uri),
+        )
         svc.recorder.start()  # replays the lists a previous process left in the outbox
         if poll:
             await asyncio.to_thread(forgotten.start)  # before the first load: none comes back

@@ -40,8 +40,18 @@ from recsys_core.exceptions import DataSourceError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ADMIN", "EXPLAIN", "INGEST", "RECOMMEND", "Authenticator", "Caller", "authorize",
-           "Ingester", "Recommender", "require"]
+__all__ = [
+    "ADMIN",
+    "EXPLAIN",
+    "INGEST",
+    "RECOMMEND",
+    "Authenticator",
+    "Caller",
+    "authorize",
+    "Ingester",
+    "Recommender",
+    "require",
+]
 
 ANONYMOUS = ""
 """The sender name of events stored without a key (``--no-auth``, or before keys existed)."""
@@ -49,9 +59,11 @@ ANONYMOUS = ""
 _MAX_CACHED = 10_000
 
 bearer = HTTPBearer(
-    auto_error=False, scheme_name="api-key",
+    auto_error=False,
+    scheme_name="api-key",
     description="an API key made by `recsys keys create --name NAME --scopes a,b`, sent as "
-                "`Authorization: Bearer <key>`")
+    "`Authorization: Bearer <key>`",
+)
 
 
 @dataclass(frozen=True)
@@ -132,27 +144,36 @@ def _unauthorized(detail: str, error: str | None = None) -> HTTPException:
 def missing_scope(caller: Caller, scope: str, what: str) -> HTTPException:
     """The 403 for a key that lacks ``scope``."""
     return HTTPException(
-        403, f"the API key {caller.name!r} lacks the scope {scope!r} that {what} needs; use a "
-             f"key made with it (recsys keys create --name NAME --scopes {scope})")
+        403,
+        f"the API key {caller.name!r} lacks the scope {scope!r} that {what} needs; use a "
+        f"key made with it (recsys keys create --name NAME --scopes {scope})",
+    )
 
 
-async def authorize(security_scopes: SecurityScopes, request: Request,
-                    credentials: Annotated[HTTPAuthorizationCredentials | None,
-                                           Depends(bearer)]) -> Caller:
+async def authorize(
+    security_scopes: SecurityScopes,
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Caller:
     """The dependency of every guarded route: the caller, who holds the route's scopes."""
     auth: Authenticator = request.app.state.service.auth
     if not auth.enabled:
         return _EVERYONE
     if credentials is None:
-        raise _unauthorized("an API key is required: send `Authorization: Bearer <key>` with a "
-                            "key made by `recsys keys create`")
+        raise _unauthorized(
+            "an API key is required: send `Authorization: Bearer <key>` with a "
+            "key made by `recsys keys create`"
+        )
     try:
         caller = await auth.verify(credentials.credentials)
     except DataSourceError as exc:
         raise HTTPException(503, f"the API key cannot be checked: {exc}") from None
     if caller is None:
-        raise _unauthorized("the API key is not valid (unknown or revoked); ask for a key made "
-                            "by `recsys keys create`", "invalid_token")
+        raise _unauthorized(
+            "the API key is not valid (unknown or revoked); ask for a key made "
+            "by `recsys keys create`",
+            "invalid_token",
+        )
     what = f"{request.method} {request.url.path}"
     for scope in security_scopes.scopes:
         if scope not in caller.scopes:

@@ -32,8 +32,11 @@ def install_handlers(app: FastAPI, settings: ServiceSettings) -> None:
         for err in exc.errors():
             loc = list(err.get("loc", ()))
             where = loc[0] if loc else "body"
-            field = ".".join(str(p) if not isinstance(p, int) else f"[{p}]"
-                             for p in loc[1:3] if p not in ("constrained-str", "int", "str"))
+            field = ".".join(
+                str(p) if not isinstance(p, int) else f"[{p}]"
+                for p in loc[1:3]
+                if p not in ("constrained-str", "int", "str")
+            )
             field = field.replace(".[", "[")
             key = (where, field)
             if key in seen:
@@ -45,27 +48,34 @@ def install_handlers(app: FastAPI, settings: ServiceSettings) -> None:
             if kind == "json_invalid":
                 status = 400
                 reason = err.get("ctx", {}).get("error", "not JSON")
-                messages.append(f"malformed JSON body ({reason}); send a JSON object such as "
-                                '{"user_id": "42", "recent_items": ["7"], "k": 10}')
+                messages.append(
+                    f"malformed JSON body ({reason}); send a JSON object such as "
+                    '{"user_id": "42", "recent_items": ["7"], "k": 10}'
+                )
             elif kind in ("model_attributes_type", "dict_type") and not field:
-                messages.append(f"the body must be a JSON object with the fields {_FIELDS}; "
-                                f"got {type(value).__name__}")
+                messages.append(
+                    f"the body must be a JSON object with the fields {_FIELDS}; "
+                    f"got {type(value).__name__}"
+                )
             elif kind == "missing" and not field:
-                messages.append("a JSON body is required, such as "
-                                '{"user_id": "42", "k": 10}')
+                messages.append('a JSON body is required, such as {"user_id": "42", "k": 10}')
             elif kind == "missing":
                 messages.append(f"{where} parameter {field!r} is required")
             elif kind == "extra_forbidden":
                 messages.append(f"unknown field {field!r}; the allowed fields are {_FIELDS}")
             elif field == "k":
-                messages.append(f"k={value!r} is not valid: k must be an integer from 1 to "
-                                f"{settings.max_k}")
+                messages.append(
+                    f"k={value!r} is not valid: k must be an integer from 1 to {settings.max_k}"
+                )
             elif kind == "too_long":
-                messages.append(f"{field} has {len(raw)} entries; at most "
-                                f"{settings.max_recent_items} are allowed in one request")
+                messages.append(
+                    f"{field} has {len(raw)} entries; at most "
+                    f"{settings.max_recent_items} are allowed in one request"
+                )
             elif field.split("[")[0] in ("user_id", "item_id", "recent_items", "exclude"):
-                messages.append(f"{field}={value!r} is not a valid id: ids are non-empty "
-                                "strings or integers")
+                messages.append(
+                    f"{field}={value!r} is not a valid id: ids are non-empty strings or integers"
+                )
             elif kind.startswith("bool"):
                 messages.append(f"{field}={value!r} must be true or false")
             else:

@@ -67,12 +67,29 @@ class ServedList:
     alias: str
 
     def record(self) -> ServedRecord:
-        return ServedRecord(self.recommendation_id, "" if self.user_id is None else self.user_id,
-                            self.items, self.registered_model, self.model_version, self.alias)
+        return ServedRecord(
+            self.recommendation_id,
+            "" if self.user_id is None else self.user_id,
+            self.items,
+            self.registered_model,
+            self.model_version,
+            self.alias,
+        )
 
     def line(self) -> bytes:
-        return orjson.dumps([self.recommendation_id, self.user_id, self.items,
-                             self.registered_model, self.model_version, self.alias]) + b"\n"
+        return (
+            orjson.dumps(
+                [
+                    self.recommendation_id,
+                    self.user_id,
+                    self.items,
+                    self.registered_model,
+                    self.model_version,
+                    self.alias,
+                ]
+            )
+            + b"\n"
+        )
 
     @classmethod
     def from_line(cls, line: bytes) -> ServedList | None:
@@ -111,9 +128,17 @@ class ServedRecorder:
     """The outbox, the bounded queue of served lists and the thread that writes them to
     ``store`` (see the module docstring)."""
 
-    def __init__(self, store: EventStore, counter: Counter, maxsize: int, *,
-                 outbox: str | os.PathLike | None = None, outbox_max: int = 100_000,
-                 retries: int = _RETRIES, backoff_s: float = _BACKOFF_S) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        counter: Counter,
+        maxsize: int,
+        *,
+        outbox: str | os.PathLike | None = None,
+        outbox_max: int = 100_000,
+        retries: int = _RETRIES,
+        backoff_s: float = _BACKOFF_S,
+    ) -> None:
         self.store = store
         self.counter = counter
         self.retries, self.backoff_s = retries, backoff_s
@@ -145,8 +170,11 @@ class ServedRecorder:
             except queue.Full:
                 if segment is None:
                     self.counter.labels("dropped").inc()
-                    self._warn("the queue of served lists is full (%d); list %s not recorded",
-                               self._queue.maxsize, served.recommendation_id)
+                    self._warn(
+                        "the queue of served lists is full (%d); list %s not recorded",
+                        self._queue.maxsize,
+                        served.recommendation_id,
+                    )
                 else:  # on disk: written when the segment is replayed
                     segment.pending -= 1
                     segment.dirty = True
@@ -155,17 +183,24 @@ class ServedRecorder:
     def _journal(self, served: ServedList) -> _Segment | None:
         if self._journaled >= self.outbox_max:
             self.counter.labels("dropped").inc()
-            self._warn("the outbox of served lists is full (%d lists waiting for the event "
-                       "store); list %s not recorded", self.outbox_max,
-                       served.recommendation_id)
+            self._warn(
+                "the outbox of served lists is full (%d lists waiting for the event "
+                "store); list %s not recorded",
+                self.outbox_max,
+                served.recommendation_id,
+            )
             return None
         try:
             segment = self._current()
             os.write(segment.fd, served.line())
         except OSError as exc:
             self.counter.labels("dropped").inc()
-            self._warn("the outbox %s cannot be written (%s); list %s not recorded",
-                       self.folder, exc, served.recommendation_id)
+            self._warn(
+                "the outbox %s cannot be written (%s); list %s not recorded",
+                self.folder,
+                exc,
+                served.recommendation_id,
+            )
             return None
         segment.lines += 1
         segment.pending += 1
@@ -221,8 +256,9 @@ class ServedRecorder:
             return
         with self._lock:
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="served-recorder",
-                                                daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name="served-recorder", daemon=True
+                )
                 self._thread.start()
 
     # -- the writer ------------------------------------------------------------------------
@@ -283,17 +319,21 @@ class ServedRecorder:
                 return set()
             except DataValidationError:
                 return self._one_by_one(lists)
-            except Exception as exc:  # noqa: BLE001 - the service keeps answering whatever the store does
+            except Exception as exc:
                 error = exc
                 if attempt < self.retries:
-                    time.sleep(self.backoff_s * 2 ** attempt)
+                    time.sleep(self.backoff_s * 2**attempt)
         kept = self.folder is not None
         if deferred:
             self.counter.labels("deferred" if kept else "dropped").inc(len(lists))
-        self._warn("%d served list(s) not recorded (first %s) after %d tries: %s; %s",
-                   len(lists), lists[0].recommendation_id, self.retries + 1,
-                   redact(str(error)), "kept in the outbox for a later try" if kept
-                   else "no outbox: dropped")
+        self._warn(
+            "%d served list(s) not recorded (first %s) after %d tries: %s; %s",
+            len(lists),
+            lists[0].recommendation_id,
+            self.retries + 1,
+            redact(str(error)),
+            "kept in the outbox for a later try" if kept else "no outbox: dropped",
+        )
         return {s.recommendation_id for s in lists}
 
     def _one_by_one(self, lists: list[ServedList]) -> set[str]:
@@ -304,9 +344,12 @@ class ServedRecorder:
                 self.counter.labels("recorded").inc()
             except DataValidationError as exc:
                 self.counter.labels("refused").inc()
-                self._warn("served list %s refused by the event store: %s",
-                           served.recommendation_id, redact(str(exc)))
-            except Exception:  # noqa: BLE001 - transient: kept for a later try
+                self._warn(
+                    "served list %s refused by the event store: %s",
+                    served.recommendation_id,
+                    redact(str(exc)),
+                )
+            except Exception:
                 failed |= self._write([served])
         return failed
 
@@ -339,11 +382,14 @@ class ServedRecorder:
                 self._segment = None
             todo = [s for s in self._waiting if s.dirty and s.pending == 0]
         for segment in todo:
-            lists = [s for s in map(ServedList.from_line, segment.path.read_bytes().splitlines())
-                     if s is not None]
+            lists = [
+                s
+                for s in map(ServedList.from_line, segment.path.read_bytes().splitlines())
+                if s is not None
+            ]
             failed: set[str] = set()
             for start in range(0, len(lists), _MAX_BATCH):
-                failed |= self._write(lists[start:start + _MAX_BATCH], deferred=False)
+                failed |= self._write(lists[start : start + _MAX_BATCH], deferred=False)
                 if failed:
                     break  # still down: the rest waits for the next try
             if not failed:
@@ -372,8 +418,7 @@ class ServedRecorder:
                 self._journaled += lines
                 adopted = True
         if adopted:
-            log.info("replaying the served lists left in %s by a process that stopped",
-                     self.folder)
+            log.info("replaying the served lists left in %s by a process that stopped", self.folder)
             self._replay()
 
     def _close(self) -> None:

@@ -32,8 +32,7 @@ log = logging.getLogger(__name__)
 class Forgotten:
     """The tombstone keys the service knows, kept in step with the event store."""
 
-    def __init__(self, live: LiveModels, url: str | None = None,
-                 interval_s: float = 5.0) -> None:
+    def __init__(self, live: LiveModels, url: str | None = None, interval_s: float = 5.0) -> None:
         self.url = url or events_url()
         self.live = live
         self.interval_s = interval_s
@@ -42,8 +41,9 @@ class Forgotten:
         self._last_id = 0
         self._lock = threading.Lock()
         # start() reads once itself, so the thread first waits an interval
-        self._poller = Poller(self.check, interval_s, "recsys-tombstones",
-                              "reading the tombstones", at_once=False)
+        self._poller = Poller(
+            self.check, interval_s, "recsys-tombstones", "reading the tombstones", at_once=False
+        )
         self._engine: Engine | None = None
         live.user_filter = self.apply
 
@@ -70,8 +70,10 @@ class Forgotten:
                     self.problem = None  # never migrated: nobody was forgotten
                     return 0
                 reason = redact(str(exc.orig)).strip().splitlines()
-                self.problem = (f"the tombstones cannot be read from {safe_url(self.url)}: "
-                                f"{reason[0] if reason else type(exc).__name__}")
+                self.problem = (
+                    f"the tombstones cannot be read from {safe_url(self.url)}: "
+                    f"{reason[0] if reason else type(exc).__name__}"
+                )
                 log.warning("%s; retrying in %ss", self.problem, self.interval_s)
                 return 0
             self.problem = None

@@ -51,8 +51,10 @@ _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _ESCAPE = re.compile(rb"\\(u[0-9a-fA-F]{4}|.)", re.DOTALL)
 _CONTROL_ESCAPES = frozenset(b"bfnrt")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-JSON_EXAMPLE = ('[{"event_id": "e1", "user_id": "42", "item_id": "7", "type": "click"}] to '
-                'POST /events, {"user_id": "42", "k": 10} to POST /recommendations')
+JSON_EXAMPLE = (
+    '[{"event_id": "e1", "user_id": "42", "item_id": "7", "type": "click"}] to '
+    'POST /events, {"user_id": "42", "k": 10} to POST /recommendations'
+)
 
 
 class EdgeLimits:
@@ -69,7 +71,8 @@ class EdgeLimits:
             await self.app(scope, receive, send)
             return
         bad = _control_in(scope["path"], "path") or _control_in(
-            unquote(scope.get("query_string", b"").decode("latin-1")), "query")
+            unquote(scope.get("query_string", b"").decode("latin-1")), "query"
+        )
         if bad:
             await _refuse(send, 422, bad)
             return
@@ -82,8 +85,12 @@ class EdgeLimits:
         try:
             length = int(length_header) if length_header else None
         except ValueError:
-            await _refuse(send, 400, f"Content-Length {length_header.decode('latin-1')!r} "
-                                     "is not a number of bytes", close=True)
+            await _refuse(
+                send,
+                400,
+                f"Content-Length {length_header.decode('latin-1')!r} is not a number of bytes",
+                close=True,
+            )
             return
         if length is not None and length > self.max_body:
             await _refuse(send, 413, _too_large(length, self.max_body), close=True)
@@ -94,9 +101,13 @@ class EdgeLimits:
         media = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if media != b"application/json" and not media.endswith(b"+json"):
             shown = media.decode("latin-1") or "none"
-            await _refuse(send, 415, f"the body must be sent as Content-Type: application/json "
-                                     f"(got {shown!r}); send JSON such as {JSON_EXAMPLE}",
-                          close=True)
+            await _refuse(
+                send,
+                415,
+                f"the body must be sent as Content-Type: application/json "
+                f"(got {shown!r}); send JSON such as {JSON_EXAMPLE}",
+                close=True,
+            )
             return
         body = await self._read(scope, receive, send)
         if body is None:
@@ -124,8 +135,13 @@ class EdgeLimits:
             try:
                 message = await asyncio.wait_for(receive(), deadline - time.monotonic())
             except TimeoutError:
-                await _refuse(send, 408, f"the body did not arrive within {self.body_timeout:g} "
-                                         "s; send it whole, at once", close=True)
+                await _refuse(
+                    send,
+                    408,
+                    f"the body did not arrive within {self.body_timeout:g} "
+                    "s; send it whole, at once",
+                    close=True,
+                )
                 return None
             if message["type"] == "http.disconnect":
                 # the client left: the route says so in its own words (a 499 nobody reads)
@@ -137,8 +153,7 @@ class EdgeLimits:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
-                await _refuse(send, 413, _too_large(size, self.max_body, streamed=True),
-                              close=True)
+                await _refuse(send, 413, _too_large(size, self.max_body, streamed=True), close=True)
                 return None
             parts.append(chunk)
             if not message.get("more_body", False):
@@ -164,11 +179,13 @@ def json_problem(body: bytes, max_depth: int) -> tuple[int, str] | None:
     bare = _JSON_STRING.sub(b'""', body) if strings else body
     codes = np.frombuffer(bare, dtype=np.uint8)
     step = ((codes == 0x5B) | (codes == 0x7B)).astype(np.int32)
-    step -= ((codes == 0x5D) | (codes == 0x7D))
+    step -= (codes == 0x5D) | (codes == 0x7D)
     depth = int(np.cumsum(step).max()) if len(step) else 0
     if depth > max_depth:
-        return 400, (f"the JSON body nests {depth} levels deep; at most {max_depth} are "
-                     f"allowed: send a flat list of objects such as {JSON_EXAMPLE}")
+        return 400, (
+            f"the JSON body nests {depth} levels deep; at most {max_depth} are "
+            f"allowed: send a flat list of objects such as {JSON_EXAMPLE}"
+        )
     return None
 
 
@@ -177,22 +194,28 @@ _CONTROL_ESCAPES_POINTS = {ord("b"): 8, ord("f"): 12, ord("n"): 10, ord("r"): 13
 
 def _control_message(point: int, raw: bytes) -> str:
     shown = raw[:60].decode("utf-8", "replace")
-    return (f"the JSON string {shown}{'...' if len(raw) > 60 else ''} carries the control "
-            f"character U+{point:04X}; ids and fields may not contain control characters")
+    return (
+        f"the JSON string {shown}{'...' if len(raw) > 60 else ''} carries the control "
+        f"character U+{point:04X}; ids and fields may not contain control characters"
+    )
 
 
 def _control_in(text: str, where: str) -> str | None:
     found = _CONTROL.search(text)
     if found is None:
         return None
-    return (f"the {where} carries the control character U+{ord(found[0]):04X} at position "
-            f"{found.start()}; ids and parameters may not contain control characters")
+    return (
+        f"the {where} carries the control character U+{ord(found[0]):04X} at position "
+        f"{found.start()}; ids and parameters may not contain control characters"
+    )
 
 
 def _too_large(size: int, limit: int, *, streamed: bool = False) -> str:
     what = f"more than {limit} bytes arrived" if streamed else f"a body of {size} bytes"
-    return (f"{what}; at most {limit} bytes are allowed (RECSYS_SERVE_MAX_BODY_BYTES): send "
-            "fewer events per request")
+    return (
+        f"{what}; at most {limit} bytes are allowed (RECSYS_SERVE_MAX_BODY_BYTES): send "
+        "fewer events per request"
+    )
 
 
 async def _refuse(send: Send, status: int, detail: str, *, close: bool = False) -> None:
@@ -207,15 +230,21 @@ async def _refuse(send: Send, status: int, detail: str, *, close: bool = False) 
 
 # -- uvicorn ---------------------------------------------------------------------------------
 
+
 def uvicorn_options(settings: ServiceSettings) -> dict[str, Any]:
     """The keyword arguments of ``uvicorn.Config`` that carry the service's connection limits."""
-    return dict(limit_concurrency=settings.limit_concurrency,
-                timeout_keep_alive=settings.keep_alive_s,
-                h11_max_incomplete_event_size=settings.max_header_bytes,
-                # by name: the worker processes import it with the app, not while they unpickle
-                # their config (before they answer the supervisor's health pings)
-                http=("recsys_service.limits:HeadDeadline" if _httptools()
-                      else "recsys_service.limits:H11HeadDeadline"))
+    return dict(
+        limit_concurrency=settings.limit_concurrency,
+        timeout_keep_alive=settings.keep_alive_s,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        # by name: the worker processes import it with the app, not while they unpickle
+        # their config (before they answer the supervisor's health pings)
+        http=(
+            "recsys_service.limits:HeadDeadline"
+            if _httptools()
+            else "recsys_service.limits:H11HeadDeadline"
+        ),
+    )
 
 
 def _httptools() -> bool:
@@ -244,7 +273,8 @@ class _HeadDeadlineMixin:
         if timeout and getattr(self, "_head_timer", None) is None:
             self._head_cycle = self.cycle
             self._head_timer: asyncio.TimerHandle | None = self.loop.call_later(
-                timeout, self._head_late)
+                timeout, self._head_late
+            )
 
     def _disarm_head(self) -> None:
         timer = getattr(self, "_head_timer", None)

@@ -101,7 +101,7 @@ def resolve_alias(name: str, alias: str) -> VersionRef | None:
         if exc.error_code in _ABSENT:
             return None
         raise RegistryUnavailable(redact(str(exc))) from exc
-    except Exception as exc:  # noqa: BLE001 - database and network errors of the stores
+    except Exception as exc:
         raise RegistryUnavailable(redact(f"{type(exc).__name__}: {exc}")) from exc
     return VersionRef(name, str(mv.version), mv.run_id)
 
@@ -143,8 +143,12 @@ class LiveModels:
         self._on_reload = on_reload
         self._status = {role: RoleStatus(alias=settings.alias(role)) for role in ROLES}
         self._refresh_lock = threading.Lock()
-        self._poller = Poller(self.refresh, settings.poll_interval_s, "recsys-model-poller",
-                              "looking at the model aliases")
+        self._poller = Poller(
+            self.refresh,
+            settings.poll_interval_s,
+            "recsys-model-poller",
+            "looking at the model aliases",
+        )
         self.first_look = self._poller.first_pass
         """Set once the poller has looked at every alias (loaded or not)."""
         self.user_filter: Callable[[Recommender], int] | None = None
@@ -188,13 +192,17 @@ class LiveModels:
             log.warning("%s role: %s", role, status.problem or status.registry_error)
             return "registry_unavailable"
         if ref is None:
-            msg = (f"registered model {name!r} has no version with alias {alias!r} yet; train "
-                   "and promote one (recsys train)")
+            msg = (
+                f"registered model {name!r} has no version with alias {alias!r} yet; train "
+                "and promote one (recsys train)"
+            )
             if current is None:
                 status.problem = msg
             else:
-                status.registry_error = (f"alias {alias!r} of {name!r} is no longer set; still "
-                                         f"serving version {current.version}")
+                status.registry_error = (
+                    f"alias {alias!r} of {name!r} is no longer set; still "
+                    f"serving version {current.version}"
+                )
                 log.warning("%s role: %s", role, status.registry_error)
             return "no_version"
         if current is not None and current.version == ref.version:
@@ -204,7 +212,7 @@ class LiveModels:
             tags = self._version_tags(ref)
             key = self._pseudonym_key(tags)
             scorer = self._scorer_for(ref, tags.get(DIGEST_TAG))
-        except Exception as exc:  # noqa: BLE001 - a broken version must not stop the service
+        except Exception as exc:
             msg = redact(f"version {ref.version} behind alias {alias!r} cannot be loaded: {exc}")
             if current is None:
                 status.problem = msg
@@ -212,12 +220,19 @@ class LiveModels:
                 status.registry_error = f"{msg}; still serving version {current.version}"
             log.error("%s role: %s", role, msg)
             return "load_failed"
-        status.served = Served(role, name, alias, ref.version, ref.run_id, scorer, time.time(),
-                               pseudonym_key=key)
+        status.served = Served(
+            role, name, alias, ref.version, ref.run_id, scorer, time.time(), pseudonym_key=key
+        )
         status.problem = status.registry_error = None
-        log.info("%s role: serving %s version %s (%s, alias %r)%s", role, name, ref.version,
-                 scorer.model.name, alias,
-                 f", was version {current.version}" if current is not None else "")
+        log.info(
+            "%s role: serving %s version %s (%s, alias %r)%s",
+            role,
+            name,
+            ref.version,
+            scorer.model.name,
+            alias,
+            f", was version {current.version}" if current is not None else "",
+        )
         return "loaded"
 
     @staticmethod
@@ -240,9 +255,13 @@ class LiveModels:
             if other.served is not None and other.served.version == ref.version:
                 return other.served.scorer
         if digest is None:
-            log.warning("%s version %s has no %s tag (registered before digests were "
-                        "recorded): its model state is served unverified", ref.name,
-                        ref.version, DIGEST_TAG)
+            log.warning(
+                "%s version %s has no %s tag (registered before digests were "
+                "recorded): its model state is served unverified",
+                ref.name,
+                ref.version,
+                DIGEST_TAG,
+            )
         # a state that differs from the digest recorded at registration raises: refused
         model = load_recommender(ref, digest=digest)
         if self.user_filter is not None:

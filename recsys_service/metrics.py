@@ -50,38 +50,82 @@ class ServiceMetrics:
     def __init__(self) -> None:
         self.multiprocess_dir = os.environ.get(MULTIPROC_DIR) or None
         self.registry = CollectorRegistry()
-        self.requests = Counter("recsys_requests", "HTTP requests by route and status",
-                                ["route", "method", "status"], registry=self.registry)
-        self.latency = Histogram("recsys_request_duration_seconds", "HTTP request latency",
-                                 ["route", "method"], buckets=_BUCKETS, registry=self.registry)
-        self.model_version = Gauge("recsys_model_version", "registered version serving a role",
-                                   ["role"], registry=self.registry, multiprocess_mode="liveall")
-        self.model_info = Gauge("recsys_model_info", "1 for the version and algorithm serving "
-                                "a role", ["role", "version", "algorithm"], registry=self.registry,
-                                multiprocess_mode="livemax")
+        self.requests = Counter(
+            "recsys_requests",
+            "HTTP requests by route and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "recsys_request_duration_seconds",
+            "HTTP request latency",
+            ["route", "method"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.model_version = Gauge(
+            "recsys_model_version",
+            "registered version serving a role",
+            ["role"],
+            registry=self.registry,
+            multiprocess_mode="liveall",
+        )
+        self.model_info = Gauge(
+            "recsys_model_info",
+            "1 for the version and algorithm serving a role",
+            ["role", "version", "algorithm"],
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
         self._info_labels: dict[str, tuple[str, str, str]] = {}
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        self.reloads = Counter("recsys_model_reloads", "looks at the model aliases by outcome",
-                               ["role", "outcome"], registry=self.registry)
-        self.fallbacks = Counter("recsys_fallbacks", "answers that used a fallback",
-                                 ["route", "fallback"], registry=self.registry)
+        self.reloads = Counter(
+            "recsys_model_reloads",
+            "looks at the model aliases by outcome",
+            ["role", "outcome"],
+            registry=self.registry,
+        )
+        self.fallbacks = Counter(
+            "recsys_fallbacks",
+            "answers that used a fallback",
+            ["route", "fallback"],
+            registry=self.registry,
+        )
 
-        self.events = Counter("recsys_events", "events received by POST /events, by outcome "
-                              "(stored, duplicate, refused)", ["outcome"], registry=self.registry)
-        self.served_lists = Counter("recsys_served_lists", "served lists by recording outcome "
-                                    "(recorded; deferred: kept in the outbox for a later "
-                                    "try; refused: the store cannot hold it; dropped: lost)",
-                                    ["outcome"], registry=self.registry)
+        self.events = Counter(
+            "recsys_events",
+            "events received by POST /events, by outcome (stored, duplicate, refused)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.served_lists = Counter(
+            "recsys_served_lists",
+            "served lists by recording outcome "
+            "(recorded; deferred: kept in the outbox for a later "
+            "try; refused: the store cannot hold it; dropped: lost)",
+            ["outcome"],
+            registry=self.registry,
+        )
 
-        self.answers = Counter("recsys_answers", "answers by route and fallback kind (none: "
-                               "the model's own answer)", ["route", "fallback"],
-                               registry=self.registry)
-        self.user_lookups = Counter("recsys_user_lookups", "user ids in requests, known or not "
-                                    "to the served model", ["route", "known"],
-                                    registry=self.registry)
-        self.item_lookups = Counter("recsys_item_lookups", "item ids in requests (recent_items, "
-                                    "exclude, item_id), known or not to the served model",
-                                    ["route", "field", "known"], registry=self.registry)
+        self.answers = Counter(
+            "recsys_answers",
+            "answers by route and fallback kind (none: the model's own answer)",
+            ["route", "fallback"],
+            registry=self.registry,
+        )
+        self.user_lookups = Counter(
+            "recsys_user_lookups",
+            "user ids in requests, known or not to the served model",
+            ["route", "known"],
+            registry=self.registry,
+        )
+        self.item_lookups = Counter(
+            "recsys_item_lookups",
+            "item ids in requests (recent_items, "
+            "exclude, item_id), known or not to the served model",
+            ["route", "field", "known"],
+            registry=self.registry,
+        )
 
     def answered(self, route: str, fallback: str | None) -> None:
         """One answer, by the fallback it used (``none`` when the model answered itself)."""
@@ -89,8 +133,9 @@ class ServiceMetrics:
         if fallback is not None:
             self.fallbacks.labels(route, fallback).inc()
 
-    def looked_up(self, route: str, scorer, user_id: str | None = None,
-                  **items: Iterable[str]) -> None:
+    def looked_up(
+        self, route: str, scorer, user_id: str | None = None, **items: Iterable[str]
+    ) -> None:
         """Count ``user_id`` and the item ids of each field (``recent_items=[...]``) as known or
         unknown to ``scorer``'s model (``user_id`` as the model knows it: its pseudonym)."""
         if user_id is not None:
@@ -111,8 +156,10 @@ class ServiceMetrics:
         key = (route, method, status)
         children = self._children.get(key)
         if children is None:  # labels() costs more than the increment: once per route & status
-            children = self._children[key] = (self.requests.labels(route, method, str(status)),
-                                              self.latency.labels(route, method))
+            children = self._children[key] = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route, method),
+            )
         children[0].inc()
         children[1].observe(seconds)
 

@@ -33,8 +33,15 @@ class Poller:
         Whether the thread checks as soon as it starts (else it first waits one interval).
     """
 
-    def __init__(self, check: Callable[[], object], interval_s: float, name: str, what: str, *,
-                 at_once: bool = True) -> None:
+    def __init__(
+        self,
+        check: Callable[[], object],
+        interval_s: float,
+        name: str,
+        what: str,
+        *,
+        at_once: bool = True,
+    ) -> None:
         self.check = check
         self.interval_s = interval_s
         self.name = name
@@ -70,7 +77,7 @@ class Poller:
         while True:
             try:
                 self.check()
-            except Exception:  # noqa: BLE001 - the poller must outlive any one failure
+            except Exception:
                 log.exception("%s failed; retrying in %ss", self.what, self.interval_s)
             finally:
                 self.first_pass.set()

@@ -29,31 +29,44 @@ class RecommendationRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    user_id: Id | None = Field(None, description="known user id (may be omitted for a new "
-                                                 "user with recent_items)")
+    user_id: Id | None = Field(
+        None, description="known user id (may be omitted for a new user with recent_items)"
+    )
     recent_items: list[Id] = Field(
         default_factory=list,
-        description="items interacted with after training, folded in at request time")
+        description="items interacted with after training, folded in at request time",
+    )
     exclude: list[Id] = Field(default_factory=list, description="items never to recommend")
     k: StrictInt = Field(10, ge=1, description="list length")
     explain: StrictBool = Field(False, description="add the reasons of each item")
 
 
-def recommendation_request(default_k: int, max_k: int,
-                           max_items: int) -> type[RecommendationRequest]:
+def recommendation_request(
+    default_k: int, max_k: int, max_items: int
+) -> type[RecommendationRequest]:
     """The body of ``POST /recommendations`` with the service's limits: a subclass of
     :class:`RecommendationRequest` whose fields carry them (and show them in the OpenAPI)."""
 
     return create_model(
-        "RecommendationRequest", __base__=RecommendationRequest,
+        "RecommendationRequest",
+        __base__=RecommendationRequest,
         __doc__=RecommendationRequest.__doc__,
-        recent_items=(list[Id], Field(
-            default_factory=list, max_length=max_items,
-            description="items interacted with after training, folded in at request time")),
-        exclude=(list[Id], Field(default_factory=list, max_length=max_items,
-                                 description="items never to recommend")),
+        recent_items=(
+            list[Id],
+            Field(
+                default_factory=list,
+                max_length=max_items,
+                description="items interacted with after training, folded in at request time",
+            ),
+        ),
+        exclude=(
+            list[Id],
+            Field(
+                default_factory=list, max_length=max_items, description="items never to recommend"
+            ),
+        ),
         k=(StrictInt, Field(default_k, ge=1, le=max_k, description="list length")),
-    )  # fmt: skip
+    )
 
 
 class ModelOut(BaseModel):
@@ -68,9 +81,12 @@ class ReasonOut(BaseModel):
     text: str = Field(description="the reason in words")
     item_id: str | None = Field(None, description="the user's item behind it")
     title: str | None = Field(None, description="that item's title, when the data has one")
-    weight: float | None = Field(None, description="its contribution to the score (item-item "
-                                                   "weight, factor similarity, or interactions "
-                                                   "for a popular item)")
+    weight: float | None = Field(
+        None,
+        description="its contribution to the score (item-item "
+        "weight, factor similarity, or interactions "
+        "for a popular item)",
+    )
 
 
 class ItemOut(BaseModel):
@@ -112,8 +128,13 @@ def model_info(served: Served) -> ModelOut:
 
 def model_dict(served: Served) -> dict[str, Any]:
     """:class:`ModelOut` of ``served`` as JSON-ready data."""
-    return {"name": served.registered_model, "version": served.version, "role": served.role,
-            "alias": served.alias, "algorithm": served.algorithm}
+    return {
+        "name": served.registered_model,
+        "version": served.version,
+        "role": served.role,
+        "alias": served.alias,
+        "algorithm": served.algorithm,
+    }
 
 
 # The answers of the list routes are built as plain data in the shape of their models and sent
@@ -121,27 +142,52 @@ def model_dict(served: Served) -> dict[str, Any]:
 # than scoring (tests/recsys_service/test_app.py validates the answers against the models).
 def _item(item: ScoredItem, explain: bool, served: Served | None = None) -> dict[str, Any]:
     if not explain:
-        return {"item_id": item.item_id, "score": float(item.score), "title": None,
-                "because": None, "reasons": None}
-    reasons = [{"text": r.text, "item_id": r.item_id, "title": r.title,
-                "weight": None if r.weight is None else float(r.weight)}
-               for r in item.reasons or ()]
-    return {"item_id": item.item_id, "score": float(item.score),
-            "title": served.scorer.item_title(item.item_id) if served is not None else None,
-            "because": because(item.reasons), "reasons": reasons}
+        return {
+            "item_id": item.item_id,
+            "score": float(item.score),
+            "title": None,
+            "because": None,
+            "reasons": None,
+        }
+    reasons = [
+        {
+            "text": r.text,
+            "item_id": r.item_id,
+            "title": r.title,
+            "weight": None if r.weight is None else float(r.weight),
+        }
+        for r in item.reasons or ()
+    ]
+    return {
+        "item_id": item.item_id,
+        "score": float(item.score),
+        "title": served.scorer.item_title(item.item_id) if served is not None else None,
+        "because": because(item.reasons),
+        "reasons": reasons,
+    }
 
 
 def recommendation_answer(rec: Recommendation, served: Served, explain: bool) -> dict[str, Any]:
     """A :class:`RecommendationOut` as JSON-ready data, with a new ``recommendation_id``."""
-    return {"recommendation_id": uuid.uuid4().hex, "user_id": rec.user_id,
-            "items": [_item(i, explain, served) for i in rec.items], "model": model_dict(served),
-            "fallback": rec.fallback, "folded_in": rec.folded_in, "warnings": list(rec.warnings)}
+    return {
+        "recommendation_id": uuid.uuid4().hex,
+        "user_id": rec.user_id,
+        "items": [_item(i, explain, served) for i in rec.items],
+        "model": model_dict(served),
+        "fallback": rec.fallback,
+        "folded_in": rec.folded_in,
+        "warnings": list(rec.warnings),
+    }
 
 
 def similar_answer(item_id: str, items: list[ScoredItem], served: Served) -> dict[str, Any]:
     """A :class:`SimilarOut` as JSON-ready data, with a new ``recommendation_id``."""
-    return {"recommendation_id": uuid.uuid4().hex, "item_id": item_id,
-            "items": [_item(i, False) for i in items], "model": model_dict(served)}
+    return {
+        "recommendation_id": uuid.uuid4().hex,
+        "item_id": item_id,
+        "items": [_item(i, False) for i in items],
+        "model": model_dict(served),
+    }
 
 
 def recommendation_body(rec: Recommendation, served: Served, explain: bool) -> RecommendationOut:

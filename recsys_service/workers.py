@@ -59,9 +59,13 @@ class PerWorkerSockets(Multiprocess):
         self.slot_sockets = [first]
         super().__init__(config, sockets=[])
         self.slot_sockets += [self._bind() for _ in range(config.workers - 1)]
-        logger.info("Uvicorn running on http://%s:%d with %d workers, one socket each "
-                    "(SO_REUSEPORT) (Press CTRL+C to quit)", config.host, self.port,
-                    config.workers)
+        logger.info(
+            "Uvicorn running on http://%s:%d with %d workers, one socket each "
+            "(SO_REUSEPORT) (Press CTRL+C to quit)",
+            config.host,
+            self.port,
+            config.workers,
+        )
 
     def _bind(self) -> socket.socket:
         return bind_reuse_port(self.config.host, self.port, self.config.backlog)
@@ -84,8 +88,9 @@ class PerWorkerSockets(Multiprocess):
             process.join()
             if process.exitcode == STARTUP_FAILURE:
                 # the app or its settings are broken: every restart would fail the same way
-                logger.error("Child process [%s] failed to start, stopping the parent process.",
-                             process.pid)
+                logger.error(
+                    "Child process [%s] failed to start, stopping the parent process.", process.pid
+                )
                 self.should_exit.set()
                 return
             if self.should_exit.is_set():
@@ -103,8 +108,12 @@ class PerWorkerSockets(Multiprocess):
                 new.kill()
                 new.join()
                 if not self.should_exit.is_set():
-                    logger.error("New child process [%s] was not ready in time; keeping worker "
-                                 "[%s] and aborting the restart.", new.pid, old.pid)
+                    logger.error(
+                        "New child process [%s] was not ready in time; keeping worker "
+                        "[%s] and aborting the restart.",
+                        new.pid,
+                        old.pid,
+                    )
                 return
             old.terminate()
             old.join()
@@ -119,8 +128,9 @@ class PerWorkerSockets(Multiprocess):
     def handle_ttou(self) -> None:
         logger.info("Received SIGTTOU, decreasing number of processes.")
         if self.processes_num <= 1:
-            logger.info("Already reached one process, cannot decrease the number of processes "
-                        "anymore.")
+            logger.info(
+                "Already reached one process, cannot decrease the number of processes anymore."
+            )
             return
         self.processes_num -= 1
         process = self.processes.pop()
@@ -136,9 +146,17 @@ class PerWorkerSockets(Multiprocess):
                 sock.close()
 
 
-def run(app: str, *, host: str, port: int, workers: int, reuse_port: bool = True,
-        log_level: str = "info", access_log: bool = False,
-        settings: ServiceSettings | None = None) -> None:
+def run(
+    app: str,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    reuse_port: bool = True,
+    log_level: str = "info",
+    access_log: bool = False,
+    settings: ServiceSettings | None = None,
+) -> None:
     """uvicorn serving the ``app`` factory, with the connection limits of ``settings``
     (``recsys_service.limits.uvicorn_options``): one socket per worker where the platform
     spreads connections over them (and ``reuse_port``), uvicorn's own shared socket elsewhere
@@ -148,8 +166,16 @@ def run(app: str, *, host: str, port: int, workers: int, reuse_port: bool = True
     from recsys_service.limits import uvicorn_options
 
     settings = settings or ServiceSettings()
-    config = Config(app, factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level, access_log=access_log, **uvicorn_options(settings))
+    config = Config(
+        app,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=access_log,
+        **uvicorn_options(settings),
+    )
     # read by the protocol (limits.HeadDeadline); travels with the config to spawned workers
     config.header_timeout_s = settings.header_timeout_s  # type: ignore[attr-defined]
     if workers < 2 or not reuse_port or not reuse_port_supported():

@@ -61,14 +61,43 @@ class _SettingDelays(list):
 
 
 # errors of the caller, the data or the code: the same call fails the same way again
-_PERMANENT = (TypeError, ValueError, AttributeError, KeyError, IndexError, NameError,
-              NotImplementedError, AssertionError, ArithmeticError, MemoryError,
-              FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
-_PERMANENT_MLFLOW = {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST",
-                     "RESOURCE_ALREADY_EXISTS", "PERMISSION_DENIED", "UNAUTHENTICATED",
-                     "BAD_REQUEST", "INVALID_STATE", "ENDPOINT_NOT_FOUND", "NOT_FOUND"}
-_PERMANENT_S3 = {"NoSuchBucket", "NoSuchKey", "AccessDenied", "InvalidAccessKeyId",
-                 "SignatureDoesNotMatch", "InvalidBucketName", "403", "404"}
+_PERMANENT = (
+    TypeError,
+    ValueError,
+    AttributeError,
+    KeyError,
+    IndexError,
+    NameError,
+    NotImplementedError,
+    AssertionError,
+    ArithmeticError,
+    MemoryError,
+    FileNotFoundError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+)
+_PERMANENT_MLFLOW = {
+    "INVALID_PARAMETER_VALUE",
+    "RESOURCE_DOES_NOT_EXIST",
+    "RESOURCE_ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "UNAUTHENTICATED",
+    "BAD_REQUEST",
+    "INVALID_STATE",
+    "ENDPOINT_NOT_FOUND",
+    "NOT_FOUND",
+}
+_PERMANENT_S3 = {
+    "NoSuchBucket",
+    "NoSuchKey",
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "InvalidBucketName",
+    "403",
+    "404",
+}
 
 
 def is_transient(exc: BaseException | None) -> bool:
@@ -94,7 +123,7 @@ def is_transient(exc: BaseException | None) -> bool:
     try:
         from botocore.exceptions import ClientError
     except ImportError:  # pragma: no cover
-        ClientError = ()  # noqa: N806
+        ClientError = ()
     if ClientError and isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code", "")) not in _PERMANENT_S3
     if isinstance(exc, _PERMANENT):
@@ -118,15 +147,16 @@ def retry_condition_fn(task: Any, task_run: Any, state: Any) -> bool:
     if exc is None:
         try:
             exc = state.result(raise_on_failure=False)
-        except Exception:  # noqa: BLE001 - an unreadable state: do not retry blindly
+        except Exception:
             return False
     return isinstance(exc, BaseException) and is_transient(exc)
 
 
 IO_RETRIES = MAX_IO_RETRIES
 IO_RETRY_DELAYS = _SettingDelays()
-IO_RETRY: dict[str, Any] = dict(retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS,
-                                retry_condition_fn=retry_condition_fn)
+IO_RETRY: dict[str, Any] = dict(
+    retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_condition_fn
+)
 """Decorator arguments of every task that retries I/O: ``@task(..., **IO_RETRY)``."""
 
 

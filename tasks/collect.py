@@ -18,21 +18,41 @@ def collect_snapshot(data: DataConfig, data_dir: str) -> snapshot.Snapshot:
     after the last collection, merged with its snapshot)."""
     key = read_key() if data.pseudonymize_users else None
     snap = incremental.collect_snapshot(
-        data.source, f"{data_dir}/snapshots", since=data.since, seed=data.seed,
-        synthetic_size=data.synthetic_size, columns=data.columns,
-        rating_scale=data.rating_scale, duplicates=data.duplicates, pseudonym_key=key)
+        data.source,
+        f"{data_dir}/snapshots",
+        since=data.since,
+        seed=data.seed,
+        synthetic_size=data.synthetic_size,
+        columns=data.columns,
+        rating_scale=data.rating_scale,
+        duplicates=data.duplicates,
+        pseudonym_key=key,
+    )
     how = snap.collection or {}
     if data.since == incremental.LAST and how.get("mode") == "full":
-        logger().info("since=last: no previous collection of %s, every row was read",
-                      redact(snap.source))
+        logger().info(
+            "since=last: no previous collection of %s, every row was read", redact(snap.source)
+        )
     if how.get("mode") == "incremental":
-        logger().info("collected %s new row(s) from %s after %s, merged into %s: %s rows "
-                      "(digest %s, watermark %s)", how["rows_read"], redact(snap.source),
-                      how["since"], how["base_digest"][:12], snap.n_rows, snap.digest[:12],
-                      snap.watermark)
+        logger().info(
+            "collected %s new row(s) from %s after %s, merged into %s: %s rows "
+            "(digest %s, watermark %s)",
+            how["rows_read"],
+            redact(snap.source),
+            how["since"],
+            how["base_digest"][:12],
+            snap.n_rows,
+            snap.digest[:12],
+            snap.watermark,
+        )
     else:
-        logger().info("collected %s rows from %s (digest %s%s)", snap.n_rows, redact(snap.source),
-                      snap.digest[:12], f", watermark {snap.watermark}" if snap.watermark else "")
+        logger().info(
+            "collected %s rows from %s (digest %s%s)",
+            snap.n_rows,
+            redact(snap.source),
+            snap.digest[:12],
+            f", watermark {snap.watermark}" if snap.watermark else "",
+        )
     if key is not None:
         logger().info("user ids pseudonymized")
     if snap.tombstoned_removed:

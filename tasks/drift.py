@@ -43,9 +43,15 @@ def drift_reference(registered_model: str, alias: str) -> tuple[str | None, str 
 # not retried itself: its registry read and its writes are retried tasks of their own, so a
 # failure is retried once, never multiplied by a retry around them
 @task(name="drift", cache_policy=NO_CACHE)
-def check_drift(snap: snapshot.Snapshot, rules: DriftRules, data_dir: str,
-                registered_model: str, run_id: str, run_url: str | None = None,
-                alias: str = REFERENCE_ALIAS) -> DriftChecked:
+def check_drift(
+    snap: snapshot.Snapshot,
+    rules: DriftRules,
+    data_dir: str,
+    registered_model: str,
+    run_id: str,
+    run_url: str | None = None,
+    alias: str = REFERENCE_ALIAS,
+) -> DriftChecked:
     """Compare ``snap`` with the champion's snapshot; log metrics, report and plot; stop the run
     (``DataValidationError``) when a statistic reaches its stop limit."""
     log = logger()
@@ -62,26 +68,43 @@ def check_drift(snap: snapshot.Snapshot, rules: DriftRules, data_dir: str,
     except (OSError, ValueError, DataError) as exc:
         # trained on another machine, or the snapshot was cleaned away: the digest stays in
         # MLflow (the run's dataset input) but the data does not
-        return _skipped(run_id, f"no reference snapshot: {alias} version {version} was trained "
-                                f"on snapshot {digest[:16]}, not readable under {folder} ({exc})")
+        return _skipped(
+            run_id,
+            f"no reference snapshot: {alias} version {version} was trained "
+            f"on snapshot {digest[:16]}, not readable under {folder} ({exc})",
+        )
     current, _ = snapshot.read(snap)
-    report = drift.compare(reference, current, rules,
-                           reference_name=f"{alias} version {version} (snapshot {digest[:16]})",
-                           current_name=f"snapshot {snap.digest[:16]}")
+    report = drift.compare(
+        reference,
+        current,
+        rules,
+        reference_name=f"{alias} version {version} (snapshot {digest[:16]})",
+        current_name=f"snapshot {snap.digest[:16]}",
+    )
     markdown = report.to_markdown()
-    tags = {"recsys.drift": report.level, "recsys.drift_reference": digest,
-            "recsys.drift_reference_version": version}
+    tags = {
+        "recsys.drift": report.level,
+        "recsys.drift_reference": digest,
+        "recsys.drift_reference_version": version,
+    }
     flagged = report.at("stop") + report.at("warn")
     if flagged:
         tags["recsys.drift_flags"] = " | ".join(report.describe(n) for n in flagged)
     with tempfile.TemporaryDirectory() as tmp:
         png = drift.plot(reference, current, Path(tmp) / "drift.png")
-        log_to_run(run_id, metrics=report.metrics(), tags=tags, artifacts=[(str(png), "drift")],
-                   text_files={"drift/report.md": markdown},
-                   json_files={"drift/report.json": report.to_dict()})
-    create_markdown_artifact(key="drift-report",
-                             markdown=f"{markdown}\n\n{mlflow_link(run_id, run_url)}\n",
-                             description=report.level.upper())
+        log_to_run(
+            run_id,
+            metrics=report.metrics(),
+            tags=tags,
+            artifacts=[(str(png), "drift")],
+            text_files={"drift/report.md": markdown},
+            json_files={"drift/report.json": report.to_dict()},
+        )
+    create_markdown_artifact(
+        key="drift-report",
+        markdown=f"{markdown}\n\n{mlflow_link(run_id, run_url)}\n",
+        description=report.level.upper(),
+    )
     if report.level == "ok":
         log.info("no data drift beyond the warning limits against %s", report.reference)
     else:

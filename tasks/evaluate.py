@@ -49,10 +49,18 @@ class Scores:
 
 
 @task(name="evaluate", cache_policy=NO_CACHE)
-def evaluate_models(model_dir: str, feats: Features, *, k: int,
-                    relevance_threshold: float | None, registered_model: str,
-                    baselines: list[str], champion_aliases: dict[str, str],
-                    engine: str = "auto", released_fits: int = 1) -> Scores:
+def evaluate_models(
+    model_dir: str,
+    feats: Features,
+    *,
+    k: int,
+    relevance_threshold: float | None,
+    registered_model: str,
+    baselines: list[str],
+    champion_aliases: dict[str, str],
+    engine: str = "auto",
+    released_fits: int = 1,
+) -> Scores:
     """Score the challenger, each baseline and each role's champion on this split.
 
     The challenger is scored by ``engine`` (``recsys_core.spark.engine``: ``auto`` scores a
@@ -69,9 +77,11 @@ def evaluate_models(model_dir: str, feats: Features, *, k: int,
     used = resolve_engine(engine, challenger.name)
     if feats.info.get("strategy") == "replay":  # the replay folds in per user: local only
         used = "local"
-    tags: dict[str, str] = {"recsys.evaluation.engine": used,
-                             "recsys.evaluation.engine.baselines": "local",
-                             "recsys.evaluation.engine.champions": "local"}
+    tags: dict[str, str] = {
+        "recsys.evaluation.engine": used,
+        "recsys.evaluation.engine.baselines": "local",
+        "recsys.evaluation.engine.champions": "local",
+    }
     frames: list[tuple[pd.DataFrame, pd.DataFrame]] = []
 
     def split_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -83,16 +93,24 @@ def evaluate_models(model_dir: str, feats: Features, *, k: int,
         train, test = split_frames()
         if feats.info.get("strategy") == "replay":  # the test period replayed with fold-in
             return replay(model, test, k=k, keep_interactions=keep_predictions).as_evaluation()
-        return evaluate(model, train, test, k=k, relevance_threshold=relevance_threshold,
-                        keep_predictions=keep_predictions)
+        return evaluate(
+            model,
+            train,
+            test,
+            k=k,
+            relevance_threshold=relevance_threshold,
+            keep_predictions=keep_predictions,
+        )
 
     predictions = None
     if used == "spark":
         result, predictions = _score_in_spark(challenger, feats, k, relevance_threshold)
         tags["recsys.evaluation.rating_distribution"] = (
-            "none: not a rating model" if predictions is None else
-            f"from a random sample of {len(predictions)} of {result.counts['test_rows']} test "
-            "rows")  # fmt: skip
+            "none: not a rating model"
+            if predictions is None
+            else f"from a random sample of {len(predictions)} of {result.counts['test_rows']} test "
+            "rows"
+        )
     else:
         result = score(challenger, keep_predictions=True)
         predictions = result.predictions
@@ -108,9 +126,13 @@ def evaluate_models(model_dir: str, feats: Features, *, k: int,
     plot_dir.mkdir(exist_ok=True)
     written = [plots.learning_curve(challenger.history_, plot_dir / "learning_curve.png")]
     if predictions is not None:
-        written.append(plots.rating_distribution(
-            predictions["prediction"].to_numpy(), predictions["rating"].to_numpy(),
-            plot_dir / "rating_distribution.png"))
+        written.append(
+            plots.rating_distribution(
+                predictions["prediction"].to_numpy(),
+                predictions["rating"].to_numpy(),
+                plot_dir / "rating_distribution.png",
+            )
+        )
 
     baseline_metrics = {}
     fitted: Interactions | None = None
@@ -129,23 +151,40 @@ def evaluate_models(model_dir: str, feats: Features, *, k: int,
             if champ.version not in scored:
                 started = time.perf_counter()
                 scored[champ.version] = dict(score(champ.model).metrics)
-                log.info("champion v%s (%s, from %s/) re-scored in %.1fs: %s", champ.version,
-                         alias, champ.state_path, time.perf_counter() - started,
-                         _rounded(scored[champ.version]))
+                log.info(
+                    "champion v%s (%s, from %s/) re-scored in %.1fs: %s",
+                    champ.version,
+                    alias,
+                    champ.state_path,
+                    time.perf_counter() - started,
+                    _rounded(scored[champ.version]),
+                )
             champions[role] = ChampionScore(champ.version, scored[champ.version])
         elif champ.unavailable:
-            log.error("%s v%s of %r is unavailable: %s", alias, champ.version,
-                      registered_model, champ.unavailable)
+            log.error(
+                "%s v%s of %r is unavailable: %s",
+                alias,
+                champ.version,
+                registered_model,
+                champ.unavailable,
+            )
             champions[role] = ChampionScore(champ.version, None, champ.unavailable)
         else:
             log.info("no %s for %r yet: thresholds and baseline only", alias, registered_model)
             champions[role] = ChampionScore()
-    return Scores(metrics, dict(result.counts), baseline_metrics, champions,
-                  [str(p) for p in written if p is not None], tags)
+    return Scores(
+        metrics,
+        dict(result.counts),
+        baseline_metrics,
+        champions,
+        [str(p) for p in written if p is not None],
+        tags,
+    )
 
 
-def _score_in_spark(model: Recommender, feats: Features, k: int,
-                    threshold: float | None) -> tuple[EvaluationResult, pd.DataFrame | None]:
+def _score_in_spark(
+    model: Recommender, feats: Features, k: int, threshold: float | None
+) -> tuple[EvaluationResult, pd.DataFrame | None]:
     """The model's metrics computed by Spark from the split's Parquet files, and a sample of its
     test predictions (rating models) for the rating-distribution plot."""
     from recsys_core.spark.evaluation import prediction_sample, spark_evaluation

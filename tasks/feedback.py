@@ -41,16 +41,27 @@ def log_click_through(run_id: str, registered_model: str) -> list[dict[str, Any]
     store = EventStore(url)
     try:
         rows = store.click_through(registered_model)
-    except Exception as exc:  # noqa: BLE001 - see the docstring
-        logger().warning("click-through not logged: the event store %s could not be read (%s)",
-                         safe_url(url), redact(str(exc)))
+    except Exception as exc:
+        logger().warning(
+            "click-through not logged: the event store %s could not be read (%s)",
+            safe_url(url),
+            redact(str(exc)),
+        )
         return None
     finally:
         store.close()
     # through the retried writer, like every other MLflow/S3 write of the run
-    log_to_run(run_id, metrics=click_through_metrics(rows), json_files={
-        "feedback/click_through.json": {"registered_model": registered_model,
-                                        "event_store": safe_url(url), "versions": rows}})
+    log_to_run(
+        run_id,
+        metrics=click_through_metrics(rows),
+        json_files={
+            "feedback/click_through.json": {
+                "registered_model": registered_model,
+                "event_store": safe_url(url),
+                "versions": rows,
+            }
+        },
+    )
     shown = ", ".join(f"v{r['model_version']} {r['ctr']:.1%} of {r['served']}" for r in rows)
     logger().info("click-through of served lists: %s", shown or "no list served yet")
     return rows

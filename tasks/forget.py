@@ -22,8 +22,11 @@ def read_forget_audit(run_id: str) -> tuple[int, list[dict[str, Any]]]:
     client = mlflow_run.client()
     run = client.get_run(run_id)
     previous = client.search_runs(
-        [run.info.experiment_id], filter_string=f"tags.`{WATERMARK_TAG}` != ''",
-        order_by=["attributes.start_time DESC"], max_results=1)
+        [run.info.experiment_id],
+        filter_string=f"tags.`{WATERMARK_TAG}` != ''",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
     after = int(previous[0].data.tags[WATERMARK_TAG]) if previous else 0
     return after, audit_since(after)
 
@@ -37,9 +40,15 @@ def log_forget_audit(run_id: str) -> int:
     last = max([after, *(r["id"] for r in records)])
     # the watermark tag is set after the file is written (log_to_run writes files first): a
     # failed upload never leaves a watermark past records that were not logged
-    log_to_run(run_id, tags={WATERMARK_TAG: last}, json_files={
-        ARTIFACT: {"after_id": after, "to_id": last, "records": records}} if records else None)
+    log_to_run(
+        run_id,
+        tags={WATERMARK_TAG: last},
+        json_files={ARTIFACT: {"after_id": after, "to_id": last, "records": records}}
+        if records
+        else None,
+    )
     if records:
-        logger().info("%d forget audit record(s) since the previous run logged to %s",
-                      len(records), ARTIFACT)
+        logger().info(
+            "%d forget audit record(s) since the previous run logged to %s", len(records), ARTIFACT
+        )
     return len(records)

@@ -10,6 +10,7 @@ import logging
 
 log = logging.getLogger(__name__)
 
+
 def _ui_base() -> str | None:
     from prefect.settings import PREFECT_UI_URL
 
@@ -29,8 +30,10 @@ def flow_run_tags() -> dict[str, str]:
     """MLflow tags that lead back to the Prefect flow run (id, name, deployment, link)."""
     from prefect.runtime import deployment, flow_run
 
-    tags = {"prefect.flow_run_id": str(flow_run.id or ""),
-            "prefect.flow_run_name": str(flow_run.name or "")}
+    tags = {
+        "prefect.flow_run_id": str(flow_run.id or ""),
+        "prefect.flow_run_name": str(flow_run.name or ""),
+    }
     if deployment.name:
         tags["prefect.deployment"] = str(deployment.name)
     url = flow_run_url()
@@ -48,7 +51,7 @@ def trigger(requested: str) -> str:
     try:
         flow_run = getattr(get_run_context(), "flow_run", None)
         scheduled = bool(flow_run is not None and flow_run.auto_scheduled)
-    except Exception:  # noqa: BLE001 - no run context: a direct call
+    except Exception:
         scheduled = False
     return "schedule" if scheduled else "manual"
 
@@ -63,7 +66,7 @@ def rename_flow_run(name: str) -> None:
     try:
         with get_client(sync_client=True) as client:
             client.update_flow_run(flow_run.id, name=name)
-    except Exception:  # noqa: BLE001 - a name is not worth failing a run for
+    except Exception:
         log.warning("could not rename flow run %s to %r", flow_run.id, name, exc_info=True)
 
 

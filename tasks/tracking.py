@@ -22,8 +22,12 @@ def start_run(experiment: str, run_name: str, tags: dict[str, str]) -> tuple[str
     """Create the MLflow run of this flow run; returns its id and its link in the MLflow UI."""
     run_id = mlflow_run.start_run(experiment, run_name, tags)
     url = mlflow_run.run_url(run_id)
-    logger().info("MLflow run %s in experiment %r (%s)", run_id, experiment,
-                  url or redact(mlflow_run.artifact_uri(run_id)))
+    logger().info(
+        "MLflow run %s in experiment %r (%s)",
+        run_id,
+        experiment,
+        url or redact(mlflow_run.artifact_uri(run_id)),
+    )
     return run_id, url
 
 
@@ -32,21 +36,46 @@ def log_inputs(run_id: str, params: dict[str, Any], snap: Snapshot, split_info: 
     """Parameters, data lineage (snapshot digest as the dataset input) and split counts."""
     mlflow_run.log_params(run_id, params)
     source = redact(snap.source)
-    mlflow_run.set_tags(run_id, {"recsys.data_digest": snap.digest, "recsys.source": source,
-                                 # where the next since=last collection of the source resumes
-                                 **({"data/watermark": snap.watermark} if snap.watermark else {})})
-    mlflow_run.log_dataset(run_id, digest=snap.digest, source=source,
-                           name=f"snapshot-{snap.digest[:12]}", n_rows=snap.n_rows)
-    mlflow_run.log_metrics(run_id, {f"data/{k}": v for k, v in split_info.items()
-                                    if isinstance(v, int | float) and k != "cutoff"})
-    mlflow_run.log_json(run_id, {"snapshot": {**snap.to_dict(), "source": source},
-                                 "split": split_info}, "data/lineage.json")
+    mlflow_run.set_tags(
+        run_id,
+        {
+            "recsys.data_digest": snap.digest,
+            "recsys.source": source,
+            # where the next since=last collection of the source resumes
+            **({"data/watermark": snap.watermark} if snap.watermark else {}),
+        },
+    )
+    mlflow_run.log_dataset(
+        run_id,
+        digest=snap.digest,
+        source=source,
+        name=f"snapshot-{snap.digest[:12]}",
+        n_rows=snap.n_rows,
+    )
+    mlflow_run.log_metrics(
+        run_id,
+        {
+            f"data/{k}": v
+            for k, v in split_info.items()
+            if isinstance(v, int | float) and k != "cutoff"
+        },
+    )
+    mlflow_run.log_json(
+        run_id,
+        {"snapshot": {**snap.to_dict(), "source": source}, "split": split_info},
+        "data/lineage.json",
+    )
 
 
 @task(name="register-model", **_io)
 def log_and_register(
-    run_id: str, model_dir: str, registered_model: str, tags: dict[str, str],
-    description: str | None = None, *, evaluated_dir: str | None = None,
+    run_id: str,
+    model_dir: str,
+    registered_model: str,
+    tags: dict[str, str],
+    description: str | None = None,
+    *,
+    evaluated_dir: str | None = None,
     alias: str | None = registry.CHALLENGER,
 ) -> registry.VersionRef:
     """Log the saved model once (its state, and the pyfunc built from the same folder) and
@@ -58,14 +87,21 @@ def log_and_register(
     if evaluated_dir is not None:
         mlflow_run.log_artifacts(run_id, evaluated_dir, model_store.EVALUATED_PATH)
     info = pyfunc.log_saved(model_dir, run_id)
-    ref = registry.register(registered_model, info.model_uri, run_id, tags,
-                            model_id=getattr(info, "model_id", None), alias=alias,
-                            state_dir=model_dir)
+    ref = registry.register(
+        registered_model,
+        info.model_uri,
+        run_id,
+        tags,
+        model_id=getattr(info, "model_id", None),
+        alias=alias,
+        state_dir=model_dir,
+    )
     if description:
         mlflow_run.set_version_description(registered_model, ref.version, description)
     mlflow_run.set_tags(run_id, {"recsys.model_version": ref.version})
-    logger().info("registered %s version %s (alias %s)", registered_model, ref.version,
-                  alias or "none")
+    logger().info(
+        "registered %s version %s (alias %s)", registered_model, ref.version, alias or "none"
+    )
     return ref
 
 
@@ -121,8 +157,12 @@ def artifact_store_error(run_id: str, exc: BaseException) -> TrackingError:
     """An artifact upload failed: name the artifact store (S3) and its endpoint."""
     import mlflow
 
-    endpoint = (os.environ.get("MLFLOW_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
-                or os.environ.get("AWS_ENDPOINT_URL") or "the endpoint the server is set up with")
+    endpoint = (
+        os.environ.get("MLFLOW_S3_ENDPOINT_URL")
+        or os.environ.get("AWS_ENDPOINT_URL_S3")
+        or os.environ.get("AWS_ENDPOINT_URL")
+        or "the endpoint the server is set up with"
+    )
     return TrackingError(
         f"writing the artifacts of run {run_id} failed: the artifact store (S3 at "
         f"{redact(endpoint)}) "

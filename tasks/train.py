@@ -18,8 +18,9 @@ from tasks._runtime import logger
 
 
 @task(name="train", cache_policy=NO_CACHE)
-def train_model(feats: Features, spec: ModelSpec,
-                folder: str) -> tuple[str, list[dict[str, float]]]:
+def train_model(
+    feats: Features, spec: ModelSpec, folder: str
+) -> tuple[str, list[dict[str, float]]]:
     """Fit the model of ``spec``; return the saved model folder and the per-epoch curve."""
     train, test = feats.train_set()
     rec = spec.create()
@@ -50,8 +51,14 @@ def refit_model(feats: Features, spec: ModelSpec, folder: str) -> Refit:
     rec = spec.create().fit(data)
     seconds = time.perf_counter() - started
     out = rec.save(Path(folder) / "refit")
-    logger().info("refit %s on all %d rows of the split (%d users, %d items) in %.1fs",
-                  spec.name, len(rows), data.n_users, data.n_items, seconds)
+    logger().info(
+        "refit %s on all %d rows of the split (%d users, %d items) in %.1fs",
+        spec.name,
+        len(rows),
+        data.n_users,
+        data.n_items,
+        seconds,
+    )
     return Refit(str(out), digest(rows), len(rows), seconds)
 
 
@@ -70,8 +77,13 @@ def _epoch_progress(spec: ModelSpec) -> Iterator:
     if not console.is_terminal or not isinstance(total, int):  # no terminal, or no epochs
         yield None
         return
-    columns = [TextColumn("training {task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[last]}"), TimeElapsedColumn()]
+    columns = [
+        TextColumn("training {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[last]}"),
+        TimeElapsedColumn(),
+    ]
     with Progress(*columns, console=console, transient=True) as progress:
         bar = progress.add_task(spec.name, total=total, last="")
 

@@ -32,8 +32,13 @@ class Validated:
 
 
 @task(name="validate", cache_policy=NO_CACHE)
-def validate_snapshot(snap: snapshot.Snapshot, rules: ValidationRules, data_dir: str,
-                      run_id: str, run_url: str | None = None) -> Validated:
+def validate_snapshot(
+    snap: snapshot.Snapshot,
+    rules: ValidationRules,
+    data_dir: str,
+    run_id: str,
+    run_url: str | None = None,
+) -> Validated:
     """Validate the snapshot; with quarantine, bad rows go aside into a new snapshot.
 
     The report is attached to this task run as a markdown artifact that links to the MLflow run.
@@ -47,18 +52,25 @@ def validate_snapshot(snap: snapshot.Snapshot, rules: ValidationRules, data_dir:
     clean, rows, report = validation.screen(frame, rules)
     result, qfile = snap, None
     if len(rows):
-        qfile = str(validation.write_quarantined(
-            rows, Path(data_dir) / "quarantine" / snap.digest[:16] / "quarantined.parquet"))
-        log.warning("quarantined %d row(s) %s, written to %s", len(rows), report.quarantined,
-                    qfile)
+        qfile = str(
+            validation.write_quarantined(
+                rows, Path(data_dir) / "quarantine" / snap.digest[:16] / "quarantined.parquet"
+            )
+        )
+        log.warning("quarantined %d row(s) %s, written to %s", len(rows), report.quarantined, qfile)
         result = snapshot.write(
-            Collected(clean, items, source=f"{snap.source} (quarantined)",
-                      rating_scale=(snap.rating_min, snap.rating_max)),
+            Collected(
+                clean,
+                items,
+                source=f"{snap.source} (quarantined)",
+                rating_scale=(snap.rating_min, snap.rating_max),
+            ),
             Path(data_dir) / "snapshots",
         )
     if report.success:
-        log.info("validation passed: %d checks, %d warning(s)", len(report.checks),
-                 len(report.warnings))
+        log.info(
+            "validation passed: %d checks, %d warning(s)", len(report.checks), len(report.warnings)
+        )
     else:
         log.error("validation failed: %s", report.summary())
     # how the rows were collected: information, never a failure (new users and items are
@@ -66,13 +78,25 @@ def validate_snapshot(snap: snapshot.Snapshot, rules: ValidationRules, data_dir:
     collection = snap.collection or {}
     markdown = report.to_markdown() + incremental.to_markdown(collection)
     if collection.get("new_users") or collection.get("new_items"):
-        log.info("accepted (new): %d event(s) of %d new user(s), %d event(s) of %d new item(s)",
-                 collection["events_new_users"], collection["new_users"],
-                 collection["events_new_items"], collection["new_items"])
+        log.info(
+            "accepted (new): %d event(s) of %d new user(s), %d event(s) of %d new item(s)",
+            collection["events_new_users"],
+            collection["new_users"],
+            collection["events_new_items"],
+            collection["new_items"],
+        )
     create_markdown_artifact(
-        key="validation-report", markdown=f"{markdown}\n\n{mlflow_link(run_id, run_url)}\n",
+        key="validation-report",
+        markdown=f"{markdown}\n\n{mlflow_link(run_id, run_url)}\n",
         description="passed" if report.success else "FAILED",
     )
     report_dict = {**report.to_dict(), **({"collection": collection} if collection else {})}
-    return Validated(result, report.success, report.summary(), report_dict, markdown,
-                     qfile, dict(report.quarantined))
+    return Validated(
+        result,
+        report.success,
+        report.summary(),
+        report_dict,
+        markdown,
+        qfile,
+        dict(report.quarantined),
+    )

@@ -35,7 +35,8 @@ def _kinds(item) -> set[str]:
     if "spark" in item.nodeid.lower():  # modules, classes and parameters named after Spark
         kinds.add("spark")
     if path in _SERVER_MODULES or {"server_process", "live_server"} & set(
-            getattr(item, "fixturenames", ())):
+        getattr(item, "fixturenames", ())
+    ):
         kinds.add("slow")
     return kinds
 
@@ -163,8 +164,11 @@ REQUIRE_SERVICES = os.environ.get("RECSYS_TEST_REQUIRE_SERVICES", "").lower() in
 def missing(what: str) -> None:
     """Skip the test for want of ``what``, or fail it where the run requires every service."""
     if REQUIRE_SERVICES:
-        pytest.fail(f"{what}; this run requires it (RECSYS_TEST_REQUIRE_SERVICES is set): "
-                    "start it, or unset the variable to skip these tests", pytrace=False)
+        pytest.fail(
+            f"{what}; this run requires it (RECSYS_TEST_REQUIRE_SERVICES is set): "
+            "start it, or unset the variable to skip these tests",
+            pytrace=False,
+        )
     pytest.skip(what)
 
 

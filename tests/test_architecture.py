@@ -26,8 +26,9 @@ def test_importing_the_library_loads_no_orchestrator_nor_heavy_clients():
         "bad = [n for n in ('prefect', 'mlflow', 'great_expectations') if n in sys.modules]\n"
         "print(','.join(bad))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=ROOT, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
     assert out.stdout.strip() == ""
 
 
@@ -36,6 +37,7 @@ def test_tracking_and_validation_import_without_prefect():
         "import sys, recsys_core.tracking.registry, recsys_core.tracking.pyfunc, "
         "recsys_core.validation\nprint('prefect' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=ROOT, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
     assert out.stdout.strip() == "False"

@@ -34,8 +34,11 @@ POOL_TYPE = "process"
 
 def pools_of(config: dict) -> set[str]:
     """Names of the work pools the deployments of a ``prefect.yaml`` (anchors resolved) use."""
-    return {d["work_pool"]["name"] for d in config.get("deployments") or []
-            if (d.get("work_pool") or {}).get("name")}
+    return {
+        d["work_pool"]["name"]
+        for d in config.get("deployments") or []
+        if (d.get("work_pool") or {}).get("name")
+    }
 
 
 def preserving(config: dict, on_server: dict[str, bool]) -> dict:
@@ -71,7 +74,8 @@ async def ensure_work_pools(names: set[str]) -> list[str]:
             template = await get_default_base_job_template_for_infrastructure_type(POOL_TYPE)
             try:
                 await client.create_work_pool(
-                    WorkPoolCreate(name=name, type=POOL_TYPE, base_job_template=template or {}))
+                    WorkPoolCreate(name=name, type=POOL_TYPE, base_job_template=template or {})
+                )
                 created.append(name)
             except ObjectAlreadyExists:  # a worker created it meanwhile: as good
                 pass
@@ -90,12 +94,20 @@ async def deployments_on_server(config: dict) -> dict[str, bool]:
     async with get_client() as client:
         found = await client.read_deployments(deployment_filter=flt)
     # names are unique per flow only: the entrypoint tells ours from another flow's
-    return {d.name: bool(d.paused) for d in found
-            if d.name in wanted and d.entrypoint in (None, wanted[d.name])}
+    return {
+        d.name: bool(d.paused)
+        for d in found
+        if d.name in wanted and d.entrypoint in (None, wanted[d.name])
+    }
 
 
-def apply(prefect_file: Path, *, reset_schedules: bool = False, cwd: Path | None = None,
-          env: dict[str, str] | None = None) -> dict[str, list[str]]:
+def apply(
+    prefect_file: Path,
+    *,
+    reset_schedules: bool = False,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, list[str]]:
     """Create the missing work pools, then apply every deployment of ``prefect_file``.
 
     Returns ``{"pools_created": [...], "created": [...], "updated": [...]}``; raises
@@ -111,38 +123,61 @@ def apply(prefect_file: Path, *, reset_schedules: bool = False, cwd: Path | None
         effective = Path(tmp) / "prefect.yaml"
         effective.write_text(yaml.safe_dump(preserving(config, on_server), sort_keys=False))
         out = subprocess.run(
-            [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all",
-             "--prefect-file", str(effective)],
-            cwd=cwd or Path(prefect_file).resolve().parent, env=run_env, capture_output=True,
-            text=True, timeout=300, check=False,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "--no-prompt",
+                "deploy",
+                "--all",
+                "--prefect-file",
+                str(effective),
+            ],
+            cwd=cwd or Path(prefect_file).resolve().parent,
+            env=run_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
     if out.returncode != 0:
-        raise RuntimeError(f"prefect deploy --all failed ({out.returncode}):\n"
-                           f"{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+        raise RuntimeError(
+            f"prefect deploy --all failed ({out.returncode}):\n"
+            f"{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+        )
     names = [d["name"] for d in config.get("deployments") or []]
-    return {"pools_created": created_pools,
-            "created": [n for n in names if n not in on_server],
-            "updated": [n for n in names if n in on_server]}
+    return {
+        "pools_created": created_pools,
+        "created": [n for n in names if n not in on_server],
+        "updated": [n for n in names if n in on_server],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--prefect-file", type=Path, default=Path("prefect.yaml"))
-    p.add_argument("--reset-schedules", action="store_true",
-                   help="apply the schedules of the file to deployments that exist already")
+    p.add_argument(
+        "--reset-schedules",
+        action="store_true",
+        help="apply the schedules of the file to deployments that exist already",
+    )
     args = p.parse_args(argv)
     if not os.environ.get("PREFECT_API_URL"):
-        sys.stderr.write("error: set PREFECT_API_URL to the Prefect server's API, e.g. "
-                         "http://prefect-server:4200/api\n")
+        sys.stderr.write(
+            "error: set PREFECT_API_URL to the Prefect server's API, e.g. "
+            "http://prefect-server:4200/api\n"
+        )
         return 2
     try:
         result = apply(args.prefect_file, reset_schedules=args.reset_schedules, cwd=Path.cwd())
     except RuntimeError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1
-    print(f"work pools created: {', '.join(result['pools_created']) or 'none'}; deployments "
-          f"created: {', '.join(result['created']) or 'none'}; updated, schedules and paused "
-          f"state kept: {', '.join(result['updated']) or 'none'}")
+    print(
+        f"work pools created: {', '.join(result['pools_created']) or 'none'}; deployments "
+        f"created: {', '.join(result['created']) or 'none'}; updated, schedules and paused "
+        f"state kept: {', '.join(result['updated']) or 'none'}"
+    )
     return 0
 
 

@@ -100,7 +100,8 @@ def refuse_placeholders(env: dict[str, str]) -> None:
         if key.startswith("STACK_") and PLACEHOLDER in (env[key] or ""):
             raise StackError(
                 f"{key} still holds the placeholder {env[key]!r} of .env.example; set a real "
-                f"value in .env or the environment (or remove the line to use the default)")
+                f"value in .env or the environment (or remove the line to use the default)"
+            )
 
 
 @dataclass
@@ -131,8 +132,11 @@ class Stack:
 
     @property
     def databases(self) -> dict[str, str]:
-        return {"mlflow": f"{self.db_prefix}_mlflow", "prefect": f"{self.db_prefix}_prefect",
-                "events": f"{self.db_prefix}_events"}
+        return {
+            "mlflow": f"{self.db_prefix}_mlflow",
+            "prefect": f"{self.db_prefix}_prefect",
+            "events": f"{self.db_prefix}_events",
+        }
 
     def events_url(self, role: str) -> str:
         """The event store as ``role`` sees it: ``service`` (insert + select, the recommendation
@@ -167,16 +171,22 @@ class Stack:
         return f"http://{self.host}:{self.serve_port}"
 
     def ports(self) -> dict[str, int]:
-        return {"s3": self.s3_port, "mlflow": self.mlflow_port, "prefect": self.prefect_port,
-                "serve": self.serve_port}
+        return {
+            "s3": self.s3_port,
+            "mlflow": self.mlflow_port,
+            "prefect": self.prefect_port,
+            "serve": self.serve_port,
+        }
 
     def credentials(self) -> dict[str, str]:
         """S3 keys of this stack: generated once, kept in the git-ignored state folder."""
         path = self.state / "s3-credentials.json"
         if path.exists():
             return json.loads(path.read_text())
-        creds = {"AWS_ACCESS_KEY_ID": f"recsys-{secrets.token_hex(6)}",
-                 "AWS_SECRET_ACCESS_KEY": secrets.token_urlsafe(24)}
+        creds = {
+            "AWS_ACCESS_KEY_ID": f"recsys-{secrets.token_hex(6)}",
+            "AWS_SECRET_ACCESS_KEY": secrets.token_urlsafe(24),
+        }
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(creds))
         path.chmod(0o600)
@@ -252,12 +262,22 @@ class Stack:
 
     def process_env(self, **extra: str) -> dict[str, str]:
         # the caller's Prefect profile must not leak in; worker and service timings may
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")
-               or k.startswith(("PREFECT_WORKER_", "PREFECT_SERVER_SERVICES_"))}
-        env.update(OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", DO_NOT_TRACK="1",
-                   MLFLOW_DISABLE_TELEMETRY="true", GX_ANALYTICS_ENABLED="false",
-                   PREFECT_SERVER_ANALYTICS_ENABLED="false", PYTHONUNBUFFERED="1",
-                   PREFECT_HOME=str(self.state / "prefect-home"))
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("PREFECT_")
+            or k.startswith(("PREFECT_WORKER_", "PREFECT_SERVER_SERVICES_"))
+        }
+        env.update(
+            OPENBLAS_NUM_THREADS="1",
+            MKL_NUM_THREADS="1",
+            DO_NOT_TRACK="1",
+            MLFLOW_DISABLE_TELEMETRY="true",
+            GX_ANALYTICS_ENABLED="false",
+            PREFECT_SERVER_ANALYTICS_ENABLED="false",
+            PYTHONUNBUFFERED="1",
+            PREFECT_HOME=str(self.state / "prefect-home"),
+        )
         if os.environ.get("STACK_PG_PASSWORD"):
             env["PGPASSWORD"] = os.environ["STACK_PG_PASSWORD"]
         env.update(self.extra_env)
@@ -293,14 +313,20 @@ def _running_pid(stack: Stack, service: str) -> int | None:
     return pid
 
 
-def _spawn(stack: Stack, service: str, argv: list[str],
-           env: dict[str, str]) -> subprocess.Popen:
+def _spawn(stack: Stack, service: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
     log_path = _log_file(stack, service)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} {service}: {argv[0]}\n".encode())
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     _pid_file(stack, service).write_text(f"{proc.pid}\n")
     return proc
 
@@ -331,8 +357,10 @@ def _wait(stack: Stack, service: str, proc: subprocess.Popen, probe, what: str) 
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             _pid_file(stack, service).unlink(missing_ok=True)
-            raise StackError(f"{service} exited while starting; last lines of "
-                             f"{_log_file(stack, service)}:\n{_tail(stack, service)}")
+            raise StackError(
+                f"{service} exited while starting; last lines of "
+                f"{_log_file(stack, service)}:\n{_tail(stack, service)}"
+            )
         try:
             if probe():
                 return proc.pid
@@ -340,17 +368,20 @@ def _wait(stack: Stack, service: str, proc: subprocess.Popen, probe, what: str) 
             pass
         time.sleep(0.5)
     stop(stack, service)
-    raise StackError(f"{service} did not become healthy ({what}) within {stack.timeout:.0f} s; "
-                     f"see {_log_file(stack, service)}:\n{_tail(stack, service)}")
+    raise StackError(
+        f"{service} did not become healthy ({what}) within {stack.timeout:.0f} s; "
+        f"see {_log_file(stack, service)}:\n{_tail(stack, service)}"
+    )
 
 
-def _http_ok(url: str, data: bytes | None = None,
-             headers: dict[str, str] | None = None) -> bytes | None:
+def _http_ok(
+    url: str, data: bytes | None = None, headers: dict[str, str] | None = None
+) -> bytes | None:
     headers = dict(headers or {})
     if data is not None:
         headers["Content-Type"] = "application/json"
     req = urllib.request.Request(url, data=data, headers=headers)
-    with urllib.request.urlopen(req, timeout=3) as resp:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(req, timeout=3) as resp:
         return resp.read() if 200 <= resp.status < 300 else None
 
 
@@ -359,8 +390,9 @@ def _prefect_post(stack: Stack, path: str, body: bytes) -> bytes | None:
     auth = base64.b64encode(stack.prefect_auth().encode()).decode()
     headers = {"Authorization": f"Basic {auth}"}
     client = f"recsys-stack-{stack.name}"
-    token = json.loads(_http_ok(f"{stack.prefect_api}/csrf-token?client={client}",
-                                headers=headers) or b"{}")["token"]
+    token = json.loads(
+        _http_ok(f"{stack.prefect_api}/csrf-token?client={client}", headers=headers) or b"{}"
+    )["token"]
     headers.update({"Prefect-Csrf-Token": token, "Prefect-Csrf-Client": client})
     return _http_ok(f"{stack.prefect_api}{path}", data=body, headers=headers)
 
@@ -374,10 +406,12 @@ def stop(stack: Stack, service: str, timeout: float = 15.0) -> bool:
     pid = _running_pid(stack, service)
     if pid is None:
         if service == "s3" and had_pid_file:
-            _say(f"WARNING: the S3 server of stack {stack.name!r} had stopped on its own; the "
-                 f"objects written since its last start are lost (the last save is kept in "
-                 f"{stack.saved_objects}). `recsys doctor` names registry versions whose "
-                 "artifacts are missing.")
+            _say(
+                f"WARNING: the S3 server of stack {stack.name!r} had stopped on its own; the "
+                f"objects written since its last start are lost (the last save is kept in "
+                f"{stack.saved_objects}). `recsys doctor` names registry versions whose "
+                "artifacts are missing."
+            )
         return False
     if service == "s3":
         save_s3(stack)
@@ -392,8 +426,10 @@ def stop(stack: Stack, service: str, timeout: float = 15.0) -> bool:
                 os.kill(pid, 0)
             except ProcessLookupError:
                 break
-            if Path(f"/proc/{pid}/stat").exists() and " Z " in Path(
-                    f"/proc/{pid}/stat").read_text():
+            if (
+                Path(f"/proc/{pid}/stat").exists()
+                and " Z " in Path(f"/proc/{pid}/stat").read_text()
+            ):
                 break  # a zombie: exited, its parent (not us) has not reaped it
             time.sleep(0.2)
         else:
@@ -409,9 +445,14 @@ def ensure_databases(stack: Stack, fresh: bool = False) -> None:
     import psycopg2
 
     try:
-        conn = psycopg2.connect(host=stack.pg_host, port=stack.pg_port, user=stack.pg_user,
-                                password=os.environ.get("STACK_PG_PASSWORD") or None,
-                                dbname="postgres", connect_timeout=5)
+        conn = psycopg2.connect(
+            host=stack.pg_host,
+            port=stack.pg_port,
+            user=stack.pg_user,
+            password=os.environ.get("STACK_PG_PASSWORD") or None,
+            dbname="postgres",
+            connect_timeout=5,
+        )
     except psycopg2.OperationalError as exc:
         raise StackError(
             f"cannot connect to PostgreSQL at {stack.pg_host}:{stack.pg_port} as "
@@ -434,38 +475,77 @@ def ensure_event_store(stack: Stack) -> str:
     (``infra/postgres/events-roles.sql`` through psql, as in compose); returns the revision
     line. Both steps are idempotent."""
     env = stack.process_env(RECSYS_EVENTS_URL=stack.events_url("owner"))
-    out = subprocess.run([str(BIN / "recsys"), "db", "upgrade"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=180, check=False)
+    out = subprocess.run(
+        [str(BIN / "recsys"), "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     if out.returncode != 0:
-        raise StackError(f"`recsys db upgrade` of the event store failed:\n{out.stdout[-2000:]}"
-                         f"{out.stderr[-2000:]}")
+        raise StackError(
+            f"`recsys db upgrade` of the event store failed:\n{out.stdout[-2000:]}"
+            f"{out.stderr[-2000:]}"
+        )
     psql = shutil.which("psql")
     if psql is None:
-        raise StackError("psql is not installed: the event store's roles "
-                         "(infra/postgres/events-roles.sql) cannot be granted. Install the "
-                         "PostgreSQL client (apt-get install postgresql-client)")
+        raise StackError(
+            "psql is not installed: the event store's roles "
+            "(infra/postgres/events-roles.sql) cannot be granted. Install the "
+            "PostgreSQL client (apt-get install postgresql-client)"
+        )
     passwords = stack.event_passwords()
     # the roles' passwords in the environment (the script's \getenv), never in argv (`ps`)
-    env = {**env, "EVENTS_SERVICE_PASSWORD": passwords["service"],
-           "EVENTS_COLLECT_PASSWORD": passwords["collect"]}
-    argv = [psql, "--no-psqlrc", "--quiet", f"--host={stack.pg_host}", f"--port={stack.pg_port}",
-            f"--username={stack.pg_user}", f"--dbname={stack.databases['events']}",
-            f"--file={ROOT / 'infra' / 'postgres' / 'events-roles.sql'}"]
+    env = {
+        **env,
+        "EVENTS_SERVICE_PASSWORD": passwords["service"],
+        "EVENTS_COLLECT_PASSWORD": passwords["collect"],
+    }
+    argv = [
+        psql,
+        "--no-psqlrc",
+        "--quiet",
+        f"--host={stack.pg_host}",
+        f"--port={stack.pg_port}",
+        f"--username={stack.pg_user}",
+        f"--dbname={stack.databases['events']}",
+        f"--file={ROOT / 'infra' / 'postgres' / 'events-roles.sql'}",
+    ]
     for attempt in range(3):
         # two stacks creating the shared roles at the same moment: one of them retries
-        roles = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True,
-                               timeout=60, check=False)
+        roles = subprocess.run(
+            argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
         if roles.returncode == 0:
             break
         time.sleep(0.5 * (attempt + 1))
     else:
         raise StackError(f"granting the event store's roles failed:\n{roles.stderr[-2000:]}")
     keys = subprocess.run(
-        [str(BIN / "recsys"), "keys", "create", "--name", stack.api_key_name, "--scopes",
-         "recommend,ingest,admin,explain", "--from-env", "RECSYS_SERVE_API_KEY"], cwd=ROOT,
-        env={**env, "RECSYS_KEYS_PEPPER": stack.keys_pepper(),
-             "RECSYS_SERVE_API_KEY": stack.api_key()},
-        capture_output=True, text=True, timeout=120, check=False)
+        [
+            str(BIN / "recsys"),
+            "keys",
+            "create",
+            "--name",
+            stack.api_key_name,
+            "--scopes",
+            "recommend,ingest,admin,explain",
+            "--from-env",
+            "RECSYS_SERVE_API_KEY",
+        ],
+        cwd=ROOT,
+        env={
+            **env,
+            "RECSYS_KEYS_PEPPER": stack.keys_pepper(),
+            "RECSYS_SERVE_API_KEY": stack.api_key(),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     if keys.returncode != 0:
         raise StackError(f"registering the clients' API key failed:\n{keys.stderr[-2000:]}")
     return out.stdout.strip()
@@ -473,8 +553,7 @@ def ensure_event_store(stack: Stack) -> str:
 
 def _s3_client(stack: Stack):
     creds = stack.credentials()
-    return buckets.client(stack.s3_url, creds["AWS_ACCESS_KEY_ID"],
-                          creds["AWS_SECRET_ACCESS_KEY"])
+    return buckets.client(stack.s3_url, creds["AWS_ACCESS_KEY_ID"], creds["AWS_SECRET_ACCESS_KEY"])
 
 
 def save_s3(stack: Stack) -> None:
@@ -482,28 +561,40 @@ def save_s3(stack: Stack) -> None:
     started = time.monotonic()
     try:
         count = buckets.save_objects(_s3_client(stack), stack.saved_objects)
-    except Exception as exc:  # noqa: BLE001 - stopping must go on; say loudly what is lost
-        _say(f"WARNING: could not save the S3 objects of stack {stack.name!r} ({exc}); they "
-             f"are lost when the server stops (the last save is kept in "
-             f"{stack.saved_objects})")
+    except Exception as exc:
+        _say(
+            f"WARNING: could not save the S3 objects of stack {stack.name!r} ({exc}); they "
+            f"are lost when the server stops (the last save is kept in "
+            f"{stack.saved_objects})"
+        )
         return
-    _say(f"s3       {count} objects saved to {stack.saved_objects} in "
-         f"{time.monotonic() - started:.1f} s")
+    _say(
+        f"s3       {count} objects saved to {stack.saved_objects} in "
+        f"{time.monotonic() - started:.1f} s"
+    )
 
 
 def start_s3(stack: Stack) -> int:
     _check_port_free(stack, "s3", stack.s3_port)
-    proc = _spawn(stack, "s3", [str(BIN / "moto_server"), "-H", stack.host, "-p",
-                               str(stack.s3_port)], stack.process_env())
-    pid = _wait(stack, "s3", proc, lambda: _http_ok(f"{stack.s3_url}/moto-api/") is not None,
-                f"GET {stack.s3_url}/moto-api/")
+    proc = _spawn(
+        stack,
+        "s3",
+        [str(BIN / "moto_server"), "-H", stack.host, "-p", str(stack.s3_port)],
+        stack.process_env(),
+    )
+    pid = _wait(
+        stack,
+        "s3",
+        proc,
+        lambda: _http_ok(f"{stack.s3_url}/moto-api/") is not None,
+        f"GET {stack.s3_url}/moto-api/",
+    )
     creds = stack.credentials()
     # the S3 server keeps its objects in memory: put back what the last stop saved
     restored = buckets.restore_objects(_s3_client(stack), stack.saved_objects)
     if restored:
         _say(f"s3       {restored} objects restored from {stack.saved_objects}")
-    buckets.ensure_buckets(stack.s3_url, creds["AWS_ACCESS_KEY_ID"],
-                           creds["AWS_SECRET_ACCESS_KEY"])
+    buckets.ensure_buckets(stack.s3_url, creds["AWS_ACCESS_KEY_ID"], creds["AWS_SECRET_ACCESS_KEY"])
     return pid
 
 
@@ -511,33 +602,54 @@ def start_mlflow(stack: Stack) -> int:
     _check_port_free(stack, "mlflow", stack.mlflow_port)
     hosts = [f"{h}:{stack.mlflow_port}" for h in (stack.host, "localhost")]
     argv = [
-        str(BIN / "mlflow"), "server",
-        "--backend-store-uri", stack.pg_url(stack.databases["mlflow"], "postgresql+psycopg2"),
-        "--artifacts-destination", buckets.artifacts_destination(),
-        "--host", stack.host, "--port", str(stack.mlflow_port),
-        "--workers", os.environ.get("STACK_MLFLOW_WORKERS", "2"),
-        "--allowed-hosts", ",".join(hosts),
+        str(BIN / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        stack.pg_url(stack.databases["mlflow"], "postgresql+psycopg2"),
+        "--artifacts-destination",
+        buckets.artifacts_destination(),
+        "--host",
+        stack.host,
+        "--port",
+        str(stack.mlflow_port),
+        "--workers",
+        os.environ.get("STACK_MLFLOW_WORKERS", "2"),
+        "--allowed-hosts",
+        ",".join(hosts),
     ]
     creds = stack.credentials()
-    env = stack.process_env(MLFLOW_S3_ENDPOINT_URL=stack.s3_url, AWS_DEFAULT_REGION="us-east-1",
-                            **creds)
+    env = stack.process_env(
+        MLFLOW_S3_ENDPOINT_URL=stack.s3_url, AWS_DEFAULT_REGION="us-east-1", **creds
+    )
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("AWS_ENDPOINT_URL", None)
     proc = _spawn(stack, "mlflow", argv, env)
     # the first start migrates the database (~20 s)
-    return _wait(stack, "mlflow", proc,
-                 lambda: _http_ok(f"{stack.mlflow_url}/health") is not None,
-                 f"GET {stack.mlflow_url}/health")
+    return _wait(
+        stack,
+        "mlflow",
+        proc,
+        lambda: _http_ok(f"{stack.mlflow_url}/health") is not None,
+        f"GET {stack.mlflow_url}/health",
+    )
 
 
 def start_prefect(stack: Stack) -> int:
     _check_port_free(stack, "prefect", stack.prefect_port)
-    argv = [str(BIN / "prefect"), "server", "start", "--host", stack.host, "--port",
-            str(stack.prefect_port)]
+    argv = [
+        str(BIN / "prefect"),
+        "server",
+        "start",
+        "--host",
+        stack.host,
+        "--port",
+        str(stack.prefect_port),
+    ]
     origin = f"{stack.host}:{stack.prefect_port}"
     env = stack.process_env(
-        PREFECT_API_DATABASE_CONNECTION_URL=stack.pg_url(stack.databases["prefect"],
-                                                         "postgresql+asyncpg"),
+        PREFECT_API_DATABASE_CONNECTION_URL=stack.pg_url(
+            stack.databases["prefect"], "postgresql+asyncpg"
+        ),
         PREFECT_UI_API_URL=stack.prefect_api,
         PREFECT_SERVER_API_HOST=stack.host,
         PREFECT_SERVER_API_PORT=str(stack.prefect_port),
@@ -545,15 +657,20 @@ def start_prefect(stack: Stack) -> int:
         # state-changing calls, cross-origin calls from the UI's own origins only
         PREFECT_SERVER_API_AUTH_STRING=stack.prefect_auth(),
         PREFECT_SERVER_CSRF_PROTECTION_ENABLED="true",
-        PREFECT_SERVER_CORS_ALLOWED_ORIGINS=(f"http://{origin},"
-                                             f"http://localhost:{stack.prefect_port}"),
+        PREFECT_SERVER_CORS_ALLOWED_ORIGINS=(
+            f"http://{origin},http://localhost:{stack.prefect_port}"
+        ),
     )
     if os.environ.get("STACK_PG_PASSWORD"):
         env["PREFECT_API_DATABASE_PASSWORD"] = os.environ["STACK_PG_PASSWORD"]
     proc = _spawn(stack, "prefect", argv, env)
-    return _wait(stack, "prefect", proc,
-                 lambda: _http_ok(f"{stack.prefect_api}/health") == b"true",
-                 f"GET {stack.prefect_api}/health")
+    return _wait(
+        stack,
+        "prefect",
+        proc,
+        lambda: _http_ok(f"{stack.prefect_api}/health") == b"true",
+        f"GET {stack.prefect_api}/health",
+    )
 
 
 def worker_name(stack: Stack) -> str:
@@ -561,20 +678,32 @@ def worker_name(stack: Stack) -> str:
 
 
 def start_worker(stack: Stack) -> int:
-    argv = [str(BIN / "prefect"), "worker", "start", "--pool", stack.pool, "--type", "process",
-            "--name", worker_name(stack)]
+    argv = [
+        str(BIN / "prefect"),
+        "worker",
+        "start",
+        "--pool",
+        stack.pool,
+        "--type",
+        "process",
+        "--name",
+        worker_name(stack),
+    ]
     # the flows read the event store as the collection role: no owner URL for them
     client = {k: v for k, v in stack.client_env().items() if k != "RECSYS_EVENTS_OWNER_URL"}
-    env = stack.process_env(RECSYS_CODE_DIR=str(ROOT), **client,
-                            PGPASSWORD=stack.event_passwords()["collect"])
+    env = stack.process_env(
+        RECSYS_CODE_DIR=str(ROOT), **client, PGPASSWORD=stack.event_passwords()["collect"]
+    )
     env.setdefault("PREFECT_WORKER_QUERY_SECONDS", "5")
     proc = _spawn(stack, "worker", argv, env)
+
     def registered() -> bool:
         body = _prefect_post(stack, f"/work_pools/{stack.pool}/workers/filter", b"{}")
         return any(w.get("name") == worker_name(stack) for w in json.loads(body or b"[]"))
 
-    return _wait(stack, "worker", proc, registered,
-                 f"worker {worker_name(stack)!r} on pool {stack.pool!r}")
+    return _wait(
+        stack, "worker", proc, registered, f"worker {worker_name(stack)!r} on pool {stack.pool!r}"
+    )
 
 
 def start_serve(stack: Stack) -> int:
@@ -582,21 +711,43 @@ def start_serve(stack: Stack) -> int:
     server's proxy), the ``RECSYS_SERVE_*`` settings of the environment (registered model,
     aliases, poll interval)."""
     _check_port_free(stack, "serve", stack.serve_port)
-    argv = [str(BIN / "recsys"), "serve", "--host", stack.host, "--port", str(stack.serve_port),
-            "--workers", os.environ.get("STACK_SERVE_WORKERS", "1")]
-    env = {k: v for k, v in stack.process_env(
-        MLFLOW_TRACKING_URI=stack.mlflow_url, RECSYS_SERVE_EVENTS_URL=stack.events_url("service"),
-        PGPASSWORD=stack.event_passwords()["service"],
-        RECSYS_KEYS_PEPPER=stack.keys_pepper()).items()
-        if not k.startswith(("AWS_", "MLFLOW_S3_"))}
+    argv = [
+        str(BIN / "recsys"),
+        "serve",
+        "--host",
+        stack.host,
+        "--port",
+        str(stack.serve_port),
+        "--workers",
+        os.environ.get("STACK_SERVE_WORKERS", "1"),
+    ]
+    env = {
+        k: v
+        for k, v in stack.process_env(
+            MLFLOW_TRACKING_URI=stack.mlflow_url,
+            RECSYS_SERVE_EVENTS_URL=stack.events_url("service"),
+            PGPASSWORD=stack.event_passwords()["service"],
+            RECSYS_KEYS_PEPPER=stack.keys_pepper(),
+        ).items()
+        if not k.startswith(("AWS_", "MLFLOW_S3_"))
+    }
     proc = _spawn(stack, "serve", argv, env)
-    return _wait(stack, "serve", proc,
-                 lambda: _http_ok(f"{stack.serve_url}/health") is not None,
-                 f"GET {stack.serve_url}/health")
+    return _wait(
+        stack,
+        "serve",
+        proc,
+        lambda: _http_ok(f"{stack.serve_url}/health") is not None,
+        f"GET {stack.serve_url}/health",
+    )
 
 
-STARTERS = {"s3": start_s3, "mlflow": start_mlflow, "prefect": start_prefect,
-            "worker": start_worker, "serve": start_serve}
+STARTERS = {
+    "s3": start_s3,
+    "mlflow": start_mlflow,
+    "prefect": start_prefect,
+    "worker": start_worker,
+    "serve": start_serve,
+}
 
 
 def start(stack: Stack, service: str) -> int:
@@ -606,22 +757,33 @@ def start(stack: Stack, service: str) -> int:
     return STARTERS[service](stack)
 
 
-def deploy(stack: Stack, *, reset_schedules: bool = False,
-           prefect_file: Path = ROOT / "prefect.yaml") -> str:
+def deploy(
+    stack: Stack, *, reset_schedules: bool = False, prefect_file: Path = ROOT / "prefect.yaml"
+) -> str:
     """Apply the deployments of ``prefect.yaml`` to this stack's Prefect server with
     ``infra/deployments/apply.py``: the work pool is created if missing, and deployments already
     there keep their schedules and paused state. Returns the script's summary line."""
-    env = stack.process_env(PREFECT_API_URL=stack.prefect_api, RECSYS_CODE_DIR=str(ROOT),
-                            PREFECT_API_AUTH_STRING=stack.prefect_auth())
-    argv = [sys.executable, str(ROOT / "infra" / "deployments" / "apply.py"),
-            "--prefect-file", str(prefect_file)]
+    env = stack.process_env(
+        PREFECT_API_URL=stack.prefect_api,
+        RECSYS_CODE_DIR=str(ROOT),
+        PREFECT_API_AUTH_STRING=stack.prefect_auth(),
+    )
+    argv = [
+        sys.executable,
+        str(ROOT / "infra" / "deployments" / "apply.py"),
+        "--prefect-file",
+        str(prefect_file),
+    ]
     if reset_schedules:
         argv.append("--reset-schedules")
-    out = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=360,
-                         check=False)
+    out = subprocess.run(
+        argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=360, check=False
+    )
     if out.returncode != 0:
-        raise StackError(f"applying {prefect_file.name} failed ({out.returncode}):\n"
-                         f"{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+        raise StackError(
+            f"applying {prefect_file.name} failed ({out.returncode}):\n"
+            f"{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+        )
     return out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
 
 
@@ -703,8 +865,9 @@ def _say(text: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("command", choices=["up", "down", "status", "env", "deploy", "start", "stop"])
     p.add_argument("service", nargs="?", choices=SERVICES, help="for start / stop")
     d = Stack()
@@ -717,17 +880,30 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pg-host", default=_env("PG_HOST", d.pg_host))
     p.add_argument("--pg-port", type=int, default=_env("PG_PORT", d.pg_port))
     p.add_argument("--pg-user", default=_env("PG_USER", d.pg_user))
-    p.add_argument("--db-prefix", default=_env("DB_PREFIX", d.db_prefix),
-                   help="databases <prefix>_mlflow and <prefix>_prefect (STACK_DB_PREFIX)")
+    p.add_argument(
+        "--db-prefix",
+        default=_env("DB_PREFIX", d.db_prefix),
+        help="databases <prefix>_mlflow and <prefix>_prefect (STACK_DB_PREFIX)",
+    )
     p.add_argument("--pool", default=os.environ.get("PREFECT_WORK_POOL") or d.pool)
-    p.add_argument("--timeout", type=float, default=_env("TIMEOUT", d.timeout),
-                   help="seconds each service may take to become healthy")
-    p.add_argument("--env-file", type=Path, help="write (up) or remove (down) the client "
-                                                  "settings in this dotenv file")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=_env("TIMEOUT", d.timeout),
+        help="seconds each service may take to become healthy",
+    )
+    p.add_argument(
+        "--env-file",
+        type=Path,
+        help="write (up) or remove (down) the client settings in this dotenv file",
+    )
     p.add_argument("--fresh", action="store_true", help="up: drop the stack's databases first")
     p.add_argument("--no-deploy", action="store_true", help="up: do not apply prefect.yaml")
-    p.add_argument("--reset-schedules", action="store_true",
-                   help="deploy: apply the schedules of prefect.yaml to existing deployments too")
+    p.add_argument(
+        "--reset-schedules",
+        action="store_true",
+        help="deploy: apply the schedules of prefect.yaml to existing deployments too",
+    )
     return p
 
 
@@ -751,22 +927,33 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"error: {exc}\n")
         return 2
     args = _parser().parse_args(argv)
-    stack = Stack(name=args.name, host=args.host, s3_port=args.s3_port,
-                  mlflow_port=args.mlflow_port, prefect_port=args.prefect_port,
-                  serve_port=args.serve_port,
-                  pg_host=args.pg_host, pg_port=args.pg_port, pg_user=args.pg_user,
-                  db_prefix=args.db_prefix, pool=args.pool, timeout=args.timeout)
+    stack = Stack(
+        name=args.name,
+        host=args.host,
+        s3_port=args.s3_port,
+        mlflow_port=args.mlflow_port,
+        prefect_port=args.prefect_port,
+        serve_port=args.serve_port,
+        pg_host=args.pg_host,
+        pg_port=args.pg_port,
+        pg_user=args.pg_user,
+        db_prefix=args.db_prefix,
+        pool=args.pool,
+        timeout=args.timeout,
+    )
     try:
         if args.command == "up":
             up(stack, fresh=args.fresh, with_deploy=not args.no_deploy)
             if args.env_file:
                 write_env_file(args.env_file, stack.client_env())
                 _say(f"client settings written to {args.env_file}")
-            _say(f"MLflow UI   {stack.mlflow_url}\nPrefect UI  {stack.prefect_api[:-4]} (it asks "
-                 f"for the auth string in {stack.state / 'prefect-auth'})\n"
-                 f"S3 endpoint {stack.s3_url}\nservice     {stack.serve_url}\n"
-                 f"events      {stack.events_source} (train-daily's params.data.source)\n"
-                 f"logs        {stack.state / 'logs'}")
+            _say(
+                f"MLflow UI   {stack.mlflow_url}\nPrefect UI  {stack.prefect_api[:-4]} (it asks "
+                f"for the auth string in {stack.state / 'prefect-auth'})\n"
+                f"S3 endpoint {stack.s3_url}\nservice     {stack.serve_url}\n"
+                f"events      {stack.events_source} (train-daily's params.data.source)\n"
+                f"logs        {stack.state / 'logs'}"
+            )
         elif args.command == "down":
             stopped = down(stack)
             if args.env_file:

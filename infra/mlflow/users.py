@@ -31,9 +31,11 @@ def main(argv: list[str]) -> int:
             print(f"mlflow-users: {spec!r}: give NAME=VARIABLE with VARIABLE set", file=sys.stderr)
             return 2
         if len(password) < MIN_PASSWORD:
-            print(f"mlflow-users: {name}: the password in {variable} is shorter than "
-                  f"{MIN_PASSWORD} characters (MLflow refuses it); set a longer one in .env",
-                  file=sys.stderr)
+            print(
+                f"mlflow-users: {name}: the password in {variable} is shorter than "
+                f"{MIN_PASSWORD} characters (MLflow refuses it); set a longer one in .env",
+                file=sys.stderr,
+            )
             return 2
         for attempt in range(30):  # the server may still be migrating its database
             try:

@@ -54,15 +54,24 @@ def client(endpoint_url: str, access_key: str, secret_key: str, region: str = "u
     from botocore.config import Config
 
     return boto3.client(
-        "s3", endpoint_url=endpoint_url, aws_access_key_id=access_key,
-        aws_secret_access_key=secret_key, region_name=region,
-        config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5,
-                      read_timeout=30),
-    )  # fmt: skip
+        "s3",
+        endpoint_url=endpoint_url,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        region_name=region,
+        config=Config(
+            retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30
+        ),
+    )
 
 
-def ensure_buckets(endpoint_url: str, access_key: str, secret_key: str,
-                   names: list[str] | None = None, region: str = "us-east-1") -> list[str]:
+def ensure_buckets(
+    endpoint_url: str,
+    access_key: str,
+    secret_key: str,
+    names: list[str] | None = None,
+    region: str = "us-east-1",
+) -> list[str]:
     """Create each bucket unless it exists; returns the names that were created."""
     from botocore.exceptions import ClientError
 
@@ -80,7 +89,8 @@ def ensure_buckets(endpoint_url: str, access_key: str, secret_key: str,
             created.append(name)
         except ClientError as exc:  # created concurrently: as good as created here
             if exc.response.get("Error", {}).get("Code") not in (
-                "BucketAlreadyOwnedByYou", "BucketAlreadyExists",
+                "BucketAlreadyOwnedByYou",
+                "BucketAlreadyExists",
             ):
                 raise
     return created
@@ -107,8 +117,11 @@ def save_objects(s3, folder: Path) -> int:
                 blob = work / "blobs" / digest
                 if not blob.exists():
                     blob.write_bytes(body)
-                objects[item["Key"]] = {"blob": digest, "content_type": obj.get("ContentType"),
-                                        "metadata": obj.get("Metadata") or {}}
+                objects[item["Key"]] = {
+                    "blob": digest,
+                    "content_type": obj.get("ContentType"),
+                    "metadata": obj.get("Metadata") or {},
+                }
                 count += 1
     (work / "index.json").write_text(json.dumps(index, indent=1, sort_keys=True))
     old = folder.with_name(folder.name + ".old")
@@ -149,8 +162,11 @@ def main() -> int:
     if not endpoint:
         log.error("set AWS_ENDPOINT_URL to the S3 endpoint, e.g. http://127.0.0.1:9000")
         return 2
-    created = ensure_buckets(endpoint, os.environ.get("AWS_ACCESS_KEY_ID", ""),
-                             os.environ.get("AWS_SECRET_ACCESS_KEY", ""))
+    created = ensure_buckets(
+        endpoint,
+        os.environ.get("AWS_ACCESS_KEY_ID", ""),
+        os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
+    )
     names = ", ".join(bucket_names().values())
     log.info("buckets on %s: %s (created: %s)", endpoint, names, ", ".join(created) or "none")
     return 0

@@ -74,7 +74,8 @@ class DataConfig(BaseModel):
             if not is_database_source(self.source.strip()):
                 raise ValueError(
                     f"since={self.since!r} needs a database source (postgresql://... or "
-                    f"sqlite:///...), not {self.source!r}; remove since")
+                    f"sqlite:///...), not {self.source!r}; remove since"
+                )
         return self
 
     @property

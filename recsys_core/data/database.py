@@ -113,23 +113,30 @@ class Watermark:
         except ValueError:
             raise ConfigError(
                 f"bad watermark {str(text_)!r}; expected TIMESTAMP[:ID] such as "
-                "1735689600:evt-42 (the watermark a previous collection recorded)") from None
+                "1735689600:evt-42 (the watermark a previous collection recorded)"
+            ) from None
 
 
 class DatabaseSourceSettings(BaseSettings):
     """How database sources are read (``RECSYS_DATA_DB_*`` variables, or ``.env``)."""
 
-    model_config = SettingsConfigDict(env_prefix="RECSYS_DATA_DB_", env_file=".env",
-                                      extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="RECSYS_DATA_DB_", env_file=".env", extra="ignore", populate_by_name=True
+    )
 
     statement_timeout_s: float = Field(
-        600.0, gt=0, description="seconds a read may run on a PostgreSQL source before the "
-                                 "server cancels it")
+        600.0,
+        gt=0,
+        description="seconds a read may run on a PostgreSQL source before the server cancels it",
+    )
     password_hosts: list[str] = Field(
-        default_factory=list, description="hosts (host or host:port, JSON list) that may "
-        "receive PGPASSWORD; the event store's host always may")
-    pgpassword: SecretStr | None = Field(None, validation_alias="PGPASSWORD",
-                                         description="libpq's password variable")
+        default_factory=list,
+        description="hosts (host or host:port, JSON list) that may "
+        "receive PGPASSWORD; the event store's host always may",
+    )
+    pgpassword: SecretStr | None = Field(
+        None, validation_alias="PGPASSWORD", description="libpq's password variable"
+    )
 
 
 def password_for(url: URL, settings: DatabaseSourceSettings | None = None) -> str | None:
@@ -152,8 +159,12 @@ def password_for(url: URL, settings: DatabaseSourceSettings | None = None) -> st
     host, port = (url.host or "localhost").lower(), url.port or 5432
     if (host, port) in allowed or (host, None) in allowed:
         return settings.pgpassword.get_secret_value()
-    log.info("no PGPASSWORD for %s:%d (not in RECSYS_DATA_DB_PASSWORD_HOSTS): the password, if "
-             "any, comes from ~/.pgpass", host, port)
+    log.info(
+        "no PGPASSWORD for %s:%d (not in RECSYS_DATA_DB_PASSWORD_HOSTS): the password, if "
+        "any, comes from ~/.pgpass",
+        host,
+        port,
+    )
     return ""
 
 
@@ -166,23 +177,35 @@ def _host_key(entry: str) -> tuple[str, int | None]:
 
 def single_select(query: str) -> str:
     """``query`` without a trailing ``;``, or ``ConfigError`` unless it is one SELECT."""
-    statements = [st for st in sqlparse.parse(query) if st.value.strip(" \t\r\n;")
-                  and any(not (t.is_whitespace or t.ttype in sqlparse.tokens.Comment
-                               or t.ttype is sqlparse.tokens.Punctuation)
-                          for t in st.flatten())]
+    statements = [
+        st
+        for st in sqlparse.parse(query)
+        if st.value.strip(" \t\r\n;")
+        and any(
+            not (
+                t.is_whitespace
+                or t.ttype in sqlparse.tokens.Comment
+                or t.ttype is sqlparse.tokens.Punctuation
+            )
+            for t in st.flatten()
+        )
+    ]
     if len(statements) != 1:
         raise ConfigError(
             f"query= holds {len(statements)} statements; a source reads with exactly one SELECT "
-            f"(nothing was run): {_short(query)!r}")
+            f"(nothing was run): {_short(query)!r}"
+        )
     kind = statements[0].get_type()
     if kind != "SELECT":
         raise ConfigError(
             f"query= is a {kind} statement; a source reads with one SELECT (nothing was run): "
-            f"{_short(query)!r}")
+            f"{_short(query)!r}"
+        )
     # comments out (a trailing "-- ..." would swallow what the query is wrapped in), and the
     # final ";"
-    tokens = [" " if t.ttype in sqlparse.tokens.Comment else t.value
-              for t in statements[0].flatten()]
+    tokens = [
+        " " if t.ttype in sqlparse.tokens.Comment else t.value for t in statements[0].flatten()
+    ]
     return "".join(tokens).strip().rstrip(";").strip()
 
 
@@ -213,12 +236,27 @@ def load_database(
     types = _types(parts["types"])
     weights = {**DEFAULT_WEIGHTS, **(weights or {}), **_weights(parts["weights"])}
     db = DatabaseSourceSettings()
-    engine = make_engine(url.render_as_string(hide_password=False), read_only=True,
-                         statement_timeout_s=db.statement_timeout_s,
-                         password=password_for(url, db))
+    engine = make_engine(
+        url.render_as_string(hide_password=False),
+        read_only=True,
+        statement_timeout_s=db.statement_timeout_s,
+        password=password_for(url, db),
+    )
     try:
-        collected = _read(engine, shown, parts, mapping, id_col, type_col, since_w, types, weights,
-                          rating_scale, chunk_rows, db.statement_timeout_s)
+        collected = _read(
+            engine,
+            shown,
+            parts,
+            mapping,
+            id_col,
+            type_col,
+            since_w,
+            types,
+            weights,
+            rating_scale,
+            chunk_rows,
+            db.statement_timeout_s,
+        )
     finally:
         engine.dispose()
     collected.source = safe_url(source)  # what was read, its parts included
@@ -234,7 +272,8 @@ def _split(source: str) -> tuple[URL, dict[str, str | None]]:
         raise ConfigError(
             f"the source {safe_url(source)!r} carries a password; sources are recorded with each "
             "run, so give the password through the environment instead (PGPASSWORD or "
-            "~/.pgpass, or a .env file) and leave it out of the URL")
+            "~/.pgpass, or a .env file) and leave it out of the URL"
+        )
     if url.drivername == "postgres":
         url = url.set(drivername="postgresql")
     parts: dict[str, str | None] = {}
@@ -249,8 +288,9 @@ def _split(source: str) -> tuple[URL, dict[str, str | None]]:
         parts["table"] = "events"
     if parts["query"]:
         parts["query"] = single_select(parts["query"])
-    if parts["table"] and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?",
-                                           parts["table"]):
+    if parts["table"] and not re.fullmatch(
+        r"[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?", parts["table"]
+    ):
         raise ConfigError(f"table={parts['table']!r} is not a table name (schema.table at most)")
     return url.difference_update_query(_PARTS), parts
 
@@ -261,8 +301,10 @@ def _mapping(columns: str | dict[str, str] | None) -> tuple[dict[str, str], str,
         for part in columns.split(","):
             key, sep, value = part.partition("=")
             if not sep:
-                raise DataError(f"bad column mapping {part!r} in {columns!r}; expected name=column "
-                                "pairs such as user=user_id,item=item_id,id=event_id")
+                raise DataError(
+                    f"bad column mapping {part!r} in {columns!r}; expected name=column "
+                    "pairs such as user=user_id,item=item_id,id=event_id"
+                )
             raw[key.strip()] = value.strip()
     id_col = raw.pop("id", "event_id")
     type_col = raw.pop("type", "type")
@@ -277,8 +319,9 @@ def _types(spec: str | None) -> tuple[str, ...]:
     out = tuple(t.strip() for t in spec.split(",") if t.strip())
     unknown = [t for t in out if t not in EVENT_TYPES]
     if unknown or not out:
-        raise ConfigError(f"unknown event type(s) {unknown!r} in types={spec!r}; use "
-                          f"{', '.join(EVENT_TYPES)}")
+        raise ConfigError(
+            f"unknown event type(s) {unknown!r} in types={spec!r}; use {', '.join(EVENT_TYPES)}"
+        )
     return out
 
 
@@ -294,16 +337,28 @@ def _weights(spec: str | None) -> dict[str, float]:
         except ValueError:
             weight = float("nan")
         if name not in EVENT_TYPES or name == "rating" or not weight > 0:
-            raise ConfigError(f"bad weight {part!r} in weights={spec!r}; expected "
-                              "type:positive-number pairs such as view:1,click:3,purchase:5")
+            raise ConfigError(
+                f"bad weight {part!r} in weights={spec!r}; expected "
+                "type:positive-number pairs such as view:1,click:3,purchase:5"
+            )
         out[name] = weight
     return out
 
 
-def _read(engine: Engine, shown: str, parts: dict[str, str | None], mapping: dict[str, str],
-          id_col: str, type_col: str, since: Watermark | None, types: tuple[str, ...],
-          weights: dict[str, float], rating_scale: tuple[float, float],
-          chunk_rows: int, statement_timeout_s: float) -> Collected:
+def _read(
+    engine: Engine,
+    shown: str,
+    parts: dict[str, str | None],
+    mapping: dict[str, str],
+    id_col: str,
+    type_col: str,
+    since: Watermark | None,
+    types: tuple[str, ...],
+    weights: dict[str, float],
+    rating_scale: tuple[float, float],
+    chunk_rows: int,
+    statement_timeout_s: float,
+) -> Collected:
     what = f"table {parts['table']!r}" if parts["table"] else "the query"
     origin = f"{what} of {shown}"
     try:
@@ -316,7 +371,8 @@ def _read(engine: Engine, shown: str, parts: dict[str, str | None], mapping: dic
                 except NoSuchTableError:
                     raise DataSourceError(
                         f"{shown} has no table {parts['table']!r}. Run `recsys db upgrade` for "
-                        "the event store, or name another table with table=") from None
+                        "the event store, or name another table with table="
+                    ) from None
                 available = [c.name for c in src.columns]
                 from_ = src
             else:
@@ -334,16 +390,25 @@ def _read(engine: Engine, shown: str, parts: dict[str, str | None], mapping: dic
                     f"{origin} lacks the mapped column(s) "
                     f"{', '.join(f'{v!r} ({k})' for k, v in missing.items())}; its columns are "
                     f"{available!r}. Map them with --columns such as "
-                    "user=user_id,item=item_id,rating=rating,timestamp=timestamp")
+                    "user=user_id,item=item_id,rating=rating,timestamp=timestamp"
+                )
             has_id = id_col in available
             has_type = type_col in available
             ts_name = needed.get("timestamp")
             if since is not None and ts_name is None:
-                raise DataError(f"since= needs a timestamp column and {origin} has none; map "
-                                "one with --columns timestamp=<column>")
-            picked = list(dict.fromkeys(
-                [*needed.values(), *([id_col] if has_id else []),
-                 *([type_col] if has_type else [])]))
+                raise DataError(
+                    f"since= needs a timestamp column and {origin} has none; map "
+                    "one with --columns timestamp=<column>"
+                )
+            picked = list(
+                dict.fromkeys(
+                    [
+                        *needed.values(),
+                        *([id_col] if has_id else []),
+                        *([type_col] if has_type else []),
+                    ]
+                )
+            )
             stmt: Any = select(*[column(c) for c in picked]).select_from(from_)
             if has_type and set(types) != set(EVENT_TYPES):
                 stmt = stmt.where(column(type_col).in_(types))
@@ -351,14 +416,12 @@ def _read(engine: Engine, shown: str, parts: dict[str, str | None], mapping: dic
                 ts: Any = column(ts_name)
                 after = ts > since.timestamp
                 if has_id:
-                    after = or_(after, and_(ts == since.timestamp,
-                                            column(id_col) > since.event_id))
+                    after = or_(after, and_(ts == since.timestamp, column(id_col) > since.event_id))
                 stmt = stmt.where(after)
             order: list[Any] = [column(c) for c in (ts_name, id_col if has_id else None) if c]
             if order:
                 stmt = stmt.order_by(*order)
-            result = conn.execution_options(stream_results=True, yield_per=chunk_rows
-                                            ).execute(stmt)
+            result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(stmt)
             chunks = [pd.DataFrame(part, columns=picked) for part in result.partitions()]
     except OperationalError as exc:
         code = getattr(getattr(exc, "orig", None), "pgcode", None)
@@ -366,31 +429,52 @@ def _read(engine: Engine, shown: str, parts: dict[str, str | None], mapping: dic
             raise DataError(
                 f"reading {origin} ran longer than {statement_timeout_s:g} s and was cancelled; "
                 "read less (a since= watermark, a narrower query=) or raise "
-                "RECSYS_DATA_DB_STATEMENT_TIMEOUT_S") from None
+                "RECSYS_DATA_DB_STATEMENT_TIMEOUT_S"
+            ) from None
         if "readonly database" in str(exc):
-            raise DataError(f"cannot read {origin}: {first_line(exc)}; a source is read only, "
-                            "and query= may not write") from None
+            raise DataError(
+                f"cannot read {origin}: {first_line(exc)}; a source is read only, "
+                "and query= may not write"
+            ) from None
         raise unreachable(shown, exc, f"read {what}") from exc
     except InternalError as exc:
         if getattr(getattr(exc, "orig", None), "pgcode", None) == "25006":
-            raise DataError(f"cannot read {origin}: {first_line(exc)}; a source is read only, "
-                            "and query= may not write") from None
+            raise DataError(
+                f"cannot read {origin}: {first_line(exc)}; a source is read only, "
+                "and query= may not write"
+            ) from None
         raise
     except ProgrammingError as exc:
-        raise DataError(f"cannot read {origin}: "
-                        f"{first_line(exc)}") from None
+        raise DataError(f"cannot read {origin}: {first_line(exc)}") from None
     raw = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=picked)
-    return _to_collected(raw, shown, origin, needed, id_col if has_id else None,
-                         type_col if has_type else None, since, weights, rating_scale)
+    return _to_collected(
+        raw,
+        shown,
+        origin,
+        needed,
+        id_col if has_id else None,
+        type_col if has_type else None,
+        since,
+        weights,
+        rating_scale,
+    )
 
 
 def _default(canon: str) -> str:
     return canon  # the event store's names: rating, timestamp
 
 
-def _to_collected(raw: pd.DataFrame, shown: str, origin: str, needed: dict[str, str],
-                  id_col: str | None, type_col: str | None, since: Watermark | None,
-                  weights: dict[str, float], rating_scale: tuple[float, float]) -> Collected:
+def _to_collected(
+    raw: pd.DataFrame,
+    shown: str,
+    origin: str,
+    needed: dict[str, str],
+    id_col: str | None,
+    type_col: str | None,
+    since: Watermark | None,
+    weights: dict[str, float],
+    rating_scale: tuple[float, float],
+) -> Collected:
     removed = 0
     if id_col is not None and len(raw):
         before = len(raw)
@@ -405,19 +489,22 @@ def _to_collected(raw: pd.DataFrame, shown: str, origin: str, needed: dict[str, 
         implicit = kinds != "rating"
         if "rating" in needed:
             rating = pd.to_numeric(raw[needed["rating"]], errors="coerce")
-            raw = raw.assign(**{needed["rating"]: rating.where(~implicit,
-                                                               kinds.map(weights))})
+            raw = raw.assign(**{needed["rating"]: rating.where(~implicit, kinds.map(weights))})
         else:
             raw = raw.assign(rating=kinds.map(weights).where(implicit, float("nan")))
             needed = {**needed, "rating": "rating"}
     watermark = since
     if len(raw) and "timestamp" in needed:
         last = raw.iloc[-1]
-        watermark = Watermark(int(last[needed["timestamp"]]),
-                              str(last[id_col]) if id_col is not None else "")
+        watermark = Watermark(
+            int(last[needed["timestamp"]]), str(last[id_col]) if id_col is not None else ""
+        )
     if len(raw):
-        frame = normalize_interactions(raw[list(dict.fromkeys(needed.values()))],
-                                       {k: v for k, v in needed.items()}, origin=origin)
+        frame = normalize_interactions(
+            raw[list(dict.fromkeys(needed.values()))],
+            {k: v for k, v in needed.items()},
+            origin=origin,
+        )
     else:
         frame = empty_interactions()
     extra: dict[str, Any] = {

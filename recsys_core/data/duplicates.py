@@ -54,9 +54,7 @@ def resolve_duplicates(
         occurrence, with a fresh index; and the number of rows removed.
     """
     if policy not in POLICIES:
-        raise ConfigError(
-            f"unknown duplicates policy {policy!r}; use one of {', '.join(POLICIES)}"
-        )
+        raise ConfigError(f"unknown duplicates policy {policy!r}; use one of {', '.join(POLICIES)}")
     repeated = frame.duplicated(PAIR, keep=False).to_numpy()
     if not repeated.any():
         return frame, 0
@@ -66,21 +64,31 @@ def resolve_duplicates(
     first_seen = frame.groupby(PAIR, sort=False, dropna=False).ngroup()
     if policy == "latest":
         # the stable sort keeps the data's order between equal timestamps: the last one wins
-        out = (frame.assign(_pair=first_seen)
-               .sort_values("timestamp", kind="stable")
-               .drop_duplicates(PAIR, keep="last")
-               .sort_values("_pair", kind="stable")
-               .drop(columns="_pair"))
+        out = (
+            frame.assign(_pair=first_seen)
+            .sort_values("timestamp", kind="stable")
+            .drop_duplicates(PAIR, keep="last")
+            .sort_values("_pair", kind="stable")
+            .drop(columns="_pair")
+        )
     else:
         # skipna=False: a null rating stays null, for validation to report, never averaged away
         grouped = frame.groupby(PAIR, sort=False, dropna=False)
-        out = pd.DataFrame({"rating": grouped["rating"].mean(skipna=False),
-                            "timestamp": grouped["timestamp"].max()}).reset_index()
+        out = pd.DataFrame(
+            {
+                "rating": grouped["rating"].mean(skipna=False),
+                "timestamp": grouped["timestamp"].max(),
+            }
+        ).reset_index()
         out = out[list(frame.columns)].astype(frame.dtypes.to_dict())
     out = out.reset_index(drop=True)
     dropped = n_before - len(out)
-    log.info("duplicates policy %r: %d repeated (user, item) row(s) resolved, %d removed",
-             policy, int(repeated.sum()), dropped)
+    log.info(
+        "duplicates policy %r: %d repeated (user, item) row(s) resolved, %d removed",
+        policy,
+        int(repeated.sum()),
+        dropped,
+    )
     return out, dropped
 
 

@@ -49,8 +49,9 @@ def parse_column_map(spec: str | dict[str, str] | None) -> dict[str, str]:
     return out
 
 
-def read_table(path: str | Path, columns: dict[str, str] | None = None, *,
-               name: str | None = None) -> pd.DataFrame:
+def read_table(
+    path: str | Path, columns: dict[str, str] | None = None, *, name: str | None = None
+) -> pd.DataFrame:
     """Read an interaction table from a local file, format detected from name and content.
 
     ``name`` is how messages refer to the file (the ``s3://`` URI of a downloaded copy).
@@ -101,8 +102,9 @@ def _read_raw(path: Path, label: str) -> pd.DataFrame:
             raise DataError(f"{label!r}: '::' rows with {len(parts)} fields; expected 3 or 4")
         return _read_double_colon(path.read_bytes(), cols)
     try:
-        dialect = csv.Sniffer().sniff(text.splitlines()[0] if "\n" not in text else text[:4096],
-                                      delimiters=",\t;| ")
+        dialect = csv.Sniffer().sniff(
+            text.splitlines()[0] if "\n" not in text else text[:4096], delimiters=",\t;| "
+        )
         sep = dialect.delimiter
     except csv.Error:
         sep = "\t" if "\t" in first else ","
@@ -110,8 +112,9 @@ def _read_raw(path: Path, label: str) -> pd.DataFrame:
     has_header = not all(_is_number(f) for f in fields)
     if has_header:
         return pd.read_csv(path, sep=sep)
-    return pd.read_csv(path, sep=sep, header=None, names=names[: len(fields)] if len(fields) <= 4
-                       else None)
+    return pd.read_csv(
+        path, sep=sep, header=None, names=names[: len(fields)] if len(fields) <= 4 else None
+    )
 
 
 def _is_number(text: str) -> bool:
@@ -122,8 +125,11 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def load_file(path: str | Path, columns: dict[str, str] | None = None,
-              rating_scale: tuple[float, float] = (1.0, 5.0)) -> Collected:
+def load_file(
+    path: str | Path,
+    columns: dict[str, str] | None = None,
+    rating_scale: tuple[float, float] = (1.0, 5.0),
+) -> Collected:
     """Collect interactions from a local file."""
     frame = read_table(path, columns)
     return Collected(frame, None, source=str(path), rating_scale=rating_scale)
@@ -162,7 +168,8 @@ def s3_settings() -> S3Settings:
         return S3Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"RECSYS_S3_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+            f"RECSYS_S3_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
         raise ConfigError(f"invalid S3 setting(s): {problems}") from exc
 
 
@@ -183,8 +190,11 @@ def s3_client(endpoint_url: str | None = None):
         or os.environ.get("AWS_ENDPOINT_URL")
     )
     settings = s3_settings()
-    cfg = Config(retries={"total_max_attempts": settings.max_attempts, "mode": "standard"},
-                 connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout)
+    cfg = Config(
+        retries={"total_max_attempts": settings.max_attempts, "mode": "standard"},
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+    )
     return boto3.client("s3", endpoint_url=endpoint, config=cfg)
 
 
@@ -193,13 +203,19 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
         raise DataError(f"not an s3:// URI: {uri!r}")
     bucket, _, key = uri[5:].partition("/")
     if not bucket or not key:
-        raise DataError(f"an S3 URI needs a bucket and a key, such as s3://bucket/ratings.csv; "
-                        f"got {uri!r}")
+        raise DataError(
+            f"an S3 URI needs a bucket and a key, such as s3://bucket/ratings.csv; got {uri!r}"
+        )
     return bucket, key
 
 
-def load_s3(uri: str, columns: dict[str, str] | None = None, *, endpoint_url: str | None = None,
-            rating_scale: tuple[float, float] = (1.0, 5.0)) -> Collected:
+def load_s3(
+    uri: str,
+    columns: dict[str, str] | None = None,
+    *,
+    endpoint_url: str | None = None,
+    rating_scale: tuple[float, float] = (1.0, 5.0),
+) -> Collected:
     """Collect interactions from an ``s3://bucket/key`` object."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -216,7 +232,8 @@ def load_s3(uri: str, columns: dict[str, str] | None = None, *, endpoint_url: st
             if code in ("404", "NoSuchKey", "NoSuchBucket"):
                 raise DataSourceError(f"{uri} does not exist on S3 endpoint {endpoint}") from exc
             raise DataSourceError(
-                f"S3 error reading {uri} from {endpoint}: {redact(str(exc))}") from exc
+                f"S3 error reading {uri} from {endpoint}: {redact(str(exc))}"
+            ) from exc
         except BotoCoreError as exc:
             settings = s3_settings()
             raise DataSourceError(

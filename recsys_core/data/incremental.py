@@ -75,8 +75,9 @@ def lineage_file(root: str | Path, source: str, columns: str | dict | None = Non
     return Path(root) / f"lineage-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
 
-def last_collection(root: str | Path, source: str,
-                    columns: str | dict | None = None) -> Lineage | None:
+def last_collection(
+    root: str | Path, source: str, columns: str | dict | None = None
+) -> Lineage | None:
     """The lineage recorded by the last collection of ``source`` under ``root``, or None."""
     path = lineage_file(root, source, columns)
     if not path.exists():
@@ -84,12 +85,15 @@ def last_collection(root: str | Path, source: str,
     try:
         return Lineage(**json.loads(path.read_text()))
     except (ValueError, TypeError) as exc:
-        raise DataError(f"the lineage file {path} is unreadable ({exc}); delete it and collect "
-                        "once without since (a full read)") from None
+        raise DataError(
+            f"the lineage file {path} is unreadable ({exc}); delete it and collect "
+            "once without since (a full read)"
+        ) from None
 
 
-def record(root: str | Path, source: str, snap: snapshot.Snapshot,
-           columns: str | dict | None = None) -> Path:
+def record(
+    root: str | Path, source: str, snap: snapshot.Snapshot, columns: str | dict | None = None
+) -> Path:
     """Record ``snap`` as the last collection of ``source`` (written atomically)."""
     path = lineage_file(root, source, columns)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,21 +135,25 @@ def collect_snapshot(
     if since is not None and not is_db:
         raise ConfigError(
             f"since={since!r} needs a database source (postgresql://... or sqlite:///...), not "
-            f"{safe_url(source)!r}: other sources have no watermark to resume from; remove since")
+            f"{safe_url(source)!r}: other sources have no watermark to resume from; remove since"
+        )
     base: tuple[Lineage, pd.DataFrame] | None = None
     read_since: str | None = None
     if since == LAST:
         previous = last_collection(root, source, columns)
         if previous is None:
-            log.info("no previous collection of %s under %s: reading every row (a full read); "
-                     "the next run with since=last reads only newer rows", safe_url(source), root)
+            log.info(
+                "no previous collection of %s under %s: reading every row (a full read); "
+                "the next run with since=last reads only newer rows",
+                safe_url(source),
+                root,
+            )
         else:
             base = (previous, _base_frame(previous))
             read_since = previous.watermark
     elif since is not None:
         read_since = str(Watermark.parse(since))
-    collected = collect(source, columns=columns, duplicates=duplicates, since=read_since,
-                        **options)
+    collected = collect(source, columns=columns, duplicates=duplicates, since=read_since, **options)
     new = collected.interactions
     info: dict[str, Any] = {
         "mode": "incremental" if base is not None else ("since" if read_since else "full"),
@@ -161,13 +169,23 @@ def collect_snapshot(
         previous, old = base
         info.update(_novelty(old, new), base_digest=previous.digest, base_rows=int(len(old)))
         merged, replaced = resolve_duplicates(
-            pd.concat([old, new], ignore_index=True), duplicates,
-            origin=f"the snapshot {previous.digest[:16]} and the rows after {read_since}")
+            pd.concat([old, new], ignore_index=True),
+            duplicates,
+            origin=f"the snapshot {previous.digest[:16]} and the rows after {read_since}",
+        )
         info["pairs_updated"] = int(replaced)
         collected.interactions = merged
-        log.info("%s: %d new row(s) after %s merged into snapshot %s (%d rows): %d rows, "
-                 "%d pair(s) updated", safe_url(source), len(new), read_since,
-                 previous.digest[:16], len(old), len(merged), replaced)
+        log.info(
+            "%s: %d new row(s) after %s merged into snapshot %s (%d rows): %d rows, "
+            "%d pair(s) updated",
+            safe_url(source),
+            len(new),
+            read_since,
+            previous.digest[:16],
+            len(old),
+            len(merged),
+            replaced,
+        )
     collected.extra["collection"] = info
     snap = snapshot.write(collected, root)
     if is_db and snap.watermark is not None and info["mode"] != "since":
@@ -183,7 +201,8 @@ def _base_frame(previous: Lineage) -> pd.DataFrame:
             f"the last collection of {previous.source} (watermark {previous.watermark}) was "
             f"merged into snapshot {previous.digest[:16]}, which is no longer at "
             f"{previous.path}; since=last can only add rows to it. Run once without since (a "
-            "full read) to start a new history")
+            "full read) to start a new history"
+        )
     return snapshot.read(snapshot.load_meta(previous.path))[0]
 
 
@@ -204,19 +223,28 @@ def to_markdown(info: dict[str, Any] | None) -> str:
         return ""
     lines = ["## Collection", ""]
     if info.get("mode") == "incremental":
-        lines.append(f"Incremental: {info['rows_read']:,} new row(s) after watermark "
-                     f"`{info['since']}`, merged into snapshot `{info['base_digest'][:16]}` "
-                     f"({info['base_rows']:,} rows; {info['pairs_updated']:,} pair(s) updated).")
+        lines.append(
+            f"Incremental: {info['rows_read']:,} new row(s) after watermark "
+            f"`{info['since']}`, merged into snapshot `{info['base_digest'][:16]}` "
+            f"({info['base_rows']:,} rows; {info['pairs_updated']:,} pair(s) updated)."
+        )
     else:
-        lines.append(f"{'Rows after ' + repr(info['since']) if info.get('since') else 'Full read'}"
-                     f": {info['rows_read']:,} row(s).")
+        lines.append(
+            f"{'Rows after ' + repr(info['since']) if info.get('since') else 'Full read'}"
+            f": {info['rows_read']:,} row(s)."
+        )
     lines += ["", "| | count | outcome |", "|---|---:|---|"]
     if "new_users" in info:
-        lines += [f"| events of new users ({info['new_users']:,} users) | "
-                  f"{info['events_new_users']:,} | accepted (new) |",
-                  f"| events of new items ({info['new_items']:,} items) | "
-                  f"{info['events_new_items']:,} | accepted (new) |"]
-    lines += [f"| repeated event ids | {info['event_ids_removed']:,} | dropped |",
-              f"| repeated (user, item) pairs | {info['duplicates_removed']:,} | resolved by "
-              "the duplicates policy |", ""]
+        lines += [
+            f"| events of new users ({info['new_users']:,} users) | "
+            f"{info['events_new_users']:,} | accepted (new) |",
+            f"| events of new items ({info['new_items']:,} items) | "
+            f"{info['events_new_items']:,} | accepted (new) |",
+        ]
+    lines += [
+        f"| repeated event ids | {info['event_ids_removed']:,} | dropped |",
+        f"| repeated (user, item) pairs | {info['duplicates_removed']:,} | resolved by "
+        "the duplicates policy |",
+        "",
+    ]
     return "\n".join(lines)

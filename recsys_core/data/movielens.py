@@ -58,26 +58,66 @@ class Release:
 
 
 RELEASES: dict[str, Release] = {
-    "100k": Release("ml-100k.zip", "0e33842e24a9c977be4e0107933c0723", "ml-100k", "u.data",
-                    "u.item", "100k"),
-    "1m": Release("ml-1m.zip", "c4d9eecfca2ab87c1945afe126590906", "ml-1m", "ratings.dat",
-                  "movies.dat", "dat"),
-    "10m": Release("ml-10m.zip", None, "ml-10M100K", "ratings.dat", "movies.dat", "dat",
-                   (0.5, 5.0)),
-    "20m": Release("ml-20m.zip", "cd245b17a1ae2cc31bb14903e1204af3", "ml-20m", "ratings.csv",
-                   "movies.csv", "csv", (0.5, 5.0)),
-    "25m": Release("ml-25m.zip", "6b51fb2759a8657d3bfcbfc42b592ada", "ml-25m", "ratings.csv",
-                   "movies.csv", "csv", (0.5, 5.0)),
+    "100k": Release(
+        "ml-100k.zip", "0e33842e24a9c977be4e0107933c0723", "ml-100k", "u.data", "u.item", "100k"
+    ),
+    "1m": Release(
+        "ml-1m.zip", "c4d9eecfca2ab87c1945afe126590906", "ml-1m", "ratings.dat", "movies.dat", "dat"
+    ),
+    "10m": Release(
+        "ml-10m.zip", None, "ml-10M100K", "ratings.dat", "movies.dat", "dat", (0.5, 5.0)
+    ),
+    "20m": Release(
+        "ml-20m.zip",
+        "cd245b17a1ae2cc31bb14903e1204af3",
+        "ml-20m",
+        "ratings.csv",
+        "movies.csv",
+        "csv",
+        (0.5, 5.0),
+    ),
+    "25m": Release(
+        "ml-25m.zip",
+        "6b51fb2759a8657d3bfcbfc42b592ada",
+        "ml-25m",
+        "ratings.csv",
+        "movies.csv",
+        "csv",
+        (0.5, 5.0),
+    ),
     "32m": Release("ml-32m.zip", None, "ml-32m", "ratings.csv", "movies.csv", "csv", (0.5, 5.0)),
-    "latest-small": Release("ml-latest-small.zip", None, "ml-latest-small", "ratings.csv",
-                            "movies.csv", "csv", (0.5, 5.0)),
-}  # fmt: skip
+    "latest-small": Release(
+        "ml-latest-small.zip",
+        None,
+        "ml-latest-small",
+        "ratings.csv",
+        "movies.csv",
+        "csv",
+        (0.5, 5.0),
+    ),
+}
 
 _U_ITEM_GENRES = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
-    "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi",
-    "Thriller", "War", "Western",
-)  # fmt: skip
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
 
 
 def cache_dir() -> Path:
@@ -146,9 +186,12 @@ def parse(layout: str, ratings_raw: bytes, movies_raw: bytes) -> tuple[pd.DataFr
     if layout == "100k":
         ratings = pd.read_csv(io.BytesIO(ratings_raw), sep="\t", header=None, names=names)
         movies = pd.read_csv(
-            io.BytesIO(movies_raw), sep="|", header=None, encoding="latin-1",
+            io.BytesIO(movies_raw),
+            sep="|",
+            header=None,
+            encoding="latin-1",
             names=["item", "title", "release", "video", "url", *_U_ITEM_GENRES],
-        )  # fmt: skip
+        )
         flags = movies[list(_U_ITEM_GENRES)].to_numpy(dtype=bool)
         movies["genres"] = [
             "|".join(g for g, f in zip(_U_ITEM_GENRES, row, strict=True) if f) for row in flags

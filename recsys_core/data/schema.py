@@ -135,9 +135,7 @@ def _example_row(col: pd.Series, bad: np.ndarray) -> str:
     return f"for example data row {pos + 1} (first data row is 1): {col.iloc[pos]!r}"
 
 
-def check_rows(
-    frame: pd.DataFrame, scale: tuple[float, float], *, origin: str = "data"
-) -> None:
+def check_rows(frame: pd.DataFrame, scale: tuple[float, float], *, origin: str = "data") -> None:
     """Refuse rows without a user or item id, and ratings that are missing, not finite, or
     outside ``scale`` (inclusive).
 
@@ -158,8 +156,10 @@ def check_rows(
     problems = (
         ("missing (NaN)", np.isnan(rating)),
         ("not finite (inf)", np.isinf(rating)),
-        (f"outside the rating scale [{lo!r}, {hi!r}]",
-         np.isfinite(rating) & ((rating < lo) | (rating > hi))),
+        (
+            f"outside the rating scale [{lo!r}, {hi!r}]",
+            np.isfinite(rating) & ((rating < lo) | (rating > hi)),
+        ),
     )
     for what, bad in problems:
         if bad.any():

@@ -96,8 +96,11 @@ def write(collected: Collected, root: str | Path) -> Snapshot:
         if found != d:
             log.warning(
                 "snapshot %s was altered after it was written (its content digest is %s, its "
-                "name says %s); rebuilding it from the collected data", folder,
-                (found or "unreadable")[:16], d[:16])
+                "name says %s); rebuilding it from the collected data",
+                folder,
+                (found or "unreadable")[:16],
+                d[:16],
+            )
             (folder / META_FILE).unlink()
             reuse = False
     if not reuse:
@@ -145,7 +148,7 @@ def read(snapshot: Snapshot) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """
     try:
         frame = pd.read_parquet(snapshot.interactions_path)
-    except Exception as exc:  # noqa: BLE001 - missing file, corrupt Parquet: pyarrow errors
+    except Exception as exc:
         raise DataError(
             f"snapshot {snapshot.digest[:16]} cannot be read from {snapshot.interactions_path} "
             f"({exc}); delete {snapshot.path} and collect the data again"
@@ -165,5 +168,5 @@ def read(snapshot: Snapshot) -> tuple[pd.DataFrame, pd.DataFrame | None]:
 def _content_digest(path: Path) -> str | None:
     try:
         return digest(pd.read_parquet(path))
-    except Exception:  # noqa: BLE001 - a missing or corrupt file is simply not the content
+    except Exception:
         return None

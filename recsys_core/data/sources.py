@@ -48,19 +48,32 @@ def collect(
     """
     if duplicates not in POLICIES:  # before reading anything
         raise ConfigError(
-            f"unknown duplicates policy {duplicates!r}; use one of {', '.join(POLICIES)}")
+            f"unknown duplicates policy {duplicates!r}; use one of {', '.join(POLICIES)}"
+        )
     if since is not None and not database.is_database_source((source or "").strip()):
         raise ConfigError(
             f"since={since!r} needs a database source (postgresql://... or sqlite:///...), not "
-            f"{redact(source)!r}: other sources have no watermark to resume from; remove since")
-    collected = _read_source(source, seed=seed, synthetic_size=synthetic_size, columns=columns,
-                             rating_scale=rating_scale, s3_endpoint_url=s3_endpoint_url,
-                             since=since)
-    frame, removed = resolve_duplicates(collected.interactions, duplicates,
-                                        origin=repr(redact(collected.source or source)))
+            f"{redact(source)!r}: other sources have no watermark to resume from; remove since"
+        )
+    collected = _read_source(
+        source,
+        seed=seed,
+        synthetic_size=synthetic_size,
+        columns=columns,
+        rating_scale=rating_scale,
+        s3_endpoint_url=s3_endpoint_url,
+        since=since,
+    )
+    frame, removed = resolve_duplicates(
+        collected.interactions, duplicates, origin=repr(redact(collected.source or source))
+    )
     if removed:
-        log.warning("%s: %d repeated (user, item) row(s) removed by the duplicates policy %r",
-                    redact(collected.source), removed, duplicates)
+        log.warning(
+            "%s: %d repeated (user, item) row(s) removed by the duplicates policy %r",
+            redact(collected.source),
+            removed,
+            duplicates,
+        )
     # imported here: the forget module reads the event store, whose package imports this one
     from recsys_core.privacy.forget import drop_tombstoned
 
@@ -94,8 +107,9 @@ def _read_source(
         return movielens.load(source)
     mapping = files.parse_column_map(columns)
     if source.startswith("s3://"):
-        return files.load_s3(source, mapping, endpoint_url=s3_endpoint_url,
-                             rating_scale=rating_scale)
+        return files.load_s3(
+            source, mapping, endpoint_url=s3_endpoint_url, rating_scale=rating_scale
+        )
     if database.is_database_source(source):
         return database.load_database(source, columns, rating_scale=rating_scale, since=since)
     if "://" in source:

@@ -34,16 +34,60 @@ from recsys_core.data.schema import Collected
 from recsys_core.exceptions import ConfigError
 
 GENRES = (
-    "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
-    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
-    "War", "Western",
-)  # fmt: skip
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
 
 _WORDS = (
-    "night", "city", "love", "last", "dark", "star", "river", "summer", "king", "secret", "road",
-    "man", "woman", "house", "war", "game", "dream", "heart", "blue", "lost", "return", "storm",
-    "island", "shadow", "gold", "fire", "winter", "story", "ghost", "wild", "iron", "silent",
-)  # fmt: skip
+    "night",
+    "city",
+    "love",
+    "last",
+    "dark",
+    "star",
+    "river",
+    "summer",
+    "king",
+    "secret",
+    "road",
+    "man",
+    "woman",
+    "house",
+    "war",
+    "game",
+    "dream",
+    "heart",
+    "blue",
+    "lost",
+    "return",
+    "storm",
+    "island",
+    "shadow",
+    "gold",
+    "fire",
+    "winter",
+    "story",
+    "ghost",
+    "wild",
+    "iron",
+    "silent",
+)
 
 # (users, items, ratings): shapes of the MovieLens releases
 PRESETS: dict[str, tuple[int, int, int]] = {
@@ -62,13 +106,26 @@ ML100K_HISTOGRAM = (0.061, 0.114, 0.271, 0.342, 0.212)
 # global-mean RMSE 1.129 (real 1.126), bias 0.962 (0.945-0.954), a time split's test rows 84%
 # from cold users (85%), and the real data's failure: Surprise's SVD defaults lose to the bias
 # baseline, on warm users under the time split too
-_CALIBRATED = {"time_profile": "bursts", "burst_share": 0.85, "user_bias_std": 0.5,
-               "item_bias_std": 0.55, "noise_std": 0.85, "interaction_std": 0.75, "rank": 10,
-               "selection_strength": 1.0}
+_CALIBRATED = {
+    "time_profile": "bursts",
+    "burst_share": 0.85,
+    "user_bias_std": 0.5,
+    "item_bias_std": 0.55,
+    "noise_std": 0.85,
+    "interaction_std": 0.75,
+    "rank": 10,
+    "selection_strength": 1.0,
+}
 PROFILES: dict[str, tuple[str, dict]] = {
     "ml100k": ("100k", {**_CALIBRATED, "rating_histogram": ML100K_HISTOGRAM, "span_days": 215.0}),
-    "ml1m": ("1m", {**_CALIBRATED, "rating_histogram": (0.056, 0.108, 0.261, 0.349, 0.226),
-                    "span_days": 1038.0}),
+    "ml1m": (
+        "1m",
+        {
+            **_CALIBRATED,
+            "rating_histogram": (0.056, 0.108, 0.261, 0.349, 0.226),
+            "span_days": 1038.0,
+        },
+    ),
 }
 
 _START = 1_546_300_800  # 2019-01-01 UTC: fixed so that a seed gives the same data every day
@@ -102,14 +159,19 @@ class SyntheticConfig(BaseModel):
     rating_max: float = 5.0
     rating_step: float = Field(1.0, gt=0, description="star step: 1.0 or 0.5")
     rating_histogram: tuple[float, ...] | None = Field(
-        None, description="share of each star (lowest first): ratings are the latent scores "
-        "cut at these quantiles (None: the latent score rounded to the step)")
+        None,
+        description="share of each star (lowest first): ratings are the latent scores "
+        "cut at these quantiles (None: the latent score rounded to the step)",
+    )
     time_profile: Literal["spread", "bursts"] = Field(
-        "spread", description="spread: each user rates uniformly over a window; bursts: users "
-        "arrive over the span and give most of their ratings in a burst on arrival")
+        "spread",
+        description="spread: each user rates uniformly over a window; bursts: users "
+        "arrive over the span and give most of their ratings in a burst on arrival",
+    )
     span_days: float = Field(3 * 365.0, gt=0, description="days the timestamps cover")
     burst_share: float = Field(
-        0.8, ge=0, le=1, description="bursts: share of a user's ratings in the arrival burst")
+        0.8, ge=0, le=1, description="bursts: share of a user's ratings in the arrival burst"
+    )
 
 
 def config_for(size: str = "100k", seed: int = 42, **overrides) -> SyntheticConfig:
@@ -119,8 +181,9 @@ def config_for(size: str = "100k", seed: int = 42, **overrides) -> SyntheticConf
     if size in PROFILES:
         size, profile = PROFILES[size]
     if size not in PRESETS:
-        raise ConfigError(f"unknown synthetic size {size!r}; available: "
-                          f"{', '.join([*PRESETS, *PROFILES])}")
+        raise ConfigError(
+            f"unknown synthetic size {size!r}; available: {', '.join([*PRESETS, *PROFILES])}"
+        )
     n_users, n_items, n_ratings = PRESETS[size]
     params = dict(n_users=n_users, n_items=n_items, n_ratings=n_ratings, seed=seed)
     if size in ("tiny", "small"):
@@ -210,13 +273,15 @@ def _ratings(latent: np.ndarray, cfg: SyntheticConfig) -> np.ndarray:
         raise ConfigError(
             f"rating_histogram={cfg.rating_histogram!r} must give one non-negative share per "
             f"star from {cfg.rating_min} to {cfg.rating_max} by {step} ({stars.size} values) "
-            "summing to 1")
+            "summing to 1"
+        )
     cuts = np.quantile(latent, np.cumsum(shares)[:-1])
     return stars[np.searchsorted(cuts, latent, side="right")]
 
 
-def _burst_timestamps(counts: np.ndarray, cfg: SyntheticConfig,
-                      rng: np.random.Generator) -> np.ndarray:
+def _burst_timestamps(
+    counts: np.ndarray, cfg: SyntheticConfig, rng: np.random.Generator
+) -> np.ndarray:
     """Users arrive uniformly over the span; ``burst_share`` of a user's ratings fall within
     about a day of arrival, the rest over the following weeks (exponential, a fifth of the
     span on average) and never after the span: a late cutoff then finds mostly new users, as
@@ -226,8 +291,11 @@ def _burst_timestamps(counts: np.ndarray, cfg: SyntheticConfig,
     arrival = _START + rng.uniform(0, 1, n_u) * span
     user_of = np.repeat(np.arange(n_u), counts)
     burst = rng.uniform(0, 1, user_of.size) < cfg.burst_share
-    later = np.where(burst, rng.exponential(0.5 * 86_400, user_of.size),
-                     rng.exponential(0.2 * span, user_of.size))
+    later = np.where(
+        burst,
+        rng.exponential(0.5 * 86_400, user_of.size),
+        rng.exponential(0.2 * span, user_of.size),
+    )
     ts = np.minimum(arrival[user_of] + later, _START + span - 1)
     return ts.astype("int64")
 

@@ -45,8 +45,8 @@ def max_k() -> int:
         return EvaluationSettings().max_k
     except ValidationError as exc:
         raise ConfigError(
-            f"RECSYS_MAX_K must be a positive integer, got "
-            f"{exc.errors()[0].get('input')!r}") from exc
+            f"RECSYS_MAX_K must be a positive integer, got {exc.errors()[0].get('input')!r}"
+        ) from exc
 
 
 def check_k(k: int) -> int:
@@ -101,8 +101,9 @@ def evaluate(
     out: dict[str, float] = {}
     train_users = pd.Index(pd.unique(train["user"].astype(str)))
     warm_rows = train_users.get_indexer(test["user"].astype(str)) >= 0
-    cold_item_rows = pd.Index(pd.unique(train["item"].astype(str))).get_indexer(
-        test["item"].astype(str)) < 0
+    cold_item_rows = (
+        pd.Index(pd.unique(train["item"].astype(str))).get_indexer(test["item"].astype(str)) < 0
+    )
     out.update(population_sizes(test, warm_rows, cold_item_rows))
     u = model.user_vocab_.index(test["user"])
     i = model.item_vocab_.index(test["item"])
@@ -127,22 +128,23 @@ def evaluate(
     if len(users):
         ur = model.user_vocab_.index(users)
         exclude = train[lookup(pd.Index(users), train["user"]) >= 0][["user", "item"]]
-        mask = model.exclusion_matrix(ur, np.asarray(users, dtype=object), exclude,
-                                      exclude_seen=False)
+        mask = model.exclusion_matrix(
+            ur, np.asarray(users, dtype=object), exclude, exclude_seen=False
+        )
         rec_items, rec_scores = model.recommend_idx(ur, k, exclude=mask)
         rel_sets, n_rel = _relevant_sets(relevant, users, model)
         hits = M.hits_matrix(rec_items, rel_sets)
         per_user = M.ranking_metrics(hits, n_rel, k)
         warm_users = train_users.get_indexer(users) >= 0
         everyone = np.ones(len(users), dtype=bool)
-        for population, rows in (("all", everyone), ("warm", warm_users),
-                                 ("cold", ~warm_users)):
+        for population, rows in (("all", everyone), ("warm", warm_users), ("cold", ~warm_users)):
             if not rows.any():
                 continue  # an empty population has no metric; its size says so
             for name, values in per_user.items():
                 out[M.in_population(f"{name}_at_{k}", population)] = float(values[rows].mean())
             out[M.in_population(f"coverage_at_{k}", population)] = M.coverage(
-                rec_items[rows], model.n_items)
+                rec_items[rows], model.n_items
+            )
         counts["ranked_users"] = int(len(users))
         if keep_recommendations:
             recs_frame = _recs_frame(users, rec_items, rec_scores, model, k)
@@ -152,8 +154,9 @@ def evaluate(
     return EvaluationResult(out, counts, pred_frame, recs_frame)
 
 
-def population_sizes(test: pd.DataFrame, warm_rows: np.ndarray,
-                     cold_item_rows: np.ndarray) -> dict[str, float]:
+def population_sizes(
+    test: pd.DataFrame, warm_rows: np.ndarray, cold_item_rows: np.ndarray
+) -> dict[str, float]:
     """Users and rows of each population (``warm/users``, ``cold/rows``, ``all/users``, ...)
     and the cold items (``cold_items/items``, ``cold_items/rows``, ``cold_items/share``), from
     the test rows and their masks: ``warm_rows`` (the row's user has training rows) and
@@ -163,22 +166,29 @@ def population_sizes(test: pd.DataFrame, warm_rows: np.ndarray,
     n_all = int(users.nunique())
     n_rows = len(test)
     return {
-        "all/users": n_all, "all/rows": n_rows,
-        "warm/users": n_warm, "warm/rows": int(warm_rows.sum()),
-        "cold/users": n_all - n_warm, "cold/rows": int(n_rows - warm_rows.sum()),
+        "all/users": n_all,
+        "all/rows": n_rows,
+        "warm/users": n_warm,
+        "warm/rows": int(warm_rows.sum()),
+        "cold/users": n_all - n_warm,
+        "cold/rows": int(n_rows - warm_rows.sum()),
         "cold_items/items": int(test["item"].astype(str)[cold_item_rows].nunique()),
         "cold_items/rows": int(cold_item_rows.sum()),
         "cold_items/share": float(cold_item_rows.mean()) if n_rows else 0.0,
-    }  # fmt: skip
+    }
 
 
-def rating_metrics(pred: np.ndarray, truth: np.ndarray, warm_rows: np.ndarray,
-                   cold_item_rows: np.ndarray) -> dict[str, float]:
+def rating_metrics(
+    pred: np.ndarray, truth: np.ndarray, warm_rows: np.ndarray, cold_item_rows: np.ndarray
+) -> dict[str, float]:
     """``rmse`` and ``mae`` over all rows, the warm and the cold users' rows, and the cold
     items' rows (``cold_items/rmse``); an empty population has none."""
     out = {"rmse": M.rmse(pred, truth), "mae": M.mae(pred, truth)}
-    for prefix, rows in (("warm/", warm_rows), ("cold/", ~warm_rows),
-                         ("cold_items/", cold_item_rows)):
+    for prefix, rows in (
+        ("warm/", warm_rows),
+        ("cold/", ~warm_rows),
+        ("cold_items/", cold_item_rows),
+    ):
         if rows.any():
             out[f"{prefix}rmse"] = M.rmse(pred[rows], truth[rows])
             out[f"{prefix}mae"] = M.mae(pred[rows], truth[rows])

@@ -98,26 +98,31 @@ class GateConfig(BaseModel):
     guard_tolerance: float = Field(0.01, ge=0, description="allowed regression of guarded metrics")
     require_beat_baseline: bool = Field(True, description="challenger must beat the baseline")
     baseline: Literal["auto", "bias", "popularity", "recent-popularity"] = Field(
-        "auto", description="the baseline model; auto: bias for rating models, popularity "
-                            "otherwise")
+        "auto", description="the baseline model; auto: bias for rating models, popularity otherwise"
+    )
     baseline_guards: list[str] = Field(
         default_factory=list,
-        description="metrics the challenger may not lose to the baseline (a tie passes)")
+        description="metrics the challenger may not lose to the baseline (a tie passes)",
+    )
     on_champion_unavailable: Literal["baseline", "refuse"] = Field(
         "baseline",
         description="a champion that cannot be loaded: 'baseline' judges the challenger on "
         "thresholds and baseline only (logged as a warning); 'refuse' refuses the run",
     )
     population: Literal["warm", "all"] = Field(
-        "warm", description="test users the comparisons are judged on: warm (with training "
-                            "rows) or all")
+        "warm",
+        description="test users the comparisons are judged on: warm (with training rows) or all",
+    )
     on_empty_population: Literal["all", "refuse"] = Field(
-        "all", description="no figure for the population (no warm test user): 'all' judges on "
-                           "every user instead (said in the decision); 'refuse' refuses the run")
+        "all",
+        description="no figure for the population (no warm test user): 'all' judges on "
+        "every user instead (said in the decision); 'refuse' refuses the run",
+    )
     cold_guards: list[str] = Field(
         default_factory=lambda: ["rmse"],
         description="metrics of the cold users (the fallback) that may not be worse than the "
-                    "baseline's or the champion's by more than cold_tolerance")
+        "baseline's or the champion's by more than cold_tolerance",
+    )
     cold_tolerance: float = Field(0.005, ge=0, description="allowed regression on cold users")
 
 
@@ -126,7 +131,8 @@ class RatingGate(GateConfig):
 
     primary_metric: str = Field("rmse", description="metric to beat (lower is better)")
     baseline: Literal["auto", "bias", "popularity", "recent-popularity"] = Field(
-        "bias", description="the baseline model the challenger must beat")
+        "bias", description="the baseline model the challenger must beat"
+    )
 
 
 class RankingGate(GateConfig):
@@ -135,21 +141,26 @@ class RankingGate(GateConfig):
 
     primary_metric: str = Field("ndcg_at_k", description="metric to beat ('_at_k': the run's k)")
     thresholds: dict[str, float] = Field(
-        default_factory=dict, description="absolute lower bounds, e.g. {'ndcg_at_k': 0.1}")
+        default_factory=dict, description="absolute lower bounds, e.g. {'ndcg_at_k': 0.1}"
+    )
     guarded_metrics: list[str] = Field(
         default_factory=lambda: ["recall_at_k"],
         description="metrics that may not regress against the champion beyond the tolerance",
     )
     baseline: Literal["auto", "bias", "popularity", "recent-popularity"] = Field(
-        "auto", description="the baseline model the challenger must beat; auto: the stronger "
-        "of popularity and recent-popularity under a time or replay split, popularity otherwise")
+        "auto",
+        description="the baseline model the challenger must beat; auto: the stronger "
+        "of popularity and recent-popularity under a time or replay split, popularity otherwise",
+    )
     baseline_guards: list[str] = Field(
         default_factory=lambda: ["recall_at_k"],
-        description="metrics the challenger may not lose to the baseline (a tie passes)")
+        description="metrics the challenger may not lose to the baseline (a tie passes)",
+    )
     cold_guards: list[str] = Field(
         default_factory=lambda: ["ndcg_at_k"],
         description="metrics of the cold users (the fallback) that may not be worse than the "
-                    "baseline's or the champion's by more than cold_tolerance")
+        "baseline's or the champion's by more than cold_tolerance",
+    )
 
 
 class RoleGates(BaseModel):
@@ -160,17 +171,20 @@ class RoleGates(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    ranking: RankingGate = Field(default_factory=RankingGate,
-                                 description="the gate of the lists (champion-ranking)")
-    rating: RatingGate = Field(default_factory=RatingGate,
-                               description="the gate of rating predictions (champion-rating)")
+    ranking: RankingGate = Field(
+        default_factory=RankingGate, description="the gate of the lists (champion-ranking)"
+    )
+    rating: RatingGate = Field(
+        default_factory=RatingGate, description="the gate of rating predictions (champion-rating)"
+    )
 
     def for_role(self, role: str) -> GateConfig:
         return self.ranking if role == "ranking" else self.rating
 
 
-def competing_roles(requested: str | Sequence[str], *, fillable: Sequence[str],
-                    model: str) -> list[str]:
+def competing_roles(
+    requested: str | Sequence[str], *, fillable: Sequence[str], model: str
+) -> list[str]:
     """The roles a run competes for: ``auto`` is every role the model can fill (``fillable``,
     its family's ``capabilities.roles``: a rating model both, a ranking-only model
     ``ranking``), a list restricts them.
@@ -186,13 +200,16 @@ def competing_roles(requested: str | Sequence[str], *, fillable: Sequence[str],
     roles = [requested] if isinstance(requested, str) else list(requested)
     unknown = [r for r in roles if r not in ROLES]
     if unknown or not roles:
-        raise ConfigError(f"roles={requested!r}: give 'auto' or a list of {', '.join(ROLES)}, "
-                          "e.g. roles=['ranking']")
+        raise ConfigError(
+            f"roles={requested!r}: give 'auto' or a list of {', '.join(ROLES)}, "
+            "e.g. roles=['ranking']"
+        )
     if "rating" in roles and "rating" not in fillable:
         raise ConfigError(
             f"model {model!r} does not predict ratings, so it cannot compete for the rating "
             "role (champion-rating serves /predict); use roles=['ranking'] or 'auto', or a "
-            "rating model such as sgd-mf, als or bias for the rating role")
+            "rating model such as sgd-mf, als or bias for the rating role"
+        )
     return [r for r in ROLES if r in roles]
 
 
@@ -206,21 +223,24 @@ def resolved(config: GateConfig, k: int) -> GateConfig:
     comparisons' names in the gate's population (``rmse`` -> ``warm/rmse``)."""
     pop = config.population
     primary = at_k(config.primary_metric, k)
-    return config.model_copy(update={
-        "primary_metric": primary if primary == "auto" else in_population(primary, pop),
-        "thresholds": {at_k(m, k): v for m, v in config.thresholds.items()},
-        "guarded_metrics": [in_population(at_k(m, k), pop) for m in config.guarded_metrics],
-        "baseline_guards": [in_population(at_k(m, k), pop) for m in config.baseline_guards],
-        "cold_guards": [at_k(m, k) for m in config.cold_guards],
-    })
+    return config.model_copy(
+        update={
+            "primary_metric": primary if primary == "auto" else in_population(primary, pop),
+            "thresholds": {at_k(m, k): v for m, v in config.thresholds.items()},
+            "guarded_metrics": [in_population(at_k(m, k), pop) for m in config.guarded_metrics],
+            "baseline_guards": [in_population(at_k(m, k), pop) for m in config.baseline_guards],
+            "cold_guards": [at_k(m, k) for m in config.cold_guards],
+        }
+    )
 
 
 TIME_SPLITS = frozenset({"time", "replay"})
 """Splits whose test period follows the training period: all-time popularity may be stale."""
 
 
-def baseline_candidates(config: GateConfig, predicts_ratings: bool,
-                        split: str | None = None) -> list[str]:
+def baseline_candidates(
+    config: GateConfig, predicts_ratings: bool, split: str | None = None
+) -> list[str]:
     """The baseline models a gate may compare with: the config's; auto: for the ranking gate
     under a time or replay ``split``, both ``popularity`` and ``recent-popularity`` (the
     stronger on the primary metric is the bar, :func:`strongest_baseline`), else
@@ -230,8 +250,9 @@ def baseline_candidates(config: GateConfig, predicts_ratings: bool,
     return [baseline_of(config, predicts_ratings)]
 
 
-def strongest_baseline(candidates: list[str], scores: dict[str, dict[str, float]],
-                       metric: str) -> str:
+def strongest_baseline(
+    candidates: list[str], scores: dict[str, dict[str, float]], metric: str
+) -> str:
     """The candidate with the best ``metric`` in ``scores`` (the first one on a tie, or when
     none was scored)."""
     scored = [c for c in candidates if metric in scores.get(c, {})]
@@ -302,18 +323,26 @@ class GateDecision:
             "",
             f"Primary metric: `{self.primary_metric}`"
             + (f"; baseline: {self.baseline_name}" if self.baseline_name else "")
-            + (f"; champion: version {self.champion_version}" if self.champion_version else
-               "; no champion yet (thresholds and baseline only)")
-            + (f"\n\n**champion unavailable**: {self.champion_unavailable}"
-               if self.champion_unavailable else ""),
+            + (
+                f"; champion: version {self.champion_version}"
+                if self.champion_version
+                else "; no champion yet (thresholds and baseline only)"
+            )
+            + (
+                f"\n\n**champion unavailable**: {self.champion_unavailable}"
+                if self.champion_unavailable
+                else ""
+            ),
             "",
             "| check | result | detail |",
             "|---|---|---|",
         ]
-        lines += [f"| {c.name} | {'pass' if c.passed else '**fail**'} | {c.detail} |"
-                  for c in self.checks]
-        metrics = metrics_in_order({**(self.baseline or {}), **(self.champion or {}),
-                                    **self.challenger})
+        lines += [
+            f"| {c.name} | {'pass' if c.passed else '**fail**'} | {c.detail} |" for c in self.checks
+        ]
+        metrics = metrics_in_order(
+            {**(self.baseline or {}), **(self.champion or {}), **self.challenger}
+        )
         sizes = populations_line(self.challenger)
         lines += ["", sizes] if sizes else []
         lines += ["", "| metric | challenger | champion | baseline |", "|---|---|---|---|"]
@@ -357,47 +386,76 @@ def populations_line(metrics: dict[str, float]) -> str | None:
     None when ``metrics`` carry no population sizes."""
     if "warm/users" not in metrics:
         return None
-    parts = [f"{p} {metrics.get(f'{p}/users', 0):,.0f} users ({metrics.get(f'{p}/rows', 0):,.0f} "
-             "rows)" for p in ("warm", "cold", "all")]
+    parts = [
+        f"{p} {metrics.get(f'{p}/users', 0):,.0f} users ({metrics.get(f'{p}/rows', 0):,.0f} rows)"
+        for p in ("warm", "cold", "all")
+    ]
     if "cold_items/items" in metrics:
-        parts.append(f"cold items {metrics['cold_items/items']:,.0f} "
-                     f"({metrics.get('cold_items/share', 0.0):.1%} of the rows)")
+        parts.append(
+            f"cold items {metrics['cold_items/items']:,.0f} "
+            f"({metrics.get('cold_items/share', 0.0):.1%} of the rows)"
+        )
     return "Populations (test users with / without training rows): " + "; ".join(parts)
 
 
-def _population(challenger: dict[str, float], config: GateConfig,
-                primary: str) -> tuple[Check | None, str, GateConfig]:
+def _population(
+    challenger: dict[str, float], config: GateConfig, primary: str
+) -> tuple[Check | None, str, GateConfig]:
     """The population check when the primary metric's population has no figure (and the
     primary metric and config to judge with instead); None while it has one."""
     pop = population_of(primary)
     if pop == "all" or primary in challenger or f"{pop}/users" not in challenger:
         return None, primary, config
     n = challenger[f"{pop}/users"]
-    what = (f"no {pop} user in the test set ({pop}/users = 0)" if not n else
-            f"no {primary} for the {n:,.0f} {pop} users (none has a relevant test item)")
+    what = (
+        f"no {pop} user in the test set ({pop}/users = 0)"
+        if not n
+        else f"no {primary} for the {n:,.0f} {pop} users (none has a relevant test item)"
+    )
     if config.on_empty_population == "refuse":
-        return Check("population", False,
-                     f"{what}; refused (on_empty_population='refuse')"), primary, config
+        return (
+            Check("population", False, f"{what}; refused (on_empty_population='refuse')"),
+            primary,
+            config,
+        )
 
     def plain(metric: str) -> str:
         return metric.partition("/")[2] if population_of(metric) == pop else metric
 
-    fallback = config.model_copy(update={
-        "guarded_metrics": [plain(m) for m in config.guarded_metrics],
-        "baseline_guards": [plain(m) for m in config.baseline_guards]})
-    return Check("population", True,
-                 f"{what}: judged on all users instead, {plain(primary)} for {primary} "
-                 "(on_empty_population='all')"), plain(primary), fallback
+    fallback = config.model_copy(
+        update={
+            "guarded_metrics": [plain(m) for m in config.guarded_metrics],
+            "baseline_guards": [plain(m) for m in config.baseline_guards],
+        }
+    )
+    return (
+        Check(
+            "population",
+            True,
+            f"{what}: judged on all users instead, {plain(primary)} for {primary} "
+            "(on_empty_population='all')",
+        ),
+        plain(primary),
+        fallback,
+    )
 
 
-def _cold_guards(challenger: dict[str, float], config: GateConfig,
-                 baseline: dict[str, float] | None,
-                 champion: dict[str, float] | None) -> list[Check]:
+def _cold_guards(
+    challenger: dict[str, float],
+    config: GateConfig,
+    baseline: dict[str, float] | None,
+    champion: dict[str, float] | None,
+) -> list[Check]:
     """The cold users' metrics against the baseline's and the champion's (the fallback may not
     get worse by more than ``cold_tolerance``)."""
     if not challenger.get("cold/users"):
-        return [Check("cold guard", True,
-                      "no cold user in the test set (cold/users = 0): nothing to guard")]
+        return [
+            Check(
+                "cold guard",
+                True,
+                "no cold user in the test set (cold/users = 0): nothing to guard",
+            )
+        ]
     checks = []
     tol = config.cold_tolerance
     for metric in (in_population(m, "cold") for m in config.cold_guards):
@@ -406,18 +464,34 @@ def _cold_guards(challenger: dict[str, float], config: GateConfig,
                 continue
             name = f"cold guard {metric} vs {side}"
             if metric not in challenger and metric not in ref:
-                checks.append(Check(name, True, f"neither has {metric} (no cold user with a "
-                                                "relevant test item): nothing to guard"))
+                checks.append(
+                    Check(
+                        name,
+                        True,
+                        f"neither has {metric} (no cold user with a "
+                        "relevant test item): nothing to guard",
+                    )
+                )
             elif metric not in challenger or metric not in ref:
                 lacking = "the challenger" if metric not in challenger else f"the {side}"
-                checks.append(Check(name, False, f"{lacking} has no {metric!r}; it cannot be "
-                                                 "compared (check gate cold_guards and k)"))
+                checks.append(
+                    Check(
+                        name,
+                        False,
+                        f"{lacking} has no {metric!r}; it cannot be "
+                        "compared (check gate cold_guards and k)",
+                    )
+                )
             else:
                 gain = _better(metric, challenger[metric], ref[metric])
-                checks.append(Check(
-                    name, gain >= -tol - SLACK,
-                    f"{metric} {challenger[metric]:.4f} vs {side} {ref[metric]:.4f} (change "
-                    f"{gain:+.4f}, tolerance {tol}: the fallback may not get worse)"))
+                checks.append(
+                    Check(
+                        name,
+                        gain >= -tol - SLACK,
+                        f"{metric} {challenger[metric]:.4f} vs {side} {ref[metric]:.4f} (change "
+                        f"{gain:+.4f}, tolerance {tol}: the fallback may not get worse)",
+                    )
+                )
     return checks
 
 
@@ -458,20 +532,35 @@ def decide(
     if population is not None:
         checks.append(population)
     if primary not in challenger:
-        checks.append(Check("primary metric", False,
-                            f"the challenger has no {primary!r} (it has "
-                            f"{', '.join(sorted(challenger))}); set gate primary_metric"))
+        checks.append(
+            Check(
+                "primary metric",
+                False,
+                f"the challenger has no {primary!r} (it has "
+                f"{', '.join(sorted(challenger))}); set gate primary_metric",
+            )
+        )
     elif not _finite(challenger[primary]):
-        checks.append(Check("primary metric", False,
-                            f"{primary}={challenger[primary]} is not a finite number: the model "
-                            "or its evaluation is broken"))
+        checks.append(
+            Check(
+                "primary metric",
+                False,
+                f"{primary}={challenger[primary]} is not a finite number: the model "
+                "or its evaluation is broken",
+            )
+        )
     for metric, bound in config.thresholds.items():
         value = challenger.get(metric)
         if value is None and metric in PRIVACY_METRICS:
-            checks.append(Check(f"threshold {metric}", False,
-                                f"{metric} <= {bound} is required but the challenger reports no "
-                                f"{metric}: it is not a differentially private model (use dp-als) "
-                                "or its privacy record was not logged"))
+            checks.append(
+                Check(
+                    f"threshold {metric}",
+                    False,
+                    f"{metric} <= {bound} is required but the challenger reports no "
+                    f"{metric}: it is not a differentially private model (use dp-als) "
+                    "or its privacy record was not logged",
+                )
+            )
             continue
         if value is None:
             # a ranking-only model has no rmse: a rating threshold does not apply to it
@@ -480,72 +569,130 @@ def decide(
             ok, rel = value <= bound, "<="
         else:
             ok, rel = value >= bound, ">="
-        checks.append(Check(f"threshold {metric}", ok, f"{metric}={value:.4f} {rel} {bound}"
-                            if ok else f"{metric}={value:.4f} is not {rel} {bound}"))
+        checks.append(
+            Check(
+                f"threshold {metric}",
+                ok,
+                f"{metric}={value:.4f} {rel} {bound}"
+                if ok
+                else f"{metric}={value:.4f} is not {rel} {bound}",
+            )
+        )
     judged = champion  # the champion the challenger is compared with, if any
-    if champion is not None and champion_unavailable is None and primary in champion \
-            and not _finite(champion[primary]):
-        champion_unavailable = (f"its {primary} re-scored on this split is "
-                                f"{champion[primary]}, not a finite number")
+    if (
+        champion is not None
+        and champion_unavailable is None
+        and primary in champion
+        and not _finite(champion[primary])
+    ):
+        champion_unavailable = (
+            f"its {primary} re-scored on this split is {champion[primary]}, not a finite number"
+        )
     if champion_unavailable is not None:
         refuse = config.on_champion_unavailable == "refuse"
-        checks.append(Check(
-            "champion available", not refuse,
-            f"champion unavailable: {champion_unavailable} (version {champion_version or '?'}); "
-            + ("refused (on_champion_unavailable='refuse')" if refuse else
-               "judged on thresholds and baseline only (on_champion_unavailable='baseline')"),
-        ))
+        checks.append(
+            Check(
+                "champion available",
+                not refuse,
+                f"champion unavailable: {champion_unavailable} "
+                f"(version {champion_version or '?'}); "
+                + (
+                    "refused (on_champion_unavailable='refuse')"
+                    if refuse
+                    else "judged on thresholds and baseline only "
+                    "(on_champion_unavailable='baseline')"
+                ),
+            )
+        )
         judged = None
         if not refuse and config.require_beat_baseline and baseline is None:
-            checks.append(Check("beats baseline", False,
-                                "no baseline given: with the champion unavailable the challenger "
-                                "must beat the baseline"))
+            checks.append(
+                Check(
+                    "beats baseline",
+                    False,
+                    "no baseline given: with the champion unavailable the challenger "
+                    "must beat the baseline",
+                )
+            )
     if primary in challenger and config.require_beat_baseline and baseline is not None:
         if primary in baseline:
             gain = _better(primary, challenger[primary], baseline[primary])
-            checks.append(Check(
-                "beats baseline", gain > 0,
-                f"{primary} {challenger[primary]:.4f} vs baseline {baseline[primary]:.4f} "
-                f"(improvement {gain:+.4f})",
-            ))
+            checks.append(
+                Check(
+                    "beats baseline",
+                    gain > 0,
+                    f"{primary} {challenger[primary]:.4f} vs baseline {baseline[primary]:.4f} "
+                    f"(improvement {gain:+.4f})",
+                )
+            )
         else:
-            checks.append(Check("beats baseline", False,
-                                f"the baseline has no {primary!r}; it cannot be compared"))
+            checks.append(
+                Check(
+                    "beats baseline",
+                    False,
+                    f"the baseline has no {primary!r}; it cannot be compared",
+                )
+            )
     guarded_against = baseline or {}
     for metric in config.baseline_guards if baseline is not None else []:
         if metric in challenger and metric in guarded_against:
             gain = _better(metric, challenger[metric], guarded_against[metric])
-            checks.append(Check(
-                f"baseline guard {metric}", gain >= -SLACK,
-                f"{metric} {challenger[metric]:.4f} vs baseline {guarded_against[metric]:.4f} "
-                f"(change {gain:+.4f}; may not be worse than the baseline)",
-            ))
+            checks.append(
+                Check(
+                    f"baseline guard {metric}",
+                    gain >= -SLACK,
+                    f"{metric} {challenger[metric]:.4f} vs baseline {guarded_against[metric]:.4f} "
+                    f"(change {gain:+.4f}; may not be worse than the baseline)",
+                )
+            )
         else:
             lacking = "the challenger" if metric not in challenger else "the baseline"
-            checks.append(Check(f"baseline guard {metric}", False,
-                                f"{lacking} has no {metric!r}; it cannot be compared (check "
-                                "gate baseline_guards and k)"))
+            checks.append(
+                Check(
+                    f"baseline guard {metric}",
+                    False,
+                    f"{lacking} has no {metric!r}; it cannot be compared (check "
+                    "gate baseline_guards and k)",
+                )
+            )
     if primary in challenger and judged is not None:
         if primary in judged:
             gain = _better(primary, challenger[primary], judged[primary])
-            checks.append(Check(
-                "beats champion", gain >= config.min_improvement - SLACK,
-                f"{primary} {challenger[primary]:.4f} vs champion {judged[primary]:.4f} "
-                f"(improvement {gain:+.4f}, required >= {config.min_improvement})",
-            ))
+            checks.append(
+                Check(
+                    "beats champion",
+                    gain >= config.min_improvement - SLACK,
+                    f"{primary} {challenger[primary]:.4f} vs champion {judged[primary]:.4f} "
+                    f"(improvement {gain:+.4f}, required >= {config.min_improvement})",
+                )
+            )
         else:
-            checks.append(Check("beats champion", False,
-                                f"the champion could not be scored on {primary!r}"))
+            checks.append(
+                Check("beats champion", False, f"the champion could not be scored on {primary!r}")
+            )
         for metric in config.guarded_metrics:
             if metric in challenger and metric in judged:
                 gain = _better(metric, challenger[metric], judged[metric])
-                checks.append(Check(
-                    f"guard {metric}", gain >= -config.guard_tolerance - SLACK,
-                    f"{metric} {challenger[metric]:.4f} vs champion {judged[metric]:.4f} "
-                    f"(change {gain:+.4f}, tolerance {config.guard_tolerance})",
-                ))
+                checks.append(
+                    Check(
+                        f"guard {metric}",
+                        gain >= -config.guard_tolerance - SLACK,
+                        f"{metric} {challenger[metric]:.4f} vs champion {judged[metric]:.4f} "
+                        f"(change {gain:+.4f}, tolerance {config.guard_tolerance})",
+                    )
+                )
     if config.cold_guards and "cold/users" in challenger:
         checks += _cold_guards(challenger, config, baseline, judged)
     passed = all(c.passed for c in checks)
-    return GateDecision(passed, primary, checks, dict(challenger), champion, baseline,
-                        champion_version, champion_unavailable, role, baseline_name)
+    return GateDecision(
+        passed,
+        primary,
+        checks,
+        dict(challenger),
+        champion,
+        baseline,
+        champion_version,
+        champion_unavailable,
+        role,
+        baseline_name,
+    )

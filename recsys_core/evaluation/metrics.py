@@ -97,9 +97,7 @@ def hits_matrix(recommended: np.ndarray, relevant: list[set]) -> np.ndarray:
     return out
 
 
-def ranking_metrics(
-    hits: np.ndarray, n_relevant: np.ndarray, k: int
-) -> dict[str, np.ndarray]:
+def ranking_metrics(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> dict[str, np.ndarray]:
     """Per-user ranking metrics from a hits matrix and the size of each relevant set."""
     hits = np.asarray(hits, dtype=bool)[:, :k]
     n_rel = np.asarray(n_relevant, dtype=np.float64)

@@ -26,11 +26,16 @@ def learning_curve(history: list[dict[str, float]], path: str | Path) -> Path | 
     style = {"marker": "o", "markersize": 4 if len(epochs) > 1 else 8}
     fig, ax = plt.subplots(figsize=(6, 4))
     if any("train_loss" in h for h in history):
-        ax.plot(epochs, [h.get("train_loss", np.nan) for h in history], label="train loss (MSE)",
-                **style)
+        ax.plot(
+            epochs,
+            [h.get("train_loss", np.nan) for h in history],
+            label="train loss (MSE)",
+            **style,
+        )
     if any("val_rmse" in h for h in history):
-        ax.plot(epochs, [h.get("val_rmse", np.nan) for h in history], label="validation RMSE",
-                **style)
+        ax.plot(
+            epochs, [h.get("val_rmse", np.nan) for h in history], label="validation RMSE", **style
+        )
     ax.set_xlabel("epoch")
     if len(epochs) == 1:
         ax.set_xticks(epochs)

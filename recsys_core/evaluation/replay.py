@@ -125,8 +125,10 @@ def replay(
         raise ConfigError("the test set is empty; nothing to replay")
     missing = sorted({"user", "item", "timestamp"} - set(test.columns))
     if missing:
-        raise DataError(f"the test set lacks column(s) {missing!r}; replay needs user, item and "
-                        "timestamp (and rating for rating models)")
+        raise DataError(
+            f"the test set lacks column(s) {missing!r}; replay needs user, item and "
+            "timestamp (and rating for rating models)"
+        )
     if chunk_users < 1:
         raise ConfigError(f"chunk_users must be a positive integer, got {chunk_users!r}")
     scorer = Scorer(model)
@@ -147,18 +149,20 @@ def replay(
         _replay_chunk(scorer, starts[lo:hi], sizes[lo:hi], u_all, i_all, user_ids, kk, rank)
     hit = rank > 0
     safe = np.maximum(rank, 1)
-    scored = pd.DataFrame({
-        "user": user_ids,
-        "item": frame["item"].astype(str).to_numpy(),
-        "timestamp": frame["timestamp"].to_numpy(),
-        "revealed": revealed,
-        "bucket": bucket_of(revealed),
-        "population": np.where(u_all >= 0, "warm", "cold"),
-        "rank": rank,
-        f"hit_rate_at_{k}": hit.astype(np.float64),
-        f"ndcg_at_{k}": np.where(hit, 1.0 / np.log2(safe + 1.0), 0.0),
-        f"mrr_at_{k}": np.where(hit, 1.0 / safe, 0.0),
-    })
+    scored = pd.DataFrame(
+        {
+            "user": user_ids,
+            "item": frame["item"].astype(str).to_numpy(),
+            "timestamp": frame["timestamp"].to_numpy(),
+            "revealed": revealed,
+            "bucket": bucket_of(revealed),
+            "population": np.where(u_all >= 0, "warm", "cold"),
+            "rank": rank,
+            f"hit_rate_at_{k}": hit.astype(np.float64),
+            f"ndcg_at_{k}": np.where(hit, 1.0 / np.log2(safe + 1.0), 0.0),
+            f"mrr_at_{k}": np.where(hit, 1.0 / safe, 0.0),
+        }
+    )
     # one relevant item per answer: recall is the hit, precision the hit over k, and average
     # precision the reciprocal rank (the names the gates and the batch evaluation use)
     scored[f"recall_at_{k}"] = scored[f"hit_rate_at_{k}"]
@@ -166,12 +170,15 @@ def replay(
     scored[f"map_at_{k}"] = scored[f"mrr_at_{k}"]
     if model.predicts_ratings:
         if "rating" not in frame.columns:
-            raise DataError("the test set has no rating column; a rating model's replay scores "
-                            "the rating error")
+            raise DataError(
+                "the test set has no rating column; a rating model's replay scores the rating error"
+            )
         truth = frame["rating"].to_numpy(dtype=np.float64)
         if not np.isfinite(truth).all():
-            raise DataError(f"the test set has {int((~np.isfinite(truth)).sum())} rating(s) that "
-                            "are not finite numbers; drop or fix those rows")
+            raise DataError(
+                f"the test set has {int((~np.isfinite(truth)).sum())} rating(s) that "
+                "are not finite numbers; drop or fix those rows"
+            )
         pred = model.predict_idx(u_all, i_all)
         scored["rating"] = truth
         scored["prediction"] = pred
@@ -186,8 +193,12 @@ def replay(
         "cold_user_rows": int((u_all < 0).sum()),
         "cold_item_rows": int((i_all < 0).sum()),
     }
-    log.info("replayed %d interactions of %d users (%d cold)", counts["test_rows"],
-             counts["test_users"], counts["cold_users"])
+    log.info(
+        "replayed %d interactions of %d users (%d cold)",
+        counts["test_rows"],
+        counts["test_users"],
+        counts["cold_users"],
+    )
     return ReplayResult(metrics, table, counts, scored if keep_interactions else None)
 
 
@@ -229,7 +240,8 @@ def _replay_chunk(scorer: Scorer, starts, sizes, u_all, i_all, user_ids, k, rank
             rank[pos[sel]] = _ranks(scores, banned[batched], target[sel], k)
         for row in solved:  # one Scorer request per interaction: the service's own fold-in
             answer = scorer.recommend(
-                user_ids[starts[row]], k,
+                user_ids[starts[row]],
+                k,
                 recent_items=[scorer.item_ids[j] for j in recent[row]],
             )
             p = starts[row] + step
@@ -304,8 +316,12 @@ def _table(scored: pd.DataFrame, k: int, ratings: bool) -> pd.DataFrame:
         part = scored if population == "all" else scored[scored["population"] == population]
         for label in ["all", *(b[0] for b in BUCKETS)]:
             rows = part if label == "all" else part[part["bucket"] == label]
-            rec = {"population": population, "bucket": label, "n": int(len(rows)),
-                   "users": int(rows["user"].nunique())}
+            rec = {
+                "population": population,
+                "bucket": label,
+                "n": int(len(rows)),
+                "users": int(rows["user"].nunique()),
+            }
             for name in names:
                 rec[name] = float(rows[name].mean()) if len(rows) else np.nan
             if ratings:
@@ -338,18 +354,27 @@ def plot_by_bucket(table: pd.DataFrame, metric: str, path: str | Path) -> Path:
 
     if metric not in table.columns:
         names = [c for c in table.columns if c not in ("population", "bucket", "n", "users")]
-        raise ConfigError(f"no metric {metric!r} in the replay table; available: "
-                          f"{', '.join(names)}")
+        raise ConfigError(
+            f"no metric {metric!r} in the replay table; available: {', '.join(names)}"
+        )
     plt = _pyplot()
     labels = [b[0] for b in BUCKETS]
     fig, ax = plt.subplots(figsize=(6, 4))
     width = 0.8 / len(POPULATIONS)
     for n, population in enumerate(POPULATIONS):
         part = table[(table["population"] == population) & (table["bucket"] != "all")]
-        values = [part.loc[part["bucket"] == b, metric].squeeze() if (part["bucket"] == b).any()
-                  else np.nan for b in labels]
-        ax.bar(np.arange(len(labels)) + (n - 1) * width, np.asarray(values, dtype=float), width,
-               label=population)
+        values = [
+            part.loc[part["bucket"] == b, metric].squeeze()
+            if (part["bucket"] == b).any()
+            else np.nan
+            for b in labels
+        ]
+        ax.bar(
+            np.arange(len(labels)) + (n - 1) * width,
+            np.asarray(values, dtype=float),
+            width,
+            label=population,
+        )
     ax.set_xticks(np.arange(len(labels)), labels)
     ax.set_xlabel("test interactions revealed before the scored one")
     ax.set_ylabel(metric)

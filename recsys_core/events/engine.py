@@ -28,8 +28,7 @@ DEFAULT_URL = "sqlite:///.recsys/events.db"
 class EventStoreSettings(BaseSettings):
     """Settings of the event store, read from ``RECSYS_EVENTS_*`` variables (or ``.env``)."""
 
-    model_config = SettingsConfigDict(env_prefix="RECSYS_EVENTS_", env_file=".env",
-                                      extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="RECSYS_EVENTS_", env_file=".env", extra="ignore")
 
     url: str = Field(DEFAULT_URL, description="SQLAlchemy URL of the event store")
     connect_timeout: int = Field(5, ge=1, description="seconds to open a database connection")
@@ -55,8 +54,14 @@ def safe_url(url: str) -> str:
         return redact(url)
 
 
-def make_engine(url: str, *, connect_timeout: int | None = None, read_only: bool = False,
-                statement_timeout_s: float | None = None, password: str | None = None) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    connect_timeout: int | None = None,
+    read_only: bool = False,
+    statement_timeout_s: float | None = None,
+    password: str | None = None,
+) -> Engine:
     """An engine for ``url``: SQLite in WAL mode with a busy timeout (several writers, one
     file), PostgreSQL with a connect timeout and a ping before a pooled connection is reused.
 
@@ -74,7 +79,8 @@ def make_engine(url: str, *, connect_timeout: int | None = None, read_only: bool
     except ArgumentError as exc:
         raise ConfigError(
             f"not a database URL: {redact(url)!r}; use sqlite:///path/events.db or "
-            "postgresql://user@host:5432/database") from exc
+            "postgresql://user@host:5432/database"
+        ) from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:" and not read_only:
@@ -96,7 +102,8 @@ def make_engine(url: str, *, connect_timeout: int | None = None, read_only: bool
         return create_engine(with_psycopg2(parsed), pool_pre_ping=True, connect_args=connect_args)
     raise ConfigError(
         f"unsupported database {backend!r} in {safe_url(url)!r}; the event store and database "
-        "collection support sqlite:/// and postgresql:// URLs")
+        "collection support sqlite:/// and postgresql:// URLs"
+    )
 
 
 def with_psycopg2(url: str | URL) -> URL:
@@ -143,7 +150,8 @@ def missing_schema(url: str, exc: BaseException) -> DataSourceError | None:
         return DataSourceError(
             f"the event store {safe_url(url)} has no tables yet "
             f"({first_line(exc)}); create them with `recsys db upgrade` "
-            "(RECSYS_EVENTS_URL or --url names the database)")
+            "(RECSYS_EVENTS_URL or --url names the database)"
+        )
     return None
 
 
@@ -154,4 +162,5 @@ def unreachable(url: str, exc: BaseException, doing: str) -> DataSourceError:
     return DataSourceError(
         f"cannot reach the database {safe_url(url)} to {doing}: "
         f"{reason[0] if reason else type(exc).__name__}. Check that it is running and that the "
-        "URL, user and password (RECSYS_EVENTS_URL, PGPASSWORD or ~/.pgpass) are right")
+        "URL, user and password (RECSYS_EVENTS_URL, PGPASSWORD or ~/.pgpass) are right"
+    )

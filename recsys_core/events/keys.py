@@ -58,12 +58,13 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 class KeySettings(BaseSettings):
     """Settings of the API keys, read from ``RECSYS_KEYS_*`` variables (or ``.env``)."""
 
-    model_config = SettingsConfigDict(env_prefix="RECSYS_KEYS_", env_file=".env",
-                                      extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="RECSYS_KEYS_", env_file=".env", extra="ignore")
 
     pepper: SecretStr | None = Field(
-        None, description="server-side secret keying the stored hashes of the API keys; "
-                          "default for an embedded SQLite store: keys.pepper beside it")
+        None,
+        description="server-side secret keying the stored hashes of the API keys; "
+        "default for an embedded SQLite store: keys.pepper beside it",
+    )
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,8 @@ def check_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ConfigError(
             f"invalid key name {name!r}: use 1 to 64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit (e.g. batch-flow)")
+            "starting with a letter or digit (e.g. batch-flow)"
+        )
     return name
 
 
@@ -96,9 +98,10 @@ def parse_scopes(scopes: str | Iterable[str]) -> frozenset[str]:
     unknown = [s for s in wanted if s not in SCOPES]
     if unknown or not wanted:
         raise ConfigError(
-            f"invalid scopes {scopes!r}" + (f" (unknown: {', '.join(map(repr, unknown))})"
-                                            if unknown else " (none given)")
-            + f"; choose among {', '.join(SCOPES)}, comma-separated (e.g. recommend,ingest)")
+            f"invalid scopes {scopes!r}"
+            + (f" (unknown: {', '.join(map(repr, unknown))})" if unknown else " (none given)")
+            + f"; choose among {', '.join(SCOPES)}, comma-separated (e.g. recommend,ingest)"
+        )
     return frozenset(wanted)
 
 
@@ -108,15 +111,18 @@ def pepper(url: str, settings: KeySettings | None = None) -> bytes:
     if settings.pepper is not None:
         value = settings.pepper.get_secret_value()
         if len(value) < 16:
-            raise ConfigError(f"{PEPPER_ENV} is {len(value)} characters long; use at least 16 "
-                              "random characters (e.g. `openssl rand -hex 32`)")
+            raise ConfigError(
+                f"{PEPPER_ENV} is {len(value)} characters long; use at least 16 "
+                "random characters (e.g. `openssl rand -hex 32`)"
+            )
         return value.encode()
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         raise ConfigError(
             f"set {PEPPER_ENV} (at least 16 random characters, e.g. `openssl rand -hex 32`) for "
             f"the API keys of the event store {safe_url(url)}: the same value for `recsys keys` "
-            "and `recsys serve`")
+            "and `recsys serve`"
+        )
     path = Path(parsed.database).expanduser().with_name(PEPPER_FILE)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -131,8 +137,10 @@ def pepper(url: str, settings: KeySettings | None = None) -> bytes:
         if value:
             return value.encode()
         time.sleep(0.01)
-    raise ConfigError(f"the pepper file {str(path)!r} is empty; delete it (every key made "
-                      f"with it stops working) or set {PEPPER_ENV}")
+    raise ConfigError(
+        f"the pepper file {str(path)!r} is empty; delete it (every key made "
+        f"with it stops working) or set {PEPPER_ENV}"
+    )
 
 
 def new_secret() -> str:
@@ -164,8 +172,9 @@ class KeyStore:
 
     def digest(self, secret: str) -> str:
         """HMAC-SHA256(pepper, ``secret``), hex: what the table stores."""
-        return hmac.new(self._pepper, secret.encode("utf-8", "surrogatepass"),
-                        hashlib.sha256).hexdigest()
+        return hmac.new(
+            self._pepper, secret.encode("utf-8", "surrogatepass"), hashlib.sha256
+        ).hexdigest()
 
     def create(self, name: str, scopes: str | Iterable[str], secret: str | None = None) -> str:
         """Make a key named ``name`` with ``scopes``; returns the key (shown once).
@@ -181,19 +190,25 @@ class KeyStore:
             raise ConfigError(
                 f"the key given for {name!r} ({len(secret)} characters) is not a key: use "
                 f"{PREFIX!r} followed by at least 32 random characters, e.g. "
-                f"{PREFIX}$(openssl rand -hex 24)")
+                f"{PREFIX}$(openssl rand -hex 24)"
+            )
         elif self._registered(name, secret, wanted):
             return secret
-        row = {"name": name, "digest": self.digest(secret),
-               "scopes": ",".join(s for s in SCOPES if s in wanted),
-               "created_at": int(time.time()), "revoked_at": None}
+        row = {
+            "name": name,
+            "digest": self.digest(secret),
+            "scopes": ",".join(s for s in SCOPES if s in wanted),
+            "created_at": int(time.time()),
+            "revoked_at": None,
+        }
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(api_keys), row)
         except IntegrityError:
             raise ConfigError(
                 f"a key named {name!r} exists already (revoked keys keep their name: it "
-                "identifies the events they stored); choose another name") from None
+                "identifies the events they stored); choose another name"
+            ) from None
         except DBAPIError as exc:
             raise self._error(exc, "create a key") from exc
         return secret
@@ -201,18 +216,24 @@ class KeyStore:
     def _registered(self, name: str, secret: str, scopes: frozenset[str]) -> bool:
         try:
             with self.engine.connect() as conn:
-                row = conn.execute(select(api_keys).where(api_keys.c.name == name)
-                                   ).mappings().first()
+                row = (
+                    conn.execute(select(api_keys).where(api_keys.c.name == name)).mappings().first()
+                )
         except DBAPIError as exc:
             raise self._error(exc, "read the keys") from exc
         if row is None:
             return False
         key = _key(row)
-        if (key.active and key.scopes == scopes
-                and hmac.compare_digest(row["digest"], self.digest(secret))):
+        if (
+            key.active
+            and key.scopes == scopes
+            and hmac.compare_digest(row["digest"], self.digest(secret))
+        ):
             return True
-        raise ConfigError(f"a key named {name!r} exists already with another key, other scopes "
-                          "or revoked; revoke it and register the key under a new name")
+        raise ConfigError(
+            f"a key named {name!r} exists already with another key, other scopes "
+            "or revoked; revoke it and register the key under a new name"
+        )
 
     def list(self) -> list[ApiKey]:
         """Every key, active and revoked, by name."""
@@ -227,17 +248,19 @@ class KeyStore:
         """Revoke the key named ``name`` (idempotent); ``ConfigError`` for an unknown name."""
         try:
             with self.engine.begin() as conn:
-                conn.execute(update(api_keys)
-                             .where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None))
-                             .values(revoked_at=int(time.time())))
-                row = conn.execute(select(api_keys).where(api_keys.c.name == name)
-                                   ).mappings().first()
+                conn.execute(
+                    update(api_keys)
+                    .where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None))
+                    .values(revoked_at=int(time.time()))
+                )
+                row = (
+                    conn.execute(select(api_keys).where(api_keys.c.name == name)).mappings().first()
+                )
         except DBAPIError as exc:
             raise self._error(exc, "revoke a key") from exc
         if row is None:
             known = ", ".join(k.name for k in self.list()) or "none"
-            raise ConfigError(f"no key named {name!r}; the keys are: {known} "
-                              "(`recsys keys list`)")
+            raise ConfigError(f"no key named {name!r}; the keys are: {known} (`recsys keys list`)")
         return _key(row)
 
     def verify(self, secret: str) -> ApiKey | None:
@@ -248,8 +271,11 @@ class KeyStore:
         """The active key whose hash is ``digest`` (:meth:`digest`), or None."""
         try:
             with self.engine.connect() as conn:
-                row = conn.execute(select(api_keys).where(api_keys.c.digest == digest)
-                                   ).mappings().first()
+                row = (
+                    conn.execute(select(api_keys).where(api_keys.c.digest == digest))
+                    .mappings()
+                    .first()
+                )
         except DBAPIError as exc:
             raise self._error(exc, "check an API key") from exc
         if row is None or not hmac.compare_digest(row["digest"], digest):
@@ -263,12 +289,17 @@ class KeyStore:
             return schema
         if isinstance(exc, OperationalError):
             return unreachable(self.url, exc, doing)
-        return DataSourceError(f"the event store {safe_url(self.url)} could not {doing}: "
-                               f"{first_line(exc)}. Run `recsys db upgrade` if its tables are "
-                               "out of date")
+        return DataSourceError(
+            f"the event store {safe_url(self.url)} could not {doing}: "
+            f"{first_line(exc)}. Run `recsys db upgrade` if its tables are "
+            "out of date"
+        )
 
 
 def _key(row) -> ApiKey:
-    return ApiKey(row["name"], frozenset(s for s in row["scopes"].split(",") if s),
-                  int(row["created_at"]),
-                  None if row["revoked_at"] is None else int(row["revoked_at"]))
+    return ApiKey(
+        row["name"],
+        frozenset(s for s in row["scopes"].split(",") if s),
+        int(row["created_at"]),
+        None if row["revoked_at"] is None else int(row["revoked_at"]),
+    )

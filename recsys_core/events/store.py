@@ -76,14 +76,20 @@ def no_control(value: str) -> str:
     stored by PostgreSQL and fails the whole batch it is in; the others corrupt logs)."""
     found = _CONTROL.search(value)
     if found is not None:
-        raise ValueError(f"control character U+{ord(found[0]):04X} at position {found.start()} "
-                         f"of {value!r}; ids may not contain control characters")
+        raise ValueError(
+            f"control character U+{ord(found[0]):04X} at position {found.start()} "
+            f"of {value!r}; ids may not contain control characters"
+        )
     return value
 
 
 # the constraints before the validator: they then apply to the string (and read as such)
-Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256),
-               BeforeValidator(_id_text), AfterValidator(no_control)]
+Id = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=256),
+    BeforeValidator(_id_text),
+    AfterValidator(no_control),
+]
 
 
 class Event(BaseModel):
@@ -91,17 +97,22 @@ class Event(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
-    event_id: Annotated[str,
-                        StringConstraints(strip_whitespace=True, min_length=1, max_length=128),
-                        BeforeValidator(_id_text), AfterValidator(no_control)]
+    event_id: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=128),
+        BeforeValidator(_id_text),
+        AfterValidator(no_control),
+    ]
     user_id: Id
     item_id: Id
     type: Literal["rating", "click", "view", "purchase"]
     rating: float | None = Field(None, allow_inf_nan=True)
     timestamp: datetime | int | None = Field(
-        None, description="when it happened: epoch seconds or ISO 8601; default: when received")
+        None, description="when it happened: epoch seconds or ISO 8601; default: when received"
+    )
     recommendation_id: Annotated[str, AfterValidator(no_control)] | None = Field(
-        None, min_length=1, max_length=128)
+        None, min_length=1, max_length=128
+    )
 
 
 @dataclass(frozen=True)
@@ -114,8 +125,9 @@ class EventProblem:
     message: str
 
     def __str__(self) -> str:
-        return (f"event {self.index} (event_id {self.event_id!r}): field {self.field!r}: "
-                f"{self.message}")
+        return (
+            f"event {self.index} (event_id {self.event_id!r}): field {self.field!r}: {self.message}"
+        )
 
 
 @dataclass(frozen=True)
@@ -153,8 +165,13 @@ class EventStore:
         Seconds a sender's clock may run ahead of the store's.
     """
 
-    def __init__(self, url: str | None = None, *, rules: ValidationRules | None = None,
-                 max_clock_skew: int = 300) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        rules: ValidationRules | None = None,
+        max_clock_skew: int = 300,
+    ) -> None:
         self.url = url or events_url()
         self.rules = rules or ValidationRules()
         self.max_clock_skew = max_clock_skew
@@ -162,11 +179,14 @@ class EventStore:
         backend = self.engine.dialect.name
         self._insert = postgresql.insert if backend == "postgresql" else sqlite.insert
         # built once: a statement made per batch costs more CPU than its execution's Python
-        self._append_stmt = (self._insert(events)
-                             .on_conflict_do_nothing(index_elements=["sender", "event_id"])
-                             .returning(events.c.event_id))
+        self._append_stmt = (
+            self._insert(events)
+            .on_conflict_do_nothing(index_elements=["sender", "event_id"])
+            .returning(events.c.event_id)
+        )
         self._served_stmt = self._insert(served_recommendations).on_conflict_do_nothing(
-            index_elements=["recommendation_id"])
+            index_elements=["recommendation_id"]
+        )
 
     def __repr__(self) -> str:
         return f"EventStore({safe_url(self.url)!r})"
@@ -185,14 +205,22 @@ class EventStore:
     def validate(self, batch: Iterable[Mapping[str, Any] | Event]) -> list[Event]:
         """The events of ``batch``, or ``DataValidationError`` listing every bad one."""
         now = time.time()
-        latest = (self.rules.max_timestamp if self.rules.max_timestamp is not None
-                  else now + self.max_clock_skew)
+        latest = (
+            self.rules.max_timestamp
+            if self.rules.max_timestamp is not None
+            else now + self.max_clock_skew
+        )
         lo, hi = self.rules.rating_min, self.rules.rating_max
         good: list[Event] = []
         problems: list[EventProblem] = []
         for index, raw in enumerate(batch):
-            event_id = (raw.event_id if isinstance(raw, Event)
-                        else raw.get("event_id") if isinstance(raw, Mapping) else None)
+            event_id = (
+                raw.event_id
+                if isinstance(raw, Event)
+                else raw.get("event_id")
+                if isinstance(raw, Mapping)
+                else None
+            )
             event_id = None if event_id is None else str(event_id)
             try:
                 ev = raw if isinstance(raw, Event) else Event.model_validate(raw)
@@ -209,11 +237,12 @@ class EventStore:
         if problems:
             raise DataValidationError(
                 f"{len(problems)} problem(s) in the batch, nothing was stored; first: "
-                f"{problems[0]}. Fix those events and send the batch again", report=problems)
+                f"{problems[0]}. Fix those events and send the batch again",
+                report=problems,
+            )
         return good
 
-    def append(self, batch: Iterable[Mapping[str, Any] | Event],
-               sender: str = "") -> AppendResult:
+    def append(self, batch: Iterable[Mapping[str, Any] | Event], sender: str = "") -> AppendResult:
         """Validate and store ``batch`` in one committed transaction (see the module doc);
         ``sender``: who sent it (the API key's name), part of each event's identity."""
         evs = self.validate(batch)
@@ -237,15 +266,28 @@ class EventStore:
             raise DataSourceError(
                 f"the event store {safe_url(self.url)} refused the batch: "
                 f"{first_line(exc)}. Run `recsys db upgrade` if its "
-                "tables are out of date") from None
+                "tables are out of date"
+            ) from None
         return AppendResult(len(evs), len(stored), len(evs) - len(stored), stored)
 
-    def record_served(self, recommendation_id: str, *, user_id: str, items: Sequence[str],
-                      registered_model: str, model_version: str, alias: str | None = None
-                      ) -> None:
+    def record_served(
+        self,
+        recommendation_id: str,
+        *,
+        user_id: str,
+        items: Sequence[str],
+        registered_model: str,
+        model_version: str,
+        alias: str | None = None,
+    ) -> None:
         """Record a list the service returned, for click-through per model version."""
-        self.record_served_many([ServedRecord(recommendation_id, user_id, tuple(items),
-                                              registered_model, model_version, alias)])
+        self.record_served_many(
+            [
+                ServedRecord(
+                    recommendation_id, user_id, tuple(items), registered_model, model_version, alias
+                )
+            ]
+        )
 
     def record_served_many(self, lists: Sequence[ServedRecord]) -> None:
         """Record several served lists in one transaction (an id already recorded is kept).
@@ -265,12 +307,22 @@ class EventStore:
                 except ValueError as exc:
                     raise DataValidationError(
                         f"served list {r.recommendation_id!r}: {name} {exc}; nothing of the "
-                        f"batch of {len(lists)} was stored") from None
+                        f"batch of {len(lists)} was stored"
+                    ) from None
         now = int(time.time())
-        rows = [dict(recommendation_id=r.recommendation_id, user_id=str(r.user_id),
-                     registered_model=r.registered_model, model_version=str(r.model_version),
-                     alias=r.alias, k=len(r.items), items=json.dumps([str(i) for i in r.items]),
-                     served_at=now) for r in lists]
+        rows = [
+            dict(
+                recommendation_id=r.recommendation_id,
+                user_id=str(r.user_id),
+                registered_model=r.registered_model,
+                model_version=str(r.model_version),
+                alias=r.alias,
+                k=len(r.items),
+                items=json.dumps([str(i) for i in r.items]),
+                served_at=now,
+            )
+            for r in lists
+        ]
         try:
             with self.engine.begin() as conn:
                 conn.execute(self._served_stmt, rows)
@@ -284,7 +336,8 @@ class EventStore:
             raise DataValidationError(
                 f"the event store {safe_url(self.url)} refused a batch of {len(lists)} served "
                 f"list(s) (first {lists[0].recommendation_id!r}): {first_line(exc)}; nothing "
-                "of the batch was stored") from None
+                "of the batch was stored"
+            ) from None
         except DBAPIError as exc:
             schema = missing_schema(self.url, exc)
             if schema is not None:
@@ -292,7 +345,8 @@ class EventStore:
             raise DataSourceError(
                 f"the event store {safe_url(self.url)} refused served lists: "
                 f"{first_line(exc)}. Run `recsys db upgrade` if its tables are out of "
-                "date") from None
+                "date"
+            ) from None
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -308,17 +362,24 @@ class EventStore:
         """Per model version: lists served, lists followed by at least one click or purchase,
         and their ratio (the click-through rate of served lists)."""
         s, e = served_recommendations, events
-        engaged = (select(e.c.recommendation_id)
-                   .where(e.c.type.in_(("click", "purchase")))
-                   .where(e.c.recommendation_id.is_not(None))
-                   .distinct().subquery())
-        stmt = (select(s.c.registered_model, s.c.model_version,
-                       func.count().label("served"),
-                       func.count(engaged.c.recommendation_id).label("engaged"))
-                .select_from(s.outerjoin(engaged,
-                                         engaged.c.recommendation_id == s.c.recommendation_id))
-                .group_by(s.c.registered_model, s.c.model_version)
-                .order_by(s.c.registered_model, s.c.model_version))
+        engaged = (
+            select(e.c.recommendation_id)
+            .where(e.c.type.in_(("click", "purchase")))
+            .where(e.c.recommendation_id.is_not(None))
+            .distinct()
+            .subquery()
+        )
+        stmt = (
+            select(
+                s.c.registered_model,
+                s.c.model_version,
+                func.count().label("served"),
+                func.count(engaged.c.recommendation_id).label("engaged"),
+            )
+            .select_from(s.outerjoin(engaged, engaged.c.recommendation_id == s.c.recommendation_id))
+            .group_by(s.c.registered_model, s.c.model_version)
+            .order_by(s.c.registered_model, s.c.model_version)
+        )
         if registered_model is not None:
             stmt = stmt.where(s.c.registered_model == registered_model)
         try:
@@ -364,9 +425,17 @@ def _epoch(value: datetime | int | None) -> int | None:
 
 def _row(ev: Event, received_at: int, sender: str = "") -> dict[str, Any]:
     ts = _epoch(ev.timestamp)
-    return dict(sender=sender, event_id=ev.event_id, user_id=ev.user_id, item_id=ev.item_id,
-                rating=ev.rating, type=ev.type, timestamp=received_at if ts is None else ts,
-                recommendation_id=ev.recommendation_id, received_at=received_at)
+    return dict(
+        sender=sender,
+        event_id=ev.event_id,
+        user_id=ev.user_id,
+        item_id=ev.item_id,
+        rating=ev.rating,
+        type=ev.type,
+        timestamp=received_at if ts is None else ts,
+        recommendation_id=ev.recommendation_id,
+        received_at=received_at,
+    )
 
 
 _CONTENT = ("user_id", "item_id", "type", "rating", "recommendation_id")
@@ -382,7 +451,9 @@ def _conflict(index: int, ev: Event, what: str) -> EventConflictError:
     problem = EventProblem(index, ev.event_id, "event_id", what)
     return EventConflictError(
         f"event {index} (event_id {ev.event_id!r}): {what}; nothing was stored. Re-send an "
-        "event with the content it had, or give a new event a new event_id", report=[problem])
+        "event with the content it had, or give a new event a new event_id",
+        report=[problem],
+    )
 
 
 def _check_repeats(evs: Sequence[Event]) -> None:
@@ -397,19 +468,24 @@ def _check_repeats(evs: Sequence[Event]) -> None:
 def _check_duplicates(conn, evs: Sequence[Event], stored: set[str], sender: str) -> None:
     """The events not stored are duplicates; one whose stored row differs is a conflict."""
     dups = {ev.event_id for ev in evs} - stored
-    rows = conn.execute(select(events).where(events.c.sender == sender,
-                                             events.c.event_id.in_(dups))).mappings().all()
+    rows = (
+        conn.execute(select(events).where(events.c.sender == sender, events.c.event_id.in_(dups)))
+        .mappings()
+        .all()
+    )
     held = {r["event_id"]: r for r in rows}
     for index, ev in enumerate(evs):
         row = held.get(ev.event_id)
         if row is None:
             continue
         ts = _epoch(ev.timestamp)
-        same = (all(row[f] == getattr(ev, f) for f in _CONTENT)
-                and (ts is None or row["timestamp"] == ts))
+        same = all(row[f] == getattr(ev, f) for f in _CONTENT) and (
+            ts is None or row["timestamp"] == ts
+        )
         if not same:
-            raise _conflict(index, ev, "this sender already stored this event_id with other "
-                                       "content")
+            raise _conflict(
+                index, ev, "this sender already stored this event_id with other content"
+            )
 
 
 def _check_forgotten(conn, evs: Sequence[Event]) -> None:
@@ -418,14 +494,26 @@ def _check_forgotten(conn, evs: Sequence[Event]) -> None:
 
     keys_of = {u: candidate_keys(u) for u in {ev.user_id for ev in evs}}
     wanted = set().union(*keys_of.values())
-    found = set(conn.execute(select(tombstones.c.user_key)
-                             .where(tombstones.c.user_key.in_(wanted))).scalars())
+    found = set(
+        conn.execute(
+            select(tombstones.c.user_key).where(tombstones.c.user_key.in_(wanted))
+        ).scalars()
+    )
     if not found:
         return
-    problems = [EventProblem(i, ev.event_id, "user_id",
-                             f"user {ev.user_id!r} was forgotten (recsys forget): their events "
-                             "are not stored; drop them from the batch")
-                for i, ev in enumerate(evs) if keys_of[ev.user_id] & found]
+    problems = [
+        EventProblem(
+            i,
+            ev.event_id,
+            "user_id",
+            f"user {ev.user_id!r} was forgotten (recsys forget): their events "
+            "are not stored; drop them from the batch",
+        )
+        for i, ev in enumerate(evs)
+        if keys_of[ev.user_id] & found
+    ]
     raise DataValidationError(
         f"{len(problems)} event(s) of forgotten users in the batch, nothing was stored; first: "
-        f"{problems[0]}", report=problems)
+        f"{problems[0]}",
+        report=problems,
+    )

@@ -17,8 +17,11 @@ class IdVocab:
     """
 
     def __init__(self, ids: Iterable) -> None:
-        values = pd.Index(pd.Series(list(ids) if not isinstance(ids, pd.Index) else ids)
-                          .astype(str).to_numpy(dtype=object))
+        values = pd.Index(
+            pd.Series(list(ids) if not isinstance(ids, pd.Index) else ids)
+            .astype(str)
+            .to_numpy(dtype=object)
+        )
         if values.has_duplicates:
             raise ValueError("an id vocabulary cannot hold duplicate ids")
         self._index = values

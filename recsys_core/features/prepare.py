@@ -63,8 +63,9 @@ class Features:
         return {"folder": self.folder, "info": self.info}
 
 
-def build(frame: pd.DataFrame, items: pd.DataFrame | None, config: SplitConfig,
-          folder: str | Path) -> Features:
+def build(
+    frame: pd.DataFrame, items: pd.DataFrame | None, config: SplitConfig, folder: str | Path
+) -> Features:
     """Split ``frame`` and write ``train.parquet``, ``test.parquet`` (and item metadata)."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
@@ -73,7 +74,10 @@ def build(frame: pd.DataFrame, items: pd.DataFrame | None, config: SplitConfig,
     s.test.to_parquet(out / "test.parquet", index=False)
     if items is not None:
         items.to_parquet(out / "items.parquet", index=False)
-    info = {**s.info, "n_users_train": int(s.train["user"].nunique()),
-            "n_items_train": int(s.train["item"].nunique())}
+    info = {
+        **s.info,
+        "n_users_train": int(s.train["user"].nunique()),
+        "n_items_train": int(s.train["item"].nunique()),
+    }
     (out / "split.json").write_text(json.dumps(info, indent=2))
     return Features(str(out), info)

@@ -33,8 +33,9 @@ class SplitConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     strategy: Literal["time", "random", "last_k", "replay"] = Field(
-        "time", description="time: global cutoff; random: seeded; last_k: per-user latest k; "
-        "replay: the time cutoff, the test period replayed in time order with fold-in"
+        "time",
+        description="time: global cutoff; random: seeded; last_k: per-user latest k; "
+        "replay: the time cutoff, the test period replayed in time order with fold-in",
     )
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share of rows in test")
     last_k: int = Field(1, ge=1, description="test rows per user for strategy=last_k")

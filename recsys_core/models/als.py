@@ -83,8 +83,7 @@ class ALS(BiasedFactors):
         for it in range(1, cfg.iterations + 1):
             if cfg.solver == "cg":
                 _cg_side(R.indptr, R.indices, r_centred, Q, P, cfg.reg, cfg.biased, cfg.cg_steps)
-                _cg_side(Rt.indptr, Rt.indices, rt_centred, P, Q, cfg.reg, cfg.biased,
-                         cfg.cg_steps)
+                _cg_side(Rt.indptr, Rt.indices, rt_centred, P, Q, cfg.reg, cfg.biased, cfg.cg_steps)
             else:
                 _solve_side(R.indptr, R.indices, r_centred, Q, P, cfg.reg, cfg.biased)
                 _solve_side(Rt.indptr, Rt.indices, rt_centred, P, Q, cfg.reg, cfg.biased)

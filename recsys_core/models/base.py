@@ -98,11 +98,15 @@ class Capabilities:
         return ROLES if self.predicts_ratings else (RANKING,)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"roles": list(self.roles), "predicts_ratings": self.predicts_ratings,
-                "fold_in": self.fold_in, "factor_scores": self.factor_scores,
-                "scored_in_spark": self.scored_in_spark,
-                "fitted_in_spark": self.fitted_in_spark,
-                "needs_item_metadata": self.needs_item_metadata}
+        return {
+            "roles": list(self.roles),
+            "predicts_ratings": self.predicts_ratings,
+            "fold_in": self.fold_in,
+            "factor_scores": self.factor_scores,
+            "scored_in_spark": self.scored_in_spark,
+            "fitted_in_spark": self.fitted_in_spark,
+            "needs_item_metadata": self.needs_item_metadata,
+        }
 
 
 @dataclass(frozen=True)
@@ -139,8 +143,9 @@ def config_error(model: str, exc: pydantic.ValidationError) -> ConfigError:
     return ConfigError(f"invalid hyperparameters for model {model!r}: " + "; ".join(parts))
 
 
-def build_config(config_class: type[ModelConfig], model: str,
-                 params: dict[str, Any]) -> ModelConfig:
+def build_config(
+    config_class: type[ModelConfig], model: str, params: dict[str, Any]
+) -> ModelConfig:
     """``params`` (strings are converted to the fields' types) as ``config_class``: the one
     check of a model's hyperparameters (the registry, ``ModelSpec`` and ``__init__`` use it).
 
@@ -184,7 +189,7 @@ class Recommender(ABC):
         "global_mean_": "mean training rating",
         "rating_scale_": "[lowest, highest] training rating: predictions are clipped to it",
         "item_titles_": "title of each item in the training data's item metadata ('' when "
-                        "unknown; absent without metadata): explanations name items by it",
+        "unknown; absent without metadata): explanations name items by it",
     }
     """What each fitted attribute holds (merged along the class hierarchy, written to the
     ``MANIFEST`` of a saved model)."""
@@ -220,8 +225,10 @@ class Recommender(ABC):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "predicts_ratings" in vars(cls):
-            raise TypeError(f"{cls.__name__}: declare predicts_ratings in its capabilities "
-                            "(capabilities = Capabilities(predicts_ratings=...)), not alone")
+            raise TypeError(
+                f"{cls.__name__}: declare predicts_ratings in its capabilities "
+                "(capabilities = Capabilities(predicts_ratings=...)), not alone"
+            )
         cls.predicts_ratings = cls.capabilities.predicts_ratings
 
     @classmethod
@@ -290,8 +297,13 @@ class Recommender(ABC):
         self._fit(data, training)
         if self.predicts_ratings and self.bias_fallback:
             known = data.known
-            mu, bu, bi = fallback.fit_biases(data.user_idx[known], data.item_idx[known],
-                                             data.rating[known], data.n_users, data.n_items)
+            mu, bu, bi = fallback.fit_biases(
+                data.user_idx[known],
+                data.item_idx[known],
+                data.rating[known],
+                data.n_users,
+                data.n_items,
+            )
             self.fallback_mu_ = np.float64(mu)
             self.fallback_user_bias_ = bu
             self.fallback_item_bias_ = bi
@@ -345,8 +357,13 @@ class Recommender(ABC):
         # a model saved before the fallback existed keeps its own answer
         if cold.any() and hasattr(self, "fallback_item_bias_"):
             pred = pred.copy()
-            pred[cold] = fallback.predict(float(self.fallback_mu_), self.fallback_user_bias_,
-                                          self.fallback_item_bias_, u[cold], i[cold])
+            pred[cold] = fallback.predict(
+                float(self.fallback_mu_),
+                self.fallback_user_bias_,
+                self.fallback_item_bias_,
+                u[cold],
+                i[cold],
+            )
         return np.clip(pred, self.rating_scale_[0], self.rating_scale_[1])
 
     def _predict_idx(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
@@ -396,14 +413,19 @@ class Recommender(ABC):
             top_k_jobs(row, np.zeros(cold.size, np.int64), cold, ex, items_k, scores_k)
         shared = self._shared_scores()
         if shared is not None and known.size:  # one list for everyone, scored once
-            top_k_jobs(np.asarray(shared)[None, :], np.zeros(known.size, np.int64), known, ex,
-                       items_k, scores_k)
+            top_k_jobs(
+                np.asarray(shared)[None, :],
+                np.zeros(known.size, np.int64),
+                known,
+                ex,
+                items_k,
+                scores_k,
+            )
         elif known.size:
             for start in range(0, known.size, batch_size):
-                dest = known[start:start + batch_size]
+                dest = known[start : start + batch_size]
                 block = np.ascontiguousarray(self._score_users(u[dest]))
-                top_k_jobs(block, np.arange(dest.size, dtype=np.int64), dest, ex, items_k,
-                           scores_k)
+                top_k_jobs(block, np.arange(dest.size, dtype=np.int64), dest, ex, items_k, scores_k)
         if kk < k:
             out_items[:, :kk] = items_k
             out_scores[:, :kk] = scores_k
@@ -502,7 +524,8 @@ class Recommender(ABC):
         if how is None:
             raise ModelCapabilityError(
                 f"model {self.name!r} cannot fold in a user at request time; use an item-item "
-                "(ease, item-knn-implicit) or factor model (sgd-mf, als, implicit-als)")
+                "(ease, item-knn-implicit) or factor model (sgd-mf, als, implicit-als)"
+            )
         items = np.asarray(items, dtype=np.int64)
         if how == "factors":
             return fold_in.factor_scores(self, items, ratings, user)

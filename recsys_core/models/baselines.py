@@ -50,12 +50,15 @@ class GlobalMean(Recommender):
 class BiasConfig(ModelConfig):
     """Hyperparameters of the regularized bias baseline."""
 
-    reg_items: float = Field(fallback.REG_ITEMS, ge=0,
-                             description="shrinkage of item biases (lambda2)")
-    reg_users: float = Field(fallback.REG_USERS, ge=0,
-                             description="shrinkage of user biases (lambda3)")
-    epochs: int = Field(fallback.EPOCHS, ge=1, le=1000,
-                        description="alternating least-squares sweeps")
+    reg_items: float = Field(
+        fallback.REG_ITEMS, ge=0, description="shrinkage of item biases (lambda2)"
+    )
+    reg_users: float = Field(
+        fallback.REG_USERS, ge=0, description="shrinkage of user biases (lambda3)"
+    )
+    epochs: int = Field(
+        fallback.EPOCHS, ge=1, le=1000, description="alternating least-squares sweeps"
+    )
 
 
 @register("bias")
@@ -81,9 +84,16 @@ class Bias(Recommender):
             training.epoch(epoch, loss, partial(predict_biases, mu, bu, bi))
 
         mu, bu, bi = fallback.fit_biases(
-            data.user_idx, data.item_idx, data.rating, data.n_users, data.n_items,
-            reg_items=cfg.reg_items, reg_users=cfg.reg_users, epochs=cfg.epochs,
-            on_epoch=report)  # fmt: skip
+            data.user_idx,
+            data.item_idx,
+            data.rating,
+            data.n_users,
+            data.n_items,
+            reg_items=cfg.reg_items,
+            reg_users=cfg.reg_users,
+            epochs=cfg.epochs,
+            on_epoch=report,
+        )
         self.mu_ = np.float64(mu)
         self.user_bias_ = bu
         self.item_bias_ = bi

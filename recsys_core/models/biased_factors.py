@@ -52,9 +52,15 @@ def predict_biased_factors(
     """``mu + b_u + b_i + p_u . q_i`` for index pairs (unknown indices: zero bias and factors)."""
     out = np.empty(len(u), dtype=np.float64)
     _predict_kernel(
-        float(mu), user_bias, item_bias, user_factors, item_factors,
-        np.asarray(u, np.int64), np.asarray(i, np.int64), out,
-    )  # fmt: skip
+        float(mu),
+        user_bias,
+        item_bias,
+        user_factors,
+        item_factors,
+        np.asarray(u, np.int64),
+        np.asarray(i, np.int64),
+        out,
+    )
     return out
 
 
@@ -98,9 +104,14 @@ class BiasedFactors(Recommender):
 
     def _predict_idx(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
         return predict_biased_factors(
-            float(self.mu_), self.user_bias_, self.item_bias_, self.user_factors_,
-            self.item_factors_, u, i,
-        )  # fmt: skip
+            float(self.mu_),
+            self.user_bias_,
+            self.item_bias_,
+            self.user_factors_,
+            self.item_factors_,
+            u,
+            i,
+        )
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
         # the user's own bias and mu do not change the order; kept so scores are ratings

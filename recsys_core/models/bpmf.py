@@ -81,11 +81,29 @@ class BPMF(Recommender):
         coo = R.tocoo()
         for sweep in range(1, cfg.burn_in + cfg.samples + 1):
             mean_u, prec_u = _sample_hyper(P, cfg.beta0, rng)
-            _sample_rows(R.indptr, R.indices, r_u, Q, P, mean_u, prec_u, cfg.alpha,
-                         rng.standard_normal(P.shape))
+            _sample_rows(
+                R.indptr,
+                R.indices,
+                r_u,
+                Q,
+                P,
+                mean_u,
+                prec_u,
+                cfg.alpha,
+                rng.standard_normal(P.shape),
+            )
             mean_i, prec_i = _sample_hyper(Q, cfg.beta0, rng)
-            _sample_rows(Rt.indptr, Rt.indices, r_i, P, Q, mean_i, prec_i, cfg.alpha,
-                         rng.standard_normal(Q.shape))
+            _sample_rows(
+                Rt.indptr,
+                Rt.indices,
+                r_i,
+                P,
+                Q,
+                mean_i,
+                prec_i,
+                cfg.alpha,
+                rng.standard_normal(Q.shape),
+            )
             if not (np.isfinite(P).all() and np.isfinite(Q).all()):
                 raise TrainingError(
                     f"bpmf produced non-finite factors at sweep {sweep}; alpha={cfg.alpha} is "

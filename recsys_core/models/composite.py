@@ -39,9 +39,7 @@ class Composite(Recommender):
             member.user_vocab_ = IdVocab(member.user_vocab_.ids[keep])
 
     def _after_load(self, folder: Path) -> None:
-        self.members_ = [
-            Recommender.load(folder / f"member_{n}") for n in range(self._n_members())
-        ]
+        self.members_ = [Recommender.load(folder / f"member_{n}") for n in range(self._n_members())]
 
     @abstractmethod
     def _n_members(self) -> int:

@@ -161,7 +161,7 @@ class Content(Recommender):
         vec = TfidfVectorizer(
             analyzer=metadata_tokens,
             vocabulary={t: n for n, t in enumerate(self.vocabulary_.tolist())},
-        )  # fmt: skip
+        )
         vec.idf_ = self.idf_
         self._vectorizer = vec
 
@@ -198,9 +198,11 @@ class Content(Recommender):
         item_bias = np.where(known_i >= 0, self.item_bias_[np.maximum(known_i, 0)], 0.0)
         user_bias = np.where(u >= 0, self.user_bias_[np.maximum(u, 0)], 0.0)
         scores = (
-            float(self.mu_) + user_bias[:, None] + item_bias[None, :]
+            float(self.mu_)
+            + user_bias[:, None]
+            + item_bias[None, :]
             + float(self.gamma_) * np.asarray(X @ profiles.T).T
-        )  # fmt: skip
+        )
         scores = np.clip(scores, *self.rating_scale_)
         return pd.DataFrame(
             {

@@ -83,9 +83,11 @@ class DPALSConfig(ModelConfig):
         1.0, gt=0, description="bound on |r - mu - b_u| in the item right-hand sides"
     )
     ridge_scale: float = Field(
-        8.0, gt=0, description="diagonal added to the noisy Gram matrices, in units of the "
+        8.0,
+        gt=0,
+        description="diagonal added to the noisy Gram matrices, in units of the "
         "noise's expected spectral norm (>= 2 keeps them positive definite; more shrinks the "
-        "noisy item factors)"
+        "noisy item factors)",
     )
     rating_min: float = Field(1.0, description="lowest rating of the public rating scale")
     rating_max: float = Field(5.0, description="highest rating of the public rating scale")
@@ -119,11 +121,22 @@ class DPALS(BiasedFactors):
         "on the scale's midpoint, noisy count]: part of the private release",
     }
 
-    private_release: ClassVar[frozenset[str] | None] = frozenset({
-        "mu_", "item_bias_", "item_factors_", "released_item_counts_", "released_mean_",
-        "epsilon_", "delta_", "noise_multiplier_", "noise_std_", "sensitivity_", "releases_",
-        "accountant_",
-    })
+    private_release: ClassVar[frozenset[str] | None] = frozenset(
+        {
+            "mu_",
+            "item_bias_",
+            "item_factors_",
+            "released_item_counts_",
+            "released_mean_",
+            "epsilon_",
+            "delta_",
+            "noise_multiplier_",
+            "noise_std_",
+            "sensitivity_",
+            "releases_",
+            "accountant_",
+        }
+    )
     """The item side and the global mean are released with noise; the record of the noise is
     public. The fold-in user factors and biases, the seen lists, the exact item popularity,
     mean and rating scale, and the user ids are not covered."""
@@ -164,8 +177,8 @@ class DPALS(BiasedFactors):
         out["fits"] = float(fits)
         if fits > 1 and math.isfinite(out["epsilon"]):
             out["epsilon"] = accounting.composed_epsilon(
-                [(self.noise_multiplier_, self.releases_)] * fits, self.delta_,
-                self.accountant_)
+                [(self.noise_multiplier_, self.releases_)] * fits, self.delta_, self.accountant_
+            )
         return out
 
     # ------------------------------------------------------------------ fitting
@@ -180,8 +193,9 @@ class DPALS(BiasedFactors):
         if cfg.epsilon is None:
             sigma, eps = 0.0, math.inf
         else:
-            sigma = accounting.noise_multiplier_for(cfg.epsilon, cfg.delta, releases,
-                                                    cfg.accountant)
+            sigma = accounting.noise_multiplier_for(
+                cfg.epsilon, cfg.delta, releases, cfg.accountant
+            )
             eps = accounting.epsilon(sigma, releases, cfg.delta, cfg.accountant)
         std = sigma * sens
         # the bounded contributions: at most m sampled ratings per user
@@ -209,8 +223,7 @@ class DPALS(BiasedFactors):
         upper = np.triu_indices(d)
         for it in range(1, cfg.iterations + 1):
             _solve_side(R.indptr, R.indices, r_centred, Q, P, cfg.reg, True)
-            x, t = bounded_contributions(P[su], sr - mu - P[su, k], cfg.clip_norm,
-                                         cfg.rating_clip)
+            x, t = bounded_contributions(P[su], sr - mu - P[su, k], cfg.clip_norm, cfg.rating_clip)
             A, b = item_statistics(x, t, S)
             if std > 0:
                 noise = np.zeros((data.n_items, d, d))
@@ -229,8 +242,7 @@ class DPALS(BiasedFactors):
                 )
             _solve_side(R.indptr, R.indices, r_centred, Q, P, cfg.reg, True)  # fold-in
             predict = _predictor(mu, P, Q, k)
-            training.epoch(it, float(np.mean((coo.data - predict(coo.row, coo.col)) ** 2)),
-                           predict)
+            training.epoch(it, float(np.mean((coo.data - predict(coo.row, coo.col)) ** 2)), predict)
         self.mu_ = np.float64(mu)
         self.user_bias_ = np.ascontiguousarray(P[:, k])
         self.item_bias_ = np.ascontiguousarray(Q[:, k])
@@ -246,11 +258,16 @@ class DPALS(BiasedFactors):
         # what was released, kept so that the noise actually added can be checked against the
         # record: without noise these are the exact sampled counts and sum
         self.released_item_counts_ = released_counts
-        log.info("dp-als: epsilon=%.4g delta=%g (%s), noise multiplier %.4g, std %.4g",
-                 eps, cfg.delta, cfg.accountant, sigma, std)
+        log.info(
+            "dp-als: epsilon=%.4g delta=%g (%s), noise multiplier %.4g, std %.4g",
+            eps,
+            cfg.delta,
+            cfg.accountant,
+            sigma,
+            std,
+        )
 
-    def _private_mean(self, ratings: np.ndarray, sigma: float,
-                      rng: np.random.Generator) -> float:
+    def _private_mean(self, ratings: np.ndarray, sigma: float, rng: np.random.Generator) -> float:
         """The global mean as one Gaussian release of the sampled ratings' sum and count.
 
         Ratings are centred on the scale's midpoint ``c``: one user changes the sum by at most
@@ -272,11 +289,14 @@ class DPALS(BiasedFactors):
         """What every run of this model logs (see the module docstring)."""
         self._check_fitted()
         return {
-            "epsilon": float(self.epsilon_), "delta": float(self.delta_),
+            "epsilon": float(self.epsilon_),
+            "delta": float(self.delta_),
             "accountant": str(self.accountant_),
             "noise_multiplier": float(self.noise_multiplier_),
-            "noise_std": float(self.noise_std_), "sensitivity": float(self.sensitivity_),
-            "clip_norm": self.config.clip_norm, "rating_clip": self.config.rating_clip,
+            "noise_std": float(self.noise_std_),
+            "sensitivity": float(self.sensitivity_),
+            "clip_norm": self.config.clip_norm,
+            "rating_clip": self.config.rating_clip,
             "max_ratings_per_user": self.config.max_ratings_per_user,
             "releases": int(self.releases_),
         }
@@ -289,14 +309,21 @@ class DPALS(BiasedFactors):
         k = self.item_factors_.shape[1]
         Q = np.column_stack([self.item_factors_, self.item_bias_])
         X = np.zeros((1, k + 1))
-        _solve_side(np.array([0, items.size], np.int32), items,
-                    np.asarray(ratings, np.float64) - float(self.mu_), Q, X, self.config.reg,
-                    True)
+        _solve_side(
+            np.array([0, items.size], np.int32),
+            items,
+            np.asarray(ratings, np.float64) - float(self.mu_),
+            Q,
+            X,
+            self.config.reg,
+            True,
+        )
         return X[0, :k].copy(), float(X[0, k])
 
 
-def bounded_contributions(user_rows: np.ndarray, residuals: np.ndarray, clip_norm: float,
-                          rating_clip: float) -> tuple[np.ndarray, np.ndarray]:
+def bounded_contributions(
+    user_rows: np.ndarray, residuals: np.ndarray, clip_norm: float, rating_clip: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Per sampled rating, the user's augmented vector ``[p_u, 1]`` with ``p_u`` clipped to
     norm ``clip_norm`` (``user_rows`` holds ``[p_u, b_u]``), and the residual clipped to
     ``[-rating_clip, rating_clip]``."""
@@ -310,12 +337,14 @@ def bounded_contributions(user_rows: np.ndarray, residuals: np.ndarray, clip_nor
 
 def rating_indicator(items: np.ndarray, n_items: int) -> sp.csr_matrix:
     """Items x sampled ratings, 1 where the rating is of the item."""
-    return sp.csr_matrix((np.ones(items.size), (items, np.arange(items.size))),
-                         shape=(n_items, items.size))
+    return sp.csr_matrix(
+        (np.ones(items.size), (items, np.arange(items.size))), shape=(n_items, items.size)
+    )
 
 
-def item_statistics(x: np.ndarray, t: np.ndarray,
-                    indicator: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+def item_statistics(
+    x: np.ndarray, t: np.ndarray, indicator: sp.csr_matrix
+) -> tuple[np.ndarray, np.ndarray]:
     """The item Gram matrices ``sum x x^T`` (items x d x d) and right-hand sides ``sum t x``
     (items x d) over each item's sampled ratings."""
     n, d = x.shape
@@ -326,6 +355,7 @@ def item_statistics(x: np.ndarray, t: np.ndarray,
 def _predictor(mu: float, P: np.ndarray, Q: np.ndarray, k: int):
     def predict(u: np.ndarray, i: np.ndarray) -> np.ndarray:
         return predict_biased_factors(mu, P[:, k], Q[:, k], P[:, :k], Q[:, :k], u, i)
+
     return predict
 
 

@@ -40,8 +40,11 @@ class EASEConfig(ModelConfig):
     reg: float = Field(500.0, gt=0, description="L2 regularization lambda of the item weights")
     use_ratings: bool = Field(False, description="weight interactions by rating (else 1)")
     half_life_days: float | None = Field(
-        None, gt=0, description="time decay: an interaction this many days older than the "
-                                "latest weighs half (None: off)")
+        None,
+        gt=0,
+        description="time decay: an interaction this many days older than the "
+        "latest weighs half (None: off)",
+    )
     max_bytes: int = Field(
         4 * _GIB, ge=1, description="largest memory the item x item solve may take, in bytes"
     )
@@ -83,8 +86,10 @@ class EASE(Recommender):
             # P = G^-1 through Cholesky; G is symmetric positive definite (reg > 0)
             P = scipy.linalg.cho_solve(
                 scipy.linalg.cho_factor(G, overwrite_a=True, check_finite=False),
-                np.eye(data.n_items), overwrite_b=True, check_finite=False,
-            )  # fmt: skip
+                np.eye(data.n_items),
+                overwrite_b=True,
+                check_finite=False,
+            )
         del G
         P /= -np.diag(P)[None, :]
         P[np.diag_indices_from(P)] = 0.0

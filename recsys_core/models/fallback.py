@@ -56,8 +56,9 @@ def fit_biases(
     return mu, bu, bi
 
 
-def predict(mu: float, user_bias: np.ndarray, item_bias: np.ndarray, u: np.ndarray,
-            i: np.ndarray) -> np.ndarray:
+def predict(
+    mu: float, user_bias: np.ndarray, item_bias: np.ndarray, u: np.ndarray, i: np.ndarray
+) -> np.ndarray:
     """``mu + b_u + b_i`` for index pairs (the bias of an unknown index, ``-1``, is zero)."""
     pred = np.full(u.size, float(mu), dtype=np.float64)
     ku, ki = u >= 0, i >= 0

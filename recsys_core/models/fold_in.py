@@ -58,8 +58,11 @@ def factor_user(
     k = Qs.shape[1]
     reg = regularization(model)
     if f.biased:
-        new = (np.full(items.size, float(model.rating_scale_[1])) if ratings is None
-               else np.asarray(ratings, np.float64))
+        new = (
+            np.full(items.size, float(model.rating_scale_[1]))
+            if ratings is None
+            else np.asarray(ratings, np.float64)
+        )
         r = np.concatenate([hist_val[keep], new]).astype(np.float64)
         A = np.hstack([Qs, np.ones((idx.size, 1))])
         t = r - f.global_bias - f.item_bias[idx]
@@ -103,10 +106,12 @@ def item_item_row(
     else:
         idx, val = np.empty(0, np.int64), np.empty(0, np.float32)
     new = ~np.isin(items, idx)
-    added = (np.ones(int(new.sum()), np.float32) if ratings is None
-             else np.asarray(ratings, np.float32)[new])
-    return (np.concatenate([idx, items[new]]),
-            np.concatenate([val, added]).astype(np.float32))
+    added = (
+        np.ones(int(new.sum()), np.float32)
+        if ratings is None
+        else np.asarray(ratings, np.float32)[new]
+    )
+    return (np.concatenate([idx, items[new]]), np.concatenate([val, added]).astype(np.float32))
 
 
 def item_item_scores(

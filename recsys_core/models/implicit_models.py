@@ -66,8 +66,9 @@ class ImplicitBPRConfig(ModelConfig):
 class _ImplicitFactors(Recommender):
     """Shared scoring, checks and weighting of the ``implicit`` factor models."""
 
-    capabilities = Capabilities(predicts_ratings=False, fold_in="factors", factor_scores=True,
-                                scored_in_spark=True)
+    capabilities = Capabilities(
+        predicts_ratings=False, fold_in="factors", factor_scores=True, scored_in_spark=True
+    )
     user_factors_: np.ndarray
     item_factors_: np.ndarray
     state_docs: ClassVar[dict[str, str]] = {
@@ -109,12 +110,17 @@ class ImplicitALS(_ImplicitFactors):
         from implicit.cpu.als import AlternatingLeastSquares
 
         cfg = self.config
-        X = confidence_matrix(data, cfg.weighting, cfg.alpha, cfg.bm25_k1, cfg.bm25_b,
-                              cfg.use_ratings)
+        X = confidence_matrix(
+            data, cfg.weighting, cfg.alpha, cfg.bm25_k1, cfg.bm25_b, cfg.use_ratings
+        )
         model = AlternatingLeastSquares(
-            factors=cfg.factors, regularization=cfg.regularization, alpha=1.0,
-            iterations=cfg.iterations, random_state=cfg.seed, calculate_training_loss=False,
-        )  # fmt: skip
+            factors=cfg.factors,
+            regularization=cfg.regularization,
+            alpha=1.0,
+            iterations=cfg.iterations,
+            random_state=cfg.seed,
+            calculate_training_loss=False,
+        )
         with threadpool_limits(1, "blas"):
             model.fit(X, show_progress=False)
         self._check_factors(data, model.user_factors, model.item_factors)
@@ -125,8 +131,9 @@ class ImplicitALS(_ImplicitFactors):
         """Scores from the user vector solved by implicit ALS's own confidence-weighted normal
         equations (``recsys_core.models.fold_in``), with this model's ``alpha``."""
         self._check_fitted()
-        return fold_in.factor_scores(self, np.asarray(items, np.int64), ratings, user,
-                                     alpha=self.config.alpha)
+        return fold_in.factor_scores(
+            self, np.asarray(items, np.int64), ratings, user, alpha=self.config.alpha
+        )
 
 
 @register("implicit-bpr")
@@ -150,17 +157,24 @@ class ImplicitBPR(_ImplicitFactors):
         # one thread: parallel BPR updates race (Hogwild), which would break "same seed,
         # same model"
         model = BayesianPersonalizedRanking(
-            factors=cfg.factors, learning_rate=cfg.learning_rate,
-            regularization=cfg.regularization, iterations=cfg.iterations,
-            random_state=cfg.seed, num_threads=1,
-        )  # fmt: skip
+            factors=cfg.factors,
+            learning_rate=cfg.learning_rate,
+            regularization=cfg.regularization,
+            iterations=cfg.iterations,
+            random_state=cfg.seed,
+            num_threads=1,
+        )
         with threadpool_limits(1, "blas"):
             model.fit(X, show_progress=False)
         self._check_factors(data, model.user_factors, model.item_factors)
 
 
 def confidence_matrix(
-    data: Interactions, weighting: str, alpha: float, k1: float = 100.0, b: float = 0.8,
+    data: Interactions,
+    weighting: str,
+    alpha: float,
+    k1: float = 100.0,
+    b: float = 0.8,
     use_ratings: bool = False,
 ) -> sp.csr_matrix:
     """Confidences ``c = 1 + alpha * w`` of the observed pairs, users x items CSR float32.

@@ -50,8 +50,9 @@ def _dense_block(users, x_indptr, x_indices, x_data, W, out):  # pragma: no cove
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _sparse_block(users, x_indptr, x_indices, x_data, sp_indptr, sp_indices, sp_data,
-                  out):  # pragma: no cover - compiled
+def _sparse_block(
+    users, x_indptr, x_indices, x_data, sp_indptr, sp_indices, sp_data, out
+):  # pragma: no cover - compiled
     for b in numba.prange(users.size):
         u = users[b]
         lo, hi = x_indptr[u], x_indptr[u + 1]
@@ -66,8 +67,9 @@ def aligned_weights(W: Any) -> Any:
         # scipy-stubs narrow issparse() to a protocol that csr_matrix() does not take
         S: Any = sp.csr_matrix(cast(Any, W), dtype=np.float32)
         if S.indices.dtype != np.int32 or S.indptr.dtype != np.int32:
-            S = sp.csr_matrix((S.data, S.indices.astype(np.int32), S.indptr.astype(np.int32)),
-                              shape=S.shape)
+            S = sp.csr_matrix(
+                (S.data, S.indices.astype(np.int32), S.indptr.astype(np.int32)), shape=S.shape
+            )
         return S
     return np.ascontiguousarray(W, dtype=np.float32)
 

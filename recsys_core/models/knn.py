@@ -130,9 +130,17 @@ class _KNN(Recommender):
         out = np.zeros(u.size)
         R = self.residuals_
         _predict_pairs(
-            a.astype(np.int64), b.astype(np.int64), R.indptr, R.indices, R.data,
-            self.neighbours_, self.similarities_, self.config.k, self.config.min_k, out,
-        )  # fmt: skip
+            a.astype(np.int64),
+            b.astype(np.int64),
+            R.indptr,
+            R.indices,
+            R.data,
+            self.neighbours_,
+            self.similarities_,
+            self.config.k,
+            self.config.min_k,
+            out,
+        )
         return base + out
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
@@ -141,18 +149,32 @@ class _KNN(Recommender):
         R = self.residuals_
         if self._item_based:
             _score_item_based(
-                u.astype(np.int64), R.indptr, R.indices, R.data, self.neighbours_,
-                self.similarities_, self.config.k, self.config.min_k, out,
-            )  # fmt: skip
+                u.astype(np.int64),
+                R.indptr,
+                R.indices,
+                R.data,
+                self.neighbours_,
+                self.similarities_,
+                self.config.k,
+                self.config.min_k,
+                out,
+            )
         else:
             Rt = getattr(self, "_by_user", None)
             if Rt is None:
                 Rt = self._by_user = self.residuals_.T.tocsr()  # users x items
                 Rt.sort_indices()
             _score_user_based(
-                u.astype(np.int64), Rt.indptr, Rt.indices, Rt.data, self.neighbours_,
-                self.similarities_, self.config.k, self.config.min_k, out,
-            )  # fmt: skip
+                u.astype(np.int64),
+                Rt.indptr,
+                Rt.indices,
+                Rt.data,
+                self.neighbours_,
+                self.similarities_,
+                self.config.k,
+                self.config.min_k,
+                out,
+            )
         return out + score_biases(float(self.mu_), self.user_bias_, self.item_bias_, u)
 
 
@@ -169,8 +191,7 @@ class UserKNN(_KNN):
     """User-based k-NN with baseline (Koren 2010; Surprise KNNBaseline, user_based=True)."""
 
     _item_based = False
-    user_axes: ClassVar[dict[str, int]] = {
-        "residuals_": 1, "neighbours_": 0, "similarities_": 0}
+    user_axes: ClassVar[dict[str, int]] = {"residuals_": 1, "neighbours_": 0, "similarities_": 0}
 
     def _drop_users(self, keep: np.ndarray) -> None:
         # neighbours_ holds user indices: renumber the kept ones, and move the slots of the
@@ -221,15 +242,25 @@ def similarity_topk(
     sim = np.zeros((n, K), dtype=np.float32)
     with threadpool_limits(1, "blas"):
         _topk_kernel(
-            X.indptr, X.indices, X.data, Xt.indptr, Xt.indices, Xt.data, n, K,
-            float(shrinkage), int(min_support), numba.get_num_threads() * 8, idx, sim,
-        )  # fmt: skip
+            X.indptr,
+            X.indices,
+            X.data,
+            Xt.indptr,
+            Xt.indices,
+            Xt.data,
+            n,
+            K,
+            float(shrinkage),
+            int(min_support),
+            numba.get_num_threads() * 8,
+            idx,
+            sim,
+        )
     return idx, sim
 
 
 @numba.njit(parallel=True, cache=True)
-def _topk_kernel(xp, xi, xd, tp, ti, td, n, K, shrinkage, min_support, n_chunks, out_idx,
-                 out_sim):
+def _topk_kernel(xp, xi, xd, tp, ti, td, n, K, shrinkage, min_support, n_chunks, out_idx, out_sim):
     chunk = (n + n_chunks - 1) // n_chunks
     for c in numba.prange(n_chunks):
         num = np.zeros(n)
@@ -391,8 +422,11 @@ class ItemKNNImplicitConfig(ModelConfig):
     bm25_b: float = Field(0.75, ge=0, le=1, description="BM25 length normalization")
     use_ratings: bool = Field(False, description="weight interactions by rating (else 1)")
     half_life_days: float | None = Field(
-        None, gt=0, description="time decay: an interaction this many days older than the "
-                                "latest weighs half (None: off)")
+        None,
+        gt=0,
+        description="time decay: an interaction this many days older than the "
+        "latest weighs half (None: off)",
+    )
 
 
 @register("item-knn-implicit")
@@ -403,7 +437,9 @@ class ItemKNNImplicit(Recommender):
     config: ItemKNNImplicitConfig
     capabilities = Capabilities(predicts_ratings=False, fold_in="item-item")
     item_item_attributes: ClassVar[dict[str, str]] = {
-        "weights": "similarity_", "user_items": "user_items_"}
+        "weights": "similarity_",
+        "user_items": "user_items_",
+    }
     user_axes: ClassVar[dict[str, int]] = {"user_items_": 0}
     state_docs: ClassVar[dict[str, str]] = {
         "similarity_": "items x items similarity, pruned to k per item (CSR): scores = "

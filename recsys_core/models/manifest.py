@@ -133,9 +133,11 @@ def write(
 
 
 def privacy_section(
-    model: Recommender, entries: list[dict[str, Any]], scalars: dict[str, Any],
+    model: Recommender,
+    entries: list[dict[str, Any]],
+    scalars: dict[str, Any],
     tables: list[dict[str, Any]],
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """What the model's differential-privacy guarantee covers, and every stored array, scalar,
     id file and table it does not, with the reason (``Recommender.private_release``)."""
     from recsys_core.models.base import merged_user_axes
@@ -147,17 +149,28 @@ def privacy_section(
     for name in [e["name"] for e in entries] + sorted(scalars):
         if name in covered:
             continue
-        why = ("per-user: each user's own data, kept to score that user; not released under "
-               "the guarantee, handle as personal data" if name in per_user else
-               "computed from the exact training data without noise")
+        why = (
+            "per-user: each user's own data, kept to score that user; not released under "
+            "the guarantee, handle as personal data"
+            if name in per_user
+            else "computed from the exact training data without noise"
+        )
         outside.append({"name": name, "why": why})
     outside.append({"name": "user_ids.json", "why": "per-user: the raw ids of the users"})
-    outside.append({"name": "item_ids.json",
-                    "why": "the exact set of items rated in the training data"})
-    outside += [{"name": t["file"], "why": "per-user: one row per user, from the arrays above"}
-                for t in tables if t["key"] == "user_id"]
-    outside.append({"name": "model.json history",
-                    "why": "training losses computed from the exact data without noise"})
+    outside.append(
+        {"name": "item_ids.json", "why": "the exact set of items rated in the training data"}
+    )
+    outside += [
+        {"name": t["file"], "why": "per-user: one row per user, from the arrays above"}
+        for t in tables
+        if t["key"] == "user_id"
+    ]
+    outside.append(
+        {
+            "name": "model.json history",
+            "why": "training losses computed from the exact data without noise",
+        }
+    )
     return {
         "guarantee": "user-level (epsilon, delta) differential privacy of the arrays listed in "
         "covered, for one fit; a run that registers several fits (the evaluated model and its "
@@ -179,9 +192,14 @@ def state_docs(cls: type) -> dict[str, str]:
 
 
 def _entry(
-    name: str, file: str, value: Any, docs: dict[str, str], *, key: str | None = None,
+    name: str,
+    file: str,
+    value: Any,
+    docs: dict[str, str],
+    *,
+    key: str | None = None,
     kind: str = "numpy array",
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": name, "file": file}
     if key is not None:
         entry["key"] = key
@@ -234,11 +252,16 @@ def _markdown(m: dict[str, Any]) -> str:
     if "privacy" in m:
         p = m["privacy"]
         lines += [
-            "", "## Privacy", "",
+            "",
+            "## Privacy",
+            "",
             f"Guarantee: {p['guarantee']}. This fit: epsilon = {p['epsilon']}, delta = "
-            f"{p['delta']} ({p['accountant']} accountant).", "",
-            "Covered: " + ", ".join(f"`{name}`" for name in p["covered"]) + ".", "",
-            "**Outside the guarantee** (do not publish as private):", "",
+            f"{p['delta']} ({p['accountant']} accountant).",
+            "",
+            "Covered: " + ", ".join(f"`{name}`" for name in p["covered"]) + ".",
+            "",
+            "**Outside the guarantee** (do not publish as private):",
+            "",
         ]
         lines += [f"- `{o['name']}`: {o['why']}" for o in p["outside"]]
     if m["members"]:

@@ -33,11 +33,13 @@ class RecentPopularityConfig(ModelConfig):
     """Hyperparameters of the recent-popularity ranker."""
 
     window_days: float | None = Field(
-        90.0, gt=0, description="only interactions this many days before the latest count "
-                                "(None: all)")
+        90.0,
+        gt=0,
+        description="only interactions this many days before the latest count (None: all)",
+    )
     half_life_days: float | None = Field(
-        30.0, gt=0, description="an interaction this many days older counts half (None: no "
-                                "decay)")
+        30.0, gt=0, description="an interaction this many days older counts half (None: no decay)"
+    )
 
 
 @register("recent-popularity")
@@ -49,7 +51,7 @@ class RecentPopularity(Recommender):
     capabilities = Capabilities(predicts_ratings=False)
     state_docs: ClassVar[dict[str, str]] = {
         "scores_": "decayed interactions per item in the window (row = index in item_ids.json): "
-                   "the ranking score",
+        "the ranking score",
         "item_popularity_": "the same decayed scores: the ranking of users the model never saw",
     }
 
@@ -57,8 +59,9 @@ class RecentPopularity(Recommender):
         cfg = self.config
         keep = data.item_idx >= 0
         weights = decay_weights(data.timestamp[keep], cfg.half_life_days, cfg.window_days)
-        scores: np.ndarray = np.bincount(data.item_idx[keep], weights=weights,
-                                         minlength=data.n_items).astype(np.float64)
+        scores: np.ndarray = np.bincount(
+            data.item_idx[keep], weights=weights, minlength=data.n_items
+        ).astype(np.float64)
         # ties (items outside the window) are broken by all-time popularity, a thousandth of
         # the smallest weight so that it never outranks a recent interaction
         tiny = weights[weights > 0].min() if (weights > 0).any() else 1.0

@@ -114,8 +114,12 @@ class SGDMF(BiasedFactors):
         threads = numba.get_num_threads()
         parallel = threads > 1 and r.size >= parallel_min_ratings()
         epochs = _Epochs(offsets, threads if parallel else 1)
-        log.debug("sgd-mf: %d ratings, %s epochs on %d thread(s)", r.size,
-                  "parallel" if parallel else "serial", epochs.threads)
+        log.debug(
+            "sgd-mf: %d ratings, %s epochs on %d thread(s)",
+            r.size,
+            "parallel" if parallel else "serial",
+            epochs.threads,
+        )
         predict = partial(predict_biased_factors, mu, bu, bi, P, Q)  # the arrays learn in place
         try:
             for epoch in range(1, cfg.epochs + 1):
@@ -123,8 +127,9 @@ class SGDMF(BiasedFactors):
                 if cfg.batch_size == 1:
                     sse = epochs.run(u, i, r, mu, bu, bi, P, Q, lr, cfg.reg, cfg.biased)
                 else:
-                    sse = _epoch_batched(u, i, r, offsets, mu, bu, bi, P, Q, lr, cfg.reg,
-                                         cfg.biased, cfg.batch_size)
+                    sse = _epoch_batched(
+                        u, i, r, offsets, mu, bu, bi, P, Q, lr, cfg.reg, cfg.biased, cfg.batch_size
+                    )
                 if not math.isfinite(sse) or not np.isfinite(P).all():
                     raise TrainingError(
                         f"sgd-mf diverged at epoch {epoch} (non-finite loss or factors); the "
@@ -235,8 +240,7 @@ def _sgd_blocks(u, i, r, offsets, blocks, mu, bu, bi, P, Q, lr, reg, biased, sse
     squared error. The one compiled entry of an epoch, serial and parallel alike."""
     for n in range(blocks.size):
         b = blocks[n]
-        sse[b] = _sgd_block(u, i, r, offsets[b], offsets[b + 1], mu, bu, bi, P, Q, lr, reg,
-                            biased)
+        sse[b] = _sgd_block(u, i, r, offsets[b], offsets[b + 1], mu, bu, bi, P, Q, lr, reg, biased)
 
 
 class _Epochs:
@@ -257,10 +261,15 @@ class _Epochs:
         self.threads = max(1, min(threads, B))
         self.all_blocks = np.arange(B * B, dtype=np.int64)
         # sub-epoch s holds the blocks s*B .. s*B + B - 1 (disjoint users and items)
-        self.parts = [np.array_split(np.arange(s * B, (s + 1) * B, dtype=np.int64),
-                                     self.threads) for s in range(B)]
-        self.pool = (ThreadPoolExecutor(self.threads, thread_name_prefix="sgd-mf")
-                     if self.threads > 1 else None)
+        self.parts = [
+            np.array_split(np.arange(s * B, (s + 1) * B, dtype=np.int64), self.threads)
+            for s in range(B)
+        ]
+        self.pool = (
+            ThreadPoolExecutor(self.threads, thread_name_prefix="sgd-mf")
+            if self.threads > 1
+            else None
+        )
 
     def run(self, u, i, r, mu, bu, bi, P, Q, lr, reg, biased) -> float:
         """One epoch; returns its squared error."""
@@ -269,8 +278,10 @@ class _Epochs:
             _sgd_blocks(u, i, r, self.offsets, self.all_blocks, *args)
         else:
             for part in self.parts:
-                futures = [self.pool.submit(_sgd_blocks, u, i, r, self.offsets, blocks, *args)
-                           for blocks in part]
+                futures = [
+                    self.pool.submit(_sgd_blocks, u, i, r, self.offsets, blocks, *args)
+                    for blocks in part
+                ]
                 for f in futures:
                     f.result()
         return float(self.sse.sum())

@@ -93,19 +93,27 @@ def fit_spark_als(
             os.chmod(tmp, 0o755)
         path = Path(tmp) / "ratings.parquet"
         pq.write_table(
-            pa.table({
-                "user": data.user_idx.astype(np.int32),
-                "item": data.item_idx.astype(np.int32),
-                "rating": values.astype(np.float32),
-            }),
+            pa.table(
+                {
+                    "user": data.user_idx.astype(np.int32),
+                    "item": data.item_idx.astype(np.int32),
+                    "rating": values.astype(np.float32),
+                }
+            ),
             path,
-        )  # fmt: skip
+        )
         ratings = spark.read.parquet(str(path))
         # Spark's default of 10 blocks a side is sized for clusters; on a small input it only
         # adds tasks: one block per half million ratings, up to the default parallelism
         blocks = min(spark.sparkContext.defaultParallelism, len(data) // 500_000 + 1)
-        als = ALS(userCol="user", itemCol="item", ratingCol="rating", numUserBlocks=blocks,
-                  numItemBlocks=blocks, **params)
+        als = ALS(
+            userCol="user",
+            itemCol="item",
+            ratingCol="rating",
+            numUserBlocks=blocks,
+            numItemBlocks=blocks,
+            **params,
+        )
         model = als.fit(ratings)
         # the factor tables are small (one row per user/item): the only data collected whole
         U = _factors(model.userFactors, data.n_users, rank)
@@ -137,8 +145,9 @@ def _factors(frame: Any, n: int, rank: int) -> np.ndarray:
 class SparkALS(BiasedFactors):
     """Explicit-rating matrix factorization by Spark MLlib's ALS (runs on a Spark cluster)."""
 
-    capabilities = Capabilities(fold_in="factors", factor_scores=True, scored_in_spark=True,
-                                fitted_in_spark=True)
+    capabilities = Capabilities(
+        fold_in="factors", factor_scores=True, scored_in_spark=True, fitted_in_spark=True
+    )
     Config = SparkALSConfig
     config: SparkALSConfig
     state_docs: ClassVar[dict[str, str]] = {
@@ -153,18 +162,25 @@ class SparkALS(BiasedFactors):
         mu = float(rating.mean()) if cfg.center else 0.0
         U, V, model, spark = fit_spark_als(
             data,
-            {"rank": cfg.rank, "maxIter": cfg.maxIter, "regParam": cfg.regParam,
-             "nonnegative": cfg.nonnegative, "coldStartStrategy": cfg.coldStartStrategy,
-             "implicitPrefs": False, "seed": cfg.seed},
+            {
+                "rank": cfg.rank,
+                "maxIter": cfg.maxIter,
+                "regParam": cfg.regParam,
+                "nonnegative": cfg.nonnegative,
+                "coldStartStrategy": cfg.coldStartStrategy,
+                "implicitPrefs": False,
+                "seed": cfg.seed,
+            },
             rating - mu,
-        )  # fmt: skip
+        )
         self.mu_ = np.float64(mu)
         self.user_bias_ = np.zeros(data.n_users)
         self.item_bias_ = np.zeros(data.n_items)
         self.user_factors_ = U
         self.item_factors_ = V
-        pred = predict_biased_factors(mu, self.user_bias_, self.item_bias_, U, V,
-                                      data.user_idx, data.item_idx)  # fmt: skip
+        pred = predict_biased_factors(
+            mu, self.user_bias_, self.item_bias_, U, V, data.user_idx, data.item_idx
+        )
         training.epoch(cfg.maxIter, float(np.mean((rating - pred) ** 2)), self._predict_idx)
         if training.val is not None:
             self.history_[-1]["spark_val_rmse"] = _spark_rmse(spark, model, training, mu)
@@ -179,18 +195,21 @@ def _spark_rmse(spark: Any, model: Any, training: Training, mu: float) -> float:
     val = training.val
     assert val is not None
     frame = spark.createDataFrame(
-        pa.table({
-            "user": val.user.astype(np.int32),
-            "item": val.item.astype(np.int32),
-            "rating": val.rating.astype(np.float64),
-        })
-    )  # fmt: skip
+        pa.table(
+            {
+                "user": val.user.astype(np.int32),
+                "item": val.item.astype(np.int32),
+                "rating": val.rating.astype(np.float64),
+            }
+        )
+    )
     scored = model.transform(frame).withColumn(
         "prediction", F.least(F.greatest(F.col("prediction") + mu, F.lit(val.low)), F.lit(val.high))
     )
     return float(
-        RegressionEvaluator(metricName="rmse", labelCol="rating", predictionCol="prediction")
-        .evaluate(scored)
+        RegressionEvaluator(
+            metricName="rmse", labelCol="rating", predictionCol="prediction"
+        ).evaluate(scored)
     )
 
 
@@ -200,8 +219,13 @@ class SparkALSImplicit(Recommender):
 
     Config = SparkALSImplicitConfig
     config: SparkALSImplicitConfig
-    capabilities = Capabilities(predicts_ratings=False, fold_in="factors", factor_scores=True,
-                                scored_in_spark=True, fitted_in_spark=True)
+    capabilities = Capabilities(
+        predicts_ratings=False,
+        fold_in="factors",
+        factor_scores=True,
+        scored_in_spark=True,
+        fitted_in_spark=True,
+    )
     user_factors_: np.ndarray
     item_factors_: np.ndarray
     state_docs: ClassVar[dict[str, str]] = {
@@ -215,10 +239,16 @@ class SparkALSImplicit(Recommender):
         values = data.rating if cfg.use_ratings else np.ones(len(data))
         U, V, _, _ = fit_spark_als(
             data,
-            {"rank": cfg.rank, "maxIter": cfg.maxIter, "regParam": cfg.regParam,
-             "alpha": cfg.alpha, "implicitPrefs": True, "seed": cfg.seed},
+            {
+                "rank": cfg.rank,
+                "maxIter": cfg.maxIter,
+                "regParam": cfg.regParam,
+                "alpha": cfg.alpha,
+                "implicitPrefs": True,
+                "seed": cfg.seed,
+            },
             np.asarray(values, np.float64),
-        )  # fmt: skip
+        )
         self.user_factors_ = U.astype(np.float32)
         self.item_factors_ = V.astype(np.float32)
         training.epoch(cfg.maxIter, float("nan"))

@@ -33,13 +33,19 @@ def _as_json(value: Any) -> str:
 
 
 def _params_help() -> str:
-    lines = ["Hyperparameters of the chosen model, e.g. {\"factors\": 64}; unset ones keep their "
-             "default. Per model (default values):"]
+    lines = [
+        'Hyperparameters of the chosen model, e.g. {"factors": 64}; unset ones keep their '
+        "default. Per model (default values):"
+    ]
     for m in describe():
         fields = get_model_class(m["name"]).Config.model_fields
-        shown = ", ".join(
-            f"{p['name']}={_as_json(fields[p['name']].get_default(call_default_factory=True))}"
-            for p in m["params"]) or "(none)"
+        shown = (
+            ", ".join(
+                f"{p['name']}={_as_json(fields[p['name']].get_default(call_default_factory=True))}"
+                for p in m["params"]
+            )
+            or "(none)"
+        )
         lines.append(f"- **{m['name']}**: {shown}")
     return "\n".join(lines)
 

@@ -74,7 +74,8 @@ class SVDpp(Recommender):
     }
     # the exported user vectors are those the predictions use
     factor_attributes: ClassVar[dict[str, str]] = {
-        **Recommender.factor_attributes, "user_factors": "user_vectors_"
+        **Recommender.factor_attributes,
+        "user_factors": "user_vectors_",
     }
 
     def _fit(self, data: Interactions, training: Training) -> None:
@@ -95,8 +96,9 @@ class SVDpp(Recommender):
             users = rng.permutation(n_u).astype(np.int64)
             # a random order of each user's ratings (one key per rating, sorted within rows)
             keys = rng.random(ratings.size)
-            sse = _epoch(indptr, indices, ratings, users, keys, mu, bu, bi, P, Q, Y, cfg.lr,
-                         cfg.reg)
+            sse = _epoch(
+                indptr, indices, ratings, users, keys, mu, bu, bi, P, Q, Y, cfg.lr, cfg.reg
+            )
             if not math.isfinite(sse) or not np.isfinite(P).all():
                 raise TrainingError(
                     f"svdpp diverged at epoch {epoch} (non-finite loss or factors); the "
@@ -107,8 +109,14 @@ class SVDpp(Recommender):
         self._store(mu, bu, bi, P, Q, Y, R)
 
     def _store(
-        self, mu: float, bu: np.ndarray, bi: np.ndarray, P: np.ndarray, Q: np.ndarray,
-        Y: np.ndarray, R: sp.csr_matrix,
+        self,
+        mu: float,
+        bu: np.ndarray,
+        bi: np.ndarray,
+        P: np.ndarray,
+        Q: np.ndarray,
+        Y: np.ndarray,
+        R: sp.csr_matrix,
     ) -> None:
         self.mu_ = np.float64(mu)
         self.user_bias_ = bu

@@ -45,21 +45,31 @@ def _select(row, ex, best_s, best_i):  # pragma: no cover - compiled
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _top_k_parallel(scores, rows, dest, ex_indptr, ex_indices, out_items,
-                    out_scores):  # pragma: no cover - compiled
+def _top_k_parallel(
+    scores, rows, dest, ex_indptr, ex_indices, out_items, out_scores
+):  # pragma: no cover - compiled
     for b in numba.prange(rows.size):
         d = dest[b]
-        _select(scores[rows[b]], ex_indices[ex_indptr[d]:ex_indptr[d + 1]], out_scores[d],
-                out_items[d])
+        _select(
+            scores[rows[b]],
+            ex_indices[ex_indptr[d] : ex_indptr[d + 1]],
+            out_scores[d],
+            out_items[d],
+        )
 
 
 @numba.njit(cache=True, nogil=True)
-def _top_k_serial(scores, rows, dest, ex_indptr, ex_indices, out_items,
-                  out_scores):  # pragma: no cover - compiled
+def _top_k_serial(
+    scores, rows, dest, ex_indptr, ex_indices, out_items, out_scores
+):  # pragma: no cover - compiled
     for b in range(rows.size):
         d = dest[b]
-        _select(scores[rows[b]], ex_indices[ex_indptr[d]:ex_indptr[d + 1]], out_scores[d],
-                out_items[d])
+        _select(
+            scores[rows[b]],
+            ex_indices[ex_indptr[d] : ex_indptr[d + 1]],
+            out_scores[d],
+            out_items[d],
+        )
 
 
 _PARALLEL_FROM = 16
@@ -68,12 +78,20 @@ _PARALLEL_FROM = 16
 
 def no_exclusions(n_rows: int) -> sp.csr_matrix:
     """An exclusion matrix with nothing excluded."""
-    return sp.csr_matrix((np.zeros(0, np.float32), np.zeros(0, np.int32),
-                          np.zeros(n_rows + 1, np.int32)), shape=(n_rows, 1))
+    return sp.csr_matrix(
+        (np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(n_rows + 1, np.int32)),
+        shape=(n_rows, 1),
+    )
 
 
-def top_k_jobs(scores: np.ndarray, rows: np.ndarray, dest: np.ndarray, exclude: sp.csr_matrix,
-               out_items: np.ndarray, out_scores: np.ndarray) -> None:
+def top_k_jobs(
+    scores: np.ndarray,
+    rows: np.ndarray,
+    dest: np.ndarray,
+    exclude: sp.csr_matrix,
+    out_items: np.ndarray,
+    out_scores: np.ndarray,
+) -> None:
     """Fill ``out_items[dest[b]]``/``out_scores[dest[b]]`` with the top-``k`` (``k`` = their
     width) of ``scores[rows[b]]`` minus the items of ``exclude[dest[b]]``, best first."""
     if out_items.shape[1] == 0 or len(rows) == 0:
@@ -85,19 +103,27 @@ def top_k_jobs(scores: np.ndarray, rows: np.ndarray, dest: np.ndarray, exclude: 
     # the rows of the output are filled from -1/-inf: _select only writes what it finds
     out_items[dest] = -1
     out_scores[dest] = -np.inf
-    kernel(np.asarray(scores), rows, np.asarray(dest, np.int64),
-           exclude.indptr.astype(np.int64, copy=False),
-           exclude.indices.astype(np.int64, copy=False), out_items, out_scores)
+    kernel(
+        np.asarray(scores),
+        rows,
+        np.asarray(dest, np.int64),
+        exclude.indptr.astype(np.int64, copy=False),
+        exclude.indices.astype(np.int64, copy=False),
+        out_items,
+        out_scores,
+    )
 
 
-def top_k(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None
-          ) -> tuple[np.ndarray, np.ndarray]:
+def top_k(
+    scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Each row's ``k`` best columns of a 2-D ``scores`` (fewer finite: ``-1``/``-inf``)."""
     scores = np.ascontiguousarray(scores)
     n = scores.shape[0]
     out_items = np.full((n, k), -1, np.int64)
     out_scores = np.full((n, k), -np.inf, np.float64)
     idx = np.arange(n, dtype=np.int64)
-    top_k_jobs(scores, idx, idx, no_exclusions(n) if exclude is None else exclude,
-               out_items, out_scores)
+    top_k_jobs(
+        scores, idx, idx, no_exclusions(n) if exclude is None else exclude, out_items, out_scores
+    )
     return out_items, out_scores

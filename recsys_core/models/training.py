@@ -31,9 +31,7 @@ class ValidationPairs:
     high: float
 
     @classmethod
-    def of(
-        cls, eval_data: Interactions | None, rating_scale: np.ndarray
-    ) -> ValidationPairs | None:
+    def of(cls, eval_data: Interactions | None, rating_scale: np.ndarray) -> ValidationPairs | None:
         """The pairs of ``eval_data``; ``None`` when there is nothing to validate on."""
         if eval_data is None:
             return None
@@ -86,8 +84,10 @@ class Training:
         """
         metrics = {"train_loss": float(train_loss)}
         if predict is not None and self.val is not None:
-            pred = predict if isinstance(predict, np.ndarray) else predict(
-                self.val.user, self.val.item
+            pred = (
+                predict
+                if isinstance(predict, np.ndarray)
+                else predict(self.val.user, self.val.item)
             )
             metrics["val_rmse"] = self.val.rmse(pred)
         self._history.append({"epoch": number, **metrics})

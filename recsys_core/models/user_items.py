@@ -21,8 +21,12 @@ DAY = 86_400
 """Seconds in a day: timestamps are Unix seconds."""
 
 
-def decay_weights(timestamps: np.ndarray, half_life_days: float | None,
-                  window_days: float | None = None, now: int | None = None) -> np.ndarray:
+def decay_weights(
+    timestamps: np.ndarray,
+    half_life_days: float | None,
+    window_days: float | None = None,
+    now: int | None = None,
+) -> np.ndarray:
     """The weight ``0.5 ** (age / half_life)`` of each timestamp (1 without a half-life), 0 past
     the window; ``age`` is counted from ``now`` (default: the latest timestamp)."""
     ts = np.asarray(timestamps, dtype=np.int64)
@@ -36,8 +40,9 @@ def decay_weights(timestamps: np.ndarray, half_life_days: float | None,
     return weights
 
 
-def user_items(data: Interactions, use_ratings: bool = False,
-               half_life_days: float | None = None) -> sp.csr_matrix:
+def user_items(
+    data: Interactions, use_ratings: bool = False, half_life_days: float | None = None
+) -> sp.csr_matrix:
     """Users x items CSR float32 with sorted indices: ratings, or ``1`` per observed pair,
     times the recency weight of the pair when ``half_life_days`` is given."""
     X = data.matrix.copy()

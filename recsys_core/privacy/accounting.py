@@ -43,16 +43,18 @@ def event(noise_multiplier: float, releases: int) -> dp_accounting.DpEvent:
     )
 
 
-def epsilon(noise_multiplier: float, releases: int, delta: float,
-            accountant: Accountant = "rdp") -> float:
+def epsilon(
+    noise_multiplier: float, releases: int, delta: float, accountant: Accountant = "rdp"
+) -> float:
     """The epsilon at ``delta`` of ``releases`` Gaussian releases with ``noise_multiplier``."""
     acc = _accountant(accountant)
     acc.compose(event(noise_multiplier, releases))
     return float(acc.get_epsilon(delta))
 
 
-def composed_epsilon(fits: list[tuple[float, int]], delta: float,
-                     accountant: Accountant = "rdp") -> float:
+def composed_epsilon(
+    fits: list[tuple[float, int]], delta: float, accountant: Accountant = "rdp"
+) -> float:
     """The epsilon at ``delta`` of several fits released on the same users' data, each a
     ``(noise_multiplier, releases)`` pair: every Gaussian release of every fit composed by
     ``accountant`` (tighter than the sum of the fits' epsilons, which basic composition gives).
@@ -82,8 +84,9 @@ def check_target(target_epsilon: float, delta: float) -> None:
         )
 
 
-def noise_multiplier_for(target_epsilon: float, delta: float, releases: int,
-                         accountant: Accountant = "rdp") -> float:
+def noise_multiplier_for(
+    target_epsilon: float, delta: float, releases: int, accountant: Accountant = "rdp"
+) -> float:
     """The smallest noise multiplier whose ``releases``-fold composition is
     ``(target_epsilon, delta)``-DP by ``accountant`` (``dp_accounting.calibrate_dp_mechanism``)."""
     check_target(target_epsilon, delta)
@@ -98,11 +101,13 @@ def noise_multiplier_for(target_epsilon: float, delta: float, releases: int,
     lowest = MIN_NOISE_MULTIPLIER[accountant]
     if epsilon(lowest, releases, delta, accountant) <= target_epsilon:
         return lowest
-    return float(dp_accounting.calibrate_dp_mechanism(
-        lambda: _accountant(accountant),
-        lambda sigma: event(sigma, releases),
-        target_epsilon,
-        delta,
-        bracket_interval=dp_accounting.LowerEndpointAndGuess(lowest, 1.0),
-        tol=1e-4,
-    ))
+    return float(
+        dp_accounting.calibrate_dp_mechanism(
+            lambda: _accountant(accountant),
+            lambda sigma: event(sigma, releases),
+            target_epsilon,
+            delta,
+            bracket_interval=dp_accounting.LowerEndpointAndGuess(lowest, 1.0),
+            tol=1e-4,
+        )
+    )

@@ -120,6 +120,7 @@ def actor() -> str:
 
 # -- the event store ---------------------------------------------------------------------------
 
+
 def connect(url: str | None = None) -> Engine:
     """An engine on the event store, checked: tables present and migrated."""
     url = url or events_url()
@@ -136,7 +137,8 @@ def connect(url: str | None = None) -> Engine:
         raise DataSourceError(
             f"cannot reach the event store {safe_url(url)}: {reason[0] if reason else exc!r}. "
             "Forgetting needs it (the tombstones and the audit live there): start it, or set "
-            "RECSYS_EVENTS_URL to the right database") from exc
+            "RECSYS_EVENTS_URL to the right database"
+        ) from exc
     return engine
 
 
@@ -154,19 +156,26 @@ def tombstone_and_delete(engine: Engine, user_id: str) -> dict[str, Any]:
     with engine.begin() as conn:
         if sqlite_file:  # the deleted rows' bytes are overwritten, not left in free pages
             conn.exec_driver_sql("PRAGMA secure_delete = ON")
-        existing = set(conn.execute(
-            select(tombstones.c.user_key).where(tombstones.c.user_key.in_(list(keys))))
-            .scalars())
-        conn.execute(stmt, [{"user_key": k, "kind": kind, "created_at": now}
-                            for k, kind in keys.items()])
+        existing = set(
+            conn.execute(
+                select(tombstones.c.user_key).where(tombstones.c.user_key.in_(list(keys)))
+            ).scalars()
+        )
+        conn.execute(
+            stmt, [{"user_key": k, "kind": kind, "created_at": now} for k, kind in keys.items()]
+        )
         values = list(ids.values())
         n_events = conn.execute(delete(events).where(events.c.user_id.in_(values))).rowcount
-        n_served = conn.execute(delete(served_recommendations)
-                                .where(served_recommendations.c.user_id.in_(values))).rowcount
+        n_served = conn.execute(
+            delete(served_recommendations).where(served_recommendations.c.user_id.in_(values))
+        ).rowcount
     if sqlite_file:
         _checkpoint(engine)
-    return {"tombstone": "existing" if existing else "new", "events": int(n_events or 0),
-            "served_recommendations": int(n_served or 0)}
+    return {
+        "tombstone": "existing" if existing else "new",
+        "events": int(n_events or 0),
+        "served_recommendations": int(n_served or 0),
+    }
 
 
 def _checkpoint(engine: Engine) -> None:
@@ -176,33 +185,55 @@ def _checkpoint(engine: Engine) -> None:
     with engine.connect() as conn:
         busy, _, _ = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
     if busy:
-        log.warning("the event store's write-ahead log is in use; the deleted rows leave it "
-                    "at its next checkpoint")
+        log.warning(
+            "the event store's write-ahead log is in use; the deleted rows leave it "
+            "at its next checkpoint"
+        )
 
 
 def tombstone_keys(engine: Engine, after_id: int = 0) -> tuple[set[str], int]:
     """The tombstone keys with an id above ``after_id``, and the largest id seen."""
     with engine.connect() as conn:
-        rows = conn.execute(select(tombstones.c.id, tombstones.c.user_key)
-                            .where(tombstones.c.id > after_id)).all()
+        rows = conn.execute(
+            select(tombstones.c.id, tombstones.c.user_key).where(tombstones.c.id > after_id)
+        ).all()
     return {r.user_key for r in rows}, max([after_id, *(r.id for r in rows)])
 
 
-def append_audit(engine: Engine, *, key: str, reason: str | None, outcome: str,
-                 detail: dict[str, Any], who: str | None = None) -> int:
+def append_audit(
+    engine: Engine,
+    *,
+    key: str,
+    reason: str | None,
+    outcome: str,
+    detail: dict[str, Any],
+    who: str | None = None,
+) -> int:
     """Append one audit row; returns its id."""
-    row = {"at": int(time.time()), "actor": who or actor(), "user_key": key,
-           "reason": reason, "outcome": outcome, "detail": json.dumps(detail, sort_keys=True)}
+    row = {
+        "at": int(time.time()),
+        "actor": who or actor(),
+        "user_key": key,
+        "reason": reason,
+        "outcome": outcome,
+        "detail": json.dumps(detail, sort_keys=True),
+    }
     with engine.begin() as conn:
-        return int(conn.execute(insert(forget_audit).returning(forget_audit.c.id), row)
-                   .scalar_one())
+        return int(
+            conn.execute(insert(forget_audit).returning(forget_audit.c.id), row).scalar_one()
+        )
 
 
 def audit_records(engine: Engine, after_id: int = 0) -> list[dict[str, Any]]:
     """The audit rows with an id above ``after_id``, oldest first (ids hashed already)."""
     with engine.connect() as conn:
-        rows = conn.execute(select(forget_audit).where(forget_audit.c.id > after_id)
-                            .order_by(forget_audit.c.id)).mappings().all()
+        rows = (
+            conn.execute(
+                select(forget_audit).where(forget_audit.c.id > after_id).order_by(forget_audit.c.id)
+            )
+            .mappings()
+            .all()
+        )
     return [{**r, "detail": json.loads(r["detail"])} for r in rows]
 
 
@@ -220,12 +251,14 @@ def audit_since(after_id: int = 0, url: str | None = None) -> list[dict[str, Any
         raise DataSourceError(
             f"cannot read the forget audit from {safe_url(url)} "
             f"({redact(str(exc.orig)).strip().splitlines()[0]}); start the event store or set "
-            "RECSYS_EVENTS_URL") from exc
+            "RECSYS_EVENTS_URL"
+        ) from exc
     finally:
         engine.dispose()
 
 
 # -- collection --------------------------------------------------------------------------------
+
 
 def candidate_keys(user_id: str) -> set[str]:
     """Every form a tombstone of ``user_id`` may have been written in (to look them up)."""
@@ -254,8 +287,7 @@ def drop_tombstoned(frame: pd.DataFrame, url: str | None = None) -> tuple[pd.Dat
     if not gone:
         return frame, 0
     drop = frame["user"].astype(str).isin(gone).to_numpy()
-    log.info("%d row(s) of %d forgotten user(s) dropped at collection", int(drop.sum()),
-             len(gone))
+    log.info("%d row(s) of %d forgotten user(s) dropped at collection", int(drop.sum()), len(gone))
     return frame[~drop].reset_index(drop=True), int(drop.sum())
 
 
@@ -283,7 +315,8 @@ def _read_keys(url: str) -> set[str]:
             f"cannot read the tombstones of forgotten users from {safe_url(url)} "
             f"({redact(str(exc.orig)).strip().splitlines()[0]}); collection stops rather than "
             "risk bringing a forgotten user back. Start the event store or set "
-            "RECSYS_EVENTS_URL") from exc
+            "RECSYS_EVENTS_URL"
+        ) from exc
     except DBAPIError as exc:
         if missing_schema(url, exc) is not None:
             return set()
@@ -293,6 +326,7 @@ def _read_keys(url: str) -> set[str]:
 
 
 # -- files under the data folder ---------------------------------------------------------------
+
 
 def forget_in_files(data_dir: str | Path, user_ids: Iterable[str]) -> dict[str, Any]:
     """Remove the users from snapshots (rewritten under a new digest) and other Parquet tables
@@ -316,8 +350,14 @@ def forget_in_files(data_dir: str | Path, user_ids: Iterable[str]) -> dict[str, 
             continue
         items = pd.read_parquet(snap.items_path) if snap.items_path.exists() else None
         new = snapshot.write(
-            Collected(frame[~drop].reset_index(drop=True), items, source=snap.source,
-                      rating_scale=(snap.rating_min, snap.rating_max)), snap_root)
+            Collected(
+                frame[~drop].reset_index(drop=True),
+                items,
+                source=snap.source,
+                rating_scale=(snap.rating_min, snap.rating_max),
+            ),
+            snap_root,
+        )
         if Path(new.path) != meta.parent:
             import shutil
 
@@ -341,6 +381,7 @@ def forget_in_files(data_dir: str | Path, user_ids: Iterable[str]) -> dict[str, 
 
 # -- the whole path ----------------------------------------------------------------------------
 
+
 @dataclass
 class ForgetReport:
     """What one ``forget_user`` did (no raw id: ``user_key`` is the hash)."""
@@ -356,17 +397,29 @@ class ForgetReport:
 
     @property
     def found(self) -> bool:
-        return bool(self.event_store.get("events") or self.event_store.get(
-            "served_recommendations") or self.versions or self.files.get("snapshots")
-            or self.files.get("tables") or self.files.get("batch_outputs"))
+        return bool(
+            self.event_store.get("events")
+            or self.event_store.get("served_recommendations")
+            or self.versions
+            or self.files.get("snapshots")
+            or self.files.get("tables")
+            or self.files.get("batch_outputs")
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def forget_user(user_id: str, *, reason: str | None = None, url: str | None = None,
-                data_dir: str | Path = ".recsys/data", registered_models: list[str] | None = None,
-                serve_url: str | None = None, tracking: bool = True) -> ForgetReport:
+def forget_user(
+    user_id: str,
+    *,
+    reason: str | None = None,
+    url: str | None = None,
+    data_dir: str | Path = ".recsys/data",
+    registered_models: list[str] | None = None,
+    serve_url: str | None = None,
+    tracking: bool = True,
+) -> ForgetReport:
     """Forget ``user_id`` everywhere (see the module docstring); returns what was done.
 
     Raises
@@ -396,9 +449,16 @@ def forget_user(user_id: str, *, reason: str | None = None, url: str | None = No
                 forget_in_versions(ids, staging, registered_models, done)
             finally:
                 report.versions = [
-                    {"name": r.name, "version": r.version, "users_removed": r.users_removed,
-                     "rows_removed": r.rows_removed, "folders": r.folders}
-                    for r in done if r.changed]
+                    {
+                        "name": r.name,
+                        "version": r.version,
+                        "users_removed": r.users_removed,
+                        "rows_removed": r.rows_removed,
+                        "folders": r.folders,
+                    }
+                    for r in done
+                    if r.changed
+                ]
         report.files = forget_in_files(data_dir, ids)
         if tracking:
             from recsys_core.tracking.forget_batches import forget_in_batches
@@ -415,20 +475,28 @@ def forget_user(user_id: str, *, reason: str | None = None, url: str | None = No
         report.outcome, report.error = "partial", redact(f"{type(exc).__name__}: {exc}")
         raise
     finally:
-        detail = {k: v for k, v in report.to_dict().items()
-                  if k not in ("user_key", "outcome", "audit_id")}
+        detail = {
+            k: v
+            for k, v in report.to_dict().items()
+            if k not in ("user_key", "outcome", "audit_id")
+        }
         try:
-            report.audit_id = append_audit(engine, key=report.user_key, reason=reason,
-                                           outcome=report.outcome, detail=detail)
+            report.audit_id = append_audit(
+                engine, key=report.user_key, reason=reason, outcome=report.outcome, detail=detail
+            )
         except DBAPIError as exc:
             # the store went away after the deletion: say so, without hiding an earlier error
-            log.error("the audit record could not be written to %s: %s", safe_url(
-                engine.url.render_as_string()), redact(str(exc.orig)))
+            log.error(
+                "the audit record could not be written to %s: %s",
+                safe_url(engine.url.render_as_string()),
+                redact(str(exc.orig)),
+            )
             if report.outcome != "partial":
                 raise DataSourceError(
                     f"the user was forgotten but the audit record could not be written to "
                     f"{safe_url(engine.url.render_as_string())}; run `recsys forget` again "
-                    "once the event store is back (it is idempotent)") from exc
+                    "once the event store is back (it is idempotent)"
+                ) from exc
         finally:
             engine.dispose()
     return report
@@ -442,11 +510,15 @@ def notify_service(serve_url: str, timeout: float = 5.0) -> str:
     key = os.environ.get("RECSYS_SERVE_API_KEY")
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
-        resp = httpx.post(serve_url.rstrip("/") + "/tombstones/refresh", timeout=timeout,
-                          headers=headers)
+        resp = httpx.post(
+            serve_url.rstrip("/") + "/tombstones/refresh", timeout=timeout, headers=headers
+        )
         resp.raise_for_status()
     except httpx.HTTPError as exc:
-        log.warning("the service at %s was not told (%s); it drops the user at its next poll",
-                    redact(serve_url), exc)
+        log.warning(
+            "the service at %s was not told (%s); it drops the user at its next poll",
+            redact(serve_url),
+            exc,
+        )
         return f"not reached ({type(exc).__name__}); it polls the tombstones"
     return f"refreshed: {resp.json().get('dropped', 0)} user(s) dropped"

@@ -51,15 +51,18 @@ def read_key() -> bytes:
     """
     secret = _KeySettings().pseudonym_key
     value = secret.get_secret_value() if secret is not None else ""
-    how = (f"set {KEY_ENV} in the environment or in .env to a long random secret, e.g. "
-           f"{KEY_ENV}=$(python -c 'import secrets; print(secrets.token_hex(32))'), and keep it: "
-           "another key gives other pseudonyms")
+    how = (
+        f"set {KEY_ENV} in the environment or in .env to a long random secret, e.g. "
+        f"{KEY_ENV}=$(python -c 'import secrets; print(secrets.token_hex(32))'), and keep it: "
+        "another key gives other pseudonyms"
+    )
     if not value:
         raise ConfigError(f"pseudonymous user ids need a key, and {KEY_ENV} is not set; {how}")
     key = value.encode()
     if len(key) < MIN_KEY_BYTES:
-        raise ConfigError(f"{KEY_ENV} is {len(key)} bytes long; at least {MIN_KEY_BYTES} are "
-                          f"needed; {how}")
+        raise ConfigError(
+            f"{KEY_ENV} is {len(key)} bytes long; at least {MIN_KEY_BYTES} are needed; {how}"
+        )
     return key
 
 

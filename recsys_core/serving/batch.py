@@ -35,8 +35,9 @@ from recsys_core.serving.scorer import Scorer
 
 log = logging.getLogger(__name__)
 
-SCHEMA = pa.schema([("user", pa.string()), ("rank", pa.int16()), ("item", pa.string()),
-                    ("score", pa.float32())])
+SCHEMA = pa.schema(
+    [("user", pa.string()), ("rank", pa.int16()), ("item", pa.string()), ("score", pa.float32())]
+)
 DEFAULT_MEMORY_BUDGET = 512 * 1024**2
 ROWS_PER_FILE = 2_000_000
 SUCCESS = "_SUCCESS"
@@ -100,8 +101,9 @@ def recommend_all(
     if k < 1:
         raise ConfigError(f"k must be a positive integer, got {k!r}")
     if not str(model_version).strip() or "/" in str(model_version):
-        raise ConfigError(f"model_version must be a non-empty name without '/', got "
-                          f"{model_version!r}")
+        raise ConfigError(
+            f"model_version must be a non-empty name without '/', got {model_version!r}"
+        )
     start = time.perf_counter()
     scorer = model if isinstance(model, Scorer) else Scorer(model)
     vocab = scorer.model.user_vocab_
@@ -111,8 +113,9 @@ def recommend_all(
     else:
         ids = np.asarray(pd.unique(pd.Series(list(users), dtype=object).astype(str)), dtype=str)
         if ids.size == 0:
-            raise ConfigError("the list of users to score is empty; give user ids or none "
-                              "(every user)")
+            raise ConfigError(
+                "the list of users to score is empty; give user ids or none (every user)"
+            )
         idx = vocab.index(ids).astype(np.int64)
     kk = min(k, scorer.n_items)
     threads = max(1, threads or min(4, os.cpu_count() or 1))
@@ -148,8 +151,15 @@ def recommend_all(
         raise
     seconds = time.perf_counter() - start
     log.info("batch: %d rows for %d users in %.1f s -> %s", rows, ids.size, seconds, partition)
-    return BatchResult(partition, rows, int(ids.size), int((idx < 0).sum()), files,
-                       sample if sample is not None else pd.DataFrame(), seconds)
+    return BatchResult(
+        partition,
+        rows,
+        int(ids.size),
+        int((idx < 0).sum()),
+        files,
+        sample if sample is not None else pd.DataFrame(),
+        seconds,
+    )
 
 
 def numbered_users(frame: pd.DataFrame) -> pd.DataFrame:
@@ -174,7 +184,7 @@ def _top_block(scorer: Scorer, u: np.ndarray, k: int, exclude_seen: bool):
         scores[~known] = scorer.popular_scores()[None, :]
     n = scorer.n_items
     # the k largest without negating the block (a copy): partition at n - k
-    top = np.argpartition(scores, n - k, axis=1)[:, n - k:]
+    top = np.argpartition(scores, n - k, axis=1)[:, n - k :]
     top_scores = np.take_along_axis(scores, top, axis=1)
     order = np.argsort(-top_scores, axis=1, kind="stable")
     top = np.take_along_axis(top, order, axis=1)
@@ -183,17 +193,21 @@ def _top_block(scorer: Scorer, u: np.ndarray, k: int, exclude_seen: bool):
     return top, top_scores
 
 
-def _table(user_ids: np.ndarray, top: np.ndarray, scores: np.ndarray,
-           item_ids: np.ndarray) -> pa.Table:
+def _table(
+    user_ids: np.ndarray, top: np.ndarray, scores: np.ndarray, item_ids: np.ndarray
+) -> pa.Table:
     n, k = top.shape
     valid = (top >= 0).ravel()
     flat = top.ravel()[valid]
-    return pa.table({
-        "user": pa.array(np.repeat(user_ids, k)[valid], pa.string()),
-        "rank": pa.array(np.tile(np.arange(1, k + 1, dtype=np.int16), n)[valid], pa.int16()),
-        "item": pa.array(item_ids[flat], pa.string()),
-        "score": pa.array(scores.ravel()[valid], pa.float32()),
-    }, schema=SCHEMA)
+    return pa.table(
+        {
+            "user": pa.array(np.repeat(user_ids, k)[valid], pa.string()),
+            "rank": pa.array(np.tile(np.arange(1, k + 1, dtype=np.int16), n)[valid], pa.int16()),
+            "item": pa.array(item_ids[flat], pa.string()),
+            "score": pa.array(scores.ravel()[valid], pa.float32()),
+        },
+        schema=SCHEMA,
+    )
 
 
 class _Sink:
@@ -255,9 +269,11 @@ class _Sink:
         bucket, prefix = split_s3_uri(self.partition)
         try:
             s3_client().upload_file(str(local), bucket, f"{prefix}/{name}")
-        except Exception as exc:  # noqa: BLE001 - botocore raises many unrelated types
-            raise DataError(f"cannot write {self.partition}/{name} to S3: {exc}. Check the "
-                            "bucket, AWS_ENDPOINT_URL and the credentials") from exc
+        except Exception as exc:
+            raise DataError(
+                f"cannot write {self.partition}/{name} to S3: {exc}. Check the "
+                "bucket, AWS_ENDPOINT_URL and the credentials"
+            ) from exc
 
     def _clear(self) -> None:
         """Remove an earlier run's parts of the same version."""
@@ -270,12 +286,15 @@ class _Sink:
         bucket, prefix = split_s3_uri(self.partition)
         client = s3_client()
         try:
-            pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket,
-                                                                     Prefix=prefix + "/")
+            pages = client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix + "/"
+            )
             for page in pages:
                 keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
                 if keys:
                     client.delete_objects(Bucket=bucket, Delete={"Objects": keys})
-        except Exception as exc:  # noqa: BLE001 - botocore raises many unrelated types
-            raise DataError(f"cannot prepare {self.partition} on S3: {exc}. Check the bucket, "
-                            "AWS_ENDPOINT_URL and the credentials") from exc
+        except Exception as exc:
+            raise DataError(
+                f"cannot prepare {self.partition} on S3: {exc}. Check the bucket, "
+                "AWS_ENDPOINT_URL and the credentials"
+            ) from exc

@@ -112,8 +112,11 @@ class Scorer:
         self._popularity = np.asarray(model.item_popularity_, dtype=np.float64)
         # item titles of the training data's metadata, for explanations in words
         titles = getattr(model, "item_titles_", None)
-        self._titles = (np.asarray(titles).astype(str)
-                        if titles is not None and len(titles) == self.n_items else None)
+        self._titles = (
+            np.asarray(titles).astype(str)
+            if titles is not None and len(titles) == self.n_items
+            else None
+        )
         # dense ndarray (ease) or CSR (item-knn-implicit), items x items
         self._W: Any = None
         self._X: Any = None  # users x items CSR
@@ -126,8 +129,11 @@ class Scorer:
         elif self.family == "factors":
             factors = model.factors()
             self._Q, self._P = factors.item, factors.user
-            self._mu, self._bi, self._bu = (factors.global_bias, factors.item_bias,
-                                            factors.user_bias)
+            self._mu, self._bi, self._bu = (
+                factors.global_bias,
+                factors.item_bias,
+                factors.user_bias,
+            )
             norms = np.linalg.norm(self._Q, axis=1, keepdims=True)
             self._Qn = self._Q / np.maximum(norms, 1e-12)
         else:
@@ -242,8 +248,7 @@ class Scorer:
         if self.family == "item-item":
             lo, hi = self._X.indptr[u], self._X.indptr[u + 1]
             return row_scores(self._X.indices[lo:hi], self._X.data[lo:hi], self._W)
-        return np.array(self.model._score_users(np.array([u], dtype=np.int32))[0],
-                        dtype=np.float64)
+        return np.array(self.model._score_users(np.array([u], dtype=np.int32))[0], dtype=np.float64)
 
     def _item_row(self, u: int, recent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The user's interaction row (indices, values) with ``recent`` added (value 1), read
@@ -254,8 +259,10 @@ class Scorer:
         else:
             idx, val = np.empty(0, np.int64), np.empty(0, np.float32)
         new = recent[~np.isin(recent, idx)]
-        return (np.concatenate([idx, new]),
-                np.concatenate([val, np.ones(new.size, np.float32)]).astype(np.float32))
+        return (
+            np.concatenate([idx, new]),
+            np.concatenate([val, np.ones(new.size, np.float32)]).astype(np.float32),
+        )
 
     def _fold_in_scores(self, u: int, history, recent: np.ndarray) -> np.ndarray:
         if self.family == "item-item":
@@ -268,8 +275,10 @@ class Scorer:
     def _explain(self, top, u, history, recent, fallback, warnings) -> list[tuple[Reason, ...]]:
         if fallback == "popularity":
             # the number (interactions in the training data) is the reason's weight
-            return [(Reason("popular with other users", weight=float(self._popularity[j])),)
-                    for j in top]
+            return [
+                (Reason("popular with other users", weight=float(self._popularity[j])),)
+                for j in top
+            ]
         user_items = np.unique(np.concatenate([history[0], recent]))
         if self.family == "other" or user_items.size == 0:
             warnings.append(f"model {self.model.name!r} gives no per-item explanations")
@@ -281,14 +290,20 @@ class Scorer:
             contrib = block * val[:, None]  # user items x recommended items
             # the weight of a reason: its term x_i W_ij in the item's score
             for n in range(top.size):
-                out.append(self._reasons(contrib[:, n], idx,
-                                         lambda name: f"you interacted with {name}"))
+                out.append(
+                    self._reasons(contrib[:, n], idx, lambda name: f"you interacted with {name}")
+                )
             return out
         # the weight of a reason: the factor cosine of the user's item and the recommended one
         sims = self._Qn[user_items] @ self._Qn[top].T  # user items x recommended items
         for n in range(top.size):
-            out.append(self._reasons(sims[:, n], user_items,
-                                     lambda name: f"similar to {name}, which you interacted with"))
+            out.append(
+                self._reasons(
+                    sims[:, n],
+                    user_items,
+                    lambda name: f"similar to {name}, which you interacted with",
+                )
+            )
         return out
 
     def item_title(self, item_id: str) -> str | None:

@@ -43,8 +43,12 @@ from recsys_core.exceptions import ConfigError, DataError, ModelCapabilityError
 from recsys_core.models.base import Recommender, top_k_rows
 from recsys_core.models.biased_factors import BiasedFactors, score_biases
 
-_RANKING: dict[str, Any] = {"precision": "precisionAtK", "recall": "recallAtK",
-                            "ndcg": "ndcgAtK", "map": "meanAveragePrecisionAtK"}  # fmt: skip
+_RANKING: dict[str, Any] = {
+    "precision": "precisionAtK",
+    "recall": "recallAtK",
+    "ndcg": "ndcgAtK",
+    "map": "meanAveragePrecisionAtK",
+}
 
 
 def evaluate_in_spark(
@@ -59,8 +63,15 @@ def evaluate_in_spark(
 ) -> dict[str, float]:
     """Metrics of ``model`` on ``test`` computed by Spark, named as ``evaluate`` names them
     (``rmse``, ``mae``, ``ndcg_at_10``, ...); ``train``'s items stay out of each user's list."""
-    return spark_evaluation(model, train, test, k=k, relevance_threshold=relevance_threshold,
-                            spark=spark, batch_size=batch_size).metrics
+    return spark_evaluation(
+        model,
+        train,
+        test,
+        k=k,
+        relevance_threshold=relevance_threshold,
+        spark=spark,
+        batch_size=batch_size,
+    ).metrics
 
 
 def spark_evaluation(
@@ -91,55 +102,74 @@ def spark_evaluation(
     for name, frame in (("train", train), ("test", test)):
         missing = {"user", "item", "rating"} - set(frame.columns)
         if missing:
-            raise ConfigError(f"the {name} DataFrame lacks column(s) {sorted(missing)!r}; it "
-                              "needs user, item and rating")
+            raise ConfigError(
+                f"the {name} DataFrame lacks column(s) {sorted(missing)!r}; it "
+                "needs user, item and rating"
+            )
     spark = spark or spark_session()
-    users = spark.createDataFrame(pa.table({
-        "user": pa.array(model.user_vocab_.ids.astype(str)),
-        "u": np.arange(model.n_users, dtype=np.int32),
-        "uf": pa.array(list(np.asarray(model.user_factors_, np.float64))),  # type: ignore[attr-defined]
-        "bu": _user_bias(model), "fbu": _fallback_user_bias(model)}))  # fmt: skip
-    items = spark.createDataFrame(pa.table({
-        "item": pa.array(model.item_vocab_.ids.astype(str)),
-        "i": np.arange(model.n_items, dtype=np.int32)}))  # fmt: skip
-    test = test.select(F.col("user").cast("string"), F.col("item").cast("string"),
-                       F.col("rating").cast("double"))
+    users = spark.createDataFrame(
+        pa.table(
+            {
+                "user": pa.array(model.user_vocab_.ids.astype(str)),
+                "u": np.arange(model.n_users, dtype=np.int32),
+                "uf": pa.array(list(np.asarray(model.user_factors_, np.float64))),  # type: ignore[attr-defined]
+                "bu": _user_bias(model),
+                "fbu": _fallback_user_bias(model),
+            }
+        )
+    )
+    items = spark.createDataFrame(
+        pa.table(
+            {
+                "item": pa.array(model.item_vocab_.ids.astype(str)),
+                "i": np.arange(model.n_items, dtype=np.int32),
+            }
+        )
+    )
+    test = test.select(
+        F.col("user").cast("string"), F.col("item").cast("string"), F.col("rating").cast("double")
+    )
     train = train.select(F.col("user").cast("string"), F.col("item").cast("string"))
-    indexed = (test.join(users, "user", "left").join(items, "item", "left")
-               .join(train.select("user").distinct().withColumn("warm", F.lit(True)), "user",
-                     "left")
-               .join(train.select("item").distinct().withColumn("known_item", F.lit(True)),
-                     "item", "left")
-               .withColumn("warm", F.coalesce("warm", F.lit(False)))
-               .withColumn("cold_item", F.col("known_item").isNull()))
+    indexed = (
+        test.join(users, "user", "left")
+        .join(items, "item", "left")
+        .join(train.select("user").distinct().withColumn("warm", F.lit(True)), "user", "left")
+        .join(train.select("item").distinct().withColumn("known_item", F.lit(True)), "item", "left")
+        .withColumn("warm", F.coalesce("warm", F.lit(False)))
+        .withColumn("cold_item", F.col("known_item").isNull())
+    )
     counts, sizes = _counts(indexed)
     if counts["test_rows"] == 0:
         raise ConfigError("the test set is empty; nothing to evaluate")
     if counts["non_finite"]:
         raise DataError(
             f"the test set has {counts['non_finite']} rating(s) that are null or not finite "
-            "numbers; metrics would be NaN. Drop or fix those rows")
+            "numbers; metrics would be NaN. Drop or fix those rows"
+        )
     del counts["non_finite"]
     out: dict[str, float] = dict(sizes)
     if model.predicts_ratings:
         out.update(_rating_metrics(spark, model, indexed))
-    ranking, ranked_users = _ranking_metrics(spark, model, train, indexed, users, items, k,
-                                             relevance_threshold, batch_size)
+    ranking, ranked_users = _ranking_metrics(
+        spark, model, train, indexed, users, items, k, relevance_threshold, batch_size
+    )
     out.update(ranking)
     if ranked_users:
         counts["ranked_users"] = ranked_users
     return EvaluationResult(out, counts)
 
 
-def prediction_sample(model: Recommender, test: Any, *, rows: int = 100_000,
-                      seed: int = 0) -> pd.DataFrame:
+def prediction_sample(
+    model: Recommender, test: Any, *, rows: int = 100_000, seed: int = 0
+) -> pd.DataFrame:
     """About ``rows`` test rows drawn at random by Spark (all of them when the test set is
     smaller), with the model's predictions: ``user``, ``item``, ``rating``, ``prediction``.
     What a rating-distribution plot needs, without collecting the whole test set."""
     from pyspark.sql import functions as F
 
-    test = test.select(F.col("user").cast("string"), F.col("item").cast("string"),
-                       F.col("rating").cast("double"))
+    test = test.select(
+        F.col("user").cast("string"), F.col("item").cast("string"), F.col("rating").cast("double")
+    )
     total = test.count()
     if total > rows:  # Bernoulli sampling, a little above the target, then cut to it
         test = test.sample(fraction=min(1.0, 1.1 * rows / total), seed=seed).limit(rows)
@@ -148,8 +178,9 @@ def prediction_sample(model: Recommender, test: Any, *, rows: int = 100_000,
     return frame
 
 
-def check_test_rows(test: Any, rating_scale: tuple[float, float], *,
-                    origin: str = "the test set") -> None:
+def check_test_rows(
+    test: Any, rating_scale: tuple[float, float], *, origin: str = "the test set"
+) -> None:
     """Refuse what recsys's own reading of a file refuses, for a test set Spark reads and
     scores as it is: a missing column, a rating off ``rating_scale``, a (user, item) pair
     rated more than once (no duplicates policy runs in Spark). Two Spark jobs, no row
@@ -158,19 +189,25 @@ def check_test_rows(test: Any, rating_scale: tuple[float, float], *,
 
     missing = {"user", "item", "rating"} - set(test.columns)
     if missing:
-        raise ConfigError(f"{origin} lacks column(s) {sorted(missing)!r}; it needs user, item "
-                          "and rating (map other names with a column mapping such as "
-                          "user=userId,item=movieId)")
+        raise ConfigError(
+            f"{origin} lacks column(s) {sorted(missing)!r}; it needs user, item "
+            "and rating (map other names with a column mapping such as "
+            "user=userId,item=movieId)"
+        )
     low, high = rating_scale
     off = test.where((F.col("rating") < low) | (F.col("rating") > high)).count()
     if off:
-        raise DataError(f"{origin} has {off} rating(s) off the scale [{low!r}, {high!r}]; fix "
-                        "those rows or set the rating scale")
+        raise DataError(
+            f"{origin} has {off} rating(s) off the scale [{low!r}, {high!r}]; fix "
+            "those rows or set the rating scale"
+        )
     repeated = test.groupBy("user", "item").count().where(F.col("count") > 1).count()
     if repeated:
-        raise DataError(f"{origin} rates {repeated} (user, item) pair(s) more than once, and "
-                        "Spark scores the rows as they are; keep one row a pair, or evaluate "
-                        "locally, where the duplicates policy resolves them")
+        raise DataError(
+            f"{origin} rates {repeated} (user, item) pair(s) more than once, and "
+            "Spark scores the rows as they are; keep one row a pair, or evaluate "
+            "locally, where the duplicates policy resolves them"
+        )
 
 
 def _counts(indexed: Any) -> tuple[dict[str, int], dict[str, float]]:
@@ -190,20 +227,28 @@ def _counts(indexed: Any) -> tuple[dict[str, int], dict[str, float]]:
         F.count(F.when(F.col("i").isNull(), 1)).alias("cold_item_rows"),
         F.countDistinct(F.when(F.col("u").isNull(), F.col("user"))).alias("cold_users"),
         F.countDistinct(F.when(F.col("i").isNull(), F.col("item"))).alias("cold_items"),
-        F.count(F.when(F.col("rating").isNull() | F.isnan("rating")
-                       | F.col("rating").isin(float("inf"), float("-inf")), 1)).alias("non_finite"),
+        F.count(
+            F.when(
+                F.col("rating").isNull()
+                | F.isnan("rating")
+                | F.col("rating").isin(float("inf"), float("-inf")),
+                1,
+            )
+        ).alias("non_finite"),
     ).first()
     values = {name: int(row[name]) for name in row.asDict()}
     n = values["test_rows"]
     sizes: dict[str, float] = {
-        "all/users": values["all/users"], "all/rows": n,
-        "warm/users": values["warm/users"], "warm/rows": values["warm/rows"],
+        "all/users": values["all/users"],
+        "all/rows": n,
+        "warm/users": values["warm/users"],
+        "warm/rows": values["warm/rows"],
         "cold/users": values["all/users"] - values["warm/users"],
         "cold/rows": n - values["warm/rows"],
         "cold_items/items": values["cold_items/items"],
         "cold_items/rows": values["cold_items/rows"],
         "cold_items/share": values["cold_items/rows"] / n if n else 0.0,
-    }  # fmt: skip
+    }
     return {name: v for name, v in values.items() if name not in sizes}, sizes
 
 
@@ -223,33 +268,67 @@ def _rating_metrics(spark: Any, model: Recommender, indexed: Any) -> dict[str, f
     from pyspark.sql import functions as F
 
     assert isinstance(model, BiasedFactors)  # the factor models that predict ratings
-    item_side = spark.createDataFrame(pa.table({
-        "i": np.arange(model.n_items, dtype=np.int32),
-        "vf": pa.array(list(np.asarray(model.item_factors_, np.float64))),
-        "bi": np.asarray(model.item_bias_, np.float64)}))  # fmt: skip
-    dot = F.aggregate(F.zip_with("uf", "vf", lambda a, b: a * b), F.lit(0.0),
-                      lambda acc, x: acc + x)
+    item_side = spark.createDataFrame(
+        pa.table(
+            {
+                "i": np.arange(model.n_items, dtype=np.int32),
+                "vf": pa.array(list(np.asarray(model.item_factors_, np.float64))),
+                "bi": np.asarray(model.item_bias_, np.float64),
+            }
+        )
+    )
+    dot = F.aggregate(
+        F.zip_with("uf", "vf", lambda a, b: a * b), F.lit(0.0), lambda acc, x: acc + x
+    )
     low, high = (float(x) for x in model.rating_scale_)
-    pred = (F.lit(float(model.mu_)) + F.coalesce("bu", F.lit(0.0))
-            + F.coalesce("bi", F.lit(0.0)) + F.coalesce(dot, F.lit(0.0)))  # fmt: skip
+    pred = (
+        F.lit(float(model.mu_))
+        + F.coalesce("bu", F.lit(0.0))
+        + F.coalesce("bi", F.lit(0.0))
+        + F.coalesce(dot, F.lit(0.0))
+    )
     if hasattr(model, "fallback_item_bias_"):  # the bias fallback of a pair with an unknown id
-        fallback = (F.lit(float(model.fallback_mu_)) + F.coalesce("fbu", F.lit(0.0))
-                    + F.coalesce("fbi", F.lit(0.0)))  # fmt: skip
+        fallback = (
+            F.lit(float(model.fallback_mu_))
+            + F.coalesce("fbu", F.lit(0.0))
+            + F.coalesce("fbi", F.lit(0.0))
+        )
         pred = F.when(F.col("u").isNull() | F.col("i").isNull(), fallback).otherwise(pred)
-        item_side = item_side.join(spark.createDataFrame(pa.table({
-            "i": np.arange(model.n_items, dtype=np.int32),
-            "fbi": np.asarray(model.fallback_item_bias_, np.float64)})), "i")  # fmt: skip
+        item_side = item_side.join(
+            spark.createDataFrame(
+                pa.table(
+                    {
+                        "i": np.arange(model.n_items, dtype=np.int32),
+                        "fbi": np.asarray(model.fallback_item_bias_, np.float64),
+                    }
+                )
+            ),
+            "i",
+        )
     scored = indexed.join(item_side, "i", "left").withColumn(
-        "prediction", F.least(F.greatest(pred, F.lit(low)), F.lit(high)))
-    out = {name: float(RegressionEvaluator(metricName=name, labelCol="rating",
-                                           predictionCol="prediction").evaluate(scored))
-           for name in ("rmse", "mae")}  # fmt: skip
+        "prediction", F.least(F.greatest(pred, F.lit(low)), F.lit(high))
+    )
+    out = {
+        name: float(
+            RegressionEvaluator(
+                metricName=name, labelCol="rating", predictionCol="prediction"
+            ).evaluate(scored)
+        )
+        for name in ("rmse", "mae")
+    }
     err = F.col("prediction") - F.col("rating")
     groups = {"warm/": F.col("warm"), "cold/": ~F.col("warm"), "cold_items/": F.col("cold_item")}
-    row = scored.agg(*[agg for prefix, rows in groups.items() for agg in (
-        F.count(F.when(rows, 1)).alias(f"{prefix}n"),
-        F.avg(F.when(rows, err * err)).alias(f"{prefix}mse"),
-        F.avg(F.when(rows, F.abs(err))).alias(f"{prefix}mae"))]).first()
+    row = scored.agg(
+        *[
+            agg
+            for prefix, rows in groups.items()
+            for agg in (
+                F.count(F.when(rows, 1)).alias(f"{prefix}n"),
+                F.avg(F.when(rows, err * err)).alias(f"{prefix}mse"),
+                F.avg(F.when(rows, F.abs(err))).alias(f"{prefix}mae"),
+            )
+        ]
+    ).first()
     for prefix in groups:
         if row[f"{prefix}n"]:  # an empty population has no metric
             out[f"{prefix}rmse"] = float(np.sqrt(row[f"{prefix}mse"]))
@@ -257,9 +336,17 @@ def _rating_metrics(spark: Any, model: Recommender, indexed: Any) -> dict[str, f
     return out
 
 
-def _ranking_metrics(spark: Any, model: Recommender, train: Any, indexed: Any, users: Any,
-                     items: Any, k: int, threshold: float | None,
-                     batch_size: int) -> tuple[dict[str, float], int]:
+def _ranking_metrics(
+    spark: Any,
+    model: Recommender,
+    train: Any,
+    indexed: Any,
+    users: Any,
+    items: Any,
+    k: int,
+    threshold: float | None,
+    batch_size: int,
+) -> tuple[dict[str, float], int]:
     """The ranking metrics, and the number of users ranked (those with a relevant test item)."""
     from pyspark.ml.evaluation import RankingEvaluator
     from pyspark.sql import functions as F
@@ -267,14 +354,23 @@ def _ranking_metrics(spark: Any, model: Recommender, train: Any, indexed: Any, u
     relevant = indexed if threshold is None else indexed.where(F.col("rating") >= threshold)
     # relevant items as codes: the item's index, or for an item the model never saw a distinct
     # negative code (never recommended, so always a miss, and counted once per user)
-    code = F.coalesce(F.col("i").cast("double"),
-                      -2.0 - (F.xxhash64("item") % (1 << 47)).cast("double"))
-    labels = relevant.groupBy("user").agg(F.collect_set(code).alias("label"),
-                                          F.first("warm").alias("warm"))
-    seen = (train.select(F.col("user").cast("string"), F.col("item").cast("string"))
-            .join(items, "item").groupBy("user").agg(F.collect_list("i").alias("seen")))
-    todo = (labels.join(users.select("user", "u", "uf", "bu"), "user", "left")
-            .join(seen, "user", "left").select("user", "u", "uf", "bu", "seen"))
+    code = F.coalesce(
+        F.col("i").cast("double"), -2.0 - (F.xxhash64("item") % (1 << 47)).cast("double")
+    )
+    labels = relevant.groupBy("user").agg(
+        F.collect_set(code).alias("label"), F.first("warm").alias("warm")
+    )
+    seen = (
+        train.select(F.col("user").cast("string"), F.col("item").cast("string"))
+        .join(items, "item")
+        .groupBy("user")
+        .agg(F.collect_list("i").alias("seen"))
+    )
+    todo = (
+        labels.join(users.select("user", "u", "uf", "bu"), "user", "left")
+        .join(seen, "user", "left")
+        .select("user", "u", "uf", "bu", "seen")
+    )
     ctx = spark.sparkContext
     side = ctx.broadcast(_item_side(model))
     kk = min(k, model.n_items)
@@ -283,7 +379,7 @@ def _ranking_metrics(spark: Any, model: Recommender, train: Any, indexed: Any, u
         V, bi, popularity, mu, biased = side.value
         for frame in batches:
             for start in range(0, len(frame), batch_size):
-                part = frame.iloc[start:start + batch_size]
+                part = frame.iloc[start : start + batch_size]
                 scores = np.empty((len(part), V.shape[0]), dtype=np.float64)
                 known = part["u"].notna().to_numpy()
                 if known.any():
@@ -298,8 +394,12 @@ def _ranking_metrics(spark: Any, model: Recommender, train: Any, indexed: Any, u
                     if s is not None and len(s):
                         scores[row, np.asarray(s, np.int64)] = -np.inf
                 top, _ = top_k_rows(scores, kk)
-                yield pd.DataFrame({"user": part["user"].to_numpy(),
-                                    "prediction": [t[t >= 0].astype(np.float64) for t in top]})
+                yield pd.DataFrame(
+                    {
+                        "user": part["user"].to_numpy(),
+                        "prediction": [t[t >= 0].astype(np.float64) for t in top],
+                    }
+                )
 
     recs = todo.mapInPandas(top_k, "user string, prediction array<double>")
     ranked = recs.join(labels, "user").cache()
@@ -307,22 +407,41 @@ def _ranking_metrics(spark: Any, model: Recommender, train: Any, indexed: Any, u
     populations = {"": F.lit(True), "warm/": F.col("warm"), "cold/": ~F.col("warm")}
     out: dict[str, float] = {}
     try:
-        row = ranked.agg(*[agg for prefix, rows in populations.items() for agg in (
-            F.count(F.when(rows, 1)).alias(f"{prefix}n"),
-            F.avg(F.when(rows, hit)).alias(f"{prefix}hit_rate"))]).first()
+        row = ranked.agg(
+            *[
+                agg
+                for prefix, rows in populations.items()
+                for agg in (
+                    F.count(F.when(rows, 1)).alias(f"{prefix}n"),
+                    F.avg(F.when(rows, hit)).alias(f"{prefix}hit_rate"),
+                )
+            ]
+        ).first()
         if not row["n"]:  # no relevant test item: no ranking metric, as in ``evaluate``
             return {}, 0
-        covered = (ranked.select("warm", F.explode("prediction").alias("i")).distinct()
-                   .groupBy("warm").count().collect())
+        covered = (
+            ranked.select("warm", F.explode("prediction").alias("i"))
+            .distinct()
+            .groupBy("warm")
+            .count()
+            .collect()
+        )
         by_warm = {r["warm"]: r["count"] for r in covered}
         n_covered = ranked.select(F.explode("prediction").alias("i")).distinct().count()
         for prefix, rows in populations.items():
             if not row[f"{prefix}n"]:  # an empty population has no metric
                 continue
             part = ranked.where(rows)
-            out.update({f"{prefix}{name}_at_{k}": float(RankingEvaluator(
-                metricName=metric, k=k, labelCol="label", predictionCol="prediction"
-            ).evaluate(part)) for name, metric in _RANKING.items()})  # fmt: skip
+            out.update(
+                {
+                    f"{prefix}{name}_at_{k}": float(
+                        RankingEvaluator(
+                            metricName=metric, k=k, labelCol="label", predictionCol="prediction"
+                        ).evaluate(part)
+                    )
+                    for name, metric in _RANKING.items()
+                }
+            )
             out[f"{prefix}hit_rate_at_{k}"] = float(row[f"{prefix}hit_rate"])
             n = n_covered if not prefix else by_warm.get(prefix == "warm/", 0)
             out[f"{prefix}coverage_at_{k}"] = n / model.n_items if model.n_items else 0.0
@@ -335,9 +454,18 @@ def _ranking_metrics(spark: Any, model: Recommender, train: Any, indexed: Any, u
 def _item_side(model: Recommender) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, bool]:
     """What every executor needs to score all items: factors, biases, popularity, mu."""
     if isinstance(model, BiasedFactors):
-        return (np.asarray(model.item_factors_, np.float64),
-                np.asarray(model.item_bias_, np.float64),
-                np.asarray(model.item_popularity_), float(model.mu_), True)  # fmt: skip
+        return (
+            np.asarray(model.item_factors_, np.float64),
+            np.asarray(model.item_bias_, np.float64),
+            np.asarray(model.item_popularity_),
+            float(model.mu_),
+            True,
+        )
     factors: np.ndarray = model.item_factors_  # type: ignore[attr-defined]  # checked by the caller
-    return (np.asarray(factors, np.float32), np.zeros(model.n_items),
-            np.asarray(model.item_popularity_), 0.0, False)  # fmt: skip
+    return (
+        np.asarray(factors, np.float32),
+        np.zeros(model.n_items),
+        np.asarray(model.item_popularity_),
+        0.0,
+        False,
+    )

@@ -196,8 +196,10 @@ def spark_session(settings: SparkSettings | None = None) -> Any:
             .config("spark.network.timeout", f"{max(int(settings.connect_timeout), 10) * 6}s")
             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         )
-        for key, value in (("spark.jars.packages", settings.packages),
-                           ("spark.jars", settings.jars)):
+        for key, value in (
+            ("spark.jars.packages", settings.packages),
+            ("spark.jars", settings.jars),
+        ):
             if value:
                 builder = builder.config(key, value)
         if settings.is_local and not os.environ.get("PYSPARK_PYTHON"):

@@ -70,21 +70,28 @@ def s3a_options(env: dict[str, str] | None = None) -> dict[str, str]:
     if endpoint:
         parts = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"the S3 endpoint {endpoint!r} is not an http(s) URL; set "
-                              "AWS_ENDPOINT_URL to one such as http://127.0.0.1:9000")
-        opts.update({
-            "fs.s3a.endpoint": f"{parts.scheme}://{parts.netloc}",
-            "fs.s3a.path.style.access": "true",  # MinIO and other stores without bucket DNS
-            "fs.s3a.connection.ssl.enabled": str(parts.scheme == "https").lower(),
-        })  # fmt: skip
-    for option, var in (("access.key", "AWS_ACCESS_KEY_ID"),
-                        ("secret.key", "AWS_SECRET_ACCESS_KEY"),
-                        ("session.token", "AWS_SESSION_TOKEN")):  # fmt: skip
+            raise ConfigError(
+                f"the S3 endpoint {endpoint!r} is not an http(s) URL; set "
+                "AWS_ENDPOINT_URL to one such as http://127.0.0.1:9000"
+            )
+        opts.update(
+            {
+                "fs.s3a.endpoint": f"{parts.scheme}://{parts.netloc}",
+                "fs.s3a.path.style.access": "true",  # MinIO and other stores without bucket DNS
+                "fs.s3a.connection.ssl.enabled": str(parts.scheme == "https").lower(),
+            }
+        )
+    for option, var in (
+        ("access.key", "AWS_ACCESS_KEY_ID"),
+        ("secret.key", "AWS_SECRET_ACCESS_KEY"),
+        ("session.token", "AWS_SESSION_TOKEN"),
+    ):
         if env.get(var):
             opts[f"fs.s3a.{option}"] = env[var]
     if "fs.s3a.session.token" in opts:
         opts["fs.s3a.aws.credentials.provider"] = (
-            "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider")
+            "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider"
+        )
     return opts
 
 
@@ -95,7 +102,8 @@ def check_s3a(spark: Any, path: str, env: dict[str, str] | None = None) -> None:
     if not (env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY")):
         raise ConfigError(
             f"reading {path!r} needs S3 credentials and AWS_ACCESS_KEY_ID / "
-            "AWS_SECRET_ACCESS_KEY are not both set; set them (and AWS_ENDPOINT_URL for MinIO)")
+            "AWS_SECRET_ACCESS_KEY are not both set; set them (and AWS_ENDPOINT_URL for MinIO)"
+        )
     conf = spark.sparkContext._jsc.hadoopConfiguration()
     try:
         spark.sparkContext._jvm.org.apache.hadoop.fs.FileSystem.getFileSystemClass("s3a", conf)

@@ -74,7 +74,8 @@ def _load(ref: registry.VersionRef, alias: str) -> ChampionState:
 
 
 def champion_digest(
-    registered_model: str, alias: str = registry.ROLE_ALIASES[registry.RANKING],
+    registered_model: str,
+    alias: str = registry.ROLE_ALIASES[registry.RANKING],
 ) -> tuple[str | None, str | None]:
     """The version behind ``alias`` and the digest of the snapshot it was trained on.
 
@@ -94,6 +95,7 @@ def champion_digest(
         if not found and ref.run_id:
             found = client.get_run(ref.run_id).data.tags.get("recsys.data_digest")
     except MlflowException as exc:
-        raise TrackingError(f"cannot read the data digest of {registered_model!r} version "
-                            f"{ref.version}: {exc}") from exc
+        raise TrackingError(
+            f"cannot read the data digest of {registered_model!r} version {ref.version}: {exc}"
+        ) from exc
     return ref.version, found or None

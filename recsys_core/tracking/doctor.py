@@ -51,8 +51,10 @@ class Check:
 
 
 NO_MODEL_YET = "no model promoted yet"
-FIRST_STEP = ("train one: `recsys train` (or run the train-daily deployment); a model that "
-              "passes its gate is promoted and served")
+FIRST_STEP = (
+    "train one: `recsys train` (or run the train-daily deployment); a model that "
+    "passes its gate is promoted and served"
+)
 # the service's reason for a role whose alias names no version (recsys_service.live_models)
 _NO_VERSION_REASON = "has no version with alias"
 
@@ -71,9 +73,13 @@ def _is_server(uri: str) -> bool:
 def check_tracking_uri(env: Mapping[str, str]) -> Check:
     uri = env.get("MLFLOW_TRACKING_URI", "")
     if not uri:
-        return Check("tracking URI", True, "not set: the embedded default (.recsys/mlflow.db)",
-                     "set MLFLOW_TRACKING_URI (make stack-up writes it into .env) to use a "
-                     "tracking server", skipped=True)
+        return Check(
+            "tracking URI",
+            True,
+            "not set: the embedded default (.recsys/mlflow.db)",
+            "set MLFLOW_TRACKING_URI (make stack-up writes it into .env) to use a tracking server",
+            skipped=True,
+        )
     if not _is_server(uri):
         return Check("tracking URI", True, f"{uri} (local store, no server)")
     return Check("tracking URI", True, uri)
@@ -85,19 +91,35 @@ def check_tracking_server(uri: str) -> Check:
     try:
         resp = httpx.get(f"{uri.rstrip('/')}/health", timeout=TIMEOUT)
     except httpx.HTTPError as exc:
-        return Check("tracking server", False, f"{uri} unreachable: {exc}",
-                     "start it (make stack-up, or docker compose up -d mlflow) or correct "
-                     "MLFLOW_TRACKING_URI")
+        return Check(
+            "tracking server",
+            False,
+            f"{uri} unreachable: {exc}",
+            "start it (make stack-up, or docker compose up -d mlflow) or correct "
+            "MLFLOW_TRACKING_URI",
+        )
     if resp.status_code == 403 and "host" in resp.text.lower():
-        return Check("tracking server", False, f"{uri} refuses the Host header: {resp.text[:120]}",
-                     "add this host:port to the server's --allowed-hosts "
-                     "(MLFLOW_EXTRA_ALLOWED_HOSTS in compose)")
+        return Check(
+            "tracking server",
+            False,
+            f"{uri} refuses the Host header: {resp.text[:120]}",
+            "add this host:port to the server's --allowed-hosts "
+            "(MLFLOW_EXTRA_ALLOWED_HOSTS in compose)",
+        )
     if resp.status_code == 401:
-        return Check("tracking server", False, f"{uri} asks for credentials (basic auth)",
-                     "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
+        return Check(
+            "tracking server",
+            False,
+            f"{uri} asks for credentials (basic auth)",
+            "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD",
+        )
     if resp.status_code != 200:
-        return Check("tracking server", False, f"{uri}/health answered {resp.status_code}",
-                     "see the tracking server's log")
+        return Check(
+            "tracking server",
+            False,
+            f"{uri}/health answered {resp.status_code}",
+            "see the tracking server's log",
+        )
     return Check("tracking server", True, f"{uri} answers /health")
 
 
@@ -111,13 +133,20 @@ def check_versions(uri: str) -> Check:
         resp.raise_for_status()
         server_version = resp.text.strip()
     except httpx.HTTPError as exc:
-        return Check("MLflow versions", False, f"cannot read {uri}/version: {exc}",
-                     "check the tracking server")
+        return Check(
+            "MLflow versions",
+            False,
+            f"cannot read {uri}/version: {exc}",
+            "check the tracking server",
+        )
     if server_version != client_version:
-        return Check("MLflow versions", False,
-                     f"server {server_version!r} != client {client_version!r}",
-                     "run the same MLflow version on both sides (MLFLOW_VERSION in .env and "
-                     "pyproject.toml), then `mlflow db upgrade` after a backup")
+        return Check(
+            "MLflow versions",
+            False,
+            f"server {server_version!r} != client {client_version!r}",
+            "run the same MLflow version on both sides (MLFLOW_VERSION in .env and "
+            "pyproject.toml), then `mlflow db upgrade` after a backup",
+        )
     return Check("MLflow versions", True, f"server and client {client_version}")
 
 
@@ -130,34 +159,48 @@ def check_artifacts(uri: str, experiment: str = DOCTOR_EXPERIMENT) -> Check:
     try:
         exp = client.get_experiment_by_name(experiment)
         exp_id = exp.experiment_id if exp else client.create_experiment(experiment)
-        run = client.create_run(exp_id, run_name=f"doctor-{uuid.uuid4().hex[:6]}",
-                                tags={"recsys.doctor": "true"})
+        run = client.create_run(
+            exp_id, run_name=f"doctor-{uuid.uuid4().hex[:6]}", tags={"recsys.doctor": "true"}
+        )
         run_id = run.info.run_id
         artifact_uri = run.info.artifact_uri
         if not artifact_uri.startswith("mlflow-artifacts:"):
             return Check(
-                "artifact store", False,
+                "artifact store",
+                False,
                 f"experiment {experiment!r} stores artifacts at {artifact_uri} (direct, "
                 "not proxied): clients would need S3 credentials",
                 "run the server with --artifacts-destination s3://bucket/prefix (no "
                 "--default-artifact-root) and create a new experiment: experiments keep the "
-                "artifact location they were created with")
+                "artifact location they were created with",
+            )
         client.log_text(run_id, "recsys doctor", "doctor/probe.txt")
         listed = [a.path for a in client.list_artifacts(run_id, "doctor")]
         if "doctor/probe.txt" not in listed:
-            return Check("artifact store", False, "probe artifact not listed after upload",
-                         "see the tracking server's log (its S3 settings)")
-        return Check("artifact store", True, f"proxied ({artifact_uri.split('/')[0]}//...), "
-                                             "upload through the server works")
-    except Exception as exc:  # noqa: BLE001 - every failure is a finding here
-        return Check("artifact store", False, f"{type(exc).__name__}: {str(exc)[:300]}",
-                     "the tracking server cannot write to its artifact destination: check "
-                     "MLFLOW_S3_ENDPOINT_URL, the bucket and the keys on the server")
+            return Check(
+                "artifact store",
+                False,
+                "probe artifact not listed after upload",
+                "see the tracking server's log (its S3 settings)",
+            )
+        return Check(
+            "artifact store",
+            True,
+            f"proxied ({artifact_uri.split('/')[0]}//...), upload through the server works",
+        )
+    except Exception as exc:
+        return Check(
+            "artifact store",
+            False,
+            f"{type(exc).__name__}: {str(exc)[:300]}",
+            "the tracking server cannot write to its artifact destination: check "
+            "MLFLOW_S3_ENDPOINT_URL, the bucket and the keys on the server",
+        )
     finally:
         if run_id:
             try:
                 client.delete_run(run_id)
-            except Exception:  # noqa: BLE001 - best effort cleanup
+            except Exception:
                 log.debug("could not delete doctor run %s", run_id)
 
 
@@ -166,22 +209,31 @@ def check_buckets(env: Mapping[str, str]) -> list[Check]:
     endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
     names = [n for n in (env.get("S3_BUCKET_DATA"),) if n]
     if not endpoint and not names:
-        return [Check("S3 data bucket", True, "not configured (s3:// sources unused)",
-                      skipped=True)]
+        return [
+            Check("S3 data bucket", True, "not configured (s3:// sources unused)", skipped=True)
+        ]
     import boto3
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 
     if not env.get("AWS_ACCESS_KEY_ID") or not env.get("AWS_SECRET_ACCESS_KEY"):
-        return [Check("S3 credentials", False, f"endpoint {endpoint} but no keys",
-                      "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (the app user's, never "
-                      "the MinIO root's)")]
+        return [
+            Check(
+                "S3 credentials",
+                False,
+                f"endpoint {endpoint} but no keys",
+                "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (the app user's, never "
+                "the MinIO root's)",
+            )
+        ]
     s3 = boto3.client(
-        "s3", endpoint_url=endpoint, aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
         region_name=env.get("AWS_DEFAULT_REGION") or "us-east-1",
         config=Config(retries={"max_attempts": 1}, connect_timeout=TIMEOUT, read_timeout=TIMEOUT),
-    )  # fmt: skip
+    )
     checks = []
     for name in names or ["recsys-data"]:
         key = f".recsys-doctor/{uuid.uuid4().hex}"
@@ -191,12 +243,21 @@ def check_buckets(env: Mapping[str, str]) -> list[Check]:
             checks.append(Check(f"S3 bucket {name}", True, f"exists and writable at {endpoint}"))
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
-            fix = ("create it (the minio-init job, or make stack-up)" if code == "NoSuchBucket"
-                   else "give the app user read/write on this bucket")
+            fix = (
+                "create it (the minio-init job, or make stack-up)"
+                if code == "NoSuchBucket"
+                else "give the app user read/write on this bucket"
+            )
             checks.append(Check(f"S3 bucket {name}", False, f"{code} at {endpoint}", fix))
         except BotoCoreError as exc:
-            checks.append(Check(f"S3 bucket {name}", False, f"S3 at {endpoint} unreachable: {exc}",
-                                "start the S3 server (MinIO) or correct AWS_ENDPOINT_URL"))
+            checks.append(
+                Check(
+                    f"S3 bucket {name}",
+                    False,
+                    f"S3 at {endpoint} unreachable: {exc}",
+                    "start the S3 server (MinIO) or correct AWS_ENDPOINT_URL",
+                )
+            )
     return checks
 
 
@@ -214,12 +275,20 @@ def check_registry_artifacts(uri: str, max_models: int = 100) -> list[Check]:
 
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     try:
-        models = [m for m in client.search_registered_models(max_results=max_models)
-                  if not is_lock(m.name)]
-    except Exception as exc:  # noqa: BLE001 - every failure is a finding here
-        return [Check("registry artifacts", False, f"cannot list registered models: "
-                                                   f"{type(exc).__name__}: {str(exc)[:200]}",
-                      "check the tracking server (MLFLOW_TRACKING_URI)")]
+        models = [
+            m
+            for m in client.search_registered_models(max_results=max_models)
+            if not is_lock(m.name)
+        ]
+    except Exception as exc:
+        return [
+            Check(
+                "registry artifacts",
+                False,
+                f"cannot list registered models: {type(exc).__name__}: {str(exc)[:200]}",
+                "check the tracking server (MLFLOW_TRACKING_URI)",
+            )
+        ]
     checks, seen = [], 0
     for model in models:
         by_version: dict[str, list[str]] = {}
@@ -231,29 +300,53 @@ def check_registry_artifacts(uri: str, max_models: int = 100) -> list[Check]:
             label = f"{model.name} v{version} ({', '.join(sorted(aliases))})"
             try:
                 run_id = client.get_model_version(model.name, version).run_id
-                listed = {a.path for a in client.list_artifacts(run_id, STATE_PATH)} \
-                    if run_id else set()
-            except Exception as exc:  # noqa: BLE001
-                checks.append(Check(f"artifacts of {label}", False,
-                                    f"cannot be listed: {type(exc).__name__}: {str(exc)[:200]}",
-                                    "check the artifact store behind the tracking server"))
+                listed = (
+                    {a.path for a in client.list_artifacts(run_id, STATE_PATH)} if run_id else set()
+                )
+            except Exception as exc:
+                checks.append(
+                    Check(
+                        f"artifacts of {label}",
+                        False,
+                        f"cannot be listed: {type(exc).__name__}: {str(exc)[:200]}",
+                        "check the artifact store behind the tracking server",
+                    )
+                )
                 continue
             if f"{STATE_PATH}/state.npz" not in listed:
-                checks.append(Check(
-                    f"artifacts of {label}", False,
-                    f"model_state/ of run {run_id} is missing: the version cannot be loaded",
-                    "the artifact store lost it: train again (a run judges against the baseline "
-                    "while the champion is unavailable), or roll back to a version that loads"))
+                checks.append(
+                    Check(
+                        f"artifacts of {label}",
+                        False,
+                        f"model_state/ of run {run_id} is missing: the version cannot be loaded",
+                        "the artifact store lost it: train again "
+                        "(a run judges against the baseline while the champion is unavailable), "
+                        "or roll back to a version that loads",
+                    )
+                )
     if all(c.ok for c in checks):
-        checks.append(Check("registry artifacts", True,
-                            f"{seen} aliased version(s) in {len(models)} registered model(s), "
-                            "all with their model_state/"))
-        promoted = any(alias in ROLE_ALIASES.values()
-                       for m in models for alias in (m.aliases or {}))
+        checks.append(
+            Check(
+                "registry artifacts",
+                True,
+                f"{seen} aliased version(s) in {len(models)} registered model(s), "
+                "all with their model_state/",
+            )
+        )
+        promoted = any(
+            alias in ROLE_ALIASES.values() for m in models for alias in (m.aliases or {})
+        )
         if not promoted:  # a fresh install, or only challengers its gates refused
             names = ", ".join(m.name for m in models) or "none"
-            checks.append(Check("registry", True, f"{NO_MODEL_YET} (registered models: "
-                                                  f"{names})", FIRST_STEP, state=True))
+            checks.append(
+                Check(
+                    "registry",
+                    True,
+                    f"{NO_MODEL_YET} (registered models: {names})",
+                    FIRST_STEP,
+                    state=True,
+                )
+            )
     return checks
 
 
@@ -262,15 +355,20 @@ def _roles_check(name: str, aliases: dict[str, str]) -> Check:
     is served by nothing and is reported with the way forward."""
     from recsys_core.tracking.registry import ROLE_ALIASES
 
-    held = ", ".join(f"{role}: v{aliases[a]}" if a in aliases else f"{role}: none"
-                     for role, a in ROLE_ALIASES.items())
+    held = ", ".join(
+        f"{role}: v{aliases[a]}" if a in aliases else f"{role}: none"
+        for role, a in ROLE_ALIASES.items()
+    )
     if "champion" in aliases:
         version = aliases["champion"]
-        return Check(f"serving roles of {name}", False,
-                     f"{held}; the alias 'champion' (v{version}) is no longer served",
-                     f"give each role its alias: train again (recsys train), or set "
-                     f"champion-ranking and/or champion-rating to version {version} in the "
-                     "registry, then delete 'champion'")
+        return Check(
+            f"serving roles of {name}",
+            False,
+            f"{held}; the alias 'champion' (v{version}) is no longer served",
+            f"give each role its alias: train again (recsys train), or set "
+            f"champion-ranking and/or champion-rating to version {version} in the "
+            "registry, then delete 'champion'",
+        )
     return Check(f"serving roles of {name}", True, held)
 
 
@@ -279,9 +377,14 @@ def check_prefect(env: Mapping[str, str]) -> Check:
 
     api = env.get("PREFECT_API_URL", "")
     if not api:
-        return Check("Prefect API", True, "not set: flows start a temporary local server",
-                     "set PREFECT_API_URL (make stack-up writes it into .env) to run "
-                     "deployments and schedules", skipped=True)
+        return Check(
+            "Prefect API",
+            True,
+            "not set: flows start a temporary local server",
+            "set PREFECT_API_URL (make stack-up writes it into .env) to run "
+            "deployments and schedules",
+            skipped=True,
+        )
     # a server with an auth string (compose, the loopback stack) answers 401 without it
     auth = env.get("PREFECT_API_AUTH_STRING")
     headers = {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()} if auth else {}
@@ -289,24 +392,34 @@ def check_prefect(env: Mapping[str, str]) -> Check:
         resp = httpx.get(f"{api.rstrip('/')}/health", timeout=TIMEOUT)
         resp.raise_for_status()
     except httpx.HTTPError as exc:
-        return Check("Prefect API", False, f"{api} unreachable: {exc}",
-                     "start the Prefect server (make stack-up, or docker compose up -d "
-                     "prefect-server) or correct PREFECT_API_URL")
+        return Check(
+            "Prefect API",
+            False,
+            f"{api} unreachable: {exc}",
+            "start the Prefect server (make stack-up, or docker compose up -d "
+            "prefect-server) or correct PREFECT_API_URL",
+        )
     detail = f"{api} healthy"
     try:
-        version = httpx.get(f"{api.rstrip('/')}/admin/version", headers=headers,
-                            timeout=TIMEOUT)
+        version = httpx.get(f"{api.rstrip('/')}/admin/version", headers=headers, timeout=TIMEOUT)
         if version.status_code == 401:
-            return Check("Prefect API", False, f"{detail}; asks for credentials",
-                         "set PREFECT_API_AUTH_STRING to the server's auth string "
-                         "(PREFECT_AUTH_STRING of .env; make stack-up writes it)")
+            return Check(
+                "Prefect API",
+                False,
+                f"{detail}; asks for credentials",
+                "set PREFECT_API_AUTH_STRING to the server's auth string "
+                "(PREFECT_AUTH_STRING of .env; make stack-up writes it)",
+            )
         version.raise_for_status()
         server = version.json()
         client_version = _version("prefect")
         if client_version and str(server) != client_version:
-            return Check("Prefect API", False, f"{detail}; server {server!r} != client "
-                                               f"{client_version!r}",
-                         "run the same Prefect version in the server, the worker and here")
+            return Check(
+                "Prefect API",
+                False,
+                f"{detail}; server {server!r} != client {client_version!r}",
+                "run the same Prefect version in the server, the worker and here",
+            )
         detail += f", version {server}"
     except (httpx.HTTPError, ValueError):
         pass
@@ -324,9 +437,12 @@ def check_service(env: Mapping[str, str]) -> Check | None:
     try:
         resp = httpx.get(f"{url}/ready", timeout=TIMEOUT)
     except httpx.HTTPError as exc:
-        return Check("recommendation service", False, f"{url} unreachable: {exc}",
-                     "start it (make stack-up, or docker compose up -d serving) or correct "
-                     "RECSYS_SERVE_URL")
+        return Check(
+            "recommendation service",
+            False,
+            f"{url} unreachable: {exc}",
+            "start it (make stack-up, or docker compose up -d serving) or correct RECSYS_SERVE_URL",
+        )
     if resp.status_code == 200:
         return Check("recommendation service", True, f"{url} ready")
     try:
@@ -337,14 +453,26 @@ def check_service(env: Mapping[str, str]) -> Check | None:
         seen = "; ".join(f"{role}: {why}" for role, why in reasons.items())
         if all(_NO_VERSION_REASON in str(why) for why in reasons.values()):
             # a fresh stack: the service waits for its first model, nothing is broken
-            return Check("recommendation service", True,
-                         f"{url} up, {NO_MODEL_YET}: {seen}", FIRST_STEP, state=True)
-        return Check("recommendation service", False, f"{url} not ready: {seen}",
-                     "promote a model to the alias it serves (recsys train, or roll back to a "
-                     "version whose artifacts exist); the service picks it up at its next poll")
-    return Check("recommendation service", False,
-                 f"{url}/ready answered HTTP {resp.status_code}",
-                 "check that RECSYS_SERVE_URL points at recsys serve (and see its log)")
+            return Check(
+                "recommendation service",
+                True,
+                f"{url} up, {NO_MODEL_YET}: {seen}",
+                FIRST_STEP,
+                state=True,
+            )
+        return Check(
+            "recommendation service",
+            False,
+            f"{url} not ready: {seen}",
+            "promote a model to the alias it serves (recsys train, or roll back to a "
+            "version whose artifacts exist); the service picks it up at its next poll",
+        )
+    return Check(
+        "recommendation service",
+        False,
+        f"{url}/ready answered HTTP {resp.status_code}",
+        "check that RECSYS_SERVE_URL points at recsys serve (and see its log)",
+    )
 
 
 def run_checks(env: Mapping[str, str] | None = None) -> list[Check]:

@@ -39,8 +39,7 @@ def batch_runs(client: Any) -> list[Any]:
     experiments = [e.experiment_id for e in client.search_experiments(max_results=1000)]
     if not experiments:
         return []
-    return list(client.search_runs(experiments, f"tags.`{BATCH_TAG}` = 'batch'",
-                                   max_results=50000))
+    return list(client.search_runs(experiments, f"tags.`{BATCH_TAG}` = 'batch'", max_results=50000))
 
 
 def forget_in_batches(users: Iterable[str]) -> dict[str, int]:
@@ -50,11 +49,12 @@ def forget_in_batches(users: Iterable[str]) -> dict[str, int]:
 
     try:
         return _forget(MlflowClient(), set(map(str, users)))
-    except Exception as exc:  # noqa: BLE001 - MLflow, OS, boto and HTTP errors of the stores
+    except Exception as exc:
         raise TrackingError(
             f"forgetting in the batch outputs stopped: {redact(str(exc))}. Check the tracking "
             "server and the output store (recsys doctor) and run `recsys forget` again to "
-            "complete it") from exc
+            "complete it"
+        ) from exc
 
 
 def _forget(client: Any, gone: set[str]) -> dict[str, int]:
@@ -62,8 +62,11 @@ def _forget(client: Any, gone: set[str]) -> dict[str, int]:
     for run in batch_runs(client):
         location = run.data.tags.get(OUTPUT_TAG)
         if location and location not in out:
-            removed = (_forget_in_s3(location, gone) if location.startswith("s3://")
-                       else _forget_in_folder(Path(location), gone))
+            removed = (
+                _forget_in_s3(location, gone)
+                if location.startswith("s3://")
+                else _forget_in_folder(Path(location), gone)
+            )
             if removed:
                 out[location] = removed
         removed = _forget_in_sample(client, run.info.run_id, gone)
@@ -85,8 +88,12 @@ def _forget_in_s3(location: str, users: set[str]) -> int:
     client = s3_client()
     removed = 0
     pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/")
-    keys = [o["Key"] for page in pages for o in page.get("Contents", [])
-            if o["Key"].endswith(".parquet")]
+    keys = [
+        o["Key"]
+        for page in pages
+        for o in page.get("Contents", [])
+        if o["Key"].endswith(".parquet")
+    ]
     for key in keys:
         with tempfile.TemporaryDirectory(prefix="recsys-forget-") as tmp:
             local = Path(tmp) / "part.parquet"
@@ -105,8 +112,9 @@ def _forget_in_sample(client: Any, run_id: str, users: set[str]) -> int:
     if Path(SAMPLE).name not in names:
         return 0
     with tempfile.TemporaryDirectory(prefix="recsys-forget-") as tmp:
-        path = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=SAMPLE,
-                                                        dst_path=tmp))
+        path = Path(
+            mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=SAMPLE, dst_path=tmp)
+        )
         frame = pd.read_csv(path, dtype={"user": str})
         if "user" not in frame.columns:
             return 0

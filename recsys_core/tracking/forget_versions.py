@@ -109,9 +109,12 @@ def rewrite_example(path: str | Path, users: Iterable[str]) -> int:
     return count
 
 
-def forget_in_versions(users: list[str], staging: str | Path,
-                       names: list[str] | None = None,
-                       done: list[VersionRewrite] | None = None) -> list[VersionRewrite]:
+def forget_in_versions(
+    users: list[str],
+    staging: str | Path,
+    names: list[str] | None = None,
+    done: list[VersionRewrite] | None = None,
+) -> list[VersionRewrite]:
     """Remove ``users`` from every version of the registered models ``names`` (all: None).
 
     Each version's outcome is appended to ``done`` as soon as it is complete, so that a caller
@@ -130,11 +133,12 @@ def forget_in_versions(users: list[str], staging: str | Path,
                 out.append(_forget_in_version(client, mv, users, Path(staging)))
     except TrackingError:
         raise
-    except Exception as exc:  # noqa: BLE001 - MLflow, OS, boto and HTTP errors of the stores
+    except Exception as exc:
         raise TrackingError(
             f"forgetting in the registered versions stopped: {redact(str(exc))}. What was done "
             "is in the audit record; check the tracking server and artifact store "
-            "(recsys doctor) and run `recsys forget` again to complete it") from exc
+            "(recsys doctor) and run `recsys forget` again to complete it"
+        ) from exc
     return out
 
 
@@ -174,8 +178,7 @@ def _walk(repo: Any, path: str | None = None) -> Iterator[tuple[str, str]]:
             yield "example", e.path
 
 
-def _forget_in_version(client: Any, mv: Any, users: list[str],
-                       staging: Path) -> VersionRewrite:
+def _forget_in_version(client: Any, mv: Any, users: list[str], staging: Path) -> VersionRewrite:
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
     from recsys_core.tracking.model_store import STATE_PATH
@@ -193,8 +196,9 @@ def _forget_in_version(client: Any, mv: Any, users: list[str],
                     # the served state's new digest, recorded before the upload: a failure in
                     # between leaves a version the service refuses (never a changed state it
                     # accepts), and a re-run uploads the staged copy that matches it
-                    client.set_model_version_tag(mv.name, mv.version, DIGEST_TAG,
-                                                 state_digest(stage / "files"))
+                    client.set_model_version_tag(
+                        mv.name, mv.version, DIGEST_TAG, state_digest(stage / "files")
+                    )
                 _upload(repo, kind, path, stage)
                 result.folders.append(path)
                 if kind == "model":
@@ -203,10 +207,16 @@ def _forget_in_version(client: Any, mv: Any, users: list[str],
                     result.rows_removed += count
     if result.users_removed:
         before = int((mv.tags or {}).get(REWRITTEN_TAG, 0) or 0)
-        client.set_model_version_tag(mv.name, mv.version, REWRITTEN_TAG,
-                                     str(before + result.users_removed))
-        log.info("%s version %s: %d user(s) removed from %s", mv.name, mv.version,
-                 result.users_removed, ", ".join(result.folders))
+        client.set_model_version_tag(
+            mv.name, mv.version, REWRITTEN_TAG, str(before + result.users_removed)
+        )
+        log.info(
+            "%s version %s: %d user(s) removed from %s",
+            mv.name,
+            mv.version,
+            result.users_removed,
+            ", ".join(result.folders),
+        )
     return result
 
 

@@ -100,8 +100,9 @@ def ensure_experiment(name: str) -> str:
 def start_run(experiment: str, run_name: str | None = None, tags: Mapping[str, str] | None = None):
     """Create a run and return its id (the run stays RUNNING until ``end_run``)."""
     exp_id = ensure_experiment(experiment)
-    run = client().create_run(exp_id, run_name=run_name, tags={k: str(v) for k, v in
-                                                                (tags or {}).items()})
+    run = client().create_run(
+        exp_id, run_name=run_name, tags={k: str(v) for k, v in (tags or {}).items()}
+    )
     return run.info.run_id
 
 
@@ -138,9 +139,7 @@ def log_metrics(run_id: str, metrics: Mapping[str, float], step: int | None = No
     from mlflow.entities import Metric
 
     ts = int(time.time() * 1000)
-    items = [
-        Metric(k, float(v), ts, step or 0) for k, v in metrics.items() if v is not None
-    ]
+    items = [Metric(k, float(v), ts, step or 0) for k, v in metrics.items() if v is not None]
     for start in range(0, len(items), 500):
         client().log_batch(run_id, metrics=items[start : start + 500])
 
@@ -183,7 +182,7 @@ def set_version_description(name: str, version: str, markdown: str) -> None:
     """The description of a registered model version (shown on its page in the MLflow UI), cut
     to what the registry's database holds."""
     if len(markdown) > MAX_VERSION_DESCRIPTION:
-        markdown = markdown[:MAX_VERSION_DESCRIPTION - len(_CUT_NOTE)] + _CUT_NOTE
+        markdown = markdown[: MAX_VERSION_DESCRIPTION - len(_CUT_NOTE)] + _CUT_NOTE
     client().update_model_version(name, version, description=markdown)
 
 
@@ -213,8 +212,9 @@ def log_text(run_id: str, text: str, artifact_file: str) -> None:
     client().log_text(run_id, text, artifact_file)
 
 
-def log_dataset(run_id: str, *, digest: str, source: str, name: str, n_rows: int,
-                context: str = "training") -> None:
+def log_dataset(
+    run_id: str, *, digest: str, source: str, name: str, n_rows: int, context: str = "training"
+) -> None:
     """Record the data snapshot as the run's dataset input (lineage in the MLflow UI)."""
     from mlflow.data.http_dataset_source import HTTPDatasetSource
     from mlflow.data.meta_dataset import MetaDataset
@@ -235,9 +235,13 @@ def git_commit(cwd: str | Path | None = None) -> str:
         return commit
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd or Path(__file__).resolve().parents[2],
-            capture_output=True, text=True, timeout=5, check=False,
-        )  # fmt: skip
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd or Path(__file__).resolve().parents[2],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"

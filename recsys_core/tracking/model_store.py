@@ -35,8 +35,10 @@ def _run_id(ref: VersionRef) -> str:
         return ref.run_id
     run_id = mlflow.MlflowClient().get_model_version(ref.name, ref.version).run_id
     if not run_id:
-        raise TrackingError(f"{ref.name} version {ref.version} was registered without a run; "
-                            "its model state cannot be found")
+        raise TrackingError(
+            f"{ref.name} version {ref.version} was registered without a run; "
+            "its model state cannot be found"
+        )
     return str(run_id)
 
 
@@ -64,7 +66,8 @@ def download_state(ref: VersionRef, dst: str | Path, path: str = STATE_PATH) -> 
     try:
         run_id = _run_id(ref)
         local = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=path, dst_path=str(dst))
+            run_id=run_id, artifact_path=path, dst_path=str(dst)
+        )
     except (MlflowException, OSError) as exc:
         raise TrackingError(
             f"the model state {path}/ of {ref.name} version {ref.version} (run {run_id}) cannot be "
@@ -73,8 +76,12 @@ def download_state(ref: VersionRef, dst: str | Path, path: str = STATE_PATH) -> 
     return Path(local)
 
 
-def load_recommender(ref: VersionRef, dst: str | Path | None = None,
-                     path: str = STATE_PATH, digest: str | None = None) -> Recommender:
+def load_recommender(
+    ref: VersionRef,
+    dst: str | Path | None = None,
+    path: str = STATE_PATH,
+    digest: str | None = None,
+) -> Recommender:
     """The fitted model of version ``ref``, loaded from its ``path`` state (``model_state/``, the
     served model, by default; no unpickling). With ``digest`` (the version's
     ``recsys.model_state.sha256`` tag), the downloaded files are checked against it first and a

@@ -60,8 +60,9 @@ def _client():
 
 
 @contextmanager
-def promotion_lock(name: str, alias: str, *, ttl: float | None = None,
-                   wait: float | None = None) -> Iterator[str]:
+def promotion_lock(
+    name: str, alias: str, *, ttl: float | None = None, wait: float | None = None
+) -> Iterator[str]:
     """Hold the promotion lock of ``name@alias`` for the body; yields the holder id.
 
     Waits up to ``wait`` seconds (``RECSYS_PROMOTION_LOCK_WAIT``, 180 by default) for another
@@ -118,10 +119,11 @@ def _create(client, lock: str, holder: str, ttl: float, target: str) -> bool:
 
     try:
         client.create_registered_model(
-            lock, tags={HOLDER_TAG: holder, EXPIRES_TAG: f"{time.time() + ttl:.3f}"},
+            lock,
+            tags={HOLDER_TAG: holder, EXPIRES_TAG: f"{time.time() + ttl:.3f}"},
             description=f"recsys promotion lock of {target}, held by {holder}; deleted when "
-                        "the promotion ends",
-        )  # fmt: skip
+            "the promotion ends",
+        )
     except MlflowException as exc:
         if exc.error_code == "RESOURCE_ALREADY_EXISTS":
             return False
@@ -150,7 +152,7 @@ def _break(lock: str, holder: str) -> None:
     client = _client()
     try:
         client.rename_registered_model(lock, tomb)
-    except Exception as exc:  # noqa: BLE001 - another contender broke it first
+    except Exception as exc:
         log.debug("could not break %s: %s", lock, exc)
         return
     log.warning("promotion lock %s held by %s expired; broken", lock, holder)
@@ -165,14 +167,12 @@ def _release(lock: str, holder: str) -> None:
         try:
             current = _read(lock)
             if current is None or current.get(HOLDER_TAG) != holder:
-                log.warning("promotion lock %s was no longer held by %s at release", lock,
-                            holder)
+                log.warning("promotion lock %s was no longer held by %s at release", lock, holder)
                 return
             _client().delete_registered_model(lock)
             return
-        except Exception as exc:  # noqa: BLE001 - a busy store: try again shortly
+        except Exception as exc:
             log.debug("releasing the promotion lock %s: %s", lock, exc)
             time.sleep(0.05 * (attempt + 1))
     # it expires by itself; the next contender breaks it after the time to live
-    log.warning("could not release the promotion lock %s; it expires after its time to live",
-                lock)
+    log.warning("could not release the promotion lock %s; it expires after its time to live", lock)

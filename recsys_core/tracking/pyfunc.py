@@ -44,8 +44,10 @@ class RecommenderPyfunc(PythonModel):
         mode = params.get("mode", "auto")
         k = int(params.get("k", 10))
         if mode == "auto":
-            mode = "predict" if "item" in frame.columns and frame["item"].notna().all() else (
-                "recommend"
+            mode = (
+                "predict"
+                if "item" in frame.columns and frame["item"].notna().all()
+                else ("recommend")
             )
         if mode == "predict":
             preds = self.model.predict(frame["user"], frame["item"])
@@ -60,9 +62,7 @@ def signature():
 
     return ModelSignature(
         inputs=Schema([ColSpec("string", "user"), ColSpec("string", "item", required=False)]),
-        params=ParamSchema(
-            [ParamSpec("k", "long", 10), ParamSpec("mode", "string", "auto")]
-        ),
+        params=ParamSchema([ParamSpec("k", "long", 10), ParamSpec("mode", "string", "auto")]),
     )
 
 
@@ -73,7 +73,7 @@ def pip_requirements() -> list[str]:
     for pkg in ("numpy", "scipy", "pandas", "numba", "pydantic", "mlflow"):
         try:
             pins.append(f"{pkg}=={version(pkg)}")
-        except Exception:  # noqa: BLE001 - a missing distribution is simply not pinned
+        except Exception:
             pins.append(pkg)
     return pins
 
@@ -93,8 +93,9 @@ def example(model_dir: str | Path, n: int = 3) -> pd.DataFrame:
     return pd.DataFrame({"user": [EXAMPLE_USER] * len(items), "item": items})
 
 
-def log_saved(model_dir: str | Path, run_id: str | None = None,
-              input_example: pd.DataFrame | None = None):
+def log_saved(
+    model_dir: str | Path, run_id: str | None = None, input_example: pd.DataFrame | None = None
+):
     """Log the model saved in ``model_dir`` as a pyfunc of run ``run_id``; returns ``ModelInfo``.
 
     The folder written by ``Recommender.save`` becomes the model's artifact as it is: nothing is
@@ -118,9 +119,11 @@ def log_saved(model_dir: str | Path, run_id: str | None = None,
         run_id = active.info.run_id
     run = mlflow.MlflowClient().get_run(run_id)
     logged = mlflow.initialize_logged_model(
-        name="model", source_run_id=run_id, experiment_id=run.info.experiment_id,
+        name="model",
+        source_run_id=run_id,
+        experiment_id=run.info.experiment_id,
         params=dict(run.data.params),
-    )  # fmt: skip
+    )
     return Model.log(
         artifact_path=None,
         name="model",

@@ -94,15 +94,24 @@ def ensure_registered_model(name: str) -> None:
         c.get_registered_model(name)
     except MlflowException:
         try:
-            c.create_registered_model(name, description="recsys recommender (aliases: "
-                                        f"{', '.join(ROLE_ALIASES.values())}, {CHALLENGER})")
+            c.create_registered_model(
+                name,
+                description="recsys recommender (aliases: "
+                f"{', '.join(ROLE_ALIASES.values())}, {CHALLENGER})",
+            )
         except MlflowException:
             c.get_registered_model(name)  # created concurrently
 
 
-def register(name: str, model_uri: str, run_id: str, tags: dict[str, Any],
-             model_id: str | None = None, alias: str | None = CHALLENGER,
-             state_dir: str | Path | None = None) -> VersionRef:
+def register(
+    name: str,
+    model_uri: str,
+    run_id: str,
+    tags: dict[str, Any],
+    model_id: str | None = None,
+    alias: str | None = CHALLENGER,
+    state_dir: str | Path | None = None,
+) -> VersionRef:
     """Create a new version from a logged model and alias it ``alias`` (``challenger``; None:
     no alias, for a version kept only as evidence). ``state_dir``: the local folder logged as
     the version's ``model_state/``, whose digest is recorded as the tag ``DIGEST_TAG`` (the
@@ -112,9 +121,12 @@ def register(name: str, model_uri: str, run_id: str, tags: dict[str, Any],
     ensure_registered_model(name)
     c = _client()
     mv = c.create_model_version(
-        name, model_uri, run_id=run_id, tags={k: str(v) for k, v in tags.items()},
+        name,
+        model_uri,
+        run_id=run_id,
+        tags={k: str(v) for k, v in tags.items()},
         model_id=model_id,
-    )  # fmt: skip
+    )
     _wait_ready(name, mv.version)
     if alias is not None:
         c.set_registered_model_alias(name, alias, mv.version)
@@ -165,8 +177,9 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def promote(ref: VersionRef, evidence: dict[str, Any], *, expected: str | None,
-            alias: str) -> VersionRef | None:
+def promote(
+    ref: VersionRef, evidence: dict[str, Any], *, expected: str | None, alias: str
+) -> VersionRef | None:
     """Move ``alias`` to ``ref`` if it still points at ``expected`` (the version the gate judged,
     None for "no champion"); returns the replaced version. Call it last.
 
@@ -185,24 +198,38 @@ def promote(ref: VersionRef, evidence: dict[str, Any], *, expected: str | None,
         previous = VersionRef(ref.name, str(expected)) if expected is not None else None
         if now == ref.version:
             # a retry after a partial write: the alias already moved, complete the same tags
-            log.info("%s version %s already holds %r; completing its tags", ref.name,
-                     ref.version, alias)
+            log.info(
+                "%s version %s already holds %r; completing its tags", ref.name, ref.version, alias
+            )
         elif now != (str(expected) if expected is not None else None):
-            tag_version(ref, {state: "stale", role_tag(alias, "stale_at"): _now(),
-                              role_tag(alias, "stale_reason"):
-                                  f"judged against {expected or 'no champion'}, "
-                                  f"{alias} is {now or 'unset'} now"})
+            tag_version(
+                ref,
+                {
+                    state: "stale",
+                    role_tag(alias, "stale_at"): _now(),
+                    role_tag(alias, "stale_reason"): f"judged against {expected or 'no champion'}, "
+                    f"{alias} is {now or 'unset'} now",
+                },
+            )
             raise StalePromotionError(
                 f"{alias} of {ref.name!r} is version {now or 'none'} now, but the gate judged "
                 f"version {ref.version} against {expected or 'no champion'}: not promoted. "
                 f"Re-run the training to judge it against "
                 f"{f'version {now}' if now else 'no champion'}.",
-                judged=expected, current=now,
+                judged=expected,
+                current=now,
             )
         else:
             # the evidence is on the version before the alias moves
-            tag_version(ref, {**evidence, prev_tag: expected or "none",
-                              role_tag(alias, "promoted_at"): _now(), state: "promoting"})
+            tag_version(
+                ref,
+                {
+                    **evidence,
+                    prev_tag: expected or "none",
+                    role_tag(alias, "promoted_at"): _now(),
+                    state: "promoting",
+                },
+            )
             _client().set_registered_model_alias(ref.name, alias, ref.version)
         if previous is not None:
             tag_version(previous, {state: "replaced", role_tag(alias, "replaced_by"): ref.version})
@@ -210,8 +237,9 @@ def promote(ref: VersionRef, evidence: dict[str, Any], *, expected: str | None,
     return previous
 
 
-def rollback(name: str, *, alias: str,
-             expected: str | None = None) -> tuple[VersionRef, VersionRef]:
+def rollback(
+    name: str, *, alias: str, expected: str | None = None
+) -> tuple[VersionRef, VersionRef]:
     """Move ``alias`` back to the version it replaced; returns (from, to).
 
     ``expected``, when given, is the version the caller means to roll back: if ``alias`` has
@@ -228,7 +256,8 @@ def rollback(name: str, *, alias: str,
             raise StalePromotionError(
                 f"{alias} of {name!r} is version {current.version} now, not {expected}: "
                 "nothing rolled back; check the registry and roll back again if needed",
-                judged=str(expected), current=current.version,
+                judged=str(expected),
+                current=current.version,
             )
         mv = _client().get_model_version(name, current.version)
         previous = mv.tags.get(role_tag(alias, "previous"), "none")

@@ -45,4 +45,5 @@ def verify(folder: str | Path, expected: str, what: str) -> None:
             f"the model state of {what} does not match the digest recorded at registration "
             f"(recorded {expected[:16]}..., found {found[:16]}...): a file under model_state/ "
             "was changed after registration, and the version is refused. Register it again "
-            "from a trusted run, or move the alias back (recsys rollback)")
+            "from a trusted run, or move the alias back (recsys rollback)"
+        )

@@ -47,15 +47,15 @@ def storage_url(url: str | None = None) -> str:
     return f"sqlite:///{path}"
 
 
-def objective_metric(predicts_ratings: bool, k: int,
-                     metric: str = "auto") -> tuple[str, Literal["minimize", "maximize"]]:
+def objective_metric(
+    predicts_ratings: bool, k: int, metric: str = "auto"
+) -> tuple[str, Literal["minimize", "maximize"]]:
     """The metric a study optimizes and its direction (auto: rmse, or ndcg_at_k for rankers)."""
     name = metric if metric != "auto" else ("rmse" if predicts_ratings else f"ndcg_at_{k}")
     return name, "minimize" if lower_is_better(name) else "maximize"
 
 
-def open_study(name: str, storage: str, direction: Literal["minimize", "maximize"],
-               seed: int = 42):
+def open_study(name: str, storage: str, direction: Literal["minimize", "maximize"], seed: int = 42):
     """Create study ``name`` in ``storage``, or load it to add trials (``load_if_exists``).
 
     The TPE sampler lies about running trials (``constant_liar``) so that trials asked for
@@ -66,16 +66,21 @@ def open_study(name: str, storage: str, direction: Literal["minimize", "maximize
 
     try:
         url = with_psycopg2(storage).render_as_string(hide_password=False)
-        study = optuna.create_study(study_name=name, storage=url, direction=direction,
-                                    load_if_exists=True)
+        study = optuna.create_study(
+            study_name=name, storage=url, direction=direction, load_if_exists=True
+        )
     except Exception as exc:  # bad URL, unreachable database, missing driver
-        raise ConfigError(f"cannot open the study storage {redact(storage)!r} "
-                          f"({type(exc).__name__}: {redact(str(exc))}); set "
-                          f"{STORAGE_ENV} (or --storage) to an SQLAlchemy URL such as "
-                          "postgresql://user@host:5432/optuna") from exc
+        raise ConfigError(
+            f"cannot open the study storage {redact(storage)!r} "
+            f"({type(exc).__name__}: {redact(str(exc))}); set "
+            f"{STORAGE_ENV} (or --storage) to an SQLAlchemy URL such as "
+            "postgresql://user@host:5432/optuna"
+        ) from exc
     if study.direction.name.lower() != direction:
-        raise ConfigError(f"study {name!r} exists and {study.direction.name.lower()}s; this "
-                          f"objective {direction}s: choose another study name")
+        raise ConfigError(
+            f"study {name!r} exists and {study.direction.name.lower()}s; this "
+            f"objective {direction}s: choose another study name"
+        )
     # seeded by the trials already there: a resumed study does not sample its first trials again
     study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials), constant_liar=True)
     return study
@@ -93,8 +98,9 @@ def validation_features(feats: Features, split: SplitConfig, folder: str | Path)
     return build(train, feats.item_meta(), split, folder)
 
 
-def score_trial(spec: ModelSpec, feats: Features, *, k: int,
-                relevance_threshold: float | None = None) -> dict[str, float]:
+def score_trial(
+    spec: ModelSpec, feats: Features, *, k: int, relevance_threshold: float | None = None
+) -> dict[str, float]:
     """Fit ``spec`` on the training part of ``feats`` and return its metrics on the other."""
     train, test = feats.frames()
     model = spec.create().fit(Interactions.from_frame(train, item_meta=feats.item_meta()))
@@ -123,12 +129,14 @@ class BestParams:
 
     def cli_args(self) -> str:
         """The same parameters as ``recsys train`` options."""
-        return " ".join([f"--model {self.name}",
-                         *(f"--param {k}={v}" for k, v in self.params.items())])
+        return " ".join(
+            [f"--model {self.name}", *(f"--param {k}={v}" for k, v in self.params.items())]
+        )
 
 
-def best_params(study, model: str, metric: str,
-                failures: Mapping[int, str] | None = None) -> BestParams:
+def best_params(
+    study, model: str, metric: str, failures: Mapping[int, str] | None = None
+) -> BestParams:
     """The best complete trial of ``study`` as a validated :class:`BestParams`.
 
     ``failures`` (trial number -> reason) are the trials that failed in this run: they word the
@@ -141,16 +149,26 @@ def best_params(study, model: str, metric: str,
         reasons = "; ".join(f"trial {n}: {why}" for n, why in sorted((failures or {}).items())[:3])
         raise TrainingError(
             f"study {study.study_name!r} has no complete trial: "
-            + (f"all {len(failures)} trial(s) of this run failed ({reasons[:1500]}); "
-               if failures else "every trial failed or none ran; ")
+            + (
+                f"all {len(failures)} trial(s) of this run failed ({reasons[:1500]}); "
+                if failures
+                else "every trial failed or none ran; "
+            )
             + f"fix the fixed hyperparameters of {model!r} or narrow the search space "
-            "(each failed trial's MLflow run holds its error in the recsys.error tag)")
+            "(each failed trial's MLflow run holds its error in the recsys.error tag)"
+        )
     best = study.best_trial
     spec = ModelSpec(name=model, params=best.params)  # valid for the training flow
     default = next((float(t.value) for t in complete if t.user_attrs.get(DEFAULTS_ATTR)), None)
-    return BestParams(name=model, params=dict(spec.params), metric=metric,
-                      value=float(best.value), trial=best.number, n_complete=len(complete),
-                      default_value=default)
+    return BestParams(
+        name=model,
+        params=dict(spec.params),
+        metric=metric,
+        value=float(best.value),
+        trial=best.number,
+        n_complete=len(complete),
+        default_value=default,
+    )
 
 
 def study_plots(study, folder: str | Path) -> list[str]:
@@ -164,14 +182,16 @@ def study_plots(study, folder: str | Path) -> list[str]:
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, draw in (("optimization_history", vis.plot_optimization_history),
-                       ("param_importances", vis.plot_param_importances)):
+    for name, draw in (
+        ("optimization_history", vis.plot_optimization_history),
+        ("param_importances", vis.plot_param_importances),
+    ):
         # optuna's plots switch matplotlib's global style (plt.style.use): keep it to this block,
         # or every later plot of the process (the training flow's) changes colours
         with matplotlib.rc_context():
             try:
                 ax = draw(study)
-            except Exception as exc:  # noqa: BLE001 - e.g. importances need 2+ complete trials
+            except Exception as exc:
                 log.warning("no %s plot: %s", name, exc)
                 continue
             path = out / f"{name}.png"

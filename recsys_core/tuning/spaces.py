@@ -28,7 +28,8 @@ class ParamRange(BaseModel):
     high: float | None = Field(None, description="largest value (int, float)")
     log: bool = Field(False, description="sample on a log scale (int, float)")
     choices: tuple[str | int | float | bool, ...] | None = Field(
-        None, description="the values of a categorical parameter")
+        None, description="the values of a categorical parameter"
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> ParamRange:
@@ -36,8 +37,9 @@ class ParamRange(BaseModel):
             if not self.choices:
                 raise ValueError("a categorical range needs at least one choice")
         elif self.low is None or self.high is None or self.low > self.high:
-            raise ValueError(f"a {self.kind} range needs low <= high, got low={self.low!r} "
-                             f"high={self.high!r}")
+            raise ValueError(
+                f"a {self.kind} range needs low <= high, got low={self.low!r} high={self.high!r}"
+            )
         elif self.log and self.low <= 0:
             raise ValueError(f"a log-scale range needs low > 0, got low={self.low!r}")
         return self
@@ -86,13 +88,25 @@ def _float(low: float, high: float, log: bool = False) -> ParamRange:
 
 SPACES: dict[str, SearchSpace] = {
     # Koren's biased MF: size, step, shrinkage and length of training
-    "sgd-mf": {"factors": _int(8, 256, log=True), "epochs": _int(5, 60),
-               "lr": _float(1e-3, 5e-2, log=True), "reg": _float(1e-3, 0.3, log=True)},
-    "als": {"factors": _int(4, 128, log=True), "iterations": _int(5, 30),
-            "reg": _float(1e-3, 1.0, log=True)},
+    "sgd-mf": {
+        "factors": _int(8, 256, log=True),
+        "epochs": _int(5, 60),
+        "lr": _float(1e-3, 5e-2, log=True),
+        "reg": _float(1e-3, 0.3, log=True),
+    },
+    "als": {
+        "factors": _int(4, 128, log=True),
+        "iterations": _int(5, 30),
+        "reg": _float(1e-3, 1.0, log=True),
+    },
     # BPMF (Salakhutdinov & Mnih 2008): the noise precision matters most, then the rank
-    "bpmf": {"factors": _int(4, 64, log=True), "burn_in": _int(5, 40), "samples": _int(10, 60),
-             "alpha": _float(0.5, 8.0, log=True), "beta0": _float(0.5, 8.0, log=True)},
+    "bpmf": {
+        "factors": _int(4, 64, log=True),
+        "burn_in": _int(5, 40),
+        "samples": _int(10, 60),
+        "alpha": _float(0.5, 8.0, log=True),
+        "beta0": _float(0.5, 8.0, log=True),
+    },
     # the blend's own parameters (its members keep their configured hyperparameters)
     "blend": {"holdout": _float(0.05, 0.3), "reg": _float(1e-3, 100.0, log=True)},
     "ease": {"reg": _float(1.0, 5000.0, log=True)},
@@ -111,23 +125,30 @@ def space_for(model: str, overrides: dict[str, Any] | None = None) -> SearchSpac
     space = dict(SPACES.get(model, {}))
     for name, given in (overrides or {}).items():
         try:
-            space[name] = given if isinstance(given, ParamRange) else ParamRange.model_validate(
-                given)
+            space[name] = (
+                given if isinstance(given, ParamRange) else ParamRange.model_validate(given)
+            )
         except ValueError as exc:
             raise ConfigError(f"bad search range for {model}.{name}: {exc}") from None
     if not space:
-        raise ConfigError(f"no search space for model {model!r}; give one, e.g. "
-                          '{"reg": {"kind": "float", "low": 0.01, "high": 1, "log": true}}; '
-                          f"models with a default space: {', '.join(sorted(SPACES))}")
+        raise ConfigError(
+            f"no search space for model {model!r}; give one, e.g. "
+            '{"reg": {"kind": "float", "low": 0.01, "high": 1, "log": true}}; '
+            f"models with a default space: {', '.join(sorted(SPACES))}"
+        )
     unknown = sorted(set(space) - set(fields))
     if unknown:
-        raise ConfigError(f"search space of {model!r} names unknown hyperparameter(s) "
-                          f"{', '.join(map(repr, unknown))}; valid: {', '.join(fields)}")
+        raise ConfigError(
+            f"search space of {model!r} names unknown hyperparameter(s) "
+            f"{', '.join(map(repr, unknown))}; valid: {', '.join(fields)}"
+        )
     for name, rng in space.items():
         for value in rng.ends():
             try:
                 ModelSpec(name=model, params={name: value})
             except ValueError as exc:
-                raise ConfigError(f"search range of {model}.{name} includes {value!r}, which "
-                                  f"the model refuses: {exc}") from None
+                raise ConfigError(
+                    f"search range of {model}.{name} includes {value!r}, which "
+                    f"the model refuses: {exc}"
+                ) from None
     return space

@@ -86,31 +86,51 @@ class DriftReport:
         return {f"{prefix}{k}": float(v) for k, v in self.statistics.items()}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"level": self.level, "statistics": self.statistics, "levels": self.levels,
-                "rules": self.rules, "reference": self.reference, "current": self.current,
-                "counts": self.counts}
+        return {
+            "level": self.level,
+            "statistics": self.statistics,
+            "levels": self.levels,
+            "rules": self.rules,
+            "reference": self.reference,
+            "current": self.current,
+            "counts": self.counts,
+        }
 
     def to_markdown(self) -> str:
         """The report for the MLflow run and the Prefect UI."""
-        head = {"ok": "no drift beyond the warning limits", "warn": "WARNING: drift",
-                "stop": "STOPPED: drift beyond a stop limit"}[self.level]
-        lines = [f"# Data drift: {head}", "",
-                 f"- reference: {self.reference}", f"- current: {self.current}", "",
-                 "| statistic | value | warn at | stop at | verdict |",
-                 "|---|---|---|---|---|"]
+        head = {
+            "ok": "no drift beyond the warning limits",
+            "warn": "WARNING: drift",
+            "stop": "STOPPED: drift beyond a stop limit",
+        }[self.level]
+        lines = [
+            f"# Data drift: {head}",
+            "",
+            f"- reference: {self.reference}",
+            f"- current: {self.current}",
+            "",
+            "| statistic | value | warn at | stop at | verdict |",
+            "|---|---|---|---|---|",
+        ]
         for name, value in self.statistics.items():
             rule = self.rules.get(name)
             if rule is None:
                 continue
-            lines.append(f"| {name} | {value:.4g} | {_fmt(rule.get('warn'))} | "
-                         f"{_fmt(rule.get('stop'))} | {self.levels[name].upper()} |")
+            lines.append(
+                f"| {name} | {value:.4g} | {_fmt(rule.get('warn'))} | "
+                f"{_fmt(rule.get('stop'))} | {self.levels[name].upper()} |"
+            )
         lines += ["", "| described | reference | current |", "|---|---|---|"]
         for what in ("interactions_per_user_mean", "interactions_per_user_median"):
-            lines.append(f"| {what} | {self.statistics[f'reference_{what}']:.4g} | "
-                         f"{self.statistics[what]:.4g} |")
+            lines.append(
+                f"| {what} | {self.statistics[f'reference_{what}']:.4g} | "
+                f"{self.statistics[what]:.4g} |"
+            )
         for what in ("rows", "users", "items"):
-            lines.append(f"| {what} | {self.counts.get(f'reference_{what}', 0)} | "
-                         f"{self.counts.get(what, 0)} |")
+            lines.append(
+                f"| {what} | {self.counts.get(f'reference_{what}', 0)} | "
+                f"{self.counts.get(what, 0)} |"
+            )
         flagged = self.at("stop") + self.at("warn")
         if flagged:
             lines += ["", *[f"- {self.describe(n)}" for n in flagged]]
@@ -154,8 +174,14 @@ def new_share(reference: pd.Series, current: pd.Series) -> float:
     return float((~cur.isin(reference.unique())).sum() / len(cur))
 
 
-def compare(reference: pd.DataFrame, current: pd.DataFrame, rules: DriftRules | None = None,
-            *, reference_name: str = "reference", current_name: str = "current") -> DriftReport:
+def compare(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    rules: DriftRules | None = None,
+    *,
+    reference_name: str = "reference",
+    current_name: str = "current",
+) -> DriftReport:
     """Drift statistics of ``current`` against ``reference`` (interaction tables), judged by
     ``rules``.
 
@@ -169,7 +195,8 @@ def compare(reference: pd.DataFrame, current: pd.DataFrame, rules: DriftRules | 
         if frame.empty:
             raise DataValidationError(
                 f"the {name} snapshot has no interactions, so drift cannot be measured; "
-                "collect data into it, or set validation.drift.enabled=false")
+                "collect data into it, or set validation.drift.enabled=false"
+            )
     per_ref = reference.groupby("user", sort=False).size()
     per_cur = current.groupby("user", sort=False).size()
     stats = {
@@ -193,11 +220,22 @@ def compare(reference: pd.DataFrame, current: pd.DataFrame, rules: DriftRules | 
             levels[name] = "warn"
         else:
             levels[name] = "ok"
-    counts = {"rows": len(current), "users": len(per_cur), "items": current["item"].nunique(),
-              "reference_rows": len(reference), "reference_users": len(per_ref),
-              "reference_items": reference["item"].nunique()}
-    report = DriftReport(stats, levels, {n: t.model_dump() for n, t in rules.thresholds().items()},
-                         reference_name, current_name, {k: int(v) for k, v in counts.items()})
+    counts = {
+        "rows": len(current),
+        "users": len(per_cur),
+        "items": current["item"].nunique(),
+        "reference_rows": len(reference),
+        "reference_users": len(per_ref),
+        "reference_items": reference["item"].nunique(),
+    }
+    report = DriftReport(
+        stats,
+        levels,
+        {n: t.model_dump() for n, t in rules.thresholds().items()},
+        reference_name,
+        current_name,
+        {k: int(v) for k, v in counts.items()},
+    )
     for name in report.at("warn") + report.at("stop"):
         log.warning("data drift: %s", report.describe(name))
     return report
@@ -208,7 +246,9 @@ def raise_for_stop(report: DriftReport) -> None:
     stopped = report.at("stop")
     if stopped:
         raise DataValidationError(
-            "data drift beyond a stop limit, against " + report.reference + ": "
+            "data drift beyond a stop limit, against "
+            + report.reference
+            + ": "
             + "; ".join(report.describe(n) for n in stopped)
             + ". The run stopped before training and the champion is unchanged. If this data "
             "is right, raise or unset the limit named (e.g. validation.drift."
@@ -227,8 +267,9 @@ def plot(reference: pd.DataFrame, current: pd.DataFrame, path: str | Path) -> Pa
     width = float(np.min(np.diff(values))) if len(values) > 1 else 1.0
     for frame, label, shift in ((reference, "reference", -0.2), (current, "current", 0.2)):
         shares = frame["rating"].value_counts(normalize=True).reindex(values, fill_value=0)
-        left.bar(values + shift * width, shares.to_numpy(), width=0.4 * width, label=label,
-                 alpha=0.8)
+        left.bar(
+            values + shift * width, shares.to_numpy(), width=0.4 * width, label=label, alpha=0.8
+        )
         pop = frame["item"].value_counts(normalize=True).to_numpy()
         right.loglog(np.arange(1, len(pop) + 1), pop, label=label)
     left.set(title="Rating distribution", xlabel="rating", ylabel="share of interactions")

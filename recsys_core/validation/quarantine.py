@@ -99,8 +99,7 @@ def quarantine(frame: pd.DataFrame, rules: ValidationRules | None = None) -> Qua
         rows = frame.iloc[free]
         ts = rows["timestamp"]
         # a non-numeric timestamp column fails the table anyway; the data's order decides then
-        order = np.argsort(ts.to_numpy() if is_numeric(ts) else np.zeros(len(rows)),
-                           kind="stable")
+        order = np.argsort(ts.to_numpy() if is_numeric(ts) else np.zeros(len(rows)), kind="stable")
         beaten = rows.iloc[order][list(KEY)].duplicated(keep="last").to_numpy()
         reason[free[order[beaten]]] = "duplicate"
     bad = reason != None  # noqa: E711

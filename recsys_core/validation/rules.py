@@ -15,13 +15,16 @@ class DriftThreshold(BaseModel):
 
     warn: float | None = Field(None, ge=0, description="at or above this: a warning and a tag")
     stop: float | None = Field(
-        None, ge=0, description="at or above this: the run stops before training")
+        None, ge=0, description="at or above this: the run stops before training"
+    )
 
     @model_validator(mode="after")
     def _warn_before_stop(self) -> DriftThreshold:
         if self.warn is not None and self.stop is not None and self.warn > self.stop:
-            raise ValueError(f"drift warn ({self.warn!r}) must not exceed stop ({self.stop!r}): "
-                             "a run that stops should have warned first")
+            raise ValueError(
+                f"drift warn ({self.warn!r}) must not exceed stop ({self.stop!r}): "
+                "a run that stops should have warned first"
+            )
         return self
 
 
@@ -42,17 +45,23 @@ class DriftRules(BaseModel):
 
     enabled: bool = Field(True, description="compare the snapshot with the champion's")
     rating_ks: DriftThreshold = _limit(
-        0.1, "Kolmogorov-Smirnov statistic of the rating distributions (0 to 1)")
+        0.1, "Kolmogorov-Smirnov statistic of the rating distributions (0 to 1)"
+    )
     rating_psi: DriftThreshold = _limit(
-        0.25, "population stability index of the rating distributions (0.25: a major shift)")
+        0.25, "population stability index of the rating distributions (0.25: a major shift)"
+    )
     item_popularity_js: DriftThreshold = _limit(
-        0.2, "Jensen-Shannon distance (base 2, 0 to 1) of the item popularity distributions")
+        0.2, "Jensen-Shannon distance (base 2, 0 to 1) of the item popularity distributions"
+    )
     new_user_share: DriftThreshold = _limit(
-        0.5, "share of this snapshot's users that the champion's snapshot does not have")
+        0.5, "share of this snapshot's users that the champion's snapshot does not have"
+    )
     new_item_share: DriftThreshold = _limit(
-        0.3, "share of this snapshot's items that the champion's snapshot does not have")
+        0.3, "share of this snapshot's items that the champion's snapshot does not have"
+    )
     interactions_per_user_ks: DriftThreshold = _limit(
-        0.2, "Kolmogorov-Smirnov statistic of the interactions per user (0 to 1)")
+        0.2, "Kolmogorov-Smirnov statistic of the interactions per user (0 to 1)"
+    )
 
     def thresholds(self) -> dict[str, DriftThreshold]:
         """Each thresholded statistic by name."""

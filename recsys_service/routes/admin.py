@@ -29,9 +29,13 @@ async def model(svc: Svc) -> Any:
         st = svc.live.status(role)
         s = st.served
         out[role] = {
-            **(model_info(s) if s else ModelOut(name=svc.settings.registered_model,
-                                                version=None, role=role,
-                                                alias=st.alias)).model_dump(),
+            **(
+                model_info(s)
+                if s
+                else ModelOut(
+                    name=svc.settings.registered_model, version=None, role=role, alias=st.alias
+                )
+            ).model_dump(),
             "run_id": s.run_id if s else None,
             "loaded_at": _iso(s.loaded_at) if s else None,
             "last_checked": _iso(st.last_checked) if st.last_checked else None,

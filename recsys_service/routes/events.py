@@ -19,8 +19,9 @@ router = APIRouter()
 
 
 @router.post("/events")
-async def post_events(request: Request, svc: Annotated[Service, Depends(service)],
-                      caller: Ingester) -> Any:
+async def post_events(
+    request: Request, svc: Annotated[Service, Depends(service)], caller: Ingester
+) -> Any:
     """Store a JSON list of events (rating, click, view, purchase) in one transaction. Scope
     ``ingest``.
 
@@ -37,21 +38,27 @@ async def post_events(request: Request, svc: Annotated[Service, Depends(service)
     except ClientDisconnect:
         # the client left while its request waited for the event loop (a load tester at its
         # timeout): its body cannot be read, nothing is stored, and nobody reads the answer
-        log.info("POST /events: the client closed the connection before its body was "
-                 "read; nothing stored")
-        return error(499, "the client closed the connection before the body was read; "
-                          "nothing was stored")
+        log.info(
+            "POST /events: the client closed the connection before its body was "
+            "read; nothing stored"
+        )
+        return error(
+            499, "the client closed the connection before the body was read; nothing was stored"
+        )
     except ValueError as exc:
-        return error(400, f"malformed JSON body ({exc}); send a JSON list of events such "
-                          'as [{"event_id": "e1", "user_id": "42", "item_id": "7", '
-                          '"type": "click", "recommendation_id": "..."}]')
+        return error(
+            400,
+            f"malformed JSON body ({exc}); send a JSON list of events such "
+            'as [{"event_id": "e1", "user_id": "42", "item_id": "7", '
+            '"type": "click", "recommendation_id": "..."}]',
+        )
     if not isinstance(batch, list):
-        return error(422, "the body must be a JSON list of events; got "
-                          f"{type(batch).__name__}")
+        return error(422, f"the body must be a JSON list of events; got {type(batch).__name__}")
     limit = svc.settings.max_event_batch
     if len(batch) > limit:
-        return error(413, f"{len(batch)} events in one request; at most {limit} are allowed: "
-                          "split the batch")
+        return error(
+            413, f"{len(batch)} events in one request; at most {limit} are allowed: split the batch"
+        )
     metrics = svc.metrics
     try:
         result = await asyncio.to_thread(svc.events.append, batch, caller.name)
@@ -66,10 +73,11 @@ async def post_events(request: Request, svc: Annotated[Service, Depends(service)
         return error(503, f"{exc} (nothing was stored; send the batch again)")
     metrics.events.labels("stored").inc(result.stored)
     metrics.events.labels("duplicate").inc(result.duplicates)
-    return {"received": result.received, "stored": result.stored,
-            "duplicates": result.duplicates}
+    return {"received": result.received, "stored": result.stored, "duplicates": result.duplicates}
 
 
 def _problems(exc: DataValidationError) -> list[dict[str, Any]]:
-    return [dict(index=p.index, event_id=p.event_id, field=p.field, message=p.message)
-            for p in exc.report or ()]
+    return [
+        dict(index=p.index, event_id=p.event_id, field=p.field, message=p.message)
+        for p in exc.report or ()
+    ]

@@ -32,8 +32,13 @@ async def ready(svc: Annotated[Service, Depends(service)]) -> Any:
         except NotReady as exc:
             reasons[role] = str(exc)
     required = svc.settings.ready_roles
-    missing = ([r for r in required if r in reasons] if required is not None
-               else list(ROLES) if len(reasons) == len(ROLES) else [])
+    missing = (
+        [r for r in required if r in reasons]
+        if required is not None
+        else list(ROLES)
+        if len(reasons) == len(ROLES)
+        else []
+    )
     # a version refused or unreachable while an older one keeps serving (e.g. its model state
     # does not match the digest recorded at registration): said here, not hidden in /model
     problems = {r: e for r in ROLES if (e := svc.live.status(r).registry_error)}

@@ -30,24 +30,36 @@ IdPath = Annotated[str, Path(min_length=1, max_length=MAX_ID)]
 Svc = Annotated[Service, Depends(service)]
 
 
-def record(svc: Service, out: dict[str, Any], user_id: str | None,
-           served: Served) -> JSONResponse:
+def record(svc: Service, out: dict[str, Any], user_id: str | None, served: Served) -> JSONResponse:
     """Queue the list for recording (never for a forgotten user) and answer it."""
     if user_id is None or not svc.forgotten.is_forgotten(user_id):  # no row names one
-        svc.recorder.submit(ServedList(out["recommendation_id"], user_id,
-                                       tuple(i["item_id"] for i in out["items"]),
-                                       served.registered_model, served.version, served.alias))
+        svc.recorder.submit(
+            ServedList(
+                out["recommendation_id"],
+                user_id,
+                tuple(i["item_id"] for i in out["items"]),
+                served.registered_model,
+                served.version,
+                served.alias,
+            )
+        )
     return Answer(out)
 
 
 def router(settings: ServiceSettings) -> APIRouter:
     """The list routes, with the limits of ``settings`` (shown in the OpenAPI)."""
     api = APIRouter()
-    K = Annotated[int, Query(ge=1, le=settings.max_k,
-                             description=f"list length, 1 to {settings.max_k}")]
+    K = Annotated[
+        int, Query(ge=1, le=settings.max_k, description=f"list length, 1 to {settings.max_k}")
+    ]
 
-    async def recommendations(svc: Svc, caller: Recommender, user_id: IdPath,
-                              k: K = settings.default_k, explain: bool = False) -> JSONResponse:
+    async def recommendations(
+        svc: Svc,
+        caller: Recommender,
+        user_id: IdPath,
+        k: K = settings.default_k,
+        explain: bool = False,
+    ) -> JSONResponse:
         """Top-k unseen items for a user (popularity for unknown users). Scope ``recommend``;
         ``explain=true`` also needs ``explain`` (the reasons name the user's items)."""
         if explain:
@@ -61,12 +73,17 @@ def router(settings: ServiceSettings) -> APIRouter:
         return record(svc, recommendation_answer(rec, served, explain), user_id, served)
 
     # the hottest route: its common requests skip FastAPI's per-request parameter solving
-    api.add_api_route("/recommendations/{user_id}", recommendations, methods=["GET"],
-                      response_model=RecommendationOut,
-                      route_class_override=_prevalidated(_list_args(settings)))
+    api.add_api_route(
+        "/recommendations/{user_id}",
+        recommendations,
+        methods=["GET"],
+        response_model=RecommendationOut,
+        route_class_override=_prevalidated(_list_args(settings)),
+    )
 
-    async def recommendations_for(svc: Svc, caller: Recommender,
-                                  body: RecommendationRequest) -> JSONResponse:
+    async def recommendations_for(
+        svc: Svc, caller: Recommender, body: RecommendationRequest
+    ) -> JSONResponse:
         """Top-k for a user and/or the items they just interacted with (folded in). Scope
         ``recommend``; ``"explain": true`` also needs ``explain``."""
         if body.explain:
@@ -78,32 +95,39 @@ def router(settings: ServiceSettings) -> APIRouter:
         model_user = None if user_id is None else served.model_user(user_id)
         recent = [str(i) for i in body.recent_items]
         rec = served.scorer.recommend(
-            model_user, body.k, recent_items=recent,
-            exclude=[str(i) for i in body.exclude], explain=body.explain,
-        )  # fmt: skip
+            model_user,
+            body.k,
+            recent_items=recent,
+            exclude=[str(i) for i in body.exclude],
+            explain=body.explain,
+        )
         rec = replace(rec, user_id=user_id)
-        svc.metrics.looked_up("/recommendations", served.scorer, model_user,
-                              recent_items=recent)
+        svc.metrics.looked_up("/recommendations", served.scorer, model_user, recent_items=recent)
         svc.metrics.answered("/recommendations", rec.fallback)
         out = recommendation_answer(rec, served, body.explain)
         return record(svc, out, out["user_id"], served)
 
     # FastAPI validates the body with the subclass that carries this service's limits
     recommendations_for.__annotations__["body"] = recommendation_request(
-        settings.default_k, settings.max_k, settings.max_recent_items)
+        settings.default_k, settings.max_k, settings.max_recent_items
+    )
     api.post("/recommendations", response_model=RecommendationOut)(recommendations_for)
 
     @api.get("/similar-items/{item_id}", response_model=SimilarOut)
-    async def similar_items(svc: Svc, caller: Recommender, item_id: IdPath,
-                            k: K = settings.default_k) -> JSONResponse:
+    async def similar_items(
+        svc: Svc, caller: Recommender, item_id: IdPath, k: K = settings.default_k
+    ) -> JSONResponse:
         """The k items most similar to an item. Scope ``recommend``."""
         served = svc.live.served(RANKING)
         items = served.scorer.similar_items(item_id, k)
         svc.metrics.looked_up("/similar-items", served.scorer, item_id=[item_id])
         if items is None:
-            return error(404, f"unknown item {item_id!r}: the served model (version "
-                              f"{served.version}) has never seen it; ask for an item of its "
-                              "training data")
+            return error(
+                404,
+                f"unknown item {item_id!r}: the served model (version "
+                f"{served.version}) has never seen it; ask for an item of its "
+                "training data",
+            )
         return record(svc, similar_answer(item_id, items, served), None, served)
 
     return api

@@ -12,8 +12,10 @@ def test_quick_benchmark_prints_the_table(tmp_path, capsys):
     spec.loader.exec_module(run)
     out = tmp_path / "results.md"
     models = ["bias", "sgd-mf", "item-knn", "ease", "implicit-als", "popularity"]
-    assert run.main(["--data", "synthetic:tiny", "--quick", "--models", *models,
-                     "--out", str(out)]) == 0
+    assert (
+        run.main(["--data", "synthetic:tiny", "--quick", "--models", *models, "--out", str(out)])
+        == 0
+    )
     text = capsys.readouterr().out
     assert "| model | RMSE | MAE | NDCG@10 | P@10 | fit s | fit ours/peer |" in text
     for name in [*models, "surprise:SVD", "implicit:ALS"]:

@@ -33,17 +33,21 @@ def test_batch_flow_writes_parquet_and_records_it(embedded_store, prefect_server
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     # no version behind the alias yet: the flow fails before writing anything, saying why
-    with pytest.raises(ConfigError, match="has no version with alias 'champion-ranking'; train "
-                                          "and promote one first"):
-        batch_recommendations_flow(BatchParams(registered_model="batchtest",
-                                               out=str(workspace / "recs")))
+    with pytest.raises(
+        ConfigError,
+        match="has no version with alias 'champion-ranking'; train and promote one first",
+    ):
+        batch_recommendations_flow(
+            BatchParams(registered_model="batchtest", out=str(workspace / "recs"))
+        )
     assert not (workspace / "recs").exists()
     data = Interactions.from_frame(generate(config_for("tiny")).interactions)
     model = create("implicit-als", {"factors": 4, "iterations": 3}).fit(data)
     ref = _publish(model, workspace, "batchtest")
     out = workspace / "recs"
-    result = batch_recommendations_flow(BatchParams(registered_model="batchtest", out=str(out),
-                                                    k=4, experiment="batchtest"))
+    result = batch_recommendations_flow(
+        BatchParams(registered_model="batchtest", out=str(out), k=4, experiment="batchtest")
+    )
     part = out / f"model_version={ref.version}"
     assert result["location"] == str(part) and result["rows"] == data.n_users * 4
     frame = pd.read_parquet(part)
@@ -58,20 +62,35 @@ def test_batch_flow_writes_parquet_and_records_it(embedded_store, prefect_server
     with get_client(sync_client=True) as client:
         (artifact,) = client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["batch-recommendations"])),
-            limit=1)
+            limit=1,
+        )
     assert str(part) in artifact.data and f"{result['rows']:,}" in artifact.data
     # the same flow from the command line
     from typer.testing import CliRunner
 
     from recsys_cli.main import app
 
-    cli = CliRunner().invoke(app, ["recommend", "--all", "--out", str(workspace / "cli"), "-k",
-                                   "2", "--registered-model", "batchtest"])
+    cli = CliRunner().invoke(
+        app,
+        [
+            "recommend",
+            "--all",
+            "--out",
+            str(workspace / "cli"),
+            "-k",
+            "2",
+            "--registered-model",
+            "batchtest",
+        ],
+    )
     assert cli.exit_code == 0, cli.output
-    assert f"{data.n_users * 2:,} rows for {data.n_users:,} users of version {ref.version}" in \
-        cli.output
-    assert len(pd.read_parquet(workspace / "cli" / f"model_version={ref.version}")) == \
-        data.n_users * 2
+    assert (
+        f"{data.n_users * 2:,} rows for {data.n_users:,} users of version {ref.version}"
+        in cli.output
+    )
+    assert (
+        len(pd.read_parquet(workspace / "cli" / f"model_version={ref.version}")) == data.n_users * 2
+    )
 
 
 def test_batch_deployment_runs_after_training():

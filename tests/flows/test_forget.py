@@ -13,13 +13,22 @@ from recsys_core.tracking.model_store import load_recommender
 from recsys_core.tracking.registry import VersionRef
 from tasks.forget import ARTIFACT, WATERMARK_TAG
 
-TINY = dict(data={"synthetic_size": "tiny"}, registered_model="forgettest",
-            experiment="forgettest", gate={"rating": {"require_beat_baseline": False}})
+TINY = dict(
+    data={"synthetic_size": "tiny"},
+    registered_model="forgettest",
+    experiment="forgettest",
+    gate={"rating": {"require_beat_baseline": False}},
+)
 
 
 def _json(run_id, path, tmp):
-    return json.loads(open(mlflow.artifacts.download_artifacts(
-        run_id=run_id, artifact_path=path, dst_path=str(tmp))).read())
+    return json.loads(
+        open(
+            mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=path, dst_path=str(tmp)
+            )
+        ).read()
+    )
 
 
 def test_the_next_run_trains_without_the_user_and_logs_the_audit(workspace, monkeypatch):
@@ -65,8 +74,9 @@ def _places_holding(needle: str, root, s3, bucket: str) -> list[str]:
 
     def parquet_holds(data: bytes) -> bool:
         frame = pd.read_parquet(io.BytesIO(data))
-        return any(frame[c].astype(str).str.contains(needle, regex=False).any()
-                   for c in frame.columns)
+        return any(
+            frame[c].astype(str).str.contains(needle, regex=False).any() for c in frame.columns
+        )
 
     found = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
@@ -80,8 +90,11 @@ def _places_holding(needle: str, root, s3, bucket: str) -> list[str]:
         if hit:
             found.append(f"s3://{bucket}/{obj['Key']}")
     with get_client(sync_client=True) as client:
-        found += [f"prefect artifact {a.key}" for a in client.read_artifacts(limit=200)
-                  if needle in str(a.data)]
+        found += [
+            f"prefect artifact {a.key}"
+            for a in client.read_artifacts(limit=200)
+            if needle in str(a.data)
+        ]
     return found
 
 
@@ -96,9 +109,12 @@ def test_after_a_full_loop_forget_leaves_the_id_nowhere(workspace, monkeypatch, 
     from recsys_core.data.synthetic import config_for, generate
     from recsys_core.serving.scorer import Scorer
 
-    for var, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1",
-                       "RECSYS_S3_ENDPOINT_URL": s3_endpoint}.items():
+    for var, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "RECSYS_S3_ENDPOINT_URL": s3_endpoint,
+    }.items():
         monkeypatch.setenv(var, value)
     s3 = files.s3_client()
     s3.create_bucket(Bucket="forget-loop")
@@ -109,15 +125,26 @@ def test_after_a_full_loop_forget_leaves_the_id_nowhere(workspace, monkeypatch, 
     store.upgrade()
     frame = generate(config_for("tiny")).interactions
     items = frame["item"].value_counts().index[:12]
-    mine = pd.DataFrame({"user": VICTIM, "item": items, "rating": 4.0,
-                         "timestamp": frame["timestamp"].min() + pd.RangeIndex(12)})
+    mine = pd.DataFrame(
+        {
+            "user": VICTIM,
+            "item": items,
+            "rating": 4.0,
+            "timestamp": frame["timestamp"].min() + pd.RangeIndex(12),
+        }
+    )
     # the source is the upstream system's data, outside the searched folder: forgetting drops
     # the user from every later collection (tombstones), not from the source itself
     source = workspace.parent / f"{workspace.name}-source.parquet"
     pd.concat([frame, mine], ignore_index=True).to_parquet(source)
-    params = dict(data={"source": str(source)}, registered_model="loop",
-                  experiment="loop", model={"name": "ease"}, roles=["ranking"],
-                  gate={"ranking": {"require_beat_baseline": False}})
+    params = dict(
+        data={"source": str(source)},
+        registered_model="loop",
+        experiment="loop",
+        model={"name": "ease"},
+        roles=["ranking"],
+        gate={"ranking": {"require_beat_baseline": False}},
+    )
     run = training_flow(TrainingParams(**params))
     ref = VersionRef("loop", run["version"], run["run_id"])
     MlflowClient().set_registered_model_alias("loop", "champion-ranking", ref.version)
@@ -125,29 +152,52 @@ def test_after_a_full_loop_forget_leaves_the_id_nowhere(workspace, monkeypatch, 
     assert VICTIM in model.user_vocab_.to_list()
     # what the service does for a request of the user: a list scored, recorded, acted on
     served = Scorer(model).recommend(VICTIM, 5)
-    store.record_served("rec-1", user_id=VICTIM, items=[s.item_id for s in served.items],
-                        registered_model="loop", model_version=ref.version)
-    store.append([{"event_id": "e-1", "user_id": VICTIM, "item_id": str(items[0]),
-                   "type": "click", "recommendation_id": "rec-1"}])
+    store.record_served(
+        "rec-1",
+        user_id=VICTIM,
+        items=[s.item_id for s in served.items],
+        registered_model="loop",
+        model_version=ref.version,
+    )
+    store.append(
+        [
+            {
+                "event_id": "e-1",
+                "user_id": VICTIM,
+                "item_id": str(items[0]),
+                "type": "click",
+                "recommendation_id": "rec-1",
+            }
+        ]
+    )
     for out in (str(workspace / "batch"), "s3://forget-loop/daily"):
-        batch_recommendations_flow(BatchParams(registered_model="loop", out=out, k=3,
-                                               experiment="loop-batch"))
+        batch_recommendations_flow(
+            BatchParams(registered_model="loop", out=out, k=3, experiment="loop-batch")
+        )
 
     before = _places_holding(VICTIM, workspace, s3, "forget-loop")
     # the search can fail: before forgetting it finds the user in each kind of place
-    for place in ("events.db", ".recsys/data/snapshots", "model_state", "evaluated_state",
-                  "batch/model_version=", "s3://forget-loop/daily"):
+    for place in (
+        "events.db",
+        ".recsys/data/snapshots",
+        "model_state",
+        "evaluated_state",
+        "batch/model_version=",
+        "s3://forget-loop/daily",
+    ):
         assert any(place in p for p in before), (place, before)
     assert not [p for p in before if "input_example" in p]  # synthetic examples
     assert not [p for p in before if p.startswith("prefect") or p.endswith("sample.csv")]
 
-    digest_before = MlflowClient().get_model_version("loop", ref.version).tags[
-        "recsys.model_state.sha256"]
+    digest_before = (
+        MlflowClient().get_model_version("loop", ref.version).tags["recsys.model_state.sha256"]
+    )
     report = forget_user(VICTIM, reason="full loop", data_dir=".recsys/data")
     assert report.outcome == "done"
     assert set(report.files["batch_outputs"]) == {
         str(workspace / "batch" / f"model_version={ref.version}"),
-        f"s3://forget-loop/daily/model_version={ref.version}"}
+        f"s3://forget-loop/daily/model_version={ref.version}",
+    }
     assert _places_holding(VICTIM, workspace, s3, "forget-loop") == []
     # the served state was rewritten with its digest: the service still accepts the version
     from recsys_core.tracking.state_digest import DIGEST_TAG

@@ -21,8 +21,10 @@ MARKUP = [
     (re.compile(r"``"), "a reST literal"),
     (re.compile(r"\bNone\b"), "Python's None (the form shows an empty field)"),
     (re.compile(r"PydanticUndefined|<class |object at 0x"), "a Python repr"),
-    (re.compile(r"\b(?:recsys_core|recsys_service|recsys_cli|flows|tasks)\.[a-z_.]+"),
-     "a Python module path"),
+    (
+        re.compile(r"\b(?:recsys_core|recsys_service|recsys_cli|flows|tasks)\.[a-z_.]+"),
+        "a Python module path",
+    ),
 ]
 CAMEL = re.compile(r"\b[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]+)+\b")
 
@@ -41,21 +43,29 @@ def descriptions(schema, path=""):
 
 def problems(text: str, class_names: set[str]) -> list[str]:
     found = [f"{why}: {m.group(0)!r}" for rx, why in MARKUP for m in rx.finditer(text)]
-    found += [f"a Python class name: {m.group(0)!r}" for m in CAMEL.finditer(text)
-              if m.group(0) not in ALLOWED_CAMEL]
-    found += [f"a Python class name: {name!r}" for name in class_names
-              if re.search(rf"\b{name}\b", text) and name not in ALLOWED_CAMEL]
+    found += [
+        f"a Python class name: {m.group(0)!r}"
+        for m in CAMEL.finditer(text)
+        if m.group(0) not in ALLOWED_CAMEL
+    ]
+    found += [
+        f"a Python class name: {name!r}"
+        for name in class_names
+        if re.search(rf"\b{name}\b", text) and name not in ALLOWED_CAMEL
+    ]
     return found
 
 
-@pytest.mark.parametrize("flow", [training_flow, tune_flow, batch_recommendations_flow],
-                         ids=lambda f: f.name)
+@pytest.mark.parametrize(
+    "flow", [training_flow, tune_flow, batch_recommendations_flow], ids=lambda f: f.name
+)
 def test_every_form_description_is_plain_words(flow):
     schema = parameter_schema(flow).model_dump_for_openapi()
     class_names = set(schema.get("definitions", {}))
     assert class_names, "the form has sections"
-    bad = {path: found for path, text in descriptions(schema)
-           if (found := problems(text, class_names))}
+    bad = {
+        path: found for path, text in descriptions(schema) if (found := problems(text, class_names))
+    }
     assert not bad, bad
 
 
@@ -68,8 +78,10 @@ def test_deployment_descriptions_are_plain_words():
 
 
 def test_the_checks_catch_what_the_form_used_to_show():
-    old = ("Parameters of one training run: the shared sections (:class:`RunInputs`), and "
-           "``gate`` (what a challenger must achieve)")
+    old = (
+        "Parameters of one training run: the shared sections (:class:`RunInputs`), and "
+        "``gate`` (what a challenger must achieve)"
+    )
     assert len(problems(old, {"RunInputs"})) >= 3
     assert problems("members=(MemberSpec(model='als', params={}))", set())
     assert problems("cf_params=PydanticUndefined", set())

@@ -16,9 +16,17 @@ NAMES = dict(registered_model="looptest", experiment="looptest")
 
 
 def _events(frame, start=0):
-    return [{"event_id": f"s{start + i}", "user_id": r.user, "item_id": r.item,
-             "type": "rating", "rating": float(r.rating), "timestamp": int(r.timestamp)}
-            for i, r in enumerate(frame.itertuples())]
+    return [
+        {
+            "event_id": f"s{start + i}",
+            "user_id": r.user,
+            "item_id": r.item,
+            "type": "rating",
+            "rating": float(r.rating),
+            "timestamp": int(r.timestamp),
+        }
+        for i, r in enumerate(frame.itertuples())
+    ]
 
 
 def _artifact(run_id, path):
@@ -34,29 +42,50 @@ def test_since_last_runs_merge_new_events_and_log_click_through(workspace, monke
     store.upgrade()
     ratings = generate(config_for("tiny", seed=42)).interactions
     store.append(_events(ratings))
-    params = TrainingParams(data={"source": f"{url}?table=events", "since": "last"},
-                            gate={"rating": {"require_beat_baseline": False}}, **NAMES)
+    params = TrainingParams(
+        data={"source": f"{url}?table=events", "since": "last"},
+        gate={"rating": {"require_beat_baseline": False}},
+        **NAMES,
+    )
     first = outcome_of(training_flow(params))
     assert first["promoted"] and first["version"] == "1"
     client = MlflowClient()
     run1 = client.get_run(first["run_id"])
     watermark1 = run1.data.tags["data/watermark"]
-    assert _artifact(first["run_id"], "data/lineage.json")["snapshot"]["collection"][
-        "mode"] == "full"
+    assert (
+        _artifact(first["run_id"], "data/lineage.json")["snapshot"]["collection"]["mode"] == "full"
+    )
     assert "feedback/served_lists" in run1.data.metrics  # the store is set, nothing served yet
     assert run1.data.metrics["feedback/served_lists"] == 0
 
     # version 1 served three lists; one was clicked. A new user rates, one pair is re-rated
     for i in range(3):
-        store.record_served(f"rec{i}", user_id="u", items=["a"], registered_model="looptest",
-                            model_version="1")
+        store.record_served(
+            f"rec{i}", user_id="u", items=["a"], registered_model="looptest", model_version="1"
+        )
     last_ts = int(ratings["timestamp"].max())
     user, item = ratings.iloc[0]["user"], ratings.iloc[0]["item"]
-    new = [{"event_id": "click-1", "user_id": str(user), "item_id": str(item), "type": "click",
-            "recommendation_id": "rec0", "timestamp": last_ts + 1}]
-    new += [{"event_id": f"n{i}", "user_id": "newcomer", "item_id": str(it), "type": "rating",
-             "rating": 5.0, "timestamp": last_ts + 2 + i}
-            for i, it in enumerate(ratings["item"].unique()[:8])]
+    new = [
+        {
+            "event_id": "click-1",
+            "user_id": str(user),
+            "item_id": str(item),
+            "type": "click",
+            "recommendation_id": "rec0",
+            "timestamp": last_ts + 1,
+        }
+    ]
+    new += [
+        {
+            "event_id": f"n{i}",
+            "user_id": "newcomer",
+            "item_id": str(it),
+            "type": "rating",
+            "rating": 5.0,
+            "timestamp": last_ts + 2 + i,
+        }
+        for i, it in enumerate(ratings["item"].unique()[:8])
+    ]
     assert store.append(new).stored == 9
     store.close()
 

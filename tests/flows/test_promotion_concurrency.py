@@ -22,8 +22,10 @@ RATING = registry.ROLE_ALIASES["rating"]
 
 
 def _versions() -> dict[str, dict[str, str]]:
-    return {str(mv.version): dict(mv.tags)
-            for mv in MlflowClient().search_model_versions("name='racetest'")}
+    return {
+        str(mv.version): dict(mv.tags)
+        for mv in MlflowClient().search_model_versions("name='racetest'")
+    }
 
 
 def test_four_concurrent_runs_leave_one_champion_and_an_intact_chain(workspace):
@@ -71,8 +73,9 @@ def test_four_concurrent_runs_leave_one_champion_and_an_intact_chain(workspace):
     assert [v for v, t in versions.items() if t.get("role.rating") == "champion"] == [winner]
     assert versions["1"]["role.rating"] == "replaced"
     assert versions[winner]["role.rating.previous"] == "1"
-    assert sorted(t["role.rating"] for v, t in versions.items() if v not in ("1", winner)) == \
-        sorted(["stale"] * len(stale) + ["refused"] * len(refused))
+    assert sorted(
+        t["role.rating"] for v, t in versions.items() if v not in ("1", winner)
+    ) == sorted(["stale"] * len(stale) + ["refused"] * len(refused))
     assert all(t["role.ranking"] == "refused" for t in versions.values())
     # the promotion replaced exactly the version its gate judged
     run = MlflowClient().get_run(promoted[0]["run_id"])
@@ -95,15 +98,15 @@ def test_champion_with_deleted_artifacts_is_a_gate_finding(workspace):
     shutil.rmtree(url2pathname(urlparse(uri).path))  # the artifact store lost the champion
 
     doctor = [c for c in run_checks(env={}) if not c.ok]
-    assert [c.name for c in doctor] == [
-        "artifacts of racetest v1 (challenger, champion-rating)"]
+    assert [c.name for c in doctor] == ["artifacts of racetest v1 (challenger, champion-rating)"]
 
     second = training_flow(TrainingParams(**TINY, model={"params": {"factors": 10}}))  # completes
     assert second["promoted_roles"] == ["rating"] and second["version"] == "2"
     assert second["roles"]["rating"]["champion"] is None
     reasons = MlflowClient().get_run(second["run_id"]).data.tags["recsys.gate.rating.reasons"]
-    assert "PASS champion available: champion unavailable: its model state cannot be loaded" \
-        in reasons
+    assert (
+        "PASS champion available: champion unavailable: its model state cannot be loaded" in reasons
+    )
     assert "beats baseline" in reasons
     assert _versions()["2"]["role.rating.previous"] == "1"
     assert _versions()["1"]["role.rating"] == "replaced"

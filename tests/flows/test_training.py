@@ -67,18 +67,41 @@ def test_a_rating_model_below_popularity_is_promoted_for_rating_only(workspace):
     client = MlflowClient()
     run = client.get_run(first["run_id"])
     assert run.info.status == "FINISHED"
-    assert {"rmse", "mae", "ndcg_at_10", "precision_at_10", "recall_at_10", "map_at_10",
-            "hit_rate_at_10", "coverage_at_10", "baseline/bias/rmse",
-            "baseline/popularity/ndcg_at_10", "baseline/recent-popularity/ndcg_at_10",
-            "data/n_train", "data/n_test",
-            "refit/n_ratings", "refit/seconds"} <= set(run.data.metrics)
-    assert {"warm/rmse", "cold/rmse", "warm/ndcg_at_10", "cold/ndcg_at_10", "warm/users",
-            "cold/rows", "all/users", "cold_items/share", "baseline/bias/warm/rmse",
-            "baseline/popularity/cold/ndcg_at_10"} <= set(run.data.metrics)
+    assert {
+        "rmse",
+        "mae",
+        "ndcg_at_10",
+        "precision_at_10",
+        "recall_at_10",
+        "map_at_10",
+        "hit_rate_at_10",
+        "coverage_at_10",
+        "baseline/bias/rmse",
+        "baseline/popularity/ndcg_at_10",
+        "baseline/recent-popularity/ndcg_at_10",
+        "data/n_train",
+        "data/n_test",
+        "refit/n_ratings",
+        "refit/seconds",
+    } <= set(run.data.metrics)
+    assert {
+        "warm/rmse",
+        "cold/rmse",
+        "warm/ndcg_at_10",
+        "cold/ndcg_at_10",
+        "warm/users",
+        "cold/rows",
+        "all/users",
+        "cold_items/share",
+        "baseline/bias/warm/rmse",
+        "baseline/popularity/cold/ndcg_at_10",
+    } <= set(run.data.metrics)
     m = run.data.metrics
     assert m["warm/users"] + m["cold/users"] == m["all/users"] and m["warm/users"] > 0
-    assert "Populations (test users with / without training rows): warm" in run.data.tags[
-        "mlflow.note.content"]
+    assert (
+        "Populations (test users with / without training rows): warm"
+        in run.data.tags["mlflow.note.content"]
+    )
     assert not any(m.startswith("champion/") for m in run.data.metrics)
     # every setting, from the library's configs, under a stable dotted name
     params = run.data.params
@@ -99,8 +122,11 @@ def test_a_rating_model_below_popularity_is_promoted_for_rating_only(workspace):
     assert tags["recsys.gate"] == "passed (rating); ranking refused"
     assert tags["recsys.refit"] == "served"
     assert tags["recsys.refit.data_digest"] == first["refit"]["data_digest"]
-    assert run.data.metrics["refit/n_ratings"] == first["refit"]["n_ratings"] == (
-        run.data.metrics["data/n_train"] + run.data.metrics["data/n_test"])
+    assert (
+        run.data.metrics["refit/n_ratings"]
+        == first["refit"]["n_ratings"]
+        == (run.data.metrics["data/n_train"] + run.data.metrics["data/n_test"])
+    )
     note = tags["mlflow.note.content"]
     assert note.startswith("# Gate: passed (rating); ranking refused")
     assert "## Gate REFUSED: ranking role" in note and "## Gate PASSED: rating role" in note
@@ -108,13 +134,20 @@ def test_a_rating_model_below_popularity_is_promoted_for_rating_only(workspace):
     assert [m.step for m in history] == list(range(1, 31))  # the default epochs
     artifacts = {a.path for a in client.list_artifacts(first["run_id"])}
     assert {"model_state", "evaluated_state", "plots", "validation", "gate", "data"} <= artifacts
-    gate_files = {a.path for r in ("ranking", "rating")
-                  for a in client.list_artifacts(first["run_id"], f"gate/{r}")}
-    assert gate_files == {f"gate/{r}/decision.{x}" for r in ("ranking", "rating")
-                          for x in ("json", "md")}
+    gate_files = {
+        a.path
+        for r in ("ranking", "rating")
+        for a in client.list_artifacts(first["run_id"], f"gate/{r}")
+    }
+    assert gate_files == {
+        f"gate/{r}/decision.{x}" for r in ("ranking", "rating") for x in ("json", "md")
+    }
     state = {a.path for a in client.list_artifacts(first["run_id"], "model_state")}
-    assert {"model_state/state.npz", "model_state/user_ids.json",
-            "model_state/item_ids.json"} <= state
+    assert {
+        "model_state/state.npz",
+        "model_state/user_ids.json",
+        "model_state/item_ids.json",
+    } <= state
     plots = {a.path for a in client.list_artifacts(first["run_id"], "plots")}
     assert plots == {"plots/learning_curve.png", "plots/rating_distribution.png"}
     assert run.inputs.dataset_inputs[0].dataset.digest == first["data_digest"][:36]
@@ -127,8 +160,7 @@ def test_a_rating_model_below_popularity_is_promoted_for_rating_only(workspace):
     assert mv.description.startswith("# Gate: passed (rating); ranking refused")
     assert _flow_run(run).name == "train-sgd-mf-promoted-rating"
 
-    weak = training_flow(TrainingParams(**TINY, model={"params": {"epochs": 1}}),
-                         return_state=True)
+    weak = training_flow(TrainingParams(**TINY, model={"params": {"epochs": 1}}), return_state=True)
     assert weak.is_completed() and weak.name == "Refused"
     out = outcome_of(weak)
     assert out["promoted"] is False and out["refit"] is None
@@ -166,8 +198,7 @@ def test_a_rating_model_below_popularity_is_promoted_for_rating_only(workspace):
     assert preds["prediction"].between(1, 5).all()
 
 
-def test_a_challenger_worse_than_the_baseline_is_refused_without_champion(workspace,
-                                                                          monkeypatch):
+def test_a_challenger_worse_than_the_baseline_is_refused_without_champion(workspace, monkeypatch):
     # the split is read once by the evaluate task (and once by training), whatever it scores
     reads: list[str] = []
     read_parquet = pd.read_parquet
@@ -177,8 +208,7 @@ def test_a_challenger_worse_than_the_baseline_is_refused_without_champion(worksp
         return read_parquet(path, *args, **kwargs)
 
     monkeypatch.setattr(pd, "read_parquet", counting)
-    state = training_flow(TrainingParams(**TINY, model={"name": "global-mean"}),
-                          return_state=True)
+    state = training_flow(TrainingParams(**TINY, model={"name": "global-mean"}), return_state=True)
     assert reads.count("train.parquet") == 2 and reads.count("test.parquet") == 2
 
     out = outcome_of(state)
@@ -189,15 +219,20 @@ def test_a_challenger_worse_than_the_baseline_is_refused_without_champion(worksp
     run = MlflowClient().get_run(out["run_id"])
     # a rating model competes for both roles: both baselines scored, each once
     assert run.data.tags["recsys.baselines"] == "popularity,recent-popularity,bias"
-    assert run.data.metrics["baseline/bias/rmse"] == pytest.approx(
-        out["baselines"]["bias"]["rmse"])
+    assert run.data.metrics["baseline/bias/rmse"] == pytest.approx(out["baselines"]["bias"]["rmse"])
 
 
 def test_invalid_data_stops_at_validation_and_champion_does_not_move(workspace):
     good = training_flow(TrainingParams(**TINY, gate=NO_BASELINE))
     assert good["promoted"]
-    bad = pd.DataFrame({"user": ["1", "2", "3"] * 50, "item": [str(i) for i in range(150)],
-                        "rating": [4.0, 7.0, 3.0] * 50, "timestamp": range(150)})
+    bad = pd.DataFrame(
+        {
+            "user": ["1", "2", "3"] * 50,
+            "item": [str(i) for i in range(150)],
+            "rating": [4.0, 7.0, 3.0] * 50,
+            "timestamp": range(150),
+        }
+    )
     bad.to_csv(workspace / "bad.csv", index=False)
     with pytest.raises(DataValidationError, match="rating"):
         training_flow(TrainingParams(**{**TINY, "data": {"source": str(workspace / "bad.csv")}}))
@@ -218,9 +253,15 @@ def test_quarantine_sets_bad_rows_aside_and_trains(workspace):
     frame = generate(config_for("tiny")).interactions
     frame.loc[:4, "rating"] = 9.0
     frame.to_parquet(workspace / "dirty.parquet", index=False)
-    out = outcome_of(training_flow(TrainingParams(
-        **{**TINY, "data": {"source": str(workspace / "dirty.parquet")}},
-        validation={"quarantine": True}, gate=NO_BASELINE)))
+    out = outcome_of(
+        training_flow(
+            TrainingParams(
+                **{**TINY, "data": {"source": str(workspace / "dirty.parquet")}},
+                validation={"quarantine": True},
+                gate=NO_BASELINE,
+            )
+        )
+    )
     assert out["version"] == "1"
     arts = {a.path for a in MlflowClient().list_artifacts(out["run_id"], "validation")}
     assert "validation/quarantined.parquet" in arts
@@ -279,8 +320,16 @@ def test_cli_train_recommend_rollback_and_exit_codes(workspace):
     from recsys_cli.main import app
 
     runner = CliRunner()
-    common = ["--synthetic-size", "small", "--registered-model", "flowtest",
-              "--experiment", "flowtest", "--model", "ease"]
+    common = [
+        "--synthetic-size",
+        "small",
+        "--registered-model",
+        "flowtest",
+        "--experiment",
+        "flowtest",
+        "--model",
+        "ease",
+    ]
     # a ranker through the whole flow: a heavily regularised EASE, then the default one
     first = runner.invoke(app, ["train", *common, "--param", "reg=1000000"])
     assert first.exit_code == 0, first.output
@@ -301,16 +350,18 @@ def test_cli_train_recommend_rollback_and_exit_codes(workspace):
     wrong_role = runner.invoke(app, ["train", *common, "--role", "rating"])
     assert wrong_role.exit_code == 2, wrong_role.output
     assert "model 'ease' does not predict ratings" in " ".join(wrong_role.output.split())
-    recs = runner.invoke(app, ["recommend", "--user", "1", "-k", "3", "--registered-model",
-                               "flowtest", "--json"])
+    recs = runner.invoke(
+        app, ["recommend", "--user", "1", "-k", "3", "--registered-model", "flowtest", "--json"]
+    )
     assert recs.exit_code == 0, recs.output
     assert [r["rank"] for r in json.loads(recs.stdout)] == [1, 2, 3]
     back = runner.invoke(app, ["rollback", "--registered-model", "flowtest"])  # ranking
     assert back.exit_code == 0, back.output
     assert "champion-ranking moved from version 2 back to version 1" in back.output
     assert _champion(RANKING).version == "1"
-    no_rating = runner.invoke(app, ["rollback", "--registered-model", "flowtest", "--role",
-                                    "rating"])
+    no_rating = runner.invoke(
+        app, ["rollback", "--registered-model", "flowtest", "--role", "rating"]
+    )
     assert no_rating.exit_code == 1 and "has no champion-rating" in no_rating.output
 
     dup = workspace / "dup.csv"
@@ -320,8 +371,9 @@ def test_cli_train_recommend_rollback_and_exit_codes(workspace):
     # the duplicates policy (latest) leaves one row of the 150, which validation refuses
     assert "fewer than 100 rows" in " ".join(bad.output.split())
     assert "Traceback" not in bad.output
-    refused_dups = runner.invoke(app, ["train", *common, "--source", str(dup),
-                                       "--duplicates", "refuse"])
+    refused_dups = runner.invoke(
+        app, ["train", *common, "--source", str(dup), "--duplicates", "refuse"]
+    )
     assert refused_dups.exit_code == 2, refused_dups.output  # bad data
     assert "duplicate" in refused_dups.output.lower()
     assert _champion(RANKING).version == "1"
@@ -339,37 +391,62 @@ def test_a_private_model_logs_its_budget_and_the_gate_holds_it_to_one(workspace)
     # judged on the thresholds only: dp-als answers cold users with its own private biases,
     # noisier than the bias model's, which the cold guard would refuse
     rating = {"require_beat_baseline": False, "cold_guards": []}
-    within = outcome_of(training_flow(TrainingParams(
-        **TINY, model=dp, roles=["rating"],
-        gate={"rating": {**rating, "thresholds": {"rmse": 1.5, "epsilon": 2.5e4}}})))
+    within = outcome_of(
+        training_flow(
+            TrainingParams(
+                **TINY,
+                model=dp,
+                roles=["rating"],
+                gate={"rating": {**rating, "thresholds": {"rmse": 1.5, "epsilon": 2.5e4}}},
+            )
+        )
+    )
     assert within["promoted"] is True and within["refit"] is not None
     logged = MlflowClient().get_run(within["run_id"]).data.metrics
     # the accountant's epsilon for one fit's calibrated noise: at most the target, and close to
     # it; the run released two fits (the judged model and the refit): its epsilon composes both
     assert 0.9e4 <= logged["epsilon_per_fit"] <= 1e4
     assert logged["fits"] == 2
-    assert logged["epsilon"] == pytest.approx(accounting.composed_epsilon(
-        [(logged["noise_multiplier"], int(logged["releases"]))] * 2, logged["delta"]))
+    assert logged["epsilon"] == pytest.approx(
+        accounting.composed_epsilon(
+            [(logged["noise_multiplier"], int(logged["releases"]))] * 2, logged["delta"]
+        )
+    )
     assert logged["epsilon"] > 1.5e4
     assert 0 < logged["delta"] < 1
     version = MlflowClient().get_model_version(NAMES["registered_model"], within["version"])
     assert version.tags["refit_data_digest"]  # the refit is what the version serves
 
     # a budget one fit meets but the run's two releases exceed is refused
-    over = outcome_of(training_flow(TrainingParams(
-        **TINY, model=dp, roles=["rating"],
-        gate={"rating": {**rating, "thresholds": {"rmse": 1.5, "epsilon": 1.5e4}}})))
+    over = outcome_of(
+        training_flow(
+            TrainingParams(
+                **TINY,
+                model=dp,
+                roles=["rating"],
+                gate={"rating": {**rating, "thresholds": {"rmse": 1.5, "epsilon": 1.5e4}}},
+            )
+        )
+    )
     assert over["promoted"] is False and over["roles"]["ranking"]["verdict"] == "not-competing"
-    assert any("epsilon" in r and r.startswith("FAIL")
-               for r in over["roles"]["rating"]["gate_reasons"]), over
+    assert any(
+        "epsilon" in r and r.startswith("FAIL") for r in over["roles"]["rating"]["gate_reasons"]
+    ), over
     assert _champion().version == within["version"]
 
     # without the refit the run releases one fit: the same budget holds (another registered
     # model: the refit champion above has seen the test rows, no challenger beats it there)
-    single = outcome_of(training_flow(TrainingParams(
-        **{**TINY, "registered_model": "flowtest-single"}, model=dp, roles=["rating"],
-        refit_full=False,
-        gate={"rating": {**rating, "thresholds": {"rmse": 1.5, "epsilon": 1.5e4}}})))
+    single = outcome_of(
+        training_flow(
+            TrainingParams(
+                **{**TINY, "registered_model": "flowtest-single"},
+                model=dp,
+                roles=["rating"],
+                refit_full=False,
+                gate={"rating": {**rating, "thresholds": {"rmse": 1.5, "epsilon": 1.5e4}}},
+            )
+        )
+    )
     assert single["promoted"] is True
     logged = MlflowClient().get_run(single["run_id"]).data.metrics
     assert logged["epsilon"] == logged["epsilon_per_fit"] <= 1e4 and logged["fits"] == 1
@@ -382,14 +459,19 @@ def _with_a_newcomer(workspace):
 
     frame = generate(config_for("small")).interactions
     items = frame["item"].value_counts().index[20:30]  # not the most popular ones
-    late = pd.DataFrame({"user": "newcomer", "item": items, "rating": 5.0,
-                         "timestamp": frame["timestamp"].max() + 1 + pd.RangeIndex(10)})
+    late = pd.DataFrame(
+        {
+            "user": "newcomer",
+            "item": items,
+            "rating": 5.0,
+            "timestamp": frame["timestamp"].max() + 1 + pd.RangeIndex(10),
+        }
+    )
     pd.concat([frame, late], ignore_index=True).to_parquet(workspace / "data.parquet")
     return {"source": str(workspace / "data.parquet")}, set(items)
 
 
-def test_refit_full_serves_the_newest_rows_and_a_failed_refit_moves_nothing(workspace,
-                                                                            monkeypatch):
+def test_refit_full_serves_the_newest_rows_and_a_failed_refit_moves_nothing(workspace, monkeypatch):
     from recsys_core.features.prepare import Features
     from recsys_core.tracking import model_store
 
@@ -397,8 +479,11 @@ def test_refit_full_serves_the_newest_rows_and_a_failed_refit_moves_nothing(work
     ease = dict(data=data, **NAMES)
     client = MlflowClient()
     # refit off: today's path, the version serves the judged model (NDCG@10 0.40 vs 0.35)
-    off = outcome_of(training_flow(TrainingParams(**ease, refit_full=False, model={
-        "name": "ease", "params": {"reg": 1e6}})))
+    off = outcome_of(
+        training_flow(
+            TrainingParams(**ease, refit_full=False, model={"name": "ease", "params": {"reg": 1e6}})
+        )
+    )
     assert off["promoted_roles"] == ["ranking"] and off["refit"] is None
     assert client.get_run(off["run_id"]).data.tags["recsys.refit"] == "off"
     assert "evaluated_state" not in {a.path for a in client.list_artifacts(off["run_id"])}
@@ -415,10 +500,16 @@ def test_refit_full_serves_the_newest_rows_and_a_failed_refit_moves_nothing(work
     assert "newcomer" in set(served.user_vocab_.ids)
     assert "newcomer" not in set(judged.user_vocab_.ids)
     assert judged.n_users == run.data.metrics["data/n_users_train"]
-    assert on["refit"]["n_ratings"] == run.data.metrics["data/n_train"] + \
-        run.data.metrics["data/n_test"] == 11129
-    assert client.get_model_version("flowtest", v2.version).tags["refit_data_digest"] == \
-        run.data.tags["recsys.refit.data_digest"] == on["refit"]["data_digest"]
+    assert (
+        on["refit"]["n_ratings"]
+        == run.data.metrics["data/n_train"] + run.data.metrics["data/n_test"]
+        == 11129
+    )
+    assert (
+        client.get_model_version("flowtest", v2.version).tags["refit_data_digest"]
+        == run.data.tags["recsys.refit.data_digest"]
+        == on["refit"]["data_digest"]
+    )
     # the judged model's metrics are the run's (re-scoring it gives the same numbers)
     from recsys_core.evaluation import evaluate
     from recsys_core.features.splits import SplitConfig, split

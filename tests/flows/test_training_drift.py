@@ -16,8 +16,10 @@ from recsys_core.tracking import registry
 NAMES = dict(registered_model="drifttest", experiment="drifttest")
 TINY = dict(data={"synthetic_size": "tiny"}, **NAMES)
 # the first run must become champion of both roles on tiny data, whatever popularity scores
-NO_BASELINE = {"rating": {"require_beat_baseline": False},
-               "ranking": {"require_beat_baseline": False, "baseline_guards": []}}
+NO_BASELINE = {
+    "rating": {"require_beat_baseline": False},
+    "ranking": {"require_beat_baseline": False, "baseline_guards": []},
+}
 
 
 def _runs():
@@ -49,8 +51,11 @@ def test_drift_past_a_stop_limit_stops_before_training_and_a_warning_does_not(wo
     source = _drifted(workspace)
     stop = {"drift": {"item_popularity_js": {"warn": 0.2, "stop": 0.5}}}
     with pytest.raises(DataValidationError) as info:
-        training_flow(TrainingParams(**{**TINY, "data": {"source": source}}, validation=stop,
-                                     gate=NO_BASELINE))
+        training_flow(
+            TrainingParams(
+                **{**TINY, "data": {"source": source}}, validation=stop, gate=NO_BASELINE
+            )
+        )
     message = str(info.value)
     assert "item_popularity_js = 1 >= validation.drift.item_popularity_js.stop = 0.5" in message
     assert f"champion-ranking version {first['version']}" in message
@@ -72,27 +77,35 @@ def test_drift_past_a_stop_limit_stops_before_training_and_a_warning_does_not(wo
     with get_client(sync_client=True) as prefect:
         flow_run_id = failed.data.tags["prefect.flow_run_id"]
         artifacts = prefect.read_artifacts()
-    drift_md = [a for a in artifacts if a.key == "drift-report"
-                and str(a.flow_run_id) == flow_run_id]
+    drift_md = [
+        a for a in artifacts if a.key == "drift-report" and str(a.flow_run_id) == flow_run_id
+    ]
     assert drift_md and "| item_popularity_js | 1 |" in drift_md[0].data
 
     # the default limits only warn: the same data trains, tagged and flagged
-    out = outcome_of(training_flow(TrainingParams(**{**TINY, "data": {"source": source}},
-                                                  gate=NO_BASELINE), return_state=True))
+    out = outcome_of(
+        training_flow(
+            TrainingParams(**{**TINY, "data": {"source": source}}, gate=NO_BASELINE),
+            return_state=True,
+        )
+    )
     assert out["version"] == "2"
     run = client.get_run(out["run_id"])
     assert run.data.tags["recsys.drift"] == "warn"
-    assert "new_item_share = 1 >= validation.drift.new_item_share.warn = 0.3" in \
-        run.data.tags["recsys.drift_flags"]
+    assert (
+        "new_item_share = 1 >= validation.drift.new_item_share.warn = 0.3"
+        in run.data.tags["recsys.drift_flags"]
+    )
 
 
 def test_pseudonymized_run_keeps_no_raw_user_id(workspace, monkeypatch):
     frame = generate(config_for("tiny")).interactions
     frame["user"] = "person-" + frame["user"].astype(str)
     frame.to_csv(workspace / "people.csv", index=False)
-    params = TrainingParams(**{**TINY, "data": {"source": str(workspace / "people.csv"),
-                                                "pseudonymize_users": True}},
-                            gate=NO_BASELINE)
+    params = TrainingParams(
+        **{**TINY, "data": {"source": str(workspace / "people.csv"), "pseudonymize_users": True}},
+        gate=NO_BASELINE,
+    )
     monkeypatch.delenv(KEY_ENV, raising=False)
     with pytest.raises(ConfigError, match=f"{KEY_ENV} is not set"):
         training_flow(params)

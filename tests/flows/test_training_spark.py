@@ -10,15 +10,20 @@ from recsys_core.exceptions import ConfigError
 from recsys_core.features.prepare import Features
 from tasks.evaluate import evaluate_models
 
-TINY = dict(data={"synthetic_size": "tiny"}, registered_model="sparkflow",
-            experiment="sparkflow", refit_full=False)
+TINY = dict(
+    data={"synthetic_size": "tiny"},
+    registered_model="sparkflow",
+    experiment="sparkflow",
+    refit_full=False,
+)
 
 
 @pytest.mark.slow
 def test_a_spark_als_run_is_scored_in_spark_as_locally(workspace, monkeypatch):
     monkeypatch.setenv("RECSYS_KEEP_RUN_FILES", "1")  # the split and model, to re-score here
-    params = TrainingParams(**TINY, model={"name": "spark-als",
-                                           "params": {"rank": 4, "maxIter": 3}})
+    params = TrainingParams(
+        **TINY, model={"name": "spark-als", "params": {"rank": 4, "maxIter": 3}}
+    )
     assert params.evaluation_engine == "auto"
     out = outcome_of(training_flow(params))
     run = MlflowClient().get_run(out["run_id"])
@@ -31,18 +36,32 @@ def test_a_spark_als_run_is_scored_in_spark_as_locally(workspace, monkeypatch):
 
     workdir = workspace / ".recsys" / "data" / "runs" / out["run_id"]
     split = Features(str(workdir / "features"), {})
-    local = evaluate_models(str(workdir / "model"), split, k=10, relevance_threshold=None,
-                            registered_model="sparkflow", baselines=[], champion_aliases={},
-                            engine="local")
+    local = evaluate_models(
+        str(workdir / "model"),
+        split,
+        k=10,
+        relevance_threshold=None,
+        registered_model="sparkflow",
+        baselines=[],
+        champion_aliases={},
+        engine="local",
+    )
     assert local.tags["recsys.evaluation.engine"] == "local"
     assert set(local.challenger) == set(out["metrics"])
     for metric, value in local.challenger.items():
         assert run.data.metrics[metric] == pytest.approx(value, abs=1e-6), metric
     assert run.data.metrics["data/cold_users"] == local.counts["cold_users"]
     with pytest.raises(ConfigError, match="unknown evaluation engine 'gpu'"):
-        evaluate_models(str(workdir / "model"), split, k=10, relevance_threshold=None,
-                        registered_model="sparkflow", baselines=[], champion_aliases={},
-                        engine="gpu")
+        evaluate_models(
+            str(workdir / "model"),
+            split,
+            k=10,
+            relevance_threshold=None,
+            registered_model="sparkflow",
+            baselines=[],
+            champion_aliases={},
+            engine="gpu",
+        )
 
 
 def test_a_bad_engine_is_refused_before_any_run():

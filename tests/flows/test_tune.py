@@ -14,11 +14,18 @@ from recsys_core.tracking import registry
 from recsys_core.tuning import open_study, storage_url
 
 # a small space so that every trial fits in a fraction of a second on the tiny data set
-SPACE = {"factors": {"kind": "int", "low": 2, "high": 16, "log": True},
-         "epochs": {"kind": "int", "low": 2, "high": 6},
-         "lr": {"kind": "float", "low": 0.002, "high": 0.05, "log": True}}
-TINY = dict(data={"synthetic_size": "tiny"}, model={"name": "sgd-mf"}, space=SPACE,
-            experiment="tunetest", study="tunetest")
+SPACE = {
+    "factors": {"kind": "int", "low": 2, "high": 16, "log": True},
+    "epochs": {"kind": "int", "low": 2, "high": 6},
+    "lr": {"kind": "float", "low": 0.002, "high": 0.05, "log": True},
+}
+TINY = dict(
+    data={"synthetic_size": "tiny"},
+    model={"name": "sgd-mf"},
+    space=SPACE,
+    experiment="tunetest",
+    study="tunetest",
+)
 
 
 def _runs(client):
@@ -71,7 +78,8 @@ def test_study_runs_trials_in_parallel_logs_best_and_resumes(workspace):
     assert sorted(int(r.data.tags["recsys.trial"]) for r in new) == [4, 5]
     # a resumed study does not replay the first trials' samples
     assert {tuple(t.params.items()) for t in study.trials[4:]}.isdisjoint(
-        {tuple(t.params.items()) for t in study.trials[:4]})
+        {tuple(t.params.items()) for t in study.trials[:4]}
+    )
 
 
 def test_the_rating_scale_is_set_once_in_data_as_for_training():
@@ -102,12 +110,17 @@ def _enqueue(study: str, lrs: list[float]) -> None:
 
 def test_failing_trials_are_recorded_and_the_study_goes_on(workspace):
     _enqueue("risky", [1.0, 0.01, 0.8, 0.02])
-    out = tune_flow(TuneParams(**{**TINY, "space": RISKY, "study": "risky"}, n_trials=4,
-                               parallel=2))
+    out = tune_flow(
+        TuneParams(**{**TINY, "space": RISKY, "study": "risky"}, n_trials=4, parallel=2)
+    )
     study = optuna.load_study(study_name="risky", storage=storage_url())
     State = optuna.trial.TrialState
-    assert [t.state for t in study.trials] == [State.FAIL, State.COMPLETE, State.FAIL,
-                                               State.COMPLETE]
+    assert [t.state for t in study.trials] == [
+        State.FAIL,
+        State.COMPLETE,
+        State.FAIL,
+        State.COMPLETE,
+    ]
     assert (out["trials_failed"], out["trials_complete"]) == (2, 2)
     # the best of the trials that completed is reported
     complete = {t.number: t.value for t in study.trials if t.state == State.COMPLETE}
@@ -115,8 +128,11 @@ def test_failing_trials_are_recorded_and_the_study_goes_on(workspace):
     assert out["best_value"] == pytest.approx(min(complete.values()))
     assert out["best"]["params"]["lr"] in (0.01, 0.02)
     client = MlflowClient()
-    trials = {int(r.data.tags["recsys.trial"]): r for r in _runs(client)
-              if r.data.tags.get("mlflow.parentRunId") == out["run_id"]}
+    trials = {
+        int(r.data.tags["recsys.trial"]): r
+        for r in _runs(client)
+        if r.data.tags.get("mlflow.parentRunId") == out["run_id"]
+    }
     assert sorted(trials) == [0, 1, 2, 3]
     for n in (0, 2):
         assert trials[n].info.status == "FAILED"
@@ -131,10 +147,12 @@ def test_failing_trials_are_recorded_and_the_study_goes_on(workspace):
 
 def test_a_study_whose_trials_all_fail_says_why(workspace):
     _enqueue("doomed", [1.0, 0.9])
-    with pytest.raises(TrainingError, match=r"'doomed' has no complete trial: all 2 trial\(s\) "
-                       r"of this run failed \(trial 0: TrainingError: sgd-mf diverged"):
-        tune_flow(TuneParams(**{**TINY, "space": RISKY, "study": "doomed"}, n_trials=2,
-                             parallel=2))
+    with pytest.raises(
+        TrainingError,
+        match=r"'doomed' has no complete trial: all 2 trial\(s\) "
+        r"of this run failed \(trial 0: TrainingError: sgd-mf diverged",
+    ):
+        tune_flow(TuneParams(**{**TINY, "space": RISKY, "study": "doomed"}, n_trials=2, parallel=2))
     study = optuna.load_study(study_name="doomed", storage=storage_url())
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL] * 2
     runs = _runs(MlflowClient())

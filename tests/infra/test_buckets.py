@@ -10,7 +10,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _module():
     spec = importlib.util.spec_from_file_location(
-        "recsys_infra_buckets_test", ROOT / "infra" / "storage" / "buckets.py")
+        "recsys_infra_buckets_test", ROOT / "infra" / "storage" / "buckets.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -35,8 +36,13 @@ def test_objects_survive_a_save_reset_restore_cycle(s3_server, tmp_path):
     assert buckets.ensure_buckets(s3_server, "k", "s", ["mlflow", "data"]) == ["mlflow", "data"]
     assert buckets.ensure_buckets(s3_server, "k", "s", ["mlflow", "data"]) == []
     model = bytes(range(256)) * 40
-    s3.put_object(Bucket="mlflow", Key="artifacts/1/abc/artifacts/model_state/state.npz",
-                  Body=model, ContentType="application/octet-stream", Metadata={"who": "run"})
+    s3.put_object(
+        Bucket="mlflow",
+        Key="artifacts/1/abc/artifacts/model_state/state.npz",
+        Body=model,
+        ContentType="application/octet-stream",
+        Metadata={"who": "run"},
+    )
     s3.put_object(Bucket="mlflow", Key="artifacts/1/abc/artifacts/MLmodel", Body=b"flavors: {}")
     s3.put_object(Bucket="data", Key="ratings/a b+c.csv", Body=b"user,item,rating\n1,2,3\n")
     s3.put_object(Bucket="data", Key="copy.bin", Body=model)  # same bytes: one blob

@@ -24,8 +24,10 @@ def compose() -> dict:
 def test_compose_file_follows_the_compose_specification():
     out = subprocess.run(
         [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -35,21 +37,24 @@ def test_every_service_is_healthchecked_or_waits_for_a_healthy_or_completed_one(
         assert isinstance(depends, dict), f"{name}: depends_on needs conditions"
         for dep, spec in depends.items():
             assert spec.get("condition") in ("service_healthy", "service_completed_successfully"), (
-                f"{name} -> {dep}")
+                f"{name} -> {dep}"
+            )
             target = compose["services"][dep]
             if spec["condition"] == "service_healthy":
                 assert "healthcheck" in target, f"{name} waits for {dep}, which has no healthcheck"
         # a one-shot job is done when it exits (the others wait for its exit code)
         one_shot = service.get("restart") == "no"
         assert "healthcheck" in service or depends or one_shot, (
-            f"{name}: no healthcheck, no dependency")
+            f"{name}: no healthcheck, no dependency"
+        )
 
 
 def test_one_shot_bucket_job_gates_the_tracking_server(compose):
     services = compose["services"]
     assert services["minio-init"]["restart"] == "no"
     assert services["mlflow"]["depends_on"]["minio-init"]["condition"] == (
-        "service_completed_successfully")
+        "service_completed_successfully"
+    )
     assert services["mlflow"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     init = (ROOT / "infra" / "minio" / "init.sh").read_text()
     assert init.count("mc mb --ignore-existing") == 2
@@ -59,16 +64,31 @@ def _run_minio_init(tmp_path) -> tuple[list[list[str]], dict[str, dict]]:
     """infra/minio/init.sh with an ``mc`` that records its calls and the policies it is given."""
     fake = tmp_path / "bin" / "mc"
     fake.parent.mkdir()
-    fake.write_text('#!/bin/sh\necho "$*" >> "$MC_LOG"\n'
-                    'if [ "$2 $3" = "policy create" ]; then cp "$6" "$MC_DIR/$5.json"; fi\n')
+    fake.write_text(
+        '#!/bin/sh\necho "$*" >> "$MC_LOG"\n'
+        'if [ "$2 $3" = "policy create" ]; then cp "$6" "$MC_DIR/$5.json"; fi\n'
+    )
     fake.chmod(0o755)
-    env = {"PATH": f"{fake.parent}:{os.environ['PATH']}", "MC_LOG": str(tmp_path / "calls"),
-           "MC_DIR": str(tmp_path), "MINIO_ROOT_USER": "root", "MINIO_ROOT_PASSWORD": "rootpw",
-           "S3_BUCKET_ARTIFACTS": "arts", "S3_BUCKET_DATA": "data",
-           "S3_MLFLOW_ACCESS_KEY": "u-mlflow", "S3_MLFLOW_SECRET_KEY": "s1",
-           "S3_WORKER_ACCESS_KEY": "u-worker", "S3_WORKER_SECRET_KEY": "s2"}
-    out = subprocess.run(["sh", str(ROOT / "infra" / "minio" / "init.sh")], env=env,
-                         capture_output=True, text=True, check=False)
+    env = {
+        "PATH": f"{fake.parent}:{os.environ['PATH']}",
+        "MC_LOG": str(tmp_path / "calls"),
+        "MC_DIR": str(tmp_path),
+        "MINIO_ROOT_USER": "root",
+        "MINIO_ROOT_PASSWORD": "rootpw",
+        "S3_BUCKET_ARTIFACTS": "arts",
+        "S3_BUCKET_DATA": "data",
+        "S3_MLFLOW_ACCESS_KEY": "u-mlflow",
+        "S3_MLFLOW_SECRET_KEY": "s1",
+        "S3_WORKER_ACCESS_KEY": "u-worker",
+        "S3_WORKER_SECRET_KEY": "s2",
+    }
+    out = subprocess.run(
+        ["sh", str(ROOT / "infra" / "minio" / "init.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     calls = [line.split() for line in (tmp_path / "calls").read_text().splitlines()]
     policies = {p.stem: json.loads(p.read_text()) for p in tmp_path.glob("recsys-*.json")}
@@ -91,8 +111,9 @@ def test_each_application_has_its_own_minio_user_limited_to_its_bucket(tmp_path)
     worker_actions = {a for st in policies["recsys-worker"]["Statement"] for a in st["Action"]}
     assert "s3:GetObject" in worker_actions and "s3:DeleteObject" not in worker_actions
     for policy in policies.values():
-        assert all(st["Effect"] == "Allow" and "*" not in st["Action"]
-                   for st in policy["Statement"])
+        assert all(
+            st["Effect"] == "Allow" and "*" not in st["Action"] for st in policy["Statement"]
+        )
 
 
 def test_the_services_hold_only_their_own_keys(compose):
@@ -114,7 +135,8 @@ def test_every_service_waits_for_the_placeholder_check(compose):
     for name, service in compose["services"].items():
         if name != "config-check":
             assert service["depends_on"]["config-check"]["condition"] == (
-                "service_completed_successfully"), name
+                "service_completed_successfully"
+            ), name
     check = compose["services"]["config-check"]
     assert check["restart"] == "no"
     # every secret the compose file requires is checked
@@ -127,8 +149,13 @@ def test_every_service_waits_for_the_placeholder_check(compose):
 
 def _check_placeholders(values: dict[str, str]) -> subprocess.CompletedProcess:
     env = {"PATH": os.environ["PATH"], "CHECKED_SETTINGS": " ".join(values), **values}
-    return subprocess.run(["sh", str(ROOT / "infra" / "compose" / "check-placeholders.sh")],
-                          env=env, capture_output=True, text=True, check=False)
+    return subprocess.run(
+        ["sh", str(ROOT / "infra" / "compose" / "check-placeholders.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def test_the_placeholders_of_env_example_are_refused_by_name(compose):
@@ -176,8 +203,11 @@ def test_worker_image_installs_the_locked_dependencies_before_the_code():
     dockerfile = (ROOT / "infra" / "worker" / "Dockerfile").read_text().splitlines()
     install = next(i for i, line in enumerate(dockerfile) if "-c constraints.txt" in line)
     code = next(i for i, line in enumerate(dockerfile) if line.startswith("COPY recsys_core"))
-    lock = next(i for i, line in enumerate(dockerfile) if line.startswith("COPY")
-                and "constraints.txt" in line)
+    lock = next(
+        i
+        for i, line in enumerate(dockerfile)
+        if line.startswith("COPY") and "constraints.txt" in line
+    )
     assert lock < install < code
     assert any("pip install --no-deps ." in line for line in dockerfile[code:])
     # the commit's build argument comes after every RUN (it would invalidate their cache)
@@ -216,8 +246,9 @@ def test_server_runs_the_clients_mlflow_version(compose):
 
 def _env_example() -> dict[str, str]:
     example = (ROOT / ".env.example").read_text()
-    return dict(line.split("=", 1) for line in example.splitlines()
-                if line and not line.startswith("#"))
+    return dict(
+        line.split("=", 1) for line in example.splitlines() if line and not line.startswith("#")
+    )
 
 
 def test_env_example_names_every_required_setting_with_placeholders_only(compose):
@@ -257,7 +288,8 @@ def test_the_serving_service_reads_the_registry_through_mlflow_and_holds_no_key(
     assert environment.pop("MLFLOW_TRACKING_USERNAME") == "recsys-service"
     assert "MLFLOW_SERVICE_PASSWORD" in environment.pop("MLFLOW_TRACKING_PASSWORD")
     assert environment["RECSYS_SERVE_EVENTS_URL"].startswith(
-        "postgresql://recsys_events_service@postgres:5432/")
+        "postgresql://recsys_events_service@postgres:5432/"
+    )
     env = str(environment)
     assert not any(secret in env for secret in ("AWS_", "S3_", "PREFECT_", "PASSWORD"))
     # the image carries the service package
@@ -277,10 +309,19 @@ def test_spark_profile_runs_a_master_and_a_worker_of_the_pyspark_version(compose
         tag = re.fullmatch(r"apache/spark:\$\{SPARK_TAG:-(.+)\}", service["image"])
         assert tag, service["image"]
         assert tag.group(1).startswith(f"{version('pyspark')}-") and "java17" in tag.group(1)
-    assert master["command"][1:] == ["org.apache.spark.deploy.master.Master", "--host",
-                                     "spark-master", "--port", "7077", "--webui-port", "8080"]
-    assert worker["command"][1:3] == ["org.apache.spark.deploy.worker.Worker",
-                                      "spark://spark-master:7077"]
+    assert master["command"][1:] == [
+        "org.apache.spark.deploy.master.Master",
+        "--host",
+        "spark-master",
+        "--port",
+        "7077",
+        "--webui-port",
+        "8080",
+    ]
+    assert worker["command"][1:3] == [
+        "org.apache.spark.deploy.worker.Worker",
+        "spark://spark-master:7077",
+    ]
     assert worker["depends_on"]["spark-master"]["condition"] == "service_healthy"
     # the flow worker: local Spark by default, the cluster when .env sets the master; executors
     # reach the driver by service name and read its Parquet from the same shared path
@@ -304,7 +345,8 @@ def test_the_event_store_is_migrated_then_given_least_privilege_roles(compose):
     migrate, roles = services["events-migrate"], services["events-roles"]
     assert migrate["entrypoint"] == ["recsys", "db", "upgrade"]
     assert migrate["environment"]["RECSYS_EVENTS_URL"].startswith(
-        "postgresql://${EVENTS_DB_USER:-recsys_events_owner}@postgres:5432/")
+        "postgresql://${EVENTS_DB_USER:-recsys_events_owner}@postgres:5432/"
+    )
     # passwords travel in PGPASSWORD, never in a URL (recorded with runs, shown in `ps`)
     assert "PASSWORD" not in migrate["environment"]["RECSYS_EVENTS_URL"]
     assert "EVENTS_DB_PASSWORD" in migrate["environment"]["PGPASSWORD"]
@@ -314,11 +356,14 @@ def test_the_event_store_is_migrated_then_given_least_privilege_roles(compose):
     assert not any("PASSWORD" in arg or "password" in arg for arg in roles["entrypoint"])
     assert "EVENTS_SERVICE_PASSWORD" in roles["environment"]["EVENTS_SERVICE_PASSWORD"]
     assert "EVENTS_COLLECT_PASSWORD" in roles["environment"]["EVENTS_COLLECT_PASSWORD"]
-    assert any(v.endswith("infra/postgres/events-roles.sql:/sql/events-roles.sql:ro")
-               for v in roles["volumes"])
+    assert any(
+        v.endswith("infra/postgres/events-roles.sql:/sql/events-roles.sql:ro")
+        for v in roles["volumes"]
+    )
     for name in ("serving", "prefect-worker"):
         assert services[name]["depends_on"]["events-roles"]["condition"] == (
-            "service_completed_successfully"), name
+            "service_completed_successfully"
+        ), name
     worker = services["prefect-worker"]["environment"]
     assert worker["RECSYS_EVENTS_URL"].startswith("postgresql://recsys_events_collect@")
     assert "EVENTS_COLLECT_PASSWORD" in worker["PGPASSWORD"]
@@ -328,12 +373,14 @@ def test_the_event_store_is_migrated_then_given_least_privilege_roles(compose):
     assert keys["depends_on"]["events-migrate"]["condition"] == "service_completed_successfully"
     assert "RECSYS_KEYS_PEPPER" in keys["environment"]["RECSYS_KEYS_PEPPER"]
     assert services["serving"]["depends_on"]["api-keys"]["condition"] == (
-        "service_completed_successfully")
+        "service_completed_successfully"
+    )
     # the service checks keys with the same pepper; it never holds a key itself
     serving = services["serving"]["environment"]
     assert "RECSYS_KEYS_PEPPER" in serving["RECSYS_KEYS_PEPPER"]
     assert "RECSYS_SERVE_API_KEY" not in str(serving) and "--no-auth" not in str(
-        services["serving"]["entrypoint"])
+        services["serving"]["entrypoint"]
+    )
     checked = services["config-check"]["environment"]["CHECKED_SETTINGS"].split()
     assert {"RECSYS_KEYS_PEPPER", "RECSYS_SERVE_API_KEY"} <= set(checked)
     init = (ROOT / "infra" / "postgres" / "init-databases.sh").read_text()
@@ -375,15 +422,28 @@ def test_nginx_accepts_the_proxy_configuration(tmp_path):
     """``nginx -t`` where nginx is installed (the configuration's syntax and directives)."""
     import shutil
 
-    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
-                                      else None)
+    nginx = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
     if nginx is None:
         pytest.skip("nginx is not installed here; the compose check above still runs")
     conf = (ROOT / "infra" / "proxy" / "nginx.conf").read_text()
     # the upstream host exists only inside compose
     (tmp_path / "nginx.conf").write_text(conf.replace("server serving:8000", "server 127.0.0.1:9"))
-    out = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
-                          "-e", str(tmp_path / "error.log")], capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            nginx,
+            "-t",
+            "-p",
+            str(tmp_path),
+            "-c",
+            str(tmp_path / "nginx.conf"),
+            "-e",
+            str(tmp_path / "error.log"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
 
 
@@ -402,7 +462,8 @@ def test_the_registry_is_locked_with_an_account_per_client(compose):
     assert ini["mlflow"]["default_permission"] == "READ"
     # the users share the tracking database (compose's default user and database names)
     assert ini["mlflow"]["database_uri"] == (
-        "postgresql+psycopg2://mlflow@postgres:5432/recsys_mlflow")
+        "postgresql+psycopg2://mlflow@postgres:5432/recsys_mlflow"
+    )
     assert "password" not in ini["mlflow"]["database_uri"].split("@")[0].split("//")[1]
     assert "admin_password" not in ini["mlflow"]
     # the worker edits, the service reads, the admin's password reaches only the server and the
@@ -411,13 +472,19 @@ def test_the_registry_is_locked_with_an_account_per_client(compose):
     assert worker["MLFLOW_TRACKING_USERNAME"] == "recsys-worker"
     assert "MLFLOW_WORKER_PASSWORD" in worker["MLFLOW_TRACKING_PASSWORD"]
     users = services["mlflow-users"]
-    assert users["entrypoint"][-2:] == ["recsys-worker=MLFLOW_WORKER_PASSWORD",
-                                        "recsys-service=MLFLOW_SERVICE_PASSWORD"]
+    assert users["entrypoint"][-2:] == [
+        "recsys-worker=MLFLOW_WORKER_PASSWORD",
+        "recsys-service=MLFLOW_SERVICE_PASSWORD",
+    ]
     assert users["depends_on"]["mlflow"]["condition"] == "service_healthy"
     assert users["restart"] == "no"
     for name in ("prefect-worker", "serving"):
         assert services[name]["depends_on"]["mlflow-users"]["condition"] == (
-            "service_completed_successfully"), name
-    holders = {name for name, svc in services.items()
-               if "MLFLOW_ADMIN_PASSWORD" in str(svc.get("environment", {}))}
+            "service_completed_successfully"
+        ), name
+    holders = {
+        name
+        for name, svc in services.items()
+        if "MLFLOW_ADMIN_PASSWORD" in str(svc.get("environment", {}))
+    }
     assert holders == {"config-check", "mlflow", "mlflow-users"}

@@ -10,7 +10,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _module():
     spec = importlib.util.spec_from_file_location(
-        "recsys_infra_apply", ROOT / "infra" / "deployments" / "apply.py")
+        "recsys_infra_apply", ROOT / "infra" / "deployments" / "apply.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -36,8 +36,11 @@ def test_every_dependency_and_extra_is_pinned_within_its_range():
     missing, outside = [], []
     for text in wanted:
         req = Requirement(text)
-        versions = [v for v, marker in pins.get(_canonical(req.name), [])
-                    if marker is None or Requirement(f"x; {marker}").marker.evaluate(env)]
+        versions = [
+            v
+            for v, marker in pins.get(_canonical(req.name), [])
+            if marker is None or Requirement(f"x; {marker}").marker.evaluate(env)
+        ]
         if not versions:
             missing.append(req.name)
         elif not req.specifier.contains(versions[0], prereleases=True):
@@ -54,7 +57,8 @@ def test_make_install_and_the_worker_image_use_the_lock():
     assert "uv pip compile pyproject.toml --all-extras --universal" in makefile
     # `make install` installs every extra the lock pins
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"]
+        "optional-dependencies"
+    ]
     listed = makefile.split("EXTRAS := ", 1)[1].split("\n", 1)[0].split(",")
     assert sorted(listed) == sorted(extras)
     assert "-e '.[$(EXTRAS)]'" in install

@@ -43,22 +43,31 @@ def test_client_settings_and_separate_databases_per_stack():
     stack = _module()
     dev = stack.Stack()
     test = stack.Stack(name="unit", db_prefix="recsys_unit", mlflow_port=15999)
-    assert dev.databases == {"mlflow": "recsys_mlflow", "prefect": "recsys_prefect",
-                             "events": "recsys_events"}
+    assert dev.databases == {
+        "mlflow": "recsys_mlflow",
+        "prefect": "recsys_prefect",
+        "events": "recsys_events",
+    }
     # each role of the event store, without a password in the URL
     assert dev.events_url("service") == (
-        "postgresql://recsys_events_service@127.0.0.1:5432/recsys_events")
+        "postgresql://recsys_events_service@127.0.0.1:5432/recsys_events"
+    )
     assert test.events_url("owner") == "postgresql://postgres@127.0.0.1:5432/recsys_unit_events"
     assert test.events_source == (
-        "postgresql://recsys_events_collect@127.0.0.1:5432/recsys_unit_events?table=events")
+        "postgresql://recsys_events_collect@127.0.0.1:5432/recsys_unit_events?table=events"
+    )
     assert test.databases["mlflow"] == "recsys_unit_mlflow"
     assert test.mlflow_url == "http://127.0.0.1:15999"
     assert stack.Stack(name="unit", serve_port=18111).ports()["serve"] == 18111
     assert dev.serve_url == "http://127.0.0.1:8000" and "serve" in stack.SERVICES
     assert "@" in test.pg_url("x") and ":" not in test.pg_url("x").split("@")[0][13:]
     assert stack.buckets.artifacts_destination({}) == "s3://mlflow/artifacts"
-    assert stack.buckets.artifacts_destination(
-        {"S3_BUCKET_ARTIFACTS": "b", "MLFLOW_ARTIFACTS_PREFIX": "/p/"}) == "s3://b/p"
+    assert (
+        stack.buckets.artifacts_destination(
+            {"S3_BUCKET_ARTIFACTS": "b", "MLFLOW_ARTIFACTS_PREFIX": "/p/"}
+        )
+        == "s3://b/p"
+    )
 
 
 def test_a_port_in_use_is_named_with_the_setting_that_moves_it(tmp_path):
@@ -67,10 +76,21 @@ def test_a_port_in_use_is_named_with_the_setting_that_moves_it(tmp_path):
         busy.listen()
         port = busy.getsockname()[1]
         out = subprocess.run(
-            [sys.executable, str(SCRIPT), "up", "--name", "unit-busy", "--s3-port", str(port),
-             "--no-deploy"],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
+            [
+                sys.executable,
+                str(SCRIPT),
+                "up",
+                "--name",
+                "unit-busy",
+                "--s3-port",
+                str(port),
+                "--no-deploy",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     assert out.returncode == 1
     assert f"port {port} on 127.0.0.1 is already in use" in out.stderr
     assert "--s3-port / STACK_S3_PORT" in out.stderr
@@ -78,11 +98,16 @@ def test_a_port_in_use_is_named_with_the_setting_that_moves_it(tmp_path):
 
 def test_a_placeholder_setting_is_refused_naming_it(tmp_path):
     env = {**os.environ, "STACK_PG_PASSWORD": "change-me-postgres"}
-    out = subprocess.run([sys.executable, str(SCRIPT), "status", "--name", "unit-placeholder"],
-                         capture_output=True, text=True, timeout=60, check=False, env=env)
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), "status", "--name", "unit-placeholder"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
     assert out.returncode == 2
     assert "STACK_PG_PASSWORD still holds the placeholder" in out.stderr
-
 
 
 def test_the_prefect_auth_string_is_generated_once_and_given_to_clients():
@@ -143,13 +168,18 @@ def test_the_event_store_is_migrated_with_least_privilege_roles():
         assert key is not None and key.name == unit.api_key_name
         assert key.scopes == set(SCOPES)
         service = EventStore(unit.events_url("service"))
-        assert service.append([{"event_id": "e1", "user_id": "u", "item_id": "i",
-                                "type": "click"}]).stored == 1
+        assert (
+            service.append(
+                [{"event_id": "e1", "user_id": "u", "item_id": "i", "type": "click"}]
+            ).stored
+            == 1
+        )
         service.close()
-        for role, statement in (("service", "DELETE FROM events"),
-                                ("collect", "INSERT INTO events VALUES "
-                                            "('e2', 'u', 'i', NULL, 'view', 1, NULL, 1)"),
-                                ("service", "DROP TABLE events")):
+        for role, statement in (
+            ("service", "DELETE FROM events"),
+            ("collect", "INSERT INTO events VALUES ('e2', 'u', 'i', NULL, 'view', 1, NULL, 1)"),
+            ("service", "DROP TABLE events"),
+        ):
             engine = make_engine(unit.events_url(role))
             try:
                 with engine.begin() as conn:
@@ -167,8 +197,9 @@ def test_the_event_store_is_migrated_with_least_privilege_roles():
                 assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0
         engine.dispose()
     finally:
-        conn = psycopg2.connect(host=unit.pg_host, port=unit.pg_port, user=unit.pg_user,
-                                dbname="postgres")
+        conn = psycopg2.connect(
+            host=unit.pg_host, port=unit.pg_port, user=unit.pg_user, dbname="postgres"
+        )
         conn.autocommit = True
         with conn.cursor() as cur:
             for db in unit.databases.values():

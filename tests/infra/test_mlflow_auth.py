@@ -33,19 +33,39 @@ def locked(tmp_path_factory):
     with (root / "auth.ini").open("w") as fh:
         ini.write(fh)
     port = _free_port()
-    env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(root / "auth.ini"),
-           "MLFLOW_AUTH_ADMIN_USERNAME": "admin", "MLFLOW_AUTH_ADMIN_PASSWORD": "admin-Pw-00001",
-           "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key",
-           "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env = {
+        **os.environ,
+        "MLFLOW_AUTH_CONFIG_PATH": str(root / "auth.ini"),
+        "MLFLOW_AUTH_ADMIN_USERNAME": "admin",
+        "MLFLOW_AUTH_ADMIN_PASSWORD": "admin-Pw-00001",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
     for var in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         env.pop(var, None)
     log = (root / "server.log").open("w")
     proc = subprocess.Popen(
-        [str(BIN / "mlflow"), "server", "--app-name", "basic-auth", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-         "--artifacts-destination", str(root / "artifacts")],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--app-name",
+            "basic-auth",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+        ],
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 300  # a loaded machine: minutes
@@ -70,60 +90,96 @@ def locked(tmp_path_factory):
 
 
 def _users(url: str, **passwords: str) -> subprocess.CompletedProcess:
-    env = {"PATH": os.environ["PATH"], "MLFLOW_TRACKING_URI": url,
-           "MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": "admin-Pw-00001",
-           **passwords}
+    env = {
+        "PATH": os.environ["PATH"],
+        "MLFLOW_TRACKING_URI": url,
+        "MLFLOW_TRACKING_USERNAME": "admin",
+        "MLFLOW_TRACKING_PASSWORD": "admin-Pw-00001",
+        **passwords,
+    }
     return subprocess.run(
-        [sys.executable, str(ROOT / "infra" / "mlflow" / "users.py"),
-         "recsys-worker=MLFLOW_WORKER_PASSWORD", "recsys-service=MLFLOW_SERVICE_PASSWORD"],
-        env=env, capture_output=True, text=True, timeout=600, check=False)
+        [
+            sys.executable,
+            str(ROOT / "infra" / "mlflow" / "users.py"),
+            "recsys-worker=MLFLOW_WORKER_PASSWORD",
+            "recsys-service=MLFLOW_SERVICE_PASSWORD",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 def test_the_worker_writes_the_service_reads_and_nobody_else_gets_in(locked):
-    made = _users(locked, MLFLOW_WORKER_PASSWORD="worker-Pw-0001",
-                  MLFLOW_SERVICE_PASSWORD="svc-Pw-000001")
+    made = _users(
+        locked, MLFLOW_WORKER_PASSWORD="worker-Pw-0001", MLFLOW_SERVICE_PASSWORD="svc-Pw-000001"
+    )
     assert made.returncode == 0, made.stderr
     assert "created recsys-worker" in made.stdout and "created recsys-service" in made.stdout
-    worker = httpx.Client(base_url=locked + API, auth=("recsys-worker", "worker-Pw-0001"),
-                          timeout=120)
-    service = httpx.Client(base_url=locked + API, auth=("recsys-service", "svc-Pw-000001"),
-                           timeout=120)
+    worker = httpx.Client(
+        base_url=locked + API, auth=("recsys-worker", "worker-Pw-0001"), timeout=120
+    )
+    service = httpx.Client(
+        base_url=locked + API, auth=("recsys-service", "svc-Pw-000001"), timeout=120
+    )
 
     # nobody signed in, or a wrong password: 401, whatever the route
-    assert httpx.get(f"{locked}{API}/experiments/search?max_results=1",
-                     timeout=120).status_code == 401
-    wrong = httpx.post(f"{locked}{API}/registered-models/create", json={"name": "x"},
-                       auth=("recsys-worker", "guess"), timeout=120)
+    assert (
+        httpx.get(f"{locked}{API}/experiments/search?max_results=1", timeout=120).status_code == 401
+    )
+    wrong = httpx.post(
+        f"{locked}{API}/registered-models/create",
+        json={"name": "x"},
+        auth=("recsys-worker", "guess"),
+        timeout=120,
+    )
     assert wrong.status_code == 401
 
     # the worker creates what a training run creates, and moves the alias
     exp = worker.post("/experiments/create", json={"name": "locked"}).json()["experiment_id"]
     run = worker.post("/runs/create", json={"experiment_id": exp}).json()["run"]["info"]
     assert worker.post("/registered-models/create", json={"name": "locked"}).status_code == 200
-    version = worker.post("/model-versions/create", json={
-        "name": "locked", "source": f"{run['artifact_uri']}/model_state",
-        "run_id": run["run_id"]}).json()["model_version"]["version"]
+    version = worker.post(
+        "/model-versions/create",
+        json={
+            "name": "locked",
+            "source": f"{run['artifact_uri']}/model_state",
+            "run_id": run["run_id"],
+        },
+    ).json()["model_version"]["version"]
     alias = {"name": "locked", "alias": "champion-ranking", "version": version}
     assert worker.post("/registered-models/alias", json=alias).status_code == 200
 
     # the service reads the alias and the version's tags, and can change nothing
-    got = service.get("/registered-models/alias",
-                      params={"name": "locked", "alias": "champion-ranking"})
+    got = service.get(
+        "/registered-models/alias", params={"name": "locked", "alias": "champion-ranking"}
+    )
     assert got.status_code == 200 and got.json()["model_version"]["version"] == version
     assert service.post("/registered-models/alias", json=alias).status_code == 403
-    tag = {"name": "locked", "version": version, "key": "recsys.model_state.sha256",
-           "value": "0" * 64}
+    tag = {
+        "name": "locked",
+        "version": version,
+        "key": "recsys.model_state.sha256",
+        "value": "0" * 64,
+    }
     assert service.post("/model-versions/set-tag", json=tag).status_code == 403
     assert service.post("/runs/create", json={"experiment_id": exp}).status_code == 403
 
     # a rotated password in .env is applied at the next start; the old one stops working
-    again = _users(locked, MLFLOW_WORKER_PASSWORD="worker-Pw-0002",
-                   MLFLOW_SERVICE_PASSWORD="svc-Pw-000001")
+    again = _users(
+        locked, MLFLOW_WORKER_PASSWORD="worker-Pw-0002", MLFLOW_SERVICE_PASSWORD="svc-Pw-000001"
+    )
     assert again.returncode == 0, again.stderr
     assert "recsys-worker exists; password set again" in again.stdout
     assert worker.get("/registered-models/get", params={"name": "locked"}).status_code == 401
-    rotated = httpx.get(f"{locked}{API}/registered-models/get", params={"name": "locked"},
-                        auth=("recsys-worker", "worker-Pw-0002"), timeout=120)
+    rotated = httpx.get(
+        f"{locked}{API}/registered-models/get",
+        params={"name": "locked"},
+        auth=("recsys-worker", "worker-Pw-0002"),
+        timeout=120,
+    )
     assert rotated.status_code == 200
 
 

@@ -21,9 +21,11 @@ STARTUP_S = 120
 
 def readme_ui_command() -> str:
     """The MLflow UI command of the Quick start (one indented line), without its comment."""
-    lines = [ln.strip() for ln in README.read_text().splitlines()
-             if ln.startswith("    ") and "mlflow server" in ln
-             and "sqlite:///.recsys/mlflow.db" in ln]
+    lines = [
+        ln.strip()
+        for ln in README.read_text().splitlines()
+        if ln.startswith("    ") and "mlflow server" in ln and "sqlite:///.recsys/mlflow.db" in ln
+    ]
     assert len(lines) == 1, lines
     return lines[0].split("#", 1)[0].strip()
 
@@ -47,8 +49,13 @@ def test_the_readme_mlflow_ui_command_answers(tmp_path, empty_store_db):
     (tmp_path / ".recsys").mkdir()
     shutil.copy(empty_store_db, tmp_path / ".recsys" / "mlflow.db")
     log = (tmp_path / "mlflow.log").open("w")
-    proc = subprocess.Popen(["bash", "-c", f"exec env {command}"], cwd=tmp_path, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        ["bash", "-c", f"exec env {command}"],
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline, status = time.monotonic() + STARTUP_S, None
         while time.monotonic() < deadline and proc.poll() is None:

@@ -27,8 +27,11 @@ HEADER = "user,item,rating,timestamp\n"
 
 def _rows(bad_line: str, n: int = 150) -> str:
     """``n`` valid rows around one bad line (enough rows for validation's minimum of 100)."""
-    good = [f"{u},{i},{1 + (u * 7 + i) % 5},{1_000 + u * 50 + i}" for u in range(15)
-            for i in range(n // 15)]
+    good = [
+        f"{u},{i},{1 + (u * 7 + i) % 5},{1_000 + u * 50 + i}"
+        for u in range(15)
+        for i in range(n // 15)
+    ]
     return HEADER + "\n".join(good[:3] + [bad_line] + good[3:]) + "\n"
 
 
@@ -67,80 +70,231 @@ class Case:
 
 CASES = [
     # data: NaN, inf, booleans, strings, off the scale, missing ids
-    Case("nan-rating", ("--train", "@nan.csv"), ("--source", "@nan.csv"), 2,
-         "column 'rating' of", 3, "null rating values"),
-    Case("inf-rating", ("--test", "@inf.csv"), ("--source", "@inf.csv"), 2,
-         "rating(s) not finite (inf), for example data row 4", 3, "ratings outside [1.0, 5.0]"),
-    Case("boolean-ratings", ("--train", "@bool.csv"), ("--source", "@bool.csv"), 2,
-         "column 'rating' of '@bool.csv' holds booleans, not numbers"),
-    Case("word-ratings", ("--train", "@words.csv"), ("--source", "@words.csv"), 2,
-         "column 'rating' of '@words.csv' must be numeric; 1 value(s) are not, such as ['good']"),
-    Case("rating-off-scale", ("--train", "@scale.csv"), ("--source", "@scale.csv"), 2,
-         "outside the rating scale [1.0, 5.0], for example data row 4", 3,
-         "ratings outside [1.0, 5.0]"),
-    Case("rating-off-a-given-scale", ("--train", "@scale.csv", "--rating-max", "8"), None, 2,
-         "outside the rating scale [1.0, 8.0]"),
-    Case("missing-user-id", ("--train", "@null_user.csv"), ("--source", "@null_user.csv"), 2,
-         "row(s) without a user id, for example data row 4", 3, "null user values"),
-    Case("word-timestamps", ("--train", "@when.csv"), ("--source", "@when.csv"), 2,
-         "column 'timestamp' of '@when.csv' must be numeric"),
-    Case("refused-duplicates", ("--train", "@repeats.csv", "--duplicates", "refuse"), None, 2,
-         "rates the same (user, item) pair more than once: user '0' and item '0' on data rows "
-         "1, 4"),
+    Case(
+        "nan-rating",
+        ("--train", "@nan.csv"),
+        ("--source", "@nan.csv"),
+        2,
+        "column 'rating' of",
+        3,
+        "null rating values",
+    ),
+    Case(
+        "inf-rating",
+        ("--test", "@inf.csv"),
+        ("--source", "@inf.csv"),
+        2,
+        "rating(s) not finite (inf), for example data row 4",
+        3,
+        "ratings outside [1.0, 5.0]",
+    ),
+    Case(
+        "boolean-ratings",
+        ("--train", "@bool.csv"),
+        ("--source", "@bool.csv"),
+        2,
+        "column 'rating' of '@bool.csv' holds booleans, not numbers",
+    ),
+    Case(
+        "word-ratings",
+        ("--train", "@words.csv"),
+        ("--source", "@words.csv"),
+        2,
+        "column 'rating' of '@words.csv' must be numeric; 1 value(s) are not, such as ['good']",
+    ),
+    Case(
+        "rating-off-scale",
+        ("--train", "@scale.csv"),
+        ("--source", "@scale.csv"),
+        2,
+        "outside the rating scale [1.0, 5.0], for example data row 4",
+        3,
+        "ratings outside [1.0, 5.0]",
+    ),
+    Case(
+        "rating-off-a-given-scale",
+        ("--train", "@scale.csv", "--rating-max", "8"),
+        None,
+        2,
+        "outside the rating scale [1.0, 8.0]",
+    ),
+    Case(
+        "missing-user-id",
+        ("--train", "@null_user.csv"),
+        ("--source", "@null_user.csv"),
+        2,
+        "row(s) without a user id, for example data row 4",
+        3,
+        "null user values",
+    ),
+    Case(
+        "word-timestamps",
+        ("--train", "@when.csv"),
+        ("--source", "@when.csv"),
+        2,
+        "column 'timestamp' of '@when.csv' must be numeric",
+    ),
+    Case(
+        "refused-duplicates",
+        ("--train", "@repeats.csv", "--duplicates", "refuse"),
+        None,
+        2,
+        "rates the same (user, item) pair more than once: user '0' and item '0' on data rows 1, 4",
+    ),
     # files: missing, folder, empty, binary, wrong columns, wrong layout
-    Case("missing-file", ("--train", "@nope.csv"), ("--source", "@nope.csv"), 2,
-         "file not found: '@nope.csv'"),
-    Case("folder-as-file", ("--train", "@"), ("--source", "@"), 2,
-         "is a folder; give the path of a ratings file"),
+    Case(
+        "missing-file",
+        ("--train", "@nope.csv"),
+        ("--source", "@nope.csv"),
+        2,
+        "file not found: '@nope.csv'",
+    ),
+    Case(
+        "folder-as-file",
+        ("--train", "@"),
+        ("--source", "@"),
+        2,
+        "is a folder; give the path of a ratings file",
+    ),
     Case("empty-file", ("--train", "@empty.csv"), ("--source", "@empty.csv"), 2, "is empty"),
-    Case("header-only", ("--test", "@header_only.csv"), ("--source", "@header_only.csv"), 2,
-         "'@header_only.csv' has no rows", 3, "fewer than 100 rows"),
-    Case("binary-file", ("--train", "@binary.csv"), ("--source", "@binary.csv"), 2,
-         "is not a text table (binary content)"),
-    Case("wrong-columns", ("--train", "@cols.csv"), ("--source", "@cols.csv"), 2,
-         "has no 'user' and no 'item' column; its columns are ['a', 'b']"),
-    Case("five-fields", ("--train", "@five.dat"), ("--source", "@five.dat"), 2,
-         "'::' rows with 5 fields; expected 3 or 4"),
-    Case("mapping-without-equals", ("--columns", "user"),
-         ("--source", "@repeats.csv", "--columns", "user"), 2,
-         "bad column mapping 'user'"),
-    Case("mapping-to-a-missing-column", ("--columns", "rating=score"),
-         ("--source", "@repeats.csv", "--columns", "rating=score"), 2,
-         "column 'score' (mapped to 'rating') is not in"),
-    Case("unsupported-scheme-with-password",
-         ("--train", "http://admin:hunter2@example.com/r.csv"),
-         ("--source", "http://admin:hunter2@example.com/r.csv"), 2,
-         "unsupported source 'http://***@example.com/r.csv'"),
-    Case("s3-uri-without-key", ("--train", "s3://bucket"), ("--source", "s3://bucket"), 2,
-         "an S3 URI needs a bucket and a key"),
-    Case("silent-s3-endpoint", ("--train", "s3://data/r.csv"), ("--source", "s3://data/r.csv"),
-         2, "cannot reach S3 at http://127.0.0.1:"),
+    Case(
+        "header-only",
+        ("--test", "@header_only.csv"),
+        ("--source", "@header_only.csv"),
+        2,
+        "'@header_only.csv' has no rows",
+        3,
+        "fewer than 100 rows",
+    ),
+    Case(
+        "binary-file",
+        ("--train", "@binary.csv"),
+        ("--source", "@binary.csv"),
+        2,
+        "is not a text table (binary content)",
+    ),
+    Case(
+        "wrong-columns",
+        ("--train", "@cols.csv"),
+        ("--source", "@cols.csv"),
+        2,
+        "has no 'user' and no 'item' column; its columns are ['a', 'b']",
+    ),
+    Case(
+        "five-fields",
+        ("--train", "@five.dat"),
+        ("--source", "@five.dat"),
+        2,
+        "'::' rows with 5 fields; expected 3 or 4",
+    ),
+    Case(
+        "mapping-without-equals",
+        ("--columns", "user"),
+        ("--source", "@repeats.csv", "--columns", "user"),
+        2,
+        "bad column mapping 'user'",
+    ),
+    Case(
+        "mapping-to-a-missing-column",
+        ("--columns", "rating=score"),
+        ("--source", "@repeats.csv", "--columns", "rating=score"),
+        2,
+        "column 'score' (mapped to 'rating') is not in",
+    ),
+    Case(
+        "unsupported-scheme-with-password",
+        ("--train", "http://admin:hunter2@example.com/r.csv"),
+        ("--source", "http://admin:hunter2@example.com/r.csv"),
+        2,
+        "unsupported source 'http://***@example.com/r.csv'",
+    ),
+    Case(
+        "s3-uri-without-key",
+        ("--train", "s3://bucket"),
+        ("--source", "s3://bucket"),
+        2,
+        "an S3 URI needs a bucket and a key",
+    ),
+    Case(
+        "silent-s3-endpoint",
+        ("--train", "s3://data/r.csv"),
+        ("--source", "s3://data/r.csv"),
+        2,
+        "cannot reach S3 at http://127.0.0.1:",
+    ),
     # options
-    Case("unknown-model", ("--model", "mf"), ("--model", "mf"), 2,
-         "unknown model 'mf'; available:"),
-    Case("unknown-parameter", ("--param", "speed=3"), ("--param", "speed=3"), 2,
-         "unknown parameter(s) 'speed'"),
+    Case(
+        "unknown-model", ("--model", "mf"), ("--model", "mf"), 2, "unknown model 'mf'; available:"
+    ),
+    Case(
+        "unknown-parameter",
+        ("--param", "speed=3"),
+        ("--param", "speed=3"),
+        2,
+        "unknown parameter(s) 'speed'",
+    ),
     Case("negative-factors", ("--param", "factors=-2"), ("--param", "factors=-2"), 2, "factors"),
-    Case("parameter-without-value", ("--param", "epochs"), ("--param", "epochs"), 2,
-         "expected key=value"),
+    Case(
+        "parameter-without-value",
+        ("--param", "epochs"),
+        ("--param", "epochs"),
+        2,
+        "expected key=value",
+    ),
     Case("k-zero", ("-k", "0"), ("-k", "0"), 2, "k must be a positive integer, got 0"),
-    Case("k-huge", ("-k", "1000000000"), ("-k", "1000000000"), 2,
-         "k=1000000000 is larger than the maximum of 1000", 2, "1000"),
+    Case(
+        "k-huge",
+        ("-k", "1000000000"),
+        ("-k", "1000000000"),
+        2,
+        "k=1000000000 is larger than the maximum of 1000",
+        2,
+        "1000",
+    ),
     Case("k-not-a-number", ("-k", "ten"), ("-k", "ten"), 2, "Invalid value for '-k'"),
     Case("unknown-split", None, ("--split", "sideways"), 2, "split"),
-    Case("unknown-duplicates-policy", ("--duplicates", "first"), None, 2,
-         "Invalid value for '--duplicates'"),
-    Case("inverted-scale", ("--rating-min", "5", "--rating-max", "1"), None, 2,
-         "the rating scale [5.0, 1.0] is not a finite interval"),
-    Case("predictions-into-a-folder", ("--predictions-out", "@"), None, 2,
-         "--predictions-out '@' is a folder; give a file path"),
-    Case("predictions-into-a-missing-folder", ("--predictions-out", "@no/such/dir/p.csv"), None,
-         2, "the folder '@no/such/dir' does not exist"),
-    Case("recommendations-into-a-folder", ("--recommendations-out", "@"), None, 2,
-         "--recommendations-out '@' is a folder"),
-    Case("predictions-from-a-ranking-model",
-         ("--model", "popularity", "--predictions-out", "@p.csv"), None, 2,
-         "model 'popularity' does not predict ratings; --predictions-out needs a rating model"),
+    Case(
+        "unknown-duplicates-policy",
+        ("--duplicates", "first"),
+        None,
+        2,
+        "Invalid value for '--duplicates'",
+    ),
+    Case(
+        "inverted-scale",
+        ("--rating-min", "5", "--rating-max", "1"),
+        None,
+        2,
+        "the rating scale [5.0, 1.0] is not a finite interval",
+    ),
+    Case(
+        "predictions-into-a-folder",
+        ("--predictions-out", "@"),
+        None,
+        2,
+        "--predictions-out '@' is a folder; give a file path",
+    ),
+    Case(
+        "predictions-into-a-missing-folder",
+        ("--predictions-out", "@no/such/dir/p.csv"),
+        None,
+        2,
+        "the folder '@no/such/dir' does not exist",
+    ),
+    Case(
+        "recommendations-into-a-folder",
+        ("--recommendations-out", "@"),
+        None,
+        2,
+        "--recommendations-out '@' is a folder",
+    ),
+    Case(
+        "predictions-from-a-ranking-model",
+        ("--model", "popularity", "--predictions-out", "@p.csv"),
+        None,
+        2,
+        "model 'popularity' does not predict ratings; --predictions-out needs a rating model",
+    ),
 ]
 
 
@@ -182,9 +336,14 @@ def silent_s3():
 @pytest.fixture
 def env(root, silent_s3, monkeypatch):
     monkeypatch.chdir(root)
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": silent_s3,
-                        "RECSYS_S3_READ_TIMEOUT": "0.3", "RECSYS_S3_MAX_ATTEMPTS": "1"}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": silent_s3,
+        "RECSYS_S3_READ_TIMEOUT": "0.3",
+        "RECSYS_S3_MAX_ATTEMPTS": "1",
+    }.items():
         monkeypatch.setenv(name, value)
     for name in ("RECSYS_MAX_K", "RECSYS_DEBUG", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
         monkeypatch.delenv(name, raising=False)
@@ -193,8 +352,10 @@ def env(root, silent_s3, monkeypatch):
 
 def _args(args, root):
     # "@x" is a path in the case's folder; messages name it as given, so the cwd is that folder
-    return [a.replace("@", "") if a.startswith("@") and a != "@" else ("." if a == "@" else a)
-            for a in args]
+    return [
+        a.replace("@", "") if a.startswith("@") and a != "@" else ("." if a == "@" else a)
+        for a in args
+    ]
 
 
 def _message(text: str, root) -> str:
@@ -233,12 +394,21 @@ def test_train_refuses(case, env, prefect_server, monkeypatch):
     # RECSYS_IO_RETRY_DELAYS)
     calls = []
     real_collect = incremental.collect
-    monkeypatch.setattr(incremental, "collect",
-                        lambda *a, **kw: calls.append(a) or real_collect(*a, **kw))
+    monkeypatch.setattr(
+        incremental, "collect", lambda *a, **kw: calls.append(a) or real_collect(*a, **kw)
+    )
     monkeypatch.setenv("RECSYS_IO_RETRIES", "3")
     monkeypatch.setenv("RECSYS_IO_RETRY_DELAYS", "0.1")
-    args = ["train", "--model", "bias", "--registered-model", "badinputs",
-            "--experiment", "badinputs", *_args(case.train, env)]
+    args = [
+        "train",
+        "--model",
+        "bias",
+        "--registered-model",
+        "badinputs",
+        "--experiment",
+        "badinputs",
+        *_args(case.train, env),
+    ]
     res = runner.invoke(app, args)
     _check(res, case.train_code or case.code, case.train_message or case.message, env)
     assert len(calls) <= 1
@@ -270,16 +440,19 @@ def test_an_unexpected_error_is_one_line_too(env, monkeypatch):
         raise ZeroDivisionError("division by zero in a model")
 
     monkeypatch.setattr(Bias, "fit", boom)
-    res = runner.invoke(app, ["evaluate", "--train", "train.csv", "--test", "test.csv",
-                              "--model", "bias"])
+    res = runner.invoke(
+        app, ["evaluate", "--train", "train.csv", "--test", "test.csv", "--model", "bias"]
+    )
     assert res.exit_code == 1
-    assert res.output.strip() == ("error: ZeroDivisionError: division by zero in a model "
-                                  "(--debug shows the traceback)")
+    assert res.output.strip() == (
+        "error: ZeroDivisionError: division by zero in a model (--debug shows the traceback)"
+    )
     assert os.environ.get("RECSYS_DEBUG") is None
 
 
 def test_good_files_still_pass(env):
-    res = runner.invoke(app, ["evaluate", "--train", "train.csv", "--test", "test.csv",
-                              "--model", "bias", "--json"])
+    res = runner.invoke(
+        app, ["evaluate", "--train", "train.csv", "--test", "test.csv", "--model", "bias", "--json"]
+    )
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["n_test"] > 0

@@ -18,8 +18,9 @@ def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     frame = generate(config_for("tiny")).interactions
     s = split(frame, SplitConfig(strategy="random", seed=1))
-    s.train.rename(columns={"user": "userId", "item": "movieId"}).to_csv(root / "train.csv",
-                                                                         index=False)
+    s.train.rename(columns={"user": "userId", "item": "movieId"}).to_csv(
+        root / "train.csv", index=False
+    )
     # the test file in u.data's format: tab-separated, no header
     s.test.to_csv(root / "test.tsv", sep="\t", header=False, index=False)
     return root, s
@@ -31,14 +32,41 @@ def _invoke(*args):
 
 def test_evaluate_prints_one_json_object_and_writes_csvs(files):
     root, s = files
-    res = _invoke("evaluate", "--train", root / "train.csv", "--test", root / "test.tsv",
-                  "--model", "sgd-mf", "--param", "epochs=5", "--param", "factors=8", "-k", 5,
-                  "--predictions-out", root / "pred.csv",
-                  "--recommendations-out", root / "recs.csv", "--json")
+    res = _invoke(
+        "evaluate",
+        "--train",
+        root / "train.csv",
+        "--test",
+        root / "test.tsv",
+        "--model",
+        "sgd-mf",
+        "--param",
+        "epochs=5",
+        "--param",
+        "factors=8",
+        "-k",
+        5,
+        "--predictions-out",
+        root / "pred.csv",
+        "--recommendations-out",
+        root / "recs.csv",
+        "--json",
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    for key in ("rmse", "mae", "precision_at_5", "recall_at_5", "ndcg_at_5", "map_at_5",
-                "hit_rate_at_5", "coverage_at_5", "fit_seconds", "cold_users", "cold_items"):
+    for key in (
+        "rmse",
+        "mae",
+        "precision_at_5",
+        "recall_at_5",
+        "ndcg_at_5",
+        "map_at_5",
+        "hit_rate_at_5",
+        "coverage_at_5",
+        "fit_seconds",
+        "cold_users",
+        "cold_items",
+    ):
         assert key in out
     assert out["params"]["epochs"] == 5 and out["n_test"] == len(s.test)
     pred = pd.read_csv(root / "pred.csv", dtype={"user": str, "item": str})
@@ -58,8 +86,17 @@ def test_evaluate_prints_warm_cold_and_all_users_side_by_side(files, tmp_path):
     t = split(pd.concat([s.train, s.test]), SplitConfig(strategy="time"))
     t.train.to_csv(tmp_path / "train.csv", index=False)
     t.test.to_csv(tmp_path / "test.csv", index=False)
-    args = ("evaluate", "--train", tmp_path / "train.csv", "--test", tmp_path / "test.csv",
-            "--model", "bias", "-k", 5)
+    args = (
+        "evaluate",
+        "--train",
+        tmp_path / "train.csv",
+        "--test",
+        tmp_path / "test.csv",
+        "--model",
+        "bias",
+        "-k",
+        5,
+    )
     out = json.loads(_invoke(*args, "--json").stdout)
     warm = t.test["user"].isin(set(t.train["user"]))
     assert (out["warm/rows"], out["cold/rows"]) == (int(warm.sum()), int((~warm).sum()))
@@ -68,12 +105,12 @@ def test_evaluate_prints_warm_cold_and_all_users_side_by_side(files, tmp_path):
     assert res.exit_code == 0, res.output
     lines = [" ".join(line.strip("│┃ ").split()) for line in res.stdout.splitlines()]
     assert "test users ┃ warm ┃ cold ┃ all" in lines
-    assert (f"rows │ {out['warm/rows']:,} │ {out['cold/rows']:,} │ {out['all/rows']:,}"
-            in lines)
-    assert (f"rmse │ {out['warm/rmse']:.4f} │ {out['cold/rmse']:.4f} │ {out['rmse']:.4f}"
-            in lines)
-    assert (f"ndcg_at_5 │ {out['warm/ndcg_at_5']:.4f} │ {out['cold/ndcg_at_5']:.4f} │ "
-            f"{out['ndcg_at_5']:.4f}") in lines
+    assert f"rows │ {out['warm/rows']:,} │ {out['cold/rows']:,} │ {out['all/rows']:,}" in lines
+    assert f"rmse │ {out['warm/rmse']:.4f} │ {out['cold/rmse']:.4f} │ {out['rmse']:.4f}" in lines
+    assert (
+        f"ndcg_at_5 │ {out['warm/ndcg_at_5']:.4f} │ {out['cold/ndcg_at_5']:.4f} │ "
+        f"{out['ndcg_at_5']:.4f}"
+    ) in lines
     assert "warm: test users with training rows; cold: without" in res.stdout
 
 
@@ -85,10 +122,8 @@ def test_models_json_lists_names_and_defaults():
     params = {p["name"]: p["default"] for p in info["sgd-mf"]["params"]}
     assert params["factors"] == 100 and params["lr"] == 0.007 and params["epochs"] == 30
     # the serving roles each family can fill, with their champion aliases
-    assert info["sgd-mf"]["roles"] == {"ranking": "champion-ranking",
-                                       "rating": "champion-rating"}
-    assert info["ease"]["roles"] == info["popularity"]["roles"] == {
-        "ranking": "champion-ranking"}
+    assert info["sgd-mf"]["roles"] == {"ranking": "champion-ranking", "rating": "champion-rating"}
+    assert info["ease"]["roles"] == info["popularity"]["roles"] == {"ranking": "champion-ranking"}
     text = _invoke("models")
     assert "roles: ranking (champion-ranking)" in text.stdout
     assert "roles: ranking (champion-ranking), rating (champion-rating)" in text.stdout
@@ -141,19 +176,32 @@ def test_evaluate_reads_s3_objects(files, monkeypatch, s3_endpoint):
 
     root, s = files
     endpoint = s3_endpoint
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+    }.items():
         monkeypatch.setenv(key, value)
     client = boto3.client("s3", endpoint_url=endpoint)
     client.create_bucket(Bucket="cli-data")
     client.upload_file(str(root / "train.csv"), "cli-data", "train.csv")
     client.upload_file(str(root / "test.tsv"), "cli-data", "test.tsv")
-    res = _invoke("evaluate", "--train", "s3://cli-data/train.csv", "--test",
-                  "s3://cli-data/test.tsv", "--model", "bias", "--json")
+    res = _invoke(
+        "evaluate",
+        "--train",
+        "s3://cli-data/train.csv",
+        "--test",
+        "s3://cli-data/test.tsv",
+        "--model",
+        "bias",
+        "--json",
+    )
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["n_test"] == len(s.test)
-    missing = _invoke("evaluate", "--train", "s3://cli-data/nope.csv", "--test",
-                      "s3://cli-data/test.tsv")
+    missing = _invoke(
+        "evaluate", "--train", "s3://cli-data/nope.csv", "--test", "s3://cli-data/test.tsv"
+    )
     assert missing.exit_code != 0
     assert "s3://cli-data/nope.csv does not exist" in " ".join(missing.output.split())
 
@@ -173,8 +221,17 @@ def test_evaluate_json_equals_the_library_on_the_same_files(files):
 
     root, _ = files
     args = ["--train", root / "train.csv", "--test", root / "test.tsv", "-k", 7]
-    res = _invoke("evaluate", *args, "--model", "sgd-mf", "--param", "epochs=4", "--param",
-                  "factors=6", "--json")
+    res = _invoke(
+        "evaluate",
+        *args,
+        "--model",
+        "sgd-mf",
+        "--param",
+        "epochs=4",
+        "--param",
+        "factors=6",
+        "--json",
+    )
     assert res.exit_code == 0, res.output
     out = _strict_json(res.stdout)
     train = collect(str(root / "train.csv")).interactions
@@ -191,13 +248,34 @@ def test_evaluate_json_equals_the_library_on_the_same_files(files):
 def test_evaluate_clips_k_to_the_catalogue_with_a_note(files):
     root, s = files
     n_items = s.train["item"].nunique()
-    res = _invoke("evaluate", "--train", root / "train.csv", "--test", root / "test.tsv",
-                  "--model", "bias", "-k", 999)
+    res = _invoke(
+        "evaluate",
+        "--train",
+        root / "train.csv",
+        "--test",
+        root / "test.tsv",
+        "--model",
+        "bias",
+        "-k",
+        999,
+    )
     assert res.exit_code == 0, res.output
-    assert f"note: k=999 is larger than the {n_items} item(s) of the training data; using " \
-           f"k={n_items}" in " ".join(res.output.split())
-    res = _invoke("evaluate", "--train", root / "train.csv", "--test", root / "test.tsv",
-                  "--model", "bias", "-k", 999, "--json")
+    assert (
+        f"note: k=999 is larger than the {n_items} item(s) of the training data; using "
+        f"k={n_items}" in " ".join(res.output.split())
+    )
+    res = _invoke(
+        "evaluate",
+        "--train",
+        root / "train.csv",
+        "--test",
+        root / "test.tsv",
+        "--model",
+        "bias",
+        "-k",
+        999,
+        "--json",
+    )
     out = _strict_json(res.stdout)
     assert (out["k"], out["k_requested"]) == (n_items, 999)
     assert f"ndcg_at_{n_items}" in out
@@ -209,33 +287,58 @@ def test_evaluate_checks_output_paths_before_fitting(files, tmp_path, monkeypatc
     fitted = []
     monkeypatch.setattr(Bias, "fit", lambda self, *a, **kw: fitted.append(1) or self)
     root, _ = files
-    res = _invoke("evaluate", "--train", root / "train.csv", "--test", root / "test.tsv",
-                  "--model", "bias", "--predictions-out", tmp_path / "missing" / "p.csv")
+    res = _invoke(
+        "evaluate",
+        "--train",
+        root / "train.csv",
+        "--test",
+        root / "test.tsv",
+        "--model",
+        "bias",
+        "--predictions-out",
+        tmp_path / "missing" / "p.csv",
+    )
     assert res.exit_code == 2 and "does not exist" in res.output
     assert fitted == [] and not (tmp_path / "missing").exists()
 
 
 def test_evaluate_duplicates_policy_is_the_collect_policy(tmp_path):
     rows = "user,item,rating,timestamp\n" + "".join(
-        f"{u},{i},{1 + (u + i) % 5},{u * 10 + i}\n" for u in range(12) for i in range(8))
+        f"{u},{i},{1 + (u + i) % 5},{u * 10 + i}\n" for u in range(12) for i in range(8)
+    )
     (tmp_path / "train.csv").write_text(rows + "0,0,5,1000\n0,0,1,900\n")
     (tmp_path / "test.csv").write_text(rows)
-    base = ["evaluate", "--train", tmp_path / "train.csv", "--test", tmp_path / "test.csv",
-            "--model", "bias", "--json"]
+    base = [
+        "evaluate",
+        "--train",
+        tmp_path / "train.csv",
+        "--test",
+        tmp_path / "test.csv",
+        "--model",
+        "bias",
+        "--json",
+    ]
     latest = _strict_json(_invoke(*base).stdout)
     mean = _strict_json(_invoke(*base, "--duplicates", "mean").stdout)
     assert latest["n_train"] == mean["n_train"] == 96  # one row per pair
     assert latest["rmse"] != mean["rmse"]  # (0, 0) is 5 (latest) or (1 + 5 + 1) / 3 (mean)
     noted = _invoke(*base[:-1])
-    assert "note: 2 repeated (user, item) row(s) of the train file resolved by the duplicates " \
-           "policy 'latest'" in " ".join(noted.output.split())
+    assert (
+        "note: 2 repeated (user, item) row(s) of the train file resolved by the duplicates "
+        "policy 'latest'" in " ".join(noted.output.split())
+    )
 
 
 def test_finite_or_none_keeps_json_strict():
     from recsys_cli.evaluate import _finite_or_none
 
     assert [_finite_or_none(v) for v in (float("nan"), float("inf"), 0.5, 3, "x")] == [
-        None, None, 0.5, 3, "x"]
+        None,
+        None,
+        0.5,
+        3,
+        "x",
+    ]
 
 
 def test_recommend_refuses_a_huge_k_before_touching_the_registry(tmp_path, monkeypatch):
@@ -245,4 +348,3 @@ def test_recommend_refuses_a_huge_k_before_touching_the_registry(tmp_path, monke
     assert huge.exit_code == 2
     assert "k=1000000000 is larger than the maximum of 1000" in " ".join(huge.output.split())
     assert not (tmp_path / ".recsys").exists()
-

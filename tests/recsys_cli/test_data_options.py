@@ -10,8 +10,17 @@ from recsys_cli.main import app
 from recsys_core.validation_errors import in_words
 
 runner = CliRunner()
-DATA_OPTIONS = {"--source", "--since", "--synthetic-size", "--seed", "--columns",
-                "--duplicates", "--rating-min", "--rating-max", "--set"}
+DATA_OPTIONS = {
+    "--source",
+    "--since",
+    "--synthetic-size",
+    "--seed",
+    "--columns",
+    "--duplicates",
+    "--rating-min",
+    "--rating-max",
+    "--set",
+}
 
 
 def _options(command: str) -> set[str]:
@@ -45,12 +54,21 @@ def test_tune_reads_the_data_options_into_its_data_section(tmp_path, monkeypatch
 
 def test_bad_data_settings_are_named_in_words(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    res = runner.invoke(app, ["tune", "--duplicates", "sometimes", "--set", "data.nope=1",
-                              "--space", '{"reg": {"kind": "float", "low": "x", "high": 1}}'])
+    res = runner.invoke(
+        app,
+        [
+            "tune",
+            "--duplicates",
+            "sometimes",
+            "--set",
+            "data.nope=1",
+            "--space",
+            '{"reg": {"kind": "float", "low": "x", "high": 1}}',
+        ],
+    )
     assert res.exit_code == 2
     text = " ".join(res.output.split())
-    assert "data.duplicates: Input should be 'latest', 'mean' or 'refuse' (got 'sometimes')" \
-        in text
+    assert "data.duplicates: Input should be 'latest', 'mean' or 'refuse' (got 'sometimes')" in text
     assert "data.nope: unknown setting" in text
     assert "space.reg.low: Input should be a valid number" in text and "(got 'x')" in text
     assert "pydantic.dev" not in text and "[type=" not in text
@@ -63,8 +81,10 @@ def test_a_validation_error_reaching_the_cli_is_in_words():
         ParamRange(kind="float", low="x", high=1)
     assert "errors.pydantic.dev" in str(info.value)  # what used to be printed
     message = error_message(info.value)
-    assert message == ("invalid settings: low: Input should be a valid number, unable to parse "
-                       "string as a number (got 'x')")
+    assert message == (
+        "invalid settings: low: Input should be a valid number, unable to parse "
+        "string as a number (got 'x')"
+    )
     nested = ValueError(str(info.value))  # a validator that re-raised pydantic's text
     assert "pydantic.dev" not in error_message(nested)
     assert "ParamRange" not in error_message(nested)

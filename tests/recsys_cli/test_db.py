@@ -20,8 +20,9 @@ def test_db_upgrade_reads_the_url_from_the_environment(tmp_path, monkeypatch):
 
 
 def test_db_upgrade_of_a_database_that_is_down_hides_the_password():
-    result = runner.invoke(app, ["db", "upgrade", "--url",
-                                 "postgresql://owner:hunter22@127.0.0.1:1/events"])
+    result = runner.invoke(
+        app, ["db", "upgrade", "--url", "postgresql://owner:hunter22@127.0.0.1:1/events"]
+    )
     assert result.exit_code != 0
     assert "cannot reach the database" in result.output
     assert "hunter22" not in result.output

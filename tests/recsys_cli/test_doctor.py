@@ -8,8 +8,14 @@ from typer.testing import CliRunner
 from recsys_cli.main import app
 
 runner = CliRunner()
-_UNSET = ("MLFLOW_TRACKING_URI", "PREFECT_API_URL", "RECSYS_SERVE_URL", "AWS_ENDPOINT_URL",
-          "AWS_ENDPOINT_URL_S3", "S3_BUCKET_DATA")
+_UNSET = (
+    "MLFLOW_TRACKING_URI",
+    "PREFECT_API_URL",
+    "RECSYS_SERVE_URL",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "S3_BUCKET_DATA",
+)
 
 
 @pytest.fixture

@@ -27,9 +27,19 @@ def files(tmp_path_factory):
 
 
 def _evaluate(root, *args, test="test.parquet"):
-    return runner.invoke(app, ["evaluate", "--train", str(root / "train.parquet"),
-                               "--test", str(root / test), "--columns",
-                               "user=userId,item=movieId", *map(str, args)])
+    return runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--train",
+            str(root / "train.parquet"),
+            "--test",
+            str(root / test),
+            "--columns",
+            "user=userId,item=movieId",
+            *map(str, args),
+        ],
+    )
 
 
 @pytest.mark.slow
@@ -58,8 +68,19 @@ def test_what_the_spark_engine_cannot_do_is_refused(files, tmp_path):
     root, s = files
     bad = _evaluate(root, *SGD, "--engine", "gpu")
     assert bad.exit_code == 2 and "'gpu' is not one of" in bad.output
-    csv = runner.invoke(app, ["evaluate", "--train", str(root / "train.csv"), "--test",
-                              str(root / "test.parquet"), "--engine", "spark", *SGD])
+    csv = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--train",
+            str(root / "train.csv"),
+            "--test",
+            str(root / "test.parquet"),
+            "--engine",
+            "spark",
+            *SGD,
+        ],
+    )
     assert csv.exit_code == 2
     assert "train.csv' is not Parquet" in " ".join(csv.output.split())
     pop = _evaluate(root, "--model", "popularity", "--engine", "spark")
@@ -71,4 +92,5 @@ def test_what_the_spark_engine_cannot_do_is_refused(files, tmp_path):
     pd.concat([twice, twice.head(1)]).to_parquet(root / "twice.parquet", index=False)
     dup = _evaluate(root, *SGD, "--engine", "spark", test="twice.parquet")
     assert dup.exit_code == 2 and "1 (user, item) pair(s) more than once" in " ".join(
-        dup.output.split())
+        dup.output.split()
+    )

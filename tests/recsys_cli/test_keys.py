@@ -26,8 +26,7 @@ def _run(*args):
 
 
 def test_create_prints_the_key_once_and_list_never_shows_it(url, tmp_path):
-    r = _run("keys", "create", "--name", "batch-flow", "--scopes", "ingest,recommend",
-             "--url", url)
+    r = _run("keys", "create", "--name", "batch-flow", "--scopes", "ingest,recommend", "--url", url)
     assert r.exit_code == 0, r.output
     secret = r.stdout.strip()
     assert secret.startswith("rsk_") and "\n" not in secret  # alone on stdout
@@ -47,11 +46,14 @@ def test_create_prints_the_key_once_and_list_never_shows_it(url, tmp_path):
     assert "revoked" in _run("keys", "list", "--url", url).output
 
 
-@pytest.mark.parametrize("args, message", [
-    (["create", "--name", "a b", "--scopes", "recommend"], "invalid key name 'a b'"),
-    (["create", "--name", "x", "--scopes", "recommend,everything"], "unknown: 'everything'"),
-    (["revoke", "nobody"], "no key named 'nobody'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["create", "--name", "a b", "--scopes", "recommend"], "invalid key name 'a b'"),
+        (["create", "--name", "x", "--scopes", "recommend,everything"], "unknown: 'everything'"),
+        (["revoke", "nobody"], "no key named 'nobody'"),
+    ],
+)
 def test_bad_names_and_scopes_exit_2_with_a_message(url, args, message):
     r = _run("keys", *args, "--url", url)
     assert r.exit_code == 2, r.output
@@ -72,8 +74,18 @@ def test_a_store_never_migrated_says_how_to_fix_it(tmp_path):
 def test_a_key_handed_over_through_the_environment_is_registered_once(url, monkeypatch):
     secret = "rsk_" + "0123456789abcdef" * 3
     monkeypatch.setenv("RECSYS_SERVE_API_KEY", secret)
-    args = ["keys", "create", "--name", "clients", "--scopes", "recommend,ingest", "--url", url,
-            "--from-env", "RECSYS_SERVE_API_KEY"]
+    args = [
+        "keys",
+        "create",
+        "--name",
+        "clients",
+        "--scopes",
+        "recommend,ingest",
+        "--url",
+        url,
+        "--from-env",
+        "RECSYS_SERVE_API_KEY",
+    ]
     for _ in range(2):  # at every `docker compose up`: the second run changes nothing
         r = _run(*args)
         assert r.exit_code == 0, r.output
@@ -83,6 +95,16 @@ def test_a_key_handed_over_through_the_environment_is_registered_once(url, monke
     r = _run(*args)
     assert r.exit_code == 2 and "exists already with another key" in r.output
     monkeypatch.setenv("RECSYS_SERVE_API_KEY", "change-me")
-    r = _run("keys", "create", "--name", "other", "--scopes", "admin", "--url", url,
-             "--from-env", "RECSYS_SERVE_API_KEY")
+    r = _run(
+        "keys",
+        "create",
+        "--name",
+        "other",
+        "--scopes",
+        "admin",
+        "--url",
+        url,
+        "--from-env",
+        "RECSYS_SERVE_API_KEY",
+    )
     assert r.exit_code == 2 and "is not a key" in r.output

@@ -14,8 +14,9 @@ from tests.recsys_core.serving.test_explain import MOVIES, _ratings
 runner = CliRunner()
 
 
-def test_recommend_explain_names_titles_and_keeps_weights_in_fields(embedded_store, tmp_path,
-                                                                   monkeypatch):
+def test_recommend_explain_names_titles_and_keeps_weights_in_fields(
+    embedded_store, tmp_path, monkeypatch
+):
     model = create("ease").fit(Interactions.from_frame(_ratings(), item_meta=MOVIES))
     run_id = mlflow_run.start_run("explain-test", "ease")
     mlflow_run.log_artifacts(run_id, model.save(tmp_path / "state"), "model_state")
@@ -27,8 +28,10 @@ def test_recommend_explain_names_titles_and_keeps_weights_in_fields(embedded_sto
     assert res.exit_code == 0, res.output
     (row,) = json.loads(res.stdout.strip().splitlines()[-1])
     assert (row["item"], row["title"]) == ("181", "Return of the Jedi (1983)")
-    assert row["because"] in ("Because you watched Star Wars (1977) and Fargo (1996)",
-                              "Because you watched Fargo (1996) and Star Wars (1977)")
+    assert row["because"] in (
+        "Because you watched Star Wars (1977) and Fargo (1996)",
+        "Because you watched Fargo (1996) and Star Wars (1977)",
+    )
     assert {r["title"] for r in row["reasons"]} == {"Star Wars (1977)", "Fargo (1996)"}
     assert all(isinstance(r["weight"], float) and r["weight"] > 0 for r in row["reasons"])
 

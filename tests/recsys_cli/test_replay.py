@@ -14,13 +14,32 @@ runner = CliRunner()
 
 def test_replay_prints_metrics_by_revealed_interactions_and_logs_a_run(embedded_store, tmp_path):
     png = tmp_path / "plots" / "replay.png"
-    out = runner.invoke(app, ["replay", "--synthetic-size", "tiny", "--model", "popularity",
-                              "-k", "5", "--plot", str(png), "--json"])
+    out = runner.invoke(
+        app,
+        [
+            "replay",
+            "--synthetic-size",
+            "tiny",
+            "--model",
+            "popularity",
+            "-k",
+            "5",
+            "--plot",
+            str(png),
+            "--json",
+        ],
+    )
     assert out.exit_code == 0, out.output
     body = json.loads(out.output)
     m = body["metrics"]
-    assert {"hit_rate_at_5", "ndcg_at_5", "mrr_at_5", "revealed_0/ndcg_at_5",
-            "cold/revealed_0/hit_rate_at_5", "warm/ndcg_at_5"} <= set(m)
+    assert {
+        "hit_rate_at_5",
+        "ndcg_at_5",
+        "mrr_at_5",
+        "revealed_0/ndcg_at_5",
+        "cold/revealed_0/hit_rate_at_5",
+        "warm/ndcg_at_5",
+    } <= set(m)
     assert "rmse" not in m  # popularity does not predict ratings
     assert body["test_rows"] == m["n"] > 0 and 0 <= m["ndcg_at_5"] <= m["hit_rate_at_5"] <= 1
     assert png.stat().st_size > 1000
@@ -33,8 +52,11 @@ def test_replay_prints_metrics_by_revealed_interactions_and_logs_a_run(embedded_
 
 
 def test_replay_table_of_a_rating_model_without_tracking(embedded_store):
-    out = runner.invoke(app, ["replay", "--synthetic-size", "tiny", "--model", "bias",
-                              "--no-track"], env={"COLUMNS": "200"})
+    out = runner.invoke(
+        app,
+        ["replay", "--synthetic-size", "tiny", "--model", "bias", "--no-track"],
+        env={"COLUMNS": "200"},
+    )
     assert out.exit_code == 0, out.output
     assert "rmse" in out.output and "cold" in out.output and "1-4" in out.output
     assert "MLflow run" not in out.output

@@ -11,8 +11,9 @@ runner = CliRunner()
 
 
 def served(store, rec_id, version, model="recsys"):
-    store.record_served(rec_id, user_id="u1", items=["a", "b"], registered_model=model,
-                        model_version=version)
+    store.record_served(
+        rec_id, user_id="u1", items=["a", "b"], registered_model=model, model_version=version
+    )
 
 
 def test_report_prints_the_click_through_per_version(tmp_path, monkeypatch):
@@ -26,20 +27,52 @@ def test_report_prints_the_click_through_per_version(tmp_path, monkeypatch):
         served(store, f"r2-{i}", "2")
     served(store, "other", "1", model="another")
     # two lists of v1 clicked (one twice), one of v2 bought; a view engages nothing
-    store.append([
-        {"event_id": "c1", "user_id": "u1", "item_id": "a", "type": "click",
-         "recommendation_id": "r1-0"},
-        {"event_id": "c2", "user_id": "u1", "item_id": "b", "type": "click",
-         "recommendation_id": "r1-0"},
-        {"event_id": "c3", "user_id": "u1", "item_id": "a", "type": "click",
-         "recommendation_id": "r1-1"},
-        {"event_id": "p1", "user_id": "u1", "item_id": "a", "type": "purchase",
-         "recommendation_id": "r2-1"},
-        {"event_id": "v1", "user_id": "u1", "item_id": "a", "type": "view",
-         "recommendation_id": "r1-2"},
-        {"event_id": "o1", "user_id": "u1", "item_id": "a", "type": "click",
-         "recommendation_id": "other"},
-    ])
+    store.append(
+        [
+            {
+                "event_id": "c1",
+                "user_id": "u1",
+                "item_id": "a",
+                "type": "click",
+                "recommendation_id": "r1-0",
+            },
+            {
+                "event_id": "c2",
+                "user_id": "u1",
+                "item_id": "b",
+                "type": "click",
+                "recommendation_id": "r1-0",
+            },
+            {
+                "event_id": "c3",
+                "user_id": "u1",
+                "item_id": "a",
+                "type": "click",
+                "recommendation_id": "r1-1",
+            },
+            {
+                "event_id": "p1",
+                "user_id": "u1",
+                "item_id": "a",
+                "type": "purchase",
+                "recommendation_id": "r2-1",
+            },
+            {
+                "event_id": "v1",
+                "user_id": "u1",
+                "item_id": "a",
+                "type": "view",
+                "recommendation_id": "r1-2",
+            },
+            {
+                "event_id": "o1",
+                "user_id": "u1",
+                "item_id": "a",
+                "type": "click",
+                "recommendation_id": "other",
+            },
+        ]
+    )
     store.close()
     out = runner.invoke(app, ["report", "--json"])
     assert out.exit_code == 0, out.output

@@ -39,9 +39,16 @@ def test_prefect_console_shows_errors_without_tracebacks():
     try:
         raise RuntimeError("boom")
     except RuntimeError:
-        record = logger.makeRecord("prefect.flow_runs", logging.ERROR, __file__, 1,
-                                   "Finished in state Failed", (), sys.exc_info(),
-                                   extra={"flow_run_name": "train-sgd-mf"})
+        record = logger.makeRecord(
+            "prefect.flow_runs",
+            logging.ERROR,
+            __file__,
+            1,
+            "Finished in state Failed",
+            (),
+            sys.exc_info(),
+            extra={"flow_run_name": "train-sgd-mf"},
+        )
     text = handlers[0].format(record)
     assert "Finished in state Failed" in text and "Traceback" not in text
     assert record.exc_info is not None  # other handlers (the API's) still get the traceback

@@ -9,8 +9,10 @@ def test_bad_tune_settings_exit_2(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
     cases = [
-        (["--model", "als", "--space", '{"rank": {"kind": "int", "low": 1, "high": 3}}'],
-         "search space of 'als' names unknown hyperparameter(s) 'rank'"),
+        (
+            ["--model", "als", "--space", '{"rank": {"kind": "int", "low": 1, "high": 3}}'],
+            "search space of 'als' names unknown hyperparameter(s) 'rank'",
+        ),
         (["--model", "popularity"], "no search space for model 'popularity'"),
         (["--space", "{not json"], "bad option: Expecting property name"),
         (["--model", "als", "--param", "epochs=3"], "unknown parameter(s) 'epochs' for model"),

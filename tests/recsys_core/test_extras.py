@@ -26,14 +26,16 @@ def test_the_training_path_runs_without_the_extras():
         "data = Interactions.from_frame(generate(config_for('tiny')).interactions)\n"
         "print(create('ease').fit(data).recommend(data.users.ids[:1], 3).shape[0])\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=300, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == "3", out.stdout
 
 
-@pytest.mark.parametrize("module, extra", [("pyspark", "spark"), ("optuna", "tune"),
-                                           ("fastapi_offline", "service")])
+@pytest.mark.parametrize(
+    "module, extra", [("pyspark", "spark"), ("optuna", "tune"), ("fastapi_offline", "service")]
+)
 def test_a_missing_extra_says_what_to_install(monkeypatch, module, extra):
     monkeypatch.setitem(sys.modules, module, None)  # what an environment without it does
     with pytest.raises(MissingExtraError) as info:

@@ -8,17 +8,26 @@ from recsys_core.redaction import redact
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("cannot reach http://admin:s3cret@minio:9000/data",
-         "cannot reach http://***@minio:9000/data"),
-        ("postgresql+psycopg2://mlflow:pw%40x@db:5432/mlflow",
-         "postgresql+psycopg2://***@db:5432/mlflow"),
-        ("s3 at https://token@host/x and http://u:p@h2", "s3 at https://***@host/x and http://***@h2"),
+        (
+            "cannot reach http://admin:s3cret@minio:9000/data",
+            "cannot reach http://***@minio:9000/data",
+        ),
+        (
+            "postgresql+psycopg2://mlflow:pw%40x@db:5432/mlflow",
+            "postgresql+psycopg2://***@db:5432/mlflow",
+        ),
+        (
+            "s3 at https://token@host/x and http://u:p@h2",
+            "s3 at https://***@host/x and http://***@h2",
+        ),
         ("aws_secret_access_key=abc123 region=eu", "aws_secret_access_key=*** region=eu"),
         ("AWS_SECRET_ACCESS_KEY: wJalrXUtnFEMI/K7MDENG", "AWS_SECRET_ACCESS_KEY: ***"),
         ("db password=hunter2; port=5432", "db password=***; port=5432"),
         ('{"password": "hunter2", "user": "bob"}', '{"password": "***", "user": "bob"}'),
-        ("https://b.s3/k?X-Amz-Credential=AKIA%2F1&X-Amz-Signature=dead&x=1",
-         "https://b.s3/k?X-Amz-Credential=***&X-Amz-Signature=***&x=1"),
+        (
+            "https://b.s3/k?X-Amz-Credential=AKIA%2F1&X-Amz-Signature=dead&x=1",
+            "https://b.s3/k?X-Amz-Credential=***&X-Amz-Signature=***&x=1",
+        ),
         ("PREFECT_SERVER_API_AUTH_STRING=admin:pass", "PREFECT_SERVER_API_AUTH_STRING=***"),
     ],
 )
@@ -77,19 +86,33 @@ def test_passwords_with_at_slash_hash_and_colon(password):
 @settings(max_examples=200, deadline=None)
 @given(token=_TOKEN)
 def test_bearer_and_basic_credentials_are_masked(token):
-    for message in (f"Authorization: Bearer {token}", f"sent Bearer {token} to the API",
-                    f'{{"authorization": "Bearer {token}"}}', f"Authorization: Basic {token}"):
+    for message in (
+        f"Authorization: Bearer {token}",
+        f"sent Bearer {token} to the API",
+        f'{{"authorization": "Bearer {token}"}}',
+        f"Authorization: Basic {token}",
+    ):
         out = redact(message)
         assert token not in out, out
         assert "***" in out
 
 
-@settings(max_examples=200, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(value=st.text(st.characters(min_codepoint=33, max_codepoint=0x2FF), min_size=4,
-                     max_size=40),
-       name=st.sampled_from(["PGPASSWORD", "RECSYS_PSEUDONYM_KEY", "S3_WORKER_SECRET_KEY",
-                             "RECSYS_API_KEY", "EVENTS_SERVICE_PASSWORD", "MY_SERVICE_TOKEN"]))
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    value=st.text(st.characters(min_codepoint=33, max_codepoint=0x2FF), min_size=4, max_size=40),
+    name=st.sampled_from(
+        [
+            "PGPASSWORD",
+            "RECSYS_PSEUDONYM_KEY",
+            "S3_WORKER_SECRET_KEY",
+            "RECSYS_API_KEY",
+            "EVENTS_SERVICE_PASSWORD",
+            "MY_SERVICE_TOKEN",
+        ]
+    ),
+)
 def test_the_values_of_secret_settings_are_masked_anywhere(monkeypatch, value, name):
     with monkeypatch.context() as mp:
         mp.setenv(name, value)

@@ -41,15 +41,21 @@ def test_dotenv_and_environment(tmp_path, monkeypatch):
     assert get_settings().retries.io_retries == 5
 
 
-@pytest.mark.parametrize(("name", "value", "message"), [
-    ("RECSYS_IO_RETRIES", "many", "RECSYS_IO_RETRIES='many': Input should be a valid integer"),
-    ("RECSYS_IO_RETRIES", "11", "RECSYS_IO_RETRIES='11': Input should be less than or equal"),
-    ("RECSYS_IO_RETRY_DELAYS", "2,soon", "RECSYS_IO_RETRY_DELAYS='2,soon': not a comma-"),
-    ("RECSYS_PROMOTION_LOCK_WAIT", "-1", "RECSYS_PROMOTION_LOCK_WAIT='-1': Input should be "
-     "greater than 0"),
-    ("RECSYS_DASK_WORKERS", "two", "RECSYS_DASK_WORKERS='two'"),
-    ("RECSYS_KEEP_RUN_FILES", "perhaps", "RECSYS_KEEP_RUN_FILES='perhaps'"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("RECSYS_IO_RETRIES", "many", "RECSYS_IO_RETRIES='many': Input should be a valid integer"),
+        ("RECSYS_IO_RETRIES", "11", "RECSYS_IO_RETRIES='11': Input should be less than or equal"),
+        ("RECSYS_IO_RETRY_DELAYS", "2,soon", "RECSYS_IO_RETRY_DELAYS='2,soon': not a comma-"),
+        (
+            "RECSYS_PROMOTION_LOCK_WAIT",
+            "-1",
+            "RECSYS_PROMOTION_LOCK_WAIT='-1': Input should be greater than 0",
+        ),
+        ("RECSYS_DASK_WORKERS", "two", "RECSYS_DASK_WORKERS='two'"),
+        ("RECSYS_KEEP_RUN_FILES", "perhaps", "RECSYS_KEEP_RUN_FILES='perhaps'"),
+    ],
+)
 def test_a_bad_value_is_a_config_error_naming_the_variable(monkeypatch, name, value, message):
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -59,11 +65,13 @@ def test_a_bad_value_is_a_config_error_naming_the_variable(monkeypatch, name, va
 def test_the_readme_table_is_generated_from_the_tree():
     readme = (ROOT / "README.md").read_text()
     block = readme.split("<!-- settings-table: start -->\n")[1].split(
-        "<!-- settings-table: end -->")[0]
+        "<!-- settings-table: end -->"
+    )[0]
     assert block == markdown_table(), (
         "README.md's table of settings is out of step with recsys_core/settings.py; paste the "
         "output of: python -c 'from recsys_core.settings import markdown_table; "
-        "print(markdown_table(), end=\"\")'")
+        'print(markdown_table(), end="")\''
+    )
     names = [name for name, _, _ in variables()]
     assert len(names) == len(set(names)) and all(n.startswith("RECSYS_") for n in names)
 
@@ -96,7 +104,8 @@ def test_no_environment_read_outside_the_settings_tree():
         for path in (ROOT / package).rglob("*.py"):
             rel = path.relative_to(ROOT).as_posix()
             if rel != "recsys_core/settings.py" and re.search(
-                    r"os\.environ|os\.getenv|getenv\(", path.read_text()):
+                r"os\.environ|os\.getenv|getenv\(", path.read_text()
+            ):
                 found.add(rel)
     assert found - set(ALLOWED) == set(), "read the variable through recsys_core.settings"
     assert set(ALLOWED) - found == set(), "no longer touches os.environ: drop it from ALLOWED"

@@ -41,9 +41,14 @@ def store(tmp_path_factory, empty_store_db):
     shutil.copy(empty_store_db, root / mlflow_run.EMBEDDED_DIR / "mlflow.db")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
-        for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "RECSYS_SERVE_REGISTERED_MODEL",
-                    "RECSYS_SERVE_RANKING_ALIAS", "RECSYS_SERVE_RATING_ALIAS",
-                    "RECSYS_SERVE_TRACKING_URI"):
+        for var in (
+            "MLFLOW_TRACKING_URI",
+            "MLFLOW_REGISTRY_URI",
+            "RECSYS_SERVE_REGISTERED_MODEL",
+            "RECSYS_SERVE_RANKING_ALIAS",
+            "RECSYS_SERVE_RATING_ALIAS",
+            "RECSYS_SERVE_TRACKING_URI",
+        ):
             mp.delenv(var, raising=False)
         mlflow_run.configure()
         yield root
@@ -56,16 +61,18 @@ def model_name():
     return f"svc-{next(_names)}"
 
 
-def _publish(model, folder, name,
-             aliases=tuple(registry.ROLE_ALIASES.values())) -> registry.VersionRef:
+def _publish(
+    model, folder, name, aliases=tuple(registry.ROLE_ALIASES.values())
+) -> registry.VersionRef:
     """Log ``model``'s state as the training flow does, register it and set ``aliases`` (by
     default both role aliases, champion-ranking and champion-rating)."""
     run_id = mlflow_run.start_run("serve-test", model.name)
     state = model.save(folder / f"state-{run_id}")
     mlflow_run.log_artifacts(run_id, state, STATE_PATH)
     mlflow_run.end_run(run_id)
-    ref = registry.register(name, f"runs:/{run_id}/{STATE_PATH}", run_id, {"model": model.name},
-                            state_dir=state)
+    ref = registry.register(
+        name, f"runs:/{run_id}/{STATE_PATH}", run_id, {"model": model.name}, state_dir=state
+    )
     _move(ref, *aliases)
     return ref
 
@@ -100,8 +107,9 @@ class LiveServer:
     def __init__(self, app) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="on")
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -125,8 +133,18 @@ class ServerProcess:
     way a supervisor does, then SIGKILL after ``stop_timeout`` seconds). Its output goes to a
     file (a pipe nobody reads would fill up and block the server): :meth:`output`."""
 
-    def __init__(self, args, *, port: int, cwd, log_dir, env=None, ready: str = "/health",
-                 timeout: float = 120.0, stop_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        args,
+        *,
+        port: int,
+        cwd,
+        log_dir,
+        env=None,
+        ready: str = "/health",
+        timeout: float = 120.0,
+        stop_timeout: float = 30.0,
+    ) -> None:
         self.args, self.cwd, self.ready = [str(a) for a in args], cwd, ready
         self.env = {**os.environ, **(env or {})}
         self.timeout, self.stop_timeout = timeout, stop_timeout
@@ -142,8 +160,14 @@ class ServerProcess:
 
     def __enter__(self):
         with self._log.open("w") as out:
-            self.proc = subprocess.Popen(self.args, cwd=self.cwd, env=self.env, stdout=out,
-                                         stderr=subprocess.STDOUT, text=True)
+            self.proc = subprocess.Popen(
+                self.args,
+                cwd=self.cwd,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
         deadline = time.monotonic() + self.timeout
         try:
             while True:
@@ -153,8 +177,9 @@ class ServerProcess:
                 except httpx.TransportError:
                     pass
                 if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"{self.args[:3]} did not answer {self.ready}:\n"
-                                         + self.output()[-4000:])
+                    raise AssertionError(
+                        f"{self.args[:3]} did not answer {self.ready}:\n" + self.output()[-4000:]
+                    )
                 time.sleep(0.3)
         except BaseException:
             self.__exit__()

@@ -16,8 +16,7 @@ ROLES = dict(ranking_alias="champion-ranking", rating_alias="champion-rating")
 
 @pytest.fixture(scope="module")
 def models(data, fit):
-    return {"ease": fit("ease", data, reg=50.0), "sgd-mf": fit("sgd-mf", data, epochs=5,
-                                                             factors=8)}
+    return {"ease": fit("ease", data, reg=50.0), "sgd-mf": fit("sgd-mf", data, epochs=5, factors=8)}
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +41,13 @@ def test_get_recommendations_for_a_known_user(served, models, data):
     body = r.json()
     expected = models["ease"].recommend([user], 7)
     assert [i["item_id"] for i in body["items"]] == list(expected["item"])
-    assert body["model"] == {"name": "svc-roles", "version": ranking.version, "role": "ranking",
-                             "alias": "champion-ranking", "algorithm": "ease"}
+    assert body["model"] == {
+        "name": "svc-roles",
+        "version": ranking.version,
+        "role": "ranking",
+        "alias": "champion-ranking",
+        "algorithm": "ease",
+    }
     assert body["fallback"] is None and body["warnings"] == [] and body["user_id"] == user
     assert len(body["recommendation_id"]) == 32
     assert "reasons" not in body["items"][0] or body["items"][0]["reasons"] is None
@@ -65,15 +69,23 @@ def test_explain_gives_readable_reasons(served, data):
 
 
 LIST_QUERIES = [  # the query of GET /recommendations/{user}, the k and explain it means
-    ("", 10, False), ("k=3", 3, False), ("k=50", 50, False), ("k=03", 3, False),
-    ("k=2&k=4", 4, False), ("explain=true", 10, True), ("k=2&explain=false", 2, False),
-    ("k=2&explain=1", 2, True), ("k=2&explain=TRUE", 2, True), ("k=2&explain=off", 2, False),
+    ("", 10, False),
+    ("k=3", 3, False),
+    ("k=50", 50, False),
+    ("k=03", 3, False),
+    ("k=2&k=4", 4, False),
+    ("explain=true", 10, True),
+    ("k=2&explain=false", 2, False),
+    ("k=2&explain=1", 2, True),
+    ("k=2&explain=TRUE", 2, True),
+    ("k=2&explain=off", 2, False),
     ("k=2&colour=red", 2, False),
 ]
 
 
-@pytest.mark.parametrize(("query", "k", "explain"), LIST_QUERIES,
-                         ids=[q[0] or "no query" for q in LIST_QUERIES])
+@pytest.mark.parametrize(
+    ("query", "k", "explain"), LIST_QUERIES, ids=[q[0] or "no query" for q in LIST_QUERIES]
+)
 def test_list_parameters_are_read_as_their_declarations_say(served, data, query, k, explain):
     """The common list requests skip FastAPI's parameter reading: the others go through it,
     and both read every query alike."""
@@ -98,14 +110,16 @@ def test_post_folds_in_recent_items(served, data):
     user = data.users.ids[2]
     before = client.post("/recommendations", json={"user_id": user, "k": 5}).json()
     clicked = [before["items"][0]["item_id"], before["items"][1]["item_id"]]
-    after = client.post("/recommendations", json={"user_id": user, "k": 5,
-                                                   "recent_items": clicked}).json()
+    after = client.post(
+        "/recommendations", json={"user_id": user, "k": 5, "recent_items": clicked}
+    ).json()
     assert after["folded_in"] == 2 and after["fallback"] is None
     assert not set(clicked) & {i["item_id"] for i in after["items"]}
     # a brand-new user with a few clicks gets a personal list, not the popular one
     history = list(data.items.ids[data.matrix[3].indices[:5]])
-    new = client.post("/recommendations", json={"recent_items": history, "k": 5,
-                                                 "exclude": ["ghost"]}).json()
+    new = client.post(
+        "/recommendations", json={"recent_items": history, "k": 5, "exclude": ["ghost"]}
+    ).json()
     popular = client.get("/recommendations/nobody", params={"k": 5}).json()
     assert new["fallback"] is None and new["user_id"] is None
     assert [i["item_id"] for i in new["items"]] != [i["item_id"] for i in popular["items"]]
@@ -172,24 +186,29 @@ def test_health_ready_model_and_metrics(served):
     client.get("/recommendations/x", params={"k": 0})
     assert client.get("/recommendations/nobody-at-all").json()["fallback"] == "popularity"
     text = client.get("/metrics").text
-    assert 'recsys_requests_total{method="GET",route="/recommendations/{user_id}",status="422"}' \
+    assert (
+        'recsys_requests_total{method="GET",route="/recommendations/{user_id}",status="422"}'
         in text
-    assert 'recsys_request_duration_seconds_bucket{le="0.001",method="GET",route="/health"}' \
-        in text
+    )
+    assert 'recsys_request_duration_seconds_bucket{le="0.001",method="GET",route="/health"}' in text
     assert f'recsys_model_version{{role="rating"}} {float(rating.version)}' in text
     assert 'recsys_model_reloads_total{outcome="loaded",role="ranking"} 1.0' in text
     assert 'recsys_fallbacks_total{fallback="popularity",route="/recommendations"}' in text
 
 
 BAD = [
-    ("get", "/recommendations/1?k=0", None, 422, "k=0 is not valid: k must be an integer from 1 "
-                                                  "to 50"),
+    (
+        "get",
+        "/recommendations/1?k=0",
+        None,
+        422,
+        "k=0 is not valid: k must be an integer from 1 to 50",
+    ),
     ("get", "/recommendations/1?k=-3", None, 422, "k=-3 is not valid"),
     ("get", "/recommendations/1?k=51", None, 422, "k=51 is not valid"),
     ("get", "/recommendations/1?k=ten", None, 422, "k=ten is not valid"),
     ("get", "/recommendations/1?k=2.5", None, 422, "k=2.5 is not valid"),
-    ("get", "/recommendations/1?explain=maybe", None, 422, "explain=maybe must be true or "
-                                                           "false"),
+    ("get", "/recommendations/1?explain=maybe", None, 422, "explain=maybe must be true or false"),
     ("get", "/recommendations/1?k=", None, 422, "k= is not valid"),
     ("get", "/recommendations/1?k=1000000", None, 422, "k=1000000 is not valid"),
     ("get", "/recommendations/" + "u" * 257, None, 422, "is not a valid id"),
@@ -198,8 +217,13 @@ BAD = [
     ("post", "/recommendations", "{not json", 400, "malformed JSON body"),
     ("post", "/recommendations", "", 422, "a JSON body is required"),
     ("post", "/recommendations", "[1, 2]", 422, "the body must be a JSON object"),
-    ("post", "/recommendations", '{"user_id": "1", "colour": "red"}', 422,
-     "unknown field 'colour'; the allowed fields are user_id, recent_items, exclude, k, explain"),
+    (
+        "post",
+        "/recommendations",
+        '{"user_id": "1", "colour": "red"}',
+        422,
+        "unknown field 'colour'; the allowed fields are user_id, recent_items, exclude, k, explain",
+    ),
     ("post", "/recommendations", '{"user_id": "1", "k": "5"}', 422, "k='5' is not valid"),
     ("post", "/recommendations", '{"user_id": "1", "k": 5.0}', 422, "k=5.0 is not valid"),
     ("post", "/recommendations", '{"user_id": "1", "k": 0}', 422, "k=0 is not valid"),
@@ -209,20 +233,41 @@ BAD = [
     ("post", "/recommendations", '{"user_id": true}', 422, "user_id=True is not a valid id"),
     ("post", "/recommendations", '{"user_id": ""}', 422, "user_id='' is not a valid id"),
     ("post", "/recommendations", '{"recent_items": "12"}', 422, "recent_items='12'"),
-    ("post", "/recommendations", '{"recent_items": [{"id": 1}]}', 422,
-     "recent_items[0]={'id': 1} is not a valid id"),
-    ("post", "/recommendations", '{"recent_items": ["1","2","3","4","5","6"]}', 422,
-     "recent_items has 6 entries; at most 5 are allowed in one request"),
-    ("post", "/recommendations", '{"exclude": [1,2,3,4,5,6], "user_id": "1"}', 422,
-     "exclude has 6 entries; at most 5"),
+    (
+        "post",
+        "/recommendations",
+        '{"recent_items": [{"id": 1}]}',
+        422,
+        "recent_items[0]={'id': 1} is not a valid id",
+    ),
+    (
+        "post",
+        "/recommendations",
+        '{"recent_items": ["1","2","3","4","5","6"]}',
+        422,
+        "recent_items has 6 entries; at most 5 are allowed in one request",
+    ),
+    (
+        "post",
+        "/recommendations",
+        '{"exclude": [1,2,3,4,5,6], "user_id": "1"}',
+        422,
+        "exclude has 6 entries; at most 5",
+    ),
     ("post", "/recommendations", '{"k": 3}', 422, "give a user_id, recent_items, or both"),
-    ("post", "/recommendations", '{"user_id": "1", "explain": "yes"}', 422,
-     "explain='yes' must be true or false"),
+    (
+        "post",
+        "/recommendations",
+        '{"user_id": "1", "explain": "yes"}',
+        422,
+        "explain='yes' must be true or false",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("method", "url", "body", "status", "message"), BAD,
-                         ids=[f"{b[1]} {b[2]}" for b in BAD])
+@pytest.mark.parametrize(
+    ("method", "url", "body", "status", "message"), BAD, ids=[f"{b[1]} {b[2]}" for b in BAD]
+)
 def test_bad_input_gets_a_4xx_that_says_what_to_fix(served, method, url, body, status, message):
     client, _, _ = served
     if method == "get":
@@ -244,19 +289,23 @@ def test_no_model_registered_yet(store, model_name, key_headers):
         reasons = r.json()["reasons"]
         assert why % "champion-ranking" in reasons["ranking"]
         assert why % "champion-rating" in reasons["rating"]
-        for url, alias in (("/recommendations/1", "champion-ranking"),
-                           ("/similar-items/1", "champion-ranking"),
-                           ("/predict?user_id=1&item_id=2", "champion-rating")):
+        for url, alias in (
+            ("/recommendations/1", "champion-ranking"),
+            ("/similar-items/1", "champion-ranking"),
+            ("/predict?user_id=1&item_id=2", "champion-rating"),
+        ):
             r = client.get(url)
             assert r.status_code == 503 and why % alias in r.json()["detail"]
         r = client.post("/recommendations", json={"user_id": "1"})
         assert r.status_code == 503
-        assert client.get("/model").json()["ranking"]["problem"].startswith(
-            why % "champion-ranking")
+        assert (
+            client.get("/model").json()["ranking"]["problem"].startswith(why % "champion-ranking")
+        )
 
 
-def test_ready_with_one_role_served_unless_both_are_required(store, model_name, models,
-                                                             publish, key_headers):
+def test_ready_with_one_role_served_unless_both_are_required(
+    store, model_name, models, publish, key_headers
+):
     """A deployment that trains only ranking models is ready; ``ready_roles`` asks for more."""
     publish(models["ease"], store, model_name, ["champion-ranking"])
     app = create_app(ServiceSettings(registered_model=model_name), poll=False)
@@ -265,16 +314,16 @@ def test_ready_with_one_role_served_unless_both_are_required(store, model_name, 
         r = client.get("/ready")
         assert r.status_code == 200 and r.json()["ready"] is True
         assert "champion-rating" in r.json()["not_served"]["rating"]
-    strict = create_app(ServiceSettings(registered_model=model_name,
-                                        ready_roles=["ranking", "rating"]), poll=False)
+    strict = create_app(
+        ServiceSettings(registered_model=model_name, ready_roles=["ranking", "rating"]), poll=False
+    )
     with TestClient(strict, headers=key_headers(strict)) as client:
         strict.state.live.refresh()
         r = client.get("/ready")
         assert r.status_code == 503 and list(r.json()["reasons"]) == ["rating"]
 
 
-def test_a_ranking_model_cannot_answer_predict(store, model_name, models, publish,
-                                              key_headers):
+def test_a_ranking_model_cannot_answer_predict(store, model_name, models, publish, key_headers):
     publish(models["ease"], store, model_name)
     app = create_app(ServiceSettings(registered_model=model_name), poll=False)
     with TestClient(app, headers=key_headers(app)) as client:
@@ -283,8 +332,9 @@ def test_a_ranking_model_cannot_answer_predict(store, model_name, models, publis
         assert r.status_code == 503 and "does not predict ratings" in r.json()["detail"]
 
 
-def test_registry_unreachable_keeps_serving(store, model_name, models, data, monkeypatch,
-                                            caplog, publish, key_headers):
+def test_registry_unreachable_keeps_serving(
+    store, model_name, models, data, monkeypatch, caplog, publish, key_headers
+):
     v1 = publish(models["ease"], store, model_name)
     app = create_app(ServiceSettings(registered_model=model_name), poll=False)
     with TestClient(app, headers=key_headers(app)) as client:
@@ -316,9 +366,9 @@ def test_registry_unreachable_keeps_serving(store, model_name, models, data, mon
         assert client.get("/model").json()["ranking"]["registry_error"] is None
 
 
-def test_a_broken_or_vanished_version_never_unloads_the_served_one(store, model_name, models,
-                                                                   data, publish, move,
-                                                                   key_headers):
+def test_a_broken_or_vanished_version_never_unloads_the_served_one(
+    store, model_name, models, data, publish, move, key_headers
+):
     v1 = publish(models["ease"], store, model_name)
     app = create_app(ServiceSettings(registered_model=model_name), poll=False)
     with TestClient(app, headers=key_headers(app)) as client:
@@ -330,8 +380,10 @@ def test_a_broken_or_vanished_version_never_unloads_the_served_one(store, model_
         app.state.live.refresh()
         info = client.get("/model").json()["ranking"]
         assert info["version"] == v1.version
-        assert f"version {broken.version} behind alias 'champion-ranking' cannot be loaded" in \
-            info["registry_error"]
+        assert (
+            f"version {broken.version} behind alias 'champion-ranking' cannot be loaded"
+            in info["registry_error"]
+        )
         assert client.get(f"/recommendations/{data.users.ids[0]}").status_code == 200
         mlflow.MlflowClient().delete_registered_model_alias(model_name, "champion-ranking")
         app.state.live.refresh()

@@ -21,8 +21,9 @@ def service(store, data, fit, publish, tmp_path_factory):
     publish(fit("sgd-mf", data, epochs=3, factors=8), store, "svc-auth")
     url = f"sqlite:///{tmp_path_factory.mktemp('auth') / 'events.db'}"
     upgrade(url)
-    app = create_app(ServiceSettings(registered_model="svc-auth", events_url=url,
-                                     key_cache_s=0.3), poll=False)
+    app = create_app(
+        ServiceSettings(registered_model="svc-auth", events_url=url, key_cache_s=0.3), poll=False
+    )
     with TestClient(app) as client:
         app.state.live.refresh()
         yield app, client, KeyStore(url)
@@ -36,8 +37,12 @@ def _routes(data):
         ("GET", f"/recommendations/{user}?k=3", None, {RECOMMEND}),
         ("GET", f"/recommendations/{user}?k=3&explain=true", None, {RECOMMEND, EXPLAIN}),
         ("POST", "/recommendations", {"user_id": user, "k": 3}, {RECOMMEND}),
-        ("POST", "/recommendations", {"user_id": user, "k": 3, "explain": True},
-         {RECOMMEND, EXPLAIN}),
+        (
+            "POST",
+            "/recommendations",
+            {"user_id": user, "k": 3, "explain": True},
+            {RECOMMEND, EXPLAIN},
+        ),
         ("GET", f"/similar-items/{item}?k=3", None, {RECOMMEND}),
         ("GET", f"/predict?user_id={user}&item_id={item}", None, {RECOMMEND}),
         ("POST", "/events", [event], {INGEST}),
@@ -99,7 +104,8 @@ def test_health_and_ready_need_no_key_and_the_openapi_declares_the_scheme(servic
 
 
 def test_a_key_revoked_with_the_command_stops_working_in_a_running_service(
-        service, data, live_server):
+    service, data, live_server
+):
     app, _, keys = service
     key = keys.create("soon-revoked", [RECOMMEND])
     user = data.users.ids[2]
@@ -116,8 +122,9 @@ def test_a_key_revoked_with_the_command_stops_working_in_a_running_service(
         assert client.get(f"/recommendations/{user}", headers=headers).status_code == 401
 
 
-def test_no_auth_serves_anyone_and_is_refused_beyond_loopback(store, data, fit, publish,
-                                                               monkeypatch):
+def test_no_auth_serves_anyone_and_is_refused_beyond_loopback(
+    store, data, fit, publish, monkeypatch
+):
     publish(fit("popularity", data), store, "svc-open")
     app = create_app(ServiceSettings(registered_model="svc-open", auth=False), poll=False)
     with TestClient(app) as client:

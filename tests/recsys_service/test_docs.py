@@ -40,12 +40,16 @@ class _Assets(HTMLParser):
             self.inline.append(data)
 
 
-@pytest.mark.parametrize("page, expected", [
-    ("/docs", {"swagger-ui-bundle.js", "swagger-ui.css"}),
-    ("/redoc", {"redoc.standalone.js"}),
-])
-def test_api_pages_load_every_asset_from_the_service(store, model_name, live_server, page,
-                                                     expected):
+@pytest.mark.parametrize(
+    "page, expected",
+    [
+        ("/docs", {"swagger-ui-bundle.js", "swagger-ui.css"}),
+        ("/redoc", {"redoc.standalone.js"}),
+    ],
+)
+def test_api_pages_load_every_asset_from_the_service(
+    store, model_name, live_server, page, expected
+):
     app = create_app(ServiceSettings(registered_model=model_name), poll=False)
     with live_server(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         r = client.get(page)

@@ -5,8 +5,9 @@ from recsys_service.app import create_app
 from recsys_service.settings import ServiceSettings
 
 
-def test_the_doctor_reports_a_fresh_service_as_a_state_then_ready(store, model_name, data, fit,
-                                                                  publish, live_server):
+def test_the_doctor_reports_a_fresh_service_as_a_state_then_ready(
+    store, model_name, data, fit, publish, live_server
+):
     app = create_app(ServiceSettings(registered_model=model_name), poll=False)
     with live_server(app) as server:
         app.state.live.refresh()
@@ -28,8 +29,9 @@ def test_the_doctor_names_an_unreachable_service_and_skips_an_unset_one(free_por
     assert not check.ok and "unreachable" in check.detail and "RECSYS_SERVE_URL" in check.fix
 
 
-def test_a_champion_whose_artifacts_are_gone_still_fails(store, model_name, data, fit, publish,
-                                                         live_server, tmp_path):
+def test_a_champion_whose_artifacts_are_gone_still_fails(
+    store, model_name, data, fit, publish, live_server, tmp_path
+):
     import shutil
     from urllib.parse import urlparse
     from urllib.request import url2pathname

@@ -38,8 +38,12 @@ _senders = itertools.count()
 def _client(events, keys=None, **settings):
     """The app, and a client sending a new key with every scope (made in ``keys``, default
     the event store's database)."""
-    app = create_app(ServiceSettings(registered_model="svc-events", **settings), poll=False,
-                     events=events, keys=keys)
+    app = create_app(
+        ServiceSettings(registered_model="svc-events", **settings),
+        poll=False,
+        events=events,
+        keys=keys,
+    )
     secret = app.state.auth.store.create(f"sender-{next(_senders)}", SCOPES)
     return app, TestClient(app, headers={"Authorization": f"Bearer {secret}"})
 
@@ -64,20 +68,27 @@ def test_post_events_stores_what_it_acknowledges(ranking, event_store):
         assert r.json() == {"received": 3, "stored": 1, "duplicates": 2}
         assert _rows(event_store) == 4
         # one bad event refuses the batch: every problem is listed, nothing is stored
-        r = client.post("/events", json=[_ev(5), _ev(6, type="like"),
-                                         _ev(7, type="rating", rating=9), {"user_id": "u"}])
+        r = client.post(
+            "/events",
+            json=[_ev(5), _ev(6, type="like"), _ev(7, type="rating", rating=9), {"user_id": "u"}],
+        )
         assert r.status_code == 422
         problems = r.json()["problems"]
-        assert [(p["index"], p["field"]) for p in problems][:3] == [(1, "type"), (2, "rating"),
-                                                                     (3, "event_id")]
-        assert "rating scale" in problems[1]["message"] and "nothing was stored" in r.json()[
-            "detail"]
+        assert [(p["index"], p["field"]) for p in problems][:3] == [
+            (1, "type"),
+            (2, "rating"),
+            (3, "event_id"),
+        ]
+        assert (
+            "rating scale" in problems[1]["message"] and "nothing was stored" in r.json()["detail"]
+        )
         assert _rows(event_store) == 4
         too_many = client.post("/events", json=[_ev(i) for i in range(10, 16)])
         assert too_many.status_code == 413 and "at most 5" in too_many.json()["detail"]
         assert client.post("/events", json={"event_id": "x"}).status_code == 422
-        bad_json = client.post("/events", content=b"[{", headers={"content-type":
-                                                                   "application/json"})
+        bad_json = client.post(
+            "/events", content=b"[{", headers={"content-type": "application/json"}
+        )
         assert bad_json.status_code == 400
         assert _rows(event_store) == 4
         metrics = client.get("/metrics").text
@@ -90,27 +101,43 @@ def test_a_click_on_a_served_list_counts_in_click_through(ranking, event_store, 
     with client:
         app.state.live.refresh()
         user = data.users.ids[0]
-        shown = [client.get(f"/recommendations/{user}", params={"k": 5}).json()
-                 for _ in range(3)]
+        shown = [client.get(f"/recommendations/{user}", params={"k": 5}).json() for _ in range(3)]
         similar = client.get(f"/similar-items/{shown[0]['items'][0]['item_id']}").json()
         posted = client.post("/recommendations", json={"user_id": user}).json()
         assert app.state.recorder.flush()
         clicked = shown[1]
-        r = client.post("/events", json=[
-            _ev("c1", user_id=user, item_id=clicked["items"][0]["item_id"],
-                recommendation_id=clicked["recommendation_id"]),
-            _ev("v1", user_id=user, type="view", recommendation_id=posted["recommendation_id"]),
-        ])
+        r = client.post(
+            "/events",
+            json=[
+                _ev(
+                    "c1",
+                    user_id=user,
+                    item_id=clicked["items"][0]["item_id"],
+                    recommendation_id=clicked["recommendation_id"],
+                ),
+                _ev("v1", user_id=user, type="view", recommendation_id=posted["recommendation_id"]),
+            ],
+        )
         assert r.status_code == 200, r.text
         ctr = event_store.click_through("svc-events")
-        assert ctr == [{"registered_model": "svc-events", "model_version": ranking.version,
-                        "served": 5, "engaged": 1, "ctr": 0.2}]
-        assert similar["recommendation_id"] and 'outcome="recorded"} 5.0' in client.get(
-            "/metrics").text
+        assert ctr == [
+            {
+                "registered_model": "svc-events",
+                "model_version": ranking.version,
+                "served": 5,
+                "engaged": 1,
+                "ctr": 0.2,
+            }
+        ]
+        assert (
+            similar["recommendation_id"]
+            and 'outcome="recorded"} 5.0' in client.get("/metrics").text
+        )
 
 
-def test_store_down_gives_503_and_recommendations_still_answer(ranking, data, free_port,
-                                                               caplog, event_store):
+def test_store_down_gives_503_and_recommendations_still_answer(
+    ranking, data, free_port, caplog, event_store
+):
     down = EventStore(f"postgresql://recsys:s3cret@127.0.0.1:{free_port()}/events")
     # the keys of a database that works: the events' database is the one that is down
     app, client = _client(down, keys=KeyStore(event_store.url))
@@ -131,8 +158,9 @@ def test_store_down_gives_503_and_recommendations_still_answer(ranking, data, fr
     assert "kept in the outbox" in caplog.text
 
 
-def test_the_database_going_away_mid_run_loses_nothing_acknowledged(ranking, data, pg_url,
-                                                                   live_server, monkeypatch):
+def test_the_database_going_away_mid_run_loses_nothing_acknowledged(
+    ranking, data, pg_url, live_server, monkeypatch
+):
     """Senders post batches over HTTP while the PostgreSQL database stops taking connections
     and its sessions are killed (what a restart or failover does), then comes back: every
     acknowledged event is in the table, the refused batches got 503 with the reason, lists
@@ -185,8 +213,11 @@ def test_the_database_going_away_mid_run_loses_nothing_acknowledged(ranking, dat
             phase[0] = "down"
             with admin.cursor() as cur:
                 cur.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-                cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+                cur.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (name,),
+                )
             time.sleep(2.0)
             with admin.cursor() as cur:
                 cur.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
@@ -238,12 +269,24 @@ def test_a_client_gone_before_its_body_was_read_is_no_server_error(ranking, even
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-             "method": "POST", "scheme": "http", "path": "/events", "raw_path": b"/events",
-             "query_string": b"", "root_path": "",
-             "headers": [(b"content-type", b"application/json"), (b"content-length", b"2"),
-                         (b"authorization", client.headers["authorization"].encode())],
-             "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/events",
+        "raw_path": b"/events",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"2"),
+            (b"authorization", client.headers["authorization"].encode()),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+    }
     with caplog.at_level(logging.INFO, logger="recsys_service.routes.events"):
         asyncio.run(app(scope, receive, send))
     assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 499
@@ -262,15 +305,15 @@ def test_event_ids_belong_to_their_sender_and_a_changed_event_is_409(ranking, ev
         assert other.post("/events", json=[_ev(1, item_id="x")]).json()["stored"] == 1
         r = web.post("/events", json=[_ev(3), _ev(1, type="purchase")])
         assert r.status_code == 409, r.text
-        assert "this sender already stored this event_id with other content" in \
-            r.json()["detail"]
+        assert "this sender already stored this event_id with other content" in r.json()["detail"]
         assert r.json()["problems"][0]["event_id"] == "e1"
         assert web.post("/events", json=[_ev(1)]).json()["duplicates"] == 1
     assert _rows(event_store) == 3  # e3 of the refused batch was not stored
 
 
 def test_events_of_a_forgotten_user_are_refused_and_their_lists_not_recorded(
-        ranking, event_store, data, tmp_path, monkeypatch):
+    ranking, event_store, data, tmp_path, monkeypatch
+):
     from recsys_core.events.tables import served_recommendations
     from recsys_core.privacy.forget import forget_user
 

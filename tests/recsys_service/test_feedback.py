@@ -117,8 +117,11 @@ def test_lists_served_while_the_store_is_away_are_written_when_it_is_back(pg_url
     try:
         with admin.cursor() as cur:
             cur.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
         rec = ServedRecorder(es, counter, 5000, outbox=tmp_path / "outbox", backoff_s=0.01)
         for i in range(40):
             rec.submit(_served(i))
@@ -154,8 +157,11 @@ def test_a_store_back_within_the_retries_loses_nothing(pg_url, tmp_path):
     try:
         with admin.cursor() as cur:
             cur.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
         for i in range(10):
             rec.submit(_served(i))
         time.sleep(0.5)  # the first tries fail
@@ -173,8 +179,7 @@ def test_a_store_back_within_the_retries_loses_nothing(pg_url, tmp_path):
 def test_the_outbox_is_bounded(free_port, tmp_path, caplog):
     down = EventStore(f"postgresql://recsys@127.0.0.1:{free_port()}/events")
     counter = _counter()
-    rec = ServedRecorder(down, counter, 5000, outbox=tmp_path / "outbox", outbox_max=5,
-                         retries=0)
+    rec = ServedRecorder(down, counter, 5000, outbox=tmp_path / "outbox", outbox_max=5, retries=0)
     with caplog.at_level(logging.WARNING):
         for i in range(8):
             rec.submit(_served(i))
@@ -205,9 +210,13 @@ _CHILD = textwrap.dedent("""
 def test_a_killed_process_loses_no_answered_list(store, tmp_path):
     """SIGKILL right after 300 lists were answered (the last ones still queued in memory):
     the next recorder on the same store writes every answered list."""
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, store.url, str(tmp_path / "outbox"),
-                             "300"], stdout=subprocess.PIPE, text=True, cwd=tmp_path,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, store.url, str(tmp_path / "outbox"), "300"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     answered = set()
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -229,8 +238,7 @@ def test_a_killed_process_loses_no_answered_list(store, tmp_path):
     assert _files(outbox_folder(tmp_path / "outbox", store.url)) == []
 
 
-def test_a_worker_killed_beside_a_running_one_has_its_lists_written(store, tmp_path,
-                                                                     monkeypatch):
+def test_a_worker_killed_beside_a_running_one_has_its_lists_written(store, tmp_path, monkeypatch):
     """Another worker of the same service keeps running: in a quiet moment it takes over the
     outbox file of the worker that was killed, without waiting for a restart."""
     from recsys_service import feedback
@@ -238,9 +246,13 @@ def test_a_worker_killed_beside_a_running_one_has_its_lists_written(store, tmp_p
     monkeypatch.setattr(feedback, "_REPLAY_EVERY_S", 0.2)
     survivor = ServedRecorder(store, _counter(), 5000, outbox=tmp_path / "outbox")
     survivor.start()
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, store.url, str(tmp_path / "outbox"),
-                             "50"], stdout=subprocess.PIPE, text=True, cwd=tmp_path,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, store.url, str(tmp_path / "outbox"), "50"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert proc.stdout is not None
     answered = {line.split()[1] for _, line in zip(range(50), proc.stdout, strict=False)}
     proc.send_signal(signal.SIGKILL)

@@ -35,23 +35,25 @@ def _events(tmp_path, monkeypatch):
     return url
 
 
-def test_a_user_forgotten_while_serving_is_answered_as_new(store, model_name, data, fit,
-                                                           publish, move, live_server,
-                                                           tmp_path, monkeypatch, key_headers):
+def test_a_user_forgotten_while_serving_is_answered_as_new(
+    store, model_name, data, fit, publish, move, live_server, tmp_path, monkeypatch, key_headers
+):
     url = _events(tmp_path, monkeypatch)
     model = fit("sgd-mf", data, epochs=3, factors=8)
     ref = publish(model, store, model_name)
     victim, other = str(data.users.ids[3]), str(data.users.ids[4])
     recent = [str(i) for i in data.items.ids[:3]]
-    app = create_app(ServiceSettings(registered_model=model_name, poll_interval_s=0.2,
-                                     events_url=url, forget_poll_s=600))
+    app = create_app(
+        ServiceSettings(
+            registered_model=model_name, poll_interval_s=0.2, events_url=url, forget_poll_s=600
+        )
+    )
     key = key_headers(app)
     # recsys forget tells the service with a key of the admin scope
     monkeypatch.setenv("RECSYS_SERVE_API_KEY", key["Authorization"].split()[1])
     errors: list = []
     stop = threading.Event()
-    with live_server(app) as srv, httpx.Client(base_url=srv.url, timeout=30,
-                                                headers=key) as client:
+    with live_server(app) as srv, httpx.Client(base_url=srv.url, timeout=30, headers=key) as client:
         before = client.get(f"/recommendations/{other}", params={"k": 5}).json()
         assert client.get(f"/recommendations/{victim}").json()["fallback"] is None
 
@@ -67,8 +69,9 @@ def test_a_user_forgotten_while_serving_is_answered_as_new(store, model_name, da
         for t in threads:
             t.start()
         try:
-            forget_user(victim, url=url, data_dir=tmp_path / "data", tracking=False,
-                        serve_url=srv.url)  # the refresh call drops the user at once
+            forget_user(
+                victim, url=url, data_dir=tmp_path / "data", tracking=False, serve_url=srv.url
+            )  # the refresh call drops the user at once
             gone = client.get(f"/recommendations/{victim}", params={"k": 5}).json()
         finally:
             stop.set()
@@ -78,13 +81,13 @@ def test_a_user_forgotten_while_serving_is_answered_as_new(store, model_name, da
         assert gone["fallback"] == "popularity"
         after = client.get(f"/recommendations/{other}", params={"k": 5}).json()
         assert [i["item_id"] for i in after["items"]] == [i["item_id"] for i in before["items"]]
-        folded = client.post("/recommendations",
-                             json={"user_id": victim, "recent_items": recent, "k": 5}).json()
+        folded = client.post(
+            "/recommendations", json={"user_id": victim, "recent_items": recent, "k": 5}
+        ).json()
         assert folded["fallback"] is None and folded["folded_in"] == 3  # fold-in, as new
         assert client.post("/tombstones/refresh").json() == {"dropped": 0, "tombstones": 1}
         # a new version that still holds the user: the reload drops them too
-        again = publish(fit("sgd-mf", data, epochs=2, factors=4), store, model_name,
-                        aliases=())
+        again = publish(fit("sgd-mf", data, epochs=2, factors=4), store, model_name, aliases=())
         move(again, "champion-ranking")
         deadline = time.monotonic() + 30
         while client.get("/model").json()["ranking"]["version"] != again.version:
@@ -105,16 +108,19 @@ def test_a_user_forgotten_while_serving_is_answered_as_new(store, model_name, da
         assert _served_rows(url, other) == other_rows + 3
 
 
-def test_the_poll_drops_a_user_without_being_told(store, model_name, data, fit, publish,
-                                                  live_server, tmp_path, monkeypatch,
-                                                  key_headers):
+def test_the_poll_drops_a_user_without_being_told(
+    store, model_name, data, fit, publish, live_server, tmp_path, monkeypatch, key_headers
+):
     url = _events(tmp_path, monkeypatch)
     publish(fit("ease", data, reg=20.0), store, model_name)
     victim = str(data.users.ids[7])
-    app = create_app(ServiceSettings(registered_model=model_name, events_url=url,
-                                     forget_poll_s=0.2))
-    with live_server(app) as srv, httpx.Client(base_url=srv.url, timeout=30,
-                                                headers=key_headers(app)) as client:
+    app = create_app(
+        ServiceSettings(registered_model=model_name, events_url=url, forget_poll_s=0.2)
+    )
+    with (
+        live_server(app) as srv,
+        httpx.Client(base_url=srv.url, timeout=30, headers=key_headers(app)) as client,
+    ):
         assert client.get(f"/recommendations/{victim}").json()["fallback"] is None
         forget_user(victim, url=url, data_dir=tmp_path / "data", tracking=False, serve_url="")
         deadline = time.monotonic() + 10
@@ -123,15 +129,23 @@ def test_the_poll_drops_a_user_without_being_told(store, model_name, data, fit, 
             time.sleep(0.1)
 
 
-def test_an_unreachable_event_store_keeps_serving(store, model_name, data, fit, publish,
-                                                  live_server, tmp_path, key_headers):
+def test_an_unreachable_event_store_keeps_serving(
+    store, model_name, data, fit, publish, live_server, tmp_path, key_headers
+):
     publish(fit("ease", data, reg=20.0), store, model_name)
     keys = f"sqlite:///{tmp_path / 'keys.db'}"  # the keys of a database that works
-    app = create_app(ServiceSettings(
-        registered_model=model_name, forget_poll_s=600,
-        events_url="postgresql://recsys:pw@127.0.0.1:9/recsys_events"), keys=KeyStore(keys))
-    with live_server(app) as srv, httpx.Client(base_url=srv.url, timeout=30,
-                                                headers=key_headers(keys)) as client:
+    app = create_app(
+        ServiceSettings(
+            registered_model=model_name,
+            forget_poll_s=600,
+            events_url="postgresql://recsys:pw@127.0.0.1:9/recsys_events",
+        ),
+        keys=KeyStore(keys),
+    )
+    with (
+        live_server(app) as srv,
+        httpx.Client(base_url=srv.url, timeout=30, headers=key_headers(keys)) as client,
+    ):
         r = client.post("/tombstones/refresh")
         assert r.status_code == 503 and "tombstones cannot be read" in r.json()["detail"]
         assert "pw@" not in r.text

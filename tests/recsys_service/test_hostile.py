@@ -28,11 +28,23 @@ from recsys_service.settings import ServiceSettings
 
 MAX_BODY = 64 * 1024
 MAX_EVENTS = 50
-VICTIM = {"event_id": "victim-evt-5f1d", "user_id": "victim-user-9c2e", "item_id": "victim-item",
-          "type": "purchase"}
+VICTIM = {
+    "event_id": "victim-evt-5f1d",
+    "user_id": "victim-user-9c2e",
+    "item_id": "victim-item",
+    "type": "purchase",
+}
 # what a response must never carry
-LEAKS = ("Traceback", 'File "', "sqlalchemy", "psycopg2", "sqlite3.", "RecursionError",
-         "victim-", "s3cret")
+LEAKS = (
+    "Traceback",
+    'File "',
+    "sqlalchemy",
+    "psycopg2",
+    "sqlite3.",
+    "RecursionError",
+    "victim-",
+    "s3cret",
+)
 
 
 @dataclass(frozen=True)
@@ -67,104 +79,322 @@ def _nested(depth: int, *, obj: bool = False) -> bytes:
 JSON = {"content-type": "application/json"}
 ROWS = [
     # finding 2: writes from any web page (text/plain, forms: no preflight)
-    Row("events as text/plain", "POST", "/events", 415, "Content-Type: application/json",
-        content=_raw([_ev()]), headers={"content-type": "text/plain"}),
-    Row("events as text/plain with a charset", "POST", "/events", 415, "got 'text/plain'",
-        content=_raw([_ev()]), headers={"content-type": "text/plain; charset=utf-8"}),
-    Row("events as a form", "POST", "/events", 415, "application/json",
-        content=b"event_id=x&user_id=42", headers={"content-type":
-                                                   "application/x-www-form-urlencoded"}),
-    Row("events as multipart", "POST", "/events", 415, "application/json",
-        content=b"--b\r\n\r\n[]\r\n--b--", headers={"content-type":
-                                                     "multipart/form-data; boundary=b"}),
-    Row("events without a content type", "POST", "/events", 415, "got 'none'",
-        content=_raw([_ev()])),
-    Row("recommendations as text/plain", "POST", "/recommendations", 415, "application/json",
-        content=_raw({"user_id": "u1"}), headers={"content-type": "text/plain"}),
-    Row("tombstone refresh with a text/plain body", "POST", "/tombstones/refresh", 415,
-        "application/json", content=b"x", headers={"content-type": "text/plain"}),
+    Row(
+        "events as text/plain",
+        "POST",
+        "/events",
+        415,
+        "Content-Type: application/json",
+        content=_raw([_ev()]),
+        headers={"content-type": "text/plain"},
+    ),
+    Row(
+        "events as text/plain with a charset",
+        "POST",
+        "/events",
+        415,
+        "got 'text/plain'",
+        content=_raw([_ev()]),
+        headers={"content-type": "text/plain; charset=utf-8"},
+    ),
+    Row(
+        "events as a form",
+        "POST",
+        "/events",
+        415,
+        "application/json",
+        content=b"event_id=x&user_id=42",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    ),
+    Row(
+        "events as multipart",
+        "POST",
+        "/events",
+        415,
+        "application/json",
+        content=b"--b\r\n\r\n[]\r\n--b--",
+        headers={"content-type": "multipart/form-data; boundary=b"},
+    ),
+    Row(
+        "events without a content type", "POST", "/events", 415, "got 'none'", content=_raw([_ev()])
+    ),
+    Row(
+        "recommendations as text/plain",
+        "POST",
+        "/recommendations",
+        415,
+        "application/json",
+        content=_raw({"user_id": "u1"}),
+        headers={"content-type": "text/plain"},
+    ),
+    Row(
+        "tombstone refresh with a text/plain body",
+        "POST",
+        "/tombstones/refresh",
+        415,
+        "application/json",
+        content=b"x",
+        headers={"content-type": "text/plain"},
+    ),
     # finding 4: one request fills memory or takes a worker down
-    Row("a body over the byte limit", "POST", "/events", 413, f"at most {MAX_BODY} bytes",
-        content=_raw([_ev(i, item_id="x" * 200) for i in range(400)]), headers=JSON),
-    Row("a padded body over the byte limit", "POST", "/events", 413, "at most",
-        content=b"[" + b" " * (MAX_BODY + 10) + b"]", headers=JSON),
-    Row("more events than a batch may hold", "POST", "/events", 413,
-        f"at most {MAX_EVENTS} are allowed", json_body=[_ev(i) for i in range(MAX_EVENTS + 1)]),
-    Row("a list nested 1,000 deep", "POST", "/events", 400, "nests 1000 levels deep",
-        content=_nested(1000), headers=JSON),
-    Row("objects nested 200 deep", "POST", "/events", 400, "nests 200 levels deep",
-        content=_nested(200, obj=True), headers=JSON),
-    Row("a nested recommendations body", "POST", "/recommendations", 400, "at most 16",
-        content=b'{"user_id": ' + _nested(40) + b"}", headers=JSON),
-    Row("an event field nested deep", "POST", "/events", 400, "levels deep",
-        content=b'[{"event_id": ' + _nested(30) + b"}]", headers=JSON),
+    Row(
+        "a body over the byte limit",
+        "POST",
+        "/events",
+        413,
+        f"at most {MAX_BODY} bytes",
+        content=_raw([_ev(i, item_id="x" * 200) for i in range(400)]),
+        headers=JSON,
+    ),
+    Row(
+        "a padded body over the byte limit",
+        "POST",
+        "/events",
+        413,
+        "at most",
+        content=b"[" + b" " * (MAX_BODY + 10) + b"]",
+        headers=JSON,
+    ),
+    Row(
+        "more events than a batch may hold",
+        "POST",
+        "/events",
+        413,
+        f"at most {MAX_EVENTS} are allowed",
+        json_body=[_ev(i) for i in range(MAX_EVENTS + 1)],
+    ),
+    Row(
+        "a list nested 1,000 deep",
+        "POST",
+        "/events",
+        400,
+        "nests 1000 levels deep",
+        content=_nested(1000),
+        headers=JSON,
+    ),
+    Row(
+        "objects nested 200 deep",
+        "POST",
+        "/events",
+        400,
+        "nests 200 levels deep",
+        content=_nested(200, obj=True),
+        headers=JSON,
+    ),
+    Row(
+        "a nested recommendations body",
+        "POST",
+        "/recommendations",
+        400,
+        "at most 16",
+        content=b'{"user_id": ' + _nested(40) + b"}",
+        headers=JSON,
+    ),
+    Row(
+        "an event field nested deep",
+        "POST",
+        "/events",
+        400,
+        "levels deep",
+        content=b'[{"event_id": ' + _nested(30) + b"}]",
+        headers=JSON,
+    ),
     # finding 10 and the edge: ids with control characters
-    Row("a NUL in a user id", "POST", "/events", 422, "control character U+0000",
-        json_body=[_ev(user_id="a\x00b")]),
-    Row("an escape character in an event id", "POST", "/events", 422, "U+001B",
-        json_body=[_ev(event_id="e\x1b[31m")]),
-    Row("a newline in an item id", "POST", "/events", 422, "U+000A",
-        json_body=[_ev(item_id="i\nINFO forged log line")]),
-    Row("a DEL in a recommendation id", "POST", "/events", 422, "U+007F",
-        json_body=[_ev(recommendation_id="r\x7f")]),
+    Row(
+        "a NUL in a user id",
+        "POST",
+        "/events",
+        422,
+        "control character U+0000",
+        json_body=[_ev(user_id="a\x00b")],
+    ),
+    Row(
+        "an escape character in an event id",
+        "POST",
+        "/events",
+        422,
+        "U+001B",
+        json_body=[_ev(event_id="e\x1b[31m")],
+    ),
+    Row(
+        "a newline in an item id",
+        "POST",
+        "/events",
+        422,
+        "U+000A",
+        json_body=[_ev(item_id="i\nINFO forged log line")],
+    ),
+    Row(
+        "a DEL in a recommendation id",
+        "POST",
+        "/events",
+        422,
+        "U+007F",
+        json_body=[_ev(recommendation_id="r\x7f")],
+    ),
     Row("a NUL in a path id", "GET", "/recommendations/u%00x", 422, "control character U+0000"),
     Row("a newline in a path id", "GET", "/recommendations/u%0Ax", 422, "U+000A"),
     Row("a NUL in an item path", "GET", "/similar-items/i%00", 422, "U+0000"),
     Row("a NUL in a query parameter", "GET", "/predict?user_id=a%00&item_id=b", 422, "U+0000"),
     Row("a tab in k", "GET", "/recommendations/u1?k=1%09", 422, "U+0009"),
-    Row("a NUL in a POSTed user id", "POST", "/recommendations", 422, "U+0000",
-        json_body={"user_id": "a\x00"}),
-    Row("a bell in recent items", "POST", "/recommendations", 422, "U+0007",
-        json_body={"recent_items": ["x\x07"]}),
+    Row(
+        "a NUL in a POSTed user id",
+        "POST",
+        "/recommendations",
+        422,
+        "U+0000",
+        json_body={"user_id": "a\x00"},
+    ),
+    Row(
+        "a bell in recent items",
+        "POST",
+        "/recommendations",
+        422,
+        "U+0007",
+        json_body={"recent_items": ["x\x07"]},
+    ),
     # malformed bodies and values: a 4xx that says what to send
-    Row("malformed JSON", "POST", "/events", 400, "malformed JSON body", content=b"[{",
-        headers=JSON),
-    Row("not UTF-8", "POST", "/events", 400, "malformed JSON body", content=b'["\xff\xfe"]',
-        headers=JSON),
-    Row("an object instead of a list", "POST", "/events", 422, "must be a JSON list",
-        json_body={"event_id": "x"}),
-    Row("numbers instead of events", "POST", "/events", 422, "nothing was stored",
-        json_body=[1, 2]),
-    Row("an unknown event type", "POST", "/events", 422, "nothing was stored",
-        json_body=[_ev(type="like")]),
-    Row("an unknown field", "POST", "/events", 422, "nothing was stored",
-        json_body=[_ev(admin=True)]),
-    Row("a NaN rating", "POST", "/events", 422, "nothing was stored",
+    Row(
+        "malformed JSON", "POST", "/events", 400, "malformed JSON body", content=b"[{", headers=JSON
+    ),
+    Row(
+        "not UTF-8",
+        "POST",
+        "/events",
+        400,
+        "malformed JSON body",
+        content=b'["\xff\xfe"]',
+        headers=JSON,
+    ),
+    Row(
+        "an object instead of a list",
+        "POST",
+        "/events",
+        422,
+        "must be a JSON list",
+        json_body={"event_id": "x"},
+    ),
+    Row(
+        "numbers instead of events", "POST", "/events", 422, "nothing was stored", json_body=[1, 2]
+    ),
+    Row(
+        "an unknown event type",
+        "POST",
+        "/events",
+        422,
+        "nothing was stored",
+        json_body=[_ev(type="like")],
+    ),
+    Row(
+        "an unknown field",
+        "POST",
+        "/events",
+        422,
+        "nothing was stored",
+        json_body=[_ev(admin=True)],
+    ),
+    Row(
+        "a NaN rating",
+        "POST",
+        "/events",
+        422,
+        "nothing was stored",
         content=b'[{"event_id": "h1", "user_id": "u", "item_id": "i", "type": "rating", '
-                b'"rating": NaN}]', headers=JSON),
-    Row("an infinite rating", "POST", "/events", 422, "nothing was stored",
+        b'"rating": NaN}]',
+        headers=JSON,
+    ),
+    Row(
+        "an infinite rating",
+        "POST",
+        "/events",
+        422,
+        "nothing was stored",
         content=b'[{"event_id": "h1", "user_id": "u", "item_id": "i", "type": "rating", '
-                b'"rating": 1e999}]', headers=JSON),
-    Row("a timestamp in the future", "POST", "/events", 422, "nothing was stored",
-        json_body=[_ev(timestamp=4_000_000_000)]),
-    Row("a rating on a click", "POST", "/events", 422, "nothing was stored",
-        json_body=[_ev(rating=5)]),
-    Row("an id of 20,000 characters", "POST", "/events", 422, "nothing was stored",
-        json_body=[_ev(user_id="u" * 20_000)]),
-    Row("one good event and one bad", "POST", "/events", 422, "nothing was stored",
-        json_body=[_ev(1), _ev(2, type="hack")]),
+        b'"rating": 1e999}]',
+        headers=JSON,
+    ),
+    Row(
+        "a timestamp in the future",
+        "POST",
+        "/events",
+        422,
+        "nothing was stored",
+        json_body=[_ev(timestamp=4_000_000_000)],
+    ),
+    Row(
+        "a rating on a click",
+        "POST",
+        "/events",
+        422,
+        "nothing was stored",
+        json_body=[_ev(rating=5)],
+    ),
+    Row(
+        "an id of 20,000 characters",
+        "POST",
+        "/events",
+        422,
+        "nothing was stored",
+        json_body=[_ev(user_id="u" * 20_000)],
+    ),
+    Row(
+        "one good event and one bad",
+        "POST",
+        "/events",
+        422,
+        "nothing was stored",
+        json_body=[_ev(1), _ev(2, type="hack")],
+    ),
     Row("k of zero", "GET", "/recommendations/u1?k=0", 422, "k must be an integer from 1 to"),
     Row("k beyond the maximum", "GET", "/recommendations/u1?k=100000", 422, "from 1 to 100"),
     Row("k negative", "GET", "/recommendations/u1?k=-1", 422, "from 1 to 100"),
     Row("k as SQL", "GET", "/recommendations/u1?k=1;DROP TABLE events", 422, "from 1 to 100"),
-    Row("explain neither true nor false", "GET", "/recommendations/u1?explain=maybe", 422,
-        "must be true or false"),
-    Row("a path id of 300 characters", "GET", "/recommendations/" + "u" * 300, 422,
-        "not a valid id"),
-    Row("POSTed k as text", "POST", "/recommendations", 422, "k must be an integer",
-        json_body={"user_id": "u1", "k": "10; DROP TABLE events"}),
-    Row("POSTed k beyond the maximum", "POST", "/recommendations", 422, "from 1 to 100",
-        json_body={"user_id": "u1", "k": 10**9}),
-    Row("an unknown recommendations field", "POST", "/recommendations", 422, "unknown field",
-        json_body={"user_id": "u1", "as_admin": True}),
-    Row("neither user nor items", "POST", "/recommendations", 422,
-        "give a user_id, recent_items, or both", json_body={}),
-    Row("an item nobody has seen", "GET", "/similar-items/no-such-item", 404,
-        "has never seen it"),
+    Row(
+        "explain neither true nor false",
+        "GET",
+        "/recommendations/u1?explain=maybe",
+        422,
+        "must be true or false",
+    ),
+    Row(
+        "a path id of 300 characters", "GET", "/recommendations/" + "u" * 300, 422, "not a valid id"
+    ),
+    Row(
+        "POSTed k as text",
+        "POST",
+        "/recommendations",
+        422,
+        "k must be an integer",
+        json_body={"user_id": "u1", "k": "10; DROP TABLE events"},
+    ),
+    Row(
+        "POSTed k beyond the maximum",
+        "POST",
+        "/recommendations",
+        422,
+        "from 1 to 100",
+        json_body={"user_id": "u1", "k": 10**9},
+    ),
+    Row(
+        "an unknown recommendations field",
+        "POST",
+        "/recommendations",
+        422,
+        "unknown field",
+        json_body={"user_id": "u1", "as_admin": True},
+    ),
+    Row(
+        "neither user nor items",
+        "POST",
+        "/recommendations",
+        422,
+        "give a user_id, recent_items, or both",
+        json_body={},
+    ),
+    Row("an item nobody has seen", "GET", "/similar-items/no-such-item", 404, "has never seen it"),
     Row("a path that walks up", "GET", "/recommendations/../../etc/passwd", 404, "Not Found"),
     Row("DELETE of the events", "DELETE", "/events", 405, "Method Not Allowed"),
-    Row("PUT of the events", "PUT", "/events", 405, "Method Not Allowed",
-        json_body=[_ev()]),
+    Row("PUT of the events", "PUT", "/events", 405, "Method Not Allowed", json_body=[_ev()]),
     # finding 1 (authentication) and 5 (event ids squatted by another sender) are answered by
     # API keys with scopes and idempotency per sender: their rows (no key, a wrong key, a key
     # without the scope, another sender's event id) belong here once those land
@@ -182,9 +412,12 @@ def service(ranking, tmp_path_factory, key_headers):
     es = EventStore(f"sqlite:///{folder / 'events.db'}")
     es.upgrade()
     es.append([VICTIM])
-    settings = ServiceSettings(registered_model="svc-hostile", max_body_bytes=MAX_BODY,
-                               max_event_batch=MAX_EVENTS,
-                               served_outbox=str(folder / "outbox"))
+    settings = ServiceSettings(
+        registered_model="svc-hostile",
+        max_body_bytes=MAX_BODY,
+        max_event_batch=MAX_EVENTS,
+        served_outbox=str(folder / "outbox"),
+    )
     app = create_app(settings, poll=False, events=es)
     with TestClient(app, raise_server_exceptions=False) as client:
         app.state.live.refresh()
@@ -196,9 +429,10 @@ def service(ranking, tmp_path_factory, key_headers):
 def _counts(app, es: EventStore) -> tuple[int, int]:
     assert app.state.recorder.flush()
     with es.engine.connect() as conn:
-        return (conn.execute(select(func.count()).select_from(events_table)).scalar_one(),
-                conn.execute(select(func.count()).select_from(served_recommendations))
-                .scalar_one())
+        return (
+            conn.execute(select(func.count()).select_from(events_table)).scalar_one(),
+            conn.execute(select(func.count()).select_from(served_recommendations)).scalar_one(),
+        )
 
 
 def test_the_table_has_at_least_forty_rows():
@@ -225,20 +459,45 @@ def test_a_hostile_request(service, row: Row):
 
 # callers without the right key: (name, method, path, json body, key, status, message)
 AUTH_ROWS = [
-    ("no key for events", "POST", "/events", [_ev("auth-1")], None, 401,
-     "an API key is required"),
-    ("a made-up key for events", "POST", "/events", [_ev("auth-2")], "rsk_made-up", 401,
-     "API key"),
-    ("a recommend key posting events", "POST", "/events", [_ev("auth-3")], ("recommend",), 403,
-     "ingest"),
-    ("no key for a list", "GET", "/recommendations/u1", None, None, 401,
-     "an API key is required"),
-    ("an ingest key asking for a list", "GET", "/recommendations/u1", None, ("ingest",), 403,
-     "recommend"),
-    ("a list explained without the explain scope", "GET",
-     "/recommendations/u1?explain=true", None, ("recommend",), 403, "explain"),
-    ("a tombstone refresh without admin", "POST", "/tombstones/refresh", None,
-     ("recommend", "ingest"), 403, "admin"),
+    ("no key for events", "POST", "/events", [_ev("auth-1")], None, 401, "an API key is required"),
+    ("a made-up key for events", "POST", "/events", [_ev("auth-2")], "rsk_made-up", 401, "API key"),
+    (
+        "a recommend key posting events",
+        "POST",
+        "/events",
+        [_ev("auth-3")],
+        ("recommend",),
+        403,
+        "ingest",
+    ),
+    ("no key for a list", "GET", "/recommendations/u1", None, None, 401, "an API key is required"),
+    (
+        "an ingest key asking for a list",
+        "GET",
+        "/recommendations/u1",
+        None,
+        ("ingest",),
+        403,
+        "recommend",
+    ),
+    (
+        "a list explained without the explain scope",
+        "GET",
+        "/recommendations/u1?explain=true",
+        None,
+        ("recommend",),
+        403,
+        "explain",
+    ),
+    (
+        "a tombstone refresh without admin",
+        "POST",
+        "/tombstones/refresh",
+        None,
+        ("recommend", "ingest"),
+        403,
+        "admin",
+    ),
     ("the metrics without admin", "GET", "/metrics", None, ("recommend",), 403, "admin"),
 ]
 
@@ -278,14 +537,16 @@ def test_a_chunked_body_over_the_limit_is_cut_while_it_streams(service):
     assert _counts(app, es) == before
 
 
-def test_the_store_down_says_so_without_its_password(ranking, free_port, tmp_path,
-                                                    key_headers):
+def test_the_store_down_says_so_without_its_password(ranking, free_port, tmp_path, key_headers):
     """Finding 11: a message about the database never carries its password."""
     down = EventStore(f"postgresql://recsys:s3cret@127.0.0.1:{free_port()}/events")
     keys = KeyStore(f"sqlite:///{tmp_path / 'keys.db'}")  # keys readable, events not
-    app = create_app(ServiceSettings(registered_model="svc-hostile",
-                                     served_outbox=str(tmp_path / "outbox")),
-                     poll=False, events=down, keys=keys)
+    app = create_app(
+        ServiceSettings(registered_model="svc-hostile", served_outbox=str(tmp_path / "outbox")),
+        poll=False,
+        events=down,
+        keys=keys,
+    )
     with TestClient(app, raise_server_exceptions=False) as client:
         r = client.post("/events", json=[_ev()], headers=key_headers(app))
         assert r.status_code == 503 and "cannot reach the database" in r.json()["detail"]

@@ -12,10 +12,14 @@ from recsys_service.app import create_app
 from recsys_service.settings import ServiceSettings
 
 
-def test_alias_moves_twice_under_concurrent_requests(store, model_name, data, fit, publish,
-                                                     move, live_server, key_headers):
-    models = [fit("ease", data, reg=20.0), fit("implicit-als", data, factors=8, iterations=4),
-              fit("item-knn-implicit", data, k=15)]
+def test_alias_moves_twice_under_concurrent_requests(
+    store, model_name, data, fit, publish, move, live_server, key_headers
+):
+    models = [
+        fit("ease", data, reg=20.0),
+        fit("implicit-als", data, factors=8, iterations=4),
+        fit("item-knn-implicit", data, k=15),
+    ]
     refs = [publish(m, store, model_name, aliases=()) for m in models]
     move(refs[0], "champion-ranking")
     users = list(data.users.ids[:20]) + ["nobody"]
@@ -26,7 +30,8 @@ def test_alias_moves_twice_under_concurrent_requests(store, model_name, data, fi
         for u in users:
             expected[ref.version, "get", u] = [i.item_id for i in scorer.recommend(u, 5).items]
             expected[ref.version, "post", u] = [
-                i.item_id for i in scorer.recommend(u, 5, recent_items=recent).items]
+                i.item_id for i in scorer.recommend(u, 5, recent_items=recent).items
+            ]
     app = create_app(ServiceSettings(registered_model=model_name, poll_interval_s=0.1))
     key = key_headers(app)
     stop = threading.Event()
@@ -42,8 +47,9 @@ def test_alias_moves_twice_under_concurrent_requests(store, model_name, data, fi
                     r = client.get(f"/recommendations/{u}", params={"k": 5})
                     kind = "get"
                 else:
-                    r = client.post("/recommendations",
-                                    json={"user_id": u, "recent_items": recent, "k": 5})
+                    r = client.post(
+                        "/recommendations", json={"user_id": u, "recent_items": recent, "k": 5}
+                    )
                     kind = "post"
                 if r.status_code != 200:
                     results[n].append(("error", r.status_code, r.text))
@@ -90,30 +96,34 @@ def test_alias_moves_twice_under_concurrent_requests(store, model_name, data, fi
 
 
 @pytest.mark.slow
-def test_recsys_serve_command_answers(store, model_name, data, fit, publish, free_port,
-                                      server_process, key_headers):
+def test_recsys_serve_command_answers(
+    store, model_name, data, fit, publish, free_port, server_process, key_headers
+):
     import mlflow
 
     ref = publish(fit("sgd-mf", data, epochs=3, factors=4), store, model_name)
     port = free_port()
-    env = {"RECSYS_SERVE_REGISTERED_MODEL": model_name,
-           "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()}
+    env = {
+        "RECSYS_SERVE_REGISTERED_MODEL": model_name,
+        "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
+    }
     args = [sys.executable, "-m", "recsys_cli.main", "serve", "--port", port]
     with server_process(args, port=port, cwd=store, env=env, ready="/ready") as server:
         url = server.url
         key = key_headers(f"sqlite:///{store / '.recsys' / 'events.db'}")
         user = data.users.ids[0]
         for _ in range(2):
-            body = httpx.get(f"{url}/recommendations/{user}", params={"k": 3},
-                             headers=key).json()
+            body = httpx.get(f"{url}/recommendations/{user}", params={"k": 3}, headers=key).json()
             assert body["model"]["version"] == ref.version and len(body["items"]) == 3
-        r = httpx.get(f"{url}/predict", params={"user_id": user, "item_id": data.items.ids[0]},
-                      headers=key)
+        r = httpx.get(
+            f"{url}/predict", params={"user_id": user, "item_id": data.items.ids[0]}, headers=key
+        )
         assert r.status_code == 200 and 1.0 <= r.json()["rating"] <= 5.0
 
 
 def test_a_version_whose_state_was_changed_after_registration_is_refused(
-        store, model_name, data, fit, publish, move, tmp_path, caplog):
+    store, model_name, data, fit, publish, move, tmp_path, caplog
+):
     # an item vocabulary swapped through the artifact store after registration: the model would
     # load and answer with the wrong items; its digest no longer matches the recorded one
     import json
@@ -127,17 +137,18 @@ def test_a_version_whose_state_was_changed_after_registration_is_refused(
     v2 = publish(fit("ease", data, reg=80.0), store, model_name, aliases=())
     client = mlflow.MlflowClient()
     assert len(client.get_model_version(model_name, v2.version).tags[DIGEST_TAG]) == 64
-    path = mlflow.artifacts.download_artifacts(run_id=v2.run_id,
-                                               artifact_path="model_state/item_ids.json",
-                                               dst_path=str(tmp_path))
+    path = mlflow.artifacts.download_artifacts(
+        run_id=v2.run_id, artifact_path="model_state/item_ids.json", dst_path=str(tmp_path)
+    )
     ids = json.loads(open(path).read())
     ids[0], ids[1] = ids[1], ids[0]
     with open(path, "w") as fh:
         json.dump(ids, fh)
     client.log_artifact(v2.run_id, path, "model_state")
 
-    app = create_app(ServiceSettings(registered_model=model_name, ready_roles=["ranking"]),
-                     poll=False)
+    app = create_app(
+        ServiceSettings(registered_model=model_name, ready_roles=["ranking"]), poll=False
+    )
     with TestClient(app) as http, caplog.at_level("ERROR", logger="recsys_service.live_models"):
         app.state.live.refresh()
         assert app.state.live.served("ranking").version == v1.version
@@ -152,8 +163,12 @@ def test_a_version_whose_state_was_changed_after_registration_is_refused(
         assert f"still serving version {v1.version}" in why
         assert any("does not match the digest" in r.getMessage() for r in caplog.records)
         # the same files re-registered (their digest recorded now) are served
-        v3 = publish(app.state.live.served("ranking").scorer.model, store, model_name,
-                     aliases=("champion-ranking",))
+        v3 = publish(
+            app.state.live.served("ranking").scorer.model,
+            store,
+            model_name,
+            aliases=("champion-ranking",),
+        )
         app.state.live.refresh()
         assert app.state.live.served("ranking").version == v3.version
         assert "problems" not in http.get("/ready").json()

@@ -20,10 +20,12 @@ def client(store, data, fit, publish, key_headers):
 
 def _samples(client) -> dict[tuple, float]:
     text = client.get("/metrics").text
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples
-            if s.name.startswith(("recsys_answers", "recsys_user_lookups",
-                                  "recsys_item_lookups"))}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name.startswith(("recsys_answers", "recsys_user_lookups", "recsys_item_lookups"))
+    }
 
 
 def _get(samples, name, **labels) -> float:
@@ -36,8 +38,10 @@ def test_fallbacks_and_unknown_ids_are_counted_so_their_share_is_computable(clie
     assert client.get(f"/recommendations/{known_user}").json()["fallback"] is None
     assert client.get("/recommendations/stranger-1").json()["fallback"] == "popularity"
     assert client.get("/recommendations/stranger-2").json()["fallback"] == "popularity"
-    body = client.post("/recommendations", json={
-        "user_id": "stranger-3", "recent_items": [*items, "ghost-a", "ghost-b"]}).json()
+    body = client.post(
+        "/recommendations",
+        json={"user_id": "stranger-3", "recent_items": [*items, "ghost-a", "ghost-b"]},
+    ).json()
     assert body["fallback"] is None and body["folded_in"] == 3
     assert client.get("/similar-items/ghost-c").status_code == 404
     after = _samples(client)
@@ -49,14 +53,15 @@ def test_fallbacks_and_unknown_ids_are_counted_so_their_share_is_computable(clie
     assert delta("recsys_answers_total", route=route, fallback="none") == 2
     assert delta("recsys_answers_total", route=route, fallback="popularity") == 2
     # the share of fallback answers, as the PromQL of the README computes it
-    answers = [delta("recsys_answers_total", route=route, fallback=f)
-               for f in ("none", "popularity")]
+    answers = [
+        delta("recsys_answers_total", route=route, fallback=f) for f in ("none", "popularity")
+    ]
     assert answers[1] / sum(answers) == 0.5
     assert delta("recsys_user_lookups_total", route=route, known="true") == 1
     assert delta("recsys_user_lookups_total", route=route, known="false") == 3
-    assert delta("recsys_item_lookups_total", route=route, field="recent_items",
-                 known="true") == 3
-    assert delta("recsys_item_lookups_total", route=route, field="recent_items",
-                 known="false") == 2
-    assert delta("recsys_item_lookups_total", route="/similar-items", field="item_id",
-                 known="false") == 1
+    assert delta("recsys_item_lookups_total", route=route, field="recent_items", known="true") == 3
+    assert delta("recsys_item_lookups_total", route=route, field="recent_items", known="false") == 2
+    assert (
+        delta("recsys_item_lookups_total", route="/similar-items", field="item_id", known="false")
+        == 1
+    )

@@ -58,8 +58,9 @@ def test_a_known_user_is_answered_by_raw_id(published, raw, monkeypatch, key_hea
         assert KEY not in text and pseudonym not in text
 
 
-def test_without_the_key_the_version_is_not_served_and_says_why(published, monkeypatch,
-                                                                key_headers):
+def test_without_the_key_the_version_is_not_served_and_says_why(
+    published, monkeypatch, key_headers
+):
     monkeypatch.delenv(KEY_ENV, raising=False)
     app = _app()
     with TestClient(app, headers=key_headers(app)) as client:

@@ -19,22 +19,28 @@ from recsys_core.tracking import mlflow_run
 
 
 def _samples(text: str, name: str) -> dict[str, float]:
-    return {m.group(1): float(m.group(2))
-            for m in re.finditer(rf"^{name}\{{(.*?)\}} (\S+)$", text, re.M)}
+    return {
+        m.group(1): float(m.group(2))
+        for m in re.finditer(rf"^{name}\{{(.*?)\}} (\S+)$", text, re.M)
+    }
 
 
 @pytest.mark.slow
 def test_two_workers_on_a_fresh_store_count_every_request_in_one_scrape(
-        tmp_path, monkeypatch, data, fit, publish, free_port, server_process, key_headers):
+    tmp_path, monkeypatch, data, fit, publish, free_port, server_process, key_headers
+):
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
     folder = tmp_path / "service"
     folder.mkdir()  # no .recsys/mlflow.db: the start creates the registry database
     # no events.db either: the start creates the embedded event store's tables, once
     port = free_port()
-    env = {"RECSYS_SERVE_REGISTERED_MODEL": "svc-workers", "RECSYS_SERVE_POLL_INTERVAL_S": "0.5",
-           "RECSYS_SERVE_EVENTS_URL": f"sqlite:///{tmp_path / 'events.db'}",
-           "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    env = {
+        "RECSYS_SERVE_REGISTERED_MODEL": "svc-workers",
+        "RECSYS_SERVE_POLL_INTERVAL_S": "0.5",
+        "RECSYS_SERVE_EVENTS_URL": f"sqlite:///{tmp_path / 'events.db'}",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+    }
     for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "RECSYS_SERVE_TRACKING_URI"):
         monkeypatch.delenv(var, raising=False)
     args = [sys.executable, "-m", "recsys_cli.main", "serve", "--port", port, "--workers", 2]
@@ -54,8 +60,11 @@ def test_two_workers_on_a_fresh_store_count_every_request_in_one_scrape(
 
         def versions() -> dict[str, float]:  # ranking role, one series per live worker
             text = httpx.get(f"{server.url}/metrics", headers=key).text
-            return {k: v for k, v in _samples(text, "recsys_model_version").items()
-                    if 'role="ranking"' in k}
+            return {
+                k: v
+                for k, v in _samples(text, "recsys_model_version").items()
+                if 'role="ranking"' in k
+            }
 
         deadline = time.monotonic() + 60
         # one series per live worker: both loaded the version
@@ -65,8 +74,11 @@ def test_two_workers_on_a_fresh_store_count_every_request_in_one_scrape(
         users = list(data.users.ids[:10])
         n = 60
         for i in range(n):  # a new connection each: the kernel hands them to either worker
-            r = httpx.get(f"{server.url}/recommendations/{users[i % len(users)]}",
-                          params={"k": 3}, headers=key)
+            r = httpx.get(
+                f"{server.url}/recommendations/{users[i % len(users)]}",
+                params={"k": 3},
+                headers=key,
+            )
             assert r.status_code == 200, r.text
             assert r.json()["model"]["version"] == ref.version
         text = httpx.get(f"{server.url}/metrics", headers=key).text
@@ -111,10 +123,14 @@ def _worker_pids(log: str) -> list[int]:
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT balances on Linux")
 def test_each_worker_has_its_own_socket_and_a_killed_worker_loses_no_connection(
-        tmp_path, monkeypatch, free_port, server_process):
+    tmp_path, monkeypatch, free_port, server_process
+):
     port = free_port()
-    env = {"RECSYS_SERVE_REGISTERED_MODEL": "svc-sockets", "RECSYS_SERVE_STARTUP_WAIT_S": "0",
-           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    env = {
+        "RECSYS_SERVE_REGISTERED_MODEL": "svc-sockets",
+        "RECSYS_SERVE_STARTUP_WAIT_S": "0",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+    }
     for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "RECSYS_SERVE_TRACKING_URI"):
         monkeypatch.delenv(var, raising=False)
     args = [sys.executable, "-m", "recsys_cli.main", "serve", "--port", port, "--workers", 2]

@@ -41,9 +41,15 @@ class LoopbackStack:
     env_file: Path | None = None
 
     def script(self, *argv: str, timeout: float = 240) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(SCRIPT), *argv, *self.args], cwd=ROOT,
-                              env=self.process_env(), capture_output=True, text=True,
-                              timeout=timeout, check=False)
+        return subprocess.run(
+            [sys.executable, str(SCRIPT), *argv, *self.args],
+            cwd=ROOT,
+            env=self.process_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     def stop(self, service: str) -> None:
         out = self.script("stop", service)
@@ -72,12 +78,18 @@ class LoopbackStack:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
         # each MLflow request retries 3 times within ~8 s, then the task retries (2, 5, 15 s):
         # a server back within ~45 s of the first failure lets the run complete
-        env.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="3", MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR="1",
-                   MLFLOW_HTTP_REQUEST_BACKOFF_JITTER="0.5", MLFLOW_HTTP_REQUEST_TIMEOUT="60",
-                   PREFECT_WORKER_QUERY_SECONDS="2", PREFECT_WORKER_PREFETCH_SECONDS="5",
-                   PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="5",
-                   # the stack's recsys serve: the model the e2e tests train, looked at each second
-                   RECSYS_SERVE_REGISTERED_MODEL="e2e", RECSYS_SERVE_POLL_INTERVAL_S="1")
+        env.update(
+            MLFLOW_HTTP_REQUEST_MAX_RETRIES="3",
+            MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR="1",
+            MLFLOW_HTTP_REQUEST_BACKOFF_JITTER="0.5",
+            MLFLOW_HTTP_REQUEST_TIMEOUT="60",
+            PREFECT_WORKER_QUERY_SECONDS="2",
+            PREFECT_WORKER_PREFETCH_SECONDS="5",
+            PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="5",
+            # the stack's recsys serve: the model the e2e tests train, looked at each second
+            RECSYS_SERVE_REGISTERED_MODEL="e2e",
+            RECSYS_SERVE_POLL_INTERVAL_S="1",
+        )
         return env
 
     def client_env(self) -> dict[str, str]:
@@ -91,8 +103,12 @@ class LoopbackStack:
 
         # the stack's Prefect server asks for its auth string (and CSRF tokens, which Prefect's
         # client fetches itself)
-        with temporary_settings({PREFECT_API_URL: self.env["PREFECT_API_URL"],
-                                 PREFECT_API_AUTH_STRING: self.env.get("PREFECT_API_AUTH_STRING")}):
+        with temporary_settings(
+            {
+                PREFECT_API_URL: self.env["PREFECT_API_URL"],
+                PREFECT_API_AUTH_STRING: self.env.get("PREFECT_API_AUTH_STRING"),
+            }
+        ):
             yield
 
     def trigger(self, params: dict):
@@ -143,8 +159,9 @@ class LoopbackStack:
     def mlflow_run_of(self, flow_run_id, experiment: str = "e2e"):
         client = self.mlflow()
         exp = client.get_experiment_by_name(experiment)
-        runs = client.search_runs([exp.experiment_id],
-                                  f"tags.`prefect.flow_run_id` = '{flow_run_id}'")
+        runs = client.search_runs(
+            [exp.experiment_id], f"tags.`prefect.flow_run_id` = '{flow_run_id}'"
+        )
         assert len(runs) == 1, runs
         return runs[0]
 
@@ -160,10 +177,12 @@ class LoopbackStack:
         import boto3
 
         return boto3.client(
-            "s3", endpoint_url=self.env["AWS_ENDPOINT_URL"],
+            "s3",
+            endpoint_url=self.env["AWS_ENDPOINT_URL"],
             aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1",
-        )  # fmt: skip
+            aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
+            region_name="us-east-1",
+        )
 
 
 # package scope: the stack stops after the last stack test, not at the end of the session (under
@@ -173,15 +192,27 @@ def stack(tmp_path_factory) -> LoopbackStack:
     env_file = tmp_path_factory.mktemp("stack") / "stack.env"
     # RECSYS_TEST_DB_PREFIX lets two checkouts run their stack tests side by side
     prefix = os.environ.get("RECSYS_TEST_DB_PREFIX", "recsys_test")
-    args = ["--name", NAME, "--db-prefix", prefix, "--s3-port", str(_free_port()),
-            "--mlflow-port", str(_free_port()), "--prefect-port", str(_free_port()),
-            "--serve-port", str(_free_port())]
+    args = [
+        "--name",
+        NAME,
+        "--db-prefix",
+        prefix,
+        "--s3-port",
+        str(_free_port()),
+        "--mlflow-port",
+        str(_free_port()),
+        "--prefect-port",
+        str(_free_port()),
+        "--serve-port",
+        str(_free_port()),
+    ]
     handle = LoopbackStack({}, args, env_file)
     handle.script("down")  # leftovers of an interrupted session
     started = time.monotonic()
     try:
-        out = handle.script("up", "--fresh", "--no-deploy", "--env-file", str(env_file),
-                            timeout=600)
+        out = handle.script(
+            "up", "--fresh", "--no-deploy", "--env-file", str(env_file), timeout=600
+        )
         if out.returncode != 0:
             pytest.fail(f"loopback stack did not start:\n{out.stdout}\n{out.stderr}")
         sys.stderr.write(f"\nloopback stack up in {time.monotonic() - started:.0f} s\n")

@@ -28,25 +28,43 @@ def test_the_prefect_api_asks_for_the_auth_string_and_a_csrf_token(stack):
     # authenticated, but no CSRF token: a state-changing call is refused
     refused = httpx.post(f"{api}/flows/filter", headers=basic, json={}, timeout=10)
     assert refused.status_code == 403 and "CSRF" in refused.text
-    token = httpx.get(f"{api}/csrf-token", params={"client": "test-access"}, headers=basic,
-                      timeout=10).json()["token"]
+    token = httpx.get(
+        f"{api}/csrf-token", params={"client": "test-access"}, headers=basic, timeout=10
+    ).json()["token"]
     csrf = {"Prefect-Csrf-Token": token, "Prefect-Csrf-Client": "test-access"}
-    assert httpx.post(f"{api}/flows/filter", headers={**basic, **csrf}, json={},
-                      timeout=10).status_code == 200
+    assert (
+        httpx.post(
+            f"{api}/flows/filter", headers={**basic, **csrf}, json={}, timeout=10
+        ).status_code
+        == 200
+    )
     # CORS: the stack's own origin is allowed, another site is not
     origin = api.removesuffix("/api")
-    own = httpx.options(f"{api}/flows/filter", timeout=10, headers={
-        "Origin": origin, "Access-Control-Request-Method": "POST"})
-    other = httpx.options(f"{api}/flows/filter", timeout=10, headers={
-        "Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
+    own = httpx.options(
+        f"{api}/flows/filter",
+        timeout=10,
+        headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
+    )
+    other = httpx.options(
+        f"{api}/flows/filter",
+        timeout=10,
+        headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"},
+    )
     assert own.headers.get("access-control-allow-origin") == origin
     assert "access-control-allow-origin" not in other.headers
 
 
 def test_doctor_names_a_missing_auth_string(stack, tmp_path):
     env = {k: v for k, v in stack.client_env().items() if k != "PREFECT_API_AUTH_STRING"}
-    out = subprocess.run([str(BIN / "recsys"), "doctor", "--json"], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=120, check=False)
+    out = subprocess.run(
+        [str(BIN / "recsys"), "doctor", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 1, out.stdout + out.stderr
     check = {c["name"]: c for c in json.loads(out.stdout)}["Prefect API"]
     assert not check["ok"] and "asks for credentials" in check["detail"]

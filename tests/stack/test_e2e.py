@@ -20,17 +20,26 @@ BASE = {"data": {"synthetic_size": "tiny"}, "experiment": "e2e", "registered_mod
 
 
 def _s3_keys(stack, prefix: str) -> list[str]:
-    pages = stack.s3().get_paginator("list_objects_v2").paginate(
-        Bucket=stack.env["S3_BUCKET_ARTIFACTS"], Prefix=prefix)
+    pages = (
+        stack.s3()
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=stack.env["S3_BUCKET_ARTIFACTS"], Prefix=prefix)
+    )
     return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
 
 
 def test_deployments_are_applied_from_prefect_yaml(stack):
     from prefect.client.orchestration import get_client
 
-    out = subprocess.run([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], cwd=ROOT,
-                         env=stack.client_env(), capture_output=True, text=True, timeout=300,
-                         check=False)
+    out = subprocess.run(
+        [str(BIN / "prefect"), "--no-prompt", "deploy", "--all"],
+        cwd=ROOT,
+        env=stack.client_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     with stack.prefect_api(), get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name("training/train-daily")
@@ -47,7 +56,8 @@ def test_deployments_are_applied_from_prefect_yaml(stack):
     shown = json.dumps(form["definitions"])
     assert '"enum": ["als", "bias"' in shown and "**sgd-mf**: factors=" in shown
     assert {"data", "validation", "split", "model", "gate"} <= set(
-        form["definitions"]["TrainingParams"]["properties"])
+        form["definitions"]["TrainingParams"]["properties"]
+    )
     # the daily tick must not start a full-size training in the middle of the suite, nor the
     # nightly batch a scoring of the default model
     with stack.prefect_api(), get_client(sync_client=True) as client:
@@ -63,8 +73,9 @@ def test_a_run_from_the_api_is_tracked_stored_in_s3_and_promoted(stack):
     # (on the tiny data sgd-mf ranks below popularity; the ranking gate is relaxed here so that
     # the stack's service has both roles; tests/flows holds the gate itself)
     relaxed = {"require_beat_baseline": False}
-    flow_run = stack.trigger({**BASE, "gate": {"rating": relaxed,
-                                               "ranking": {**relaxed, "baseline_guards": []}}})
+    flow_run = stack.trigger(
+        {**BASE, "gate": {"rating": relaxed, "ranking": {**relaxed, "baseline_guards": []}}}
+    )
     final = stack.wait_final(flow_run.id)
     assert final.state.is_completed(), final.state.message
     assert final.name == "train-sgd-mf-promoted-ranking+rating"
@@ -94,8 +105,9 @@ def test_a_run_from_the_api_is_tracked_stored_in_s3_and_promoted(stack):
     assert any(k.endswith("/MLmodel") for k in _s3_keys(stack, "artifacts/"))
 
     version = tags["recsys.model_version"]
-    assert stack.alias(MODEL, "champion-rating") == stack.alias(MODEL, "champion-ranking") == \
-        version
+    assert (
+        stack.alias(MODEL, "champion-rating") == stack.alias(MODEL, "champion-ranking") == version
+    )
     tags = client.get_model_version(MODEL, version).tags
     assert tags["role.rating"] == tags["role.ranking"] == "champion"
     assert tags["status"] == "promoted"
@@ -134,10 +146,12 @@ def test_a_scheduled_run_is_tagged_schedule(stack):
     # a schedule due in a few seconds beside the daily one (its own parameters: the tiny data);
     # the server's scheduler creates the run, the worker picks it up
     soon = DeploymentScheduleCreate(
-        schedule=IntervalSchedule(interval=timedelta(hours=1),
-                                  anchor_date=datetime.now(UTC) + timedelta(seconds=10)),
-        active=True, parameters={"params": BASE},
-    )  # fmt: skip
+        schedule=IntervalSchedule(
+            interval=timedelta(hours=1), anchor_date=datetime.now(UTC) + timedelta(seconds=10)
+        ),
+        active=True,
+        parameters={"params": BASE},
+    )
     with stack.prefect_api(), get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name("training/train-daily")
         (created,) = client.create_deployment_schedules(deployment.id, [soon])
@@ -147,8 +161,11 @@ def test_a_scheduled_run_is_tagged_schedule(stack):
             flt = DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
             while not scheduled and time.monotonic() < deadline:
                 soon_enough = datetime.now(UTC) + timedelta(minutes=1)
-                scheduled = [r for r in client.read_flow_runs(deployment_filter=flt)
-                             if r.auto_scheduled and r.expected_start_time <= soon_enough]
+                scheduled = [
+                    r
+                    for r in client.read_flow_runs(deployment_filter=flt)
+                    if r.auto_scheduled and r.expected_start_time <= soon_enough
+                ]
                 time.sleep(1)
             assert scheduled, "the scheduler created no run for a schedule due in 10 s"
             final = stack.wait_final(scheduled[0].id)
@@ -174,9 +191,15 @@ def test_schedules_survive_a_worker_restart(stack):
 
 
 def test_doctor_passes_against_the_stack(stack, tmp_path):
-    out = subprocess.run([str(BIN / "recsys"), "doctor", "--json"], cwd=tmp_path,
-                         env=stack.client_env(), capture_output=True, text=True, timeout=120,
-                         check=False)
+    out = subprocess.run(
+        [str(BIN / "recsys"), "doctor", "--json"],
+        cwd=tmp_path,
+        env=stack.client_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     checks = {c["name"]: c for c in json.loads(out.stdout)}
     assert checks["artifact store"]["ok"] and "proxied" in checks["artifact store"]["detail"]
@@ -188,7 +211,14 @@ def test_doctor_passes_against_the_stack(stack, tmp_path):
 
 def test_doctor_names_what_is_down(stack, tmp_path):
     env = {**stack.client_env(), "PREFECT_API_URL": "http://127.0.0.1:1/api"}
-    out = subprocess.run([str(BIN / "recsys"), "doctor"], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=120, check=False)
+    out = subprocess.run(
+        [str(BIN / "recsys"), "doctor"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 1
     assert "Prefect API" in out.stdout and "PREFECT_API_URL" in out.stdout

@@ -46,9 +46,14 @@ def _serve_model(stack, model: str | None) -> None:
         # the rating gate, deterministic on this data; the ranking gate has tests of its own
         env["RECSYS_SERVE_RANKING_ALIAS"] = "champion-rating"
     for command in ("stop", "start"):
-        out = subprocess.run([sys.executable, "infra/loopback/stack.py", command, "serve",
-                              *stack.args], env=env, capture_output=True, text=True,
-                             timeout=240, check=False)
+        out = subprocess.run(
+            [sys.executable, "infra/loopback/stack.py", command, "serve", *stack.args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
         assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -78,8 +83,9 @@ def _ranks(url: str, users: list[str], items: list[str]) -> float:
     """Mean position of ``items`` in the users' full lists (lower is better)."""
     positions = []
     for user in users:
-        body = httpx.get(f"{url}/recommendations/{user}", params={"k": 100},
-                         headers=HEADERS, timeout=10).json()
+        body = httpx.get(
+            f"{url}/recommendations/{user}", params={"k": 100}, headers=HEADERS, timeout=10
+        ).json()
         ids = [i["item_id"] for i in body["items"]]
         positions += [ids.index(i) if i in ids else len(ids) for i in items]
     return sum(positions) / len(positions)
@@ -106,17 +112,29 @@ def test_events_posted_to_the_service_reach_the_next_champion(stack, own_service
 
     # 1. the history: the tiny data set, posted as rating events in batches
     ratings = generate(config_for("tiny", seed=42)).interactions
-    seed = [{"event_id": f"seed-{i}", "user_id": r.user, "item_id": r.item, "type": "rating",
-             "rating": float(r.rating), "timestamp": int(r.timestamp)}
-            for i, r in enumerate(ratings.itertuples())]
+    seed = [
+        {
+            "event_id": f"seed-{i}",
+            "user_id": r.user,
+            "item_id": r.item,
+            "type": "rating",
+            "rating": float(r.rating),
+            "timestamp": int(r.timestamp),
+        }
+        for i, r in enumerate(ratings.itertuples())
+    ]
     for start in range(0, len(seed), 400):
-        body = _post(url, seed[start:start + 400]).json()
-        assert body["stored"] == len(seed[start:start + 400]), body
-    params = {"data": {"source": stack.env["RECSYS_EVENTS_SOURCE"], "since": "last"},
-              "split": {"strategy": "last_k"}, "experiment": MODEL, "registered_model": MODEL,
-              "data_dir": str(tmp_path / "data"),
-              "roles": ["rating"],
-              "gate": {"rating": {"require_beat_baseline": False, "thresholds": {"rmse": 2.0}}}}
+        body = _post(url, seed[start : start + 400]).json()
+        assert body["stored"] == len(seed[start : start + 400]), body
+    params = {
+        "data": {"source": stack.env["RECSYS_EVENTS_SOURCE"], "since": "last"},
+        "split": {"strategy": "last_k"},
+        "experiment": MODEL,
+        "registered_model": MODEL,
+        "data_dir": str(tmp_path / "data"),
+        "roles": ["rating"],
+        "gate": {"rating": {"require_beat_baseline": False, "thresholds": {"rmse": 2.0}}},
+    }
     final, run1 = _train(stack, params)
     assert final.state.name != "Refused", final.state.message  # the first version of MODEL
     first = run1.data.tags["recsys.model_version"]
@@ -132,35 +150,65 @@ def test_events_posted_to_the_service_reach_the_next_champion(stack, own_service
     buyers, watched = users[:PURCHASERS], users[PURCHASERS:]
     before = _ranks(url, watched, targets)
     newcomer = "newcomer-1"  # the stack's databases are new each session
-    assert httpx.get(f"{url}/recommendations/{newcomer}",
-                     headers=HEADERS, timeout=10).json()["fallback"] == "popularity"
+    assert (
+        httpx.get(f"{url}/recommendations/{newcomer}", headers=HEADERS, timeout=10).json()[
+            "fallback"
+        ]
+        == "popularity"
+    )
     now = int(time.time()) - 600
     feedback = []
     for u, user in enumerate(buyers):
-        rec_id = httpx.get(f"{url}/recommendations/{user}", params={"k": 5},
-                           headers=HEADERS, timeout=10).json()["recommendation_id"]
+        rec_id = httpx.get(
+            f"{url}/recommendations/{user}", params={"k": 5}, headers=HEADERS, timeout=10
+        ).json()["recommendation_id"]
         for t, item in enumerate(targets):
             ts = now + 10 * t + u % 7
             feedback += [
-                {"event_id": f"{user}-{item}-view", "user_id": user, "item_id": item,
-                 "type": "view", "timestamp": ts},
-                {"event_id": f"{user}-{item}-click", "user_id": user, "item_id": item,
-                 "type": "click", "timestamp": ts + 1, "recommendation_id": rec_id},
-                {"event_id": f"{user}-{item}-buy", "user_id": user, "item_id": item,
-                 "type": "purchase", "timestamp": ts + 2, "recommendation_id": rec_id},
+                {
+                    "event_id": f"{user}-{item}-view",
+                    "user_id": user,
+                    "item_id": item,
+                    "type": "view",
+                    "timestamp": ts,
+                },
+                {
+                    "event_id": f"{user}-{item}-click",
+                    "user_id": user,
+                    "item_id": item,
+                    "type": "click",
+                    "timestamp": ts + 1,
+                    "recommendation_id": rec_id,
+                },
+                {
+                    "event_id": f"{user}-{item}-buy",
+                    "user_id": user,
+                    "item_id": item,
+                    "type": "purchase",
+                    "timestamp": ts + 2,
+                    "recommendation_id": rec_id,
+                },
             ]
-    feedback += [{"event_id": f"{newcomer}-{i}", "user_id": newcomer, "item_id": item,
-                  "type": "purchase", "timestamp": now + 100 + i}
-                 for i, item in enumerate(counts.index[:8])]
-    bad = [dict(feedback[0], event_id="bad-1"),
-           {"event_id": "bad-2", "user_id": "u", "item_id": "i", "type": "rating",
-            "rating": 9.0}]
+    feedback += [
+        {
+            "event_id": f"{newcomer}-{i}",
+            "user_id": newcomer,
+            "item_id": item,
+            "type": "purchase",
+            "timestamp": now + 100 + i,
+        }
+        for i, item in enumerate(counts.index[:8])
+    ]
+    bad = [
+        dict(feedback[0], event_id="bad-1"),
+        {"event_id": "bad-2", "user_id": "u", "item_id": "i", "type": "rating", "rating": 9.0},
+    ]
     refused = _post(url, bad)
     assert refused.status_code == 422
     assert [p["event_id"] for p in refused.json()["problems"]] == ["bad-2"]
     stored = 0
     for start in range(0, len(feedback), 100):
-        body = _post(url, feedback[start:start + 100]).json()
+        body = _post(url, feedback[start : start + 100]).json()
         stored += body["stored"]
     again = _post(url, feedback[:100]).json()
     assert (again["stored"], again["duplicates"]) == (0, 100)
@@ -188,7 +236,8 @@ def test_events_posted_to_the_service_reach_the_next_champion(stack, own_service
     second = run2.data.tags["recsys.model_version"]
     assert run2.data.tags["data/watermark"] > run1.data.tags["data/watermark"]
     assert run2.data.metrics["feedback/ctr_v" + first] == pytest.approx(
-        PURCHASERS / ctr[first]["served"])
+        PURCHASERS / ctr[first]["served"]
+    )
     path = stack.mlflow().download_artifacts(run2.info.run_id, "validation/report.json")
     with open(path) as fh:
         report = json.load(fh)["collection"]
@@ -203,8 +252,9 @@ def test_events_posted_to_the_service_reach_the_next_champion(stack, own_service
         assert time.monotonic() < deadline, f"{url} did not load version {second}"
         time.sleep(0.5)
     assert stack.alias(MODEL, _served(url)["alias"]) == second
-    known = httpx.get(f"{url}/recommendations/{newcomer}", params={"k": 5},
-                      headers=HEADERS, timeout=10).json()
+    known = httpx.get(
+        f"{url}/recommendations/{newcomer}", params={"k": 5}, headers=HEADERS, timeout=10
+    ).json()
     assert known["fallback"] is None and known["model"]["version"] == second
     assert not set(counts.index[:7]) & {i["item_id"] for i in known["items"]}  # seen: excluded
     # the bought items moved up the lists of the users who did not buy them (13.1 -> 11.2 of

@@ -40,29 +40,51 @@ def _api_key(stack):
 def _train(stack, cwd: Path, env: dict) -> object:
     """``recsys train`` against the stack (tiny data); the MLflow run it made."""
     out = subprocess.run(
-        [str(BIN / "recsys"), "train", "--synthetic-size", "tiny", "--registered-model", MODEL,
-         "--experiment", "forget-e2e", "--set", "gate.rating.require_beat_baseline=false",
-         "--set", "gate.ranking.require_beat_baseline=false",
-         "--set", "gate.ranking.baseline_guards=[]"],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)
+        [
+            str(BIN / "recsys"),
+            "train",
+            "--synthetic-size",
+            "tiny",
+            "--registered-model",
+            MODEL,
+            "--experiment",
+            "forget-e2e",
+            "--set",
+            "gate.rating.require_beat_baseline=false",
+            "--set",
+            "gate.ranking.require_beat_baseline=false",
+            "--set",
+            "gate.ranking.baseline_guards=[]",
+        ],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert out.returncode in (0, 3), out.stdout[-2000:] + out.stderr[-2000:]  # 3: refused
     client = stack.mlflow()
     exp = client.get_experiment_by_name("forget-e2e")
-    return client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"],
-                              max_results=1)[0]
+    return client.search_runs(
+        [exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=1
+    )[0]
 
 
 def _served(url: str, user: str) -> dict:
-    return httpx.get(f"{url}/recommendations/{user}", params={"k": 5},
-                     headers=HEADERS, timeout=10).json()
+    return httpx.get(
+        f"{url}/recommendations/{user}", params={"k": 5}, headers=HEADERS, timeout=10
+    ).json()
 
 
 def _wait_serving(url: str, version: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if httpx.get(f"{url}/model",
-                         headers=HEADERS, timeout=5).json()["ranking"]["version"] == version:
+            if (
+                httpx.get(f"{url}/model", headers=HEADERS, timeout=5).json()["ranking"]["version"]
+                == version
+            ):
                 return
         except (httpx.HTTPError, KeyError):
             pass
@@ -72,8 +94,9 @@ def _wait_serving(url: str, version: str, timeout: float = 60.0) -> None:
 
 def _vocab_in_s3(stack, run) -> list[str]:
     """The user vocabulary of a run's model_state, read from the bucket with boto3."""
-    key = (f"artifacts/{run.info.experiment_id}/{run.info.run_id}/artifacts/"
-           "model_state/user_ids.json")
+    key = (
+        f"artifacts/{run.info.experiment_id}/{run.info.run_id}/artifacts/model_state/user_ids.json"
+    )
     body = stack.s3().get_object(Bucket=stack.env["S3_BUCKET_ARTIFACTS"], Key=key)["Body"]
     return json.loads(body.read())
 
@@ -90,8 +113,12 @@ def test_forget_a_user_end_to_end(stack, tmp_path):
     frame = generate(config_for("tiny", seed=42)).interactions
     # not the most active user: the serving test asks for that one
     victim, other = (str(u) for u in frame["user"].value_counts().index[[4, 5]])
-    store.append([{"event_id": f"e{n}", "user_id": u, "item_id": "1", "type": "click"}
-                  for n, u in enumerate([victim, victim, other])])
+    store.append(
+        [
+            {"event_id": f"e{n}", "user_id": u, "item_id": "1", "type": "click"}
+            for n, u in enumerate([victim, victim, other])
+        ]
+    )
     data_dir = tmp_path / ".recsys" / "data"  # recsys train's default, in its working folder
     env = {**stack.client_env(), "RECSYS_EVENTS_URL": url, "RECSYS_ACTOR": "dpo"}
     serve = stack.env["RECSYS_SERVE_URL"]
@@ -103,8 +130,19 @@ def test_forget_a_user_end_to_end(stack, tmp_path):
         assert _served(serve, victim)["fallback"] is None
         assert victim in _vocab_in_s3(stack, run1)
 
-        cmd = [str(BIN / "recsys"), "forget", "--user", victim, "--reason", "request 12",
-               "--data-dir", str(data_dir), "--registered-model", MODEL, "--json"]
+        cmd = [
+            str(BIN / "recsys"),
+            "forget",
+            "--user",
+            victim,
+            "--reason",
+            "request 12",
+            "--data-dir",
+            str(data_dir),
+            "--registered-model",
+            MODEL,
+            "--json",
+        ]
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         report = json.loads(out.stdout)
@@ -117,8 +155,7 @@ def test_forget_a_user_end_to_end(stack, tmp_path):
         # events gone, tombstone and audit there
         with store.engine.connect() as conn:
             assert conn.execute(select(events.c.user_id)).scalars().all() == [other]
-            assert conn.execute(select(tombstones.c.user_key)).scalars().all() == [
-                user_key(victim)]
+            assert conn.execute(select(tombstones.c.user_key)).scalars().all() == [user_key(victim)]
             audit = conn.execute(select(forget_audit)).mappings().one()
         assert audit["actor"] == "dpo" and audit["outcome"] == "done"
         # every version of the model, in S3, without the user
@@ -135,8 +172,9 @@ def test_forget_a_user_end_to_end(stack, tmp_path):
         run2 = _train(stack, tmp_path, env)
         assert victim not in _vocab_in_s3(stack, run2)
         assert len(IdVocab(_vocab_in_s3(stack, run2))) > 0
-        path = client.download_artifacts(run2.info.run_id, "privacy/forget_audit.json",
-                                         str(tmp_path))
+        path = client.download_artifacts(
+            run2.info.run_id, "privacy/forget_audit.json", str(tmp_path)
+        )
         logged = json.loads(Path(path).read_text())
         assert [r["user_key"] for r in logged["records"]] == [user_key(victim)]
 

@@ -29,11 +29,25 @@ def _train(stack, cwd: Path) -> subprocess.CompletedProcess:
     margin over the bias baseline is too thin to rest a test on (it ranks below popularity, so
     it is promoted for the rating role only)."""
     return subprocess.run(
-        [str(BIN / "recsys"), "train", "--synthetic-size", "tiny", "--registered-model", MODEL,
-         "--experiment", MODEL, "--set", "gate.rating.require_beat_baseline=false"],
-        cwd=cwd, env=stack.client_env(), capture_output=True, text=True, timeout=600,
+        [
+            str(BIN / "recsys"),
+            "train",
+            "--synthetic-size",
+            "tiny",
+            "--registered-model",
+            MODEL,
+            "--experiment",
+            MODEL,
+            "--set",
+            "gate.rating.require_beat_baseline=false",
+        ],
+        cwd=cwd,
+        env=stack.client_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
         check=False,
-    )  # fmt: skip
+    )
 
 
 def _deployment(stack):
@@ -47,9 +61,12 @@ def _artifact_keys(stack, version: str) -> list[str]:
     client = stack.mlflow()
     run = client.get_run(client.get_model_version(MODEL, version).run_id)
     prefix = f"artifacts/{run.info.experiment_id}/{run.info.run_id}/artifacts/"
-    pages = stack.s3().get_paginator("list_objects_v2").paginate(
-        Bucket=stack.env["S3_BUCKET_ARTIFACTS"], Prefix=prefix)
-    return [obj["Key"][len(prefix):] for page in pages for obj in page.get("Contents", [])]
+    pages = (
+        stack.s3()
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=stack.env["S3_BUCKET_ARTIFACTS"], Prefix=prefix)
+    )
+    return [obj["Key"][len(prefix) :] for page in pages for obj in page.get("Contents", [])]
 
 
 @pytest.fixture(scope="module")
@@ -77,12 +94,19 @@ def cycled(stack, tmp_path_factory):
     schedule = deployment.schedules[0]
     with stack.prefect_api(), get_client(sync_client=True) as client:
         client.update_deployment_schedule(
-            deployment.id, schedule.id, active=False,
-            schedule=CronSchedule(cron=EDITED_CRON, timezone="UTC"))
+            deployment.id,
+            schedule.id,
+            active=False,
+            schedule=CronSchedule(cron=EDITED_CRON, timezone="UTC"),
+        )
 
     stack.restart(deploy=True)
-    return {"champion": champion, "keys": keys_before, "work": work,
-            "schedules": len(deployment.schedules)}
+    return {
+        "champion": champion,
+        "keys": keys_before,
+        "work": work,
+        "schedules": len(deployment.schedules),
+    }
 
 
 def test_objects_survive_down_and_up_and_the_next_training_meets_its_champion(stack, cycled):
@@ -138,17 +162,29 @@ def test_applying_the_deployments_creates_a_missing_work_pool(stack, tmp_path):
     pool = f"recsys-probe-{uuid.uuid4().hex[:8]}"
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     (train,) = [d for d in spec["deployments"] if d["name"] == "train-daily"]
-    probe = {**train, "name": f"probe-{pool}", "schedules": [],
-             "work_pool": {**train["work_pool"], "name": pool}}
+    probe = {
+        **train,
+        "name": f"probe-{pool}",
+        "schedules": [],
+        "work_pool": {**train["work_pool"], "name": pool},
+    }
     prefect_file = tmp_path / "prefect.yaml"
     prefect_file.write_text(yaml.safe_dump({**spec, "deployments": [probe]}))
 
     out = subprocess.run(
-        [sys.executable, str(ROOT / "infra" / "deployments" / "apply.py"), "--prefect-file",
-         str(prefect_file)],
-        cwd=ROOT, env=stack.client_env(), capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(ROOT / "infra" / "deployments" / "apply.py"),
+            "--prefect-file",
+            str(prefect_file),
+        ],
+        cwd=ROOT,
+        env=stack.client_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
         check=False,
-    )  # fmt: skip
+    )
     with stack.prefect_api(), get_client(sync_client=True) as client:
         try:
             assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]

@@ -61,11 +61,14 @@ def _served_version(url: str, timeout: float = 60.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if httpx.get(f"{url}/ready", headers=HEADERS, timeout=5).status_code == 200:
-            return httpx.get(f"{url}/model",
-                             headers=HEADERS, timeout=5).json()["ranking"]["version"]
+            return httpx.get(f"{url}/model", headers=HEADERS, timeout=5).json()["ranking"][
+                "version"
+            ]
         time.sleep(0.5)
-    raise AssertionError(f"{url} not ready after {timeout:.0f} s: "
-                         f"{httpx.get(f'{url}/ready', headers=HEADERS, timeout=5).text}")
+    raise AssertionError(
+        f"{url} not ready after {timeout:.0f} s: "
+        f"{httpx.get(f'{url}/ready', headers=HEADERS, timeout=5).text}"
+    )
 
 
 def _wait_for_version(url: str, version: str, timeout: float = 30.0) -> None:
@@ -82,12 +85,17 @@ def test_the_stack_service_serves_the_champion_and_follows_the_alias(stack, trac
     if champion is None:  # this file alone: no e2e run promoted one
         champion = _publish(tmp_path, seed=1).version
         for alias in registry.ROLE_ALIASES.values():  # lists and /predict
-            assert registry.promote(registry.VersionRef(MODEL, champion), {}, expected=None,
-                                    alias=alias) is None
+            assert (
+                registry.promote(
+                    registry.VersionRef(MODEL, champion), {}, expected=None, alias=alias
+                )
+                is None
+            )
     assert _served_version(url) == champion
     user = generate(config_for("tiny", seed=42)).interactions["user"].value_counts().index[0]
-    body = httpx.get(f"{url}/recommendations/{user}", params={"k": 5},
-                     headers=HEADERS, timeout=10).json()
+    body = httpx.get(
+        f"{url}/recommendations/{user}", params={"k": 5}, headers=HEADERS, timeout=10
+    ).json()
     assert body["model"]["version"] == champion and body["fallback"] is None
     assert len(body["items"]) == 5 and body["recommendation_id"]
 
@@ -95,10 +103,10 @@ def test_the_stack_service_serves_the_champion_and_follows_the_alias(stack, trac
     new = _publish(tmp_path, seed=7)
     registry.promote(new, {}, expected=champion, alias=RANKING)
     _wait_for_version(url, new.version)
-    body = httpx.get(f"{url}/recommendations/{user}", params={"k": 5},
-                     headers=HEADERS, timeout=10).json()
+    body = httpx.get(
+        f"{url}/recommendations/{user}", params={"k": 5}, headers=HEADERS, timeout=10
+    ).json()
     assert body["model"]["version"] == new.version
-    registry.promote(registry.VersionRef(MODEL, champion), {}, expected=new.version,
-                     alias=RANKING)
+    registry.promote(registry.VersionRef(MODEL, champion), {}, expected=new.version, alias=RANKING)
     _wait_for_version(url, champion)
     assert httpx.get(f"{url}/ready", headers=HEADERS, timeout=5).status_code == 200

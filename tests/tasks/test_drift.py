@@ -22,8 +22,9 @@ def champion(workspace):
     frame = generate(config_for("tiny")).interactions
     ref = snapshot.write(Collected(frame), data_dir / "snapshots")
     run_id = mlflow_run.start_run("drift", "champion")
-    version = registry.register("drifttask", f"runs:/{run_id}/model_state", run_id,
-                                {"data_digest": ref.digest})
+    version = registry.register(
+        "drifttask", f"runs:/{run_id}/model_state", run_id, {"data_digest": ref.digest}
+    )
     registry.promote(version, {}, expected=None, alias=registry.alias_of(registry.RANKING))
     frame = frame.copy()
     frame["item"] = "x" + frame["item"].astype(str)
@@ -79,8 +80,9 @@ def test_a_stop_is_not_retried_and_the_report_is_logged_first(champion, monkeypa
 
 
 def test_no_champion_or_disabled_means_nothing_to_compare(workspace):
-    snap = snapshot.write(Collected(generate(config_for("tiny")).interactions),
-                          workspace / "data" / "snapshots")
+    snap = snapshot.write(
+        Collected(generate(config_for("tiny")).interactions), workspace / "data" / "snapshots"
+    )
     run_id = mlflow_run.start_run("drift", "r")
     out = check_drift(snap, DriftRules(), str(workspace / "data"), "nobody-yet", run_id)
     assert out.level == "skipped" and "no champion-ranking of 'nobody-yet'" in out.reason

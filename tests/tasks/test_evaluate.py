@@ -11,8 +11,9 @@ from tasks.evaluate import evaluate_models
 
 
 def test_a_version_holding_both_roles_is_scored_once(workspace, monkeypatch):
-    feats = build(generate(config_for("tiny")).interactions, None, SplitConfig(),
-                  workspace / "features")
+    feats = build(
+        generate(config_for("tiny")).interactions, None, SplitConfig(), workspace / "features"
+    )
     train, _ = feats.train_set()
     challenger = create("sgd-mf", {"epochs": 3, "factors": 4}).fit(train)
     model_dir = challenger.save(workspace / "run" / "model")
@@ -25,11 +26,20 @@ def test_a_version_holding_both_roles_is_scored_once(workspace, monkeypatch):
 
     scored: list[str] = []
     real = evaluate_task.evaluate
-    monkeypatch.setattr(evaluate_task, "evaluate",
-                        lambda model, *a, **kw: scored.append(model.name) or real(model, *a, **kw))
-    scores = evaluate_models(str(model_dir), feats, k=10, relevance_threshold=None,
-                             registered_model="evaltest", baselines=["popularity", "bias"],
-                             champion_aliases=dict(registry.ROLE_ALIASES))
+    monkeypatch.setattr(
+        evaluate_task,
+        "evaluate",
+        lambda model, *a, **kw: scored.append(model.name) or real(model, *a, **kw),
+    )
+    scores = evaluate_models(
+        str(model_dir),
+        feats,
+        k=10,
+        relevance_threshold=None,
+        registered_model="evaltest",
+        baselines=["popularity", "bias"],
+        champion_aliases=dict(registry.ROLE_ALIASES),
+    )
     # the challenger, the two baselines, and the champion once for its two roles
     assert sorted(scored) == sorted(["sgd-mf", "popularity", "bias", "sgd-mf"])
     assert set(scores.baselines) == {"popularity", "bias"}
@@ -52,15 +62,21 @@ def test_a_replay_split_is_scored_by_the_replay(workspace):
     feats = build(frame, None, SplitConfig(strategy="replay"), workspace / "features")
     train, _ = feats.train_set()
     model_dir = create("ease").fit(train).save(workspace / "run" / "model")
-    scores = evaluate_models(str(model_dir), feats, k=5, relevance_threshold=None,
-                             registered_model="evaltest-replay",
-                             baselines=["recent-popularity"],
-                             champion_aliases={"ranking": registry.ROLE_ALIASES["ranking"]},
-                             engine="auto")
+    scores = evaluate_models(
+        str(model_dir),
+        feats,
+        k=5,
+        relevance_threshold=None,
+        registered_model="evaltest-replay",
+        baselines=["recent-popularity"],
+        champion_aliases={"ranking": registry.ROLE_ALIASES["ranking"]},
+        engine="auto",
+    )
     _, test = feats.frames()
     # one answer per test interaction, by revealed interactions: the replay's metrics
     assert scores.challenger["n"] == len(test)
     assert {"ndcg_at_5", "recall_at_5", "revealed_0/ndcg_at_5", "cold/hit_rate_at_5"} <= set(
-        scores.challenger)
+        scores.challenger
+    )
     assert scores.baselines["recent-popularity"]["n"] == len(test)
     assert scores.tags["recsys.evaluation.engine"] == "local"

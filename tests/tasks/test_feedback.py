@@ -21,10 +21,20 @@ def test_click_through_is_logged_per_version(workspace, tmp_path, monkeypatch):
     store = EventStore(url)
     store.upgrade()
     for i, version in enumerate(["1", "1", "2", "2"]):
-        store.record_served(f"r{i}", user_id="u", items=["a"], registered_model="recsys",
-                            model_version=version)
-    store.append([{"event_id": "c", "user_id": "u", "item_id": "a", "type": "click",
-                   "recommendation_id": "r3"}])
+        store.record_served(
+            f"r{i}", user_id="u", items=["a"], registered_model="recsys", model_version=version
+        )
+    store.append(
+        [
+            {
+                "event_id": "c",
+                "user_id": "u",
+                "item_id": "a",
+                "type": "click",
+                "recommendation_id": "r3",
+            }
+        ]
+    )
     store.close()
     run_id = mlflow_run.start_run("feedback", "ctr")
     monkeypatch.delenv("RECSYS_EVENTS_URL", raising=False)

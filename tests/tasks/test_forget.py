@@ -23,15 +23,17 @@ def _tags(run_id):
 
 
 def test_a_failed_upload_leaves_no_watermark_and_the_next_run_logs_the_records(
-        workspace, monkeypatch, faults):
+    workspace, monkeypatch, faults
+):
     url = f"sqlite:///{workspace / 'events.db'}"
     monkeypatch.setenv("RECSYS_EVENTS_URL", url)
     store = EventStore(url)
     store.upgrade()
     store.close()
     engine = make_engine(url)
-    audit_id = append_audit(engine, key=user_key("u1"), reason="request 1", outcome="done",
-                            detail={})
+    audit_id = append_audit(
+        engine, key=user_key("u1"), reason="request 1", outcome="done", detail={}
+    )
     engine.dispose()
 
     monkeypatch.setenv("RECSYS_IO_RETRIES", "1")
@@ -47,8 +49,13 @@ def test_a_failed_upload_leaves_no_watermark_and_the_next_run_logs_the_records(
     second = mlflow_run.start_run("forget-audit", "second")
     assert log_forget_audit(second) == 1
     assert _tags(second)[WATERMARK_TAG] == str(audit_id)
-    logged = json.loads(open(mlflow.artifacts.download_artifacts(
-        run_id=second, artifact_path=ARTIFACT, dst_path=str(workspace / "a"))).read())
+    logged = json.loads(
+        open(
+            mlflow.artifacts.download_artifacts(
+                run_id=second, artifact_path=ARTIFACT, dst_path=str(workspace / "a")
+            )
+        ).read()
+    )
     assert (logged["after_id"], logged["to_id"]) == (0, audit_id)
     assert [r["reason"] for r in logged["records"]] == ["request 1"]
 

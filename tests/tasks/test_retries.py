@@ -34,27 +34,30 @@ def _no_such_bucket():
     return ClientError({"Error": {"Code": "NoSuchBucket", "Message": "gone"}}, "PutObject")
 
 
-@pytest.mark.parametrize(("exc", "transient"), [
-    (ConnectionError("reset"), True),
-    (TimeoutError("slow"), True),
-    (TrackingError("server 503"), True),
-    (MlflowException("API request failed: 503"), True),
-    (EndpointConnectionError(endpoint_url="http://s3"), True),
-    (ClientError({"Error": {"Code": "SlowDown"}}, "PutObject"), True),
-    (RuntimeError("unknown"), True),
-    (DataError("bad rows"), False),
-    (DataSourceError("a folder"), False),
-    (DataValidationError("rating out of range"), False),
-    (ConfigError("factors"), False),
-    (TrainingError("diverged"), False),
-    (GateRejectedError("refused"), False),
-    (StalePromotionError("moved"), False),
-    (MlflowException("no such model", RESOURCE_DOES_NOT_EXIST), False),
-    (_no_such_bucket(), False),
-    (FileNotFoundError("x"), False),
-    (TypeError("bug"), False),
-    (ValueError("bug"), False),
-])
+@pytest.mark.parametrize(
+    ("exc", "transient"),
+    [
+        (ConnectionError("reset"), True),
+        (TimeoutError("slow"), True),
+        (TrackingError("server 503"), True),
+        (MlflowException("API request failed: 503"), True),
+        (EndpointConnectionError(endpoint_url="http://s3"), True),
+        (ClientError({"Error": {"Code": "SlowDown"}}, "PutObject"), True),
+        (RuntimeError("unknown"), True),
+        (DataError("bad rows"), False),
+        (DataSourceError("a folder"), False),
+        (DataValidationError("rating out of range"), False),
+        (ConfigError("factors"), False),
+        (TrainingError("diverged"), False),
+        (GateRejectedError("refused"), False),
+        (StalePromotionError("moved"), False),
+        (MlflowException("no such model", RESOURCE_DOES_NOT_EXIST), False),
+        (_no_such_bucket(), False),
+        (FileNotFoundError("x"), False),
+        (TypeError("bug"), False),
+        (ValueError("bug"), False),
+    ],
+)
 def test_is_transient(exc, transient):
     assert _runtime.is_transient(exc) is transient
 
@@ -142,8 +145,7 @@ def test_s3_write_retried_when_transient_only(workspace, monkeypatch, faults, tm
     (tmp_path / "plots").mkdir()
     (tmp_path / "plots" / "p.txt").write_text("x")
     monkeypatch.setenv("RECSYS_IO_RETRIES", "2")
-    flaky = faults(mlflow_run.log_artifacts, EndpointConnectionError(endpoint_url="http://s3"),
-                   n=2)
+    flaky = faults(mlflow_run.log_artifacts, EndpointConnectionError(endpoint_url="http://s3"), n=2)
     monkeypatch.setattr("tasks.tracking.mlflow_run.log_artifacts", flaky)
     log_to_run(run_id, artifacts=[(str(tmp_path / "plots"), "plots")])
     assert flaky.calls == 3
@@ -173,15 +175,24 @@ def two_versions(workspace):
     versions = []
     for _ in range(2):
         run_id = mlflow_run.start_run("retries", "r")
-        versions.append(registry.register("retrytest", f"runs:/{run_id}/model_state", run_id,
-                                          {"status": "candidate"}))
+        versions.append(
+            registry.register(
+                "retrytest", f"runs:/{run_id}/model_state", run_id, {"status": "candidate"}
+            )
+        )
     registry.promote(versions[0], {}, expected=None, alias="champion-rating")
     return versions
 
 
 def _decision(judged: str | None):
-    return decide({"rmse": 0.8}, config=GateConfig(), primary="rmse", baseline={"rmse": 0.9},
-                  champion={"rmse": 0.95}, champion_version=judged)
+    return decide(
+        {"rmse": 0.8},
+        config=GateConfig(),
+        primary="rmse",
+        baseline={"rmse": 0.9},
+        champion={"rmse": 0.95},
+        champion_version=judged,
+    )
 
 
 def test_promotion_retried_after_the_alias_moved_converges(two_versions, monkeypatch, faults):
@@ -204,7 +215,10 @@ def test_promotion_retried_after_the_alias_moved_converges(two_versions, monkeyp
     assert previous == "1"
     tags = MlflowClient().get_model_version("retrytest", "2").tags
     assert (tags["role.rating"], tags["role.rating.previous"], tags["run_id"]) == (
-        "champion", "1", "r2")
+        "champion",
+        "1",
+        "r2",
+    )
     assert "gate.rating.reasons" in tags
     assert MlflowClient().get_model_version("retrytest", "1").tags["role.rating"] == "replaced"
     assert registry.rollback("retrytest", alias="champion-rating")[1].version == "1"
@@ -216,8 +230,9 @@ def test_stale_promotion_is_not_retried(two_versions, monkeypatch, faults):
     counted = faults(registry.promote, None)
     monkeypatch.setattr("tasks.gate.registry.promote", counted)
     # judged when there was no champion
-    with pytest.raises(StalePromotionError,
-                       match="champion-rating of 'retrytest' is version 1 now"):
+    with pytest.raises(
+        StalePromotionError, match="champion-rating of 'retrytest' is version 1 now"
+    ):
         promote(v2, _decision(None), {"run_id": "r2"}, "rating")
     assert counted.calls == 1
     assert registry.get_alias("retrytest", "champion-rating").version == "1"

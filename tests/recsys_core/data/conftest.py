@@ -33,9 +33,17 @@ def repeated_ids(sqlite_url) -> str:
     """A plain table ``clicks`` (not an event store) storing event ``a`` twice; its source URL."""
     engine = create_engine(sqlite_url)
     with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE clicks (event_id TEXT, user_id TEXT, item_id TEXT, "
-                          "type TEXT, timestamp INTEGER)"))
-        conn.execute(text("INSERT INTO clicks VALUES ('a', 'u1', 'i1', 'click', 10), "
-                          "('a', 'u1', 'i1', 'click', 10), ('b', 'u2', 'i1', 'view', 11)"))
+        conn.execute(
+            text(
+                "CREATE TABLE clicks (event_id TEXT, user_id TEXT, item_id TEXT, "
+                "type TEXT, timestamp INTEGER)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO clicks VALUES ('a', 'u1', 'i1', 'click', 10), "
+                "('a', 'u1', 'i1', 'click', 10), ('b', 'u2', 'i1', 'view', 11)"
+            )
+        )
     engine.dispose()
     return f"{sqlite_url}?table=clicks"

@@ -11,9 +11,14 @@ from recsys_core.exceptions import ConfigError, DataError, DataSourceError
 def ev(i, **kw):
     kinds = ("rating", "click", "view", "purchase")
     kind = kinds[i % 4]
-    base = {"event_id": f"e{i:03d}", "user_id": f"u{i % 3}", "item_id": f"i{i % 5}",
-            "type": kind, "rating": 4.0 if kind == "rating" else None,
-            "timestamp": 1_700_000_000 + i // 2}  # two events per second: the id breaks ties
+    base = {
+        "event_id": f"e{i:03d}",
+        "user_id": f"u{i % 3}",
+        "item_id": f"i{i % 5}",
+        "type": kind,
+        "rating": 4.0 if kind == "rating" else None,
+        "timestamp": 1_700_000_000 + i // 2,
+    }  # two events per second: the id breaks ties
     return {**base, **kw}
 
 
@@ -98,8 +103,11 @@ def test_a_database_that_is_down_names_the_url_and_keeps_the_driver_error(monkey
     from sqlalchemy.exc import OperationalError
 
     monkeypatch.setenv("PGPASSWORD", "hunter22")
-    with pytest.raises(DataSourceError, match=r"cannot reach the database "
-                       r"postgresql://reader@127.0.0.1:1/events") as info:
+    with pytest.raises(
+        DataSourceError,
+        match=r"cannot reach the database "
+        r"postgresql://reader@127.0.0.1:1/events",
+    ) as info:
         load_database("postgresql://reader@127.0.0.1:1/events?table=events")
     assert "hunter22" not in str(info.value)
     # the cause the task retry policy reads: a connection error is transient (test_retries.py)

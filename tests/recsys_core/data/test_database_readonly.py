@@ -20,8 +20,18 @@ from recsys_core.exceptions import ConfigError, DataError, DataSourceError
 def pg_events(pg_url):
     store = EventStore(pg_url)
     store.upgrade()
-    store.append([{"event_id": f"e{i}", "user_id": f"u{i % 3}", "item_id": f"i{i % 4}",
-                   "type": "click", "timestamp": 1_700_000_000 + i} for i in range(12)])
+    store.append(
+        [
+            {
+                "event_id": f"e{i}",
+                "user_id": f"u{i % 3}",
+                "item_id": f"i{i % 4}",
+                "type": "click",
+                "timestamp": 1_700_000_000 + i,
+            }
+            for i in range(12)
+        ]
+    )
     store.close()
     return pg_url
 
@@ -37,10 +47,15 @@ def _tables(url: str) -> set[str]:
 
 
 def test_stacked_statements_are_refused_and_create_nothing(pg_events):
-    query = ("SELECT user_id, item_id FROM events; CREATE TABLE pwned (a int); COMMIT; "
-             "SELECT user_id, item_id FROM events")
-    with pytest.raises(ConfigError, match="query= holds 4 statements; a source reads with "
-                                          "exactly one SELECT \\(nothing was run\\)"):
+    query = (
+        "SELECT user_id, item_id FROM events; CREATE TABLE pwned (a int); COMMIT; "
+        "SELECT user_id, item_id FROM events"
+    )
+    with pytest.raises(
+        ConfigError,
+        match="query= holds 4 statements; a source reads with "
+        "exactly one SELECT \\(nothing was run\\)",
+    ):
         load_database(f"{pg_events}?query={query}")
     assert "pwned" not in _tables(pg_events)
     with pytest.raises(ConfigError, match="is a CREATE statement"):
@@ -49,8 +64,10 @@ def test_stacked_statements_are_refused_and_create_nothing(pg_events):
 
 
 def test_one_select_reads_with_a_semicolon_in_a_string_or_a_comment(pg_events):
-    got = load_database(f"{pg_events}?query=SELECT user_id, item_id, timestamp FROM events "
-                        "WHERE type <> ';' -- a comment; CREATE TABLE x\n;")
+    got = load_database(
+        f"{pg_events}?query=SELECT user_id, item_id, timestamp FROM events "
+        "WHERE type <> ';' -- a comment; CREATE TABLE x\n;"
+    )
     assert len(got.interactions) == 12
     assert single_select("select $$a;b$$ as x;  ") == "select $$a;b$$ as x"
 
@@ -60,11 +77,12 @@ def test_a_select_that_writes_fails_in_the_read_only_transaction(pg_events):
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("CREATE TABLE side (a int)")
-        cur.execute("CREATE FUNCTION write_side() RETURNS int LANGUAGE sql AS "
-                    "$$ INSERT INTO side VALUES (1) RETURNING 1 $$")
+        cur.execute(
+            "CREATE FUNCTION write_side() RETURNS int LANGUAGE sql AS "
+            "$$ INSERT INTO side VALUES (1) RETURNING 1 $$"
+        )
     with pytest.raises(DataError, match="read only"):
-        load_database(f"{pg_events}?query=SELECT user_id, item_id, write_side() AS w "
-                      "FROM events")
+        load_database(f"{pg_events}?query=SELECT user_id, item_id, write_side() AS w FROM events")
     with conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM side")
         assert cur.fetchone() == (0,)
@@ -74,8 +92,7 @@ def test_a_select_that_writes_fails_in_the_read_only_transaction(pg_events):
 def test_a_read_past_the_statement_timeout_is_cancelled(pg_events, monkeypatch):
     monkeypatch.setenv("RECSYS_DATA_DB_STATEMENT_TIMEOUT_S", "0.2")
     with pytest.raises(DataError, match="ran longer than 0.2 s and was cancelled"):
-        load_database(f"{pg_events}?query=SELECT user_id, item_id, pg_sleep(0.5) AS s "
-                      "FROM events")
+        load_database(f"{pg_events}?query=SELECT user_id, item_id, pg_sleep(0.5) AS s FROM events")
 
 
 def test_a_sqlite_source_is_read_only(tmp_path):
@@ -163,8 +180,7 @@ def test_pgpassword_is_never_sent_to_a_host_not_configured_for_it(fake_pg):
     assert fake_pg.passwords == []
 
 
-def test_a_host_named_in_the_setting_or_in_pgpass_gets_its_password(fake_pg, monkeypatch,
-                                                                     tmp_path):
+def test_a_host_named_in_the_setting_or_in_pgpass_gets_its_password(fake_pg, monkeypatch, tmp_path):
     monkeypatch.setenv("RECSYS_DATA_DB_PASSWORD_HOSTS", f'["127.0.0.1:{fake_pg.port}"]')
     with pytest.raises(DataSourceError):
         load_database(f"postgresql://reader@127.0.0.1:{fake_pg.port}/shop?table=reviews")

@@ -10,18 +10,19 @@ from recsys_core.exceptions import ConfigError, DataError
 
 def _frame(rows):
     frame = pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"])
-    return frame.astype({"user": object, "item": object, "rating": "float64",
-                         "timestamp": "int64"})
+    return frame.astype({"user": object, "item": object, "rating": "float64", "timestamp": "int64"})
 
 
-REPEATED = _frame([
-    ("u1", "a", 1.0, 10),
-    ("u1", "b", 3.0, 10),
-    ("u1", "a", 5.0, 30),   # later: latest keeps it
-    ("u2", "a", 2.0, 5),
-    ("u1", "a", 4.0, 20),   # repeated again, not the latest
-    ("u2", "a", 4.0, 5),    # same timestamp as row 4: the later line wins
-])
+REPEATED = _frame(
+    [
+        ("u1", "a", 1.0, 10),
+        ("u1", "b", 3.0, 10),
+        ("u1", "a", 5.0, 30),  # later: latest keeps it
+        ("u2", "a", 2.0, 5),
+        ("u1", "a", 4.0, 20),  # repeated again, not the latest
+        ("u2", "a", 4.0, 5),  # same timestamp as row 4: the later line wins
+    ]
+)
 
 
 def test_latest_keeps_the_latest_rating_of_each_pair_in_first_seen_order():
@@ -71,6 +72,7 @@ def test_a_table_without_repeats_is_returned_as_is(policy):
 
 
 def test_unknown_policy_is_a_config_error():
-    with pytest.raises(ConfigError, match="unknown duplicates policy 'first'; use one of latest, "
-                                          "mean, refuse"):
+    with pytest.raises(
+        ConfigError, match="unknown duplicates policy 'first'; use one of latest, mean, refuse"
+    ):
         resolve_duplicates(REPEATED, "first")

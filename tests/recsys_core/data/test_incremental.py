@@ -15,8 +15,14 @@ T0 = 1_700_000_000
 
 
 def ev(i, **kw):
-    base = {"event_id": f"e{i:04d}", "user_id": f"u{i % 7}", "item_id": f"i{i % 11}",
-            "type": "rating", "rating": float(1 + i % 5), "timestamp": T0 + i}
+    base = {
+        "event_id": f"e{i:04d}",
+        "user_id": f"u{i % 7}",
+        "item_id": f"i{i % 11}",
+        "type": "rating",
+        "rating": float(1 + i % 5),
+        "timestamp": T0 + i,
+    }
     return {**base, **kw}
 
 
@@ -45,18 +51,24 @@ def test_since_last_reads_only_new_rows_and_merges_them_like_a_full_read(events_
     assert first.watermark == f"{T0 + 59}:e0059"
     lineage = incremental.last_collection(root, events_url)
     assert (lineage.digest, lineage.watermark) == (first.digest, first.watermark)
-    assert json.loads((root / first.digest[:16] / snapshot.META_FILE).read_text())[
-        "watermark"] == first.watermark
+    assert (
+        json.loads((root / first.digest[:16] / snapshot.META_FILE).read_text())["watermark"]
+        == first.watermark
+    )
 
     # a re-rated pair (u0, i0: first rated by e0000), a new user, a new item, clicks
-    append(events_url, [ev(60, user_id="u0", item_id="i0", rating=5.0),
-                        ev(61, user_id="newcomer", item_id="i3"),
-                        ev(62, user_id="u1", item_id="brand-new", type="click", rating=None),
-                        ev(63, user_id="newcomer", item_id="brand-new", type="purchase",
-                           rating=None),
-                        # a view then a click of a pair rated before (by e0016): one row
-                        ev(64, user_id="u2", item_id="i5", type="view", rating=None),
-                        ev(65, user_id="u2", item_id="i5", type="click", rating=None)])
+    append(
+        events_url,
+        [
+            ev(60, user_id="u0", item_id="i0", rating=5.0),
+            ev(61, user_id="newcomer", item_id="i3"),
+            ev(62, user_id="u1", item_id="brand-new", type="click", rating=None),
+            ev(63, user_id="newcomer", item_id="brand-new", type="purchase", rating=None),
+            # a view then a click of a pair rated before (by e0016): one row
+            ev(64, user_id="u2", item_id="i5", type="view", rating=None),
+            ev(65, user_id="u2", item_id="i5", type="click", rating=None),
+        ],
+    )
     second = incremental.collect_snapshot(events_url, root, since="last")
     how = second.collection
     assert how["mode"] == "incremental" and (how["rows_read"], how["rows"]) == (6, 5)
@@ -90,8 +102,10 @@ def test_a_missing_previous_snapshot_says_to_run_once_without_since(events_url, 
     # a full read starts a new history
     again = incremental.collect_snapshot(events_url, root)
     assert incremental.last_collection(root, events_url).digest == again.digest
-    assert incremental.collect_snapshot(events_url, root, since="last").collection[
-        "mode"] == "incremental"
+    assert (
+        incremental.collect_snapshot(events_url, root, since="last").collection["mode"]
+        == "incremental"
+    )
 
 
 def test_an_altered_previous_snapshot_is_refused(sqlite_url, fill_events, tmp_path):
@@ -103,8 +117,9 @@ def test_an_altered_previous_snapshot_is_refused(sqlite_url, fill_events, tmp_pa
         incremental.collect_snapshot(sqlite_url, tmp_path, since="last")
 
 
-def test_an_explicit_watermark_reads_after_it_and_leaves_the_history_alone(sqlite_url,
-                                                                         fill_events, tmp_path):
+def test_an_explicit_watermark_reads_after_it_and_leaves_the_history_alone(
+    sqlite_url, fill_events, tmp_path
+):
     fill_events(sqlite_url, [ev(i) for i in range(30)])
     first = incremental.collect_snapshot(sqlite_url, tmp_path, since="last")
     part = incremental.collect_snapshot(sqlite_url, tmp_path, since=f"{T0 + 19}:e0019")
@@ -136,7 +151,7 @@ def test_two_collections_at_once_skip_no_row(events_url, tmp_path):
     def run():
         try:
             results.append(incremental.collect_snapshot(events_url, root, since="last"))
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=run) for _ in range(2)]

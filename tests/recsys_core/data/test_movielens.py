@@ -231,8 +231,11 @@ def mirror(tmp_path, cache, monkeypatch):
 def _publish(mirror, md5=None):
     rel = movielens.release("latest-small")  # no md5 in the table: the published .md5 counts
     (mirror / "ml").mkdir(exist_ok=True)
-    zipped = _zip(mirror / "ml" / rel.zip_name, rel.folder,
-                  {"ratings.csv": RATINGS_CSV, "movies.csv": MOVIES_CSV})
+    zipped = _zip(
+        mirror / "ml" / rel.zip_name,
+        rel.folder,
+        {"ratings.csv": RATINGS_CSV, "movies.csv": MOVIES_CSV},
+    )
     digest = md5 or hashlib.md5(zipped.read_bytes()).hexdigest()
     (mirror / "ml" / (rel.zip_name + ".md5")).write_text(f"{digest}  {rel.zip_name}\n")
     return rel, zipped

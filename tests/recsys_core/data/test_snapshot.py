@@ -116,8 +116,7 @@ def test_read_without_items(collected, tmp_path):
 def _tamper(snap):
     """Rewrite the cached interactions: half the rows, every rating 5 (a plausible edit)."""
     frame = pd.read_parquet(snap.interactions_path)
-    frame.iloc[: len(frame) // 2].assign(rating=5.0).to_parquet(snap.interactions_path,
-                                                                index=False)
+    frame.iloc[: len(frame) // 2].assign(rating=5.0).to_parquet(snap.interactions_path, index=False)
 
 
 def test_reading_a_tampered_snapshot_is_refused(collected, tmp_path):

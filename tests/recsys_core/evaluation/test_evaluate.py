@@ -26,19 +26,27 @@ def _frame(rows):
 TRAIN = _frame(
     [
         ("u1", "a", 4.0, 1),
-        ("u2", "a", 3.0, 1), ("u2", "b", 4.0, 2),
-        ("u3", "a", 5.0, 1), ("u3", "b", 3.0, 2), ("u3", "c", 4.0, 3),
-        ("u4", "a", 2.0, 1), ("u4", "b", 5.0, 2), ("u4", "c", 3.0, 3), ("u4", "d", 1.0, 4),
+        ("u2", "a", 3.0, 1),
+        ("u2", "b", 4.0, 2),
+        ("u3", "a", 5.0, 1),
+        ("u3", "b", 3.0, 2),
+        ("u3", "c", 4.0, 3),
+        ("u4", "a", 2.0, 1),
+        ("u4", "b", 5.0, 2),
+        ("u4", "c", 3.0, 3),
+        ("u4", "d", 1.0, 4),
     ]
-)  # fmt: skip
+)
 # test: u5 is a cold user, e a cold item
 TEST = _frame(
     [
-        ("u1", "b", 4.0, 9), ("u1", "d", 2.0, 9),
+        ("u1", "b", 4.0, 9),
+        ("u1", "d", 2.0, 9),
         ("u2", "c", 5.0, 9),
-        ("u5", "a", 5.0, 9), ("u5", "e", 3.0, 9),
+        ("u5", "a", 5.0, 9),
+        ("u5", "e", 3.0, 9),
     ]
-)  # fmt: skip
+)
 
 
 @pytest.fixture(scope="module")
@@ -200,8 +208,11 @@ def test_k_beyond_the_catalogue_counts_empty_slots_as_misses(popularity):
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
 def test_non_finite_test_ratings_are_refused(popularity, bad):
     test = TEST.assign(rating=[4.0, bad, 5.0, 5.0, 3.0])
-    with pytest.raises(DataError, match=r"1 rating\(s\) that are not finite.*user 'u1' and item "
-                                        r"'d'; metrics would be NaN"):
+    with pytest.raises(
+        DataError,
+        match=r"1 rating\(s\) that are not finite.*user 'u1' and item "
+        r"'d'; metrics would be NaN",
+    ):
         evaluate(popularity, TRAIN, test, k=2)
 
 
@@ -209,7 +220,10 @@ def test_populations_by_hand(popularity):
     """warm users u1, u2 (training rows), cold user u5; e is the one cold item."""
     m = evaluate(popularity, TRAIN, TEST, k=2).metrics
     assert {p: (m[f"{p}/users"], m[f"{p}/rows"]) for p in ("all", "warm", "cold")} == {
-        "all": (3, 5), "warm": (2, 3), "cold": (1, 2)}  # fmt: skip
+        "all": (3, 5),
+        "warm": (2, 3),
+        "cold": (1, 2),
+    }
     assert (m["cold_items/items"], m["cold_items/rows"]) == (1, 1)
     assert m["cold_items/share"] == pytest.approx(0.2)
     # warm: u1 (R 1/2, nDCG of one hit first of two) and u2 (R 1, nDCG 1); cold: u5 alone
@@ -242,8 +256,9 @@ def test_an_empty_population_has_sizes_but_no_metrics(popularity):
     warm_only = TEST[TEST["user"] != "u5"]
     m = evaluate(Bias().fit(Interactions.from_frame(TRAIN)), TRAIN, warm_only, k=2).metrics
     assert (m["cold/users"], m["cold/rows"]) == (0, 0)
-    assert not [name for name in m if name.startswith("cold/") and name[5:] not in
-                ("users", "rows")]  # fmt: skip
+    assert not [
+        name for name in m if name.startswith("cold/") and name[5:] not in ("users", "rows")
+    ]
     assert m["warm/rmse"] == pytest.approx(m["rmse"])
     assert m["warm/ndcg_at_2"] == pytest.approx(m["ndcg_at_2"])
 

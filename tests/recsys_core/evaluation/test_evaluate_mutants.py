@@ -22,11 +22,17 @@ def _frame(rows):
 TRAIN = _frame(
     [
         ("u1", "a", 4.0, 1),
-        ("u2", "a", 3.0, 1), ("u2", "b", 4.0, 2),
-        ("u3", "a", 5.0, 1), ("u3", "b", 3.0, 2), ("u3", "c", 4.0, 3),
-        ("u4", "a", 2.0, 1), ("u4", "b", 5.0, 2), ("u4", "c", 3.0, 3), ("u4", "d", 1.0, 4),
+        ("u2", "a", 3.0, 1),
+        ("u2", "b", 4.0, 2),
+        ("u3", "a", 5.0, 1),
+        ("u3", "b", 3.0, 2),
+        ("u3", "c", 4.0, 3),
+        ("u4", "a", 2.0, 1),
+        ("u4", "b", 5.0, 2),
+        ("u4", "c", 3.0, 3),
+        ("u4", "d", 1.0, 4),
     ]
-)  # fmt: skip
+)
 TEST = _frame([("u1", "b", 4.0, 9), ("u2", "c", 5.0, 9)])
 
 
@@ -65,8 +71,12 @@ def test_recommendations_frame_columns_and_ranks(popularity):
     assert list(recs.columns) == ["user", "rank", "item", "score"]
     # u1 has seen a: [b, c, d]; u2 has seen a, b: [c, d] and an empty third slot (dropped)
     assert list(zip(recs["user"], recs["rank"], recs["item"], strict=True)) == [
-        ("u1", 1, "b"), ("u1", 2, "c"), ("u1", 3, "d"), ("u2", 1, "c"), ("u2", 2, "d"),
-    ]  # fmt: skip
+        ("u1", 1, "b"),
+        ("u1", 2, "c"),
+        ("u1", 3, "d"),
+        ("u2", 1, "c"),
+        ("u2", 2, "d"),
+    ]
     assert recs["score"].tolist() == [3.0, 2.0, 1.0, 2.0, 1.0]  # popularity counts
 
 

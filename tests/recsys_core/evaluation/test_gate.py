@@ -20,8 +20,9 @@ from recsys_core.evaluation.gate import (
 )
 from recsys_core.exceptions import ConfigError
 
-RATING = GateConfig(thresholds={"rmse": 1.0}, min_improvement=0.01, guarded_metrics=["mae"],
-                    guard_tolerance=0.02)  # fmt: skip
+RATING = GateConfig(
+    thresholds={"rmse": 1.0}, min_improvement=0.01, guarded_metrics=["mae"], guard_tolerance=0.02
+)
 
 
 def _check(decision, name):
@@ -31,8 +32,12 @@ def _check(decision, name):
 
 
 def test_first_run_passes_on_thresholds_and_baseline():
-    d = decide({"rmse": 0.90, "mae": 0.70}, config=RATING, primary="rmse",
-               baseline={"rmse": 0.95, "mae": 0.75})  # fmt: skip
+    d = decide(
+        {"rmse": 0.90, "mae": 0.70},
+        config=RATING,
+        primary="rmse",
+        baseline={"rmse": 0.95, "mae": 0.75},
+    )
     assert d.passed
     assert [c.name for c in d.checks] == ["threshold rmse", "beats baseline"]
     assert d.champion is None
@@ -82,14 +87,18 @@ def test_baseline_check_can_be_turned_off():
 
 def test_champion_must_be_beaten_by_min_improvement():
     champion = {"rmse": 0.90, "mae": 0.70}
-    better = decide({"rmse": 0.885, "mae": 0.70}, config=RATING, primary="rmse",
-                    champion=champion, champion_version="3")  # fmt: skip
+    better = decide(
+        {"rmse": 0.885, "mae": 0.70},
+        config=RATING,
+        primary="rmse",
+        champion=champion,
+        champion_version="3",
+    )
     assert better.passed
     assert "required >= 0.01" in _check(better, "beats champion").detail
     assert better.champion_version == "3"
 
-    barely = decide({"rmse": 0.895, "mae": 0.70}, config=RATING, primary="rmse",
-                    champion=champion)  # fmt: skip
+    barely = decide({"rmse": 0.895, "mae": 0.70}, config=RATING, primary="rmse", champion=champion)
     assert not barely.passed
     assert not _check(barely, "beats champion").passed
 
@@ -106,12 +115,10 @@ def test_equal_metrics_are_refused_when_an_improvement_is_required():
 
 def test_guarded_metric_regression_beyond_tolerance_is_refused():
     champion = {"rmse": 0.90, "mae": 0.70}
-    within = decide({"rmse": 0.85, "mae": 0.715}, config=RATING, primary="rmse",
-                    champion=champion)  # fmt: skip
+    within = decide({"rmse": 0.85, "mae": 0.715}, config=RATING, primary="rmse", champion=champion)
     assert within.passed
     assert _check(within, "guard mae").passed
-    beyond = decide({"rmse": 0.85, "mae": 0.73}, config=RATING, primary="rmse",
-                    champion=champion)  # fmt: skip
+    beyond = decide({"rmse": 0.85, "mae": 0.73}, config=RATING, primary="rmse", champion=champion)
     assert not beyond.passed
     guard = _check(beyond, "guard mae")
     assert not guard.passed
@@ -122,28 +129,50 @@ def test_guarded_metric_regression_beyond_tolerance_is_refused():
 def test_ranking_primary_metric_higher_is_better():
     cfg = GateConfig(thresholds={}, min_improvement=0.005, guarded_metrics=["recall_at_10"])
     champion = {"ndcg_at_10": 0.20, "recall_at_10": 0.10}
-    up = decide({"ndcg_at_10": 0.21, "recall_at_10": 0.10}, config=cfg, primary="ndcg_at_10",
-                champion=champion, baseline={"ndcg_at_10": 0.15})  # fmt: skip
+    up = decide(
+        {"ndcg_at_10": 0.21, "recall_at_10": 0.10},
+        config=cfg,
+        primary="ndcg_at_10",
+        champion=champion,
+        baseline={"ndcg_at_10": 0.15},
+    )
     assert up.passed
-    down = decide({"ndcg_at_10": 0.19, "recall_at_10": 0.10}, config=cfg,
-                  primary="ndcg_at_10", champion=champion)  # fmt: skip
+    down = decide(
+        {"ndcg_at_10": 0.19, "recall_at_10": 0.10},
+        config=cfg,
+        primary="ndcg_at_10",
+        champion=champion,
+    )
     assert not down.passed
     assert "improvement -0.0100" in _check(down, "beats champion").detail
-    lower_recall = decide({"ndcg_at_10": 0.25, "recall_at_10": 0.08}, config=cfg,
-                          primary="ndcg_at_10", champion=champion)  # fmt: skip
+    lower_recall = decide(
+        {"ndcg_at_10": 0.25, "recall_at_10": 0.08},
+        config=cfg,
+        primary="ndcg_at_10",
+        champion=champion,
+    )
     assert not _check(lower_recall, "guard recall_at_10").passed
 
 
 def test_champion_without_the_primary_metric_fails():
-    d = decide({"ndcg_at_10": 0.2}, config=GateConfig(thresholds={}), primary="ndcg_at_10",
-               champion={"rmse": 0.9})  # fmt: skip
+    d = decide(
+        {"ndcg_at_10": 0.2},
+        config=GateConfig(thresholds={}),
+        primary="ndcg_at_10",
+        champion={"rmse": 0.9},
+    )
     assert not d.passed
     assert "could not be scored on 'ndcg_at_10'" in _check(d, "beats champion").detail
 
 
 def test_missing_primary_metric_fails_with_a_message():
-    d = decide({"ndcg_at_10": 0.2, "recall_at_10": 0.1}, config=RATING, primary="rmse",
-               baseline={"rmse": 0.9}, champion={"rmse": 0.9})  # fmt: skip
+    d = decide(
+        {"ndcg_at_10": 0.2, "recall_at_10": 0.1},
+        config=RATING,
+        primary="rmse",
+        baseline={"rmse": 0.9},
+        champion={"rmse": 0.9},
+    )
     assert not d.passed
     check = _check(d, "primary metric")
     assert "no 'rmse'" in check.detail
@@ -171,9 +200,14 @@ def test_config_is_validated():
 
 
 def test_to_markdown_lists_every_check_and_metric():
-    d = decide({"rmse": 0.85, "mae": 0.73, "ndcg_at_10": 0.1}, config=RATING, primary="rmse",
-               champion={"rmse": 0.90, "mae": 0.70}, baseline={"rmse": 0.95},
-               champion_version="7")  # fmt: skip
+    d = decide(
+        {"rmse": 0.85, "mae": 0.73, "ndcg_at_10": 0.1},
+        config=RATING,
+        primary="rmse",
+        champion={"rmse": 0.90, "mae": 0.70},
+        baseline={"rmse": 0.95},
+        champion_version="7",
+    )
     md = d.to_markdown()
     assert md.startswith("# Gate REFUSED")
     assert "champion: version 7" in md
@@ -205,8 +239,13 @@ def test_non_finite_primary_is_refused_without_baseline_or_threshold(value):
 
 
 def test_nan_primary_is_refused_against_a_champion():
-    d = decide({"rmse": float("nan"), "mae": 0.7}, config=RATING, primary="rmse",
-               champion={"rmse": 0.9, "mae": 0.7}, baseline={"rmse": 0.95})  # fmt: skip
+    d = decide(
+        {"rmse": float("nan"), "mae": 0.7},
+        config=RATING,
+        primary="rmse",
+        champion={"rmse": 0.9, "mae": 0.7},
+        baseline={"rmse": 0.95},
+    )
     assert not d.passed
     assert not _check(d, "beats champion").passed
     assert not _check(d, "beats baseline").passed
@@ -217,8 +256,7 @@ def test_guard_exactly_at_its_tolerance_passes_and_just_beyond_fails():
     # 0.72 - 0.70 is 0.0199999... in binary: the tolerance is inclusive, as written
     at = decide({"rmse": 0.85, "mae": 0.72}, config=RATING, primary="rmse", champion=champion)
     assert _check(at, "guard mae").passed and at.passed
-    beyond = decide({"rmse": 0.85, "mae": 0.7201}, config=RATING, primary="rmse",
-                    champion=champion)  # fmt: skip
+    beyond = decide({"rmse": 0.85, "mae": 0.7201}, config=RATING, primary="rmse", champion=champion)
     assert not _check(beyond, "guard mae").passed and not beyond.passed
 
 
@@ -239,50 +277,85 @@ def test_the_baseline_is_used_when_given():
 
 
 def test_reasons_list_failures_first():
-    d = decide({"rmse": 0.85, "mae": 0.80}, config=RATING, primary="rmse",
-               champion={"rmse": 0.90, "mae": 0.70}, baseline={"rmse": 0.95})  # fmt: skip
+    d = decide(
+        {"rmse": 0.85, "mae": 0.80},
+        config=RATING,
+        primary="rmse",
+        champion={"rmse": 0.90, "mae": 0.70},
+        baseline={"rmse": 0.95},
+    )
     assert [c.passed for c in d.checks] == [True, True, True, False]
     assert d.reasons[0].startswith("FAIL guard mae")
     assert [r.split(" ")[0] for r in d.reasons] == ["FAIL", "PASS", "PASS", "PASS"]
 
 
 def test_unavailable_champion_defaults_to_thresholds_and_baseline():
-    d = decide({"rmse": 0.85, "mae": 0.7}, config=RATING, primary="rmse",
-               baseline={"rmse": 0.95}, champion_version="4",
-               champion_unavailable="its model state cannot be loaded: gone")  # fmt: skip
+    d = decide(
+        {"rmse": 0.85, "mae": 0.7},
+        config=RATING,
+        primary="rmse",
+        baseline={"rmse": 0.95},
+        champion_version="4",
+        champion_unavailable="its model state cannot be loaded: gone",
+    )
     assert d.passed
     check = _check(d, "champion available")
     assert check.passed
-    assert check.detail.startswith("champion unavailable: its model state cannot be loaded: gone "
-                                   "(version 4)")
+    assert check.detail.startswith(
+        "champion unavailable: its model state cannot be loaded: gone (version 4)"
+    )
     assert "on_champion_unavailable='baseline'" in check.detail
     assert not [c for c in d.checks if c.name == "beats champion"]
     assert d.champion_unavailable and "champion unavailable" in d.to_markdown()
     # the baseline must still be beaten, and must be there to be beaten
-    worse = decide({"rmse": 0.96}, config=RATING, primary="rmse", baseline={"rmse": 0.95},
-                   champion_version="4", champion_unavailable="gone")  # fmt: skip
+    worse = decide(
+        {"rmse": 0.96},
+        config=RATING,
+        primary="rmse",
+        baseline={"rmse": 0.95},
+        champion_version="4",
+        champion_unavailable="gone",
+    )
     assert not worse.passed
-    missing = decide({"rmse": 0.85}, config=RATING, primary="rmse", champion_version="4",
-                     champion_unavailable="gone")  # fmt: skip
+    missing = decide(
+        {"rmse": 0.85},
+        config=RATING,
+        primary="rmse",
+        champion_version="4",
+        champion_unavailable="gone",
+    )
     assert not missing.passed
     assert "no baseline given" in _check(missing, "beats baseline").detail
 
 
 def test_unavailable_champion_can_refuse():
     cfg = RATING.model_copy(update={"on_champion_unavailable": "refuse"})
-    d = decide({"rmse": 0.5}, config=cfg, primary="rmse", baseline={"rmse": 0.95},
-               champion_version="4", champion_unavailable="gone")  # fmt: skip
+    d = decide(
+        {"rmse": 0.5},
+        config=cfg,
+        primary="rmse",
+        baseline={"rmse": 0.95},
+        champion_version="4",
+        champion_unavailable="gone",
+    )
     assert not d.passed
-    assert d.reasons[0] == ("FAIL champion available: champion unavailable: gone (version 4); "
-                            "refused (on_champion_unavailable='refuse')")
+    assert d.reasons[0] == (
+        "FAIL champion available: champion unavailable: gone (version 4); "
+        "refused (on_champion_unavailable='refuse')"
+    )
     with pytest.raises(ValidationError):
         GateConfig(on_champion_unavailable="ignore")
 
 
 def test_a_champion_scoring_nan_is_unavailable_not_unbeatable():
-    d = decide({"rmse": 0.85, "mae": 0.7}, config=RATING, primary="rmse",
-               champion={"rmse": float("nan"), "mae": 0.7}, champion_version="2",
-               baseline={"rmse": 0.95})  # fmt: skip
+    d = decide(
+        {"rmse": 0.85, "mae": 0.7},
+        config=RATING,
+        primary="rmse",
+        champion={"rmse": float("nan"), "mae": 0.7},
+        champion_version="2",
+        baseline={"rmse": 0.95},
+    )
     assert d.passed
     assert "rmse re-scored on this split is nan" in _check(d, "champion available").detail
 
@@ -320,10 +393,16 @@ POPULARITY = {"ndcg_at_10": 0.22, "recall_at_10": 0.10}
 
 
 def _ranking(challenger, champion=None, config=RANKING):
-    return decide(challenger, config=config, primary=config.primary_metric,
-                  baseline=POPULARITY, champion=champion,
-                  champion_version="3" if champion else None, role="ranking",
-                  baseline_name="popularity")
+    return decide(
+        challenger,
+        config=config,
+        primary=config.primary_metric,
+        baseline=POPULARITY,
+        champion=champion,
+        champion_version="3" if champion else None,
+        role="ranking",
+        baseline_name="popularity",
+    )
 
 
 def test_ranking_gate_defaults_resolve_k():
@@ -337,16 +416,18 @@ def test_ranking_gate_defaults_resolve_k():
     assert baseline_candidates(RankingGate(), False, "time") == both
     assert baseline_candidates(RankingGate(), True, "replay") == both
     assert baseline_candidates(RankingGate(), False, "random") == ["popularity"]
-    assert baseline_candidates(RankingGate(baseline="popularity"), False, "time") == [
-        "popularity"]
+    assert baseline_candidates(RankingGate(baseline="popularity"), False, "time") == ["popularity"]
     assert baseline_candidates(RatingGate(), True, "time") == ["bias"]
     scores = {"popularity": {"ndcg_at_10": 0.30}, "recent-popularity": {"ndcg_at_10": 0.31}}
     assert strongest_baseline(both, scores, "ndcg_at_10") == "recent-popularity"
     scores["popularity"]["ndcg_at_10"] = 0.31  # a tie: the first
     assert strongest_baseline(both, scores, "ndcg_at_10") == "popularity"
-    assert strongest_baseline(["bias", "global-mean"], {"bias": {"rmse": 0.9},
-                                                        "global-mean": {"rmse": 1.1}},
-                              "rmse") == "bias"
+    assert (
+        strongest_baseline(
+            ["bias", "global-mean"], {"bias": {"rmse": 0.9}, "global-mean": {"rmse": 1.1}}, "rmse"
+        )
+        == "bias"
+    )
     assert strongest_baseline(both, {}, "ndcg_at_10") == "popularity"  # none scored
     assert baseline_of(RatingGate(), predicts_ratings=False) == "bias"
     assert at_k("precision_at_k", 5) == "precision_at_5" and at_k("rmse", 5) == "rmse"
@@ -380,14 +461,17 @@ def test_ranking_gate_refuses_better_ndcg_with_a_lost_recall():
     assert not d.passed
     assert [r for r in d.reasons if r.startswith("FAIL")] == [
         "FAIL baseline guard recall_at_10: recall_at_10 0.0999 vs baseline 0.1000 (change "
-        "-0.0001; may not be worse than the baseline)"]
+        "-0.0001; may not be worse than the baseline)"
+    ]
 
 
 def test_ranking_gate_passes_a_model_beating_both():
     d = _ranking({"ndcg_at_10": 0.44, "recall_at_10": 0.25})
     assert d.passed, d.reasons
-    assert {r.split(":")[0] for r in d.reasons} == {"PASS beats baseline",
-                                                     "PASS baseline guard recall_at_10"}
+    assert {r.split(":")[0] for r in d.reasons} == {
+        "PASS beats baseline",
+        "PASS baseline guard recall_at_10",
+    }
 
 
 def test_ranking_gate_boundaries():
@@ -421,9 +505,12 @@ def test_competing_roles():
     assert competing_roles("auto", fillable=ranking, model="ease") == ["ranking"]
     assert competing_roles(["rating"], fillable=both, model="sgd-mf") == ["rating"]
     assert competing_roles(["rating", "ranking"], fillable=both, model="als") == [
-        "ranking", "rating"]
-    with pytest.raises(ConfigError, match="model 'ease' does not predict ratings.*"
-                                          "roles=\\['ranking'\\]"):
+        "ranking",
+        "rating",
+    ]
+    with pytest.raises(
+        ConfigError, match="model 'ease' does not predict ratings.*roles=\\['ranking'\\]"
+    ):
         competing_roles(["rating"], fillable=ranking, model="ease")
     with pytest.raises(ConfigError, match="give 'auto' or a list of ranking, rating"):
         competing_roles(["served"], fillable=both, model="als")
@@ -442,23 +529,48 @@ def test_role_gates_set_one_field_keep_the_role_defaults():
 # --- populations: judged on warm users, the cold users a guard ------------------------------
 
 RATING_ROLE = resolved(RatingGate(), 10)
-SIZES = {"warm/users": 107, "warm/rows": 2260, "cold/users": 194, "cold/rows": 13740,
-         "all/users": 301, "all/rows": 16000}  # fmt: skip
+SIZES = {
+    "warm/users": 107,
+    "warm/rows": 2260,
+    "cold/users": 194,
+    "cold/rows": 13740,
+    "all/users": 301,
+    "all/rows": 16000,
+}
 # the bias model's figures on a time split where most test rows are cold users' rows
-BIAS = {**SIZES, "rmse": 1.0308, "mae": 0.82, "warm/rmse": 1.0009, "warm/mae": 0.80,
-        "cold/rmse": 1.0357, "cold/mae": 0.83}  # fmt: skip
+BIAS = {
+    **SIZES,
+    "rmse": 1.0308,
+    "mae": 0.82,
+    "warm/rmse": 1.0009,
+    "warm/mae": 0.80,
+    "cold/rmse": 1.0357,
+    "cold/mae": 0.83,
+}
 
 
 def _rating(challenger, champion=None, config=RATING_ROLE):
-    return decide(challenger, config=config, primary=config.primary_metric, baseline=BIAS,
-                  champion=champion, champion_version="2" if champion else None,
-                  role="rating", baseline_name="bias")
+    return decide(
+        challenger,
+        config=config,
+        primary=config.primary_metric,
+        baseline=BIAS,
+        champion=champion,
+        champion_version="2" if champion else None,
+        role="rating",
+        baseline_name="bias",
+    )
 
 
 def test_better_on_warm_users_and_equal_on_cold_ones_is_promoted():
     # worse than bias over all rows (1.0310 > 1.0308) only through rounding of the fallback
-    challenger = {**BIAS, "rmse": 1.0310, "warm/rmse": 0.9636, "warm/mae": 0.77,
-                  "cold/rmse": 1.0357}  # fmt: skip
+    challenger = {
+        **BIAS,
+        "rmse": 1.0310,
+        "warm/rmse": 0.9636,
+        "warm/mae": 0.77,
+        "cold/rmse": 1.0357,
+    }
     d = _rating(challenger)
     assert d.passed, d.reasons
     assert d.primary_metric == "warm/rmse"
@@ -468,14 +580,20 @@ def test_better_on_warm_users_and_equal_on_cold_ones_is_promoted():
 
 
 def test_a_model_that_breaks_the_fallback_is_refused():
-    challenger = {**BIAS, "rmse": 1.0424, "warm/rmse": 0.9636, "warm/mae": 0.77,
-                  "cold/rmse": 1.0557}  # fmt: skip
+    challenger = {
+        **BIAS,
+        "rmse": 1.0424,
+        "warm/rmse": 0.9636,
+        "warm/mae": 0.77,
+        "cold/rmse": 1.0557,
+    }
     d = _rating(challenger)
     assert not d.passed
     assert _check(d, "beats baseline").passed
     assert d.reasons[0] == (
         "FAIL cold guard cold/rmse vs baseline: cold/rmse 1.0557 vs baseline 1.0357 (change "
-        "-0.0200, tolerance 0.005: the fallback may not get worse)")
+        "-0.0200, tolerance 0.005: the fallback may not get worse)"
+    )
     # within the tolerance it passes; without cold guards the warm gain alone decides
     assert _rating({**challenger, "cold/rmse": 1.0407}).passed
     assert _rating(challenger, config=RATING_ROLE.model_copy(update={"cold_guards": []})).passed
@@ -484,8 +602,7 @@ def test_a_model_that_breaks_the_fallback_is_refused():
 def test_champion_and_challenger_are_compared_on_the_same_population():
     champion = {**BIAS, "rmse": 1.02, "warm/rmse": 0.99, "warm/mae": 0.79, "cold/rmse": 1.0357}
     # better over all rows than the champion, worse on its warm users: refused
-    worse_warm = {**BIAS, "rmse": 1.01, "warm/rmse": 0.995, "warm/mae": 0.79,
-                  "cold/rmse": 1.0357}  # fmt: skip
+    worse_warm = {**BIAS, "rmse": 1.01, "warm/rmse": 0.995, "warm/mae": 0.79, "cold/rmse": 1.0357}
     d = _rating(worse_warm, champion)
     assert not _check(d, "beats champion").passed
     assert "warm/rmse 0.9950 vs champion 0.9900" in _check(d, "beats champion").detail
@@ -500,19 +617,33 @@ def test_champion_and_challenger_are_compared_on_the_same_population():
 
 
 def test_no_warm_user_falls_back_to_all_users_and_says_so():
-    cold_only = {"warm/users": 0, "warm/rows": 0, "cold/users": 5, "cold/rows": 9,
-                 "rmse": 1.00, "mae": 0.8, "cold/rmse": 1.00, "cold/mae": 0.8}  # fmt: skip
+    cold_only = {
+        "warm/users": 0,
+        "warm/rows": 0,
+        "cold/users": 5,
+        "cold/rows": 9,
+        "rmse": 1.00,
+        "mae": 0.8,
+        "cold/rmse": 1.00,
+        "cold/mae": 0.8,
+    }
     base = {**cold_only, "rmse": 1.01, "cold/rmse": 1.01}
     d = decide(cold_only, config=RATING_ROLE, primary="warm/rmse", baseline=base)
     assert d.passed, d.reasons
     check = _check(d, "population")
     assert check.passed and check.detail == (
         "no warm user in the test set (warm/users = 0): judged on all users instead, rmse for "
-        "warm/rmse (on_empty_population='all')")
+        "warm/rmse (on_empty_population='all')"
+    )
     assert "rmse 1.0000 vs baseline 1.0100" in _check(d, "beats baseline").detail
     champion = {**cold_only, "mae": 0.7}
-    guarded = decide(cold_only, config=RATING_ROLE.model_copy(update={"min_improvement": 0}),
-                     primary="warm/rmse", baseline=base, champion=champion)  # fmt: skip
+    guarded = decide(
+        cold_only,
+        config=RATING_ROLE.model_copy(update={"min_improvement": 0}),
+        primary="warm/rmse",
+        baseline=base,
+        champion=champion,
+    )
     assert not _check(guarded, "guard mae").passed  # the guards fall back with the primary
     strict = RATING_ROLE.model_copy(update={"on_empty_population": "refuse"})
     refused = decide(cold_only, config=strict, primary="warm/rmse", baseline=base)
@@ -521,11 +652,20 @@ def test_no_warm_user_falls_back_to_all_users_and_says_so():
 
 
 def test_no_relevant_item_for_warm_users_is_an_empty_population_too():
-    metrics = {"warm/users": 3, "cold/users": 2, "ndcg_at_10": 0.3, "recall_at_10": 0.2,
-               "cold/ndcg_at_10": 0.3}  # fmt: skip
+    metrics = {
+        "warm/users": 3,
+        "cold/users": 2,
+        "ndcg_at_10": 0.3,
+        "recall_at_10": 0.2,
+        "cold/ndcg_at_10": 0.3,
+    }
     config = resolved(RankingGate(), 10)
-    d = decide(metrics, config=config, primary=config.primary_metric,
-               baseline={**metrics, "ndcg_at_10": 0.2})  # fmt: skip
+    d = decide(
+        metrics,
+        config=config,
+        primary=config.primary_metric,
+        baseline={**metrics, "ndcg_at_10": 0.2},
+    )
     assert "no warm/ndcg_at_10 for the 3 warm users" in _check(d, "population").detail
     assert d.passed, d.reasons
 
@@ -535,7 +675,8 @@ def test_no_cold_user_passes_the_cold_guard_and_says_so():
     del warm_only["cold/rmse"], warm_only["cold/mae"]
     d = _rating(warm_only, config=RATING_ROLE)
     assert _check(d, "cold guard").detail == (
-        "no cold user in the test set (cold/users = 0): nothing to guard")
+        "no cold user in the test set (cold/users = 0): nothing to guard"
+    )
     assert d.passed
 
 
@@ -543,22 +684,41 @@ def test_cold_guard_needs_the_metric_on_both_sides():
     challenger = {**BIAS, "warm/rmse": 0.97}
     del challenger["cold/rmse"]
     d = _rating(challenger)
-    assert "the challenger has no 'cold/rmse'" in _check(
-        d, "cold guard cold/rmse vs baseline").detail
+    assert (
+        "the challenger has no 'cold/rmse'" in _check(d, "cold guard cold/rmse vs baseline").detail
+    )
     assert not d.passed
 
 
 def test_decision_tables_carry_the_populations():
-    challenger = {**BIAS, "warm/rmse": 0.9636, "cold_items/items": 3, "cold_items/rows": 40,
-                  "cold_items/share": 0.0025, "cold_items/rmse": 1.1}  # fmt: skip
+    challenger = {
+        **BIAS,
+        "warm/rmse": 0.9636,
+        "cold_items/items": 3,
+        "cold_items/rows": 40,
+        "cold_items/share": 0.0025,
+        "cold_items/rmse": 1.1,
+    }
     md = _rating(challenger).to_markdown()
-    assert ("Populations (test users with / without training rows): warm 107 users (2,260 "
-            "rows); cold 194 users (13,740 rows); all 301 users (16,000 rows); cold items 3 "
-            "(0.2% of the rows)") in md
-    rows = [line.split(" | ")[0][2:] for line in md.splitlines()
-            if line.startswith("| ") and line.count("|") == 5][1:]
-    assert rows == ["mae", "warm/mae", "cold/mae", "rmse", "warm/rmse", "cold/rmse",
-                    "cold_items/rmse"]
+    assert (
+        "Populations (test users with / without training rows): warm 107 users (2,260 "
+        "rows); cold 194 users (13,740 rows); all 301 users (16,000 rows); cold items 3 "
+        "(0.2% of the rows)"
+    ) in md
+    rows = [
+        line.split(" | ")[0][2:]
+        for line in md.splitlines()
+        if line.startswith("| ") and line.count("|") == 5
+    ][1:]
+    assert rows == [
+        "mae",
+        "warm/mae",
+        "cold/mae",
+        "rmse",
+        "warm/rmse",
+        "cold/rmse",
+        "cold_items/rmse",
+    ]
     assert "| warm/rmse | 0.9636 | - | 1.0009 |" in md
 
 
@@ -573,8 +733,10 @@ def test_real_figures_a_warm_gain_passes_and_a_worse_fallback_is_refused():
     from recsys_core.features import Interactions, SplitConfig, split
     from recsys_core.models import create
 
-    s = split(synthetic.generate(synthetic.config_for("small", seed=8)).interactions,
-              SplitConfig(strategy="time"))
+    s = split(
+        synthetic.generate(synthetic.config_for("small", seed=8)).interactions,
+        SplitConfig(strategy="time"),
+    )
     data = Interactions.from_frame(s.train)
     bias = evaluate(create("bias").fit(data), s.train, s.test).metrics
     model = create("als").fit(data)
@@ -590,9 +752,11 @@ def test_real_figures_a_warm_gain_passes_and_a_worse_fallback_is_refused():
     refused = _rating_real(broken, bias)
     assert not refused.passed
     assert [r.split(":")[0] for r in refused.reasons if r.startswith("FAIL")] == [
-        "FAIL cold guard cold/rmse vs baseline"]
+        "FAIL cold guard cold/rmse vs baseline"
+    ]
 
 
 def _rating_real(challenger, baseline):
-    return decide(challenger, config=RATING_ROLE, primary=RATING_ROLE.primary_metric,
-                  baseline=baseline)
+    return decide(
+        challenger, config=RATING_ROLE, primary=RATING_ROLE.primary_metric, baseline=baseline
+    )

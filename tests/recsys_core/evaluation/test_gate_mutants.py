@@ -5,8 +5,9 @@ Values are sums of powers of two, so that a difference lands exactly on a bound.
 
 from recsys_core.evaluation.gate import GateConfig, decide
 
-CFG = GateConfig(thresholds={"rmse": 1.0}, min_improvement=0.25, guarded_metrics=["mae"],
-                 guard_tolerance=0.25)  # fmt: skip
+CFG = GateConfig(
+    thresholds={"rmse": 1.0}, min_improvement=0.25, guarded_metrics=["mae"], guard_tolerance=0.25
+)
 CHAMPION = {"rmse": 1.0, "mae": 0.75, "coverage_at_10": 0.5}
 BASELINE = {"rmse": 0.75, "ndcg_at_10": 0.125}
 
@@ -43,8 +44,12 @@ def test_guard_holds_at_its_tolerance_and_fails_beyond():
 
 def test_a_guarded_metric_the_champion_lacks_is_not_judged():
     cfg = CFG.model_copy(update={"guarded_metrics": ["mae", "map_at_10"]})
-    d = decide({"rmse": 0.5, "mae": 0.75, "map_at_10": 0.125}, config=cfg, primary="rmse",
-               champion=CHAMPION)  # fmt: skip
+    d = decide(
+        {"rmse": 0.5, "mae": 0.75, "map_at_10": 0.125},
+        config=cfg,
+        primary="rmse",
+        champion=CHAMPION,
+    )
     assert [c.name for c in d.checks] == ["threshold rmse", "beats champion", "guard mae"]
     assert d.passed
 
@@ -59,16 +64,16 @@ def test_failed_checks_are_false_not_falsy():
 
 
 def test_summary_lists_every_check_when_passed_and_only_failures_when_refused():
-    passed = decide({"rmse": 0.5, "mae": 1.0}, config=CFG, primary="rmse",
-                    champion=CHAMPION, baseline=BASELINE)  # fmt: skip
+    passed = decide(
+        {"rmse": 0.5, "mae": 1.0}, config=CFG, primary="rmse", champion=CHAMPION, baseline=BASELINE
+    )
     assert passed.summary() == (
         "gate passed: rmse=0.5000 <= 1.0; "
         "rmse 0.5000 vs baseline 0.7500 (improvement +0.2500); "
         "rmse 0.5000 vs champion 1.0000 (improvement +0.5000, required >= 0.25); "
         "mae 1.0000 vs champion 0.7500 (change -0.2500, tolerance 0.25)"
     )
-    refused = decide({"rmse": 1.25, "mae": 1.25}, config=CFG, primary="rmse",
-                     champion=CHAMPION)  # fmt: skip
+    refused = decide({"rmse": 1.25, "mae": 1.25}, config=CFG, primary="rmse", champion=CHAMPION)
     assert refused.summary() == (
         "gate refused: threshold rmse: rmse=1.2500 is not <= 1.0; "
         "beats champion: rmse 1.2500 vs champion 1.0000 (improvement -0.2500, required >= 0.25); "
@@ -77,30 +82,38 @@ def test_summary_lists_every_check_when_passed_and_only_failures_when_refused():
 
 
 def test_markdown_report_in_full():
-    d = decide({"rmse": 0.5, "mae": 1.25}, config=CFG, primary="rmse", champion=CHAMPION,
-               baseline=BASELINE, champion_version="4")  # fmt: skip
+    d = decide(
+        {"rmse": 0.5, "mae": 1.25},
+        config=CFG,
+        primary="rmse",
+        champion=CHAMPION,
+        baseline=BASELINE,
+        champion_version="4",
+    )
     # every metric of any side gets a row, sorted, '-' where a side lacks it
-    assert d.to_markdown() == "\n".join([
-        "# Gate REFUSED",
-        "",
-        "Primary metric: `rmse`; champion: version 4",
-        "",
-        "| check | result | detail |",
-        "|---|---|---|",
-        "| threshold rmse | pass | rmse=0.5000 <= 1.0 |",
-        "| beats baseline | pass | rmse 0.5000 vs baseline 0.7500 (improvement +0.2500) |",
-        "| beats champion | pass | rmse 0.5000 vs champion 1.0000 (improvement +0.5000, "
-        "required >= 0.25) |",
-        "| guard mae | **fail** | mae 1.2500 vs champion 0.7500 (change -0.5000, "
-        "tolerance 0.25) |",
-        "",
-        "| metric | challenger | champion | baseline |",
-        "|---|---|---|---|",
-        "| coverage_at_10 | - | 0.5000 | - |",
-        "| mae | 1.2500 | 0.7500 | - |",
-        "| ndcg_at_10 | - | - | 0.1250 |",
-        "| rmse | 0.5000 | 1.0000 | 0.7500 |",
-    ])  # fmt: skip
+    assert d.to_markdown() == "\n".join(
+        [
+            "# Gate REFUSED",
+            "",
+            "Primary metric: `rmse`; champion: version 4",
+            "",
+            "| check | result | detail |",
+            "|---|---|---|",
+            "| threshold rmse | pass | rmse=0.5000 <= 1.0 |",
+            "| beats baseline | pass | rmse 0.5000 vs baseline 0.7500 (improvement +0.2500) |",
+            "| beats champion | pass | rmse 0.5000 vs champion 1.0000 (improvement +0.5000, "
+            "required >= 0.25) |",
+            "| guard mae | **fail** | mae 1.2500 vs champion 0.7500 (change -0.5000, "
+            "tolerance 0.25) |",
+            "",
+            "| metric | challenger | champion | baseline |",
+            "|---|---|---|---|",
+            "| coverage_at_10 | - | 0.5000 | - |",
+            "| mae | 1.2500 | 0.7500 | - |",
+            "| ndcg_at_10 | - | - | 0.1250 |",
+            "| rmse | 0.5000 | 1.0000 | 0.7500 |",
+        ]
+    )
 
 
 def test_markdown_report_of_a_first_run():
@@ -121,8 +134,13 @@ def test_a_non_finite_primary_metric_is_named_and_refused():
 
 
 def test_champion_unavailable_is_judged_on_the_baseline_and_reported():
-    d = decide({"rmse": 0.5, "mae": 0.5}, config=CFG, primary="rmse", baseline=BASELINE,
-               champion_unavailable="artifacts missing")  # fmt: skip
+    d = decide(
+        {"rmse": 0.5, "mae": 0.5},
+        config=CFG,
+        primary="rmse",
+        baseline=BASELINE,
+        champion_unavailable="artifacts missing",
+    )
     assert _check(d, "champion available").detail == (
         "champion unavailable: artifacts missing (version ?); judged on thresholds and baseline "
         "only (on_champion_unavailable='baseline')"
@@ -130,8 +148,13 @@ def test_champion_unavailable_is_judged_on_the_baseline_and_reported():
     assert d.passed
     assert "\n\n**champion unavailable**: artifacts missing\n" in d.to_markdown()
     # without a baseline there is nothing left to judge the challenger against
-    alone = decide({"rmse": 0.5}, config=CFG, primary="rmse", champion_version="3",
-                   champion_unavailable="artifacts missing")  # fmt: skip
+    alone = decide(
+        {"rmse": 0.5},
+        config=CFG,
+        primary="rmse",
+        champion_version="3",
+        champion_unavailable="artifacts missing",
+    )
     check = _check(alone, "beats baseline")
     assert check.passed is False
     assert check.detail == (

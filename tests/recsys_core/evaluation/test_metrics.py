@@ -92,10 +92,15 @@ def test_coverage_ignores_empty_slots():
 @pytest.mark.parametrize(
     ("metric", "lower"),
     [
-        ("rmse", True), ("mae", True), ("ndcg_at_10", False), ("precision_at_5", False),
-        ("map_at_10", False), ("recall_at_20", False), ("hit_rate_at_10", False),
+        ("rmse", True),
+        ("mae", True),
+        ("ndcg_at_10", False),
+        ("precision_at_5", False),
+        ("map_at_10", False),
+        ("recall_at_20", False),
+        ("hit_rate_at_10", False),
         ("coverage_at_10", False),
     ],
-)  # fmt: skip
+)
 def test_lower_is_better(metric, lower):
     assert M.lower_is_better(metric) is lower

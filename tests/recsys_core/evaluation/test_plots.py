@@ -8,8 +8,9 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def test_learning_curve(tmp_path):
-    history = [{"epoch": e, "train_loss": 1.0 / (e + 1), "val_rmse": 1.0 - 0.01 * e}
-               for e in range(5)]  # fmt: skip
+    history = [
+        {"epoch": e, "train_loss": 1.0 / (e + 1), "val_rmse": 1.0 - 0.01 * e} for e in range(5)
+    ]
     path = plots.learning_curve(history, tmp_path / "curve.png")
     assert path == tmp_path / "curve.png"
     assert path.stat().st_size > 1000
@@ -42,8 +43,9 @@ def _coloured_pixels(path, rgb) -> int:
 
 
 def test_a_one_epoch_curve_shows_its_points(tmp_path):
-    path = plots.learning_curve([{"epoch": 1, "train_loss": 0.5, "val_rmse": 0.9}],
-                                tmp_path / "one.png")
+    path = plots.learning_curve(
+        [{"epoch": 1, "train_loss": 0.5, "val_rmse": 0.9}], tmp_path / "one.png"
+    )
     # matplotlib's first two colours: the loss (blue) and the RMSE (orange). The legend alone
     # draws ~60 pixels of each (a bare 1-point line); the points themselves add ~200 more.
     assert _coloured_pixels(path, (31, 119, 180)) > 150

@@ -25,19 +25,28 @@ def _frame(rows):
 # train: popularity x (4) > y (3) > z (2) > w (1)
 TRAIN = _frame(
     [
-        ("u0", "x", 3.0, 0), ("u0", "y", 3.0, 0), ("u0", "z", 3.0, 0), ("u0", "w", 3.0, 0),
+        ("u0", "x", 3.0, 0),
+        ("u0", "y", 3.0, 0),
+        ("u0", "z", 3.0, 0),
+        ("u0", "w", 3.0, 0),
         ("a", "x", 4.0, 1),
-        ("b", "x", 3.0, 2), ("b", "y", 5.0, 3),
-        ("c", "x", 2.0, 4), ("c", "y", 4.0, 5), ("c", "z", 1.0, 6),
+        ("b", "x", 3.0, 2),
+        ("b", "y", 5.0, 3),
+        ("c", "x", 2.0, 4),
+        ("c", "y", 4.0, 5),
+        ("c", "z", 1.0, 6),
     ]
-)  # fmt: skip
+)
 # test: d is cold (y, x, w in time order, listed out of order), a is warm (y then z)
 TEST = _frame(
     [
-        ("d", "x", 4.0, 101), ("a", "z", 2.0, 104), ("d", "y", 5.0, 100),
-        ("a", "y", 3.0, 103), ("d", "w", 1.0, 102),
+        ("d", "x", 4.0, 101),
+        ("a", "z", 2.0, 104),
+        ("d", "y", 5.0, 100),
+        ("a", "y", 3.0, 103),
+        ("d", "w", 1.0, 102),
     ]
-)  # fmt: skip
+)
 ITEMS = ["w", "x", "y", "z"]  # vocabulary order of the fixed item-item model below
 
 
@@ -64,8 +73,13 @@ def test_popularity_by_hand(popularity):
     assert m["warm/hit_rate_at_1"] == 1.0
     assert m["cold/revealed_0/n"] == 1.0
     assert "revealed_20_plus/n" not in m  # empty buckets are not metrics
-    assert result.counts == {"test_rows": 5, "test_users": 2, "cold_users": 1,
-                             "cold_user_rows": 3, "cold_item_rows": 0}
+    assert result.counts == {
+        "test_rows": 5,
+        "test_users": 2,
+        "cold_users": 1,
+        "cold_user_rows": 3,
+        "cold_item_rows": 0,
+    }
 
 
 def test_popularity_rank_metrics_by_hand(popularity):
@@ -94,8 +108,15 @@ def _fixed_item_item():
 
 
 def test_fixed_item_item_model_by_hand():
-    test = _frame([("d", "y", 5, 100), ("d", "z", 4, 101), ("d", "w", 3, 102),
-                   ("a", "y", 3, 103), ("a", "w", 2, 104)])
+    test = _frame(
+        [
+            ("d", "y", 5, 100),
+            ("d", "z", 4, 101),
+            ("d", "w", 3, 102),
+            ("a", "y", 3, 103),
+            ("a", "w", 2, 104),
+        ]
+    )
     result = replay(_fixed_item_item(), test, k=1, keep_interactions=True)
     ranks = _interactions(result)["rank"].to_dict()
     # d (cold): popularity [x] misses y; y folded in: scores W_y = {z: 1}: hits z;
@@ -107,12 +128,20 @@ def test_fixed_item_item_model_by_hand():
 def test_the_scored_interaction_is_not_folded_in_before_it_is_scored():
     # every hit above needs the target unseen when it is scored: folded in first, it would be
     # excluded from the list and every rank would be 0
-    result = replay(_fixed_item_item(), _frame([("d", "y", 5, 1), ("d", "z", 4, 2)]), k=1,
-                    keep_interactions=True)
+    result = replay(
+        _fixed_item_item(),
+        _frame([("d", "y", 5, 1), ("d", "z", 4, 2)]),
+        k=1,
+        keep_interactions=True,
+    )
     assert result.interactions["rank"].tolist() == [0, 1]
     # and a later interaction is not folded in early: z alone (no y yet) would put w first
-    result = replay(_fixed_item_item(), _frame([("d", "z", 5, 1), ("d", "w", 4, 2),
-                                               ("d", "y", 3, 3)]), k=1, keep_interactions=True)
+    result = replay(
+        _fixed_item_item(),
+        _frame([("d", "z", 5, 1), ("d", "w", 4, 2), ("d", "y", 3, 3)]),
+        k=1,
+        keep_interactions=True,
+    )
     assert result.interactions["rank"].tolist() == [0, 1, 0]
 
 
@@ -142,7 +171,8 @@ def test_rating_error_is_the_models_prediction_by_bucket():
     assert result.metrics["rmse"] == pytest.approx(np.sqrt(np.mean((expected - truth) ** 2)))
     zero = (frame["revealed"] == 0).to_numpy()
     assert result.metrics["revealed_0/mae"] == pytest.approx(
-        np.mean(np.abs(expected[zero] - truth[zero])))
+        np.mean(np.abs(expected[zero] - truth[zero]))
+    )
 
 
 def test_bucket_edges():
@@ -174,9 +204,11 @@ def _reference_ranks(model, test, k):
     return out
 
 
-@pytest.mark.parametrize("make", [lambda: EASE(reg=50.0), lambda: SGDMF(epochs=5, seed=1),
-                                  lambda: Bias(), lambda: Popularity()],
-                         ids=["item-item", "factors", "no-fold-in", "tied-scores"])
+@pytest.mark.parametrize(
+    "make",
+    [lambda: EASE(reg=50.0), lambda: SGDMF(epochs=5, seed=1), lambda: Bias(), lambda: Popularity()],
+    ids=["item-item", "factors", "no-fold-in", "tied-scores"],
+)
 def test_batched_replay_answers_as_the_service_does(synthetic_split, make):
     train, test = synthetic_split.train, synthetic_split.test
     # keep the first rows of 40 users: every bucket but 20+ is populated, the reference is quick
@@ -184,8 +216,9 @@ def test_batched_replay_answers_as_the_service_does(synthetic_split, make):
     test = test[test["user"].isin(users)]
     model = make().fit(Interactions.from_frame(train))
     result = replay(model, test, k=5, chunk_users=7, keep_interactions=True)
-    got = {(r.user, r.item, int(r.timestamp)): int(r.rank)
-           for r in result.interactions.itertuples()}
+    got = {
+        (r.user, r.item, int(r.timestamp)): int(r.rank) for r in result.interactions.itertuples()
+    }
     expected = _reference_ranks(model, test, 5)
     assert got == expected
     assert sum(v > 0 for v in got.values()) > 0  # some hits: the comparison is not all zeros

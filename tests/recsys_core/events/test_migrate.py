@@ -18,8 +18,12 @@ def test_upgrade_creates_the_tables_once(store_url):
     engine = create_engine(store_url.replace("postgresql://", "postgresql+psycopg2://"))
     tables = set(inspect(engine).get_table_names())
     engine.dispose()
-    assert {"events", "served_recommendations", "api_keys",
-            "recsys_events_alembic_version"} <= tables
+    assert {
+        "events",
+        "served_recommendations",
+        "api_keys",
+        "recsys_events_alembic_version",
+    } <= tables
 
 
 def test_the_migrations_ship_inside_the_package():
@@ -33,9 +37,13 @@ def test_the_least_privilege_roles(pg_url, psql_client):
 
     upgrade(pg_url)
     sql = Path(__file__).parents[3] / "infra" / "postgres" / "events-roles.sql"
-    out = subprocess.run([psql_client, pg_url, "-f", str(sql)], capture_output=True, text=True,
-                         timeout=60, env={**os.environ, "EVENTS_SERVICE_PASSWORD": "s1",
-                                          "EVENTS_COLLECT_PASSWORD": "c1"})
+    out = subprocess.run(
+        [psql_client, pg_url, "-f", str(sql)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "EVENTS_SERVICE_PASSWORD": "s1", "EVENTS_COLLECT_PASSWORD": "c1"},
+    )
     assert out.returncode == 0, out.stderr
     base, _, name = pg_url.rpartition("/")
 
@@ -48,20 +56,23 @@ def test_the_least_privilege_roles(pg_url, psql_client):
         finally:
             conn.close()
 
-    insert = ("INSERT INTO events VALUES ('e1','u','i',NULL,'click',1,NULL,1) "
-              "ON CONFLICT DO NOTHING RETURNING event_id")
+    insert = (
+        "INSERT INTO events VALUES ('e1','u','i',NULL,'click',1,NULL,1) "
+        "ON CONFLICT DO NOTHING RETURNING event_id"
+    )
     run("recsys_events_service", insert)
     run("recsys_events_service", "SELECT count(*) FROM events")
     run("recsys_events_collect", "SELECT count(*) FROM events")
     run("recsys_events_service", "SELECT count(*) FROM api_keys")  # checks the callers' keys
-    for role, statement in (("recsys_events_service", "UPDATE api_keys SET scopes = 'admin'"),
-                            ("recsys_events_service", "INSERT INTO api_keys VALUES "
-                                                      "('k', 'd', 'admin', 1, NULL)"),
-                            ("recsys_events_collect", "SELECT count(*) FROM api_keys"),
-                            ("recsys_events_service", "DELETE FROM events"),
-                            ("recsys_events_service", "UPDATE events SET rating = 1"),
-                            ("recsys_events_service", "DROP TABLE events"),
-                            ("recsys_events_collect", insert)):
+    for role, statement in (
+        ("recsys_events_service", "UPDATE api_keys SET scopes = 'admin'"),
+        ("recsys_events_service", "INSERT INTO api_keys VALUES ('k', 'd', 'admin', 1, NULL)"),
+        ("recsys_events_collect", "SELECT count(*) FROM api_keys"),
+        ("recsys_events_service", "DELETE FROM events"),
+        ("recsys_events_service", "UPDATE events SET rating = 1"),
+        ("recsys_events_service", "DROP TABLE events"),
+        ("recsys_events_collect", insert),
+    ):
         with pytest.raises(psycopg2.Error, match="permission denied|must be owner"):
             run(role, statement)
 
@@ -79,15 +90,22 @@ def test_role_passwords_come_from_the_environment_and_rotate(pg_url, psql_client
         env.pop("EVENTS_COLLECT_PASSWORD", None)
         if collect is not None:
             env["EVENTS_COLLECT_PASSWORD"] = collect
-        return subprocess.run([psql_client, pg_url, "-f", str(sql)], capture_output=True,
-                              text=True, timeout=60, env=env)
+        return subprocess.run(
+            [psql_client, pg_url, "-f", str(sql)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
 
     def hashes() -> dict[str, str]:
         conn = psycopg2.connect(pg_url)
         try:
             with conn.cursor() as cur:
-                cur.execute("SELECT rolname, rolpassword FROM pg_authid WHERE rolname IN "
-                            "('recsys_events_service', 'recsys_events_collect')")
+                cur.execute(
+                    "SELECT rolname, rolpassword FROM pg_authid WHERE rolname IN "
+                    "('recsys_events_service', 'recsys_events_collect')"
+                )
                 return dict(cur.fetchall())
         finally:
             conn.close()

@@ -30,8 +30,10 @@ def store(store_url):
 
 def _rows(store):
     with store.engine.connect() as conn:
-        return sorted(tuple(r) for r in conn.execute(
-            select(events.c.sender, events.c.event_id, events.c.item_id)))
+        return sorted(
+            tuple(r)
+            for r in conn.execute(select(events.c.sender, events.c.event_id, events.c.item_id))
+        )
 
 
 def test_each_sender_has_its_own_event_ids(store):
@@ -45,8 +47,11 @@ def test_each_sender_has_its_own_event_ids(store):
 
 def test_an_id_reused_with_other_content_is_a_conflict_and_stores_nothing(store):
     store.append([ev(1, timestamp=1_700_000_000)], sender="web")
-    with pytest.raises(EventConflictError, match=r"event 1 \(event_id 'e1'\): this sender "
-                                                 r"already stored this event_id") as info:
+    with pytest.raises(
+        EventConflictError,
+        match=r"event 1 \(event_id 'e1'\): this sender "
+        r"already stored this event_id",
+    ) as info:
         store.append([ev(5), ev(1, timestamp=1_700_000_000, type="purchase")], sender="web")
     assert info.value.report[0].field == "event_id" and info.value.report[0].index == 1
     with pytest.raises(EventConflictError, match="already stored"):
@@ -98,9 +103,13 @@ def test_a_store_of_revision_0003_keeps_its_events_with_the_empty_sender(store_u
     upgrade(store_url, "0003")
     s = EventStore(store_url)
     with s.engine.begin() as conn:
-        conn.execute(text("INSERT INTO events (event_id, user_id, item_id, rating, type, "
-                          "timestamp, recommendation_id, received_at) VALUES "
-                          "('old', 'u1', 'i1', NULL, 'click', 1, NULL, 1)"))
+        conn.execute(
+            text(
+                "INSERT INTO events (event_id, user_id, item_id, rating, type, "
+                "timestamp, recommendation_id, received_at) VALUES "
+                "('old', 'u1', 'i1', NULL, 'click', 1, NULL, 1)"
+            )
+        )
     assert upgrade(store_url) == "0004"
     assert _rows(s) == [("", "old", "i1")]
     assert s.append([ev(1), {**ev(1), "event_id": "old"}], sender="web").stored == 2

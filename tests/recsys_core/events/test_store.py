@@ -11,8 +11,13 @@ from recsys_core.validation.rules import ValidationRules
 
 
 def ev(i, **kw):
-    base = {"event_id": f"e{i}", "user_id": f"u{i % 3}", "item_id": f"i{i % 5}",
-            "type": "click", "timestamp": 1_700_000_000 + i}
+    base = {
+        "event_id": f"e{i}",
+        "user_id": f"u{i % 3}",
+        "item_id": f"i{i % 5}",
+        "type": "click",
+        "timestamp": 1_700_000_000 + i,
+    }
     return {**base, **kw}
 
 
@@ -25,8 +30,11 @@ def store(store_url):
 
 
 def test_append_stores_and_is_idempotent_on_event_id(store):
-    batch = [ev(0, type="rating", rating=4.5), ev(1), ev(2, type="purchase",
-                                                        recommendation_id="r1")]
+    batch = [
+        ev(0, type="rating", rating=4.5),
+        ev(1),
+        ev(2, type="purchase", recommendation_id="r1"),
+    ]
     first = store.append(batch)
     assert (first.received, first.stored, first.duplicates) == (3, 3, 0)
     again = store.append(batch)  # a re-sent batch changes nothing
@@ -38,8 +46,9 @@ def test_append_stores_and_is_idempotent_on_event_id(store):
 
 def test_a_bad_event_refuses_the_whole_batch_and_names_the_field(store):
     batch = [ev(0), ev(1, type="rating", rating=9.0), ev(2, user_id=""), ev(3, type="zap")]
-    with pytest.raises(DataValidationError, match=r"event 1 \(event_id 'e1'\): field 'rating'"
-                       ) as info:
+    with pytest.raises(
+        DataValidationError, match=r"event 1 \(event_id 'e1'\): field 'rating'"
+    ) as info:
         store.append(batch)
     fields = [(p.index, p.field) for p in info.value.report]
     assert fields == [(1, "rating"), (2, "user_id"), (3, "type")]
@@ -47,15 +56,18 @@ def test_a_bad_event_refuses_the_whole_batch_and_names_the_field(store):
     assert store.count() == 0  # nothing stored, not even the good event 0
 
 
-@pytest.mark.parametrize(("bad", "field"), [
-    ({"type": "rating"}, "rating"),  # a rating event without its rating
-    ({"type": "rating", "rating": float("nan")}, "rating"),
-    ({"type": "rating", "rating": 0.5}, "rating"),  # below the scale
-    ({"type": "click", "rating": 3.0}, "rating"),  # an implicit event with a rating
-    ({"timestamp": int(time.time()) + 3600}, "timestamp"),  # in the future
-    ({"item_id": None}, "item_id"),
-    ({"colour": "red"}, "colour"),
-])
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [
+        ({"type": "rating"}, "rating"),  # a rating event without its rating
+        ({"type": "rating", "rating": float("nan")}, "rating"),
+        ({"type": "rating", "rating": 0.5}, "rating"),  # below the scale
+        ({"type": "click", "rating": 3.0}, "rating"),  # an implicit event with a rating
+        ({"timestamp": int(time.time()) + 3600}, "timestamp"),  # in the future
+        ({"item_id": None}, "item_id"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
 def test_each_rule_of_the_validation_stage(sqlite_url, bad, field):
     store = EventStore(sqlite_url)
     store.upgrade()
@@ -74,11 +86,16 @@ def test_ids_may_be_numbers_and_timestamps_iso_or_absent(sqlite_url):
     store = EventStore(sqlite_url)
     store.upgrade()
     before = int(time.time())
-    store.append([{"event_id": 7, "user_id": 1, "item_id": 2, "type": "view"},
-                  ev(8, timestamp="2024-01-02T03:04:05Z")])
+    store.append(
+        [
+            {"event_id": 7, "user_id": 1, "item_id": 2, "type": "view"},
+            ev(8, timestamp="2024-01-02T03:04:05Z"),
+        ]
+    )
     with store.engine.connect() as conn:
-        rows = dict(conn.exec_driver_sql(
-            "SELECT event_id, timestamp FROM events ORDER BY event_id").all())
+        rows = dict(
+            conn.exec_driver_sql("SELECT event_id, timestamp FROM events ORDER BY event_id").all()
+        )
     assert rows["7"] >= before  # no timestamp: the time it was received
     assert rows["e8"] == 1704164645
 
@@ -91,7 +108,7 @@ def test_concurrent_appends_lose_nothing_and_store_each_id_once(store):
         try:
             results.append(store.append(batch))
             results.append(store.append(batch))  # retried by the sender
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=send, args=(b,)) for b in batches]
@@ -118,18 +135,30 @@ def test_missing_tables_say_how_to_create_them(sqlite_url):
         store.append([ev(0)])
     # a database that answers is not called unreachable because a table is missing
     with pytest.raises(DataSourceError, match=r"has no tables yet .*recsys db upgrade") as info:
-        store.record_served("r1", user_id="u0", items=["i1"], registered_model="recsys",
-                            model_version="1")
+        store.record_served(
+            "r1", user_id="u0", items=["i1"], registered_model="recsys", model_version="1"
+        )
     assert "cannot reach" not in str(info.value)
 
 
 def test_click_through_per_model_version(store):
     for rid, version in (("r1", "1"), ("r2", "1"), ("r3", "2")):
-        store.record_served(rid, user_id="u0", items=["i1", "i2"], registered_model="recsys",
-                            model_version=version, alias="champion")
-    store.append([ev(0, recommendation_id="r1"), ev(1, recommendation_id="r1"),
-                  ev(2, type="view", recommendation_id="r2"),
-                  ev(3, type="purchase", recommendation_id="r3")])
+        store.record_served(
+            rid,
+            user_id="u0",
+            items=["i1", "i2"],
+            registered_model="recsys",
+            model_version=version,
+            alias="champion",
+        )
+    store.append(
+        [
+            ev(0, recommendation_id="r1"),
+            ev(1, recommendation_id="r1"),
+            ev(2, type="view", recommendation_id="r2"),
+            ev(3, type="purchase", recommendation_id="r3"),
+        ]
+    )
     rows = {r["model_version"]: r for r in store.click_through("recsys")}
     assert (rows["1"]["served"], rows["1"]["engaged"], rows["1"]["ctr"]) == (2, 1, 0.5)
     assert (rows["2"]["served"], rows["2"]["engaged"], rows["2"]["ctr"]) == (1, 1, 1.0)
@@ -138,16 +167,18 @@ def test_click_through_per_model_version(store):
 def test_served_lists_recorded_together_keep_an_id_once(store):
     from recsys_core.events.store import ServedRecord
 
-    store.record_served("r1", user_id="u0", items=["i1"], registered_model="recsys",
-                        model_version="1")
-    lists = [ServedRecord(f"r{n}", f"u{n}", ("i1", "i2"), "recsys", "1", "champion")
-             for n in range(1, 5)]
+    store.record_served(
+        "r1", user_id="u0", items=["i1"], registered_model="recsys", model_version="1"
+    )
+    lists = [
+        ServedRecord(f"r{n}", f"u{n}", ("i1", "i2"), "recsys", "1", "champion") for n in range(1, 5)
+    ]
     store.record_served_many(lists)
     store.record_served_many([])
     store.append([ev(0, recommendation_id="r4")])
     assert store.click_through("recsys") == [
-        {"registered_model": "recsys", "model_version": "1", "served": 4, "engaged": 1,
-         "ctr": 0.25}]
+        {"registered_model": "recsys", "model_version": "1", "served": 4, "engaged": 1, "ctr": 0.25}
+    ]
 
 
 def test_a_driver_error_without_a_message_is_named_by_its_class():

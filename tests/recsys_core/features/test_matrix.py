@@ -109,8 +109,14 @@ def test_a_pair_rated_twice_keeps_its_latest_rating_not_the_sum():
 
     from recsys_core.features.matrix import Interactions
 
-    frame = pd.DataFrame({"user": ["a", "a", "b"], "item": ["x", "x", "x"],
-                          "rating": [5.0, 2.0, 4.0], "timestamp": [20, 10, 5]})
+    frame = pd.DataFrame(
+        {
+            "user": ["a", "a", "b"],
+            "item": ["x", "x", "x"],
+            "rating": [5.0, 2.0, 4.0],
+            "timestamp": [20, 10, 5],
+        }
+    )
     mat = Interactions.from_frame(frame).matrix
     assert mat.shape == (2, 1)
     assert mat.toarray().ravel().tolist() == [5.0, 4.0]

@@ -111,8 +111,12 @@ def test_last_k_puts_each_users_latest_rows_in_test():
     # a: latest are w (40) and y (30); b has exactly 2 rows and c one: they stay in train
     assert test == [("a", "w"), ("a", "y")]
     assert sorted(zip(s.train["user"], s.train["item"], strict=True)) == [
-        ("a", "x"), ("a", "z"), ("b", "x"), ("b", "y"), ("c", "x"),
-    ]  # fmt: skip
+        ("a", "x"),
+        ("a", "z"),
+        ("b", "x"),
+        ("b", "y"),
+        ("c", "x"),
+    ]
 
 
 def test_last_k_on_synthetic_data(frame):
@@ -160,9 +164,14 @@ def test_random_split_that_leaves_no_test_rows():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"strategy": "future"}, {"test_fraction": 0.0}, {"test_fraction": 1.0}, {"last_k": 0},
-     {"shuffle": True}],
-)  # fmt: skip
+    [
+        {"strategy": "future"},
+        {"test_fraction": 0.0},
+        {"test_fraction": 1.0},
+        {"last_k": 0},
+        {"shuffle": True},
+    ],
+)
 def test_bad_config(kwargs):
     with pytest.raises(ValidationError):
         SplitConfig(**kwargs)

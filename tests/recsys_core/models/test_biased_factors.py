@@ -29,5 +29,6 @@ def test_factors_add_the_dot_product_of_known_pairs_only():
 def test_scores_of_every_item_match_the_pairs():
     scores = score_biases(MU, BU, BI, np.array([1, 0]))
     assert scores.shape == (2, 3)
-    np.testing.assert_allclose(scores[0], predict_biases(MU, BU, BI, np.array([1, 1, 1]),
-                                                         np.arange(3)))
+    np.testing.assert_allclose(
+        scores[0], predict_biases(MU, BU, BI, np.array([1, 1, 1]), np.arange(3))
+    )

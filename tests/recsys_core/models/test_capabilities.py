@@ -27,10 +27,13 @@ class TruncatedSvd(Recommender):
 
     Config = SvdConfig
     config: SvdConfig
-    capabilities = Capabilities(predicts_ratings=False, fold_in="factors", factor_scores=True,
-                                scored_in_spark=True)
+    capabilities = Capabilities(
+        predicts_ratings=False, fold_in="factors", factor_scores=True, scored_in_spark=True
+    )
     factor_attributes: ClassVar[dict[str, str]] = {
-        "user_factors": "left_", "item_factors": "right_"}
+        "user_factors": "left_",
+        "item_factors": "right_",
+    }
     user_axes: ClassVar[dict[str, int]] = {"left_": 0}
     state_docs: ClassVar[dict[str, str]] = {"left_": "users x factors", "right_": "items x factors"}
 
@@ -82,8 +85,7 @@ def test_a_new_family_gets_fold_in_and_serving_from_its_declarations(tiny, name)
     assert answer.fallback is None and answer.folded_in == 3 and not answer.warnings
     assert len(answer.items) == 5 and not set(recent) & {i.item_id for i in answer.items}
     scores = model.fold_in(np.arange(3))
-    best = [str(model.item_vocab_.ids[j]) for j in np.argsort(-scores, kind="stable")
-            if j >= 3][:5]
+    best = [str(model.item_vocab_.ids[j]) for j in np.argsort(-scores, kind="stable") if j >= 3][:5]
     assert [i.item_id for i in answer.items] == best
     assert scorer.similar_items(recent[0], 3)
 

@@ -9,7 +9,12 @@ from recsys_core.models.content import metadata_tokens
 
 def test_tokens():
     assert metadata_tokens("Sci-Fi|Drama\tThe Lost Road (1994)") == [
-        "genre=sci-fi", "genre=drama", "decade=1990", "the", "lost", "road",
+        "genre=sci-fi",
+        "genre=drama",
+        "decade=1990",
+        "the",
+        "lost",
+        "road",
     ]
 
 
@@ -22,8 +27,13 @@ def test_quality(quality):
 
 def test_new_items_with_metadata_get_scores_after_load(small, tmp_path):
     model = create("content").fit(small.data)
-    new = pd.DataFrame({"item": ["new-1", "new-2"], "title": ["Night City (1999)", "X (2001)"],
-                        "genres": ["Action|Sci-Fi", "Romance"]})
+    new = pd.DataFrame(
+        {
+            "item": ["new-1", "new-2"],
+            "title": ["Night City (1999)", "X (2001)"],
+            "genres": ["Action|Sci-Fi", "Romance"],
+        }
+    )
     users = small.train["user"].unique()[:3]
     scores = model.score_new_items(users, new)
     assert len(scores) == 6 and scores["score"].nunique() > 2

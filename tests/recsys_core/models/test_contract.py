@@ -24,8 +24,19 @@ def fitted(request, tiny, fast):
 
 def test_every_family_is_registered():
     expected = {
-        "user-knn", "item-knn", "item-knn-implicit", "content", "hybrid", "sgd-mf", "als",
-        "svdpp", "bpmf", "implicit-als", "implicit-bpr", "ease", "blend",
+        "user-knn",
+        "item-knn",
+        "item-knn-implicit",
+        "content",
+        "hybrid",
+        "sgd-mf",
+        "als",
+        "svdpp",
+        "bpmf",
+        "implicit-als",
+        "implicit-bpr",
+        "ease",
+        "blend",
     }
     assert expected <= set(MODELS)
 
@@ -94,8 +105,9 @@ def test_unknown_users_and_items(fitted, tiny):
     np.testing.assert_array_equal(got, np.sort(model.item_popularity_)[::-1][:5])
     if model.predicts_ratings:
         known_u, known_i = tiny.train["user"].iloc[0], tiny.train["item"].iloc[0]
-        pred = model.predict(["no-such-user", known_u, "no-such-user"],
-                             [known_i, "no-such-item", "no-such-item"])
+        pred = model.predict(
+            ["no-such-user", known_u, "no-such-user"], [known_i, "no-such-item", "no-such-item"]
+        )
         lo, hi = model.rating_scale_
         assert np.isfinite(pred).all() and (pred >= lo).all() and (pred <= hi).all()
 
@@ -125,9 +137,12 @@ def test_unknown_users_and_items_get_at_least_the_bias_models_answer(fitted, tin
         (users, ["no-such-item"] * len(users)),  # known users, unknown item
         (["no-such-user", "nobody"], ["no-such-item", items[0]]),
     ):
-        np.testing.assert_allclose(model.predict(pair_users, pair_items),
-                                   bias.predict(pair_users, pair_items), rtol=1e-12,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            model.predict(pair_users, pair_items),
+            bias.predict(pair_users, pair_items),
+            rtol=1e-12,
+            err_msg=name,
+        )
     # known pairs still get the model's own answer (not the fallback)
     known = model.predict(tiny.test["user"], tiny.test["item"])
     assert not np.allclose(known, bias.predict(tiny.test["user"], tiny.test["item"]))
@@ -145,7 +160,8 @@ def test_save_load_round_trip(fitted, tiny, tmp_path):
     if model.predicts_ratings:
         np.testing.assert_allclose(
             model.predict(tiny.test["user"], tiny.test["item"]),
-            loaded.predict(tiny.test["user"], tiny.test["item"]), rtol=1e-9,
+            loaded.predict(tiny.test["user"], tiny.test["item"]),
+            rtol=1e-9,
         )
 
 
@@ -165,10 +181,14 @@ def test_same_seed_same_model(fitted, tiny, fast):
 # models whose saved folder exports user and item factors as Parquet; svdpp's user vectors are
 # p_u plus its implicit sum, the vector its predictions use
 FACTORS = {
-    "sgd-mf": "user_factors_", "als": "user_factors_", "svdpp": "user_vectors_",
-    "implicit-als": "user_factors_", "implicit-bpr": "user_factors_",
-    "spark-als": "user_factors_", "spark-als-implicit": "user_factors_",
-}  # fmt: skip
+    "sgd-mf": "user_factors_",
+    "als": "user_factors_",
+    "svdpp": "user_vectors_",
+    "implicit-als": "user_factors_",
+    "implicit-bpr": "user_factors_",
+    "spark-als": "user_factors_",
+    "spark-als-implicit": "user_factors_",
+}
 BIASED = {"sgd-mf", "als", "svdpp", "spark-als"}  # r = mu + b_u + b_i + user . item
 
 
@@ -181,8 +201,9 @@ def test_manifest_and_factors_load_with_plain_pandas(fitted, tiny, tmp_path):
     assert (folder / "MANIFEST.md").read_text().startswith(f"# Model state: {name}")
     entries = {e["name"]: e for e in manifest["arrays"]}
     with np.load(folder / "state.npz", allow_pickle=False) as state:
-        assert set(state.files) | set(json.loads((folder / "model.json").read_text())["sparse"]) \
-            == set(entries)
+        assert set(state.files) | set(
+            json.loads((folder / "model.json").read_text())["sparse"]
+        ) == set(entries)
         for key in state.files:
             assert entries[key]["file"] == "state.npz"
             assert entries[key]["shape"] == list(state[key].shape)
@@ -206,8 +227,9 @@ def test_manifest_and_factors_load_with_plain_pandas(fitted, tiny, tmp_path):
     U = pd.read_parquet(folder / "user_factors.parquet")
     V = pd.read_parquet(folder / "item_factors.parquet")
     assert U["user_id"].tolist() == users and V["item_id"].tolist() == items
-    np.testing.assert_array_equal(U.filter(regex=r"^f\d+$").to_numpy(),
-                                  getattr(model, FACTORS[name]))
+    np.testing.assert_array_equal(
+        U.filter(regex=r"^f\d+$").to_numpy(), getattr(model, FACTORS[name])
+    )
     np.testing.assert_array_equal(V.filter(regex=r"^f\d+$").to_numpy(), model.item_factors_)
     if name in BIASED:
         # a prediction rebuilt from the manifest and the two tables alone, by raw ids
@@ -215,12 +237,16 @@ def test_manifest_and_factors_load_with_plain_pandas(fitted, tiny, tmp_path):
         u = U.set_index("user_id").loc[pairs["user"].astype(str)]
         v = V.set_index("item_id").loc[pairs["item"].astype(str)]
         factor_cols = [c for c in U.columns if c.startswith("f")]
-        rebuilt = (manifest["scalars"]["mu_"]["value"] + u["bias"].to_numpy()
-                   + v["bias"].to_numpy()
-                   + (u[factor_cols].to_numpy() * v[factor_cols].to_numpy()).sum(axis=1))
+        rebuilt = (
+            manifest["scalars"]["mu_"]["value"]
+            + u["bias"].to_numpy()
+            + v["bias"].to_numpy()
+            + (u[factor_cols].to_numpy() * v[factor_cols].to_numpy()).sum(axis=1)
+        )
         lo, hi = model.rating_scale_
-        np.testing.assert_allclose(np.clip(rebuilt, lo, hi),
-                                   model.predict(pairs["user"], pairs["item"]), rtol=1e-9)
+        np.testing.assert_allclose(
+            np.clip(rebuilt, lo, hi), model.predict(pairs["user"], pairs["item"]), rtol=1e-9
+        )
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -239,8 +265,11 @@ def test_capabilities_are_declared_consistently(name):
     for klass in cls.__mro__:
         documented.update(vars(klass).get("state_docs", {}))
     # every declared per-user array is a documented part of the fitted state
-    assert set(cls.per_user_arrays()) - {"user_factors_", "user_bias_", "user_vectors_"} \
-        <= documented | {"seen_"}
+    assert set(cls.per_user_arrays()) - {
+        "user_factors_",
+        "user_bias_",
+        "user_vectors_",
+    } <= documented | {"seen_"}
 
 
 def test_declared_capabilities_hold(fitted, tiny):
@@ -263,8 +292,7 @@ def test_declared_capabilities_hold(fitted, tiny):
     if caps.factor_scores:
         f = model.factors()
         u = np.arange(min(5, model.n_users), dtype=np.int32)
-        rebuilt = (f.global_bias + f.user_bias[u, None] + f.item_bias[None, :]
-                   + f.user[u] @ f.item.T)
+        rebuilt = f.global_bias + f.user_bias[u, None] + f.item_bias[None, :] + f.user[u] @ f.item.T
         np.testing.assert_allclose(rebuilt, model._score_users(u), rtol=1e-4, atol=1e-4)
     for attr, axis in type(model).per_user_arrays().items():
         value = getattr(model, attr, None)

@@ -19,19 +19,26 @@ def test_quality_at_a_large_epsilon(quality):
     # measured on the fixture: bias 0.928, this model 0.883 (noise std 1.4); factors zeroed: 0.936
     model = quality.rating(
         "dp-als",
-        {"epsilon": 1e4, "iterations": 5, "max_ratings_per_user": 500, "clip_norm": 1.0,
-         "rating_clip": 2.0, "ridge_scale": 2.0},
-        beats_bias_by=0.03, zeroed=("user_factors_", "item_factors_"),
+        {
+            "epsilon": 1e4,
+            "iterations": 5,
+            "max_ratings_per_user": 500,
+            "clip_norm": 1.0,
+            "rating_clip": 2.0,
+            "ridge_scale": 2.0,
+        },
+        beats_bias_by=0.03,
+        zeroed=("user_factors_", "item_factors_"),
     )
     assert model.privacy_["epsilon"] <= 1e4
 
 
 def test_privacy_record(tiny, tmp_path):
-    model = create("dp-als", {"epsilon": 1e4, "iterations": 2, "accountant": "rdp"}).fit(
-        tiny.data)
+    model = create("dp-als", {"epsilon": 1e4, "iterations": 2, "accountant": "rdp"}).fit(tiny.data)
     rec = model.privacy_
     assert rec["epsilon"] == pytest.approx(
-        accounting.epsilon(rec["noise_multiplier"], 3, 1e-6, "rdp"))
+        accounting.epsilon(rec["noise_multiplier"], 3, 1e-6, "rdp")
+    )
     assert rec["epsilon"] <= 1e4 and rec["delta"] == 1e-6 and rec["accountant"] == "rdp"
     assert rec["noise_std"] == pytest.approx(rec["noise_multiplier"] * model.sensitivity())
     assert rec["releases"] == 3 and rec["clip_norm"] == 0.5
@@ -42,8 +49,10 @@ def test_privacy_record(tiny, tmp_path):
 
 def test_noise_std_grows_as_epsilon_shrinks(small):
     params = {"iterations": 2, "max_ratings_per_user": 20}
-    stds = [create("dp-als", {"epsilon": e, **params}).fit(small.data).noise_std_
-            for e in (10.0, 2.0, 0.5)]
+    stds = [
+        create("dp-als", {"epsilon": e, **params}).fit(small.data).noise_std_
+        for e in (10.0, 2.0, 0.5)
+    ]
     assert stds[0] < stds[1] < stds[2]
 
 
@@ -66,8 +75,9 @@ def test_a_heavy_user_moves_the_statistics_no_more_than_the_sensitivity():
     # clipping, the released item statistics with and without them differ by at most the bound
     rng = np.random.default_rng(1)
     n_items, k, m = 4000, 4, 25
-    model = create("dp-als", {"factors": k, "max_ratings_per_user": m, "clip_norm": 0.5,
-                              "rating_clip": 1.0})
+    model = create(
+        "dp-als", {"factors": k, "max_ratings_per_user": m, "clip_norm": 0.5, "rating_clip": 1.0}
+    )
     others = rng.integers(0, n_items, 2000)
     heavy_items = rng.choice(n_items, 3000, replace=False)
     users = np.concatenate([np.repeat(np.arange(1, 101), 20), np.zeros(3000, np.int64)])
@@ -136,8 +146,9 @@ def test_the_release_differs_from_the_exact_statistics_by_the_noise(private_and_
     private, exact = private_and_exact
     assert exact.noise_std_ == 0.0 and private.noise_std_ > 1.0
     # the exact fit releases the true counts: every one a whole number of raters
-    np.testing.assert_array_equal(exact.released_item_counts_,
-                                  np.round(exact.released_item_counts_))
+    np.testing.assert_array_equal(
+        exact.released_item_counts_, np.round(exact.released_item_counts_)
+    )
     diff = private.released_item_counts_ - exact.released_item_counts_
     assert diff.size > 1000
     # Gaussian noise of the recorded std on every item: its sample std within 10% (1,650 draws:
@@ -158,8 +169,9 @@ def test_the_privacy_record_matches_the_noise_actually_added(private_and_exact):
     rec = private.privacy_
     measured_std = np.std(private.released_item_counts_ - exact.released_item_counts_)
     measured_multiplier = measured_std / rec["sensitivity"]
-    implied = accounting.epsilon(measured_multiplier, rec["releases"], rec["delta"],
-                                 rec["accountant"])
+    implied = accounting.epsilon(
+        measured_multiplier, rec["releases"], rec["delta"], rec["accountant"]
+    )
     assert implied == pytest.approx(rec["epsilon"], rel=0.15)
     assert rec["noise_std"] == pytest.approx(rec["noise_multiplier"] * rec["sensitivity"])
     assert rec["epsilon"] == pytest.approx(5.0, rel=1e-3)
@@ -170,8 +182,9 @@ def test_a_run_of_two_fits_reports_their_composition(tiny):
     one, two = model.privacy_metrics(), model.privacy_metrics(fits=2)
     assert one["epsilon"] == one["epsilon_per_fit"] == model.epsilon_ and one["fits"] == 1
     assert two["epsilon_per_fit"] == model.epsilon_ and two["fits"] == 2
-    assert two["epsilon"] == pytest.approx(accounting.composed_epsilon(
-        [(model.noise_multiplier_, 3)] * 2, 1e-6, "rdp"))
+    assert two["epsilon"] == pytest.approx(
+        accounting.composed_epsilon([(model.noise_multiplier_, 3)] * 2, 1e-6, "rdp")
+    )
     assert model.epsilon_ < two["epsilon"] < 2 * model.epsilon_
     with pytest.raises(ConfigError, match="at least one fit"):
         model.privacy_metrics(fits=0)
@@ -184,8 +197,13 @@ def test_the_manifest_marks_what_the_guarantee_does_not_cover(tiny, tmp_path):
     folder = model.save(tmp_path / "m")
     privacy = json.loads((folder / "MANIFEST.json").read_text())["privacy"]
     outside = {o["name"]: o["why"] for o in privacy["outside"]}
-    for per_user in ("user_factors_", "user_bias_", "seen_", "user_ids.json",
-                     "user_factors.parquet"):
+    for per_user in (
+        "user_factors_",
+        "user_bias_",
+        "seen_",
+        "user_ids.json",
+        "user_factors.parquet",
+    ):
         assert outside[per_user].startswith("per-user"), per_user
     assert {"item_popularity_", "global_mean_"} <= set(outside)  # exact, no noise
     assert {"item_factors_", "item_bias_", "mu_"} <= set(privacy["covered"])

@@ -76,7 +76,8 @@ def test_forgetting_drops_the_rows_and_answers_them_as_new(fitted, tiny, tmp_pat
             assert after_arrays[key].shape[axes[key]] == keep.sum(), key
             if name not in _NEIGHBOUR_BASED:  # rows of the other users are the same
                 np.testing.assert_allclose(
-                    _dense(after_arrays[key]), np.compress(keep, _dense(value), axis=axes[key]))
+                    _dense(after_arrays[key]), np.compress(keep, _dense(value), axis=axes[key])
+                )
         else:  # item-level and global state untouched
             np.testing.assert_array_equal(_dense(after_arrays[key]), _dense(value), err_msg=key)
     cold = after.recommend(["never-seen"], k=5)

@@ -19,8 +19,7 @@ def test_implicit_als_quality(quality):
 
 def test_implicit_bpr_quality(quality):
     # measured on the fixture: NDCG@10 0.365 against popularity's 0.144 (2.5x)
-    model = quality.ranking("implicit-bpr", {"factors": 32, "iterations": 50},
-                            times_popularity=1.5)
+    model = quality.ranking("implicit-bpr", {"factors": 32, "iterations": 50}, times_popularity=1.5)
     _shapes(model, quality.fx.data)
 
 

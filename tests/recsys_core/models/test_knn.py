@@ -15,15 +15,23 @@ USER_KNN = {"cosine": 0.012, "pearson": 0.03, "pearson_baseline": 0.03}  # 0.025
 
 @pytest.mark.parametrize("similarity", sorted(ITEM_KNN))
 def test_item_knn_quality(quality, similarity):
-    model = quality.rating("item-knn", {"similarity": similarity},
-                           beats_bias_by=ITEM_KNN[similarity], zeroed=("similarities_",))
+    model = quality.rating(
+        "item-knn",
+        {"similarity": similarity},
+        beats_bias_by=ITEM_KNN[similarity],
+        zeroed=("similarities_",),
+    )
     _never_its_own_neighbour(model.neighbours_)
 
 
 @pytest.mark.parametrize("similarity", sorted(USER_KNN))
 def test_user_knn_quality(quality, similarity):
-    model = quality.rating("user-knn", {"similarity": similarity},
-                           beats_bias_by=USER_KNN[similarity], zeroed=("similarities_",))
+    model = quality.rating(
+        "user-knn",
+        {"similarity": similarity},
+        beats_bias_by=USER_KNN[similarity],
+        zeroed=("similarities_",),
+    )
     _never_its_own_neighbour(model.neighbours_)
 
 

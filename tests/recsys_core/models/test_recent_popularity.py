@@ -21,8 +21,9 @@ def _frame(rows):
 def test_quality(quality):
     # measured on the fixture (a random split: no drift for recency to find): NDCG@10 0.142
     # against popularity's 0.144; the bar is that the window and decay cost little there
-    quality.ranking("recent-popularity", {"window_days": None, "half_life_days": 365.0},
-                    times_popularity=0.9)
+    quality.ranking(
+        "recent-popularity", {"window_days": None, "half_life_days": 365.0}, times_popularity=0.9
+    )
 
 
 def test_decay_weights_by_hand():
@@ -57,8 +58,9 @@ def test_without_window_and_decay_it_is_popularity(tiny):
     recent.fit(tiny.data)
     plain = create("popularity").fit(tiny.data)
     users = tiny.test["user"].unique()[:20]
-    assert recent.recommend(users, k=10).equals(plain.recommend(users, k=10).assign(
-        score=recent.recommend(users, k=10)["score"]))
+    assert recent.recommend(users, k=10).equals(
+        plain.recommend(users, k=10).assign(score=recent.recommend(users, k=10)["score"])
+    )
 
 
 def test_items_outside_the_window_keep_their_all_time_order():
@@ -84,11 +86,14 @@ CO = _frame(
 )
 
 
-@pytest.mark.parametrize("name,params", [
-    ("ease", {"reg": 1.0}),
-    ("item-knn-implicit", {"k": 4, "weighting": "cosine"}),
-    ("item-knn-implicit", {"k": 4, "weighting": "bm25"}),
-])
+@pytest.mark.parametrize(
+    "name,params",
+    [
+        ("ease", {"reg": 1.0}),
+        ("item-knn-implicit", {"k": 4, "weighting": "cosine"}),
+        ("item-knn-implicit", {"k": 4, "weighting": "bm25"}),
+    ],
+)
 def test_time_decay_ranks_what_goes_with_an_item_lately_first(name, params):
     data = Interactions.from_frame(CO)
 

@@ -17,8 +17,9 @@ def test_quality(quality):
     quality.rating("sgd-mf", LEARNS, beats_bias_by=0.05, zeroed=("user_factors_", "item_factors_"))
 
 
-@pytest.mark.parametrize("params", [{"batch_size": 32}, {"lr_schedule": "inverse",
-                                                           "lr_decay": 0.02}])
+@pytest.mark.parametrize(
+    "params", [{"batch_size": 32}, {"lr_schedule": "inverse", "lr_decay": 0.02}]
+)
 def test_mini_batch_and_schedules_learn_and_are_deterministic(small, rmse, quality, params):
     cfg = {"factors": 10, "epochs": 30, "reg": 0.05, "lr": 0.01, **params}
     a = create("sgd-mf", cfg).fit(small.data)

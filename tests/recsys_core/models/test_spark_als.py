@@ -45,10 +45,25 @@ def test_spark_evaluation_agrees_with_the_collected_factors(tiny):
 def test_evaluate_command_runs_spark_als(tiny, tmp_path):
     tiny.train.to_csv(tmp_path / "train.csv", index=False)
     tiny.test.to_csv(tmp_path / "test.csv", index=False)
-    res = CliRunner().invoke(app, [
-        "evaluate", "--train", str(tmp_path / "train.csv"), "--test", str(tmp_path / "test.csv"),
-        "--model", "spark-als", "--param", "rank=4", "--param", "maxIter=3", "-k", "5", "--json",
-    ])  # fmt: skip
+    res = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            "--train",
+            str(tmp_path / "train.csv"),
+            "--test",
+            str(tmp_path / "test.csv"),
+            "--model",
+            "spark-als",
+            "--param",
+            "rank=4",
+            "--param",
+            "maxIter=3",
+            "-k",
+            "5",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert 0.5 < out["rmse"] < 2.0 and 0.0 <= out["ndcg_at_5"] <= 1.0

@@ -19,14 +19,17 @@ def test_strings_become_typed_overrides_and_the_config_keeps_every_default():
     assert ModelSpec(name="ease").predicts_ratings is False
 
 
-@pytest.mark.parametrize(("fields", "message"), [
-    ({"name": "mf"}, "unknown model 'mf'; available: als, "),
-    ({"params": {"factors": -3}}, "invalid hyperparameters for model 'sgd-mf': factors=-3"),
-    ({"params": {"factor": 3}}, "unknown parameter(s) 'factor' for model 'sgd-mf'; valid: "),
-    ({"name": "ease", "params": {"factors": 3}}, "unknown parameter(s) 'factors' for model "),
-    ({"params": {"epochs": "many"}}, "epochs='many'"),
-    ({"oops": 1}, "Extra inputs are not permitted"),
-])
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"name": "mf"}, "unknown model 'mf'; available: als, "),
+        ({"params": {"factors": -3}}, "invalid hyperparameters for model 'sgd-mf': factors=-3"),
+        ({"params": {"factor": 3}}, "unknown parameter(s) 'factor' for model 'sgd-mf'; valid: "),
+        ({"name": "ease", "params": {"factors": 3}}, "unknown parameter(s) 'factors' for model "),
+        ({"params": {"epochs": "many"}}, "epochs='many'"),
+        ({"oops": 1}, "Extra inputs are not permitted"),
+    ],
+)
 def test_bad_specs_say_what_is_wrong(fields, message):
     with pytest.raises(ValidationError) as info:
         ModelSpec(**fields)

@@ -7,8 +7,9 @@ from recsys_core.models import create
 def test_quality(quality):
     # measured on the fixture: RMSE 0.850 against the bias baseline's 0.928, 0.939 with the user
     # vectors (p_u plus the implicit sum) zeroed
-    quality.rating("svdpp", {"reg": 0.05, "epochs": 30}, beats_bias_by=0.04,
-                   zeroed=("user_vectors_",))
+    quality.rating(
+        "svdpp", {"reg": 0.05, "epochs": 30}, beats_bias_by=0.04, zeroed=("user_vectors_",)
+    )
 
 
 def test_divergence_names_the_learning_rate(tiny):

@@ -15,8 +15,8 @@ def _reference(scores: np.ndarray, exclude: sp.csr_matrix, k: int):
         banned = set(exclude[r].indices.tolist())
         ok = [j for j in range(row.size) if np.isfinite(row[j]) and j not in banned]
         ok.sort(key=lambda j: (-row[j], j))
-        out_i[r, :len(ok[:k])] = ok[:k]
-        out_s[r, :len(ok[:k])] = row[ok[:k]]
+        out_i[r, : len(ok[:k])] = ok[:k]
+        out_s[r, : len(ok[:k])] = row[ok[:k]]
     return out_i, out_s
 
 

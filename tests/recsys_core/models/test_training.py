@@ -27,8 +27,12 @@ def test_epochs_go_to_history_and_callback(tiny):
     history: list[dict[str, float]] = []
     heard = []
     user, item = tiny.train["user"].iloc[0], tiny.train["item"].iloc[0]
-    training = Training(history, eval_data=_eval(tiny.data, [(user, item, 4.0)]),
-                        rating_scale=SCALE, callback=lambda n, m: heard.append((n, m)))
+    training = Training(
+        history,
+        eval_data=_eval(tiny.data, [(user, item, 4.0)]),
+        rating_scale=SCALE,
+        callback=lambda n, m: heard.append((n, m)),
+    )
     training.epoch(1, 0.5, lambda u, i: np.full(u.size, 3.0))
     training.epoch(2, 0.25, np.array([4.5]))
     training.epoch(3, 0.125)  # no predictions: no val_rmse
@@ -37,14 +41,20 @@ def test_epochs_go_to_history_and_callback(tiny):
         {"epoch": 2, "train_loss": 0.25, "val_rmse": 0.5},
         {"epoch": 3, "train_loss": 0.125},
     ]
-    assert [n for n, _ in heard] == [1, 2, 3] and heard[0][1] == {"train_loss": 0.5,
-                                                                  "val_rmse": 1.0}
+    assert [n for n, _ in heard] == [1, 2, 3] and heard[0][1] == {
+        "train_loss": 0.5,
+        "val_rmse": 1.0,
+    }
 
 
 def test_models_report_their_curve_through_fit(tiny):
     ev = Interactions.from_frame(tiny.test, users=tiny.data.users, items=tiny.data.items)
-    for name, params in [("sgd-mf", {"epochs": 3}), ("bias", {"epochs": 3}),
-                         ("svdpp", {"epochs": 3}), ("bpmf", {"burn_in": 1, "samples": 2})]:
+    for name, params in [
+        ("sgd-mf", {"epochs": 3}),
+        ("bias", {"epochs": 3}),
+        ("svdpp", {"epochs": 3}),
+        ("bpmf", {"burn_in": 1, "samples": 2}),
+    ]:
         model = create(name, params).fit(tiny.data, eval_data=ev)
         assert len(model.history_) == 3, name
         assert all(np.isfinite(h["train_loss"]) for h in model.history_), name

@@ -13,14 +13,14 @@ def test_rdp_epsilon_is_the_librarys(sigma, releases):
     acc = rdp.RdpAccountant()
     acc.compose(dp_accounting.GaussianDpEvent(sigma), releases)
     assert accounting.epsilon(sigma, releases, 1e-6, "rdp") == pytest.approx(
-        acc.get_epsilon(1e-6), rel=1e-12)
+        acc.get_epsilon(1e-6), rel=1e-12
+    )
 
 
 def test_pld_epsilon_is_the_librarys_within_its_discretization():
     acc = pld.PLDAccountant()  # the library's default, finer grid
     acc.compose(dp_accounting.GaussianDpEvent(3.0), 6)
-    assert accounting.epsilon(3.0, 6, 1e-6, "pld") == pytest.approx(acc.get_epsilon(1e-6),
-                                                                   rel=0.01)
+    assert accounting.epsilon(3.0, 6, 1e-6, "pld") == pytest.approx(acc.get_epsilon(1e-6), rel=0.01)
 
 
 def test_known_value_of_the_gaussian_mechanism():
@@ -45,7 +45,8 @@ def test_noise_grows_as_epsilon_shrinks():
 
 def test_noise_grows_with_the_number_of_releases():
     assert accounting.noise_multiplier_for(1, 1e-6, 20) > accounting.noise_multiplier_for(
-        1, 1e-6, 2)
+        1, 1e-6, 2
+    )
 
 
 @pytest.mark.parametrize("eps", [0.0, -1.0, float("nan")])

@@ -18,8 +18,14 @@ from recsys_core.privacy.forget import drop_tombstoned, forget_user, user_key
 
 
 def ev(i, user):
-    return {"event_id": f"e{i}", "user_id": user, "item_id": f"i{i % 4}", "type": "rating",
-            "rating": 1.0 + i % 5, "timestamp": 1_700_000_000 + i}
+    return {
+        "event_id": f"e{i}",
+        "user_id": user,
+        "item_id": f"i{i % 4}",
+        "type": "rating",
+        "rating": 1.0 + i % 5,
+        "timestamp": 1_700_000_000 + i,
+    }
 
 
 @pytest.fixture
@@ -31,8 +37,7 @@ def store(store_url, monkeypatch):
     s = EventStore(store_url)
     s.upgrade()
     s.append([ev(i, f"u{i % 3}") for i in range(30)])
-    s.record_served("r1", user_id="u1", items=["i1"], registered_model="recsys",
-                    model_version="1")
+    s.record_served("r1", user_id="u1", items=["i1"], registered_model="recsys", model_version="1")
     yield s
     s.close()
 
@@ -45,8 +50,9 @@ def _rows(s: EventStore, table):
 def test_user_key_is_keyed_when_a_key_is_set(monkeypatch):
     monkeypatch.delenv(forget.KEY_ENV, raising=False)
     plain = user_key("alice@example.org")
-    assert plain.startswith("s1:") and "alice" not in plain and plain == user_key(
-        "alice@example.org")
+    assert (
+        plain.startswith("s1:") and "alice" not in plain and plain == user_key("alice@example.org")
+    )
     plain = user_key("42")
     monkeypatch.setenv(forget.KEY_ENV, "k1")
     keyed = user_key("42")
@@ -58,11 +64,9 @@ def test_user_key_is_keyed_when_a_key_is_set(monkeypatch):
 
 
 def test_forget_removes_the_events_and_tombstones_the_user(store, tmp_path):
-    report = forget_user("u1", reason="GDPR art. 17 request #7", data_dir=tmp_path,
-                         tracking=False)
+    report = forget_user("u1", reason="GDPR art. 17 request #7", data_dir=tmp_path, tracking=False)
     assert report.outcome == "done"
-    assert report.event_store == {"tombstone": "new", "events": 10,
-                                  "served_recommendations": 1}
+    assert report.event_store == {"tombstone": "new", "events": 10, "served_recommendations": 1}
     left = _rows(store, events)
     assert len(left) == 20 and {r["user_id"] for r in left} == {"u0", "u2"}
     stones = _rows(store, tombstones)
@@ -79,19 +83,20 @@ def test_forgetting_twice_or_an_unknown_user_is_a_no_op_with_an_audit_record(sto
     forget_user("u1", data_dir=tmp_path, tracking=False)
     again = forget_user("u1", data_dir=tmp_path, tracking=False)
     assert again.outcome == "nothing-found"
-    assert again.event_store == {"tombstone": "existing", "events": 0,
-                                 "served_recommendations": 0}
+    assert again.event_store == {"tombstone": "existing", "events": 0, "served_recommendations": 0}
     unknown = forget_user("nobody", data_dir=tmp_path, tracking=False)
     assert unknown.outcome == "nothing-found"
     assert [a["outcome"] for a in _rows(store, forget_audit)] == [
-        "done", "nothing-found", "nothing-found"]
+        "done",
+        "nothing-found",
+        "nothing-found",
+    ]
     assert len(_rows(store, tombstones)) == 2  # u1 once, and nobody (may appear later)
     assert store.count() == 20
 
 
 def test_an_unreachable_store_names_the_setting(monkeypatch, tmp_path):
-    monkeypatch.setenv("RECSYS_EVENTS_URL",
-                       "postgresql://recsys:secret@127.0.0.1:9/recsys_events")
+    monkeypatch.setenv("RECSYS_EVENTS_URL", "postgresql://recsys:secret@127.0.0.1:9/recsys_events")
     with pytest.raises(DataSourceError, match="RECSYS_EVENTS_URL") as err:
         forget_user("u1", data_dir=tmp_path, tracking=False)
     assert "secret" not in str(err.value)
@@ -111,8 +116,9 @@ def test_every_collection_drops_tombstoned_users(store, tmp_path, store_url):
     assert set(got.interactions["user"]) == {"u0", "u2"}
     # from a file that still holds the user
     path = tmp_path / "ratings.csv"
-    pd.DataFrame({"user": ["u1", "u1", "u5"], "item": ["a", "b", "a"],
-                  "rating": [4, 5, 3]}).to_csv(path, index=False)
+    pd.DataFrame({"user": ["u1", "u1", "u5"], "item": ["a", "b", "a"], "rating": [4, 5, 3]}).to_csv(
+        path, index=False
+    )
     col = collect(str(path))
     assert col.interactions["user"].tolist() == ["u5"]
     assert col.extra["tombstoned_removed"] == 2
@@ -147,8 +153,9 @@ def test_snapshots_and_tables_under_the_data_folder_are_rewritten(store, tmp_pat
     quarantine.parent.mkdir(parents=True)
     col.interactions.head(6).to_parquet(quarantine)
     n_q = int((col.interactions.head(6)["user"] == victim).sum())
-    untouched = snapshot.write(collect(str(_without(col, victim, tmp_path))),
-                               data_dir / "snapshots")
+    untouched = snapshot.write(
+        collect(str(_without(col, victim, tmp_path))), data_dir / "snapshots"
+    )
     report = forget_user(victim, data_dir=data_dir, tracking=False)
     files = report.files
     assert list(files["snapshots"]) == [old.digest]
@@ -181,8 +188,14 @@ def test_pseudonymized_ids_are_found_by_their_pseudonym(store, tmp_path, monkeyp
     kinds = sorted(s["kind"] for s in _rows(store, tombstones))
     assert kinds == ["id", "pseudonym"]
     # a collection whose ids were pseudonymized drops the pseudonym's rows
-    frame = pd.DataFrame({"user": [p, "bob", "alice"], "item": ["a", "b", "c"],
-                          "rating": [1.0, 2.0, 3.0], "timestamp": [0, 0, 0]})
+    frame = pd.DataFrame(
+        {
+            "user": [p, "bob", "alice"],
+            "item": ["a", "b", "c"],
+            "rating": [1.0, 2.0, 3.0],
+            "timestamp": [0, 0, 0],
+        }
+    )
     kept, removed = drop_tombstoned(frame)
     assert kept["user"].tolist() == ["bob"] and removed == 2
 
@@ -192,6 +205,10 @@ def test_the_forget_module_imports_first_in_a_fresh_interpreter():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", "import recsys_core.privacy.forget"],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", "import recsys_core.privacy.forget"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr

@@ -51,18 +51,32 @@ def test_a_missing_or_short_key_is_refused_with_how_to_set_it(no_key, monkeypatc
 
 
 def test_a_table_keeps_its_rows_and_loses_its_raw_ids():
-    frame = pd.DataFrame({"user": ["1", "2", "1", None], "item": ["a", "b", "c", "d"],
-                          "rating": [1.0, 2.0, 3.0, 4.0]})
+    frame = pd.DataFrame(
+        {
+            "user": ["1", "2", "1", None],
+            "item": ["a", "b", "c", "d"],
+            "rating": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
     out = pseudonymize_users(frame, KEY)
-    assert list(out["user"][:3]) == [pseudonymize("1", KEY), pseudonymize("2", KEY),
-                                     pseudonymize("1", KEY)]
+    assert list(out["user"][:3]) == [
+        pseudonymize("1", KEY),
+        pseudonymize("2", KEY),
+        pseudonymize("1", KEY),
+    ]
     assert pd.isna(out["user"][3])  # a missing id stays missing, for validation to report
     assert list(out["item"]) == list(frame["item"]) and frame["user"][0] == "1"
 
 
 def test_collection_with_a_key_writes_no_raw_user_id(tmp_path):
-    frame = pd.DataFrame({"userId": ["alice", "bob", "alice"], "movieId": ["1", "2", "2"],
-                          "rating": [4.0, 3.0, 5.0], "timestamp": [1, 2, 3]})
+    frame = pd.DataFrame(
+        {
+            "userId": ["alice", "bob", "alice"],
+            "movieId": ["1", "2", "2"],
+            "rating": [4.0, 3.0, 5.0],
+            "timestamp": [1, 2, 3],
+        }
+    )
     frame.to_csv(tmp_path / "ratings.csv", index=False)
     collected = collect(str(tmp_path / "ratings.csv"), pseudonym_key=KEY)
     users = set(collected.interactions["user"])

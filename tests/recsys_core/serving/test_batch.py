@@ -1,6 +1,5 @@
 """Batch scoring: every user's top-k as Parquet partitioned by version, locally and on S3."""
 
-
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -22,8 +21,11 @@ def data():
 
 @pytest.fixture(scope="module", params=["sgd-mf", "ease", "bpmf"])
 def model(request, data):
-    params = {"sgd-mf": {"epochs": 4, "factors": 8}, "ease": {"reg": 50.0},
-              "bpmf": {"burn_in": 2, "samples": 2}}[request.param]
+    params = {
+        "sgd-mf": {"epochs": 4, "factors": 8},
+        "ease": {"reg": 50.0},
+        "bpmf": {"burn_in": 2, "samples": 2},
+    }[request.param]
     return create(request.param, params).fit(data)
 
 
@@ -32,17 +34,27 @@ def test_every_user_in_chunks_matches_the_offline_top_k(model, data, tmp_path, m
     seen = []
     budget = 16 * data.n_items * 7  # 7 users per chunk: many chunks and several files
     assert chunk_size(data.n_items, budget) == 7
-    result = recommend_all(model, tmp_path / "out", model_version="3", k=5,
-                           memory_budget=budget, progress=lambda d, n: seen.append((d, n)),
-                           threads=1)
+    result = recommend_all(
+        model,
+        tmp_path / "out",
+        model_version="3",
+        k=5,
+        memory_budget=budget,
+        progress=lambda d, n: seen.append((d, n)),
+        threads=1,
+    )
     part = tmp_path / "out" / "model_version=3"
     assert result.location == str(part) and (part / "_SUCCESS").exists()
     assert result.rows == data.n_users * 5 and result.users == data.n_users
     assert len(result.files) == len(list(part.glob("part-*.parquet"))) >= 2
     assert seen[-1] == (data.n_users, data.n_users) and len(seen) == -(-data.n_users // 7)
     frame = pq.read_table(part).to_pandas()
-    assert len(frame) == result.rows and list(result.sample.columns) == ["user", "rank", "item",
-                                                                          "score"]
+    assert len(frame) == result.rows and list(result.sample.columns) == [
+        "user",
+        "rank",
+        "item",
+        "score",
+    ]
     users = list(data.users.ids[:25])
     expected = model.recommend(users, 5)
     got = frame[frame.user.isin(users)].sort_values(["user", "rank"]).reset_index(drop=True)
@@ -50,8 +62,9 @@ def test_every_user_in_chunks_matches_the_offline_top_k(model, data, tmp_path, m
     assert (got["item"].to_numpy() == expected["item"].astype(str).to_numpy()).all()
     np.testing.assert_allclose(got["score"], expected["score"], rtol=1e-4, atol=1e-5)
     # chunks scored by several threads come out the same, in the same order
-    threaded = recommend_all(model, tmp_path / "threads", model_version="3", k=5,
-                             memory_budget=budget * 3, threads=3)
+    threaded = recommend_all(
+        model, tmp_path / "threads", model_version="3", k=5, memory_budget=budget * 3, threads=3
+    )
     assert pq.read_table(threaded.location).to_pandas().equals(frame)
 
 
@@ -69,8 +82,9 @@ def test_given_users_with_an_unknown_one(data, tmp_path):
 def test_a_rerun_replaces_the_partition(data, tmp_path, monkeypatch):
     model = create("sgd-mf", {"epochs": 2, "factors": 4}).fit(data)
     monkeypatch.setattr(batch, "ROWS_PER_FILE", 100)
-    first = recommend_all(model, tmp_path, model_version="1", k=2,
-                          memory_budget=16 * data.n_items * 10, threads=1)
+    first = recommend_all(
+        model, tmp_path, model_version="1", k=2, memory_budget=16 * data.n_items * 10, threads=1
+    )
     monkeypatch.setattr(batch, "ROWS_PER_FILE", 10_000)
     second = recommend_all(model, tmp_path, model_version="1", k=2)
     assert len(first.files) > 1 and len(second.files) == 1

@@ -16,13 +16,27 @@ from recsys_core.serving import Scorer
 from recsys_core.serving.explain import because, join_names
 
 # u.item of MovieLens 100K: the movies' ids, titles and genres
-MOVIES = pd.DataFrame({
-    "item": ["50", "100", "181", "1", "127", "98"],
-    "title": ["Star Wars (1977)", "Fargo (1996)", "Return of the Jedi (1983)",
-              "Toy Story (1995)", "Godfather, The (1972)", "Silence of the Lambs, The (1991)"],
-    "genres": ["Action|Adventure|Sci-Fi", "Crime|Drama|Thriller", "Action|Adventure|Sci-Fi",
-               "Animation|Children's|Comedy", "Action|Crime|Drama", "Drama|Thriller"],
-})
+MOVIES = pd.DataFrame(
+    {
+        "item": ["50", "100", "181", "1", "127", "98"],
+        "title": [
+            "Star Wars (1977)",
+            "Fargo (1996)",
+            "Return of the Jedi (1983)",
+            "Toy Story (1995)",
+            "Godfather, The (1972)",
+            "Silence of the Lambs, The (1991)",
+        ],
+        "genres": [
+            "Action|Adventure|Sci-Fi",
+            "Crime|Drama|Thriller",
+            "Action|Adventure|Sci-Fi",
+            "Animation|Children's|Comedy",
+            "Action|Crime|Drama",
+            "Drama|Thriller",
+        ],
+    }
+)
 
 
 def _ratings() -> pd.DataFrame:
@@ -57,8 +71,10 @@ def test_the_sentence_names_the_titles_the_numbers_stay_in_fields(data, name, tm
     assert {r.title for r in reasons} == {"Star Wars (1977)", "Fargo (1996)"}
     assert {r.item_id for r in reasons} == {"50", "100"}
     sentence = because(reasons)
-    assert sentence in ("Because you watched Star Wars (1977) and Fargo (1996)",
-                        "Because you watched Fargo (1996) and Star Wars (1977)")
+    assert sentence in (
+        "Because you watched Star Wars (1977) and Fargo (1996)",
+        "Because you watched Fargo (1996) and Star Wars (1977)",
+    )
     # the numbers: in the weight fields, never in the words (the only digits are the years)
     assert all(isinstance(r.weight, float) and r.weight > 0 for r in reasons)
     for text in [sentence, *(r.text for r in reasons)]:
@@ -71,8 +87,10 @@ def test_without_metadata_items_are_named_by_id():
     scorer = Scorer(model)
     top = scorer.recommend("me", 1, explain=True).items[0]
     assert scorer.item_title(top.item_id) is None
-    assert because(top.reasons) in ("Because you interacted with item 50 and item 100",
-                                    "Because you interacted with item 100 and item 50")
+    assert because(top.reasons) in (
+        "Because you interacted with item 50 and item 100",
+        "Because you interacted with item 100 and item 50",
+    )
 
 
 def test_a_cold_users_list_says_popular_with_the_count_in_the_field(data):

@@ -22,9 +22,18 @@ PARAMS = {
     "item-knn": {"k": 10},
     "popularity": {},
 }
-FAMILY = {"ease": "item-item", "item-knn-implicit": "item-item", "sgd-mf": "factors",
-          "als": "factors", "svdpp": "factors", "implicit-als": "factors",
-          "implicit-bpr": "factors", "bpmf": "other", "item-knn": "other", "popularity": "other"}
+FAMILY = {
+    "ease": "item-item",
+    "item-knn-implicit": "item-item",
+    "sgd-mf": "factors",
+    "als": "factors",
+    "svdpp": "factors",
+    "implicit-als": "factors",
+    "implicit-bpr": "factors",
+    "bpmf": "other",
+    "item-knn": "other",
+    "popularity": "other",
+}
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +87,9 @@ def test_unknown_user_gets_popularity_flagged(fitted, data):
     assert {i.item_id for i in rec.items} == set(data.items.ids[order])
 
 
-@pytest.mark.parametrize("name", ["ease", "item-knn-implicit", "sgd-mf", "als", "implicit-als",
-                                  "implicit-bpr"])
+@pytest.mark.parametrize(
+    "name", ["ease", "item-knn-implicit", "sgd-mf", "als", "implicit-als", "implicit-bpr"]
+)
 def test_fold_in_gives_a_new_user_personal_results(fitted, data, name):
     scorer = Scorer(fitted(name))
     pop = [i.item_id for i in scorer.recommend("new-user", 10).items]
@@ -90,8 +100,9 @@ def test_fold_in_gives_a_new_user_personal_results(fitted, data, name):
         assert cold.fallback is None and cold.folded_in == len(history)
         assert not {i.item_id for i in cold.items} & set(history)
         known = [i.item_id for i in scorer.recommend(data.users.ids[u], 10).items]
-        overlaps.append((len(set(known) & {i.item_id for i in cold.items}),
-                         len(set(known) & set(pop))))
+        overlaps.append(
+            (len(set(known) & {i.item_id for i in cold.items}), len(set(known) & set(pop)))
+        )
     # folding in a user's own history lands nearer their own list than popularity does
     assert sum(a for a, _ in overlaps) > sum(b for _, b in overlaps)
 
@@ -162,14 +173,17 @@ def test_factor_explanations_name_the_users_nearest_items(fitted, data):
     rec = scorer.recommend(data.users.ids[5], 3, explain=True)
     for item in rec.items:
         assert item.reasons and all(r.item_id in history for r in item.reasons)
-        assert item.reasons[0].text == (f"similar to item {item.reasons[0].item_id}, which you "
-                                        "interacted with")
+        assert item.reasons[0].text == (
+            f"similar to item {item.reasons[0].item_id}, which you interacted with"
+        )
         weights = [r.weight for r in item.reasons]
         assert weights == sorted(weights, reverse=True)
     pop = scorer.recommend(None, 2, explain=True)
     assert pop.items[0].reasons[0].text == "popular with other users"
-    assert pop.items[0].reasons[0].weight == scorer.model.item_popularity_[
-        scorer.item_index(pop.items[0].item_id)]
+    assert (
+        pop.items[0].reasons[0].weight
+        == scorer.model.item_popularity_[scorer.item_index(pop.items[0].item_id)]
+    )
 
 
 @pytest.mark.parametrize("name", ["ease", "implicit-als", "bpmf"])
@@ -251,5 +265,6 @@ def test_item_item_requests_copy_no_model_array(fitted, data, name, tmp_path):
     X = model.user_items_[:20].toarray().astype(np.float64)
     W64 = W.astype(np.float64) if isinstance(W, np.ndarray) else W.toarray().astype(np.float64)
     np.testing.assert_allclose(scorer.score_block(np.arange(20)), X @ W64, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(model._score_users(np.arange(20, dtype=np.int32)), X @ W64,
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        model._score_users(np.arange(20, dtype=np.int32)), X @ W64, rtol=1e-4, atol=1e-5
+    )

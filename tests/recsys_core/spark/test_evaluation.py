@@ -22,16 +22,23 @@ def splits():
     s = split(generate(config_for("small")).interactions)
     test = s.test[["user", "item", "rating"]]
     # a user and an item the model never saw: the fallback and the always-missed item
-    cold = pd.DataFrame({"user": ["cold-user", "cold-user", s.train["user"].iloc[0]],
-                         "item": [s.train["item"].iloc[0], "cold-item", "cold-item"],
-                         "rating": [4.0, 5.0, 3.0]})
+    cold = pd.DataFrame(
+        {
+            "user": ["cold-user", "cold-user", s.train["user"].iloc[0]],
+            "item": [s.train["item"].iloc[0], "cold-item", "cold-item"],
+            "rating": [4.0, 5.0, 3.0],
+        }
+    )
     return s.train, pd.concat([test, cold], ignore_index=True)
 
 
-@pytest.mark.parametrize(("name", "params", "threshold"), [
-    ("spark-als", {"rank": 4, "maxIter": 3}, None),
-    ("spark-als-implicit", {"rank": 4, "maxIter": 3}, 4.0),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "params", "threshold"),
+    [
+        ("spark-als", {"rank": 4, "maxIter": 3}, None),
+        ("spark-als-implicit", {"rank": 4, "maxIter": 3}, 4.0),
+    ],
+)
 def test_spark_figures_equal_recsys_evaluation(splits, name, params, threshold):
     train, test = splits
     model = create(name, params).fit(Interactions.from_frame(train))
@@ -40,8 +47,14 @@ def test_spark_figures_equal_recsys_evaluation(splits, name, params, threshold):
     spark = spark_session()
     triples = train[["user", "item", "rating"]]
     test_df = spark.createDataFrame(test)
-    result = spark_evaluation(model, spark.createDataFrame(triples), test_df, k=5,
-                              relevance_threshold=threshold, batch_size=7)
+    result = spark_evaluation(
+        model,
+        spark.createDataFrame(triples),
+        test_df,
+        k=5,
+        relevance_threshold=threshold,
+        batch_size=7,
+    )
     got = result.metrics
     assert set(got) == set(want.metrics)
     for metric, value in want.metrics.items():
@@ -50,10 +63,15 @@ def test_spark_figures_equal_recsys_evaluation(splits, name, params, threshold):
     assert result.counts == want.counts
     if model.predicts_ratings:  # the sample a rating-distribution plot is drawn from
         sample = prediction_sample(model, test_df, rows=50, seed=1)
-        assert 0 < len(sample) <= 50 and list(sample.columns) == ["user", "item", "rating",
-                                                                   "prediction"]
-        np.testing.assert_allclose(sample["prediction"],
-                                   model.predict(sample["user"], sample["item"]))
+        assert 0 < len(sample) <= 50 and list(sample.columns) == [
+            "user",
+            "item",
+            "rating",
+            "prediction",
+        ]
+        np.testing.assert_allclose(
+            sample["prediction"], model.predict(sample["user"], sample["item"])
+        )
         assert len(prediction_sample(model, test_df, rows=len(test) + 1)) == len(test)
 
 

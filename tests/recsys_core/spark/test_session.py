@@ -12,8 +12,11 @@ def test_scratch_dir_setting(monkeypatch, tmp_path):
     monkeypatch.delenv("RECSYS_SPARK_SCRATCH_DIR", raising=False)
     assert scratch_dir() is None
     monkeypatch.setenv("RECSYS_SPARK_SCRATCH_DIR", str(tmp_path / "nowhere"))
-    with pytest.raises(ConfigError, match=r"RECSYS_SPARK_SCRATCH_DIR='.*nowhere' is not an "
-                                          "existing folder"):
+    with pytest.raises(
+        ConfigError,
+        match=r"RECSYS_SPARK_SCRATCH_DIR='.*nowhere' is not an "
+        "existing folder",
+    ):
         scratch_dir()
 
 
@@ -24,8 +27,11 @@ def test_spark_als_hands_its_parquet_over_in_the_scratch_folder(monkeypatch, tmp
     import recsys_core.models.spark_als as spark_als
 
     real = spark_als.pq.write_table
-    monkeypatch.setattr(spark_als.pq, "write_table",
-                        lambda table, path: (seen.append(str(path)), real(table, path))[1])
+    monkeypatch.setattr(
+        spark_als.pq,
+        "write_table",
+        lambda table, path: (seen.append(str(path)), real(table, path))[1],
+    )
     monkeypatch.setenv("RECSYS_SPARK_SCRATCH_DIR", str(tmp_path))
     data = Interactions.from_frame(generate(config_for("tiny")).interactions)
     model = create("spark-als", {"rank": 2, "maxIter": 2}).fit(data)

@@ -28,8 +28,14 @@ def test_s3a_options_from_the_s3_settings(monkeypatch):
     assert opts["fs.s3a.connection.establish.timeout"] == "3000"
     assert "fs.s3a.aws.credentials.provider" not in opts
     # recsys's own endpoint setting wins over AWS's; https turns TLS on; a token, its provider
-    opts = s3a_options({**CREDS, "AWS_SESSION_TOKEN": "t", "AWS_ENDPOINT_URL": "http://x:1",
-                        "RECSYS_S3_ENDPOINT_URL": "https://minio.example:9443"})
+    opts = s3a_options(
+        {
+            **CREDS,
+            "AWS_SESSION_TOKEN": "t",
+            "AWS_ENDPOINT_URL": "http://x:1",
+            "RECSYS_S3_ENDPOINT_URL": "https://minio.example:9443",
+        }
+    )
     assert opts["fs.s3a.endpoint"] == "https://minio.example:9443"
     assert opts["fs.s3a.connection.ssl.enabled"] == "true"
     assert opts["fs.s3a.aws.credentials.provider"].endswith("TemporaryAWSCredentialsProvider")
@@ -45,8 +51,9 @@ def test_hadoop_aws_coordinate_matches_the_jvm_hadoop():
 
 
 def test_local_parquet_is_read_by_spark(tmp_path):
-    frame = pd.DataFrame({"user": ["a", "b", "c"], "item": ["x", "y", "x"],
-                          "rating": [4.0, 3.0, 5.0]})
+    frame = pd.DataFrame(
+        {"user": ["a", "b", "c"], "item": ["x", "y", "x"], "rating": [4.0, 3.0, 5.0]}
+    )
     frame.to_parquet(tmp_path / "r.parquet")
     df = read_parquet(str(tmp_path / "r.parquet"))
     assert df.count() == 3 and set(df.columns) == {"user", "item", "rating"}

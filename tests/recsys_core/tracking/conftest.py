@@ -35,8 +35,9 @@ def new_version(store, tiny_model_dir):
     def make(name: str = "regtest") -> registry.VersionRef:
         run_id = mlflow_run.start_run("reg-test", "r")
         mlflow_run.log_artifacts(run_id, tiny_model_dir, "model_state")
-        return registry.register(name, f"runs:/{run_id}/model_state", run_id,
-                                 {"status": "candidate"})
+        return registry.register(
+            name, f"runs:/{run_id}/model_state", run_id, {"status": "candidate"}
+        )
 
     return make
 

@@ -24,8 +24,7 @@ def test_champion_is_loaded_from_its_state(new_version, tiny_model_dir):
     assert state.state_path == "model_state"  # no evaluated_state/: the served state
     expected = Recommender.load(tiny_model_dir)
     users, items = expected.user_vocab_.ids[:5], expected.item_vocab_.ids[:5]
-    np.testing.assert_array_equal(state.model.predict(users, items),
-                                  expected.predict(users, items))
+    np.testing.assert_array_equal(state.model.predict(users, items), expected.predict(users, items))
 
 
 def test_champion_with_deleted_artifacts_is_unavailable(new_version, delete_run_artifacts):
@@ -45,8 +44,9 @@ def test_role_alias(new_version):
     assert load_champion("regtest", alias="champion-ranking").version == "1"
 
 
-def test_a_refit_champion_is_rescored_as_it_was_judged(new_version, tiny_model_dir, tmp_path,
-                                                        monkeypatch):
+def test_a_refit_champion_is_rescored_as_it_was_judged(
+    new_version, tiny_model_dir, tmp_path, monkeypatch
+):
     """A version with ``evaluated_state/`` (the judged model; ``model_state/`` is the refit) is
     loaded from it; both roles of one version share one load."""
     from recsys_core.data.synthetic import config_for, generate
@@ -62,8 +62,11 @@ def test_a_refit_champion_is_rescored_as_it_was_judged(new_version, tiny_model_d
         registry.promote(v1, {}, expected=None, alias=alias)
     loads = []
     real = model_store.load_recommender
-    monkeypatch.setattr(model_store, "load_recommender",
-                        lambda *a, **kw: loads.append(kw.get("path")) or real(*a, **kw))
+    monkeypatch.setattr(
+        model_store,
+        "load_recommender",
+        lambda *a, **kw: loads.append(kw.get("path")) or real(*a, **kw),
+    )
     states = load_champions("regtest", list(registry.ROLE_ALIASES.values()))
     assert loads == ["evaluated_state"]  # once for the two roles
     ranking, rating = states["champion-ranking"], states[RATING]

@@ -13,8 +13,10 @@ def test_registry_with_every_artifact_is_fine(new_version):
     v1 = new_version()
     registry.promote(v1, {}, expected=None, alias="champion-ranking")
     checks = check_registry_artifacts(mlflow.get_tracking_uri())
-    assert [(c.name, c.ok) for c in checks] == [("serving roles of regtest", True),
-                                                ("registry artifacts", True)]
+    assert [(c.name, c.ok) for c in checks] == [
+        ("serving roles of regtest", True),
+        ("registry artifacts", True),
+    ]
     assert checks[0].detail == "ranking: v1, rating: none"
     assert "1 aliased version(s) in 1 registered model(s)" in checks[1].detail
 
@@ -49,8 +51,9 @@ def test_a_leftover_champion_alias_is_reported_with_the_way_forward(new_version)
     registry.promote(v1, {}, expected=None, alias="champion-rating")
     roles = check_registry_artifacts(mlflow.get_tracking_uri())[0]
     assert (roles.name, roles.ok) == ("serving roles of regtest", False)
-    assert roles.detail == ("ranking: none, rating: v1; the alias 'champion' (v1) is no longer "
-                            "served")
+    assert roles.detail == (
+        "ranking: none, rating: v1; the alias 'champion' (v1) is no longer served"
+    )
     assert "set champion-ranking and/or champion-rating to version 1" in roles.fix
 
 
@@ -67,8 +70,10 @@ def test_a_version_that_no_gate_promoted_is_still_no_model_yet(new_version):
     new_version()  # registered, but its gate refused it: no role alias
     checks = check_registry_artifacts(mlflow.get_tracking_uri())
     assert [(c.name, c.ok, c.state) for c in checks] == [
-        ("serving roles of regtest", True, False), ("registry artifacts", True, False),
-        ("registry", True, True)]
+        ("serving roles of regtest", True, False),
+        ("registry artifacts", True, False),
+        ("registry", True, True),
+    ]
     assert checks[-1].detail == "no model promoted yet (registered models: regtest)"
 
 
@@ -89,13 +94,22 @@ def test_a_tracking_server_down_still_fails(store):
 def test_a_missing_bucket_still_fails(store, s3_endpoint):
     import boto3
 
-    env = {"AWS_ENDPOINT_URL_S3": s3_endpoint, "AWS_ACCESS_KEY_ID": "k",
-           "AWS_SECRET_ACCESS_KEY": "s", "S3_BUCKET_DATA": "doctor-present"}
-    boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="k",
-                 aws_secret_access_key="s", region_name="us-east-1").create_bucket(
-        Bucket="doctor-present")
+    env = {
+        "AWS_ENDPOINT_URL_S3": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": "k",
+        "AWS_SECRET_ACCESS_KEY": "s",
+        "S3_BUCKET_DATA": "doctor-present",
+    }
+    boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        aws_access_key_id="k",
+        aws_secret_access_key="s",
+        region_name="us-east-1",
+    ).create_bucket(Bucket="doctor-present")
     assert [c.ok for c in check_buckets(env)] == [True]
     missing = check_buckets({**env, "S3_BUCKET_DATA": "doctor-missing"})
     assert [(c.name, c.ok, c.state) for c in missing] == [
-        ("S3 bucket doctor-missing", False, False)]
+        ("S3 bucket doctor-missing", False, False)
+    ]
     assert "NoSuchBucket" in missing[0].detail and "create it" in missing[0].fix

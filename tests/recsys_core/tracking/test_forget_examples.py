@@ -33,8 +33,14 @@ def test_an_example_logged_with_real_ids_loses_the_forgotten_ones(tmp_path):
 
 
 def test_a_batch_sample_numbers_its_users():
-    frame = pd.DataFrame({"user": ["u9", "u9", "u3", "u9"], "rank": [1, 2, 1, 3],
-                          "item": ["a", "b", "c", "d"], "score": [1.0, 0.5, 0.9, 0.1]})
+    frame = pd.DataFrame(
+        {
+            "user": ["u9", "u9", "u3", "u9"],
+            "rank": [1, 2, 1, 3],
+            "item": ["a", "b", "c", "d"],
+            "score": [1.0, 0.5, 0.9, 0.1],
+        }
+    )
     out = numbered_users(frame)
     assert out["user"].tolist() == ["user-1", "user-1", "user-2", "user-1"]
     assert out[["rank", "item", "score"]].equals(frame[["rank", "item", "score"]])

@@ -29,19 +29,29 @@ from recsys_core.tracking.state_digest import DIGEST_TAG, state_digest
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     data = Interactions.from_frame(generate(config_for("tiny")).interactions)
-    return create("sgd-mf", {"epochs": 2, "factors": 4}).fit(data).save(
-        tmp_path_factory.mktemp("sgd") / "model")
+    return (
+        create("sgd-mf", {"epochs": 2, "factors": 4})
+        .fit(data)
+        .save(tmp_path_factory.mktemp("sgd") / "model")
+    )
 
 
-def _version(model_dir, experiment="forget-test", name="recsys",
-             quarantine: Path | None = None) -> registry.VersionRef:
+def _version(
+    model_dir, experiment="forget-test", name="recsys", quarantine: Path | None = None
+) -> registry.VersionRef:
     run_id = mlflow_run.start_run(experiment, "r")
     mlflow_run.log_artifacts(run_id, model_dir, "model_state")
     if quarantine is not None:
         mlflow_run.log_artifact(run_id, quarantine, "validation")
     info = pyfunc.log_saved(model_dir, run_id)
-    return registry.register(name, info.model_uri, run_id, {"status": "candidate"},
-                             model_id=getattr(info, "model_id", None), state_dir=model_dir)
+    return registry.register(
+        name,
+        info.model_uri,
+        run_id,
+        {"status": "candidate"},
+        model_id=getattr(info, "model_id", None),
+        state_dir=model_dir,
+    )
 
 
 def _user_sets(ref: registry.VersionRef) -> list[set[str]]:
@@ -51,11 +61,13 @@ def _user_sets(ref: registry.VersionRef) -> list[set[str]]:
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         state = mlflow.artifacts.download_artifacts(
-            run_id=mv.run_id, artifact_path="model_state/user_ids.json", dst_path=tmp + "/a")
+            run_id=mv.run_id, artifact_path="model_state/user_ids.json", dst_path=tmp + "/a"
+        )
         out.append(set(IdVocab.load(state).to_list()))
         root = client.get_logged_model(logged_model_id(mv)).artifact_location
         logged = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"{root}/artifacts/model/user_ids.json", dst_path=tmp + "/b")
+            artifact_uri=f"{root}/artifacts/model/user_ids.json", dst_path=tmp + "/b"
+        )
         out.append(set(IdVocab.load(logged).to_list()))
     return out
 
@@ -78,8 +90,12 @@ def test_every_copy_of_every_version_loses_the_user(embedded_store, model_dir, t
         # no tag holds the id (the state's digest is hex: a short id may occur in it by chance)
         assert gone not in "".join(v for k, v in tags.items() if k != DIGEST_TAG)
         assert tags[DIGEST_TAG] == state_digest(
-            mlflow.artifacts.download_artifacts(run_id=ref.run_id, artifact_path="model_state",
-                                                dst_path=str(tmp_path / f"d{ref.version}")))
+            mlflow.artifacts.download_artifacts(
+                run_id=ref.run_id,
+                artifact_path="model_state",
+                dst_path=str(tmp_path / f"d{ref.version}"),
+            )
+        )
     # the served model loads from the rewritten state
     loaded = registry_load(v1)
     assert gone not in loaded.user_vocab_.to_list()
@@ -87,7 +103,9 @@ def test_every_copy_of_every_version_loses_the_user(embedded_store, model_dir, t
     client = mlflow.MlflowClient()
     path = mlflow.artifacts.download_artifacts(
         run_id=client.get_model_version("recsys", "1").run_id,
-        artifact_path="validation/quarantined.parquet", dst_path=str(tmp_path / "q"))
+        artifact_path="validation/quarantined.parquet",
+        dst_path=str(tmp_path / "q"),
+    )
     assert pd.read_parquet(path)["user"].tolist() == [users[0]]
     # forgetting again changes nothing and moves no tag
     again = forget_in_versions([gone], tmp_path / "staging")
@@ -108,23 +126,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_s3_going_away_mid_way_is_completed_by_a_rerun(embedded_store, model_dir, tmp_path,
-                                                       monkeypatch):
+def test_s3_going_away_mid_way_is_completed_by_a_rerun(
+    embedded_store, model_dir, tmp_path, monkeypatch
+):
     from moto.server import ThreadedMotoServer
 
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
-        for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                     "AWS_DEFAULT_REGION": "us-east-1", "AWS_MAX_ATTEMPTS": "1",
-                     "AWS_RETRY_MODE": "standard",
-                     "MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}"}.items():
+        for k, v in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_MAX_ATTEMPTS": "1",
+            "AWS_RETRY_MODE": "standard",
+            "MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        }.items():
             monkeypatch.setenv(k, v)
         import boto3
 
         boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}").create_bucket(
-            Bucket="artifacts")
+            Bucket="artifacts"
+        )
         users = IdVocab.load(model_dir / "user_ids.json").to_list()
         gone = users[7]
         local = _version(model_dir)  # version 1 in the local file store

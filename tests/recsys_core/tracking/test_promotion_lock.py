@@ -53,9 +53,12 @@ def test_released_when_the_body_fails(store):
 def test_a_held_lock_times_out_with_a_message(store):
     lock = lock_name("m", "champion")
     MlflowClient().create_registered_model(
-        lock, tags={HOLDER_TAG: "other-host:1:x", EXPIRES_TAG: str(time.time() + 60)})
-    with pytest.raises(TrackingError, match="held by other-host:1:x") as err, \
-            promotion_lock("m", "champion", wait=0.3):
+        lock, tags={HOLDER_TAG: "other-host:1:x", EXPIRES_TAG: str(time.time() + 60)}
+    )
+    with (
+        pytest.raises(TrackingError, match="held by other-host:1:x") as err,
+        promotion_lock("m", "champion", wait=0.3),
+    ):
         pass
     assert f"delete the registered model {lock!r}" in str(err.value)
     assert lock in _names()  # a live lock is never broken
@@ -64,7 +67,8 @@ def test_a_held_lock_times_out_with_a_message(store):
 def test_an_expired_lock_is_broken(store):
     lock = lock_name("m", "champion")
     MlflowClient().create_registered_model(
-        lock, tags={HOLDER_TAG: "dead-host:1:x", EXPIRES_TAG: str(time.time() - 1)})
+        lock, tags={HOLDER_TAG: "dead-host:1:x", EXPIRES_TAG: str(time.time() - 1)}
+    )
     with promotion_lock("m", "champion", wait=5) as holder:
         tags = MlflowClient().get_registered_model(lock).tags
         assert tags[HOLDER_TAG] == holder != "dead-host:1:x"
@@ -73,6 +77,8 @@ def test_an_expired_lock_is_broken(store):
 
 def test_settings_are_checked(store, monkeypatch):
     monkeypatch.setenv("RECSYS_PROMOTION_LOCK_TTL", "soon")
-    with pytest.raises(ConfigError, match="RECSYS_PROMOTION_LOCK_TTL='soon'"), \
-            promotion_lock("m", "champion"):
+    with (
+        pytest.raises(ConfigError, match="RECSYS_PROMOTION_LOCK_TTL='soon'"),
+        promotion_lock("m", "champion"),
+    ):
         pass

@@ -19,8 +19,10 @@ def _tags(version: registry.VersionRef | str, name: str = "regtest") -> dict[str
 
 
 def _statuses(name: str = "regtest") -> dict[str, str]:
-    return {str(mv.version): mv.tags.get("role.rating") for mv in
-            MlflowClient().search_model_versions(f"name='{name}'")}
+    return {
+        str(mv.version): mv.tags.get("role.rating")
+        for mv in MlflowClient().search_model_versions(f"name='{name}'")
+    }
 
 
 def test_register_promote_rollback(new_version):
@@ -52,8 +54,9 @@ def test_stale_verdict_is_refused_and_leaves_the_champion(new_version):
     v1, v2 = new_version(), new_version()
     registry.promote(v1, {}, expected=None, alias=RATING)
     # v2 was judged while there was no champion; v1 was promoted meanwhile
-    with pytest.raises(StalePromotionError,
-                       match="champion-rating of 'regtest' is version 1 now") as err:
+    with pytest.raises(
+        StalePromotionError, match="champion-rating of 'regtest' is version 1 now"
+    ) as err:
         registry.promote(v2, {"why": "late"}, expected=None, alias=RATING)
     assert isinstance(err.value, GateRejectedError)
     assert (err.value.judged, err.value.current) == (None, "1")
@@ -145,8 +148,10 @@ def test_rollback_refuses_a_self_reference(new_version):
     registry.tag_version(v1, {"role.rating.previous": "1"})  # as written by older versions
     with pytest.raises(RecsysError) as caught:
         registry.rollback("regtest", alias=RATING)
-    assert str(caught.value) == ("champion-rating regtest/1 records itself as the version it "
-                                 "replaced; set its role.rating.previous tag by hand")
+    assert str(caught.value) == (
+        "champion-rating regtest/1 records itself as the version it "
+        "replaced; set its role.rating.previous tag by hand"
+    )
     assert registry.get_alias("regtest", RATING).version == "1"
 
 
@@ -209,4 +214,3 @@ def test_unreachable_registry_is_an_error_not_no_champion(store, monkeypatch):
     mlflow.set_registry_uri("http://127.0.0.1:9")  # discard port: nothing answers
     with pytest.raises(TrackingError, match="cannot read the alias 'champion-rating'"):
         registry.get_alias("regtest", RATING)
-

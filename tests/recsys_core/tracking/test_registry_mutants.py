@@ -183,7 +183,10 @@ def test_a_promotion_cut_off_after_the_alias_moved_can_be_rolled_back(new_versio
     # the evidence written before the alias moved: what rollback and an audit read
     tags = _tags("2")
     assert (tags["role.rating"], tags["role.rating.previous"], tags["why"]) == (
-        "promoting", "1", "better")
+        "promoting",
+        "1",
+        "better",
+    )
     promoted_at = _utc(tags["role.rating.promoted_at"])
     assert abs((datetime.datetime.now(datetime.UTC) - promoted_at).total_seconds()) < 600
     old, new = registry.rollback("regtest", alias=RATING)
@@ -192,7 +195,8 @@ def test_a_promotion_cut_off_after_the_alias_moved_can_be_rolled_back(new_versio
 
 
 def test_a_first_promotion_cut_off_after_the_alias_moved_has_nothing_to_go_back_to(
-        new_version, monkeypatch):
+    new_version, monkeypatch
+):
     v1 = new_version()
     _cut_after_the_alias_moved(monkeypatch, "champion-ranking")
     with pytest.raises(ConnectionError):
@@ -203,8 +207,9 @@ def test_a_first_promotion_cut_off_after_the_alias_moved_has_nothing_to_go_back_
     assert _utc(tags["role.ranking.promoted_at"]) <= datetime.datetime.now(datetime.UTC)
     with pytest.raises(RecsysError) as caught:
         registry.rollback("regtest", alias="champion-ranking")
-    assert str(caught.value) == ("champion-ranking regtest/1 replaced no earlier version; "
-                                 "nothing to roll back to")
+    assert str(caught.value) == (
+        "champion-ranking regtest/1 replaced no earlier version; nothing to roll back to"
+    )
     assert registry.get_alias("regtest", "champion-ranking").version == "1"
 
 
@@ -219,8 +224,9 @@ def test_register_keeps_the_source_the_tags_and_the_description(store, tiny_mode
     assert mv.source == uri and mv.run_id == run_id
     assert dict(mv.tags) == {"status": "candidate", "n": "3"}
     description = MlflowClient().get_registered_model("described").description
-    assert description == ("recsys recommender (aliases: champion-ranking, champion-rating, "
-                           "challenger)")
+    assert description == (
+        "recsys recommender (aliases: champion-ranking, champion-rating, challenger)"
+    )
     registry.ensure_registered_model("described")  # already there: nothing changes
     assert MlflowClient().get_registered_model("described").description == description
 
@@ -269,8 +275,13 @@ def test_register_waits_while_the_version_is_pending(store, tiny_model_dir, monk
     run_id = mlflow_run.start_run("reg-test", "r")
     seen = _statuses_then_real(monkeypatch, ["PENDING_REGISTRATION", "PENDING_REGISTRATION"])
     registry.register("pending", f"runs:/{run_id}/x", run_id, {})
-    assert seen == ["PENDING_REGISTRATION", "sleep 0.5", "PENDING_REGISTRATION", "sleep 0.5",
-                    "READY"]
+    assert seen == [
+        "PENDING_REGISTRATION",
+        "sleep 0.5",
+        "PENDING_REGISTRATION",
+        "sleep 0.5",
+        "READY",
+    ]
 
 
 def test_a_failed_registration_is_not_usable(store, monkeypatch):
@@ -278,8 +289,9 @@ def test_a_failed_registration_is_not_usable(store, monkeypatch):
 
     run_id = mlflow_run.start_run("reg-test", "r")
     _statuses_then_real(monkeypatch, ["FAILED_REGISTRATION"])
-    with pytest.raises(TrackingError,
-                       match=r"^model version failing/1 is FAILED_REGISTRATION; not usable$"):
+    with pytest.raises(
+        TrackingError, match=r"^model version failing/1 is FAILED_REGISTRATION; not usable$"
+    ):
         registry.register("failing", f"runs:/{run_id}/x", run_id, {})
     assert registry.get_alias("failing", registry.CHALLENGER) is None
 

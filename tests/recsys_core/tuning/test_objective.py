@@ -44,8 +44,11 @@ def test_no_complete_trial_and_bad_storage(tmp_path):
     with pytest.raises(TrainingError, match="has no complete trial: every trial failed or none"):
         best_params(study, "als", "rmse")
     # the reasons of this run's failed trials are in the message
-    with pytest.raises(TrainingError, match=r"all 2 trial\(s\) of this run failed \(trial 0: "
-                       r"TrainingError: diverged; trial 1: .*narrow the search space"):
+    with pytest.raises(
+        TrainingError,
+        match=r"all 2 trial\(s\) of this run failed \(trial 0: "
+        r"TrainingError: diverged; trial 1: .*narrow the search space",
+    ):
         best_params(study, "als", "rmse", {1: "ConfigError: bad", 0: "TrainingError: diverged"})
     with pytest.raises(ConfigError, match="RECSYS_TUNE_STORAGE"):
         open_study("x", "nosuchdb://nowhere/x", "minimize")

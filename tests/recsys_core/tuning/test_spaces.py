@@ -24,14 +24,17 @@ def test_override_replaces_one_range_and_keeps_the_others():
     assert space["reg"] == SPACES["als"]["reg"]
 
 
-@pytest.mark.parametrize(("model", "overrides", "message"), [
-    ("als", {"reg": {"kind": "float", "low": 0.0, "high": 1.0}}, "als.reg includes 0.0"),
-    ("als", {"reg": {"kind": "float", "low": 2.0, "high": 1.0}}, "needs low <= high"),
-    ("als", {"reg": {"kind": "float", "low": 0.0, "high": 1.0, "log": True}}, "low > 0"),
-    ("als", {"reg": {"kind": "categorical"}}, "at least one choice"),
-    ("als", {"rank": {"kind": "int", "low": 1, "high": 4}}, "unknown hyperparameter.*'rank'"),
-    ("popularity", None, "no search space for model 'popularity'"),
-])
+@pytest.mark.parametrize(
+    ("model", "overrides", "message"),
+    [
+        ("als", {"reg": {"kind": "float", "low": 0.0, "high": 1.0}}, "als.reg includes 0.0"),
+        ("als", {"reg": {"kind": "float", "low": 2.0, "high": 1.0}}, "needs low <= high"),
+        ("als", {"reg": {"kind": "float", "low": 0.0, "high": 1.0, "log": True}}, "low > 0"),
+        ("als", {"reg": {"kind": "categorical"}}, "at least one choice"),
+        ("als", {"rank": {"kind": "int", "low": 1, "high": 4}}, "unknown hyperparameter.*'rank'"),
+        ("popularity", None, "no search space for model 'popularity'"),
+    ],
+)
 def test_bad_space_is_refused(model, overrides, message):
     with pytest.raises(ConfigError, match=message):
         space_for(model, overrides)

@@ -22,15 +22,26 @@ from recsys_core.validation.rules import DriftRules, DriftThreshold
 
 
 def _table(users, items, ratings):
-    return pd.DataFrame({"user": list(map(str, users)), "item": list(map(str, items)),
-                         "rating": np.asarray(ratings, dtype=float),
-                         "timestamp": np.arange(len(users), dtype=np.int64)})
+    return pd.DataFrame(
+        {
+            "user": list(map(str, users)),
+            "item": list(map(str, items)),
+            "rating": np.asarray(ratings, dtype=float),
+            "timestamp": np.arange(len(users), dtype=np.int64),
+        }
+    )
 
 
 def test_the_same_data_shows_no_drift(frame):
     report = compare(frame, frame.sample(frac=1.0, random_state=0))
-    for name in ("rating_ks", "rating_psi", "item_popularity_js", "new_user_share",
-                 "new_item_share", "interactions_per_user_ks"):
+    for name in (
+        "rating_ks",
+        "rating_psi",
+        "item_popularity_js",
+        "new_user_share",
+        "new_item_share",
+        "interactions_per_user_ks",
+    ):
         assert report.statistics[name] == pytest.approx(0.0, abs=1e-9), name
     assert report.level == "ok" and report.at("warn") == []
     per_user = frame.groupby("user").size()
@@ -53,12 +64,19 @@ def test_statistics_match_values_worked_out_by_hand():
     m = (p + q) / 2
     kl = lambda x, y: sum(a * math.log2(a / b) for a, b in zip(x, y, strict=True) if a > 0)  # noqa: E731
     assert report.statistics["item_popularity_js"] == pytest.approx(
-        math.sqrt((kl(p, m) + kl(q, m)) / 2))
+        math.sqrt((kl(p, m) + kl(q, m)) / 2)
+    )
     # per user: ref (2, 2), cur (1, 2, 1)
     assert report.statistics["interactions_per_user_ks"] == pytest.approx(2 / 3)
     assert report.statistics["interactions_per_user_mean"] == pytest.approx(4 / 3)
-    assert report.counts == {"rows": 4, "users": 3, "items": 2, "reference_rows": 4,
-                             "reference_users": 2, "reference_items": 2}
+    assert report.counts == {
+        "rows": 4,
+        "users": 3,
+        "items": 2,
+        "reference_rows": 4,
+        "reference_users": 2,
+        "reference_items": 2,
+    }
 
 
 def test_disjoint_items_and_ratings_give_the_largest_values():
@@ -72,8 +90,9 @@ def test_disjoint_items_and_ratings_give_the_largest_values():
 def test_thresholds_warn_and_stop_with_a_message_naming_the_setting():
     ref = _table(range(20), ["a"] * 10 + ["b"] * 10, [3] * 20)
     cur = _table(range(20), ["a"] * 18 + ["b"] * 2, [3] * 20)
-    rules = DriftRules(item_popularity_js=DriftThreshold(warn=0.3, stop=0.5),
-                       rating_ks=DriftThreshold(warn=0.5))
+    rules = DriftRules(
+        item_popularity_js=DriftThreshold(warn=0.3, stop=0.5), rating_ks=DriftThreshold(warn=0.5)
+    )
     js = popularity_js(ref["item"], cur["item"])
     assert 0.35 < js < 0.5
     report = compare(ref, cur, rules)
@@ -104,7 +123,11 @@ def test_default_rules_never_stop_even_on_very_different_data():
     cur = _table(range(10, 20), ["b"] * 10, [5] * 10)
     report = compare(ref, cur, rules)
     assert report.level == "warn" and set(report.at("warn")) >= {
-        "rating_ks", "item_popularity_js", "new_user_share", "new_item_share"}
+        "rating_ks",
+        "item_popularity_js",
+        "new_user_share",
+        "new_item_share",
+    }
 
 
 def test_day_to_day_growth_of_the_same_data_stays_below_the_warnings():

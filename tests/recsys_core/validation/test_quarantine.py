@@ -28,17 +28,22 @@ def dirty(frame):
     frame.loc[6, ["user", "rating"]] = [None, 9.0]  # counted once, under its first reason
     # rows 10 and 11 rated again: once later (the repeat is kept), once at the same time (the
     # later line is kept), as the latest duplicates policy would
-    again = frame.iloc[[10, 11]].assign(timestamp=frame["timestamp"].iloc[[10, 11]] + [60, 0],
-                                        rating=[4.0, 2.0])
+    again = frame.iloc[[10, 11]].assign(
+        timestamp=frame["timestamp"].iloc[[10, 11]] + [60, 0], rating=[4.0, 2.0]
+    )
     return pd.concat([frame, again], ignore_index=True)
 
 
 def test_quarantine_removes_exactly_the_bad_rows_and_counts_them(dirty):
     clean, rows, counts = quarantine(dirty, RULES)
     assert counts == {
-        "null_user": 2, "null_item": 1, "null_rating": 1, "rating_out_of_scale": 2,
-        "future_timestamp": 1, "duplicate": 2,
-    }  # fmt: skip
+        "null_user": 2,
+        "null_item": 1,
+        "null_rating": 1,
+        "rating_out_of_scale": 2,
+        "future_timestamp": 1,
+        "duplicate": 2,
+    }
     assert list(counts) == [r for r in REASONS if r in counts]
     assert sorted(rows.index) == [0, 1, 2, 3, 4, 5, 6, 10, 11]
     assert rows.loc[6, "reason"] == "null_user"

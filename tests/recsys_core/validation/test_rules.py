@@ -29,11 +29,16 @@ def test_an_unset_timestamp_limit_resolves_to_now():
 
 def test_summary_and_dict_of_a_hand_made_report():
     check = CheckResult(
-        name="rating_in_scale", expectation="expect_column_values_to_be_between",
-        columns=("rating",), success=False, problem="ratings outside [1.0, 5.0]",
-        fix="set rating_min/rating_max", unexpected_count=1, unexpected_percent=50.0,
+        name="rating_in_scale",
+        expectation="expect_column_values_to_be_between",
+        columns=("rating",),
+        success=False,
+        problem="ratings outside [1.0, 5.0]",
+        fix="set rating_min/rating_max",
+        unexpected_count=1,
+        unexpected_percent=50.0,
         samples=[{"row": 1, "user": "u", "rating": float("inf")}],
-    )  # fmt: skip
+    )
     report = ValidationReport(success=False, checks=[check], n_rows=2)
     assert report.summary() == (
         "1 of 1 checks failed on 2 rows: ratings outside [1.0, 5.0]: 1 row (50%), "

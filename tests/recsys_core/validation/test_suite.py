@@ -27,10 +27,20 @@ def test_valid_synthetic_data_passes_every_check(frame):
     assert report.n_users == frame["user"].nunique()
     assert report.n_items == frame["item"].nunique()
     assert {c.name for c in report.checks} == {
-        "columns", "rating_type", "timestamp_type", "user_not_null", "item_not_null",
-        "rating_not_null", "timestamp_not_null", "rating_in_scale", "timestamp_not_in_future",
-        "unique_interactions", "row_count", "user_count", "item_count",
-    }  # fmt: skip
+        "columns",
+        "rating_type",
+        "timestamp_type",
+        "user_not_null",
+        "item_not_null",
+        "rating_not_null",
+        "timestamp_not_null",
+        "rating_in_scale",
+        "timestamp_not_in_future",
+        "unique_interactions",
+        "row_count",
+        "user_count",
+        "item_count",
+    }
     assert report.check("rating_in_scale").expectation == "expect_column_values_to_be_between"
     assert report.check("row_count").observed == len(frame)
     assert report.summary().startswith("all 13 checks passed")
@@ -168,8 +178,9 @@ def test_a_non_default_index_still_gives_row_positions(frame):
 
 
 def test_sparse_users_and_items_warn_without_failing(frame):
-    rare = pd.DataFrame({"user": ["lonely"], "item": ["odd"], "rating": [3.0],
-                         "timestamp": [1_600_000_000]})  # fmt: skip
+    rare = pd.DataFrame(
+        {"user": ["lonely"], "item": ["odd"], "rating": [3.0], "timestamp": [1_600_000_000]}
+    )
     report = validate(pd.concat([frame, rare], ignore_index=True), RULES)
     assert report.success
     by_name = {w.name: w for w in report.warnings}

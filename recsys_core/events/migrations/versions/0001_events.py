@@ -26,8 +26,9 @@ def upgrade() -> None:
         sa.Column("timestamp", sa.BigInteger, nullable=False),
         sa.Column("recommendation_id", sa.String(128), nullable=True),
         sa.Column("received_at", sa.BigInteger, nullable=False),
-        sa.CheckConstraint("type IN ('rating', 'click', 'view', 'purchase')",
-                           name="ck_events_type"),
+        sa.CheckConstraint(
+            "type IN ('rating', 'click', 'view', 'purchase')", name="ck_events_type"
+        ),
     )
     op.create_index("ix_events_timestamp_event_id", "events", ["timestamp", "event_id"])
     op.create_index("ix_events_recommendation_id", "events", ["recommendation_id"])
@@ -42,8 +43,9 @@ def upgrade() -> None:
         sa.Column("items", sa.Text, nullable=False),
         sa.Column("served_at", sa.BigInteger, nullable=False),
     )
-    op.create_index("ix_served_model_version", "served_recommendations",
-                    ["registered_model", "model_version"])
+    op.create_index(
+        "ix_served_model_version", "served_recommendations", ["registered_model", "model_version"]
+    )
 
 
 def downgrade() -> None:

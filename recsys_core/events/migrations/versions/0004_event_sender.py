@@ -17,9 +17,11 @@ branch_labels = None
 depends_on = None
 
 
-_INDEXES = {"ix_events_timestamp_event_id": ["timestamp", "event_id"],
-            "ix_events_recommendation_id": ["recommendation_id"],
-            "ix_events_user_id": ["user_id"]}
+_INDEXES = {
+    "ix_events_timestamp_event_id": ["timestamp", "event_id"],
+    "ix_events_recommendation_id": ["recommendation_id"],
+    "ix_events_user_id": ["user_id"],
+}
 _COLUMNS = "event_id, user_id, item_id, rating, type, timestamp, recommendation_id, received_at"
 
 
@@ -30,8 +32,11 @@ def _sqlite_events(primary_key: list[str], sender: bool) -> None:
     op.rename_table("events", "events_old")
     op.create_table(
         "events",
-        *([sa.Column("sender", sa.String(64), nullable=False, server_default="")]
-          if sender else []),
+        *(
+            [sa.Column("sender", sa.String(64), nullable=False, server_default="")]
+            if sender
+            else []
+        ),
         sa.Column("event_id", sa.String(128), nullable=False),
         sa.Column("user_id", sa.String(256), nullable=False),
         sa.Column("item_id", sa.String(256), nullable=False),
@@ -40,14 +45,18 @@ def _sqlite_events(primary_key: list[str], sender: bool) -> None:
         sa.Column("timestamp", sa.BigInteger, nullable=False),
         sa.Column("recommendation_id", sa.String(128), nullable=True),
         sa.Column("received_at", sa.BigInteger, nullable=False),
-        sa.CheckConstraint("type IN ('rating', 'click', 'view', 'purchase')",
-                           name="ck_events_type"),
+        sa.CheckConstraint(
+            "type IN ('rating', 'click', 'view', 'purchase')", name="ck_events_type"
+        ),
         sa.PrimaryKeyConstraint(*primary_key, name="pk_events"),
     )
-    keep = "" if sender else " WHERE sender = '' OR event_id NOT IN (SELECT event_id FROM " \
-                             "events_old WHERE sender = '')"
-    op.execute(f"INSERT OR IGNORE INTO events ({_COLUMNS}) SELECT {_COLUMNS} FROM "
-               f"events_old{keep}")
+    keep = (
+        ""
+        if sender
+        else " WHERE sender = '' OR event_id NOT IN (SELECT event_id FROM "
+        "events_old WHERE sender = '')"
+    )
+    op.execute(f"INSERT OR IGNORE INTO events ({_COLUMNS}) SELECT {_COLUMNS} FROM events_old{keep}")
     op.drop_table("events_old")
     for name, columns in _INDEXES.items():
         op.create_index(name, "events", columns)
@@ -57,8 +66,7 @@ def upgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         _sqlite_events(["sender", "event_id"], sender=True)
         return
-    op.add_column("events", sa.Column("sender", sa.String(64), nullable=False,
-                                      server_default=""))
+    op.add_column("events", sa.Column("sender", sa.String(64), nullable=False, server_default=""))
     op.drop_constraint("events_pkey", "events", type_="primary")
     op.create_primary_key("pk_events", "events", ["sender", "event_id"])
 
@@ -68,8 +76,9 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         _sqlite_events(["event_id"], sender=False)
         return
-    op.execute("DELETE FROM events a USING events b WHERE a.event_id = b.event_id "
-               "AND a.sender > b.sender")
+    op.execute(
+        "DELETE FROM events a USING events b WHERE a.event_id = b.event_id AND a.sender > b.sender"
+    )
     op.drop_constraint("pk_events", "events", type_="primary")
     op.create_primary_key("events_pkey", "events", ["event_id"])
     op.drop_column("events", "sender")
