@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 # `make run` installs only what the training loop uses (its own stamp); `make install` (and every
 # test target) installs every extra: the service, Spark, tuning, and the test tools
 RUN_STAMP := $(VENV)/.installed-run
-EXTRAS := service,spark,tune,dev,bench
+EXTRAS := service,spark,tune,dev,bench,trees
+comma := ,
 
 # BLAS threads pinned before numpy loads (implicit and numba do their own threading)
 export OPENBLAS_NUM_THREADS ?= 1
@@ -31,7 +32,25 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
 	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c $(LOCK) -e '.[$(EXTRAS)]'
+	$(MAKE) --no-print-directory torch-cpu
 	touch $(STAMP) $(RUN_STAMP)
+
+# the neural extra's PyTorch, CPU build, installed by pip (uv would resolve PyPI's CUDA build):
+# from a local wheel folder (PIP_FIND_LINKS) when it holds this version, else from PyTorch's CPU
+# index; kept out of constraints.txt for the same reason
+TORCH_VERSION ?= 2.13.0
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+.PHONY: torch-cpu
+torch-cpu:
+	@if $(BIN)/python -c 'import torch' 2>/dev/null; then exit 0; fi; \
+	if [ -n "$$PIP_FIND_LINKS" ] && ls "$$PIP_FIND_LINKS"/torch-$(TORCH_VERSION)+cpu-* >/dev/null 2>&1; then \
+		echo "installing torch $(TORCH_VERSION) (CPU) from $$PIP_FIND_LINKS"; \
+		$(BIN)/python -m pip install --quiet -c $(LOCK) "torch==$(TORCH_VERSION)"; \
+	else \
+		echo "installing torch $(TORCH_VERSION) (CPU) from $(TORCH_INDEX)"; \
+		$(BIN)/python -m pip install --quiet -c $(LOCK) --index-url $(TORCH_INDEX) \
+			--extra-index-url https://pypi.org/simple "torch==$(TORCH_VERSION)"; \
+	fi
 
 $(RUN_STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,7 +61,7 @@ $(RUN_STAMP): pyproject.toml $(LOCK)
 install: $(STAMP) java-check  ## create .venv and install recsys with its test tools, at the locked versions
 
 lock: $(STAMP)  ## pin every dependency of pyproject.toml (extras included) in constraints.txt
-	$(BIN)/uv pip compile pyproject.toml --all-extras --universal \
+	$(BIN)/uv pip compile pyproject.toml $(foreach e,$(subst $(comma), ,$(EXTRAS)),--extra $(e)) --universal \
 		--python-version 3.11 --custom-compile-command 'make lock' --quiet $(UV_LOCK_FLAGS) \
 		-o $(LOCK)
 	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c $(LOCK) -e '.[$(EXTRAS)]'
