@@ -29,7 +29,7 @@ from typing import Any
 from prefect import flow
 from pydantic import Field, model_validator
 
-from flows.training import RunInputs
+from flows.params import RunInputs
 from recsys_core.exceptions import DataValidationError
 from recsys_core.extras import require
 from recsys_core.features.splits import SplitConfig
@@ -53,7 +53,7 @@ class TuneParams(RunInputs):
     params hold the hyperparameters kept fixed, the search space the tuned ones.
     """
 
-    # the shared sections are flows.training.RunInputs'; the class docstring is the form's text
+    # the shared sections are flows.params.RunInputs'; the class docstring is the form's text
 
     split: SplitConfig = Field(
         default_factory=SplitConfig,

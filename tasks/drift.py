@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -51,9 +52,11 @@ def check_drift(
     run_id: str,
     run_url: str | None = None,
     alias: str = REFERENCE_ALIAS,
+    frame: pd.DataFrame | None = None,
 ) -> DriftChecked:
     """Compare ``snap`` with the champion's snapshot; log metrics, report and plot; stop the run
-    (``DataValidationError``) when a statistic reaches its stop limit."""
+    (``DataValidationError``) when a statistic reaches its stop limit. ``frame``: the
+    snapshot's content when the caller has read it already."""
     log = logger()
     if not rules.enabled:
         return _skipped(run_id, "disabled by validation.drift.enabled=false")
@@ -73,7 +76,7 @@ def check_drift(
             f"no reference snapshot: {alias} version {version} was trained "
             f"on snapshot {digest[:16]}, not readable under {folder} ({exc})",
         )
-    current, _ = snapshot.read(snap)
+    current = frame if frame is not None else snapshot.read(snap)[0]
     report = drift.compare(
         reference,
         current,
