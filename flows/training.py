@@ -19,13 +19,14 @@ from prefect.states import Completed, State
 
 from flows.params import TrainingParams
 from recsys_core.evaluation.gate import GateDecision
-from recsys_core.exceptions import StalePromotionError, TrainingError
+from recsys_core.exceptions import TrainingError
 from recsys_core.features.prepare import Features
 from recsys_core.models.spec import DEFAULT_MODEL
 from recsys_core.redaction import redact
 from recsys_core.settings import get_settings
 from recsys_core.tracking import registry
 from tasks import run_context
+from tasks._runtime import configure_retries, release_retries, retried
 from tasks.collect import collect_snapshot
 from tasks.drift import check_drift
 from tasks.evaluate import Scores, evaluate_models
@@ -40,7 +41,6 @@ from tasks.record import (
     record_refit,
     record_results,
     record_validation,
-    role_outcomes,
 )
 from tasks.register import promote_roles, register_failed_refit, register_version
 from tasks.tracking import end_run, log_inputs
@@ -68,6 +68,7 @@ def training_flow(params: TrainingParams = TrainingParams()) -> Any:
     outcome (a dict, with a ``roles`` entry per role); a run that promoted nothing ends in a
     ``Completed`` state named ``Refused`` that carries the same outcome.
     """
+    retry_policy = configure_retries()  # RECSYS_IO_RETRIES/_DELAYS for every I/O task
     trigger = run_context.trigger(params.trigger)
     run = open_run(params.experiment, params.model.name, trigger, params.data_dir)
     status, verdict_name = "FAILED", "failed"
@@ -77,19 +78,7 @@ def training_flow(params: TrainingParams = TrainingParams()) -> Any:
         feats, digest = _data(params, run)
         model_dir, history = train_model(feats, params.model, str(run.workdir))
         roles = params.competing_roles()
-        scores = evaluate_models(
-            model_dir,
-            feats,
-            k=params.k,
-            relevance_threshold=params.relevance_threshold,
-            registered_model=params.registered_model,
-            baselines=baselines_needed(
-                params.gate, roles, params.model.predicts_ratings, params.split.strategy
-            ),
-            champion_aliases={r: registry.alias_of(r) for r in roles},
-            engine=params.evaluation_engine,
-            released_fits=2 if params.refit_full else 1,
-        )
+        scores = _evaluate(params, model_dir, feats, roles)
         verdict = Verdict.of(_gate(params, run, scores, roles))
         refitting = bool(verdict.passed) and params.refit_full
         refit_tag = "pending" if refitting else "none: no gate passed"
@@ -102,21 +91,7 @@ def training_flow(params: TrainingParams = TrainingParams()) -> Any:
         )
         run.outcome["version"] = ref.version
         results = promote_roles(ref, verdict, evidence)  # the last change
-        promoted = [r for r, v in results.items() if v == "promoted"]
-        run.outcome.update(
-            metrics=scores.challenger,
-            baselines=scores.baselines,
-            version=ref.version,
-            promoted=bool(promoted),
-            promoted_roles=promoted,
-            data_digest=digest,
-            gate=verdict.headline(),
-            refit=_refit_outcome(refit),
-            roles=role_outcomes(scores, verdict, results),
-        )
-        stale = [v for v in results.values() if isinstance(v, StalePromotionError)]
-        if stale:
-            raise stale[0]
+        promoted = run.conclude(scores, verdict, results, ref.version, digest, refit)
         status = "FINISHED"
         verdict_name = ("promoted-" + "+".join(promoted)) if promoted else "refused"
         if not promoted:
@@ -128,13 +103,14 @@ def training_flow(params: TrainingParams = TrainingParams()) -> Any:
     finally:
         _close(run, status)
         run_context.rename_flow_run(f"train-{params.model.name}-{verdict_name}")
+        release_retries(retry_policy)
 
 
 def _data(params: TrainingParams, run: RunRecord) -> tuple[Features, str]:
     """Collect, validate and compare with the champion's data (stopping the run on failure or
     on drift past a stop limit), split and log the inputs. The snapshot is read once, by the
     validation, and passed on in memory."""
-    snap = collect_snapshot(params.data, params.data_dir)
+    snap = retried(collect_snapshot)(params.data, params.data_dir)
     checked = validate_snapshot(snap, params.validation, params.data_dir, run.run_id, run.run_url)
     record_validation(run.run_id, checked)
     check_drift(
@@ -152,8 +128,24 @@ def _data(params: TrainingParams, run: RunRecord) -> tuple[Features, str]:
         str(run.workdir / "features"),
         frames=(checked.frame, checked.items),
     )
-    log_inputs(run.run_id, params.logged(), checked.snapshot, feats.info)
+    retried(log_inputs)(run.run_id, params.logged(), checked.snapshot, feats.info)
     return feats, checked.snapshot.digest
+
+
+def _evaluate(params: TrainingParams, model_dir: str, feats: Features, roles: list[str]) -> Scores:
+    return evaluate_models(
+        model_dir,
+        feats,
+        k=params.k,
+        relevance_threshold=params.relevance_threshold,
+        registered_model=params.registered_model,
+        baselines=baselines_needed(
+            params.gate, roles, params.model.predicts_ratings, params.split.strategy
+        ),
+        champion_aliases={r: registry.alias_of(r) for r in roles},
+        engine=params.evaluation_engine,
+        released_fits=2 if params.refit_full else 1,
+    )
 
 
 def _gate(
@@ -198,20 +190,10 @@ def _refit(
     return refit
 
 
-def _refit_outcome(refit: Refit | None) -> dict[str, Any] | None:
-    if refit is None:
-        return None
-    return {
-        "data_digest": refit.data_digest,
-        "n_ratings": refit.n_ratings,
-        "seconds": round(refit.seconds, 3),
-    }
-
-
 def _close(run: RunRecord, status: str) -> None:
     error = run.outcome.get("error")
     try:
-        end_run(
+        retried(end_run)(
             run.run_id,
             status,
             {"recsys.status": status.lower(), **({"recsys.error": error[:4000]} if error else {})},

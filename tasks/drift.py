@@ -18,7 +18,7 @@ from recsys_core.tracking import registry
 from recsys_core.tracking.champion import champion_digest
 from recsys_core.validation import drift
 from recsys_core.validation.rules import DriftRules
-from tasks._runtime import IO_RETRY, logger
+from tasks._runtime import IO_RETRY, logger, retried
 from tasks.run_context import mlflow_link
 from tasks.tracking import log_to_run
 
@@ -60,7 +60,7 @@ def check_drift(
     log = logger()
     if not rules.enabled:
         return _skipped(run_id, "disabled by validation.drift.enabled=false")
-    version, digest = drift_reference(registered_model, alias)
+    version, digest = retried(drift_reference)(registered_model, alias)
     if version is None:
         return _skipped(run_id, f"no {alias} of {registered_model!r} yet: nothing to compare with")
     if digest is None:
@@ -95,7 +95,7 @@ def check_drift(
         tags["recsys.drift_flags"] = " | ".join(report.describe(n) for n in flagged)
     with tempfile.TemporaryDirectory() as tmp:
         png = drift.plot(reference, current, Path(tmp) / "drift.png")
-        log_to_run(
+        retried(log_to_run)(
             run_id,
             metrics=report.metrics(),
             tags=tags,
@@ -118,5 +118,5 @@ def check_drift(
 
 def _skipped(run_id: str, reason: str) -> DriftChecked:
     logger().info("drift not measured: %s", reason)
-    log_to_run(run_id, tags={"recsys.drift": "skipped", "recsys.drift_skipped": reason})
+    retried(log_to_run)(run_id, tags={"recsys.drift": "skipped", "recsys.drift_skipped": reason})
     return DriftChecked("skipped", reason)

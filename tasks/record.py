@@ -17,11 +17,12 @@ from prefect.cache_policies import NO_CACHE
 
 from recsys_core.evaluation.gate import ROLES, GateDecision
 from recsys_core.evaluation.metrics import METRICS_VERSION
-from recsys_core.exceptions import DataValidationError
+from recsys_core.exceptions import DataValidationError, StalePromotionError
 from recsys_core.privacy.pseudonyms import PSEUDONYMIZED_TAG
 from recsys_core.redaction import redact
 from recsys_core.tracking import mlflow_run, registry
 from tasks import run_context
+from tasks._runtime import retried
 from tasks.evaluate import Scores
 from tasks.gate import roles_headline, roles_markdown
 from tasks.tracking import log_to_run, start_run
@@ -41,6 +42,40 @@ class RunRecord:
     flow_run_tags: dict[str, str]
     outcome: dict[str, Any] = field(default_factory=dict)
     """The flow's outcome, filled as the stages end (the flow returns it)."""
+
+    def conclude(
+        self,
+        scores: Scores,
+        verdict: Verdict,
+        results: dict[str, Any],
+        version: str,
+        data_digest: str,
+        refit: Refit | None,
+    ) -> list[str]:
+        """Complete the outcome with what the run concluded; returns the promoted roles.
+        Raises the :class:`StalePromotionError` of a role whose champion moved meanwhile."""
+        promoted = [r for r, v in results.items() if v == "promoted"]
+        self.outcome.update(
+            metrics=scores.challenger,
+            baselines=scores.baselines,
+            version=version,
+            promoted=bool(promoted),
+            promoted_roles=promoted,
+            data_digest=data_digest,
+            gate=verdict.headline(),
+            refit=None
+            if refit is None
+            else {
+                "data_digest": refit.data_digest,
+                "n_ratings": refit.n_ratings,
+                "seconds": round(refit.seconds, 3),
+            },
+            roles=role_outcomes(scores, verdict, results),
+        )
+        stale = [v for v in results.values() if isinstance(v, StalePromotionError)]
+        if stale:
+            raise stale[0]
+        return promoted
 
     def evidence(self, data_digest: str, pseudonymized: bool) -> dict[str, str]:
         """What the version and each promotion record about the run that made them."""
@@ -66,7 +101,7 @@ def open_run(experiment: str, model: str, trigger: str, data_dir: str) -> RunRec
         "recsys.flow": "training",
         **flow_tags,
     }
-    run_id, run_url = start_run(experiment, f"{model}-{uuid.uuid4().hex[:6]}", tags)
+    run_id, run_url = retried(start_run)(experiment, f"{model}-{uuid.uuid4().hex[:6]}", tags)
     outcome = {
         "run_id": run_id,
         "run_url": run_url,
@@ -131,7 +166,7 @@ class Verdict:
 @task(name="record-validation", cache_policy=NO_CACHE)
 def record_validation(run_id: str, checked: Validated) -> None:
     """Log the validation report (and the quarantined rows); stop the run when it failed."""
-    log_to_run(
+    retried(log_to_run)(
         run_id,
         tags={"recsys.validation": "passed" if checked.success else "failed"},
         artifacts=[(checked.quarantine_file, "validation")] if checked.quarantine_file else [],
@@ -166,7 +201,7 @@ def record_results(
         for m, v in (c.metrics or {}).items()
     }
     decisions = verdict.decisions
-    log_to_run(
+    retried(log_to_run)(
         run_id,
         metrics={**scores.challenger, **counts, **baselines, **champions},
         history=history,
@@ -187,9 +222,9 @@ def record_results(
 def record_refit(run_id: str, refit: Refit | None) -> None:
     """The refit's size and time and the served data's digest; ``None``: the refit failed."""
     if refit is None:
-        log_to_run(run_id, tags={"recsys.refit": "failed"})
+        retried(log_to_run)(run_id, tags={"recsys.refit": "failed"})
         return
-    log_to_run(
+    retried(log_to_run)(
         run_id,
         metrics={"refit/n_ratings": refit.n_ratings, "refit/seconds": refit.seconds},
         tags={"recsys.refit": "served", "recsys.refit.data_digest": refit.data_digest},

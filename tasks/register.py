@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from recsys_core.evaluation.gate import ROLES
 from recsys_core.exceptions import StalePromotionError
 from recsys_core.tracking import registry
+from tasks._runtime import retried
 from tasks.gate import mark_version, promote
 from tasks.record import Verdict
 from tasks.tracking import log_and_register
@@ -28,7 +29,7 @@ def register_version(
 ) -> registry.VersionRef:
     """Register the served model (the refit when there is one, with the judged model beside it
     as ``evaluated_state``) as the challenger, tagged ``status=candidate``."""
-    return log_and_register(
+    return retried(log_and_register)(
         run_id,
         refit.model_dir if refit else model_dir,
         registered_model,
@@ -54,7 +55,7 @@ def register_failed_refit(
 ) -> str:
     """Register the judged model as a version without alias, tagged ``status=failed`` (the
     evidence of a refit that failed, ``error``); returns the version."""
-    ref = log_and_register(
+    ref = retried(log_and_register)(
         run_id,
         model_dir,
         registered_model,
@@ -86,11 +87,13 @@ def promote_roles(
             results[role] = "refused"
             continue
         try:
-            promote(ref, decision, evidence, role)
+            retried(promote)(ref, decision, evidence, role)
             results[role] = "promoted"
         except StalePromotionError as exc:
             results[role] = exc
     promoted = any(v == "promoted" for v in results.values())
     stale = any(isinstance(v, StalePromotionError) for v in results.values())
-    mark_version(ref, {"status": "promoted" if promoted else "stale" if stale else "refused"})
+    retried(mark_version)(
+        ref, {"status": "promoted" if promoted else "stale" if stale else "refused"}
+    )
     return results
