@@ -21,7 +21,9 @@ def build_features(
 ) -> prepare.Features:
     """Split the snapshot and write train/test Parquet files into ``folder``; ``frames``: the
     snapshot's interactions and items when the caller has read them already."""
-    frame, items = frames if frames is not None and frames[0] is not None else snapshot.read(snap)
+    frame, items = frames if frames is not None else (None, None)
+    if frame is None:
+        frame, items = snapshot.read(snap)
     feats = prepare.build(frame, items, split, folder)
     logger().info("split %s", feats.info)
     return feats

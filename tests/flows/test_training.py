@@ -336,6 +336,9 @@ def test_cli_train_recommend_rollback_and_exit_codes(workspace):
     first = runner.invoke(app, ["train", *common, "--param", "reg=1000000"])
     assert first.exit_code == 0, first.output
     assert "PROMOTED" in first.output and "Traceback" not in first.output
+    # an embedded store: the hint starts the MLflow UI as the README does
+    hint = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow server --workers 1 --host 127.0.0.1"
+    assert hint in " ".join(first.output.split())
     assert _champion(RANKING).version == "1" and _champion(RATING) is None
     # one role's gate set from the command line (the other keeps its defaults)
     second = runner.invoke(app, ["train", *common, "--set", "gate.ranking.min_improvement=0.02"])
