@@ -70,7 +70,11 @@ def training_flow(params: TrainingParams = TrainingParams()) -> Any:
     """
     retry_policy = configure_retries()  # RECSYS_IO_RETRIES/_DELAYS for every I/O task
     trigger = run_context.trigger(params.trigger)
-    run = open_run(params.experiment, params.model.name, trigger, params.data_dir)
+    try:
+        run = open_run(params.experiment, params.model.name, trigger, params.data_dir)
+    except BaseException:
+        release_retries(retry_policy)
+        raise
     status, verdict_name = "FAILED", "failed"
     try:
         log_forget_audit(run.run_id)  # the forget requests since the previous run, ids hashed

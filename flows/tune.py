@@ -127,7 +127,6 @@ def tune_flow(params: TuneParams = TuneParams()) -> dict[str, Any]:
     ``model`` section) and the counts of trials.
     """
     mlflow_run.configure()
-    retry_policy = configure_retries()  # RECSYS_IO_RETRIES/_DELAYS for every I/O task
     storage = storage_url(params.storage)
     space = space_for(params.model.name, params.space)
     metric, direction = objective_metric(params.model.predicts_ratings, params.k, params.metric)
@@ -153,6 +152,7 @@ def tune_flow(params: TuneParams = TuneParams()) -> dict[str, Any]:
         "direction": direction,
     }
     status = "FAILED"
+    retry_policy = configure_retries()  # RECSYS_IO_RETRIES/_DELAYS for every I/O task
     try:
         snap = retried(collect_snapshot)(params.data, params.data_dir)
         checked = validate_snapshot(snap, params.validation, params.data_dir, run_id, run_url)
@@ -231,6 +231,7 @@ def tune_flow(params: TuneParams = TuneParams()) -> dict[str, Any]:
         outcome["error"] = redact(str(exc))
         raise
     finally:
+        release_retries(retry_policy)
         retried(end_run)(
             run_id,
             status,
@@ -241,7 +242,6 @@ def tune_flow(params: TuneParams = TuneParams()) -> dict[str, Any]:
         )
         if not get_settings().training.keep_run_files:
             shutil.rmtree(workdir, ignore_errors=True)
-        release_retries(retry_policy)
 
 
 if __name__ == "__main__":
