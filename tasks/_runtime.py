@@ -19,7 +19,7 @@ settings are read when the task is called.
 from __future__ import annotations
 
 import contextvars
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from prefect import Task, get_run_logger
 
@@ -67,10 +67,11 @@ def release_retries(token: contextvars.Token) -> None:
     _POLICY.reset(token)
 
 
-T = TypeVar("T", bound=Task)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def retried(task: T) -> T:
+def retried(task: Task[P, R]) -> Task[P, R]:
     """``task`` with the retries and delays of the settings (:func:`io_retry_options`)."""
     return task.with_options(**io_retry_options())
 

@@ -13,7 +13,7 @@ _YES, _NO = "yes", "-"
 def capabilities_rows() -> list[tuple[str, ...]]:
     """One row per registered family: name, roles (rating when it predicts ratings), fold-in,
     factor scores, Spark, item metadata."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for name in available():
         caps = get_model_class(name).capabilities
         spark = "fitted" if caps.fitted_in_spark else "scored" if caps.scored_in_spark else _NO
