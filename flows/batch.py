@@ -9,6 +9,7 @@ from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
 from recsys_core.tracking import mlflow_run
+from tasks._runtime import configure_retries, release_retries, retried
 from tasks.batch import record_batch, resolve_version, score_users
 
 
@@ -44,9 +45,14 @@ def batch_recommendations_flow(params: BatchParams = BatchParams()) -> dict[str,
     """Score every user (or ``params.users``) with the version behind the alias."""
     mlflow_run.configure()
     trigger = "schedule" if _auto_scheduled() else "manual"
-    ref = resolve_version(params.registered_model, params.alias)
-    result = score_users(ref, params.out, params.users, params.k, params.memory_budget_mb * 1024**2)
-    run_id = record_batch(ref, result, params.experiment, params.k, trigger)
+    retry_policy = configure_retries()  # RECSYS_IO_RETRIES/_DELAYS for the I/O tasks
+    try:
+        ref = retried(resolve_version)(params.registered_model, params.alias)
+        budget = params.memory_budget_mb * 1024**2
+        result = score_users(ref, params.out, params.users, params.k, budget)
+        run_id = retried(record_batch)(ref, result, params.experiment, params.k, trigger)
+    finally:
+        release_retries(retry_policy)
     return {
         "version": ref.version,
         "location": result.location,

@@ -29,7 +29,7 @@ from typing import Any
 from prefect import flow
 from pydantic import Field, model_validator
 
-from flows.training import RunInputs
+from flows.params import RunInputs
 from recsys_core.exceptions import DataValidationError
 from recsys_core.extras import require
 from recsys_core.features.splits import SplitConfig
@@ -39,6 +39,7 @@ from recsys_core.settings import get_settings
 from recsys_core.tracking import mlflow_run
 from recsys_core.tuning import ParamRange, objective_metric, space_for, storage_url
 from tasks import run_context
+from tasks._runtime import configure_retries, release_retries, retried
 from tasks.collect import collect_snapshot
 from tasks.features import build_features
 from tasks.tracking import end_run, log_to_run, start_run
@@ -53,7 +54,7 @@ class TuneParams(RunInputs):
     params hold the hyperparameters kept fixed, the search space the tuned ones.
     """
 
-    # the shared sections are flows.training.RunInputs'; the class docstring is the form's text
+    # the shared sections are flows.params.RunInputs'; the class docstring is the form's text
 
     split: SplitConfig = Field(
         default_factory=SplitConfig,
@@ -130,7 +131,7 @@ def tune_flow(params: TuneParams = TuneParams()) -> dict[str, Any]:
     space = space_for(params.model.name, params.space)
     metric, direction = objective_metric(params.model.predicts_ratings, params.k, params.metric)
     study = params.study_name
-    run_id, run_url = start_run(
+    run_id, run_url = retried(start_run)(
         params.experiment,
         f"{study}-{uuid.uuid4().hex[:6]}",
         {
@@ -151,8 +152,9 @@ def tune_flow(params: TuneParams = TuneParams()) -> dict[str, Any]:
         "direction": direction,
     }
     status = "FAILED"
+    retry_policy = configure_retries()  # RECSYS_IO_RETRIES/_DELAYS for every I/O task
     try:
-        snap = collect_snapshot(params.data, params.data_dir)
+        snap = retried(collect_snapshot)(params.data, params.data_dir)
         checked = validate_snapshot(snap, params.validation, params.data_dir, run_id, run_url)
         if not checked.success:
             raise DataValidationError(
@@ -160,7 +162,7 @@ def tune_flow(params: TuneParams = TuneParams()) -> dict[str, Any]:
             )
         feats = build_features(checked.snapshot, params.split, str(workdir / "features"))
         val = split_validation(feats, params.split, str(workdir / "validation"))
-        log_to_run(
+        retried(log_to_run)(
             run_id,
             tags={
                 "recsys.data_digest": checked.snapshot.digest,
@@ -171,7 +173,7 @@ def tune_flow(params: TuneParams = TuneParams()) -> dict[str, Any]:
         )
         failures: dict[int, str] = {}  # trial number -> why it failed
         for start in range(0, params.n_trials, params.parallel):
-            batch = ask_trials(
+            batch = retried(ask_trials)(
                 study,
                 storage,
                 direction,
@@ -201,7 +203,7 @@ def tune_flow(params: TuneParams = TuneParams()) -> dict[str, Any]:
             for number, future in futures:
                 future.wait()
                 if future.state.is_completed():
-                    tell_trial(study, storage, direction, number, future.result())
+                    retried(tell_trial)(study, storage, direction, number, future.result())
                     continue
                 # a failed trial is told as failed and the study goes on with the others
                 exc = future.result(raise_on_failure=False)
@@ -210,8 +212,8 @@ def tune_flow(params: TuneParams = TuneParams()) -> dict[str, Any]:
                     if isinstance(exc, BaseException)
                     else str(future.state.message)
                 )
-                tell_trial(study, storage, direction, number, None, failures[number])
-        best = log_best(
+                retried(tell_trial)(study, storage, direction, number, None, failures[number])
+        best = retried(log_best)(
             study, storage, direction, params.model.name, metric, run_id, str(workdir), failures
         )
         status = "FINISHED"
@@ -229,7 +231,8 @@ def tune_flow(params: TuneParams = TuneParams()) -> dict[str, Any]:
         outcome["error"] = redact(str(exc))
         raise
     finally:
-        end_run(
+        release_retries(retry_policy)
+        retried(end_run)(
             run_id,
             status,
             {

@@ -195,8 +195,9 @@ def _print_outcome(outcome: dict, seconds: float) -> None:
         console.print(f"MLflow: {outcome['run_url']}", highlight=False, soft_wrap=True)
     else:
         console.print(
-            f"MLflow: run {outcome['run_id']} in {outcome['tracking_uri']} (browse it "
-            f"with: mlflow ui --backend-store-uri {outcome['tracking_uri']})",
+            f"MLflow: run {outcome['run_id']} in {outcome['tracking_uri']} (browse it with: "
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow server --workers 1 --host "
+            f"127.0.0.1 --port 5000 --backend-store-uri {outcome['tracking_uri']})",
             highlight=False,
             soft_wrap=True,
         )

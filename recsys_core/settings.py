@@ -8,32 +8,38 @@ every section. A bad value is a :class:`~recsys_core.exceptions.ConfigError` tha
 variable, shows the value and says what is expected.
 
 The README's table of variables is generated from this tree (:func:`markdown_table`; a test
-keeps the two in step). The service's own settings (``RECSYS_SERVE_*``) live in
-``recsys_service.settings``.
+keeps the two in step). A section either names each variable (``RECSYS_IO_RETRIES``) or reads
+every field under one prefix (``RECSYS_SERVE_`` + the field's name, the service's section).
 """
 
 from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pydantic
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from recsys_core.exceptions import ConfigError
 
 
-def _env(name: str, default: Any, description: str, **constraints: Any) -> Any:
-    """A field read from the variable ``name`` (its documented name, kept)."""
-    return Field(default, validation_alias=name, description=description, **constraints)
+def _env(name: str, default: Any, description: str, *also: str, **constraints: Any) -> Any:
+    """A field read from the variable ``name`` (its documented name, kept), else from the
+    variables ``also`` in order (another tool's name for the same thing)."""
+    alias: str | AliasChoices = AliasChoices(name, *also) if also else name
+    return Field(default, validation_alias=alias, description=description, **constraints)
 
 
 class _Section(BaseSettings):
     # an empty variable is an unset one (its default), as everywhere else in recsys
     model_config = SettingsConfigDict(
-        env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+        env_ignore_empty=True,
+        populate_by_name=True,
     )
 
 
@@ -160,6 +166,245 @@ class CliSettings(_Section):
     debug: bool = _env("RECSYS_DEBUG", False, "print the traceback of an error (as --debug)")
 
 
+class S3Settings(_Section):
+    """How S3 is reached (sources and snapshots on ``s3://``). A silent endpoint (one that
+    accepts connections and never answers) costs at most :meth:`worst_case_seconds` per request
+    (33 s with the defaults; about 16 s when connections are accepted at once)."""
+
+    endpoint_url: str | None = _env(
+        "RECSYS_S3_ENDPOINT_URL",
+        None,
+        "S3 endpoint (MinIO...); else AWS_ENDPOINT_URL_S3, then AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_ENDPOINT_URL",
+    )
+    connect_timeout: float = _env(
+        "RECSYS_S3_CONNECT_TIMEOUT", 5.0, "seconds to open a connection to S3", gt=0
+    )
+    # the wait for each read of the socket, not for the whole object: a healthy store sends
+    # bytes long before, and a silent one is given up on quickly
+    read_timeout: float = _env(
+        "RECSYS_S3_READ_TIMEOUT", 5.0, "seconds to wait for each S3 response read", gt=0
+    )
+    max_attempts: int = _env(
+        "RECSYS_S3_MAX_ATTEMPTS",
+        3,
+        "attempts per S3 request, the first included (botocore retries)",
+        ge=1,
+        le=10,
+    )
+
+    def worst_case_seconds(self) -> float:
+        """Upper bound of one request against a silent endpoint, botocore's backoff included."""
+        # botocore's standard mode sleeps up to 2**(n-1) s (capped at 20 s) before retry n
+        backoff = sum(min(2.0 ** (n - 1), 20.0) for n in range(1, self.max_attempts))
+        return self.max_attempts * (self.connect_timeout + self.read_timeout) + backoff
+
+
+class TrackingSection(_Section):
+    """The MLflow side that recsys itself reads (MLflow reads its own variables too)."""
+
+    artifact_endpoint_url: str | None = _env(
+        "MLFLOW_S3_ENDPOINT_URL",
+        None,
+        "the S3 endpoint of MLflow's artifact store, named in messages; else "
+        "AWS_ENDPOINT_URL_S3, then AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_ENDPOINT_URL",
+    )
+
+
+class EvaluationSection(_Section):
+    """Limits of evaluation and of top-k lists."""
+
+    max_k: int = _env("RECSYS_MAX_K", 1000, "longest top-k list an evaluation computes", ge=1)
+
+
+class EventStoreSettings(_Section):
+    """The event store (``recsys_core.events``): events, served lists, tombstones, API keys."""
+
+    url: str = _env(
+        "RECSYS_EVENTS_URL", "sqlite:///.recsys/events.db", "SQLAlchemy URL of the event store"
+    )
+    connect_timeout: int = _env(
+        "RECSYS_EVENTS_CONNECT_TIMEOUT", 5, "seconds to open a database connection", ge=1
+    )
+
+
+class KeySettings(_Section):
+    """The API keys of the service (``recsys keys``)."""
+
+    pepper: SecretStr | None = _env(
+        "RECSYS_KEYS_PEPPER",
+        None,
+        "server-side secret keying the stored hashes of the API keys; default for an "
+        "embedded SQLite store: keys.pepper beside it",
+    )
+
+
+class PrivacySection(_Section):
+    """Pseudonyms and forgetting (``recsys_core.privacy``, ``recsys forget``)."""
+
+    pseudonym_key: SecretStr | None = _env(
+        "RECSYS_PSEUDONYM_KEY",
+        None,
+        "HMAC key of the pseudonymous user ids and of the tombstones' keyed hashes",
+    )
+    actor: str | None = _env(
+        "RECSYS_ACTOR", None, "who forgets, in the audit (default: the OS user)"
+    )
+    # a client's setting, not the service's, although it shares the RECSYS_SERVE_ prefix
+    serve_url: str | None = _env(
+        "RECSYS_SERVE_URL",
+        None,
+        "the service that recsys forget tells at once and recsys doctor checks",
+    )
+    serve_api_key: SecretStr | None = _env(
+        "RECSYS_SERVE_API_KEY",
+        None,
+        "API key (scope admin) with which recsys forget calls the service",
+    )
+
+
+class ServiceSettings(_Section):
+    """The service (``recsys serve``): what it serves and the limits of a request; every
+    field is read from ``RECSYS_SERVE_`` + its name."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RECSYS_SERVE_",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+        env_ignore_empty=True,
+    )
+
+    registered_model: str = Field("recsys", min_length=1, description="registered model name")
+    ranking_alias: str = Field(
+        "champion-ranking",
+        min_length=1,
+        description="alias of the version serving lists (/recommendations, /similar-items)",
+    )
+    rating_alias: str = Field(
+        "champion-rating", min_length=1, description="alias of the version serving /predict"
+    )
+    ready_roles: list[Literal["ranking", "rating"]] | None = Field(
+        None,
+        description="roles that must be served for GET /ready to answer 200 (JSON list, "
+        'e.g. ["ranking"]); default: at least one role',
+    )
+    tracking_uri: str | None = Field(
+        None,
+        description="MLflow tracking URI; default: $MLFLOW_TRACKING_URI, else the "
+        "embedded store under ./.recsys",
+    )
+    poll_interval_s: float = Field(
+        30.0, gt=0, description="seconds between two looks at the aliases (hot reload)"
+    )
+    startup_wait_s: float = Field(
+        60.0,
+        ge=0,
+        description="at start, wait this long for the first look at the registry "
+        "before accepting requests (then start anyway, not ready)",
+    )
+    reuse_port: bool = Field(
+        True,
+        description="with --workers > 1 on Linux, each worker accepts on its own socket "
+        "(SO_REUSEPORT) and the kernel spreads the connections; false: one "
+        "shared socket, where the first worker awake takes every waiting "
+        "connection",
+    )
+    default_k: int = Field(10, ge=1, description="list length when a request gives no k")
+    max_k: int = Field(100, ge=1, description="largest k a request may ask for")
+    max_recent_items: int = Field(
+        200, ge=1, description="most recent_items (and exclude ids) one request may carry"
+    )
+
+    events_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the event store (POST /events, served lists); "
+        "default: $RECSYS_EVENTS_URL, else sqlite:///.recsys/events.db",
+    )
+    max_event_batch: int = Field(
+        1000, ge=1, description="most events one POST /events may carry (413 beyond)"
+    )
+    served_queue_size: int = Field(
+        10000,
+        ge=1,
+        description="served lists waiting to be recorded; beyond, a list is not "
+        "recorded (counted in /metrics) and the answer is still sent",
+    )
+
+    auth: bool = Field(
+        True,
+        description="check API keys (Authorization: Bearer, `recsys keys`); false only "
+        "through `recsys serve --no-auth`, which refuses any address but "
+        "loopback",
+    )
+    key_cache_s: float = Field(
+        5.0,
+        ge=0,
+        le=60,
+        description="seconds a checked API key is remembered by a worker: a "
+        "revoked key stops working within this time",
+    )
+    # limits at the edge (recsys_service/limits.py) and of uvicorn (recsys serve)
+    max_body_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=1024,
+        description="largest request body in bytes (413 beyond, checked before the body is read)",
+    )
+    max_json_depth: int = Field(16, ge=2, description="deepest nesting of a JSON body (400 beyond)")
+    body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="seconds a request body may take to arrive whole (408 beyond, "
+        "and the connection is closed)",
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="seconds the request line and headers may take to arrive, from "
+        "the connection opening or the previous answer (closed beyond)",
+    )
+    keep_alive_s: int = Field(
+        5, ge=1, description="seconds an idle keep-alive connection stays open"
+    )
+    limit_concurrency: int | None = Field(
+        1000,
+        ge=1,
+        description="connections and requests one worker holds at once (503 "
+        "beyond); null: no limit",
+    )
+    max_header_bytes: int = Field(
+        16 * 1024,
+        ge=1024,
+        description="largest request head (request line and headers) buffered by the h11 parser",
+    )
+    served_outbox: str | None = Field(
+        ".recsys/served-outbox",
+        description="folder of the outbox of served lists: each list "
+        "is written there before it is answered and deleted once recorded, so that lists "
+        "survive the event store being away and the process being killed (replayed at the next "
+        "start); null: no outbox (a list not recorded is dropped)",
+    )
+    served_outbox_max: int = Field(
+        100_000,
+        ge=1,
+        description="served lists the outbox holds while the event store is "
+        "away; beyond, a list is dropped (counted in /metrics)",
+    )
+
+    forget_poll_s: float = Field(
+        5.0,
+        gt=0,
+        description="seconds between two reads of the tombstones of forgotten users "
+        "(recsys forget); POST /tombstones/refresh reads them at once",
+    )
+
+    def alias(self, role: str) -> str:
+        return self.ranking_alias if role == "ranking" else self.rating_alias
+
+
 class Settings(pydantic.BaseModel):
     """Every section, as :func:`get_settings` returns them."""
 
@@ -172,6 +417,13 @@ class Settings(pydantic.BaseModel):
     tuning: TuningSettings
     spark: SparkSection
     cli: CliSettings
+    s3: S3Settings
+    tracking: TrackingSection
+    evaluation: EvaluationSection
+    events: EventStoreSettings
+    keys: KeySettings
+    privacy: PrivacySection
+    serving: ServiceSettings
 
 
 SECTIONS: dict[str, type[_Section]] = {
@@ -187,8 +439,7 @@ def _read(section: type[_Section]) -> _Section:
         problems = []
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else ""
-            info = section.model_fields.get(field)
-            name = info.validation_alias if info is not None else field
+            name = variable_of(section, field)
             message = error["msg"].removeprefix("Value error, ")
             problems.append(f"{name}={error.get('input')!r}: {message}")
         raise ConfigError(
@@ -214,11 +465,24 @@ def reset_settings() -> None:
     get_settings.cache_clear()
 
 
+def variable_of(section: type[BaseSettings], field: str) -> str:
+    """The variable that sets ``field`` of ``section`` (the first one, where several may)."""
+    info = section.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    if isinstance(alias, str):
+        return alias
+    if alias is None and field in section.model_fields:
+        return f"{section.model_config.get('env_prefix', '')}{field}".upper()
+    return field
+
+
 def variables() -> list[tuple[str, str, str]]:
     """``(variable, default, description)`` of every setting of the tree, in order."""
     out = []
     for section in SECTIONS.values():
-        for info in section.model_fields.values():
+        for field, info in section.model_fields.items():
             default = info.default
             if isinstance(default, tuple):
                 shown = ",".join(f"{d:g}" for d in default)
@@ -230,7 +494,7 @@ def variables() -> list[tuple[str, str, str]]:
                     if isinstance(default, bool)
                     else str(default)
                 )
-            out.append((str(info.validation_alias), shown, info.description or ""))
+            out.append((variable_of(section, field), shown, info.description or ""))
     return out
 
 

@@ -2,21 +2,26 @@
 
 I/O can fail transiently (network, S3, tracking server); training never retries. Retries are for
 errors that a second attempt can fix: bad data, bad settings, a refused gate or a stale
-promotion fail at once (:func:`is_transient`). The number of retries and their delays are read
-from the settings each time a task fails, so they can be changed without re-importing the tasks:
+promotion fail at once (:func:`is_transient`). How many and after how long come from the
+settings tree:
 
 - ``RECSYS_IO_RETRIES``: retries after the first attempt (default 3, at most ``MAX_IO_RETRIES``);
 - ``RECSYS_IO_RETRY_DELAYS``: comma-separated seconds before each retry (default ``2,5,15``; the
   last one repeats).
 
-Every retried task is declared with ``**IO_RETRY``.
+Every retried task is declared with ``**IO_RETRY`` (the defaults) and called as
+``retried(task)(...)``: :func:`retried` passes the settings to Prefect with
+``Task.with_options``. A flow reads them once, at its start (:func:`configure_retries`), and
+every I/O task of the run, nested ones included, gets that policy; outside a flow run the
+settings are read when the task is called.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import contextvars
+from typing import Any, ParamSpec, TypeVar
 
-from prefect import get_run_logger
+from prefect import Task, get_run_logger
 
 from recsys_core.exceptions import DataSourceError, RecsysError, TrackingError
 from recsys_core.settings import get_settings
@@ -24,7 +29,7 @@ from recsys_core.settings import get_settings
 DEFAULT_RETRIES = 3
 DEFAULT_DELAYS = (2.0, 5.0, 15.0)
 MAX_IO_RETRIES = 10
-"""The ceiling declared to Prefect; the setting chooses how many of them are used."""
+"""The most retries ``RECSYS_IO_RETRIES`` may ask for."""
 
 
 def io_retries() -> int:
@@ -37,27 +42,38 @@ def io_retry_delays() -> list[float]:
     return list(get_settings().retries.io_retry_delays)
 
 
-class _SettingDelays(list):
-    """The retry delays as Prefect reads them (``len`` and indexing), from the settings each time.
+_POLICY: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "recsys_io_retry_policy", default=None
+)
 
-    Prefect keeps ``retry_delay_seconds`` as given and indexes it when a task fails; a list
-    subclass is the only form it accepts that is not frozen at import.
-    """
 
-    def __len__(self) -> int:
-        return len(io_retry_delays())
+def io_retry_options() -> dict[str, Any]:
+    """``Task.with_options`` arguments of the I/O tasks: the flow run's (set at its start), or
+    the settings as they are now."""
+    policy = _POLICY.get()
+    if policy is not None:
+        return policy
+    return {"retries": io_retries(), "retry_delay_seconds": io_retry_delays()}
 
-    def __getitem__(self, index: Any) -> Any:
-        return io_retry_delays()[index]
 
-    def __iter__(self):
-        return iter(io_retry_delays())
+def configure_retries() -> contextvars.Token:
+    """Read the retry settings once, at the start of a flow run, for all its I/O tasks; pass
+    what it returns to :func:`release_retries` when the run ends."""
+    return _POLICY.set({"retries": io_retries(), "retry_delay_seconds": io_retry_delays()})
 
-    def __bool__(self) -> bool:
-        return bool(io_retry_delays())
 
-    def __repr__(self) -> str:
-        return f"<RECSYS_IO_RETRY_DELAYS {io_retry_delays()}>"
+def release_retries(token: contextvars.Token) -> None:
+    """End the policy :func:`configure_retries` set (the next flow run reads its own)."""
+    _POLICY.reset(token)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def retried(task: Task[P, R]) -> Task[P, R]:
+    """``task`` with the retries and delays of the settings (:func:`io_retry_options`)."""
+    return task.with_options(**io_retry_options())
 
 
 # errors of the caller, the data or the code: the same call fails the same way again
@@ -152,12 +168,13 @@ def retry_condition_fn(task: Any, task_run: Any, state: Any) -> bool:
     return isinstance(exc, BaseException) and is_transient(exc)
 
 
-IO_RETRIES = MAX_IO_RETRIES
-IO_RETRY_DELAYS = _SettingDelays()
 IO_RETRY: dict[str, Any] = dict(
-    retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_condition_fn
+    retries=DEFAULT_RETRIES,
+    retry_delay_seconds=list(DEFAULT_DELAYS),
+    retry_condition_fn=retry_condition_fn,
 )
-"""Decorator arguments of every task that retries I/O: ``@task(..., **IO_RETRY)``."""
+"""Decorator arguments of every task that retries I/O: ``@task(..., **IO_RETRY)``; called
+through :func:`retried`, which sets the retries and delays of the settings."""
 
 
 def logger():

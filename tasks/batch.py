@@ -12,10 +12,13 @@ from recsys_core.exceptions import ConfigError
 from recsys_core.serving.batch import BatchResult, recommend_all
 from recsys_core.tracking import mlflow_run, registry
 from recsys_core.tracking.model_store import load_recommender
-from tasks._runtime import IO_RETRIES, IO_RETRY_DELAYS, logger
+from tasks._runtime import IO_RETRY, logger
 
+# retried on any error (no retry condition); the flow sets the count and delays (retried())
 _io: dict[str, Any] = dict(
-    retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS, cache_policy=NO_CACHE
+    retries=IO_RETRY["retries"],
+    retry_delay_seconds=IO_RETRY["retry_delay_seconds"],
+    cache_policy=NO_CACHE,
 )
 
 

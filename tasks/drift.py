@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -17,7 +18,7 @@ from recsys_core.tracking import registry
 from recsys_core.tracking.champion import champion_digest
 from recsys_core.validation import drift
 from recsys_core.validation.rules import DriftRules
-from tasks._runtime import IO_RETRY, logger
+from tasks._runtime import IO_RETRY, logger, retried
 from tasks.run_context import mlflow_link
 from tasks.tracking import log_to_run
 
@@ -51,13 +52,15 @@ def check_drift(
     run_id: str,
     run_url: str | None = None,
     alias: str = REFERENCE_ALIAS,
+    frame: pd.DataFrame | None = None,
 ) -> DriftChecked:
     """Compare ``snap`` with the champion's snapshot; log metrics, report and plot; stop the run
-    (``DataValidationError``) when a statistic reaches its stop limit."""
+    (``DataValidationError``) when a statistic reaches its stop limit. ``frame``: the
+    snapshot's content when the caller has read it already."""
     log = logger()
     if not rules.enabled:
         return _skipped(run_id, "disabled by validation.drift.enabled=false")
-    version, digest = drift_reference(registered_model, alias)
+    version, digest = retried(drift_reference)(registered_model, alias)
     if version is None:
         return _skipped(run_id, f"no {alias} of {registered_model!r} yet: nothing to compare with")
     if digest is None:
@@ -73,7 +76,7 @@ def check_drift(
             f"no reference snapshot: {alias} version {version} was trained "
             f"on snapshot {digest[:16]}, not readable under {folder} ({exc})",
         )
-    current, _ = snapshot.read(snap)
+    current = frame if frame is not None else snapshot.read(snap)[0]
     report = drift.compare(
         reference,
         current,
@@ -92,7 +95,7 @@ def check_drift(
         tags["recsys.drift_flags"] = " | ".join(report.describe(n) for n in flagged)
     with tempfile.TemporaryDirectory() as tmp:
         png = drift.plot(reference, current, Path(tmp) / "drift.png")
-        log_to_run(
+        retried(log_to_run)(
             run_id,
             metrics=report.metrics(),
             tags=tags,
@@ -115,5 +118,5 @@ def check_drift(
 
 def _skipped(run_id: str, reason: str) -> DriftChecked:
     logger().info("drift not measured: %s", reason)
-    log_to_run(run_id, tags={"recsys.drift": "skipped", "recsys.drift_skipped": reason})
+    retried(log_to_run)(run_id, tags={"recsys.drift": "skipped", "recsys.drift_skipped": reason})
     return DriftChecked("skipped", reason)

@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from recsys_core.events.engine import configured_events_url, safe_url
 from recsys_core.events.store import EventStore
 from recsys_core.redaction import redact
-from tasks._runtime import logger
+from tasks._runtime import logger, retried
 from tasks.tracking import log_to_run
 
 
@@ -51,7 +51,7 @@ def log_click_through(run_id: str, registered_model: str) -> list[dict[str, Any]
     finally:
         store.close()
     # through the retried writer, like every other MLflow/S3 write of the run
-    log_to_run(
+    retried(log_to_run)(
         run_id,
         metrics=click_through_metrics(rows),
         json_files={

@@ -9,7 +9,7 @@ from prefect.cache_policies import NO_CACHE
 
 from recsys_core.privacy.forget import audit_since
 from recsys_core.tracking import mlflow_run
-from tasks._runtime import IO_RETRY, logger
+from tasks._runtime import IO_RETRY, logger, retried
 from tasks.tracking import log_to_run
 
 WATERMARK_TAG = "privacy.forget_audit_to"
@@ -36,11 +36,11 @@ def read_forget_audit(run_id: str) -> tuple[int, list[dict[str, Any]]]:
 def log_forget_audit(run_id: str) -> int:
     """Log the audit records newer than the previous run's as ``privacy/forget_audit.json``
     (user ids appear only as keyed hashes); returns how many."""
-    after, records = read_forget_audit(run_id)
+    after, records = retried(read_forget_audit)(run_id)
     last = max([after, *(r["id"] for r in records)])
     # the watermark tag is set after the file is written (log_to_run writes files first): a
     # failed upload never leaves a watermark past records that were not logged
-    log_to_run(
+    retried(log_to_run)(
         run_id,
         tags={WATERMARK_TAG: last},
         json_files={ARTIFACT: {"after_id": after, "to_id": last, "records": records}}

@@ -74,4 +74,4 @@ def mlflow_link(run_id: str, url: str | None) -> str:
     """Markdown naming the MLflow run, as a link when the tracking server has a UI address."""
     if url:
         return f"MLflow run: [{run_id}]({url})"
-    return f"MLflow run: `{run_id}` (embedded store: open it with `mlflow ui`)"
+    return f"MLflow run: `{run_id}` (embedded store: open it with `mlflow server`, README)"

@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from recsys_core.data.snapshot import Snapshot
 from recsys_core.exceptions import TrackingError
 from recsys_core.redaction import redact
+from recsys_core.settings import get_settings
 from recsys_core.tracking import mlflow_run, model_store, pyfunc, registry
 from tasks._runtime import IO_RETRY, logger
 
@@ -158,10 +159,7 @@ def artifact_store_error(run_id: str, exc: BaseException) -> TrackingError:
     import mlflow
 
     endpoint = (
-        os.environ.get("MLFLOW_S3_ENDPOINT_URL")
-        or os.environ.get("AWS_ENDPOINT_URL_S3")
-        or os.environ.get("AWS_ENDPOINT_URL")
-        or "the endpoint the server is set up with"
+        get_settings().tracking.artifact_endpoint_url or "the endpoint the server is set up with"
     )
     return TrackingError(
         f"writing the artifacts of run {run_id} failed: the artifact store (S3 at "

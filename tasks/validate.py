@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -20,7 +21,10 @@ from tasks.run_context import mlflow_link
 
 @dataclass
 class Validated:
-    """The snapshot to train on and the report (the flow logs it, then stops on failure)."""
+    """The snapshot to train on and the report (the flow logs it, then stops on failure).
+
+    ``frame`` and ``items`` are the snapshot's content, read once here and passed on in memory
+    to the stages that need it (drift, features)."""
 
     snapshot: snapshot.Snapshot
     success: bool
@@ -29,6 +33,8 @@ class Validated:
     markdown: str
     quarantine_file: str | None = None
     quarantined: dict[str, int] = field(default_factory=dict)
+    frame: pd.DataFrame | None = field(default=None, repr=False)
+    items: pd.DataFrame | None = field(default=None, repr=False)
 
 
 @task(name="validate", cache_policy=NO_CACHE)
@@ -50,7 +56,7 @@ def validate_snapshot(
     log = logger()
     frame, items = snapshot.read(snap)
     clean, rows, report = validation.screen(frame, rules)
-    result, qfile = snap, None
+    result, qfile, kept = snap, None, frame
     if len(rows):
         qfile = str(
             validation.write_quarantined(
@@ -67,6 +73,7 @@ def validate_snapshot(
             ),
             Path(data_dir) / "snapshots",
         )
+        kept = clean.reset_index(drop=True)  # the new snapshot's content, as read back
     if report.success:
         log.info(
             "validation passed: %d checks, %d warning(s)", len(report.checks), len(report.warnings)
@@ -99,4 +106,6 @@ def validate_snapshot(
         markdown,
         qfile,
         dict(report.quarantined),
+        kept,
+        items,
     )

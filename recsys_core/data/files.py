@@ -5,17 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
 import tempfile
 from pathlib import Path
 
 import pandas as pd
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from recsys_core.data.schema import Collected, normalize_interactions
-from recsys_core.exceptions import ConfigError, DataError, DataSourceError
+from recsys_core.exceptions import DataError, DataSourceError
 from recsys_core.redaction import redact
+from recsys_core.settings import S3Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -135,61 +133,24 @@ def load_file(
     return Collected(frame, None, source=str(path), rating_scale=rating_scale)
 
 
-class S3Settings(BaseSettings):
-    """How long an S3 call may take: read from ``RECSYS_S3_*`` variables each time a client is made.
-
-    A silent endpoint (one that accepts connections and never answers) costs at most
-    ``worst_case_seconds()`` per request (33 s with the defaults; about 16 s when connections
-    are accepted at once), instead of minutes.
-    """
-
-    model_config = SettingsConfigDict(env_prefix="RECSYS_S3_", extra="ignore")
-
-    connect_timeout: float = Field(5.0, gt=0, description="seconds to open a connection")
-    # the wait for each read of the socket, not for the whole object: a healthy store sends
-    # bytes long before, and a silent one is given up on quickly
-    read_timeout: float = Field(5.0, gt=0, description="seconds to wait for each response read")
-    max_attempts: int = Field(
-        3, ge=1, le=10, description="attempts per request, the first included (botocore retries)"
-    )
-
-    def worst_case_seconds(self) -> float:
-        """Upper bound of one request against a silent endpoint, botocore's backoff included."""
-        # botocore's standard mode sleeps up to 2**(n-1) s (capped at 20 s) before retry n
-        backoff = sum(min(2.0 ** (n - 1), 20.0) for n in range(1, self.max_attempts))
-        return self.max_attempts * (self.connect_timeout + self.read_timeout) + backoff
-
-
 def s3_settings() -> S3Settings:
-    """The current ``S3Settings``; a malformed variable is a ``ConfigError`` naming it."""
-    from pydantic import ValidationError
-
-    try:
-        return S3Settings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"RECSYS_S3_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"invalid S3 setting(s): {problems}") from exc
+    """The ``s3`` section of the settings tree; a malformed variable is a ``ConfigError``
+    naming it."""
+    return get_settings().s3
 
 
 def s3_client(endpoint_url: str | None = None):
     """A boto3 S3 client; the endpoint comes from the argument, ``RECSYS_S3_ENDPOINT_URL``,
     ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL`` (MinIO and other S3-compatible stores).
 
-    Timeouts and attempts come from ``S3Settings`` (``RECSYS_S3_CONNECT_TIMEOUT``,
+    Timeouts and attempts come from the settings tree (``RECSYS_S3_CONNECT_TIMEOUT``,
     ``RECSYS_S3_READ_TIMEOUT``, ``RECSYS_S3_MAX_ATTEMPTS``).
     """
     import boto3
     from botocore.config import Config
 
-    endpoint = (
-        endpoint_url
-        or os.environ.get("RECSYS_S3_ENDPOINT_URL")
-        or os.environ.get("AWS_ENDPOINT_URL_S3")
-        or os.environ.get("AWS_ENDPOINT_URL")
-    )
     settings = s3_settings()
+    endpoint = endpoint_url or settings.endpoint_url
     cfg = Config(
         retries={"total_max_attempts": settings.max_attempts, "mode": "standard"},
         connect_timeout=settings.connect_timeout,

@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from recsys_core.columns import COLUMNS as COLUMNS
+from recsys_core.columns import ITEM_COLUMNS as ITEM_COLUMNS
 from recsys_core.exceptions import DataError
-
-COLUMNS = ("user", "item", "rating", "timestamp")
-ITEM_COLUMNS = ("item", "title", "genres")
 
 
 @dataclass

@@ -13,6 +13,7 @@ from pathlib import Path
 from recsys_core.data import database, files, movielens, synthetic
 from recsys_core.data.duplicates import POLICIES, resolve_duplicates
 from recsys_core.data.schema import Collected
+from recsys_core.events.tombstones import drop_tombstoned
 from recsys_core.exceptions import ConfigError, DataSourceError
 from recsys_core.privacy.pseudonyms import pseudonymize_users
 from recsys_core.redaction import redact
@@ -74,9 +75,6 @@ def collect(
             removed,
             duplicates,
         )
-    # imported here: the forget module reads the event store, whose package imports this one
-    from recsys_core.privacy.forget import drop_tombstoned
-
     frame, forgotten = drop_tombstoned(frame)  # raw ids: before any pseudonym is taken
     if pseudonym_key is not None:
         frame = pseudonymize_users(frame, pseudonym_key)

@@ -18,35 +18,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from recsys_core.evaluation import metrics as M
 from recsys_core.exceptions import ConfigError, DataError
 from recsys_core.features.ids import lookup
 from recsys_core.models.base import Recommender
+from recsys_core.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 
-class EvaluationSettings(BaseSettings):
-    """Limits of evaluation and top-k lists, read from ``RECSYS_*`` variables when used."""
-
-    model_config = SettingsConfigDict(env_prefix="RECSYS_", extra="ignore")
-
-    max_k: int = Field(1000, ge=1, description="longest top-k list (RECSYS_MAX_K)")
-
-
 def max_k() -> int:
     """The configured maximum of ``k`` (``RECSYS_MAX_K``); a malformed value is a ConfigError."""
-    from pydantic import ValidationError
-
-    try:
-        return EvaluationSettings().max_k
-    except ValidationError as exc:
-        raise ConfigError(
-            f"RECSYS_MAX_K must be a positive integer, got {exc.errors()[0].get('input')!r}"
-        ) from exc
+    return get_settings().evaluation.max_k
 
 
 def check_k(k: int) -> int:

@@ -11,38 +11,28 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from recsys_core.exceptions import ConfigError, DataSourceError
 from recsys_core.redaction import redact
+from recsys_core.settings import EventStoreSettings, get_settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_URL = "sqlite:///.recsys/events.db"
-
-
-class EventStoreSettings(BaseSettings):
-    """Settings of the event store, read from ``RECSYS_EVENTS_*`` variables (or ``.env``)."""
-
-    model_config = SettingsConfigDict(env_prefix="RECSYS_EVENTS_", env_file=".env", extra="ignore")
-
-    url: str = Field(DEFAULT_URL, description="SQLAlchemy URL of the event store")
-    connect_timeout: int = Field(5, ge=1, description="seconds to open a database connection")
+DEFAULT_URL: str = EventStoreSettings.model_fields["url"].default
 
 
 def events_url() -> str:
     """The URL of the event store: ``RECSYS_EVENTS_URL`` or the embedded default."""
-    return EventStoreSettings().url
+    return get_settings().events.url
 
 
 def configured_events_url() -> str | None:
     """``RECSYS_EVENTS_URL`` when it is set (environment or ``.env``), else None: the embedded
     default is a store of this machine only, not one a training run should report on."""
-    settings = EventStoreSettings()
+    settings = get_settings().events
     return settings.url if "url" in settings.model_fields_set else None
 
 
@@ -73,7 +63,7 @@ def make_engine(
     defaults (``PGPASSWORD``, then ``~/.pgpass``).
     """
     if connect_timeout is None:
-        connect_timeout = EventStoreSettings().connect_timeout
+        connect_timeout = get_settings().events.connect_timeout
     try:
         parsed = make_url(url)
     except ArgumentError as exc:

@@ -30,8 +30,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -46,6 +44,7 @@ from recsys_core.events.engine import (
 )
 from recsys_core.events.tables import api_keys
 from recsys_core.exceptions import ConfigError, DataSourceError
+from recsys_core.settings import KeySettings, get_settings
 
 RECOMMEND, INGEST, ADMIN, EXPLAIN = "recommend", "ingest", "admin", "explain"
 SCOPES = (RECOMMEND, INGEST, ADMIN, EXPLAIN)
@@ -53,18 +52,6 @@ PREFIX = "rsk_"
 PEPPER_ENV = "RECSYS_KEYS_PEPPER"
 PEPPER_FILE = "keys.pepper"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-
-
-class KeySettings(BaseSettings):
-    """Settings of the API keys, read from ``RECSYS_KEYS_*`` variables (or ``.env``)."""
-
-    model_config = SettingsConfigDict(env_prefix="RECSYS_KEYS_", env_file=".env", extra="ignore")
-
-    pepper: SecretStr | None = Field(
-        None,
-        description="server-side secret keying the stored hashes of the API keys; "
-        "default for an embedded SQLite store: keys.pepper beside it",
-    )
 
 
 @dataclass(frozen=True)
@@ -107,7 +94,7 @@ def parse_scopes(scopes: str | Iterable[str]) -> frozenset[str]:
 
 def pepper(url: str, settings: KeySettings | None = None) -> bytes:
     """The pepper of the key hashes for the event store at ``url`` (see the module doc)."""
-    settings = settings or KeySettings()
+    settings = settings or get_settings().keys
     if settings.pepper is not None:
         value = settings.pepper.get_secret_value()
         if len(value) < 16:

@@ -490,7 +490,7 @@ def _check_duplicates(conn, evs: Sequence[Event], stored: set[str], sender: str)
 
 def _check_forgotten(conn, evs: Sequence[Event]) -> None:
     """Refuse the batch when an event's user was forgotten (``recsys forget``)."""
-    from recsys_core.privacy.forget import candidate_keys
+    from recsys_core.events.tombstones import candidate_keys
 
     keys_of = {u: candidate_keys(u) for u in {ev.user_id for ev in evs}}
     wanted = set().union(*keys_of.values())

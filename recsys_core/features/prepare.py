@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -14,10 +14,15 @@ from recsys_core.features.splits import SplitConfig, split
 
 @dataclass(frozen=True)
 class Features:
-    """References to a run's split on disk (cheap to pass between pipeline stages)."""
+    """References to a run's split on disk (cheap to pass between pipeline stages).
+
+    The split is read from its Parquet files once per process: the stages that get the same
+    object in memory (training, evaluation, the refit) share that read.
+    """
 
     folder: str
     info: dict
+    _read: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def train_path(self) -> Path:
@@ -32,10 +37,21 @@ class Features:
         return Path(self.folder) / "items.parquet"
 
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        return pd.read_parquet(self.train_path), pd.read_parquet(self.test_path)
+        """The train and test parts (copies: a caller may change its own)."""
+        if "frames" not in self._read:
+            self._read["frames"] = pd.read_parquet(self.train_path), pd.read_parquet(self.test_path)
+        train, test = self._read["frames"]
+        return train.copy(), test.copy()
 
     def item_meta(self) -> pd.DataFrame | None:
-        return pd.read_parquet(self.items_path) if self.items_path.exists() else None
+        if "items" not in self._read:
+            path = self.items_path
+            self._read["items"] = pd.read_parquet(path) if path.exists() else None
+        items = self._read["items"]
+        return None if items is None else items.copy()
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_read": {}}  # what travels is the reference, not the data
 
     def train_set(self) -> tuple[Interactions, Interactions]:
         """Train interactions (own vocabularies) and test mapped into them."""

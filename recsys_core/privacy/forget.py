@@ -17,7 +17,8 @@ completes what the first run left undone:
 5. **audit**: one append-only ``forget_audit`` row says who, when, why and what was removed
    where; a failure mid-way still writes it (outcome ``partial``, with the error).
 
-Later collections drop every tombstoned user whatever the source (:func:`drop_tombstoned`).
+Later collections drop every tombstoned user whatever the source
+(:func:`recsys_core.events.tombstones.drop_tombstoned`).
 
 Keys. :func:`user_key` is HMAC-SHA256 with ``RECSYS_PSEUDONYM_KEY`` when that is set, else
 SHA-256 with a fixed domain prefix. The unkeyed hash protects only against casual reading:
@@ -31,11 +32,8 @@ tombstones written before a key was set keep working once it is.
 from __future__ import annotations
 
 import getpass
-import hashlib
-import hmac
 import json
 import logging
-import os
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -45,41 +43,25 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from recsys_core.events.engine import events_url, make_engine, missing_schema, safe_url
 from recsys_core.events.tables import events, forget_audit, served_recommendations, tombstones
+
+# the tombstones' keys, shared with the event store and collection; re-exported here, with
+# forgetting, where the service and the tests look for them
+from recsys_core.events.tombstones import candidate_keys as candidate_keys
+from recsys_core.events.tombstones import drop_tombstoned as drop_tombstoned
+from recsys_core.events.tombstones import store_exists, user_key
+from recsys_core.events.tombstones import tombstone_keys as tombstone_keys
+from recsys_core.events.tombstones import tombstoned as tombstoned
 from recsys_core.exceptions import ConfigError, DataSourceError, RecsysError
 from recsys_core.redaction import redact
+from recsys_core.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 KEY_ENV = "RECSYS_PSEUDONYM_KEY"
-_DOMAIN = b"recsys/forget/v1:"
-
-
-def _key() -> bytes | None:
-    key = os.environ.get(KEY_ENV)
-    return key.encode() if key else None
-
-
-def user_key(user_id: str) -> str:
-    """The keyed hash of ``user_id`` stored in place of the id (see the module docstring)."""
-    raw = _DOMAIN + str(user_id).encode()
-    key = _key()
-    if key:
-        return "h1:" + hmac.new(key, raw, hashlib.sha256).hexdigest()
-    return "s1:" + hashlib.sha256(raw).hexdigest()
-
-
-def _match_keys(user_id: str) -> set[str]:
-    """Every key form a tombstone of ``user_id`` may have been written in."""
-    raw = _DOMAIN + str(user_id).encode()
-    keys = {"s1:" + hashlib.sha256(raw).hexdigest()}
-    key = _key()
-    if key:
-        keys.add("h1:" + hmac.new(key, raw, hashlib.sha256).hexdigest())
-    return keys
 
 
 def pseudonym(user_id: str) -> str | None:
@@ -109,7 +91,7 @@ def identities(user_id: str) -> dict[str, str]:
 
 def actor() -> str:
     """Who forgets: ``RECSYS_ACTOR``, else the OS user."""
-    name = os.environ.get("RECSYS_ACTOR")
+    name = get_settings().privacy.actor
     if name:
         return name
     try:
@@ -191,15 +173,6 @@ def _checkpoint(engine: Engine) -> None:
         )
 
 
-def tombstone_keys(engine: Engine, after_id: int = 0) -> tuple[set[str], int]:
-    """The tombstone keys with an id above ``after_id``, and the largest id seen."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(tombstones.c.id, tombstones.c.user_key).where(tombstones.c.id > after_id)
-        ).all()
-    return {r.user_key for r in rows}, max([after_id, *(r.id for r in rows)])
-
-
 def append_audit(
     engine: Engine,
     *,
@@ -258,71 +231,6 @@ def audit_since(after_id: int = 0, url: str | None = None) -> list[dict[str, Any
 
 
 # -- collection --------------------------------------------------------------------------------
-
-
-def candidate_keys(user_id: str) -> set[str]:
-    """Every form a tombstone of ``user_id`` may have been written in (to look them up)."""
-    return _match_keys(user_id)
-
-
-def tombstoned(user_ids: Iterable[str], keys: set[str]) -> set[str]:
-    """The ids among ``user_ids`` whose tombstone is in ``keys``."""
-    if not keys:
-        return set()
-    return {u for u in set(map(str, user_ids)) if _match_keys(u) & keys}
-
-
-def drop_tombstoned(frame: pd.DataFrame, url: str | None = None) -> tuple[pd.DataFrame, int]:
-    """``frame`` without the rows of tombstoned users, and how many rows went.
-
-    An embedded event store that does not exist yet, or has never been migrated, holds no
-    tombstone. A database that is configured but cannot be reached stops the collection: a
-    snapshot must never bring a forgotten user back.
-    """
-    url = url or events_url()
-    keys = _read_keys(url)
-    if not keys or frame.empty:
-        return frame, 0
-    gone = tombstoned(pd.unique(frame["user"].astype(str)), keys)
-    if not gone:
-        return frame, 0
-    drop = frame["user"].astype(str).isin(gone).to_numpy()
-    log.info("%d row(s) of %d forgotten user(s) dropped at collection", int(drop.sum()), len(gone))
-    return frame[~drop].reset_index(drop=True), int(drop.sum())
-
-
-def store_exists(url: str) -> bool:
-    """False for an embedded (SQLite) event store whose file was never created: it holds no
-    tombstone, and looking must not create it. True for any other URL."""
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        return Path(parsed.database).expanduser().exists()
-    return True
-
-
-def _read_keys(url: str) -> set[str]:
-    if not store_exists(url):
-        return set()
-    engine = make_engine(url)
-    try:
-        return tombstone_keys(engine)[0]
-    except OperationalError as exc:
-        if missing_schema(url, exc) is not None:
-            return set()
-        raise DataSourceError(
-            f"cannot read the tombstones of forgotten users from {safe_url(url)} "
-            f"({redact(str(exc.orig)).strip().splitlines()[0]}); collection stops rather than "
-            "risk bringing a forgotten user back. Start the event store or set "
-            "RECSYS_EVENTS_URL"
-        ) from exc
-    except DBAPIError as exc:
-        if missing_schema(url, exc) is not None:
-            return set()
-        raise
-    finally:
-        engine.dispose()
 
 
 # -- files under the data folder ---------------------------------------------------------------
@@ -464,7 +372,7 @@ def forget_user(
             from recsys_core.tracking.forget_batches import forget_in_batches
 
             report.files["batch_outputs"] = forget_in_batches(ids)
-        serve_url = serve_url if serve_url is not None else os.environ.get("RECSYS_SERVE_URL")
+        serve_url = serve_url if serve_url is not None else get_settings().privacy.serve_url
         if serve_url:
             report.service = notify_service(serve_url)
         report.outcome = "done" if report.found else "nothing-found"
@@ -507,7 +415,8 @@ def notify_service(serve_url: str, timeout: float = 5.0) -> str:
     the API key of ``RECSYS_SERVE_API_KEY`` (scope ``admin``)."""
     import httpx
 
-    key = os.environ.get("RECSYS_SERVE_API_KEY")
+    secret = get_settings().privacy.serve_api_key
+    key = secret.get_secret_value() if secret is not None else None
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
         resp = httpx.post(

@@ -23,22 +23,15 @@ import hmac
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from recsys_core.exceptions import ConfigError
+from recsys_core.settings import get_settings
 
 KEY_ENV = "RECSYS_PSEUDONYM_KEY"
 MIN_KEY_BYTES = 16
 """Shortest key accepted: HMAC-SHA256 keys much shorter than its output can be guessed."""
 PSEUDONYMIZED_TAG = "recsys.pseudonymized"
 """The version tag that says the model's user ids are pseudonyms."""
-
-
-class _KeySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RECSYS_", env_file=".env", extra="ignore")
-
-    pseudonym_key: SecretStr | None = Field(None, description="the HMAC key of the pseudonyms")
 
 
 def read_key() -> bytes:
@@ -49,7 +42,7 @@ def read_key() -> bytes:
     ConfigError
         The key is unset or shorter than ``MIN_KEY_BYTES`` bytes.
     """
-    secret = _KeySettings().pseudonym_key
+    secret = get_settings().privacy.pseudonym_key
     value = secret.get_secret_value() if secret is not None else ""
     how = (
         f"set {KEY_ENV} in the environment or in .env to a long random secret, e.g. "

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from recsys_core.data.schema import COLUMNS
+from recsys_core.columns import COLUMNS
 from recsys_core.validation.quarantine import KEY, is_numeric
 from recsys_core.validation.report import CheckResult, jsonable
 from recsys_core.validation.rules import ValidationRules

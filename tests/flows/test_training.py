@@ -199,7 +199,8 @@ def test_a_rating_model_below_popularity_is_promoted_for_rating_only(workspace):
 
 
 def test_a_challenger_worse_than_the_baseline_is_refused_without_champion(workspace, monkeypatch):
-    # the split is read once by the evaluate task (and once by training), whatever it scores
+    # the split is read once in the run (training and evaluation share it), whatever it scores;
+    # the snapshot once, by the validation (drift and features get it in memory)
     reads: list[str] = []
     read_parquet = pd.read_parquet
 
@@ -209,7 +210,8 @@ def test_a_challenger_worse_than_the_baseline_is_refused_without_champion(worksp
 
     monkeypatch.setattr(pd, "read_parquet", counting)
     state = training_flow(TrainingParams(**TINY, model={"name": "global-mean"}), return_state=True)
-    assert reads.count("train.parquet") == 2 and reads.count("test.parquet") == 2
+    assert reads.count("train.parquet") == 1 and reads.count("test.parquet") == 1
+    assert reads.count("interactions.parquet") == 1
 
     out = outcome_of(state)
     assert state.name == "Refused" and out["promoted"] is False
@@ -334,6 +336,9 @@ def test_cli_train_recommend_rollback_and_exit_codes(workspace):
     first = runner.invoke(app, ["train", *common, "--param", "reg=1000000"])
     assert first.exit_code == 0, first.output
     assert "PROMOTED" in first.output and "Traceback" not in first.output
+    # an embedded store: the hint starts the MLflow UI as the README does
+    hint = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow server --workers 1 --host 127.0.0.1"
+    assert hint in " ".join(first.output.split())
     assert _champion(RANKING).version == "1" and _champion(RATING) is None
     # one role's gate set from the command line (the other keeps its defaults)
     second = runner.invoke(app, ["train", *common, "--set", "gate.ranking.min_improvement=0.02"])

@@ -1,6 +1,7 @@
 """The retry policy of the I/O tasks: attempts counted under injected failures, retries and
-delays read from RECSYS_IO_RETRIES / RECSYS_IO_RETRY_DELAYS at call time, and errors that
-cannot succeed never retried."""
+delays from RECSYS_IO_RETRIES / RECSYS_IO_RETRY_DELAYS passed to Prefect with
+``Task.with_options`` (once per flow run, or when a task is called on its own), and errors
+that cannot succeed never retried."""
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
@@ -104,20 +105,30 @@ def test_an_s3_source_that_cannot_be_reached_is_not_retried_by_the_task():
         assert not _runtime.is_transient(exc)
 
 
-def test_settings_are_read_at_call_time(monkeypatch):
+def test_settings_are_passed_to_prefect_with_options(monkeypatch):
     monkeypatch.delenv("RECSYS_IO_RETRIES", raising=False)
     monkeypatch.delenv("RECSYS_IO_RETRY_DELAYS", raising=False)
     assert _runtime.io_retries() == 3
-    assert list(promote.retry_delay_seconds) == [2, 5, 15]
+    default = _runtime.retried(promote)
+    assert (default.retries, default.retry_delay_seconds) == (3, [2, 5, 15])
+    assert default.retry_condition_fn is _runtime.retry_condition_fn  # the rest is kept
     monkeypatch.setenv("RECSYS_IO_RETRIES", "1")
     monkeypatch.setenv("RECSYS_IO_RETRY_DELAYS", "0.5, 4")
-    assert _runtime.io_retries() == 1
     # what Prefect's engine reads from the task when it schedules a retry
-    assert len(promote.retry_delay_seconds) == 2 and promote.retry_delay_seconds[0] == 0.5
-    assert bool(promote.retry_delay_seconds)
+    configured = _runtime.retried(promote)
+    assert (configured.retries, configured.retry_delay_seconds) == (1, [0.5, 4])
+    # a flow run reads them once, at its start: a change during the run is not seen
+    token = _runtime.configure_retries()
+    try:
+        monkeypatch.setenv("RECSYS_IO_RETRIES", "7")
+        assert _runtime.retried(promote).retries == 1
+    finally:
+        _runtime.release_retries(token)
+    assert _runtime.retried(promote).retries == 7
     monkeypatch.setenv("RECSYS_IO_RETRIES", "many")
     with pytest.raises(ConfigError, match="RECSYS_IO_RETRIES='many'"):
-        _runtime.io_retries()
+        _runtime.retried(promote)
+    monkeypatch.setenv("RECSYS_IO_RETRIES", "1")
     monkeypatch.setenv("RECSYS_IO_RETRY_DELAYS", "1,-2")
     with pytest.raises(ConfigError, match="cannot be negative"):
         _runtime.io_retry_delays()
@@ -128,7 +139,7 @@ def test_mlflow_write_retried_as_many_times_as_set(workspace, monkeypatch, fault
     monkeypatch.setenv("RECSYS_IO_RETRIES", "3")
     flaky = faults(mlflow_run.set_tags, ConnectionError("tracking server reset"), n=2)
     monkeypatch.setattr("tasks.tracking.mlflow_run.set_tags", flaky)
-    log_to_run(run_id, tags={"recsys.probe": "written"})
+    _runtime.retried(log_to_run)(run_id, tags={"recsys.probe": "written"})
     assert flaky.calls == 3  # two failures, then the write
     assert MlflowClient().get_run(run_id).data.tags["recsys.probe"] == "written"
 
@@ -136,7 +147,7 @@ def test_mlflow_write_retried_as_many_times_as_set(workspace, monkeypatch, fault
     down = faults(mlflow_run.set_tags, ConnectionError("tracking server down"))
     monkeypatch.setattr("tasks.tracking.mlflow_run.set_tags", down)
     with pytest.raises(ConnectionError):
-        log_to_run(run_id, tags={"recsys.probe": "again"})
+        _runtime.retried(log_to_run)(run_id, tags={"recsys.probe": "again"})
     assert down.calls == 2  # the first attempt and one retry
 
 
@@ -147,14 +158,14 @@ def test_s3_write_retried_when_transient_only(workspace, monkeypatch, faults, tm
     monkeypatch.setenv("RECSYS_IO_RETRIES", "2")
     flaky = faults(mlflow_run.log_artifacts, EndpointConnectionError(endpoint_url="http://s3"), n=2)
     monkeypatch.setattr("tasks.tracking.mlflow_run.log_artifacts", flaky)
-    log_to_run(run_id, artifacts=[(str(tmp_path / "plots"), "plots")])
+    _runtime.retried(log_to_run)(run_id, artifacts=[(str(tmp_path / "plots"), "plots")])
     assert flaky.calls == 3
     assert [a.path for a in MlflowClient().list_artifacts(run_id, "plots")] == ["plots/p.txt"]
 
     missing = faults(mlflow_run.log_artifacts, _no_such_bucket())
     monkeypatch.setattr("tasks.tracking.mlflow_run.log_artifacts", missing)
     with pytest.raises(TrackingError, match="artifact store"):
-        log_to_run(run_id, artifacts=[(str(tmp_path / "plots"), "plots")])
+        _runtime.retried(log_to_run)(run_id, artifacts=[(str(tmp_path / "plots"), "plots")])
     assert missing.calls == 1  # a missing bucket does not appear by retrying
 
 
@@ -166,7 +177,9 @@ def test_bad_source_is_not_retried(workspace, monkeypatch, faults):
     counted = faults(incremental.collect, None)
     monkeypatch.setattr(incremental, "collect", counted)
     with pytest.raises(DataSourceError, match="is a folder"):
-        collect_snapshot(DataConfig(source=str(workspace)), str(workspace / "data"))
+        _runtime.retried(collect_snapshot)(
+            DataConfig(source=str(workspace)), str(workspace / "data")
+        )
     assert counted.calls == 1
 
 
@@ -210,7 +223,7 @@ def test_promotion_retried_after_the_alias_moved_converges(two_versions, monkeyp
     counted = faults(registry.promote, None)
     monkeypatch.setattr("tasks.gate.registry.promote", counted)
     monkeypatch.setattr(registry, "tag_version", fail_after_alias_move)
-    previous = promote(v2, _decision(v1.version), {"run_id": "r2"}, "rating")
+    previous = _runtime.retried(promote)(v2, _decision(v1.version), {"run_id": "r2"}, "rating")
     assert attempts == ["2"] and counted.calls == 2
     assert previous == "1"
     tags = MlflowClient().get_model_version("retrytest", "2").tags
@@ -233,7 +246,7 @@ def test_stale_promotion_is_not_retried(two_versions, monkeypatch, faults):
     with pytest.raises(
         StalePromotionError, match="champion-rating of 'retrytest' is version 1 now"
     ):
-        promote(v2, _decision(None), {"run_id": "r2"}, "rating")
+        _runtime.retried(promote)(v2, _decision(None), {"run_id": "r2"}, "rating")
     assert counted.calls == 1
     assert registry.get_alias("retrytest", "champion-rating").version == "1"
 
@@ -244,5 +257,5 @@ def test_no_retry_when_set_to_zero(workspace, monkeypatch, faults):
     down = faults(mlflow_run.set_tags, ConnectionError("down"))
     monkeypatch.setattr("tasks.tracking.mlflow_run.set_tags", down)
     with pytest.raises(ConnectionError):
-        log_to_run(run_id, tags={"a": "b"})
+        _runtime.retried(log_to_run)(run_id, tags={"a": "b"})
     assert down.calls == 1

@@ -193,7 +193,7 @@ def test_k_is_bounded_by_the_configured_maximum(popularity, monkeypatch):
         evaluate(popularity, TRAIN, TEST, k=4)
     assert "ndcg_at_3" in evaluate(popularity, TRAIN, TEST, k=3).metrics
     monkeypatch.setenv("RECSYS_MAX_K", "lots")
-    with pytest.raises(ConfigError, match="RECSYS_MAX_K must be a positive integer, got 'lots'"):
+    with pytest.raises(ConfigError, match="bad setting: RECSYS_MAX_K='lots'"):
         evaluate(popularity, TRAIN, TEST, k=3)
 
 
