@@ -111,3 +111,29 @@ def noise_multiplier_for(
             tol=1e-4,
         )
     )
+
+
+def split_noise(noise_multiplier: float, shares: list[float]) -> list[float]:
+    """Per-release noise multipliers that spend a budget in ``shares``: ``len(shares)`` releases
+    of multiplier ``noise_multiplier`` each cost what releases ``k`` of multiplier
+    ``noise_multiplier / sqrt(len(shares) * shares[k])`` cost (Gaussian mechanisms compose by
+    adding their inverse squared multipliers, exactly under RDP and the Gaussian privacy loss
+    distribution), so a release with a larger share gets less noise. Shares must be positive and
+    sum to 1."""
+    if not shares or any(s <= 0 for s in shares) or abs(sum(shares) - 1.0) > 1e-9:
+        raise ConfigError(f"budget shares {shares!r} must be positive and sum to 1")
+    n = len(shares)
+    return [noise_multiplier / (n * s) ** 0.5 for s in shares]
+
+
+def releases_epsilon(
+    noise_multipliers: list[float], delta: float, accountant: Accountant = "rdp"
+) -> float:
+    """The epsilon at ``delta`` of Gaussian releases with the given multipliers, each composed
+    as its own event by ``accountant``."""
+    if not noise_multipliers:
+        raise ConfigError("releases_epsilon needs at least one release")
+    acc = _accountant(accountant)
+    for sigma in noise_multipliers:
+        acc.compose(dp_accounting.GaussianDpEvent(sigma))
+    return float(acc.get_epsilon(delta))

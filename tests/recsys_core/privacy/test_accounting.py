@@ -80,3 +80,33 @@ def test_two_fits_compose_to_the_accountants_epsilon_of_every_release():
 def test_composing_nothing_is_refused():
     with pytest.raises(ConfigError, match="at least one fit"):
         accounting.composed_epsilon([], 1e-6)
+
+
+@pytest.mark.parametrize("accountant", ["rdp", "pld"])
+def test_split_noise_costs_what_the_uniform_noise_costs(accountant):
+    # Gaussian releases compose by their inverse squared multipliers: a budget split in shares
+    # costs what the same number of releases of the uniform multiplier cost
+    sigma = accounting.noise_multiplier_for(2.0, 1e-6, 4, accountant)
+    split = accounting.split_noise(sigma, [0.02, 0.78, 0.1, 0.1])
+    assert split[1] < sigma < split[0]
+    assert accounting.releases_epsilon(split, 1e-6, accountant) == pytest.approx(
+        accounting.epsilon(sigma, 4, 1e-6, accountant), rel=0.02 if accountant == "pld" else 1e-9
+    )
+    assert accounting.releases_epsilon(split, 1e-6, accountant) == pytest.approx(2.0, rel=0.02)
+
+
+def test_releases_epsilon_is_the_librarys_composition():
+    acc = rdp.RdpAccountant()
+    for sigma in (1.0, 3.0, 0.7):
+        acc.compose(dp_accounting.GaussianDpEvent(sigma))
+    assert accounting.releases_epsilon([1.0, 3.0, 0.7], 1e-6) == pytest.approx(
+        acc.get_epsilon(1e-6), rel=1e-12
+    )
+
+
+@pytest.mark.parametrize("shares", [[], [0.5, 0.6], [1.2, -0.2], [0.0, 1.0]])
+def test_bad_shares_are_refused(shares):
+    with pytest.raises(ConfigError, match="shares"):
+        accounting.split_noise(1.0, shares)
+    with pytest.raises(ConfigError, match="at least one release"):
+        accounting.releases_epsilon([], 1e-6)
