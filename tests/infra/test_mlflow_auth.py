@@ -40,6 +40,7 @@ def locked(tmp_path_factory):
         "MLFLOW_AUTH_ADMIN_PASSWORD": "admin-Pw-00001",
         "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key",
         "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # as the stacks run it
     }
     for var in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         env.pop(var, None)
@@ -190,3 +191,40 @@ def test_an_account_without_a_usable_password_is_refused(locked):
     assert out.returncode == 2
     assert "MLFLOW_WORKER_PASSWORD is shorter than 12 characters" in out.stderr
     assert "short" not in out.stderr.replace("shorter", "")  # the name, never the value
+
+
+def test_the_admin_password_is_rotated_from_the_one_in_force(locked):
+    def run(new: str, previous: str | None) -> subprocess.CompletedProcess:
+        extra = {} if previous is None else {"MLFLOW_ADMIN_PREVIOUS_PASSWORD": previous}
+        env = {
+            "PATH": os.environ["PATH"],
+            "MLFLOW_TRACKING_URI": locked,
+            "MLFLOW_TRACKING_USERNAME": "admin",
+            "MLFLOW_TRACKING_PASSWORD": new,
+            "MLFLOW_SERVICE_PASSWORD": "svc-Pw-000001",
+            **extra,
+        }
+        return subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "infra" / "mlflow" / "users.py"),
+                "recsys-service=MLFLOW_SERVICE_PASSWORD",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+
+    # a new admin password without the one in force: refused, saying what to give
+    refused = run("admin-Pw-00002", None)
+    assert refused.returncode == 1 and "MLFLOW_ADMIN_PREVIOUS_PASSWORD" in refused.stderr
+    rotated = run("admin-Pw-00002", "admin-Pw-00001")
+    assert rotated.returncode == 0, rotated.stderr
+    assert "password rotated" in rotated.stdout
+    current = f"{locked}{API}/users/current"
+    assert httpx.get(current, auth=("admin", "admin-Pw-00001"), timeout=120).status_code == 401
+    assert httpx.get(current, auth=("admin", "admin-Pw-00002"), timeout=120).status_code == 200
+    back = run("admin-Pw-00001", "admin-Pw-00002")  # as the other tests expect it
+    assert back.returncode == 0, back.stderr
