@@ -65,6 +65,7 @@ class ServedList:
     registered_model: str
     model_version: str
     alias: str
+    sender: str = ""  # the name of the API key that asked for the list
 
     def record(self) -> ServedRecord:
         return ServedRecord(
@@ -74,6 +75,7 @@ class ServedList:
             self.registered_model,
             self.model_version,
             self.alias,
+            self.sender,
         )
 
     def line(self) -> bytes:
@@ -86,6 +88,7 @@ class ServedList:
                     self.registered_model,
                     self.model_version,
                     self.alias,
+                    self.sender,
                 ]
             )
             + b"\n"
@@ -94,8 +97,11 @@ class ServedList:
     @classmethod
     def from_line(cls, line: bytes) -> ServedList | None:
         try:
-            rid, user, items, model, version, alias = orjson.loads(line)
-            return cls(rid, user, tuple(items), model, version, alias)
+            # six fields: a line of an outbox written before lists had a sender
+            rid, user, items, model, version, alias, *sender = orjson.loads(line)
+            if len(sender) > 1:
+                return None
+            return cls(rid, user, tuple(items), model, version, alias, *sender)
         except (orjson.JSONDecodeError, ValueError, TypeError):
             return None  # a line cut short by a kill: the list was never answered
 

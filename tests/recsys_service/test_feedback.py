@@ -275,3 +275,15 @@ def test_an_event_with_a_nul_id_is_refused_with_a_message(store):
         from recsys_core.events.tables import events
 
         assert conn.execute(select(func.count()).select_from(events)).scalar_one() == 0
+
+
+def test_an_outbox_line_carries_the_sender_and_reads_older_lines():
+    served = ServedList("r1", "u1", ("a", "b"), "recsys", "1", "champion-ranking", "web")
+    assert ServedList.from_line(served.line()) == served
+    assert served.record().sender == "web"
+    # a line written before lists had a sender: the empty sender
+    old = b'["r2", "u2", ["a"], "recsys", "1", "champion-ranking"]\n'
+    assert ServedList.from_line(old) == ServedList(
+        "r2", "u2", ("a",), "recsys", "1", "champion-ranking"
+    )
+    assert ServedList.from_line(b'["r3", "u3", ["a"], "recsys", "1", "c", "web", "x"]') is None
