@@ -33,8 +33,8 @@ table.
 A source is only read:
 
 - every read runs in a read-only transaction (PostgreSQL ``default_transaction_read_only``,
-  SQLite ``query_only``) under a ``statement_timeout`` (``RECSYS_DATA_DB_STATEMENT_TIMEOUT_S``,
-  PostgreSQL);
+  SQLite ``query_only``) under a ``statement_timeout`` (``RECSYS_DATA_DB_STATEMENT_TIMEOUT_S``:
+  PostgreSQL's own; on SQLite a progress handler interrupts a read running past it);
 - ``query=`` is exactly one ``SELECT`` (or ``WITH ... SELECT``): stacked statements
   (``SELECT ...; CREATE TABLE ...``) are refused with a message before anything runs (split by
   sqlparse's SQL tokenizer, which knows strings, quoted names, dollar quotes and comments);
@@ -72,6 +72,7 @@ from recsys_core.data.schema import Collected, empty_interactions, normalize_int
 from recsys_core.events.engine import (
     configured_events_url,
     first_line,
+    is_timeout,
     make_engine,
     safe_url,
     unreachable,
@@ -140,7 +141,8 @@ class DatabaseSourceSettings(BaseSettings):
     statement_timeout_s: float = Field(
         600.0,
         gt=0,
-        description="seconds a read may run on a PostgreSQL source before the server cancels it",
+        description="seconds a read may run on a database source before it is cancelled "
+        "(PostgreSQL: statement_timeout; SQLite: interrupted by a progress handler)",
     )
     password_hosts: list[str] = Field(
         default_factory=list,
@@ -448,8 +450,7 @@ def _read(
             result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(stmt)
             chunks = [pd.DataFrame(part, columns=picked) for part in result.partitions()]
     except OperationalError as exc:
-        code = getattr(getattr(exc, "orig", None), "pgcode", None)
-        if code == "57014":  # query_canceled: the statement_timeout
+        if is_timeout(exc):  # PostgreSQL's statement_timeout, SQLite's deadline
             raise DataError(
                 f"reading {origin} ran longer than {statement_timeout_s:g} s and was cancelled; "
                 "read less (a since= watermark, a narrower query=) or raise "
