@@ -228,3 +228,36 @@ def test_the_admin_password_is_rotated_from_the_one_in_force(locked):
     assert httpx.get(current, auth=("admin", "admin-Pw-00002"), timeout=120).status_code == 200
     back = run("admin-Pw-00001", "admin-Pw-00002")  # as the other tests expect it
     assert back.returncode == 0, back.stderr
+
+
+def test_an_alias_of_a_model_not_registered_yet_is_no_champion(locked, monkeypatch):
+    """The locked registry answers 403 (not 404) for an alias of a model that does not exist:
+    the training flow and the service read that as "no champion yet", as without auth."""
+    import mlflow
+
+    from recsys_core.exceptions import TrackingError
+    from recsys_core.tracking import registry
+    from recsys_service.live_models import resolve_alias
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", locked)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "recsys-service")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "svc-Pw-000001")
+    mlflow.set_tracking_uri(locked)
+    mlflow.set_registry_uri(locked)
+    try:
+        raw = httpx.get(
+            f"{locked}{API}/registered-models/alias",
+            params={"name": "never-registered", "alias": "champion-ranking"},
+            auth=("recsys-service", "svc-Pw-000001"),
+            timeout=120,
+        )
+        assert raw.status_code == 403  # what the auth app answers
+        assert registry.get_alias("never-registered", "champion-ranking") is None
+        assert resolve_alias("never-registered", "champion-ranking") is None
+        # a wrong password is still an error, never "no champion"
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong-password-1")
+        with pytest.raises(TrackingError, match="cannot read the alias"):
+            registry.get_alias("never-registered", "champion-ranking")
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
