@@ -261,3 +261,15 @@ def test_an_alias_of_a_model_not_registered_yet_is_no_champion(locked, monkeypat
     finally:
         mlflow.set_tracking_uri(None)
         mlflow.set_registry_uri(None)
+
+
+def test_doctor_reads_the_server_version_with_the_clients_account(locked):
+    from recsys_core.tracking.doctor import check_versions
+
+    anonymous = check_versions(locked, {})
+    assert not anonymous.ok and "401" in anonymous.detail
+    signed = check_versions(
+        locked,
+        {"MLFLOW_TRACKING_USERNAME": "recsys-service", "MLFLOW_TRACKING_PASSWORD": "svc-Pw-000001"},
+    )
+    assert signed.ok, signed.detail
