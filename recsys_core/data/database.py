@@ -434,7 +434,8 @@ def _read(
                 ts: Any = column(ts_name)
                 after = ts > since.timestamp
                 if has_sender:
-                    sender, eid = column(sender_col), column(id_col)
+                    sender: Any = column(sender_col)
+                    eid: Any = column(id_col)
                     later = or_(
                         sender > since.sender,
                         and_(sender == since.sender, eid > since.event_id),
