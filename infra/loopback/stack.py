@@ -42,8 +42,8 @@ the tracking server: changing one and restarting rotates it. The server runs wit
 ``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false``: its job runner would start a Huey consumer per
 GenAI job type, each a process importing MLflow, minutes of CPU on a loaded machine for jobs
 the stack never runs. Each client of the service has its own API key (``API_CLIENTS``): the
-one of ``.env`` and the worker's. The Prefect server asks for that auth string and for CSRF
-tokens, as in compose. Every process is started in its own session and stopped by the pid it
+one of ``.env`` and the worker's. The Prefect server asks for the stack's auth string and for
+CSRF tokens, as in compose. Every process is started in its own session and stopped by the pid it
 was given, never by name. Settings come from flags or ``STACK_*`` environment variables;
 ``--help`` lists them; a value still holding a ``change-me`` placeholder of ``.env.example`` is
 refused.
