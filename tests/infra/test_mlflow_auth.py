@@ -242,6 +242,8 @@ def test_an_alias_of_a_model_not_registered_yet_is_no_champion(locked, monkeypat
     monkeypatch.setenv("MLFLOW_TRACKING_URI", locked)
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "recsys-service")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "svc-Pw-000001")
+    # set_registry_uri writes MLFLOW_REGISTRY_URI too: set here, it is restored after the test
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", locked)
     mlflow.set_tracking_uri(locked)
     mlflow.set_registry_uri(locked)
     try:
