@@ -387,6 +387,14 @@ class ServiceSettings(_Section):
         "survive the event store being away and the process being killed (replayed at the next "
         "start); null: no outbox (a list not recorded is dropped)",
     )
+    served_outbox_fsync_s: float | None = Field(
+        1.0,
+        ge=0,
+        description="seconds a list written to the outbox may wait before the file is synced "
+        "to disk (fdatasync; what a crash of the machine can lose): 0 syncs every list before "
+        "it is answered; null leaves it to the kernel (a killed process loses nothing, a "
+        "power cut may)",
+    )
     served_outbox_max: int = Field(
         100_000,
         ge=1,

@@ -69,6 +69,7 @@ def create_app(
             settings.served_queue_size,
             outbox=settings.served_outbox,
             outbox_max=settings.served_outbox_max,
+            fsync_s=settings.served_outbox_fsync_s,
         ),
         forgotten=Forgotten(live, settings.events_url, settings.forget_poll_s),
         auth=Authenticator(keys if settings.auth else None, settings.key_cache_s),

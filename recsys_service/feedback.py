@@ -5,7 +5,11 @@ Served lists are recorded off the request path, and none is lost on the way:
 
 - the route writes the list to an **outbox** on disk (one JSON line appended to this process's
   segment file under ``served_outbox``, a write the kernel keeps even when the process is
-  killed) and puts it on a bounded queue; it never waits for the database;
+  killed) and puts it on a bounded queue; it never waits for the database. The line reaches
+  the disk itself (``fdatasync``, surviving a crash of the machine) after every list
+  (``served_outbox_fsync_s`` 0) or at most that many seconds after it was written (the first
+  list written once the interval has passed syncs the file, and so do the writer thread's
+  rounds); ``None`` leaves it to the kernel;
 - one writer thread drains the queue into the event store, what has queued up within
   ``_GATHER_S`` seconds of the first list (at most ``_MAX_BATCH`` lists) in one transaction;
 - a batch that fails for a transient reason (the database away, restarting) is **retried with
@@ -65,6 +69,7 @@ class ServedList:
     registered_model: str
     model_version: str
     alias: str
+    sender: str = ""  # the name of the API key that asked for the list
 
     def record(self) -> ServedRecord:
         return ServedRecord(
@@ -74,6 +79,7 @@ class ServedList:
             self.registered_model,
             self.model_version,
             self.alias,
+            self.sender,
         )
 
     def line(self) -> bytes:
@@ -86,6 +92,7 @@ class ServedList:
                     self.registered_model,
                     self.model_version,
                     self.alias,
+                    self.sender,
                 ]
             )
             + b"\n"
@@ -94,8 +101,11 @@ class ServedList:
     @classmethod
     def from_line(cls, line: bytes) -> ServedList | None:
         try:
-            rid, user, items, model, version, alias = orjson.loads(line)
-            return cls(rid, user, tuple(items), model, version, alias)
+            # six fields: a line of an outbox written before lists had a sender
+            rid, user, items, model, version, alias, *sender = orjson.loads(line)
+            if len(sender) > 1:
+                return None
+            return cls(rid, user, tuple(items), model, version, alias, *sender)
         except (orjson.JSONDecodeError, ValueError, TypeError):
             return None  # a line cut short by a kill: the list was never answered
 
@@ -110,6 +120,7 @@ class _Segment:
     pending: int = 0  # lines queued and not yet written (or failed)
     dirty: bool = False  # some line failed or was never queued: replay the file
     closed: bool = False  # no line will be added
+    unsynced: bool = False  # lines written since the last fdatasync
 
     def close(self, *, delete: bool) -> None:
         if delete:
@@ -136,6 +147,7 @@ class ServedRecorder:
         *,
         outbox: str | os.PathLike | None = None,
         outbox_max: int = 100_000,
+        fsync_s: float | None = 1.0,
         retries: int = _RETRIES,
         backoff_s: float = _BACKOFF_S,
     ) -> None:
@@ -148,6 +160,8 @@ class ServedRecorder:
         self._last_warning = 0.0
         self.folder = None if outbox is None else outbox_folder(outbox, store.url)
         self.outbox_max = outbox_max
+        self.fsync_s = fsync_s
+        self._synced = time.monotonic()
         self._segment: _Segment | None = None
         self._waiting: list[_Segment] = []  # closed or dirty segments to replay
         self._journaled = 0  # lines in segments not yet deleted
@@ -193,6 +207,8 @@ class ServedRecorder:
         try:
             segment = self._current()
             os.write(segment.fd, served.line())
+            segment.unsynced = True
+            self._sync_due(segment)
         except OSError as exc:
             self.counter.labels("dropped").inc()
             self._warn(
@@ -207,11 +223,33 @@ class ServedRecorder:
         self._journaled += 1
         return segment
 
+    def _sync_due(self, segment: _Segment | None) -> None:
+        """``fdatasync`` the segment when the interval ``fsync_s`` has passed (at once with
+        0); called with the lock held."""
+        if self.fsync_s is None or segment is None or not segment.unsynced:
+            return
+        now = time.monotonic()
+        if now - self._synced >= self.fsync_s:
+            os.fdatasync(segment.fd)
+            segment.unsynced = False
+            self._synced = now
+
+    def _sync_current(self) -> None:
+        """The writer's round: sync the segment being written when its interval passed."""
+        with self._lock:
+            try:
+                self._sync_due(self._segment)
+            except OSError as exc:
+                self._warn("the outbox %s cannot be synced to disk (%s)", self.folder, exc)
+
     def _current(self) -> _Segment:
         segment = self._segment
         if segment is not None and segment.lines < _SEGMENT_LINES:
             return segment
         if segment is not None:  # full: a new one; this one goes when its lines are written
+            if segment.unsynced and self.fsync_s is not None:
+                os.fdatasync(segment.fd)
+                segment.unsynced = False
             segment.closed = True
             self._waiting.append(segment)
             self._retire_done()
@@ -273,6 +311,7 @@ class ServedRecorder:
                 # failed, get their next try
                 self._adopt_orphans()
                 self._replay_due()
+                self._sync_current()
                 continue
             # what queued up while the last write ran goes in one transaction: under load the
             # writer keeps up with one commit per batch, not one per list
@@ -297,6 +336,7 @@ class ServedRecorder:
                         if served.recommendation_id in failed:
                             segment.dirty = True
                     self._retire_done()
+                self._sync_current()
             finally:
                 for _ in batch:
                     self._queue.task_done()

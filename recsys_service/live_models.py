@@ -95,10 +95,13 @@ def resolve_alias(name: str, alias: str) -> VersionRef | None:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    from recsys_core.tracking.registry import missing_behind_denial
+
     try:
         mv = MlflowClient().get_model_version_by_alias(name, alias)
     except MlflowException as exc:
-        if exc.error_code in _ABSENT:
+        # a locked registry answers 403 for an alias of a model not registered yet
+        if exc.error_code in _ABSENT or missing_behind_denial(exc, name):
             return None
         raise RegistryUnavailable(redact(str(exc))) from exc
     except Exception as exc:

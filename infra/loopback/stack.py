@@ -16,8 +16,11 @@ postgres  the PostgreSQL already on the machine        databases created (idempo
                                                        roles granted (events-roles.sql)
 s3        ``moto_server`` (stands in for MinIO)        HTTP answer, buckets and saved
                                                        objects restored
-mlflow    ``mlflow server`` on PostgreSQL, artifacts   ``/health``
-          proxied to ``s3://<bucket>/<prefix>``
+mlflow    ``mlflow server --app-name basic-auth``    ``/health``, then its
+          on PostgreSQL (users in the same            accounts made (or given
+          database), artifacts proxied to             their passwords again) by
+          ``s3://<bucket>/<prefix>``; one worker,     infra/mlflow/users.py
+          no job runner
 prefect   ``prefect server start`` on PostgreSQL       ``/api/health``
 worker    ``prefect worker start`` (process pool)      registered on its pool
 serve     ``recsys serve`` (the champions, read        ``/health``
@@ -27,9 +30,20 @@ serve     ``recsys serve`` (the champions, read        ``/health``
 
 Each stack has a name (``dev`` by default, the tests use ``test``) with its own ports, databases
 (``<prefix>_mlflow``, ``<prefix>_prefect``, ``<prefix>_events``) and state folder
-``.stack/<name>/`` (pid files, logs, the S3 keys, Prefect auth string and event store passwords
-it generated, the saved S3 objects). The Prefect server asks for that auth string and for CSRF
-tokens, as in compose. Every process is started in its own session and stopped by the pid it
+``.stack/<name>/`` (pid files, logs, the S3 keys, Prefect auth string, event store passwords,
+MLflow account passwords and API keys it generated, the saved S3 objects).
+
+The registry is locked as in compose: MLflow's basic-auth app, with an admin (its password only
+in the state folder), the worker's editing account (``recsys-worker``, handed to the clients
+through ``.env`` as ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``) and the
+service's read-only one (``recsys-service``). The passwords are in ``mlflow-users.json``
+(``STACK_MLFLOW_{ADMIN,WORKER,SERVICE}_PASSWORD`` override them) and applied at each start of
+the tracking server: changing one and restarting rotates it. The server runs with one worker and
+``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false``: its job runner would start a Huey consumer per
+GenAI job type, each a process importing MLflow, minutes of CPU on a loaded machine for jobs
+the stack never runs. Each client of the service has its own API key (``API_CLIENTS``): the
+one of ``.env`` and the worker's. The Prefect server asks for the stack's auth string and for
+CSRF tokens, as in compose. Every process is started in its own session and stopped by the pid it
 was given, never by name. Settings come from flags or ``STACK_*`` environment variables;
 ``--help`` lists them; a value still holding a ``change-me`` placeholder of ``.env.example`` is
 refused.
@@ -71,6 +85,13 @@ ENV_END = "# <<< recsys loopback stack"
 # the least-privilege roles of infra/postgres/events-roles.sql (one pair per PostgreSQL server,
 # shared by its stacks: the first stack that creates them sets their passwords)
 EVENT_ROLES = {"service": "recsys_events_service", "collect": "recsys_events_collect"}
+# one API key per client of the service, with the scopes it needs: the people and tests using
+# .env (every scope), the worker's flows (forget tells the service to re-read its tombstones)
+API_CLIENTS = {"clients": "recommend,ingest,admin,explain", "worker": "admin"}
+# the tracking server's accounts (MLflow's basic-auth app, as in compose): the admin (makes the
+# others, in the state folder only), the worker's editing account (handed to the clients through
+# .env) and the service's read-only one
+MLFLOW_USERS = {"admin": "admin", "worker": "recsys-worker", "service": "recsys-service"}
 
 
 def _load(name: str, path: Path):
@@ -213,20 +234,54 @@ class Stack:
         path.chmod(0o600)
         return json.loads(path.read_text())
 
+    def mlflow_passwords(self) -> dict[str, str]:
+        """Passwords of the tracking server's accounts (:data:`MLFLOW_USERS`): generated once,
+        kept in the state folder; ``STACK_MLFLOW_<ROLE>_PASSWORD`` overrides one. Applied at
+        each start of the tracking server, so a changed one (rotation) takes effect then."""
+        path = self.state / "mlflow-users.json"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({r: secrets.token_urlsafe(24) for r in MLFLOW_USERS}))
+            path.chmod(0o600)
+        stored = json.loads(path.read_text())
+        return {
+            role: os.environ.get(f"STACK_MLFLOW_{role.upper()}_PASSWORD") or stored[role]
+            for role in MLFLOW_USERS
+        }
+
+    def mlflow_secret_key(self) -> str:
+        """The Flask secret key of the tracking server (CSRF of its UI forms)."""
+        return self._secret("mlflow-secret-key", lambda: secrets.token_hex(32))
+
+    def mlflow_login(self, role: str) -> dict[str, str]:
+        """``MLFLOW_TRACKING_USERNAME`` / ``_PASSWORD`` of one account (``worker``,
+        ``service`` or ``admin``)."""
+        return {
+            "MLFLOW_TRACKING_USERNAME": MLFLOW_USERS[role],
+            "MLFLOW_TRACKING_PASSWORD": self.mlflow_passwords()[role],
+        }
+
     def keys_pepper(self) -> str:
         """The pepper of the service's API key hashes: generated once, in the state folder."""
         return self._secret("keys-pepper", lambda: secrets.token_hex(32))
 
-    def api_key(self) -> str:
-        """The API key of this stack's clients (every scope), handed over through ``.env``
-        (``RECSYS_SERVE_API_KEY``): generated once, in the state folder."""
-        return self._secret("api-key", lambda: "rsk_" + secrets.token_hex(24))
+    def api_key(self, client: str = "clients") -> str:
+        """The API key of one client of the service (:data:`API_CLIENTS`), generated once, in
+        the state folder: ``clients`` is handed over through ``.env``
+        (``RECSYS_SERVE_API_KEY``), ``worker`` to the flows the worker runs."""
+        if client not in API_CLIENTS:
+            raise StackError(f"no API key client {client!r}; one of {', '.join(API_CLIENTS)}")
+        # the clients' key keeps its file name of earlier stacks ("api-key")
+        return self._secret(
+            "api-key" if client == "clients" else f"api-key-{client}",
+            lambda: "rsk_" + secrets.token_hex(24),
+        )
 
-    @property
-    def api_key_name(self) -> str:
-        """The key's name in the event store: a new key (a state folder made anew) gets a new
-        name, as a revoked or replaced name stays taken."""
-        return "clients-" + hashlib.sha256(self.api_key().encode()).hexdigest()[:8]
+    def api_key_name(self, client: str = "clients") -> str:
+        """The key's name in the event store (the sender of what its holder posts): a new key
+        (a state folder made anew) gets a new name, as a revoked or replaced name stays
+        taken."""
+        return f"{client}-" + hashlib.sha256(self.api_key(client).encode()).hexdigest()[:8]
 
     def _secret(self, name: str, make) -> str:
         path = self.state / name
@@ -241,6 +296,8 @@ class Stack:
         names = buckets.bucket_names()
         return {
             "MLFLOW_TRACKING_URI": self.mlflow_url,
+            # the registry asks who calls: the clients and the worker edit (the worker's account)
+            **self.mlflow_login("worker"),
             "PREFECT_API_URL": self.prefect_api,
             "PREFECT_API_AUTH_STRING": self.prefect_auth(),
             "AWS_ENDPOINT_URL": self.s3_url,
@@ -523,31 +580,34 @@ def ensure_event_store(stack: Stack) -> str:
         time.sleep(0.5 * (attempt + 1))
     else:
         raise StackError(f"granting the event store's roles failed:\n{roles.stderr[-2000:]}")
-    keys = subprocess.run(
-        [
-            str(BIN / "recsys"),
-            "keys",
-            "create",
-            "--name",
-            stack.api_key_name,
-            "--scopes",
-            "recommend,ingest,admin,explain",
-            "--from-env",
-            "RECSYS_SERVE_API_KEY",
-        ],
-        cwd=ROOT,
-        env={
-            **env,
-            "RECSYS_KEYS_PEPPER": stack.keys_pepper(),
-            "RECSYS_SERVE_API_KEY": stack.api_key(),
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if keys.returncode != 0:
-        raise StackError(f"registering the clients' API key failed:\n{keys.stderr[-2000:]}")
+    for client, scopes in API_CLIENTS.items():
+        keys = subprocess.run(
+            [
+                str(BIN / "recsys"),
+                "keys",
+                "create",
+                "--name",
+                stack.api_key_name(client),
+                "--scopes",
+                scopes,
+                "--from-env",
+                "RECSYS_SERVE_API_KEY",
+            ],
+            cwd=ROOT,
+            env={
+                **env,
+                "RECSYS_KEYS_PEPPER": stack.keys_pepper(),
+                "RECSYS_SERVE_API_KEY": stack.api_key(client),
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if keys.returncode != 0:
+            raise StackError(
+                f"registering the API key of {client!r} failed:\n{keys.stderr[-2000:]}"
+            )
     return out.stdout.strip()
 
 
@@ -598,12 +658,32 @@ def start_s3(stack: Stack) -> int:
     return pid
 
 
+def mlflow_auth_config(stack: Stack) -> Path:
+    """The basic-auth app's config of this stack: compose's ``infra/mlflow/basic_auth.ini``
+    with the users kept in this stack's tracking database (the password, if any, is
+    PGPASSWORD, never in the file)."""
+    import configparser
+
+    ini = configparser.ConfigParser()
+    ini.read(ROOT / "infra" / "mlflow" / "basic_auth.ini")
+    ini["mlflow"]["database_uri"] = stack.pg_url(stack.databases["mlflow"], "postgresql+psycopg2")
+    path = stack.state / "mlflow-auth.ini"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as fh:
+        ini.write(fh)
+    return path
+
+
 def start_mlflow(stack: Stack) -> int:
+    """``mlflow server --app-name basic-auth`` (a locked registry, as in compose), then its
+    accounts made or given their passwords again (``infra/mlflow/users.py``)."""
     _check_port_free(stack, "mlflow", stack.mlflow_port)
     hosts = [f"{h}:{stack.mlflow_port}" for h in (stack.host, "localhost")]
     argv = [
         str(BIN / "mlflow"),
         "server",
+        "--app-name",
+        "basic-auth",
         "--backend-store-uri",
         stack.pg_url(stack.databases["mlflow"], "postgresql+psycopg2"),
         "--artifacts-destination",
@@ -613,25 +693,73 @@ def start_mlflow(stack: Stack) -> int:
         "--port",
         str(stack.mlflow_port),
         "--workers",
-        os.environ.get("STACK_MLFLOW_WORKERS", "2"),
+        os.environ.get("STACK_MLFLOW_WORKERS", "1"),
         "--allowed-hosts",
         ",".join(hosts),
     ]
     creds = stack.credentials()
+    passwords = stack.mlflow_passwords()
     env = stack.process_env(
-        MLFLOW_S3_ENDPOINT_URL=stack.s3_url, AWS_DEFAULT_REGION="us-east-1", **creds
+        MLFLOW_S3_ENDPOINT_URL=stack.s3_url,
+        AWS_DEFAULT_REGION="us-east-1",
+        **creds,
+        MLFLOW_AUTH_CONFIG_PATH=str(mlflow_auth_config(stack)),
+        MLFLOW_AUTH_ADMIN_USERNAME=MLFLOW_USERS["admin"],
+        MLFLOW_AUTH_ADMIN_PASSWORD=passwords["admin"],
+        MLFLOW_FLASK_SERVER_SECRET_KEY=stack.mlflow_secret_key(),
+        # no job runner: it starts a Huey consumer per GenAI job type (six processes, each
+        # importing MLflow), minutes of CPU on a loaded machine for jobs this stack never runs
+        MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
     )
-    env.pop("MLFLOW_TRACKING_URI", None)
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        env.pop(name, None)
     env.pop("AWS_ENDPOINT_URL", None)
     proc = _spawn(stack, "mlflow", argv, env)
     # the first start migrates the database (~20 s)
-    return _wait(
+    pid = _wait(
         stack,
         "mlflow",
         proc,
         lambda: _http_ok(f"{stack.mlflow_url}/health") is not None,
         f"GET {stack.mlflow_url}/health",
     )
+    ensure_mlflow_users(stack)
+    return pid
+
+
+def ensure_mlflow_users(stack: Stack) -> str:
+    """Create the worker's and the service's accounts, or give them their passwords again
+    (rotation), and rotate the admin's when it changed; returns the script's output."""
+    passwords = stack.mlflow_passwords()
+    applied = stack.state / "mlflow-admin-applied"
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "MLFLOW_TRACKING_URI": stack.mlflow_url,
+        **stack.mlflow_login("admin"),
+        "MLFLOW_WORKER_PASSWORD": passwords["worker"],
+        "MLFLOW_SERVICE_PASSWORD": passwords["service"],
+    }
+    if applied.exists() and applied.read_text().strip() != passwords["admin"]:
+        env["MLFLOW_ADMIN_PREVIOUS_PASSWORD"] = applied.read_text().strip()
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "infra" / "mlflow" / "users.py"),
+            f"{MLFLOW_USERS['worker']}=MLFLOW_WORKER_PASSWORD",
+            f"{MLFLOW_USERS['service']}=MLFLOW_SERVICE_PASSWORD",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise StackError(f"the tracking server's accounts could not be made:\n{out.stderr[-2000:]}")
+    applied.write_text(passwords["admin"] + "\n")
+    applied.chmod(0o600)
+    return out.stdout
 
 
 def start_prefect(stack: Stack) -> int:
@@ -691,6 +819,8 @@ def start_worker(stack: Stack) -> int:
     ]
     # the flows read the event store as the collection role: no owner URL for them
     client = {k: v for k, v in stack.client_env().items() if k != "RECSYS_EVENTS_OWNER_URL"}
+    # its own API key (scope admin: forget tells the service), not the one of .env
+    client["RECSYS_SERVE_API_KEY"] = stack.api_key("worker")
     env = stack.process_env(
         RECSYS_CODE_DIR=str(ROOT), **client, PGPASSWORD=stack.event_passwords()["collect"]
     )
@@ -725,6 +855,7 @@ def start_serve(stack: Stack) -> int:
         k: v
         for k, v in stack.process_env(
             MLFLOW_TRACKING_URI=stack.mlflow_url,
+            **stack.mlflow_login("service"),  # the registry's read-only account
             RECSYS_SERVE_EVENTS_URL=stack.events_url("service"),
             PGPASSWORD=stack.event_passwords()["service"],
             RECSYS_KEYS_PEPPER=stack.keys_pepper(),

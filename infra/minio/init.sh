@@ -5,9 +5,11 @@
 #   S3_WORKER_ACCESS_KEY  the worker: the data bucket (read, write; no delete); no artifact
 #                         access at all, artifacts go through the MLflow server's proxy
 # Idempotent: rerunning it changes nothing. The minio/mc image has a shell but no grep or jq.
+# The root credentials come in MC_HOST_local (mc reads an alias from its environment), never on
+# a command line; the applications' secret keys are arguments of `mc admin user add` (which has
+# no other way to take them) inside this one-shot container only.
 set -eu
-
-mc alias set local "http://minio:9000" "$MINIO_ROOT_USER" "$MINIO_ROOT_PASSWORD" >/dev/null
+: "${MC_HOST_local:?set MC_HOST_local=http://ROOT_USER:ROOT_PASSWORD@minio:9000}"
 
 mc mb --ignore-existing "local/$S3_BUCKET_ARTIFACTS"
 mc mb --ignore-existing "local/$S3_BUCKET_DATA"

@@ -6,24 +6,115 @@ MLFLOW_TRACKING_PASSWORD (the bootstrap admin of the basic-auth app); each accou
 ``NAME=PASSWORD_VARIABLE`` on the command line, the password read from that environment
 variable (never from the command line). An existing account gets the password again, so a
 rotated password in .env is applied at the next start.
+
+The admin's own password: MLflow sets it only when it creates the admin (the server's
+MLFLOW_AUTH_ADMIN_PASSWORD is ignored afterwards). To rotate it, put the new one in
+MLFLOW_TRACKING_PASSWORD and the one in force in MLFLOW_ADMIN_PREVIOUS_PASSWORD: when the new
+one is refused and the previous one signs in, the admin's password is changed first.
+
+The basic-auth app's REST API is called with the standard library (``urllib``), not with
+``mlflow.server.auth.client``: importing that package imports the whole auth app (its Flask
+app, its store, its config), several seconds of CPU for four HTTP calls.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import sys
 import time
-
-from mlflow.exceptions import MlflowException, RestException
-from mlflow.server.auth.client import AuthServiceClient
+import urllib.error
+import urllib.parse
+import urllib.request
 
 MIN_PASSWORD = 12
 """MLflow's basic-auth app refuses shorter passwords."""
+API = "/api/2.0/mlflow/users"
+
+
+class Refused(Exception):
+    """The server answered with an error (4xx/5xx other than a missing user)."""
+
+
+class Down(Exception):
+    """The server did not answer (not started yet, still migrating)."""
+
+
+def _call(
+    uri: str, user: str, password: str, method: str, path: str, body: dict | None = None
+) -> tuple[int, dict]:
+    url = uri.rstrip("/") + API + path
+    data = None if body is None else json.dumps(body).encode()
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    headers = {"Authorization": f"Basic {token}"}
+    if data is not None:
+        headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            raw = resp.read()
+            return resp.status, json.loads(raw) if raw else {}
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            payload = json.loads(raw) if raw else {}
+        except ValueError:
+            payload = {"message": raw[:200].decode(errors="replace")}
+        return exc.code, payload
+    except (urllib.error.URLError, OSError) as exc:
+        raise Down(str(exc)) from None
+
+
+def _check(status: int, payload: dict, what: str) -> None:
+    if status >= 400:
+        raise Refused(f"{what}: HTTP {status} {payload.get('error_code', '')} {payload}")
+
+
+def ensure_admin(uri: str, admin: str, password: str, previous: str | None) -> str:
+    """Sign the admin in; with ``previous``, rotate its password to ``password`` when only
+    the previous one is accepted. Returns what was done."""
+    status, payload = _call(uri, admin, password, "GET", "/current")
+    if status != 401:
+        _check(status, payload, f"signing in as {admin}")
+        return "signed in"
+    if not previous:
+        raise Refused(
+            f"the admin {admin!r} is refused with MLFLOW_TRACKING_PASSWORD; give the password in "
+            "force in MLFLOW_ADMIN_PREVIOUS_PASSWORD to rotate it"
+        )
+    status, payload = _call(uri, admin, previous, "GET", "/current")
+    _check(status, payload, f"signing in as {admin} with MLFLOW_ADMIN_PREVIOUS_PASSWORD")
+    body = {"username": admin, "password": password, "current_password": previous}
+    status, payload = _call(uri, admin, previous, "PATCH", "/update-password", body)
+    _check(status, payload, f"changing the password of {admin}")
+    return "password rotated"
+
+
+def ensure_user(uri: str, admin: str, admin_password: str, name: str, password: str) -> str:
+    """Create ``name`` or give it ``password`` again; returns what was done."""
+    query = urllib.parse.urlencode({"username": name})
+    status, payload = _call(uri, admin, admin_password, "GET", f"/get?{query}")
+    if status == 404 or payload.get("error_code") == "RESOURCE_DOES_NOT_EXIST":
+        body = {"username": name, "password": password}
+        status, payload = _call(uri, admin, admin_password, "POST", "/create", body)
+        if payload.get("error_code") != "RESOURCE_ALREADY_EXISTS":  # a concurrent creation
+            _check(status, payload, f"creating {name}")
+            return f"created {name}"
+    else:
+        _check(status, payload, f"reading {name}")
+    body = {"username": name, "password": password}
+    status, payload = _call(uri, admin, admin_password, "PATCH", "/update-password", body)
+    _check(status, payload, f"setting the password of {name}")
+    return f"{name} exists; password set again"
 
 
 def main(argv: list[str]) -> int:
     uri = os.environ["MLFLOW_TRACKING_URI"]
-    client = AuthServiceClient(uri)
+    admin = os.environ.get("MLFLOW_TRACKING_USERNAME", "admin")
+    admin_password = os.environ.get("MLFLOW_TRACKING_PASSWORD", "")
+    previous = os.environ.get("MLFLOW_ADMIN_PREVIOUS_PASSWORD") or None
+    accounts = []
     for spec in argv:
         name, _, variable = spec.partition("=")
         password = os.environ.get(variable, "")
@@ -37,23 +128,21 @@ def main(argv: list[str]) -> int:
                 file=sys.stderr,
             )
             return 2
-        for attempt in range(30):  # the server may still be migrating its database
+        accounts.append((name, password))
+    steps = [lambda: ensure_admin(uri, admin, admin_password, previous)] + [
+        (lambda n=n, p=p: ensure_user(uri, admin, admin_password, n, p)) for n, p in accounts
+    ]
+    for step in steps:
+        for attempt in range(60):  # the server may still be migrating its database
             try:
-                try:
-                    client.create_user(name, password)
-                    print(f"mlflow-users: created {name}")
-                except RestException as exc:
-                    if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                        raise
-                    client.update_user_password(name, password)
-                    print(f"mlflow-users: {name} exists; password set again")
+                print(f"mlflow-users: {step()}", flush=True)
                 break
-            except RestException as exc:  # refused (bad admin password, bad value): at once
-                print(f"mlflow-users: {name}: {exc}", file=sys.stderr)
+            except Refused as exc:  # refused (bad admin password, bad value): at once
+                print(f"mlflow-users: {exc}", file=sys.stderr)
                 return 1
-            except MlflowException as exc:  # the server not answering yet: retried
-                if attempt == 29:
-                    print(f"mlflow-users: {name}: {exc}", file=sys.stderr)
+            except Down as exc:  # the server not answering yet: retried
+                if attempt == 59:
+                    print(f"mlflow-users: {uri} does not answer: {exc}", file=sys.stderr)
                     return 1
                 time.sleep(2)
     return 0

@@ -44,7 +44,7 @@ class DataConfig(BaseModel):
         None,
         description="database sources: 'last' reads only the rows after the last collection "
         "and merges them with its snapshot (a full read the first time); a watermark "
-        "TIMESTAMP[:ID] reads only the rows after it; empty: every row",
+        "TIMESTAMP[@SENDER][:ID] reads only the rows after it; empty: every row",
     )
 
     @field_validator("since", mode="before")

@@ -11,8 +11,8 @@ Parts of the query string (the rest is passed to the driver):
 ``table`` / ``query``
     What to read (one of them; ``table=events`` when neither is given).
 ``since``
-    A watermark ``TIMESTAMP[:ID]`` (see :class:`Watermark`): only rows after it are read, so a
-    daily run reads the new events and merges them with the previous snapshot.
+    A watermark ``TIMESTAMP[@SENDER][:ID]`` (see :class:`Watermark`): only rows after it are
+    read, so a daily run reads the new events and merges them with the previous snapshot.
 ``types``
     Event types to keep from a table with a ``type`` column (default all:
     ``rating,click,view,purchase``). ``types=rating`` feeds the rating role.
@@ -22,15 +22,19 @@ Parts of the query string (the rest is passed to the driver):
     the ranking role; rating events keep their rating.
 
 Columns are mapped as for files (``user=user_id,item=item_id,...``), plus ``id`` (the event id,
-default ``event_id``) and ``type`` (default ``type``) for the event columns. Rows are read in
+default ``event_id``), ``sender`` (who sent it, default ``sender``: the name of the API key that
+posted it to the event store) and ``type`` (default ``type``) for the event columns. An event is
+identified by its sender and its id together, as the event store keys it: two senders may use
+the same id for two events, and both are read; a row repeated with the same sender and id is
+read once. Rows are read in
 chunks through a server-side cursor (``stream_results``), so the driver never holds the whole
 table.
 
 A source is only read:
 
 - every read runs in a read-only transaction (PostgreSQL ``default_transaction_read_only``,
-  SQLite ``query_only``) under a ``statement_timeout`` (``RECSYS_DATA_DB_STATEMENT_TIMEOUT_S``,
-  PostgreSQL);
+  SQLite ``query_only``) under a ``statement_timeout`` (``RECSYS_DATA_DB_STATEMENT_TIMEOUT_S``:
+  PostgreSQL's own; on SQLite a progress handler interrupts a read running past it);
 - ``query=`` is exactly one ``SELECT`` (or ``WITH ... SELECT``): stacked statements
   (``SELECT ...; CREATE TABLE ...``) are refused with a message before anything runs (split by
   sqlparse's SQL tokenizer, which knows strings, quoted names, dollar quotes and comments);
@@ -68,6 +72,7 @@ from recsys_core.data.schema import Collected, empty_interactions, normalize_int
 from recsys_core.events.engine import (
     configured_events_url,
     first_line,
+    is_timeout,
     make_engine,
     safe_url,
     unreachable,
@@ -91,29 +96,38 @@ def is_database_source(source: str) -> bool:
 
 @dataclass(frozen=True, order=True)
 class Watermark:
-    """The last row a collection read: its timestamp and, among rows of that second, its id.
+    """The last row a collection read: its timestamp and, among rows of that second, its
+    sender and id.
 
-    Written ``TIMESTAMP:ID`` (``str(w)``), the form ``since=`` takes back. Rows are read in
-    (timestamp, id) order, so the next collection reads exactly the rows after it.
+    Written ``TIMESTAMP@SENDER:ID`` (``str(w)``; ``TIMESTAMP:ID`` for the empty sender, the form
+    of tables without senders and of watermarks recorded before senders existed), the form
+    ``since=`` takes back. Rows are read in (timestamp, sender, id) order, so the next
+    collection reads exactly the rows after it. A sender name holds no ``@`` or ``:``
+    (``recsys_core.events.keys``), so the form is unambiguous whatever the id holds.
     """
 
     timestamp: int
+    sender: str = ""
     event_id: str = ""
 
     def __str__(self) -> str:
-        return f"{self.timestamp}:{self.event_id}" if self.event_id else str(self.timestamp)
+        head = f"{self.timestamp}@{self.sender}" if self.sender else str(self.timestamp)
+        return f"{head}:{self.event_id}" if self.event_id or self.sender else head
 
     @classmethod
     def parse(cls, text_: str | int | Watermark) -> Watermark:
         if isinstance(text_, Watermark):
             return text_
-        ts, _, eid = str(text_).strip().partition(":")
+        head, _, eid = str(text_).strip().partition(":")
+        ts, at, sender = head.partition("@")
         try:
-            return cls(int(ts), eid)
+            if at and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", sender):
+                raise ValueError(sender)
+            return cls(int(ts), sender, eid)
         except ValueError:
             raise ConfigError(
-                f"bad watermark {str(text_)!r}; expected TIMESTAMP[:ID] such as "
-                "1735689600:evt-42 (the watermark a previous collection recorded)"
+                f"bad watermark {str(text_)!r}; expected TIMESTAMP[@SENDER][:ID] such as "
+                "1735689600@web:evt-42 (the watermark a previous collection recorded)"
             ) from None
 
 
@@ -127,7 +141,8 @@ class DatabaseSourceSettings(BaseSettings):
     statement_timeout_s: float = Field(
         600.0,
         gt=0,
-        description="seconds a read may run on a PostgreSQL source before the server cancels it",
+        description="seconds a read may run on a database source before it is cancelled "
+        "(PostgreSQL: statement_timeout; SQLite: interrupted by a progress handler)",
     )
     password_hosts: list[str] = Field(
         default_factory=list,
@@ -224,13 +239,13 @@ def load_database(
 ) -> Collected:
     """Collect interactions from a database URL (see the module docstring for its parts).
 
-    ``extra`` of the result holds ``watermark`` (``TIMESTAMP:ID`` of the last row read, or the
-    ``since`` given when nothing is newer), ``since``, ``event_ids_removed`` (repeated event
-    ids dropped) and ``event_types`` (rows per type).
+    ``extra`` of the result holds ``watermark`` (``TIMESTAMP@SENDER:ID`` of the last row read,
+    or the ``since`` given when nothing is newer), ``since``, ``event_ids_removed`` (rows
+    repeating a (sender, event id) dropped) and ``event_types`` (rows per type).
     """
     url, parts = _split(source)
     shown = safe_url(url.render_as_string(hide_password=False))
-    mapping, id_col, type_col = _mapping(columns)
+    mapping, id_col, type_col, sender_col = _mapping(columns)
     since_spec = since or parts["since"]
     since_w = Watermark.parse(since_spec) if since_spec else None
     types = _types(parts["types"])
@@ -248,8 +263,7 @@ def load_database(
             shown,
             parts,
             mapping,
-            id_col,
-            type_col,
+            (id_col, type_col, sender_col),
             since_w,
             types,
             weights,
@@ -295,7 +309,7 @@ def _split(source: str) -> tuple[URL, dict[str, str | None]]:
     return url.difference_update_query(_PARTS), parts
 
 
-def _mapping(columns: str | dict[str, str] | None) -> tuple[dict[str, str], str, str]:
+def _mapping(columns: str | dict[str, str] | None) -> tuple[dict[str, str], str, str, str]:
     raw = dict(columns) if isinstance(columns, dict) else {}
     if isinstance(columns, str) and columns:
         for part in columns.split(","):
@@ -308,9 +322,10 @@ def _mapping(columns: str | dict[str, str] | None) -> tuple[dict[str, str], str,
             raw[key.strip()] = value.strip()
     id_col = raw.pop("id", "event_id")
     type_col = raw.pop("type", "type")
+    sender_col = raw.pop("sender", "sender")
     defaults = {"user": "user_id", "item": "item_id"}
     mapping = parse_column_map(raw)
-    return {**defaults, **mapping}, id_col, type_col
+    return {**defaults, **mapping}, id_col, type_col, sender_col
 
 
 def _types(spec: str | None) -> tuple[str, ...]:
@@ -350,8 +365,7 @@ def _read(
     shown: str,
     parts: dict[str, str | None],
     mapping: dict[str, str],
-    id_col: str,
-    type_col: str,
+    event_cols: tuple[str, str, str],
     since: Watermark | None,
     types: tuple[str, ...],
     weights: dict[str, float],
@@ -359,6 +373,7 @@ def _read(
     chunk_rows: int,
     statement_timeout_s: float,
 ) -> Collected:
+    id_col, type_col, sender_col = event_cols
     what = f"table {parts['table']!r}" if parts["table"] else "the query"
     origin = f"{what} of {shown}"
     try:
@@ -394,6 +409,8 @@ def _read(
                 )
             has_id = id_col in available
             has_type = type_col in available
+            # the sender only with an id: it is what makes the id unique
+            has_sender = has_id and sender_col in available
             ts_name = needed.get("timestamp")
             if since is not None and ts_name is None:
                 raise DataError(
@@ -404,6 +421,7 @@ def _read(
                 dict.fromkeys(
                     [
                         *needed.values(),
+                        *([sender_col] if has_sender else []),
                         *([id_col] if has_id else []),
                         *([type_col] if has_type else []),
                     ]
@@ -415,17 +433,25 @@ def _read(
             if since is not None and ts_name is not None:
                 ts: Any = column(ts_name)
                 after = ts > since.timestamp
-                if has_id:
+                if has_sender:
+                    sender: Any = column(sender_col)
+                    eid: Any = column(id_col)
+                    later = or_(
+                        sender > since.sender,
+                        and_(sender == since.sender, eid > since.event_id),
+                    )
+                    after = or_(after, and_(ts == since.timestamp, later))
+                elif has_id:
                     after = or_(after, and_(ts == since.timestamp, column(id_col) > since.event_id))
                 stmt = stmt.where(after)
-            order: list[Any] = [column(c) for c in (ts_name, id_col if has_id else None) if c]
+            keys = (ts_name, sender_col if has_sender else None, id_col if has_id else None)
+            order: list[Any] = [column(c) for c in keys if c]
             if order:
                 stmt = stmt.order_by(*order)
             result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(stmt)
             chunks = [pd.DataFrame(part, columns=picked) for part in result.partitions()]
     except OperationalError as exc:
-        code = getattr(getattr(exc, "orig", None), "pgcode", None)
-        if code == "57014":  # query_canceled: the statement_timeout
+        if is_timeout(exc):  # PostgreSQL's statement_timeout, SQLite's deadline
             raise DataError(
                 f"reading {origin} ran longer than {statement_timeout_s:g} s and was cancelled; "
                 "read less (a since= watermark, a narrower query=) or raise "
@@ -454,6 +480,7 @@ def _read(
         needed,
         id_col if has_id else None,
         type_col if has_type else None,
+        sender_col if has_sender else None,
         since,
         weights,
         rating_scale,
@@ -471,6 +498,7 @@ def _to_collected(
     needed: dict[str, str],
     id_col: str | None,
     type_col: str | None,
+    sender_col: str | None,
     since: Watermark | None,
     weights: dict[str, float],
     rating_scale: tuple[float, float],
@@ -478,10 +506,12 @@ def _to_collected(
     removed = 0
     if id_col is not None and len(raw):
         before = len(raw)
-        raw = raw.drop_duplicates(id_col, keep="last")
+        # an event is its sender's id: the same id from two senders is two events
+        key = [sender_col, id_col] if sender_col is not None else [id_col]
+        raw = raw.drop_duplicates(key, keep="last")
         removed = before - len(raw)
         if removed:
-            log.warning("%s: %d row(s) with a repeated %r dropped", origin, removed, id_col)
+            log.warning("%s: %d row(s) with a repeated %r dropped", origin, removed, key)
     type_counts: dict[str, int] = {}
     if type_col is not None and len(raw):
         kinds = raw[type_col].astype(str)
@@ -497,7 +527,9 @@ def _to_collected(
     if len(raw) and "timestamp" in needed:
         last = raw.iloc[-1]
         watermark = Watermark(
-            int(last[needed["timestamp"]]), str(last[id_col]) if id_col is not None else ""
+            int(last[needed["timestamp"]]),
+            str(last[sender_col]) if sender_col is not None else "",
+            str(last[id_col]) if id_col is not None else "",
         )
     if len(raw):
         frame = normalize_interactions(

@@ -1,9 +1,9 @@
 """Incremental collection: read only the rows after the last collection, merge them with its
 snapshot into a new one.
 
-A collection from a database records its watermark (``TIMESTAMP:ID`` of the last row read, see
-``recsys_core.data.database.Watermark``) in the snapshot it writes (``snapshot.json``) and in a
-small lineage file beside the snapshots, one per source::
+A collection from a database records its watermark (``TIMESTAMP@SENDER:ID`` of the last row
+read, see ``recsys_core.data.database.Watermark``) in the snapshot it writes
+(``snapshot.json``) and in a small lineage file beside the snapshots, one per source::
 
     <data_dir>/snapshots/lineage-<key>.json   {"source", "digest", "path", "watermark", ...}
 
@@ -120,7 +120,7 @@ def collect_snapshot(
     since
         None: read everything. ``"last"``: the rows after the last collection of this source,
         merged with its snapshot (everything when there was none). A watermark
-        ``TIMESTAMP[:ID]``: only the rows after it, not merged.
+        ``TIMESTAMP[@SENDER][:ID]``: only the rows after it, not merged.
     options
         Passed to ``recsys_core.data.collect`` (``seed``, ``rating_scale``, ...).
 

@@ -43,7 +43,7 @@ class Snapshot:
     rating_max: float
     has_items: bool
     watermark: str | None = None
-    """The last row a database collection read (``TIMESTAMP:ID``); None for other sources."""
+    """The last row a database collection read (``TIMESTAMP@SENDER:ID``); None for other sources."""
     collection: dict[str, Any] | None = None
     """How the data was collected: ``mode`` (full or incremental), ``base_digest`` (the
     snapshot an incremental collection was merged into), rows read, event ids and repeated pairs

@@ -9,6 +9,8 @@ environment; messages and logs only ever show it through :func:`recsys_core.reda
 from __future__ import annotations
 
 import logging
+import math
+import time
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -57,8 +59,12 @@ def make_engine(
 
     ``read_only``: every transaction is read-only (PostgreSQL's
     ``default_transaction_read_only``, SQLite's ``query_only``), for reading a source that is
-    not the event store. ``statement_timeout_s``: PostgreSQL cancels a statement running
-    longer. ``password``: the password sent to this server (``""``: none; libpq then reads
+    not the event store. ``statement_timeout_s``: a statement running longer is cancelled:
+    by PostgreSQL's ``statement_timeout``; on SQLite, which has none, by a progress handler
+    (``sqlite3``'s ``set_progress_handler``, called every few thousand virtual-machine steps)
+    that interrupts it once the deadline set when it started has passed (the error says
+    ``interrupted``; see :func:`is_timeout`). On SQLite the time counts while the rows are
+    fetched, too. ``password``: the password sent to this server (``""``: none; libpq then reads
     ``~/.pgpass``, which names its host, and never ``PGPASSWORD``); None: libpq's own
     defaults (``PGPASSWORD``, then ``~/.pgpass``).
     """
@@ -77,6 +83,8 @@ def make_engine(
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_query_only if read_only else _sqlite_pragmas)
+        if statement_timeout_s is not None:
+            _sqlite_deadline(engine, statement_timeout_s)
         return engine
     if backend in ("postgresql", "postgres"):
         connect_args: dict[str, object] = {"connect_timeout": connect_timeout}
@@ -123,6 +131,38 @@ def _sqlite_query_only(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA query_only=1")  # any write fails: "attempt to write a readonly database"
     cursor.close()
+
+
+_SQLITE_STEPS = 10_000
+"""Virtual-machine steps of SQLite between two looks at the deadline (~1 ms of work)."""
+
+
+def _sqlite_deadline(engine: Engine, timeout_s: float) -> None:
+    """Interrupt a SQLite statement that runs past ``timeout_s`` (see :func:`make_engine`)."""
+
+    def arm(dbapi_connection, record) -> None:
+        deadline = [math.inf]  # set when each statement starts
+        record.info["recsys_deadline"] = deadline
+        dbapi_connection.set_progress_handler(
+            lambda: 1 if time.monotonic() > deadline[0] else 0, _SQLITE_STEPS
+        )
+
+    def start(conn, _cursor, _statement, _parameters, _context, _executemany) -> None:
+        deadline = conn.info.get("recsys_deadline")
+        if deadline is not None:
+            deadline[0] = time.monotonic() + timeout_s
+
+    event.listen(engine, "connect", arm)
+    event.listen(engine, "before_cursor_execute", start)
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """Whether a driver error is a statement cancelled by its timeout (PostgreSQL's
+    ``query_canceled``, SQLite interrupted by :func:`make_engine`'s deadline)."""
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "pgcode", None) == "57014":
+        return True
+    return type(orig).__name__ == "OperationalError" and str(orig) == "interrupted"
 
 
 def first_line(exc: BaseException) -> str:

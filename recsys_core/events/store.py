@@ -41,7 +41,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
 )
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError as SQLDataError
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -132,7 +132,8 @@ class EventProblem:
 
 @dataclass(frozen=True)
 class ServedRecord:
-    """A list the service returned (``recommendation_id``: the id given with it)."""
+    """A list the service returned (``recommendation_id``: the id given with it; ``sender``:
+    the name of the API key that asked for it)."""
 
     recommendation_id: str
     user_id: str
@@ -140,6 +141,7 @@ class ServedRecord:
     registered_model: str
     model_version: str
     alias: str | None = None
+    sender: str = ""
 
 
 @dataclass(frozen=True)
@@ -279,12 +281,20 @@ class EventStore:
         registered_model: str,
         model_version: str,
         alias: str | None = None,
+        sender: str = "",
     ) -> None:
-        """Record a list the service returned, for click-through per model version."""
+        """Record a list the service returned to ``sender``, for click-through per model
+        version."""
         self.record_served_many(
             [
                 ServedRecord(
-                    recommendation_id, user_id, tuple(items), registered_model, model_version, alias
+                    recommendation_id,
+                    user_id,
+                    tuple(items),
+                    registered_model,
+                    model_version,
+                    alias,
+                    sender,
                 )
             ]
         )
@@ -300,7 +310,13 @@ class EventStore:
         if not lists:
             return
         for r in lists:
-            for name in ("recommendation_id", "user_id", "registered_model", "model_version"):
+            for name in (
+                "recommendation_id",
+                "user_id",
+                "registered_model",
+                "model_version",
+                "sender",
+            ):
                 value = str(getattr(r, name))
                 try:
                     no_control(value)
@@ -320,6 +336,7 @@ class EventStore:
                 k=len(r.items),
                 items=json.dumps([str(i) for i in r.items]),
                 served_at=now,
+                sender=r.sender,
             )
             for r in lists
         ]
@@ -360,10 +377,17 @@ class EventStore:
 
     def click_through(self, registered_model: str | None = None) -> list[dict[str, Any]]:
         """Per model version: lists served, lists followed by at least one click or purchase,
-        and their ratio (the click-through rate of served lists)."""
+        and their ratio (the click-through rate of served lists).
+
+        An event counts for a list only when it was sent by the sender the list was served to
+        (the same API key name; the empty sender for both without keys): a holder of an
+        ``ingest`` key cannot move the click-through of lists served to another client by
+        quoting their ``recommendation_id``. Events quoting another sender's list are stored
+        (and collected for training) all the same; they only do not count here.
+        """
         s, e = served_recommendations, events
         engaged = (
-            select(e.c.recommendation_id)
+            select(e.c.recommendation_id, e.c.sender)
             .where(e.c.type.in_(("click", "purchase")))
             .where(e.c.recommendation_id.is_not(None))
             .distinct()
@@ -376,7 +400,15 @@ class EventStore:
                 func.count().label("served"),
                 func.count(engaged.c.recommendation_id).label("engaged"),
             )
-            .select_from(s.outerjoin(engaged, engaged.c.recommendation_id == s.c.recommendation_id))
+            .select_from(
+                s.outerjoin(
+                    engaged,
+                    and_(
+                        engaged.c.recommendation_id == s.c.recommendation_id,
+                        engaged.c.sender == s.c.sender,
+                    ),
+                )
+            )
             .group_by(s.c.registered_model, s.c.model_version)
             .order_by(s.c.registered_model, s.c.model_version)
         )

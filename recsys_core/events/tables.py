@@ -5,8 +5,9 @@ that posted it; empty without a key) and the ``event_id`` that sender chose (so 
 a batch stores nothing twice, and no sender can take another's ids). ``timestamp`` is when it
 happened and ``received_at`` when the store committed it, both in seconds since the epoch
 (UTC), the unit of the canonical interaction table. ``served_recommendations``: one row per list
-the service returned, so that events carrying its ``recommendation_id`` can be traced to the
-model version that produced the list (click-through per version).
+the service returned, and the sender that asked for it, so that events carrying its
+``recommendation_id`` (from that same sender) can be traced to the model version that produced
+the list (click-through per version).
 
 ``tombstones``: one row per forgotten user, holding a keyed hash of the id (never the id, see
 ``recsys_core.privacy.forget.user_key``); collection and the service drop every user whose key
@@ -48,8 +49,8 @@ events = Table(
     Column("timestamp", BigInteger, nullable=False),
     Column("recommendation_id", String(128), nullable=True),
     Column("received_at", BigInteger, nullable=False),
-    # incremental collection reads (timestamp, event_id) > watermark
-    Index("ix_events_timestamp_event_id", "timestamp", "event_id"),
+    # incremental collection reads (timestamp, sender, event_id) > watermark
+    Index("ix_events_timestamp_sender_event_id", "timestamp", "sender", "event_id"),
     Index("ix_events_recommendation_id", "recommendation_id"),
     Index("ix_events_user_id", "user_id"),  # forgetting a user deletes their rows
 )
@@ -65,6 +66,9 @@ served_recommendations = Table(
     Column("k", Integer, nullable=False),
     Column("items", Text, nullable=False),  # JSON list of item ids, in rank order
     Column("served_at", BigInteger, nullable=False),
+    # who asked for the list (its API key's name): only that sender's events count as its
+    # clicks (``EventStore.click_through``)
+    Column("sender", String(64), nullable=False, server_default=""),
     Index("ix_served_model_version", "registered_model", "model_version"),
 )
 

@@ -123,13 +123,18 @@ def check_tracking_server(uri: str) -> Check:
     return Check("tracking server", True, f"{uri} answers /health")
 
 
-def check_versions(uri: str) -> Check:
-    """The server must run the client's MLflow version (same schema, same REST API)."""
+def check_versions(uri: str, env: Mapping[str, str] | None = None) -> Check:
+    """The server must run the client's MLflow version (same schema, same REST API). A locked
+    registry (basic auth) is asked with the client's account (``MLFLOW_TRACKING_USERNAME`` /
+    ``MLFLOW_TRACKING_PASSWORD``), as MLflow's own client does."""
     import httpx
 
+    env = env or {}
+    user, password = env.get("MLFLOW_TRACKING_USERNAME"), env.get("MLFLOW_TRACKING_PASSWORD")
+    auth = (user, password) if user and password else None
     client_version = _version("mlflow") or "unknown"
     try:
-        resp = httpx.get(f"{uri.rstrip('/')}/version", timeout=TIMEOUT)
+        resp = httpx.get(f"{uri.rstrip('/')}/version", timeout=TIMEOUT, auth=auth)
         resp.raise_for_status()
         server_version = resp.text.strip()
     except httpx.HTTPError as exc:
@@ -484,7 +489,7 @@ def run_checks(env: Mapping[str, str] | None = None) -> list[Check]:
         server = check_tracking_server(uri)
         checks.append(server)
         if server.ok:
-            checks += [check_versions(uri), check_artifacts(uri)]
+            checks += [check_versions(uri, env), check_artifacts(uri)]
             checks += check_registry_artifacts(uri)
     elif not uri and (Path.cwd() / EMBEDDED_DB).exists():
         # the embedded store of this folder (never created by the doctor)

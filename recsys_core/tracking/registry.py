@@ -160,10 +160,29 @@ def get_alias(name: str, alias: str) -> VersionRef | None:
     try:
         mv = _client().get_model_version_by_alias(name, alias)
     except MlflowException as exc:
-        if exc.error_code in _NOT_FOUND:
+        if exc.error_code in _NOT_FOUND or missing_behind_denial(exc, name):
             return None
         raise TrackingError(f"cannot read the alias {alias!r} of {name!r}: {exc}") from exc
     return VersionRef(name, str(mv.version), mv.run_id)
+
+
+def missing_behind_denial(exc: Exception, name: str) -> bool:
+    """Whether ``exc``, a PERMISSION_DENIED of an alias read, only means that the registered
+    model ``name`` does not exist: MLflow's basic-auth app answers 403, not 404, to an alias of a
+    model that is not there (it finds no model to check the permission on). The model itself
+    is then looked up (a 404 when absent: reading is the default permission); any other answer
+    leaves the denial standing."""
+    from mlflow.exceptions import MlflowException
+
+    if getattr(exc, "error_code", None) != "PERMISSION_DENIED":
+        return False
+    try:
+        _client().get_registered_model(name)
+    except MlflowException as again:
+        return again.error_code == "RESOURCE_DOES_NOT_EXIST"
+    except Exception:  # no answer: the denial stands, the caller says it could not read
+        return False
+    return False
 
 
 def tag_version(ref: VersionRef, tags: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 
-from recsys_service.auth import EXPLAIN, RECOMMEND, Recommender, require
+from recsys_service.auth import EXPLAIN, RECOMMEND, Caller, Recommender, require
 from recsys_service.feedback import ServedList
 from recsys_service.live_models import Served
 from recsys_service.schemas import (
@@ -30,8 +30,11 @@ IdPath = Annotated[str, Path(min_length=1, max_length=MAX_ID)]
 Svc = Annotated[Service, Depends(service)]
 
 
-def record(svc: Service, out: dict[str, Any], user_id: str | None, served: Served) -> JSONResponse:
-    """Queue the list for recording (never for a forgotten user) and answer it."""
+def record(
+    svc: Service, out: dict[str, Any], user_id: str | None, served: Served, caller: Caller
+) -> JSONResponse:
+    """Queue the list for recording with the key that asked for it (never for a forgotten
+    user) and answer it."""
     if user_id is None or not svc.forgotten.is_forgotten(user_id):  # no row names one
         svc.recorder.submit(
             ServedList(
@@ -41,6 +44,7 @@ def record(svc: Service, out: dict[str, Any], user_id: str | None, served: Serve
                 served.registered_model,
                 served.version,
                 served.alias,
+                caller.name,
             )
         )
     return Answer(out)
@@ -70,7 +74,7 @@ def router(settings: ServiceSettings) -> APIRouter:
         rec = replace(served.scorer.recommend(model_user, k, explain=explain), user_id=user_id)
         svc.metrics.looked_up("/recommendations", served.scorer, model_user)
         svc.metrics.answered("/recommendations", rec.fallback)
-        return record(svc, recommendation_answer(rec, served, explain), user_id, served)
+        return record(svc, recommendation_answer(rec, served, explain), user_id, served, caller)
 
     # the hottest route: its common requests skip FastAPI's per-request parameter solving
     api.add_api_route(
@@ -105,7 +109,7 @@ def router(settings: ServiceSettings) -> APIRouter:
         svc.metrics.looked_up("/recommendations", served.scorer, model_user, recent_items=recent)
         svc.metrics.answered("/recommendations", rec.fallback)
         out = recommendation_answer(rec, served, body.explain)
-        return record(svc, out, out["user_id"], served)
+        return record(svc, out, out["user_id"], served, caller)
 
     # FastAPI validates the body with the subclass that carries this service's limits
     recommendations_for.__annotations__["body"] = recommendation_request(
@@ -128,7 +132,7 @@ def router(settings: ServiceSettings) -> APIRouter:
                 f"{served.version}) has never seen it; ask for an item of its "
                 "training data",
             )
-        return record(svc, similar_answer(item_id, items, served), None, served)
+        return record(svc, similar_answer(item_id, items, served), None, served, caller)
 
     return api
 

@@ -73,8 +73,7 @@ def _run_minio_init(tmp_path) -> tuple[list[list[str]], dict[str, dict]]:
         "PATH": f"{fake.parent}:{os.environ['PATH']}",
         "MC_LOG": str(tmp_path / "calls"),
         "MC_DIR": str(tmp_path),
-        "MINIO_ROOT_USER": "root",
-        "MINIO_ROOT_PASSWORD": "rootpw",
+        "MC_HOST_local": "http://root:rootpw@minio:9000",
         "S3_BUCKET_ARTIFACTS": "arts",
         "S3_BUCKET_DATA": "data",
         "S3_MLFLOW_ACCESS_KEY": "u-mlflow",
@@ -91,12 +90,31 @@ def _run_minio_init(tmp_path) -> tuple[list[list[str]], dict[str, dict]]:
     )
     assert out.returncode == 0, out.stderr
     calls = [line.split() for line in (tmp_path / "calls").read_text().splitlines()]
+    # the root credentials reach mc through MC_HOST_local, on no command line
+    assert not any("rootpw" in arg or arg == "root" for call in calls for arg in call), calls
     policies = {p.stem: json.loads(p.read_text()) for p in tmp_path.glob("recsys-*.json")}
     return calls, policies
 
 
 def _resources(policy: dict) -> set[str]:
     return {r for statement in policy["Statement"] for r in statement["Resource"]}
+
+
+def test_minio_init_takes_the_root_credentials_from_its_environment(compose, tmp_path):
+    init = compose["services"]["minio-init"]["environment"]
+    assert init["MC_HOST_local"].startswith("http://${MINIO_ROOT_USER:?")
+    assert "${MINIO_ROOT_PASSWORD:?" in init["MC_HOST_local"]
+    assert init["MC_HOST_local"].endswith("@minio:9000")
+    assert "mc alias set" not in (ROOT / "infra" / "minio" / "init.sh").read_text()
+    # without it the job stops at once, saying what to set
+    out = subprocess.run(
+        ["sh", str(ROOT / "infra" / "minio" / "init.sh")],
+        env={"PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode != 0 and "MC_HOST_local" in out.stderr
 
 
 def test_each_application_has_its_own_minio_user_limited_to_its_bucket(tmp_path):
@@ -382,7 +400,24 @@ def test_the_event_store_is_migrated_then_given_least_privilege_roles(compose):
         services["serving"]["entrypoint"]
     )
     checked = services["config-check"]["environment"]["CHECKED_SETTINGS"].split()
-    assert {"RECSYS_KEYS_PEPPER", "RECSYS_SERVE_API_KEY"} <= set(checked)
+    assert {"RECSYS_KEYS_PEPPER", "RECSYS_SERVE_API_KEY", "RECSYS_WORKER_API_KEY"} <= set(checked)
+    # one key per client: the worker holds its own (scope admin), never the one of .env's
+    # clients, registered by a job of its own before the worker starts
+    own = services["api-key-worker"]
+    assert own["entrypoint"][:5] == ["recsys", "keys", "create", "--name", "worker"]
+    assert own["entrypoint"][5:] == ["--scopes", "admin", "--from-env", "RECSYS_WORKER_API_KEY"]
+    assert keys["entrypoint"][4] != own["entrypoint"][4]
+    assert services["prefect-worker"]["depends_on"]["api-key-worker"]["condition"] == (
+        "service_completed_successfully"
+    )
+    assert "RECSYS_WORKER_API_KEY" in worker["RECSYS_SERVE_API_KEY"]
+    assert "RECSYS_SERVE_API_KEY}" not in str(worker)
+    holders = {
+        name
+        for name, svc in services.items()
+        if "RECSYS_SERVE_API_KEY:?" in str(svc.get("environment", {}))
+    }
+    assert holders == {"config-check", "api-keys"}
     init = (ROOT / "infra" / "postgres" / "init-databases.sh").read_text()
     assert 'create "$EVENTS_DB_USER" "$EVENTS_DB_PASSWORD" "$EVENTS_DB_NAME"' in init
 
@@ -488,3 +523,7 @@ def test_the_registry_is_locked_with_an_account_per_client(compose):
         if "MLFLOW_ADMIN_PASSWORD" in str(svc.get("environment", {}))
     }
     assert holders == {"config-check", "mlflow", "mlflow-users"}
+    # no job runner (six Huey consumers importing MLflow at each start); the check of a
+    # signed-in caller's password is cached (a scrypt hash per request otherwise)
+    assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    assert ini.getint("mlflow", "auth_cache_ttl_seconds") > 0

@@ -131,6 +131,20 @@ def test_the_prefect_auth_string_is_generated_once_and_given_to_clients():
         assert stack.Stack(name="unit-auth").client_env()["RECSYS_SERVE_API_KEY"] == key
         assert (unit.state / "api-key").stat().st_mode & 0o077 == 0
         assert len(unit.keys_pepper()) == 64 and unit.keys_pepper() not in str(env)
+        # one key per client: the worker's is its own, and is not handed over through .env
+        worker_key = unit.api_key("worker")
+        assert worker_key != key and worker_key not in str(env)
+        assert unit.api_key_name("worker").startswith("worker-")
+        assert unit.api_key_name() != unit.api_key_name("worker")
+        # the registry's accounts: the clients edit as the worker; the admin's password and
+        # the service's stay in the state folder
+        passwords = unit.mlflow_passwords()
+        assert env["MLFLOW_TRACKING_USERNAME"] == "recsys-worker"
+        assert env["MLFLOW_TRACKING_PASSWORD"] == passwords["worker"]
+        assert passwords["admin"] not in str(env) and passwords["service"] not in str(env)
+        assert all(len(p) >= 24 for p in passwords.values())
+        assert stack.Stack(name="unit-auth").mlflow_passwords() == passwords
+        assert (unit.state / "mlflow-users.json").stat().st_mode & 0o077 == 0
         assert stack.Stack(name="unit-auth-2").prefect_auth() != auth
     finally:
         shutil.rmtree(unit.state, ignore_errors=True)
@@ -164,9 +178,13 @@ def test_the_event_store_is_migrated_with_least_privilege_roles():
 
         keys = KeyStore(unit.events_url("service"), pepper_value=unit.keys_pepper().encode())
         key = keys.verify(unit.api_key())
+        worker = keys.verify(unit.api_key("worker"))
         keys.close()
-        assert key is not None and key.name == unit.api_key_name
+        assert key is not None and key.name == unit.api_key_name()
         assert key.scopes == set(SCOPES)
+        # the worker's flows hold a key of their own, with the one scope they use
+        assert worker is not None and worker.name == unit.api_key_name("worker")
+        assert worker.scopes == {"admin"}
         service = EventStore(unit.events_url("service"))
         assert (
             service.append(

@@ -40,6 +40,7 @@ def locked(tmp_path_factory):
         "MLFLOW_AUTH_ADMIN_PASSWORD": "admin-Pw-00001",
         "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key",
         "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # as the stacks run it
     }
     for var in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         env.pop(var, None)
@@ -190,3 +191,87 @@ def test_an_account_without_a_usable_password_is_refused(locked):
     assert out.returncode == 2
     assert "MLFLOW_WORKER_PASSWORD is shorter than 12 characters" in out.stderr
     assert "short" not in out.stderr.replace("shorter", "")  # the name, never the value
+
+
+def test_the_admin_password_is_rotated_from_the_one_in_force(locked):
+    def run(new: str, previous: str | None) -> subprocess.CompletedProcess:
+        extra = {} if previous is None else {"MLFLOW_ADMIN_PREVIOUS_PASSWORD": previous}
+        env = {
+            "PATH": os.environ["PATH"],
+            "MLFLOW_TRACKING_URI": locked,
+            "MLFLOW_TRACKING_USERNAME": "admin",
+            "MLFLOW_TRACKING_PASSWORD": new,
+            "MLFLOW_SERVICE_PASSWORD": "svc-Pw-000001",
+            **extra,
+        }
+        return subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "infra" / "mlflow" / "users.py"),
+                "recsys-service=MLFLOW_SERVICE_PASSWORD",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+
+    # a new admin password without the one in force: refused, saying what to give
+    refused = run("admin-Pw-00002", None)
+    assert refused.returncode == 1 and "MLFLOW_ADMIN_PREVIOUS_PASSWORD" in refused.stderr
+    rotated = run("admin-Pw-00002", "admin-Pw-00001")
+    assert rotated.returncode == 0, rotated.stderr
+    assert "password rotated" in rotated.stdout
+    current = f"{locked}{API}/users/current"
+    assert httpx.get(current, auth=("admin", "admin-Pw-00001"), timeout=120).status_code == 401
+    assert httpx.get(current, auth=("admin", "admin-Pw-00002"), timeout=120).status_code == 200
+    back = run("admin-Pw-00001", "admin-Pw-00002")  # as the other tests expect it
+    assert back.returncode == 0, back.stderr
+
+
+def test_an_alias_of_a_model_not_registered_yet_is_no_champion(locked, monkeypatch):
+    """The locked registry answers 403 (not 404) for an alias of a model that does not exist:
+    the training flow and the service read that as "no champion yet", as without auth."""
+    import mlflow
+
+    from recsys_core.exceptions import TrackingError
+    from recsys_core.tracking import registry
+    from recsys_service.live_models import resolve_alias
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", locked)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "recsys-service")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "svc-Pw-000001")
+    # set_registry_uri writes MLFLOW_REGISTRY_URI too: set here, it is restored after the test
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", locked)
+    mlflow.set_tracking_uri(locked)
+    mlflow.set_registry_uri(locked)
+    try:
+        raw = httpx.get(
+            f"{locked}{API}/registered-models/alias",
+            params={"name": "never-registered", "alias": "champion-ranking"},
+            auth=("recsys-service", "svc-Pw-000001"),
+            timeout=120,
+        )
+        assert raw.status_code == 403  # what the auth app answers
+        assert registry.get_alias("never-registered", "champion-ranking") is None
+        assert resolve_alias("never-registered", "champion-ranking") is None
+        # a wrong password is still an error, never "no champion"
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong-password-1")
+        with pytest.raises(TrackingError, match="cannot read the alias"):
+            registry.get_alias("never-registered", "champion-ranking")
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+
+
+def test_doctor_reads_the_server_version_with_the_clients_account(locked):
+    from recsys_core.tracking.doctor import check_versions
+
+    anonymous = check_versions(locked, {})
+    assert not anonymous.ok and "401" in anonymous.detail
+    signed = check_versions(
+        locked,
+        {"MLFLOW_TRACKING_USERNAME": "recsys-service", "MLFLOW_TRACKING_PASSWORD": "svc-Pw-000001"},
+    )
+    assert signed.ok, signed.detail

@@ -14,9 +14,9 @@ def test_db_upgrade_reads_the_url_from_the_environment(tmp_path, monkeypatch):
     assert before.exit_code == 0 and "revision none" in before.output
     result = runner.invoke(app, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
-    assert "at revision 0004" in result.output
+    assert "at revision 0005" in result.output
     after = runner.invoke(app, ["db", "current"])
-    assert "revision 0004" in after.output and "up to date" in after.output
+    assert "revision 0005" in after.output and "up to date" in after.output
 
 
 def test_db_upgrade_of_a_database_that_is_down_hides_the_password():

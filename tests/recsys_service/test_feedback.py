@@ -275,3 +275,38 @@ def test_an_event_with_a_nul_id_is_refused_with_a_message(store):
         from recsys_core.events.tables import events
 
         assert conn.execute(select(func.count()).select_from(events)).scalar_one() == 0
+
+
+def test_an_outbox_line_carries_the_sender_and_reads_older_lines():
+    served = ServedList("r1", "u1", ("a", "b"), "recsys", "1", "champion-ranking", "web")
+    assert ServedList.from_line(served.line()) == served
+    assert served.record().sender == "web"
+    # a line written before lists had a sender: the empty sender
+    old = b'["r2", "u2", ["a"], "recsys", "1", "champion-ranking"]\n'
+    assert ServedList.from_line(old) == ServedList(
+        "r2", "u2", ("a",), "recsys", "1", "champion-ranking"
+    )
+    assert ServedList.from_line(b'["r3", "u3", ["a"], "recsys", "1", "c", "web", "x"]') is None
+
+
+@pytest.mark.parametrize(
+    ("fsync_s", "expected"), [(0.0, 50), (3600.0, 0), (None, 0)], ids=["each", "interval", "never"]
+)
+def test_the_outbox_is_synced_to_disk_as_configured(tmp_path, monkeypatch, fsync_s, expected):
+    """fdatasync after every list (0), once the interval has passed (none within an hour), or
+    never (None); the real call runs, this test only counts it."""
+    from recsys_service import feedback
+
+    calls = []
+    real = os.fdatasync
+    monkeypatch.setattr(feedback.os, "fdatasync", lambda fd: (calls.append(fd), real(fd))[1])
+    es = EventStore(f"sqlite:///{tmp_path / 'events.db'}")
+    es.upgrade()
+    rec = ServedRecorder(es, _counter(), 5000, outbox=tmp_path / "outbox", fsync_s=fsync_s)
+    rec._synced = time.monotonic()  # the interval starts now, whatever the machine's uptime
+    with rec._lock:  # the lists journaled as the route does, the writer thread not involved
+        for i in range(50):
+            assert rec._journal(_served(i)) is not None
+    assert len(calls) == expected
+    rec.stop()
+    es.close()

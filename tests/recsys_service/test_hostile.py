@@ -551,3 +551,47 @@ def test_the_store_down_says_so_without_its_password(ranking, free_port, tmp_pat
         r = client.post("/events", json=[_ev()], headers=key_headers(app))
         assert r.status_code == 503 and "cannot reach the database" in r.json()["detail"]
         assert "s3cret" not in r.text and "***" in r.text
+
+
+def test_an_ingest_key_cannot_move_another_clients_click_through(service):
+    """Finding 5's second half: events quoting the recommendation_ids of lists served to
+    another client are stored, but count in nobody's click-through; the client the lists were
+    served to (recorded as their sender) moves it."""
+    app, client, es = service
+    keys = app.state.auth.store
+    web = {"Authorization": f"Bearer {keys.create('web-shop', {'recommend', 'ingest'})}"}
+    intruder = {"Authorization": f"Bearer {keys.create('intruder', {'ingest'})}"}
+    served = [
+        client.get(f"/recommendations/{user}", headers=web).json()["recommendation_id"]
+        for user in ("1", "2", "3", "4")
+    ]
+    app.state.recorder.flush()
+    with es.engine.connect() as conn:
+        senders = conn.execute(
+            select(served_recommendations.c.sender).where(
+                served_recommendations.c.recommendation_id.in_(served)
+            )
+        ).scalars()
+        assert set(senders) == {"web-shop"}
+
+    def ctr() -> int:
+        rows = es.click_through("svc-hostile")
+        return sum(r["engaged"] for r in rows)
+
+    before = ctr()
+    forged = [
+        {
+            "event_id": f"forged-{n}",
+            "user_id": "1",
+            "item_id": "1",
+            "type": "purchase",
+            "recommendation_id": rid,
+        }
+        for n, rid in enumerate(served)
+    ]
+    r = client.post("/events", json=forged, headers=intruder)
+    assert r.status_code == 200 and r.json()["stored"] == 4, r.text
+    assert ctr() == before
+    own = [{**forged[0], "event_id": "own-0"}]
+    assert client.post("/events", json=own, headers=web).status_code == 200
+    assert ctr() == before + 1

@@ -217,6 +217,18 @@ def stack(tmp_path_factory) -> LoopbackStack:
             pytest.fail(f"loopback stack did not start:\n{out.stdout}\n{out.stderr}")
         sys.stderr.write(f"\nloopback stack up in {time.monotonic() - started:.0f} s\n")
         handle.env = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
-        yield handle
+        # the registry signs its callers in: the MLflow clients of this process (stack.mlflow(),
+        # flows run here) use the account the stack handed its clients
+        login = {k: handle.env[k] for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+        saved = {k: os.environ.get(k) for k in login}
+        os.environ.update(login)
+        try:
+            yield handle
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
     finally:
         handle.script("down", "--env-file", str(env_file))

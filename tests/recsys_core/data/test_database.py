@@ -115,7 +115,36 @@ def test_a_database_that_is_down_names_the_url_and_keeps_the_driver_error(monkey
 
 
 def test_watermark_text_round_trips():
-    assert Watermark.parse("12:e-1") == Watermark(12, "e-1")
+    assert Watermark.parse("12:e-1") == Watermark(12, event_id="e-1")
     assert str(Watermark.parse("12")) == "12"
-    with pytest.raises(ConfigError, match="bad watermark"):
-        Watermark.parse("yesterday")
+    # the sender: a key name holds no ":" or "@", the id may hold both
+    assert Watermark.parse("12@web.app:e:1@x") == Watermark(12, "web.app", "e:1@x")
+    assert str(Watermark(12, "web", "e:1")) == "12@web:e:1"
+    assert str(Watermark(12, "", "e")) == "12:e"
+    for bad in ("yesterday", "12@:e", "12@we b:e", "x@web:e"):
+        with pytest.raises(ConfigError, match="bad watermark"):
+            Watermark.parse(bad)
+
+
+def test_events_are_keyed_by_sender_and_id(store_url, fill_events):
+    """The same event id from two senders is two events; the watermark carries the sender,
+    so a collection resumes after the exact (timestamp, sender, id) it stopped at."""
+    url = fill_events(store_url, [])
+    store = EventStore(url)
+    t = 1_700_000_000
+    store.append([ev(0, event_id="e1", timestamp=t), ev(1, event_id="e2", timestamp=t)], "web")
+    store.append([ev(2, event_id="e1", timestamp=t), ev(3, event_id="e0", timestamp=t)], "app")
+    first = load_database(url)
+    assert len(first.interactions) == 4 and first.extra["event_ids_removed"] == 0
+    # (timestamp, sender, id) order: app/e0, app/e1, web/e1, web/e2
+    assert first.extra["watermark"] == f"{t}@web:e2"
+    # in the same second: a sender after the watermark's, one before it, and its own
+    store.append([ev(4, event_id="e0", timestamp=t)], "zeta")
+    store.append([ev(5, event_id="e9", timestamp=t)], "app")
+    store.append([ev(6, event_id="e3", timestamp=t)], "web")
+    store.close()
+    newer = load_database(url, since=first.extra["watermark"])
+    assert len(newer.interactions) == 2  # zeta/e0 and web/e3; not app/e9 (before the mark)
+    assert newer.extra["watermark"] == f"{t}@zeta:e0"
+    resumed = load_database(url, since=f"{t}@app:e1")
+    assert len(resumed.interactions) == 5  # app/e9, web/e1, web/e2, web/e3, zeta/e0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+import time
 
 import psycopg2
 import pytest
@@ -193,3 +194,23 @@ def test_a_host_named_in_the_setting_or_in_pgpass_gets_its_password(fake_pg, mon
     with pytest.raises(DataSourceError):
         load_database(f"postgresql://reader@127.0.0.1:{fake_pg.port}/shop?table=reviews")
     assert fake_pg.passwords[1:] == [b"from-pgpass"]
+
+
+def test_a_sqlite_read_past_the_statement_timeout_is_interrupted(tmp_path, monkeypatch):
+    """SQLite has no statement_timeout: a progress handler interrupts the read (without it,
+    this query counts to 300 million, a minute or more, before it answers)."""
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    store = EventStore(url)
+    store.upgrade()
+    store.close()
+    monkeypatch.setenv("RECSYS_DATA_DB_STATEMENT_TIMEOUT_S", "0.3")
+    slow = (
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x - -1 FROM c WHERE x < 300000000) "
+        "SELECT x AS user_id, x AS item_id FROM c WHERE x < 0"
+    )
+    started = time.monotonic()
+    with pytest.raises(DataError, match="ran longer than 0.3 s and was cancelled"):
+        load_database(f"{url}?query={slow}")
+    assert time.monotonic() - started < 30
+    # a quick read on the same settings is not disturbed
+    assert len(load_database(f"{url}?table=events").interactions) == 0

@@ -12,9 +12,9 @@ from recsys_core.events.migrate import MIGRATIONS, current, head, upgrade
 
 def test_upgrade_creates_the_tables_once(store_url):
     assert current(store_url) is None
-    assert upgrade(store_url) == head() == "0004"
-    assert upgrade(store_url) == "0004"  # idempotent
-    assert current(store_url) == "0004"
+    assert upgrade(store_url) == head() == "0005"
+    assert upgrade(store_url) == "0005"  # idempotent
+    assert current(store_url) == "0005"
     engine = create_engine(store_url.replace("postgresql://", "postgresql+psycopg2://"))
     tables = set(inspect(engine).get_table_names())
     engine.dispose()
@@ -120,3 +120,29 @@ def test_role_passwords_come_from_the_environment_and_rotate(pg_url, psql_client
     assert first["recsys_events_service"] != second["recsys_events_service"]
     assert first["recsys_events_collect"] != second["recsys_events_collect"]
     assert "rot-s2" not in out.stdout + out.stderr
+
+
+def test_lists_served_before_0005_keep_the_empty_sender_and_count_its_events(store_url):
+    from sqlalchemy import text
+
+    from recsys_core.events import EventStore
+
+    upgrade(store_url, "0004")
+    engine = create_engine(store_url.replace("postgresql://", "postgresql+psycopg2://"))
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO served_recommendations (recommendation_id, user_id, "
+                "registered_model, model_version, alias, k, items, served_at) VALUES "
+                "('old', 'u1', 'recsys', '1', NULL, 1, '[\"i1\"]', 1)"
+            )
+        )
+    engine.dispose()
+    assert upgrade(store_url) == "0005"
+    store = EventStore(store_url)
+    event = {"event_id": "e1", "user_id": "u1", "item_id": "i1", "type": "click"}
+    store.append([{**event, "recommendation_id": "old"}], sender="web")
+    assert store.click_through("recsys")[0]["engaged"] == 0  # another sender's click
+    store.append([{**event, "recommendation_id": "old"}])  # the empty sender's, as the list's
+    assert store.click_through("recsys")[0]["engaged"] == 1
+    store.close()

@@ -164,6 +164,29 @@ def test_click_through_per_model_version(store):
     assert (rows["2"]["served"], rows["2"]["engaged"], rows["2"]["ctr"]) == (1, 1, 1.0)
 
 
+def test_click_through_counts_only_the_events_of_the_sender_the_list_was_served_to(store):
+    """A holder of an ingest key quoting another client's recommendation_id stores its
+    event, but moves nobody's click-through; the list's own sender does."""
+    for rid in ("r1", "r2", "r3", "r4"):
+        store.record_served(
+            rid,
+            user_id="u0",
+            items=["i1"],
+            registered_model="recsys",
+            model_version="1",
+            sender="web",
+        )
+    forged = [ev(n, type="purchase", recommendation_id=f"r{n}") for n in range(1, 5)]
+    assert store.append(forged, sender="intruder").stored == 4
+    assert store.append([ev(9, recommendation_id="r2")]).stored == 1  # no key: no sender
+    assert store.click_through("recsys")[0]["engaged"] == 0
+    assert store.append([ev(1, recommendation_id="r1")], sender="web").stored == 1
+    assert store.click_through("recsys")[0]["engaged"] == 1
+    with store.engine.connect() as conn:
+        senders = conn.exec_driver_sql("SELECT DISTINCT sender FROM served_recommendations")
+        assert [r[0] for r in senders] == ["web"]
+
+
 def test_served_lists_recorded_together_keep_an_id_once(store):
     from recsys_core.events.store import ServedRecord
 
