@@ -4,6 +4,7 @@
     python benchmarks/serving.py --what http --duration 30       # needs `wrk` (apt install wrk)
     python benchmarks/serving.py --what http --think-ms 9        # paced: ~1,500 requests/s
     python benchmarks/serving.py --what asgi                     # CPU per request, no socket
+    python benchmarks/serving.py --what asgi --family ease       # the same for an item-item model
     python benchmarks/serving.py --what asgi,http --auth both    # the cost of API keys
     python benchmarks/serving.py --what batch-25m                # minutes, ~3 GB
     python benchmarks/serving.py --what http --family ease       # the default ranking champion
@@ -215,11 +216,13 @@ def _asgi_get(app, path: str, query: bytes, key: str | None = None) -> tuple[int
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
 
 
-def bench_asgi(calls: int = 3000, auth: bool = True) -> list[dict]:
+def bench_asgi(calls: int = 3000, auth: bool = True, family: str = "factors") -> list[dict]:
     """CPU time per GET /recommendations/{user}?k=10 of the whole service process (routing,
     scoring, the JSON answer, metrics, and the recording of the served list in its thread),
     measured in process: on a loaded machine the CPU time, not the wall time, is comparable.
-    ``auth``: each request carries an API key the service checks (else ``--no-auth``)."""
+    ``auth``: each request carries an API key the service checks (else ``--no-auth``).
+    ``family``: the model serving the lists (:data:`FAMILIES`; a factor model keeps the
+    rating role beside an item-item one)."""
     import asyncio
 
     from recsys_core.events import EventStore
@@ -234,13 +237,21 @@ def bench_asgi(calls: int = 3000, auth: bool = True) -> list[dict]:
     asyncio.set_event_loop(asyncio.new_event_loop())
     try:
         mlflow_run.configure(f"sqlite:///{tmp / 'mlflow.db'}")
-        run_id = mlflow_run.start_run("bench", "asgi")
-        mlflow_run.log_artifacts(run_id, factor_model().save(tmp / "state"), STATE_PATH)
-        registry.register("bench", f"runs:/{run_id}/{STATE_PATH}", run_id, {})
         import mlflow
 
+        run_id = mlflow_run.start_run("bench", "asgi")
+        lists = fitted_model(family)
+        mlflow_run.log_artifacts(run_id, lists.save(tmp / "state"), STATE_PATH)
+        registry.register("bench", f"runs:/{run_id}/{STATE_PATH}", run_id, {})
         for alias in registry.ROLE_ALIASES.values():
             mlflow.MlflowClient().set_registered_model_alias("bench", alias, "1")
+        if family != "factors":
+            run_id = mlflow_run.start_run("bench", "rating")
+            mlflow_run.log_artifacts(run_id, factor_model().save(tmp / "rating"), STATE_PATH)
+            registry.register("bench", f"runs:/{run_id}/{STATE_PATH}", run_id, {})
+            mlflow.MlflowClient().set_registered_model_alias(
+                "bench", registry.ROLE_ALIASES["rating"], "2"
+            )
         events = EventStore(f"sqlite:///{tmp / 'events.db'}")
         events.upgrade()
         app = create_app(
@@ -266,6 +277,7 @@ def bench_asgi(calls: int = 3000, auth: bool = True) -> list[dict]:
         return [
             {
                 "route": "GET /recommendations/{user}?k=10",
+                "family": family,
                 "auth": _auth_label(auth),
                 "calls": calls,
                 "cpu_ms_per_request": 1e3 * cpu / calls,
@@ -696,7 +708,7 @@ def main(argv: list[str] | None = None) -> int:
     modes = {"on": [True], "off": [False], "both": [False, True]}[args.auth]
     if "asgi" in what:
         order = [False, True, True, False] if args.auth == "both" else modes  # ABBA
-        rows = [row for auth in order for row in bench_asgi(args.calls, auth)]
+        rows = [row for auth in order for row in bench_asgi(args.calls, auth, args.family)]
         if args.auth == "both":
             cpu = {
                 auth: float(

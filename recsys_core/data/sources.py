@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from recsys_core.data import database, files, movielens, synthetic
+from recsys_core.data import files, movielens, synthetic
 from recsys_core.data.duplicates import POLICIES, resolve_duplicates
 from recsys_core.data.schema import Collected
 from recsys_core.events.tombstones import drop_tombstoned
@@ -51,7 +51,7 @@ def collect(
         raise ConfigError(
             f"unknown duplicates policy {duplicates!r}; use one of {', '.join(POLICIES)}"
         )
-    if since is not None and not database.is_database_source((source or "").strip()):
+    if since is not None and not _database().is_database_source((source or "").strip()):
         raise ConfigError(
             f"since={since!r} needs a database source (postgresql://... or sqlite:///...), not "
             f"{redact(source)!r}: other sources have no watermark to resume from; remove since"
@@ -108,8 +108,8 @@ def _read_source(
         return files.load_s3(
             source, mapping, endpoint_url=s3_endpoint_url, rating_scale=rating_scale
         )
-    if database.is_database_source(source):
-        return database.load_database(source, columns, rating_scale=rating_scale, since=since)
+    if "://" in source and _database().is_database_source(source):
+        return _database().load_database(source, columns, rating_scale=rating_scale, since=since)
     if "://" in source:
         raise DataSourceError(
             f"unsupported source {redact(source)!r}; use synthetic, movielens-<release>, a file "
@@ -124,3 +124,11 @@ def _read_source(
             "s3://bucket/key"
         )
     return files.load_file(path, mapping, rating_scale=rating_scale)
+
+
+def _database():
+    """``recsys_core.data.database``, imported when a source may be a database: SQLAlchemy
+    (~0.5 s to import) is not loaded by the commands that read files."""
+    from recsys_core.data import database
+
+    return database

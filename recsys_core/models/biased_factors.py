@@ -19,7 +19,7 @@ from typing import ClassVar
 import numba
 import numpy as np
 
-from recsys_core.models.base import Capabilities, Recommender
+from recsys_core.models.base import Capabilities, Factors, Recommender
 
 
 def predict_biases(
@@ -38,6 +38,23 @@ def score_biases(
 ) -> np.ndarray:
     """``mu + b_u + b_i`` of every item for known users ``u``: shape ``(len(u), n_items)``."""
     return float(mu) + user_bias[u][:, None] + item_bias[None, :]
+
+
+def factor_scores(f: Factors, u: np.ndarray) -> np.ndarray:
+    """Scores of every item for known users ``u`` from a model's float32 :class:`Factors`:
+    ``global_bias + user_bias[u] + item_bias + user[u] @ item.T``, shape ``(len(u), n_items)``,
+    float32.
+
+    Ranking reads the order of the scores only; float32 keeps it (to within ties closer than a
+    float32 rounding) at half the memory and time of a float64 block (1,024 users x the
+    catalogue per block in ``recommend_idx``). Rating predictions (RMSE, MAE) stay float64
+    (``predict_biased_factors``).
+    """
+    scores = f.user[u] @ f.item.T
+    if f.biased:
+        scores += f.item_bias[None, :]
+        scores += (np.float32(f.global_bias) + f.user_bias[u])[:, None]
+    return scores
 
 
 def predict_biased_factors(
@@ -115,6 +132,4 @@ class BiasedFactors(Recommender):
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
         # the user's own bias and mu do not change the order; kept so scores are ratings
-        return score_biases(float(self.mu_), self.user_bias_, self.item_bias_, u) + (
-            self.user_factors_[u] @ self.item_factors_.T
-        )
+        return factor_scores(self.factors(), u)

@@ -30,6 +30,7 @@ from recsys_core.exceptions import TrainingError
 from recsys_core.features.matrix import Interactions
 from recsys_core.models import fold_in
 from recsys_core.models.base import Capabilities, ModelConfig, Recommender
+from recsys_core.models.biased_factors import factor_scores
 from recsys_core.models.registry import register
 from recsys_core.models.training import Training
 from recsys_core.models.user_items import user_items
@@ -96,7 +97,7 @@ class _ImplicitFactors(Recommender):
         self.item_factors_ = V.astype(np.float32)
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
-        return (self.user_factors_[u] @ self.item_factors_.T).astype(np.float64)
+        return factor_scores(self.factors(), u)  # float32: the order is what ranking reads
 
 
 @register("implicit-als")

@@ -71,4 +71,8 @@ class RecentPopularity(Recommender):
         self.item_popularity_ = scores.astype(np.float32)
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(self.scores_, (u.size, self.n_items)).astype(np.float64)
+        return np.broadcast_to(self.scores_, (u.size, self.n_items))
+
+    def _shared_scores(self) -> np.ndarray:
+        # one list for everyone: recommend_idx selects from this row, never a users x items copy
+        return self.scores_

@@ -38,7 +38,11 @@ from pydantic import Field
 from recsys_core.exceptions import TrainingError
 from recsys_core.features.matrix import Interactions
 from recsys_core.models.base import Capabilities, ModelConfig, Recommender
-from recsys_core.models.biased_factors import BiasedFactors, predict_biased_factors
+from recsys_core.models.biased_factors import (
+    BiasedFactors,
+    factor_scores,
+    predict_biased_factors,
+)
 from recsys_core.models.registry import register
 from recsys_core.models.training import Training
 
@@ -254,4 +258,4 @@ class SparkALSImplicit(Recommender):
         training.epoch(cfg.maxIter, float("nan"))
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
-        return (self.user_factors_[u] @ self.item_factors_.T).astype(np.float64)
+        return factor_scores(self.factors(), u)  # float32: the order is what ranking reads

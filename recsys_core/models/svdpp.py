@@ -29,7 +29,7 @@ from pydantic import Field
 from recsys_core.exceptions import TrainingError
 from recsys_core.features.matrix import Interactions
 from recsys_core.models.base import Capabilities, ModelConfig, Recommender
-from recsys_core.models.biased_factors import predict_biases, score_biases
+from recsys_core.models.biased_factors import factor_scores, predict_biases
 from recsys_core.models.registry import register
 from recsys_core.models.training import Training
 
@@ -139,9 +139,7 @@ class SVDpp(Recommender):
         return pred
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
-        return score_biases(float(self.mu_), self.user_bias_, self.item_bias_, u) + (
-            self.user_vectors_[u] @ self.item_factors_.T
-        )
+        return factor_scores(self.factors(), u)  # float32: the order is what ranking reads
 
 
 @numba.njit(fastmath=True, cache=True)

@@ -11,12 +11,15 @@ formula.
 
 from __future__ import annotations
 
-from typing import Literal
-
-import dp_accounting
-from dp_accounting import pld, rdp
+from typing import TYPE_CHECKING, Literal
 
 from recsys_core.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    import dp_accounting
+
+# dp-accounting is imported where it is used: loading it (scipy.optimize, scipy.signal, ~1 s)
+# is not paid by every process that lists the models
 
 Accountant = Literal["rdp", "pld"]
 
@@ -28,6 +31,8 @@ without bound); a budget that needs less noise gets this much, which is more pri
 
 
 def _accountant(kind: Accountant) -> dp_accounting.PrivacyAccountant:
+    from dp_accounting import pld, rdp
+
     if kind == "rdp":
         return rdp.RdpAccountant()
     if kind == "pld":
@@ -38,6 +43,8 @@ def _accountant(kind: Accountant) -> dp_accounting.PrivacyAccountant:
 
 def event(noise_multiplier: float, releases: int) -> dp_accounting.DpEvent:
     """``releases`` Gaussian mechanisms of noise multiplier ``noise_multiplier``, composed."""
+    import dp_accounting
+
     return dp_accounting.SelfComposedDpEvent(
         dp_accounting.GaussianDpEvent(noise_multiplier), releases
     )
@@ -101,6 +108,8 @@ def noise_multiplier_for(
     lowest = MIN_NOISE_MULTIPLIER[accountant]
     if epsilon(lowest, releases, delta, accountant) <= target_epsilon:
         return lowest
+    import dp_accounting
+
     return float(
         dp_accounting.calibrate_dp_mechanism(
             lambda: _accountant(accountant),

@@ -1,7 +1,8 @@
 """Batch scoring: the top-k of every user (or a given list) written as Parquet.
 
-Users are scored in chunks, each one matrix product (:meth:`Scorer.score_block`), the seen
-items masked and ``argpartition`` keeping the top-k, so that memory stays near
+Users are scored in chunks, each one matrix product (:meth:`Scorer.score_block`), and the
+compiled top-k selection (``recsys_core.models.top_k``) keeps each user's k best unseen items
+(the seen items are stepped over, not masked in a copy), so that memory stays near
 ``memory_budget`` whatever the number of users. The output is partitioned by model version::
 
     <out>/model_version=<version>/part-00000.parquet   (user, rank, item, score)
@@ -28,9 +29,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import scipy.sparse as sp
 
 from recsys_core.exceptions import ConfigError, DataError
 from recsys_core.models.base import Recommender
+from recsys_core.models.top_k import no_exclusions, top_k_jobs
 from recsys_core.serving.scorer import Scorer
 
 log = logging.getLogger(__name__)
@@ -63,8 +66,9 @@ class BatchResult:
 def chunk_size(n_items: int, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> int:
     """Users per chunk so that a chunk's working arrays fit in ``memory_budget`` bytes.
 
-    A chunk holds its float32 scores and the int64 result of ``argpartition``, 12 bytes per
-    (user, item), plus a float32 temporary of the same size: about 16 bytes per cell.
+    A chunk holds its float32 scores (4 bytes per (user, item)) and the temporaries of the
+    product that makes them; 16 bytes per cell leaves room for a scorer whose block goes
+    through float64 (the families scored by their own ``_score_users``).
     """
     return max(1, int(memory_budget // (16 * max(1, n_items))))
 
@@ -95,7 +99,8 @@ def recommend_all(
     memory_budget
         Bytes the working arrays of all chunks in flight may take together.
     threads
-        Chunks scored at the same time (matrix products and ``argpartition`` release the GIL);
+        Chunks scored at the same time (matrix products and the top-k selection release the
+        GIL);
         default: the CPUs of the machine, at most 4. Parts are written in user order.
     """
     if k < 1:
@@ -171,25 +176,28 @@ def numbered_users(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _top_block(scorer: Scorer, u: np.ndarray, k: int, exclude_seen: bool):
-    """Top-``k`` item indices and scores of one chunk (best first; ``-1`` where fewer)."""
-    known = u >= 0
-    scores = np.empty((u.size, scorer.n_items), dtype=np.float32)
-    if known.any():
-        scores[known] = scorer.score_block(u[known])
-        if exclude_seen:
-            seen = scorer.seen_block(u[known]).tocoo()
-            rows = np.flatnonzero(known)[seen.row]
-            scores[rows, seen.col] = -np.inf
-    if (~known).any():
-        scores[~known] = scorer.popular_scores()[None, :]
-    n = scorer.n_items
-    # the k largest without negating the block (a copy): partition at n - k
-    top = np.argpartition(scores, n - k, axis=1)[:, n - k :]
-    top_scores = np.take_along_axis(scores, top, axis=1)
-    order = np.argsort(-top_scores, axis=1, kind="stable")
-    top = np.take_along_axis(top, order, axis=1)
-    top_scores = np.take_along_axis(top_scores, order, axis=1)
-    top[~np.isfinite(top_scores)] = -1
+    """Top-``k`` item indices and scores of one chunk (best first; ``-1``/``-inf`` where
+    fewer), by the compiled selection the models and the online scorer use
+    (:func:`recsys_core.models.top_k.top_k_jobs`): the seen items are stepped over, never
+    written into the scores, and ties go to the lower item index."""
+    n = u.size
+    known = np.flatnonzero(u >= 0)
+    cold = np.flatnonzero(u < 0)
+    top = np.full((n, k), -1, dtype=np.int64)
+    top_scores = np.full((n, k), -np.inf, dtype=np.float64)
+    exclude = no_exclusions(n)
+    if known.size and exclude_seen:
+        seen = scorer.seen_block(u[known])
+        per_row = np.zeros(n, dtype=np.int64)
+        per_row[known] = np.diff(seen.indptr)
+        indptr = np.concatenate([[0], np.cumsum(per_row)])
+        exclude = sp.csr_matrix((seen.data, seen.indices, indptr), shape=(n, scorer.n_items))
+    if known.size:
+        block = np.ascontiguousarray(scorer.score_block(u[known]))
+        top_k_jobs(block, np.arange(known.size, dtype=np.int64), known, exclude, top, top_scores)
+    if cold.size:  # one popularity row for every cold user, never copied per user
+        popular = np.asarray(scorer.popular_scores())[None, :]
+        top_k_jobs(popular, np.zeros(cold.size, np.int64), cold, exclude, top, top_scores)
     return top, top_scores
 
 

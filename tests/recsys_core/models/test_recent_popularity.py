@@ -116,3 +116,17 @@ def test_time_decay_is_off_by_default_and_weights_the_matrix():
     assert X[old].data == pytest.approx([0.5, 0.5])
     assert X[recent].data == pytest.approx([1.0, 1.0])
     assert (user_items(data).data == 1.0).all()
+
+
+def test_one_shared_row_ranks_every_user(small):
+    model = create("recent-popularity", {"window_days": None, "half_life_days": 365.0})
+    model.fit(small.data)
+    shared = model._shared_scores()
+    assert shared is model.scores_  # the one row, not a users x items block
+    u = np.arange(40, dtype=np.int32)
+    exclude = small.data.matrix[u]
+    items, _ = model.recommend_idx(u, 10, exclude=exclude)
+    for row in range(u.size):
+        seen = set(exclude[row].indices)
+        order = [int(i) for i in np.argsort(-shared, kind="stable") if int(i) not in seen]
+        assert items[row].tolist() == order[:10]

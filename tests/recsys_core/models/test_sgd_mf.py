@@ -1,12 +1,19 @@
-import logging
+import os
+import subprocess
+import sys
 
-import numba
 import numpy as np
 import pytest
 
 from recsys_core.exceptions import ConfigError, TrainingError
 from recsys_core.models import create
-from recsys_core.models.sgd_mf import PARALLEL_MIN_RATINGS_ENV, parallel_min_ratings, scheduled_lr
+from recsys_core.models.sgd_mf import (
+    PARALLEL_MIN_RATINGS_ENV,
+    _Epochs,
+    _stratify,
+    parallel_min_ratings,
+    scheduled_lr,
+)
 
 LEARNS = {"factors": 10, "epochs": 20, "reg": 0.05, "lr": 0.02}
 
@@ -29,26 +36,72 @@ def test_mini_batch_and_schedules_learn_and_are_deterministic(small, rmse, quali
     assert rmse(a, small) == rmse(b, small)
 
 
-@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="numba has a single thread here")
-def test_parallel_epochs_give_the_factors_of_the_serial_ones(tiny, monkeypatch, caplog):
+# the whole fit, serial then parallel, in a process with two numba threads whatever this one
+# has (NUMBA_NUM_THREADS is read once, at numba's start): the check runs on every machine
+_PARALLEL_FIT_CHECK = """
+import logging, sys
+import numba, numpy as np
+from recsys_core.data.synthetic import config_for, generate
+from recsys_core.features.matrix import Interactions
+from recsys_core.models import create
+
+assert numba.get_num_threads() == 2, numba.get_num_threads()
+logging.basicConfig(level=logging.DEBUG, stream=sys.stdout, format="%(message)s")
+logging.getLogger().handlers[0].addFilter(lambda r: r.name == "recsys_core.models.sgd_mf")
+data = Interactions.from_frame(generate(config_for("tiny", seed=7)).interactions)
+params = {"factors": 8, "epochs": 3}
+numba.set_num_threads(1)
+one = create("sgd-mf", params).fit(data)
+numba.set_num_threads(2)
+two = create("sgd-mf", params).fit(data)
+for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
+    np.testing.assert_array_equal(getattr(one, name), getattr(two, name))
+print("EQUAL")
+"""
+
+
+def test_parallel_epochs_give_the_factors_of_the_serial_ones():
     # the parallel path normally starts at 300k ratings; the setting brings it down to the tiny
-    # fixture, so that 1 and 2 threads (serial and parallel kernels) can be compared
-    monkeypatch.setenv(PARALLEL_MIN_RATINGS_ENV, "0")
-    params = {"factors": 8, "epochs": 3}
-    before = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        with caplog.at_level(logging.DEBUG, logger="recsys_core.models.sgd_mf"):
-            one = create("sgd-mf", params).fit(tiny.data)
-        numba.set_num_threads(2)
-        with caplog.at_level(logging.DEBUG, logger="recsys_core.models.sgd_mf"):
-            two = create("sgd-mf", params).fit(tiny.data)
-    finally:
-        numba.set_num_threads(before)
-    paths = [r.getMessage() for r in caplog.records if "epochs on" in r.getMessage()]
+    # fixture, so that 1 and 2 threads (serial and parallel epochs) can be compared
+    env = {**os.environ, "NUMBA_NUM_THREADS": "2", PARALLEL_MIN_RATINGS_ENV: "0"}
+    done = subprocess.run(
+        [sys.executable, "-c", _PARALLEL_FIT_CHECK],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    paths = [line for line in lines if "epochs on" in line]
     assert "serial epochs on 1 thread" in paths[0] and "parallel epochs on 2 thread" in paths[1]
-    for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
-        np.testing.assert_array_equal(getattr(one, name), getattr(two, name))
+    assert lines[-1] == "EQUAL"
+
+
+@pytest.mark.parametrize("threads", [2, 3, 8])
+def test_threaded_epochs_equal_the_one_thread_epochs_bit_for_bit(tiny, threads):
+    # the epochs' own thread pool (not numba's): runs here whatever NUMBA_NUM_THREADS is
+    rng = np.random.default_rng(3)
+    u, i, r, offsets = _stratify(tiny.data, rng)
+    start = (
+        rng.normal(0, 0.1, (tiny.data.n_users, 6)),
+        rng.normal(0, 0.1, (tiny.data.n_items, 6)),
+    )
+    fitted = []
+    for n in (1, threads):
+        P, Q = start[0].copy(), start[1].copy()
+        bu, bi = np.zeros(tiny.data.n_users), np.zeros(tiny.data.n_items)
+        epochs = _Epochs(offsets, n)
+        try:
+            assert (epochs.pool is None) == (n == 1)
+            sse = [epochs.run(u, i, r, 3.5, bu, bi, P, Q, 0.01, 0.05, True) for _ in range(3)]
+        finally:
+            epochs.close()
+        fitted.append((P, Q, bu, bi, sse))
+    for a, b in zip(fitted[0], fitted[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert fitted[0][4][2] < fitted[0][4][0]  # it learns: the error falls
 
 
 def test_parallel_threshold_setting(monkeypatch):

@@ -119,3 +119,22 @@ def test_writes_to_s3(data, s3_endpoint, monkeypatch, tmp_path):
     assert len(pd.read_parquet(local)) == result.rows == data.n_users * 3
     with pytest.raises(DataError, match="cannot prepare s3://missing-bucket"):
         recommend_all(model, "s3://missing-bucket/x", model_version="4")
+
+
+def test_ties_and_lists_longer_than_the_unseen_items_match_the_offline_top_k(data, tmp_path):
+    # popularity: many items share a count, so the order of ties is visible; k is the whole
+    # catalogue, longer than any user's unseen items, so every list ends early
+    model = create("popularity").fit(data)
+    assert np.unique(model.item_popularity_).size < data.n_items / 2
+    k = data.n_items
+    result = recommend_all(model, tmp_path, model_version="1", k=k, threads=2)
+    frame = pd.read_parquet(result.location)
+    users = list(data.users.ids[:30])
+    expected = model.recommend(users, k)
+    for user in users:
+        got = frame[frame.user == user].sort_values("rank")
+        want = expected[expected.user == user].sort_values("rank")
+        assert list(got["item"]) == list(want["item"].astype(str))
+        assert list(got["rank"]) == list(range(1, len(want) + 1))
+        seen = data.matrix[data.users.index([user])[0]].nnz
+        assert len(got) == data.n_items - seen

@@ -1,0 +1,53 @@
+"""Start-up of a one-shot command: ``recsys evaluate`` loads no library it does not use."""
+
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+
+from recsys_core.data.synthetic import config_for, generate
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+# each costs from a few tenths of a second to seconds of start-up; none is needed to fit sgd-mf
+# on a file and score it
+HEAVY = (
+    "prefect",
+    "mlflow",
+    "great_expectations",
+    "sklearn",
+    "torch",
+    "pyspark",
+    "lightgbm",
+    "dp_accounting",
+)
+
+
+def test_recsys_evaluate_loads_none_of_the_heavy_libraries(tmp_path):
+    frame = generate(config_for("tiny", seed=3)).interactions
+    held = np.random.default_rng(3).random(len(frame)) < 0.2
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    frame[~held].to_csv(train, index=False)
+    frame[held].to_csv(test, index=False)
+    code = (
+        "import sys\n"
+        "from recsys_cli.main import app\n"
+        f"args = ['evaluate', '--train', {str(train)!r}, '--test', {str(test)!r}, '--json',\n"
+        "        '--param', 'epochs=2', '--param', 'factors=4']\n"
+        "try:\n"
+        "    app(args, standalone_mode=False)\n"
+        "finally:\n"
+        f"    print('LOADED=' + ','.join(n for n in {HEAVY!r} if n in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert '"ndcg_at_10"' in out.stdout  # the command ran to its end
+    assert out.stdout.strip().splitlines()[-1] == "LOADED="
