@@ -14,6 +14,10 @@ factor model folds a user in with its own ``fold_in`` method:
   against the fixed item factors (one regularized least-squares solve,
   ``recsys_core.models.fold_in``), and
   an item's explanation is the user's items nearest to it in factor space (cosine).
+* ``encoder`` (``mult-vae``): known users are scored by the model (its network reads the user's
+  training row); recent items are folded in by encoding the row with them added (the model's
+  ``fold_in``, no refit). No per-item explanations: the network's answer is not a sum of
+  per-item terms.
 * ``other`` (k-NN rating models, ``bpmf``, blends, baselines): known users are scored by the
   model itself; recent items cannot be folded in, which every answer says (``fallback`` and
   ``warnings``).
@@ -42,7 +46,7 @@ from recsys_core.models.item_scores import (
 )
 from recsys_core.models.top_k import top_k
 
-Family = Literal["item-item", "factors", "other"]
+Family = Literal["item-item", "factors", "encoder", "other"]
 
 N_REASONS = 3
 """Largest contributions kept per explained item."""
@@ -280,7 +284,7 @@ class Scorer:
                 for j in top
             ]
         user_items = np.unique(np.concatenate([history[0], recent]))
-        if self.family == "other" or user_items.size == 0:
+        if self.family in ("other", "encoder") or user_items.size == 0:
             warnings.append(f"model {self.model.name!r} gives no per-item explanations")
             return [() for _ in top]
         out = []
