@@ -5,10 +5,9 @@ import sys
 import numpy as np
 import pytest
 
-from recsys_core.exceptions import ConfigError, MissingExtraError
+from recsys_core.exceptions import ConfigError
 from recsys_core.models import create
 from recsys_core.models.base import Recommender
-from recsys_core.models.registry import describe
 from recsys_core.serving.scorer import Scorer
 from recsys_core.settings import reset_settings
 
@@ -141,14 +140,6 @@ def test_without_hidden_layers(tiny):
     np.testing.assert_allclose(
         model.fold_in(model.seen_[1].indices), model._score_users(np.array([1]))[0], rtol=1e-5
     )
-
-
-def test_without_torch_listed_and_refused_with_what_to_install(tiny, monkeypatch):
-    assert "mult-vae" in {m["name"] for m in describe()}
-    monkeypatch.setitem(sys.modules, "torch", None)  # as if PyTorch were not installed
-    model = create("mult-vae", TINY)
-    with pytest.raises(MissingExtraError, match=r"neural.*download\.pytorch\.org/whl/cpu"):
-        model.fit(tiny.data)
 
 
 def test_torch_is_imported_only_to_train():
