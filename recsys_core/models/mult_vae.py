@@ -233,9 +233,10 @@ class MultVAE(Recommender):
         self.__dict__["_layers_cache"] = out
         return out
 
-    def _from_first_layer(self, h: np.ndarray) -> np.ndarray:
-        """Logits of every item from the first encoder layer's pre-activations ``h``
-        (one row per user): the rest of the encoder (the mean only), then the decoder."""
+    def _from_first_layer(self, h: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        """Logits of every item (or of ``items``) from the first encoder layer's
+        pre-activations ``h`` (one row per user): the rest of the encoder (the mean only),
+        then the decoder."""
         net = self._network()
         if net["first_is_last"]:
             z = h[:, : net["latent"]]
@@ -248,6 +249,8 @@ class MultVAE(Recommender):
                     z = np.tanh(z)
         decoder = net["decoder"]
         for n, (w, b) in enumerate(decoder):
+            if n == len(decoder) - 1 and items is not None:
+                w, b = w[:, items], b[items]
             z = z @ w + b
             if n < len(decoder) - 1:
                 z = np.tanh(z)
@@ -292,6 +295,25 @@ class MultVAE(Recommender):
         h *= np.float32(1.0 / np.sqrt(max(items.size, 1)))
         h += net["first_bias"]
         return self._from_first_layer(h[None, :])[0]
+
+    def contributions(self, items: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """How much each of a user's (distinct) ``items`` adds to the scores of ``targets``:
+        the score of
+        each target with the whole row minus its score with that item left out (``len(items) x
+        len(targets)``; an explanation by occlusion, one forward pass per item, the first
+        layer of each row the full row's sum less one item's weights)."""
+        self._check_fitted()
+        net = self._network()
+        items = np.asarray(items, np.int64)
+        targets = np.asarray(targets, np.int64)
+        first = net["first"]
+        total = first[items].sum(axis=0, dtype=np.float32)
+        rows = np.vstack([total, total[None, :] - first[items]])
+        counts = np.concatenate([[items.size], np.full(items.size, items.size - 1)])
+        rows *= (1.0 / np.sqrt(np.maximum(counts, 1)))[:, None].astype(np.float32)
+        rows += net["first_bias"]
+        scores = self._from_first_layer(rows, targets)
+        return scores[0][None, :] - scores[1:]
 
     def to_torch(self) -> Any:
         """The fitted network as a PyTorch module (CPU, eval mode), rebuilt from the stored

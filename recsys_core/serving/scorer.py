@@ -16,8 +16,8 @@ factor model folds a user in with its own ``fold_in`` method:
   an item's explanation is the user's items nearest to it in factor space (cosine).
 * ``encoder`` (``mult-vae``): known users are scored by the model (its network reads the user's
   training row); recent items are folded in by encoding the row with them added (the model's
-  ``fold_in``, no refit). No per-item explanations: the network's answer is not a sum of
-  per-item terms.
+  ``fold_in``, no refit); an item's explanation is the user's items whose removal from the
+  row lowers its score most (the model's ``contributions``, by occlusion).
 * ``other`` (k-NN rating models, ``bpmf``, blends, baselines): known users are scored by the
   model itself; recent items cannot be folded in, which every answer says (``fallback`` and
   ``warnings``).
@@ -284,7 +284,7 @@ class Scorer:
                 for j in top
             ]
         user_items = np.unique(np.concatenate([history[0], recent]))
-        if self.family in ("other", "encoder") or user_items.size == 0:
+        if self.family == "other" or user_items.size == 0:
             warnings.append(f"model {self.model.name!r} gives no per-item explanations")
             return [() for _ in top]
         out = []
@@ -298,6 +298,13 @@ class Scorer:
                     self._reasons(contrib[:, n], idx, lambda name: f"you interacted with {name}")
                 )
             return out
+        if self.family == "encoder":
+            # the weight of a reason: how much the item's score drops without the user's item
+            contrib = self.model.contributions(user_items, top)  # type: ignore[attr-defined]
+            return [
+                self._reasons(contrib[:, n], user_items, lambda name: f"you interacted with {name}")
+                for n in range(top.size)
+            ]
         # the weight of a reason: the factor cosine of the user's item and the recommended one
         sims = self._Qn[user_items] @ self._Qn[top].T  # user items x recommended items
         for n in range(top.size):

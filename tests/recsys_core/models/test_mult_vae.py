@@ -103,7 +103,8 @@ def test_scorer_serves_known_and_new_users(vae):
     new = scorer.recommend("someone-new", k=5, recent_items=recent, explain=True)
     assert new.folded_in == 3 and new.fallback is None
     assert not {s.item_id for s in new.items} & set(recent)
-    assert any("no per-item explanations" in w for w in new.warnings)
+    assert all(s.reasons and s.reasons[0].item_id in recent for s in new.items)
+    assert not new.warnings
     cold = scorer.recommend("someone-new", k=5)
     assert cold.fallback == "popularity"
     np.testing.assert_allclose(
@@ -152,3 +153,27 @@ def test_torch_is_imported_only_to_train():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "False"
+
+
+def test_batch_scoring_matches_the_models_lists(vae, tmp_path):
+    import pyarrow.parquet as pq
+
+    from recsys_core.serving.batch import recommend_all
+
+    result = recommend_all(vae, tmp_path / "out", model_version="1", k=5, threads=2)
+    frame = pq.read_table(result.location).to_pandas().sort_values(["user", "rank"])
+    users = list(vae.user_vocab_.ids[:20])
+    expected = vae.recommend(users, 5).sort_values(["user", "rank"])
+    got = frame[frame.user.isin(users)]
+    assert got["item"].tolist() == expected["item"].astype(str).tolist()
+    np.testing.assert_allclose(got["score"], expected["score"], rtol=1e-4, atol=1e-5)
+
+
+def test_contributions_are_the_score_lost_without_each_item(vae):
+    items = np.sort(vae.seen_[2].indices[:6]).astype(np.int64)
+    targets = np.array([0, 5, 9])
+    got = vae.contributions(items, targets)
+    full = vae.fold_in(items)[targets]
+    for n in range(items.size):
+        without = vae.fold_in(np.delete(items, n))[targets]
+        np.testing.assert_allclose(got[n], full - without, rtol=1e-4, atol=1e-5)
