@@ -19,8 +19,17 @@ EXTRAS = {
     "spark": "the spark-als models, the Spark evaluation engine and the cost curves",
     "tune": "hyperparameter studies (recsys tune: Optuna trials on Dask)",
     "service": "the recommendation service (recsys serve)",
-    "trees": "gradient-boosted trees (LightGBM): the blend's lightgbm stacker",
+    "trees": "gradient-boosted trees (LightGBM): the rerank model and the blend's lightgbm stacker",
+    "neural": "the neural models (mult-vae: PyTorch)",
 }
+
+INSTALL = {
+    # PyPI's default torch wheel for Linux is a CUDA build of several GB: the CPU build first
+    "neural": "install PyTorch's CPU build with `pip install torch --index-url "
+    "https://download.pytorch.org/whl/cpu`, then `pip install 'recsys[neural]'` (`make install` "
+    "does both; a machine with a GPU may take PyPI's CUDA build instead)",
+}
+"""How to install an extra when it is more than ``pip install 'recsys[<extra>]'``."""
 
 
 def require(module: str, extra: str) -> ModuleType:
@@ -29,8 +38,12 @@ def require(module: str, extra: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
+        how = INSTALL.get(
+            extra,
+            f"install it with `.venv/bin/uv pip install -e '.[{extra}]'` "
+            f"(pip install 'recsys[{extra}]'), or `make install` for every extra",
+        )
         raise MissingExtraError(
             f"{EXTRAS[extra]} need(s) the {extra!r} extra, which is not installed (no module "
-            f"{exc.name or module!r}): install it with `.venv/bin/uv pip install -e '.[{extra}]'` "
-            f"(pip install 'recsys[{extra}]'), or `make install` for every extra"
+            f"{exc.name or module!r}): {how}"
         ) from exc

@@ -111,6 +111,13 @@ class TrainingSettings(_Section):
         "ratings from which an sgd-mf epoch runs its blocks in parallel (0: always)",
         ge=0,
     )
+    torch_threads: int | None = _env(
+        "RECSYS_TORCH_THREADS",
+        None,
+        "threads of PyTorch's CPU kernels while a neural model (mult-vae) trains (default: "
+        "PyTorch's own, from OMP_NUM_THREADS or the cores)",
+        ge=1,
+    )
     keep_run_files: bool = _env(
         "RECSYS_KEEP_RUN_FILES", False, "keep a run's working files under .recsys after the run"
     )

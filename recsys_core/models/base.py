@@ -63,7 +63,7 @@ RATING = "rating"
 ROLES: tuple[str, ...] = (RANKING, RATING)
 """The serving roles: ``ranking`` (top-k lists) and ``rating`` (``/predict``)."""
 
-FoldIn = Literal["factors", "item-item"]
+FoldIn = Literal["factors", "item-item", "encoder"]
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,9 @@ class Capabilities:
     """How :meth:`Recommender.fold_in` scores a user from items given at request time, and the
     arrays the scorer serves from: ``"factors"`` (a user vector solved against the fixed item
     factors of :meth:`Recommender.factors`), ``"item-item"`` (the user's interaction row times
-    the item-item weights of :meth:`Recommender.item_item`); ``None``: no fold-in."""
+    the item-item weights of :meth:`Recommender.item_item`), ``"encoder"`` (the user's items
+    encoded by the family's own network, its ``fold_in`` overridden: ``mult-vae``); ``None``: no
+    fold-in."""
     factor_scores: bool = False
     """Every score is ``mu + b_u + b_i + p_u . q_i`` of :meth:`Recommender.factors` (biases
     zero where the family has none): the exported factor tables rebuild the model."""

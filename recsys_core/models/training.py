@@ -74,15 +74,21 @@ class Training:
         self._callback = callback
 
     def epoch(
-        self, number: int, train_loss: float, predict: Predictor | np.ndarray | None = None
+        self,
+        number: int,
+        train_loss: float,
+        predict: Predictor | np.ndarray | None = None,
+        *,
+        extra: dict[str, float] | None = None,
     ) -> dict[str, float]:
-        """Record epoch ``number`` (from 1): its training loss and, when there are validation
-        pairs and ``predict`` is given, ``val_rmse``; returns the metrics.
+        """Record epoch ``number`` (from 1): its training loss, the model's own ``extra``
+        metrics (such as a validation NDCG it stops on) and, when there are validation pairs
+        and ``predict`` is given, ``val_rmse``; returns the metrics.
 
         ``predict`` is a function of the index pairs (called only when there are validation
         pairs), or the predictions of ``val``'s pairs already computed.
         """
-        metrics = {"train_loss": float(train_loss)}
+        metrics = {"train_loss": float(train_loss), **(extra or {})}
         if predict is not None and self.val is not None:
             pred = (
                 predict

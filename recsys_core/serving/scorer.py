@@ -14,6 +14,10 @@ factor model folds a user in with its own ``fold_in`` method:
   against the fixed item factors (one regularized least-squares solve,
   ``recsys_core.models.fold_in``), and
   an item's explanation is the user's items nearest to it in factor space (cosine).
+* ``encoder`` (``mult-vae``): known users are scored by the model (its network reads the user's
+  training row); recent items are folded in by encoding the row with them added (the model's
+  ``fold_in``, no refit); an item's explanation is the user's items whose removal from the
+  row lowers its score most (the model's ``contributions``, by occlusion).
 * ``other`` (k-NN rating models, ``bpmf``, blends, baselines): known users are scored by the
   model itself; recent items cannot be folded in, which every answer says (``fallback`` and
   ``warnings``).
@@ -42,7 +46,7 @@ from recsys_core.models.item_scores import (
 )
 from recsys_core.models.top_k import top_k
 
-Family = Literal["item-item", "factors", "other"]
+Family = Literal["item-item", "factors", "encoder", "other"]
 
 N_REASONS = 3
 """Largest contributions kept per explained item."""
@@ -294,6 +298,13 @@ class Scorer:
                     self._reasons(contrib[:, n], idx, lambda name: f"you interacted with {name}")
                 )
             return out
+        if self.family == "encoder":
+            # the weight of a reason: how much the item's score drops without the user's item
+            contrib = self.model.contributions(user_items, top)  # type: ignore[attr-defined]
+            return [
+                self._reasons(contrib[:, n], user_items, lambda name: f"you interacted with {name}")
+                for n in range(top.size)
+            ]
         # the weight of a reason: the factor cosine of the user's item and the recommended one
         sims = self._Qn[user_items] @ self._Qn[top].T  # user items x recommended items
         for n in range(top.size):

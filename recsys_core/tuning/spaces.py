@@ -110,6 +110,14 @@ SPACES: dict[str, SearchSpace] = {
     # the blend's own parameters (its members keep their configured hyperparameters)
     "blend": {"holdout": _float(0.05, 0.3), "reg": _float(1e-3, 100.0, log=True)},
     "ease": {"reg": _float(1.0, 5000.0, log=True)},
+    # Mult-VAE (Liang et al. 2018): the bottleneck, the input dropout, the KL weight's cap and
+    # the step; the epochs are early-stopped on the validation NDCG
+    "mult-vae": {
+        "latent_dim": _int(32, 400, log=True),
+        "dropout": _float(0.2, 0.7),
+        "anneal_cap": _float(0.05, 0.5),
+        "lr": _float(3e-4, 3e-3, log=True),
+    },
 }
 
 

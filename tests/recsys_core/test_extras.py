@@ -8,6 +8,8 @@ import pytest
 from recsys_core.exceptions import ConfigError, MissingExtraError
 from recsys_core.extras import EXTRAS, require
 
+# (torch is not among them: scipy looks for a torch in sys.modules, and None there breaks it;
+# test_the_neural_extra_says_to_take_pytorchs_cpu_build hides it once scipy is loaded)
 EXTRA_MODULES = ("pyspark", "optuna", "prefect_dask", "distributed", "fastapi_offline")
 
 
@@ -34,7 +36,13 @@ def test_the_training_path_runs_without_the_extras():
 
 
 @pytest.mark.parametrize(
-    "module, extra", [("pyspark", "spark"), ("optuna", "tune"), ("fastapi_offline", "service")]
+    "module, extra",
+    [
+        ("pyspark", "spark"),
+        ("optuna", "tune"),
+        ("fastapi_offline", "service"),
+        ("torch", "neural"),
+    ],
 )
 def test_a_missing_extra_says_what_to_install(monkeypatch, module, extra):
     monkeypatch.setitem(sys.modules, module, None)  # what an environment without it does
@@ -65,3 +73,25 @@ def test_a_study_without_its_extra_fails_with_the_message(monkeypatch):
 
 def test_an_installed_extra_is_imported():
     assert require("optuna", "tune").__name__ == "optuna"
+
+
+def test_the_neural_extra_says_to_take_pytorchs_cpu_build(tiny_interactions, monkeypatch):
+    """PyPI's default torch wheel for Linux is a CUDA build of several GB: the message gives the
+    CPU build's command, and the model is still listed."""
+    from recsys_core.models import available, create
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    assert "mult-vae" in available()
+    with pytest.raises(MissingExtraError) as info:
+        create("mult-vae").fit(tiny_interactions)
+    text = str(info.value)
+    assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in text
+    assert "pip install 'recsys[neural]'" in text
+
+
+@pytest.fixture
+def tiny_interactions():
+    from recsys_core.data.synthetic import config_for, generate
+    from recsys_core.features import Interactions
+
+    return Interactions.from_frame(generate(config_for("tiny")).interactions)

@@ -32,6 +32,7 @@ FAST = {
     "svdpp": {"epochs": 5},
     "sgd-mf": {"epochs": 5, "factors": 20},
     "hybrid": {"cf_params": {"epochs": 5, "factors": 10}},
+    "mult-vae": {"epochs": 3, "hidden_dims": (32,), "latent_dim": 8, "batch_size": 64},
 }
 
 
