@@ -19,6 +19,7 @@ EXTRAS = {
     "spark": "the spark-als models, the Spark evaluation engine and the cost curves",
     "tune": "hyperparameter studies (recsys tune: Optuna trials on Dask)",
     "service": "the recommendation service (recsys serve)",
+    "trees": "the rerank model (LightGBM LambdaMART)",
 }
 
 

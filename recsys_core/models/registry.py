@@ -28,6 +28,7 @@ _MODULES = (
     "recsys_core.models.ease",
     "recsys_core.models.blend",
     "recsys_core.models.spark_als",
+    "recsys_core.models.rerank",
 )
 
 

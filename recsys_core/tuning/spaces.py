@@ -110,6 +110,13 @@ SPACES: dict[str, SearchSpace] = {
     # the blend's own parameters (its members keep their configured hyperparameters)
     "blend": {"holdout": _float(0.05, 0.3), "reg": _float(1e-3, 100.0, log=True)},
     "ease": {"reg": _float(1.0, 5000.0, log=True)},
+    # the ranker's own parameters (its retrievers keep their configured hyperparameters)
+    "rerank": {
+        "candidates": _int(30, 300, log=True),
+        "learning_rate": _float(0.01, 0.2, log=True),
+        "num_leaves": _int(3, 63, log=True),
+        "min_child_samples": _int(20, 500, log=True),
+    },
 }
 
 

@@ -32,6 +32,17 @@ FAST = {
     "svdpp": {"epochs": 5},
     "sgd-mf": {"epochs": 5, "factors": 20},
     "hybrid": {"cf_params": {"epochs": 5, "factors": 10}},
+    "rerank": {
+        "retrievers": [
+            {"model": "ease"},
+            {"model": "item-knn-implicit", "params": {"k": 20}},
+            {"model": "implicit-als", "params": {"iterations": 3, "factors": 8}},
+            {"model": "popularity"},
+        ],
+        "candidates": 20,
+        "n_estimators": 10,
+        "min_child_samples": 5,
+    },
 }
 
 
