@@ -14,6 +14,7 @@ The retrievers are those of rerank's default configuration, with their defaults.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -53,10 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="random", choices=["random", "time"])
     parser.add_argument("--latency-users", type=int, default=300)
     parser.add_argument("--param", action="append", default=[], help="rerank key=json value")
+    parser.add_argument(
+        "--compare", nargs="*", help="retrievers to measure beside rerank (default: all of its own)"
+    )
     parser.add_argument("--write", action="store_true", help=f"append the table to {RESULTS}")
     args = parser.parse_args(argv)
-    import json
-
     params = {}
     for pair in args.param:
         key, _, value = pair.partition("=")
@@ -72,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
 
     rerank = create("rerank", params)
     rows = []
-    for spec in [*rerank.get_params()["retrievers"], {"model": "rerank", "params": params}]:
+    own = rerank.get_params()["retrievers"]
+    if args.compare is not None:
+        own = [r for r in own if r["model"] in args.compare]
+    for spec in [*own, {"model": "rerank", "params": params}]:
         model = create(spec["model"], spec["params"])
         start = time.perf_counter()
         model.fit(data)
