@@ -271,9 +271,9 @@ class Rerank(Composite):
                 f"candidates; raise candidates (now {cfg.candidates}) or use more data"
             )
         # validation by user: every group of a validation user is held out of the training
-        candidates_ = np.unique(owner[keep])
-        n_val = min(max(1, round(cfg.validation * candidates_.size)), candidates_.size - 1)
-        val = np.isin(owner, rng.choice(candidates_, n_val, replace=False))
+        eligible = np.unique(owner[keep])
+        n_val = min(max(1, round(cfg.validation * eligible.size)), eligible.size - 1)
+        val = np.isin(owner, rng.choice(eligible, n_val, replace=False))
         if not (keep & ~val).any():
             raise ConfigError("too few users to learn the ranker from; use more data")
         train_rows = np.repeat(keep & ~val, size)
@@ -426,11 +426,8 @@ class Rerank(Composite):
             out[:] = 0.0
             return out
         pred = self._booster.predict(block.features, num_threads=1)
-        # the other items: the same score each, below the user's worst candidate
-        floor = np.full(n_users, 0.0)
-        np.minimum.at(floor, block.rows, pred - 1.0)
-        np.minimum(floor, np.min(pred) - 1.0, out=floor)
-        out[:] = floor[:, None]
+        # the other items: one score, below every candidate of the block
+        out[:] = float(np.min(pred)) - 1.0
         out[block.rows, block.items] = pred
         return out
 
