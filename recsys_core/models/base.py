@@ -63,7 +63,7 @@ RATING = "rating"
 ROLES: tuple[str, ...] = (RANKING, RATING)
 """The serving roles: ``ranking`` (top-k lists) and ``rating`` (``/predict``)."""
 
-FoldIn = Literal["factors", "item-item", "encoder"]
+FoldIn = Literal["factors", "item-item", "encoder", "model"]
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,9 @@ class Capabilities:
     arrays the scorer serves from: ``"factors"`` (a user vector solved against the fixed item
     factors of :meth:`Recommender.factors`), ``"item-item"`` (the user's interaction row times
     the item-item weights of :meth:`Recommender.item_item`), ``"encoder"`` (the user's items
-    encoded by the family's own network, its ``fold_in`` overridden: ``mult-vae``); ``None``: no
-    fold-in."""
+    encoded by the family's own network, its ``fold_in`` overridden: ``mult-vae``), ``"model"``
+    (the family's own :meth:`Recommender.fold_in`, which it overrides, and its own explanations,
+    :meth:`Recommender.explain_idx`: ``rerank``); ``None``: no fold-in."""
     factor_scores: bool = False
     """Every score is ``mu + b_u + b_i + p_u . q_i`` of :meth:`Recommender.factors` (biases
     zero where the family has none): the exported factor tables rebuild the model."""
@@ -531,7 +532,19 @@ class Recommender(ABC):
         items = np.asarray(items, dtype=np.int64)
         if how == "factors":
             return fold_in.factor_scores(self, items, ratings, user)
-        return fold_in.item_item_scores(self, items, ratings, user)
+        if how == "item-item":
+            return fold_in.item_item_scores(self, items, ratings, user)
+        raise ModelCapabilityError(
+            f"model {self.name!r} declares fold_in={how!r} but does not override fold_in"
+        )
+
+    def explain_idx(
+        self, items: np.ndarray, *, user: int = -1, recent: np.ndarray | None = None
+    ) -> list[tuple[tuple[str, float], ...]] | None:
+        """A family's own explanations (``capabilities.fold_in == "model"``): for each of
+        ``items``, reasons in words with their weight, for user index ``user`` with ``recent``
+        folded in; ``None``: the family gives none (the scorer explains by its arrays)."""
+        return None
 
     def factors(self) -> Factors:
         """The fitted factors named by ``factor_attributes`` (``capabilities.fold_in ==

@@ -29,6 +29,7 @@ _MODULES = (
     "recsys_core.models.blend",
     "recsys_core.models.spark_als",
     "recsys_core.models.mult_vae",
+    "recsys_core.models.rerank",
 )
 
 

@@ -27,13 +27,14 @@ def because(reasons: Sequence[Any] | None) -> str | None:
 
     Items named by title (metadata of the MovieLens shape: movies) are "watched"; without
     titles the sentence says "interacted with" and names ids. A reason that names no item (the
-    popularity of a cold user's list) is its own sentence.
+    popularity of a cold user's list, a ranker's features) are joined into one sentence.
     """
     if not reasons:
         return None
     named = [r for r in reasons if r.item_id is not None]
-    if not named:
-        return reasons[0].text[:1].upper() + reasons[0].text[1:]
+    if not named:  # reasons of features (rerank's), or the popularity of a cold user's list
+        text = join_names([r.text for r in reasons])
+        return text[:1].upper() + text[1:]
     names = [r.title or f"item {r.item_id}" for r in named]
     verb = "watched" if any(r.title for r in named) else "interacted with"
     return f"Because you {verb} {join_names(names)}"

@@ -18,6 +18,8 @@ factor model folds a user in with its own ``fold_in`` method:
   training row); recent items are folded in by encoding the row with them added (the model's
   ``fold_in``, no refit); an item's explanation is the user's items whose removal from the
   row lowers its score most (the model's ``contributions``, by occlusion).
+* ``model`` (``rerank``): the model scores known users itself and folds recent items in with
+  its own ``fold_in``; an item's explanation is the model's own (``explain_idx``).
 * ``other`` (k-NN rating models, ``bpmf``, blends, baselines): known users are scored by the
   model itself; recent items cannot be folded in, which every answer says (``fallback`` and
   ``warnings``).
@@ -46,7 +48,7 @@ from recsys_core.models.item_scores import (
 )
 from recsys_core.models.top_k import top_k
 
-Family = Literal["item-item", "factors", "encoder", "other"]
+Family = Literal["item-item", "factors", "encoder", "model", "other"]
 
 N_REASONS = 3
 """Largest contributions kept per explained item."""
@@ -283,8 +285,12 @@ class Scorer:
                 (Reason("popular with other users", weight=float(self._popularity[j])),)
                 for j in top
             ]
+        if self.family == "model":
+            own = self.model.explain_idx(top, user=u, recent=recent)
+            if own is not None:
+                return [tuple(Reason(text, weight=w) for text, w in r) for r in own]
         user_items = np.unique(np.concatenate([history[0], recent]))
-        if self.family == "other" or user_items.size == 0:
+        if self.family in ("other", "model") or user_items.size == 0:
             warnings.append(f"model {self.model.name!r} gives no per-item explanations")
             return [() for _ in top]
         out = []

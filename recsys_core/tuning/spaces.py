@@ -118,6 +118,13 @@ SPACES: dict[str, SearchSpace] = {
         "anneal_cap": _float(0.05, 0.5),
         "lr": _float(3e-4, 3e-3, log=True),
     },
+    # the ranker's own parameters (its retrievers keep their configured hyperparameters)
+    "rerank": {
+        "candidates": _int(30, 300, log=True),
+        "learning_rate": _float(0.01, 0.2, log=True),
+        "num_leaves": _int(3, 63, log=True),
+        "min_child_samples": _int(20, 500, log=True),
+    },
 }
 
 

@@ -33,6 +33,17 @@ FAST = {
     "sgd-mf": {"epochs": 5, "factors": 20},
     "hybrid": {"cf_params": {"epochs": 5, "factors": 10}},
     "mult-vae": {"epochs": 3, "hidden_dims": (32,), "latent_dim": 8, "batch_size": 64},
+    "rerank": {
+        "retrievers": [
+            {"model": "ease"},
+            {"model": "item-knn-implicit", "params": {"k": 20}},
+            {"model": "implicit-als", "params": {"iterations": 3, "factors": 8}},
+            {"model": "popularity"},
+        ],
+        "candidates": 20,
+        "n_estimators": 10,
+        "min_child_samples": 5,
+    },
 }
 
 

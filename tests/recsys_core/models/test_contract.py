@@ -38,6 +38,7 @@ def test_every_family_is_registered():
         "ease",
         "blend",
         "mult-vae",
+        "rerank",
     }
     assert expected <= set(MODELS)
 
@@ -256,7 +257,7 @@ def test_capabilities_are_declared_consistently(name):
     caps = cls.capabilities
     assert cls.predicts_ratings is caps.predicts_ratings
     assert caps.roles == (("ranking", "rating") if caps.predicts_ratings else ("ranking",))
-    assert caps.fold_in in (None, "factors", "item-item", "encoder")
+    assert caps.fold_in in (None, "factors", "item-item", "encoder", "model")
     if caps.scored_in_spark:  # the Spark evaluator rebuilds scores from the factors
         assert caps.factor_scores and caps.fold_in == "factors"
     if caps.factor_scores:
