@@ -142,6 +142,8 @@ def releases_epsilon(
     as its own event by ``accountant``."""
     if not noise_multipliers:
         raise ConfigError("releases_epsilon needs at least one release")
+    import dp_accounting
+
     acc = _accountant(accountant)
     for sigma in noise_multipliers:
         acc.compose(dp_accounting.GaussianDpEvent(sigma))
