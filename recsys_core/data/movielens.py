@@ -97,8 +97,9 @@ RELEASES: dict[str, Release] = {
     ),
 }
 
-_U_ITEM_GENRES = (
-    "unknown",
+# the genres of MovieLens (ML-100K's u.item columns after "unknown"; ML-1M and later use the same
+# names), which the synthetic generator draws from too
+GENRES = (
     "Action",
     "Adventure",
     "Animation",
@@ -118,6 +119,7 @@ _U_ITEM_GENRES = (
     "War",
     "Western",
 )
+_U_ITEM_GENRES = ("unknown", *GENRES)
 
 
 def cache_dir() -> Path:
