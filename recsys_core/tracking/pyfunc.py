@@ -85,11 +85,20 @@ forgetting would otherwise have to find); an unknown user is scored like any col
 
 
 def example(model_dir: str | Path, n: int = 3) -> pd.DataFrame:
-    """A few (user, item) pairs for MLflow's input example: the synthetic user
-    :data:`EXAMPLE_USER` with known items of the saved vocabulary (no model load)."""
-    from recsys_core.features.ids import IdVocab
+    """MLflow's input example, in the mode the model answers (no model load): for a rating
+    model a few (user, item) pairs of the synthetic user :data:`EXAMPLE_USER` with known items
+    of the saved vocabulary; for a ranking-only model that user alone, asking for a list (pairs
+    would ask it for ratings it cannot predict, and MLflow's check of the example would fail)."""
+    import json
 
-    items = IdVocab.load(Path(model_dir) / "item_ids.json").ids[:n].astype(str)
+    from recsys_core.features.ids import IdVocab
+    from recsys_core.models.registry import get_model_class
+
+    folder = Path(model_dir)
+    name = json.loads((folder / "model.json").read_text())["model"]
+    if not get_model_class(name).capabilities.predicts_ratings:
+        return pd.DataFrame({"user": [EXAMPLE_USER]})
+    items = IdVocab.load(folder / "item_ids.json").ids[:n].astype(str)
     return pd.DataFrame({"user": [EXAMPLE_USER] * len(items), "item": items})
 
 

@@ -4,17 +4,33 @@ import json
 
 import pandas as pd
 
+from recsys_core.data.synthetic import config_for, generate
+from recsys_core.features.matrix import Interactions
+from recsys_core.models.registry import create
 from recsys_core.serving.batch import numbered_users
 from recsys_core.tracking.forget_versions import rewrite_example
-from recsys_core.tracking.pyfunc import EXAMPLE_USER, example
+from recsys_core.tracking.pyfunc import EXAMPLE_USER, RecommenderPyfunc, example
 
 
 def test_the_input_example_has_the_synthetic_user_and_known_items(tmp_path):
+    (tmp_path / "model.json").write_text(json.dumps({"model": "sgd-mf"}))
     (tmp_path / "item_ids.json").write_text(json.dumps(["i1", "i2", "i3", "i4"]))
     (tmp_path / "user_ids.json").write_text(json.dumps(["alice", "bob", "carol"]))
     frame = example(tmp_path)
     assert frame["user"].tolist() == [EXAMPLE_USER] * 3
     assert frame["item"].tolist() == ["i1", "i2", "i3"]
+
+
+def test_a_ranking_model_gets_an_example_that_asks_for_a_list_and_answers_it(tmp_path):
+    # pairs would ask ease for ratings it cannot predict: MLflow's check of the example failed
+    data = Interactions.from_frame(generate(config_for("tiny")).interactions)
+    folder = create("ease").fit(data).save(tmp_path / "ease")
+    frame = example(folder)
+    assert list(frame.columns) == ["user"] and frame["user"].tolist() == [EXAMPLE_USER]
+    pyfunc = RecommenderPyfunc()
+    pyfunc.load_context(type("Context", (), {"artifacts": {"model_dir": str(folder)}})())
+    answer = pyfunc.predict(None, frame, {"k": 3})
+    assert answer["user"].tolist() == [EXAMPLE_USER] * 3 and answer["item"].notna().all()
 
 
 def test_an_example_logged_with_real_ids_loses_the_forgotten_ones(tmp_path):
