@@ -17,10 +17,9 @@ items a user interacted with)
 A verified key (and a refused one) is remembered for ``key_cache_s`` seconds (default 5), so
 that a check costs a dictionary look-up and not a database query; past that, the next request
 looks it up again. On the list route's fast path (:meth:`Authenticator.fast`) a remembered key
-costs one keyed BLAKE2b of the raw ``Authorization`` header (neither the Starlette headers nor
-the HMAC of the key store are computed again); that table holds answers that are in the
-verified table, with their expiry, so it never outlives a revocation. Revoking a key
-therefore takes effect in every worker process within
+costs one keyed BLAKE2b of the raw ``Authorization`` header (neither Starlette's ``Headers``
+nor the key store's HMAC), and a busy key is looked up again in the background shortly before
+its answer expires. Revoking a key therefore takes effect in every worker process within
 ``key_cache_s`` seconds. While the database cannot be read, a key seen before keeps its last
 answer (the lists of known callers go on; a key never seen gets 503).
 
@@ -95,10 +94,13 @@ class Authenticator:
         # digest -> (caller or None, monotonic expiry): keyed by the hash, so that neither the
         # key nor a comparison with it stays in this table
         self._cache: dict[str, tuple[Caller | None, float]] = {}
-        # the fast path's table: a keyed BLAKE2b of the raw header (with a key of this process
-        # alone) -> the entry of ``_cache`` it resolved to, fresh and holding a caller
+        # the fast path's table: a keyed BLAKE2b of the raw header value (the key of this
+        # process alone) -> the digest of the key it carries, for keys verified once; a pure
+        # function of the header, so it never holds an answer of its own (``_cache`` does)
         self._header_key = secrets.token_bytes(32)
-        self._headers: dict[bytes, tuple[Caller | None, float]] = {}
+        self._headers: dict[bytes, str] = {}
+        # digest -> the look-up started for a key about to expire (see ``fast``)
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
 
     @property
     def enabled(self) -> bool:
@@ -109,8 +111,12 @@ class Authenticator:
         for anything else (the route's dependency then decides, and says why).
 
         Reads the raw ASGI headers (the first ``authorization``, as Starlette's ``Headers``
-        does) and looks the header up by a keyed hash of its bytes; only a header not seen
-        within ``ttl_s`` goes through the key store's digest."""
+        does) and finds the key's digest by a keyed hash of the header's bytes: a key verified
+        before costs no HMAC and no ``Headers``. When the remembered answer has less than a
+        quarter of ``ttl_s`` left, the key is looked up again in the background (once), so
+        that a busy key does not send every request in flight to the database at expiry; the
+        answer in hand still expires when it always did, so a revocation takes effect within
+        ``ttl_s`` as before."""
         if self.store is None:
             return _EVERYONE
         raw = None
@@ -121,33 +127,51 @@ class Authenticator:
         if raw is None:
             return None
         mac = hashlib.blake2b(raw, key=self._header_key, digest_size=16).digest()
-        now = time.monotonic()
-        hit = self._headers.get(mac)
-        if hit is None or hit[1] < now:
-            hit = self._resolve_header(raw, mac, now)
-            if hit is None:
+        digest = self._headers.get(mac)
+        if digest is None:
+            digest = self._header_digest(raw, mac)
+            if digest is None:
                 return None
+        hit = self._cache.get(digest)
+        now = time.monotonic()
+        if hit is None or hit[1] < now:
+            return None
         caller = hit[0]
-        return caller if caller is not None and scope in caller.scopes else None
+        if caller is None:
+            return None
+        if hit[1] - now < self.ttl_s / 4 and digest not in self._refreshing:
+            self._refresh_soon(digest)
+        return caller if scope in caller.scopes else None
 
-    def _resolve_header(
-        self, raw: bytes, mac: bytes, now: float
-    ) -> tuple[Caller | None, float] | None:
-        """The fresh entry of the verified table for the key in the header ``raw``, now also
-        remembered under ``mac``; None when there is none (never seen, or expired)."""
+    def _header_digest(self, raw: bytes, mac: bytes) -> str | None:
+        """The digest of the key in the header ``raw`` (``Bearer <key>``), remembered under
+        ``mac`` when the key was verified and accepted; None otherwise."""
         assert self.store is not None
         if raw[:7].lower() != b"bearer ":
             return None
-        secret = raw[7:].decode("latin-1").strip()  # as Starlette decodes a header
-        hit = self._cache.get(self.store.digest(secret))
-        if hit is None or hit[1] < now or hit[0] is None:
+        digest = self.store.digest(raw[7:].decode("latin-1").strip())  # as Starlette decodes
+        hit = self._cache.get(digest)
+        if hit is None or hit[0] is None:  # unknown or refused: left to the full check
             return None
-        if len(self._headers) >= _MAX_CACHED:
-            self._headers = {m: v for m, v in self._headers.items() if v[1] >= now}
-            if len(self._headers) >= _MAX_CACHED:
-                self._headers.clear()
-        self._headers[mac] = hit
-        return hit
+        if len(self._headers) >= _MAX_CACHED:  # many spellings of the keys: start over
+            self._headers.clear()
+        self._headers[mac] = digest
+        return digest
+
+    def _refresh_soon(self, digest: str) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # called outside the service's loop: the full check will do
+            return
+        self._refreshing[digest] = loop.create_task(self._refresh(digest))
+
+    async def _refresh(self, digest: str) -> None:
+        try:
+            await self._look_up(digest, self._cache.get(digest), time.monotonic())
+        except Exception as exc:  # the request that finds the answer expired checks again
+            log.warning("API key looked up ahead of its expiry: %s", exc)
+        finally:
+            self._refreshing.pop(digest, None)
 
     async def verify(self, secret: str) -> Caller | None:
         """The caller whose active key ``secret`` is, or None; from the cache while fresh."""
@@ -157,6 +181,14 @@ class Authenticator:
         now = time.monotonic()
         if hit is not None and hit[1] >= now:
             return hit[0]
+        return await self._look_up(digest, hit, now)
+
+    async def _look_up(
+        self, digest: str, hit: tuple[Caller | None, float] | None, now: float
+    ) -> Caller | None:
+        """Ask the store about ``digest`` and remember the answer ``ttl_s`` seconds from
+        ``now`` (when the question was asked); ``hit``: the answer remembered so far."""
+        assert self.store is not None
         try:
             key = await asyncio.to_thread(self.store.lookup, digest)
         except DataSourceError as exc:

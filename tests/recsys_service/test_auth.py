@@ -199,3 +199,38 @@ def test_the_fast_path_table_stays_bounded(authenticator, monkeypatch):
         header = "Bearer " + key + " " * n
         assert auth.fast(_request((b"authorization", header.encode())), RECOMMEND) is not None
         assert len(auth._headers) <= 3
+
+
+def test_a_busy_key_is_looked_up_again_before_its_answer_expires(tmp_path):
+    """Requests in the last quarter of the answer's time start one look-up in the background:
+    a busy key never sends its requests to the database, and a revocation still takes effect
+    within the cache time (here before the old answer expires)."""
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    upgrade(url)
+    keys = KeyStore(url)
+    auth = Authenticator(keys, ttl_s=4.0)
+    key = keys.create("busy", [RECOMMEND])
+    digest = keys.digest(key)
+    request = _request((b"authorization", f"Bearer {key}".encode()))
+
+    async def scenario() -> None:
+        caller = await auth.verify(key)
+        first = auth._cache[digest][1]
+        assert auth.fast(request, RECOMMEND) == caller and not auth._refreshing  # fresh
+        await asyncio.sleep(3.2)
+        assert auth.fast(request, RECOMMEND) == caller
+        assert auth.fast(request, RECOMMEND) == caller
+        assert len(auth._refreshing) == 1  # one look-up, however many requests
+        await asyncio.gather(*auth._refreshing.values())
+        assert auth._cache[digest][1] > first and auth.fast(request, RECOMMEND) == caller
+        keys.revoke("busy")
+        await asyncio.sleep(3.2)
+        assert auth.fast(request, RECOMMEND) == caller  # the answer in hand, not expired
+        await asyncio.gather(*auth._refreshing.values())
+        assert auth.fast(request, RECOMMEND) is None
+        assert await auth.verify(key) is None
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        keys.close()
