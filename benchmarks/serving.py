@@ -6,6 +6,7 @@
     python benchmarks/serving.py --what asgi                     # CPU per request, no socket
     python benchmarks/serving.py --what asgi --family ease       # the same for an item-item model
     python benchmarks/serving.py --what asgi,http --auth both    # the cost of API keys
+    python benchmarks/serving.py --what http --auth both --family ease --rounds 5 --duration 15
     python benchmarks/serving.py --what batch-25m                # minutes, ~3 GB
     python benchmarks/serving.py --what http --family ease       # the default ranking champion
     python benchmarks/serving.py --what http --family item-knn-implicit
@@ -367,6 +368,193 @@ def _auth_label(auth: bool) -> str:
     return "API key" if auth else "--no-auth"
 
 
+class _Registry:
+    """A fresh folder with an MLflow registry holding three fitted versions of ``family`` for
+    the lists (the ranking alias on the first) and a factor model for the ratings; the models
+    are fitted once, whatever the number of servers started on it."""
+
+    def __init__(self, family: str) -> None:
+        import mlflow
+
+        from recsys_core.tracking import mlflow_run, registry
+        from recsys_core.tracking.model_store import STATE_PATH
+
+        self.tmp = Path(tempfile.mkdtemp(prefix="recsys-bench-"))
+        self.uri = f"sqlite:///{self.tmp / 'mlflow.db'}"
+        os.environ["MLFLOW_TRACKING_URI"] = self.uri
+        self._old = os.getcwd()
+        os.chdir(self.tmp)
+        mlflow_run.configure(self.uri)
+        self.refs = []
+        for seed in range(3):
+            model = fitted_model(family, seed=seed)
+            run_id = mlflow_run.start_run("bench", f"v{seed}")
+            mlflow_run.log_artifacts(run_id, model.save(self.tmp / f"state{seed}"), STATE_PATH)
+            self.refs.append(registry.register("bench", f"runs:/{run_id}/{STATE_PATH}", run_id, {}))
+        self.client = mlflow.MlflowClient()
+        # the list role moves between the three versions; the rating role stays on a factor
+        # model (the same one when the lists come from a factor model too)
+        self.moving = (
+            [registry.ROLE_ALIASES["ranking"]]
+            if family != "factors"
+            else list(registry.ROLE_ALIASES.values())
+        )
+        if family != "factors":
+            run_id = mlflow_run.start_run("bench", "rating")
+            mlflow_run.log_artifacts(run_id, factor_model().save(self.tmp / "rating"), STATE_PATH)
+            rating = registry.register("bench", f"runs:/{run_id}/{STATE_PATH}", run_id, {})
+            self.client.set_registered_model_alias(
+                "bench", registry.ROLE_ALIASES["rating"], rating.version
+            )
+        self.move_to(0)
+
+    def move_to(self, n: int) -> None:
+        for alias in self.moving:
+            self.client.set_registered_model_alias("bench", alias, self.refs[n].version)
+
+    def close(self) -> None:
+        os.chdir(self._old)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class _Server:
+    """``recsys serve --workers N`` on ``port`` in the registry's folder, with an API key
+    checked (``auth``) or ``--no-auth``; ready once every worker has loaded the model."""
+
+    def __init__(
+        self,
+        reg: _Registry,
+        port: int,
+        workers: int,
+        auth: bool,
+        poll_s: float,
+        threads: int,
+        connections: int,
+        think_ms: int,
+    ) -> None:
+        self.auth, self.workers = auth, workers
+        self.threads, self.connections = threads, connections
+        self.url = f"http://127.0.0.1:{port}"
+        # a folder of its own: its event store (served lists, keys) and outbox are its own
+        self.cwd = reg.tmp / f"serve-{port}"
+        self.metrics_dir = self.cwd / "metrics"  # the workers' counters
+        self.metrics_dir.mkdir(parents=True)
+        env = {
+            **os.environ,
+            "RECSYS_SERVE_REGISTERED_MODEL": "bench",
+            "RECSYS_SERVE_POLL_INTERVAL_S": str(poll_s),
+            "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
+        }
+        self.headers: dict[str, str] = {}
+        if auth:
+            from recsys_core.events.keys import KeyStore
+            from recsys_core.events.migrate import upgrade
+
+            events_url = f"sqlite:///{self.cwd / '.recsys' / 'events.db'}"  # the default
+            upgrade(events_url)
+            keys = KeyStore(events_url)
+            secret = keys.create(f"bench-{port}", "recommend,admin")
+            self.headers["Authorization"] = f"Bearer {secret}"
+            keys.close()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "recsys_cli.main",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                *([] if auth else ["--no-auth"]),
+            ],
+            cwd=self.cwd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.script = self.cwd / "users.lua"
+        self.script.write_text(_LUA % ML1M[0] + (_DELAY % think_ms if think_ms else ""))
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                # one worker ready is not enough: wrk's connections would all go to it
+                if self.get("/ready")["ready"] and self.loaded_workers() >= workers:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.stop()
+                raise SystemExit(f"the service did not become ready with {workers} workers")
+            time.sleep(0.5)
+
+    def get(self, path: str, raw: bool = False):
+        import urllib.request
+
+        request = urllib.request.Request(self.url + path, headers=self.headers)
+        with urllib.request.urlopen(request, timeout=5) as r:
+            body = r.read()
+            return body.decode() if raw else json.loads(body)
+
+    def loaded_workers(self) -> int:  # one recsys_model_version series per worker that loaded
+        text = self.get("/metrics", raw=True)
+        return len(re.findall(r'^recsys_model_version\{.*role="ranking".*\} \d', text, re.M))
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) of the service so far: the supervisor and its workers."""
+        import psutil
+
+        total = 0.0
+        root = psutil.Process(self.proc.pid)
+        for proc in [root, *root.children(recursive=True)]:
+            try:
+                t = proc.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += t.user + t.system
+        return total
+
+    def wrk(self, seconds: int, run: str) -> dict:
+        """One wrk run: its figures, the requests each worker answered, and the CPU time per
+        request of the service and of wrk itself (comparable on a loaded machine)."""
+        cmd = [
+            "wrk",
+            f"-t{self.threads}",
+            f"-c{self.connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(self.script),
+            *(f"-H{k}: {v}" for k, v in self.headers.items()),
+            self.url,
+        ]
+        before, cpu0 = _per_worker(self.metrics_dir), self.cpu_s()
+        child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        child1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu1, after = self.cpu_s(), _per_worker(self.metrics_dir)
+        row = {"run": run, "auth": _auth_label(self.auth), **_parse_wrk(out)}
+        n = max(row["requests"], 1)
+        wrk_cpu = (child1.ru_utime - child0.ru_utime) + (child1.ru_stime - child0.ru_stime)
+        row["server_cpu_ms"] = 1e3 * (cpu1 - cpu0) / n
+        row["wrk_cpu_ms"] = 1e3 * wrk_cpu / n
+        row["per_worker"] = _split(before, after)
+        return row
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:  # a loaded machine: its workers slow to stop
+            self.proc.kill()
+            self.proc.wait(30)
+
+
+def _need_wrk() -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk")
+
+
 def bench_http(
     duration: int,
     connections: int,
@@ -386,179 +574,96 @@ def bench_http(
     ``think_ms`` > 0: each connection pauses that long before its next request (a paced load
     rather than a saturating one). ``auth``: every request carries an API key the service
     checks; else ``--no-auth``."""
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: apt-get install wrk")
-    import urllib.request
-
-    import mlflow
-
-    from recsys_core.tracking import mlflow_run, registry
-    from recsys_core.tracking.model_store import STATE_PATH
-
-    tmp = Path(tempfile.mkdtemp(prefix="recsys-bench-"))
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    old = os.getcwd()
-    os.chdir(tmp)
-    mlflow_run.configure(uri)
-    refs = []
-    for seed in range(3):
-        model = fitted_model(family, seed=seed)
-        run_id = mlflow_run.start_run("bench", f"v{seed}")
-        mlflow_run.log_artifacts(run_id, model.save(tmp / f"state{seed}"), STATE_PATH)
-        refs.append(registry.register("bench", f"runs:/{run_id}/{STATE_PATH}", run_id, {}))
-    client = mlflow.MlflowClient()
-    # the list role moves between the three versions; the rating role stays on a factor model
-    # (the same one when the lists come from a factor model too)
-    moving = (
-        [registry.ROLE_ALIASES["ranking"]]
-        if family != "factors"
-        else list(registry.ROLE_ALIASES.values())
-    )
-    if family != "factors":
-        run_id = mlflow_run.start_run("bench", "rating")
-        mlflow_run.log_artifacts(run_id, factor_model().save(tmp / "rating"), STATE_PATH)
-        rating = registry.register("bench", f"runs:/{run_id}/{STATE_PATH}", run_id, {})
-        client.set_registered_model_alias("bench", registry.ROLE_ALIASES["rating"], rating.version)
-    for alias in moving:
-        client.set_registered_model_alias("bench", alias, refs[0].version)
-    port = 8765
-    metrics_dir = tmp / "metrics"  # the workers' counters, one file each
-    metrics_dir.mkdir()
-    env = {
-        **os.environ,
-        "RECSYS_SERVE_REGISTERED_MODEL": "bench",
-        "RECSYS_SERVE_POLL_INTERVAL_S": str(poll_s),
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-    }
-    headers: dict[str, str] = {}
-    if auth:
-        from recsys_core.events.keys import KeyStore
-        from recsys_core.events.migrate import upgrade
-
-        events_url = f"sqlite:///{tmp / '.recsys' / 'events.db'}"  # the service's default
-        upgrade(events_url)
-        keys = KeyStore(events_url)
-        headers["Authorization"] = f"Bearer {keys.create('bench', 'recommend,admin')}"
-        keys.close()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "recsys_cli.main",
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            *([] if auth else ["--no-auth"]),
-        ],
-        cwd=tmp,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def get(path, raw=False):
-        request = urllib.request.Request(url + path, headers=headers)
-        with urllib.request.urlopen(request, timeout=5) as r:
-            body = r.read()
-            return body.decode() if raw else json.loads(body)
-
-    def loaded_workers() -> int:  # one recsys_model_version series per worker that loaded
-        text = get("/metrics", raw=True)
-        return len(re.findall(r'^recsys_model_version\{.*role="ranking".*\} \d', text, re.M))
-
+    _need_wrk()
+    reg = _Registry(family)
+    server = None
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                # one worker ready is not enough: wrk's connections would all go to it
-                if get("/ready")["ready"] and loaded_workers() >= workers:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit(f"the service did not become ready with {workers} workers")
-            time.sleep(0.5)
-        script = tmp / "users.lua"
-        script.write_text(_LUA % ML1M[0] + (_DELAY % think_ms if think_ms else ""))
-
-        def wrk(seconds: int) -> str:
-            cmd = [
-                "wrk",
-                f"-t{threads}",
-                f"-c{connections}",
-                f"-d{seconds}s",
-                "--latency",
-                "-s",
-                str(script),
-                *(f"-H{k}: {v}" for k, v in headers.items()),
-                url,
-            ]
-            return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-
+        server = _Server(reg, 8765, workers, auth, poll_s, threads, connections, think_ms)
         rows = []
-        before = _per_worker(metrics_dir)
         if warmup:
-            warm = _parse_wrk(wrk(warmup))
-            after = _per_worker(metrics_dir)
-            rows.append(
-                {
-                    "run": f"warm-up ({warmup} s, not a result)",
-                    "auth": _auth_label(auth),
-                    **warm,
-                    "per_worker": _split(before, after),
-                }
-            )
-            before = after
-        out = wrk(duration)
-        after = _per_worker(metrics_dir)
-        rows.append(
-            {
-                "run": "steady",
-                "auth": _auth_label(auth),
-                **_parse_wrk(out),
-                "per_worker": _split(before, after),
-            }
-        )
-        before = after
+            rows.append(server.wrk(warmup, f"warm-up ({warmup} s, not a result)"))
+        rows.append(server.wrk(duration, "steady"))
         if not move_alias:
             return rows
 
         def move_twice():
-            for ref in refs[1:]:
+            for n in (1, 2):
                 time.sleep(duration / 3)
-                for alias in moving:
-                    client.set_registered_model_alias("bench", alias, ref.version)
+                reg.move_to(n)
 
         mover = threading.Thread(target=move_twice)
         mover.start()
-        out = wrk(duration)
+        row = server.wrk(duration, "alias moved twice")
         mover.join()
         time.sleep(2)
-        after = _per_worker(metrics_dir)
-        served = get("/model")["ranking"]["version"]
-        rows.append(
-            {
-                "run": "alias moved twice",
-                "auth": _auth_label(auth),
-                **_parse_wrk(out),
-                "per_worker": _split(before, after),
-                "final_version": f"{served} (expected {refs[-1].version})",
-            }
-        )
+        served = server.get("/model")["ranking"]["version"]
+        rows.append({**row, "final_version": f"{served} (expected {reg.refs[-1].version})"})
         return rows
     finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:  # a loaded machine: its workers slow to stop
-            server.kill()
-            server.wait(30)
-        os.chdir(old)
-        shutil.rmtree(tmp, ignore_errors=True)
+        if server is not None:
+            server.stop()
+        reg.close()
+
+
+def bench_http_auth(
+    duration: int,
+    connections: int,
+    workers: int,
+    warmup: int = 5,
+    threads: int = 2,
+    think_ms: int = 0,
+    poll_s: float = 1.0,
+    family: str = "factors",
+    rounds: int = 3,
+) -> list[dict]:
+    """The cost of API keys over HTTP: two services on the same registry, one with
+    ``--no-auth`` and one checking a key, both started (and warmed up) before any timing;
+    then ``rounds`` rounds of one wrk run against each, interleaved and alternating which goes
+    first (off on, on off, off on, ...), so that a load that drifts weighs on both alike.
+    The last rows: the median of each mode's runs and the ratio key / no key."""
+    _need_wrk()
+    reg = _Registry(family)
+    servers: dict[bool, _Server] = {}
+    try:
+        for n, auth in enumerate((False, True)):
+            servers[auth] = _Server(
+                reg, 8765 + n, workers, auth, poll_s, threads, connections, think_ms
+            )
+        rows = []
+        if warmup:
+            for auth in (False, True):
+                rows.append(servers[auth].wrk(warmup, f"warm-up ({warmup} s, not a result)"))
+        for r in range(rounds):
+            for auth in (False, True) if r % 2 == 0 else (True, False):
+                rows.append(servers[auth].wrk(duration, f"round {r + 1}"))
+        return rows + auth_summary(rows)
+    finally:
+        for server in servers.values():
+            server.stop()
+        reg.close()
+
+
+_COMPARED = ("req_per_s", "p50_ms", "p99_ms", "server_cpu_ms", "wrk_cpu_ms")
+
+
+def auth_summary(rows: list[dict]) -> list[dict]:
+    """The median of each mode's timed runs (warm-ups left out) and the ratio with / without."""
+    median = {}
+    for auth in (False, True):
+        runs = [r for r in rows if r["auth"] == _auth_label(auth) and r["run"].startswith("round")]
+        median[auth] = {m: float(np.median([r[m] for r in runs])) for m in _COMPARED}
+        median[auth]["requests"] = sum(r["requests"] for r in runs)
+        median[auth]["non_2xx"] = sum(r["non_2xx"] for r in runs)
+        median[auth]["socket_errors"] = sum(r["socket_errors"] for r in runs)
+    n = sum(1 for r in rows if r["run"].startswith("round")) // 2
+    return [
+        {"run": f"median of {n}", "auth": _auth_label(False), **median[False]},
+        {"run": f"median of {n}", "auth": _auth_label(True), **median[True]},
+        {
+            "run": "API key / --no-auth",
+            **{m: median[True][m] / max(median[False][m], 1e-9) for m in _COMPARED},
+        },
+    ]
 
 
 # ---------------------------------------------------------------------- batch
@@ -646,6 +751,12 @@ def main(argv: list[str] | None = None) -> int:
         default="on",
         help="asgi, http: requests with an API key the service checks (on), with "
         "`--no-auth` (off), or both in this run, compared",
+    )
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="http with --auth both: timed runs of each mode, interleaved (off on, on off, ...)",
     )
     ap.add_argument("--max-users", type=int, default=None, help="batch: score only this many")
     ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
@@ -744,49 +855,21 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
     if "http" in what:
-        # both: without, with, with, without (ABBA), so that a load that drifts during the run
-        # weighs on both alike; the alias-moving run is left out of the comparison
-        order = [False, True, True, False] if args.auth == "both" else modes
-        rows = [
-            row
-            for auth in order
-            for row in bench_http(
-                args.duration,
-                args.connections,
-                args.workers,
-                args.warmup,
-                args.threads,
-                args.think_ms,
-                args.poll_s,
-                args.family,
-                auth,
-                move_alias=args.auth != "both",
-            )
-        ]
+        common = (
+            args.duration,
+            args.connections,
+            args.workers,
+            args.warmup,
+            args.threads,
+            args.think_ms,
+            args.poll_s,
+            args.family,
+        )
         if args.auth == "both":
-            mean = {
-                auth: {
-                    m: float(
-                        np.mean(
-                            [
-                                r[m]
-                                for r in rows
-                                if r["run"] == "steady" and r["auth"] == _auth_label(auth)
-                            ]
-                        )
-                    )
-                    for m in ("req_per_s", "p50_ms", "p99_ms")
-                }
-                for auth in (False, True)
-            }
-            rows.append({"run": "steady, mean of 2", "auth": _auth_label(False), **mean[False]})
-            rows.append({"run": "steady, mean of 2", "auth": _auth_label(True), **mean[True]})
-            rows.append(
-                {
-                    "run": "API key / --no-auth",
-                    **{m: mean[True][m] / max(mean[False][m], 1e-9) for m in mean[True]},
-                }
-            )
+            # one service of each kind, started once; timed runs interleaved (see bench_http_auth)
+            rows = bench_http_auth(*common, rounds=args.rounds)
+        else:
+            rows = bench_http(*common, args.auth == "on")
         paced = f", each connection pausing {args.think_ms} ms" if args.think_ms else ""
         parts += [
             f"## Over HTTP: GET /recommendations/{{user}}?k=10, wrk -t{args.threads} "
@@ -804,6 +887,8 @@ def main(argv: list[str] | None = None) -> int:
                     "p99_ms",
                     "non_2xx",
                     "socket_errors",
+                    "server_cpu_ms",
+                    "wrk_cpu_ms",
                     "per_worker",
                     "final_version",
                 ],
@@ -812,9 +897,19 @@ def main(argv: list[str] | None = None) -> int:
             "Targets: >= 1,500 req/s, p99 <= 25 ms, 0 errors (also while the alias "
             "moves twice). per_worker: the requests each worker answered (wrk keeps "
             "its connections open: a worker holds those it accepted for the whole "
-            "run).",
+            "run). server_cpu_ms, wrk_cpu_ms: CPU time per request of the service's "
+            "processes and of wrk (on a loaded machine the comparable figures).",
             "",
         ]
+        if args.auth == "both":
+            ratio = rows[-1]
+            parts += [
+                f"**API key / --no-auth over HTTP ({args.rounds} interleaved rounds, medians): "
+                f"throughput {ratio['req_per_s']:.3f} (cost {1 - ratio['req_per_s']:.1%}), "
+                f"p99 {ratio['p99_ms']:.3f}, service CPU per request "
+                f"{ratio['server_cpu_ms']:.3f}**",
+                "",
+            ]
     text = "\n".join(parts)
     print(text)
     if args.out:

@@ -109,6 +109,28 @@ def resolve_alias(name: str, alias: str) -> VersionRef | None:
     return VersionRef(name, str(mv.version), mv.run_id)
 
 
+def registered_model_exists(name: str) -> bool | None:
+    """Whether the registered model ``name`` exists; None when the registry cannot tell (it
+    does not answer, or the name cannot be put in a search filter).
+
+    One search answered 200 either way: unlike an alias read, which a locked registry answers
+    with a 403 (and :func:`resolve_alias` then with a second request, a 404) for a model not
+    registered yet, it leaves no error in the registry's log at each poll before the first
+    registration."""
+    from mlflow import MlflowClient
+
+    if "'" in name or "\\" in name:  # not expressible in a filter string: the alias reads tell
+        return None
+    try:
+        found = MlflowClient().search_registered_models(
+            filter_string=f"name = '{name}'", max_results=1
+        )
+    except Exception as exc:  # the alias reads that follow say what is wrong
+        log.debug("looking for registered model %r: %s", name, redact(str(exc)))
+        return None
+    return any(m.name == name for m in found)
+
+
 def prepare_registry(tracking_uri: str | None = None) -> str:
     """Point MLflow at the registry and, when it is a local database, create or upgrade it now.
 
@@ -139,10 +161,19 @@ class LiveModels:
         settings: ServiceSettings,
         *,
         resolve: Callable[[str, str], VersionRef | None] = resolve_alias,
+        exists: Callable[[str], bool | None] | None = None,
         on_reload: ReloadHook | None = None,
     ) -> None:
+        """``resolve``: the version behind an alias; ``exists``: whether the registered model
+        exists (:func:`registered_model_exists` with the default ``resolve``, else not asked).
+        Until a look finds the registered model, each look asks ``exists`` first, and reads
+        no alias while the model is not there."""
         self.settings = settings
         self._resolve = resolve
+        if exists is None and resolve is resolve_alias:
+            exists = registered_model_exists
+        self._exists = exists
+        self._model_seen = exists is None
         self._on_reload = on_reload
         self._status = {role: RoleStatus(alias=settings.alias(role)) for role in ROLES}
         self._refresh_lock = threading.Lock()
@@ -173,10 +204,26 @@ class LiveModels:
     def refresh(self) -> None:
         """Look at every alias once; load and swap in the versions that moved."""
         with self._refresh_lock:
+            absent = self._model_absent()
             for role in ROLES:
-                outcome = self._refresh_role(role)
+                outcome = self._no_version(role) if absent else self._refresh_role(role)
                 if self._on_reload is not None:
                     self._on_reload(role, outcome, self._status[role].served)
+
+    def _model_absent(self) -> bool:
+        """Whether the registered model is known not to exist yet (one quiet request), until a
+        look has found it: from then on the aliases are read directly."""
+        if self._model_seen or self._exists is None:
+            return False
+        found = self._exists(self.settings.registered_model)
+        if found:
+            self._model_seen = True
+        return found is False
+
+    def _no_version(self, role: str) -> str:
+        status = self._status[role]
+        status.last_checked = time.time()
+        return self._alias_unset(role, status, status.served)
 
     def _refresh_role(self, role: str) -> str:
         name = self.settings.registered_model
@@ -195,22 +242,30 @@ class LiveModels:
             log.warning("%s role: %s", role, status.problem or status.registry_error)
             return "registry_unavailable"
         if ref is None:
-            msg = (
-                f"registered model {name!r} has no version with alias {alias!r} yet; train "
-                "and promote one (recsys train)"
-            )
-            if current is None:
-                status.problem = msg
-            else:
-                status.registry_error = (
-                    f"alias {alias!r} of {name!r} is no longer set; still "
-                    f"serving version {current.version}"
-                )
-                log.warning("%s role: %s", role, status.registry_error)
-            return "no_version"
+            return self._alias_unset(role, status, current)
         if current is not None and current.version == ref.version:
             status.registry_error = None
             return "unchanged"
+        return self._load(role, status, ref, current)
+
+    def _alias_unset(self, role: str, status: RoleStatus, current: Served | None) -> str:
+        name, alias = self.settings.registered_model, status.alias
+        msg = (
+            f"registered model {name!r} has no version with alias {alias!r} yet; train "
+            "and promote one (recsys train)"
+        )
+        if current is None:
+            status.problem = msg
+        else:
+            status.registry_error = (
+                f"alias {alias!r} of {name!r} is no longer set; still "
+                f"serving version {current.version}"
+            )
+            log.warning("%s role: %s", role, status.registry_error)
+        return "no_version"
+
+    def _load(self, role: str, status: RoleStatus, ref: VersionRef, current: Served | None) -> str:
+        name, alias = self.settings.registered_model, status.alias
         try:
             tags = self._version_tags(ref)
             key = self._pseudonym_key(tags)

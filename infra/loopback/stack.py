@@ -236,18 +236,61 @@ class Stack:
 
     def mlflow_passwords(self) -> dict[str, str]:
         """Passwords of the tracking server's accounts (:data:`MLFLOW_USERS`): generated once,
-        kept in the state folder; ``STACK_MLFLOW_<ROLE>_PASSWORD`` overrides one. Applied at
-        each start of the tracking server, so a changed one (rotation) takes effect then."""
-        path = self.state / "mlflow-users.json"
+        kept in the state folder (``mlflow-users.json``: ``{"admin": ..., "worker": ...,
+        "service": ...}``); ``STACK_MLFLOW_<ROLE>_PASSWORD`` overrides one. Applied at each
+        start of the tracking server, so a changed one (rotation) takes effect then; the admin's
+        is rotated from the one last applied (:meth:`mlflow_admin_applied`).
+
+        Raises :class:`StackError` naming the file when it is not such an object."""
+        path = self.mlflow_users_file
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps({r: secrets.token_urlsafe(24) for r in MLFLOW_USERS}))
             path.chmod(0o600)
-        stored = json.loads(path.read_text())
+        stored = _read_mlflow_users(path)
         return {
             role: os.environ.get(f"STACK_MLFLOW_{role.upper()}_PASSWORD") or stored[role]
             for role in MLFLOW_USERS
         }
+
+    @property
+    def mlflow_users_file(self) -> Path:
+        return self.state / "mlflow-users.json"
+
+    @property
+    def mlflow_admin_file(self) -> Path:
+        """The admin password the tracking server last accepted (written after each start)."""
+        return self.state / "mlflow-admin-applied"
+
+    def mlflow_admin_applied(self) -> str | None:
+        """The admin password last applied to the tracking server; None before the first
+        start (the server then makes the admin with the password in force)."""
+        path = self.mlflow_admin_file
+        if not path.exists():
+            return None
+        applied = path.read_text().strip()
+        if not applied:
+            raise StackError(
+                f"{path} is empty: it should hold the admin password the tracking server "
+                "last accepted; write that password into it (or remove the file and give it "
+                "as STACK_MLFLOW_ADMIN_PASSWORD), then start again"
+            )
+        return applied
+
+    def mlflow_admin_previous(self) -> str | None:
+        """The admin password in force on the server when it differs from the one to apply
+        (a rotation: ``infra/mlflow/users.py`` signs in with it to change it); else None."""
+        applied = self.mlflow_admin_applied()
+        return (
+            applied if applied is not None and applied != self.mlflow_passwords()["admin"] else None
+        )
+
+    def record_mlflow_admin(self, password: str) -> None:
+        """Remember ``password`` as the admin password the tracking server accepts now."""
+        path = self.mlflow_admin_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(password + "\n")
+        path.chmod(0o600)
 
     def mlflow_secret_key(self) -> str:
         """The Flask secret key of the tracking server (CSRF of its UI forms)."""
@@ -729,9 +772,10 @@ def start_mlflow(stack: Stack) -> int:
 
 def ensure_mlflow_users(stack: Stack) -> str:
     """Create the worker's and the service's accounts, or give them their passwords again
-    (rotation), and rotate the admin's when it changed; returns the script's output."""
+    (rotation), and rotate the admin's when it changed (signing in with the one last applied,
+    ``mlflow-admin-applied``, then recording the new one there); returns the output of
+    ``infra/mlflow/users.py``."""
     passwords = stack.mlflow_passwords()
-    applied = stack.state / "mlflow-admin-applied"
     env = {
         "PATH": os.environ.get("PATH", ""),
         "MLFLOW_TRACKING_URI": stack.mlflow_url,
@@ -739,8 +783,9 @@ def ensure_mlflow_users(stack: Stack) -> str:
         "MLFLOW_WORKER_PASSWORD": passwords["worker"],
         "MLFLOW_SERVICE_PASSWORD": passwords["service"],
     }
-    if applied.exists() and applied.read_text().strip() != passwords["admin"]:
-        env["MLFLOW_ADMIN_PREVIOUS_PASSWORD"] = applied.read_text().strip()
+    previous = stack.mlflow_admin_previous()
+    if previous is not None:
+        env["MLFLOW_ADMIN_PREVIOUS_PASSWORD"] = previous
     out = subprocess.run(
         [
             sys.executable,
@@ -756,10 +801,43 @@ def ensure_mlflow_users(stack: Stack) -> str:
         check=False,
     )
     if out.returncode != 0:
-        raise StackError(f"the tracking server's accounts could not be made:\n{out.stderr[-2000:]}")
-    applied.write_text(passwords["admin"] + "\n")
-    applied.chmod(0o600)
+        hint = (
+            f"\nthe admin's password was being rotated from the one in {stack.mlflow_admin_file}"
+            ": if the server refuses it, write the password in force there and start again"
+            if previous is not None
+            else ""
+        )
+        raise StackError(
+            f"the tracking server's accounts could not be made:\n{out.stderr[-2000:]}{hint}"
+        )
+    stack.record_mlflow_admin(passwords["admin"])
     return out.stdout
+
+
+def _read_mlflow_users(path: Path) -> dict[str, str]:
+    """The passwords of ``mlflow-users.json``, or a :class:`StackError` that says what is wrong
+    with the file and how to mend it."""
+    fix = (
+        "mend it (a JSON object with a password of at least 12 characters for each of "
+        f"{', '.join(MLFLOW_USERS)}), or give the passwords in force as "
+        "STACK_MLFLOW_{ADMIN,WORKER,SERVICE}_PASSWORD; removing it makes new passwords, the "
+        "admin's rotated from mlflow-admin-applied"
+    )
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise StackError(f"{path} cannot be read as JSON ({exc}): {fix}") from None
+    if not isinstance(stored, dict):
+        raise StackError(f"{path} holds {type(stored).__name__}, not an object: {fix}")
+    bad = [
+        role
+        for role in MLFLOW_USERS
+        if not os.environ.get(f"STACK_MLFLOW_{role.upper()}_PASSWORD")
+        and not (isinstance(stored.get(role), str) and len(stored[role]) >= 12)
+    ]
+    if bad:
+        raise StackError(f"{path} has no usable password for {', '.join(bad)}: {fix}")
+    return stored
 
 
 def start_prefect(stack: Stack) -> int:

@@ -224,3 +224,73 @@ def test_the_event_store_is_migrated_with_least_privilege_roles():
                 cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         conn.close()
         shutil.rmtree(unit.state, ignore_errors=True)
+
+
+def test_the_mlflow_password_bookkeeping_first_start_rotation_and_a_damaged_file(monkeypatch):
+    """``mlflow-users.json`` and ``mlflow-admin-applied`` of the state folder, without servers:
+    what the first start writes, what a rotation hands the accounts script, and what a damaged
+    or missing file says."""
+    import json
+    import shutil
+
+    import pytest
+
+    stack = _module()
+    for role in ("ADMIN", "WORKER", "SERVICE"):
+        monkeypatch.delenv(f"STACK_MLFLOW_{role}_PASSWORD", raising=False)
+    unit = stack.Stack(name="unit-mlflow-users")
+    shutil.rmtree(unit.state, ignore_errors=True)
+    try:
+        # first start: three passwords, kept private; no admin applied yet, so no rotation
+        passwords = unit.mlflow_passwords()
+        stored = json.loads(unit.mlflow_users_file.read_text())
+        assert stored == passwords and set(stored) == {"admin", "worker", "service"}
+        assert len(set(stored.values())) == 3 and all(len(p) >= 24 for p in stored.values())
+        assert unit.mlflow_users_file.stat().st_mode & 0o077 == 0
+        assert unit.mlflow_admin_applied() is None and unit.mlflow_admin_previous() is None
+        unit.record_mlflow_admin(passwords["admin"])  # what a start does once the server took it
+        assert unit.mlflow_admin_file.read_text() == passwords["admin"] + "\n"
+        assert unit.mlflow_admin_file.stat().st_mode & 0o077 == 0
+        assert unit.mlflow_admin_previous() is None  # the same again: nothing to rotate
+
+        # a rotation by the environment: the previous password is the one applied
+        monkeypatch.setenv("STACK_MLFLOW_ADMIN_PASSWORD", "rotated-admin-Pw-1")
+        assert unit.mlflow_passwords()["admin"] == "rotated-admin-Pw-1"
+        assert unit.mlflow_admin_previous() == passwords["admin"]
+        unit.record_mlflow_admin("rotated-admin-Pw-1")
+        assert unit.mlflow_admin_previous() is None
+        assert json.loads(unit.mlflow_users_file.read_text()) == stored  # the file is kept
+        monkeypatch.delenv("STACK_MLFLOW_ADMIN_PASSWORD")
+        # back to the file's password: rotated from the one applied last
+        assert unit.mlflow_admin_previous() == "rotated-admin-Pw-1"
+        unit.record_mlflow_admin(passwords["admin"])
+
+        # a damaged file: an error naming it and saying how to mend it, never a traceback
+        for text, says in (
+            ("{not json", "cannot be read as JSON"),
+            ("[1, 2]", "holds list, not an object"),
+            (json.dumps({"admin": "x" * 24, "worker": "short"}), "no usable password for worker"),
+        ):
+            unit.mlflow_users_file.write_text(text)
+            with pytest.raises(stack.StackError, match=says) as err:
+                unit.mlflow_passwords()
+            assert "mlflow-users.json" in str(err.value)
+            assert "STACK_MLFLOW_{ADMIN,WORKER,SERVICE}_PASSWORD" in str(err.value)
+        # the environment stands in for what the file lacks
+        monkeypatch.setenv("STACK_MLFLOW_WORKER_PASSWORD", "worker-from-env-1")
+        monkeypatch.setenv("STACK_MLFLOW_SERVICE_PASSWORD", "service-from-env-1")
+        assert unit.mlflow_passwords()["worker"] == "worker-from-env-1"
+        monkeypatch.delenv("STACK_MLFLOW_WORKER_PASSWORD")
+        monkeypatch.delenv("STACK_MLFLOW_SERVICE_PASSWORD")
+
+        # a missing file: new passwords, the admin's rotated from the one applied
+        unit.mlflow_users_file.unlink()
+        fresh = unit.mlflow_passwords()
+        assert fresh["admin"] != passwords["admin"]
+        assert unit.mlflow_admin_previous() == passwords["admin"]
+        # an emptied record of the applied password: said, with what to write there
+        unit.mlflow_admin_file.write_text("\n")
+        with pytest.raises(stack.StackError, match="mlflow-admin-applied is empty"):
+            unit.mlflow_admin_previous()
+    finally:
+        shutil.rmtree(unit.state, ignore_errors=True)

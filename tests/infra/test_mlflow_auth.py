@@ -15,6 +15,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 API = "/api/2.0/mlflow"
+SERVER_LOGS: dict[str, Path] = {}
+"""The log of each server of the ``locked`` fixture (its access lines), by URL."""
 
 
 def _free_port() -> int:
@@ -68,6 +70,7 @@ def locked(tmp_path_factory):
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
+    SERVER_LOGS[url] = root / "server.log"
     try:
         deadline = time.monotonic() + 300  # a loaded machine: minutes
         while True:
@@ -263,6 +266,98 @@ def test_an_alias_of_a_model_not_registered_yet_is_no_champion(locked, monkeypat
     finally:
         mlflow.set_tracking_uri(None)
         mlflow.set_registry_uri(None)
+
+
+def test_the_service_polls_a_model_not_registered_yet_without_an_error(locked, monkeypatch):
+    """Before the first registration each look of the service's poller is one search the
+    registry answers 200 (no 403 for the alias, no 404 for the model in its log), and the
+    service says what is missing."""
+    import mlflow
+
+    from recsys_service.live_models import LiveModels
+    from recsys_service.settings import ServiceSettings
+
+    made = _users(
+        locked, MLFLOW_WORKER_PASSWORD="worker-Pw-0001", MLFLOW_SERVICE_PASSWORD="svc-Pw-000001"
+    )
+    assert made.returncode == 0, made.stderr
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", locked)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "recsys-service")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "svc-Pw-000001")
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", locked)
+    mlflow.set_tracking_uri(locked)
+    mlflow.set_registry_uri(locked)
+    log = SERVER_LOGS[locked]
+    try:
+        start = log.stat().st_size
+        live = LiveModels(ServiceSettings(registered_model="not-registered-yet"))
+        for _ in range(3):
+            live.refresh()
+        problem = live.status("ranking").problem
+        assert problem is not None and "no version with alias 'champion-ranking'" in problem
+        deadline = time.monotonic() + 10  # the access lines of the last answers
+        while True:
+            with log.open("rb") as fh:
+                fh.seek(start)
+                lines = [
+                    line for line in fh.read().decode().splitlines() if "/api/2.0/mlflow/" in line
+                ]
+            if len(lines) >= 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert len(lines) == 3, lines  # one request per look
+        assert all("registered-models/search" in line and " 200" in line for line in lines)
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+
+
+def test_the_stack_rotates_the_admin_password_it_recorded(locked, monkeypatch):
+    """The loopback stack's bookkeeping against a real server: a start applies the accounts
+    and records the admin password; a new one is rotated in by signing in with the recorded
+    one, and recorded in its place."""
+    import importlib.util
+    import shutil
+    from urllib.parse import urlsplit
+
+    spec = importlib.util.spec_from_file_location(
+        "recsys_loopback_stack", ROOT / "infra" / "loopback" / "stack.py"
+    )
+    stack = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = stack  # dataclasses look their module up
+    spec.loader.exec_module(stack)
+    # the accounts as the other tests of this server know them
+    monkeypatch.setenv("STACK_MLFLOW_ADMIN_PASSWORD", "admin-Pw-00001")
+    monkeypatch.setenv("STACK_MLFLOW_WORKER_PASSWORD", "worker-Pw-0001")
+    monkeypatch.setenv("STACK_MLFLOW_SERVICE_PASSWORD", "svc-Pw-000001")
+    unit = stack.Stack(name="unit-admin-rotation", mlflow_port=urlsplit(locked).port)
+    shutil.rmtree(unit.state, ignore_errors=True)
+    current = f"{locked}{API}/users/current"
+    try:
+        out = stack.ensure_mlflow_users(unit)
+        assert "signed in" in out and "recsys-service exists" in out
+        assert unit.mlflow_admin_file.read_text() == "admin-Pw-00001\n"
+
+        monkeypatch.setenv("STACK_MLFLOW_ADMIN_PASSWORD", "admin-Pw-00003")
+        out = stack.ensure_mlflow_users(unit)
+        assert "password rotated" in out
+        assert unit.mlflow_admin_file.read_text() == "admin-Pw-00003\n"
+        assert httpx.get(current, auth=("admin", "admin-Pw-00003"), timeout=120).status_code == 200
+        assert httpx.get(current, auth=("admin", "admin-Pw-00001"), timeout=120).status_code == 401
+
+        # a record that is not the password in force: the error of the accounts script
+        unit.record_mlflow_admin("not-the-admin-Pw")
+        monkeypatch.setenv("STACK_MLFLOW_ADMIN_PASSWORD", "admin-Pw-00001")
+        with pytest.raises(stack.StackError, match="MLFLOW_ADMIN_PREVIOUS_PASSWORD") as err:
+            stack.ensure_mlflow_users(unit)
+        assert "write the password in force there" in str(err.value)
+        assert unit.mlflow_admin_file.read_text() == "not-the-admin-Pw\n"  # kept as it was
+    finally:
+        unit.record_mlflow_admin("admin-Pw-00003")
+        monkeypatch.setenv("STACK_MLFLOW_ADMIN_PASSWORD", "admin-Pw-00001")
+        back = stack.ensure_mlflow_users(unit)  # as the other tests expect it
+        shutil.rmtree(unit.state, ignore_errors=True)
+    assert "password rotated" in back
 
 
 def test_doctor_reads_the_server_version_with_the_clients_account(locked):

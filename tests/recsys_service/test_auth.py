@@ -1,17 +1,20 @@
 """API keys with scopes on every route: no key, a wrong key, a key without the route's scope
 and the right key, route by route; revocation in a running service; ``--no-auth``."""
 
+import asyncio
 import time
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from starlette.requests import Request
 from typer.testing import CliRunner
 
 from recsys_cli.main import app as cli
 from recsys_core.events.keys import ADMIN, EXPLAIN, INGEST, RECOMMEND, SCOPES, KeyStore
 from recsys_core.events.migrate import upgrade
 from recsys_service.app import create_app
+from recsys_service.auth import Authenticator
 from recsys_service.settings import ServiceSettings
 
 
@@ -138,3 +141,96 @@ def test_no_auth_serves_anyone_and_is_refused_beyond_loopback(
     monkeypatch.setenv("RECSYS_SERVE_AUTH", "false")  # the setting alone is refused as well
     r = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0"])
     assert r.exit_code == 2 and "refused" in r.output
+
+
+def _request(*headers: tuple[bytes, bytes]) -> Request:
+    return Request({"type": "http", "headers": [(b"host", b"svc"), *headers]})
+
+
+@pytest.fixture
+def authenticator(tmp_path):
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    upgrade(url)
+    keys = KeyStore(url)
+    yield Authenticator(keys, ttl_s=0.3), keys
+    keys.close()
+
+
+def test_the_fast_path_knows_a_key_only_once_verified_and_only_while_fresh(authenticator):
+    auth, keys = authenticator
+    key = keys.create("fast-path", [RECOMMEND])
+    request = _request((b"authorization", f"Bearer {key}".encode()))
+    assert auth.fast(request, RECOMMEND) is None  # never verified: the full check decides
+    caller = asyncio.run(auth.verify(key))
+    assert caller is not None and caller.name == "fast-path"
+    assert auth.fast(request, RECOMMEND) == caller
+    assert auth.fast(request, ADMIN) is None  # a scope the key lacks: the full check says 403
+    # the spellings the full check accepts find the same key; anything else does not
+    for header in (f"bearer {key}", f"BEARER  {key} "):
+        assert auth.fast(_request((b"authorization", header.encode())), RECOMMEND) == caller
+    for header in (f"Basic {key}", key, f"Bearer {key}x", "Bearer"):
+        assert auth.fast(_request((b"authorization", header.encode())), RECOMMEND) is None
+    assert auth.fast(_request(), RECOMMEND) is None
+    # the first Authorization header counts, as in Starlette's Headers
+    first = _request(
+        (b"authorization", b"Bearer nope"), (b"authorization", f"Bearer {key}".encode())
+    )
+    assert auth.fast(first, RECOMMEND) is None
+    # neither table holds the key, only hashes of it
+    assert all(key.encode() not in mac for mac in auth._headers)
+    assert all(key not in digest for digest in auth._cache)
+    # revoked: once the answer is older than the cache time, the fast path lets go of it and
+    # the full check asks the store again
+    keys.revoke("fast-path")
+    time.sleep(0.35)
+    assert auth.fast(request, RECOMMEND) is None
+    assert asyncio.run(auth.verify(key)) is None
+    assert auth.fast(request, RECOMMEND) is None
+
+
+def test_the_fast_path_table_stays_bounded(authenticator, monkeypatch):
+    from recsys_service import auth as auth_module
+
+    monkeypatch.setattr(auth_module, "_MAX_CACHED", 3)
+    auth, keys = authenticator
+    key = keys.create("bounded", [RECOMMEND])
+    assert asyncio.run(auth.verify(key)) is not None
+    for n in range(10):  # spellings of one key: each its own entry
+        header = "Bearer " + key + " " * n
+        assert auth.fast(_request((b"authorization", header.encode())), RECOMMEND) is not None
+        assert len(auth._headers) <= 3
+
+
+def test_a_busy_key_is_looked_up_again_before_its_answer_expires(tmp_path):
+    """Requests in the last quarter of the answer's time start one look-up in the background:
+    a busy key never sends its requests to the database, and a revocation still takes effect
+    within the cache time (here before the old answer expires)."""
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    upgrade(url)
+    keys = KeyStore(url)
+    auth = Authenticator(keys, ttl_s=4.0)
+    key = keys.create("busy", [RECOMMEND])
+    digest = keys.digest(key)
+    request = _request((b"authorization", f"Bearer {key}".encode()))
+
+    async def scenario() -> None:
+        caller = await auth.verify(key)
+        first = auth._cache[digest][1]
+        assert auth.fast(request, RECOMMEND) == caller and not auth._refreshing  # fresh
+        await asyncio.sleep(3.2)
+        assert auth.fast(request, RECOMMEND) == caller
+        assert auth.fast(request, RECOMMEND) == caller
+        assert len(auth._refreshing) == 1  # one look-up, however many requests
+        await asyncio.gather(*auth._refreshing.values())
+        assert auth._cache[digest][1] > first and auth.fast(request, RECOMMEND) == caller
+        keys.revoke("busy")
+        await asyncio.sleep(3.2)
+        assert auth.fast(request, RECOMMEND) == caller  # the answer in hand, not expired
+        await asyncio.gather(*auth._refreshing.values())
+        assert auth.fast(request, RECOMMEND) is None
+        assert await auth.verify(key) is None
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        keys.close()
