@@ -56,3 +56,18 @@ def biased() -> Any:
 def seed(what: str) -> Any:
     """The random seed (42), ``what`` it draws: ``"(initialization)"``, ``"of the chain"``."""
     return Field(42, description=f"random seed {what}")
+
+
+def use_ratings() -> Any:
+    """Whether the interactions of an implicit family are weighted by their rating (off)."""
+    return Field(False, description="weight interactions by rating (else 1)")
+
+
+def half_life_days() -> Any:
+    """The time decay of the interactions (``recsys_core.models.user_items``), off by default."""
+    return Field(
+        None,
+        gt=0,
+        description="time decay: an interaction this many days older than the "
+        "latest weighs half (None: off)",
+    )

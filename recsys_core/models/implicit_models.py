@@ -51,7 +51,7 @@ class ImplicitALSConfig(ModelConfig):
     )
     bm25_k1: float = Field(100.0, gt=0, description="BM25 term-frequency saturation")
     bm25_b: float = Field(0.8, ge=0, le=1, description="BM25 length normalization")
-    use_ratings: bool = Field(False, description="weight interactions by rating (else 1)")
+    use_ratings: bool = hp.use_ratings()
     seed: int = hp.seed("of the factor initialization")
 
 
