@@ -92,6 +92,22 @@ class MovieLensSettings(_Section):
     """cache of MovieLens zips (default: ~/.cache/recsys)"""
 
 
+class DatabaseSourceSettings(_Section):
+    """How database sources are read (``recsys_core.data.database``): every field but the
+    password is read from ``RECSYS_DATA_DB_`` + its name."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSYS_DATA_DB_")  # the rest: _Section's
+
+    statement_timeout_s: float = Field(600.0, gt=0)
+    """seconds a read may run on a database source before it is cancelled (PostgreSQL:
+    statement_timeout; SQLite: interrupted by a progress handler)"""
+    password_hosts: list[str] = Field(default_factory=list)
+    """hosts (host or host:port, JSON list) that may receive PGPASSWORD; the event store's host
+    always may"""
+    pgpassword: SecretStr | None = _env("PGPASSWORD", None)
+    """libpq's password variable"""
+
+
 class TrainingSettings(_Section):
     """Runtime choices of training (not hyperparameters)."""
 
@@ -309,6 +325,7 @@ class Settings(pydantic.BaseModel):
     retries: RetrySettings
     promotion_lock: PromotionLockSettings
     movielens: MovieLensSettings
+    database: DatabaseSourceSettings
     training: TrainingSettings
     tuning: TuningSettings
     spark: SparkSection
@@ -379,13 +396,13 @@ def variables() -> list[tuple[str, str, str]]:
     out = []
     for section in SECTIONS.values():
         for field, info in section.model_fields.items():
-            default = info.default
+            default = info.get_default(call_default_factory=True)
             if isinstance(default, tuple):
                 shown = ",".join(f"{d:g}" for d in default)
             else:
                 shown = (
                     ""
-                    if default is None
+                    if default is None or default == []
                     else str(default).lower()
                     if isinstance(default, bool)
                     else str(default)
