@@ -39,8 +39,12 @@ def sgd_reg(default: float) -> Any:
 
 def weighted_lambda(default: float, *, positive: bool = False, of: str = "") -> Any:
     """ALS's weighted-lambda regularization (``positive``: zero refused), ``of`` what."""
-    bound = {"gt": 0} if positive else {"ge": 0}
-    return Field(default, **bound, description=f"weighted-lambda regularization{of}")
+    return Field(
+        default,
+        gt=0 if positive else None,
+        ge=None if positive else 0,
+        description=f"weighted-lambda regularization{of}",
+    )
 
 
 def init_std(*, of: str = "factor") -> Any:

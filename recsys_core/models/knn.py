@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numba
 import numpy as np
@@ -128,27 +128,26 @@ class _KNN(Recommender):
         base = predict_biases(float(self.mu_), self.user_bias_, self.item_bias_, u, i)
         a, b = (i, u) if self._item_based else (u, i)
         out = np.zeros(u.size)
-        _predict_pairs(
-            a.astype(np.int64), b.astype(np.int64), *self._neighbourhood(self.residuals_), out
-        )
+        self._run(_predict_pairs, (a.astype(np.int64), b.astype(np.int64)), self.residuals_, out)
         return base + out
 
-    def _neighbourhood(self, R: sp.csr_matrix) -> tuple:
-        """The arguments every kernel takes after its targets: the residuals ``R`` (CSR), the
-        neighbours, their similarities, ``k`` and ``min_k``."""
+    def _run(self, kernel: Any, targets: tuple, R: sp.csr_matrix, out: np.ndarray) -> None:
+        """``kernel`` on ``targets`` with the arguments every kernel takes after them: the
+        residuals ``R`` (CSR), the neighbours, their similarities, ``k`` and ``min_k``."""
         cfg = self.config
-        return (R.indptr, R.indices, R.data, self.neighbours_, self.similarities_, cfg.k, cfg.min_k)
+        nbr, sim = self.neighbours_, self.similarities_
+        kernel(*targets, R.indptr, R.indices, R.data, nbr, sim, cfg.k, cfg.min_k, out)
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
         out = np.zeros((u.size, self.n_items))
         if self._item_based:
-            _score_item_based(u.astype(np.int64), *self._neighbourhood(self.residuals_), out)
+            self._run(_score_item_based, (u.astype(np.int64),), self.residuals_, out)
         else:
             Rt = getattr(self, "_by_user", None)
             if Rt is None:
                 Rt = self._by_user = self.residuals_.T.tocsr()  # users x items
                 Rt.sort_indices()
-            _score_user_based(u.astype(np.int64), *self._neighbourhood(Rt), out)
+            self._run(_score_user_based, (u.astype(np.int64),), Rt, out)
         return out + score_biases(float(self.mu_), self.user_bias_, self.item_bias_, u)
 
 
