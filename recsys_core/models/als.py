@@ -102,124 +102,116 @@ class ALS(BiasedFactors):
         self.item_factors_ = np.ascontiguousarray(Q[:, :k])
 
 
+@numba.njit(parallel=True, cache=True)
 def _solve_side(indptr, indices, ratings, Y, X, reg, biased):
     """Solve every row of ``X`` (last column = bias) with the other side ``Y`` fixed.
 
     ``ratings`` are ``r - mu``; ``Y[:, -1]`` is the other side's bias, moved to the target.
     """
-    _update_side(indptr, indices, ratings, Y, X, reg, biased, 0)
-
-
-def _cg_side(indptr, indices, ratings, Y, X, reg, biased, steps):
-    """Improve every row of ``X`` by ``steps`` conjugate-gradient steps on its normal equations
-    (:func:`_solve_side`'s, never formed: see :func:`_cg_row`)."""
-    _update_side(indptr, indices, ratings, Y, X, reg, biased, steps)
-
-
-@numba.njit(parallel=True, cache=True)
-def _update_side(indptr, indices, ratings, Y, X, reg, biased, steps):
-    """Every row of ``X`` with ``Y`` fixed, in parallel: exact solves (``steps == 0``) or
-    ``steps`` conjugate-gradient steps from the row's current value; a row without ratings is
-    zero. The row kernels keep their own compile flags (fastmath for the gradient steps only)."""
-    k = Y.shape[1] - 1
-    dim = k + 1 if biased else k
-    for row in numba.prange(X.shape[0]):
+    n = X.shape[0]
+    kk = Y.shape[1]
+    k = kk - 1
+    dim = kk if biased else k
+    for row in numba.prange(n):
         start, stop = indptr[row], indptr[row + 1]
-        if stop == start:
+        m = stop - start
+        if m == 0:
             X[row, :] = 0.0
-        elif steps == 0:
-            _solve_row(row, start, stop - start, indices, ratings, Y, X, reg, biased, k, dim)
-        else:
-            _cg_row(row, start, stop - start, indices, ratings, Y, X, reg, biased, k, dim, steps)
+            continue
+        G = np.empty((m, dim))
+        t = np.empty(m)
+        for p in range(m):
+            j = indices[start + p]
+            for f in range(k):
+                G[p, f] = Y[j, f]
+            if biased:
+                G[p, k] = 1.0
+                t[p] = ratings[start + p] - Y[j, k]
+            else:
+                t[p] = ratings[start + p]
+        A = G.T @ G
+        for f in range(dim):
+            A[f, f] += reg * m
+        x = np.linalg.solve(A, G.T @ t)
+        for f in range(dim):
+            X[row, f] = x[f]
+        if not biased:
+            X[row, k] = 0.0
 
 
-@numba.njit(cache=True)
-def _solve_row(row, start, m, indices, ratings, Y, X, reg, biased, k, dim):
-    """Row ``row`` of ``X``, solved exactly from its ``m`` ratings at ``start``."""
-    G = np.empty((m, dim))
-    t = np.empty(m)
-    for p in range(m):
-        j = indices[start + p]
-        for f in range(k):
-            G[p, f] = Y[j, f]
-        if biased:
-            G[p, k] = 1.0
-            t[p] = ratings[start + p] - Y[j, k]
-        else:
-            t[p] = ratings[start + p]
-    A = G.T @ G
-    for f in range(dim):
-        A[f, f] += reg * m
-    x = np.linalg.solve(A, G.T @ t)
-    for f in range(dim):
-        X[row, f] = x[f]
-    if not biased:
-        X[row, k] = 0.0
-
-
-@numba.njit(fastmath=True, cache=True)
-def _cg_row(row, start, m, indices, ratings, Y, X, reg, biased, k, dim, steps):
-    """Row ``row`` of ``X`` improved by ``steps`` conjugate-gradient steps.
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _cg_side(indptr, indices, ratings, Y, X, reg, biased, steps):
+    """Improve every row of ``X`` by ``steps`` conjugate-gradient steps on its normal equations.
 
     ``A x = b`` with ``A = Y~_u^T Y~_u + reg n_u I`` and ``b = Y~_u^T t`` is never formed:
     ``A v = sum_j y~_j (y~_j . v) + reg n_u v`` over the row's ratings.
     """
-    lam = reg * m
-    x = np.zeros(dim)
-    for f in range(dim):
-        x[f] = X[row, f]
-    # r = b - A x
-    r = np.zeros(dim)
-    for p in range(m):
-        j = indices[start + p]
-        t = ratings[start + p] - (Y[j, k] if biased else 0.0)
-        dot = 1.0 * x[k] if biased else 0.0
-        for f in range(k):
-            dot += Y[j, f] * x[f]
-        err = t - dot
-        for f in range(k):
-            r[f] += err * Y[j, f]
-        if biased:
-            r[k] += err
-    for f in range(dim):
-        r[f] -= lam * x[f]
-    d = r.copy()
-    rs_old = 0.0
-    for f in range(dim):
-        rs_old += r[f] * r[f]
-    if rs_old < 1e-20:
-        return
-    Ad = np.zeros(dim)
-    for _ in range(steps):
+    n = X.shape[0]
+    kk = Y.shape[1]
+    k = kk - 1
+    dim = kk if biased else k
+    for row in numba.prange(n):
+        start, stop = indptr[row], indptr[row + 1]
+        m = stop - start
+        if m == 0:
+            X[row, :] = 0.0
+            continue
+        lam = reg * m
+        x = np.zeros(dim)
         for f in range(dim):
-            Ad[f] = lam * d[f]
+            x[f] = X[row, f]
+        # r = b - A x
+        r = np.zeros(dim)
         for p in range(m):
             j = indices[start + p]
-            dot = d[k] if biased else 0.0
+            t = ratings[start + p] - (Y[j, k] if biased else 0.0)
+            dot = 1.0 * x[k] if biased else 0.0
             for f in range(k):
-                dot += Y[j, f] * d[f]
+                dot += Y[j, f] * x[f]
+            err = t - dot
             for f in range(k):
-                Ad[f] += dot * Y[j, f]
+                r[f] += err * Y[j, f]
             if biased:
-                Ad[k] += dot
-        dAd = 0.0
+                r[k] += err
         for f in range(dim):
-            dAd += d[f] * Ad[f]
-        if dAd <= 0.0:
-            break
-        alpha = rs_old / dAd
-        rs_new = 0.0
+            r[f] -= lam * x[f]
+        d = r.copy()
+        rs_old = 0.0
         for f in range(dim):
-            x[f] += alpha * d[f]
-            r[f] -= alpha * Ad[f]
-            rs_new += r[f] * r[f]
-        if rs_new < 1e-20:
-            break
-        beta = rs_new / rs_old
+            rs_old += r[f] * r[f]
+        if rs_old < 1e-20:
+            continue
+        Ad = np.zeros(dim)
+        for _ in range(steps):
+            for f in range(dim):
+                Ad[f] = lam * d[f]
+            for p in range(m):
+                j = indices[start + p]
+                dot = d[k] if biased else 0.0
+                for f in range(k):
+                    dot += Y[j, f] * d[f]
+                for f in range(k):
+                    Ad[f] += dot * Y[j, f]
+                if biased:
+                    Ad[k] += dot
+            dAd = 0.0
+            for f in range(dim):
+                dAd += d[f] * Ad[f]
+            if dAd <= 0.0:
+                break
+            alpha = rs_old / dAd
+            rs_new = 0.0
+            for f in range(dim):
+                x[f] += alpha * d[f]
+                r[f] -= alpha * Ad[f]
+                rs_new += r[f] * r[f]
+            if rs_new < 1e-20:
+                break
+            beta = rs_new / rs_old
+            for f in range(dim):
+                d[f] = r[f] + beta * d[f]
+            rs_old = rs_new
         for f in range(dim):
-            d[f] = r[f] + beta * d[f]
-        rs_old = rs_new
-    for f in range(dim):
-        X[row, f] = x[f]
-    if not biased:
-        X[row, k] = 0.0
+            X[row, f] = x[f]
+        if not biased:
+            X[row, k] = 0.0
