@@ -44,24 +44,18 @@ def _select(row, ex, best_s, best_i):  # pragma: no cover - compiled
         thr = best_s[k - 1]
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _top_k_job(
-    b, scores, rows, dest, ex_indptr, ex_indices, out_items, out_scores
-):  # pragma: no cover - compiled
-    """Job ``b``: the best of score row ``rows[b]`` into output row ``dest[b]``, less the
-    exclusions of that output row."""
-    d = dest[b]
-    _select(
-        scores[rows[b]], ex_indices[ex_indptr[d] : ex_indptr[d + 1]], out_scores[d], out_items[d]
-    )
-
-
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _top_k_parallel(
     scores, rows, dest, ex_indptr, ex_indices, out_items, out_scores
 ):  # pragma: no cover - compiled
     for b in numba.prange(rows.size):
-        _top_k_job(b, scores, rows, dest, ex_indptr, ex_indices, out_items, out_scores)
+        d = dest[b]
+        _select(
+            scores[rows[b]],
+            ex_indices[ex_indptr[d] : ex_indptr[d + 1]],
+            out_scores[d],
+            out_items[d],
+        )
 
 
 @numba.njit(cache=True, nogil=True)
@@ -69,7 +63,13 @@ def _top_k_serial(
     scores, rows, dest, ex_indptr, ex_indices, out_items, out_scores
 ):  # pragma: no cover - compiled
     for b in range(rows.size):
-        _top_k_job(b, scores, rows, dest, ex_indptr, ex_indices, out_items, out_scores)
+        d = dest[b]
+        _select(
+            scores[rows[b]],
+            ex_indices[ex_indptr[d] : ex_indptr[d + 1]],
+            out_scores[d],
+            out_items[d],
+        )
 
 
 _PARALLEL_FROM = 16
