@@ -33,7 +33,6 @@ def serve(
     MLFLOW_TRACKING_URI; see recsys_service/settings.py for every setting. Every route but
     /health and /ready needs an API key (recsys keys create).
     """
-    import pydantic
 
     from recsys_core.exceptions import MissingExtraError
     from recsys_core.extras import require
@@ -44,23 +43,17 @@ def serve(
     except MissingExtraError as exc:
         Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
+    from recsys_core.exceptions import ConfigError
+    from recsys_core.settings import get_settings, reset_settings
     from recsys_service import workers as workers_module
-    from recsys_service.settings import ServiceSettings
 
     try:
-        settings = ServiceSettings()
-    except pydantic.ValidationError as exc:
-        problems = "; ".join(
-            f"RECSYS_SERVE_{'_'.join(map(str, e['loc'])).upper()}={e.get('input')!r}: {e['msg']}"
-            for e in exc.errors()
-        )
-        Console(stderr=True).print(
-            f"[bold red]error:[/] invalid service settings: {problems}",
-            highlight=False,
-            soft_wrap=True,
-        )
+        settings = get_settings().serving
+    except ConfigError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    if no_auth or not settings.auth:
+    auth = settings.auth and not no_auth
+    if not auth:
         if not is_loopback(host):
             Console(stderr=True).print(
                 f"[bold red]error:[/] --no-auth (or RECSYS_SERVE_AUTH=false) answers anyone "
@@ -70,7 +63,9 @@ def serve(
                 soft_wrap=True,
             )
             raise typer.Exit(2)
-        os.environ["RECSYS_SERVE_AUTH"] = "false"  # read by every worker's settings
+        os.environ["RECSYS_SERVE_AUTH"] = "false"  # for every worker's settings tree
+        reset_settings()  # and this process's
+        settings = get_settings().serving
         Console(stderr=True).print(
             "[yellow]warning:[/] no API keys are checked (--no-auth): "
             "any local process may call every route",
@@ -88,7 +83,7 @@ def serve(
     # the service's log is for operators: no progress bar per model file it downloads
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     _prepare_embedded_events(settings.events_url)
-    if settings.auth and os.environ.get("RECSYS_SERVE_AUTH") != "false":
+    if auth:
         from recsys_core.events.engine import events_url
         from recsys_core.events.keys import pepper
 

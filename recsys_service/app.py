@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from recsys_core.events.keys import KeyStore
 from recsys_core.events.store import EventStore
 from recsys_core.redaction import redact
+from recsys_core.settings import get_settings
 from recsys_service.auth import Authenticator
 from recsys_service.docs import mount_docs
 from recsys_service.errors import install_handlers
@@ -50,7 +51,7 @@ def create_app(
     ``events``: the event store (default: ``settings.events_url``); ``keys``: the API keys
     (default: those of the event store's database; none checked when ``settings.auth`` is
     false)."""
-    settings = settings or ServiceSettings()
+    settings = settings or get_settings().serving
     metrics = ServiceMetrics()
     if live is None:
         live = LiveModels(settings, on_reload=metrics.on_reload)

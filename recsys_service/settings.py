@@ -1,5 +1,6 @@
 """Service settings, read from ``RECSYS_SERVE_*`` environment variables (or ``.env``): the
-``serving`` section of the settings tree (``recsys_core.settings``)."""
+``serving`` section of the settings tree (``recsys_core.settings``), which the service takes
+from ``get_settings().serving`` (this module re-exports its class and names the roles)."""
 
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ import socket
 from uvicorn.config import STARTUP_FAILURE, Config
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
+from recsys_core.settings import get_settings
 from recsys_service.settings import ServiceSettings
 
 logger = logging.getLogger("uvicorn.error")
@@ -165,7 +166,7 @@ def run(
 
     from recsys_service.limits import uvicorn_options
 
-    settings = settings or ServiceSettings()
+    settings = settings or get_settings().serving
     config = Config(
         app,
         factory=True,

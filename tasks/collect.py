@@ -7,7 +7,7 @@ from prefect.cache_policies import NO_CACHE
 
 from recsys_core.data import incremental, snapshot
 from recsys_core.data.config import DataConfig
-from recsys_core.privacy.pseudonyms import read_key
+from recsys_core.pseudonyms import read_key
 from recsys_core.redaction import redact
 from tasks._runtime import IO_RETRY, logger
 

@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from recsys_core.evaluation.gate import ROLES, GateDecision
 from recsys_core.evaluation.metrics import METRICS_VERSION
 from recsys_core.exceptions import DataValidationError, StalePromotionError
-from recsys_core.privacy.pseudonyms import PSEUDONYMIZED_TAG
+from recsys_core.pseudonyms import PSEUDONYMIZED_TAG
 from recsys_core.redaction import redact
 from recsys_core.tracking import mlflow_run, registry
 from tasks import run_context

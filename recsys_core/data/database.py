@@ -55,8 +55,6 @@ from typing import Any
 
 import pandas as pd
 import sqlparse
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Engine, MetaData, Table, and_, column, or_, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
@@ -79,6 +77,7 @@ from recsys_core.events.engine import (
 )
 from recsys_core.events.tables import EVENT_TYPES
 from recsys_core.exceptions import ConfigError, DataError, DataSourceError
+from recsys_core.settings import DatabaseSourceSettings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -131,36 +130,13 @@ class Watermark:
             ) from None
 
 
-class DatabaseSourceSettings(BaseSettings):
-    """How database sources are read (``RECSYS_DATA_DB_*`` variables, or ``.env``)."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="RECSYS_DATA_DB_", env_file=".env", extra="ignore", populate_by_name=True
-    )
-
-    statement_timeout_s: float = Field(
-        600.0,
-        gt=0,
-        description="seconds a read may run on a database source before it is cancelled "
-        "(PostgreSQL: statement_timeout; SQLite: interrupted by a progress handler)",
-    )
-    password_hosts: list[str] = Field(
-        default_factory=list,
-        description="hosts (host or host:port, JSON list) that may "
-        "receive PGPASSWORD; the event store's host always may",
-    )
-    pgpassword: SecretStr | None = Field(
-        None, validation_alias="PGPASSWORD", description="libpq's password variable"
-    )
-
-
 def password_for(url: URL, settings: DatabaseSourceSettings | None = None) -> str | None:
     """The password to send to ``url``'s server: ``PGPASSWORD`` when its host is configured
     for it, else ``""`` (libpq then looks in ``~/.pgpass``, by host, and never at
     ``PGPASSWORD``); None for SQLite."""
     if url.get_backend_name() not in ("postgresql", "postgres"):
         return None
-    settings = settings or DatabaseSourceSettings()
+    settings = settings or get_settings().database
     if settings.pgpassword is None:
         return ""
     allowed = {_host_key(h) for h in settings.password_hosts}
@@ -250,7 +226,7 @@ def load_database(
     since_w = Watermark.parse(since_spec) if since_spec else None
     types = _types(parts["types"])
     weights = {**DEFAULT_WEIGHTS, **(weights or {}), **_weights(parts["weights"])}
-    db = DatabaseSourceSettings()
+    db = get_settings().database
     engine = make_engine(
         url.render_as_string(hide_password=False),
         read_only=True,

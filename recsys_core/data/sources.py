@@ -15,7 +15,7 @@ from recsys_core.data.duplicates import POLICIES, resolve_duplicates
 from recsys_core.data.schema import Collected
 from recsys_core.events.tombstones import drop_tombstoned
 from recsys_core.exceptions import ConfigError, DataSourceError
-from recsys_core.privacy.pseudonyms import pseudonymize_users
+from recsys_core.pseudonyms import pseudonymize_users
 from recsys_core.redaction import redact
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def collect(
     ``duplicates`` is the policy for a (user, item) pair rated more than once: ``latest``,
     ``mean`` or ``refuse`` (see ``recsys_core.data.duplicates``). The number of rows it
     removed is in ``extra["duplicates_removed"]``. With ``pseudonym_key`` every user id is
-    replaced by its pseudonym (``recsys_core.privacy.pseudonyms``) before anything is written.
+    replaced by its pseudonym (``recsys_core.pseudonyms``) before anything is written.
 
     Users forgotten with ``recsys forget`` (the tombstones of the event store,
     ``RECSYS_EVENTS_URL``) are dropped whatever the source, before any pseudonym is taken; the

@@ -6,21 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from recsys_core.plotting import pyplot
 
 
 def learning_curve(history: list[dict[str, float]], path: str | Path) -> Path | None:
     """Training loss and validation RMSE per epoch; None when the model has no epochs."""
     if not history:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     epochs = [h["epoch"] for h in history]
     # markers: a line needs two points, so a 1-epoch run would otherwise draw an empty frame
     style = {"marker": "o", "markersize": 4 if len(epochs) > 1 else 8}
@@ -50,7 +43,7 @@ def learning_curve(history: list[dict[str, float]], path: str | Path) -> Path | 
 
 def rating_distribution(pred: np.ndarray, truth: np.ndarray, path: str | Path) -> Path:
     """Histograms of predicted and true test ratings on the same bins."""
-    plt = _pyplot()
+    plt = pyplot()
     lo = float(min(np.min(truth), np.min(pred)))
     hi = float(max(np.max(truth), np.max(pred)))
     bins = np.linspace(lo, hi, 41)

@@ -350,14 +350,14 @@ def _metrics(table: pd.DataFrame) -> dict[str, float]:
 
 def plot_by_bucket(table: pd.DataFrame, metric: str, path: str | Path) -> Path:
     """Bars of ``metric`` by revealed-interaction bucket, one colour per population."""
-    from recsys_core.evaluation.plots import _pyplot
+    from recsys_core.plotting import pyplot
 
     if metric not in table.columns:
         names = [c for c in table.columns if c not in ("population", "bucket", "n", "users")]
         raise ConfigError(
             f"no metric {metric!r} in the replay table; available: {', '.join(names)}"
         )
-    plt = _pyplot()
+    plt = pyplot()
     labels = [b[0] for b in BUCKETS]
     fig, ax = plt.subplots(figsize=(6, 4))
     width = 0.8 / len(POPULATIONS)

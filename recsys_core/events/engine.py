@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from recsys_core.exceptions import ConfigError, DataSourceError
 from recsys_core.redaction import redact
@@ -193,4 +193,19 @@ def unreachable(url: str, exc: BaseException, doing: str) -> DataSourceError:
         f"cannot reach the database {safe_url(url)} to {doing}: "
         f"{reason[0] if reason else type(exc).__name__}. Check that it is running and that the "
         "URL, user and password (RECSYS_EVENTS_URL, PGPASSWORD or ~/.pgpass) are right"
+    )
+
+
+def store_error(url: str, exc: BaseException, doing: str) -> DataSourceError:
+    """The error for a statement of ``doing`` that the database at ``url`` refused: its tables
+    missing (:func:`missing_schema`), the database unreachable (:func:`unreachable`: raise it
+    ``from exc``), or anything else the driver said, with the way out of a stale schema."""
+    schema = missing_schema(url, exc)
+    if schema is not None:
+        return schema
+    if isinstance(exc, OperationalError):
+        return unreachable(url, exc, doing)
+    return DataSourceError(
+        f"the event store {safe_url(url)} could not {doing}: {first_line(exc)}. Run "
+        "`recsys db upgrade` if its tables are out of date"
     )

@@ -32,24 +32,17 @@ from pathlib import Path
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from recsys_core.events.engine import (
-    events_url,
-    first_line,
-    make_engine,
-    missing_schema,
-    safe_url,
-    unreachable,
-)
+from recsys_core.events.engine import events_url, make_engine, safe_url, store_error
 from recsys_core.events.tables import api_keys
 from recsys_core.exceptions import ConfigError, DataSourceError
-from recsys_core.settings import KeySettings, get_settings
+from recsys_core.settings import KeySettings, get_settings, variable_of
 
 RECOMMEND, INGEST, ADMIN, EXPLAIN = "recommend", "ingest", "admin", "explain"
 SCOPES = (RECOMMEND, INGEST, ADMIN, EXPLAIN)
 PREFIX = "rsk_"
-PEPPER_ENV = "RECSYS_KEYS_PEPPER"
+PEPPER_ENV = variable_of(KeySettings, "pepper")
 PEPPER_FILE = "keys.pepper"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
@@ -271,16 +264,7 @@ class KeyStore:
         return key if key.active else None
 
     def _error(self, exc: DBAPIError, doing: str) -> DataSourceError:
-        schema = missing_schema(self.url, exc)
-        if schema is not None:
-            return schema
-        if isinstance(exc, OperationalError):
-            return unreachable(self.url, exc, doing)
-        return DataSourceError(
-            f"the event store {safe_url(self.url)} could not {doing}: "
-            f"{first_line(exc)}. Run `recsys db upgrade` if its tables are "
-            "out of date"
-        )
+        return store_error(self.url, exc, doing)
 
 
 def _key(row) -> ApiKey:

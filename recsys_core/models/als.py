@@ -35,6 +35,7 @@ from pydantic import Field
 
 from recsys_core.exceptions import TrainingError
 from recsys_core.features.matrix import Interactions
+from recsys_core.models import hyperparameters as hp
 from recsys_core.models.base import ModelConfig
 from recsys_core.models.biased_factors import BiasedFactors, predict_biased_factors
 from recsys_core.models.registry import register
@@ -46,16 +47,16 @@ log = logging.getLogger(__name__)
 class ALSConfig(ModelConfig):
     """Hyperparameters of explicit ALS with weighted-lambda regularization."""
 
-    factors: int = Field(10, ge=1, le=2048, description="number of latent factors")
-    iterations: int = Field(15, ge=1, le=1000, description="alternating sweeps (users, items)")
-    reg: float = Field(0.1, gt=0, description="weighted-lambda regularization")
-    init_std: float = Field(0.1, ge=0, description="std of the normal item-factor initialization")
-    biased: bool = Field(True, description="learn the global mean and user/item biases")
+    factors: int = hp.factors(10, most=2048)
+    iterations: int = hp.sweeps(15, what="alternating sweeps (users, items)")
+    reg: float = hp.weighted_lambda(0.1, positive=True)
+    init_std: float = hp.init_std(of="item-factor")
+    biased: bool = hp.biased()
     solver: Literal["cg", "cholesky"] = Field(
         "cg", description="cg: warm-started conjugate gradient; cholesky: exact solves"
     )
     cg_steps: int = Field(3, ge=1, le=100, description="conjugate-gradient steps per row")
-    seed: int = Field(42, description="random seed (initialization)")
+    seed: int = hp.seed("(initialization)")
 
 
 @register("als")

@@ -116,13 +116,28 @@ class PopularityConfig(ModelConfig):
     )
 
 
+class SameListForAll(Recommender):
+    """A ranking family that gives every user the same list: the items by one score each, the
+    fitted attribute named by ``item_scores``."""
+
+    capabilities = Capabilities(predicts_ratings=False)
+    item_scores: ClassVar[str]
+
+    def _score_users(self, u: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(getattr(self, self.item_scores), (u.size, self.n_items))
+
+    def _shared_scores(self) -> np.ndarray:
+        # one list for everyone: recommend_idx selects from this row, never a users x items copy
+        return getattr(self, self.item_scores)
+
+
 @register("popularity")
-class Popularity(Recommender):
+class Popularity(SameListForAll):
     """Ranks items by how many users interacted with them; the same list for everyone."""
 
     Config = PopularityConfig
     config: PopularityConfig
-    capabilities = Capabilities(predicts_ratings=False)
+    item_scores = "counts_"
     state_docs: ClassVar[dict[str, str]] = {
         "counts_": "interactions per item (row = index in item_ids.json): the ranking score"
     }
@@ -132,9 +147,3 @@ class Popularity(Recommender):
         if self.config.min_rating is not None:
             keep &= data.rating >= self.config.min_rating
         self.counts_ = np.bincount(data.item_idx[keep], minlength=data.n_items).astype(np.float64)
-
-    def _score_users(self, u: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(self.counts_, (u.size, self.n_items))
-
-    def _shared_scores(self) -> np.ndarray:
-        return self.counts_

@@ -19,18 +19,12 @@ from typing import ClassVar
 import numba
 import numpy as np
 
+from recsys_core.models import fallback
 from recsys_core.models.base import Capabilities, Factors, Recommender
 
-
-def predict_biases(
-    mu: float, user_bias: np.ndarray, item_bias: np.ndarray, u: np.ndarray, i: np.ndarray
-) -> np.ndarray:
-    """``mu + b_u + b_i`` for index pairs (a bias of an unknown index counts as zero)."""
-    pred = np.full(u.size, float(mu), dtype=np.float64)
-    ku, ki = u >= 0, i >= 0
-    pred[ku] += user_bias[u[ku]]
-    pred[ki] += item_bias[i[ki]]
-    return pred
+predict_biases = fallback.predict
+"""``mu + b_u + b_i`` for index pairs (a bias of an unknown index counts as zero): the bias
+baseline's own prediction (:func:`recsys_core.models.fallback.predict`)."""
 
 
 def score_biases(

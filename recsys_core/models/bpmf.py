@@ -27,6 +27,7 @@ from pydantic import Field
 
 from recsys_core.exceptions import TrainingError
 from recsys_core.features.matrix import Interactions
+from recsys_core.models import hyperparameters as hp
 from recsys_core.models.base import ModelConfig, Recommender
 from recsys_core.models.registry import register
 from recsys_core.models.training import Training
@@ -37,12 +38,12 @@ log = logging.getLogger(__name__)
 class BPMFConfig(ModelConfig):
     """Hyperparameters of Bayesian PMF."""
 
-    factors: int = Field(10, ge=1, le=512, description="number of latent factors")
+    factors: int = hp.factors(10, most=512)
     burn_in: int = Field(20, ge=0, le=10_000, description="Gibbs sweeps discarded first")
     samples: int = Field(30, ge=1, le=1000, description="Gibbs sweeps kept for the posterior")
     alpha: float = Field(2.0, gt=0, description="precision of the rating noise")
     beta0: float = Field(2.0, gt=0, description="strength of the prior on the factor means")
-    seed: int = Field(42, description="random seed of the chain")
+    seed: int = hp.seed("of the chain")
 
 
 @register("bpmf")

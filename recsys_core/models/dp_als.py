@@ -69,6 +69,7 @@ from pydantic import Field
 from recsys_core.exceptions import ConfigError, TrainingError
 from recsys_core.features.matrix import Interactions
 from recsys_core.models import fold_in
+from recsys_core.models import hyperparameters as hp
 from recsys_core.models.als import _solve_side
 from recsys_core.models.base import ModelConfig
 from recsys_core.models.biased_factors import BiasedFactors, predict_biased_factors
@@ -104,7 +105,7 @@ class DPALSConfig(ModelConfig):
         description="share of the budget spent on the item biases (the factor sweeps share the "
         f"rest, less the mean's {MEAN_SHARE})",
     )
-    reg: float = Field(0.1, gt=0, description="weighted-lambda regularization of the factors")
+    reg: float = hp.weighted_lambda(0.1, positive=True, of=" of the factors")
     reg_users: float = Field(5.0, ge=0, description="shrinkage of the user biases (user side)")
     item_bias_prior: float = Field(
         0.3, gt=0, description="prior variance of the item biases, to shrink noisy estimates"
@@ -112,7 +113,7 @@ class DPALSConfig(ModelConfig):
     bias_reg: float = Field(
         0.3, ge=0, description="shrinkage of the item biases against the rating noise"
     )
-    init_std: float = Field(0.1, ge=0, description="std of the normal item-factor initialization")
+    init_std: float = hp.init_std(of="item-factor")
     epsilon: float | None = Field(
         5.0, description="target privacy loss over the whole training (> 0); None: no noise"
     )
@@ -137,7 +138,7 @@ class DPALSConfig(ModelConfig):
     )
     rating_min: float = Field(1.0, description="lowest rating of the public rating scale")
     rating_max: float = Field(5.0, description="highest rating of the public rating scale")
-    seed: int = Field(42, description="random seed (initialization, noise)")
+    seed: int = hp.seed("(initialization, noise)")
 
 
 @register("dp-als")

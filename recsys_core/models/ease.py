@@ -13,7 +13,6 @@ fitted, float64 while inverting), so the fit checks first that they fit in ``max
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -23,8 +22,9 @@ from threadpoolctl import threadpool_limits
 
 from recsys_core.exceptions import ConfigError
 from recsys_core.features.matrix import Interactions
+from recsys_core.models import hyperparameters as hp
 from recsys_core.models.base import Capabilities, ModelConfig, Recommender
-from recsys_core.models.item_scores import aligned_user_items, aligned_weights, block_scores
+from recsys_core.models.item_scores import ItemItemState
 from recsys_core.models.registry import register
 from recsys_core.models.training import Training
 from recsys_core.models.user_items import user_items
@@ -38,13 +38,8 @@ class EASEConfig(ModelConfig):
     """Hyperparameters of EASE."""
 
     reg: float = Field(500.0, gt=0, description="L2 regularization lambda of the item weights")
-    use_ratings: bool = Field(False, description="weight interactions by rating (else 1)")
-    half_life_days: float | None = Field(
-        None,
-        gt=0,
-        description="time decay: an interaction this many days older than the "
-        "latest weighs half (None: off)",
-    )
+    use_ratings: bool = hp.use_ratings()
+    half_life_days: float | None = hp.half_life_days()
     max_bytes: int = Field(
         4 * _GIB, ge=1, description="largest memory the item x item solve may take, in bytes"
     )
@@ -57,7 +52,7 @@ def ease_memory(n_items: int) -> int:
 
 
 @register("ease")
-class EASE(Recommender):
+class EASE(ItemItemState, Recommender):
     """Closed-form item-item linear autoencoder for top-N (Steck 2019)."""
 
     Config = EASEConfig
@@ -95,13 +90,4 @@ class EASE(Recommender):
         P[np.diag_indices_from(P)] = 0.0
         # cho_solve answers in Fortran order: C order, so that a row of B is contiguous and the
         # scores of a user read the rows of their items in place (item_scores)
-        self.weights_ = aligned_weights(P)
-        self.user_items_ = aligned_user_items(X)
-
-    def _after_load(self, folder: Path) -> None:
-        # models saved before the weights were C-ordered float32 are aligned once, here
-        self.weights_ = aligned_weights(self.weights_)
-        self.user_items_ = aligned_user_items(self.user_items_)
-
-    def _score_users(self, u: np.ndarray) -> np.ndarray:
-        return block_scores(u, self.user_items_, self.weights_)
+        self._keep_item_item(P, X)

@@ -29,6 +29,7 @@ from threadpoolctl import threadpool_limits
 from recsys_core.exceptions import TrainingError
 from recsys_core.features.matrix import Interactions
 from recsys_core.models import fold_in
+from recsys_core.models import hyperparameters as hp
 from recsys_core.models.base import Capabilities, ModelConfig, Recommender
 from recsys_core.models.biased_factors import factor_scores
 from recsys_core.models.registry import register
@@ -41,8 +42,8 @@ log = logging.getLogger(__name__)
 class ImplicitALSConfig(ModelConfig):
     """Hyperparameters of implicit ALS (implicit's names)."""
 
-    factors: int = Field(64, ge=1, le=4096, description="number of latent factors")
-    iterations: int = Field(15, ge=1, le=1000, description="alternating sweeps")
+    factors: int = hp.factors(64)
+    iterations: int = hp.sweeps(15)
     regularization: float = Field(0.05, ge=0, description="L2 regularization of the factors")
     alpha: float = Field(1.0, gt=0, description="confidence scale: c = 1 + alpha * weight")
     weighting: Literal["none", "bm25", "tfidf"] = Field(
@@ -50,18 +51,18 @@ class ImplicitALSConfig(ModelConfig):
     )
     bm25_k1: float = Field(100.0, gt=0, description="BM25 term-frequency saturation")
     bm25_b: float = Field(0.8, ge=0, le=1, description="BM25 length normalization")
-    use_ratings: bool = Field(False, description="weight interactions by rating (else 1)")
-    seed: int = Field(42, description="random seed of the factor initialization")
+    use_ratings: bool = hp.use_ratings()
+    seed: int = hp.seed("of the factor initialization")
 
 
 class ImplicitBPRConfig(ModelConfig):
     """Hyperparameters of BPR (implicit's names)."""
 
-    factors: int = Field(64, ge=1, le=4096, description="number of latent factors")
-    iterations: int = Field(100, ge=1, le=10_000, description="epochs of sampled triples")
-    learning_rate: float = Field(0.01, gt=0, le=1.0, description="SGD learning rate")
+    factors: int = hp.factors(64)
+    iterations: int = hp.sweeps(100, most=10_000, what="epochs of sampled triples")
+    learning_rate: float = hp.learning_rate(0.01, what="SGD learning rate")
     regularization: float = Field(0.01, ge=0, description="L2 regularization")
-    seed: int = Field(42, description="random seed (initialization and sampling)")
+    seed: int = hp.seed("(initialization and sampling)")
 
 
 class _ImplicitFactors(Recommender):

@@ -13,7 +13,8 @@ Compiled without ``fastmath``: no reassociation, the order of the sums is the on
 
 from __future__ import annotations
 
-from typing import Any, cast
+from pathlib import Path
+from typing import Any, ClassVar, cast
 
 import numba
 import numpy as np
@@ -113,3 +114,30 @@ def block_scores(users: np.ndarray, X: Any, W: Any) -> np.ndarray:
     else:
         _dense_block(users, X.indptr, X.indices, X.data, W, out)
     return out
+
+
+class ItemItemState:
+    """The fitted state and the scores of an item-item family (``ease``, ``item-knn-implicit``),
+    a mixin placed before :class:`~recsys_core.models.base.Recommender`: the weights and the
+    users x items rows, named by the family's ``item_item_attributes``, kept aligned for the
+    kernels above, and the scores ``user_items @ weights``."""
+
+    item_item_attributes: ClassVar[dict[str, str]]
+
+    def _keep_item_item(self, weights: Any, user_items: Any) -> None:
+        """Store ``weights`` and ``user_items`` as the kernels read them in place."""
+        attrs = self.item_item_attributes
+        setattr(self, attrs["weights"], aligned_weights(weights))
+        setattr(self, attrs["user_items"], aligned_user_items(user_items))
+
+    def _item_item_state(self) -> tuple[Any, Any]:
+        attrs = self.item_item_attributes
+        return getattr(self, attrs["weights"]), getattr(self, attrs["user_items"])
+
+    def _after_load(self, folder: Path) -> None:
+        # models saved before the weights were C-ordered float32 are aligned once, here
+        self._keep_item_item(*self._item_item_state())
+
+    def _score_users(self, u: np.ndarray) -> np.ndarray:
+        weights, user_items = self._item_item_state()
+        return block_scores(u, user_items, weights)

@@ -32,8 +32,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numba
 import numpy as np
@@ -43,10 +42,11 @@ from threadpoolctl import threadpool_limits
 
 from recsys_core.exceptions import ConfigError
 from recsys_core.features.matrix import Interactions
+from recsys_core.models import hyperparameters as hp
 from recsys_core.models.base import Capabilities, ModelConfig, Recommender
 from recsys_core.models.baselines import Bias
 from recsys_core.models.biased_factors import predict_biases, score_biases
-from recsys_core.models.item_scores import aligned_user_items, aligned_weights, block_scores
+from recsys_core.models.item_scores import ItemItemState
 from recsys_core.models.registry import register
 from recsys_core.models.training import Training
 from recsys_core.models.user_items import user_items
@@ -128,53 +128,26 @@ class _KNN(Recommender):
         base = predict_biases(float(self.mu_), self.user_bias_, self.item_bias_, u, i)
         a, b = (i, u) if self._item_based else (u, i)
         out = np.zeros(u.size)
-        R = self.residuals_
-        _predict_pairs(
-            a.astype(np.int64),
-            b.astype(np.int64),
-            R.indptr,
-            R.indices,
-            R.data,
-            self.neighbours_,
-            self.similarities_,
-            self.config.k,
-            self.config.min_k,
-            out,
-        )
+        self._run(_predict_pairs, (a.astype(np.int64), b.astype(np.int64)), self.residuals_, out)
         return base + out
 
+    def _run(self, kernel: Any, targets: tuple, R: sp.csr_matrix, out: np.ndarray) -> None:
+        """``kernel`` on ``targets`` with the arguments every kernel takes after them: the
+        residuals ``R`` (CSR), the neighbours, their similarities, ``k`` and ``min_k``."""
+        cfg = self.config
+        nbr, sim = self.neighbours_, self.similarities_
+        kernel(*targets, R.indptr, R.indices, R.data, nbr, sim, cfg.k, cfg.min_k, out)
+
     def _score_users(self, u: np.ndarray) -> np.ndarray:
-        n_i = self.n_items
-        out = np.zeros((u.size, n_i))
-        R = self.residuals_
+        out = np.zeros((u.size, self.n_items))
         if self._item_based:
-            _score_item_based(
-                u.astype(np.int64),
-                R.indptr,
-                R.indices,
-                R.data,
-                self.neighbours_,
-                self.similarities_,
-                self.config.k,
-                self.config.min_k,
-                out,
-            )
+            self._run(_score_item_based, (u.astype(np.int64),), self.residuals_, out)
         else:
             Rt = getattr(self, "_by_user", None)
             if Rt is None:
                 Rt = self._by_user = self.residuals_.T.tocsr()  # users x items
                 Rt.sort_indices()
-            _score_user_based(
-                u.astype(np.int64),
-                Rt.indptr,
-                Rt.indices,
-                Rt.data,
-                self.neighbours_,
-                self.similarities_,
-                self.config.k,
-                self.config.min_k,
-                out,
-            )
+            self._run(_score_user_based, (u.astype(np.int64),), Rt, out)
         return out + score_biases(float(self.mu_), self.user_bias_, self.item_bias_, u)
 
 
@@ -420,17 +393,12 @@ class ItemKNNImplicitConfig(ModelConfig):
     )
     bm25_k1: float = Field(1.2, gt=0, description="BM25 term-frequency saturation")
     bm25_b: float = Field(0.75, ge=0, le=1, description="BM25 length normalization")
-    use_ratings: bool = Field(False, description="weight interactions by rating (else 1)")
-    half_life_days: float | None = Field(
-        None,
-        gt=0,
-        description="time decay: an interaction this many days older than the "
-        "latest weighs half (None: off)",
-    )
+    use_ratings: bool = hp.use_ratings()
+    half_life_days: float | None = hp.half_life_days()
 
 
 @register("item-knn-implicit")
-class ItemKNNImplicit(Recommender):
+class ItemKNNImplicit(ItemItemState, Recommender):
     """Item-item top-N over implicit interactions (implicit's BM25/TF-IDF/cosine k-NN)."""
 
     Config = ItemKNNImplicitConfig
@@ -474,12 +442,4 @@ class ItemKNNImplicit(Recommender):
         S = sp.csr_matrix(backend.similarity, dtype=np.float32)
         if S.shape != (data.n_items, data.n_items):
             raise AssertionError(f"item similarity has shape {S.shape}; expected square items")
-        self.similarity_ = aligned_weights(S)
-        self.user_items_ = aligned_user_items(X)
-
-    def _after_load(self, folder: Path) -> None:
-        self.similarity_ = aligned_weights(self.similarity_)
-        self.user_items_ = aligned_user_items(self.user_items_)
-
-    def _score_users(self, u: np.ndarray) -> np.ndarray:
-        return block_scores(u, self.user_items_, self.similarity_)
+        self._keep_item_item(S, X)

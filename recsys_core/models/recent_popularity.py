@@ -23,7 +23,8 @@ import numpy as np
 from pydantic import Field
 
 from recsys_core.features.matrix import Interactions
-from recsys_core.models.base import Capabilities, ModelConfig, Recommender
+from recsys_core.models.base import ModelConfig
+from recsys_core.models.baselines import SameListForAll
 from recsys_core.models.registry import register
 from recsys_core.models.training import Training
 from recsys_core.models.user_items import decay_weights
@@ -43,12 +44,12 @@ class RecentPopularityConfig(ModelConfig):
 
 
 @register("recent-popularity")
-class RecentPopularity(Recommender):
+class RecentPopularity(SameListForAll):
     """Ranks items by their decayed interactions over a trailing window; the same list for all."""
 
     Config = RecentPopularityConfig
     config: RecentPopularityConfig
-    capabilities = Capabilities(predicts_ratings=False)
+    item_scores = "scores_"
     state_docs: ClassVar[dict[str, str]] = {
         "scores_": "decayed interactions per item in the window (row = index in item_ids.json): "
         "the ranking score",
@@ -69,10 +70,3 @@ class RecentPopularity(Recommender):
         scores = scores + 1e-3 * tiny * self.item_popularity_ / total
         self.scores_ = scores.astype(np.float64)
         self.item_popularity_ = scores.astype(np.float32)
-
-    def _score_users(self, u: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(self.scores_, (u.size, self.n_items))
-
-    def _shared_scores(self) -> np.ndarray:
-        # one list for everyone: recommend_idx selects from this row, never a users x items copy
-        return self.scores_

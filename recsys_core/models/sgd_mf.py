@@ -51,6 +51,7 @@ from pydantic import Field
 
 from recsys_core.exceptions import TrainingError
 from recsys_core.features.matrix import Interactions
+from recsys_core.models import hyperparameters as hp
 from recsys_core.models.base import ModelConfig
 from recsys_core.models.biased_factors import BiasedFactors, predict_biased_factors
 from recsys_core.models.registry import register
@@ -76,13 +77,13 @@ def parallel_min_ratings() -> int:
 class SGDMFConfig(ModelConfig):
     """Hyperparameters of biased MF by SGD (Surprise SVD's names; defaults retuned)."""
 
-    factors: int = Field(100, ge=1, le=4096, description="number of latent factors")
-    epochs: int = Field(30, ge=1, le=10_000, description="passes over the training ratings")
-    lr: float = Field(0.007, gt=0, le=1.0, description="learning rate")
-    reg: float = Field(0.08, ge=0, description="L2 regularization of biases and factors")
-    init_std: float = Field(0.1, ge=0, description="std of the normal factor initialization")
-    biased: bool = Field(True, description="learn the global mean and user/item biases")
-    seed: int = Field(42, description="random seed (initialization and rating order)")
+    factors: int = hp.factors(100)
+    epochs: int = hp.epochs(30)
+    lr: float = hp.learning_rate(0.007)
+    reg: float = hp.sgd_reg(0.08)
+    init_std: float = hp.init_std()
+    biased: bool = hp.biased()
+    seed: int = hp.seed("(initialization and rating order)")
     batch_size: int = Field(
         1, ge=1, le=1_000_000, description="ratings per update (1: plain SGD; >1: mini-batch)"
     )

@@ -37,6 +37,7 @@ from pydantic import Field
 
 from recsys_core.exceptions import TrainingError
 from recsys_core.features.matrix import Interactions
+from recsys_core.models import hyperparameters as hp
 from recsys_core.models.base import Capabilities, ModelConfig, Recommender
 from recsys_core.models.biased_factors import (
     BiasedFactors,
@@ -52,9 +53,9 @@ log = logging.getLogger(__name__)
 class SparkALSConfig(ModelConfig):
     """Hyperparameters of Spark's explicit ALS (Spark's names)."""
 
-    rank: int = Field(10, ge=1, le=2048, description="number of latent factors")
-    maxIter: int = Field(10, ge=1, le=1000, description="alternating sweeps")
-    regParam: float = Field(0.1, ge=0, description="weighted-lambda regularization")
+    rank: int = hp.factors(10, most=2048)
+    maxIter: int = hp.sweeps(10)
+    regParam: float = hp.weighted_lambda(0.1)
     center: bool = Field(
         True, description="subtract the global mean before factorizing (Spark's ALS has no biases)"
     )
@@ -62,18 +63,18 @@ class SparkALSConfig(ModelConfig):
     coldStartStrategy: Literal["nan", "drop"] = Field(
         "drop", description="users/items unseen in training, in Spark's evaluation: drop or NaN"
     )
-    seed: int = Field(42, description="random seed of the factor initialization")
+    seed: int = hp.seed("of the factor initialization")
 
 
 class SparkALSImplicitConfig(ModelConfig):
     """Hyperparameters of Spark's implicit-feedback ALS (Spark's names)."""
 
-    rank: int = Field(10, ge=1, le=2048, description="number of latent factors")
-    maxIter: int = Field(10, ge=1, le=1000, description="alternating sweeps")
-    regParam: float = Field(0.1, ge=0, description="weighted-lambda regularization")
+    rank: int = hp.factors(10, most=2048)
+    maxIter: int = hp.sweeps(10)
+    regParam: float = hp.weighted_lambda(0.1)
     alpha: float = Field(1.0, ge=0, description="confidence scale: c = 1 + alpha * r")
     use_ratings: bool = Field(False, description="confidence from the rating (else 1 per pair)")
-    seed: int = Field(42, description="random seed of the factor initialization")
+    seed: int = hp.seed("of the factor initialization")
 
 
 def fit_spark_als(

@@ -24,10 +24,10 @@ from typing import ClassVar
 import numba
 import numpy as np
 import scipy.sparse as sp
-from pydantic import Field
 
 from recsys_core.exceptions import TrainingError
 from recsys_core.features.matrix import Interactions
+from recsys_core.models import hyperparameters as hp
 from recsys_core.models.base import Capabilities, ModelConfig, Recommender
 from recsys_core.models.biased_factors import factor_scores, predict_biases
 from recsys_core.models.registry import register
@@ -39,12 +39,12 @@ log = logging.getLogger(__name__)
 class SVDppConfig(ModelConfig):
     """Hyperparameters of SVD++ (Surprise SVDpp's names and defaults)."""
 
-    factors: int = Field(20, ge=1, le=2048, description="number of latent factors")
-    epochs: int = Field(20, ge=1, le=10_000, description="passes over the training ratings")
-    lr: float = Field(0.007, gt=0, le=1.0, description="learning rate")
-    reg: float = Field(0.02, ge=0, description="L2 regularization of biases and factors")
-    init_std: float = Field(0.1, ge=0, description="std of the normal factor initialization")
-    seed: int = Field(42, description="random seed (initialization and visiting order)")
+    factors: int = hp.factors(20, most=2048)
+    epochs: int = hp.epochs(20)
+    lr: float = hp.learning_rate(0.007)
+    reg: float = hp.sgd_reg(0.02)
+    init_std: float = hp.init_std()
+    seed: int = hp.seed("(initialization and visiting order)")
 
 
 @register("svdpp")

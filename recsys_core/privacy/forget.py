@@ -71,7 +71,7 @@ def pseudonym(user_id: str) -> str | None:
     Versions tagged ``recsys.pseudonymized=true`` hold these in place of the ids, so forgetting
     looks the user up by it.
     """
-    from recsys_core.privacy.pseudonyms import pseudonymize, read_key
+    from recsys_core.pseudonyms import pseudonymize, read_key
 
     try:
         key = read_key()

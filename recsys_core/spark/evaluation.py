@@ -52,26 +52,13 @@ _RANKING: dict[str, Any] = {
 
 
 def evaluate_in_spark(
-    model: Recommender,
-    train: Any,
-    test: Any,
-    *,
-    k: int = 10,
-    relevance_threshold: float | None = None,
-    spark: Any = None,
-    batch_size: int = 256,
+    model: Recommender, train: Any, test: Any, **options: Any
 ) -> dict[str, float]:
     """Metrics of ``model`` on ``test`` computed by Spark, named as ``evaluate`` names them
-    (``rmse``, ``mae``, ``ndcg_at_10``, ...); ``train``'s items stay out of each user's list."""
-    return spark_evaluation(
-        model,
-        train,
-        test,
-        k=k,
-        relevance_threshold=relevance_threshold,
-        spark=spark,
-        batch_size=batch_size,
-    ).metrics
+    (``rmse``, ``mae``, ``ndcg_at_10``, ...); ``train``'s items stay out of each user's list.
+    ``options``: those of :func:`spark_evaluation` (``k``, ``relevance_threshold``, ``spark``,
+    ``batch_size``)."""
+    return spark_evaluation(model, train, test, **options).metrics
 
 
 def spark_evaluation(

@@ -37,15 +37,14 @@ from urllib.parse import urlsplit
 
 from recsys_core.exceptions import ConfigError
 from recsys_core.extras import require
-from recsys_core.settings import get_settings
+from recsys_core.settings import SparkSection, get_settings, variable_of
 
 log = logging.getLogger(__name__)
 
-MASTER_ENV = "RECSYS_SPARK_MASTER"
-TIMEOUT_ENV = "RECSYS_SPARK_CONNECT_TIMEOUT"
-MEMORY_ENV = "RECSYS_SPARK_DRIVER_MEMORY"
-PARTITIONS_ENV = "RECSYS_SPARK_SHUFFLE_PARTITIONS"
-SCRATCH_ENV = "RECSYS_SPARK_SCRATCH_DIR"
+# the variables named in messages, as the settings tree names them
+MASTER_ENV, MEMORY_ENV, SCRATCH_ENV = (
+    variable_of(SparkSection, field) for field in ("master", "driver_memory", "scratch_dir")
+)
 JAVA_PACKAGE = "openjdk-17-jre-headless"
 
 _LOCAL = re.compile(r"^local(\[(\*|\d+)(,\d+)?\])?$|^local-cluster\[\d+,\d+,\d+\]$")

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from recsys_core.tracking.mlflow_run import EMBEDDED_DIR
 
@@ -66,6 +67,18 @@ def _version(package: str) -> str | None:
         return None
 
 
+def _unset(name: str, variable: str, instead: str, to: str) -> Check:
+    """The skipped check ``name`` of an unset ``variable``: what runs ``instead``, and what
+    setting it is ``to`` do."""
+    return Check(
+        name,
+        True,
+        f"not set: {instead}",
+        f"set {variable} (make stack-up writes it into .env) to {to}",
+        skipped=True,
+    )
+
+
 def _is_server(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
@@ -73,31 +86,41 @@ def _is_server(uri: str) -> bool:
 def check_tracking_uri(env: Mapping[str, str]) -> Check:
     uri = env.get("MLFLOW_TRACKING_URI", "")
     if not uri:
-        return Check(
+        return _unset(
             "tracking URI",
-            True,
-            "not set: the embedded default (.recsys/mlflow.db)",
-            "set MLFLOW_TRACKING_URI (make stack-up writes it into .env) to use a tracking server",
-            skipped=True,
+            "MLFLOW_TRACKING_URI",
+            "the embedded default (.recsys/mlflow.db)",
+            "use a tracking server",
         )
     if not _is_server(uri):
         return Check("tracking URI", True, f"{uri} (local store, no server)")
     return Check("tracking URI", True, uri)
 
 
-def check_tracking_server(uri: str) -> Check:
+def _get(name: str, base: str, path: str, fix: str, *, ok_only: bool = False) -> Any:
+    """``GET base + path``: the response, or the failed check ``name`` that calls ``base``
+    unreachable and says ``fix`` (``ok_only``: an error status counts as unreachable too)."""
     import httpx
 
     try:
-        resp = httpx.get(f"{uri.rstrip('/')}/health", timeout=TIMEOUT)
+        resp = httpx.get(f"{base.rstrip('/')}{path}", timeout=TIMEOUT)
+        if ok_only:
+            resp.raise_for_status()
     except httpx.HTTPError as exc:
-        return Check(
-            "tracking server",
-            False,
-            f"{uri} unreachable: {exc}",
-            "start it (make stack-up, or docker compose up -d mlflow) or correct "
-            "MLFLOW_TRACKING_URI",
-        )
+        return Check(name, False, f"{base} unreachable: {exc}", fix)
+    return resp
+
+
+def check_tracking_server(uri: str) -> Check:
+
+    resp = _get(
+        "tracking server",
+        uri,
+        "/health",
+        "start it (make stack-up, or docker compose up -d mlflow) or correct MLFLOW_TRACKING_URI",
+    )
+    if isinstance(resp, Check):
+        return resp
     if resp.status_code == 403 and "host" in resp.text.lower():
         return Check(
             "tracking server",
@@ -382,28 +405,25 @@ def check_prefect(env: Mapping[str, str]) -> Check:
 
     api = env.get("PREFECT_API_URL", "")
     if not api:
-        return Check(
+        return _unset(
             "Prefect API",
-            True,
-            "not set: flows start a temporary local server",
-            "set PREFECT_API_URL (make stack-up writes it into .env) to run "
-            "deployments and schedules",
-            skipped=True,
+            "PREFECT_API_URL",
+            "flows start a temporary local server",
+            "run deployments and schedules",
         )
     # a server with an auth string (compose, the loopback stack) answers 401 without it
     auth = env.get("PREFECT_API_AUTH_STRING")
     headers = {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()} if auth else {}
-    try:
-        resp = httpx.get(f"{api.rstrip('/')}/health", timeout=TIMEOUT)
-        resp.raise_for_status()
-    except httpx.HTTPError as exc:
-        return Check(
-            "Prefect API",
-            False,
-            f"{api} unreachable: {exc}",
-            "start the Prefect server (make stack-up, or docker compose up -d "
-            "prefect-server) or correct PREFECT_API_URL",
-        )
+    health = _get(
+        "Prefect API",
+        api,
+        "/health",
+        "start the Prefect server (make stack-up, or docker compose up -d prefect-server) or "
+        "correct PREFECT_API_URL",
+        ok_only=True,
+    )
+    if isinstance(health, Check):
+        return health
     detail = f"{api} healthy"
     try:
         version = httpx.get(f"{api.rstrip('/')}/admin/version", headers=headers, timeout=TIMEOUT)
@@ -434,20 +454,18 @@ def check_prefect(env: Mapping[str, str]) -> Check:
 def check_service(env: Mapping[str, str]) -> Check | None:
     """The recommendation service at ``RECSYS_SERVE_URL`` (None when unset): ready means every
     role (ranking, rating) has a model loaded; a 503 carries the service's own reasons."""
-    import httpx
 
     url = env.get("RECSYS_SERVE_URL", "").rstrip("/")
     if not url:
         return None
-    try:
-        resp = httpx.get(f"{url}/ready", timeout=TIMEOUT)
-    except httpx.HTTPError as exc:
-        return Check(
-            "recommendation service",
-            False,
-            f"{url} unreachable: {exc}",
-            "start it (make stack-up, or docker compose up -d serving) or correct RECSYS_SERVE_URL",
-        )
+    resp = _get(
+        "recommendation service",
+        url,
+        "/ready",
+        "start it (make stack-up, or docker compose up -d serving) or correct RECSYS_SERVE_URL",
+    )
+    if isinstance(resp, Check):
+        return resp
     if resp.status_code == 200:
         return Check("recommendation service", True, f"{url} ready")
     try:

@@ -259,9 +259,9 @@ def raise_for_stop(report: DriftReport) -> None:
 
 def plot(reference: pd.DataFrame, current: pd.DataFrame, path: str | Path) -> Path:
     """Rating histograms overlaid, and the item popularity curves (share by rank, log-log)."""
-    from recsys_core.evaluation.plots import _pyplot
+    from recsys_core.plotting import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     values = np.union1d(reference["rating"].unique(), current["rating"].unique())
     width = float(np.min(np.diff(values))) if len(values) > 1 else 1.0

@@ -10,7 +10,7 @@ from prefect.client.orchestration import get_client
 from flows.training import TrainingParams, outcome_of, training_flow
 from recsys_core.data.synthetic import config_for, generate
 from recsys_core.exceptions import ConfigError, DataValidationError
-from recsys_core.privacy.pseudonyms import KEY_ENV, pseudonymize
+from recsys_core.pseudonyms import KEY_ENV, pseudonymize
 from recsys_core.tracking import registry
 
 NAMES = dict(registered_model="drifttest", experiment="drifttest")

@@ -73,9 +73,12 @@ def test_the_readme_table_is_generated_from_the_tree():
         'print(markdown_table(), end="")\''
     )
     names = [name for name, _, _ in variables()]
-    # recsys's own, and MLflow's artifact endpoint (named in messages)
+    # recsys's own, MLflow's artifact endpoint (named in messages) and libpq's password (sent
+    # to the hosts that may receive it)
     assert len(names) == len(set(names))
-    assert all(n.startswith("RECSYS_") or n == "MLFLOW_S3_ENDPOINT_URL" for n in names)
+    assert all(
+        n.startswith("RECSYS_") or n in ("MLFLOW_S3_ENDPOINT_URL", "PGPASSWORD") for n in names
+    )
 
 
 # Modules that still touch os.environ, and why. Setting a variable for a library or a child
@@ -85,7 +88,8 @@ ALLOWED = {
     "recsys_cli/main.py": "sets variables for the libraries it loads",
     "recsys_cli/prefect_console.py": "sets Prefect's own settings before Prefect reads them",
     "recsys_cli/forget.py": "sets MLflow's progress-bar variable",
-    "recsys_cli/serve.py": "sets MLflow's and prometheus-client's variables for the workers",
+    "recsys_cli/serve.py": "sets MLflow's and prometheus-client's variables, and "
+    "RECSYS_SERVE_AUTH=false after --no-auth, for the workers it starts",
     "recsys_core/validation/suite.py": "sets Great Expectations' analytics switch",
     "recsys_core/redaction.py": "reads the values of secret variables to hide them",
     "recsys_core/spark/storage.py": "copies the AWS variables into Spark's Hadoop settings",

@@ -5,7 +5,7 @@ from fastapi.testclient import TestClient
 
 from recsys_core.data.synthetic import config_for, generate
 from recsys_core.features import Interactions
-from recsys_core.privacy.pseudonyms import KEY_ENV, PSEUDONYMIZED_TAG, pseudonymize_users
+from recsys_core.pseudonyms import KEY_ENV, PSEUDONYMIZED_TAG, pseudonymize_users
 from recsys_core.tracking import registry
 from recsys_service.app import create_app
 from recsys_service.settings import ServiceSettings

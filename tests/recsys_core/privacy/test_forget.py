@@ -178,11 +178,11 @@ def _without(col, user, tmp_path):
 
 
 def test_pseudonymized_ids_are_found_by_their_pseudonym(store, tmp_path, monkeypatch):
-    from recsys_core.privacy.pseudonyms import pseudonymize
+    from recsys_core.pseudonyms import pseudonymize
 
     monkeypatch.setenv(forget.KEY_ENV, "a-secret-key-of-32-characters-xx")
     p = forget.pseudonym("alice")
-    # the pseudonym collection gives (recsys_core.privacy.pseudonyms), found by forget
+    # the pseudonym collection gives (recsys_core.pseudonyms), found by forget
     assert p == pseudonymize("alice", b"a-secret-key-of-32-characters-xx") != "alice"
     forget_user("alice", data_dir=tmp_path, tracking=False)
     kinds = sorted(s["kind"] for s in _rows(store, tombstones))

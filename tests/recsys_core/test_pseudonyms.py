@@ -8,7 +8,7 @@ import pytest
 
 from recsys_core.data import collect
 from recsys_core.exceptions import ConfigError
-from recsys_core.privacy.pseudonyms import KEY_ENV, pseudonymize, pseudonymize_users, read_key
+from recsys_core.pseudonyms import KEY_ENV, pseudonymize, pseudonymize_users, read_key
 
 KEY = b"k" * 32
 
