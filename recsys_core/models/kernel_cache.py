@@ -19,8 +19,9 @@ import logging
 log = logging.getLogger(__name__)
 
 _TESTED = ((0, 68), (0, 68))
-"""The numba releases whose cache loading was read for this (the pinned one): ``FunctionCache.load_overload`` readies
-the target context (``refresh``), then calls ``_load_overload``. Outside them, nothing changes."""
+"""The numba releases whose cache loading was read for this (the pinned one): there
+``FunctionCache.load_overload`` readies the target context (``refresh``), then calls
+``_load_overload``. Outside them, nothing changes."""
 
 
 def load_kernels_without_compiler() -> bool:
@@ -32,8 +33,9 @@ def load_kernels_without_compiler() -> bool:
     if getattr(FunctionCache.load_overload, "_recsys_lean", False):
         return True
     low, high = _TESTED
+    needed = ("_load_overload", "_guard_against_spurious_io_errors")
     if not low <= tuple(numba.version_info[:2]) <= high or not all(
-        hasattr(FunctionCache, name) for name in ("_load_overload", "_guard_against_spurious_io_errors")
+        hasattr(FunctionCache, name) for name in needed
     ):
         log.debug("numba %s: cached kernels load as numba does", numba.__version__)
         return False
