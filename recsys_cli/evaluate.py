@@ -21,6 +21,7 @@ from recsys_core.redaction import redact
 
 Duplicates = Literal["latest", "mean", "refuse"]
 Engine = Literal["auto", "local", "spark"]
+Metrics = Literal["all", "rating"]
 
 
 def evaluate(
@@ -48,6 +49,13 @@ def evaluate(
     rating_max: Annotated[float, typer.Option(help="highest valid rating")] = 5.0,
     predictions_out: Annotated[Path | None, typer.Option(help="CSV of test predictions")] = None,
     recommendations_out: Annotated[Path | None, typer.Option(help="CSV of top-k lists")] = None,
+    metrics: Annotated[
+        Metrics,
+        typer.Option(
+            help="all: the rating metrics (rating models) and the top-k ranking metrics; rating: "
+            "RMSE and MAE only, no top-k list is computed (rating models)"
+        ),
+    ] = "all",
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     engine: Annotated[
         Engine,
@@ -70,8 +78,11 @@ def evaluate(
     from recsys_core.evaluation import evaluate as run_eval
     from recsys_core.evaluation.evaluate import check_k
     from recsys_core.features import Interactions
+    from recsys_core.models.kernel_cache import load_kernels_without_compiler
     from recsys_core.models.registry import create, parse_params
 
+    # one process, one fit: numba's cached kernels load without readying its compiler (0.3-0.5 s)
+    load_kernels_without_compiler()
     # everything that can be judged without the data is judged before reading or fitting
     check_k(k)
     used = _evaluation_engine(
@@ -89,6 +100,16 @@ def evaluate(
             "interval; give --rating-min <= --rating-max"
         )
     rec = create(model, parse_params(param))
+    if metrics == "rating" and not rec.predicts_ratings:
+        raise ConfigError(
+            f"model {model!r} does not predict ratings: --metrics rating would report nothing; "
+            "use --metrics all, or a rating model (recsys models lists them)"
+        )
+    if metrics == "rating" and recommendations_out is not None:
+        raise ConfigError(
+            "--recommendations-out writes top-k lists, which --metrics rating does not compute; "
+            "use --metrics all"
+        )
     if predictions_out is not None and not rec.predicts_ratings:
         raise ConfigError(
             f"model {model!r} does not predict ratings; --predictions-out needs a "
@@ -153,7 +174,12 @@ def evaluate(
             k=k_used,
             keep_predictions=predictions_out is not None,
             keep_recommendations=recommendations_out is not None,
+            ranking=metrics == "all",
         )
+    if metrics == "rating":  # the spark engine computes every metric: the rating ones are kept
+        result.metrics = {
+            name: value for name, value in result.metrics.items() if not _is_ranking(name)
+        }
     out = {
         "model": model,
         "params": rec.get_params(),
@@ -303,6 +329,11 @@ def check_output_path(path: Path | None, option: str) -> None:
             f"{option} {shown!r} cannot be written (permission denied); give a "
             "path you can write to"
         )
+
+
+def _is_ranking(metric: str) -> bool:
+    """A top-k metric (``ndcg_at_10``, ``warm/coverage_at_10``, ...)."""
+    return "_at_" in metric
 
 
 def _finite_or_none(value: Any) -> Any:

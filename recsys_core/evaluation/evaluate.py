@@ -65,13 +65,23 @@ def evaluate(
     relevance_threshold: float | None = None,
     keep_predictions: bool = False,
     keep_recommendations: bool = False,
+    ranking: bool = True,
 ) -> EvaluationResult:
     """Evaluate ``model`` on ``test`` (raw ids); each user's ``train`` items stay out of its list.
 
     The model may have been trained on other data (a champion re-scored on a new split): all
-    mapping goes through the model's own vocabularies.
+    mapping goes through the model's own vocabularies. ``ranking=False``: the rating metrics
+    and the populations' sizes only, no top-k list is computed (a rating model's RMSE and MAE
+    at the cost of its predictions).
     """
     k = check_k(k)
+    if not ranking and not model.predicts_ratings:
+        raise ConfigError(
+            f"model {model.name!r} does not predict ratings: without the ranking metrics it "
+            "has none to report; keep the ranking metrics or evaluate a rating model"
+        )
+    if not ranking and keep_recommendations:
+        raise ConfigError("keep_recommendations needs the ranking metrics (ranking=True)")
     if test.empty:
         raise ConfigError("the test set is empty; nothing to evaluate")
     truth_all = test["rating"].to_numpy(dtype=np.float64)
@@ -109,7 +119,7 @@ def evaluate(
         relevant = test[test["rating"] >= relevance_threshold]
     users = pd.unique(relevant["user"].astype(str))
     recs_frame = None
-    if len(users):
+    if ranking and len(users):
         ur = model.user_vocab_.index(users)
         exclude = train[lookup(pd.Index(users), train["user"]) >= 0][["user", "item"]]
         mask = model.exclusion_matrix(

@@ -21,7 +21,29 @@ Collection reads the table back through ``recsys_core.data.collect("postgresql:/
 (see ``recsys_core.data.database``).
 """
 
-from recsys_core.events.engine import events_url
-from recsys_core.events.store import AppendResult, Event, EventProblem, EventStore
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from recsys_core.events.engine import events_url
+    from recsys_core.events.store import AppendResult, Event, EventProblem, EventStore
 
 __all__ = ["AppendResult", "Event", "EventProblem", "EventStore", "events_url"]
+
+# loaded at first use: a module of the package (``recsys_core.events.tombstones``, which every
+# collection imports) must not cost SQLAlchemy's import (~0.3 s) where no event store is read
+_WHERE = {
+    "AppendResult": "recsys_core.events.store",
+    "Event": "recsys_core.events.store",
+    "EventProblem": "recsys_core.events.store",
+    "EventStore": "recsys_core.events.store",
+    "events_url": "recsys_core.events.engine",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,20 +14,26 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-from sqlalchemy import Engine, select
-from sqlalchemy.exc import DBAPIError, OperationalError
-
-from recsys_core.events.engine import events_url, make_engine, missing_schema, safe_url
-from recsys_core.events.tables import tombstones
 from recsys_core.exceptions import DataSourceError
 from recsys_core.redaction import redact
 from recsys_core.settings import get_settings
 
+if TYPE_CHECKING:
+    import pandas as pd
+    from sqlalchemy import Engine
+
 log = logging.getLogger(__name__)
+
+# SQLAlchemy (~0.3 s to import) is loaded only where a store exists to be read: every collection
+# looks for tombstones, and on a machine without an event store (the embedded file never
+# created) that look is a path check. ``sqlite[+driver]:///path[?query]`` without
+# percent-escapes is read here; any other URL through SQLAlchemy's own parser.
+_PLAIN_SQLITE = re.compile(r"sqlite(?:\+\w+)?:///([^?#%]*)(?:\?[^#]*)?")
 
 _DOMAIN = b"recsys/forget/v1:"
 
@@ -76,11 +82,11 @@ def drop_tombstoned(frame: pd.DataFrame, url: str | None = None) -> tuple[pd.Dat
     tombstone. A database that is configured but cannot be reached stops the collection: a
     snapshot must never bring a forgotten user back.
     """
-    url = url or events_url()
+    url = url or get_settings().events.url
     keys = _read_keys(url)
     if not keys or frame.empty:
         return frame, 0
-    gone = tombstoned(pd.unique(frame["user"].astype(str)), keys)
+    gone = tombstoned(frame["user"].astype(str).unique(), keys)
     if not gone:
         return frame, 0
     drop = frame["user"].astype(str).isin(gone).to_numpy()
@@ -91,17 +97,27 @@ def drop_tombstoned(frame: pd.DataFrame, url: str | None = None) -> tuple[pd.Dat
 def store_exists(url: str) -> bool:
     """False for an embedded (SQLite) event store whose file was never created: it holds no
     tombstone, and looking must not create it. True for any other URL."""
-    from sqlalchemy.engine import make_url
+    plain = _PLAIN_SQLITE.fullmatch(url)
+    if plain is not None:
+        database: str | None = plain.group(1)
+        backend = "sqlite"
+    else:
+        from sqlalchemy.engine import make_url
 
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        return Path(parsed.database).expanduser().exists()
+        parsed = make_url(url)
+        database, backend = parsed.database, parsed.get_backend_name()
+    if backend == "sqlite" and database not in (None, "", ":memory:"):
+        return Path(database).expanduser().exists()
     return True
 
 
 def _read_keys(url: str) -> set[str]:
     if not store_exists(url):
         return set()
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    from recsys_core.events.engine import make_engine, missing_schema, safe_url
+
     engine = make_engine(url)
     try:
         return tombstone_keys(engine)[0]
@@ -124,6 +140,10 @@ def _read_keys(url: str) -> set[str]:
 
 def tombstone_keys(engine: Engine, after_id: int = 0) -> tuple[set[str], int]:
     """The tombstone keys with an id above ``after_id``, and the largest id seen."""
+    from sqlalchemy import select
+
+    from recsys_core.events.tables import tombstones
+
     with engine.connect() as conn:
         rows = conn.execute(
             select(tombstones.c.id, tombstones.c.user_key).where(tombstones.c.id > after_id)

@@ -12,25 +12,35 @@ if TYPE_CHECKING:  # the base class looks models up here (Recommender.load): no 
 
 _REGISTRY: dict[str, type[Recommender]] = {}
 
-# modules that define models; importing them fills the registry
-_MODULES = (
-    "recsys_core.models.baselines",
-    "recsys_core.models.recent_popularity",
-    "recsys_core.models.sgd_mf",
-    "recsys_core.models.knn",
-    "recsys_core.models.content",
-    "recsys_core.models.hybrid",
-    "recsys_core.models.als",
-    "recsys_core.models.dp_als",
-    "recsys_core.models.svdpp",
-    "recsys_core.models.bpmf",
-    "recsys_core.models.implicit_models",
-    "recsys_core.models.ease",
-    "recsys_core.models.blend",
-    "recsys_core.models.spark_als",
-    "recsys_core.models.mult_vae",
-    "recsys_core.models.rerank",
-)
+# the module that defines each model; importing it fills the registry. A command that names one
+# model imports its module only (the others cost imports of their own: scipy.linalg, threadpoolctl,
+# ...); listing every model imports them all. tests/recsys_core/models/test_registry.py keeps this
+# map in step with the @register decorators.
+_MODULE_OF: dict[str, str] = {
+    "bias": "recsys_core.models.baselines",
+    "global-mean": "recsys_core.models.baselines",
+    "popularity": "recsys_core.models.baselines",
+    "recent-popularity": "recsys_core.models.recent_popularity",
+    "sgd-mf": "recsys_core.models.sgd_mf",
+    "item-knn": "recsys_core.models.knn",
+    "item-knn-implicit": "recsys_core.models.knn",
+    "user-knn": "recsys_core.models.knn",
+    "content": "recsys_core.models.content",
+    "hybrid": "recsys_core.models.hybrid",
+    "als": "recsys_core.models.als",
+    "dp-als": "recsys_core.models.dp_als",
+    "svdpp": "recsys_core.models.svdpp",
+    "bpmf": "recsys_core.models.bpmf",
+    "implicit-als": "recsys_core.models.implicit_models",
+    "implicit-bpr": "recsys_core.models.implicit_models",
+    "ease": "recsys_core.models.ease",
+    "blend": "recsys_core.models.blend",
+    "spark-als": "recsys_core.models.spark_als",
+    "spark-als-implicit": "recsys_core.models.spark_als",
+    "mult-vae": "recsys_core.models.mult_vae",
+    "rerank": "recsys_core.models.rerank",
+}
+_MODULES = tuple(dict.fromkeys(_MODULE_OF.values()))
 
 
 def register(name: str):
@@ -58,7 +68,11 @@ def available() -> list[str]:
 
 
 def get_model_class(name: str) -> type[Recommender]:
-    _load_all()
+    if name not in _REGISTRY:
+        if name in _MODULE_OF:
+            importlib.import_module(_MODULE_OF[name])
+        if name not in _REGISTRY:  # an unknown name: the error lists every model
+            _load_all()
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -245,6 +245,28 @@ def test_evaluate_json_equals_the_library_on_the_same_files(files):
     assert (out["k"], out["k_requested"], out["n_train"]) == (7, 7, len(train))
 
 
+def test_evaluate_rating_metrics_only(files):
+    root, _ = files
+    args = ["--train", root / "train.csv", "--test", root / "test.tsv", "-p", "epochs=3"]
+    full = _strict_json(_invoke("evaluate", *args, "--json").stdout)
+    res = _invoke("evaluate", *args, "--metrics", "rating", "--json")
+    assert res.exit_code == 0, res.output
+    rating = _strict_json(res.stdout)
+    assert "ndcg_at_10" in full and not any("_at_" in name for name in rating)
+    assert {n: v for n, v in full.items() if "_at_" not in n and n != "fit_seconds"} == {
+        n: v for n, v in rating.items() if n != "fit_seconds"
+    }
+    table = _invoke("evaluate", *args, "--metrics", "rating")
+    assert table.exit_code == 0 and "rmse" in table.stdout and "ndcg" not in table.stdout
+    files_only = args[:4]
+    for refused, message in (
+        (["--model", "popularity"], "does not predict ratings"),
+        (["--recommendations-out", root / "recs-rating.csv"], "--metrics all"),
+    ):
+        res = _invoke("evaluate", *files_only, "--metrics", "rating", *refused)
+        assert res.exit_code == 2 and message in res.output, res.output
+
+
 def test_evaluate_clips_k_to_the_catalogue_with_a_note(files):
     root, s = files
     n_items = s.train["item"].nunique()

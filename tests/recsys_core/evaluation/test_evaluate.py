@@ -285,3 +285,21 @@ def test_population_names():
     assert M.lower_is_better("cold_items/mae")
     with pytest.raises(ValueError, match="unknown population 'new'"):
         M.in_population("rmse", "new")
+
+
+def test_without_ranking_the_rating_metrics_are_the_same_and_no_list_is_made(monkeypatch):
+    bias = Bias().fit(Interactions.from_frame(TRAIN))
+    full = evaluate(bias, TRAIN, TEST, k=2).metrics
+
+    def no_lists(*args, **kwargs):
+        raise AssertionError("a top-k list was computed")
+
+    monkeypatch.setattr(bias, "recommend_idx", no_lists)
+    rating = evaluate(bias, TRAIN, TEST, k=2, ranking=False).metrics
+    assert rating == {name: value for name, value in full.items() if "_at_" not in name}
+    assert "rmse" in rating and "warm/users" in rating and "ndcg_at_2" in full
+
+
+def test_without_ranking_a_model_without_ratings_is_refused(popularity):
+    with pytest.raises(ConfigError, match="does not predict ratings"):
+        evaluate(popularity, TRAIN, TEST, k=2, ranking=False)
