@@ -37,7 +37,11 @@ How the answers are computed, batch by batch, for each family the Scorer knows:
 * ``other`` (no fold-in): the model's own scores for known users, popularity for cold ones;
   revealed items are only excluded, as in the service;
 * ``factors``: the user vector is re-solved at every step by ``Scorer.recommend`` itself (one
-  small solve per interaction); the steps with nothing revealed are batched.
+  small solve per interaction); the steps with nothing revealed are batched;
+* ``model`` (``mult-vae``, ``rerank``): as ``factors``, each step with something revealed is
+  one ``Scorer.recommend`` request (the model's own fold-in: mult-vae encodes the row, rerank
+  folds the user into its retrievers and ranks their candidates); the steps with nothing
+  revealed are batched (the model's own scores).
 """
 
 from __future__ import annotations
@@ -214,7 +218,7 @@ def _replay_chunk(scorer: Scorer, starts, sizes, u_all, i_all, user_ids, k, rank
         block = scorer.seen_block(u[known]).tocoo()
         banned[np.flatnonzero(known)[block.row], block.col] = True
     item_item = scorer.family == "item-item"
-    folds = scorer.can_fold_in and not item_item  # factors: the Scorer solves each request
+    folds = scorer.can_fold_in and not item_item  # factors, model: a Scorer request each
     base = np.empty((n, n_items), dtype=np.float64)
     if known.any():
         base[known] = scorer.score_block(u[known])

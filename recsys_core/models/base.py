@@ -28,7 +28,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self, cast
+from typing import Any, ClassVar, Literal, NamedTuple, Self, cast
 
 import numpy as np
 import pandas as pd
@@ -63,7 +63,7 @@ RATING = "rating"
 ROLES: tuple[str, ...] = (RANKING, RATING)
 """The serving roles: ``ranking`` (top-k lists) and ``rating`` (``/predict``)."""
 
-FoldIn = Literal["factors", "item-item", "encoder", "model"]
+FoldIn = Literal["factors", "item-item", "model"]
 
 
 @dataclass(frozen=True)
@@ -81,10 +81,9 @@ class Capabilities:
     """How :meth:`Recommender.fold_in` scores a user from items given at request time, and the
     arrays the scorer serves from: ``"factors"`` (a user vector solved against the fixed item
     factors of :meth:`Recommender.factors`), ``"item-item"`` (the user's interaction row times
-    the item-item weights of :meth:`Recommender.item_item`), ``"encoder"`` (the user's items
-    encoded by the family's own network, its ``fold_in`` overridden: ``mult-vae``), ``"model"``
-    (the family's own :meth:`Recommender.fold_in`, which it overrides, and its own explanations,
-    :meth:`Recommender.explain_idx`: ``rerank``); ``None``: no fold-in."""
+    the item-item weights of :meth:`Recommender.item_item`), ``"model"`` (the family scores,
+    folds in and explains by itself: it overrides :meth:`Recommender.fold_in` and
+    :meth:`Recommender.explain_idx`; ``mult-vae``, ``rerank``); ``None``: no fold-in."""
     factor_scores: bool = False
     """Every score is ``mu + b_u + b_i + p_u . q_i`` of :meth:`Recommender.factors` (biases
     zero where the family has none): the exported factor tables rebuild the model."""
@@ -110,6 +109,17 @@ class Capabilities:
             "fitted_in_spark": self.fitted_in_spark,
             "needs_item_metadata": self.needs_item_metadata,
         }
+
+
+class ModelReason(NamedTuple):
+    """One reason of :meth:`Recommender.explain_idx`: in words, with its weight (in the
+    family's own units, larger is stronger) and the user's item it names, if any."""
+
+    text: str
+    weight: float
+    item: int = -1
+    """Index of the user's item the reason names (``-1``: none); the scorer gives its id and
+    title."""
 
 
 @dataclass(frozen=True)
@@ -540,10 +550,11 @@ class Recommender(ABC):
 
     def explain_idx(
         self, items: np.ndarray, *, user: int = -1, recent: np.ndarray | None = None
-    ) -> list[tuple[tuple[str, float], ...]] | None:
+    ) -> list[tuple[ModelReason, ...]] | None:
         """A family's own explanations (``capabilities.fold_in == "model"``): for each of
-        ``items``, reasons in words with their weight, for user index ``user`` with ``recent``
-        folded in; ``None``: the family gives none (the scorer explains by its arrays)."""
+        ``items`` (item indices), its reasons, largest weight first, for user index ``user``
+        (``-1``: a user the model never saw) with the item indices ``recent`` folded in;
+        ``None``: the family gives none (the scorer says so in its warnings)."""
         return None
 
     def factors(self) -> Factors:

@@ -13,7 +13,8 @@ with ``beta`` rising linearly from 0 to ``anneal_cap`` over ``total_anneal_steps
 
 * Scores of a user: the decoder's logits at the encoder's mean (no sampling), so a user the
   model never saw is scored by encoding the items given at request time: fold-in without refit
-  (``capabilities.fold_in = "encoder"``).
+  (``capabilities.fold_in = "model"``). An item is explained by the user's items whose removal
+  from the row lowers its score most (:meth:`MultVAE.explain_idx`, by occlusion).
 * Early stopping on NDCG@``val_k``: a share ``val_users`` of the users have a share
   ``val_holdout`` of their items held out of training; after each epoch the model scores those
   users from their remaining items, and the weights of the best epoch are kept. The held-out
@@ -43,7 +44,7 @@ from pydantic import Field, field_validator
 
 from recsys_core.exceptions import ConfigError, TrainingError
 from recsys_core.features.matrix import Interactions
-from recsys_core.models.base import Capabilities, ModelConfig, Recommender
+from recsys_core.models.base import Capabilities, ModelConfig, ModelReason, Recommender
 from recsys_core.models.item_scores import aligned_user_items, aligned_weights, block_scores
 from recsys_core.models.item_scores import row_scores as item_row_scores
 from recsys_core.models.registry import register
@@ -55,6 +56,9 @@ log = logging.getLogger(__name__)
 MAX_HIDDEN_LAYERS = 3
 """Hidden layers a side at most (Liang et al. found one, of 600 units, best; deeper did not
 help)."""
+
+_REASONS = 3
+"""Reasons given per explained item."""
 
 
 class MultVAEConfig(ModelConfig):
@@ -136,7 +140,7 @@ class MultVAE(Recommender):
 
     Config = MultVAEConfig
     config: MultVAEConfig
-    capabilities = Capabilities(predicts_ratings=False, fold_in="encoder")
+    capabilities = Capabilities(predicts_ratings=False, fold_in="model")
     factor_attributes: ClassVar[dict[str, str]] = {}
     state_docs: ClassVar[dict[str, str]] = {
         **_layer_docs(),
@@ -314,6 +318,35 @@ class MultVAE(Recommender):
         rows += net["first_bias"]
         scores = self._from_first_layer(rows, targets)
         return scores[0][None, :] - scores[1:]
+
+    def explain_idx(
+        self, items: np.ndarray, *, user: int = -1, recent: np.ndarray | None = None
+    ) -> list[tuple[ModelReason, ...]]:
+        """Why each of ``items`` is recommended to user index ``user`` (``-1``: new) with the
+        item indices ``recent`` added to their row: the (at most three) user's items whose
+        removal lowers its score most (:meth:`contributions`), the score lost as the weight."""
+        self._check_fitted()
+        own = self.seen_[user].indices if user >= 0 else np.empty(0, np.int64)
+        extra = np.empty(0, np.int64) if recent is None else np.asarray(recent, np.int64)
+        mine = np.union1d(np.asarray(own, np.int64), extra)
+        targets = np.asarray(items, np.int64)
+        if mine.size == 0:
+            return [() for _ in targets]
+        contrib = self.contributions(mine, targets)  # user items x targets
+        titles = getattr(self, "item_titles_", None)
+        out: list[tuple[ModelReason, ...]] = []
+        for n in range(targets.size):
+            col = contrib[:, n]
+            best = [b for b in np.argsort(-col, kind="stable")[:_REASONS] if col[b] > 0]
+            reasons = []
+            for b in best:
+                pos = int(mine[b])
+                name = (titles[pos] if titles is not None else "") or (
+                    f"item {self.item_vocab_.ids[pos]}"
+                )
+                reasons.append(ModelReason(f"you interacted with {name}", float(col[b]), pos))
+            out.append(tuple(reasons))
+        return out
 
     def to_torch(self) -> Any:
         """The fitted network as a PyTorch module (CPU, eval mode), rebuilt from the stored

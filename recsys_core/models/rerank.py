@@ -47,7 +47,7 @@ from recsys_core.extras import require
 from recsys_core.features import candidates as cf
 from recsys_core.features.embeddings import load_item_embeddings
 from recsys_core.features.matrix import Interactions
-from recsys_core.models.base import Capabilities, ModelConfig
+from recsys_core.models.base import Capabilities, ModelConfig, ModelReason
 from recsys_core.models.composite import Composite
 from recsys_core.models.registry import create, get_model_class, register
 from recsys_core.models.training import Training
@@ -478,7 +478,7 @@ class Rerank(Composite):
     # ------------------------------------------------------------------ explanations
     def explain_idx(
         self, items: np.ndarray, *, user: int = -1, recent: np.ndarray | None = None
-    ) -> list[tuple[tuple[str, float], ...]]:
+    ) -> list[tuple[ModelReason, ...]]:
         """Why each of ``items`` ranks where it does for user index ``user`` (with ``recent``
         folded in): the feature groups with the largest positive TreeSHAP contributions
         (``pred_contrib``), in words, with the contribution (in ranker score units)."""
@@ -491,7 +491,7 @@ class Rerank(Composite):
         pos = {int(i): n for n, i in enumerate(block.items)}
         contrib = self._booster.predict(block.features, pred_contrib=True, num_threads=1)
         names = self.feature_names_.tolist()
-        out: list[tuple[tuple[str, float], ...]] = []
+        out: list[tuple[ModelReason, ...]] = []
         for item in np.asarray(items, dtype=np.int64):
             n = pos.get(int(item))
             if n is None:
@@ -503,7 +503,8 @@ class Rerank(Composite):
                 groups[key] = groups.get(key, 0.0) + float(contrib[n, f])
             best = sorted(groups.items(), key=lambda kv: -kv[1])[:3]
             values = dict(zip(names, block.features[n].tolist(), strict=True))
-            out.append(tuple((self._words(key, values), round(w, 6)) for key, w in best if w > 0))
+            words = [ModelReason(self._words(k, values), round(w, 6)) for k, w in best if w > 0]
+            out.append(tuple(words))
         return out
 
     def _words(self, group: str, values: dict[str, float]) -> str:

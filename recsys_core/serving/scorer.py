@@ -14,12 +14,10 @@ factor model folds a user in with its own ``fold_in`` method:
   against the fixed item factors (one regularized least-squares solve,
   ``recsys_core.models.fold_in``), and
   an item's explanation is the user's items nearest to it in factor space (cosine).
-* ``encoder`` (``mult-vae``): known users are scored by the model (its network reads the user's
-  training row); recent items are folded in by encoding the row with them added (the model's
-  ``fold_in``, no refit); an item's explanation is the user's items whose removal from the
-  row lowers its score most (the model's ``contributions``, by occlusion).
-* ``model`` (``rerank``): the model scores known users itself and folds recent items in with
-  its own ``fold_in``; an item's explanation is the model's own (``explain_idx``).
+* ``model`` (``mult-vae``, ``rerank``): the model scores known users itself, folds recent
+  items in with its own ``fold_in`` (no refit) and explains an item with its own
+  ``explain_idx`` (mult-vae: the user's items whose removal lowers the item's score most;
+  rerank: the features that moved it up); a family that declares the kind needs nothing here.
 * ``other`` (k-NN rating models, ``bpmf``, blends, baselines): known users are scored by the
   model itself; recent items cannot be folded in, which every answer says (``fallback`` and
   ``warnings``).
@@ -39,7 +37,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys_core.exceptions import ModelCapabilityError
-from recsys_core.models.base import Recommender
+from recsys_core.models.base import ModelReason, Recommender
 from recsys_core.models.item_scores import (
     aligned_user_items,
     aligned_weights,
@@ -48,7 +46,7 @@ from recsys_core.models.item_scores import (
 )
 from recsys_core.models.top_k import top_k
 
-Family = Literal["item-item", "factors", "encoder", "model", "other"]
+Family = Literal["item-item", "factors", "model", "other"]
 
 N_REASONS = 3
 """Largest contributions kept per explained item."""
@@ -288,7 +286,7 @@ class Scorer:
         if self.family == "model":
             own = self.model.explain_idx(top, user=u, recent=recent)
             if own is not None:
-                return [tuple(Reason(text, weight=w) for text, w in r) for r in own]
+                return [tuple(self._model_reason(r) for r in reasons) for reasons in own]
         user_items = np.unique(np.concatenate([history[0], recent]))
         if self.family in ("other", "model") or user_items.size == 0:
             warnings.append(f"model {self.model.name!r} gives no per-item explanations")
@@ -304,13 +302,6 @@ class Scorer:
                     self._reasons(contrib[:, n], idx, lambda name: f"you interacted with {name}")
                 )
             return out
-        if self.family == "encoder":
-            # the weight of a reason: how much the item's score drops without the user's item
-            contrib = self.model.contributions(user_items, top)  # type: ignore[attr-defined]
-            return [
-                self._reasons(contrib[:, n], user_items, lambda name: f"you interacted with {name}")
-                for n in range(top.size)
-            ]
         # the weight of a reason: the factor cosine of the user's item and the recommended one
         sims = self._Qn[user_items] @ self._Qn[top].T  # user items x recommended items
         for n in range(top.size):
@@ -322,6 +313,13 @@ class Scorer:
                 )
             )
         return out
+
+    def _model_reason(self, reason: ModelReason) -> Reason:
+        """A reason of the model's own ``explain_idx``, with the id and title of its item."""
+        if reason.item < 0:
+            return Reason(reason.text, weight=float(reason.weight))
+        title = (self._titles[reason.item] or None) if self._titles is not None else None
+        return Reason(reason.text, self.item_ids[reason.item], float(reason.weight), title)
 
     def item_title(self, item_id: str) -> str | None:
         """The item's title in the training data's metadata (None when unknown)."""

@@ -50,3 +50,23 @@ def test_a_one_epoch_curve_shows_its_points(tmp_path):
     # draws ~60 pixels of each (a bare 1-point line); the points themselves add ~200 more.
     assert _coloured_pixels(path, (31, 119, 180)) > 150
     assert _coloured_pixels(path, (255, 127, 14)) > 150
+
+
+GREEN = (44, 160, 44)
+
+
+def test_the_validation_ndcg_of_early_stopping_is_drawn(tmp_path):
+    # mult-vae: a loss, and the NDCG it keeps the best epoch of (right axis)
+    vae = [
+        {"epoch": e, "train_loss": 900.0 - 50 * e, "beta": 0.01 * e, "val_ndcg_at_10": v}
+        for e, v in enumerate([0.10, 0.20, 0.26, 0.25, 0.24], start=1)
+    ]
+    with_ndcg = plots.learning_curve(vae, tmp_path / "vae.png")
+    without = plots.learning_curve(
+        [{k: v for k, v in h.items() if k != "val_ndcg_at_10"} for h in vae], tmp_path / "loss.png"
+    )
+    assert _coloured_pixels(with_ndcg, GREEN) > 300
+    assert _coloured_pixels(without, GREEN) == 0
+    # rerank: NDCG only, on the one axis
+    ranker = [{"epoch": e, "val_ndcg_at_10": 0.3 + 0.01 * e} for e in range(1, 30)]
+    assert _coloured_pixels(plots.learning_curve(ranker, tmp_path / "r.png"), GREEN) > 300

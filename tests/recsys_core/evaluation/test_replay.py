@@ -1,5 +1,6 @@
 """replay(): prequential evaluation of the next period, by hand and against the service's Scorer."""
 
+import importlib.util
 import math
 
 import numpy as np
@@ -10,6 +11,7 @@ from recsys_core.data import synthetic
 from recsys_core.evaluation.replay import bucket_of, plot_by_bucket, replay
 from recsys_core.exceptions import ConfigError, DataError
 from recsys_core.features import Interactions, SplitConfig, split
+from recsys_core.models import create
 from recsys_core.models.baselines import Bias, Popularity
 from recsys_core.models.ease import EASE
 from recsys_core.models.sgd_mf import SGDMF
@@ -204,15 +206,37 @@ def _reference_ranks(model, test, k):
     return out
 
 
+RERANK = {
+    "retrievers": [{"model": "ease"}, {"model": "popularity"}],
+    "candidates": 30,
+    "n_estimators": 10,
+}
+VAE = {"hidden_dims": (32,), "latent_dim": 8, "epochs": 3, "val_users": 0.0}
+_TORCH = importlib.util.find_spec("torch") is not None
+
+
 @pytest.mark.parametrize(
-    "make",
-    [lambda: EASE(reg=50.0), lambda: SGDMF(epochs=5, seed=1), lambda: Bias(), lambda: Popularity()],
-    ids=["item-item", "factors", "no-fold-in", "tied-scores"],
+    ("make", "n_users"),
+    [
+        (lambda: EASE(reg=50.0), 40),
+        (lambda: SGDMF(epochs=5, seed=1), 40),
+        (lambda: Bias(), 40),
+        (lambda: Popularity(), 40),
+        # the families that fold in and explain by themselves: a request each, as in the service
+        (lambda: create("rerank", RERANK), 15),
+        pytest.param(
+            lambda: create("mult-vae", VAE),
+            20,
+            marks=pytest.mark.skipif(not _TORCH, reason="mult-vae trains with PyTorch"),
+        ),
+    ],
+    ids=["item-item", "factors", "no-fold-in", "tied-scores", "rerank", "mult-vae"],
 )
-def test_batched_replay_answers_as_the_service_does(synthetic_split, make):
+def test_batched_replay_answers_as_the_service_does(synthetic_split, make, n_users):
     train, test = synthetic_split.train, synthetic_split.test
-    # keep the first rows of 40 users: every bucket but 20+ is populated, the reference is quick
-    users = pd.unique(test.sort_values("timestamp")["user"])[:40]
+    # keep the first rows of a few users: every bucket but 20+ is populated, the reference is
+    # quick
+    users = pd.unique(test.sort_values("timestamp")["user"])[:n_users]
     test = test[test["user"].isin(users)]
     model = make().fit(Interactions.from_frame(train))
     result = replay(model, test, k=5, chunk_users=7, keep_interactions=True)

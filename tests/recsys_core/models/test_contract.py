@@ -257,7 +257,10 @@ def test_capabilities_are_declared_consistently(name):
     caps = cls.capabilities
     assert cls.predicts_ratings is caps.predicts_ratings
     assert caps.roles == (("ranking", "rating") if caps.predicts_ratings else ("ranking",))
-    assert caps.fold_in in (None, "factors", "item-item", "encoder", "model")
+    assert caps.fold_in in (None, "factors", "item-item", "model")
+    if caps.fold_in == "model":  # the Scorer folds in and explains through the family's own
+        assert cls.fold_in is not Recommender.fold_in
+        assert cls.explain_idx is not Recommender.explain_idx
     if caps.scored_in_spark:  # the Spark evaluator rebuilds scores from the factors
         assert caps.factor_scores and caps.fold_in == "factors"
     if caps.factor_scores:

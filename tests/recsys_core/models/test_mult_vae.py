@@ -94,7 +94,7 @@ def test_fold_in_encodes_the_items_without_refit(vae):
 
 def test_scorer_serves_known_and_new_users(vae):
     scorer = Scorer(vae)
-    assert scorer.family == "encoder" and scorer.can_fold_in
+    assert scorer.family == "model" and scorer.can_fold_in
     user = str(vae.user_vocab_.ids[0])
     answer = scorer.recommend(user, k=5)
     expected = vae.recommend([user], k=5)["item"].tolist()
@@ -177,3 +177,20 @@ def test_contributions_are_the_score_lost_without_each_item(vae):
     for n in range(items.size):
         without = vae.fold_in(np.delete(items, n))[targets]
         np.testing.assert_allclose(got[n], full - without, rtol=1e-4, atol=1e-5)
+
+
+def test_explanations_are_the_users_items_that_add_most_to_the_score(vae):
+    user = 2
+    mine = np.sort(vae.seen_[user].indices).astype(np.int64)
+    recent = np.setdiff1d(np.arange(6), mine)[:2]
+    targets = np.array([7, 11])
+    reasons = vae.explain_idx(targets, user=user, recent=recent)
+    contrib = vae.contributions(np.union1d(mine, recent), targets)
+    for n, got in enumerate(reasons):
+        assert 1 <= len(got) <= 3
+        weights = [r.weight for r in got]
+        assert weights == sorted(weights, reverse=True) and weights[0] > 0
+        best = int(np.union1d(mine, recent)[np.argmax(contrib[:, n])])
+        assert got[0].item == best and got[0].weight == pytest.approx(contrib[:, n].max())
+        assert got[0].text == f"you interacted with {vae.item_titles_[best]}"  # titled items
+    assert vae.explain_idx(targets) == [(), ()]  # a new user with no items: nothing to name

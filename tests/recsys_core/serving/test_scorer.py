@@ -7,6 +7,8 @@ from recsys_core.data.synthetic import config_for, generate
 from recsys_core.exceptions import ModelCapabilityError
 from recsys_core.features import Interactions
 from recsys_core.models import create
+from recsys_core.models.base import Capabilities, ModelReason
+from recsys_core.models.baselines import Popularity, PopularityConfig
 from recsys_core.serving import Scorer
 from recsys_core.serving.scorer import _top_k
 
@@ -268,3 +270,51 @@ def test_item_item_requests_copy_no_model_array(fitted, data, name, tmp_path):
     np.testing.assert_allclose(
         model._score_users(np.arange(20, dtype=np.int32)), X @ W64, rtol=1e-4, atol=1e-5
     )
+
+
+class CoCounts(Popularity):
+    """A family the Scorer knows nothing of: it declares ``fold_in="model"`` and folds in and
+    explains by itself (its scores: co-occurrence counts with the user's items)."""
+
+    name = "co-counts"
+    capabilities = Capabilities(predicts_ratings=False, fold_in="model")
+
+    def _mine(self, user: int, recent) -> np.ndarray:
+        own = self.seen_[user].indices if user >= 0 else []
+        return np.union1d(own, np.asarray(recent, np.int64)).astype(np.int64)
+
+    def _co(self) -> np.ndarray:
+        x = (self.seen_ > 0).astype(np.float64)
+        return np.asarray((x.T @ x).todense())
+
+    def fold_in(self, items, ratings=None, *, user=-1):
+        return self._co()[self._mine(user, items)].sum(axis=0)
+
+    def explain_idx(self, items, *, user=-1, recent=None):
+        mine = self._mine(user, [] if recent is None else recent)
+        co = self._co()
+        return [
+            (
+                ModelReason("seen together with your item", float(co[mine[0], j]), int(mine[0])),
+                ModelReason("and in general", 1.0),
+            )
+            for j in items
+        ]
+
+
+def test_a_new_family_declaring_model_folds_in_and_explains_through_its_own_hooks(data):
+    model = CoCounts(PopularityConfig()).fit(data)
+    scorer = Scorer(model)
+    assert scorer.family == "model" and scorer.can_fold_in
+    recent = [str(i) for i in data.items.ids[:4]]
+    rec = scorer.recommend("someone-new", 5, recent_items=recent, explain=True)
+    assert rec.folded_in == 4 and rec.fallback is None and not rec.warnings
+    expected = model.fold_in(np.arange(4))
+    expected[:4] = -np.inf
+    assert [s.item_id for s in rec.items] == [str(data.items.ids[j]) for j in _top_k(expected, 5)]
+    for s in rec.items:
+        first, second = s.reasons
+        j = scorer.item_index(s.item_id)
+        assert first.item_id == recent[0] and first.weight == model._co()[0, j]
+        assert first.text == "seen together with your item" and first.title is None
+        assert second.item_id is None and second.weight == 1.0
