@@ -221,9 +221,18 @@ class LiveModels:
         return found is False
 
     def _no_version(self, role: str) -> str:
+        """The look of a role while the registered model is not there (to this account)."""
         status = self._status[role]
         status.last_checked = time.time()
-        return self._alias_unset(role, status, status.served)
+        if status.served is not None:
+            return self._alias_unset(role, status, status.served)
+        name = self.settings.registered_model
+        status.problem = (
+            f"registered model {name!r} has no version with alias {status.alias!r} yet (no "
+            "model of that name is registered, or none the registry lets this account read); "
+            "train and promote one (recsys train)"
+        )
+        return "no_version"
 
     def _refresh_role(self, role: str) -> str:
         name = self.settings.registered_model
