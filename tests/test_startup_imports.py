@@ -31,6 +31,8 @@ HEAVY = (
     "threadpoolctl",
     # numba's compiler (its lowering registries): cached kernels load without it
     "numba.np.arraymath",
+    # numba's array implementation: no kernel of the command allocates an array
+    "numba.np.arrayobj",
 )
 
 
