@@ -24,6 +24,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
+import gc
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -119,5 +120,18 @@ for command in last:
     app.command(help=help_of(command))(command)
 
 
+def run() -> None:
+    """The ``recsys`` command: ``app`` in a process of its own, which ends when it returns."""
+    try:
+        app()
+    finally:
+        # the process is about to end: without this, the interpreter's last collections free,
+        # one by one, the objects of every module the command loaded (0.3 to 0.5 s of CPU after
+        # a fit: pandas, numba, scipy); the system frees them at once with the process. Exit
+        # handlers and flushes still run. Not in ``app``: a program that calls it (the tests)
+        # goes on, and its garbage must stay collectable.
+        gc.freeze()
+
+
 if __name__ == "__main__":
-    app()
+    run()

@@ -184,22 +184,28 @@ def _stratify(
     out_u = np.empty_like(u)
     out_i = np.empty_like(i)
     out_r = np.empty_like(r)
-    _counting_sort(perm, u, i, r, ug, ig, offsets, out_u, out_i, out_r)
+    # the kernel's scratch arrays come from here: a kernel that allocates loads numba's array
+    # implementation (numba.np.arrayobj and what it imports) with its cached code
+    scratch = np.zeros((2, _BLOCKS * _BLOCKS), dtype=np.int64)
+    _counting_sort(perm, u, i, r, ug, ig, offsets, out_u, out_i, out_r, scratch)
     return out_u, out_i, out_r, offsets
 
 
 @numba.njit(cache=True, nogil=True)
-def _counting_sort(perm, u, i, r, ug, ig, offsets, out_u, out_i, out_r):
+def _counting_sort(perm, u, i, r, ug, ig, offsets, out_u, out_i, out_r, scratch):
     """Scatter ratings ``perm[0], perm[1], ...`` to their block, keeping that order inside a
-    block (a stable sort by block key); fills ``offsets`` (block starts, then the total)."""
+    block (a stable sort by block key); fills ``offsets`` (block starts, then the total).
+    ``scratch``: two rows of ``B * B`` zeros (the counts, then the write positions)."""
     B = np.int64(_BLOCKS)
-    counts = np.zeros(B * B, dtype=np.int64)
+    counts = scratch[0]
     for n in range(u.size):
         gu = np.int64(ug[u[n]])
         counts[((np.int64(ig[i[n]]) - gu) % B) * B + gu] += 1
     for b in range(B * B):
         offsets[b + 1] = offsets[b] + counts[b]
-    pos = offsets[:-1].copy()
+    pos = scratch[1]
+    for b in range(B * B):
+        pos[b] = offsets[b]
     for n in range(perm.size):
         src = perm[n]
         gu = np.int64(ug[u[src]])
