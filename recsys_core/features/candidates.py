@@ -197,14 +197,13 @@ def candidate_features(
     hist = sp.csr_matrix(history, dtype=np.float32)
     hist.data[:] = 1.0
     if genres is not None:
-        profile = np.asarray(hist @ genres)
-        profile /= np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-12)
+        counts = np.asarray(hist @ genres)  # the user's items per genre
+        profile = counts / np.maximum(np.linalg.norm(counts, axis=1, keepdims=True), 1e-12)
         g = genres[cols]
         g_norm = np.maximum(np.linalg.norm(g, axis=1), 1e-12)
         cols_feats.append(((profile[rows] * g).sum(axis=1) / g_norm).astype(np.float32))
         # the share of the user's genre mass on the item's genres (a distribution . 0/1)
-        mass = np.asarray(hist @ genres)
-        mass /= np.maximum(mass.sum(axis=1, keepdims=True), 1e-12)
+        mass = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1e-12)
         cols_feats.append((mass[rows] * g).sum(axis=1).astype(np.float32))
     if years is not None:
         has_year = np.isfinite(years).astype(np.float32)
