@@ -3,13 +3,17 @@
 Candidates are the union of the top ``n`` unseen items of several retrievers. Each pair gets:
 
 * per retriever: its score and its rank among the user's unseen items (``n + 1`` when the item
-  is outside its top ``n``), and how many retrievers proposed the item;
+  is outside its top ``n``), its score relative to the user's (the gap to the user's top score,
+  the z-score among the user's candidates, the gap to the next better candidate: raw scores
+  shift between the retrievers a ranker learns from and those refitted to serve, these less),
+  and how many retrievers proposed the item;
 * the item: its share of the interactions, the same with each interaction weighted by its
   recency (``0.5 ** (age / half_life)``), its mean rating, the days since it was first seen;
 * the user: interactions and days since the last one;
 * item content, where the item metadata has genres or a year in the title: the cosine of the
-  item's genres and the user's genre profile, the year, the distance of the year to the mean
-  year of the user's items;
+  item's genres and the user's genre profile, the share of the user's genre mass on the item's
+  genres (the user's genre distribution . the item's 0/1 genres), the year, the distance of
+  the year to the mean year of the user's items;
 * item embeddings, where given (``recsys_core.features.embeddings``): the cosine of the item's
   vector and the mean vector of the user's items.
 
@@ -34,7 +38,7 @@ _YEAR = re.compile(r"\((\d{4})\)")
 
 ITEM_FEATURES = ("popularity", "recent_popularity", "item_mean_rating", "item_age_days")
 USER_FEATURES = ("user_activity", "user_recency_days")
-GENRE_FEATURES = ("genre_match",)
+GENRE_FEATURES = ("genre_match", "genre_share")
 YEAR_FEATURES = ("item_year", "year_gap")
 EMBEDDING_FEATURES = ("embedding_similarity",)
 
@@ -114,11 +118,16 @@ class CandidateBlock:
     """Candidates per user of the block (zero for a user without any)."""
 
 
+RELATIVE = ("gap", "z", "next_gap")
+"""Per retriever, its score relative to the user's other candidates: the gap to the user's top
+score, the z-score among the user's candidates, the gap to the next better candidate."""
+
+
 def feature_names(retrievers: list[str], genres: bool, years: bool, embeddings: bool) -> list[str]:
     """The columns of :func:`candidate_features`, in order."""
     names: list[str] = []
     for r in retrievers:
-        names += [f"{r}_score", f"{r}_rank"]
+        names += [f"{r}_score", f"{r}_rank", *(f"{r}_{kind}" for kind in RELATIVE)]
     names += ["retrievers_agreeing", *ITEM_FEATURES, *USER_FEATURES]
     if genres:
         names += GENRE_FEATURES
@@ -171,11 +180,14 @@ def candidate_features(
     rows, cols = np.nonzero(cand)
     cols_feats: list[np.ndarray] = []
     agreeing = np.zeros(rows.size, dtype=np.float32)
+    count = np.maximum(np.bincount(rows, minlength=n_users), 1).astype(np.float64)
     for s, rank in zip(scores, ranks, strict=True):
-        cols_feats.append(s[rows, cols].astype(np.float32))
+        value = s[rows, cols].astype(np.float64)
+        cols_feats.append(value.astype(np.float32))
         r = rank[rows, cols]
         cols_feats.append(r)
         agreeing += r <= n
+        cols_feats += _relative(value, rows, cols, s, count)
     cols_feats.append(agreeing)
     cols_feats += [items[name][cols] for name in ITEM_FEATURES]
     cols_feats += [
@@ -185,11 +197,14 @@ def candidate_features(
     hist = sp.csr_matrix(history, dtype=np.float32)
     hist.data[:] = 1.0
     if genres is not None:
-        profile = np.asarray(hist @ genres)
-        profile /= np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-12)
+        counts = np.asarray(hist @ genres)  # the user's items per genre
+        profile = counts / np.maximum(np.linalg.norm(counts, axis=1, keepdims=True), 1e-12)
         g = genres[cols]
         g_norm = np.maximum(np.linalg.norm(g, axis=1), 1e-12)
         cols_feats.append(((profile[rows] * g).sum(axis=1) / g_norm).astype(np.float32))
+        # the share of the user's genre mass on the item's genres (a distribution . 0/1)
+        mass = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1e-12)
+        cols_feats.append((mass[rows] * g).sum(axis=1).astype(np.float32))
     if years is not None:
         has_year = np.isfinite(years).astype(np.float32)
         year_sum = np.asarray(hist @ np.nan_to_num(years)).ravel()
@@ -208,3 +223,39 @@ def candidate_features(
     features = np.column_stack(cols_feats).astype(np.float32, copy=False)
     sizes = np.bincount(rows, minlength=n_users)
     return CandidateBlock(rows=rows, items=cols, features=features, group_sizes=sizes)
+
+
+def _relative(
+    value: np.ndarray, rows: np.ndarray, cols: np.ndarray, s: np.ndarray, count: np.ndarray
+) -> list[np.ndarray]:
+    """A retriever's score of each pair relative to the user's: the gap to the user's top score
+    (unseen items), the z-score among the user's candidates and the gap to the next better
+    candidate (0 for the best). Raw scores shift between the retrievers the ranker learns from
+    and those refitted to serve; these do not."""
+    if value.size == 0:
+        return [np.empty(0, np.float32)] * len(RELATIVE)
+    finite = np.where(np.isfinite(s), s, -np.inf)
+    top = finite.max(axis=1)
+    ok = np.isfinite(value)
+    v = np.where(ok, value, 0.0)
+    mean = np.bincount(rows, weights=v, minlength=count.size) / count
+    var = np.bincount(rows, weights=v * v, minlength=count.size) / count - mean * mean
+    sd = np.sqrt(np.maximum(var, 0.0))
+    gap = np.where(ok, value - top[rows], np.nan)
+    z = np.where(ok & (sd[rows] > 0), (v - mean[rows]) / np.maximum(sd[rows], 1e-12), 0.0)
+    # the next better candidate: sort the pairs by user, then score (best first)
+    order = np.lexsort((-v, rows))
+    sorted_v = v[order]
+    prev = np.empty_like(sorted_v)
+    prev[0] = sorted_v[0]
+    prev[1:] = sorted_v[:-1]
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = rows[order][1:] != rows[order][:-1]
+    prev[first] = sorted_v[first]
+    next_gap = np.empty_like(v)
+    next_gap[order] = prev - sorted_v
+    return [
+        gap.astype(np.float32),
+        z.astype(np.float32),
+        np.where(ok, next_gap, np.nan).astype(np.float32),
+    ]

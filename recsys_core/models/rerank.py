@@ -8,15 +8,19 @@ LambdaMART: an overview", MSR-TR-2010-82, for the ranker), with LightGBM's ``lam
    ``ease``, ``item-knn-implicit``, ``implicit-als``, ``popularity``), each built from the
    registry with its own hyperparameters.
 2. **Features** of each (user, candidate) pair (``recsys_core.features.candidates``): every
-   retriever's score and rank, item popularity and its recency-weighted form, the item's mean
+   retriever's score and rank, and its score relative to the user's (the gap to the user's top
+   score, the z-score among the user's candidates, the gap to the next better one), item
+   popularity and its recency-weighted form, the item's mean
    rating and age, the user's activity and recency, genre and year features where the item
    metadata has them, and the cosine to the user's items in item embeddings the user provides
    (``item_embeddings``: a Parquet file, ``recsys_core.features.embeddings``).
 3. **Training without leakage**: each user's latest interactions (``holdout``, by time) are
    the labels; the retrievers are fitted on the rest, so a label is never something a retriever
    saw. LightGBM's ``lambdarank`` learns from one query group per user and stops early on the
-   NDCG@10 of a validation group of users. The retrievers are then refitted on every training
-   row to serve.
+   NDCG@10 of a validation group of users. The trees start from ``base_weight`` times the
+   first retriever's z-score (LightGBM's ``init_score``), so they learn corrections to its order
+   rather than an order from nothing. The retrievers are then refitted on every training row
+   to serve.
 
 Serving scores the candidates of a user with the ranker; the other items score below every
 candidate. A new user, or new items at request time, is folded in through the retrievers' own
@@ -32,7 +36,6 @@ LightGBM's own text format (``ranker.txt``) and each retriever in ``member_<n>``
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -40,7 +43,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from recsys_core.exceptions import ConfigError
 from recsys_core.extras import require
@@ -49,6 +52,7 @@ from recsys_core.features.embeddings import load_item_embeddings
 from recsys_core.features.matrix import Interactions
 from recsys_core.models.base import Capabilities, ModelConfig, ModelReason
 from recsys_core.models.composite import Composite
+from recsys_core.models.parts import PartSpec, subset
 from recsys_core.models.registry import create, get_model_class, register
 from recsys_core.models.training import Training
 
@@ -58,13 +62,8 @@ _RANKER_FILE = "ranker.txt"
 _IMPORTANCE_PLOT = "feature_importance.png"
 
 
-class RetrieverSpec(BaseModel):
-    """One retriever: its registry name and hyperparameters."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    model: str = Field(description="registry name of the retriever")
-    params: dict[str, Any] = Field(default_factory=dict, description="its hyperparameters")
+RetrieverSpec = PartSpec
+"""One retriever: its registry name and hyperparameters."""
 
 
 _DEFAULT_RETRIEVERS = (
@@ -106,6 +105,11 @@ class RerankConfig(ModelConfig):
     validation: float = Field(
         0.2, gt=0, lt=1, description="share of those users kept to stop the boosting early"
     )
+    objective: Literal["lambdarank", "rank_xendcg"] = Field(
+        "lambdarank",
+        description="LightGBM's ranking objective: lambdarank (LambdaMART) or rank_xendcg "
+        "(cross-entropy NDCG loss, Bruch 2021)",
+    )
     n_estimators: int = Field(300, ge=1, le=10_000, description="most boosting rounds")
     early_stopping: int = Field(
         30, ge=1, description="rounds without a better validation NDCG@10 before stopping"
@@ -115,6 +119,13 @@ class RerankConfig(ModelConfig):
     min_child_samples: int = Field(200, ge=1, description="fewest pairs in a leaf")
     feature_fraction: float = Field(
         0.8, gt=0, le=1, description="share of the features each tree may split on (seeded)"
+    )
+    base_weight: float = Field(
+        0.5,
+        ge=0,
+        le=100,
+        description="the trees start from this weight times the first retriever's z-score "
+        "among the user's candidates, and learn corrections to its order (0: from nothing)",
     )
     half_life_days: float = Field(
         30.0, gt=0, description="half-life of the recency-weighted popularity, in days"
@@ -138,17 +149,6 @@ class RerankConfig(ModelConfig):
                 )
             create(spec.model, spec.params)  # validates the retriever's hyperparameters
         return value
-
-
-def _subset(data: Interactions, mask: np.ndarray) -> Interactions:
-    """The rows of ``data`` under ``mask``, with the same vocabularies (indices unchanged)."""
-    return dataclasses.replace(
-        data,
-        user_idx=data.user_idx[mask],
-        item_idx=data.item_idx[mask],
-        rating=data.rating[mask],
-        timestamp=data.timestamp[mask],
-    )
 
 
 def holdout_mask(
@@ -219,7 +219,7 @@ class Rerank(Composite):
         rest = np.ones(len(data), dtype=bool)
         for fold in range(cfg.folds):
             held = np.zeros(len(data), dtype=bool)
-            part = _subset(data, rest)
+            part = subset(data, rest)
             held[np.flatnonzero(rest)] = holdout_mask(
                 part, cfg.holdout, cfg.min_user_interactions, cfg.holdout_order, rng
             )
@@ -231,7 +231,7 @@ class Rerank(Composite):
                     )
                 break
             # the inner stage: retrievers and statistics of the rows before the labels
-            inner = _subset(data, rest & ~held)
+            inner = subset(data, rest & ~held)
             self.members_ = [create(r.model, r.params).fit(inner) for r in cfg.retrievers]
             self._fit_statistics(inner)
             users = np.unique(data.user_idx[held])
@@ -279,7 +279,7 @@ class Rerank(Composite):
         train_rows = np.repeat(keep & ~val, size)
         val_rows = np.repeat(keep & val, size)
         params = {
-            "objective": "lambdarank",
+            "objective": cfg.objective,
             "metric": "ndcg",
             "eval_at": [10],
             "learning_rate": cfg.learning_rate,
@@ -293,17 +293,20 @@ class Rerank(Composite):
             "verbosity": -1,
         }
         names = self.feature_names_.tolist()
+        base = self._base(X)
         train_set = lgb.Dataset(
             X[train_rows],
             y[train_rows],
             group=size[keep & ~val],
             feature_name=names,
+            init_score=base[train_rows],
             free_raw_data=True,
         )
         val_set = lgb.Dataset(
             X[val_rows],
             y[val_rows],
             group=size[keep & val],
+            init_score=base[val_rows],
             reference=train_set,
         )
         evals: dict[str, Any] = {}
@@ -333,6 +336,14 @@ class Rerank(Composite):
         # the serving stage: every training row
         self.members_ = [create(r.model, r.params).fit(data) for r in cfg.retrievers]
         self._fit_statistics(data)
+
+    def _base(self, features: np.ndarray) -> np.ndarray:
+        """The score the trees start from: ``base_weight`` times the first retriever's z-score
+        among the user's candidates (the trees learn the corrections to its order)."""
+        if self.config.base_weight == 0:
+            return np.zeros(len(features))
+        col = self.feature_names_.tolist().index(f"{self._retriever_names()[0]}_z")
+        return self.config.base_weight * features[:, col].astype(np.float64)
 
     def _describe_items(self, item_ids: np.ndarray, data: Interactions) -> None:
         """Item content and embeddings (fixed by the catalogue, the same in both stages)."""
@@ -425,7 +436,7 @@ class Rerank(Composite):
         if block.rows.size == 0:
             out[:] = 0.0
             return out
-        pred = self._booster.predict(block.features, num_threads=1)
+        pred = self._booster.predict(block.features, num_threads=1) + self._base(block.features)
         # the other items: one score, below every candidate of the block
         out[:] = float(np.min(pred)) - 1.0
         out[block.rows, block.items] = pred
@@ -540,6 +551,7 @@ _WORDS = {
     "item_age_days": "its time in the catalogue",
     "user": "your activity",
     "genre_match": "matches the genres you like",
+    "genre_share": "in the genres you watch most",
     "year": "from the years you like",
     "embedding_similarity": "close to your items in the item embeddings",
 }
@@ -547,7 +559,7 @@ _WORDS = {
 
 def _group(feature: str) -> str:
     """The group a feature's contribution is summed into (a retriever's score and rank: one)."""
-    for suffix in ("_score", "_rank"):
+    for suffix in ("_score", "_rank", "_next_gap", "_gap", "_z"):
         if feature.endswith(suffix):
             return feature[: -len(suffix)]
     if feature in cf.USER_FEATURES:

@@ -38,7 +38,7 @@ def test_quality(quality, small):
     assert "embedding_similarity" not in names  # no embeddings given
     # the ranker leans on its retrievers above all
     gain = dict(zip(names, model.feature_importance_, strict=True))
-    assert max(gain, key=gain.get).endswith(("_rank", "_score"))
+    assert max(gain, key=gain.get).endswith(("_rank", "_score", "_gap", "_z"))
 
 
 def test_time_holdout_takes_each_users_latest_share():
@@ -136,3 +136,15 @@ def test_without_lightgbm_it_is_listed_and_refused_with_what_to_install(tiny, mo
     model = create("rerank")  # listed and configurable
     with pytest.raises(MissingExtraError, match=r"pip install 'recsys\[trees\]'"):
         model.fit(tiny.data)
+
+
+def test_the_trees_correct_the_first_retrievers_order(tiny, fast):
+    """base_weight: the trees start from the first retriever's z-score among the user's
+    candidates; weighted far above what the trees add, the order is that retriever's own."""
+    params = {**fast["rerank"], "n_estimators": 2}
+    users = tiny.data.users.ids[:10]
+    anchored = create("rerank", {**params, "base_weight": 100.0}).fit(tiny.data)
+    own = anchored.members_[0].recommend(users, 5)["item"].tolist()  # ease's lists
+    assert anchored.recommend(users, 5)["item"].tolist() == own
+    free = create("rerank", {**params, "base_weight": 0.0}).fit(tiny.data)
+    assert free.recommend(users, 5)["item"].tolist() != own
