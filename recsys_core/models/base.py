@@ -93,6 +93,10 @@ class Capabilities:
     """Spark fits the family: the ``auto`` evaluation engine scores it in Spark too."""
     needs_item_metadata: bool = False
     """``fit`` needs the item metadata (title, genres) beside the interactions."""
+    serving_requires: tuple[str, ...] = ()
+    """Distributions beyond recsys's core that loading and scoring a saved model imports
+    (``rerank``: ``lightgbm``): what the pyfunc environment of a logged model must install
+    (:func:`recsys_core.tracking.pyfunc.pip_requirements`)."""
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -243,6 +247,15 @@ class Recommender(ABC):
                 "(capabilities = Capabilities(predicts_ratings=...)), not alone"
             )
         cls.predicts_ratings = cls.capabilities.predicts_ratings
+
+    @classmethod
+    def serving_requirements(cls, config: dict[str, Any]) -> tuple[str, ...]:
+        """The distributions beyond recsys's core that a saved model of this family with
+        ``config`` (its ``model.json`` entry) needs to load and score; members saved in
+        subfolders declare their own. Families whose needs depend on the configuration
+        override this (``blend`` with the ``lightgbm`` stacker)."""
+        del config
+        return cls.capabilities.serving_requires
 
     @classmethod
     def per_user_arrays(cls) -> dict[str, int]:

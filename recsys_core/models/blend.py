@@ -176,6 +176,11 @@ class Blend(Composite):
         if self.config.stacker == "lightgbm":
             _lightgbm()  # refused now, naming the extra, rather than after the members' fits
 
+    @classmethod
+    def serving_requirements(cls, config: dict[str, Any]) -> tuple[str, ...]:
+        """LightGBM where the stacker is trees (the members declare their own)."""
+        return ("lightgbm",) if config.get("stacker") == "lightgbm" else ()
+
     def _n_members(self) -> int:
         return len(self.config.members)
 

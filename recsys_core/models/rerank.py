@@ -185,7 +185,9 @@ class Rerank(Composite):
 
     Config = RerankConfig
     config: RerankConfig
-    capabilities = Capabilities(predicts_ratings=False, fold_in="model")
+    capabilities = Capabilities(
+        predicts_ratings=False, fold_in="model", serving_requires=("lightgbm",)
+    )
     user_axes: ClassVar[dict[str, int]] = {"user_activity_": 0, "user_last_": 0}
     state_docs: ClassVar[dict[str, str]] = {
         "feature_names_": "the ranker's features, in column order (ranker.txt holds the trees)",

@@ -16,9 +16,6 @@ its pip requirements are the packages that loading and scoring that model import
 from __future__ import annotations
 
 import json
-import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -72,95 +69,46 @@ def signature():
     )
 
 
-_PROBE = """
-import json, sys
-from recsys_core.models.base import Recommender
-model = Recommender.load(sys.argv[1])
-users = [str(model.user_vocab_.ids[0]), sys.argv[2]]
-model.recommend(users, 3)
-if model.predicts_ratings:
-    model.predict(users, [str(model.item_vocab_.ids[0])] * 2)
-print(json.dumps(sorted({name.partition(".")[0] for name in sys.modules})))
-"""
-"""Loads a saved model in a fresh interpreter, scores a known and an unknown user (and predicts
-their ratings where the model predicts ratings) and prints the top-level modules imported."""
-
-_REQUIREMENTS: dict[str, list[str]] = {}
-"""Requirements measured in this process, by the saved model's families and configurations."""
-
-
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _declared_dependencies() -> set[str] | None:
-    """recsys's own dependencies, every extra's included (canonical names); ``None`` when
-    recsys is not installed as a distribution."""
-    from importlib.metadata import PackageNotFoundError, requires
-
-    try:
-        declared = requires("recsys") or []
-    except PackageNotFoundError:
-        return None
-    return {_canonical(re.split(r"[\s\[;<>=!~]", req, maxsplit=1)[0]) for req in declared}
-
-
-def _configurations(model_dir: Path) -> str:
-    """The ``model.json`` of the saved model and of its members (``member_<n>``): what decides
-    the code that loads and scores it."""
-    files = sorted(model_dir.rglob("model.json"))
-    return "\n".join(f"{f.relative_to(model_dir)}:{f.read_text()}" for f in files)
-
-
-def _imported_modules(model_dir: Path) -> list[str]:
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", _PROBE, str(model_dir), EXAMPLE_USER],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise TrackingError(
-            f"loading the saved model in {model_dir} took over {exc.timeout:.0f} s in a fresh "
-            "interpreter; its pip requirements could not be measured"
-        ) from None
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
-        raise TrackingError(
-            f"the saved model in {model_dir} does not load and score in a fresh interpreter, so "
-            f"it could not be served from MLflow either; fix this first:\n{tail}"
-        )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+CORE_REQUIREMENTS = (
+    "mlflow",
+    "numba",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "pydantic",
+    "pydantic-settings",
+    "python-dotenv",
+    "scipy",
+    "threadpoolctl",
+)
+"""What loading and scoring any saved model imports (recsys_core travels as code): the pyfunc
+wrapper's MLflow, and the libraries of recsys_core's model, feature and settings modules."""
 
 
 def pip_requirements(model_dir: str | Path) -> list[str]:
     """The pinned packages (``name==version``) a pyfunc environment needs for the saved model in
-    ``model_dir``: those whose modules loading it and scoring with it import, measured in a
-    fresh interpreter (a ``rerank`` model or a blend with the ``lightgbm`` stacker: LightGBM;
-    ``mult-vae`` scores in numpy: no PyTorch), among recsys's declared dependencies, and MLflow
-    (the pyfunc wrapper). The same families and configurations are measured once a process.
+    ``model_dir``: :data:`CORE_REQUIREMENTS` and what each family in the folder (the model and
+    the members or retrievers saved beside it) declares it needs to load and score
+    (:meth:`Recommender.serving_requirements`: LightGBM for ``rerank`` and a blend with the
+    ``lightgbm`` stacker; ``mult-vae`` scores in numpy, so no PyTorch). Read from the saved
+    ``model.json`` files: nothing is loaded. A package that is not installed here is listed
+    without a version."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    Raises
-    ------
-    TrackingError
-        The model does not load or score in a fresh interpreter.
-    """
-    from importlib.metadata import packages_distributions, version
+    from recsys_core.models.registry import get_model_class
 
-    folder = Path(model_dir)
-    key = _configurations(folder)
-    if key not in _REQUIREMENTS:
-        declared = _declared_dependencies()
-        owners = packages_distributions()
-        names = {"mlflow": "mlflow"}
-        for module in _imported_modules(folder):
-            for dist in owners.get(module, []):
-                if declared is None or _canonical(dist) in declared:
-                    names.setdefault(_canonical(dist), dist)
-        _REQUIREMENTS[key] = sorted(f"{name}=={version(dist)}" for name, dist in names.items())
-    return list(_REQUIREMENTS[key])
+    names = set(CORE_REQUIREMENTS)
+    for meta in sorted(Path(model_dir).rglob("model.json")):
+        saved = json.loads(meta.read_text())
+        cls = get_model_class(saved["model"])
+        names.update(cls.serving_requirements(saved.get("config") or {}))
+    pins = []
+    for name in sorted(names):
+        try:
+            pins.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            pins.append(name)
+    return pins
 
 
 EXAMPLE_USER = "example-user"
