@@ -9,7 +9,7 @@ Input: a frame with a ``user`` column and, to score pairs, an ``item`` column.
 
 The artifact ``model_dir`` holds the model as saved by ``Recommender.save`` (factors, biases,
 id vocabularies, training matrix); the library's own code travels with it (``code_paths``), and
-its pip requirements are the packages that loading and scoring that model import
+its pip requirements are the core libraries and what its families declare they import
 (:func:`pip_requirements`).
 """
 
