@@ -100,7 +100,9 @@ def _as_id(col: pd.Series) -> pd.Series:
         # the text of each distinct id once, shared by its rows (a Parquet dictionary)
         text = _as_id(pd.Series(col.cat.categories)).to_numpy(dtype=object)
         codes = col.cat.codes.to_numpy()
-        out = np.append(text, None)[codes]  # code -1 (missing) picks the None at the end
+        with_none = np.empty(text.size + 1, dtype=object)
+        with_none[: text.size] = text  # the last slot stays None: code -1 (missing) picks it
+        out = with_none[codes]
         return pd.Series(out, index=col.index, dtype=object)
     if pd.api.types.is_float_dtype(col):
         # ids read as float because of missing values: 12.0 -> "12"
