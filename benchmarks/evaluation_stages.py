@@ -2,6 +2,9 @@
 
     python benchmarks/evaluation_stages.py --generate DIR --users 8000 --items 59047 \\
         --ratings 1000000                      # a train/test Parquet pair, 2% of rows held out
+    python benchmarks/evaluation_stages.py --generate DIR --size 25m --test-rows 200000 --all
+                                               # the MovieLens-25M shape, 200,000 random test
+                                               # rows, and all.parquet (every row) for the flow
     /usr/bin/time -f "%e s, %M KB" python benchmarks/evaluation_stages.py DIR --model sgd-mf
 
 Prints one JSON line: the seconds of each stage, the peak RSS of the process, NDCG@10 and the
@@ -23,14 +26,35 @@ import numpy as np
 import pandas as pd
 
 
-def generate(folder: Path, users: int, items: int, ratings: int, seed: int) -> None:
-    from recsys_core.data.synthetic import SyntheticConfig
+def generate(
+    folder: Path,
+    users: int,
+    items: int,
+    ratings: int,
+    seed: int,
+    size: str | None = None,
+    test_rows: int | None = None,
+    write_all: bool = False,
+) -> None:
+    from recsys_core.data.synthetic import SyntheticConfig, config_for
     from recsys_core.data.synthetic import generate as synth
 
-    cfg = SyntheticConfig(n_users=users, n_items=items, n_ratings=ratings, seed=seed)
+    if size:
+        cfg = config_for(size, seed=seed)
+    else:
+        cfg = SyntheticConfig(n_users=users, n_items=items, n_ratings=ratings, seed=seed)
+    t = time.perf_counter()
     frame = synth(cfg).interactions
-    test = np.random.default_rng(seed).random(len(frame)) < 0.02
+    print(f"generated {len(frame):,} ratings in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    rng = np.random.default_rng(seed)
+    if test_rows is None:
+        test = rng.random(len(frame)) < 0.02
+    else:
+        test = np.zeros(len(frame), dtype=bool)
+        test[rng.choice(len(frame), size=test_rows, replace=False)] = True
     folder.mkdir(parents=True, exist_ok=True)
+    if write_all:
+        frame.to_parquet(folder / "all.parquet")
     frame[~test].reset_index(drop=True).to_parquet(folder / "train.parquet")
     frame[test].reset_index(drop=True).to_parquet(folder / "test.parquet")
 
@@ -87,9 +111,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--items", type=int, default=59_047)
     ap.add_argument("--ratings", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--size", default=None, help="a synthetic preset (25m) instead of the shape")
+    ap.add_argument("--test-rows", type=int, default=None, help="this many random test rows")
+    ap.add_argument("--all", action="store_true", help="also write all.parquet (every row)")
     args = ap.parse_args(argv)
     if args.generate:
-        generate(args.generate, args.users, args.items, args.ratings, args.seed)
+        generate(
+            args.generate,
+            args.users,
+            args.items,
+            args.ratings,
+            args.seed,
+            size=args.size,
+            test_rows=args.test_rows,
+            write_all=args.all,
+        )
         return 0
     if args.folder is None:
         ap.error("give the folder of train.parquet and test.parquet")

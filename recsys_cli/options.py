@@ -50,7 +50,7 @@ SinceOpt = Annotated[
     ),
 ]
 SyntheticSizeOpt = Annotated[
-    str | None, typer.Option(help="tiny, small, 100k, 1m, 10m (default: 100k)")
+    str | None, typer.Option(help="tiny, small, 100k, 1m, 10m, 25m (default: 100k)")
 ]
 SeedOpt = Annotated[
     int | None,

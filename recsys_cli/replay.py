@@ -24,7 +24,7 @@ def replay(
     source: Annotated[
         str, typer.Option(help="synthetic[:size], a file, s3:// URI or database URL")
     ] = "synthetic",
-    synthetic_size: Annotated[str, typer.Option(help="tiny, small, 100k, 1m, 10m")] = "100k",
+    synthetic_size: Annotated[str, typer.Option(help="tiny, small, 100k, 1m, 10m, 25m")] = "100k",
     seed: Annotated[int, typer.Option(help="seed of the synthetic data")] = 42,
     columns: Annotated[
         str | None, typer.Option(help="user=..,item=..,rating=..,timestamp=..")

@@ -20,7 +20,7 @@ class DataConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     source: str = Field("synthetic", description=SOURCES_HELP)
-    synthetic_size: Literal["tiny", "small", "100k", "1m", "10m", "ml100k", "ml1m"] = Field(
+    synthetic_size: Literal["tiny", "small", "100k", "1m", "10m", "25m", "ml100k", "ml1m"] = Field(
         "100k", description="size of the synthetic data set (MovieLens shapes)"
     )
     seed: int = Field(42, description="seed of the synthetic data")

@@ -96,6 +96,14 @@ def normalize_interactions(
 
 
 def _as_id(col: pd.Series) -> pd.Series:
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        # the text of each distinct id once, shared by its rows (a Parquet dictionary)
+        text = _as_id(pd.Series(col.cat.categories)).to_numpy(dtype=object)
+        codes = col.cat.codes.to_numpy()
+        with_none = np.empty(text.size + 1, dtype=object)
+        with_none[: text.size] = text  # the last slot stays None: code -1 (missing) picks it
+        out = with_none[codes]
+        return pd.Series(out, index=col.index, dtype=object)
     if pd.api.types.is_float_dtype(col):
         # ids read as float because of missing values: 12.0 -> "12"
         ints = col.astype("Int64")
@@ -104,6 +112,8 @@ def _as_id(col: pd.Series) -> pd.Series:
 
 
 def _as_number(col: pd.Series, name: str, origin: str) -> pd.Series:
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        col = col.astype(object)  # numbers stored as text in a Parquet file
     # booleans convert to 0/1 without complaint; a True rating is a mapping mistake, not a 1
     if pd.api.types.is_bool_dtype(col):
         is_bool = col.notna().to_numpy(dtype=bool)

@@ -119,7 +119,7 @@ def _read_source(
     if not path.exists():
         raise DataSourceError(
             f"file not found: {redact(source)!r}, and it is not a MovieLens release or "
-            "'synthetic' either. Sources: synthetic[:tiny|small|100k|1m|10m], "
+            "'synthetic' either. Sources: synthetic[:tiny|small|100k|1m|10m|25m], "
             "movielens-100k|1m|10m|20m|25m|32m|latest-small, a CSV/TSV/Parquet path, or "
             "s3://bucket/key"
         )

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numba
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
@@ -76,7 +77,14 @@ PRESETS: dict[str, tuple[int, int, int]] = {
     "100k": (943, 1_682, 100_000),
     "1m": (6_040, 3_706, 1_000_209),
     "10m": (69_878, 10_677, 10_000_054),
+    "25m": (162_541, 59_047, 25_000_095),
 }
+
+# above this many (user, item) pairs the items are drawn by weighted reservoir sampling with
+# exponential jumps (:func:`_draw_items_jumps`: the same distribution, no random draw per pair);
+# at or below it by the Gumbel keys of every pair, as the data of the tests and of the
+# calibrated profiles (up to ``1m``: 22 million pairs) always were
+EXACT_PAIRS_MAX = 100_000_000
 
 # calibrated profiles: a preset's shape with the knobs that make it behave like the release
 # (``ml100k``: the facts of MovieLens-100K, checked by tests/recsys_core/data/
@@ -155,7 +163,7 @@ class SyntheticConfig(BaseModel):
 
 
 def config_for(size: str = "100k", seed: int = 42, **overrides) -> SyntheticConfig:
-    """A configuration for a named size (``tiny``, ``small``, ``100k``, ``1m``, ``10m``) or
+    """A configuration for a named size (``tiny``, ``small``, ``100k``, ``1m``, ``10m``, ``25m``) or
     calibrated profile (``ml100k``, ``ml1m``: :data:`PROFILES`)."""
     profile: dict = {}
     if size in PROFILES:
@@ -191,7 +199,61 @@ def generate(config: SyntheticConfig | None = None) -> Collected:
     b_i = 0.35 * cfg.item_bias_std * pop_z + rng.normal(0.0, 0.9 * cfg.item_bias_std, n_i)
 
     users = np.repeat(np.arange(n_u), counts)
-    items = np.empty(users.size, dtype=np.int64)
+    if n_u * n_i > EXACT_PAIRS_MAX:
+        items = _draw_items_jumps(cfg, counts, log_pop, P, Q, rng)
+    else:
+        items = _draw_items_gumbel(cfg, counts, log_pop, P, Q, rng)
+
+    latent = b_u[users] + b_i[items]
+    step = 2_000_000  # rows of P[users] and Q[items] at a time: not 2 x 1.6 GB at 25M ratings
+    for lo in range(0, users.size, step):
+        hi = min(users.size, lo + step)
+        latent[lo:hi] += scale * np.einsum("ij,ij->i", P[users[lo:hi]], Q[items[lo:hi]])
+    latent += rng.normal(0.0, cfg.noise_std, users.size)
+    # users rate what they expect to like, so the observed mean is set after the selection
+    latent += cfg.global_mean - latent.mean()
+    ratings = _ratings(latent, cfg)
+    if cfg.time_profile == "bursts":
+        timestamps = _burst_timestamps(counts, cfg, rng)
+    else:
+        timestamps = _timestamps(counts, rng)
+
+    # ids are 1-based strings in a random order, so that an id tells nothing about popularity
+    user_ids = np.array([str(i + 1) for i in range(n_u)], dtype=object)
+    item_ids = np.array([str(i + 1) for i in rng.permutation(n_i)], dtype=object)
+    # ordered by time, then by the user's id as text, then as drawn: the order of a stable
+    # ``sort_values(["timestamp", "user"])``, without sorting millions of strings
+    text_rank = np.empty(n_u, dtype=np.int64)
+    text_rank[np.argsort(user_ids.astype(str), kind="stable")] = np.arange(n_u)
+    order = np.lexsort((text_rank[users], timestamps))
+    frame = pd.DataFrame(
+        {
+            "user": user_ids[users[order]],
+            "item": item_ids[items[order]],
+            "rating": ratings[order].astype("float64"),
+            "timestamp": timestamps[order],
+        }
+    )
+    return Collected(
+        interactions=frame,
+        items=_item_metadata(item_ids, Q, rng),
+        source=f"synthetic(users={n_u}, items={n_i}, ratings={len(frame)}, seed={cfg.seed})",
+        rating_scale=(cfg.rating_min, cfg.rating_max),
+        extra={"synthetic": cfg.model_dump()},
+    )
+
+
+def _draw_items_gumbel(
+    cfg: SyntheticConfig,
+    counts: np.ndarray,
+    log_pop: np.ndarray,
+    P: np.ndarray,
+    Q: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Each user's items by Gumbel top-k: a key for every (user, item) pair."""
+    n_u, n_i = counts.size, log_pop.size
+    items = np.empty(int(counts.sum()), dtype=np.int64)
     pos = 0
     batch = max(1, 4_000_000 // n_i)
     for start in range(0, n_u, batch):
@@ -206,40 +268,117 @@ def generate(config: SyntheticConfig | None = None) -> Collected:
             c = counts[u]
             items[pos : pos + c] = np.argpartition(-keys[row], c - 1)[:c]
             pos += c
+    return items
 
-    latent = (
-        b_u[users]
-        + b_i[items]
-        + scale * np.einsum("ij,ij->i", P[users], Q[items])
-        + rng.normal(0.0, cfg.noise_std, users.size)
-    )
-    # users rate what they expect to like, so the observed mean is set after the selection
-    latent += cfg.global_mean - latent.mean()
-    ratings = _ratings(latent, cfg)
-    if cfg.time_profile == "bursts":
-        timestamps = _burst_timestamps(counts, cfg, rng)
-    else:
-        timestamps = _timestamps(counts, rng)
 
-    # ids are 1-based strings in a random order, so that an id tells nothing about popularity
-    user_ids = np.array([str(i + 1) for i in range(n_u)], dtype=object)
-    item_ids = np.array([str(i + 1) for i in rng.permutation(n_i)], dtype=object)
-    frame = pd.DataFrame(
-        {
-            "user": user_ids[users],
-            "item": item_ids[items],
-            "rating": ratings.astype("float64"),
-            "timestamp": timestamps,
-        }
+def _draw_items_jumps(
+    cfg: SyntheticConfig,
+    counts: np.ndarray,
+    log_pop: np.ndarray,
+    P: np.ndarray,
+    Q: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Each user's items drawn without replacement with weights ``exp(log_pop + strength *
+    taste)``, the distribution of :func:`_draw_items_gumbel`, by Efraimidis and Spirakis'
+    weighted reservoir sampling with exponential jumps (A-ExpJ): one pass over the catalogue
+    per user adding weights, and a random draw only when the reservoir changes (about
+    ``count * log(items / count)`` times), in parallel over users. Each user's random stream
+    is seeded from the generator and the user's index, so the result does not depend on the
+    threads."""
+    offsets = np.zeros(counts.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    items = np.empty(int(offsets[-1]), dtype=np.int64)
+    seed = np.uint64(rng.integers(0, 2**63, dtype=np.int64))
+    _jumps_kernel(
+        np.ascontiguousarray(log_pop, dtype=np.float64),
+        np.ascontiguousarray(P, dtype=np.float64),
+        np.ascontiguousarray(Q, dtype=np.float64),
+        float(cfg.selection_strength) / np.sqrt(cfg.rank),
+        counts.astype(np.int64),
+        offsets,
+        seed,
+        items,
     )
-    frame = frame.sort_values(["timestamp", "user"], kind="stable").reset_index(drop=True)
-    return Collected(
-        interactions=frame,
-        items=_item_metadata(item_ids, Q, rng),
-        source=f"synthetic(users={n_u}, items={n_i}, ratings={len(frame)}, seed={cfg.seed})",
-        rating_scale=(cfg.rating_min, cfg.rating_max),
-        extra={"synthetic": cfg.model_dump()},
-    )
+    return items
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+@numba.njit(cache=True, inline="always")
+def _uniform(state: np.uint64) -> tuple[np.uint64, float]:
+    """splitmix64: the next state and a uniform draw in the open interval (0, 1)."""
+    state = state + _GOLDEN
+    z = state
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    z = z ^ (z >> np.uint64(31))
+    return state, ((z >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
+
+
+@numba.njit(cache=True, inline="always")
+def _sift_down(keys: np.ndarray, idx: np.ndarray, root: int, size: int) -> None:
+    """Restore the min-heap below ``root``."""
+    while True:
+        child = 2 * root + 1
+        if child >= size:
+            return
+        if child + 1 < size and keys[child + 1] < keys[child]:
+            child += 1
+        if keys[child] >= keys[root]:
+            return
+        keys[root], keys[child] = keys[child], keys[root]
+        idx[root], idx[child] = idx[child], idx[root]
+        root = child
+
+
+@numba.njit(parallel=True, cache=True, fastmath=True)
+def _jumps_kernel(log_pop, P, Q, taste_scale, counts, offsets, seed, out):  # pragma: no cover
+    n_u = counts.size
+    n_i = log_pop.size
+    rank = P.shape[1]
+    for u in numba.prange(n_u):
+        c = counts[u]
+        if c == 0:
+            continue
+        state = seed ^ (np.uint64(u + 1) * _MIX2)
+        state, _ = _uniform(state)
+        p = P[u].copy()
+        # the reservoir: a min-heap of log keys log(r) / w (the key r ** (1 / w) in logs, which
+        # does not underflow for small weights)
+        keys = np.empty(c, dtype=np.float64)
+        idx = np.empty(c, dtype=np.int64)
+        for i in range(c):
+            t = 0.0
+            for f in range(rank):
+                t += p[f] * Q[i, f]
+            w = np.exp(log_pop[i] + taste_scale * t)
+            state, r = _uniform(state)
+            keys[i] = np.log(r) / w
+            idx[i] = i
+        for root in range(c // 2 - 1, -1, -1):
+            _sift_down(keys, idx, root, c)
+        state, r = _uniform(state)
+        jump = np.log(r) / keys[0]  # the weight to skip before the next item enters
+        for i in range(c, n_i):
+            t = 0.0
+            for f in range(rank):
+                t += p[f] * Q[i, f]
+            w = np.exp(log_pop[i] + taste_scale * t)
+            jump -= w
+            if jump <= 0.0:
+                # item i enters with a key drawn above the reservoir's smallest
+                low = np.exp(w * keys[0])
+                state, r = _uniform(state)
+                keys[0] = np.log(low + (1.0 - low) * r) / w
+                idx[0] = i
+                _sift_down(keys, idx, 0, c)
+                state, r = _uniform(state)
+                jump = np.log(r) / keys[0]
+        out[offsets[u] : offsets[u] + c] = idx
 
 
 def _ratings(latent: np.ndarray, cfg: SyntheticConfig) -> np.ndarray:

@@ -17,7 +17,10 @@ def test_defaults_and_scale():
     [
         ({"rating_min": 5, "rating_max": 1}, "rating_min (5.0) must be below rating_max (1.0)"),
         ({"duplicates": "first"}, "'latest', 'mean' or 'refuse'"),
-        ({"synthetic_size": "huge"}, "'tiny', 'small', '100k', '1m', '10m', 'ml100k' or 'ml1m'"),
+        (
+            {"synthetic_size": "huge"},
+            "'tiny', 'small', '100k', '1m', '10m', '25m', 'ml100k' or 'ml1m'",
+        ),
         ({"sorce": "x"}, "Extra inputs are not permitted"),
     ],
 )

@@ -341,3 +341,21 @@ def test_bad_s3_settings_are_refused(monkeypatch, value):
         ConfigError, match=re.escape(f"bad setting: RECSYS_S3_READ_TIMEOUT={value!r}")
     ):
         files.s3_client("http://127.0.0.1:9")
+
+
+def test_parquet_text_ids_are_read_once_per_distinct_id(tmp_path):
+    path = tmp_path / "r.parquet"
+    pd.DataFrame(
+        {
+            "userId": ["u1", "u2", "u1", None],
+            "movieId": ["10", "10", "7", "7"],
+            "rating": [4.0, 3.0, 5.0, 2.0],
+            "timestamp": [1, 2, 3, 4],
+        }
+    ).to_parquet(path)
+    frame = files.read_table(path)
+    assert frame["user"].dtype == object and frame["item"].dtype == object
+    assert frame["user"].tolist() == ["u1", "u2", "u1", None]
+    assert frame["item"].tolist() == ["10", "10", "7", "7"]
+    # the rows of one id share its string
+    assert frame["item"].iloc[0] is frame["item"].iloc[1]

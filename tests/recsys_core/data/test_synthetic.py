@@ -1,5 +1,6 @@
 """The synthetic generator: deterministic for a seed, MovieLens-like shapes and statistics."""
 
+import hashlib
 from datetime import UTC, datetime
 
 import numpy as np
@@ -119,3 +120,72 @@ def test_unknown_size_lists_the_sizes():
     assert "'huge'" in message
     for size in ("tiny", "small", "100k", "1m", "10m"):
         assert size in message
+
+
+def _digest(collected) -> str:
+    h = hashlib.sha256()
+    for frame in (collected.interactions, collected.items):
+        h.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+# the data every test fixture and the calibrated profiles are built from: a change of the
+# generator must leave these shapes' output as it is, row for row
+@pytest.mark.parametrize(
+    ("size", "seed", "digest"),
+    [
+        ("tiny", 42, "a823ca552b412581"),
+        ("small", 3, "5dfa096260130781"),
+        ("100k", 7, "457d366368e746c6"),
+        ("ml100k", 42, "16291b89af8271ad"),
+    ],
+)
+def test_small_shapes_give_the_data_they_always_gave(size, seed, digest):
+    assert _digest(synthetic.generate(synthetic.config_for(size, seed=seed))) == digest
+
+
+def test_presets_up_to_1m_draw_every_pair_and_25m_jumps():
+    for size in ("tiny", "small", "100k", "1m"):
+        n_users, n_items, _ = synthetic.PRESETS[size]
+        assert n_users * n_items <= synthetic.EXACT_PAIRS_MAX
+    n_users, n_items, n_ratings = synthetic.PRESETS["25m"]
+    assert (n_users, n_items, n_ratings) == (162_541, 59_047, 25_000_095)
+    assert n_users * n_items > synthetic.EXACT_PAIRS_MAX
+
+
+@pytest.mark.parametrize("count", [5, 40, 120])
+def test_jumps_draw_from_the_distribution_of_the_gumbel_keys(count):
+    # one user repeated 20,000 times: how often each of 200 items is drawn, by both paths
+    rng = np.random.default_rng(3)
+    n_users, n_items, rank = 20_000, 200, 4
+    cfg = synthetic.SyntheticConfig(n_users=n_users, n_items=n_items, rank=rank, seed=1)
+    log_pop = rng.normal(0.0, cfg.popularity_sigma, n_items)
+    P = np.repeat(rng.normal(size=(1, rank)), n_users, axis=0)
+    Q = rng.normal(size=(n_items, rank))
+    counts = np.full(n_users, count)
+    jumps = synthetic._draw_items_jumps(cfg, counts, log_pop, P, Q, np.random.default_rng(1))
+    exact = synthetic._draw_items_gumbel(cfg, counts, log_pop, P, Q, np.random.default_rng(2))
+    f_jumps = np.bincount(jumps, minlength=n_items) / n_users
+    f_exact = np.bincount(exact, minlength=n_items) / n_users
+    # the difference of two frequencies over 20,000 draws, in standard errors
+    se = np.sqrt(np.maximum(f_exact * (1 - f_exact), 1e-4) * 2 / n_users)
+    assert (np.abs(f_jumps - f_exact) / se).max() < 5.0
+    # and not a flat draw: the rare and disliked items are drawn far less often than the rest
+    assert f_exact.min() < 0.5 * count / n_items
+
+
+def test_jumps_keep_the_counts_and_never_repeat_an_item(monkeypatch):
+    cfg = synthetic.config_for("small", seed=5)
+    exact = synthetic.generate(cfg).interactions
+    monkeypatch.setattr(synthetic, "EXACT_PAIRS_MAX", 0)
+    jumps = synthetic.generate(cfg).interactions
+    again = synthetic.generate(cfg).interactions
+    pd.testing.assert_frame_equal(jumps, again)
+    assert not jumps.duplicated(["user", "item"]).any()
+    pd.testing.assert_series_equal(
+        jumps.groupby("user").size(), exact.groupby("user").size(), check_names=False
+    )
+    # as concentrated on the popular items (the item ids are shuffled by other draws)
+    share = [f["item"].value_counts().iloc[:25].sum() / len(f) for f in (exact, jumps)]
+    assert share[1] == pytest.approx(share[0], rel=0.2)
+    assert not jumps.equals(exact)
