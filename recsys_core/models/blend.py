@@ -27,43 +27,27 @@ weights are the blend's own state.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from recsys_core import extras
 from recsys_core.exceptions import ConfigError
 from recsys_core.features.matrix import Interactions
 from recsys_core.models.base import ModelConfig
 from recsys_core.models.composite import Composite
+from recsys_core.models.parts import PartSpec, subset
 from recsys_core.models.registry import create, get_model_class, register
 from recsys_core.models.training import Training
 
 log = logging.getLogger(__name__)
 
 
-class MemberSpec(BaseModel):
+class MemberSpec(PartSpec):
     """One member model: its registry name and hyperparameters."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    model: str = Field(description="registry name of the member model")
-    params: dict[str, Any] = Field(default_factory=dict, description="its hyperparameters")
-
-
-def subset(data: Interactions, mask: np.ndarray) -> Interactions:
-    """The rows of ``data`` under ``mask``, with the same vocabularies (indices unchanged)."""
-    return dataclasses.replace(
-        data,
-        user_idx=data.user_idx[mask],
-        item_idx=data.item_idx[mask],
-        rating=data.rating[mask],
-        timestamp=data.timestamp[mask],
-    )
 
 
 def _check_member(spec: MemberSpec) -> MemberSpec:
