@@ -266,7 +266,10 @@ def _draw_items_gumbel(
             keys += cfg.selection_strength * taste
         for row, u in enumerate(range(start, stop)):
             c = counts[u]
-            items[pos : pos + c] = np.argpartition(-keys[row], c - 1)[:c]
+            # in the order of the items' indices: argpartition's own order depends on the
+            # CPU (numpy selects with AVX-512 where it can), and the order decides which
+            # timestamp each item gets
+            items[pos : pos + c] = np.sort(np.argpartition(-keys[row], c - 1)[:c])
             pos += c
     return items
 

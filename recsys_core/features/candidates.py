@@ -162,7 +162,9 @@ def candidate_features(
     ranks = []
     for s in scores:
         top = (
-            np.argpartition(-s, n - 1, axis=1)[:, :n]
+            # sorted by index first, so that ties rank the same whatever order the CPU's
+            # argpartition left them in
+            np.sort(np.argpartition(-s, n - 1, axis=1)[:, :n], axis=1)
             if n < n_items
             else np.tile(np.arange(n_items), (n_users, 1))
         )

