@@ -15,7 +15,7 @@ from pydantic import Field
 
 from recsys_core.features.matrix import Interactions
 from recsys_core.models import fallback
-from recsys_core.models.base import Capabilities, ModelConfig, Recommender
+from recsys_core.models.base import C, Capabilities, ModelConfig, Recommender
 from recsys_core.models.biased_factors import predict_biases
 from recsys_core.models.registry import register
 from recsys_core.models.training import Training
@@ -26,11 +26,9 @@ class GlobalMeanConfig(ModelConfig):
 
 
 @register("global-mean")
-class GlobalMean(Recommender):
+class GlobalMean(Recommender[GlobalMeanConfig]):
     """Predicts the mean training rating for every pair; ranks by popularity."""
 
-    Config = GlobalMeanConfig
-    config: GlobalMeanConfig
     bias_fallback = False  # the floor the bias model is measured against: the mean, always
     state_docs: ClassVar[dict[str, str]] = {"mean_": "the mean training rating"}
 
@@ -62,11 +60,9 @@ class BiasConfig(ModelConfig):
 
 
 @register("bias")
-class Bias(Recommender):
+class Bias(Recommender[BiasConfig]):
     """Regularized user and item biases around the global mean (Koren's baseline estimates)."""
 
-    Config = BiasConfig
-    config: BiasConfig
     bias_fallback = False  # its answer for unknown ids is the fallback itself
     mu_: np.float64
     user_bias_: np.ndarray
@@ -116,7 +112,7 @@ class PopularityConfig(ModelConfig):
     )
 
 
-class SameListForAll(Recommender):
+class SameListForAll(Recommender[C]):
     """A ranking family that gives every user the same list: the items by one score each, the
     fitted attribute named by ``item_scores``."""
 
@@ -132,11 +128,9 @@ class SameListForAll(Recommender):
 
 
 @register("popularity")
-class Popularity(SameListForAll):
+class Popularity(SameListForAll[PopularityConfig]):
     """Ranks items by how many users interacted with them; the same list for everyone."""
 
-    Config = PopularityConfig
-    config: PopularityConfig
     item_scores = "counts_"
     state_docs: ClassVar[dict[str, str]] = {
         "counts_": "interactions per item (row = index in item_ids.json): the ranking score"

@@ -72,12 +72,10 @@ def metadata_tokens(text: str) -> list[str]:
 
 
 @register("content")
-class Content(Recommender):
+class Content(Recommender[ContentConfig]):
     """Content-based: TF-IDF item profiles, rating-weighted mean-centred user profiles."""
 
     capabilities = Capabilities(needs_item_metadata=True)
-    Config = ContentConfig
-    config: ContentConfig
     mu_: np.float64
     user_bias_: np.ndarray
     item_bias_: np.ndarray

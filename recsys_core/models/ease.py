@@ -52,11 +52,9 @@ def ease_memory(n_items: int) -> int:
 
 
 @register("ease")
-class EASE(ItemItemState, Recommender):
+class EASE(ItemItemState, Recommender[EASEConfig]):
     """Closed-form item-item linear autoencoder for top-N (Steck 2019)."""
 
-    Config = EASEConfig
-    config: EASEConfig
     capabilities = Capabilities(predicts_ratings=False, fold_in="item-item")
     user_axes: ClassVar[dict[str, int]] = {"user_items_": 0}
     state_docs: ClassVar[dict[str, str]] = {

@@ -28,7 +28,7 @@ def epochs(default: int) -> Any:
 
 
 def learning_rate(default: float, *, what: str = "learning rate") -> Any:
-    """An SGD step size, in (0, 1]."""
+    """A step size (SGD, Adam) or a boosting shrinkage, in (0, 1]."""
     return Field(default, gt=0, le=1.0, description=what)
 
 

@@ -71,11 +71,9 @@ class KNNConfig(ModelConfig):
     reg_users: float = Field(15.0, ge=0, description="shrinkage of the baseline's user biases")
 
 
-class _KNN(Recommender):
+class _KNN(Recommender[KNNConfig]):
     """Shared k-NN rating predictor; ``_item_based`` picks the role of items."""
 
-    Config = KNNConfig
-    config: KNNConfig
     _item_based = True
     mu_: np.float64
     user_bias_: np.ndarray
@@ -398,11 +396,9 @@ class ItemKNNImplicitConfig(ModelConfig):
 
 
 @register("item-knn-implicit")
-class ItemKNNImplicit(ItemItemState, Recommender):
+class ItemKNNImplicit(ItemItemState, Recommender[ItemKNNImplicitConfig]):
     """Item-item top-N over implicit interactions (implicit's BM25/TF-IDF/cosine k-NN)."""
 
-    Config = ItemKNNImplicitConfig
-    config: ItemKNNImplicitConfig
     capabilities = Capabilities(predicts_ratings=False, fold_in="item-item")
     item_item_attributes: ClassVar[dict[str, str]] = {
         "weights": "similarity_",

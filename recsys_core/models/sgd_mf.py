@@ -94,11 +94,8 @@ class SGDMFConfig(ModelConfig):
 
 
 @register("sgd-mf")
-class SGDMF(BiasedFactors):
+class SGDMF(BiasedFactors[SGDMFConfig]):
     """Biased matrix factorization trained by stochastic gradient descent (numba, parallel)."""
-
-    Config = SGDMFConfig
-    config: SGDMFConfig
 
     def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config
