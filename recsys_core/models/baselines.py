@@ -16,7 +16,7 @@ from pydantic import Field
 from recsys_core.features.matrix import Interactions
 from recsys_core.models import fallback
 from recsys_core.models.base import C, Capabilities, ModelConfig, Recommender
-from recsys_core.models.biased_factors import predict_biases
+from recsys_core.models.biased_factors import predict_biases, score_biases
 from recsys_core.models.registry import register
 from recsys_core.models.training import Training
 
@@ -59,19 +59,41 @@ class BiasConfig(ModelConfig):
     )
 
 
-@register("bias")
-class Bias(Recommender[BiasConfig]):
-    """Regularized user and item biases around the global mean (Koren's baseline estimates)."""
+class BaselineEstimates(Recommender[C]):
+    """The rating families built on the baseline estimates ``b_ui = mu + b_u + b_i``: ``bias``
+    (the estimates alone) and the families that add their own term to those of a ``bias``
+    model fitted first (``item-knn``, ``user-knn``, ``content``)."""
 
-    bias_fallback = False  # its answer for unknown ids is the fallback itself
     mu_: np.float64
     user_bias_: np.ndarray
     item_bias_: np.ndarray
     state_docs: ClassVar[dict[str, str]] = {
-        "mu_": "global mean mu of the training ratings",
-        "user_bias_": "user biases b_u, one per user (row = index in user_ids.json)",
-        "item_bias_": "item biases b_i, one per item (row = index in item_ids.json)",
+        "mu_": "global mean mu of the training ratings (baseline estimates mu + b_u + b_i)",
+        "user_bias_": "baseline user biases b_u, one per user (row = index in user_ids.json)",
+        "item_bias_": "baseline item biases b_i, one per item (row = index in item_ids.json)",
     }
+
+    def _fit_baseline(self, data: Interactions, reg_items: float, reg_users: float) -> None:
+        """Keep the estimates of a ``bias`` model fitted on ``data`` with this shrinkage."""
+        bias = Bias(reg_items=reg_items, reg_users=reg_users).fit(data)
+        self.mu_ = np.float64(bias.mu_)
+        self.user_bias_ = bias.user_bias_
+        self.item_bias_ = bias.item_bias_
+
+    def _baseline(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """``b_ui`` of index pairs (a bias of an unknown index counts as zero)."""
+        return predict_biases(float(self.mu_), self.user_bias_, self.item_bias_, u, i)
+
+    def _baseline_scores(self, u: np.ndarray) -> np.ndarray:
+        """``b_ui`` of every item for known users ``u``, shape ``(len(u), n_items)``."""
+        return score_biases(float(self.mu_), self.user_bias_, self.item_bias_, u)
+
+
+@register("bias")
+class Bias(BaselineEstimates[BiasConfig]):
+    """Regularized user and item biases around the global mean (Koren's baseline estimates)."""
+
+    bias_fallback = False  # its answer for unknown ids is the fallback itself
 
     def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config
@@ -95,7 +117,7 @@ class Bias(Recommender[BiasConfig]):
         self.item_bias_ = bi
 
     def _predict_idx(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
-        return predict_biases(float(self.mu_), self.user_bias_, self.item_bias_, u, i)
+        return self._baseline(u, i)
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.item_bias_, (u.size, self.n_items))

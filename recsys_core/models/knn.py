@@ -44,8 +44,7 @@ from recsys_core.exceptions import ConfigError
 from recsys_core.features.matrix import Interactions
 from recsys_core.models import hyperparameters as hp
 from recsys_core.models.base import Capabilities, ModelConfig, Recommender
-from recsys_core.models.baselines import Bias
-from recsys_core.models.biased_factors import predict_biases, score_biases
+from recsys_core.models.baselines import BaselineEstimates
 from recsys_core.models.item_scores import ItemItemState
 from recsys_core.models.registry import register
 from recsys_core.models.training import Training
@@ -71,20 +70,14 @@ class KNNConfig(ModelConfig):
     reg_users: float = Field(15.0, ge=0, description="shrinkage of the baseline's user biases")
 
 
-class _KNN(Recommender[KNNConfig]):
+class _KNN(BaselineEstimates[KNNConfig]):
     """Shared k-NN rating predictor; ``_item_based`` picks the role of items."""
 
     _item_based = True
-    mu_: np.float64
-    user_bias_: np.ndarray
-    item_bias_: np.ndarray
     neighbours_: np.ndarray
     similarities_: np.ndarray
     residuals_: sp.csr_matrix
     state_docs: ClassVar[dict[str, str]] = {
-        "mu_": "global mean mu of the baseline estimates",
-        "user_bias_": "baseline user biases b_u (row = index in user_ids.json)",
-        "item_bias_": "baseline item biases b_i (row = index in item_ids.json)",
         "neighbours_": "for each item (item-knn) or user (user-knn), the indices of its most "
         "similar items (users), by decreasing similarity; -1: empty slot",
         "similarities_": "the similarity of each entry of neighbours_",
@@ -101,10 +94,7 @@ class _KNN(Recommender[KNNConfig]):
                 f"k={cfg.k} is larger than the {n_targets} {what} of the training data; "
                 f"use k <= {n_targets}"
             )
-        bias = Bias(reg_items=cfg.reg_items, reg_users=cfg.reg_users).fit(data)
-        self.mu_ = np.float64(bias.mu_)
-        self.user_bias_ = bias.user_bias_
-        self.item_bias_ = bias.item_bias_
+        self._fit_baseline(data, cfg.reg_items, cfg.reg_users)
         R = data.matrix  # users x items, sorted indices
         coo = R.tocoo()
         base = self.mu_ + self.user_bias_[coo.row] + self.item_bias_[coo.col]
@@ -123,7 +113,7 @@ class _KNN(Recommender[KNNConfig]):
         self.residuals_ = sp.csr_matrix(resid, dtype=np.float64)
 
     def _predict_idx(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
-        base = predict_biases(float(self.mu_), self.user_bias_, self.item_bias_, u, i)
+        base = self._baseline(u, i)
         a, b = (i, u) if self._item_based else (u, i)
         out = np.zeros(u.size)
         self._run(_predict_pairs, (a.astype(np.int64), b.astype(np.int64)), self.residuals_, out)
@@ -146,7 +136,7 @@ class _KNN(Recommender[KNNConfig]):
                 Rt = self._by_user = self.residuals_.T.tocsr()  # users x items
                 Rt.sort_indices()
             self._run(_score_user_based, (u.astype(np.int64),), Rt, out)
-        return out + score_biases(float(self.mu_), self.user_bias_, self.item_bias_, u)
+        return out + self._baseline_scores(u)
 
 
 @register("item-knn")
