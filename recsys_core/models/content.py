@@ -37,6 +37,7 @@ from pydantic import Field
 
 from recsys_core.exceptions import ConfigError
 from recsys_core.features.matrix import Interactions
+from recsys_core.models import hyperparameters as hp
 from recsys_core.models.base import Capabilities, ModelConfig
 from recsys_core.models.baselines import BaselineEstimates
 from recsys_core.models.registry import register
@@ -55,8 +56,8 @@ class ContentConfig(ModelConfig):
     use_genres: bool = Field(True, description="use the genres as features")
     min_df: int = Field(2, ge=1, description="ignore tokens found in fewer items")
     reg: float = Field(10.0, ge=0, description="shrinkage of the content weight gamma")
-    reg_items: float = Field(10.0, ge=0, description="shrinkage of the baseline's item biases")
-    reg_users: float = Field(15.0, ge=0, description="shrinkage of the baseline's user biases")
+    reg_items: float = hp.baseline_reg(10.0, of="item")
+    reg_users: float = hp.baseline_reg(15.0, of="user")
 
 
 def metadata_tokens(text: str) -> list[str]:

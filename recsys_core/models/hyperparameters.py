@@ -47,6 +47,12 @@ def weighted_lambda(default: float, *, positive: bool = False, of: str = "") -> 
     )
 
 
+def baseline_reg(default: float, *, of: str) -> Any:
+    """Shrinkage of the ``of`` (``"item"``, ``"user"``) biases of the baseline estimates that a
+    family adds its own term to (``recsys_core.models.baselines.BaselineEstimates``)."""
+    return Field(default, ge=0, description=f"shrinkage of the baseline's {of} biases")
+
+
 def init_std(*, of: str = "factor") -> Any:
     """Standard deviation of the normal initialization of the ``of`` factors (0.1)."""
     return Field(0.1, ge=0, description=f"std of the normal {of} initialization")

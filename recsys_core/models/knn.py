@@ -66,8 +66,8 @@ class KNNConfig(ModelConfig):
     neighbours: int = Field(
         200, ge=1, le=100_000, description="most similar entities kept per entity (memory)"
     )
-    reg_items: float = Field(10.0, ge=0, description="shrinkage of the baseline's item biases")
-    reg_users: float = Field(15.0, ge=0, description="shrinkage of the baseline's user biases")
+    reg_items: float = hp.baseline_reg(10.0, of="item")
+    reg_users: float = hp.baseline_reg(15.0, of="user")
 
 
 class _KNN(BaselineEstimates[KNNConfig]):
