@@ -43,7 +43,7 @@ from threadpoolctl import threadpool_limits
 from recsys_core.exceptions import ConfigError
 from recsys_core.features.matrix import Interactions
 from recsys_core.models import hyperparameters as hp
-from recsys_core.models.base import Capabilities, ModelConfig, Recommender
+from recsys_core.models.base import ModelConfig, Recommender
 from recsys_core.models.baselines import BaselineEstimates
 from recsys_core.models.item_scores import ItemItemState
 from recsys_core.models.registry import register
@@ -389,16 +389,13 @@ class ItemKNNImplicitConfig(ModelConfig):
 class ItemKNNImplicit(ItemItemState, Recommender[ItemKNNImplicitConfig]):
     """Item-item top-N over implicit interactions (implicit's BM25/TF-IDF/cosine k-NN)."""
 
-    capabilities = Capabilities(predicts_ratings=False, fold_in="item-item")
     item_item_attributes: ClassVar[dict[str, str]] = {
         "weights": "similarity_",
         "user_items": "user_items_",
     }
-    user_axes: ClassVar[dict[str, int]] = {"user_items_": 0}
     state_docs: ClassVar[dict[str, str]] = {
         "similarity_": "items x items similarity, pruned to k per item (CSR): scores = "
         "user_items_ @ similarity_",
-        "user_items_": "users x items interactions (CSR, 1 or the rating) the scores start from",
     }
 
     def _fit(self, data: Interactions, training: Training) -> None:
