@@ -60,11 +60,8 @@ class ALSConfig(ModelConfig):
 
 
 @register("als")
-class ALS(BiasedFactors):
+class ALS(BiasedFactors[ALSConfig]):
     """Biased matrix factorization by alternating least squares (ALS-WR, Zhou et al. 2008)."""
-
-    Config = ALSConfig
-    config: ALSConfig
 
     def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config

@@ -28,7 +28,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal, NamedTuple, Self, cast
+from typing import Any, ClassVar, Generic, Literal, NamedTuple, Self, TypeVar, cast, get_args
 
 import numpy as np
 import pandas as pd
@@ -184,11 +184,22 @@ def build_config(
         raise config_error(model, exc) from None
 
 
-class Recommender(ABC):
-    """Base class of all models (see the module docstring for the contract)."""
+C = TypeVar("C", bound=ModelConfig)
+"""A family's hyperparameters: ``class ALS(BiasedFactors[ALSConfig])``."""
+
+
+class Recommender(ABC, Generic[C]):
+    """Base class of all models (see the module docstring for the contract).
+
+    A family names its hyperparameters' class as its base's parameter
+    (``class Bias(Recommender[BiasConfig])``): ``config`` is typed by it, and ``Config`` is set
+    to it.
+    """
 
     name: ClassVar[str] = ""
     Config: ClassVar[type[ModelConfig]] = ModelConfig
+    """The family's hyperparameters' class, from its base's parameter (``__init_subclass__``)."""
+    config: C
     capabilities: ClassVar[Capabilities] = Capabilities()
     """What the family can do (see :class:`Capabilities`); declared on each family's class."""
     predicts_ratings: ClassVar[bool] = True
@@ -247,6 +258,10 @@ class Recommender(ABC):
                 "(capabilities = Capabilities(predicts_ratings=...)), not alone"
             )
         cls.predicts_ratings = cls.capabilities.predicts_ratings
+        for base in vars(cls).get("__orig_bases__", ()):
+            for arg in get_args(base):
+                if isinstance(arg, type) and issubclass(arg, ModelConfig):
+                    cls.Config = arg
 
     @classmethod
     def serving_requirements(cls, config: dict[str, Any]) -> tuple[str, ...]:
@@ -271,11 +286,11 @@ class Recommender(ABC):
     global_mean_: float
     rating_scale_: np.ndarray
 
-    def __init__(self, config: ModelConfig | None = None, **params: Any) -> None:
+    def __init__(self, config: C | None = None, **params: Any) -> None:
         if config is not None and params:
             raise ConfigError("pass either a config object or keyword parameters, not both")
         if config is None:
-            config = build_config(self.Config, self.name or type(self).__name__, params)
+            config = cast(C, build_config(self.Config, self.name or type(self).__name__, params))
         elif not isinstance(config, self.Config):
             raise ConfigError(
                 f"model {self.name!r} takes a {self.Config.__name__}, got {type(config).__name__}"

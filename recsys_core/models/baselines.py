@@ -15,8 +15,8 @@ from pydantic import Field
 
 from recsys_core.features.matrix import Interactions
 from recsys_core.models import fallback
-from recsys_core.models.base import Capabilities, ModelConfig, Recommender
-from recsys_core.models.biased_factors import predict_biases
+from recsys_core.models.base import C, Capabilities, ModelConfig, Recommender
+from recsys_core.models.biased_factors import predict_biases, score_biases
 from recsys_core.models.registry import register
 from recsys_core.models.training import Training
 
@@ -26,11 +26,9 @@ class GlobalMeanConfig(ModelConfig):
 
 
 @register("global-mean")
-class GlobalMean(Recommender):
+class GlobalMean(Recommender[GlobalMeanConfig]):
     """Predicts the mean training rating for every pair; ranks by popularity."""
 
-    Config = GlobalMeanConfig
-    config: GlobalMeanConfig
     bias_fallback = False  # the floor the bias model is measured against: the mean, always
     state_docs: ClassVar[dict[str, str]] = {"mean_": "the mean training rating"}
 
@@ -61,21 +59,41 @@ class BiasConfig(ModelConfig):
     )
 
 
-@register("bias")
-class Bias(Recommender):
-    """Regularized user and item biases around the global mean (Koren's baseline estimates)."""
+class BaselineEstimates(Recommender[C]):
+    """The rating families built on the baseline estimates ``b_ui = mu + b_u + b_i``: ``bias``
+    (the estimates alone) and the families that add their own term to those of a ``bias``
+    model fitted first (``item-knn``, ``user-knn``, ``content``)."""
 
-    Config = BiasConfig
-    config: BiasConfig
-    bias_fallback = False  # its answer for unknown ids is the fallback itself
     mu_: np.float64
     user_bias_: np.ndarray
     item_bias_: np.ndarray
     state_docs: ClassVar[dict[str, str]] = {
-        "mu_": "global mean mu of the training ratings",
-        "user_bias_": "user biases b_u, one per user (row = index in user_ids.json)",
-        "item_bias_": "item biases b_i, one per item (row = index in item_ids.json)",
+        "mu_": "global mean mu of the training ratings (baseline estimates mu + b_u + b_i)",
+        "user_bias_": "baseline user biases b_u, one per user (row = index in user_ids.json)",
+        "item_bias_": "baseline item biases b_i, one per item (row = index in item_ids.json)",
     }
+
+    def _fit_baseline(self, data: Interactions, reg_items: float, reg_users: float) -> None:
+        """Keep the estimates of a ``bias`` model fitted on ``data`` with this shrinkage."""
+        bias = Bias(reg_items=reg_items, reg_users=reg_users).fit(data)
+        self.mu_ = np.float64(bias.mu_)
+        self.user_bias_ = bias.user_bias_
+        self.item_bias_ = bias.item_bias_
+
+    def _baseline(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """``b_ui`` of index pairs (a bias of an unknown index counts as zero)."""
+        return predict_biases(float(self.mu_), self.user_bias_, self.item_bias_, u, i)
+
+    def _baseline_scores(self, u: np.ndarray) -> np.ndarray:
+        """``b_ui`` of every item for known users ``u``, shape ``(len(u), n_items)``."""
+        return score_biases(float(self.mu_), self.user_bias_, self.item_bias_, u)
+
+
+@register("bias")
+class Bias(BaselineEstimates[BiasConfig]):
+    """Regularized user and item biases around the global mean (Koren's baseline estimates)."""
+
+    bias_fallback = False  # its answer for unknown ids is the fallback itself
 
     def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config
@@ -99,7 +117,7 @@ class Bias(Recommender):
         self.item_bias_ = bi
 
     def _predict_idx(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
-        return predict_biases(float(self.mu_), self.user_bias_, self.item_bias_, u, i)
+        return self._baseline(u, i)
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.item_bias_, (u.size, self.n_items))
@@ -116,7 +134,7 @@ class PopularityConfig(ModelConfig):
     )
 
 
-class SameListForAll(Recommender):
+class SameListForAll(Recommender[C]):
     """A ranking family that gives every user the same list: the items by one score each, the
     fitted attribute named by ``item_scores``."""
 
@@ -132,11 +150,9 @@ class SameListForAll(Recommender):
 
 
 @register("popularity")
-class Popularity(SameListForAll):
+class Popularity(SameListForAll[PopularityConfig]):
     """Ranks items by how many users interacted with them; the same list for everyone."""
 
-    Config = PopularityConfig
-    config: PopularityConfig
     item_scores = "counts_"
     state_docs: ClassVar[dict[str, str]] = {
         "counts_": "interactions per item (row = index in item_ids.json): the ranking score"

@@ -20,7 +20,7 @@ import numba
 import numpy as np
 
 from recsys_core.models import fallback
-from recsys_core.models.base import Capabilities, Factors, Recommender
+from recsys_core.models.base import C, Capabilities, Factors, Recommender
 
 predict_biases = fallback.predict
 """``mu + b_u + b_i`` for index pairs (a bias of an unknown index counts as zero): the bias
@@ -94,7 +94,7 @@ def _predict_kernel(mu, bu, bi, P, Q, u, i, out):
         out[n] = val
 
 
-class BiasedFactors(Recommender):
+class BiasedFactors(Recommender[C]):
     """Prediction and scoring of the fitted biased MF model ``mu + b_u + b_i + p_u . q_i``."""
 
     capabilities = Capabilities(fold_in="factors", factor_scores=True, scored_in_spark=True)

@@ -37,9 +37,10 @@ from pydantic import Field, field_validator
 from recsys_core import extras
 from recsys_core.exceptions import ConfigError
 from recsys_core.features.matrix import Interactions
+from recsys_core.models import hyperparameters as hp
 from recsys_core.models.base import ModelConfig
 from recsys_core.models.composite import Composite
-from recsys_core.models.parts import PartSpec, subset
+from recsys_core.models.parts import PartSpec, parts_field, subset
 from recsys_core.models.registry import create, get_model_class, register
 from recsys_core.models.training import Training
 
@@ -58,19 +59,11 @@ def _check_member(spec: MemberSpec) -> MemberSpec:
     return spec
 
 
-_DEFAULT_MEMBERS = (
-    MemberSpec(model="als"),
-    MemberSpec(model="bpmf"),
-    MemberSpec(model="item-knn"),
-    MemberSpec(model="svdpp"),
-)
-
-
 class BlendConfig(ModelConfig):
     """Hyperparameters of the linear blend."""
 
-    members: tuple[MemberSpec, ...] = Field(
-        _DEFAULT_MEMBERS, min_length=1, description="member models (rating models) and params"
+    members: tuple[MemberSpec, ...] = parts_field(
+        MemberSpec, ("als", "bpmf", "item-knn", "svdpp"), "member models (rating models) and params"
     )
     holdout: float = Field(
         0.1, gt=0, lt=0.5, description="share of ratings held out to blend (folds=1)"
@@ -89,12 +82,12 @@ class BlendConfig(ModelConfig):
         "members' predictions and support features, from the ridge blend (the trees extra)",
     )
     trees: int = Field(300, ge=1, le=10_000, description="lightgbm: boosting rounds")
-    learning_rate: float = Field(0.02, gt=0, le=1, description="lightgbm: shrinkage per tree")
+    learning_rate: float = hp.learning_rate(0.02, what="lightgbm: shrinkage per tree")
     num_leaves: int = Field(7, ge=2, le=1024, description="lightgbm: leaves per tree")
     min_child_samples: int = Field(
         300, ge=1, description="lightgbm: fewest held-out ratings in a leaf"
     )
-    seed: int = Field(42, description="random seed of the held-out part and of the trees")
+    seed: int = hp.seed("of the held-out part and of the trees")
 
     @field_validator("members")
     @classmethod
@@ -135,11 +128,9 @@ def _lightgbm():
 
 
 @register("blend")
-class Blend(Composite):
+class Blend(Composite[BlendConfig]):
     """Blend of rating models (ridge or LightGBM) fitted on a held-out part of the data."""
 
-    Config = BlendConfig
-    config: BlendConfig
     intercept_: np.float64
     weights_: np.ndarray
     user_support_: np.ndarray
@@ -155,7 +146,7 @@ class Blend(Composite):
         "(features of the lightgbm stacker)",
     }
 
-    def __init__(self, config: ModelConfig | None = None, **params: Any) -> None:
+    def __init__(self, config: BlendConfig | None = None, **params: Any) -> None:
         super().__init__(config, **params)
         if self.config.stacker == "lightgbm":
             _lightgbm()  # refused now, naming the extra, rather than after the members' fits

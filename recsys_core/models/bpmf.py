@@ -47,11 +47,9 @@ class BPMFConfig(ModelConfig):
 
 
 @register("bpmf")
-class BPMF(Recommender):
+class BPMF(Recommender[BPMFConfig]):
     """Bayesian probabilistic matrix factorization, posterior mean by Gibbs sampling."""
 
-    Config = BPMFConfig
-    config: BPMFConfig
     mu_: np.float64
     user_samples_: np.ndarray
     item_samples_: np.ndarray

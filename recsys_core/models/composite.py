@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from recsys_core.features.ids import IdVocab
-from recsys_core.models.base import Recommender
+from recsys_core.models.base import C, Recommender
 
 
-class Composite(Recommender):
+class Composite(Recommender[C]):
     """A model made of member models, saved in subfolders ``member_<n>`` of its folder."""
 
     members_: list[Recommender]

@@ -37,9 +37,9 @@ from pydantic import Field
 
 from recsys_core.exceptions import ConfigError
 from recsys_core.features.matrix import Interactions
-from recsys_core.models.base import Capabilities, ModelConfig, Recommender
-from recsys_core.models.baselines import Bias
-from recsys_core.models.biased_factors import predict_biases, score_biases
+from recsys_core.models import hyperparameters as hp
+from recsys_core.models.base import Capabilities, ModelConfig
+from recsys_core.models.baselines import BaselineEstimates
 from recsys_core.models.registry import register
 from recsys_core.models.training import Training
 
@@ -56,8 +56,8 @@ class ContentConfig(ModelConfig):
     use_genres: bool = Field(True, description="use the genres as features")
     min_df: int = Field(2, ge=1, description="ignore tokens found in fewer items")
     reg: float = Field(10.0, ge=0, description="shrinkage of the content weight gamma")
-    reg_items: float = Field(10.0, ge=0, description="shrinkage of the baseline's item biases")
-    reg_users: float = Field(15.0, ge=0, description="shrinkage of the baseline's user biases")
+    reg_items: float = hp.baseline_reg(10.0, of="item")
+    reg_users: float = hp.baseline_reg(15.0, of="user")
 
 
 def metadata_tokens(text: str) -> list[str]:
@@ -72,15 +72,10 @@ def metadata_tokens(text: str) -> list[str]:
 
 
 @register("content")
-class Content(Recommender):
+class Content(BaselineEstimates[ContentConfig]):
     """Content-based: TF-IDF item profiles, rating-weighted mean-centred user profiles."""
 
     capabilities = Capabilities(needs_item_metadata=True)
-    Config = ContentConfig
-    config: ContentConfig
-    mu_: np.float64
-    user_bias_: np.ndarray
-    item_bias_: np.ndarray
     gamma_: np.float64
     vocabulary_: np.ndarray
     idf_: np.ndarray
@@ -88,9 +83,6 @@ class Content(Recommender):
     item_profiles_: sp.csr_matrix
     user_axes: ClassVar[dict[str, int]] = {"user_profiles_": 0}
     state_docs: ClassVar[dict[str, str]] = {
-        "mu_": "global mean mu of the baseline estimates",
-        "user_bias_": "baseline user biases b_u (row = index in user_ids.json)",
-        "item_bias_": "baseline item biases b_i (row = index in item_ids.json)",
         "gamma_": "weight of the content score in the predicted rating",
         "vocabulary_": "the metadata tokens (genre=..., decade=..., title words), one per "
         "feature column",
@@ -122,10 +114,7 @@ class Content(Recommender):
         self._vectorizer = vec
         X = sp.csr_matrix(vec.transform(docs), dtype=np.float64)  # items x features, L2 rows
 
-        bias = Bias(reg_items=cfg.reg_items, reg_users=cfg.reg_users).fit(data)
-        self.mu_ = np.float64(bias.mu_)
-        self.user_bias_ = bias.user_bias_
-        self.item_bias_ = bias.item_bias_
+        self._fit_baseline(data, cfg.reg_items, cfg.reg_users)
 
         R = data.matrix.tocoo()
         counts = np.bincount(R.row, minlength=data.n_users).astype(np.float64)
@@ -174,13 +163,11 @@ class Content(Recommender):
         return out
 
     def _predict_idx(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
-        pred = predict_biases(float(self.mu_), self.user_bias_, self.item_bias_, u, i)
-        return pred + float(self.gamma_) * self._content_scores(u, i)
+        return self._baseline(u, i) + float(self.gamma_) * self._content_scores(u, i)
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
         sims = np.asarray(self.item_profiles_ @ self.user_profiles_[u].T).T
-        base = score_biases(float(self.mu_), self.user_bias_, self.item_bias_, u)
-        return base + float(self.gamma_) * sims
+        return self._baseline_scores(u) + float(self.gamma_) * sims
 
     def score_new_items(self, users: Iterable, items: pd.DataFrame) -> pd.DataFrame:
         """Predicted ratings of items described by ``items`` (item, title, genres) for ``users``.

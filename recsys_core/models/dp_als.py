@@ -142,11 +142,9 @@ class DPALSConfig(ModelConfig):
 
 
 @register("dp-als")
-class DPALS(BiasedFactors):
+class DPALS(BiasedFactors[DPALSConfig]):
     """Private item biases and frequent-item factors under user-level joint DP."""
 
-    Config = DPALSConfig
-    config: DPALSConfig
     # its answer for an unknown user or item is its own private mu~ + b~_i: a bias baseline
     # fitted on the raw ratings would release every item's mean rating without noise
     bias_fallback = False
@@ -201,7 +199,7 @@ class DPALS(BiasedFactors):
     public. The fold-in user factors and biases, the seen lists, the exact item popularity,
     mean and rating scale, and the user ids are not covered."""
 
-    def __init__(self, config: ModelConfig | None = None, **params: Any) -> None:
+    def __init__(self, config: DPALSConfig | None = None, **params: Any) -> None:
         super().__init__(config, **params)
         cfg = self.config
         if cfg.epsilon is not None:

@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 from recsys_core.exceptions import ConfigError
 from recsys_core.features.matrix import Interactions
 from recsys_core.models import hyperparameters as hp
-from recsys_core.models.base import Capabilities, ModelConfig, Recommender
+from recsys_core.models.base import ModelConfig, Recommender
 from recsys_core.models.item_scores import ItemItemState
 from recsys_core.models.registry import register
 from recsys_core.models.training import Training
@@ -52,16 +52,11 @@ def ease_memory(n_items: int) -> int:
 
 
 @register("ease")
-class EASE(ItemItemState, Recommender):
+class EASE(ItemItemState, Recommender[EASEConfig]):
     """Closed-form item-item linear autoencoder for top-N (Steck 2019)."""
 
-    Config = EASEConfig
-    config: EASEConfig
-    capabilities = Capabilities(predicts_ratings=False, fold_in="item-item")
-    user_axes: ClassVar[dict[str, int]] = {"user_items_": 0}
     state_docs: ClassVar[dict[str, str]] = {
         "weights_": "items x items weights B (zero diagonal): scores = user_items_ @ weights_",
-        "user_items_": "users x items interactions (CSR, 1 or the rating) the scores start from",
     }
 
     def _fit(self, data: Interactions, training: Training) -> None:

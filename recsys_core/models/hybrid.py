@@ -42,12 +42,10 @@ class HybridConfig(ModelConfig):
 
 
 @register("hybrid")
-class Hybrid(Composite):
+class Hybrid(Composite[HybridConfig]):
     """Content and collaborative (sgd-mf) scores blended by each user's and item's data."""
 
     capabilities = Capabilities(needs_item_metadata=True)
-    Config = HybridConfig
-    config: HybridConfig
     user_weight_: np.ndarray
     item_weight_: np.ndarray
     user_axes: ClassVar[dict[str, int]] = {"user_weight_": 0}

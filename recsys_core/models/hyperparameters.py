@@ -28,7 +28,7 @@ def epochs(default: int) -> Any:
 
 
 def learning_rate(default: float, *, what: str = "learning rate") -> Any:
-    """An SGD step size, in (0, 1]."""
+    """A step size (SGD, Adam) or a boosting shrinkage, in (0, 1]."""
     return Field(default, gt=0, le=1.0, description=what)
 
 
@@ -45,6 +45,12 @@ def weighted_lambda(default: float, *, positive: bool = False, of: str = "") -> 
         ge=None if positive else 0,
         description=f"weighted-lambda regularization{of}",
     )
+
+
+def baseline_reg(default: float, *, of: str) -> Any:
+    """Shrinkage of the ``of`` (``"item"``, ``"user"``) biases of the baseline estimates that a
+    family adds its own term to (``recsys_core.models.baselines.BaselineEstimates``)."""
+    return Field(default, ge=0, description=f"shrinkage of the baseline's {of} biases")
 
 
 def init_std(*, of: str = "factor") -> Any:

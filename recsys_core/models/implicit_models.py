@@ -30,7 +30,7 @@ from recsys_core.exceptions import TrainingError
 from recsys_core.features.matrix import Interactions
 from recsys_core.models import fold_in
 from recsys_core.models import hyperparameters as hp
-from recsys_core.models.base import Capabilities, ModelConfig, Recommender
+from recsys_core.models.base import C, Capabilities, ModelConfig, Recommender
 from recsys_core.models.biased_factors import factor_scores
 from recsys_core.models.registry import register
 from recsys_core.models.training import Training
@@ -65,8 +65,10 @@ class ImplicitBPRConfig(ModelConfig):
     seed: int = hp.seed("(initialization and sampling)")
 
 
-class _ImplicitFactors(Recommender):
-    """Shared scoring, checks and weighting of the ``implicit`` factor models."""
+class ImplicitFactors(Recommender[C]):
+    """State, scoring and checks of the implicit-feedback factor models (``implicit-als``,
+    ``implicit-bpr``, and Spark's ``spark-als-implicit``): scores ``user_factors_ @
+    item_factors_.T``, no rating predictions."""
 
     capabilities = Capabilities(
         predicts_ratings=False, fold_in="factors", factor_scores=True, scored_in_spark=True
@@ -102,11 +104,8 @@ class _ImplicitFactors(Recommender):
 
 
 @register("implicit-als")
-class ImplicitALS(_ImplicitFactors):
+class ImplicitALS(ImplicitFactors[ImplicitALSConfig]):
     """Implicit-feedback ALS with confidence weighting (Hu, Koren & Volinsky 2008)."""
-
-    Config = ImplicitALSConfig
-    config: ImplicitALSConfig
 
     def _fit(self, data: Interactions, training: Training) -> None:
         from implicit.cpu.als import AlternatingLeastSquares
@@ -139,11 +138,9 @@ class ImplicitALS(_ImplicitFactors):
 
 
 @register("implicit-bpr")
-class ImplicitBPR(_ImplicitFactors):
+class ImplicitBPR(ImplicitFactors[ImplicitBPRConfig]):
     """Bayesian personalized ranking by SGD (Rendle et al. 2009), through implicit."""
 
-    Config = ImplicitBPRConfig
-    config: ImplicitBPRConfig
     state_docs: ClassVar[dict[str, str]] = {
         "user_factors_": "user factors, users x (factors + 1) (row = index in user_ids.json); "
         "the last column is 1, so that scores = user_factors_ @ item_factors_.T",

@@ -20,6 +20,8 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
+from recsys_core.models.base import Capabilities
+
 _PARALLEL_FROM = 16
 """Blocks of fewer users are scored in the calling thread."""
 
@@ -120,9 +122,16 @@ class ItemItemState:
     """The fitted state and the scores of an item-item family (``ease``, ``item-knn-implicit``),
     a mixin placed before :class:`~recsys_core.models.base.Recommender`: the weights and the
     users x items rows, named by the family's ``item_item_attributes``, kept aligned for the
-    kernels above, and the scores ``user_items @ weights``."""
+    kernels above, and the scores ``user_items @ weights``. Declared here for every item-item
+    family: it ranks (no ratings), folds in through its item-item weights, and its users x
+    items rows (``user_items_``) are per user."""
 
+    capabilities = Capabilities(predicts_ratings=False, fold_in="item-item")
     item_item_attributes: ClassVar[dict[str, str]]
+    user_axes: ClassVar[dict[str, int]] = {"user_items_": 0}
+    state_docs: ClassVar[dict[str, str]] = {
+        "user_items_": "users x items interactions (CSR, 1 or the rating) the scores start from",
+    }
 
     def _keep_item_item(self, weights: Any, user_items: Any) -> None:
         """Store ``weights`` and ``user_items`` as the kernels read them in place."""

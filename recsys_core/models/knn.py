@@ -43,9 +43,8 @@ from threadpoolctl import threadpool_limits
 from recsys_core.exceptions import ConfigError
 from recsys_core.features.matrix import Interactions
 from recsys_core.models import hyperparameters as hp
-from recsys_core.models.base import Capabilities, ModelConfig, Recommender
-from recsys_core.models.baselines import Bias
-from recsys_core.models.biased_factors import predict_biases, score_biases
+from recsys_core.models.base import ModelConfig, Recommender
+from recsys_core.models.baselines import BaselineEstimates
 from recsys_core.models.item_scores import ItemItemState
 from recsys_core.models.registry import register
 from recsys_core.models.training import Training
@@ -67,26 +66,18 @@ class KNNConfig(ModelConfig):
     neighbours: int = Field(
         200, ge=1, le=100_000, description="most similar entities kept per entity (memory)"
     )
-    reg_items: float = Field(10.0, ge=0, description="shrinkage of the baseline's item biases")
-    reg_users: float = Field(15.0, ge=0, description="shrinkage of the baseline's user biases")
+    reg_items: float = hp.baseline_reg(10.0, of="item")
+    reg_users: float = hp.baseline_reg(15.0, of="user")
 
 
-class _KNN(Recommender):
+class _KNN(BaselineEstimates[KNNConfig]):
     """Shared k-NN rating predictor; ``_item_based`` picks the role of items."""
 
-    Config = KNNConfig
-    config: KNNConfig
     _item_based = True
-    mu_: np.float64
-    user_bias_: np.ndarray
-    item_bias_: np.ndarray
     neighbours_: np.ndarray
     similarities_: np.ndarray
     residuals_: sp.csr_matrix
     state_docs: ClassVar[dict[str, str]] = {
-        "mu_": "global mean mu of the baseline estimates",
-        "user_bias_": "baseline user biases b_u (row = index in user_ids.json)",
-        "item_bias_": "baseline item biases b_i (row = index in item_ids.json)",
         "neighbours_": "for each item (item-knn) or user (user-knn), the indices of its most "
         "similar items (users), by decreasing similarity; -1: empty slot",
         "similarities_": "the similarity of each entry of neighbours_",
@@ -103,10 +94,7 @@ class _KNN(Recommender):
                 f"k={cfg.k} is larger than the {n_targets} {what} of the training data; "
                 f"use k <= {n_targets}"
             )
-        bias = Bias(reg_items=cfg.reg_items, reg_users=cfg.reg_users).fit(data)
-        self.mu_ = np.float64(bias.mu_)
-        self.user_bias_ = bias.user_bias_
-        self.item_bias_ = bias.item_bias_
+        self._fit_baseline(data, cfg.reg_items, cfg.reg_users)
         R = data.matrix  # users x items, sorted indices
         coo = R.tocoo()
         base = self.mu_ + self.user_bias_[coo.row] + self.item_bias_[coo.col]
@@ -125,7 +113,7 @@ class _KNN(Recommender):
         self.residuals_ = sp.csr_matrix(resid, dtype=np.float64)
 
     def _predict_idx(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
-        base = predict_biases(float(self.mu_), self.user_bias_, self.item_bias_, u, i)
+        base = self._baseline(u, i)
         a, b = (i, u) if self._item_based else (u, i)
         out = np.zeros(u.size)
         self._run(_predict_pairs, (a.astype(np.int64), b.astype(np.int64)), self.residuals_, out)
@@ -148,7 +136,7 @@ class _KNN(Recommender):
                 Rt = self._by_user = self.residuals_.T.tocsr()  # users x items
                 Rt.sort_indices()
             self._run(_score_user_based, (u.astype(np.int64),), Rt, out)
-        return out + score_biases(float(self.mu_), self.user_bias_, self.item_bias_, u)
+        return out + self._baseline_scores(u)
 
 
 @register("item-knn")
@@ -398,21 +386,16 @@ class ItemKNNImplicitConfig(ModelConfig):
 
 
 @register("item-knn-implicit")
-class ItemKNNImplicit(ItemItemState, Recommender):
+class ItemKNNImplicit(ItemItemState, Recommender[ItemKNNImplicitConfig]):
     """Item-item top-N over implicit interactions (implicit's BM25/TF-IDF/cosine k-NN)."""
 
-    Config = ItemKNNImplicitConfig
-    config: ItemKNNImplicitConfig
-    capabilities = Capabilities(predicts_ratings=False, fold_in="item-item")
     item_item_attributes: ClassVar[dict[str, str]] = {
         "weights": "similarity_",
         "user_items": "user_items_",
     }
-    user_axes: ClassVar[dict[str, int]] = {"user_items_": 0}
     state_docs: ClassVar[dict[str, str]] = {
         "similarity_": "items x items similarity, pruned to k per item (CSR): scores = "
         "user_items_ @ similarity_",
-        "user_items_": "users x items interactions (CSR, 1 or the rating) the scores start from",
     }
 
     def _fit(self, data: Interactions, training: Training) -> None:

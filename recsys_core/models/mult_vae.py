@@ -44,6 +44,7 @@ from pydantic import Field, field_validator
 
 from recsys_core.exceptions import ConfigError, TrainingError
 from recsys_core.features.matrix import Interactions
+from recsys_core.models import hyperparameters as hp
 from recsys_core.models.base import Capabilities, ModelConfig, ModelReason, Recommender
 from recsys_core.models.item_scores import aligned_user_items, aligned_weights, block_scores
 from recsys_core.models.item_scores import row_scores as item_row_scores
@@ -76,7 +77,7 @@ class MultVAEConfig(ModelConfig):
     total_anneal_steps: int = Field(
         20_000, ge=1, description="updates over which beta rises linearly from 0 to anneal_cap"
     )
-    lr: float = Field(1e-3, gt=0, le=1.0, description="learning rate of Adam")
+    lr: float = hp.learning_rate(1e-3, what="learning rate of Adam")
     weight_decay: float = Field(0.0, ge=0, description="L2 penalty on the weights (Adam)")
     batch_size: int = Field(500, ge=1, le=1_000_000, description="users per update")
     epochs: int = Field(100, ge=1, le=10_000, description="most passes over the users")
@@ -94,7 +95,7 @@ class MultVAEConfig(ModelConfig):
         0.2, gt=0, lt=1, description="share of a validation user's items held out"
     )
     val_k: int = Field(10, ge=1, le=1000, description="k of the validation NDCG@k")
-    seed: int = Field(42, description="random seed (weights, user order, dropout, noise)")
+    seed: int = hp.seed("(weights, user order, dropout, noise)")
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="where to train: auto (CUDA when available), cpu or cuda"
     )
@@ -135,11 +136,9 @@ def _layer_docs() -> dict[str, str]:
 
 
 @register("mult-vae")
-class MultVAE(Recommender):
+class MultVAE(Recommender[MultVAEConfig]):
     """Variational autoencoder with a multinomial likelihood (Liang et al. 2018; PyTorch)."""
 
-    Config = MultVAEConfig
-    config: MultVAEConfig
     capabilities = Capabilities(predicts_ratings=False, fold_in="model")
     factor_attributes: ClassVar[dict[str, str]] = {}
     state_docs: ClassVar[dict[str, str]] = {

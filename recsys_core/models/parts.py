@@ -22,6 +22,12 @@ class PartSpec(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict, description="its hyperparameters")
 
 
+def parts_field(spec: type[PartSpec], models: tuple[str, ...], description: str) -> Any:
+    """A config field of parts (at least one): by default ``models``, each with its own default
+    hyperparameters."""
+    return Field(tuple(spec(model=m) for m in models), min_length=1, description=description)
+
+
 def subset(data: Interactions, mask: np.ndarray) -> Interactions:
     """The rows of ``data`` under ``mask``, with the same vocabularies (indices unchanged)."""
     return dataclasses.replace(

@@ -44,11 +44,9 @@ class RecentPopularityConfig(ModelConfig):
 
 
 @register("recent-popularity")
-class RecentPopularity(SameListForAll):
+class RecentPopularity(SameListForAll[RecentPopularityConfig]):
     """Ranks items by their decayed interactions over a trailing window; the same list for all."""
 
-    Config = RecentPopularityConfig
-    config: RecentPopularityConfig
     item_scores = "scores_"
     state_docs: ClassVar[dict[str, str]] = {
         "scores_": "decayed interactions per item in the window (row = index in item_ids.json): "

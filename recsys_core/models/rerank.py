@@ -50,9 +50,10 @@ from recsys_core.extras import require
 from recsys_core.features import candidates as cf
 from recsys_core.features.embeddings import load_item_embeddings
 from recsys_core.features.matrix import Interactions
+from recsys_core.models import hyperparameters as hp
 from recsys_core.models.base import Capabilities, ModelConfig, ModelReason
 from recsys_core.models.composite import Composite
-from recsys_core.models.parts import PartSpec, subset
+from recsys_core.models.parts import PartSpec, parts_field, subset
 from recsys_core.models.registry import create, get_model_class, register
 from recsys_core.models.training import Training
 
@@ -66,19 +67,13 @@ RetrieverSpec = PartSpec
 """One retriever: its registry name and hyperparameters."""
 
 
-_DEFAULT_RETRIEVERS = (
-    RetrieverSpec(model="ease"),
-    RetrieverSpec(model="item-knn-implicit"),
-    RetrieverSpec(model="implicit-als"),
-    RetrieverSpec(model="popularity"),
-)
-
-
 class RerankConfig(ModelConfig):
     """Hyperparameters of the two-stage ranker."""
 
-    retrievers: tuple[RetrieverSpec, ...] = Field(
-        _DEFAULT_RETRIEVERS, min_length=1, description="candidate retrievers and their params"
+    retrievers: tuple[RetrieverSpec, ...] = parts_field(
+        RetrieverSpec,
+        ("ease", "item-knn-implicit", "implicit-als", "popularity"),
+        "candidate retrievers and their params",
     )
     candidates: int = Field(100, ge=1, le=5000, description="top items taken from each retriever")
     holdout: float = Field(
@@ -114,7 +109,7 @@ class RerankConfig(ModelConfig):
     early_stopping: int = Field(
         30, ge=1, description="rounds without a better validation NDCG@10 before stopping"
     )
-    learning_rate: float = Field(0.05, gt=0, le=1, description="shrinkage of each tree")
+    learning_rate: float = hp.learning_rate(0.05, what="shrinkage of each tree")
     num_leaves: int = Field(7, ge=2, le=1024, description="leaves per tree")
     min_child_samples: int = Field(200, ge=1, description="fewest pairs in a leaf")
     feature_fraction: float = Field(
@@ -135,7 +130,7 @@ class RerankConfig(ModelConfig):
         description="Parquet file of item_id -> vector (image, text or audio embeddings); "
         "None: no embedding feature",
     )
-    seed: int = Field(42, description="random seed (user samples, LightGBM)")
+    seed: int = hp.seed("(user samples, LightGBM)")
 
     @field_validator("retrievers")
     @classmethod
@@ -180,11 +175,9 @@ def holdout_mask(
 
 
 @register("rerank")
-class Rerank(Composite):
+class Rerank(Composite[RerankConfig]):
     """Two-stage ranker: retrievers' candidates re-ranked by LightGBM LambdaMART."""
 
-    Config = RerankConfig
-    config: RerankConfig
     capabilities = Capabilities(
         predicts_ratings=False, fold_in="model", serving_requires=("lightgbm",)
     )

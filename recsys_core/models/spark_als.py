@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -38,12 +39,9 @@ from pydantic import Field
 from recsys_core.exceptions import TrainingError
 from recsys_core.features.matrix import Interactions
 from recsys_core.models import hyperparameters as hp
-from recsys_core.models.base import Capabilities, ModelConfig, Recommender
-from recsys_core.models.biased_factors import (
-    BiasedFactors,
-    factor_scores,
-    predict_biased_factors,
-)
+from recsys_core.models.base import ModelConfig
+from recsys_core.models.biased_factors import BiasedFactors, predict_biased_factors
+from recsys_core.models.implicit_models import ImplicitFactors
 from recsys_core.models.registry import register
 from recsys_core.models.training import Training
 
@@ -147,14 +145,10 @@ def _factors(frame: Any, n: int, rank: int) -> np.ndarray:
 
 
 @register("spark-als")
-class SparkALS(BiasedFactors):
+class SparkALS(BiasedFactors[SparkALSConfig]):
     """Explicit-rating matrix factorization by Spark MLlib's ALS (runs on a Spark cluster)."""
 
-    capabilities = Capabilities(
-        fold_in="factors", factor_scores=True, scored_in_spark=True, fitted_in_spark=True
-    )
-    Config = SparkALSConfig
-    config: SparkALSConfig
+    capabilities = replace(BiasedFactors.capabilities, fitted_in_spark=True)
     state_docs: ClassVar[dict[str, str]] = {
         "mu_": "global mean subtracted before Spark's ALS (0 when center=false)",
         "user_bias_": "zero: Spark's ALS learns no biases (kept so the formula is that of als)",
@@ -219,25 +213,10 @@ def _spark_rmse(spark: Any, model: Any, training: Training, mu: float) -> float:
 
 
 @register("spark-als-implicit")
-class SparkALSImplicit(Recommender):
+class SparkALSImplicit(ImplicitFactors[SparkALSImplicitConfig]):
     """Implicit-feedback ALS by Spark MLlib (confidence weighting, Hu et al. 2008)."""
 
-    Config = SparkALSImplicitConfig
-    config: SparkALSImplicitConfig
-    capabilities = Capabilities(
-        predicts_ratings=False,
-        fold_in="factors",
-        factor_scores=True,
-        scored_in_spark=True,
-        fitted_in_spark=True,
-    )
-    user_factors_: np.ndarray
-    item_factors_: np.ndarray
-    state_docs: ClassVar[dict[str, str]] = {
-        "user_factors_": "user factors, users x rank (row = index in user_ids.json); "
-        "scores = user_factors_ @ item_factors_.T",
-        "item_factors_": "item factors, items x rank (row = index in item_ids.json)",
-    }
+    capabilities = replace(ImplicitFactors.capabilities, fitted_in_spark=True)
 
     def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config
@@ -257,6 +236,3 @@ class SparkALSImplicit(Recommender):
         self.user_factors_ = U.astype(np.float32)
         self.item_factors_ = V.astype(np.float32)
         training.epoch(cfg.maxIter, float("nan"))
-
-    def _score_users(self, u: np.ndarray) -> np.ndarray:
-        return factor_scores(self.factors(), u)  # float32: the order is what ranking reads

@@ -48,13 +48,11 @@ class SVDppConfig(ModelConfig):
 
 
 @register("svdpp")
-class SVDpp(Recommender):
+class SVDpp(Recommender[SVDppConfig]):
     """Biased MF with implicit feedback from the rated items (SVD++, Koren 2008)."""
 
     # the prediction holds more than the factors (the implicit term): no factor scoring
     capabilities = Capabilities(fold_in="factors")
-    Config = SVDppConfig
-    config: SVDppConfig
     mu_: np.float64
     user_bias_: np.ndarray
     item_bias_: np.ndarray

@@ -44,18 +44,27 @@ def _select(row, ex, best_s, best_i):  # pragma: no cover - compiled
         thr = best_s[k - 1]
 
 
+@numba.njit(cache=True, nogil=True)
+def _job(
+    b, scores, rows, dest, ex_indptr, ex_indices, out_items, out_scores
+):  # pragma: no cover - compiled
+    """Job ``b``: the top-k of score row ``rows[b]`` into output row ``dest[b]``, with the
+    exclusions of that output row."""
+    d = dest[b]
+    _select(
+        scores[rows[b]],
+        ex_indices[ex_indptr[d] : ex_indptr[d + 1]],
+        out_scores[d],
+        out_items[d],
+    )
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _top_k_parallel(
     scores, rows, dest, ex_indptr, ex_indices, out_items, out_scores
 ):  # pragma: no cover - compiled
     for b in numba.prange(rows.size):
-        d = dest[b]
-        _select(
-            scores[rows[b]],
-            ex_indices[ex_indptr[d] : ex_indptr[d + 1]],
-            out_scores[d],
-            out_items[d],
-        )
+        _job(b, scores, rows, dest, ex_indptr, ex_indices, out_items, out_scores)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -63,13 +72,7 @@ def _top_k_serial(
     scores, rows, dest, ex_indptr, ex_indices, out_items, out_scores
 ):  # pragma: no cover - compiled
     for b in range(rows.size):
-        d = dest[b]
-        _select(
-            scores[rows[b]],
-            ex_indices[ex_indptr[d] : ex_indptr[d + 1]],
-            out_scores[d],
-            out_items[d],
-        )
+        _job(b, scores, rows, dest, ex_indptr, ex_indices, out_items, out_scores)
 
 
 _PARALLEL_FROM = 16

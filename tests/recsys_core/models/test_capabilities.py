@@ -22,11 +22,9 @@ class SvdConfig(ModelConfig):
     factors: int = 4
 
 
-class TruncatedSvd(Recommender):
+class TruncatedSvd(Recommender[SvdConfig]):
     """Ranking by a truncated SVD of the interaction matrix (a test family)."""
 
-    Config = SvdConfig
-    config: SvdConfig
     capabilities = Capabilities(
         predicts_ratings=False, fold_in="factors", factor_scores=True, scored_in_spark=True
     )

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from recsys_core.exceptions import ConfigError, ModelCapabilityError, NotFittedError
 from recsys_core.features import Interactions
 from recsys_core.models import available, create
-from recsys_core.models.base import Recommender
+from recsys_core.models.base import ModelConfig, Recommender
 
 MODELS = available()
 
@@ -74,6 +74,14 @@ def test_get_params_is_the_config(name):
     assert isinstance(params, dict)
     assert set(params) == set(type(model).Config.model_fields)
     assert type(model)(**params).get_params() == params
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_config_class_is_the_base_parameter(name):
+    # ``class ALS(BiasedFactors[ALSConfig])`` sets ``ALS.Config``, through generic bases too
+    model = create(name)
+    assert type(model).Config is not ModelConfig
+    assert type(model.config) is type(model).Config
 
 
 @pytest.mark.parametrize("name", MODELS)

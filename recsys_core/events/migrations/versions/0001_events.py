@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from recsys_core.events.migrations.event_columns import event_columns_0001
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -16,20 +18,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "events",
-        sa.Column("event_id", sa.String(128), primary_key=True),
-        sa.Column("user_id", sa.String(256), nullable=False),
-        sa.Column("item_id", sa.String(256), nullable=False),
-        sa.Column("rating", sa.Float, nullable=True),
-        sa.Column("type", sa.String(16), nullable=False),
-        sa.Column("timestamp", sa.BigInteger, nullable=False),
-        sa.Column("recommendation_id", sa.String(128), nullable=True),
-        sa.Column("received_at", sa.BigInteger, nullable=False),
-        sa.CheckConstraint(
-            "type IN ('rating', 'click', 'view', 'purchase')", name="ck_events_type"
-        ),
-    )
+    op.create_table("events", *event_columns_0001(), sa.PrimaryKeyConstraint("event_id"))
     op.create_index("ix_events_timestamp_event_id", "events", ["timestamp", "event_id"])
     op.create_index("ix_events_recommendation_id", "events", ["recommendation_id"])
     op.create_table(

@@ -11,6 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from recsys_core.events.migrations.event_columns import event_columns_0001
+
 revision = "0004"
 down_revision = "0003"
 branch_labels = None
@@ -37,17 +39,7 @@ def _sqlite_events(primary_key: list[str], sender: bool) -> None:
             if sender
             else []
         ),
-        sa.Column("event_id", sa.String(128), nullable=False),
-        sa.Column("user_id", sa.String(256), nullable=False),
-        sa.Column("item_id", sa.String(256), nullable=False),
-        sa.Column("rating", sa.Float, nullable=True),
-        sa.Column("type", sa.String(16), nullable=False),
-        sa.Column("timestamp", sa.BigInteger, nullable=False),
-        sa.Column("recommendation_id", sa.String(128), nullable=True),
-        sa.Column("received_at", sa.BigInteger, nullable=False),
-        sa.CheckConstraint(
-            "type IN ('rating', 'click', 'view', 'purchase')", name="ck_events_type"
-        ),
+        *event_columns_0001(),
         sa.PrimaryKeyConstraint(*primary_key, name="pk_events"),
     )
     keep = (
