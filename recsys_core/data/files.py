@@ -136,7 +136,13 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     ]
     if not text:
         return pd.read_parquet(path)
-    return pq.read_table(path, read_dictionary=text).to_pandas()
+    # each Arrow column freed once converted (self_destruct): the table and the frame are
+    # not both held whole; then Arrow's pool gives what it freed back to the system
+    table = pq.read_table(path, read_dictionary=text)
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    del table
+    pa.default_memory_pool().release_unused()
+    return frame
 
 
 def _is_number(text: str) -> bool:

@@ -89,7 +89,9 @@ def normalize_interactions(
         out["rating"] = 1.0
     if "timestamp" not in out.columns:
         out["timestamp"] = 0
-    out = out[list(COLUMNS)].copy()
+    # a new frame whose columns are each replaced below: the caller's frame is never written,
+    # and no copy of every column is made first
+    out = out[list(COLUMNS)]
     as_id = _as_categorical_id if categorical_ids else _as_id
     out["user"] = as_id(out["user"])
     out["item"] = as_id(out["item"])
