@@ -75,9 +75,7 @@ def read_table(
         ) from exc
     if raw.empty and len(raw.columns) == 0:
         raise DataError(f"{label!r} is empty")
-    return normalize_interactions(
-        raw, columns, origin=repr(label), categorical_ids=categorical_ids
-    )
+    return normalize_interactions(raw, columns, origin=repr(label), categorical_ids=categorical_ids)
 
 
 def _read_raw(path: Path, label: str) -> pd.DataFrame:

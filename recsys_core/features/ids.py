@@ -32,10 +32,11 @@ class IdVocab:
         # the distinct raw values first (hashing ints or strings as they are), then their text:
         # one str() per distinct id, not one per row; a categorical's distinct values are its
         # categories in use, read from its codes (nothing hashed per row)
-        if _is_categorical(values):
-            distinct = observed_categories(values)  # type: ignore[arg-type]
-        else:
-            distinct = pd.unique(_values(values))
+        distinct = (
+            observed_categories(values)
+            if _is_categorical(values)
+            else pd.unique(_values(values))
+        )
         uniq = pd.unique(_as_text(distinct))
         return cls(np.sort(uniq.astype(object)))
 
@@ -88,7 +89,7 @@ def lookup(index: pd.Index, ids: Iterable) -> np.ndarray:
     factorized already: its categories are looked up, and its codes pick the rows' positions.
     """
     if _is_categorical(ids):
-        cat = ids.cat if isinstance(ids, pd.Series) else pd.Series(ids).cat  # type: ignore[union-attr]
+        cat = pd.Series(ids).cat
         # one more slot for code -1 (a missing id), looked up as the object path would
         keys = np.empty(len(cat.categories) + 1, dtype=object)
         keys[:-1] = cat.categories.to_numpy(dtype=object)

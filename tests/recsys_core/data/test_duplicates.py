@@ -89,8 +89,9 @@ def test_categorical_ids_are_resolved_as_the_text_ids(policy):
 
 
 def test_categorical_ids_without_repeats_and_refused_repeats():
-    once = REPEATED.drop_duplicates(["user", "item"]).astype({"user": "category", "item": "category"})
+    categorical = {"user": "category", "item": "category"}
+    once = REPEATED.drop_duplicates(["user", "item"]).astype(categorical)
     out, dropped = resolve_duplicates(once, "refuse")
     assert dropped == 0 and out is once
     with pytest.raises(DataError, match="'u1' and item 'a'"):
-        resolve_duplicates(REPEATED.astype({"user": "category", "item": "category"}), "refuse")
+        resolve_duplicates(REPEATED.astype(categorical), "refuse")
