@@ -33,9 +33,7 @@ class IdVocab:
         # one str() per distinct id, not one per row; a categorical's distinct values are its
         # categories in use, read from its codes (nothing hashed per row)
         distinct = (
-            observed_categories(values)
-            if _is_categorical(values)
-            else pd.unique(_values(values))
+            observed_categories(values) if _is_categorical(values) else pd.unique(_values(values))
         )
         uniq = pd.unique(_as_text(distinct))
         return cls(np.sort(uniq.astype(object)))
