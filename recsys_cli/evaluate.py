@@ -130,8 +130,14 @@ def evaluate(
     # with the spark engine, the test file is read by Spark only
     reads = [("train", train_file)] + ([("test", test_file)] if used == "local" else [])
     for role, location in reads:
+        # the ids as categoricals: the duplicates check, the vocabularies and the evaluation
+        # read their codes instead of hashing every row's text again
         collected = collect(
-            location, columns=columns, duplicates=duplicates, rating_scale=(rating_min, rating_max)
+            location,
+            columns=columns,
+            duplicates=duplicates,
+            rating_scale=(rating_min, rating_max),
+            categorical_ids=True,
         )
         frame = collected.interactions
         if frame.empty:

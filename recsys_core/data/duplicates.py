@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from typing import Literal, get_args
 
+import numpy as np
 import pandas as pd
 
 from recsys_core.exceptions import ConfigError, DataError
@@ -55,9 +56,21 @@ def resolve_duplicates(
     """
     if policy not in POLICIES:
         raise ConfigError(f"unknown duplicates policy {policy!r}; use one of {', '.join(POLICIES)}")
-    repeated = frame.duplicated(PAIR, keep=False).to_numpy()
+    categorical = [c for c in PAIR if isinstance(frame[c].dtype, pd.CategoricalDtype)]
+    if len(categorical) == len(PAIR):
+        # ids carried as codes: one int64 key per row, no string hashed
+        repeated = _pair_keys(frame).duplicated(keep=False).to_numpy()
+    else:
+        repeated = frame.duplicated(PAIR, keep=False).to_numpy()
     if not repeated.any():
         return frame, 0
+    if categorical:
+        # rare (repeated pairs): resolved on the text ids, then the categoricals are rebuilt
+        dtypes = {c: frame[c].dtype for c in categorical}
+        out, dropped = resolve_duplicates(
+            frame.astype({c: object for c in categorical}), policy, origin=origin
+        )
+        return out.astype(dtypes), dropped
     if policy == "refuse":
         raise DataError(_first_pair_message(frame, repeated, origin))
     n_before = len(frame)
@@ -90,6 +103,14 @@ def resolve_duplicates(
         dropped,
     )
     return out, dropped
+
+
+def _pair_keys(frame: pd.DataFrame) -> pd.Series:
+    """One int64 per row that is equal for equal (user, item) pairs, from the categoricals'
+    codes (a missing id, code -1, is a value of its own)."""
+    user = frame["user"].cat.codes.to_numpy().astype(np.int64) + 1
+    item = frame["item"].cat.codes.to_numpy().astype(np.int64) + 1
+    return pd.Series(user * (len(frame["item"].cat.categories) + 1) + item)
 
 
 def _first_pair_message(frame: pd.DataFrame, repeated, origin: str) -> str:

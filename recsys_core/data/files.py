@@ -48,11 +48,16 @@ def parse_column_map(spec: str | dict[str, str] | None) -> dict[str, str]:
 
 
 def read_table(
-    path: str | Path, columns: dict[str, str] | None = None, *, name: str | None = None
+    path: str | Path,
+    columns: dict[str, str] | None = None,
+    *,
+    name: str | None = None,
+    categorical_ids: bool = False,
 ) -> pd.DataFrame:
     """Read an interaction table from a local file, format detected from name and content.
 
-    ``name`` is how messages refer to the file (the ``s3://`` URI of a downloaded copy).
+    ``name`` is how messages refer to the file (the ``s3://`` URI of a downloaded copy);
+    ``categorical_ids``: the ids as categoricals (``normalize_interactions``).
     """
     path = Path(path)
     label = name or str(path)
@@ -70,7 +75,7 @@ def read_table(
         ) from exc
     if raw.empty and len(raw.columns) == 0:
         raise DataError(f"{label!r} is empty")
-    return normalize_interactions(raw, columns, origin=repr(label))
+    return normalize_interactions(raw, columns, origin=repr(label), categorical_ids=categorical_ids)
 
 
 def _read_raw(path: Path, label: str) -> pd.DataFrame:
@@ -129,7 +134,13 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     ]
     if not text:
         return pd.read_parquet(path)
-    return pq.read_table(path, read_dictionary=text).to_pandas()
+    # each Arrow column freed once converted (self_destruct): the table and the frame are
+    # not both held whole; then Arrow's pool gives what it freed back to the system
+    table = pq.read_table(path, read_dictionary=text)
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    del table
+    pa.default_memory_pool().release_unused()
+    return frame
 
 
 def _is_number(text: str) -> bool:
@@ -144,9 +155,11 @@ def load_file(
     path: str | Path,
     columns: dict[str, str] | None = None,
     rating_scale: tuple[float, float] = (1.0, 5.0),
+    *,
+    categorical_ids: bool = False,
 ) -> Collected:
     """Collect interactions from a local file."""
-    frame = read_table(path, columns)
+    frame = read_table(path, columns, categorical_ids=categorical_ids)
     return Collected(frame, None, source=str(path), rating_scale=rating_scale)
 
 
@@ -193,6 +206,7 @@ def load_s3(
     *,
     endpoint_url: str | None = None,
     rating_scale: tuple[float, float] = (1.0, 5.0),
+    categorical_ids: bool = False,
 ) -> Collected:
     """Collect interactions from an ``s3://bucket/key`` object."""
     from botocore.exceptions import BotoCoreError, ClientError
@@ -221,7 +235,7 @@ def load_s3(
                 "credentials; RECSYS_S3_CONNECT_TIMEOUT, RECSYS_S3_READ_TIMEOUT and "
                 "RECSYS_S3_MAX_ATTEMPTS set the limits."
             ) from exc
-        frame = read_table(local, columns, name=uri)
+        frame = read_table(local, columns, name=uri, categorical_ids=categorical_ids)
     return Collected(frame, None, source=uri, rating_scale=rating_scale)
 
 

@@ -33,6 +33,7 @@ def normalize_interactions(
     columns: dict[str, str] | None = None,
     *,
     origin: str = "data",
+    categorical_ids: bool = False,
 ) -> pd.DataFrame:
     """Rename, type and order columns into the canonical interaction table.
 
@@ -46,6 +47,12 @@ def normalize_interactions(
         common aliases (``userId``, ``movieId``, ``item_id``, ...).
     origin
         Where the table came from, used in error messages.
+    categorical_ids
+        The ``user`` and ``item`` columns as pandas categoricals of their text ids (the same
+        text as without it) instead of object columns: the integer codes and the vocabulary
+        travel with the table, so that the duplicates check, the id vocabularies and the
+        evaluation's id mapping read codes instead of hashing every row's string again. A
+        Parquet dictionary column keeps its codes; another column is factorized once here.
     """
     columns = dict(columns or {})
     aliases = {
@@ -82,9 +89,12 @@ def normalize_interactions(
         out["rating"] = 1.0
     if "timestamp" not in out.columns:
         out["timestamp"] = 0
-    out = out[list(COLUMNS)].copy()
-    out["user"] = _as_id(out["user"])
-    out["item"] = _as_id(out["item"])
+    # a new frame whose columns are each replaced below: the caller's frame is never written,
+    # and no copy of every column is made first
+    out = out[list(COLUMNS)]
+    as_id = _as_categorical_id if categorical_ids else _as_id
+    out["user"] = as_id(out["user"])
+    out["item"] = as_id(out["item"])
     out["rating"] = _as_number(out["rating"], "rating", origin).astype("float64")
     ts = out["timestamp"]
     if pd.api.types.is_datetime64_any_dtype(ts):
@@ -93,6 +103,15 @@ def normalize_interactions(
         ts = _as_number(ts, "timestamp", origin)
         out["timestamp"] = ts.fillna(0).astype("int64")
     return out.reset_index(drop=True)
+
+
+def as_categorical_ids(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (canonical) with its ``user`` and ``item`` columns as categoricals of their
+    text ids; a column that is one already is kept as it is."""
+    todo = [c for c in ("user", "item") if not isinstance(frame[c].dtype, pd.CategoricalDtype)]
+    if not todo:
+        return frame
+    return frame.assign(**{c: _as_categorical_id(frame[c]) for c in todo})
 
 
 def _as_id(col: pd.Series) -> pd.Series:
@@ -109,6 +128,30 @@ def _as_id(col: pd.Series) -> pd.Series:
         ints = col.astype("Int64")
         return ints.astype("string").astype(object).where(col.notna(), None)
     return col.astype("string").astype(object).where(col.notna(), None)
+
+
+def _as_categorical_id(col: pd.Series) -> pd.Series:
+    """The text ids of ``col`` as a categorical (code -1 where missing): a categorical's codes
+    kept, with its categories' text (when that text is unique); any other column factorized
+    once."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        text = _as_id(pd.Series(col.cat.categories))
+        if text.notna().all() and not text.duplicated().any():
+            categories = pd.Index(text.to_numpy(dtype=object), dtype=object)
+            return pd.Series(
+                pd.Categorical.from_codes(
+                    col.cat.codes.to_numpy(), dtype=pd.CategoricalDtype(categories)
+                ),
+                index=col.index,
+            )
+    values = _as_id(col)
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object))  # None: code -1
+    return pd.Series(
+        pd.Categorical.from_codes(
+            codes, dtype=pd.CategoricalDtype(pd.Index(uniques, dtype=object))
+        ),
+        index=col.index,
+    )
 
 
 def _as_number(col: pd.Series, name: str, origin: str) -> pd.Series:

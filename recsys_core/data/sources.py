@@ -12,7 +12,7 @@ from pathlib import Path
 
 from recsys_core.data import files, movielens, synthetic
 from recsys_core.data.duplicates import POLICIES, resolve_duplicates
-from recsys_core.data.schema import Collected
+from recsys_core.data.schema import Collected, as_categorical_ids
 from recsys_core.events.tombstones import drop_tombstoned
 from recsys_core.exceptions import ConfigError, DataSourceError
 from recsys_core.pseudonyms import pseudonymize_users
@@ -32,6 +32,7 @@ def collect(
     duplicates: str = "latest",
     pseudonym_key: bytes | None = None,
     since: str | None = None,
+    categorical_ids: bool = False,
 ) -> Collected:
     """Collect interactions (and item metadata where the source has it).
 
@@ -46,6 +47,10 @@ def collect(
     Users forgotten with ``recsys forget`` (the tombstones of the event store,
     ``RECSYS_EVENTS_URL``) are dropped whatever the source, before any pseudonym is taken; the
     rows removed are in ``extra["tombstoned_removed"]``.
+
+    ``categorical_ids``: the ``user`` and ``item`` columns as categoricals of the text ids
+    (``recsys_core.data.schema.normalize_interactions``; a Parquet file's dictionary codes are
+    kept), for callers that map the ids to indices next: every step reads the codes.
     """
     if duplicates not in POLICIES:  # before reading anything
         raise ConfigError(
@@ -64,6 +69,7 @@ def collect(
         rating_scale=rating_scale,
         s3_endpoint_url=s3_endpoint_url,
         since=since,
+        categorical_ids=categorical_ids,
     )
     frame, removed = resolve_duplicates(
         collected.interactions, duplicates, origin=repr(redact(collected.source or source))
@@ -78,6 +84,8 @@ def collect(
     frame, forgotten = drop_tombstoned(frame)  # raw ids: before any pseudonym is taken
     if pseudonym_key is not None:
         frame = pseudonymize_users(frame, pseudonym_key)
+    if categorical_ids:  # the sources that are not files, and the pseudonyms
+        frame = as_categorical_ids(frame)
     collected.interactions = frame
     collected.extra["duplicates_removed"] = removed
     collected.extra["tombstoned_removed"] = forgotten
@@ -94,6 +102,7 @@ def _read_source(
     rating_scale: tuple[float, float],
     s3_endpoint_url: str | None,
     since: str | None = None,
+    categorical_ids: bool = False,
 ) -> Collected:
     source = (source or "synthetic").strip()
     if source == "synthetic" or source.startswith("synthetic:"):
@@ -106,7 +115,11 @@ def _read_source(
     mapping = files.parse_column_map(columns)
     if source.startswith("s3://"):
         return files.load_s3(
-            source, mapping, endpoint_url=s3_endpoint_url, rating_scale=rating_scale
+            source,
+            mapping,
+            endpoint_url=s3_endpoint_url,
+            rating_scale=rating_scale,
+            categorical_ids=categorical_ids,
         )
     if "://" in source and _database().is_database_source(source):
         return _database().load_database(source, columns, rating_scale=rating_scale, since=since)
@@ -123,7 +136,9 @@ def _read_source(
             "movielens-100k|1m|10m|20m|25m|32m|latest-small, a CSV/TSV/Parquet path, or "
             "s3://bucket/key"
         )
-    return files.load_file(path, mapping, rating_scale=rating_scale)
+    return files.load_file(
+        path, mapping, rating_scale=rating_scale, categorical_ids=categorical_ids
+    )
 
 
 def _database():

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from recsys_core.evaluation import metrics as M
 from recsys_core.exceptions import ConfigError, DataError
-from recsys_core.features.ids import lookup
+from recsys_core.features.ids import distinct_text, lookup
 from recsys_core.models.base import Recommender
 from recsys_core.settings import get_settings
 
@@ -93,11 +93,10 @@ def evaluate(
             f"and item {test['item'].iloc[pos]!r}; metrics would be NaN. Drop or fix those rows"
         )
     out: dict[str, float] = {}
-    train_users = pd.Index(pd.unique(train["user"].astype(str)))
-    warm_rows = train_users.get_indexer(test["user"].astype(str)) >= 0
-    cold_item_rows = (
-        pd.Index(pd.unique(train["item"].astype(str))).get_indexer(test["item"].astype(str)) < 0
-    )
+    # the training ids' text once per distinct id (a categorical's codes: nothing per row)
+    train_users = distinct_text(train["user"])
+    warm_rows = lookup(train_users, test["user"]) >= 0
+    cold_item_rows = lookup(distinct_text(train["item"]), test["item"]) < 0
     out.update(population_sizes(test, warm_rows, cold_item_rows))
     u = model.user_vocab_.index(test["user"])
     i = model.item_vocab_.index(test["item"])
@@ -121,10 +120,8 @@ def evaluate(
     recs_frame = None
     if ranking and len(users):
         ur = model.user_vocab_.index(users)
-        exclude = train[lookup(pd.Index(users), train["user"]) >= 0][["user", "item"]]
-        mask = model.exclusion_matrix(
-            ur, np.asarray(users, dtype=object), exclude, exclude_seen=False
-        )
+        # each ranked user's training items, in the model's item space
+        mask = seen_matrix(train, users, model)
         rec_items, rec_scores = model.recommend_idx(ur, k, exclude=mask)
         rel_sets, n_rel = _relevant_sets(relevant, users, model)
         hits = M.hits_matrix(rec_items, rel_sets)
@@ -224,9 +221,15 @@ def _recs_frame(users, rec_items, rec_scores, model, k) -> pd.DataFrame:
 
 def seen_matrix(train: pd.DataFrame, users: np.ndarray, model: Recommender) -> sp.csr_matrix:
     """Rows = ``users``; non-zeros = their training items in the model's item space."""
-    pos = pd.Index(users).get_indexer(train["user"].astype(str))
-    it = model.item_vocab_.index(train["item"])
-    ok = (pos >= 0) & (it >= 0)
+    pos = lookup(pd.Index(np.asarray(users, dtype=object)), train["user"])
+    ok = pos >= 0
+    it = model.item_vocab_.index(train["item"][ok] if not ok.all() else train["item"])
+    pos = pos[ok]
+    known = it >= 0
+    if not known.all():
+        pos, it = pos[known], it[known]
+    # built from the coordinates in one pass (scipy's COO -> CSR: a count per row, no sort of
+    # the pairs); a repeated pair is summed, which an exclusion reads as one
     return sp.csr_matrix(
-        (np.ones(ok.sum(), np.float32), (pos[ok], it[ok])), shape=(len(users), model.n_items)
+        (np.ones(pos.size, np.float32), (pos, it)), shape=(len(users), model.n_items)
     )

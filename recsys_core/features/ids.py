@@ -30,8 +30,12 @@ class IdVocab:
     def from_values(cls, values: Iterable) -> IdVocab:
         """Vocabulary of the distinct values, in sorted order (deterministic)."""
         # the distinct raw values first (hashing ints or strings as they are), then their text:
-        # one str() per distinct id, not one per row
-        uniq = pd.unique(_as_text(pd.unique(_values(values))))
+        # one str() per distinct id, not one per row; a categorical's distinct values are its
+        # categories in use, read from its codes (nothing hashed per row)
+        distinct = (
+            observed_categories(values) if _is_categorical(values) else pd.unique(_values(values))
+        )
+        uniq = pd.unique(_as_text(distinct))
         return cls(np.sort(uniq.astype(object)))
 
     def __len__(self) -> int:
@@ -77,10 +81,47 @@ class IdVocab:
 
 def lookup(index: pd.Index, ids: Iterable) -> np.ndarray:
     """Positions (int32, ``-1`` where absent) of the text of ``ids`` in ``index`` (unique text
-    ids): the rows factorized, only the distinct ids turned into text and looked up."""
+    ids): the rows factorized, only the distinct ids turned into text and looked up.
+
+    A categorical ``ids`` (the ids as the Parquet reader gives them, ``categorical_ids``) is
+    factorized already: its categories are looked up, and its codes pick the rows' positions.
+    """
+    if _is_categorical(ids):
+        cat = pd.Series(ids).cat
+        # one more slot for code -1 (a missing id), looked up as the object path would
+        keys = np.empty(len(cat.categories) + 1, dtype=object)
+        keys[:-1] = cat.categories.to_numpy(dtype=object)
+        keys[-1] = None
+        found = index.get_indexer(pd.Index(_as_text(keys))).astype(np.int32)
+        return found[cat.codes.to_numpy()]
     codes, uniques = pd.factorize(_values(ids), use_na_sentinel=False)
     found = index.get_indexer(pd.Index(_as_text(uniques))).astype(np.int32)
     return found[codes] if codes.size else np.empty(0, np.int32)
+
+
+def distinct_text(ids: pd.Series | pd.Index) -> pd.Index:
+    """The distinct ids of ``ids`` as text, in order of first appearance for plain values (a
+    categorical's: in order of its categories); one ``str`` per distinct id."""
+    if _is_categorical(ids):
+        return pd.Index(pd.unique(_as_text(observed_categories(ids))), dtype=object)
+    return pd.Index(pd.unique(_as_text(pd.unique(_values(ids)))), dtype=object)
+
+
+def observed_categories(ids: pd.Series | pd.Index | pd.Categorical) -> np.ndarray:
+    """The distinct values of a categorical in use by its rows (``None`` among them when a row
+    has no value), from its codes: a count per category, not a hash per row."""
+    codes = np.asarray(pd.Series(ids).cat.codes.to_numpy(), dtype=np.int64)
+    categories = pd.Series(ids).cat.categories.to_numpy(dtype=object)
+    # code -1 (a missing value) counted in the last slot
+    used = np.bincount(codes + 1, minlength=categories.size + 1) > 0
+    out = categories[used[1:]]
+    if used[0]:
+        out = np.append(out, np.array([None], dtype=object))
+    return out
+
+
+def _is_categorical(ids: object) -> bool:
+    return isinstance(getattr(ids, "dtype", None), pd.CategoricalDtype)
 
 
 def _values(ids: Iterable) -> np.ndarray | pd.Series:

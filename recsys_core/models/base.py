@@ -41,7 +41,7 @@ from recsys_core.features.ids import IdVocab, lookup
 from recsys_core.features.matrix import Interactions
 from recsys_core.features.titles import item_titles
 from recsys_core.models import fallback, manifest
-from recsys_core.models.top_k import no_exclusions, top_k, top_k_jobs
+from recsys_core.models.top_k import no_exclusions, top_k, top_k_biased_jobs, top_k_jobs
 from recsys_core.models.training import EpochCallback, Training
 
 log = logging.getLogger(__name__)
@@ -462,6 +462,8 @@ class Recommender(ABC, Generic[C]):
                 items_k,
                 scores_k,
             )
+        elif known.size and self.capabilities.factor_scores:
+            self._recommend_factors(u, known, ex, items_k, scores_k, batch_size)
         elif known.size:
             for start in range(0, known.size, batch_size):
                 dest = known[start : start + batch_size]
@@ -471,6 +473,36 @@ class Recommender(ABC, Generic[C]):
             out_items[:, :kk] = items_k
             out_scores[:, :kk] = scores_k
         return out_items, out_scores
+
+    def _recommend_factors(
+        self,
+        u: np.ndarray,
+        known: np.ndarray,
+        exclude: sp.csr_matrix,
+        items_k: np.ndarray,
+        scores_k: np.ndarray,
+        batch_size: int,
+    ) -> None:
+        """The top-k of a factor model's known users ``u[known]`` (``capabilities.
+        factor_scores``): the scores of ``factor_scores``, block by block, with one float32
+        buffer for every block's dot products (one matrix product, all BLAS threads) and the
+        biases added inside the parallel selection, not by passes over the block."""
+        f = self.factors()
+        n = min(batch_size, known.size)
+        buf = np.empty((n, f.item.shape[0]), dtype=np.float32)
+        item_t = f.item.T
+        for start in range(0, known.size, batch_size):
+            dest = known[start : start + batch_size]
+            users = u[dest]
+            block = buf[: dest.size]
+            np.matmul(f.user[users], item_t, out=block)
+            if f.biased:
+                item_bias = f.item_bias
+                row_bias = np.float32(f.global_bias) + f.user_bias[users]
+            else:
+                item_bias = np.zeros(f.item.shape[0], np.float32)
+                row_bias = np.zeros(dest.size, np.float32)
+            top_k_biased_jobs(block, item_bias, row_bias, dest, exclude, items_k, scores_k)
 
     def _shared_scores(self) -> np.ndarray | None:
         """The scores of every known user when they are one row for all (a baseline's), else

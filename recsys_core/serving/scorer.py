@@ -190,7 +190,7 @@ class Scorer:
         history = self._history(u)
         folded = 0
         if u < 0 and recent.size == 0:
-            scores, fallback = self._popularity.copy(), "popularity"
+            scores, fallback = self._popularity, "popularity"
         elif recent.size and not self.can_fold_in:
             warnings.append(
                 f"model {self.model.name!r} cannot fold in recent_items at request time; "
@@ -200,12 +200,14 @@ class Scorer:
             if u >= 0:
                 scores, fallback = self._known_scores(u), "recent-items-ignored"
             else:
-                scores, fallback = self._popularity.copy(), "popularity"
+                scores, fallback = self._popularity, "popularity"
         elif recent.size:
             scores, folded = self._fold_in_scores(u, history, recent), int(recent.size)
         else:
             scores = self._known_scores(u)
-        scores = np.asarray(scores, dtype=np.float64)
+        # one copy, in the scores' own precision (a factor model's float32 row stays float32):
+        # the exclusions below write into it, never into the model's arrays
+        scores = _own_copy(scores)
         drop = np.concatenate([history[0], recent, banned])
         scores[drop] = -np.inf
         top = _top_k(scores, k)
@@ -252,7 +254,7 @@ class Scorer:
         if self.family == "item-item":
             lo, hi = self._X.indptr[u], self._X.indptr[u + 1]
             return row_scores(self._X.indices[lo:hi], self._X.data[lo:hi], self._W)
-        return np.array(self.model._score_users(np.array([u], dtype=np.int32))[0], dtype=np.float64)
+        return np.asarray(self.model._score_users(np.array([u], dtype=np.int32))[0])
 
     def _item_row(self, u: int, recent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The user's interaction row (indices, values) with ``recent`` added (value 1), read
@@ -357,9 +359,9 @@ class Scorer:
             return None
         if self.family == "item-item":
             row = self._W[j]
-            scores = _dense(row).ravel().astype(np.float64)
+            scores = _own_copy(_dense(row).ravel())  # a row of W read in place: copied once
         elif self.family == "factors":
-            scores = (self._Qn @ self._Qn[j]).astype(np.float64)
+            scores = self._Qn @ self._Qn[j]  # float32, a new array
         else:
             co = np.asarray((self._co.T @ self._co[:, j]).todense()).ravel().astype(np.float64)
             scores = co / np.maximum(self._co_norm * self._co_norm[j], 1e-12)
@@ -386,6 +388,14 @@ class Scorer:
 def _dense(x: Any) -> np.ndarray:
     """``x`` as a dense array (scipy sparse results and ndarrays alike)."""
     return np.asarray(x.toarray()) if hasattr(x, "toarray") else np.asarray(x)
+
+
+def _own_copy(scores: Any) -> np.ndarray:
+    """A copy of a row of scores that may be written, float32 or float64 as it comes (other
+    dtypes, such as integer counts, as float64): no float64 copy of a float32 row."""
+    scores = np.asarray(scores)
+    dtype = scores.dtype if scores.dtype in (np.float32, np.float64) else np.float64
+    return np.array(scores, dtype=dtype)
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:

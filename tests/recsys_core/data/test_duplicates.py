@@ -76,3 +76,22 @@ def test_unknown_policy_is_a_config_error():
         ConfigError, match="unknown duplicates policy 'first'; use one of latest, mean, refuse"
     ):
         resolve_duplicates(REPEATED, "first")
+
+
+@pytest.mark.parametrize("policy", ["latest", "mean"])
+def test_categorical_ids_are_resolved_as_the_text_ids(policy):
+    coded = REPEATED.astype({"user": "category", "item": "category"})
+    out, dropped = resolve_duplicates(coded, policy)
+    plain, plain_dropped = resolve_duplicates(REPEATED, policy)
+    assert dropped == plain_dropped
+    assert out["user"].dtype == coded["user"].dtype  # the codes' vocabulary kept
+    pd.testing.assert_frame_equal(out.astype({"user": object, "item": object}), plain)
+
+
+def test_categorical_ids_without_repeats_and_refused_repeats():
+    categorical = {"user": "category", "item": "category"}
+    once = REPEATED.drop_duplicates(["user", "item"]).astype(categorical)
+    out, dropped = resolve_duplicates(once, "refuse")
+    assert dropped == 0 and out is once
+    with pytest.raises(DataError, match="'u1' and item 'a'"):
+        resolve_duplicates(REPEATED.astype(categorical), "refuse")

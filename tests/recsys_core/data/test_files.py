@@ -359,3 +359,24 @@ def test_parquet_text_ids_are_read_once_per_distinct_id(tmp_path):
     assert frame["item"].tolist() == ["10", "10", "7", "7"]
     # the rows of one id share its string
     assert frame["item"].iloc[0] is frame["item"].iloc[1]
+
+
+@pytest.mark.parametrize("name", ["r.parquet", "r.csv"])
+def test_categorical_ids_carry_the_same_text_ids(tmp_path, name):
+    path = tmp_path / name
+    with_missing = EXPECTED.assign(user=["1", None, "2"], item=[10, 20, 10])
+    if name.endswith(".parquet"):
+        with_missing.assign(item=with_missing["item"].astype(str)).to_parquet(path, index=False)
+    else:
+        with_missing.to_csv(path, index=False)
+    plain = files.read_table(path)
+    coded = files.read_table(path, categorical_ids=True)
+    for col in ("user", "item"):
+        assert isinstance(coded[col].dtype, pd.CategoricalDtype)
+        # the same ids, as text, a missing one missing (code -1) for validation to report
+        assert coded[col].astype(object).where(coded[col].notna(), None).tolist() == (
+            plain[col].tolist()
+        )
+    assert coded["user"].cat.codes.tolist()[1] == -1
+    assert coded["item"].tolist() == ["10", "20", "10"]
+    pd.testing.assert_frame_equal(coded[["rating", "timestamp"]], plain[["rating", "timestamp"]])

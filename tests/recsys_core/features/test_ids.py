@@ -67,3 +67,16 @@ def test_index_maps_each_row_as_its_text_does():
     np.testing.assert_array_equal(vocab.index(np.array([10, 1, 99])), [1, 0, -1])
     np.testing.assert_array_equal(vocab.index(pd.Series(["2", "3", "2"])), [2, 3, 2])
     assert vocab.index([]).dtype == np.int32 and vocab.index([]).size == 0
+
+
+def test_categorical_ids_map_as_their_text():
+    import pandas as pd
+
+    # unused categories ("z") are not ids; a missing id looks up as the plain path does
+    values = pd.Series(pd.Categorical(["b", "a", None, "b"], categories=["z", "b", "a"]))
+    plain = pd.Series(["b", "a", None, "b"], dtype=object)
+    assert IdVocab.from_values(values.dropna()).to_list() == ["a", "b"]
+    vocab = IdVocab.from_values(["a", "b", "c"])
+    np.testing.assert_array_equal(vocab.index(values), vocab.index(plain))
+    assert vocab.index(values).tolist() == [1, 0, -1, 1]
+    assert vocab.index(values.iloc[:0]).tolist() == []

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recsys_core.models.top_k import top_k, top_k_jobs
+from recsys_core.models.top_k import top_k, top_k_biased_jobs, top_k_jobs
 
 
 def _reference(scores: np.ndarray, exclude: sp.csr_matrix, k: int):
@@ -45,3 +45,26 @@ def test_rows_fewer_finite_than_k_are_padded_and_one_row_serves_many():
     np.testing.assert_array_equal(values[0], [2.0, 1.0, -np.inf])
     top_k_jobs(scores, np.array([0]), np.array([1]), exclude, items, values)
     np.testing.assert_array_equal(items[1], [3, -1, -1])
+
+
+def test_biased_selection_is_the_selection_of_the_biased_block():
+    rng = np.random.default_rng(3)
+    block = rng.integers(-5, 5, (40, 200)).astype(np.float32)  # ties after the biases too
+    item_bias = rng.integers(-2, 3, 200).astype(np.float32)
+    row_bias = rng.integers(-2, 3, 40).astype(np.float32)
+    exclude = sp.random(50, 200, density=0.2, format="lil", random_state=2)
+    exclude[7] = 1.0  # a user who has seen every item: an empty list
+    exclude = sp.csr_matrix(exclude)
+    dest = rng.permutation(50)[:40]
+    biased = (block + item_bias[None, :]) + row_bias[:, None]
+    for k in (1, 10, 200, 250):  # 250: more slots than items
+        items = np.full((50, k), -7, np.int64)
+        values = np.zeros((50, k))
+        top_k_biased_jobs(block, item_bias, row_bias, dest, exclude, items, values)
+        ref_items, ref_values = _reference(biased, exclude[dest], k)
+        np.testing.assert_array_equal(items[dest], ref_items)
+        np.testing.assert_array_equal(values[dest], ref_values)
+        untouched = np.setdiff1d(np.arange(50), dest)
+        assert (items[untouched] == -7).all()
+    if 7 in dest:
+        assert (items[7] == -1).all()

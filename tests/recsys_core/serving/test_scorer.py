@@ -318,3 +318,14 @@ def test_a_new_family_declaring_model_folds_in_and_explains_through_its_own_hook
         assert first.item_id == recent[0] and first.weight == model._co()[0, j]
         assert first.text == "seen together with your item" and first.title is None
         assert second.item_id is None and second.weight == 1.0
+
+
+def test_a_popularity_answer_writes_its_exclusions_into_a_copy(fitted, data):
+    scorer = Scorer(fitted("sgd-mf"))
+    popular = scorer.popular_scores().copy()
+    top = data.items.ids[int(np.argmax(popular))]
+    rec = scorer.recommend("no-such-user", 5, exclude=[top])
+    assert rec.fallback == "popularity" and top not in {i.item_id for i in rec.items}
+    # the shared row is what it was: the next cold user still gets the most popular item
+    np.testing.assert_array_equal(scorer.popular_scores(), popular)
+    assert scorer.recommend("another-user", 1).items[0].item_id == top
