@@ -19,6 +19,25 @@ import numpy as np
 import scipy.sparse as sp
 
 
+@numba.njit(inline="always")
+def _offer(s, j, ex, p, best_s, best_i):  # pragma: no cover - compiled
+    """Item ``j`` of score ``s`` (above the ``k``-th best) enters the sorted buffer unless it
+    is excluded; ``p`` is the cursor in ``ex``, returned moved up to ``j``. Inlined into both
+    selections as Numba IR."""
+    while p < ex.size and ex[p] < j:
+        p += 1
+    if p < ex.size and ex[p] == j:
+        return p
+    pos = best_s.size - 1
+    while pos > 0 and best_s[pos - 1] < s:
+        best_s[pos] = best_s[pos - 1]
+        best_i[pos] = best_i[pos - 1]
+        pos -= 1
+    best_s[pos] = s
+    best_i[pos] = j
+    return p
+
+
 @numba.njit(cache=True, nogil=True)
 def _select(row, ex, best_s, best_i):  # pragma: no cover - compiled
     """The ``k = best_s.size`` best finite entries of ``row`` not in ``ex`` (sorted item
@@ -28,20 +47,9 @@ def _select(row, ex, best_s, best_i):  # pragma: no cover - compiled
     p = 0
     for j in range(row.size):
         s = np.float64(row[j])
-        if not s > thr:  # below the k-th best, -inf or NaN
-            continue
-        while p < ex.size and ex[p] < j:
-            p += 1
-        if p < ex.size and ex[p] == j:
-            continue
-        pos = k - 1
-        while pos > 0 and best_s[pos - 1] < s:
-            best_s[pos] = best_s[pos - 1]
-            best_i[pos] = best_i[pos - 1]
-            pos -= 1
-        best_s[pos] = s
-        best_i[pos] = j
-        thr = best_s[k - 1]
+        if s > thr:  # not below the k-th best, -inf or NaN
+            p = _offer(s, j, ex, p, best_s, best_i)
+            thr = best_s[k - 1]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -84,20 +92,9 @@ def _select_biased(row, item_bias, row_bias, ex, best_s, best_i):  # pragma: no 
     p = 0
     for j in range(row.size):
         s = np.float64((row[j] + item_bias[j]) + row_bias)
-        if not s > thr:  # below the k-th best, -inf or NaN
-            continue
-        while p < ex.size and ex[p] < j:
-            p += 1
-        if p < ex.size and ex[p] == j:
-            continue
-        pos = k - 1
-        while pos > 0 and best_s[pos - 1] < s:
-            best_s[pos] = best_s[pos - 1]
-            best_i[pos] = best_i[pos - 1]
-            pos -= 1
-        best_s[pos] = s
-        best_i[pos] = j
-        thr = best_s[k - 1]
+        if s > thr:  # not below the k-th best, -inf or NaN
+            p = _offer(s, j, ex, p, best_s, best_i)
+            thr = best_s[k - 1]
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
