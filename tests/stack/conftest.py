@@ -111,12 +111,18 @@ class LoopbackStack:
         ):
             yield
 
-    def trigger(self, params: dict):
-        """Start a run of ``train-daily`` through the API (the UI's Run button); no waiting."""
+    def trigger(self, params: dict, env: dict[str, str] | None = None):
+        """Start a run of ``train-daily`` through the API (the UI's Run button); no waiting.
+        ``env``: variables of this run's process only (the process work pool's job variable)."""
         from prefect.deployments import run_deployment
 
         with self.prefect_api():
-            return run_deployment(DEPLOYMENT, parameters={"params": params}, timeout=0)
+            return run_deployment(
+                DEPLOYMENT,
+                parameters={"params": params},
+                job_variables={"env": env} if env else None,
+                timeout=0,
+            )
 
     def wait_final(self, flow_run_id, timeout: float = 300.0):
         from prefect.client.orchestration import get_client
