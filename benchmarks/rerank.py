@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     data = Interactions.from_frame(parts.train, item_meta=col.items)
     rng = np.random.default_rng(args.seed)
     users = parts.test["user"].astype(str).unique()
-    users = [u for u in users if u in set(parts.train["user"].astype(str))]
+    known = set(parts.train["user"].astype(str))
+    users = [u for u in users if u in known]
     lat_users = list(rng.choice(users, min(args.latency_users, len(users)), replace=False))
 
     rerank = create("rerank", params)
