@@ -214,41 +214,27 @@ def _counting_sort(perm, u, i, r, ug, ig, offsets, out_u, out_i, out_r, scratch)
         pos[key] = dst + 1
 
 
-# The two steps of a rating, shared by the plain and the mini-batch kernels. Inlined into
-# them as Numba IR (``inline="always"``), so each kernel compiles as if written out in full.
-@numba.njit(inline="always")
-def _error(u, i, r, n, mu, bu, bi, P, Q):
-    """The error ``r_ui - (mu + b_u + b_i + p_u . q_i)`` of rating ``n``."""
-    uu = u[n]
-    ii = i[n]
-    dot = 0.0
-    for f in range(P.shape[1]):
-        dot += P[uu, f] * Q[ii, f]
-    return r[n] - (mu + bu[uu] + bi[ii] + dot)
-
-
-@numba.njit(inline="always")
-def _update(uu, ii, err, bu, bi, P, Q, lr, reg, biased):
-    """The SGD update of user ``uu`` and item ``ii`` for the error ``err`` (the module
-    docstring's rules, the factors both from their old values)."""
-    if biased:
-        bu[uu] += lr * (err - reg * bu[uu])
-        bi[ii] += lr * (err - reg * bi[ii])
-    for f in range(P.shape[1]):
-        puf = P[uu, f]
-        qif = Q[ii, f]
-        P[uu, f] += lr * (err * qif - reg * puf)
-        Q[ii, f] += lr * (err * puf - reg * qif)
-
-
 @numba.njit(fastmath=True, cache=True, nogil=True)
 def _sgd_block(u, i, r, start, stop, mu, bu, bi, P, Q, lr, reg, biased):
     """Plain SGD over ratings ``start:stop``; returns their squared error before the updates."""
+    k = P.shape[1]
     acc = 0.0
     for n in range(start, stop):
-        err = _error(u, i, r, n, mu, bu, bi, P, Q)
+        uu = u[n]
+        ii = i[n]
+        dot = 0.0
+        for f in range(k):
+            dot += P[uu, f] * Q[ii, f]
+        err = r[n] - (mu + bu[uu] + bi[ii] + dot)
         acc += err * err
-        _update(u[n], i[n], err, bu, bi, P, Q, lr, reg, biased)
+        if biased:
+            bu[uu] += lr * (err - reg * bu[uu])
+            bi[ii] += lr * (err - reg * bi[ii])
+        for f in range(k):
+            puf = P[uu, f]
+            qif = Q[ii, f]
+            P[uu, f] += lr * (err * qif - reg * puf)
+            Q[ii, f] += lr * (err * puf - reg * qif)
     return acc
 
 
@@ -313,6 +299,7 @@ class _Epochs:
 def _epoch_batched(u, i, r, offsets, mu, bu, bi, P, Q, lr, reg, biased, batch):
     """The stratified epoch with mini-batches inside each block (see the module docstring)."""
     B = int(np.sqrt(offsets.size - 1) + 0.5)
+    k = P.shape[1]
     partial = np.zeros(B)
     for s in range(B):
         for g in numba.prange(B):
@@ -322,10 +309,25 @@ def _epoch_batched(u, i, r, offsets, mu, bu, bi, P, Q, lr, reg, biased, batch):
             for b0 in range(offsets[blk], offsets[blk + 1], batch):
                 b1 = min(b0 + batch, offsets[blk + 1])
                 for n in range(b0, b1):
-                    err = _error(u, i, r, n, mu, bu, bi, P, Q)
+                    uu = u[n]
+                    ii = i[n]
+                    dot = 0.0
+                    for f in range(k):
+                        dot += P[uu, f] * Q[ii, f]
+                    err = r[n] - (mu + bu[uu] + bi[ii] + dot)
                     errs[n - b0] = err
                     acc += err * err
                 for n in range(b0, b1):
-                    _update(u[n], i[n], errs[n - b0], bu, bi, P, Q, lr, reg, biased)
+                    uu = u[n]
+                    ii = i[n]
+                    err = errs[n - b0]
+                    if biased:
+                        bu[uu] += lr * (err - reg * bu[uu])
+                        bi[ii] += lr * (err - reg * bi[ii])
+                    for f in range(k):
+                        puf = P[uu, f]
+                        qif = Q[ii, f]
+                        P[uu, f] += lr * (err * qif - reg * puf)
+                        Q[ii, f] += lr * (err * puf - reg * qif)
             partial[g] += acc
     return partial.sum()
