@@ -29,14 +29,7 @@ class IdVocab:
     @classmethod
     def from_values(cls, values: Iterable) -> IdVocab:
         """Vocabulary of the distinct values, in sorted order (deterministic)."""
-        # the distinct raw values first (hashing ints or strings as they are), then their text:
-        # one str() per distinct id, not one per row; a categorical's distinct values are its
-        # categories in use, read from its codes (nothing hashed per row)
-        distinct = (
-            observed_categories(values) if _is_categorical(values) else pd.unique(_values(values))
-        )
-        uniq = pd.unique(_as_text(distinct))
-        return cls(np.sort(uniq.astype(object)))
+        return cls(np.sort(distinct_text(values).to_numpy(dtype=object)))
 
     def __len__(self) -> int:
         return len(self._index)
@@ -99,9 +92,11 @@ def lookup(index: pd.Index, ids: Iterable) -> np.ndarray:
     return found[codes] if codes.size else np.empty(0, np.int32)
 
 
-def distinct_text(ids: pd.Series | pd.Index) -> pd.Index:
+def distinct_text(ids: Iterable) -> pd.Index:
     """The distinct ids of ``ids`` as text, in order of first appearance for plain values (a
-    categorical's: in order of its categories); one ``str`` per distinct id."""
+    categorical's: in order of its categories). The distinct raw values first (hashing ints or
+    strings as they are; a categorical's are its categories in use, read from its codes), then
+    their text: one ``str`` per distinct id, not one per row."""
     if _is_categorical(ids):
         return pd.Index(pd.unique(_as_text(observed_categories(ids))), dtype=object)
     return pd.Index(pd.unique(_as_text(pd.unique(_values(ids)))), dtype=object)
@@ -110,8 +105,9 @@ def distinct_text(ids: pd.Series | pd.Index) -> pd.Index:
 def observed_categories(ids: pd.Series | pd.Index | pd.Categorical) -> np.ndarray:
     """The distinct values of a categorical in use by its rows (``None`` among them when a row
     has no value), from its codes: a count per category, not a hash per row."""
-    codes = np.asarray(pd.Series(ids).cat.codes.to_numpy(), dtype=np.int64)
-    categories = pd.Series(ids).cat.categories.to_numpy(dtype=object)
+    cat = pd.Series(ids).cat
+    codes = np.asarray(cat.codes.to_numpy(), dtype=np.int64)
+    categories = cat.categories.to_numpy(dtype=object)
     # code -1 (a missing value) counted in the last slot
     used = np.bincount(codes + 1, minlength=categories.size + 1) > 0
     out = categories[used[1:]]
