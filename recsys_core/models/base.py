@@ -22,8 +22,13 @@ reads these declarations; it never tests a model's name nor looks for fitted att
 
 from __future__ import annotations
 
+import ast
+import functools
+import inspect
 import json
 import logging
+import sys
+import textwrap
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -55,6 +60,32 @@ def merged_user_axes(cls: type) -> dict[str, int]:
     out: dict[str, int] = {}
     for klass in reversed(cls.__mro__):
         out.update(vars(klass).get("user_axes", {}))
+    return out
+
+
+@functools.cache
+def attribute_docs(cls: type) -> dict[str, str]:
+    """The docstrings written under the fitted attributes' annotations in the body of ``cls``
+    itself (not its bases), each on one line: an annotation, then its docstring on the next line.
+    Read from the class's source, as pydantic's ``use_attribute_docstrings`` reads a model's
+    fields; a class without source (defined in a REPL) documents nothing."""
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return {}
+    body = next(n for n in ast.parse(source).body if isinstance(n, ast.ClassDef)).body
+    out: dict[str, str] = {}
+    for stmt, after in zip(body, body[1:], strict=False):
+        if (
+            isinstance(stmt, ast.AnnAssign)
+            and isinstance(stmt.target, ast.Name)
+            and stmt.target.id.endswith("_")
+            and not stmt.target.id.startswith("_")
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            out[stmt.target.id] = " ".join(after.value.value.split())
     return out
 
 
@@ -208,19 +239,15 @@ class Recommender(ABC, Generic[C]):
     """Rating models: whether a pair with an unknown user or item is answered by the bias
     baseline fitted beside the model (``recsys_core.models.fallback``) rather than by the
     model's own terms. False where the model's answer is that baseline already, or may not be."""
-    state_docs: ClassVar[dict[str, str]] = {
-        "fallback_mu_": "mu of the bias baseline that answers pairs with an unknown user or item",
-        "fallback_user_bias_": "user biases b_u of that baseline, one per user",
-        "fallback_item_bias_": "item biases b_i of that baseline, one per item",
-        "seen_": "users x items ratings of the training data (CSR): the items not to recommend",
-        "item_popularity_": "training interactions per item: the ranking of cold users",
-        "global_mean_": "mean training rating",
-        "rating_scale_": "[lowest, highest] training rating: predictions are clipped to it",
-        "item_titles_": "title of each item in the training data's item metadata ('' when "
-        "unknown; absent without metadata): explanations name items by it",
-    }
-    """What each fitted attribute holds (merged along the class hierarchy, written to the
-    ``MANIFEST`` of a saved model)."""
+    fallback_mu_: np.float64
+    """mu of the bias baseline that answers pairs with an unknown user or item"""
+    fallback_user_bias_: np.ndarray
+    """user biases b_u of that baseline, one per user"""
+    fallback_item_bias_: np.ndarray
+    """item biases b_i of that baseline, one per item"""
+    item_titles_: np.ndarray
+    """title of each item in the training data's item metadata ('' when unknown; absent without
+    metadata): explanations name items by it"""
     factor_attributes: ClassVar[dict[str, str]] = {
         "user_factors": "user_factors_",
         "item_factors": "item_factors_",
@@ -252,6 +279,11 @@ class Recommender(ABC, Generic[C]):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if not callable(getattr(cls, "state_docs", None)):
+            raise TypeError(
+                f"{cls.__name__}: document each fitted attribute by a docstring under its "
+                'annotation (mu_: np.float64 then """global mean"""), not in a state_docs dict'
+            )
         if "predicts_ratings" in vars(cls):
             raise TypeError(
                 f"{cls.__name__}: declare predicts_ratings in its capabilities "
@@ -273,6 +305,18 @@ class Recommender(ABC, Generic[C]):
         return cls.capabilities.serving_requires
 
     @classmethod
+    def state_docs(cls) -> dict[str, str]:
+        """What each fitted attribute holds, written to the ``MANIFEST`` of a saved model: the
+        docstrings under the attributes' annotations (:func:`attribute_docs`), merged along the
+        class hierarchy, subclasses winning. A family whose state has names known only at fit
+        (mult-vae's layers) adds them by overriding this."""
+        out: dict[str, str] = {}
+        for klass in reversed(cls.__mro__):
+            if klass.__module__.partition(".")[0] not in sys.stdlib_module_names:
+                out.update(attribute_docs(klass))  # the families and their mixins
+        return out
+
+    @classmethod
     def per_user_arrays(cls) -> dict[str, int]:
         """The fitted attributes indexed by user and the axis of the user (``user_axes``,
         merged along the class hierarchy): what forgetting a user drops."""
@@ -282,9 +326,13 @@ class Recommender(ABC, Generic[C]):
     user_vocab_: IdVocab
     item_vocab_: IdVocab
     seen_: sp.csr_matrix
+    """users x items ratings of the training data (CSR): the items not to recommend"""
     item_popularity_: np.ndarray
+    """training interactions per item: the ranking of cold users"""
     global_mean_: float
+    """mean training rating"""
     rating_scale_: np.ndarray
+    """[lowest, highest] training rating: predictions are clipped to it"""
 
     def __init__(self, config: C | None = None, **params: Any) -> None:
         if config is not None and params:

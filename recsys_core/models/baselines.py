@@ -30,7 +30,8 @@ class GlobalMean(Recommender[GlobalMeanConfig]):
     """Predicts the mean training rating for every pair; ranks by popularity."""
 
     bias_fallback = False  # the floor the bias model is measured against: the mean, always
-    state_docs: ClassVar[dict[str, str]] = {"mean_": "the mean training rating"}
+    mean_: np.float64
+    """the mean training rating"""
 
     def _fit(self, data: Interactions, training: Training) -> None:
         self.mean_ = np.float64(data.global_mean)
@@ -65,13 +66,11 @@ class BaselineEstimates(Recommender[C]):
     model fitted first (``item-knn``, ``user-knn``, ``content``)."""
 
     mu_: np.float64
+    """global mean mu of the training ratings (baseline estimates mu + b_u + b_i)"""
     user_bias_: np.ndarray
+    """baseline user biases b_u, one per user (row = index in user_ids.json)"""
     item_bias_: np.ndarray
-    state_docs: ClassVar[dict[str, str]] = {
-        "mu_": "global mean mu of the training ratings (baseline estimates mu + b_u + b_i)",
-        "user_bias_": "baseline user biases b_u, one per user (row = index in user_ids.json)",
-        "item_bias_": "baseline item biases b_i, one per item (row = index in item_ids.json)",
-    }
+    """baseline item biases b_i, one per item (row = index in item_ids.json)"""
 
     def _fit_baseline(self, data: Interactions, reg_items: float, reg_users: float) -> None:
         """Keep the estimates of a ``bias`` model fitted on ``data`` with this shrinkage."""
@@ -154,9 +153,8 @@ class Popularity(SameListForAll[PopularityConfig]):
     """Ranks items by how many users interacted with them; the same list for everyone."""
 
     item_scores = "counts_"
-    state_docs: ClassVar[dict[str, str]] = {
-        "counts_": "interactions per item (row = index in item_ids.json): the ranking score"
-    }
+    counts_: np.ndarray
+    """interactions per item (row = index in item_ids.json): the ranking score"""
 
     def _fit(self, data: Interactions, training: Training) -> None:
         keep = data.known

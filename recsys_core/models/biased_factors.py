@@ -14,8 +14,6 @@ An index of ``-1`` is an unknown user or item: its bias and factors count as zer
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import numba
 import numpy as np
 
@@ -100,18 +98,15 @@ class BiasedFactors(Recommender[C]):
     capabilities = Capabilities(fold_in="factors", factor_scores=True, scored_in_spark=True)
 
     mu_: np.float64
+    """global offset mu of the predicted rating"""
     user_bias_: np.ndarray
+    """user biases b_u, one per user (row = index in user_ids.json)"""
     item_bias_: np.ndarray
+    """item biases b_i, one per item (row = index in item_ids.json)"""
     user_factors_: np.ndarray
+    """user factors p_u, users x factors (row = index in user_ids.json)"""
     item_factors_: np.ndarray
-
-    state_docs: ClassVar[dict[str, str]] = {
-        "mu_": "global offset mu of the predicted rating",
-        "user_bias_": "user biases b_u, one per user (row = index in user_ids.json)",
-        "item_bias_": "item biases b_i, one per item (row = index in item_ids.json)",
-        "user_factors_": "user factors p_u, users x factors (row = index in user_ids.json)",
-        "item_factors_": "item factors q_i, items x factors (row = index in item_ids.json)",
-    }
+    """item factors q_i, items x factors (row = index in item_ids.json)"""
 
     def _predict_idx(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
         return predict_biased_factors(

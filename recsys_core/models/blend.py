@@ -132,19 +132,17 @@ class Blend(Composite[BlendConfig]):
     """Blend of rating models (ridge or LightGBM) fitted on a held-out part of the data."""
 
     intercept_: np.float64
+    """intercept of the ridge blend"""
     weights_: np.ndarray
+    """weight of each member's prediction (members in member_0, member_1, ...); r = intercept_ +
+    sum_m weights_[m] r_m (+ the trees' correction with lightgbm)"""
     user_support_: np.ndarray
+    """each user's log1p rating count, mean and variance in the training data, users x 3 (features
+    of the lightgbm stacker)"""
     item_support_: np.ndarray
+    """each item's log1p rating count, mean and variance, items x 3 (features of the lightgbm
+    stacker)"""
     user_axes: ClassVar[dict[str, int]] = {"user_support_": 0}
-    state_docs: ClassVar[dict[str, str]] = {
-        "intercept_": "intercept of the ridge blend",
-        "weights_": "weight of each member's prediction (members in member_0, member_1, ...); "
-        "r = intercept_ + sum_m weights_[m] r_m (+ the trees' correction with lightgbm)",
-        "user_support_": "each user's log1p rating count, mean and variance in the training "
-        "data, users x 3 (features of the lightgbm stacker)",
-        "item_support_": "each item's log1p rating count, mean and variance, items x 3 "
-        "(features of the lightgbm stacker)",
-    }
 
     def __init__(self, config: BlendConfig | None = None, **params: Any) -> None:
         super().__init__(config, **params)

@@ -51,15 +51,13 @@ class BPMF(Recommender[BPMFConfig]):
     """Bayesian probabilistic matrix factorization, posterior mean by Gibbs sampling."""
 
     mu_: np.float64
+    """global mean mu of the training ratings"""
     user_samples_: np.ndarray
+    """kept Gibbs draws of the user factors, samples x users x factors"""
     item_samples_: np.ndarray
+    """kept Gibbs draws of the item factors, samples x items x factors; r = mu + mean over s of
+    user_samples_[s, u] . item_samples_[s, i]"""
     user_axes: ClassVar[dict[str, int]] = {"user_samples_": 1}
-    state_docs: ClassVar[dict[str, str]] = {
-        "mu_": "global mean mu of the training ratings",
-        "user_samples_": "kept Gibbs draws of the user factors, samples x users x factors",
-        "item_samples_": "kept Gibbs draws of the item factors, samples x items x factors; "
-        "r = mu + mean over s of user_samples_[s, u] . item_samples_[s, i]",
-    }
 
     def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config

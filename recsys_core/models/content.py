@@ -77,21 +77,18 @@ class Content(BaselineEstimates[ContentConfig]):
 
     capabilities = Capabilities(needs_item_metadata=True)
     gamma_: np.float64
+    """weight of the content score in the predicted rating"""
     vocabulary_: np.ndarray
+    """the metadata tokens (genre=..., decade=..., title words), one per feature column"""
     idf_: np.ndarray
+    """inverse document frequency of each token of vocabulary_"""
     user_profiles_: np.ndarray
+    """user profiles, users x features (rating-weighted mean of the profiles of the items the user
+    rated)"""
     item_profiles_: sp.csr_matrix
+    """TF-IDF item profiles, items x features (CSR, L2-normalized rows); r = mu + b_u + b_i + gamma
+    * user_profiles_[u] . item_profiles_[i]"""
     user_axes: ClassVar[dict[str, int]] = {"user_profiles_": 0}
-    state_docs: ClassVar[dict[str, str]] = {
-        "gamma_": "weight of the content score in the predicted rating",
-        "vocabulary_": "the metadata tokens (genre=..., decade=..., title words), one per "
-        "feature column",
-        "idf_": "inverse document frequency of each token of vocabulary_",
-        "user_profiles_": "user profiles, users x features (rating-weighted mean of the "
-        "profiles of the items the user rated)",
-        "item_profiles_": "TF-IDF item profiles, items x features (CSR, L2-normalized rows); "
-        "r = mu + b_u + b_i + gamma * user_profiles_[u] . item_profiles_[i]",
-    }
 
     def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config

@@ -149,32 +149,42 @@ class DPALS(BiasedFactors[DPALSConfig]):
     # fitted on the raw ratings would release every item's mean rating without noise
     bias_fallback = False
 
-    state_docs: ClassVar[dict[str, str]] = {
-        "user_factors_": "user factors p_u by fold-in on the released item factors, users x "
-        "factors: each user's own data, not part of the private release",
-        "user_bias_": "user biases b_u against the released item biases: each user's own "
-        "data, not released",
-        "item_factors_": "released item factors q_j, items x factors (zero for the items "
-        "without private factors)",
-        "factor_items_": "indices of the items with private factors (the most rated by the "
-        "released counts)",
-        "epsilon_": "privacy loss epsilon of the release by the accountant (inf: no noise)",
-        "delta_": "delta of the (epsilon, delta) guarantee",
-        "noise_multiplier_": "the Gaussian noise multiplier that, on each of the releases, "
-        "costs what the releases as made cost (their own: noise_multipliers_)",
-        "noise_multipliers_": "each release's noise std divided by its L2 sensitivity (mean, "
-        "biases, then one per factor sweep)",
-        "noise_stds_": "each release's Gaussian noise std (mean, biases, factor sweeps)",
-        "sensitivities_": "each release's L2 sensitivity to one user's whole data",
-        "releases_": "number of composed Gaussian releases (2 + factor sweeps)",
-        "accountant_": "privacy accountant of dp-accounting (rdp or pld)",
-        "released_item_counts_": "each item's noisy weighted rater count N~_j of the bias "
-        "release: part of the private release",
-        "released_item_sums_": "each item's noisy weighted residual sum S~_j of the bias "
-        "release: part of the private release",
-        "released_mean_": "the global mean's release: [noisy sum of the users' mean ratings "
-        "centred on the scale's midpoint, noisy user count]: part of the private release",
-    }
+    user_factors_: np.ndarray
+    """user factors p_u by fold-in on the released item factors, users x factors: each user's own
+    data, not part of the private release"""
+    user_bias_: np.ndarray
+    """user biases b_u against the released item biases: each user's own data, not released"""
+    item_factors_: np.ndarray
+    """released item factors q_j, items x factors (zero for the items without private factors)"""
+    factor_items_: np.ndarray
+    """indices of the items with private factors (the most rated by the released counts)"""
+    epsilon_: float
+    """privacy loss epsilon of the release by the accountant (inf: no noise)"""
+    delta_: float
+    """delta of the (epsilon, delta) guarantee"""
+    noise_multiplier_: float
+    """the Gaussian noise multiplier that, on each of the releases, costs what the releases as made
+    cost (their own: noise_multipliers_)"""
+    noise_multipliers_: np.ndarray
+    """each release's noise std divided by its L2 sensitivity (mean, biases, then one per factor
+    sweep)"""
+    noise_stds_: np.ndarray
+    """each release's Gaussian noise std (mean, biases, factor sweeps)"""
+    sensitivities_: np.ndarray
+    """each release's L2 sensitivity to one user's whole data"""
+    releases_: int
+    """number of composed Gaussian releases (2 + factor sweeps)"""
+    accountant_: accounting.Accountant
+    """privacy accountant of dp-accounting (rdp or pld)"""
+    released_item_counts_: np.ndarray
+    """each item's noisy weighted rater count N~_j of the bias release: part of the private
+    release"""
+    released_item_sums_: np.ndarray
+    """each item's noisy weighted residual sum S~_j of the bias release: part of the private
+    release"""
+    released_mean_: np.ndarray
+    """the global mean's release: [noisy sum of the users' mean ratings centred on the scale's
+    midpoint, noisy user count]: part of the private release"""
 
     private_release: ClassVar[frozenset[str] | None] = frozenset(
         {

@@ -13,7 +13,6 @@ fitted, float64 while inverting), so the fit checks first that they fit in ``max
 from __future__ import annotations
 
 import logging
-from typing import ClassVar
 
 import numpy as np
 import scipy.linalg
@@ -55,9 +54,8 @@ def ease_memory(n_items: int) -> int:
 class EASE(ItemItemState, Recommender[EASEConfig]):
     """Closed-form item-item linear autoencoder for top-N (Steck 2019)."""
 
-    state_docs: ClassVar[dict[str, str]] = {
-        "weights_": "items x items weights B (zero diagonal): scores = user_items_ @ weights_",
-    }
+    weights_: np.ndarray
+    """items x items weights B (zero diagonal): scores = user_items_ @ weights_"""
 
     def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config

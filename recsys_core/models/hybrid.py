@@ -47,13 +47,11 @@ class Hybrid(Composite[HybridConfig]):
 
     capabilities = Capabilities(needs_item_metadata=True)
     user_weight_: np.ndarray
+    """n_u / (n_u + user_shrink) per user: the share of the CF member"""
     item_weight_: np.ndarray
+    """n_i / (n_i + item_shrink) per item; r = w cf + (1 - w) content with w = user_weight_[u] *
+    item_weight_[i] (members in member_0, member_1)"""
     user_axes: ClassVar[dict[str, int]] = {"user_weight_": 0}
-    state_docs: ClassVar[dict[str, str]] = {
-        "user_weight_": "n_u / (n_u + user_shrink) per user: the share of the CF member",
-        "item_weight_": "n_i / (n_i + item_shrink) per item; r = w cf + (1 - w) content with "
-        "w = user_weight_[u] * item_weight_[i] (members in member_0, member_1)",
-    }
 
     def __init__(self, config: HybridConfig | None = None, **params: Any) -> None:
         super().__init__(config, **params)

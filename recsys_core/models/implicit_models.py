@@ -19,7 +19,7 @@ bias). These are ranking models: they do not predict ratings.
 from __future__ import annotations
 
 import logging
-from typing import ClassVar, Literal
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -74,12 +74,10 @@ class ImplicitFactors(Recommender[C]):
         predicts_ratings=False, fold_in="factors", factor_scores=True, scored_in_spark=True
     )
     user_factors_: np.ndarray
+    """user factors, users x factors (row = index in user_ids.json); scores = user_factors_ @
+    item_factors_.T"""
     item_factors_: np.ndarray
-    state_docs: ClassVar[dict[str, str]] = {
-        "user_factors_": "user factors, users x factors (row = index in user_ids.json); "
-        "scores = user_factors_ @ item_factors_.T",
-        "item_factors_": "item factors, items x factors (row = index in item_ids.json)",
-    }
+    """item factors, items x factors (row = index in item_ids.json)"""
 
     def _check_factors(
         self, data: Interactions, user_factors: np.ndarray, item_factors: np.ndarray
@@ -141,12 +139,12 @@ class ImplicitALS(ImplicitFactors[ImplicitALSConfig]):
 class ImplicitBPR(ImplicitFactors[ImplicitBPRConfig]):
     """Bayesian personalized ranking by SGD (Rendle et al. 2009), through implicit."""
 
-    state_docs: ClassVar[dict[str, str]] = {
-        "user_factors_": "user factors, users x (factors + 1) (row = index in user_ids.json); "
-        "the last column is 1, so that scores = user_factors_ @ item_factors_.T",
-        "item_factors_": "item factors, items x (factors + 1) (row = index in item_ids.json); "
-        "the last column is the item bias",
-    }
+    user_factors_: np.ndarray
+    """user factors, users x (factors + 1) (row = index in user_ids.json); the last column is 1, so
+    that scores = user_factors_ @ item_factors_.T"""
+    item_factors_: np.ndarray
+    """item factors, items x (factors + 1) (row = index in item_ids.json); the last column is the
+    item bias"""
 
     def _fit(self, data: Interactions, training: Training) -> None:
         from implicit.cpu.bpr import BayesianPersonalizedRanking

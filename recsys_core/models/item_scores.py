@@ -129,9 +129,8 @@ class ItemItemState:
     capabilities = Capabilities(predicts_ratings=False, fold_in="item-item")
     item_item_attributes: ClassVar[dict[str, str]]
     user_axes: ClassVar[dict[str, int]] = {"user_items_": 0}
-    state_docs: ClassVar[dict[str, str]] = {
-        "user_items_": "users x items interactions (CSR, 1 or the rating) the scores start from",
-    }
+    user_items_: sp.csr_matrix
+    """users x items interactions (CSR, 1 or the rating) the scores start from"""
 
     def _keep_item_item(self, weights: Any, user_items: Any) -> None:
         """Store ``weights`` and ``user_items`` as the kernels read them in place."""

@@ -75,15 +75,13 @@ class _KNN(BaselineEstimates[KNNConfig]):
 
     _item_based = True
     neighbours_: np.ndarray
+    """for each item (item-knn) or user (user-knn), the indices of its most similar items (users),
+    by decreasing similarity; -1: empty slot"""
     similarities_: np.ndarray
+    """the similarity of each entry of neighbours_"""
     residuals_: sp.csr_matrix
-    state_docs: ClassVar[dict[str, str]] = {
-        "neighbours_": "for each item (item-knn) or user (user-knn), the indices of its most "
-        "similar items (users), by decreasing similarity; -1: empty slot",
-        "similarities_": "the similarity of each entry of neighbours_",
-        "residuals_": "residuals r - (mu + b_u + b_i) of the training ratings (CSR): users x "
-        "items for item-knn, items x users for user-knn",
-    }
+    """residuals r - (mu + b_u + b_i) of the training ratings (CSR): users x items for item-knn,
+    items x users for user-knn"""
 
     def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config
@@ -393,10 +391,8 @@ class ItemKNNImplicit(ItemItemState, Recommender[ItemKNNImplicitConfig]):
         "weights": "similarity_",
         "user_items": "user_items_",
     }
-    state_docs: ClassVar[dict[str, str]] = {
-        "similarity_": "items x items similarity, pruned to k per item (CSR): scores = "
-        "user_items_ @ similarity_",
-    }
+    similarity_: sp.csr_matrix
+    """items x items similarity, pruned to k per item (CSR): scores = user_items_ @ similarity_"""
 
     def _fit(self, data: Interactions, training: Training) -> None:
         from implicit.nearest_neighbours import (

@@ -80,7 +80,7 @@ def write(
     state_file: str,
 ) -> dict[str, Any]:
     """Write the Parquet tables, ``MANIFEST.json`` and ``MANIFEST.md`` into ``folder``."""
-    docs = state_docs(type(model))
+    docs = type(model).state_docs()
     entries = [
         _entry(name, state_file, value, docs, key=name) for name, value in sorted(arrays.items())
     ]
@@ -181,14 +181,6 @@ def privacy_section(
         "covered": sorted(covered & ({e["name"] for e in entries} | set(scalars))),
         "outside": outside,
     }
-
-
-def state_docs(cls: type) -> dict[str, str]:
-    """The ``state_docs`` of ``cls`` merged along its class hierarchy (subclasses win)."""
-    out: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        out.update(vars(klass).get("state_docs", {}))
-    return out
 
 
 def _entry(

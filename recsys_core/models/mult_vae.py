@@ -141,20 +141,21 @@ class MultVAE(Recommender[MultVAEConfig]):
 
     capabilities = Capabilities(predicts_ratings=False, fold_in="model")
     factor_attributes: ClassVar[dict[str, str]] = {}
-    state_docs: ClassVar[dict[str, str]] = {
-        **_layer_docs(),
-        "device_": "where the model was trained (cpu, or cuda and the GPU's name)",
-        "best_epoch_": "the epoch whose weights were kept (the best validation NDCG)",
-        "epochs_run_": "epochs trained before early stopping (or all of them)",
-        "val_ndcg_": "validation NDCG@val_k of the kept weights (None without validation)",
-        "fit_seconds_": "seconds the training loop took",
-    }
-
     device_: str
+    """where the model was trained (cpu, or cuda and the GPU's name)"""
     best_epoch_: int
+    """the epoch whose weights were kept (the best validation NDCG)"""
     epochs_run_: int
+    """epochs trained before early stopping (or all of them)"""
     val_ndcg_: float | None
+    """validation NDCG@val_k of the kept weights (None without validation)"""
     fit_seconds_: float
+    """seconds the training loop took"""
+
+    @classmethod
+    def state_docs(cls) -> dict[str, str]:
+        """The documented attributes, and the network's layers (``encoder_0_weight_``, ...)."""
+        return {**_layer_docs(), **super().state_docs()}
 
     # ------------------------------------------------------------------ fitting
     def _fit(self, data: Interactions, training: Training) -> None:
@@ -371,6 +372,6 @@ class MultVAE(Recommender[MultVAEConfig]):
 def _attr(state_key: str) -> str:
     """The attribute of a ``state_dict`` key: ``encoder.0.weight`` -> ``encoder_0_weight_``."""
     name = state_key.replace(".", "_") + "_"
-    if name not in MultVAE.state_docs:
+    if name not in MultVAE.state_docs():
         raise ConfigError(f"mult-vae: unexpected layer {state_key!r} in the network")
     return name

@@ -17,8 +17,6 @@ so the service's fallback and the evaluation rank cold users alike.
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import numpy as np
 from pydantic import Field
 
@@ -48,11 +46,11 @@ class RecentPopularity(SameListForAll[RecentPopularityConfig]):
     """Ranks items by their decayed interactions over a trailing window; the same list for all."""
 
     item_scores = "scores_"
-    state_docs: ClassVar[dict[str, str]] = {
-        "scores_": "decayed interactions per item in the window (row = index in item_ids.json): "
-        "the ranking score",
-        "item_popularity_": "the same decayed scores: the ranking of users the model never saw",
-    }
+    scores_: np.ndarray
+    """decayed interactions per item in the window (row = index in item_ids.json): the ranking
+    score"""
+    item_popularity_: np.ndarray
+    """the same decayed scores: the ranking of users the model never saw"""
 
     def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config

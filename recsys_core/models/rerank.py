@@ -182,24 +182,37 @@ class Rerank(Composite[RerankConfig]):
         predicts_ratings=False, fold_in="model", serving_requires=("lightgbm",)
     )
     user_axes: ClassVar[dict[str, int]] = {"user_activity_": 0, "user_last_": 0}
-    state_docs: ClassVar[dict[str, str]] = {
-        "feature_names_": "the ranker's features, in column order (ranker.txt holds the trees)",
-        "feature_importance_": "total gain of each feature over the trees (feature_names_ order)",
-        "best_iteration_": "boosting rounds kept (early stopping on validation NDCG@10)",
-        "validation_ndcg_": "NDCG@10 of the validation users at the kept round",
-        "now_": "latest training timestamp (seconds): ages and recencies count from it",
-        "user_activity_": "training interactions per user",
-        "user_last_": "timestamp of each user's latest training interaction",
-        "popularity_": "each item's share of the training interactions",
-        "recent_popularity_": "the same, each interaction weighted by 0.5 ** (age / half-life)",
-        "item_mean_rating_": "each item's mean rating, shrunk to the global mean by 10 ratings",
-        "item_age_days_": "days from each item's first interaction to now_ (NaN: never seen)",
-        "item_genres_": "items x genres, 1 where the item metadata lists the genre",
-        "item_years_": "each item's year from its title (NaN: none)",
-        "item_embeddings_": "items x dims, the L2-normalized vectors of item_embeddings (zero "
-        "rows where has_embedding_ is false)",
-        "has_embedding_": "whether item_embeddings gave the item a vector",
-    }
+    feature_names_: np.ndarray
+    """the ranker's features, in column order (ranker.txt holds the trees)"""
+    feature_importance_: np.ndarray
+    """total gain of each feature over the trees (feature_names_ order)"""
+    best_iteration_: np.int64
+    """boosting rounds kept (early stopping on validation NDCG@10)"""
+    validation_ndcg_: np.float64
+    """NDCG@10 of the validation users at the kept round"""
+    now_: np.int64
+    """latest training timestamp (seconds): ages and recencies count from it"""
+    user_activity_: np.ndarray
+    """training interactions per user"""
+    user_last_: np.ndarray
+    """timestamp of each user's latest training interaction"""
+    popularity_: np.ndarray
+    """each item's share of the training interactions"""
+    recent_popularity_: np.ndarray
+    """the same, each interaction weighted by 0.5 ** (age / half-life)"""
+    item_mean_rating_: np.ndarray
+    """each item's mean rating, shrunk to the global mean by 10 ratings"""
+    item_age_days_: np.ndarray
+    """days from each item's first interaction to now_ (NaN: never seen)"""
+    item_genres_: np.ndarray
+    """items x genres, 1 where the item metadata lists the genre"""
+    item_years_: np.ndarray
+    """each item's year from its title (NaN: none)"""
+    item_embeddings_: np.ndarray
+    """items x dims, the L2-normalized vectors of item_embeddings (zero rows where has_embedding_ is
+    false)"""
+    has_embedding_: np.ndarray
+    """whether item_embeddings gave the item a vector"""
 
     def _n_members(self) -> int:
         return len(self.config.retrievers)

@@ -29,7 +29,7 @@ import os
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -149,11 +149,12 @@ class SparkALS(BiasedFactors[SparkALSConfig]):
     """Explicit-rating matrix factorization by Spark MLlib's ALS (runs on a Spark cluster)."""
 
     capabilities = replace(BiasedFactors.capabilities, fitted_in_spark=True)
-    state_docs: ClassVar[dict[str, str]] = {
-        "mu_": "global mean subtracted before Spark's ALS (0 when center=false)",
-        "user_bias_": "zero: Spark's ALS learns no biases (kept so the formula is that of als)",
-        "item_bias_": "zero: Spark's ALS learns no biases (kept so the formula is that of als)",
-    }
+    mu_: np.float64
+    """global mean subtracted before Spark's ALS (0 when center=false)"""
+    user_bias_: np.ndarray
+    """zero: Spark's ALS learns no biases (kept so the formula is that of als)"""
+    item_bias_: np.ndarray
+    """zero: Spark's ALS learns no biases (kept so the formula is that of als)"""
 
     def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config

@@ -54,22 +54,20 @@ class SVDpp(Recommender[SVDppConfig]):
     # the prediction holds more than the factors (the implicit term): no factor scoring
     capabilities = Capabilities(fold_in="factors")
     mu_: np.float64
+    """global mean mu of the training ratings"""
     user_bias_: np.ndarray
+    """user biases b_u (row = index in user_ids.json)"""
     item_bias_: np.ndarray
+    """item biases b_i (row = index in item_ids.json)"""
     user_factors_: np.ndarray
+    """explicit user factors p_u, users x factors"""
     item_factors_: np.ndarray
+    """item factors q_i, items x factors (row = index in item_ids.json)"""
     implicit_factors_: np.ndarray
+    """implicit item factors y_j, items x factors"""
     user_vectors_: np.ndarray
-    state_docs: ClassVar[dict[str, str]] = {
-        "mu_": "global mean mu of the training ratings",
-        "user_bias_": "user biases b_u (row = index in user_ids.json)",
-        "item_bias_": "item biases b_i (row = index in item_ids.json)",
-        "user_factors_": "explicit user factors p_u, users x factors",
-        "item_factors_": "item factors q_i, items x factors (row = index in item_ids.json)",
-        "implicit_factors_": "implicit item factors y_j, items x factors",
-        "user_vectors_": "p_u + |N(u)|^-1/2 sum_j y_j, users x factors: the user vector that "
-        "predictions use, r = mu + b_u + b_i + user_vectors_[u] . item_factors_[i]",
-    }
+    """p_u + |N(u)|^-1/2 sum_j y_j, users x factors: the user vector that predictions use, r = mu +
+    b_u + b_i + user_vectors_[u] . item_factors_[i]"""
     # the exported user vectors are those the predictions use
     factor_attributes: ClassVar[dict[str, str]] = {
         **Recommender.factor_attributes,

@@ -33,7 +33,10 @@ class TruncatedSvd(Recommender[SvdConfig]):
         "item_factors": "right_",
     }
     user_axes: ClassVar[dict[str, int]] = {"left_": 0}
-    state_docs: ClassVar[dict[str, str]] = {"left_": "users x factors", "right_": "items x factors"}
+    left_: np.ndarray
+    """users x factors"""
+    right_: np.ndarray
+    """items x factors"""
 
     def _fit(self, data: Interactions, training: Training) -> None:
         u, s, vt = np.linalg.svd(data.matrix.toarray(), full_matrices=False)

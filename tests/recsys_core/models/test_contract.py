@@ -274,9 +274,7 @@ def test_capabilities_are_declared_consistently(name):
     if caps.factor_scores:
         assert caps.fold_in == "factors"
     assert not caps.fitted_in_spark or caps.scored_in_spark
-    documented = set()
-    for klass in cls.__mro__:
-        documented.update(vars(klass).get("state_docs", {}))
+    documented = set(cls.state_docs())
     # every declared per-user array is a documented part of the fitted state
     assert set(cls.per_user_arrays()) - {
         "user_factors_",

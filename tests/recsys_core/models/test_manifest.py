@@ -4,7 +4,6 @@ import numpy as np
 import pandas as pd
 
 from recsys_core.models import create
-from recsys_core.models.manifest import state_docs
 from recsys_core.models.svdpp import SVDpp
 
 
@@ -32,6 +31,28 @@ def test_markdown_lists_every_array_and_how_to_load(tiny, tmp_path):
 
 
 def test_docs_merge_along_the_class_hierarchy():
-    docs = state_docs(SVDpp)
+    docs = SVDpp.state_docs()
     assert "seen_" in docs  # from Recommender
     assert docs["user_vectors_"].startswith("p_u + ")
+    # a docstring over several lines is one line of the manifest
+    assert "\n" not in docs["user_vectors_"] and "  " not in docs["user_vectors_"]
+    assert "config" not in docs and "capabilities" not in docs  # not fitted state
+
+
+def test_a_subclass_redocuments_an_inherited_attribute():
+    from recsys_core.models.biased_factors import BiasedFactors
+    from recsys_core.models.dp_als import DPALS
+
+    assert DPALS.state_docs()["user_factors_"] != BiasedFactors.state_docs()["user_factors_"]
+    assert "not part of the private release" in DPALS.state_docs()["user_factors_"]
+
+
+def test_a_state_docs_dict_is_refused_with_the_way_to_document():
+    import pytest
+
+    from recsys_core.models.base import Recommender
+
+    with pytest.raises(TypeError, match="docstring under its annotation"):
+
+        class Old(Recommender):  # noqa: F841
+            state_docs = {"mu_": "global mean"}  # type: ignore[assignment]
