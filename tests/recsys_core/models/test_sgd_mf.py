@@ -48,8 +48,9 @@ from recsys_core.models import create
 assert numba.get_num_threads() == 2, numba.get_num_threads()
 logging.basicConfig(level=logging.DEBUG, stream=sys.stdout, format="%(message)s")
 logging.getLogger().handlers[0].addFilter(lambda r: r.name == "recsys_core.models.sgd_mf")
-data = Interactions.from_frame(generate(config_for("tiny", seed=7)).interactions)
-params = {"factors": 8, "epochs": 3}
+profile, factors, epochs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+data = Interactions.from_frame(generate(config_for(profile, seed=7)).interactions)
+params = {"factors": factors, "epochs": epochs}
 numba.set_num_threads(1)
 one = create("sgd-mf", params).fit(data)
 numba.set_num_threads(2)
@@ -60,12 +61,14 @@ print("EQUAL")
 """
 
 
-def test_parallel_epochs_give_the_factors_of_the_serial_ones():
-    # the parallel path normally starts at 300k ratings; the setting brings it down to the tiny
-    # fixture, so that 1 and 2 threads (serial and parallel epochs) can be compared
+@pytest.mark.parametrize(("profile", "factors", "epochs"), [("tiny", 8, 3), ("100k", 100, 5)])
+def test_parallel_epochs_give_the_factors_of_the_serial_ones(profile, factors, epochs):
+    # the parallel path normally starts at 300k ratings; the setting brings it down to these
+    # shapes, so that 1 and 2 threads (serial and parallel epochs) can be compared; 100k ratings
+    # and 5 epochs is where a difference was once reported (not reproduced)
     env = {**os.environ, "NUMBA_NUM_THREADS": "2", PARALLEL_MIN_RATINGS_ENV: "0"}
     done = subprocess.run(
-        [sys.executable, "-c", _PARALLEL_FIT_CHECK],
+        [sys.executable, "-c", _PARALLEL_FIT_CHECK, profile, str(factors), str(epochs)],
         env=env,
         capture_output=True,
         text=True,
