@@ -47,6 +47,9 @@ class Refit:
 def refit_model(feats: Features, spec: ModelSpec, folder: str) -> Refit:
     """Fit the model of ``spec`` again, same hyperparameters, on train and test together."""
     data, rows = feats.full_set()
+    # what the refit saw, taken before the fit: the frame is then let go, not held beside it
+    data_digest, n_rows = digest(rows), len(rows)
+    del rows
     started = time.perf_counter()
     rec = spec.create().fit(data)
     seconds = time.perf_counter() - started
@@ -54,12 +57,12 @@ def refit_model(feats: Features, spec: ModelSpec, folder: str) -> Refit:
     logger().info(
         "refit %s on all %d rows of the split (%d users, %d items) in %.1fs",
         spec.name,
-        len(rows),
+        n_rows,
         data.n_users,
         data.n_items,
         seconds,
     )
-    return Refit(str(out), digest(rows), len(rows), seconds)
+    return Refit(str(out), data_digest, n_rows, seconds)
 
 
 @contextlib.contextmanager

@@ -38,10 +38,14 @@ class Features:
 
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The train and test parts (copies: a caller may change its own)."""
+        train, test = self._frames()
+        return train.copy(), test.copy()
+
+    def _frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The parts as read, shared: for the readers here, which change nothing."""
         if "frames" not in self._read:
             self._read["frames"] = pd.read_parquet(self.train_path), pd.read_parquet(self.test_path)
-        train, test = self._read["frames"]
-        return train.copy(), test.copy()
+        return self._read["frames"]
 
     def item_meta(self) -> pd.DataFrame | None:
         if "items" not in self._read:
@@ -66,8 +70,7 @@ class Features:
         a model is refit on once the gate has passed (``refit_full``)."""
         from recsys_core.data.duplicates import resolve_duplicates
 
-        train, test = self.frames()
-        both = pd.concat([train, test], ignore_index=True)
+        both = pd.concat(self._frames(), ignore_index=True)  # a new frame: no copies first
         return resolve_duplicates(both, "latest", origin="the split")[0]
 
     def full_set(self) -> tuple[Interactions, pd.DataFrame]:

@@ -25,6 +25,24 @@ def test_digest_is_stable_for_equal_content(collected):
     assert len(snapshot.digest(frame)) == 64
 
 
+def test_digest_in_parts_is_the_digest_of_the_whole_table(collected, monkeypatch):
+    # the digest names snapshots already written: hashing in parts must not change it
+    import hashlib
+
+    frame = collected.interactions
+    whole = hashlib.sha256(",".join(frame.columns).encode())
+    whole.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    monkeypatch.setattr(snapshot, "_DIGEST_ROWS", 10)  # many parts, the last one short
+    assert len(frame) % 10
+    assert snapshot.digest(frame) == whole.hexdigest()
+    monkeypatch.setattr(snapshot, "_DIGEST_ROWS", 1 << 20)
+    assert snapshot.digest(frame) == whole.hexdigest()
+    assert (
+        snapshot.digest(frame.iloc[:0])
+        == hashlib.sha256(",".join(frame.columns).encode()).hexdigest()
+    )
+
+
 def test_digest_changes_with_one_rating(collected):
     frame = collected.interactions
     changed = frame.copy()
