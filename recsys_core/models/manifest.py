@@ -140,10 +140,8 @@ def privacy_section(
 ) -> dict[str, Any]:
     """What the model's differential-privacy guarantee covers, and every stored array, scalar,
     id file and table it does not, with the reason (``Recommender.private_release``)."""
-    from recsys_core.models.base import merged_user_axes
-
     covered = model.private_release or frozenset()
-    per_user = merged_user_axes(type(model))
+    per_user = model.per_user_arrays()
     record = getattr(model, "privacy_", {})
     outside: list[dict[str, str]] = []
     for name in [e["name"] for e in entries] + sorted(scalars):
