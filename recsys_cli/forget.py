@@ -38,13 +38,9 @@ def forget(
 ) -> None:
     """Forget a user: delete their events, tombstone them for every later collection, drop
     them from every registered version and snapshot, tell the service; audited."""
-    import os
-
     from recsys_core.privacy.forget import forget_user
     from recsys_core.tracking import mlflow_run
 
-    # one bar per downloaded folder would bury the report
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow_run.configure()
     report = forget_user(
         user, reason=reason, url=url, data_dir=data_dir, registered_models=registered_model or None

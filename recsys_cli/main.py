@@ -23,9 +23,12 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# one bar per downloaded folder (registering a model, forgetting a user) would bury the output
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import gc
 import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -41,6 +44,13 @@ from recsys_core.redaction import redact
 from recsys_core.settings import get_settings
 
 load_dotenv(Path.cwd() / ".env", override=False)
+
+# MLflow imports PySpark wherever it is installed (the spark extra), and PySpark warns on import
+# that it does not fully support pandas 3: recsys's Spark path is tested with the pandas it pins
+# (tests/recsys_core/spark), and the warning would otherwise open every training run's output
+warnings.filterwarnings(
+    "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+)
 
 
 class RecsysGroup(TyperGroup):

@@ -8,7 +8,9 @@ Input: a frame with a ``user`` column and, to score pairs, an ``item`` column.
   the top ``k`` unseen items per user; unknown users get the most popular items.
 
 The artifact ``model_dir`` holds the model as saved by ``Recommender.save`` (factors, biases,
-id vocabularies, training matrix); the library's own code travels with it (``code_paths``), and
+id vocabularies, training matrix); the wrapper is logged as code (``pyfunc_code.py``, MLflow's
+models from code), so loading a version unpickles nothing; the library's own code travels with
+it (``code_paths``), and
 its pip requirements are the core libraries and what its families declare they import
 (:func:`pip_requirements`).
 """
@@ -172,7 +174,8 @@ def log_saved(
         flavor=mlflow.pyfunc,
         run_id=run_id,
         model_id=logged.model_id,
-        python_model=RecommenderPyfunc(),
+        # models from code: loading runs pyfunc_code.py, nothing is unpickled
+        python_model=str(Path(__file__).with_name("pyfunc_code.py")),
         artifacts={ARTIFACT_KEY: str(model_dir)},
         code_paths=[str(Path(recsys_core.__file__).parent)],
         signature=signature(),

@@ -87,7 +87,6 @@ ALLOWED = {
     # BLAS threads and telemetry switches set for the libraries, before they load
     "recsys_cli/main.py": "sets variables for the libraries it loads",
     "recsys_cli/prefect_console.py": "sets Prefect's own settings before Prefect reads them",
-    "recsys_cli/forget.py": "sets MLflow's progress-bar variable",
     "recsys_cli/serve.py": "sets MLflow's and prometheus-client's variables, and "
     "RECSYS_SERVE_AUTH=false after --no-auth, for the workers it starts",
     "recsys_core/validation/suite.py": "sets Great Expectations' analytics switch",

@@ -51,6 +51,28 @@ def test_a_saved_model_is_logged_into_its_runs_experiment(store, tiny_model_dir)
     assert got.equals(expected)
 
 
+def test_the_logged_model_is_code_not_a_pickle(store, tiny_model_dir):
+    # MLflow's models from code: loading runs pyfunc_code.py; no python_model.pkl to unpickle
+    run_id = mlflow_run.start_run("pyfunc-test", "r")
+    info = pyfunc.log_saved(tiny_model_dir, run_id)
+    folder = Path(mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(store / "dl")))
+    assert (folder / "pyfunc_code.py").is_file()
+    assert not list(folder.rglob("*.pkl"))
+    flavor = info.flavors["python_function"]
+    assert flavor["loader_module"] == "mlflow.pyfunc.loaders.code_model"
+    assert "python_model" not in flavor  # the key of a pickled wrapper
+    # a fresh process loads it from the downloaded folder alone, and scores
+    code = (
+        "import sys, mlflow; m = mlflow.pyfunc.load_model(sys.argv[1]); "
+        "print(type(m.unwrap_python_model()).__name__, m.unwrap_python_model().model.name)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(folder)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["RecommenderPyfunc", Recommender.load(tiny_model_dir).name]
+
+
 def test_logging_without_a_run_is_refused(store, tiny_model_dir):
     with pytest.raises(TrackingError, match="pass run_id or start a run"):
         pyfunc.log_saved(tiny_model_dir)
