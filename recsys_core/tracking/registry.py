@@ -128,9 +128,32 @@ def register(
         model_id=model_id,
     )
     _wait_ready(name, mv.version)
+    if model_id is not None:
+        _link_logged_model(model_id, name, str(mv.version))
     if alias is not None:
         c.set_registered_model_alias(name, alias, mv.version)
     return VersionRef(name, str(mv.version), run_id)
+
+
+def _link_logged_model(model_id: str, name: str, version: str) -> None:
+    """Record the new version on its logged model (the tag ``mlflow.modelVersions``, as
+    ``mlflow.register_model`` does; the client's ``create_model_version`` does not): the MLflow
+    UI's model page then shows the model registered and links to its versions. A failure only
+    loses that link, never the version."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
+
+    c = _client()
+    try:
+        tags = c.get_logged_model(model_id).tags
+        linked = json.loads(tags.get(MLFLOW_MODEL_VERSIONS) or "[]")
+        entry = {"name": name, "version": version}
+        if entry not in linked:  # a retried registration links once
+            c.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps([*linked, entry])})
+    except (MlflowException, ValueError) as exc:
+        log.warning(
+            "version %s of %s not linked to its logged model %s: %s", version, name, model_id, exc
+        )
 
 
 def _wait_ready(name: str, version: str, timeout: float = 120.0) -> None:

@@ -45,6 +45,22 @@ def test_register_promote_rollback(new_version):
         registry.rollback("regtest", alias=RATING)
 
 
+def test_a_version_is_linked_from_its_logged_model(store, tiny_model_dir):
+    # what the MLflow UI's model page reads to show the model registered and link its versions
+    import json
+
+    from recsys_core.tracking import mlflow_run, pyfunc
+
+    run_id = mlflow_run.start_run("reg-test", "r")
+    info = pyfunc.log_saved(tiny_model_dir, run_id)
+    ref = registry.register("linked", info.model_uri, run_id, {}, model_id=info.model_id)
+    tags = MlflowClient().get_logged_model(info.model_id).tags
+    assert json.loads(tags["mlflow.modelVersions"]) == [{"name": "linked", "version": ref.version}]
+    registry._link_logged_model(info.model_id, "linked", ref.version)  # a retry links once
+    tags = MlflowClient().get_logged_model(info.model_id).tags
+    assert len(json.loads(tags["mlflow.modelVersions"])) == 1
+
+
 def test_rollback_without_champion(store):
     with pytest.raises(RecsysError, match="no champion"):
         registry.rollback("nothing-here", alias=RATING)
