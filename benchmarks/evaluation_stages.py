@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 
 def generate(
@@ -59,7 +58,8 @@ def generate(
     frame[test].reset_index(drop=True).to_parquet(folder / "test.parquet")
 
 
-def stages(folder: Path, model_name: str) -> dict:
+def stages(folder: Path, model_name: str, text_ids: bool = False) -> dict:
+    from recsys_core.data.files import read_table
     from recsys_core.evaluation.evaluate import evaluate
     from recsys_core.features.matrix import Interactions
     from recsys_core.models import create
@@ -68,8 +68,10 @@ def stages(folder: Path, model_name: str) -> dict:
     params = {"factors": 64} if model_name == "sgd-mf" else {}
     st: dict[str, float] = {}
     t = time.perf_counter()
-    train = pd.read_parquet(folder / "train.parquet")
-    test = pd.read_parquet(folder / "test.parquet")
+    # as recsys evaluate reads them: the ids as categoricals (codes from Parquet's dictionaries),
+    # or, with --text-ids, as the text the earlier code read
+    train = read_table(folder / "train.parquet", categorical_ids=not text_ids)
+    test = read_table(folder / "test.parquet", categorical_ids=not text_ids)
     st["read"] = time.perf_counter() - t
     t = time.perf_counter()
     data = Interactions.from_frame(train)
@@ -114,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default=None, help="a synthetic preset (25m) instead of the shape")
     ap.add_argument("--test-rows", type=int, default=None, help="this many random test rows")
     ap.add_argument("--all", action="store_true", help="also write all.parquet (every row)")
+    ap.add_argument(
+        "--text-ids", action="store_true", help="read the ids as text (the earlier code's way)"
+    )
     args = ap.parse_args(argv)
     if args.generate:
         generate(
@@ -129,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.folder is None:
         ap.error("give the folder of train.parquet and test.parquet")
-    print(json.dumps(stages(args.folder, args.model)))
+    print(json.dumps({**stages(args.folder, args.model, args.text_ids), "text_ids": args.text_ids}))
     return 0
 
 
