@@ -367,6 +367,12 @@ class Recommender(ABC, Generic[C]):
         report a validation curve, ``callback`` is called after each epoch."""
         if len(data) == 0:
             raise ConfigError("cannot fit on an empty interaction set")
+        if self.capabilities.needs_item_metadata and data.item_meta is None:
+            raise ConfigError(
+                f"{self.name} needs item metadata (item, title, genres): train on a source that "
+                "has it (a MovieLens release or the synthetic data; a ratings file alone has "
+                "none), build the Interactions with item_meta=..., or choose a collaborative model"
+            )
         self.user_vocab_ = data.users
         self.item_vocab_ = data.items
         self.seen_ = data.matrix

@@ -35,7 +35,6 @@ import pandas as pd
 import scipy.sparse as sp
 from pydantic import Field
 
-from recsys_core.exceptions import ConfigError
 from recsys_core.features.matrix import Interactions
 from recsys_core.models import hyperparameters as hp
 from recsys_core.models.base import Capabilities, ModelConfig
@@ -92,11 +91,7 @@ class Content(BaselineEstimates[ContentConfig]):
 
     def _fit(self, data: Interactions, training: Training) -> None:
         cfg = self.config
-        if data.item_meta is None:
-            raise ConfigError(
-                "the content model needs item metadata (item, title, genres); build the "
-                "Interactions with item_meta=... or choose a collaborative model"
-            )
+        assert data.item_meta is not None  # the base class refuses data without (capabilities)
         # imported here: scikit-learn takes a second or more to import, and every command that
         # loads the model registry would pay it (content is one model among many)
         from sklearn.feature_extraction.text import TfidfVectorizer

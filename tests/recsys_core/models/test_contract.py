@@ -311,5 +311,5 @@ def test_declared_capabilities_hold(fitted, tiny):
             assert value.shape[axis] == model.n_users, (name, attr)
     if caps.needs_item_metadata:
         bare = Interactions.from_frame(tiny.train)
-        with pytest.raises(ConfigError, match="metadata"):
+        with pytest.raises(ConfigError, match=f"^{name} needs item metadata"):
             create(name).fit(bare)
