@@ -10,9 +10,8 @@ Input: a frame with a ``user`` column and, to score pairs, an ``item`` column.
 The artifact ``model_dir`` holds the model as saved by ``Recommender.save`` (factors, biases,
 id vocabularies, training matrix); the wrapper is logged as code (``pyfunc_code.py``, MLflow's
 models from code), so loading a version unpickles nothing; the library's own code travels with
-it (``code_paths``), and
-its pip requirements are the core libraries and what its families declare they import
-(:func:`pip_requirements`).
+it (``code_paths``), and its pip requirements are the core libraries and what its families
+declare they import (:func:`pip_requirements`).
 """
 
 from __future__ import annotations
