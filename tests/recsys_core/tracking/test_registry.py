@@ -61,6 +61,27 @@ def test_a_version_is_linked_from_its_logged_model(store, tiny_model_dir):
     assert len(json.loads(tags["mlflow.modelVersions"])) == 1
 
 
+def test_a_failed_link_keeps_the_version_and_its_alias(store, tiny_model_dir, monkeypatch, caplog):
+    # the link is for the UI: a tracking server that refuses the tag loses only the link
+    from mlflow.exceptions import MlflowException
+
+    from recsys_core.tracking import mlflow_run, pyfunc
+
+    run_id = mlflow_run.start_run("reg-test", "r")
+    info = pyfunc.log_saved(tiny_model_dir, run_id)
+
+    def refuse(self, model_id, tags):
+        raise MlflowException("the server refused the tag")
+
+    monkeypatch.setattr(MlflowClient, "set_logged_model_tags", refuse)
+    with caplog.at_level("WARNING", logger="recsys_core.tracking.registry"):
+        ref = registry.register("unlinked", info.model_uri, run_id, {}, model_id=info.model_id)
+    assert "not linked to its logged model" in caplog.text
+    found = MlflowClient().get_model_version_by_alias("unlinked", registry.CHALLENGER)
+    assert str(found.version) == ref.version
+    assert "mlflow.modelVersions" not in MlflowClient().get_logged_model(info.model_id).tags
+
+
 def test_rollback_without_champion(store):
     with pytest.raises(RecsysError, match="no champion"):
         registry.rollback("nothing-here", alias=RATING)
